@@ -1,0 +1,3 @@
+//! Tables owned by the accounts subgraph.
+
+pub mod account;

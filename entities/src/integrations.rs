@@ -1,0 +1,5 @@
+//! Tables owned by the integrations subgraph.
+
+pub mod external_ref;
+pub mod integration;
+pub mod webhook_endpoint;

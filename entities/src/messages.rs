@@ -1,0 +1,5 @@
+//! Tables owned by the messages subgraph.
+
+pub mod message;
+pub mod thread;
+pub mod thread_participant;

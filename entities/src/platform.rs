@@ -1,0 +1,3 @@
+//! Platform tables written by every subgraph (the audit trail).
+
+pub mod audit_event;

@@ -1,0 +1,26 @@
+//! Table `report_definitions`.
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `report_definitions`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "report_definitions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub format: String,
+    pub schedule: Option<String>,
+    pub parameters: Json,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,43 @@
+//! Database migrations for every Portal table, on SQLite and PostgreSQL.
+//!
+//! Each domain owns its migrations; migrations never import `portal-entities` (table
+//! definitions here are frozen history), and an applied migration is never edited —
+//! changes come as new migrations.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_platform;
+mod m0002_identity;
+mod m0003_accounts;
+mod m0004_reports;
+mod m0005_messages;
+mod m0006_integrations;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// All migrations in the order they apply.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_platform::Migration),
+            Box::new(m0002_identity::Migration),
+            Box::new(m0003_accounts::Migration),
+            Box::new(m0004_reports::Migration),
+            Box::new(m0005_messages::Migration),
+            Box::new(m0006_integrations::Migration),
+        ]
+    }
+}
+
+/// A `(tenant_id, <column>)` index, the access path of nearly every tenant-scoped query.
+pub(crate) fn tenant_index(table: &'static str, column: &'static str) -> IndexCreateStatement {
+    Index::create()
+        .name(format!("ix_{table}_tenant_{column}"))
+        .table(table)
+        .col("tenant_id")
+        .col(column)
+        .to_owned()
+}

@@ -1,0 +1,114 @@
+//! Identity rules: what a valid email, display name, role name or status is.
+//! Pure functions over plain values; no GraphQL, HTTP or database types.
+
+use portal_kit::{ApiError, ApiResult};
+
+/// Lifecycle of a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Invited, has not signed in yet.
+    Invited,
+    /// May sign in.
+    Active,
+    /// Deactivated: may not sign in.
+    Disabled,
+}
+
+impl UserStatus {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invited => "INVITED",
+            Self::Active => "ACTIVE",
+            Self::Disabled => "DISABLED",
+        }
+    }
+
+    /// Parses the storage form; unknown values read as `Disabled` (fail closed).
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "INVITED" => Self::Invited,
+            "ACTIVE" => Self::Active,
+            _ => Self::Disabled,
+        }
+    }
+}
+
+/// A normalized, validated email address (trimmed, lower-cased).
+pub fn email(field: &'static str, raw: &str) -> ApiResult<String> {
+    let value = raw.trim().to_lowercase();
+    let valid = value.len() <= 320
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        })
+        && !value.chars().any(char::is_whitespace);
+    if valid {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(field, "must be an email address"))
+    }
+}
+
+/// A role name: 2–64 characters of `a-z`, `0-9` and `_`, starting with a letter.
+pub fn role_name(field: &'static str, raw: &str) -> ApiResult<String> {
+    let value = raw.trim();
+    let valid = (2..=64).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be 2-64 characters of a-z, 0-9 and _, starting with a letter",
+        ))
+    }
+}
+
+/// A tenant slug: 3–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.
+pub fn slug(field: &'static str, raw: &str) -> ApiResult<String> {
+    let value = raw.trim();
+    let valid = (3..=63).contains(&value.len())
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be 3-63 characters of a-z, 0-9 and -, not starting or ending with -",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_garbage_is_refused() {
+        assert_eq!(email("e", "  Ada@Example.COM ").ok().as_deref(), Some("ada@example.com"));
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "a@b@c.com"] {
+            assert!(email("e", bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn role_names_and_slugs_have_a_strict_alphabet() {
+        assert!(role_name("r", "billing_admin").is_ok());
+        assert!(role_name("r", "Billing").is_err());
+        assert!(role_name("r", "1admin").is_err());
+        assert!(slug("s", "acme-corp").is_ok());
+        assert!(slug("s", "-acme").is_err());
+        assert!(slug("s", "ac").is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! Identity's GraphQL surface: `Tenant`, `User @key(fields: "id")`, `Role`, the `me`,
+//! `user`, `users` and `roles` queries and the create/update mutations.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{
+    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema,
+    SimpleObject,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use portal_entities::identity::{role, tenant, user};
+use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::error::MaskInternalErrors;
+use portal_kit::input;
+use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::{ApiError, ApiResult};
+
+use crate::domain::{self, UserStatus};
+use crate::store;
+
+/// The identity subgraph's executable schema.
+pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection) -> IdentitySchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .extension(MaskInternalErrors)
+        .data(DataLoader::new(UserLoader { db: db.clone() }, tokio::spawn))
+        .data(DataLoader::new(RolesLoader { db: db.clone() }, tokio::spawn))
+        .data(db)
+        .finish()
+}
+
+/// A customer organisation; every other object belongs to exactly one tenant.
+#[derive(SimpleObject)]
+pub struct Tenant {
+    /// Stable id.
+    pub id: ID,
+    /// URL-safe unique name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// When the tenant was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<tenant::Model> for Tenant {
+    fn from(row: tenant::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            slug: row.slug,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Lifecycle of a user.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "UserStatus")]
+pub enum UserStatusGql {
+    /// Invited, has not signed in yet.
+    Invited,
+    /// May sign in.
+    Active,
+    /// Deactivated.
+    Disabled,
+}
+
+impl From<UserStatus> for UserStatusGql {
+    fn from(status: UserStatus) -> Self {
+        match status {
+            UserStatus::Invited => Self::Invited,
+            UserStatus::Active => Self::Active,
+            UserStatus::Disabled => Self::Disabled,
+        }
+    }
+}
+
+impl From<UserStatusGql> for UserStatus {
+    fn from(status: UserStatusGql) -> Self {
+        match status {
+            UserStatusGql::Invited => Self::Invited,
+            UserStatusGql::Active => Self::Active,
+            UserStatusGql::Disabled => Self::Disabled,
+        }
+    }
+}
+
+/// A person who signs in to the portal.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct User {
+    /// Stable id.
+    pub id: ID,
+    /// Sign-in email, unique within the tenant.
+    pub email: String,
+    /// Name shown to other users.
+    pub display_name: String,
+    /// Lifecycle status.
+    pub status: UserStatusGql,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    uuid: Uuid,
+    #[graphql(skip)]
+    tenant_id: Uuid,
+}
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            email: row.email,
+            display_name: row.display_name,
+            status: UserStatus::from_db(&row.status).into(),
+            created_at: row.created_at,
+            uuid: row.id,
+            tenant_id: row.tenant_id,
+        }
+    }
+}
+
+impl Node for User {
+    fn cursor_id(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+#[ComplexObject]
+impl User {
+    /// The tenant the user belongs to.
+    async fn tenant(&self, ctx: &Context<'_>) -> ApiResult<Tenant> {
+        Ok(store::tenant(db(ctx)?, self.tenant_id).await?.into())
+    }
+
+    /// Roles the user holds in its tenant.
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+        let loader = ctx
+            .data_unchecked::<DataLoader<RolesLoader>>()
+            .load_one((self.tenant_id, self.uuid))
+            .await?;
+        Ok(loader.unwrap_or_default().into_iter().map(Role::from).collect())
+    }
+}
+
+portal_kit::connection!(UserConnection, UserEdge, User);
+
+/// A named set of permissions within a tenant (enforced by the gateway's policies).
+#[derive(SimpleObject, Clone)]
+pub struct Role {
+    /// Stable id.
+    pub id: ID,
+    /// Unique name within the tenant, e.g. `billing_admin`.
+    pub name: String,
+    /// What the role is for.
+    pub description: String,
+}
+
+impl From<role::Model> for Role {
+    fn from(row: role::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            name: row.name,
+            description: row.description,
+        }
+    }
+}
+
+/// Batches user lookups by `(tenant, id)` into one query per batch.
+pub struct UserLoader {
+    db: DatabaseConnection,
+}
+
+impl Loader<(Uuid, Uuid)> for UserLoader {
+    type Value = user::Model;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<HashMap<(Uuid, Uuid), user::Model>, Self::Error> {
+        let mut found = HashMap::new();
+        for tenant_id in distinct_tenants(keys) {
+            let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
+            let rows = store::users_by_ids(&self.db, tenant_id, ids)
+                .await?;
+            found.extend(rows.into_iter().map(|(id, row)| ((tenant_id, id), row)));
+        }
+        Ok(found)
+    }
+}
+
+/// Batches role lookups of users by `(tenant, user id)`.
+pub struct RolesLoader {
+    db: DatabaseConnection,
+}
+
+impl Loader<(Uuid, Uuid)> for RolesLoader {
+    type Value = Vec<role::Model>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<HashMap<(Uuid, Uuid), Vec<role::Model>>, Self::Error> {
+        let mut found = HashMap::new();
+        for tenant_id in distinct_tenants(keys) {
+            let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
+            let rows = store::roles_of_users(&self.db, tenant_id, ids)
+                .await?;
+            found.extend(rows.into_iter().map(|(id, roles)| ((tenant_id, id), roles)));
+        }
+        Ok(found)
+    }
+}
+
+fn distinct_tenants(keys: &[(Uuid, Uuid)]) -> Vec<Uuid> {
+    let mut tenants: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    tenants
+}
+
+/// Identity queries.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user, or null for anonymous callers and service accounts.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let actor = actor(ctx);
+        let (Some(tenant_id), Some(id)) = (actor.tenant_id, actor.id) else {
+            return Ok(None);
+        };
+        let found = ctx
+            .data_unchecked::<DataLoader<UserLoader>>()
+            .load_one((tenant_id, id))
+            .await?;
+        Ok(found.map(User::from))
+    }
+
+    /// The caller's tenant.
+    async fn tenant(&self, ctx: &Context<'_>) -> ApiResult<Tenant> {
+        Ok(store::tenant(db(ctx)?, tenant_of(ctx)?).await?.into())
+    }
+
+    /// One user of the caller's tenant, or null.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+        let id = input::id("id", &id)?;
+        load_user(ctx, id).await
+    }
+
+    /// Users of the caller's tenant, oldest first.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<UserConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let rows = store::list_users(db(ctx)?, tenant_of(ctx)?, page).await?;
+        Ok(rows.map(User::from).into())
+    }
+
+    /// Roles defined in the caller's tenant.
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+        let rows = store::list_roles(db(ctx)?, tenant_of(ctx)?).await?;
+        Ok(rows.into_iter().map(Role::from).collect())
+    }
+
+    /// Federation entity resolver for `User`: null outside the caller's tenant.
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        load_user(ctx, id).await
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
+    let tenant_id = tenant_of(ctx)?;
+    let found = ctx
+        .data_unchecked::<DataLoader<UserLoader>>()
+        .load_one((tenant_id, id))
+        .await?;
+    Ok(found.map(User::from))
+}
+
+/// Input of `createUser`.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Sign-in email, unique within the tenant.
+    pub email: String,
+    /// Name shown to other users.
+    pub display_name: String,
+}
+
+/// Input of `updateUser`; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New status (`DISABLED` deactivates the user).
+    pub status: Option<UserStatusGql>,
+}
+
+/// Input of `createRole`.
+#[derive(InputObject)]
+pub struct CreateRoleInput {
+    /// Unique name: a-z, 0-9 and _.
+    pub name: String,
+    /// What the role is for.
+    pub description: String,
+}
+
+/// Input of `updateRole`.
+#[derive(InputObject)]
+pub struct UpdateRoleInput {
+    /// New description.
+    pub description: String,
+}
+
+/// Input of `updateTenant`.
+#[derive(InputObject)]
+pub struct UpdateTenantInput {
+    /// New display name.
+    pub name: String,
+}
+
+/// Identity mutations. Each validates all input before writing anything and records an
+/// audit event in the same transaction as the change.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Invites a user into the caller's tenant.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
+        let new = store::NewUser {
+            email: domain::email("input.email", &input.email)?,
+            display_name: input::text("input.displayName", &input.display_name, 200)?,
+        };
+        Ok(store::create_user(db(ctx)?, actor(ctx), meta(ctx), new).await?.into())
+    }
+
+    /// Changes a user's display name or status.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> ApiResult<User> {
+        let id = input::id("id", &id)?;
+        let changes = store::UserChanges {
+            display_name: input
+                .display_name
+                .map(|name| input::text("input.displayName", &name, 200))
+                .transpose()?,
+            status: input.status.map(UserStatus::from),
+        };
+        Ok(store::update_user(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?.into())
+    }
+
+    /// Defines a role in the caller's tenant.
+    async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> ApiResult<Role> {
+        let name = domain::role_name("input.name", &input.name)?;
+        let description = input::text("input.description", &input.description, 500)?;
+        Ok(store::create_role(db(ctx)?, actor(ctx), meta(ctx), name, description).await?.into())
+    }
+
+    /// Changes a role's description.
+    async fn update_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateRoleInput,
+    ) -> ApiResult<Role> {
+        let id = input::id("id", &id)?;
+        let description = input::text("input.description", &input.description, 500)?;
+        Ok(store::update_role(db(ctx)?, actor(ctx), meta(ctx), id, description).await?.into())
+    }
+
+    /// Renames the caller's tenant.
+    async fn update_tenant(&self, ctx: &Context<'_>, input: UpdateTenantInput) -> ApiResult<Tenant> {
+        let name = input::text("input.name", &input.name, 200)?;
+        Ok(store::rename_tenant(db(ctx)?, actor(ctx), meta(ctx), name).await?.into())
+    }
+}

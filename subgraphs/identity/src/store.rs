@@ -1,0 +1,272 @@
+//! Identity persistence. Every function takes the tenant and filters by it: a row of
+//! another tenant is indistinguishable from a missing row.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::identity::{role, tenant, user, user_role};
+use portal_kit::audit::AuditEvent;
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::UserStatus;
+
+/// Validated fields of a new user.
+pub struct NewUser {
+    /// Normalized email.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// Validated changes to a user; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserChanges {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New status.
+    pub status: Option<UserStatus>,
+}
+
+/// The tenant `tenant_id`.
+pub async fn tenant(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<tenant::Model> {
+    tenant::Entity::find_by_id(tenant_id)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("tenant"))
+}
+
+/// Renames the tenant.
+pub async fn rename_tenant(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    name: String,
+) -> ApiResult<tenant::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = tenant::Entity::find_by_id(tenant_id)
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    let before = current.name.clone();
+    let mut active: tenant::ActiveModel = current.into();
+    active.name = Set(name.clone());
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    AuditEvent::success("tenant.update", "tenant", tenant_id)
+        .with_details(json!({ "name": { "before": before, "after": name } }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// One user of the tenant.
+pub async fn user(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> ApiResult<user::Model> {
+    user::Entity::find_by_id(id)
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("user"))
+}
+
+/// Users of the tenant among `ids`, in one query.
+pub async fn users_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, user::Model>> {
+    let rows = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the tenant's users.
+pub async fn list_users(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<user::Model>> {
+    let select = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, user::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Creates a user in the actor's tenant (status `INVITED`).
+pub async fn create_user(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewUser,
+) -> ApiResult<user::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        email: Set(new.email),
+        display_name: Set(new.display_name),
+        status: Set(UserStatus::Invited.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("user.create", "user", created.id)
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Applies `changes` to a user of the actor's tenant.
+pub async fn update_user(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: UserChanges,
+) -> ApiResult<user::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = user(&txn, tenant_id, id).await?;
+    let before = json!({ "displayName": current.display_name, "status": current.status });
+    let mut active: user::ActiveModel = current.into();
+    if let Some(name) = changes.display_name {
+        active.display_name = Set(name);
+    }
+    if let Some(status) = changes.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let after = json!({ "displayName": updated.display_name, "status": updated.status });
+    AuditEvent::success("user.update", "user", id)
+        .with_details(json!({ "before": before, "after": after }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// The tenant's roles, by name.
+pub async fn list_roles(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<Vec<role::Model>> {
+    role::Entity::find()
+        .filter(role::Column::TenantId.eq(tenant_id))
+        .order_by_asc(role::Column::Name)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// Roles held by each of `user_ids` (tenant-scoped), in two queries.
+pub async fn roles_of_users(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    user_ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, Vec<role::Model>>> {
+    let links = user_role::Entity::find()
+        .filter(user_role::Column::TenantId.eq(tenant_id))
+        .filter(user_role::Column::UserId.is_in(user_ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let roles: HashMap<Uuid, role::Model> = role::Entity::find()
+        .filter(role::Column::TenantId.eq(tenant_id))
+        .filter(role::Column::Id.is_in(links.iter().map(|link| link.role_id)))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .into_iter()
+        .map(|role| (role.id, role))
+        .collect();
+    let mut by_user: HashMap<Uuid, Vec<role::Model>> = HashMap::new();
+    for link in links {
+        if let Some(role) = roles.get(&link.role_id) {
+            by_user.entry(link.user_id).or_default().push(role.clone());
+        }
+    }
+    for list in by_user.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(by_user)
+}
+
+/// Creates a role in the actor's tenant.
+pub async fn create_role(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    name: String,
+    description: String,
+) -> ApiResult<role::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = role::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        name: Set(name),
+        description: Set(description),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("role.create", "role", created.id)
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Changes a role's description.
+pub async fn update_role(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    description: String,
+) -> ApiResult<role::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = role::Entity::find_by_id(id)
+        .filter(role::Column::TenantId.eq(tenant_id))
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("role"))?;
+    let before = current.description.clone();
+    let mut active: role::ActiveModel = current.into();
+    active.description = Set(description.clone());
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    AuditEvent::success("role.update", "role", id)
+        .with_details(json!({ "description": { "before": before, "after": description } }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}

@@ -1,0 +1,86 @@
+//! The authenticated caller of a request, as established by the gateway.
+//!
+//! Subgraphs never authenticate end users themselves: they trust the actor the gateway
+//! names (verified through [`crate::internal_token`] over HTTP, passed directly in process).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// What kind of principal is calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A signed-in human user.
+    User,
+    /// An integrator's service account (API key).
+    Service,
+    /// Nobody authenticated.
+    Anonymous,
+}
+
+/// The caller of one request: who, in which tenant, holding which roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Kind of principal.
+    pub kind: ActorKind,
+    /// The user or service account id; `None` for anonymous callers.
+    pub id: Option<Uuid>,
+    /// The tenant every read and write of this request is confined to.
+    pub tenant_id: Option<Uuid>,
+    /// Role names held in that tenant.
+    pub roles: Vec<String>,
+    /// The session the request belongs to, when there is one.
+    pub session_id: Option<Uuid>,
+}
+
+impl Actor {
+    /// The unauthenticated caller: belongs to no tenant and can read nothing tenant-scoped.
+    pub fn anonymous() -> Self {
+        Self {
+            kind: ActorKind::Anonymous,
+            id: None,
+            tenant_id: None,
+            roles: Vec::new(),
+            session_id: None,
+        }
+    }
+
+    /// A signed-in user of `tenant_id` holding `roles`.
+    pub fn user(id: Uuid, tenant_id: Uuid, roles: Vec<String>) -> Self {
+        Self {
+            kind: ActorKind::User,
+            id: Some(id),
+            tenant_id: Some(tenant_id),
+            roles,
+            session_id: None,
+        }
+    }
+
+    /// The tenant this actor is confined to, or `UNAUTHENTICATED` for anonymous callers.
+    pub fn tenant(&self) -> Result<Uuid, ApiError> {
+        self.tenant_id.ok_or(ApiError::Unauthenticated)
+    }
+
+    /// The acting principal's id, or `UNAUTHENTICATED` for anonymous callers.
+    pub fn principal(&self) -> Result<Uuid, ApiError> {
+        self.id.ok_or(ApiError::Unauthenticated)
+    }
+
+    /// Whether the actor holds `role` in its tenant.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Transport facts about a request, recorded in audit events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMeta {
+    /// The gateway's request id, for correlating logs and audit events.
+    pub request_id: Option<String>,
+    /// The client's address as the gateway saw it.
+    pub source_ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+}

@@ -1,0 +1,73 @@
+//! The append-only audit trail: one row per state change, written in the same
+//! transaction as the change it records, so an acknowledged change always has its event.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use serde_json::Value;
+use uuid::Uuid;
+
+use portal_entities::platform::audit_event;
+
+use crate::actor::{Actor, ActorKind, RequestMeta};
+use crate::error::ApiError;
+
+/// One audit event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<Uuid>,
+    outcome: &'static str,
+    details: Option<Value>,
+}
+
+impl AuditEvent {
+    /// A successful `action` (e.g. `account.create`) on the `target_type` object `target_id`.
+    pub fn success(action: &'static str, target_type: &'static str, target_id: Uuid) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id: Some(target_id),
+            outcome: "success",
+            details: None,
+        }
+    }
+
+    /// Attaches non-secret details (for updates: the changed fields before and after).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Writes the event through `db` (pass the transaction that makes the change).
+    pub async fn record<C: ConnectionTrait>(
+        self,
+        db: &C,
+        actor: &Actor,
+        meta: &RequestMeta,
+    ) -> Result<(), ApiError> {
+        let kind = match actor.kind {
+            ActorKind::User => "user",
+            ActorKind::Service => "service",
+            ActorKind::Anonymous => "anonymous",
+        };
+        audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(actor.tenant_id),
+            actor_kind: Set(kind.to_owned()),
+            actor_id: Set(actor.id),
+            action: Set(self.action.to_owned()),
+            target_type: Set(self.target_type.to_owned()),
+            target_id: Set(self.target_id),
+            outcome: Set(self.outcome.to_owned()),
+            request_id: Set(meta.request_id.clone()),
+            source_ip: Set(meta.source_ip.clone()),
+            details: Set(self.details),
+            created_at: Set(Utc::now()),
+        }
+        .insert(db)
+        .await
+        .map_err(ApiError::from_db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! Cursor pagination (Relay-style connections) shared by every subgraph.
+//!
+//! Rows are paged by their primary key, a time-ordered UUIDv7, so a cursor is the last id
+//! seen and "next page" is a keyset range scan: stable under concurrent inserts and cheap
+//! at any depth. Cursors are opaque to clients (base64url of the id).
+
+use async_graphql::SimpleObject;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Page size when the client does not ask for one.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// Pagination facts of one page, identical in every subgraph (hence shareable).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(shareable)]
+pub struct PageInfo {
+    /// Whether another page follows this one.
+    pub has_next_page: bool,
+    /// Cursor of the last edge; pass it as `after` to get the next page.
+    pub end_cursor: Option<String>,
+}
+
+/// A validated page request: at most `first` rows after the row `after`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Rows wanted (1..=MAX_PAGE_SIZE).
+    pub first: u64,
+    /// Id of the last row of the previous page.
+    pub after: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Validates the `first` and `after` arguments of a connection field.
+    pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Self> {
+        let first = match first {
+            None => DEFAULT_PAGE_SIZE,
+            Some(n) if n >= 1 && (n as u64) <= MAX_PAGE_SIZE => n as u64,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "first",
+                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                ));
+            }
+        };
+        let after = after.map(decode_cursor).transpose()?;
+        Ok(Self { first, after })
+    }
+
+    /// Restricts `select` to this page, keyed by the primary-key column `id`.
+    pub fn apply<E: EntityTrait>(&self, select: Select<E>, id: impl ColumnTrait) -> Select<E> {
+        let select = match self.after {
+            Some(after) => select.filter(id.gt(after)),
+            None => select,
+        };
+        select.order_by_asc(id).limit(self.first + 1)
+    }
+
+    /// Turns the rows fetched with [`PageRequest::apply`] into a page.
+    pub fn page<T>(&self, mut rows: Vec<T>) -> Page<T> {
+        let has_next_page = rows.len() as u64 > self.first;
+        rows.truncate(self.first as usize);
+        Page {
+            items: rows,
+            has_next_page,
+        }
+    }
+}
+
+/// One page of rows.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows, in cursor order.
+    pub items: Vec<T>,
+    /// Whether more rows follow.
+    pub has_next_page: bool,
+}
+
+impl<T> Page<T> {
+    /// The same page with each row converted by `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+        }
+    }
+}
+
+/// The opaque cursor of the row with primary key `id`.
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// The primary key inside a cursor, or `BAD_USER_INPUT`.
+pub fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::invalid("after", "not a cursor returned by this API"))
+}
+
+/// A GraphQL node type that can appear in a connection.
+pub trait Node {
+    /// The primary key the cursor is built from.
+    fn cursor_id(&self) -> Uuid;
+}
+
+/// Declares `$connection` and `$edge` GraphQL types for the node type `$node` (which must
+/// implement [`Node`]) and a `From<Page<$node>>` conversion.
+#[macro_export]
+macro_rules! connection {
+    ($connection:ident, $edge:ident, $node:ty) => {
+        /// An edge: a node and its cursor.
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            /// Opaque cursor of this node.
+            pub cursor: String,
+            /// The node.
+            pub node: $node,
+        }
+
+        /// A page of nodes with pagination facts.
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $connection {
+            /// The edges of this page.
+            pub edges: Vec<$edge>,
+            /// Pagination facts.
+            pub page_info: $crate::pagination::PageInfo,
+        }
+
+        impl From<$crate::pagination::Page<$node>> for $connection {
+            fn from(page: $crate::pagination::Page<$node>) -> Self {
+                use $crate::pagination::Node as _;
+                let edges: Vec<$edge> = page
+                    .items
+                    .into_iter()
+                    .map(|node| $edge {
+                        cursor: $crate::pagination::encode_cursor(node.cursor_id()),
+                        node,
+                    })
+                    .collect();
+                let end_cursor = edges.last().map(|edge| edge.cursor.clone());
+                Self {
+                    edges,
+                    page_info: $crate::pagination::PageInfo {
+                        has_next_page: page.has_next_page,
+                        end_cursor,
+                    },
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_garbage_is_bad_input() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).ok(), Some(id));
+        assert!(matches!(
+            decode_cursor("not-a-cursor"),
+            Err(ApiError::BadUserInput { field: "after", .. })
+        ));
+    }
+
+    #[test]
+    fn page_size_outside_bounds_is_bad_input() {
+        assert!(PageRequest::parse(Some(0), None).is_err());
+        assert!(PageRequest::parse(Some(101), None).is_err());
+        assert_eq!(
+            PageRequest::parse(None, None).map(|p| p.first).ok(),
+            Some(DEFAULT_PAGE_SIZE)
+        );
+    }
+
+    #[test]
+    fn page_reports_whether_more_rows_follow() {
+        let request = PageRequest::parse(Some(2), None).expect("valid");
+        let page = request.page(vec![1, 2, 3]);
+        assert_eq!(page.items, vec![1, 2]);
+        assert!(page.has_next_page);
+        assert!(!request.page(vec![1, 2]).has_next_page);
+    }
+}
