@@ -27,7 +27,7 @@ pub struct PageInfo {
 }
 
 /// A validated page request: at most `first` rows after the row `after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PageRequest {
     /// Rows wanted (1..=MAX_PAGE_SIZE).
     pub first: u64,
@@ -73,7 +73,7 @@ impl PageRequest {
 }
 
 /// One page of rows.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     /// The rows, in cursor order.
     pub items: Vec<T>,

@@ -1,0 +1,183 @@
+//! Accounts persistence. Every function takes the tenant and filters by it: a row of
+//! another tenant is indistinguishable from a missing row.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::accounts::account;
+use portal_kit::audit::AuditEvent;
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::AccountStatus;
+
+/// Validated fields of a new account.
+pub struct NewAccount {
+    /// The owning user (identity's id).
+    pub owner_id: Uuid,
+    /// Account number, unique within the tenant.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Opening balance in 10^-4 units.
+    pub balance_e4: i64,
+}
+
+/// Validated changes to an account; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct AccountChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New status.
+    pub status: Option<AccountStatus>,
+}
+
+/// One account of the tenant.
+pub async fn account(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<account::Model> {
+    account::Entity::find_by_id(id)
+        .filter(account::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("account"))
+}
+
+/// Accounts of the tenant among `ids`, in one query.
+pub async fn accounts_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, account::Model>> {
+    let rows = account::Entity::find()
+        .filter(account::Column::TenantId.eq(tenant_id))
+        .filter(account::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the tenant's accounts.
+pub async fn list_accounts(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<account::Model>> {
+    let select = account::Entity::find().filter(account::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, account::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// The same page of accounts for each of `owner_ids`, in one query.
+///
+/// Reads every account of those owners after the cursor and cuts each owner's list to
+/// the page size in memory: owners hold few accounts, and one query beats one per owner.
+pub async fn pages_by_owner(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    owner_ids: &[Uuid],
+    page: PageRequest,
+) -> ApiResult<HashMap<Uuid, Page<account::Model>>> {
+    let mut select = account::Entity::find()
+        .filter(account::Column::TenantId.eq(tenant_id))
+        .filter(account::Column::OwnerId.is_in(owner_ids.iter().copied()));
+    if let Some(after) = page.after {
+        select = select.filter(account::Column::Id.gt(after));
+    }
+    let rows = select
+        .order_by_asc(account::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut by_owner: HashMap<Uuid, Vec<account::Model>> =
+        owner_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        let list = by_owner.entry(row.owner_id).or_default();
+        if (list.len() as u64) <= page.first {
+            list.push(row);
+        }
+    }
+    Ok(by_owner
+        .into_iter()
+        .map(|(owner, rows)| (owner, page.page(rows)))
+        .collect())
+}
+
+/// Opens an account in the actor's tenant.
+pub async fn create_account(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewAccount,
+) -> ApiResult<account::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = account::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        owner_id: Set(new.owner_id),
+        number: Set(new.number),
+        name: Set(new.name),
+        status: Set(AccountStatus::Open.as_str().to_owned()),
+        currency: Set(new.currency),
+        balance_e4: Set(new.balance_e4),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("account.create", "account", created.id)
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Applies `changes` to an account of the actor's tenant.
+pub async fn update_account(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: AccountChanges,
+) -> ApiResult<account::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = account(&txn, tenant_id, id).await?;
+    let before = json!({ "name": current.name, "status": current.status });
+    let mut active: account::ActiveModel = current.into();
+    if let Some(name) = changes.name {
+        active.name = Set(name);
+    }
+    if let Some(status) = changes.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let after = json!({ "name": updated.name, "status": updated.status });
+    AuditEvent::success("account.update", "account", id)
+        .with_details(json!({ "before": before, "after": after }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
