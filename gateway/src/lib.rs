@@ -1,1 +1,20 @@
-//! placeholder
+//! The Portal gateway: composes subgraph schemas into a supergraph, then serves it as one
+//! GraphQL API. The request pipeline is visible as modules:
+//! [`transport`] → [`request`] (parse, validate) → [`plan`] → [`execute`] → [`project`],
+//! with [`subgraph`] clients underneath and [`compose`] for building supergraphs.
+//!
+//! The gateway knows contracts (the supergraph SDL, subgraph URLs or in-process
+//! transports), never subgraph code.
+
+pub mod auth;
+pub mod compose;
+pub mod execute;
+pub mod gateway;
+pub mod introspection;
+pub mod plan;
+pub mod project;
+pub mod request;
+pub mod response;
+pub mod schema;
+pub mod subgraph;
+pub mod transport;

@@ -1,1 +1,217 @@
-fn main() {}
+//! `portal`: the command line of the Portal backend. Thin: parses arguments, sets up
+//! logging, and calls the library.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use portal::config::{Config, parse_listen};
+use portal::{GatewayOptions, subgraphs};
+use portal_gateway::auth::Authentication;
+use portal_gateway::gateway::Limits;
+use portal_kit::internal_token::InternalTokenKey;
+
+/// Portal: an enterprise customer portal served as one federated GraphQL API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Defaults to ./portal.toml when present.
+    #[arg(long, global = true, env = "PORTAL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the whole portal in one process (default), or one role of it.
+    Serve {
+        /// Which role to run; omit for all-in-one (gateway + five subgraphs, in process).
+        role: Option<Role>,
+        /// Address to listen on (default 127.0.0.1:4000 for the gateway, 4001-4005 for
+        /// identity, accounts, reports, messages, integrations).
+        #[arg(long, value_parser = parse_listen)]
+        listen: Option<SocketAddr>,
+        /// Gateway role: serve this supergraph file instead of composing the subgraphs'
+        /// SDLs fetched at start.
+        #[arg(long)]
+        supergraph: Option<PathBuf>,
+        /// All-in-one: seed demo data on first start and trust the development identity
+        /// headers (x-portal-user-id / x-portal-tenant-id). Never use in production.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Compose the subgraphs and write schema/<subgraph>.graphql and schema/supergraph.graphql.
+    Compose {
+        /// Directory to write into.
+        #[arg(long, default_value = "schema")]
+        out: PathBuf,
+    },
+    /// Insert the demo data (two tenants with users, accounts, reports, threads, integrations).
+    Seed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Role {
+    Gateway,
+    Identity,
+    Accounts,
+    Reports,
+    Messages,
+    Integrations,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Identity => "identity",
+            Self::Accounts => "accounts",
+            Self::Reports => "reports",
+            Self::Messages => "messages",
+            Self::Integrations => "integrations",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Gateway => 4000,
+            Self::Identity => 4001,
+            Self::Accounts => 4002,
+            Self::Reports => 4003,
+            Self::Messages => 4004,
+            Self::Integrations => 4005,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    // reqwest is built without a default TLS provider: install ring's once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve {
+            role,
+            listen,
+            supergraph,
+            demo,
+        } => serve(&config, role, listen, supergraph, demo).await,
+        Command::Migrate => {
+            portal::connect_and_migrate(&config.database.url, 2).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Compose { out } => compose(&config, &out).await,
+        Command::Seed => {
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
+            print_demo(&seed);
+            Ok(())
+        }
+    }
+}
+
+fn options(config: &Config, demo: bool) -> GatewayOptions {
+    let authentication = if demo || config.gateway.dev_headers {
+        tracing::warn!("trusting development identity headers: anyone can act as anyone. Never do this in production.");
+        Authentication::TrustDevHeaders
+    } else {
+        Authentication::AnonymousOnly
+    };
+    GatewayOptions {
+        authentication,
+        limits: Limits {
+            max_tokens: config.gateway.max_tokens,
+            ..Limits::default()
+        },
+    }
+}
+
+async fn serve(
+    config: &Config,
+    role: Option<Role>,
+    listen: Option<SocketAddr>,
+    supergraph: Option<PathBuf>,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let port = role.map_or(4000, Role::default_port);
+    let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    let app = match role {
+        None => {
+            let db = portal::connect_and_migrate(&config.database.url, config.database.max_connections).await?;
+            if demo && let Some(seed) = portal::seed::seed_if_empty(&db).await.context("seeding demo data")? {
+                print_demo(&seed);
+            }
+            portal::all_in_one_app(&db, &options(config, demo))?.0
+        }
+        Some(Role::Gateway) => {
+            let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
+            let timeout = Duration::from_millis(config.gateway.subgraph_timeout_ms);
+            let clients = portal::http_clients(&config.gateway.subgraphs, &key, timeout)?;
+            let sdl = match supergraph {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading supergraph {}", path.display()))?,
+                None => portal::compose_remote(&clients, &config.gateway.subgraphs, Duration::from_secs(30)).await?,
+            };
+            portal::gateway_app(&sdl, clients, &options(config, demo))?.0
+        }
+        Some(role) => {
+            let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
+            let db = portal::connect_and_migrate(&config.database.url, config.database.max_connections).await?;
+            let subgraph = subgraphs::build_all(&db)
+                .into_iter()
+                .find(|s| s.name == role.name())
+                .context("unknown subgraph")?;
+            subgraph.router(key)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let name = role.map_or("portal (all-in-one)", Role::name);
+    tracing::info!("{name} listening; GraphQL endpoint: http://{addr}/graphql");
+    println!("GraphQL endpoint (and IDE in a browser): http://{addr}/graphql");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")
+}
+
+async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
+    let db = portal::connect_and_migrate("sqlite::memory:", 1).await?;
+    let subgraphs = subgraphs::build_all(&db);
+    std::fs::create_dir_all(out)?;
+    for subgraph in &subgraphs {
+        std::fs::write(out.join(format!("{}.graphql", subgraph.name)), &subgraph.sdl)?;
+    }
+    let urls: BTreeMap<String, String> = config.gateway.subgraphs.clone();
+    let supergraph = portal::compose_subgraphs(&subgraphs, &urls)?;
+    std::fs::write(out.join("supergraph.graphql"), &supergraph)?;
+    println!("wrote {} subgraph schemas and supergraph.graphql to {}", subgraphs.len(), out.display());
+    Ok(())
+}
+
+fn print_demo(seed: &portal::seed::DemoSeed) {
+    println!("Demo data seeded. Act as a user by sending these headers:");
+    println!("  alice (tenant_admin):  x-portal-tenant-id: {}  x-portal-user-id: {}", seed.tenant_id, seed.alice_id);
+    println!("  carol (customer_user): x-portal-tenant-id: {}  x-portal-user-id: {}", seed.tenant_id, seed.carol_id);
+}

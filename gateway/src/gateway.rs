@@ -1,0 +1,198 @@
+//! The gateway proper: one loaded supergraph plus subgraph clients, executing client
+//! requests through the pipeline parse → validate → plan → execute → project.
+
+use std::sync::Arc;
+
+use graphql_tools::static_graphql::schema::Document as SchemaDocument;
+use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::utils::parsing::safe_parse_schema;
+use parking_lot::RwLock;
+
+use crate::execute::Execution;
+use crate::introspection::Introspection;
+use crate::plan::{self, PlanCache};
+use crate::project::Projection;
+use crate::request::{self, PreparedOperation};
+use crate::response::{GraphQLError, Request, Response};
+use crate::schema::{OperationKind, SchemaIndex};
+use crate::subgraph::{Caller, SubgraphClients};
+
+/// Limits applied to every request.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most tokens a document may have.
+    pub max_tokens: usize,
+    /// Most plans kept in the plan cache.
+    pub plan_cache_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_tokens: 15_000,
+            plan_cache_size: 1_000,
+        }
+    }
+}
+
+/// Why a supergraph could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SupergraphError {
+    /// Not a parsable schema.
+    #[error("the supergraph SDL does not parse: {0}")]
+    Parse(String),
+    /// The planner refused it.
+    #[error("the planner cannot load the supergraph: {0}")]
+    Planner(String),
+}
+
+/// A loaded supergraph: the planner, the API schema and everything derived from them.
+/// Built once per supergraph, never per request.
+pub struct Supergraph {
+    /// The supergraph SDL it was loaded from.
+    pub sdl: String,
+    planner: Planner,
+    api_schema: Arc<SchemaDocument>,
+    index: SchemaIndex,
+    introspection: Introspection,
+    plans: PlanCache,
+}
+
+impl Supergraph {
+    /// Loads `sdl` (a supergraph as produced by [`crate::compose::compose`]).
+    pub fn load(sdl: &str, limits: &Limits) -> Result<Self, SupergraphError> {
+        let document = safe_parse_schema(sdl).map_err(|e| SupergraphError::Parse(e.to_string()))?;
+        let planner = std::panic::catch_unwind(|| {
+            Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
+        })
+        .map_err(|_| SupergraphError::Planner("the planner panicked".into()))?
+        .map_err(|e| SupergraphError::Planner(e.to_string()))?;
+        let api_schema = planner.consumer_schema.document.clone();
+        let index = SchemaIndex::from_document(&api_schema);
+        let introspection = Introspection::new(&api_schema, &index);
+        Ok(Self {
+            sdl: sdl.to_owned(),
+            planner,
+            api_schema,
+            index,
+            introspection,
+            plans: PlanCache::new(limits.plan_cache_size),
+        })
+    }
+
+    /// The API schema as SDL (what clients see; no federation internals).
+    pub fn api_sdl(&self) -> String {
+        crate::introspection::printable_api_sdl(&self.api_schema)
+    }
+}
+
+/// Options of one execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllowedOperations {
+    /// Queries, mutations and subscriptions.
+    All,
+    /// Queries only (GET requests).
+    QueriesOnly,
+}
+
+/// The gateway: a hot-swappable supergraph and the clients of its subgraphs.
+pub struct Gateway {
+    supergraph: RwLock<Arc<Supergraph>>,
+    clients: SubgraphClients,
+    limits: Limits,
+}
+
+impl Gateway {
+    /// A gateway serving `supergraph` through `clients`.
+    pub fn new(supergraph: Supergraph, clients: SubgraphClients, limits: Limits) -> Self {
+        Self {
+            supergraph: RwLock::new(Arc::new(supergraph)),
+            clients,
+            limits,
+        }
+    }
+
+    /// The supergraph currently served.
+    pub fn supergraph(&self) -> Arc<Supergraph> {
+        self.supergraph.read().clone()
+    }
+
+    /// Serves `supergraph` from now on; requests in flight finish on the old one.
+    pub fn replace_supergraph(&self, supergraph: Supergraph) {
+        *self.supergraph.write() = Arc::new(supergraph);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs one client request for `caller`.
+    pub async fn execute(&self, request: Request, caller: &Caller, allowed: AllowedOperations) -> Response {
+        let supergraph = self.supergraph();
+        let prepared = match self.prepare(&supergraph, &request, allowed) {
+            Ok(prepared) => prepared,
+            Err(errors) => {
+                return Response {
+                    errors,
+                    data: None,
+                };
+            }
+        };
+        let plan = match supergraph.plans.get_or_plan(&request.query, prepared.name.as_deref(), || {
+            plan::plan(&supergraph.planner, &prepared.document, prepared.name.as_deref())
+        }) {
+            Ok(plan) => plan,
+            Err(error) => return Response::request_error(error),
+        };
+        let execution = Execution::new(&supergraph.index, &self.clients, caller, &prepared.variables);
+        let (data, mut errors) = execution.run(plan.node.as_ref()).await;
+        let Some(root_type) = supergraph.index.root_type(prepared.kind) else {
+            return Response::request_error(GraphQLError::new(
+                "the schema does not support this operation type",
+                "GRAPHQL_VALIDATION_FAILED",
+            ));
+        };
+        let fragments = prepared.fragments();
+        let projected = Projection::new(
+            &supergraph.index,
+            fragments,
+            &prepared.variables,
+            &mut errors,
+            Some(&supergraph.introspection),
+        )
+        .root(root_type, prepared.selection_set(), &data);
+        Response {
+            errors,
+            data: Some(projected),
+        }
+    }
+
+    fn prepare(
+        &self,
+        supergraph: &Supergraph,
+        request: &Request,
+        allowed: AllowedOperations,
+    ) -> Result<PreparedOperation, Vec<GraphQLError>> {
+        let document = request::parse(&request.query, self.limits.max_tokens).map_err(|e| vec![e])?;
+        let prepared = request::prepare(
+            &supergraph.api_schema,
+            document,
+            request.operation_name.as_deref(),
+            request.variables.clone(),
+        )?;
+        if allowed == AllowedOperations::QueriesOnly && prepared.kind != OperationKind::Query {
+            return Err(vec![GraphQLError::new(
+                "only queries may be sent with GET",
+                "METHOD_NOT_ALLOWED",
+            )]);
+        }
+        if prepared.kind == OperationKind::Subscription {
+            return Err(vec![GraphQLError::new(
+                "subscriptions are not supported over this transport",
+                "OPERATION_NOT_SUPPORTED",
+            )]);
+        }
+        Ok(prepared)
+    }
+}

@@ -1,0 +1,118 @@
+//! Planning: a validated operation becomes a query plan, through a bounded plan cache.
+//!
+//! Root introspection fields (`__schema`, `__type`) and a root `__typename` are answered
+//! by the gateway itself, so they are removed before planning; an operation made only of
+//! them needs no plan at all.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use graphql_tools::static_graphql::query::{Definition, Document, OperationDefinition, Selection};
+use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::planner::Planner;
+use hive_router_query_planner::planner::plan_nodes::QueryPlan;
+use hive_router_query_planner::utils::cancellation::CancellationToken;
+use parking_lot::Mutex;
+
+use crate::response::GraphQLError;
+
+/// How long planning one operation may take.
+const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bounded map from operation to plan. When full, it is cleared: simple, and a steady
+/// workload refills it within a few requests.
+pub struct PlanCache {
+    plans: Mutex<HashMap<u64, Arc<QueryPlan>>>,
+    capacity: usize,
+}
+
+impl PlanCache {
+    /// A cache holding at most `capacity` plans.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            plans: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The cached plan for `query`/`operation_name`, or the one `plan` makes (then cached).
+    pub fn get_or_plan(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        plan: impl FnOnce() -> Result<Arc<QueryPlan>, GraphQLError>,
+    ) -> Result<Arc<QueryPlan>, GraphQLError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        query.hash(&mut hasher);
+        operation_name.hash(&mut hasher);
+        let key = hasher.finish();
+        if let Some(found) = self.plans.lock().get(&key) {
+            return Ok(found.clone());
+        }
+        let planned = plan()?;
+        let mut plans = self.plans.lock();
+        if plans.len() >= self.capacity {
+            plans.clear();
+        }
+        plans.insert(key, planned.clone());
+        Ok(planned)
+    }
+}
+
+/// Whether `name` is a root field the gateway answers itself.
+pub fn is_local_root_field(name: &str) -> bool {
+    matches!(name, "__schema" | "__type" | "__typename")
+}
+
+/// Plans `document`'s operation `operation_name`.
+pub fn plan(
+    planner: &Planner,
+    document: &Document,
+    operation_name: Option<&str>,
+) -> Result<Arc<QueryPlan>, GraphQLError> {
+    let Some(document) = without_local_root_fields(document, operation_name) else {
+        return Ok(Arc::new(QueryPlan {
+            kind: "QueryPlan",
+            node: None,
+        }));
+    };
+    let normalized = normalize_operation(&planner.supergraph, &document, operation_name)
+        .map_err(|err| GraphQLError::new(err.to_string(), "GRAPHQL_VALIDATION_FAILED"))?;
+    let token = CancellationToken::with_timeout(PLANNING_TIMEOUT);
+    let plan = planner
+        .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
+        .map_err(|err| {
+            tracing::error!(error = %err, "query planning failed");
+            GraphQLError::new("the operation could not be planned", "QUERY_PLANNING_FAILED")
+        })?;
+    Ok(Arc::new(plan))
+}
+
+/// A copy of `document` without root fields the gateway answers itself, or `None` when
+/// nothing would be left to plan.
+fn without_local_root_fields(document: &Document, operation_name: Option<&str>) -> Option<Document> {
+    let mut copy = document.clone();
+    let mut remaining = 0;
+    for definition in &mut copy.definitions {
+        let Definition::Operation(operation) = definition else {
+            continue;
+        };
+        let (name, selection_set) = match operation {
+            OperationDefinition::SelectionSet(s) => (None, s),
+            OperationDefinition::Query(q) => (q.name.as_deref(), &mut q.selection_set),
+            OperationDefinition::Mutation(m) => (m.name.as_deref(), &mut m.selection_set),
+            OperationDefinition::Subscription(s) => (s.name.as_deref(), &mut s.selection_set),
+        };
+        if operation_name.is_some() && name != operation_name {
+            continue;
+        }
+        selection_set.items.retain(|selection| match selection {
+            Selection::Field(field) => !is_local_root_field(&field.name),
+            _ => true,
+        });
+        remaining += selection_set.items.len();
+    }
+    (remaining > 0).then_some(copy)
+}

@@ -1,0 +1,241 @@
+//! Projection: shapes the merged subgraph data into exactly what the client asked for.
+//!
+//! Walks the client's own operation (not the planner's normalized copy), so response keys
+//! come in selection order with the client's aliases, fragments apply by type, skipped
+//! fields are absent, `__typename` is answered, internal fields the planner added are
+//! dropped, and a null in a non-null position propagates to the nearest nullable parent
+//! with an error at its path.
+
+use std::collections::HashMap;
+
+use graphql_tools::static_graphql::query::{
+    Directive, Field, FragmentDefinition, Selection, SelectionSet, TypeCondition,
+};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::request::literal_to_json;
+use crate::response::{GraphQLError, PathSegment};
+use crate::schema::{SchemaIndex, TypeRef};
+
+/// Resolves fields the gateway answers itself (introspection) instead of the subgraphs.
+pub trait LocalFields {
+    /// The value of root field `field` if the gateway answers it, else `None`.
+    fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<Value>;
+}
+
+/// One projection run.
+pub struct Projection<'a> {
+    index: &'a SchemaIndex,
+    fragments: HashMap<&'a str, &'a FragmentDefinition>,
+    variables: &'a Map<String, Value>,
+    errors: &'a mut Vec<GraphQLError>,
+    local: Option<&'a dyn LocalFields>,
+}
+
+/// Marker: a null reached a non-null position and must propagate upwards.
+struct NullPropagation;
+
+impl<'a> Projection<'a> {
+    /// A projection over `index` for an operation with `fragments` and `variables`;
+    /// errors found while projecting are appended to `errors`.
+    pub fn new(
+        index: &'a SchemaIndex,
+        fragments: HashMap<&'a str, &'a FragmentDefinition>,
+        variables: &'a Map<String, Value>,
+        errors: &'a mut Vec<GraphQLError>,
+        local: Option<&'a dyn LocalFields>,
+    ) -> Self {
+        Self {
+            index,
+            fragments,
+            variables,
+            errors,
+            local,
+        }
+    }
+
+    /// Projects `data` (the merged root object) through the root `selection_set` of
+    /// `root_type`. Returns `Value::Null` when a null propagated to the root.
+    pub fn root(&mut self, root_type: &str, selection_set: &'a SelectionSet, data: &Value) -> Value {
+        let empty = Map::new();
+        let object = data.as_object().unwrap_or(&empty);
+        let mut path = Vec::new();
+        match self.object(root_type, &[selection_set], object, &mut path, true) {
+            Ok(value) => value,
+            Err(NullPropagation) => Value::Null,
+        }
+    }
+
+    fn object(
+        &mut self,
+        type_name: &str,
+        selection_sets: &[&'a SelectionSet],
+        data: &Map<String, Value>,
+        path: &mut Vec<PathSegment>,
+        is_root: bool,
+    ) -> Result<Value, NullPropagation> {
+        let mut grouped: IndexMap<&'a str, Vec<&'a Field>> = IndexMap::new();
+        for selection_set in selection_sets {
+            self.collect_fields(type_name, selection_set, &mut grouped);
+        }
+        let mut out = Map::with_capacity(grouped.len());
+        for (response_key, fields) in grouped {
+            let field = fields[0];
+            path.push(PathSegment::Key(response_key.to_owned()));
+            let value = if field.name == "__typename" {
+                Ok(Value::String(type_name.to_owned()))
+            } else if let Some(local) = self.local.filter(|_| is_root && field.name.starts_with("__")) {
+                Ok(local.resolve_root(field, self.variables).unwrap_or(Value::Null))
+            } else {
+                match self.index.field(type_name, &field.name) {
+                    Some(def) => {
+                        let ty = def.ty.clone();
+                        let raw = data.get(response_key).unwrap_or(&Value::Null);
+                        let sub: Vec<&'a SelectionSet> =
+                            fields.iter().map(|f| &f.selection_set).collect();
+                        self.complete(&ty, &sub, raw, path)
+                    }
+                    None => Ok(Value::Null),
+                }
+            };
+            path.pop();
+            out.insert(response_key.to_owned(), value?);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn complete(
+        &mut self,
+        ty: &TypeRef,
+        selection_sets: &[&'a SelectionSet],
+        value: &Value,
+        path: &mut Vec<PathSegment>,
+    ) -> Result<Value, NullPropagation> {
+        match ty {
+            TypeRef::NonNull(inner) => {
+                let completed = self.complete(inner, selection_sets, value, path)?;
+                if completed.is_null() {
+                    self.null_error(path);
+                    return Err(NullPropagation);
+                }
+                Ok(completed)
+            }
+            _ if value.is_null() => Ok(Value::Null),
+            TypeRef::List(inner) => {
+                let Value::Array(items) = value else {
+                    return Ok(Value::Null);
+                };
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    path.push(PathSegment::Index(i));
+                    let completed = self.complete(inner, selection_sets, item, path);
+                    path.pop();
+                    match completed {
+                        Ok(v) => out.push(v),
+                        Err(NullPropagation) => return Ok(Value::Null),
+                    }
+                }
+                Ok(Value::Array(out))
+            }
+            TypeRef::Named(name) => {
+                if !self.index.is_composite(name) {
+                    return Ok(value.clone());
+                }
+                let Value::Object(object) = value else {
+                    return Ok(Value::Null);
+                };
+                let concrete = object
+                    .get("__typename")
+                    .and_then(Value::as_str)
+                    .filter(|t| self.index.type_condition_applies(name, t))
+                    .unwrap_or(name)
+                    .to_owned();
+                match self.object(&concrete, selection_sets, object, path, false) {
+                    Ok(v) => Ok(v),
+                    Err(NullPropagation) => Ok(Value::Null),
+                }
+            }
+        }
+    }
+
+    /// Adds "cannot return null" unless an error already explains this null.
+    fn null_error(&mut self, path: &[PathSegment]) {
+        let explained = self.errors.iter().any(|e| {
+            e.path
+                .as_deref()
+                .is_some_and(|p| p.starts_with(path) || path.starts_with(p))
+        });
+        if !explained {
+            self.errors.push(
+                GraphQLError::new(
+                    "cannot return null for a non-null field",
+                    "INTERNAL",
+                )
+                .at(path.to_vec()),
+            );
+        }
+    }
+
+    /// CollectFields (GraphQL spec §6.3.2): the fields of `selection_set` that apply to
+    /// `type_name`, grouped by response key in order, honouring @skip/@include.
+    fn collect_fields(
+        &self,
+        type_name: &str,
+        selection_set: &'a SelectionSet,
+        grouped: &mut IndexMap<&'a str, Vec<&'a Field>>,
+    ) {
+        for selection in &selection_set.items {
+            match selection {
+                Selection::Field(field) => {
+                    if self.included(&field.directives) {
+                        let key = field.alias.as_deref().unwrap_or(&field.name);
+                        grouped.entry(key).or_default().push(field);
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    if !self.included(&fragment.directives) {
+                        continue;
+                    }
+                    let applies = match &fragment.type_condition {
+                        Some(TypeCondition::On(condition)) => {
+                            self.index.type_condition_applies(condition, type_name)
+                        }
+                        None => true,
+                    };
+                    if applies {
+                        self.collect_fields(type_name, &fragment.selection_set, grouped);
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    if !self.included(&spread.directives) {
+                        continue;
+                    }
+                    let Some(fragment) = self.fragments.get(spread.fragment_name.as_str()) else {
+                        continue;
+                    };
+                    let TypeCondition::On(condition) = &fragment.type_condition;
+                    if self.index.type_condition_applies(condition, type_name) {
+                        self.collect_fields(type_name, &fragment.selection_set, grouped);
+                    }
+                }
+            }
+        }
+    }
+
+    fn included(&self, directives: &[Directive]) -> bool {
+        for directive in directives {
+            let condition = directive
+                .arguments
+                .iter()
+                .find(|(name, _)| name == "if")
+                .map(|(_, value)| literal_to_json(value, self.variables));
+            let flag = condition.and_then(|v| v.as_bool());
+            match (directive.name.as_str(), flag) {
+                ("skip", Some(true)) | ("include", Some(false)) => return false,
+                _ => {}
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,213 @@
+//! Parse and validate: a client request becomes a checked [`PreparedOperation`] or a
+//! request error with a stable code (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`,
+//! `OPERATION_RESOLUTION_FAILURE`, `BAD_REQUEST`).
+
+use std::collections::HashMap;
+
+use graphql_tools::static_graphql::query::{
+    Definition, Document, FragmentDefinition, OperationDefinition, SelectionSet, Value as Gql,
+    VariableDefinition,
+};
+use graphql_tools::static_graphql::schema::Document as SchemaDocument;
+use graphql_tools::validation::rules::default_rules_validation_plan;
+use graphql_tools::validation::validate::validate;
+use serde_json::{Map, Number, Value};
+
+use crate::response::{GraphQLError, Location};
+use crate::schema::OperationKind;
+
+/// A parsed, validated operation with its variables completed by their defaults.
+pub struct PreparedOperation {
+    /// The whole document (the planner needs it, with fragments).
+    pub document: Document,
+    /// Index of the selected operation among the document's definitions.
+    operation_index: usize,
+    /// Kind of the selected operation.
+    pub kind: OperationKind,
+    /// Name of the selected operation.
+    pub name: Option<String>,
+    /// Variables as sent, completed by the operation's defaults.
+    pub variables: Map<String, Value>,
+}
+
+impl PreparedOperation {
+    /// The selected operation's selection set.
+    pub fn selection_set(&self) -> &SelectionSet {
+        match &self.document.definitions[self.operation_index] {
+            Definition::Operation(op) => selection_set(op),
+            Definition::Fragment(fragment) => &fragment.selection_set,
+        }
+    }
+
+    /// The document's fragments by name.
+    pub fn fragments(&self) -> HashMap<&str, &FragmentDefinition> {
+        self.document
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                Definition::Fragment(f) => Some((f.name.as_str(), f)),
+                Definition::Operation(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Parses `query` (refusing documents of more than `max_tokens` tokens).
+pub fn parse(query: &str, max_tokens: usize) -> Result<Document, GraphQLError> {
+    hive_router_query_planner::utils::parsing::safe_parse_operation_with_token_limit(
+        query, max_tokens,
+    )
+    .map_err(|err| GraphQLError::new(format!("syntax error: {err}"), "GRAPHQL_PARSE_FAILED"))
+}
+
+/// Validates `document` against the API schema and selects the operation.
+pub fn prepare(
+    schema: &SchemaDocument,
+    document: Document,
+    operation_name: Option<&str>,
+    variables: Option<Map<String, Value>>,
+) -> Result<PreparedOperation, Vec<GraphQLError>> {
+    let plan = default_rules_validation_plan();
+    let errors = validate(schema, &document, &plan);
+    if !errors.is_empty() {
+        return Err(errors
+            .into_iter()
+            .map(|err| {
+                let mut error = GraphQLError::new(err.message, "GRAPHQL_VALIDATION_FAILED");
+                error.locations = err
+                    .locations
+                    .iter()
+                    .map(|pos| Location {
+                        line: pos.line,
+                        column: pos.column,
+                    })
+                    .collect();
+                error
+            })
+            .collect());
+    }
+    let operations: Vec<(usize, &OperationDefinition)> = document
+        .definitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d {
+            Definition::Operation(op) => Some((i, op)),
+            Definition::Fragment(_) => None,
+        })
+        .collect();
+    let selected = match operation_name {
+        Some(name) => operations
+            .iter()
+            .find(|(_, op)| operation_name_of(op) == Some(name))
+            .ok_or_else(|| {
+                vec![GraphQLError::new(
+                    format!("unknown operation named `{name}`"),
+                    "OPERATION_RESOLUTION_FAILURE",
+                )]
+            })?,
+        None if operations.len() == 1 => &operations[0],
+        None => {
+            return Err(vec![GraphQLError::new(
+                "the document has several operations: set `operationName`",
+                "OPERATION_RESOLUTION_FAILURE",
+            )]);
+        }
+    };
+    let (operation_index, operation) = *selected;
+    let kind = match operation {
+        OperationDefinition::SelectionSet(_) | OperationDefinition::Query(_) => {
+            OperationKind::Query
+        }
+        OperationDefinition::Mutation(_) => OperationKind::Mutation,
+        OperationDefinition::Subscription(_) => OperationKind::Subscription,
+    };
+    let name = operation_name_of(operation).map(str::to_owned);
+    let variables = complete_variables(variable_definitions(operation), variables.unwrap_or_default())
+        .map_err(|e| vec![e])?;
+    Ok(PreparedOperation {
+        document,
+        operation_index,
+        kind,
+        name,
+        variables,
+    })
+}
+
+fn operation_name_of(op: &OperationDefinition) -> Option<&str> {
+    match op {
+        OperationDefinition::SelectionSet(_) => None,
+        OperationDefinition::Query(q) => q.name.as_deref(),
+        OperationDefinition::Mutation(m) => m.name.as_deref(),
+        OperationDefinition::Subscription(s) => s.name.as_deref(),
+    }
+}
+
+fn selection_set(op: &OperationDefinition) -> &SelectionSet {
+    match op {
+        OperationDefinition::SelectionSet(s) => s,
+        OperationDefinition::Query(q) => &q.selection_set,
+        OperationDefinition::Mutation(m) => &m.selection_set,
+        OperationDefinition::Subscription(s) => &s.selection_set,
+    }
+}
+
+fn variable_definitions(op: &OperationDefinition) -> &[VariableDefinition] {
+    match op {
+        OperationDefinition::SelectionSet(_) => &[],
+        OperationDefinition::Query(q) => &q.variable_definitions,
+        OperationDefinition::Mutation(m) => &m.variable_definitions,
+        OperationDefinition::Subscription(s) => &s.variable_definitions,
+    }
+}
+
+/// Fills in defaults and refuses a missing value for a non-null variable.
+fn complete_variables(
+    definitions: &[VariableDefinition],
+    mut provided: Map<String, Value>,
+) -> Result<Map<String, Value>, GraphQLError> {
+    let mut variables = Map::new();
+    for definition in definitions {
+        let name = &definition.name;
+        match provided.remove(name) {
+            Some(value) if !value.is_null() => {
+                variables.insert(name.clone(), value);
+            }
+            explicit => {
+                if let Some(default) = &definition.default_value {
+                    variables.insert(name.clone(), literal_to_json(default, &Map::new()));
+                } else if matches!(
+                    definition.var_type,
+                    graphql_tools::static_graphql::query::Type::NonNullType(_)
+                ) {
+                    return Err(GraphQLError::new(
+                        format!("variable `${name}` of non-null type is missing"),
+                        "BAD_USER_INPUT",
+                    ));
+                } else if let Some(null) = explicit {
+                    variables.insert(name.clone(), null);
+                }
+            }
+        }
+    }
+    Ok(variables)
+}
+
+/// A GraphQL literal as JSON, with variables substituted.
+pub fn literal_to_json(value: &Gql, variables: &Map<String, Value>) -> Value {
+    match value {
+        Gql::Variable(name) => variables.get(name).cloned().unwrap_or(Value::Null),
+        Gql::Int(n) => n.as_i64().map(Value::from).unwrap_or(Value::Null),
+        Gql::Float(f) => Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Gql::String(s) => Value::String(s.clone()),
+        Gql::Boolean(b) => Value::Bool(*b),
+        Gql::Null => Value::Null,
+        Gql::Enum(e) => Value::String(e.clone()),
+        Gql::List(items) => Value::Array(items.iter().map(|v| literal_to_json(v, variables)).collect()),
+        Gql::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), literal_to_json(v, variables)))
+                .collect(),
+        ),
+    }
+}

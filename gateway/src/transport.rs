@@ -1,0 +1,195 @@
+//! HTTP transport (GraphQL over HTTP): `POST /graphql` with a JSON body, `GET /graphql`
+//! for queries (or the in-browser IDE when a browser asks for HTML), `GET /health`.
+//!
+//! Only `application/json` bodies are accepted on POST: a browser cannot send that
+//! cross-origin without a CORS preflight, which is the CSRF protection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use portal_kit::RequestMeta;
+
+use crate::auth::Authentication;
+use crate::gateway::{AllowedOperations, Gateway};
+use crate::response::{GraphQLError, Request, Response};
+use crate::subgraph::Caller;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// Shared state of the HTTP app.
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// How callers are authenticated.
+    pub authentication: Authentication,
+}
+
+/// The gateway's HTTP app.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+async fn graphql_get(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    Query(params): Query<GetParams>,
+) -> HttpResponse {
+    let headers = parts.headers;
+    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
+    let Some(query) = params.query else {
+        if accepts(&headers, "text/html") {
+            return Html(ide_page()).into_response();
+        }
+        return respond(&headers, request_error("a `query` parameter is required", "BAD_REQUEST"), None);
+    };
+    let variables = match params.variables.as_deref().map(serde_json::from_str::<Map<String, Value>>) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return respond(&headers, request_error("`variables` must be a JSON object", "BAD_REQUEST"), None);
+        }
+    };
+    let request = Request {
+        query,
+        operation_name: params.operation_name,
+        variables,
+        extensions: None,
+    };
+    run(&state, headers, connect, request, AllowedOperations::QueriesOnly).await
+}
+
+async fn graphql_post(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> HttpResponse {
+    let headers = parts.headers;
+    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        let response = request_error("requests must be sent as application/json", "UNSUPPORTED_MEDIA_TYPE");
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(response)).into_response();
+    }
+    let request = match serde_json::from_slice::<Request>(&body) {
+        Ok(request) => request,
+        Err(_) => {
+            return respond(
+                &headers,
+                request_error("the body must be a GraphQL request: {\"query\": …}", "BAD_REQUEST"),
+                None,
+            );
+        }
+    };
+    run(&state, headers, connect, request, AllowedOperations::All).await
+}
+
+async fn run(
+    state: &AppState,
+    headers: HeaderMap,
+    connect: Option<ConnectInfo<SocketAddr>>,
+    request: Request,
+    allowed: AllowedOperations,
+) -> HttpResponse {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let actor = match state.authentication.authenticate(&headers) {
+        Ok(actor) => actor,
+        Err(error) => {
+            let response = Response::request_error(error);
+            return (StatusCode::UNAUTHORIZED, axum::Json(response)).into_response();
+        }
+    };
+    let caller = Caller {
+        actor,
+        meta: RequestMeta {
+            request_id: Some(request_id.clone()),
+            source_ip: connect.map(|ConnectInfo(addr)| addr.ip().to_string()),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect()),
+        },
+    };
+    let response = state.gateway.execute(request, &caller, allowed).await;
+    respond(&headers, response, Some(&request_id))
+}
+
+fn request_error(message: &str, code: &str) -> Response {
+    Response::request_error(GraphQLError::new(message, code))
+}
+
+/// Serializes `response` in the media type the client accepts, with the status code
+/// GraphQL over HTTP prescribes for it.
+fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) -> HttpResponse {
+    let graphql_response = accepts(headers, GRAPHQL_RESPONSE);
+    let status = if response.data.is_none() {
+        let method_not_allowed = response.errors.iter().any(|e| e.code() == Some("METHOD_NOT_ALLOWED"));
+        if method_not_allowed {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else if graphql_response || response.errors.iter().any(|e| e.code() == Some("BAD_REQUEST")) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if graphql_response { GRAPHQL_RESPONSE } else { "application/json" };
+    let body = serde_json::to_vec(&response).unwrap_or_default();
+    let mut http = (status, body).into_response();
+    let headers = http.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        headers.insert("x-request-id", id);
+    }
+    http
+}
+
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type)))
+}
+
+fn ide_page() -> String {
+    async_graphql::http::GraphiQLSource::build()
+        .endpoint("/graphql")
+        .title("Portal GraphQL")
+        .finish()
+}

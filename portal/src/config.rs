@@ -1,0 +1,241 @@
+//! Configuration of the `portal` binary: a TOML file plus environment overrides,
+//! validated once at start-up with messages that say what to fix. Secrets are never
+//! printed (`Debug` redacts them).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Gateway settings.
+    pub gateway: GatewayConfig,
+    /// Settings shared by gateway and subgraphs.
+    pub internal: InternalConfig,
+}
+
+/// Database settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://…`. Env: `DATABASE_URL`.
+    pub url: String,
+    /// Pool size per process.
+    pub max_connections: u32,
+}
+
+/// Gateway settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Subgraph URLs by name (process-per-role mode).
+    pub subgraphs: BTreeMap<String, String>,
+    /// Timeout of one subgraph request, in milliseconds.
+    pub subgraph_timeout_ms: u64,
+    /// Trust the development identity headers (never in production).
+    pub dev_headers: bool,
+    /// Most tokens in one GraphQL document.
+    pub max_tokens: usize,
+}
+
+/// Settings shared by the gateway and the subgraphs.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalConfig {
+    /// Secret the gateway signs subgraph requests with (≥ 32 bytes).
+    /// Env: `PORTAL_INTERNAL_TOKEN_SECRET`. Required when processes talk over HTTP.
+    pub token_secret: Option<String>,
+}
+
+impl std::fmt::Debug for InternalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalConfig")
+            .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/portal.db?mode=rwc".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        let subgraphs = crate::subgraphs::NAMES
+            .iter()
+            .zip(4001..)
+            .map(|(name, port)| (name.to_string(), format!("http://127.0.0.1:{port}/graphql")))
+            .collect();
+        Self {
+            subgraphs,
+            subgraph_timeout_ms: 10_000,
+            dev_headers: false,
+            max_tokens: 15_000,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path` (if given, else `portal.toml` when present, else defaults), then applies
+    /// environment overrides, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_path = Path::new("portal.toml");
+        let path = path.or_else(|| default_path.exists().then_some(default_path));
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|err| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: err.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `DATABASE_URL`, `PORTAL_INTERNAL_TOKEN_SECRET`, `PORTAL_DEV_HEADERS`,
+    /// `PORTAL_SUBGRAPH_TIMEOUT_MS` and `PORTAL_SUBGRAPH_<NAME>_URL`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(url) = var("DATABASE_URL") {
+            self.database.url = url;
+        }
+        if let Some(secret) = var("PORTAL_INTERNAL_TOKEN_SECRET") {
+            self.internal.token_secret = Some(secret);
+        }
+        if let Some(flag) = var("PORTAL_DEV_HEADERS") {
+            self.gateway.dev_headers = matches!(flag.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(ms) = var("PORTAL_SUBGRAPH_TIMEOUT_MS") {
+            self.gateway.subgraph_timeout_ms = ms.parse().map_err(|_| {
+                ConfigError::Invalid("PORTAL_SUBGRAPH_TIMEOUT_MS must be a number".into())
+            })?;
+        }
+        for name in crate::subgraphs::NAMES {
+            if let Some(url) = var(&format!("PORTAL_SUBGRAPH_{}_URL", name.to_uppercase())) {
+                self.gateway.subgraphs.insert(name.to_string(), url);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid(
+                "database.url must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if let Some(secret) = &self.internal.token_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::Invalid(
+                "internal.token_secret must be at least 32 bytes".into(),
+            ));
+        }
+        for (name, url) in &self.gateway.subgraphs {
+            if !crate::subgraphs::NAMES.contains(&name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.subgraphs.{name}: unknown subgraph (known: {})",
+                    crate::subgraphs::NAMES.join(", ")
+                )));
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.subgraphs.{name} must be an http(s) URL"
+                )));
+            }
+        }
+        if self.gateway.subgraph_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("gateway.subgraph_timeout_ms must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The internal token secret, required for HTTP between processes.
+    pub fn require_token_secret(&self) -> Result<&str, ConfigError> {
+        self.internal.token_secret.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "internal.token_secret (or PORTAL_INTERNAL_TOKEN_SECRET) is required when the \
+                 gateway and subgraphs run as separate processes"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// Parses `HOST:PORT`.
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|_| format!("`{raw}` is not HOST:PORT (for example 127.0.0.1:4000)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = toml::from_str::<Config>("[database]\nurll = \"x\"").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("urll")));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_short_secrets_are_refused() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "DATABASE_URL" => Some("postgres://localhost/x".into()),
+                "PORTAL_INTERNAL_TOKEN_SECRET" => Some("short".into()),
+                _ => None,
+            })
+            .expect("env applies");
+        assert_eq!(config.database.url, "postgres://localhost/x");
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! The `portal` binary's library: configuration, wiring of gateway and subgraphs, demo
+//! seed. `main.rs` only parses the command line and calls in here, so tests can build the
+//! very same apps without a socket or a process.
+
+pub mod config;
+pub mod seed;
+pub mod subgraphs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait as _;
+
+use portal_gateway::auth::Authentication;
+use portal_gateway::compose::{self, SubgraphSdl};
+use portal_gateway::gateway::{Gateway, Limits, Supergraph};
+use portal_gateway::subgraph::{Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest};
+use portal_gateway::transport::{self, AppState};
+use portal_kit::internal_token::InternalTokenKey;
+use portal_kit::{Actor, RequestMeta};
+
+use crate::subgraphs::Subgraph;
+
+/// Opens the database and applies pending migrations.
+pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest))
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating database directory {}", parent.display()))?;
+    }
+    let db = portal_kit::db::connect(url, max_connections)
+        .await
+        .context("connecting to the database")?;
+    portal_migrations::Migrator::up(&db, None)
+        .await
+        .context("applying migrations")?;
+    Ok(db)
+}
+
+/// Composes the subgraphs into a supergraph whose `join__graph` URLs are `urls` (by
+/// subgraph name; a missing name gets an empty URL, i.e. in-process only).
+pub fn compose_subgraphs(subgraphs: &[Subgraph], urls: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    let inputs: Vec<SubgraphSdl> = subgraphs
+        .iter()
+        .map(|s| s.composition_input(urls.get(s.name).map(String::as_str).unwrap_or("")))
+        .collect();
+    Ok(compose::compose(&inputs)?)
+}
+
+/// Gateway options shared by both deployment modes.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// How callers are authenticated.
+    pub authentication: Authentication,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
+pub fn gateway_app(supergraph_sdl: &str, clients: SubgraphClients, options: &GatewayOptions) -> anyhow::Result<(Router, Arc<Gateway>)> {
+    let supergraph = Supergraph::load(supergraph_sdl, &options.limits)?;
+    let gateway = Arc::new(Gateway::new(supergraph, clients, options.limits.clone()));
+    let state = Arc::new(AppState {
+        gateway: gateway.clone(),
+        authentication: options.authentication,
+    });
+    Ok((transport::router(state), gateway))
+}
+
+/// The all-in-one app: the gateway with in-process transports to all five subgraphs.
+pub fn all_in_one_app(db: &DatabaseConnection, options: &GatewayOptions) -> anyhow::Result<(Router, Arc<Gateway>)> {
+    let subgraphs = subgraphs::build_all(db);
+    let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
+    let clients: SubgraphClients = subgraphs
+        .iter()
+        .map(|s| (s.name.to_owned(), s.client.clone()))
+        .collect();
+    gateway_app(&supergraph, clients, options)
+}
+
+/// HTTP clients for the subgraphs at `urls`, signing requests with `key`.
+pub fn http_clients(urls: &BTreeMap<String, String>, key: &InternalTokenKey, timeout: Duration) -> anyhow::Result<SubgraphClients> {
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")?;
+    Ok(urls
+        .iter()
+        .map(|(name, url)| {
+            let subgraph: Arc<dyn SubgraphClient> =
+                Arc::new(HttpSubgraph::new(client.clone(), url.clone(), key.clone(), timeout));
+            (name.clone(), subgraph)
+        })
+        .collect())
+}
+
+/// Fetches each subgraph's SDL over HTTP (`_service { sdl }`) and composes them, retrying
+/// for up to `wait` while subgraphs start.
+pub async fn compose_remote(clients: &SubgraphClients, urls: &BTreeMap<String, String>, wait: Duration) -> anyhow::Result<String> {
+    let caller = Caller {
+        actor: Actor::anonymous(),
+        meta: RequestMeta::default(),
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut inputs = Vec::new();
+    for (name, url) in urls {
+        let client = clients.get(name).context("no client for subgraph")?;
+        let sdl = loop {
+            let request = SubgraphRequest {
+                query: "{ _service { sdl } }".into(),
+                variables: Default::default(),
+            };
+            let attempt = client.execute(request, &caller).await;
+            let sdl = attempt.ok().and_then(|r| {
+                r.data?.get("_service")?.get("sdl")?.as_str().map(str::to_owned)
+            });
+            match sdl {
+                Some(sdl) => break sdl,
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                None => anyhow::bail!("subgraph `{name}` at {url} did not return its SDL"),
+            }
+        };
+        inputs.push(SubgraphSdl {
+            name: name.clone(),
+            url: url.clone(),
+            sdl,
+        });
+    }
+    Ok(compose::compose(&inputs)?)
+}

@@ -1,0 +1,360 @@
+//! Demo data: two tenants with users, roles, accounts, report definitions, threads and
+//! integrations, written in one transaction on first start (or by `portal seed`).
+
+use chrono::{Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::accounts::account;
+use portal_entities::identity::{role, tenant, user, user_role};
+use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
+use portal_entities::messages::{message, thread, thread_participant};
+use portal_entities::platform::audit_event;
+use portal_entities::reports::{report_definition, report_run};
+
+/// Ids of the seeded demo objects, for printing and for tests.
+#[derive(Clone, Debug)]
+pub struct DemoSeed {
+    /// The `acme` tenant.
+    pub tenant_id: Uuid,
+    /// Alice, tenant admin of `acme`.
+    pub alice_id: Uuid,
+    /// Bob, billing admin of `acme`.
+    pub bob_id: Uuid,
+    /// Carol, customer user of `acme`.
+    pub carol_id: Uuid,
+    /// The `globex` tenant (for isolation checks).
+    pub other_tenant_id: Uuid,
+    /// Globex's only user.
+    pub other_user_id: Uuid,
+}
+
+/// Seeds the demo data unless some tenant already exists; returns what it created.
+pub async fn seed_if_empty(db: &DatabaseConnection) -> Result<Option<DemoSeed>, DbErr> {
+    if tenant::Entity::find().count(db).await? > 0 {
+        return Ok(None);
+    }
+    seed(db).await.map(Some)
+}
+
+/// Seeds the demo data.
+pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
+    let txn = db.begin().await?;
+    let acme = create_tenant(&txn, "acme", "Acme Corporation").await?;
+    let globex = create_tenant(&txn, "globex", "Globex Inc.").await?;
+
+    let mut roles = std::collections::HashMap::new();
+    for (name, description) in [
+        ("tenant_admin", "Administers the tenant: users, roles, integrations"),
+        ("billing_admin", "Manages billing data and balances"),
+        ("support_agent", "Answers customer threads"),
+        ("customer_user", "A customer's own view of the portal"),
+        ("integrator", "Service accounts of integrations"),
+        ("auditor", "Reads audit trails"),
+    ] {
+        roles.insert(name, create_role(&txn, acme, name, description).await?);
+    }
+    let globex_admin = create_role(&txn, globex, "tenant_admin", "Administers the tenant").await?;
+
+    let alice = create_user(&txn, acme, "alice@acme.example", "Alice Admin", &[roles["tenant_admin"]]).await?;
+    let bob = create_user(&txn, acme, "bob@acme.example", "Bob Billing", &[roles["billing_admin"]]).await?;
+    let carol = create_user(&txn, acme, "carol@acme.example", "Carol Customer", &[roles["customer_user"]]).await?;
+    let gina = create_user(&txn, globex, "gina@globex.example", "Gina Globex", &[globex_admin]).await?;
+
+    let operating = create_account(&txn, acme, alice, "ACME-0001", "Operating", "USD", 125_005_000).await?;
+    let savings = create_account(&txn, acme, carol, "ACME-0002", "Savings", "EUR", 30_000_000).await?;
+    let payroll = create_account(&txn, acme, carol, "ACME-0003", "Payroll", "USD", 987_654_321).await?;
+    let billing = create_account(&txn, acme, bob, "ACME-0004", "Billing float", "GBP", 0).await?;
+    let globex_main = create_account(&txn, globex, gina, "GLX-0001", "Main", "USD", 50_000_000).await?;
+
+    for (account, owner) in [(operating, alice), (savings, carol), (payroll, carol), (billing, bob), (globex_main, gina)] {
+        let tenant_id = if account == globex_main { globex } else { acme };
+        let statement = create_report(&txn, tenant_id, account, owner, "Monthly statement", "ACCOUNT_STATEMENT", "PDF", Some("0 6 1 * *")).await?;
+        create_report(&txn, tenant_id, account, owner, "Balance summary", "BALANCE_SUMMARY", "XLSX", None).await?;
+        create_run(&txn, tenant_id, statement, owner).await?;
+    }
+
+    let welcome = create_thread(&txn, acme, alice, Some(operating), "Welcome to the portal", &[carol]).await?;
+    post(&txn, acme, welcome, alice, "Hi Carol, your accounts are now visible in the portal.").await?;
+    post(&txn, acme, welcome, carol, "Thanks Alice, I can see them.").await?;
+    let invoice = create_thread(&txn, acme, carol, Some(payroll), "Question about an invoice", &[bob]).await?;
+    post(&txn, acme, invoice, carol, "Could you check invoice 2026-118?").await?;
+    let globex_thread = create_thread(&txn, globex, gina, Some(globex_main), "Globex internal", &[]).await?;
+    post(&txn, globex, globex_thread, gina, "Only Globex can read this.").await?;
+
+    let crm = create_integration(&txn, acme, "CRM", "salesforce", "Salesforce").await?;
+    let stripe = create_integration(&txn, acme, "BILLING", "stripe", "Stripe").await?;
+    let globex_crm = create_integration(&txn, globex, "CRM", "hubspot", "HubSpot").await?;
+    for (i, account) in [operating, savings, payroll, billing].into_iter().enumerate() {
+        link(&txn, acme, crm, account, &format!("SF-{:04}", i + 1)).await?;
+        link(&txn, acme, stripe, account, &format!("cus_acme{:04}", i + 1)).await?;
+    }
+    link(&txn, globex, globex_crm, globex_main, "HS-0001").await?;
+    webhook_endpoint::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(acme),
+        url: Set("https://hooks.acme.example/portal".into()),
+        description: Set("Acme's ERP".into()),
+        event_types: Set(json!(["account.updated", "report.completed"])),
+        enabled: Set(true),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+
+    audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(None),
+        actor_kind: Set("system".into()),
+        actor_id: Set(None),
+        action: Set("platform.seed".into()),
+        target_type: Set("tenant".into()),
+        target_id: Set(Some(acme)),
+        outcome: Set("success".into()),
+        request_id: Set(None),
+        source_ip: Set(None),
+        details: Set(Some(json!({ "tenants": ["acme", "globex"] }))),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(DemoSeed {
+        tenant_id: acme,
+        alice_id: alice,
+        bob_id: bob,
+        carol_id: carol,
+        other_tenant_id: globex,
+        other_user_id: gina,
+    })
+}
+
+async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    tenant::ActiveModel {
+        id: Set(id),
+        slug: Set(slug.into()),
+        name: Set(name.into()),
+        status: Set("ACTIVE".into()),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(id)
+}
+
+async fn create_role(txn: &DatabaseTransaction, tenant_id: Uuid, name: &str, description: &str) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    role::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        name: Set(name.into()),
+        description: Set(description.into()),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(id)
+}
+
+async fn create_user(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    email: &str,
+    name: &str,
+    roles: &[Uuid],
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    user::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        email: Set(email.into()),
+        display_name: Set(name.into()),
+        status: Set("ACTIVE".into()),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    for role_id in roles {
+        user_role::ActiveModel {
+            user_id: Set(id),
+            role_id: Set(*role_id),
+            tenant_id: Set(tenant_id),
+            created_at: Set(Utc::now()),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(id)
+}
+
+async fn create_account(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    owner: Uuid,
+    number: &str,
+    name: &str,
+    currency: &str,
+    balance_e4: i64,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    account::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        owner_id: Set(owner),
+        number: Set(number.into()),
+        name: Set(name.into()),
+        status: Set("OPEN".into()),
+        currency: Set(currency.into()),
+        balance_e4: Set(balance_e4),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(id)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one row's columns, named at the call site")]
+async fn create_report(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    account: Uuid,
+    owner: Uuid,
+    name: &str,
+    kind: &str,
+    format: &str,
+    schedule: Option<&str>,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    report_definition::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        account_id: Set(Some(account)),
+        owner_id: Set(owner),
+        name: Set(name.into()),
+        kind: Set(kind.into()),
+        format: Set(format.into()),
+        schedule: Set(schedule.map(str::to_owned)),
+        parameters: Set(json!({})),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(id)
+}
+
+async fn create_run(txn: &DatabaseTransaction, tenant_id: Uuid, definition: Uuid, by: Uuid) -> Result<(), DbErr> {
+    let finished = Utc::now();
+    report_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        definition_id: Set(definition),
+        requested_by: Set(Some(by)),
+        status: Set("SUCCEEDED".into()),
+        row_count: Set(Some(42)),
+        error: Set(None),
+        created_at: Set(finished - Duration::seconds(3)),
+        started_at: Set(Some(finished - Duration::seconds(2))),
+        finished_at: Set(Some(finished)),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+async fn create_thread(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    creator: Uuid,
+    account: Option<Uuid>,
+    subject: &str,
+    others: &[Uuid],
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    thread::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        account_id: Set(account),
+        created_by: Set(creator),
+        subject: Set(subject.into()),
+        status: Set("OPEN".into()),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    for participant in std::iter::once(&creator).chain(others) {
+        thread_participant::ActiveModel {
+            thread_id: Set(id),
+            user_id: Set(*participant),
+            tenant_id: Set(tenant_id),
+            created_at: Set(Utc::now()),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(id)
+}
+
+async fn post(txn: &DatabaseTransaction, tenant_id: Uuid, thread: Uuid, author: Uuid, body: &str) -> Result<(), DbErr> {
+    message::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        thread_id: Set(thread),
+        author_id: Set(author),
+        body: Set(body.into()),
+        created_at: Set(Utc::now()),
+        edited_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+async fn create_integration(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    kind: &str,
+    provider: &str,
+    name: &str,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    integration::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        kind: Set(kind.into()),
+        provider: Set(provider.into()),
+        name: Set(name.into()),
+        status: Set("ACTIVE".into()),
+        last_sync_at: Set(Some(Utc::now())),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(id)
+}
+
+async fn link(txn: &DatabaseTransaction, tenant_id: Uuid, integration: Uuid, account: Uuid, external_id: &str) -> Result<(), DbErr> {
+    external_ref::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        integration_id: Set(integration),
+        account_id: Set(account),
+        external_id: Set(external_id.into()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

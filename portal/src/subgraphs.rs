@@ -1,0 +1,105 @@
+//! The five subgraphs as the binary wires them: their schemas over one database, their
+//! SDLs for composition, in-process clients for the all-in-one mode and HTTP apps for the
+//! process-per-role mode. This is the one place that knows every subgraph crate.
+
+use std::sync::Arc;
+
+use async_graphql::Executor;
+use async_graphql::{SDLExportOptions, Variables};
+use axum::Router;
+use futures::future::BoxFuture;
+use sea_orm::DatabaseConnection;
+
+use portal_gateway::compose::SubgraphSdl;
+use portal_gateway::subgraph::{
+    Caller, SubgraphClient, SubgraphError, SubgraphRequest, SubgraphResponse,
+};
+use portal_kit::internal_token::InternalTokenKey;
+
+/// Subgraph names, in composition order.
+pub const NAMES: [&str; 5] = ["identity", "accounts", "reports", "messages", "integrations"];
+
+/// One subgraph, built over a database.
+pub struct Subgraph {
+    /// Its name in the supergraph.
+    pub name: &'static str,
+    /// Its Federation v2 SDL.
+    pub sdl: String,
+    /// An in-process client (no HTTP hop).
+    pub client: Arc<dyn SubgraphClient>,
+    router: Box<dyn Fn(InternalTokenKey) -> Router + Send + Sync>,
+}
+
+impl Subgraph {
+    fn new<E: Executor + Clone + 'static>(name: &'static str, executor: E, sdl: String) -> Self {
+        let for_router = executor.clone();
+        Self {
+            name,
+            sdl,
+            client: Arc::new(InProcess { executor }),
+            router: Box::new(move |key| portal_kit::serve::router(for_router.clone(), key)),
+        }
+    }
+
+    /// The subgraph's HTTP app, trusting internal tokens signed with `key`.
+    pub fn router(&self, key: InternalTokenKey) -> Router {
+        (self.router)(key)
+    }
+
+    /// Composition input for this subgraph reachable at `url` (empty: in process).
+    pub fn composition_input(&self, url: &str) -> SubgraphSdl {
+        SubgraphSdl {
+            name: self.name.to_owned(),
+            url: url.to_owned(),
+            sdl: self.sdl.clone(),
+        }
+    }
+}
+
+fn federation_sdl() -> SDLExportOptions {
+    SDLExportOptions::new().federation().compose_directive()
+}
+
+/// Builds all five subgraphs over `db`.
+pub fn build_all(db: &DatabaseConnection) -> Vec<Subgraph> {
+    let identity = portal_identity::build_schema(db.clone());
+    let accounts = portal_accounts::build_schema(db.clone());
+    let reports = portal_reports::build_schema(db.clone());
+    let messages = portal_messages::build_schema(db.clone());
+    let integrations = portal_integrations::build_schema(db.clone());
+    vec![
+        Subgraph::new("identity", identity.clone(), identity.sdl_with_options(federation_sdl())),
+        Subgraph::new("accounts", accounts.clone(), accounts.sdl_with_options(federation_sdl())),
+        Subgraph::new("reports", reports.clone(), reports.sdl_with_options(federation_sdl())),
+        Subgraph::new("messages", messages.clone(), messages.sdl_with_options(federation_sdl())),
+        Subgraph::new(
+            "integrations",
+            integrations.clone(),
+            integrations.sdl_with_options(federation_sdl()),
+        ),
+    ]
+}
+
+/// Executes subgraph requests by calling the schema directly, passing the actor as data.
+struct InProcess<E> {
+    executor: E,
+}
+
+impl<E: Executor> SubgraphClient for InProcess<E> {
+    fn execute<'a>(
+        &'a self,
+        request: SubgraphRequest,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
+        Box::pin(async move {
+            let gql = async_graphql::Request::new(request.query)
+                .variables(Variables::from_json(serde_json::Value::Object(request.variables)))
+                .data(caller.actor.clone())
+                .data(caller.meta.clone());
+            let response = self.executor.execute(gql).await;
+            let value = serde_json::to_value(&response)
+                .map_err(|_| SubgraphError::InvalidResponse { status: 200 })?;
+            serde_json::from_value(value).map_err(|_| SubgraphError::InvalidResponse { status: 200 })
+        })
+    }
+}
