@@ -4,8 +4,8 @@
 //! models into their own wire types), and no domain may query another domain's tables.
 
 pub mod accounts;
+pub mod identity;
 pub mod integrations;
 pub mod messages;
 pub mod platform;
 pub mod reports;
-pub mod identity;

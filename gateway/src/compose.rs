@@ -13,6 +13,9 @@ use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
 use hive_router_query_planner::utils::cancellation::CancellationToken;
 use hive_router_query_planner::utils::parsing::{safe_parse_operation, safe_parse_schema};
 
+/// How many levels below each root field the probe selects every field.
+const PROBE_DEPTH: usize = 4;
+
 /// One subgraph as input to composition.
 #[derive(Clone, Debug)]
 pub struct SubgraphSdl {
@@ -123,8 +126,8 @@ fn graphs_in(line: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Loads `supergraph` into the planner and plans every root field with its arguments'
-/// types satisfied by variables, failing on the first field that cannot be planned.
+/// Loads `supergraph` into the planner and plans every root field with everything below
+/// it (to [`PROBE_DEPTH`] levels), failing on the first field that cannot be planned.
 pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
     let document =
         safe_parse_schema(supergraph).map_err(|err| ComposeError::Planner(err.to_string()))?;
@@ -142,20 +145,20 @@ pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
             if field.name.starts_with("__") {
                 continue;
             }
-            let operation = index.probe_operation(kind, field);
+            let operation = index.probe_operation(kind, field, PROBE_DEPTH);
             let coordinate = format!("{}.{}", root, field.name);
-            let parsed = safe_parse_operation(&operation).map_err(|err| {
-                ComposeError::Unsatisfiable {
+            let parsed =
+                safe_parse_operation(&operation).map_err(|err| ComposeError::Unsatisfiable {
                     coordinate: coordinate.clone(),
                     message: err.to_string(),
-                }
-            })?;
-            let normalized = normalize_operation(&planner.supergraph, &parsed, None).map_err(
-                |err| ComposeError::Unsatisfiable {
-                    coordinate: coordinate.clone(),
-                    message: err.to_string(),
-                },
-            )?;
+                })?;
+            let normalized =
+                normalize_operation(&planner.supergraph, &parsed, None).map_err(|err| {
+                    ComposeError::Unsatisfiable {
+                        coordinate: coordinate.clone(),
+                        message: err.to_string(),
+                    }
+                })?;
             let token = CancellationToken::with_timeout(std::time::Duration::from_secs(10));
             planner
                 .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)

@@ -11,8 +11,7 @@ use futures::future::{BoxFuture, join_all};
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
-    BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment,
-    PlanNode,
+    BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PlanNode,
 };
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -350,7 +349,13 @@ impl<'a> Execution<'a> {
                 }
                 SelectionItem::Field(_) => {
                     matched = true;
-                    project_selection(object, &SelectionSet { items: vec![item.clone()] }, &mut out);
+                    project_selection(
+                        object,
+                        &SelectionSet {
+                            items: vec![item.clone()],
+                        },
+                        &mut out,
+                    );
                 }
                 SelectionItem::FragmentSpread(_) => {}
             }
@@ -385,8 +390,11 @@ impl<'a> Execution<'a> {
             };
             match index {
                 Some(i) => {
-                    let rest: Vec<PathSegment> =
-                        error.path.as_deref().map(|p| p[2..].to_vec()).unwrap_or_default();
+                    let rest: Vec<PathSegment> = error
+                        .path
+                        .as_deref()
+                        .map(|p| p[2..].to_vec())
+                        .unwrap_or_default();
                     for target in targets.iter().filter(|t| t.representation == i) {
                         let mut path = target.path.clone();
                         path.extend(rest.iter().cloned());
@@ -520,7 +528,11 @@ impl<'a> Execution<'a> {
 
 /// Copies the fields of `selections` from `source` into `out`, reading each field from
 /// its `name` (falling back to the alias) and writing it under its response key.
-fn project_selection(source: &Map<String, Value>, selections: &SelectionSet, out: &mut Map<String, Value>) {
+fn project_selection(
+    source: &Map<String, Value>,
+    selections: &SelectionSet,
+    out: &mut Map<String, Value>,
+) {
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
@@ -551,7 +563,12 @@ fn project_selection(source: &Map<String, Value>, selections: &SelectionSet, out
 
 fn project_nested(value: &Value, selections: &SelectionSet) -> Value {
     match value {
-        Value::Array(items) => Value::Array(items.iter().map(|v| project_nested(v, selections)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| project_nested(v, selections))
+                .collect(),
+        ),
         Value::Object(object) => {
             let mut out = Map::new();
             project_selection(object, selections, &mut out);
@@ -609,7 +626,8 @@ mod tests {
 
     #[test]
     fn deep_merge_combines_objects_and_keeps_the_concrete_typename() {
-        let mut target = json!({"__typename": "Book", "a": 1, "nested": {"x": 1}, "list": [{"id": 1}]});
+        let mut target =
+            json!({"__typename": "Book", "a": 1, "nested": {"x": 1}, "list": [{"id": 1}]});
         deep_merge(
             &mut target,
             json!({"__typename": "Media", "b": 2, "nested": {"y": 2}, "list": [{"name": "n"}]}),

@@ -128,24 +128,38 @@ impl Gateway {
     }
 
     /// Runs one client request for `caller`.
-    pub async fn execute(&self, request: Request, caller: &Caller, allowed: AllowedOperations) -> Response {
+    pub async fn execute(
+        &self,
+        request: Request,
+        caller: &Caller,
+        allowed: AllowedOperations,
+    ) -> Response {
         let supergraph = self.supergraph();
         let prepared = match self.prepare(&supergraph, &request, allowed) {
             Ok(prepared) => prepared,
             Err(errors) => {
-                return Response {
-                    errors,
-                    data: None,
-                };
+                return Response { errors, data: None };
             }
         };
-        let plan = match supergraph.plans.get_or_plan(&request.query, prepared.name.as_deref(), || {
-            plan::plan(&supergraph.planner, &prepared.document, prepared.name.as_deref())
-        }) {
-            Ok(plan) => plan,
-            Err(error) => return Response::request_error(error),
-        };
-        let execution = Execution::new(&supergraph.index, &self.clients, caller, &prepared.variables);
+        let plan =
+            match supergraph
+                .plans
+                .get_or_plan(&request.query, prepared.name.as_deref(), || {
+                    plan::plan(
+                        &supergraph.planner,
+                        &prepared.document,
+                        prepared.name.as_deref(),
+                    )
+                }) {
+                Ok(plan) => plan,
+                Err(error) => return Response::request_error(error),
+            };
+        let execution = Execution::new(
+            &supergraph.index,
+            &self.clients,
+            caller,
+            &prepared.variables,
+        );
         let (data, mut errors) = execution.run(plan.node.as_ref()).await;
         let Some(root_type) = supergraph.index.root_type(prepared.kind) else {
             return Response::request_error(GraphQLError::new(
@@ -174,7 +188,8 @@ impl Gateway {
         request: &Request,
         allowed: AllowedOperations,
     ) -> Result<PreparedOperation, Vec<GraphQLError>> {
-        let document = request::parse(&request.query, self.limits.max_tokens).map_err(|e| vec![e])?;
+        let document =
+            request::parse(&request.query, self.limits.max_tokens).map_err(|e| vec![e])?;
         let prepared = request::prepare(
             &supergraph.api_schema,
             document,

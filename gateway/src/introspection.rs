@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::project::LocalFields;
 use crate::request::literal_to_json;
-use crate::schema::SchemaIndex;
+use crate::schema::{SchemaIndex, TypeKind};
 
 const BUILT_IN_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
 const BUILT_IN_DIRECTIVES: &[&str] = &["skip", "include", "deprecated", "specifiedBy", "oneOf"];
@@ -46,7 +46,7 @@ impl Introspection {
                     "description": d.description,
                     "isRepeatable": d.repeatable,
                     "locations": d.locations.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-                    "args": d.arguments.iter().map(input_value).collect::<Vec<_>>(),
+                    "args": d.arguments.iter().map(|v| input_value(v, index)).collect::<Vec<_>>(),
                 })),
                 _ => {}
             }
@@ -112,12 +112,12 @@ fn full_type(ty: &TypeDefinition, index: &SchemaIndex) -> Value {
     let (kind, description) = match ty {
         TypeDefinition::Scalar(t) => ("SCALAR", &t.description),
         TypeDefinition::Object(t) => {
-            value["fields"] = fields(&t.fields);
+            value["fields"] = fields(&t.fields, index);
             value["interfaces"] = names_as_refs(&t.implements_interfaces, "INTERFACE");
             ("OBJECT", &t.description)
         }
         TypeDefinition::Interface(t) => {
-            value["fields"] = fields(&t.fields);
+            value["fields"] = fields(&t.fields, index);
             value["interfaces"] = names_as_refs(&t.implements_interfaces, "INTERFACE");
             let possible: Vec<String> = index
                 .get(&t.name)
@@ -148,7 +148,8 @@ fn full_type(ty: &TypeDefinition, index: &SchemaIndex) -> Value {
             ("ENUM", &t.description)
         }
         TypeDefinition::InputObject(t) => {
-            value["inputFields"] = Value::Array(t.fields.iter().map(input_value).collect());
+            value["inputFields"] =
+                Value::Array(t.fields.iter().map(|v| input_value(v, index)).collect());
             ("INPUT_OBJECT", &t.description)
         }
     };
@@ -157,7 +158,7 @@ fn full_type(ty: &TypeDefinition, index: &SchemaIndex) -> Value {
     value
 }
 
-fn fields(defs: &[graphql_tools::static_graphql::schema::Field]) -> Value {
+fn fields(defs: &[graphql_tools::static_graphql::schema::Field], index: &SchemaIndex) -> Value {
     Value::Array(
         defs.iter()
             .filter(|f| !f.name.starts_with("__"))
@@ -166,8 +167,8 @@ fn fields(defs: &[graphql_tools::static_graphql::schema::Field]) -> Value {
                 json!({
                     "name": f.name,
                     "description": f.description,
-                    "args": f.arguments.iter().map(input_value).collect::<Vec<_>>(),
-                    "type": type_ref(&f.field_type),
+                    "args": f.arguments.iter().map(|v| input_value(v, index)).collect::<Vec<_>>(),
+                    "type": type_ref(&f.field_type, index),
                     "isDeprecated": reason.is_some(),
                     "deprecationReason": reason,
                 })
@@ -176,12 +177,12 @@ fn fields(defs: &[graphql_tools::static_graphql::schema::Field]) -> Value {
     )
 }
 
-fn input_value(value: &InputValue) -> Value {
+fn input_value(value: &InputValue, index: &SchemaIndex) -> Value {
     let reason = deprecation(&value.directives);
     json!({
         "name": value.name,
         "description": value.description,
-        "type": type_ref(&value.value_type),
+        "type": type_ref(&value.value_type, index),
         "defaultValue": value.default_value.as_ref().map(print_value),
         "isDeprecated": reason.is_some(),
         "deprecationReason": reason,
@@ -197,12 +198,24 @@ fn names_as_refs(names: &[String], kind: &str) -> Value {
     )
 }
 
-fn type_ref(ty: &Type) -> Value {
+fn type_ref(ty: &Type, index: &SchemaIndex) -> Value {
     match ty {
-        Type::NamedType(name) => json!({ "kind": null, "name": name, "ofType": null }),
-        Type::ListType(inner) => json!({ "kind": "LIST", "name": null, "ofType": type_ref(inner) }),
+        Type::NamedType(name) => {
+            let kind = match index.get(name).map(|t| t.kind) {
+                Some(TypeKind::Object) => "OBJECT",
+                Some(TypeKind::Interface) => "INTERFACE",
+                Some(TypeKind::Union) => "UNION",
+                Some(TypeKind::Enum) => "ENUM",
+                Some(TypeKind::InputObject) => "INPUT_OBJECT",
+                Some(TypeKind::Scalar) | None => "SCALAR",
+            };
+            json!({ "kind": kind, "name": name, "ofType": null })
+        }
+        Type::ListType(inner) => {
+            json!({ "kind": "LIST", "name": null, "ofType": type_ref(inner, index) })
+        }
         Type::NonNullType(inner) => {
-            json!({ "kind": "NON_NULL", "name": null, "ofType": type_ref(inner) })
+            json!({ "kind": "NON_NULL", "name": null, "ofType": type_ref(inner, index) })
         }
     }
 }
@@ -230,7 +243,10 @@ fn print_value(value: &Gql) -> String {
         Gql::Boolean(b) => b.to_string(),
         Gql::Null => "null".into(),
         Gql::Enum(e) => e.clone(),
-        Gql::List(items) => format!("[{}]", items.iter().map(print_value).collect::<Vec<_>>().join(", ")),
+        Gql::List(items) => format!(
+            "[{}]",
+            items.iter().map(print_value).collect::<Vec<_>>().join(", ")
+        ),
         Gql::Object(fields) => format!(
             "{{{}}}",
             fields

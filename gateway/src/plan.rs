@@ -85,14 +85,20 @@ pub fn plan(
         .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
         .map_err(|err| {
             tracing::error!(error = %err, "query planning failed");
-            GraphQLError::new("the operation could not be planned", "QUERY_PLANNING_FAILED")
+            GraphQLError::new(
+                "the operation could not be planned",
+                "QUERY_PLANNING_FAILED",
+            )
         })?;
     Ok(Arc::new(plan))
 }
 
 /// A copy of `document` without root fields the gateway answers itself, or `None` when
 /// nothing would be left to plan.
-fn without_local_root_fields(document: &Document, operation_name: Option<&str>) -> Option<Document> {
+fn without_local_root_fields(
+    document: &Document,
+    operation_name: Option<&str>,
+) -> Option<Document> {
     let mut copy = document.clone();
     let mut remaining = 0;
     for definition in &mut copy.definitions {

@@ -57,7 +57,12 @@ impl<'a> Projection<'a> {
 
     /// Projects `data` (the merged root object) through the root `selection_set` of
     /// `root_type`. Returns `Value::Null` when a null propagated to the root.
-    pub fn root(&mut self, root_type: &str, selection_set: &'a SelectionSet, data: &Value) -> Value {
+    pub fn root(
+        &mut self,
+        root_type: &str,
+        selection_set: &'a SelectionSet,
+        data: &Value,
+    ) -> Value {
         let empty = Map::new();
         let object = data.as_object().unwrap_or(&empty);
         let mut path = Vec::new();
@@ -85,8 +90,22 @@ impl<'a> Projection<'a> {
             path.push(PathSegment::Key(response_key.to_owned()));
             let value = if field.name == "__typename" {
                 Ok(Value::String(type_name.to_owned()))
-            } else if let Some(local) = self.local.filter(|_| is_root && field.name.starts_with("__")) {
-                Ok(local.resolve_root(field, self.variables).unwrap_or(Value::Null))
+            } else if let Some(local) = self
+                .local
+                .filter(|_| is_root && field.name.starts_with("__"))
+            {
+                let raw = local
+                    .resolve_root(field, self.variables)
+                    .unwrap_or(Value::Null);
+                match self.index.field(type_name, &field.name) {
+                    Some(def) => {
+                        let ty = def.ty.clone();
+                        let sub: Vec<&'a SelectionSet> =
+                            fields.iter().map(|f| &f.selection_set).collect();
+                        self.complete(&ty, &sub, &raw, path)
+                    }
+                    None => Ok(raw),
+                }
             } else {
                 match self.index.field(type_name, &field.name) {
                     Some(def) => {
@@ -168,11 +187,8 @@ impl<'a> Projection<'a> {
         });
         if !explained {
             self.errors.push(
-                GraphQLError::new(
-                    "cannot return null for a non-null field",
-                    "INTERNAL",
-                )
-                .at(path.to_vec()),
+                GraphQLError::new("cannot return null for a non-null field", "INTERNAL")
+                    .at(path.to_vec()),
             );
         }
     }

@@ -122,8 +122,11 @@ pub fn prepare(
         OperationDefinition::Subscription(_) => OperationKind::Subscription,
     };
     let name = operation_name_of(operation).map(str::to_owned);
-    let variables = complete_variables(variable_definitions(operation), variables.unwrap_or_default())
-        .map_err(|e| vec![e])?;
+    let variables = complete_variables(
+        variable_definitions(operation),
+        variables.unwrap_or_default(),
+    )
+    .map_err(|e| vec![e])?;
     Ok(PreparedOperation {
         document,
         operation_index,
@@ -197,12 +200,19 @@ pub fn literal_to_json(value: &Gql, variables: &Map<String, Value>) -> Value {
     match value {
         Gql::Variable(name) => variables.get(name).cloned().unwrap_or(Value::Null),
         Gql::Int(n) => n.as_i64().map(Value::from).unwrap_or(Value::Null),
-        Gql::Float(f) => Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Gql::Float(f) => Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Gql::String(s) => Value::String(s.clone()),
         Gql::Boolean(b) => Value::Bool(*b),
         Gql::Null => Value::Null,
         Gql::Enum(e) => Value::String(e.clone()),
-        Gql::List(items) => Value::Array(items.iter().map(|v| literal_to_json(v, variables)).collect()),
+        Gql::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| literal_to_json(v, variables))
+                .collect(),
+        ),
         Gql::Object(fields) => Value::Object(
             fields
                 .iter()

@@ -249,37 +249,50 @@ impl SchemaIndex {
         })
     }
 
-    /// A minimal operation selecting root field `field`, with every argument passed as a
-    /// variable of its declared type (used to probe that the field can be planned).
-    pub fn probe_operation(&self, kind: OperationKind, field: &FieldDef) -> String {
+    /// An operation selecting root field `field` and, below it, every field of every
+    /// composite type down to `depth` levels, with each argument passed as a variable of
+    /// its declared type. Planning it proves those coordinates are reachable.
+    pub fn probe_operation(&self, kind: OperationKind, field: &FieldDef, depth: usize) -> String {
         let keyword = match kind {
             OperationKind::Query => "query",
             OperationKind::Mutation => "mutation",
             OperationKind::Subscription => "subscription",
         };
-        let variables: Vec<String> = field
-            .arguments
-            .iter()
-            .map(|arg| format!("${}: {}", arg.name, arg.ty))
-            .collect();
-        let arguments: Vec<String> = field
-            .arguments
-            .iter()
-            .map(|arg| format!("{0}: ${0}", arg.name))
-            .collect();
-        let mut operation = keyword.to_owned();
-        if !variables.is_empty() {
-            operation.push_str(&format!("({})", variables.join(", ")));
+        let mut variables = Vec::new();
+        let selection = self.probe_field(field, depth, &mut variables);
+        if variables.is_empty() {
+            format!("{keyword} {{ {selection} }}")
+        } else {
+            format!("{keyword}({}) {{ {selection} }}", variables.join(", "))
         }
-        operation.push_str(&format!(" {{ {}", field.name));
-        if !arguments.is_empty() {
-            operation.push_str(&format!("({})", arguments.join(", ")));
+    }
+
+    fn probe_field(&self, field: &FieldDef, depth: usize, variables: &mut Vec<String>) -> String {
+        let mut out = field.name.clone();
+        if !field.arguments.is_empty() {
+            let arguments: Vec<String> = field
+                .arguments
+                .iter()
+                .map(|arg| {
+                    let name = format!("v{}", variables.len());
+                    variables.push(format!("${name}: {}", arg.ty));
+                    format!("{}: ${name}", arg.name)
+                })
+                .collect();
+            out.push_str(&format!("({})", arguments.join(", ")));
         }
-        if self.is_composite(field.ty.named()) {
-            operation.push_str(" { __typename }");
+        let named = field.ty.named();
+        if let Some(ty) = self.get(named).filter(|_| self.is_composite(named)) {
+            out.push_str(" { __typename");
+            if depth > 0 {
+                for child in ty.fields.values().filter(|f| !f.name.starts_with("__")) {
+                    out.push(' ');
+                    out.push_str(&self.probe_field(child, depth - 1, variables));
+                }
+            }
+            out.push_str(" }");
         }
-        operation.push_str(" }");
-        operation
+        out
     }
 }
 
@@ -292,9 +305,7 @@ fn simple(name: &str, kind: TypeKind) -> TypeDef {
     }
 }
 
-fn fields(
-    defs: &[graphql_tools::static_graphql::schema::Field],
-) -> IndexMap<String, FieldDef> {
+fn fields(defs: &[graphql_tools::static_graphql::schema::Field]) -> IndexMap<String, FieldDef> {
     defs.iter()
         .map(|field| {
             let def = FieldDef {

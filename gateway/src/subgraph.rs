@@ -83,7 +83,12 @@ pub struct HttpSubgraph {
 
 impl HttpSubgraph {
     /// A client for the subgraph at `url`, signing with `key`.
-    pub fn new(client: reqwest::Client, url: String, key: InternalTokenKey, timeout: Duration) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        url: String,
+        key: InternalTokenKey,
+        timeout: Duration,
+    ) -> Self {
         Self {
             client,
             url,

@@ -66,13 +66,25 @@ async fn graphql_get(
         if accepts(&headers, "text/html") {
             return Html(ide_page()).into_response();
         }
-        return respond(&headers, request_error("a `query` parameter is required", "BAD_REQUEST"), None);
+        return respond(
+            &headers,
+            request_error("a `query` parameter is required", "BAD_REQUEST"),
+            None,
+        );
     };
-    let variables = match params.variables.as_deref().map(serde_json::from_str::<Map<String, Value>>) {
+    let variables = match params
+        .variables
+        .as_deref()
+        .map(serde_json::from_str::<Map<String, Value>>)
+    {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => {
-            return respond(&headers, request_error("`variables` must be a JSON object", "BAD_REQUEST"), None);
+            return respond(
+                &headers,
+                request_error("`variables` must be a JSON object", "BAD_REQUEST"),
+                None,
+            );
         }
     };
     let request = Request {
@@ -81,10 +93,21 @@ async fn graphql_get(
         variables,
         extensions: None,
     };
-    run(&state, headers, connect, request, AllowedOperations::QueriesOnly).await
+    run(
+        &state,
+        headers,
+        connect,
+        request,
+        AllowedOperations::QueriesOnly,
+    )
+    .await
 }
 
-async fn graphql_post(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> HttpResponse {
+async fn graphql_post(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> HttpResponse {
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     let is_json = headers
@@ -93,7 +116,10 @@ async fn graphql_post(State(state): State<Arc<AppState>>, parts: Parts, body: By
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        let response = request_error("requests must be sent as application/json", "UNSUPPORTED_MEDIA_TYPE");
+        let response = request_error(
+            "requests must be sent as application/json",
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(response)).into_response();
     }
     let request = match serde_json::from_slice::<Request>(&body) {
@@ -101,7 +127,10 @@ async fn graphql_post(State(state): State<Arc<AppState>>, parts: Parts, body: By
         Err(_) => {
             return respond(
                 &headers,
-                request_error("the body must be a GraphQL request: {\"query\": …}", "BAD_REQUEST"),
+                request_error(
+                    "the body must be a GraphQL request: {\"query\": …}",
+                    "BAD_REQUEST",
+                ),
                 None,
             );
         }
@@ -153,10 +182,18 @@ fn request_error(message: &str, code: &str) -> Response {
 fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) -> HttpResponse {
     let graphql_response = accepts(headers, GRAPHQL_RESPONSE);
     let status = if response.data.is_none() {
-        let method_not_allowed = response.errors.iter().any(|e| e.code() == Some("METHOD_NOT_ALLOWED"));
+        let method_not_allowed = response
+            .errors
+            .iter()
+            .any(|e| e.code() == Some("METHOD_NOT_ALLOWED"));
         if method_not_allowed {
             StatusCode::METHOD_NOT_ALLOWED
-        } else if graphql_response || response.errors.iter().any(|e| e.code() == Some("BAD_REQUEST")) {
+        } else if graphql_response
+            || response
+                .errors
+                .iter()
+                .any(|e| e.code() == Some("BAD_REQUEST"))
+        {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
@@ -164,7 +201,11 @@ fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) ->
     } else {
         StatusCode::OK
     };
-    let content_type = if graphql_response { GRAPHQL_RESPONSE } else { "application/json" };
+    let content_type = if graphql_response {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
     let body = serde_json::to_vec(&response).unwrap_or_default();
     let mut http = (status, body).into_response();
     let headers = http.headers_mut();
@@ -184,7 +225,11 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type)))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type))
+        })
 }
 
 fn ide_page() -> String {

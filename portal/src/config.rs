@@ -56,11 +56,13 @@ pub struct InternalConfig {
 impl std::fmt::Debug for InternalConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InternalConfig")
-            .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
-
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -163,13 +165,18 @@ impl Config {
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid(
                 "database.url must start with sqlite: or postgres://".into(),
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         if let Some(secret) = &self.internal.token_secret
             && secret.len() < 32
@@ -192,7 +199,9 @@ impl Config {
             }
         }
         if self.gateway.subgraph_timeout_ms == 0 {
-            return Err(ConfigError::Invalid("gateway.subgraph_timeout_ms must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "gateway.subgraph_timeout_ms must be positive".into(),
+            ));
         }
         Ok(())
     }

@@ -18,16 +18,29 @@ use sea_orm_migration::MigratorTrait as _;
 use portal_gateway::auth::Authentication;
 use portal_gateway::compose::{self, SubgraphSdl};
 use portal_gateway::gateway::{Gateway, Limits, Supergraph};
-use portal_gateway::subgraph::{Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest};
+use portal_gateway::subgraph::{
+    Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest,
+};
 use portal_gateway::transport::{self, AppState};
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::{Actor, RequestMeta};
 
 use crate::subgraphs::Subgraph;
 
+/// Installs ring as the process-wide TLS crypto provider (reqwest is built without a
+/// default one). Idempotent; call before creating any HTTP client.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Opens the database and applies pending migrations.
-pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
-    if let Some(path) = url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest))
+pub async fn connect_and_migrate(
+    url: &str,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
         && let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
@@ -45,7 +58,10 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
 
 /// Composes the subgraphs into a supergraph whose `join__graph` URLs are `urls` (by
 /// subgraph name; a missing name gets an empty URL, i.e. in-process only).
-pub fn compose_subgraphs(subgraphs: &[Subgraph], urls: &BTreeMap<String, String>) -> anyhow::Result<String> {
+pub fn compose_subgraphs(
+    subgraphs: &[Subgraph],
+    urls: &BTreeMap<String, String>,
+) -> anyhow::Result<String> {
     let inputs: Vec<SubgraphSdl> = subgraphs
         .iter()
         .map(|s| s.composition_input(urls.get(s.name).map(String::as_str).unwrap_or("")))
@@ -63,7 +79,11 @@ pub struct GatewayOptions {
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
-pub fn gateway_app(supergraph_sdl: &str, clients: SubgraphClients, options: &GatewayOptions) -> anyhow::Result<(Router, Arc<Gateway>)> {
+pub fn gateway_app(
+    supergraph_sdl: &str,
+    clients: SubgraphClients,
+    options: &GatewayOptions,
+) -> anyhow::Result<(Router, Arc<Gateway>)> {
     let supergraph = Supergraph::load(supergraph_sdl, &options.limits)?;
     let gateway = Arc::new(Gateway::new(supergraph, clients, options.limits.clone()));
     let state = Arc::new(AppState {
@@ -74,7 +94,10 @@ pub fn gateway_app(supergraph_sdl: &str, clients: SubgraphClients, options: &Gat
 }
 
 /// The all-in-one app: the gateway with in-process transports to all five subgraphs.
-pub fn all_in_one_app(db: &DatabaseConnection, options: &GatewayOptions) -> anyhow::Result<(Router, Arc<Gateway>)> {
+pub fn all_in_one_app(
+    db: &DatabaseConnection,
+    options: &GatewayOptions,
+) -> anyhow::Result<(Router, Arc<Gateway>)> {
     let subgraphs = subgraphs::build_all(db);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
@@ -85,7 +108,12 @@ pub fn all_in_one_app(db: &DatabaseConnection, options: &GatewayOptions) -> anyh
 }
 
 /// HTTP clients for the subgraphs at `urls`, signing requests with `key`.
-pub fn http_clients(urls: &BTreeMap<String, String>, key: &InternalTokenKey, timeout: Duration) -> anyhow::Result<SubgraphClients> {
+pub fn http_clients(
+    urls: &BTreeMap<String, String>,
+    key: &InternalTokenKey,
+    timeout: Duration,
+) -> anyhow::Result<SubgraphClients> {
+    install_crypto_provider();
     let client = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
@@ -95,8 +123,12 @@ pub fn http_clients(urls: &BTreeMap<String, String>, key: &InternalTokenKey, tim
     Ok(urls
         .iter()
         .map(|(name, url)| {
-            let subgraph: Arc<dyn SubgraphClient> =
-                Arc::new(HttpSubgraph::new(client.clone(), url.clone(), key.clone(), timeout));
+            let subgraph: Arc<dyn SubgraphClient> = Arc::new(HttpSubgraph::new(
+                client.clone(),
+                url.clone(),
+                key.clone(),
+                timeout,
+            ));
             (name.clone(), subgraph)
         })
         .collect())
@@ -104,7 +136,11 @@ pub fn http_clients(urls: &BTreeMap<String, String>, key: &InternalTokenKey, tim
 
 /// Fetches each subgraph's SDL over HTTP (`_service { sdl }`) and composes them, retrying
 /// for up to `wait` while subgraphs start.
-pub async fn compose_remote(clients: &SubgraphClients, urls: &BTreeMap<String, String>, wait: Duration) -> anyhow::Result<String> {
+pub async fn compose_remote(
+    clients: &SubgraphClients,
+    urls: &BTreeMap<String, String>,
+    wait: Duration,
+) -> anyhow::Result<String> {
     let caller = Caller {
         actor: Actor::anonymous(),
         meta: RequestMeta::default(),
@@ -120,7 +156,11 @@ pub async fn compose_remote(clients: &SubgraphClients, urls: &BTreeMap<String, S
             };
             let attempt = client.execute(request, &caller).await;
             let sdl = attempt.ok().and_then(|r| {
-                r.data?.get("_service")?.get("sdl")?.as_str().map(str::to_owned)
+                r.data?
+                    .get("_service")?
+                    .get("sdl")?
+                    .as_str()
+                    .map(str::to_owned)
             });
             match sdl {
                 Some(sdl) => break sdl,

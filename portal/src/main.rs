@@ -99,8 +99,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
         )
         .init();
-    // reqwest is built without a default TLS provider: install ring's once.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    portal::install_crypto_provider();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
@@ -127,7 +126,9 @@ async fn main() -> anyhow::Result<()> {
 
 fn options(config: &Config, demo: bool) -> GatewayOptions {
     let authentication = if demo || config.gateway.dev_headers {
-        tracing::warn!("trusting development identity headers: anyone can act as anyone. Never do this in production.");
+        tracing::warn!(
+            "trusting development identity headers: anyone can act as anyone. Never do this in production."
+        );
         Authentication::TrustDevHeaders
     } else {
         Authentication::AnonymousOnly
@@ -152,8 +153,14 @@ async fn serve(
     let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
     let app = match role {
         None => {
-            let db = portal::connect_and_migrate(&config.database.url, config.database.max_connections).await?;
-            if demo && let Some(seed) = portal::seed::seed_if_empty(&db).await.context("seeding demo data")? {
+            let db =
+                portal::connect_and_migrate(&config.database.url, config.database.max_connections)
+                    .await?;
+            if demo
+                && let Some(seed) = portal::seed::seed_if_empty(&db)
+                    .await
+                    .context("seeding demo data")?
+            {
                 print_demo(&seed);
             }
             portal::all_in_one_app(&db, &options(config, demo))?.0
@@ -165,13 +172,22 @@ async fn serve(
             let sdl = match supergraph {
                 Some(path) => std::fs::read_to_string(&path)
                     .with_context(|| format!("reading supergraph {}", path.display()))?,
-                None => portal::compose_remote(&clients, &config.gateway.subgraphs, Duration::from_secs(30)).await?,
+                None => {
+                    portal::compose_remote(
+                        &clients,
+                        &config.gateway.subgraphs,
+                        Duration::from_secs(30),
+                    )
+                    .await?
+                }
             };
             portal::gateway_app(&sdl, clients, &options(config, demo))?.0
         }
         Some(role) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
-            let db = portal::connect_and_migrate(&config.database.url, config.database.max_connections).await?;
+            let db =
+                portal::connect_and_migrate(&config.database.url, config.database.max_connections)
+                    .await?;
             let subgraph = subgraphs::build_all(&db)
                 .into_iter()
                 .find(|s| s.name == role.name())
@@ -201,17 +217,30 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
     let subgraphs = subgraphs::build_all(&db);
     std::fs::create_dir_all(out)?;
     for subgraph in &subgraphs {
-        std::fs::write(out.join(format!("{}.graphql", subgraph.name)), &subgraph.sdl)?;
+        std::fs::write(
+            out.join(format!("{}.graphql", subgraph.name)),
+            &subgraph.sdl,
+        )?;
     }
     let urls: BTreeMap<String, String> = config.gateway.subgraphs.clone();
     let supergraph = portal::compose_subgraphs(&subgraphs, &urls)?;
     std::fs::write(out.join("supergraph.graphql"), &supergraph)?;
-    println!("wrote {} subgraph schemas and supergraph.graphql to {}", subgraphs.len(), out.display());
+    println!(
+        "wrote {} subgraph schemas and supergraph.graphql to {}",
+        subgraphs.len(),
+        out.display()
+    );
     Ok(())
 }
 
 fn print_demo(seed: &portal::seed::DemoSeed) {
     println!("Demo data seeded. Act as a user by sending these headers:");
-    println!("  alice (tenant_admin):  x-portal-tenant-id: {}  x-portal-user-id: {}", seed.tenant_id, seed.alice_id);
-    println!("  carol (customer_user): x-portal-tenant-id: {}  x-portal-user-id: {}", seed.tenant_id, seed.carol_id);
+    println!(
+        "  alice (tenant_admin):  x-portal-tenant-id: {}  x-portal-user-id: {}",
+        seed.tenant_id, seed.alice_id
+    );
+    println!(
+        "  carol (customer_user): x-portal-tenant-id: {}  x-portal-user-id: {}",
+        seed.tenant_id, seed.carol_id
+    );
 }

@@ -49,7 +49,10 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
 
     let mut roles = std::collections::HashMap::new();
     for (name, description) in [
-        ("tenant_admin", "Administers the tenant: users, roles, integrations"),
+        (
+            "tenant_admin",
+            "Administers the tenant: users, roles, integrations",
+        ),
         ("billing_admin", "Manages billing data and balances"),
         ("support_agent", "Answers customer threads"),
         ("customer_user", "A customer's own view of the portal"),
@@ -60,38 +63,167 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
     }
     let globex_admin = create_role(&txn, globex, "tenant_admin", "Administers the tenant").await?;
 
-    let alice = create_user(&txn, acme, "alice@acme.example", "Alice Admin", &[roles["tenant_admin"]]).await?;
-    let bob = create_user(&txn, acme, "bob@acme.example", "Bob Billing", &[roles["billing_admin"]]).await?;
-    let carol = create_user(&txn, acme, "carol@acme.example", "Carol Customer", &[roles["customer_user"]]).await?;
-    let gina = create_user(&txn, globex, "gina@globex.example", "Gina Globex", &[globex_admin]).await?;
+    let alice = create_user(
+        &txn,
+        acme,
+        "alice@acme.example",
+        "Alice Admin",
+        &[roles["tenant_admin"]],
+    )
+    .await?;
+    let bob = create_user(
+        &txn,
+        acme,
+        "bob@acme.example",
+        "Bob Billing",
+        &[roles["billing_admin"]],
+    )
+    .await?;
+    let carol = create_user(
+        &txn,
+        acme,
+        "carol@acme.example",
+        "Carol Customer",
+        &[roles["customer_user"]],
+    )
+    .await?;
+    let gina = create_user(
+        &txn,
+        globex,
+        "gina@globex.example",
+        "Gina Globex",
+        &[globex_admin],
+    )
+    .await?;
 
-    let operating = create_account(&txn, acme, alice, "ACME-0001", "Operating", "USD", 125_005_000).await?;
-    let savings = create_account(&txn, acme, carol, "ACME-0002", "Savings", "EUR", 30_000_000).await?;
-    let payroll = create_account(&txn, acme, carol, "ACME-0003", "Payroll", "USD", 987_654_321).await?;
+    let operating = create_account(
+        &txn,
+        acme,
+        alice,
+        "ACME-0001",
+        "Operating",
+        "USD",
+        125_005_000,
+    )
+    .await?;
+    let savings =
+        create_account(&txn, acme, carol, "ACME-0002", "Savings", "EUR", 30_000_000).await?;
+    let payroll = create_account(
+        &txn,
+        acme,
+        carol,
+        "ACME-0003",
+        "Payroll",
+        "USD",
+        987_654_321,
+    )
+    .await?;
     let billing = create_account(&txn, acme, bob, "ACME-0004", "Billing float", "GBP", 0).await?;
-    let globex_main = create_account(&txn, globex, gina, "GLX-0001", "Main", "USD", 50_000_000).await?;
+    let globex_main =
+        create_account(&txn, globex, gina, "GLX-0001", "Main", "USD", 50_000_000).await?;
 
-    for (account, owner) in [(operating, alice), (savings, carol), (payroll, carol), (billing, bob), (globex_main, gina)] {
+    for (account, owner) in [
+        (operating, alice),
+        (savings, carol),
+        (payroll, carol),
+        (billing, bob),
+        (globex_main, gina),
+    ] {
         let tenant_id = if account == globex_main { globex } else { acme };
-        let statement = create_report(&txn, tenant_id, account, owner, "Monthly statement", "ACCOUNT_STATEMENT", "PDF", Some("0 6 1 * *")).await?;
-        create_report(&txn, tenant_id, account, owner, "Balance summary", "BALANCE_SUMMARY", "XLSX", None).await?;
+        let statement = create_report(
+            &txn,
+            tenant_id,
+            account,
+            owner,
+            "Monthly statement",
+            "ACCOUNT_STATEMENT",
+            "PDF",
+            Some("0 6 1 * *"),
+        )
+        .await?;
+        create_report(
+            &txn,
+            tenant_id,
+            account,
+            owner,
+            "Balance summary",
+            "BALANCE_SUMMARY",
+            "XLSX",
+            None,
+        )
+        .await?;
         create_run(&txn, tenant_id, statement, owner).await?;
     }
 
-    let welcome = create_thread(&txn, acme, alice, Some(operating), "Welcome to the portal", &[carol]).await?;
-    post(&txn, acme, welcome, alice, "Hi Carol, your accounts are now visible in the portal.").await?;
+    let welcome = create_thread(
+        &txn,
+        acme,
+        alice,
+        Some(operating),
+        "Welcome to the portal",
+        &[carol],
+    )
+    .await?;
+    post(
+        &txn,
+        acme,
+        welcome,
+        alice,
+        "Hi Carol, your accounts are now visible in the portal.",
+    )
+    .await?;
     post(&txn, acme, welcome, carol, "Thanks Alice, I can see them.").await?;
-    let invoice = create_thread(&txn, acme, carol, Some(payroll), "Question about an invoice", &[bob]).await?;
-    post(&txn, acme, invoice, carol, "Could you check invoice 2026-118?").await?;
-    let globex_thread = create_thread(&txn, globex, gina, Some(globex_main), "Globex internal", &[]).await?;
-    post(&txn, globex, globex_thread, gina, "Only Globex can read this.").await?;
+    let invoice = create_thread(
+        &txn,
+        acme,
+        carol,
+        Some(payroll),
+        "Question about an invoice",
+        &[bob],
+    )
+    .await?;
+    post(
+        &txn,
+        acme,
+        invoice,
+        carol,
+        "Could you check invoice 2026-118?",
+    )
+    .await?;
+    let globex_thread = create_thread(
+        &txn,
+        globex,
+        gina,
+        Some(globex_main),
+        "Globex internal",
+        &[],
+    )
+    .await?;
+    post(
+        &txn,
+        globex,
+        globex_thread,
+        gina,
+        "Only Globex can read this.",
+    )
+    .await?;
 
     let crm = create_integration(&txn, acme, "CRM", "salesforce", "Salesforce").await?;
     let stripe = create_integration(&txn, acme, "BILLING", "stripe", "Stripe").await?;
     let globex_crm = create_integration(&txn, globex, "CRM", "hubspot", "HubSpot").await?;
-    for (i, account) in [operating, savings, payroll, billing].into_iter().enumerate() {
+    for (i, account) in [operating, savings, payroll, billing]
+        .into_iter()
+        .enumerate()
+    {
         link(&txn, acme, crm, account, &format!("SF-{:04}", i + 1)).await?;
-        link(&txn, acme, stripe, account, &format!("cus_acme{:04}", i + 1)).await?;
+        link(
+            &txn,
+            acme,
+            stripe,
+            account,
+            &format!("cus_acme{:04}", i + 1),
+        )
+        .await?;
     }
     link(&txn, globex, globex_crm, globex_main, "HS-0001").await?;
     webhook_endpoint::ActiveModel {
@@ -149,7 +281,12 @@ async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Res
     Ok(id)
 }
 
-async fn create_role(txn: &DatabaseTransaction, tenant_id: Uuid, name: &str, description: &str) -> Result<Uuid, DbErr> {
+async fn create_role(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    name: &str,
+    description: &str,
+) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
     role::ActiveModel {
         id: Set(id),
@@ -223,7 +360,10 @@ async fn create_account(
     Ok(id)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one row's columns, named at the call site")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row's columns, named at the call site"
+)]
 async fn create_report(
     txn: &DatabaseTransaction,
     tenant_id: Uuid,
@@ -253,7 +393,12 @@ async fn create_report(
     Ok(id)
 }
 
-async fn create_run(txn: &DatabaseTransaction, tenant_id: Uuid, definition: Uuid, by: Uuid) -> Result<(), DbErr> {
+async fn create_run(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    definition: Uuid,
+    by: Uuid,
+) -> Result<(), DbErr> {
     let finished = Utc::now();
     report_run::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -306,7 +451,13 @@ async fn create_thread(
     Ok(id)
 }
 
-async fn post(txn: &DatabaseTransaction, tenant_id: Uuid, thread: Uuid, author: Uuid, body: &str) -> Result<(), DbErr> {
+async fn post(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    thread: Uuid,
+    author: Uuid,
+    body: &str,
+) -> Result<(), DbErr> {
     message::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -345,7 +496,13 @@ async fn create_integration(
     Ok(id)
 }
 
-async fn link(txn: &DatabaseTransaction, tenant_id: Uuid, integration: Uuid, account: Uuid, external_id: &str) -> Result<(), DbErr> {
+async fn link(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    integration: Uuid,
+    account: Uuid,
+    external_id: &str,
+) -> Result<(), DbErr> {
     external_ref::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),

@@ -17,7 +17,13 @@ use portal_gateway::subgraph::{
 use portal_kit::internal_token::InternalTokenKey;
 
 /// Subgraph names, in composition order.
-pub const NAMES: [&str; 5] = ["identity", "accounts", "reports", "messages", "integrations"];
+pub const NAMES: [&str; 5] = [
+    "identity",
+    "accounts",
+    "reports",
+    "messages",
+    "integrations",
+];
 
 /// One subgraph, built over a database.
 pub struct Subgraph {
@@ -68,10 +74,26 @@ pub fn build_all(db: &DatabaseConnection) -> Vec<Subgraph> {
     let messages = portal_messages::build_schema(db.clone());
     let integrations = portal_integrations::build_schema(db.clone());
     vec![
-        Subgraph::new("identity", identity.clone(), identity.sdl_with_options(federation_sdl())),
-        Subgraph::new("accounts", accounts.clone(), accounts.sdl_with_options(federation_sdl())),
-        Subgraph::new("reports", reports.clone(), reports.sdl_with_options(federation_sdl())),
-        Subgraph::new("messages", messages.clone(), messages.sdl_with_options(federation_sdl())),
+        Subgraph::new(
+            "identity",
+            identity.clone(),
+            identity.sdl_with_options(federation_sdl()),
+        ),
+        Subgraph::new(
+            "accounts",
+            accounts.clone(),
+            accounts.sdl_with_options(federation_sdl()),
+        ),
+        Subgraph::new(
+            "reports",
+            reports.clone(),
+            reports.sdl_with_options(federation_sdl()),
+        ),
+        Subgraph::new(
+            "messages",
+            messages.clone(),
+            messages.sdl_with_options(federation_sdl()),
+        ),
         Subgraph::new(
             "integrations",
             integrations.clone(),
@@ -93,13 +115,16 @@ impl<E: Executor> SubgraphClient for InProcess<E> {
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
             let gql = async_graphql::Request::new(request.query)
-                .variables(Variables::from_json(serde_json::Value::Object(request.variables)))
+                .variables(Variables::from_json(serde_json::Value::Object(
+                    request.variables,
+                )))
                 .data(caller.actor.clone())
                 .data(caller.meta.clone());
             let response = self.executor.execute(gql).await;
             let value = serde_json::to_value(&response)
                 .map_err(|_| SubgraphError::InvalidResponse { status: 200 })?;
-            serde_json::from_value(value).map_err(|_| SubgraphError::InvalidResponse { status: 200 })
+            serde_json::from_value(value)
+                .map_err(|_| SubgraphError::InvalidResponse { status: 200 })
         })
     }
 }

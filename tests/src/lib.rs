@@ -1,1 +1,336 @@
-//! placeholder
+//! Test harness for Portal's end-to-end and subgraph tests.
+//!
+//! Every test gets its own fresh database: a SQLite file by default, or — when
+//! `PORTAL_TEST_DATABASE_URL` points at a PostgreSQL server — a database cloned from a
+//! template that is migrated once per schema version. Apps are served on real sockets
+//! (`127.0.0.1:0`), and gateway ↔ subgraph traffic in the distributed setup is real HTTP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal::seed::DemoSeed;
+use portal::{GatewayOptions, subgraphs};
+use portal_gateway::auth::{Authentication, DEV_TENANT_HEADER, DEV_USER_HEADER};
+use portal_gateway::gateway::Limits;
+use portal_kit::internal_token::InternalTokenKey;
+
+/// Environment variable naming a PostgreSQL server for the tests (admin database URL).
+pub const POSTGRES_ENV: &str = "PORTAL_TEST_DATABASE_URL";
+
+/// A fresh, migrated database for one test.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// Creates a fresh database (PostgreSQL if configured, else a SQLite file) with every
+    /// migration applied.
+    pub async fn new() -> anyhow::Result<Self> {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(admin_url) if !admin_url.is_empty() => Self::postgres(admin_url).await,
+            _ => Self::sqlite().await,
+        }
+    }
+
+    async fn sqlite() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join("portal-tests");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}.db", Uuid::now_v7()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        portal::connect_and_migrate(&url, 1).await?.close().await?;
+        Ok(Self {
+            url,
+            cleanup: Cleanup::SqliteFile(path),
+        })
+    }
+
+    async fn postgres(admin_url: String) -> anyhow::Result<Self> {
+        let template = template_name();
+        let admin = Database::connect(&admin_url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        // Serialize template creation across concurrently running tests and processes.
+        admin
+            .execute_unprepared("SELECT pg_advisory_lock(727274)")
+            .await?;
+        let exists = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT 1 FROM pg_database WHERE datname = '{template}'"),
+            ))
+            .await?
+            .is_some();
+        let created = if exists {
+            Ok(())
+        } else {
+            create_template(&admin, &admin_url, &template).await
+        };
+        admin
+            .execute_unprepared("SELECT pg_advisory_unlock(727274)")
+            .await?;
+        created?;
+        let name = format!("portal_test_{}", Uuid::now_v7().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+            .context("cloning the template database")?;
+        admin.close().await?;
+        Ok(Self {
+            url: with_database(&admin_url, &name),
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// Opens a connection pool to this database.
+    pub async fn connect(&self) -> anyhow::Result<DatabaseConnection> {
+        Ok(portal_kit::db::connect(&self.url, 8).await?)
+    }
+
+    /// Drops the database (best effort; CI also sweeps leftovers).
+    pub async fn cleanup(self) {
+        match self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            }
+        }
+    }
+}
+
+/// The template is named after the migration list, so a new migration gets a new template.
+fn template_name() -> String {
+    use sea_orm_migration::MigratorTrait as _;
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for migration in portal_migrations::Migrator::migrations() {
+        migration.name().hash(&mut hasher);
+    }
+    format!("portal_template_{:x}", hasher.finish())
+}
+
+async fn create_template(
+    admin: &DatabaseConnection,
+    admin_url: &str,
+    template: &str,
+) -> anyhow::Result<()> {
+    let building = format!("{template}_building");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {building}"))
+        .await?;
+    portal::connect_and_migrate(&with_database(admin_url, &building), 1)
+        .await?
+        .close()
+        .await?;
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+        .await?;
+    Ok(())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |j| j + 2) => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Counts SQL statements executed through a connection.
+#[derive(Clone, Default)]
+pub struct StatementCounter(Arc<AtomicUsize>);
+
+impl StatementCounter {
+    /// Statements so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Opens `db` with a statement counter attached.
+pub async fn connect_counting(
+    db: &TestDb,
+) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    let mut conn = db.connect().await?;
+    let counter = StatementCounter::default();
+    let inner = counter.0.clone();
+    conn.set_metric_callback(move |_| {
+        inner.fetch_add(1, Ordering::SeqCst);
+    });
+    Ok((conn, counter))
+}
+
+/// A running gateway (and, in distributed mode, subgraph servers) for one test.
+pub struct TestPortal {
+    /// The gateway's GraphQL endpoint.
+    pub endpoint: String,
+    /// The demo data.
+    pub seed: DemoSeed,
+    /// Subgraph endpoints (distributed mode only).
+    pub subgraph_endpoints: BTreeMap<String, String>,
+    /// The database.
+    pub db: DatabaseConnection,
+    http: reqwest::Client,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    test_db: Option<TestDb>,
+}
+
+/// Which deployment mode to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Gateway + subgraphs in one process, in-process transport.
+    AllInOne,
+    /// One server per role on its own socket; the gateway reaches subgraphs over HTTP.
+    Distributed,
+}
+
+/// A test-only internal token secret.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+impl TestPortal {
+    /// Starts the portal in `mode` over a fresh, seeded database.
+    pub async fn start(mode: Mode) -> anyhow::Result<Self> {
+        let test_db = TestDb::new().await?;
+        let db = test_db.connect().await?;
+        let seed = portal::seed::seed(&db).await?;
+        let mut portal = Self::start_on(mode, db, seed).await?;
+        portal.test_db = Some(test_db);
+        Ok(portal)
+    }
+
+    /// Starts the portal in `mode` over `db`, already seeded with `seed`.
+    pub async fn start_on(
+        mode: Mode,
+        db: DatabaseConnection,
+        seed: DemoSeed,
+    ) -> anyhow::Result<Self> {
+        let options = GatewayOptions {
+            authentication: Authentication::TrustDevHeaders,
+            limits: Limits::default(),
+        };
+        let mut tasks = Vec::new();
+        let mut subgraph_endpoints = BTreeMap::new();
+        let router = match mode {
+            Mode::AllInOne => portal::all_in_one_app(&db, &options)?.0,
+            Mode::Distributed => {
+                let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
+                for subgraph in subgraphs::build_all(&db) {
+                    let (addr, task) = serve(subgraph.router(key.clone())).await?;
+                    tasks.push(task);
+                    subgraph_endpoints
+                        .insert(subgraph.name.to_owned(), format!("http://{addr}/graphql"));
+                }
+                let clients =
+                    portal::http_clients(&subgraph_endpoints, &key, Duration::from_secs(10))?;
+                let sdl =
+                    portal::compose_remote(&clients, &subgraph_endpoints, Duration::from_secs(10))
+                        .await?;
+                portal::gateway_app(&sdl, clients, &options)?.0
+            }
+        };
+        let (addr, task) = serve(router).await?;
+        tasks.push(task);
+        Ok(Self {
+            endpoint: format!("http://{addr}/graphql"),
+            seed,
+            subgraph_endpoints,
+            db,
+            http: {
+                portal::install_crypto_provider();
+                reqwest::Client::new()
+            },
+            tasks,
+            test_db: None,
+        })
+    }
+
+    /// Sends `query` with `variables` as `user` of `tenant` and returns the JSON response.
+    pub async fn query_as(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(DEV_TENANT_HEADER, tenant.to_string())
+            .header(DEV_USER_HEADER, user.to_string())
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        Ok(response.json().await?)
+    }
+
+    /// Sends `query` as Carol (a customer user of the demo tenant).
+    pub async fn query_as_carol(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        self.query_as(self.seed.tenant_id, self.seed.carol_id, query, variables)
+            .await
+    }
+
+    /// A plain HTTP client for transport-level tests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Stops the servers and drops the database.
+    pub async fn stop(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let _ = self.db.clone().close().await;
+        if let Some(db) = self.test_db.take() {
+            db.cleanup().await;
+        }
+    }
+}
+
+/// Serves `router` on an ephemeral local port.
+pub async fn serve(
+    router: axum::Router,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok((addr, task))
+}

@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(currency("c", "eur").ok().as_deref(), Some("EUR"));
         assert!(currency("c", "EURO").is_err());
         assert!(currency("c", "XXX").is_err());
-        assert_eq!(account_number("n", "ac-0001").ok().as_deref(), Some("AC-0001"));
+        assert_eq!(
+            account_number("n", "ac-0001").ok().as_deref(),
+            Some("AC-0001")
+        );
         assert!(account_number("n", "a b").is_err());
     }
 }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema,
-    SimpleObject,
+    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -31,8 +30,14 @@ pub fn build_schema(db: DatabaseConnection) -> AccountsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(AccountLoader { db: db.clone() }, tokio::spawn))
-        .data(DataLoader::new(OwnerAccountsLoader { db: db.clone() }, tokio::spawn))
+        .data(DataLoader::new(
+            AccountLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            OwnerAccountsLoader { db: db.clone() },
+            tokio::spawn,
+        ))
         .data(db)
         .finish()
 }
@@ -335,7 +340,9 @@ impl Mutation {
                 input.opening_balance.unwrap_or_default(),
             )?,
         };
-        Ok(store::create_account(db(ctx)?, actor(ctx), meta(ctx), new).await?.into())
+        Ok(store::create_account(db(ctx)?, actor(ctx), meta(ctx), new)
+            .await?
+            .into())
     }
 
     /// Renames an account or changes its status.
@@ -353,6 +360,10 @@ impl Mutation {
                 .transpose()?,
             status: input.status.map(AccountStatus::from),
         };
-        Ok(store::update_account(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?.into())
+        Ok(
+            store::update_account(db(ctx)?, actor(ctx), meta(ctx), id, changes)
+                .await?
+                .into(),
+        )
     }
 }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema,
-    SimpleObject,
+    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -31,7 +30,10 @@ pub fn build_schema(db: DatabaseConnection) -> IdentitySchema {
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(DataLoader::new(UserLoader { db: db.clone() }, tokio::spawn))
-        .data(DataLoader::new(RolesLoader { db: db.clone() }, tokio::spawn))
+        .data(DataLoader::new(
+            RolesLoader { db: db.clone() },
+            tokio::spawn,
+        ))
         .data(db)
         .finish()
 }
@@ -145,7 +147,11 @@ impl User {
             .data_unchecked::<DataLoader<RolesLoader>>()
             .load_one((self.tenant_id, self.uuid))
             .await?;
-        Ok(loader.unwrap_or_default().into_iter().map(Role::from).collect())
+        Ok(loader
+            .unwrap_or_default()
+            .into_iter()
+            .map(Role::from)
+            .collect())
     }
 }
 
@@ -188,8 +194,7 @@ impl Loader<(Uuid, Uuid)> for UserLoader {
         let mut found = HashMap::new();
         for tenant_id in distinct_tenants(keys) {
             let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
-            let rows = store::users_by_ids(&self.db, tenant_id, ids)
-                .await?;
+            let rows = store::users_by_ids(&self.db, tenant_id, ids).await?;
             found.extend(rows.into_iter().map(|(id, row)| ((tenant_id, id), row)));
         }
         Ok(found)
@@ -212,8 +217,7 @@ impl Loader<(Uuid, Uuid)> for RolesLoader {
         let mut found = HashMap::new();
         for tenant_id in distinct_tenants(keys) {
             let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
-            let rows = store::roles_of_users(&self.db, tenant_id, ids)
-                .await?;
+            let rows = store::roles_of_users(&self.db, tenant_id, ids).await?;
             found.extend(rows.into_iter().map(|(id, roles)| ((tenant_id, id), roles)));
         }
         Ok(found)
@@ -346,7 +350,9 @@ impl Mutation {
             email: domain::email("input.email", &input.email)?,
             display_name: input::text("input.displayName", &input.display_name, 200)?,
         };
-        Ok(store::create_user(db(ctx)?, actor(ctx), meta(ctx), new).await?.into())
+        Ok(store::create_user(db(ctx)?, actor(ctx), meta(ctx), new)
+            .await?
+            .into())
     }
 
     /// Changes a user's display name or status.
@@ -364,14 +370,22 @@ impl Mutation {
                 .transpose()?,
             status: input.status.map(UserStatus::from),
         };
-        Ok(store::update_user(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?.into())
+        Ok(
+            store::update_user(db(ctx)?, actor(ctx), meta(ctx), id, changes)
+                .await?
+                .into(),
+        )
     }
 
     /// Defines a role in the caller's tenant.
     async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> ApiResult<Role> {
         let name = domain::role_name("input.name", &input.name)?;
         let description = input::text("input.description", &input.description, 500)?;
-        Ok(store::create_role(db(ctx)?, actor(ctx), meta(ctx), name, description).await?.into())
+        Ok(
+            store::create_role(db(ctx)?, actor(ctx), meta(ctx), name, description)
+                .await?
+                .into(),
+        )
     }
 
     /// Changes a role's description.
@@ -383,12 +397,22 @@ impl Mutation {
     ) -> ApiResult<Role> {
         let id = input::id("id", &id)?;
         let description = input::text("input.description", &input.description, 500)?;
-        Ok(store::update_role(db(ctx)?, actor(ctx), meta(ctx), id, description).await?.into())
+        Ok(
+            store::update_role(db(ctx)?, actor(ctx), meta(ctx), id, description)
+                .await?
+                .into(),
+        )
     }
 
     /// Renames the caller's tenant.
-    async fn update_tenant(&self, ctx: &Context<'_>, input: UpdateTenantInput) -> ApiResult<Tenant> {
+    async fn update_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantInput,
+    ) -> ApiResult<Tenant> {
         let name = input::text("input.name", &input.name, 200)?;
-        Ok(store::rename_tenant(db(ctx)?, actor(ctx), meta(ctx), name).await?.into())
+        Ok(store::rename_tenant(db(ctx)?, actor(ctx), meta(ctx), name)
+            .await?
+            .into())
     }
 }

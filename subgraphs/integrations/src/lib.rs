@@ -1,1 +1,16 @@
-//! placeholder
+//! The integrations subgraph: connections to external CRM and billing systems, webhook
+//! endpoints the portal delivers events to, and the references linking portal accounts
+//! to their records in external systems (contributed as `Account.externalRefs` to the
+//! accounts-owned `Account` entity).
+//!
+//! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
+//! framework types) → [`store`] (sea-orm queries, always tenant-scoped).
+
+pub mod domain;
+pub mod graphql;
+pub mod store;
+
+pub use graphql::{IntegrationsSchema, build_schema};
+
+/// Name of this subgraph in the supergraph.
+pub const SUBGRAPH_NAME: &str = "integrations";

@@ -8,7 +8,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// The UUID inside a GraphQL `ID` argument, or `BAD_USER_INPUT` naming `field`.
 pub fn id(field: &'static str, raw: &ID) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw.as_str()).map_err(|_| ApiError::invalid(field, "must be an id returned by this API"))
+    Uuid::parse_str(raw.as_str())
+        .map_err(|_| ApiError::invalid(field, "must be an id returned by this API"))
 }
 
 /// A trimmed, non-empty text of at most `max` characters without control characters.
@@ -24,7 +25,10 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> ApiResult<String> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -45,7 +49,10 @@ pub fn long_text(field: &'static str, raw: &str, max: usize) -> ApiResult<String
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
     {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }

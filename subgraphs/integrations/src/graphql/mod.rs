@@ -1,0 +1,300 @@
+//! Integrations' GraphQL surface: `Integration` and `WebhookEndpoint`
+//! (`@key(fields: "id")`), `ExternalRef`, the `Account.externalRefs` field it contributes
+//! to accounts' `Account`, and the integration queries and mutations.
+
+mod federation;
+mod loaders;
+mod types;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use portal_kit::ApiResult;
+use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::error::MaskInternalErrors;
+use portal_kit::input;
+use portal_kit::pagination::PageRequest;
+
+use crate::domain::{self, IntegrationKind, IntegrationStatus};
+use crate::store;
+
+pub use federation::Account;
+pub use loaders::{AccountRefsLoader, IntegrationLoader, WebhookEndpointLoader};
+pub use types::{
+    ExternalRef, Integration, IntegrationConnection, IntegrationEdge, IntegrationKindGql,
+    IntegrationStatusGql, WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge,
+};
+
+/// The integrations subgraph's executable schema.
+pub type IntegrationsSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection) -> IntegrationsSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .extension(MaskInternalErrors)
+        .data(DataLoader::new(
+            IntegrationLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            WebhookEndpointLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            AccountRefsLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(db)
+        .finish()
+}
+
+/// Integrations queries.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// One integration of the caller's tenant, or null.
+    async fn integration(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Integration>> {
+        let id = input::id("id", &id)?;
+        load_integration(ctx, id).await
+    }
+
+    /// Integrations of the caller's tenant, oldest first.
+    async fn integrations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<IntegrationConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let rows = store::list_integrations(db(ctx)?, tenant_of(ctx)?, page).await?;
+        Ok(rows.map(Integration::from).into())
+    }
+
+    /// Webhook endpoints of the caller's tenant, oldest first.
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<WebhookEndpointConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let rows = store::list_webhook_endpoints(db(ctx)?, tenant_of(ctx)?, page).await?;
+        Ok(rows.map(WebhookEndpoint::from).into())
+    }
+
+    /// Federation entity resolver for `Integration`: null outside the caller's tenant.
+    #[graphql(entity)]
+    async fn find_integration_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<Integration>> {
+        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        load_integration(ctx, id).await
+    }
+
+    /// Federation entity resolver for `WebhookEndpoint`: null outside the caller's tenant.
+    #[graphql(entity)]
+    async fn find_webhook_endpoint_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<WebhookEndpoint>> {
+        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        let found = ctx
+            .data_unchecked::<DataLoader<WebhookEndpointLoader>>()
+            .load_one((tenant_of(ctx)?, id))
+            .await?;
+        Ok(found.map(WebhookEndpoint::from))
+    }
+
+    /// Federation entity resolver for `Account` (only the key is known here).
+    #[graphql(entity)]
+    async fn find_account_by_id(&self, id: ID) -> Account {
+        Account::from_key(id)
+    }
+}
+
+async fn load_integration(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Integration>> {
+    let tenant_id = tenant_of(ctx)?;
+    let found = ctx
+        .data_unchecked::<DataLoader<IntegrationLoader>>()
+        .load_one((tenant_id, id))
+        .await?;
+    Ok(found.map(Integration::from))
+}
+
+/// Input of `createIntegration`.
+#[derive(InputObject)]
+pub struct CreateIntegrationInput {
+    /// What the external system is.
+    pub kind: IntegrationKindGql,
+    /// Provider name: 2-64 characters of a-z, 0-9, _ and -.
+    pub provider: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Input of `updateIntegration`; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateIntegrationInput {
+    /// New display name.
+    pub name: Option<String>,
+    /// New status.
+    pub status: Option<IntegrationStatusGql>,
+}
+
+/// Input of `createWebhookEndpoint`.
+#[derive(InputObject)]
+pub struct CreateWebhookEndpointInput {
+    /// Target URL: https (http only for localhost), at most 2048 characters.
+    pub url: String,
+    /// What the endpoint is for (at most 500 characters).
+    pub description: Option<String>,
+    /// 1 to 50 event types like `account.updated`.
+    pub event_types: Vec<String>,
+}
+
+/// Input of `updateWebhookEndpoint`; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateWebhookEndpointInput {
+    /// New target URL.
+    pub url: Option<String>,
+    /// New description; blank clears it.
+    pub description: Option<String>,
+    /// New event types (replace the current ones).
+    pub event_types: Option<Vec<String>>,
+    /// Whether events are delivered.
+    pub enabled: Option<bool>,
+}
+
+/// Input of `linkExternalRef`.
+#[derive(InputObject)]
+pub struct CreateExternalRefInput {
+    /// An integration of the caller's tenant.
+    pub integration_id: ID,
+    /// The portal account (accounts' id).
+    pub account_id: ID,
+    /// The external system's id of the account.
+    pub external_id: String,
+}
+
+/// Integrations mutations. Each validates all input before writing anything and records
+/// an audit event in the same transaction as the change.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Connects an external system to the caller's tenant (status `ACTIVE`).
+    async fn create_integration(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateIntegrationInput,
+    ) -> ApiResult<Integration> {
+        let new = store::NewIntegration {
+            kind: IntegrationKind::from(input.kind),
+            provider: domain::provider("input.provider", &input.provider)?,
+            name: input::text("input.name", &input.name, domain::NAME_MAX)?,
+        };
+        Ok(
+            store::create_integration(db(ctx)?, actor(ctx), meta(ctx), new)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Renames an integration or changes its status.
+    async fn update_integration(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateIntegrationInput,
+    ) -> ApiResult<Integration> {
+        let id = input::id("id", &id)?;
+        let changes = store::IntegrationChanges {
+            name: input
+                .name
+                .map(|name| input::text("input.name", &name, domain::NAME_MAX))
+                .transpose()?,
+            status: input.status.map(IntegrationStatus::from),
+        };
+        let updated =
+            store::update_integration(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?;
+        Ok(updated.into())
+    }
+
+    /// Registers an enabled webhook endpoint in the caller's tenant.
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookEndpointInput,
+    ) -> ApiResult<WebhookEndpoint> {
+        let new = store::NewWebhookEndpoint {
+            url: domain::webhook_url("input.url", &input.url)?,
+            description: input
+                .description
+                .map(|text| domain::description("input.description", &text))
+                .transpose()?
+                .unwrap_or_default(),
+            event_types: domain::event_types("input.eventTypes", &input.event_types)?,
+        };
+        let created = store::create_webhook_endpoint(db(ctx)?, actor(ctx), meta(ctx), new).await?;
+        Ok(created.into())
+    }
+
+    /// Changes a webhook endpoint's URL, description, event types or enabled flag.
+    async fn update_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateWebhookEndpointInput,
+    ) -> ApiResult<WebhookEndpoint> {
+        let id = input::id("id", &id)?;
+        let changes = store::WebhookEndpointChanges {
+            url: input
+                .url
+                .map(|url| domain::webhook_url("input.url", &url))
+                .transpose()?,
+            description: input
+                .description
+                .map(|text| domain::description("input.description", &text))
+                .transpose()?,
+            event_types: input
+                .event_types
+                .map(|types| domain::event_types("input.eventTypes", &types))
+                .transpose()?,
+            enabled: input.enabled,
+        };
+        let updated =
+            store::update_webhook_endpoint(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?;
+        Ok(updated.into())
+    }
+
+    /// Records an account's id in an integration of the caller's tenant: `NOT_FOUND` for
+    /// an integration outside the tenant, `CONFLICT` when the account is already linked
+    /// through that integration.
+    async fn link_external_ref(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateExternalRefInput,
+    ) -> ApiResult<ExternalRef> {
+        let new = store::NewExternalRef {
+            integration_id: input::id("input.integrationId", &input.integration_id)?,
+            account_id: input::id("input.accountId", &input.account_id)?,
+            external_id: domain::external_id("input.externalId", &input.external_id)?,
+        };
+        Ok(
+            store::link_external_ref(db(ctx)?, actor(ctx), meta(ctx), new)
+                .await?
+                .into(),
+        )
+    }
+}

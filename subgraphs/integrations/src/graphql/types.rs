@@ -1,0 +1,208 @@
+//! Integrations' wire types: `Integration` and `WebhookEndpoint` (both
+//! `@key(fields: "id")`), `ExternalRef`, their enums and connections.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
+use portal_kit::context::tenant as tenant_of;
+use portal_kit::pagination::Node;
+use portal_kit::{ApiError, ApiResult};
+
+use super::loaders::IntegrationLoader;
+use crate::domain::{IntegrationKind, IntegrationStatus};
+use crate::store;
+
+/// What an external system is to the portal.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationKind")]
+pub enum IntegrationKindGql {
+    /// Customer relationship management.
+    Crm,
+    /// Billing and invoicing.
+    Billing,
+}
+
+impl From<IntegrationKind> for IntegrationKindGql {
+    fn from(kind: IntegrationKind) -> Self {
+        match kind {
+            IntegrationKind::Crm => Self::Crm,
+            IntegrationKind::Billing => Self::Billing,
+        }
+    }
+}
+
+impl From<IntegrationKindGql> for IntegrationKind {
+    fn from(kind: IntegrationKindGql) -> Self {
+        match kind {
+            IntegrationKindGql::Crm => Self::Crm,
+            IntegrationKindGql::Billing => Self::Billing,
+        }
+    }
+}
+
+/// Lifecycle of an integration.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationStatus")]
+pub enum IntegrationStatusGql {
+    /// Synchronizing.
+    Active,
+    /// Switched off by a user.
+    Paused,
+    /// Stopped after a failure.
+    Error,
+}
+
+impl From<IntegrationStatus> for IntegrationStatusGql {
+    fn from(status: IntegrationStatus) -> Self {
+        match status {
+            IntegrationStatus::Active => Self::Active,
+            IntegrationStatus::Paused => Self::Paused,
+            IntegrationStatus::Error => Self::Error,
+        }
+    }
+}
+
+impl From<IntegrationStatusGql> for IntegrationStatus {
+    fn from(status: IntegrationStatusGql) -> Self {
+        match status {
+            IntegrationStatusGql::Active => Self::Active,
+            IntegrationStatusGql::Paused => Self::Paused,
+            IntegrationStatusGql::Error => Self::Error,
+        }
+    }
+}
+
+/// A connection to an external CRM or billing system.
+#[derive(SimpleObject, Clone)]
+pub struct Integration {
+    /// Stable id.
+    pub id: ID,
+    /// What the external system is.
+    pub kind: IntegrationKindGql,
+    /// Provider name, e.g. `hubspot` or `stripe`.
+    pub provider: String,
+    /// Display name.
+    pub name: String,
+    /// Lifecycle status.
+    pub status: IntegrationStatusGql,
+    /// When the last synchronization finished, if ever.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// When the integration was created.
+    pub created_at: DateTime<Utc>,
+    /// When the integration last changed.
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    uuid: Uuid,
+}
+
+impl From<integration::Model> for Integration {
+    fn from(row: integration::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            kind: IntegrationKind::from_db(&row.kind).into(),
+            provider: row.provider,
+            name: row.name,
+            status: IntegrationStatus::from_db(&row.status).into(),
+            last_sync_at: row.last_sync_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            uuid: row.id,
+        }
+    }
+}
+
+impl Node for Integration {
+    fn cursor_id(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+portal_kit::connection!(IntegrationConnection, IntegrationEdge, Integration);
+
+/// A URL the portal delivers events to.
+#[derive(SimpleObject, Clone)]
+pub struct WebhookEndpoint {
+    /// Stable id.
+    pub id: ID,
+    /// Target URL (https, or http for localhost).
+    pub url: String,
+    /// What the endpoint is for; empty when not given.
+    pub description: String,
+    /// Event types delivered to the endpoint, e.g. `account.updated`.
+    pub event_types: Vec<String>,
+    /// Whether events are delivered.
+    pub enabled: bool,
+    /// When the endpoint was created.
+    pub created_at: DateTime<Utc>,
+    /// When the endpoint last changed.
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    uuid: Uuid,
+}
+
+impl From<webhook_endpoint::Model> for WebhookEndpoint {
+    fn from(row: webhook_endpoint::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            url: row.url,
+            description: row.description,
+            event_types: store::stored_event_types(&row.event_types),
+            enabled: row.enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            uuid: row.id,
+        }
+    }
+}
+
+impl Node for WebhookEndpoint {
+    fn cursor_id(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+portal_kit::connection!(
+    WebhookEndpointConnection,
+    WebhookEndpointEdge,
+    WebhookEndpoint
+);
+
+/// The id of a portal account in an external system.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct ExternalRef {
+    /// Stable id.
+    pub id: ID,
+    /// The external system's id of the account.
+    pub external_id: String,
+    /// When the link was made.
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    integration_id: Uuid,
+}
+
+impl From<external_ref::Model> for ExternalRef {
+    fn from(row: external_ref::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            external_id: row.external_id,
+            created_at: row.created_at,
+            integration_id: row.integration_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl ExternalRef {
+    /// The integration the external id belongs to.
+    async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.data_unchecked::<DataLoader<IntegrationLoader>>()
+            .load_one((tenant_of(ctx)?, self.integration_id))
+            .await?
+            .map(Integration::from)
+            .ok_or(ApiError::NotFound("integration"))
+    }
+}

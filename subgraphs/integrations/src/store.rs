@@ -1,0 +1,369 @@
+//! Integrations persistence. Every function takes the tenant and filters by it: a row of
+//! another tenant is indistinguishable from a missing row.
+//!
+//! Audit events of webhook endpoints never copy the URL (it may carry a token in its
+//! query); they only say whether it changed.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
+use portal_kit::audit::AuditEvent;
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::{IntegrationKind, IntegrationStatus};
+
+/// Validated fields of a new integration.
+pub struct NewIntegration {
+    /// What the external system is.
+    pub kind: IntegrationKind,
+    /// Provider name (`hubspot`, `stripe`, …).
+    pub provider: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Validated changes to an integration; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct IntegrationChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New status.
+    pub status: Option<IntegrationStatus>,
+}
+
+/// Validated fields of a new webhook endpoint.
+pub struct NewWebhookEndpoint {
+    /// Target URL.
+    pub url: String,
+    /// Description; empty for none.
+    pub description: String,
+    /// Subscribed event types.
+    pub event_types: Vec<String>,
+}
+
+/// Validated changes to a webhook endpoint; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct WebhookEndpointChanges {
+    /// New target URL.
+    pub url: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New subscribed event types.
+    pub event_types: Option<Vec<String>>,
+    /// Whether deliveries are made.
+    pub enabled: Option<bool>,
+}
+
+/// Validated fields of a new external reference.
+pub struct NewExternalRef {
+    /// The integration (of the actor's tenant) the reference belongs to.
+    pub integration_id: Uuid,
+    /// The portal account (accounts' id).
+    pub account_id: Uuid,
+    /// The external system's id of the account.
+    pub external_id: String,
+}
+
+/// The event types stored in a webhook endpoint row (non-strings are skipped).
+pub fn stored_event_types(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One integration of the tenant.
+pub async fn integration(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<integration::Model> {
+    integration::Entity::find_by_id(id)
+        .filter(integration::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("integration"))
+}
+
+/// Integrations of the tenant among `ids`, in one query.
+pub async fn integrations_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, integration::Model>> {
+    let rows = integration::Entity::find()
+        .filter(integration::Column::TenantId.eq(tenant_id))
+        .filter(integration::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the tenant's integrations.
+pub async fn list_integrations(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<integration::Model>> {
+    let select = integration::Entity::find().filter(integration::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, integration::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Creates an integration in the actor's tenant (status `ACTIVE`, never synced).
+pub async fn create_integration(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewIntegration,
+) -> ApiResult<integration::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = integration::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        kind: Set(new.kind.as_str().to_owned()),
+        provider: Set(new.provider),
+        name: Set(new.name),
+        status: Set(IntegrationStatus::Active.as_str().to_owned()),
+        last_sync_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("integration.create", "integration", created.id)
+        .with_details(json!({ "kind": created.kind, "provider": created.provider }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Applies `changes` to an integration of the actor's tenant.
+pub async fn update_integration(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: IntegrationChanges,
+) -> ApiResult<integration::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = integration(&txn, tenant_id, id).await?;
+    let before = json!({ "name": current.name, "status": current.status });
+    let mut active: integration::ActiveModel = current.into();
+    if let Some(name) = changes.name {
+        active.name = Set(name);
+    }
+    if let Some(status) = changes.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let after = json!({ "name": updated.name, "status": updated.status });
+    AuditEvent::success("integration.update", "integration", id)
+        .with_details(json!({ "before": before, "after": after }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// One webhook endpoint of the tenant.
+pub async fn webhook_endpoint(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<webhook_endpoint::Model> {
+    webhook_endpoint::Entity::find_by_id(id)
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("webhook endpoint"))
+}
+
+/// Webhook endpoints of the tenant among `ids`, in one query.
+pub async fn webhook_endpoints_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, webhook_endpoint::Model>> {
+    let rows = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
+        .filter(webhook_endpoint::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the tenant's webhook endpoints.
+pub async fn list_webhook_endpoints(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<webhook_endpoint::Model>> {
+    let select =
+        webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, webhook_endpoint::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Creates an enabled webhook endpoint in the actor's tenant.
+pub async fn create_webhook_endpoint(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewWebhookEndpoint,
+) -> ApiResult<webhook_endpoint::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = webhook_endpoint::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        url: Set(new.url),
+        description: Set(new.description),
+        event_types: Set(json!(new.event_types)),
+        enabled: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("webhook_endpoint.create", "webhook_endpoint", created.id)
+        .with_details(json!({ "eventTypes": created.event_types }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Applies `changes` to a webhook endpoint of the actor's tenant.
+pub async fn update_webhook_endpoint(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: WebhookEndpointChanges,
+) -> ApiResult<webhook_endpoint::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = webhook_endpoint(&txn, tenant_id, id).await?;
+    let before = json!({
+        "description": current.description,
+        "eventTypes": current.event_types,
+        "enabled": current.enabled,
+    });
+    let url_changed = changes.url.as_ref().is_some_and(|url| *url != current.url);
+    let mut active: webhook_endpoint::ActiveModel = current.into();
+    if let Some(url) = changes.url {
+        active.url = Set(url);
+    }
+    if let Some(description) = changes.description {
+        active.description = Set(description);
+    }
+    if let Some(event_types) = changes.event_types {
+        active.event_types = Set(json!(event_types));
+    }
+    if let Some(enabled) = changes.enabled {
+        active.enabled = Set(enabled);
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let after = json!({
+        "description": updated.description,
+        "eventTypes": updated.event_types,
+        "enabled": updated.enabled,
+    });
+    AuditEvent::success("webhook_endpoint.update", "webhook_endpoint", id)
+        .with_details(json!({ "before": before, "after": after, "urlChanged": url_changed }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// The external references of each of `account_ids`, oldest first, in one query.
+pub async fn refs_by_accounts(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, Vec<external_ref::Model>>> {
+    let rows = external_ref::Entity::find()
+        .filter(external_ref::Column::TenantId.eq(tenant_id))
+        .filter(external_ref::Column::AccountId.is_in(account_ids))
+        .order_by_asc(external_ref::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut by_account: HashMap<Uuid, Vec<external_ref::Model>> = HashMap::new();
+    for row in rows {
+        by_account.entry(row.account_id).or_default().push(row);
+    }
+    Ok(by_account)
+}
+
+/// Links an account to its record in an integration of the actor's tenant.
+///
+/// `NOT_FOUND` when the integration is not in the tenant; `CONFLICT` when the account is
+/// already linked through that integration.
+pub async fn link_external_ref(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewExternalRef,
+) -> ApiResult<external_ref::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    integration(&txn, tenant_id, new.integration_id).await?;
+    let created = external_ref::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        integration_id: Set(new.integration_id),
+        account_id: Set(new.account_id),
+        external_id: Set(new.external_id),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("external_ref.link", "external_ref", created.id)
+        .with_details(json!({
+            "integrationId": created.integration_id,
+            "accountId": created.account_id,
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}

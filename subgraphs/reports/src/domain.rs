@@ -1,0 +1,242 @@
+//! Report rules: kinds, formats, run statuses, cron schedules and report parameters.
+//! Pure functions over plain values; no GraphQL, HTTP or database types.
+
+use serde_json::{Map, Value};
+
+use portal_kit::{ApiError, ApiResult};
+
+/// Longest accepted report name, in characters.
+pub const NAME_MAX: usize = 200;
+/// Longest accepted schedule, in characters.
+pub const SCHEDULE_MAX: usize = 100;
+/// Largest accepted parameters object, in bytes of compact JSON.
+pub const PARAMETERS_MAX_BYTES: usize = 10 * 1024;
+
+/// What a report is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Transactions and balances of one account over a period.
+    AccountStatement,
+    /// Balances of many accounts at a point in time.
+    BalanceSummary,
+    /// Activity (changes) over a period.
+    Activity,
+    /// Defined entirely by its parameters.
+    Custom,
+}
+
+impl ReportKind {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountStatement => "ACCOUNT_STATEMENT",
+            Self::BalanceSummary => "BALANCE_SUMMARY",
+            Self::Activity => "ACTIVITY",
+            Self::Custom => "CUSTOM",
+        }
+    }
+
+    /// Parses the storage form; unknown values read as `Custom`.
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "ACCOUNT_STATEMENT" => Self::AccountStatement,
+            "BALANCE_SUMMARY" => Self::BalanceSummary,
+            "ACTIVITY" => Self::Activity,
+            _ => Self::Custom,
+        }
+    }
+}
+
+/// File format a report is rendered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// Comma-separated values.
+    Csv,
+    /// Excel workbook.
+    Xlsx,
+    /// PDF document.
+    Pdf,
+}
+
+impl ReportFormat {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "CSV",
+            Self::Xlsx => "XLSX",
+            Self::Pdf => "PDF",
+        }
+    }
+
+    /// Parses the storage form; unknown values read as `Csv` (the plainest format).
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "XLSX" => Self::Xlsx,
+            "PDF" => Self::Pdf,
+            _ => Self::Csv,
+        }
+    }
+}
+
+/// Lifecycle of one report run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportRunStatus {
+    /// Requested, waiting for the runner.
+    Queued,
+    /// Being produced.
+    Running,
+    /// Produced.
+    Succeeded,
+    /// Gave up; see the run's error.
+    Failed,
+}
+
+impl ReportRunStatus {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Parses the storage form; unknown values read as `Failed` (fail closed).
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "QUEUED" => Self::Queued,
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// A cron schedule: five space-separated fields of `0-9 * / , -`, at most
+/// [`SCHEDULE_MAX`] characters. Runs of spaces are collapsed to one.
+pub fn schedule(field: &'static str, raw: &str) -> ApiResult<String> {
+    let value = raw.trim();
+    if value.chars().count() > SCHEDULE_MAX {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {SCHEDULE_MAX} characters"),
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-');
+    if !value.chars().all(|c| c == ' ' || allowed(c)) {
+        return Err(ApiError::invalid(
+            field,
+            "must contain only 0-9, *, /, , and - separated by spaces",
+        ));
+    }
+    let fields: Vec<&str> = value.split(' ').filter(|part| !part.is_empty()).collect();
+    if fields.len() != 5 {
+        return Err(ApiError::invalid(
+            field,
+            "must be a cron expression of 5 space-separated fields",
+        ));
+    }
+    Ok(fields.join(" "))
+}
+
+/// Report parameters: a JSON object of at most [`PARAMETERS_MAX_BYTES`] bytes when
+/// serialized; an empty object when omitted.
+pub fn parameters(field: &'static str, raw: Option<Value>) -> ApiResult<Value> {
+    let value = raw.unwrap_or_else(|| Value::Object(Map::new()));
+    if !value.is_object() {
+        return Err(ApiError::invalid(field, "must be a JSON object"));
+    }
+    let size = serde_json::to_vec(&value)
+        .map_err(|_| ApiError::invalid(field, "must be serializable JSON"))?
+        .len();
+    if size > PARAMETERS_MAX_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {PARAMETERS_MAX_BYTES} bytes as JSON"),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn common_cron_expressions_are_accepted_and_spaces_collapsed() {
+        for ok in ["0 6 * * 1-5", "*/15 * * * *", "0 0 1,15 * *", "30 2 * * 0"] {
+            assert_eq!(schedule("s", ok).ok().as_deref(), Some(ok));
+        }
+        assert_eq!(
+            schedule("s", "  0  6 * *   1 ").ok().as_deref(),
+            Some("0 6 * * 1")
+        );
+    }
+
+    #[test]
+    fn cron_expressions_with_wrong_field_count_or_characters_are_refused() {
+        for bad in [
+            "",
+            "* * * *",
+            "* * * * * *",
+            "0 6 * * MON",
+            "@daily",
+            "0\t6 * * *",
+            "0 6 * * 1;rm",
+        ] {
+            assert!(schedule("s", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn schedules_longer_than_one_hundred_characters_are_refused() {
+        let long = format!("{} * * * *", "1,".repeat(60) + "1");
+        assert!(schedule("s", &long).is_err());
+    }
+
+    #[test]
+    fn omitted_parameters_become_an_empty_object() {
+        assert_eq!(parameters("p", None).ok(), Some(json!({})));
+        let given = json!({ "from": "2024-01-01", "accounts": [1, 2] });
+        assert_eq!(parameters("p", Some(given.clone())).ok(), Some(given));
+    }
+
+    #[test]
+    fn parameters_that_are_not_an_object_are_refused() {
+        for bad in [
+            json!([1, 2]),
+            json!("text"),
+            json!(3),
+            json!(null),
+            json!(true),
+        ] {
+            assert!(
+                parameters("p", Some(bad.clone())).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn parameters_larger_than_ten_kilobytes_are_refused() {
+        let big = json!({ "blob": "x".repeat(PARAMETERS_MAX_BYTES) });
+        assert!(parameters("p", Some(big)).is_err());
+        let fits = json!({ "blob": "x".repeat(PARAMETERS_MAX_BYTES - 20) });
+        assert!(parameters("p", Some(fits)).is_ok());
+    }
+
+    #[test]
+    fn unknown_stored_statuses_read_as_failed() {
+        assert_eq!(ReportRunStatus::from_db("???"), ReportRunStatus::Failed);
+        for status in [
+            ReportRunStatus::Queued,
+            ReportRunStatus::Running,
+            ReportRunStatus::Succeeded,
+            ReportRunStatus::Failed,
+        ] {
+            assert_eq!(ReportRunStatus::from_db(status.as_str()), status);
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Reports' GraphQL surface: `ReportDefinition` and `ReportRun` (`@key(fields: "id")`),
+//! the `Account.reports` field it contributes to accounts' `Account`, and the report
+//! queries and mutations.
+
+mod federation;
+mod loaders;
+mod types;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{
+    Context, EmptySubscription, ID, InputObject, Json, MaybeUndefined, Object, Schema,
+};
+use sea_orm::DatabaseConnection;
+use serde_json::Value;
+use uuid::Uuid;
+
+use portal_kit::ApiResult;
+use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::error::MaskInternalErrors;
+use portal_kit::input;
+use portal_kit::pagination::PageRequest;
+
+use crate::domain::{self, ReportFormat, ReportKind};
+use crate::store;
+
+pub use federation::{Account, User};
+pub use loaders::{AccountPage, AccountReportsLoader, DefinitionLoader, RunLoader};
+pub use types::{
+    ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFormatGql,
+    ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge, ReportRunStatusGql,
+};
+
+/// The reports subgraph's executable schema.
+pub type ReportsSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection) -> ReportsSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .extension(MaskInternalErrors)
+        .data(DataLoader::new(
+            DefinitionLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(RunLoader { db: db.clone() }, tokio::spawn))
+        .data(DataLoader::new(
+            AccountReportsLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(db)
+        .finish()
+}
+
+/// Reports queries.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// One report definition of the caller's tenant, or null.
+    async fn report_definition(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<ReportDefinition>> {
+        let id = input::id("id", &id)?;
+        load_definition(ctx, id).await
+    }
+
+    /// Report definitions of the caller's tenant, oldest first.
+    async fn report_definitions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ReportDefinitionConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let rows = store::list_definitions(db(ctx)?, tenant_of(ctx)?, page).await?;
+        Ok(rows.map(ReportDefinition::from).into())
+    }
+
+    /// One report run of the caller's tenant, or null.
+    async fn report_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ReportRun>> {
+        let id = input::id("id", &id)?;
+        load_run(ctx, id).await
+    }
+
+    /// Federation entity resolver for `ReportDefinition`: null outside the caller's tenant.
+    #[graphql(entity)]
+    async fn find_report_definition_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<ReportDefinition>> {
+        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        load_definition(ctx, id).await
+    }
+
+    /// Federation entity resolver for `ReportRun`: null outside the caller's tenant.
+    #[graphql(entity)]
+    async fn find_report_run_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<ReportRun>> {
+        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        load_run(ctx, id).await
+    }
+
+    /// Federation entity resolver for `Account` (only the key is known here).
+    #[graphql(entity)]
+    async fn find_account_by_id(&self, id: ID) -> Account {
+        Account::from_key(id)
+    }
+
+    /// Federation entity resolver for `User` (only the key is known here).
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, id: ID) -> User {
+        User::from_key(id)
+    }
+}
+
+async fn load_definition(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportDefinition>> {
+    let tenant_id = tenant_of(ctx)?;
+    let found = ctx
+        .data_unchecked::<DataLoader<DefinitionLoader>>()
+        .load_one((tenant_id, id))
+        .await?;
+    Ok(found.map(ReportDefinition::from))
+}
+
+async fn load_run(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportRun>> {
+    let tenant_id = tenant_of(ctx)?;
+    let found = ctx
+        .data_unchecked::<DataLoader<RunLoader>>()
+        .load_one((tenant_id, id))
+        .await?;
+    Ok(found.map(ReportRun::from))
+}
+
+/// Input of `createReportDefinition`.
+#[derive(InputObject)]
+pub struct CreateReportDefinitionInput {
+    /// Display name.
+    pub name: String,
+    /// What the report is about.
+    pub kind: ReportKindGql,
+    /// Output format.
+    pub format: ReportFormatGql,
+    /// Cron expression of 5 space-separated fields (`0-9 * / , -`); omit for on-demand.
+    pub schedule: Option<String>,
+    /// Kind-specific parameters: a JSON object of at most 10 KB; `{}` when omitted.
+    pub parameters: Option<Json<Value>>,
+    /// The account the report is about (accounts' id).
+    pub account_id: Option<ID>,
+}
+
+/// Input of `updateReportDefinition`; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateReportDefinitionInput {
+    /// New display name.
+    pub name: Option<String>,
+    /// New output format.
+    pub format: Option<ReportFormatGql>,
+    /// New cron expression; `null` removes the schedule (the report becomes on-demand).
+    pub schedule: MaybeUndefined<String>,
+    /// New parameters: a JSON object of at most 10 KB.
+    pub parameters: Option<Json<Value>>,
+}
+
+/// Reports mutations. Each validates all input before writing anything and records an
+/// audit event in the same transaction as the change.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Saves a report definition in the caller's tenant, owned by the caller.
+    async fn create_report_definition(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReportDefinitionInput,
+    ) -> ApiResult<ReportDefinition> {
+        let new = store::NewDefinition {
+            name: input::text("input.name", &input.name, domain::NAME_MAX)?,
+            kind: ReportKind::from(input.kind),
+            format: ReportFormat::from(input.format),
+            schedule: input
+                .schedule
+                .map(|raw| domain::schedule("input.schedule", &raw))
+                .transpose()?,
+            parameters: domain::parameters("input.parameters", input.parameters.map(|p| p.0))?,
+            account_id: input
+                .account_id
+                .map(|id| input::id("input.accountId", &id))
+                .transpose()?,
+        };
+        Ok(
+            store::create_definition(db(ctx)?, actor(ctx), meta(ctx), new)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Renames a report definition or changes its format, schedule or parameters.
+    async fn update_report_definition(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateReportDefinitionInput,
+    ) -> ApiResult<ReportDefinition> {
+        let id = input::id("id", &id)?;
+        let schedule = match input.schedule {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => Some(Some(domain::schedule("input.schedule", &raw)?)),
+        };
+        let changes = store::DefinitionChanges {
+            name: input
+                .name
+                .map(|name| input::text("input.name", &name, domain::NAME_MAX))
+                .transpose()?,
+            format: input.format.map(ReportFormat::from),
+            schedule,
+            parameters: input
+                .parameters
+                .map(|p| domain::parameters("input.parameters", Some(p.0)))
+                .transpose()?,
+        };
+        let updated =
+            store::update_definition(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?;
+        Ok(updated.into())
+    }
+
+    /// Queues a run of a report definition of the caller's tenant (status `QUEUED`).
+    async fn request_report_run(
+        &self,
+        ctx: &Context<'_>,
+        definition_id: ID,
+    ) -> ApiResult<ReportRun> {
+        let definition_id = input::id("definitionId", &definition_id)?;
+        let run = store::request_run(db(ctx)?, actor(ctx), meta(ctx), definition_id).await?;
+        Ok(run.into())
+    }
+}

@@ -1,0 +1,297 @@
+//! Reports persistence. Every function takes the tenant and filters by it: a row of
+//! another tenant is indistinguishable from a missing row.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::reports::{report_definition, report_run};
+use portal_kit::audit::AuditEvent;
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
+
+/// Validated fields of a new report definition.
+pub struct NewDefinition {
+    /// Display name.
+    pub name: String,
+    /// What the report is about.
+    pub kind: ReportKind,
+    /// Output format.
+    pub format: ReportFormat,
+    /// Normalized cron schedule, if the report runs on a schedule.
+    pub schedule: Option<String>,
+    /// Parameters object.
+    pub parameters: Value,
+    /// The account the report is about (accounts' id), if any.
+    pub account_id: Option<Uuid>,
+}
+
+/// Validated changes to a report definition; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct DefinitionChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New output format.
+    pub format: Option<ReportFormat>,
+    /// New schedule: `Some(None)` removes it.
+    pub schedule: Option<Option<String>>,
+    /// New parameters object.
+    pub parameters: Option<Value>,
+}
+
+/// One report definition of the tenant.
+pub async fn definition(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<report_definition::Model> {
+    report_definition::Entity::find_by_id(id)
+        .filter(report_definition::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("report definition"))
+}
+
+/// Report definitions of the tenant among `ids`, in one query.
+pub async fn definitions_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, report_definition::Model>> {
+    let rows = report_definition::Entity::find()
+        .filter(report_definition::Column::TenantId.eq(tenant_id))
+        .filter(report_definition::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the tenant's report definitions.
+pub async fn list_definitions(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<report_definition::Model>> {
+    let select =
+        report_definition::Entity::find().filter(report_definition::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, report_definition::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// The same page of report definitions for each of `account_ids`, in one query.
+///
+/// Reads every definition of those accounts after the cursor and cuts each account's
+/// list to the page size in memory: accounts have few report definitions, and one query
+/// beats one per account.
+pub async fn pages_by_account(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_ids: &[Uuid],
+    page: PageRequest,
+) -> ApiResult<HashMap<Uuid, Page<report_definition::Model>>> {
+    let mut select = report_definition::Entity::find()
+        .filter(report_definition::Column::TenantId.eq(tenant_id))
+        .filter(report_definition::Column::AccountId.is_in(account_ids.iter().copied()));
+    if let Some(after) = page.after {
+        select = select.filter(report_definition::Column::Id.gt(after));
+    }
+    let rows = select
+        .order_by_asc(report_definition::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut by_account: HashMap<Uuid, Vec<report_definition::Model>> =
+        account_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        let Some(account_id) = row.account_id else {
+            continue;
+        };
+        let list = by_account.entry(account_id).or_default();
+        if (list.len() as u64) <= page.first {
+            list.push(row);
+        }
+    }
+    Ok(by_account
+        .into_iter()
+        .map(|(account, rows)| (account, page.page(rows)))
+        .collect())
+}
+
+/// Creates a report definition in the actor's tenant, owned by the actor.
+pub async fn create_definition(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewDefinition,
+) -> ApiResult<report_definition::Model> {
+    let tenant_id = actor.tenant()?;
+    let owner_id = actor.principal()?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = report_definition::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        account_id: Set(new.account_id),
+        owner_id: Set(owner_id),
+        name: Set(new.name),
+        kind: Set(new.kind.as_str().to_owned()),
+        format: Set(new.format.as_str().to_owned()),
+        schedule: Set(new.schedule),
+        parameters: Set(new.parameters),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("report_definition.create", "report_definition", created.id)
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}
+
+/// Applies `changes` to a report definition of the actor's tenant.
+///
+/// The audit event names the changed fields; parameter values are not copied into it.
+pub async fn update_definition(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: DefinitionChanges,
+) -> ApiResult<report_definition::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let current = definition(&txn, tenant_id, id).await?;
+    let before = json!({
+        "name": current.name,
+        "format": current.format,
+        "schedule": current.schedule,
+    });
+    let parameters_changed = changes.parameters.is_some();
+    let mut active: report_definition::ActiveModel = current.into();
+    if let Some(name) = changes.name {
+        active.name = Set(name);
+    }
+    if let Some(format) = changes.format {
+        active.format = Set(format.as_str().to_owned());
+    }
+    if let Some(schedule) = changes.schedule {
+        active.schedule = Set(schedule);
+    }
+    if let Some(parameters) = changes.parameters {
+        active.parameters = Set(parameters);
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let after = json!({
+        "name": updated.name,
+        "format": updated.format,
+        "schedule": updated.schedule,
+    });
+    AuditEvent::success("report_definition.update", "report_definition", id)
+        .with_details(json!({
+            "before": before,
+            "after": after,
+            "parametersChanged": parameters_changed,
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// One report run of the tenant.
+pub async fn run(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<report_run::Model> {
+    report_run::Entity::find_by_id(id)
+        .filter(report_run::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("report run"))
+}
+
+/// Report runs of the tenant among `ids`, in one query.
+pub async fn runs_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, report_run::Model>> {
+    let rows = report_run::Entity::find()
+        .filter(report_run::Column::TenantId.eq(tenant_id))
+        .filter(report_run::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A page of the runs of one report definition of the tenant.
+pub async fn list_runs(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    definition_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<report_run::Model>> {
+    let select = report_run::Entity::find()
+        .filter(report_run::Column::TenantId.eq(tenant_id))
+        .filter(report_run::Column::DefinitionId.eq(definition_id));
+    let rows = page
+        .apply(select, report_run::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Queues a run of a report definition of the actor's tenant, requested by the actor.
+pub async fn request_run(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    definition_id: Uuid,
+) -> ApiResult<report_run::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    definition(&txn, tenant_id, definition_id).await?;
+    let created = report_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        definition_id: Set(definition_id),
+        requested_by: Set(actor.id),
+        status: Set(ReportRunStatus::Queued.as_str().to_owned()),
+        row_count: Set(None),
+        error: Set(None),
+        created_at: Set(Utc::now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("report_run.request", "report_run", created.id)
+        .with_details(json!({ "definitionId": definition_id }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
+}

@@ -1,0 +1,12 @@
+//! Portal's integration tests: one binary, each test on its own fresh database
+//! (SQLite by default, PostgreSQL when `PORTAL_TEST_DATABASE_URL` is set).
+
+mod batching;
+mod federation;
+mod isolation;
+mod migrations;
+mod mutations;
+mod schema_drift;
+mod subgraph_auth;
+mod subgraphs;
+mod transport;

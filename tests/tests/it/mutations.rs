@@ -1,0 +1,187 @@
+//! Mutations through the gateway: invalid input is refused with `BAD_USER_INPUT` and
+//! changes nothing; valid input changes the row and records an audit event.
+
+use portal_entities::accounts::account;
+use portal_entities::platform::audit_event;
+use portal_tests::{Mode, TestPortal};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+
+async fn counts(portal: &TestPortal) -> anyhow::Result<(u64, u64)> {
+    Ok((
+        account::Entity::find().count(&portal.db).await?,
+        audit_event::Entity::find().count(&portal.db).await?,
+    ))
+}
+
+const CREATE_ACCOUNT: &str = r#"
+mutation Open($input: CreateAccountInput!) {
+  createAccount(input: $input) { id number currency balance status owner { displayName } }
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_mutation_input_is_bad_user_input_and_writes_nothing() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let before = counts(&portal).await?;
+    let carol = portal.seed.carol_id.to_string();
+    let invalid = [
+        (
+            "input.currency",
+            json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EURO" }),
+        ),
+        (
+            "input.number",
+            json!({ "ownerId": carol, "number": "no spaces", "name": "New", "currency": "EUR" }),
+        ),
+        (
+            "input.name",
+            json!({ "ownerId": carol, "number": "ACME-0100", "name": "   ", "currency": "EUR" }),
+        ),
+        (
+            "input.openingBalance",
+            json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EUR", "openingBalance": "1.000001" }),
+        ),
+        (
+            "input.ownerId",
+            json!({ "ownerId": "not-an-id", "number": "ACME-0100", "name": "New", "currency": "EUR" }),
+        ),
+    ];
+    for (field, input) in invalid {
+        let response = portal
+            .query_as_carol(CREATE_ACCOUNT, json!({ "input": input }))
+            .await?;
+        let error = &response["errors"][0];
+        assert_eq!(
+            error["extensions"]["code"], "BAD_USER_INPUT",
+            "{field}: {response}"
+        );
+        assert_eq!(error["extensions"]["field"], field, "{response}");
+        assert_eq!(error["path"], json!(["createAccount"]));
+        assert_eq!(response["data"], json!(null));
+    }
+    assert_eq!(
+        counts(&portal).await?,
+        before,
+        "a refused mutation changed the database"
+    );
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_account_number_is_a_conflict_and_writes_nothing() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let before = counts(&portal).await?;
+    let input = json!({ "ownerId": portal.seed.carol_id.to_string(), "number": "ACME-0001", "name": "Dup", "currency": "EUR" });
+    let response = portal
+        .query_as_carol(CREATE_ACCOUNT, json!({ "input": input }))
+        .await?;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{response}"
+    );
+    assert_eq!(counts(&portal).await?, before);
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_mutation_writes_the_row_and_an_audit_event() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::Distributed).await?;
+    let (accounts_before, audits_before) = counts(&portal).await?;
+    let input = json!({
+        "ownerId": portal.seed.carol_id.to_string(), "number": "acme-0100", "name": "Holiday fund",
+        "currency": "chf", "openingBalance": "1234.5600",
+    });
+    let response = portal
+        .query_as_carol(CREATE_ACCOUNT, json!({ "input": input }))
+        .await?;
+    let created = &response["data"]["createAccount"];
+    assert_eq!(response.get("errors"), None, "{response}");
+    assert_eq!(created["number"], "ACME-0100");
+    assert_eq!(created["currency"], "CHF");
+    assert_eq!(created["balance"], "1234.5600");
+    assert_eq!(created["status"], "OPEN");
+    assert_eq!(created["owner"]["displayName"], "Carol Customer");
+    assert_eq!(
+        counts(&portal).await?,
+        (accounts_before + 1, audits_before + 1)
+    );
+
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let event = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("account.create"))
+        .one(&portal.db)
+        .await?
+        .expect("an audit event for the new account");
+    assert_eq!(event.target_id.map(|t| t.to_string()), Some(id.clone()));
+    assert_eq!(event.actor_id, Some(portal.seed.carol_id));
+    assert_eq!(event.tenant_id, Some(portal.seed.tenant_id));
+    assert!(
+        event.request_id.is_some(),
+        "the gateway's request id reaches the audit trail"
+    );
+
+    let update = "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Travel fund\", status: SUSPENDED }) { name status } }";
+    let response = portal.query_as_carol(update, json!({ "id": id })).await?;
+    assert_eq!(
+        response,
+        json!({ "data": { "updateAccount": { "name": "Travel fund", "status": "SUSPENDED" } } })
+    );
+    let event = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("account.update"))
+        .one(&portal.db)
+        .await?
+        .expect("an audit event for the update");
+    let details = event.details.unwrap_or_default();
+    assert_eq!(details["before"]["name"], "Holiday fund");
+    assert_eq!(details["after"]["status"], "SUSPENDED");
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_of_every_subgraph_validate_their_input() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let audits_before = audit_event::Entity::find().count(&portal.db).await?;
+    let cases = [
+        (
+            "mutation { createUser(input: { email: \"nope\", displayName: \"X\" }) { id } }",
+            "createUser",
+        ),
+        (
+            "mutation { createRole(input: { name: \"Bad Name\", description: \"x\" }) { id } }",
+            "createRole",
+        ),
+        (
+            "mutation { createReportDefinition(input: { name: \"R\", kind: CUSTOM, format: CSV, schedule: \"every day\" }) { id } }",
+            "createReportDefinition",
+        ),
+        (
+            "mutation { createThread(input: { subject: \"\", body: \"hello\" }) { id } }",
+            "createThread",
+        ),
+        (
+            "mutation { createWebhookEndpoint(input: { url: \"ftp://example.com\", eventTypes: [\"account.updated\"] }) { id } }",
+            "createWebhookEndpoint",
+        ),
+        (
+            "mutation { createIntegration(input: { kind: CRM, provider: \"Sales Force!\", name: \"SF\" }) { id } }",
+            "createIntegration",
+        ),
+    ];
+    for (mutation, field) in cases {
+        let response = portal.query_as_carol(mutation, json!({})).await?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{field}: {response}"
+        );
+        assert_eq!(response["errors"][0]["path"], json!([field]));
+    }
+    assert_eq!(
+        audit_event::Entity::find().count(&portal.db).await?,
+        audits_before
+    );
+    portal.stop().await;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Subgraphs tested on their own, through `build_schema` (no sockets, no gateway).
+
+use async_graphql::{Executor, Request, Variables};
+use portal_kit::{Actor, RequestMeta};
+use portal_tests::TestDb;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn run(schema: &impl Executor, actor: &Actor, query: &str, variables: Value) -> Value {
+    let request = Request::new(query)
+        .variables(Variables::from_json(variables))
+        .data(actor.clone())
+        .data(RequestMeta::default());
+    let response = schema.execute(request).await;
+    serde_json::to_value(&response).unwrap_or_default()
+}
+
+struct Fixture {
+    test_db: TestDb,
+    db: sea_orm::DatabaseConnection,
+    seed: portal::seed::DemoSeed,
+}
+
+impl Fixture {
+    async fn new() -> anyhow::Result<Self> {
+        let test_db = TestDb::new().await?;
+        let db = test_db.connect().await?;
+        let seed = portal::seed::seed(&db).await?;
+        Ok(Self { test_db, db, seed })
+    }
+
+    fn carol(&self) -> Actor {
+        Actor::user(
+            self.seed.carol_id,
+            self.seed.tenant_id,
+            vec!["customer_user".into()],
+        )
+    }
+
+    fn gina(&self) -> Actor {
+        Actor::user(
+            self.seed.other_user_id,
+            self.seed.other_tenant_id,
+            vec!["tenant_admin".into()],
+        )
+    }
+
+    async fn done(self) {
+        let _ = self.db.close().await;
+        self.test_db.cleanup().await;
+    }
+}
+
+const USER_ENTITIES: &str =
+    "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id email } } }";
+
+#[tokio::test]
+async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_identity::build_schema(fx.db.clone());
+    let representations = json!({ "r": [
+        { "__typename": "User", "id": fx.seed.carol_id.to_string() },
+        { "__typename": "User", "id": fx.seed.other_user_id.to_string() },
+        { "__typename": "User", "id": Uuid::now_v7().to_string() },
+    ]});
+    let response = run(&schema, &fx.carol(), USER_ENTITIES, representations).await;
+    assert_eq!(
+        response["data"]["_entities"],
+        json!([{ "id": fx.seed.carol_id.to_string(), "email": "carol@acme.example" }, null, null])
+    );
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_identity::build_schema(fx.db.clone());
+    let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
+    let response = run(&schema, &fx.carol(), create, json!({ "e": "dan@" })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    let response = run(
+        &schema,
+        &fx.carol(),
+        create,
+        json!({ "e": " Dan@Acme.Example " }),
+    )
+    .await;
+    assert_eq!(
+        response["data"]["createUser"],
+        json!({ "email": "dan@acme.example", "status": "INVITED" })
+    );
+    let response = run(
+        &schema,
+        &fx.carol(),
+        create,
+        json!({ "e": "dan@acme.example" }),
+    )
+    .await;
+    assert_eq!(response["errors"][0]["extensions"]["code"], "CONFLICT");
+    // The same email is free in another tenant.
+    let response = run(
+        &schema,
+        &fx.gina(),
+        create,
+        json!({ "e": "dan@acme.example" }),
+    )
+    .await;
+    assert_eq!(response["data"]["createUser"]["email"], "dan@acme.example");
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn accounts_contributes_user_accounts_for_entity_representations() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_accounts::build_schema(fx.db.clone());
+    let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { accounts { edges { node { number balance } } } } } }";
+    let response = run(
+        &schema,
+        &fx.carol(),
+        query,
+        json!({ "r": [
+            { "__typename": "User", "id": fx.seed.carol_id.to_string() },
+            { "__typename": "User", "id": fx.seed.other_user_id.to_string() },
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        response["data"]["_entities"],
+        json!([
+            { "accounts": { "edges": [
+                { "node": { "number": "ACME-0002", "balance": "3000.0000" } },
+                { "node": { "number": "ACME-0003", "balance": "98765.4321" } },
+            ]}},
+            // Gina's accounts live in another tenant: Carol sees none of them.
+            { "accounts": { "edges": [] } },
+        ])
+    );
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn reports_creates_definitions_and_queues_runs() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_reports::build_schema(fx.db.clone());
+    let create = r#"mutation { createReportDefinition(input: { name: "Weekly activity", kind: ACTIVITY, format: CSV, schedule: "0 7 * * 1", parameters: { days: 7 } }) { id name schedule parameters } }"#;
+    let response = run(&schema, &fx.carol(), create, json!({})).await;
+    let created = &response["data"]["createReportDefinition"];
+    assert_eq!(created["schedule"], "0 7 * * 1", "{response}");
+    assert_eq!(created["parameters"], json!({ "days": 7 }));
+    let run_query =
+        "mutation($d: ID!) { requestReportRun(definitionId: $d) { status definition { name } } }";
+    let response = run(
+        &schema,
+        &fx.carol(),
+        run_query,
+        json!({ "d": created["id"] }),
+    )
+    .await;
+    assert_eq!(
+        response["data"]["requestReportRun"],
+        json!({ "status": "QUEUED", "definition": { "name": "Weekly activity" } })
+    );
+    // Another tenant cannot run it.
+    let response = run(
+        &schema,
+        &fx.gina(),
+        run_query,
+        json!({ "d": created["id"] }),
+    )
+    .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{response}"
+    );
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_messages::build_schema(fx.db.clone());
+    let alice = Actor::user(fx.seed.alice_id, fx.seed.tenant_id, vec![]);
+    let bob = Actor::user(fx.seed.bob_id, fx.seed.tenant_id, vec![]);
+    let create = "mutation { createThread(input: { subject: \"Private\", body: \"Just us\" }) { id messages { edges { node { id } } } } }";
+    let response = run(&schema, &alice, create, json!({})).await;
+    let thread = response["data"]["createThread"]["id"].clone();
+    let first_message =
+        response["data"]["createThread"]["messages"]["edges"][0]["node"]["id"].clone();
+    assert!(thread.is_string(), "{response}");
+
+    let post =
+        "mutation($t: ID!) { postMessage(input: { threadId: $t, body: \"Let me in\" }) { id } }";
+    let response = run(&schema, &bob, post, json!({ "t": thread })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{response}"
+    );
+
+    let edit =
+        "mutation($m: ID!) { editMessage(id: $m, input: { body: \"Edited\" }) { body editedAt } }";
+    let response = run(&schema, &bob, edit, json!({ "m": first_message })).await;
+    assert_ne!(
+        response["errors"][0]["extensions"]["code"],
+        Value::Null,
+        "{response}"
+    );
+    let response = run(&schema, &alice, edit, json!({ "m": first_message })).await;
+    assert_eq!(
+        response["data"]["editMessage"]["body"], "Edited",
+        "{response}"
+    );
+    assert!(response["data"]["editMessage"]["editedAt"].is_string());
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_integrations::build_schema(fx.db.clone());
+    let create = "mutation { createIntegration(input: { kind: BILLING, provider: \"chargebee\", name: \"Chargebee\" }) { id status } }";
+    let response = run(&schema, &fx.carol(), create, json!({})).await;
+    let integration = response["data"]["createIntegration"]["id"].clone();
+    assert_eq!(
+        response["data"]["createIntegration"]["status"], "ACTIVE",
+        "{response}"
+    );
+    let accounts = portal_accounts::build_schema(fx.db.clone());
+    let list = run(
+        &accounts,
+        &fx.carol(),
+        "{ accounts(first: 1) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    let account = list["data"]["accounts"]["edges"][0]["node"]["id"].clone();
+    let link = "mutation($i: ID!, $a: ID!) { linkExternalRef(input: { integrationId: $i, accountId: $a, externalId: \"cb_1\" }) { externalId integration { name } } }";
+    let response = run(
+        &schema,
+        &fx.carol(),
+        link,
+        json!({ "i": integration, "a": account }),
+    )
+    .await;
+    assert_eq!(
+        response["data"]["linkExternalRef"],
+        json!({ "externalId": "cb_1", "integration": { "name": "Chargebee" } }),
+        "{response}"
+    );
+    let response = run(
+        &schema,
+        &fx.carol(),
+        link,
+        json!({ "i": integration, "a": account }),
+    )
+    .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{response}"
+    );
+    // Another tenant's integration cannot be linked.
+    let response = run(
+        &schema,
+        &fx.gina(),
+        link,
+        json!({ "i": integration, "a": account }),
+    )
+    .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{response}"
+    );
+    fx.done().await;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! GraphQL over HTTP at the gateway: methods, media types, status codes, the IDE.
+
+use portal_tests::{Mode, TestPortal};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_transport_follows_graphql_over_http() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let http = portal.http();
+    let url = &portal.endpoint;
+
+    // GET runs queries...
+    let response = http
+        .get(url)
+        .query(&[("query", "{ __typename }")])
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await?,
+        json!({ "data": { "__typename": "Query" } })
+    );
+
+    // ...but never mutations.
+    let response = http
+        .get(url)
+        .query(&[(
+            "query",
+            "mutation { updateTenant(input: { name: \"x\" }) { name } }",
+        )])
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // POST bodies must be JSON (CSRF: simple cross-site requests cannot send it).
+    let response = http
+        .post(url)
+        .header("content-type", "text/plain")
+        .body("{\"query\":\"{__typename}\"}")
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // A body that is not a GraphQL request.
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body("[1,2]")
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Parse and validation errors: 200 with application/json, 400 with graphql-response+json.
+    let response = http
+        .post(url)
+        .json(&json!({ "query": "{ me { " }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await?;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_PARSE_FAILED"
+    );
+    assert_eq!(body.get("data"), None);
+    let response = http
+        .post(url)
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ nope }" }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/graphql-response+json")
+    );
+    let body: Value = response.json().await?;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    // Every response carries a request id.
+    let response = http
+        .post(url)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await?;
+    assert!(response.headers().contains_key("x-request-id"));
+
+    // A browser gets the IDE; the health endpoint answers.
+    let response = http.get(url).header("accept", "text/html").send().await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await?.contains("graphiql"));
+    let health = url.replace("/graphql", "/health");
+    assert_eq!(http.get(&health).send().await?.status(), StatusCode::OK);
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_operations_need_an_operation_name() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let document = "query A { __typename } query B { me { displayName } }";
+    let response = portal.query_as_carol(document, json!({})).await?;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        "OPERATION_RESOLUTION_FAILURE"
+    );
+    let response: Value = portal
+        .http()
+        .post(&portal.endpoint)
+        .header("x-portal-tenant-id", portal.seed.tenant_id.to_string())
+        .header("x-portal-user-id", portal.seed.carol_id.to_string())
+        .json(&json!({ "query": document, "operationName": "B" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        response,
+        json!({ "data": { "me": { "displayName": "Carol Customer" } } })
+    );
+    portal.stop().await;
+    Ok(())
+}
