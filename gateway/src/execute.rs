@@ -517,7 +517,7 @@ impl<'a> Execution<'a> {
             error.path = path;
         }
         error.locations.clear();
-        let extensions = error.extensions.get_or_insert_with(Map::new);
+        let extensions = error.extensions.get_or_insert_with(Default::default);
         extensions
             .entry("code")
             .or_insert_with(|| Value::String("SUBGRAPH_ERROR".into()));

@@ -52,7 +52,7 @@ pub struct GraphQLError {
     pub path: Option<Vec<PathSegment>>,
     /// `code` and other machine-readable facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extensions: Option<Map<String, Value>>,
+    pub extensions: Option<Box<Map<String, Value>>>,
 }
 
 impl GraphQLError {
@@ -64,7 +64,7 @@ impl GraphQLError {
             message: message.into(),
             locations: Vec::new(),
             path: None,
-            extensions: Some(extensions),
+            extensions: Some(Box::new(extensions)),
         }
     }
 
@@ -77,7 +77,7 @@ impl GraphQLError {
     /// Adds an extension entry.
     pub fn with_extension(mut self, key: &str, value: Value) -> Self {
         self.extensions
-            .get_or_insert_with(Map::new)
+            .get_or_insert_with(Default::default)
             .insert(key.to_owned(), value);
         self
     }

@@ -115,7 +115,7 @@ impl SubgraphClient for HttpSubgraph {
                 .timeout(self.timeout)
                 .send()
                 .await
-                .map_err(|err| classify(err))?;
+                .map_err(classify)?;
             let status = sent.status().as_u16();
             let body = sent.bytes().await.map_err(classify)?;
             serde_json::from_slice::<SubgraphResponse>(&body)

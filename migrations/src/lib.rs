@@ -12,6 +12,7 @@ mod m0003_accounts;
 mod m0004_reports;
 mod m0005_messages;
 mod m0006_integrations;
+mod m0007_tenant_indexes;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_reports::Migration),
             Box::new(m0005_messages::Migration),
             Box::new(m0006_integrations::Migration),
+            Box::new(m0007_tenant_indexes::Migration),
         ]
     }
 }

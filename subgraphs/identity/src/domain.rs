@@ -3,6 +3,9 @@
 
 use portal_kit::{ApiError, ApiResult};
 
+/// The role that may manage tenants across the platform.
+pub const PLATFORM_ADMIN: &str = "platform_admin";
+
 /// Lifecycle of a user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserStatus {

@@ -162,6 +162,8 @@ portal_kit::connection!(UserConnection, UserEdge, User);
 pub struct Role {
     /// Stable id.
     pub id: ID,
+    #[graphql(skip)]
+    uuid: Uuid,
     /// Unique name within the tenant, e.g. `billing_admin`.
     pub name: String,
     /// What the role is for.
@@ -172,11 +174,20 @@ impl From<role::Model> for Role {
     fn from(row: role::Model) -> Self {
         Self {
             id: ID(row.id.to_string()),
+            uuid: row.id,
             name: row.name,
             description: row.description,
         }
     }
 }
+
+impl Node for Role {
+    fn cursor_id(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+portal_kit::connection!(RoleConnection, RoleEdge, Role);
 
 /// Batches user lookups by `(tenant, id)` into one query per batch.
 pub struct UserLoader {
@@ -272,10 +283,16 @@ impl Query {
         Ok(rows.map(User::from).into())
     }
 
-    /// Roles defined in the caller's tenant.
-    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
-        let rows = store::list_roles(db(ctx)?, tenant_of(ctx)?).await?;
-        Ok(rows.into_iter().map(Role::from).collect())
+    /// Roles defined in the caller's tenant, oldest first.
+    async fn roles(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<RoleConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let rows = store::list_roles(db(ctx)?, tenant_of(ctx)?, page).await?;
+        Ok(rows.map(Role::from).into())
     }
 
     /// Federation entity resolver for `User`: null outside the caller's tenant.
@@ -329,6 +346,15 @@ pub struct CreateRoleInput {
 pub struct UpdateRoleInput {
     /// New description.
     pub description: String,
+}
+
+/// Input of `createTenant`.
+#[derive(InputObject)]
+pub struct CreateTenantInput {
+    /// URL-safe unique name: 3-63 characters of a-z, 0-9 and -.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
 }
 
 /// Input of `updateTenant`.
@@ -399,6 +425,21 @@ impl Mutation {
         let description = input::text("input.description", &input.description, 500)?;
         Ok(
             store::update_role(db(ctx)?, actor(ctx), meta(ctx), id, description)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Creates a tenant (platform administrators only) with a `tenant_admin` role.
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTenantInput,
+    ) -> ApiResult<Tenant> {
+        let slug = domain::slug("input.slug", &input.slug)?;
+        let name = input::text("input.name", &input.name, 200)?;
+        Ok(
+            store::create_tenant(db(ctx)?, actor(ctx), meta(ctx), slug, name)
                 .await?
                 .into(),
         )

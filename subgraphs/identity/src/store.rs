@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::UserStatus;
+use crate::domain::{PLATFORM_ADMIN, UserStatus};
 
 /// Validated fields of a new user.
 pub struct NewUser {
@@ -170,14 +170,61 @@ pub async fn update_user(
     Ok(updated)
 }
 
-/// The tenant's roles, by name.
-pub async fn list_roles(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<Vec<role::Model>> {
-    role::Entity::find()
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .order_by_asc(role::Column::Name)
+/// A page of the tenant's roles.
+pub async fn list_roles(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<role::Model>> {
+    let select = role::Entity::find().filter(role::Column::TenantId.eq(tenant_id));
+    let rows = page
+        .apply(select, role::Column::Id)
         .all(db)
         .await
-        .map_err(ApiError::from_db)
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Creates a tenant with a first administrator role; for platform administrators only.
+pub async fn create_tenant(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    slug: String,
+    name: String,
+) -> ApiResult<tenant::Model> {
+    if !actor.has_role(PLATFORM_ADMIN) {
+        return Err(ApiError::Forbidden);
+    }
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let created = tenant::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        slug: Set(slug),
+        name: Set(name),
+        status: Set("ACTIVE".to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    role::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(created.id),
+        name: Set("tenant_admin".to_owned()),
+        description: Set("Administers the tenant: users, roles, integrations".to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("tenant.create", "tenant", created.id)
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(created)
 }
 
 /// Roles held by each of `user_ids` (tenant-scoped), in two queries.

@@ -335,8 +335,10 @@ pub async fn refs_by_accounts(
 
 /// Links an account to its record in an integration of the actor's tenant.
 ///
-/// `NOT_FOUND` when the integration is not in the tenant; `CONFLICT` when the account is
-/// already linked through that integration.
+/// `NOT_FOUND` when the integration is not in the tenant; `CONFLICT` (from the unique
+/// indexes on `external_refs`, mapped by [`ApiError::from_db`]) when the account is
+/// already linked through that integration or the external id already names another
+/// account in it. A refused link writes nothing, audit event included.
 pub async fn link_external_ref(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -366,4 +368,86 @@ pub async fn link_external_ref(
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use portal_entities::platform::audit_event;
+    use portal_kit::error::ErrorCode;
+    use sea_orm::sea_query::Index;
+    use sea_orm::{Database, DbBackend, PaginatorTrait, Schema};
+
+    use super::*;
+
+    /// The integrations tables, with the unique indexes of migrations m0006 and m0007.
+    async fn integrations_tables() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+        let schema = Schema::new(DbBackend::Sqlite);
+        db.execute(&schema.create_table_from_entity(integration::Entity))
+            .await
+            .expect("integrations");
+        db.execute(&schema.create_table_from_entity(external_ref::Entity))
+            .await
+            .expect("external_refs");
+        db.execute(&schema.create_table_from_entity(audit_event::Entity))
+            .await
+            .expect("audit_events");
+        for (name, column) in [
+            ("ux_external_refs_integration_account", "account_id"),
+            ("ux_external_refs_integration_external", "external_id"),
+        ] {
+            let index = Index::create()
+                .name(name)
+                .table("external_refs")
+                .col("integration_id")
+                .col(column)
+                .unique()
+                .to_owned();
+            db.execute(&index).await.expect("index");
+        }
+        db
+    }
+
+    #[tokio::test]
+    async fn an_external_id_links_one_account_per_integration() {
+        let db = integrations_tables().await;
+        let actor = Actor::user(Uuid::now_v7(), Uuid::now_v7(), vec!["admin".into()]);
+        let meta = RequestMeta::default();
+        let new = NewIntegration {
+            kind: IntegrationKind::Billing,
+            provider: "chargebee".into(),
+            name: "Chargebee".into(),
+        };
+        let billing = create_integration(&db, &actor, &meta, new)
+            .await
+            .expect("integration");
+        let link = |account_id: Uuid, external_id: &str| NewExternalRef {
+            integration_id: billing.id,
+            account_id,
+            external_id: external_id.into(),
+        };
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        link_external_ref(&db, &actor, &meta, link(first, "cb_1"))
+            .await
+            .expect("first link");
+        let audit_before = audit_event::Entity::find().count(&db).await.expect("count");
+
+        let taken = link_external_ref(&db, &actor, &meta, link(second, "cb_1")).await;
+        assert!(
+            taken
+                .as_ref()
+                .is_err_and(|err| err.code() == ErrorCode::Conflict),
+            "{taken:?}"
+        );
+        let refs = external_ref::Entity::find()
+            .count(&db)
+            .await
+            .expect("count");
+        let audit_after = audit_event::Entity::find().count(&db).await.expect("count");
+        assert_eq!((refs, audit_after), (1, audit_before));
+
+        link_external_ref(&db, &actor, &meta, link(second, "cb_2"))
+            .await
+            .expect("another external id links");
+    }
 }

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, Iterable, QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -262,23 +263,63 @@ pub async fn messages_by_ids(
     Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
-/// A page of the messages of one thread of the tenant, oldest first.
-pub async fn list_messages(
+/// The same page of messages for each of `thread_ids`, oldest first, in one query.
+///
+/// Threads gather messages without bound, so unlike [`pages_by_participant`] this does
+/// not read every message after the cursor: `ROW_NUMBER()` over each thread's messages
+/// keeps at most `first + 1` rows per thread (SQLite and PostgreSQL alike). Every id in
+/// `thread_ids` gets a page, empty when it has no messages.
+pub async fn pages_by_thread(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    thread_id: Uuid,
+    thread_ids: &[Uuid],
     page: PageRequest,
-) -> ApiResult<Page<message::Model>> {
-    let select = message::Entity::find()
-        .filter(message::Column::TenantId.eq(tenant_id))
-        .filter(message::Column::ThreadId.eq(thread_id));
-    let rows = page
-        .apply(select, message::Column::Id)
+) -> ApiResult<HashMap<Uuid, Page<message::Model>>> {
+    let query = messages_page_query(tenant_id, thread_ids, page);
+    let rows = message::Model::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
+    let mut by_thread: HashMap<Uuid, Vec<message::Model>> =
+        thread_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        by_thread.entry(row.thread_id).or_default().push(row);
+    }
+    Ok(by_thread
+        .into_iter()
+        .map(|(thread, rows)| (thread, page.page(rows)))
+        .collect())
 }
+
+/// The query of [`pages_by_thread`]: the messages of `thread_ids` after the cursor,
+/// ranked per thread, at most `first + 1` of each.
+fn messages_page_query(tenant_id: Uuid, thread_ids: &[Uuid], page: PageRequest) -> SelectStatement {
+    let mut ranked = message::Entity::find()
+        .filter(message::Column::TenantId.eq(tenant_id))
+        .filter(message::Column::ThreadId.is_in(thread_ids.iter().copied()));
+    if let Some(after) = page.after {
+        ranked = ranked.filter(message::Column::Id.gt(after));
+    }
+    let mut ranked = ranked.into_query();
+    ranked.expr_window_as(
+        Expr::cust("ROW_NUMBER()"),
+        WindowStatement::partition_by(message::Column::ThreadId)
+            .order_by(message::Column::Id, Order::Asc)
+            .take(),
+        PAGE_RANK,
+    );
+    Query::select()
+        .columns(message::Column::iter())
+        .from_subquery(ranked, RANKED)
+        .and_where(Expr::col(PAGE_RANK).lte(page.first + 1))
+        .order_by(message::Column::Id, Order::Asc)
+        .to_owned()
+}
+
+/// Alias of the ranked messages subquery of [`pages_by_thread`].
+const RANKED: &str = "ranked";
+/// Column of a row's position within its thread's messages after the cursor.
+const PAGE_RANK: &str = "page_rank";
 
 /// Posts a message by the actor to a thread of its tenant (see [`domain::may_post`]).
 pub async fn post_message(
@@ -352,4 +393,88 @@ async fn insert_message(
     .insert(txn)
     .await
     .map_err(ApiError::from_db)
+}
+
+#[cfg(test)]
+mod tests {
+    use portal_kit::pagination::encode_cursor;
+    use sea_orm::{Database, DbBackend, Schema};
+
+    use super::*;
+
+    async fn messages_table() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+        let table = Schema::new(DbBackend::Sqlite).create_table_from_entity(message::Entity);
+        db.execute(&table).await.expect("create table");
+        db
+    }
+
+    async fn add_message(db: &DatabaseConnection, tenant_id: Uuid, thread_id: Uuid) -> Uuid {
+        let id = Uuid::now_v7();
+        message::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(tenant_id),
+            thread_id: Set(thread_id),
+            author_id: Set(Uuid::now_v7()),
+            body: Set("hello".into()),
+            created_at: Set(Utc::now()),
+            edited_at: Set(None),
+        }
+        .insert(db)
+        .await
+        .expect("insert message");
+        id
+    }
+
+    fn ids(page: &Page<message::Model>) -> Vec<Uuid> {
+        page.items.iter().map(|row| row.id).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_by_thread_cuts_each_thread_to_its_own_page() {
+        let db = messages_table().await;
+        let (tenant, other_tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        let (busy, quiet, foreign) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut busy_messages = Vec::new();
+        for _ in 0..5 {
+            busy_messages.push(add_message(&db, tenant, busy).await);
+        }
+        let quiet_message = add_message(&db, tenant, quiet).await;
+        add_message(&db, other_tenant, foreign).await;
+
+        let first_two = PageRequest::parse(Some(2), None).expect("page");
+        let pages = pages_by_thread(&db, tenant, &[busy, quiet, foreign], first_two)
+            .await
+            .expect("pages");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(ids(&pages[&busy]), busy_messages[..2]);
+        assert!(pages[&busy].has_next_page);
+        assert_eq!(ids(&pages[&quiet]), [quiet_message]);
+        assert!(!pages[&quiet].has_next_page);
+        // Another tenant's messages are invisible.
+        assert!(pages[&foreign].items.is_empty());
+
+        let cursor = encode_cursor(busy_messages[2]);
+        let rest = PageRequest::parse(Some(2), Some(&cursor)).expect("page");
+        let pages = pages_by_thread(&db, tenant, &[busy], rest)
+            .await
+            .expect("pages");
+        assert_eq!(ids(&pages[&busy]), busy_messages[3..]);
+        assert!(!pages[&busy].has_next_page);
+    }
+
+    #[test]
+    fn messages_page_query_ranks_per_thread_in_sql() {
+        let page = PageRequest::parse(Some(2), None).expect("page");
+        let sql = DbBackend::Postgres
+            .build(&messages_page_query(Uuid::nil(), &[Uuid::max()], page))
+            .sql;
+        assert!(
+            sql.contains(
+                r#"ROW_NUMBER() OVER ( PARTITION BY "thread_id" ORDER BY "id" ASC ) AS "page_rank""#
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"WHERE "page_rank" <= $3"#), "{sql}");
+    }
 }

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, Iterable, QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -245,23 +246,66 @@ pub async fn runs_by_ids(
     Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
-/// A page of the runs of one report definition of the tenant.
-pub async fn list_runs(
+/// The same page of runs for each of `definition_ids`, oldest first, in one query.
+///
+/// A definition on a schedule gathers runs without bound, so unlike [`pages_by_account`]
+/// this does not read every run after the cursor: `ROW_NUMBER()` over each definition's
+/// runs keeps at most `first + 1` rows per definition (SQLite and PostgreSQL alike).
+/// Every id in `definition_ids` gets a page, empty when it has no runs.
+pub async fn pages_by_definition(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    definition_id: Uuid,
+    definition_ids: &[Uuid],
     page: PageRequest,
-) -> ApiResult<Page<report_run::Model>> {
-    let select = report_run::Entity::find()
-        .filter(report_run::Column::TenantId.eq(tenant_id))
-        .filter(report_run::Column::DefinitionId.eq(definition_id));
-    let rows = page
-        .apply(select, report_run::Column::Id)
+) -> ApiResult<HashMap<Uuid, Page<report_run::Model>>> {
+    let query = runs_page_query(tenant_id, definition_ids, page);
+    let rows = report_run::Model::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
+    let mut by_definition: HashMap<Uuid, Vec<report_run::Model>> =
+        definition_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        by_definition
+            .entry(row.definition_id)
+            .or_default()
+            .push(row);
+    }
+    Ok(by_definition
+        .into_iter()
+        .map(|(definition, rows)| (definition, page.page(rows)))
+        .collect())
 }
+
+/// The query of [`pages_by_definition`]: the runs of `definition_ids` after the cursor,
+/// ranked per definition, at most `first + 1` of each.
+fn runs_page_query(tenant_id: Uuid, definition_ids: &[Uuid], page: PageRequest) -> SelectStatement {
+    let mut ranked = report_run::Entity::find()
+        .filter(report_run::Column::TenantId.eq(tenant_id))
+        .filter(report_run::Column::DefinitionId.is_in(definition_ids.iter().copied()));
+    if let Some(after) = page.after {
+        ranked = ranked.filter(report_run::Column::Id.gt(after));
+    }
+    let mut ranked = ranked.into_query();
+    ranked.expr_window_as(
+        Expr::cust("ROW_NUMBER()"),
+        WindowStatement::partition_by(report_run::Column::DefinitionId)
+            .order_by(report_run::Column::Id, Order::Asc)
+            .take(),
+        PAGE_RANK,
+    );
+    Query::select()
+        .columns(report_run::Column::iter())
+        .from_subquery(ranked, RANKED)
+        .and_where(Expr::col(PAGE_RANK).lte(page.first + 1))
+        .order_by(report_run::Column::Id, Order::Asc)
+        .to_owned()
+}
+
+/// Alias of the ranked runs subquery of [`pages_by_definition`].
+const RANKED: &str = "ranked";
+/// Column of a row's position within its definition's runs after the cursor.
+const PAGE_RANK: &str = "page_rank";
 
 /// Queues a run of a report definition of the actor's tenant, requested by the actor.
 pub async fn request_run(
@@ -294,4 +338,92 @@ pub async fn request_run(
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use portal_kit::pagination::encode_cursor;
+    use sea_orm::{Database, DbBackend, Schema};
+
+    use super::*;
+
+    async fn runs_table() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+        let table = Schema::new(DbBackend::Sqlite).create_table_from_entity(report_run::Entity);
+        db.execute(&table).await.expect("create table");
+        db
+    }
+
+    async fn add_run(db: &DatabaseConnection, tenant_id: Uuid, definition_id: Uuid) -> Uuid {
+        let id = Uuid::now_v7();
+        report_run::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(tenant_id),
+            definition_id: Set(definition_id),
+            requested_by: Set(None),
+            status: Set(ReportRunStatus::Queued.as_str().to_owned()),
+            row_count: Set(None),
+            error: Set(None),
+            created_at: Set(Utc::now()),
+            started_at: Set(None),
+            finished_at: Set(None),
+        }
+        .insert(db)
+        .await
+        .expect("insert run");
+        id
+    }
+
+    fn ids(page: &Page<report_run::Model>) -> Vec<Uuid> {
+        page.items.iter().map(|row| row.id).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_by_definition_cuts_each_definition_to_its_own_page() {
+        let db = runs_table().await;
+        let (tenant, other_tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        let (busy, quiet, idle) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut busy_runs = Vec::new();
+        for _ in 0..5 {
+            busy_runs.push(add_run(&db, tenant, busy).await);
+        }
+        let quiet_run = add_run(&db, tenant, quiet).await;
+        add_run(&db, other_tenant, idle).await;
+
+        let first_two = PageRequest::parse(Some(2), None).expect("page");
+        let pages = pages_by_definition(&db, tenant, &[busy, quiet, idle], first_two)
+            .await
+            .expect("pages");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(ids(&pages[&busy]), busy_runs[..2]);
+        assert!(pages[&busy].has_next_page);
+        assert_eq!(ids(&pages[&quiet]), [quiet_run]);
+        assert!(!pages[&quiet].has_next_page);
+        // Another tenant's runs are invisible.
+        assert!(pages[&idle].items.is_empty());
+
+        let cursor = encode_cursor(busy_runs[2]);
+        let rest = PageRequest::parse(Some(2), Some(&cursor)).expect("page");
+        let pages = pages_by_definition(&db, tenant, &[busy], rest)
+            .await
+            .expect("pages");
+        assert_eq!(ids(&pages[&busy]), busy_runs[3..]);
+        assert!(!pages[&busy].has_next_page);
+    }
+
+    #[test]
+    fn runs_page_query_ranks_per_definition_in_sql() {
+        let (tenant, definition) = (Uuid::nil(), Uuid::max());
+        let page = PageRequest::parse(Some(2), None).expect("page");
+        let sql = DbBackend::Postgres
+            .build(&runs_page_query(tenant, &[definition], page))
+            .sql;
+        assert!(
+            sql.contains(
+                r#"ROW_NUMBER() OVER ( PARTITION BY "definition_id" ORDER BY "id" ASC ) AS "page_rank""#
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"WHERE "page_rank" <= $3"#), "{sql}");
+    }
 }

@@ -51,7 +51,7 @@ type Query { other: Int }
 type Product @key(fields: "id", resolvable: false) { id: ID! name: String }"#
             .into(),
     };
-    let ok = portal_gateway::compose::compose(&[a.clone()]);
+    let ok = portal_gateway::compose::compose(std::slice::from_ref(&a));
     assert!(ok.is_ok(), "{ok:?}");
     let broken = portal_gateway::compose::compose(&[a, b]);
     assert!(

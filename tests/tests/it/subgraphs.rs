@@ -280,3 +280,37 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
     fx.done().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn only_platform_admins_create_tenants_and_slugs_are_unique() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_identity::build_schema(fx.db.clone());
+    let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
+    let response = run(&schema, &fx.carol(), create, json!({ "s": "initech" })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{response}"
+    );
+    let admin = Actor::user(
+        fx.seed.alice_id,
+        fx.seed.tenant_id,
+        vec!["platform_admin".into()],
+    );
+    let response = run(&schema, &admin, create, json!({ "s": "Not A Slug" })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
+    let response = run(&schema, &admin, create, json!({ "s": "initech" })).await;
+    assert_eq!(
+        response["data"]["createTenant"],
+        json!({ "slug": "initech", "name": "Initech" })
+    );
+    let response = run(&schema, &admin, create, json!({ "s": "initech" })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{response}"
+    );
+    fx.done().await;
+    Ok(())
+}

@@ -132,6 +132,53 @@ impl Loader<ParticipantPage> for ParticipantThreadsLoader {
     }
 }
 
+/// One thread's page of messages, as a DataLoader key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThreadMessagesPage {
+    /// The caller's tenant.
+    pub tenant_id: Uuid,
+    /// The thread.
+    pub thread: Uuid,
+    /// The page wanted.
+    pub page: PageRequest,
+}
+
+/// Batches `Thread.messages` for many threads (a list of threads, or an `_entities`
+/// call) into one query per distinct `(tenant, page request)`.
+pub struct ThreadMessagesLoader {
+    /// The subgraph's pool.
+    pub db: DatabaseConnection,
+}
+
+impl Loader<ThreadMessagesPage> for ThreadMessagesLoader {
+    type Value = Page<message::Model>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[ThreadMessagesPage],
+    ) -> Result<HashMap<ThreadMessagesPage, Page<message::Model>>, ApiError> {
+        let mut found = HashMap::new();
+        for (tenant_id, page) in distinct(keys.iter().map(|k| (k.tenant_id, k.page))) {
+            let threads: Vec<Uuid> = keys
+                .iter()
+                .filter(|k| k.tenant_id == tenant_id && k.page == page)
+                .map(|k| k.thread)
+                .collect();
+            let pages = store::pages_by_thread(&self.db, tenant_id, &threads, page).await?;
+            found.extend(pages.into_iter().map(|(thread, rows)| {
+                let key = ThreadMessagesPage {
+                    tenant_id,
+                    thread,
+                    page,
+                };
+                (key, rows)
+            }));
+        }
+        Ok(found)
+    }
+}
+
 fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut items: Vec<T> = items.collect();
     items.sort_unstable();

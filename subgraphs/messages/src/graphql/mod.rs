@@ -23,6 +23,7 @@ use crate::store;
 pub use federation::{Account, User};
 pub use loaders::{
     MessageLoader, ParticipantPage, ParticipantThreadsLoader, ParticipantsLoader, ThreadLoader,
+    ThreadMessagesLoader, ThreadMessagesPage,
 };
 pub use types::{
     Message, MessageConnection, MessageEdge, Thread, ThreadConnection, ThreadEdge, ThreadStatusGql,
@@ -50,6 +51,10 @@ pub fn build_schema(db: DatabaseConnection) -> MessagesSchema {
         ))
         .data(DataLoader::new(
             ParticipantThreadsLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ThreadMessagesLoader { db: db.clone() },
             tokio::spawn,
         ))
         .data(db)

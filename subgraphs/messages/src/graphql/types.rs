@@ -7,14 +7,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use portal_entities::messages::{message, thread};
-use portal_kit::context::{db, tenant as tenant_of};
+use portal_kit::context::tenant as tenant_of;
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
-use super::loaders::{ParticipantsLoader, ThreadLoader};
+use super::loaders::{ParticipantsLoader, ThreadLoader, ThreadMessagesLoader, ThreadMessagesPage};
 use crate::domain::ThreadStatus;
-use crate::store;
 
 /// Lifecycle of a thread.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -120,8 +119,18 @@ impl Thread {
         after: Option<String>,
     ) -> ApiResult<MessageConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_messages(db(ctx)?, tenant_of(ctx)?, self.uuid, page).await?;
-        Ok(rows.map(Message::from).into())
+        let found = ctx
+            .data_unchecked::<DataLoader<ThreadMessagesLoader>>()
+            .load_one(ThreadMessagesPage {
+                tenant_id: tenant_of(ctx)?,
+                thread: self.uuid,
+                page,
+            })
+            .await?;
+        Ok(found
+            .map(|rows| rows.map(Message::from))
+            .unwrap_or_else(|| page.page(Vec::new()))
+            .into())
     }
 }
 

@@ -108,6 +108,53 @@ impl Loader<AccountPage> for AccountReportsLoader {
     }
 }
 
+/// One report definition's page of runs, as a DataLoader key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DefinitionRunsPage {
+    /// The caller's tenant.
+    pub tenant_id: Uuid,
+    /// The report definition.
+    pub definition: Uuid,
+    /// The page wanted.
+    pub page: PageRequest,
+}
+
+/// Batches `ReportDefinition.runs` for many definitions (a list of definitions, or an
+/// `_entities` call) into one query per distinct `(tenant, page request)`.
+pub struct DefinitionRunsLoader {
+    /// The subgraph's pool.
+    pub db: DatabaseConnection,
+}
+
+impl Loader<DefinitionRunsPage> for DefinitionRunsLoader {
+    type Value = Page<report_run::Model>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[DefinitionRunsPage],
+    ) -> Result<HashMap<DefinitionRunsPage, Page<report_run::Model>>, ApiError> {
+        let mut found = HashMap::new();
+        for (tenant_id, page) in distinct(keys.iter().map(|k| (k.tenant_id, k.page))) {
+            let definitions: Vec<Uuid> = keys
+                .iter()
+                .filter(|k| k.tenant_id == tenant_id && k.page == page)
+                .map(|k| k.definition)
+                .collect();
+            let pages = store::pages_by_definition(&self.db, tenant_id, &definitions, page).await?;
+            found.extend(pages.into_iter().map(|(definition, rows)| {
+                let key = DefinitionRunsPage {
+                    tenant_id,
+                    definition,
+                    page,
+                };
+                (key, rows)
+            }));
+        }
+        Ok(found)
+    }
+}
+
 fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut items: Vec<T> = items.collect();
     items.sort_unstable();

@@ -24,7 +24,10 @@ use crate::domain::{self, ReportFormat, ReportKind};
 use crate::store;
 
 pub use federation::{Account, User};
-pub use loaders::{AccountPage, AccountReportsLoader, DefinitionLoader, RunLoader};
+pub use loaders::{
+    AccountPage, AccountReportsLoader, DefinitionLoader, DefinitionRunsLoader, DefinitionRunsPage,
+    RunLoader,
+};
 pub use types::{
     ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFormatGql,
     ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge, ReportRunStatusGql,
@@ -45,6 +48,10 @@ pub fn build_schema(db: DatabaseConnection) -> ReportsSchema {
         .data(DataLoader::new(RunLoader { db: db.clone() }, tokio::spawn))
         .data(DataLoader::new(
             AccountReportsLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            DefinitionRunsLoader { db: db.clone() },
             tokio::spawn,
         ))
         .data(db)

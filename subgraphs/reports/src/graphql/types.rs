@@ -8,14 +8,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use portal_entities::reports::{report_definition, report_run};
-use portal_kit::context::{db, tenant as tenant_of};
+use portal_kit::context::tenant as tenant_of;
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
-use super::loaders::DefinitionLoader;
+use super::loaders::{DefinitionLoader, DefinitionRunsLoader, DefinitionRunsPage};
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
-use crate::store;
 
 /// What a report is about.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -182,8 +181,18 @@ impl ReportDefinition {
         after: Option<String>,
     ) -> ApiResult<ReportRunConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_runs(db(ctx)?, tenant_of(ctx)?, self.uuid, page).await?;
-        Ok(rows.map(ReportRun::from).into())
+        let found = ctx
+            .data_unchecked::<DataLoader<DefinitionRunsLoader>>()
+            .load_one(DefinitionRunsPage {
+                tenant_id: tenant_of(ctx)?,
+                definition: self.uuid,
+                page,
+            })
+            .await?;
+        Ok(found
+            .map(|rows| rows.map(ReportRun::from))
+            .unwrap_or_else(|| page.page(Vec::new()))
+            .into())
     }
 }
 

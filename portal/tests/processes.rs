@@ -1,0 +1,188 @@
+//! Process-per-role deployment, for real: the `portal` binary is started six times (five
+//! subgraphs and a gateway, each its own OS process on its own port), and one operation
+//! through the gateway reaches data owned by all five.
+//!
+//! Lives in the `portal` package because only here Cargo hands the test the path of the
+//! binary it built (`CARGO_BIN_EXE_portal`). Uses a SQLite file shared by the processes, or
+//! a fresh PostgreSQL database when `PORTAL_TEST_DATABASE_URL` is set.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+const SECRET: &str = "process-test-secret-process-test-secret";
+const ROLES: [&str; 5] = [
+    "identity",
+    "accounts",
+    "reports",
+    "messages",
+    "integrations",
+];
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+fn portal() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
+    command
+        .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+async fn database_url(dir: &std::path::Path) -> anyhow::Result<String> {
+    match std::env::var("PORTAL_TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("portal_test_{}", uuid::Uuid::now_v7().simple());
+            let db = Database::connect(&admin).await?;
+            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            db.close().await?;
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            Ok(format!("{base}/{name}"))
+        }
+        _ => Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("portal.db").display()
+        )),
+    }
+}
+
+fn value_after<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    let start = line.find(label)? + label.len();
+    line[start..].split_whitespace().next()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("portal-processes-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let url = database_url(&dir).await?;
+
+    let seeded = portal().env("DATABASE_URL", &url).arg("seed").output()?;
+    assert!(
+        seeded.status.success(),
+        "seed failed: {}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&seeded.stdout);
+    let carol = stdout
+        .lines()
+        .find(|l| l.contains("carol"))
+        .expect("seed prints carol");
+    let tenant = value_after(carol, "x-portal-tenant-id:")
+        .expect("tenant id")
+        .to_owned();
+    let user = value_after(carol, "x-portal-user-id:")
+        .expect("user id")
+        .to_owned();
+
+    let mut processes = Processes(Vec::new());
+    let mut gateway = portal();
+    for role in ROLES {
+        let port = free_port();
+        processes.0.push(
+            portal()
+                .env("DATABASE_URL", &url)
+                .args(["serve", role, "--listen", &format!("127.0.0.1:{port}")])
+                .spawn()?,
+        );
+        gateway.env(
+            format!("PORTAL_SUBGRAPH_{}_URL", role.to_uppercase()),
+            format!("http://127.0.0.1:{port}/graphql"),
+        );
+    }
+    let gateway_port = free_port();
+    processes.0.push(
+        gateway
+            .args([
+                "serve",
+                "gateway",
+                "--demo",
+                "--listen",
+                &format!("127.0.0.1:{gateway_port}"),
+            ])
+            .spawn()?,
+    );
+
+    let http = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{gateway_port}/health");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let query = "{ me { email accounts { edges { node { number reports { edges { node { format } } } externalRefs { externalId } } } } threads { edges { node { subject } } } } }";
+    let response: Value = http
+        .post(format!("http://127.0.0.1:{gateway_port}/graphql"))
+        .header("x-portal-tenant-id", &tenant)
+        .header("x-portal-user-id", &user)
+        .json(&json!({ "query": query }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let me = &response["data"]["me"];
+    assert_eq!(me["email"], "carol@acme.example", "{response}");
+    let numbers: Vec<&str> = me["accounts"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["number"].as_str())
+        .collect();
+    assert_eq!(numbers, ["ACME-0002", "ACME-0003"]);
+    assert_eq!(
+        me["accounts"]["edges"][0]["node"]["reports"]["edges"][0]["node"]["format"],
+        "PDF"
+    );
+    assert_eq!(
+        me["accounts"]["edges"][1]["node"]["externalRefs"][0]["externalId"],
+        "SF-0003"
+    );
+    let subjects: Vec<&str> = me["threads"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["subject"].as_str())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Welcome to the portal", "Question about an invoice"]
+    );
+
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
