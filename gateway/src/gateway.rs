@@ -17,23 +17,7 @@ use crate::response::{GraphQLError, Request, Response};
 use crate::schema::{OperationKind, SchemaIndex};
 use crate::subgraph::{Caller, SubgraphClients};
 
-/// Limits applied to every request.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Most tokens a document may have.
-    pub max_tokens: usize,
-    /// Most plans kept in the plan cache.
-    pub plan_cache_size: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_tokens: 15_000,
-            plan_cache_size: 1_000,
-        }
-    }
-}
+pub use crate::limits::Limits;
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +179,7 @@ impl Gateway {
             document,
             request.operation_name.as_deref(),
             request.variables.clone(),
+            &self.limits,
         )?;
         if allowed == AllowedOperations::QueriesOnly && prepared.kind != OperationKind::Query {
             return Err(vec![GraphQLError::new(

@@ -11,6 +11,7 @@ pub mod compose;
 pub mod execute;
 pub mod gateway;
 pub mod introspection;
+pub mod limits;
 pub mod plan;
 pub mod project;
 pub mod request;

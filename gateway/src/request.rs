@@ -13,6 +13,7 @@ use graphql_tools::validation::rules::default_rules_validation_plan;
 use graphql_tools::validation::validate::validate;
 use serde_json::{Map, Number, Value};
 
+use crate::limits::{self, Limits};
 use crate::response::{GraphQLError, Location};
 use crate::schema::OperationKind;
 
@@ -41,14 +42,7 @@ impl PreparedOperation {
 
     /// The document's fragments by name.
     pub fn fragments(&self) -> HashMap<&str, &FragmentDefinition> {
-        self.document
-            .definitions
-            .iter()
-            .filter_map(|d| match d {
-                Definition::Fragment(f) => Some((f.name.as_str(), f)),
-                Definition::Operation(_) => None,
-            })
-            .collect()
+        fragments_of(&self.document)
     }
 }
 
@@ -57,16 +51,40 @@ pub fn parse(query: &str, max_tokens: usize) -> Result<Document, GraphQLError> {
     hive_router_query_planner::utils::parsing::safe_parse_operation_with_token_limit(
         query, max_tokens,
     )
-    .map_err(|err| GraphQLError::new(format!("syntax error: {err}"), "GRAPHQL_PARSE_FAILED"))
+    .map_err(|err| {
+        let message = err.to_string();
+        if message.contains("Token limit exceeded") {
+            GraphQLError::new(
+                format!("the document has more than {max_tokens} tokens"),
+                "MAX_TOKENS_EXCEEDED",
+            )
+        } else if message.contains("Recursion limit exceeded") {
+            GraphQLError::new("the document nests too deeply", "MAX_DEPTH_EXCEEDED")
+        } else {
+            GraphQLError::new(format!("syntax error: {message}"), "GRAPHQL_PARSE_FAILED")
+        }
+    })
 }
 
-/// Validates `document` against the API schema and selects the operation.
+/// Checks `document` against the limits, validates it against the API schema and selects
+/// the operation.
 pub fn prepare(
     schema: &SchemaDocument,
     document: Document,
     operation_name: Option<&str>,
     variables: Option<Map<String, Value>>,
+    limits: &Limits,
 ) -> Result<PreparedOperation, Vec<GraphQLError>> {
+    {
+        let fragments = fragments_of(&document);
+        for definition in &document.definitions {
+            if let Definition::Operation(op) = definition
+                && (operation_name.is_none() || operation_name_of(op) == operation_name)
+            {
+                limits::check(limits, selection_set(op), &fragments).map_err(|e| vec![e])?;
+            }
+        }
+    }
     let plan = default_rules_validation_plan();
     let errors = validate(schema, &document, &plan);
     if !errors.is_empty() {
@@ -134,6 +152,17 @@ pub fn prepare(
         name,
         variables,
     })
+}
+
+fn fragments_of(document: &Document) -> HashMap<&str, &FragmentDefinition> {
+    document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Fragment(f) => Some((f.name.as_str(), f)),
+            Definition::Operation(_) => None,
+        })
+        .collect()
 }
 
 fn operation_name_of(op: &OperationDefinition) -> Option<&str> {

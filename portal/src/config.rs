@@ -42,6 +42,14 @@ pub struct GatewayConfig {
     pub dev_headers: bool,
     /// Most tokens in one GraphQL document.
     pub max_tokens: usize,
+    /// Deepest field nesting of an operation.
+    pub max_depth: usize,
+    /// Most aliases in an operation.
+    pub max_aliases: usize,
+    /// Most root fields in an operation.
+    pub max_root_fields: usize,
+    /// Most query plans kept in the plan cache.
+    pub plan_cache_size: usize,
 }
 
 /// Settings shared by the gateway and the subgraphs.
@@ -80,11 +88,16 @@ impl Default for GatewayConfig {
             .zip(4001..)
             .map(|(name, port)| (name.to_string(), format!("http://127.0.0.1:{port}/graphql")))
             .collect();
+        let limits = portal_gateway::limits::Limits::default();
         Self {
             subgraphs,
             subgraph_timeout_ms: 10_000,
             dev_headers: false,
-            max_tokens: 15_000,
+            max_tokens: limits.max_tokens,
+            max_depth: limits.max_depth,
+            max_aliases: limits.max_aliases,
+            max_root_fields: limits.max_root_fields,
+            plan_cache_size: limits.plan_cache_size,
         }
     }
 }
@@ -162,6 +175,17 @@ impl Config {
         Ok(())
     }
 
+    /// The gateway's request limits.
+    pub fn limits(&self) -> portal_gateway::limits::Limits {
+        portal_gateway::limits::Limits {
+            max_tokens: self.gateway.max_tokens,
+            max_depth: self.gateway.max_depth,
+            max_aliases: self.gateway.max_aliases,
+            max_root_fields: self.gateway.max_root_fields,
+            plan_cache_size: self.gateway.plan_cache_size,
+        }
+    }
+
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
@@ -195,6 +219,20 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!(
                     "gateway.subgraphs.{name} must be an http(s) URL"
+                )));
+            }
+        }
+        let gateway = &self.gateway;
+        for (name, value) in [
+            ("max_tokens", gateway.max_tokens),
+            ("max_depth", gateway.max_depth),
+            ("max_aliases", gateway.max_aliases),
+            ("max_root_fields", gateway.max_root_fields),
+            ("plan_cache_size", gateway.plan_cache_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.{name} must be at least 1"
                 )));
             }
         }

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use portal::config::{Config, parse_listen};
 use portal::{GatewayOptions, subgraphs};
 use portal_gateway::auth::Authentication;
-use portal_gateway::gateway::Limits;
 use portal_kit::internal_token::InternalTokenKey;
 
 /// Portal: an enterprise customer portal served as one federated GraphQL API.
@@ -135,10 +134,7 @@ fn options(config: &Config, demo: bool) -> GatewayOptions {
     };
     GatewayOptions {
         authentication,
-        limits: Limits {
-            max_tokens: config.gateway.max_tokens,
-            ..Limits::default()
-        },
+        limits: config.limits(),
     }
 }
 

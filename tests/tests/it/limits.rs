@@ -1,0 +1,49 @@
+//! Operation limits refuse oversized documents with a code per limit, before any work.
+
+use portal_tests::{Mode, TestPortal};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_operations_are_refused_with_a_code_per_limit() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let deep = format!(
+        "{{ me {} }}",
+        "{ accounts { edges { node { owner ".repeat(4) + "{ id" + &" } } } }".repeat(4) + " }"
+    );
+    let aliases = format!(
+        "{{ me {{ {} }} }}",
+        (0..31)
+            .map(|i| format!("a{i}: id"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let roots = format!(
+        "{{ {} }}",
+        (0..21).map(|_| "me { id }").collect::<Vec<_>>().join(" ")
+    );
+    let tokens = format!("{{ me {{ {} }} }}", "id ".repeat(16_000));
+    let via_fragment =
+        "query { ...F } fragment F on Query { a: me { id } b: me { id } } ".to_owned();
+    for (document, code) in [
+        (deep, "MAX_DEPTH_EXCEEDED"),
+        (aliases, "MAX_ALIASES_EXCEEDED"),
+        (roots, "MAX_ROOT_FIELDS_EXCEEDED"),
+        (tokens, "MAX_TOKENS_EXCEEDED"),
+    ] {
+        let response = portal.query_as_carol(&document, json!({})).await?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], code,
+            "{response}"
+        );
+        assert_eq!(
+            response.get("data"),
+            None,
+            "refused before execution: {response}"
+        );
+    }
+    // Within limits, fragments and aliases are fine.
+    let response = portal.query_as_carol(&via_fragment, json!({})).await?;
+    assert_eq!(response["data"]["a"], response["data"]["b"]);
+    portal.stop().await;
+    Ok(())
+}
