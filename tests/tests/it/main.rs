@@ -4,6 +4,7 @@
 mod batching;
 mod federation;
 mod isolation;
+mod limits;
 mod migrations;
 mod mutations;
 mod schema_drift;
