@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaIndex;
-use crate::subgraph::{Caller, SubgraphClients, SubgraphError, SubgraphRequest};
+use crate::subgraph::{Caller, SubgraphClients, SubgraphError, SubgraphRequest, SubgraphSettings};
 
 /// Everything one plan execution needs.
 pub struct Execution<'a> {
@@ -26,6 +26,7 @@ pub struct Execution<'a> {
     clients: &'a SubgraphClients,
     caller: &'a Caller,
     variables: &'a Map<String, Value>,
+    settings: &'a SubgraphSettings,
     data: Mutex<Value>,
     errors: Mutex<Vec<GraphQLError>>,
 }
@@ -43,12 +44,14 @@ impl<'a> Execution<'a> {
         clients: &'a SubgraphClients,
         caller: &'a Caller,
         variables: &'a Map<String, Value>,
+        settings: &'a SubgraphSettings,
     ) -> Self {
         Self {
             index,
             clients,
             caller,
             variables,
+            settings,
             data: Mutex::new(Value::Object(Map::new())),
             errors: Mutex::new(Vec::new()),
         }
@@ -489,7 +492,11 @@ impl<'a> Execution<'a> {
             );
             return None;
         };
-        match client.execute(request, self.caller).await {
+        let timeout = self.settings.timeout_for(service);
+        let outcome = tokio::time::timeout(timeout, client.execute(request, self.caller))
+            .await
+            .unwrap_or(Err(SubgraphError::Timeout));
+        match outcome {
             Ok(response) => Some(response),
             Err(err) => {
                 tracing::warn!(service, error = ?err, "subgraph request failed");
@@ -513,6 +520,7 @@ impl<'a> Execution<'a> {
         service: &str,
         path: Option<Vec<PathSegment>>,
     ) -> GraphQLError {
+        error = self.settings.exposed(error, service);
         if path.is_some() {
             error.path = path;
         }

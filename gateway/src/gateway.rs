@@ -15,7 +15,7 @@ use crate::project::Projection;
 use crate::request::{self, PreparedOperation};
 use crate::response::{GraphQLError, Request, Response};
 use crate::schema::{OperationKind, SchemaIndex};
-use crate::subgraph::{Caller, SubgraphClients};
+use crate::subgraph::{Caller, SubgraphClients, SubgraphSettings};
 
 pub use crate::limits::Limits;
 
@@ -84,15 +84,22 @@ pub struct Gateway {
     supergraph: RwLock<Arc<Supergraph>>,
     clients: SubgraphClients,
     limits: Limits,
+    settings: SubgraphSettings,
 }
 
 impl Gateway {
     /// A gateway serving `supergraph` through `clients`.
-    pub fn new(supergraph: Supergraph, clients: SubgraphClients, limits: Limits) -> Self {
+    pub fn new(
+        supergraph: Supergraph,
+        clients: SubgraphClients,
+        limits: Limits,
+        settings: SubgraphSettings,
+    ) -> Self {
         Self {
             supergraph: RwLock::new(Arc::new(supergraph)),
             clients,
             limits,
+            settings,
         }
     }
 
@@ -143,6 +150,7 @@ impl Gateway {
             &self.clients,
             caller,
             &prepared.variables,
+            &self.settings,
         );
         let (data, mut errors) = execution.run(plan.node.as_ref()).await;
         let Some(root_type) = supergraph.index.root_type(prepared.kind) else {

@@ -69,32 +69,93 @@ pub trait SubgraphClient: Send + Sync {
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>>;
 }
 
+/// What clients see of errors that subgraphs return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorExposure {
+    /// Errors carrying a deliberate client code (`BAD_USER_INPUT`, `NOT_FOUND`, …) pass
+    /// through; every other message is replaced (the original is logged).
+    #[default]
+    Mask,
+    /// Every subgraph message is replaced; codes and paths stay.
+    MaskAll,
+    /// Subgraph messages pass through unchanged (trusted subgraphs, debugging).
+    Expose,
+}
+
+/// Codes a subgraph uses for deliberate, client-safe errors.
+pub const CLIENT_ERROR_CODES: &[&str] = &[
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "CONFLICT",
+    "RATE_LIMITED",
+];
+
+/// Message that replaces a masked subgraph error.
+pub const MASKED_MESSAGE: &str = "subgraph error (details in the gateway log)";
+
+/// How the gateway treats subgraphs: timeouts and error exposure.
+#[derive(Clone, Debug)]
+pub struct SubgraphSettings {
+    /// Timeout of one subgraph request unless `timeouts` names the subgraph.
+    pub timeout: Duration,
+    /// Per-subgraph timeouts.
+    pub timeouts: std::collections::HashMap<String, Duration>,
+    /// What clients see of subgraph errors.
+    pub errors: ErrorExposure,
+}
+
+impl Default for SubgraphSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            timeouts: Default::default(),
+            errors: ErrorExposure::Mask,
+        }
+    }
+}
+
+impl SubgraphSettings {
+    /// The timeout for `service`.
+    pub fn timeout_for(&self, service: &str) -> Duration {
+        self.timeouts.get(service).copied().unwrap_or(self.timeout)
+    }
+
+    /// `error` as clients may see it.
+    pub fn exposed(&self, mut error: GraphQLError, service: &str) -> GraphQLError {
+        let deliberate = error
+            .code()
+            .is_some_and(|code| CLIENT_ERROR_CODES.contains(&code));
+        let mask = match self.errors {
+            ErrorExposure::Expose => false,
+            ErrorExposure::Mask => !deliberate,
+            ErrorExposure::MaskAll => true,
+        };
+        if mask {
+            tracing::warn!(service, message = %error.message, path = ?error.path, "subgraph error masked");
+            error.message = MASKED_MESSAGE.to_owned();
+        }
+        error
+    }
+}
+
 /// Subgraph clients by subgraph name.
 pub type SubgraphClients = std::collections::HashMap<String, Arc<dyn SubgraphClient>>;
 
-/// A subgraph reached over HTTP, with pooled keep-alive connections and a timeout. Each
-/// request carries an internal token naming the caller.
+/// A subgraph reached over HTTP, with pooled keep-alive connections. Each request carries
+/// an internal token naming the caller. (Timeouts are the executor's, for every transport.)
 pub struct HttpSubgraph {
     client: reqwest::Client,
     url: String,
     key: InternalTokenKey,
-    timeout: Duration,
 }
 
 impl HttpSubgraph {
     /// A client for the subgraph at `url`, signing with `key`.
-    pub fn new(
-        client: reqwest::Client,
-        url: String,
-        key: InternalTokenKey,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            client,
-            url,
-            key,
-            timeout,
-        }
+    pub fn new(client: reqwest::Client, url: String, key: InternalTokenKey) -> Self {
+        Self { client, url, key }
     }
 }
 
@@ -112,7 +173,6 @@ impl SubgraphClient for HttpSubgraph {
                 .header(internal_token::HEADER, token)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .json(&request)
-                .timeout(self.timeout)
                 .send()
                 .await
                 .map_err(classify)?;
@@ -129,5 +189,41 @@ fn classify(err: reqwest::Error) -> SubgraphError {
         SubgraphError::Timeout
     } else {
         SubgraphError::Unreachable(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(errors: ErrorExposure) -> SubgraphSettings {
+        SubgraphSettings {
+            errors,
+            ..SubgraphSettings::default()
+        }
+    }
+
+    #[test]
+    fn masking_keeps_deliberate_client_errors_and_hides_the_rest() {
+        let client = GraphQLError::new("invalid `input.currency`", "BAD_USER_INPUT");
+        let leak = GraphQLError::new("relation \"accounts\" does not exist", "INTERNAL");
+        let mask = settings(ErrorExposure::Mask);
+        assert_eq!(mask.exposed(client.clone(), "a").message, client.message);
+        assert_eq!(mask.exposed(leak.clone(), "a").message, MASKED_MESSAGE);
+        assert_eq!(mask.exposed(leak.clone(), "a").code(), Some("INTERNAL"));
+        let all = settings(ErrorExposure::MaskAll);
+        assert_eq!(all.exposed(client.clone(), "a").message, MASKED_MESSAGE);
+        let expose = settings(ErrorExposure::Expose);
+        assert_eq!(expose.exposed(leak.clone(), "a").message, leak.message);
+    }
+
+    #[test]
+    fn per_subgraph_timeouts_override_the_default() {
+        let mut settings = SubgraphSettings::default();
+        settings
+            .timeouts
+            .insert("slow".into(), Duration::from_millis(50));
+        assert_eq!(settings.timeout_for("slow"), Duration::from_millis(50));
+        assert_eq!(settings.timeout_for("other"), Duration::from_secs(10));
     }
 }

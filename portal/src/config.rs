@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use portal_gateway::subgraph::{ErrorExposure, SubgraphSettings};
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -38,6 +41,11 @@ pub struct GatewayConfig {
     pub subgraphs: BTreeMap<String, String>,
     /// Timeout of one subgraph request, in milliseconds.
     pub subgraph_timeout_ms: u64,
+    /// Per-subgraph timeouts in milliseconds, overriding `subgraph_timeout_ms`.
+    pub subgraph_timeouts_ms: BTreeMap<String, u64>,
+    /// What clients see of subgraph errors: `mask` (default: only deliberate client
+    /// errors such as `BAD_USER_INPUT` keep their message), `mask_all` or `expose`.
+    pub subgraph_errors: ErrorExposure,
     /// Trust the development identity headers (never in production).
     pub dev_headers: bool,
     /// Most tokens in one GraphQL document.
@@ -92,6 +100,8 @@ impl Default for GatewayConfig {
         Self {
             subgraphs,
             subgraph_timeout_ms: 10_000,
+            subgraph_timeouts_ms: BTreeMap::new(),
+            subgraph_errors: ErrorExposure::Mask,
             dev_headers: false,
             max_tokens: limits.max_tokens,
             max_depth: limits.max_depth,
@@ -186,6 +196,20 @@ impl Config {
         }
     }
 
+    /// Subgraph timeouts and error exposure for the gateway.
+    pub fn subgraph_settings(&self) -> SubgraphSettings {
+        SubgraphSettings {
+            timeout: Duration::from_millis(self.gateway.subgraph_timeout_ms),
+            timeouts: self
+                .gateway
+                .subgraph_timeouts_ms
+                .iter()
+                .map(|(name, ms)| (name.clone(), Duration::from_millis(*ms)))
+                .collect(),
+            errors: self.gateway.subgraph_errors,
+        }
+    }
+
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
@@ -235,6 +259,16 @@ impl Config {
                     "gateway.{name} must be at least 1"
                 )));
             }
+        }
+        if self
+            .gateway
+            .subgraph_timeouts_ms
+            .values()
+            .any(|ms| *ms == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "gateway.subgraph_timeouts_ms values must be positive".into(),
+            ));
         }
         if self.gateway.subgraph_timeout_ms == 0 {
             return Err(ConfigError::Invalid(

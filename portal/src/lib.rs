@@ -19,7 +19,7 @@ use portal_gateway::auth::Authentication;
 use portal_gateway::compose::{self, SubgraphSdl};
 use portal_gateway::gateway::{Gateway, Limits, Supergraph};
 use portal_gateway::subgraph::{
-    Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest,
+    Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest, SubgraphSettings,
 };
 use portal_gateway::transport::{self, AppState};
 use portal_kit::internal_token::InternalTokenKey;
@@ -76,6 +76,8 @@ pub struct GatewayOptions {
     pub authentication: Authentication,
     /// Request limits.
     pub limits: Limits,
+    /// Subgraph timeouts and error exposure.
+    pub subgraphs: SubgraphSettings,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -85,7 +87,12 @@ pub fn gateway_app(
     options: &GatewayOptions,
 ) -> anyhow::Result<(Router, Arc<Gateway>)> {
     let supergraph = Supergraph::load(supergraph_sdl, &options.limits)?;
-    let gateway = Arc::new(Gateway::new(supergraph, clients, options.limits.clone()));
+    let gateway = Arc::new(Gateway::new(
+        supergraph,
+        clients,
+        options.limits.clone(),
+        options.subgraphs.clone(),
+    ));
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         authentication: options.authentication,
@@ -111,7 +118,6 @@ pub fn all_in_one_app(
 pub fn http_clients(
     urls: &BTreeMap<String, String>,
     key: &InternalTokenKey,
-    timeout: Duration,
 ) -> anyhow::Result<SubgraphClients> {
     install_crypto_provider();
     let client = reqwest::Client::builder()
@@ -123,12 +129,8 @@ pub fn http_clients(
     Ok(urls
         .iter()
         .map(|(name, url)| {
-            let subgraph: Arc<dyn SubgraphClient> = Arc::new(HttpSubgraph::new(
-                client.clone(),
-                url.clone(),
-                key.clone(),
-                timeout,
-            ));
+            let subgraph: Arc<dyn SubgraphClient> =
+                Arc::new(HttpSubgraph::new(client.clone(), url.clone(), key.clone()));
             (name.clone(), subgraph)
         })
         .collect())
@@ -154,8 +156,10 @@ pub async fn compose_remote(
                 query: "{ _service { sdl } }".into(),
                 variables: Default::default(),
             };
-            let attempt = client.execute(request, &caller).await;
-            let sdl = attempt.ok().and_then(|r| {
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(5), client.execute(request, &caller))
+                    .await;
+            let sdl = attempt.ok().and_then(Result::ok).and_then(|r| {
                 r.data?
                     .get("_service")?
                     .get("sdl")?

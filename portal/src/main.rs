@@ -135,6 +135,7 @@ fn options(config: &Config, demo: bool) -> GatewayOptions {
     GatewayOptions {
         authentication,
         limits: config.limits(),
+        subgraphs: config.subgraph_settings(),
     }
 }
 
@@ -163,8 +164,7 @@ async fn serve(
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
-            let timeout = Duration::from_millis(config.gateway.subgraph_timeout_ms);
-            let clients = portal::http_clients(&config.gateway.subgraphs, &key, timeout)?;
+            let clients = portal::http_clients(&config.gateway.subgraphs, &key)?;
             let sdl = match supergraph {
                 Some(path) => std::fs::read_to_string(&path)
                     .with_context(|| format!("reading supergraph {}", path.display()))?,

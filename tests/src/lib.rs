@@ -20,6 +20,7 @@ use portal::seed::DemoSeed;
 use portal::{GatewayOptions, subgraphs};
 use portal_gateway::auth::{Authentication, DEV_TENANT_HEADER, DEV_USER_HEADER};
 use portal_gateway::gateway::Limits;
+use portal_gateway::subgraph::SubgraphSettings;
 use portal_kit::internal_token::InternalTokenKey;
 
 /// Environment variable naming a PostgreSQL server for the tests (admin database URL).
@@ -240,6 +241,7 @@ impl TestPortal {
         let options = GatewayOptions {
             authentication: Authentication::TrustDevHeaders,
             limits: Limits::default(),
+            subgraphs: SubgraphSettings::default(),
         };
         let mut tasks = Vec::new();
         let mut subgraph_endpoints = BTreeMap::new();
@@ -253,8 +255,7 @@ impl TestPortal {
                     subgraph_endpoints
                         .insert(subgraph.name.to_owned(), format!("http://{addr}/graphql"));
                 }
-                let clients =
-                    portal::http_clients(&subgraph_endpoints, &key, Duration::from_secs(10))?;
+                let clients = portal::http_clients(&subgraph_endpoints, &key)?;
                 let sdl =
                     portal::compose_remote(&clients, &subgraph_endpoints, Duration::from_secs(10))
                         .await?;
