@@ -14,6 +14,7 @@ pub mod introspection;
 pub mod limits;
 pub mod plan;
 pub mod project;
+pub mod reload;
 pub mod request;
 pub mod response;
 pub mod schema;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use portal::config::{Config, parse_listen};
 use portal::{GatewayOptions, subgraphs};
 use portal_gateway::auth::Authentication;
+use portal_gateway::reload::{self, SupergraphSource};
 use portal_kit::internal_token::InternalTokenKey;
 
 /// Portal: an enterprise customer portal served as one federated GraphQL API.
@@ -35,10 +36,11 @@ enum Command {
         /// identity, accounts, reports, messages, integrations).
         #[arg(long, value_parser = parse_listen)]
         listen: Option<SocketAddr>,
-        /// Gateway role: serve this supergraph file instead of composing the subgraphs'
-        /// SDLs fetched at start.
+        /// Gateway role: serve this supergraph (a file path or an http(s) URL) instead of
+        /// composing the subgraphs' SDLs fetched at start. It is polled every second and a
+        /// changed supergraph is swapped in without dropping requests.
         #[arg(long)]
-        supergraph: Option<PathBuf>,
+        supergraph: Option<String>,
         /// All-in-one: seed demo data on first start and trust the development identity
         /// headers (x-portal-user-id / x-portal-tenant-id). Never use in production.
         #[arg(long)]
@@ -143,7 +145,7 @@ async fn serve(
     config: &Config,
     role: Option<Role>,
     listen: Option<SocketAddr>,
-    supergraph: Option<PathBuf>,
+    supergraph: Option<String>,
     demo: bool,
 ) -> anyhow::Result<()> {
     let port = role.map_or(4000, Role::default_port);
@@ -165,19 +167,25 @@ async fn serve(
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
             let clients = portal::http_clients(&config.gateway.subgraphs, &key)?;
-            let sdl = match supergraph {
-                Some(path) => std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading supergraph {}", path.display()))?,
+            match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
+                Some(source) => {
+                    let http = reqwest::Client::new();
+                    let sdl = source.read(&http).await.map_err(anyhow::Error::msg)?;
+                    let (app, gateway) =
+                        portal::gateway_app(&sdl, clients, &options(config, demo))?;
+                    reload::watch(gateway, source, http, Duration::from_secs(1));
+                    app
+                }
                 None => {
-                    portal::compose_remote(
+                    let sdl = portal::compose_remote(
                         &clients,
                         &config.gateway.subgraphs,
                         Duration::from_secs(30),
                     )
-                    .await?
+                    .await?;
+                    portal::gateway_app(&sdl, clients, &options(config, demo))?.0
                 }
-            };
-            portal::gateway_app(&sdl, clients, &options(config, demo))?.0
+            }
         }
         Some(role) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
