@@ -64,6 +64,16 @@ impl Supergraph {
         })
     }
 
+    /// Subgraph URLs named by the supergraph's `join__Graph` enum, by subgraph name.
+    pub fn subgraph_urls(&self) -> std::collections::BTreeMap<String, String> {
+        self.planner
+            .supergraph
+            .subgraph_endpoint_map
+            .iter()
+            .map(|(name, url)| (name.clone(), url.clone()))
+            .collect()
+    }
+
     /// The API schema as SDL (what clients see; no federation internals).
     pub fn api_sdl(&self) -> String {
         crate::introspection::printable_api_sdl(&self.api_schema)
@@ -79,10 +89,17 @@ pub enum AllowedOperations {
     QueriesOnly,
 }
 
-/// The gateway: a hot-swappable supergraph and the clients of its subgraphs.
+/// A supergraph together with the clients of its subgraphs: what one request runs on.
+pub struct Served {
+    /// The supergraph.
+    pub supergraph: Supergraph,
+    /// Clients of its subgraphs, by name.
+    pub clients: SubgraphClients,
+}
+
+/// The gateway: a hot-swappable supergraph with the clients of its subgraphs.
 pub struct Gateway {
-    supergraph: RwLock<Arc<Supergraph>>,
-    clients: SubgraphClients,
+    current: RwLock<Arc<Served>>,
     limits: Limits,
     settings: SubgraphSettings,
 }
@@ -96,21 +113,27 @@ impl Gateway {
         settings: SubgraphSettings,
     ) -> Self {
         Self {
-            supergraph: RwLock::new(Arc::new(supergraph)),
-            clients,
+            current: RwLock::new(Arc::new(Served {
+                supergraph,
+                clients,
+            })),
             limits,
             settings,
         }
     }
 
-    /// The supergraph currently served.
-    pub fn supergraph(&self) -> Arc<Supergraph> {
-        self.supergraph.read().clone()
+    /// What is currently served.
+    pub fn current(&self) -> Arc<Served> {
+        self.current.read().clone()
     }
 
-    /// Serves `supergraph` from now on; requests in flight finish on the old one.
-    pub fn replace_supergraph(&self, supergraph: Supergraph) {
-        *self.supergraph.write() = Arc::new(supergraph);
+    /// Serves `supergraph` through `clients` from now on; requests in flight finish on
+    /// what they started with.
+    pub fn replace(&self, supergraph: Supergraph, clients: SubgraphClients) {
+        *self.current.write() = Arc::new(Served {
+            supergraph,
+            clients,
+        });
     }
 
     /// The limits in force.
@@ -125,8 +148,9 @@ impl Gateway {
         caller: &Caller,
         allowed: AllowedOperations,
     ) -> Response {
-        let supergraph = self.supergraph();
-        let prepared = match self.prepare(&supergraph, &request, allowed) {
+        let served = self.current();
+        let supergraph = &served.supergraph;
+        let prepared = match self.prepare(supergraph, &request, allowed) {
             Ok(prepared) => prepared,
             Err(errors) => {
                 return Response { errors, data: None };
@@ -147,7 +171,7 @@ impl Gateway {
             };
         let execution = Execution::new(
             &supergraph.index,
-            &self.clients,
+            &served.clients,
             caller,
             &prepared.variables,
             &self.settings,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::gateway::{Gateway, Limits, Supergraph};
+use crate::subgraph::SubgraphClients;
 
 /// Where a supergraph SDL is read from.
 #[derive(Clone, Debug)]
@@ -52,12 +53,17 @@ impl SupergraphSource {
     }
 }
 
-/// Polls `source` every `interval` and swaps in each changed supergraph that loads.
+/// Makes the subgraph clients for a newly loaded supergraph (its URLs may have changed).
+pub type ClientsFor = Arc<dyn Fn(&Supergraph) -> Result<SubgraphClients, String> + Send + Sync>;
+
+/// Polls `source` every `interval` and swaps in each changed supergraph that loads, with
+/// clients made by `clients_for`.
 pub fn watch(
     gateway: Arc<Gateway>,
     source: SupergraphSource,
     http: reqwest::Client,
     interval: Duration,
+    clients_for: ClientsFor,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -71,17 +77,22 @@ pub fn watch(
                     continue;
                 }
             };
-            if sdl == gateway.supergraph().sdl {
+            if sdl == gateway.current().supergraph.sdl {
                 continue;
             }
             let limits: Limits = gateway.limits().clone();
             // Loading plans nothing yet but builds the planner graph: keep it off the reactor.
             let loaded = tokio::task::spawn_blocking(move || Supergraph::load(&sdl, &limits)).await;
             match loaded {
-                Ok(Ok(supergraph)) => {
-                    gateway.replace_supergraph(supergraph);
-                    tracing::info!("supergraph reloaded");
-                }
+                Ok(Ok(supergraph)) => match clients_for(&supergraph) {
+                    Ok(clients) => {
+                        gateway.replace(supergraph, clients);
+                        tracing::info!("supergraph reloaded");
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "no clients for the changed supergraph; keeping the current one");
+                    }
+                },
                 Ok(Err(err)) => {
                     tracing::error!(error = %err, "changed supergraph does not load; keeping the current one");
                 }

@@ -37,7 +37,8 @@ pub struct DatabaseConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    /// Subgraph URLs by name (process-per-role mode).
+    /// Subgraph URLs by name. With `--supergraph` they override the URLs in the
+    /// supergraph; otherwise they override the defaults (`127.0.0.1:4001`–`4005`).
     pub subgraphs: BTreeMap<String, String>,
     /// Timeout of one subgraph request, in milliseconds.
     pub subgraph_timeout_ms: u64,
@@ -91,14 +92,9 @@ impl Default for DatabaseConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        let subgraphs = crate::subgraphs::NAMES
-            .iter()
-            .zip(4001..)
-            .map(|(name, port)| (name.to_string(), format!("http://127.0.0.1:{port}/graphql")))
-            .collect();
         let limits = portal_gateway::limits::Limits::default();
         Self {
-            subgraphs,
+            subgraphs: BTreeMap::new(),
             subgraph_timeout_ms: 10_000,
             subgraph_timeouts_ms: BTreeMap::new(),
             subgraph_errors: ErrorExposure::Mask,
@@ -185,6 +181,20 @@ impl Config {
         Ok(())
     }
 
+    /// URLs of the portal's own subgraphs: the defaults (`127.0.0.1:4001`–`4005`) with
+    /// `gateway.subgraphs` applied.
+    pub fn subgraph_urls(&self) -> BTreeMap<String, String> {
+        let mut urls: BTreeMap<String, String> = crate::subgraphs::NAMES
+            .iter()
+            .zip(4001..)
+            .map(|(name, port)| (name.to_string(), format!("http://127.0.0.1:{port}/graphql")))
+            .collect();
+        for (name, url) in &self.gateway.subgraphs {
+            urls.insert(name.clone(), url.clone());
+        }
+        urls
+    }
+
     /// The gateway's request limits.
     pub fn limits(&self) -> portal_gateway::limits::Limits {
         portal_gateway::limits::Limits {
@@ -234,12 +244,6 @@ impl Config {
             ));
         }
         for (name, url) in &self.gateway.subgraphs {
-            if !crate::subgraphs::NAMES.contains(&name.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "gateway.subgraphs.{name}: unknown subgraph (known: {})",
-                    crate::subgraphs::NAMES.join(", ")
-                )));
-            }
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!(
                     "gateway.subgraphs.{name} must be an http(s) URL"

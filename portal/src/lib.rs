@@ -87,6 +87,15 @@ pub fn gateway_app(
     options: &GatewayOptions,
 ) -> anyhow::Result<(Router, Arc<Gateway>)> {
     let supergraph = Supergraph::load(supergraph_sdl, &options.limits)?;
+    Ok(gateway_app_for(supergraph, clients, options))
+}
+
+/// The HTTP app of a gateway serving an already loaded `supergraph` through `clients`.
+pub fn gateway_app_for(
+    supergraph: Supergraph,
+    clients: SubgraphClients,
+    options: &GatewayOptions,
+) -> (Router, Arc<Gateway>) {
     let gateway = Arc::new(Gateway::new(
         supergraph,
         clients,
@@ -97,7 +106,27 @@ pub fn gateway_app(
         gateway: gateway.clone(),
         authentication: options.authentication,
     });
-    Ok((transport::router(state), gateway))
+    (transport::router(state), gateway)
+}
+
+/// HTTP clients for `supergraph`'s subgraphs at the URLs its `join__Graph` names, except
+/// where `overrides` names a subgraph.
+pub fn clients_for_supergraph(
+    supergraph: &Supergraph,
+    overrides: &BTreeMap<String, String>,
+    key: &InternalTokenKey,
+) -> anyhow::Result<SubgraphClients> {
+    let mut urls = supergraph.subgraph_urls();
+    for (name, url) in overrides {
+        urls.insert(name.clone(), url.clone());
+    }
+    for (name, url) in &urls {
+        anyhow::ensure!(
+            !url.is_empty(),
+            "the supergraph names no URL for subgraph `{name}`: set gateway.subgraphs.{name}"
+        );
+    }
+    http_clients(&urls, key)
 }
 
 /// The all-in-one app: the gateway with in-process transports to all five subgraphs.

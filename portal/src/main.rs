@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use portal::config::{Config, parse_listen};
 use portal::{GatewayOptions, subgraphs};
+use std::sync::Arc;
+
 use portal_gateway::auth::Authentication;
+use portal_gateway::gateway::Supergraph;
 use portal_gateway::reload::{self, SupergraphSource};
 use portal_kit::internal_token::InternalTokenKey;
 
@@ -166,23 +169,28 @@ async fn serve(
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
-            let clients = portal::http_clients(&config.gateway.subgraphs, &key)?;
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();
                     let sdl = source.read(&http).await.map_err(anyhow::Error::msg)?;
+                    let limits = config.limits();
+                    let loaded = Supergraph::load(&sdl, &limits)?;
+                    let overrides = config.gateway.subgraphs.clone();
+                    let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
                     let (app, gateway) =
-                        portal::gateway_app(&sdl, clients, &options(config, demo))?;
-                    reload::watch(gateway, source, http, Duration::from_secs(1));
+                        portal::gateway_app_for(loaded, clients, &options(config, demo));
+                    let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
+                        portal::clients_for_supergraph(supergraph, &overrides, &key)
+                            .map_err(|e| e.to_string())
+                    });
+                    reload::watch(gateway, source, http, Duration::from_secs(1), clients_for);
                     app
                 }
                 None => {
-                    let sdl = portal::compose_remote(
-                        &clients,
-                        &config.gateway.subgraphs,
-                        Duration::from_secs(30),
-                    )
-                    .await?;
+                    let urls = config.subgraph_urls();
+                    let clients = portal::http_clients(&urls, &key)?;
+                    let sdl =
+                        portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
                     portal::gateway_app(&sdl, clients, &options(config, demo))?.0
                 }
             }
@@ -226,7 +234,7 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
             &subgraph.sdl,
         )?;
     }
-    let urls: BTreeMap<String, String> = config.gateway.subgraphs.clone();
+    let urls: BTreeMap<String, String> = config.subgraph_urls();
     let supergraph = portal::compose_subgraphs(&subgraphs, &urls)?;
     std::fs::write(out.join("supergraph.graphql"), &supergraph)?;
     println!(

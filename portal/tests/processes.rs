@@ -99,6 +99,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
 
     let mut processes = Processes(Vec::new());
     let mut gateway = portal();
+    let mut composer = portal();
     for role in ROLES {
         let port = free_port();
         processes.0.push(
@@ -107,10 +108,10 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
                 .args(["serve", role, "--listen", &format!("127.0.0.1:{port}")])
                 .spawn()?,
         );
-        gateway.env(
-            format!("PORTAL_SUBGRAPH_{}_URL", role.to_uppercase()),
-            format!("http://127.0.0.1:{port}/graphql"),
-        );
+        let variable = format!("PORTAL_SUBGRAPH_{}_URL", role.to_uppercase());
+        let url = format!("http://127.0.0.1:{port}/graphql");
+        gateway.env(&variable, &url);
+        composer.env(&variable, &url);
     }
     let gateway_port = free_port();
     processes.0.push(
@@ -147,8 +148,8 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let query = "{ me { email accounts { edges { node { number reports { edges { node { format } } } externalRefs { externalId } } } } threads { edges { node { subject } } } } }";
     let response: Value = http
         .post(format!("http://127.0.0.1:{gateway_port}/graphql"))
-        .header("x-portal-tenant-id", &tenant)
-        .header("x-portal-user-id", &user)
+        .header("x-portal-tenant-id", tenant)
+        .header("x-portal-user-id", user)
         .json(&json!({ "query": query }))
         .send()
         .await?

@@ -19,7 +19,7 @@ async fn committed_subgraph_and_supergraph_schemas_match_the_code() -> anyhow::R
             drifted.push(path);
         }
     }
-    let urls: BTreeMap<String, String> = portal::config::Config::default().gateway.subgraphs;
+    let urls: BTreeMap<String, String> = portal::config::Config::default().subgraph_urls();
     let supergraph = portal::compose_subgraphs(&subgraphs, &urls)?;
     let path = schema_dir().join("supergraph.graphql");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(supergraph.as_str()) {

@@ -1,0 +1,145 @@
+//! `portal-bench`: a rerunnable load benchmark of the gateway.
+//!
+//! Starts the five subgraphs and the gateway as separate `portal` processes over a seeded
+//! SQLite database, then drives each scenario of a fixed query mix with a closed-loop load
+//! generator (N connections, each sending its next request when the previous answers) and
+//! prints throughput, latency percentiles, errors and the gateway's peak RSS. The
+//! single-subgraph query is also sent straight to its subgraph in the same run, so the
+//! gateway's overhead is a ratio measured on the same machine at the same time.
+//!
+//! Run it with `bash bench/run.sh` (builds in release first); see bench/README.md.
+
+mod load;
+mod processes;
+mod seed;
+
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::load::{Scenario, Target};
+
+/// Load benchmark of the Portal gateway.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Concurrent connections (each a closed loop of requests).
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Seconds of measurement per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of warm-up per scenario (not measured).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Extra demo accounts to seed (the 100-entity scenario needs at least 100).
+    #[arg(long, default_value_t = 150)]
+    accounts: usize,
+    /// Directory for the benchmark's database and logs (a temporary one by default).
+    #[arg(long)]
+    workdir: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    let args = Args::parse();
+    let workdir = match &args.workdir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("portal-bench-{}", uuid::Uuid::now_v7())),
+    };
+    std::fs::create_dir_all(&workdir)?;
+    let database_url = format!("sqlite://{}?mode=rwc", workdir.join("bench.db").display());
+
+    println!("# Portal gateway benchmark");
+    println!("machine: {} cores, {}", cores(), os());
+    println!(
+        "concurrency {}, {} s per scenario after {} s warm-up\n",
+        args.concurrency, args.duration, args.warmup
+    );
+    let demo = seed::prepare(&database_url, args.accounts).await?;
+    let cluster = processes::Cluster::start(&workdir, &database_url).await?;
+    println!(
+        "gateway ready {:.0} ms after its process started\n",
+        cluster.gateway_startup.as_secs_f64() * 1000.0
+    );
+
+    let headers = vec![
+        ("x-portal-tenant-id".to_owned(), demo.tenant_id.to_string()),
+        ("x-portal-user-id".to_owned(), demo.user_id.to_string()),
+    ];
+    let single = json!({ "query": "{ accounts(first: 10) { edges { node { number name balance currency } } } }" });
+    let scenarios = [
+        Scenario {
+            name: "single subgraph, direct to accounts",
+            target: Target::direct(&cluster.accounts_url, &demo),
+            body: single.clone(),
+        },
+        Scenario {
+            name: "single subgraph, through the gateway",
+            target: Target::gateway(&cluster.gateway_url, headers.clone()),
+            body: single,
+        },
+        Scenario {
+            name: "3-subgraph entity join (identity > accounts > reports)",
+            target: Target::gateway(&cluster.gateway_url, headers.clone()),
+            body: json!({ "query": "{ me { displayName email accounts { edges { node { number balance reports { edges { node { name format } } } } } } } }" }),
+        },
+        Scenario {
+            name: "100 accounts, each joined to its owner (accounts > identity)",
+            target: Target::gateway(&cluster.gateway_url, headers.clone()),
+            body: json!({ "query": "{ accounts(first: 100) { edges { node { number balance owner { displayName email } } } } }" }),
+        },
+    ];
+
+    let mut results = Vec::new();
+    for scenario in &scenarios {
+        let result = load::run(
+            scenario,
+            args.concurrency,
+            Duration::from_secs(args.warmup),
+            Duration::from_secs(args.duration),
+        )
+        .await?;
+        println!("{}", result.line());
+        results.push(result);
+    }
+    let rss = cluster.gateway_peak_rss_mib();
+    println!();
+    if let [direct, through, ..] = results.as_slice() {
+        let ratio = through.rps / direct.rps;
+        println!(
+            "gateway throughput on the single-subgraph query: {:.1}% of direct (overhead {:.1}%)",
+            ratio * 100.0,
+            (1.0 - ratio) * 100.0
+        );
+    }
+    match rss {
+        Some(mib) => println!("gateway peak RSS: {mib:.1} MiB"),
+        None => println!("gateway peak RSS: unavailable"),
+    }
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    println!("errors across all scenarios: {errors}");
+    drop(cluster);
+    if args.workdir.is_none() {
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn os() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}

@@ -1,0 +1,143 @@
+//! The processes under test: five `portal serve <subgraph>` and one `portal serve gateway`,
+//! each on its own local port, killed when the cluster is dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The internal token secret shared by the benchmark's processes.
+pub const SECRET: &str = "benchmark-secret-benchmark-secret-benchmark";
+
+const SUBGRAPHS: [&str; 5] = [
+    "identity",
+    "accounts",
+    "reports",
+    "messages",
+    "integrations",
+];
+
+/// The running processes.
+pub struct Cluster {
+    children: Vec<Child>,
+    gateway_pid: u32,
+    /// The gateway's GraphQL URL.
+    pub gateway_url: String,
+    /// The accounts subgraph's GraphQL URL (for the direct baseline).
+    pub accounts_url: String,
+    /// Time from spawning the gateway to its first healthy answer.
+    pub gateway_startup: Duration,
+}
+
+fn portal_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let candidate = exe.with_file_name("portal");
+    anyhow::ensure!(
+        candidate.exists(),
+        "no `portal` binary next to {} — build both: cargo build --release -p portal -p portal-bench",
+        exe.display()
+    );
+    Ok(candidate)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_healthy(url: &str, within: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{url} did not become healthy");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Cluster {
+    /// Starts the subgraphs, then the gateway, over `database_url`; logs go to `workdir`.
+    pub async fn start(workdir: &Path, database_url: &str) -> anyhow::Result<Self> {
+        let binary = portal_binary()?;
+        let mut children = Vec::new();
+        let mut gateway = Command::new(&binary);
+        let mut accounts_url = String::new();
+        for name in SUBGRAPHS {
+            let port = free_port()?;
+            let log = std::fs::File::create(workdir.join(format!("{name}.log")))?;
+            children.push(
+                Command::new(&binary)
+                    .args(["serve", name, "--listen", &format!("127.0.0.1:{port}")])
+                    .env("DATABASE_URL", database_url)
+                    .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()?,
+            );
+            let url = format!("http://127.0.0.1:{port}/graphql");
+            wait_healthy(&url.replace("/graphql", "/health"), Duration::from_secs(30)).await?;
+            if name == "accounts" {
+                accounts_url = url.clone();
+            }
+            gateway.env(format!("PORTAL_SUBGRAPH_{}_URL", name.to_uppercase()), url);
+        }
+        let port = free_port()?;
+        let log = std::fs::File::create(workdir.join("gateway.log"))?;
+        let started = Instant::now();
+        let child = gateway
+            .args([
+                "serve",
+                "gateway",
+                "--demo",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let gateway_pid = child.id();
+        children.push(child);
+        let mut cluster = Self {
+            children,
+            gateway_pid,
+            gateway_url: format!("http://127.0.0.1:{port}/graphql"),
+            accounts_url,
+            gateway_startup: Duration::ZERO,
+        };
+        wait_healthy(
+            &format!("http://127.0.0.1:{port}/health"),
+            Duration::from_secs(30),
+        )
+        .await?;
+        cluster.gateway_startup = started.elapsed();
+        Ok(cluster)
+    }
+
+    /// The gateway process's peak resident set size (Linux `VmHWM`), in MiB.
+    pub fn gateway_peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.gateway_pid)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
