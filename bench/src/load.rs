@@ -26,7 +26,7 @@ pub enum Target {
         /// GraphQL URL.
         url: String,
         /// The signing key.
-        key: InternalTokenKey,
+        key: Box<InternalTokenKey>,
         /// The actor named in the tokens.
         actor: Actor,
     },
@@ -45,26 +45,25 @@ impl Target {
     pub fn direct(url: &str, demo: &Demo) -> Self {
         Self::Direct {
             url: url.to_owned(),
-            key: InternalTokenKey::new(SECRET.as_bytes()),
+            key: Box::new(InternalTokenKey::new(SECRET.as_bytes())),
             actor: Actor::user(demo.user_id, demo.tenant_id, vec![]),
         }
     }
 
     fn request(&self, http: &reqwest::Client, body: &[u8]) -> reqwest::RequestBuilder {
-        let (url, builder) = match self {
+        let builder = match self {
             Self::Gateway { url, headers } => {
                 let mut builder = http.post(url);
                 for (name, value) in headers {
                     builder = builder.header(name, value);
                 }
-                (url, builder)
+                builder
             }
             Self::Direct { url, key, actor } => {
                 let token = key.sign(actor, &RequestMeta::default());
-                (url, http.post(url).header(HEADER, token))
+                http.post(url).header(HEADER, token)
             }
         };
-        let _ = url;
         builder
             .header("content-type", "application/json")
             .body(body.to_vec())

@@ -29,6 +29,10 @@ pub struct Execution<'a> {
     settings: &'a SubgraphSettings,
     data: Mutex<Value>,
     errors: Mutex<Vec<GraphQLError>>,
+    /// Output rewrites (key renames) and the objects they apply to. They run after the
+    /// whole plan: renaming earlier could overwrite a key field a later fetch still needs
+    /// (a client alias named like a key field).
+    renames: Mutex<Vec<(Vec<PathSegment>, FetchRewrite)>>,
 }
 
 /// Where one entity sits in the data tree and which representation stands for it.
@@ -54,6 +58,7 @@ impl<'a> Execution<'a> {
             settings,
             data: Mutex::new(Value::Object(Map::new())),
             errors: Mutex::new(Vec::new()),
+            renames: Mutex::new(Vec::new()),
         }
     }
 
@@ -62,7 +67,13 @@ impl<'a> Execution<'a> {
         if let Some(node) = node {
             self.node(node).await;
         }
-        (self.data.into_inner(), self.errors.into_inner())
+        let mut data = self.data.into_inner();
+        for (path, rewrite) in self.renames.into_inner() {
+            if let Some(target) = get_mut(&mut data, &path) {
+                apply_rewrite(self.index, target, &rewrite);
+            }
+        }
+        (data, self.errors.into_inner())
     }
 
     fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n, ()> {
@@ -143,11 +154,14 @@ impl<'a> Execution<'a> {
             errors.push(self.subgraph_error(error, &fetch.service_name, None));
         }
         self.errors.lock().extend(errors);
-        if let Some(mut data) = response.data {
-            for rewrite in fetch.output_rewrites.iter().flatten() {
-                self.apply_rewrite(&mut data, rewrite);
-            }
-            deep_merge(&mut self.data.lock(), data);
+        if let Some(data) = response.data {
+            let renames = fetch
+                .output_rewrites
+                .iter()
+                .flatten()
+                .map(|r| (Vec::new(), r.clone()));
+            self.renames.lock().extend(renames);
+            deep_merge(self.index, &mut self.data.lock(), data);
         }
     }
 
@@ -260,7 +274,7 @@ impl<'a> Execution<'a> {
                     continue;
                 };
                 for rewrite in input_rewrites.into_iter().flatten() {
-                    self.apply_rewrite(&mut representation, rewrite);
+                    apply_rewrite(self.index, &mut representation, rewrite);
                 }
                 let key = representation.to_string();
                 let next = representations.len();
@@ -375,29 +389,37 @@ impl<'a> Execution<'a> {
         service: &str,
         root_key: &str,
     ) {
-        let mut entities = match entities {
+        let entities = match entities {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
-        for entity in &mut entities {
-            for rewrite in output_rewrites.into_iter().flatten() {
-                self.apply_rewrite(entity, rewrite);
+        if let Some(rewrites) = output_rewrites.filter(|r| !r.is_empty()) {
+            let mut renames = self.renames.lock();
+            for target in targets {
+                renames.extend(rewrites.iter().map(|r| (target.path.clone(), r.clone())));
             }
         }
         // Re-home errors from `_entities[i].rest` to every place entity `i` stands.
         let mut mapped = Vec::new();
+        let sent = targets
+            .iter()
+            .map(|t| t.representation)
+            .max()
+            .map_or(0, |m| m + 1);
         for error in errors {
-            let index = match error.path.as_deref() {
-                Some([PathSegment::Key(k), PathSegment::Index(i), ..]) if k == root_key => Some(*i),
+            // `_entities.i.rest`; some subgraphs (async-graphql among them) omit the index,
+            // which is only unambiguous when a single representation was sent.
+            let located = match error.path.as_deref() {
+                Some([PathSegment::Key(k), PathSegment::Index(i), rest @ ..]) if k == root_key => {
+                    Some((*i, rest.to_vec()))
+                }
+                Some([PathSegment::Key(k), rest @ ..]) if k == root_key && sent == 1 => {
+                    Some((0, rest.to_vec()))
+                }
                 _ => None,
             };
-            match index {
-                Some(i) => {
-                    let rest: Vec<PathSegment> = error
-                        .path
-                        .as_deref()
-                        .map(|p| p[2..].to_vec())
-                        .unwrap_or_default();
+            match located {
+                Some((i, rest)) => {
                     for target in targets.iter().filter(|t| t.representation == i) {
                         let mut path = target.path.clone();
                         path.extend(rest.iter().cloned());
@@ -414,64 +436,7 @@ impl<'a> Execution<'a> {
                 continue;
             };
             if let Some(slot) = get_mut(&mut data, &target.path) {
-                deep_merge(slot, entity.clone());
-            }
-        }
-    }
-
-    fn apply_rewrite(&self, value: &mut Value, rewrite: &FetchRewrite) {
-        match rewrite {
-            FetchRewrite::ValueSetter(setter) => {
-                self.rewrite_at(value, &setter.path, &mut |object, key| {
-                    object.insert(key.to_owned(), Value::String(setter.set_value_to.clone()));
-                });
-            }
-            FetchRewrite::KeyRenamer(renamer) => {
-                self.rewrite_at(value, &renamer.path, &mut |object, key| {
-                    if let Some(v) = object.remove(key) {
-                        object.insert(renamer.rename_key_to.clone(), v);
-                    }
-                });
-            }
-        }
-    }
-
-    fn rewrite_at(
-        &self,
-        value: &mut Value,
-        path: &[FetchNodePathSegment],
-        action: &mut dyn FnMut(&mut Map<String, Value>, &str),
-    ) {
-        if let Value::Array(items) = value {
-            for item in items {
-                self.rewrite_at(item, path, action);
-            }
-            return;
-        }
-        let Some((segment, rest)) = path.split_first() else {
-            return;
-        };
-        let Value::Object(object) = value else {
-            return;
-        };
-        match segment {
-            FetchNodePathSegment::TypenameEquals(types) => {
-                let typename = object.get("__typename").and_then(Value::as_str);
-                let applies = typename.is_none_or(|typename| {
-                    types
-                        .iter()
-                        .any(|t| self.index.type_condition_applies(t, typename))
-                });
-                if applies {
-                    self.rewrite_at(value, rest, action);
-                }
-            }
-            FetchNodePathSegment::Key(key) => {
-                if rest.is_empty() {
-                    action(object, key);
-                } else if let Some(child) = object.get_mut(key) {
-                    self.rewrite_at(child, rest, action);
-                }
+                deep_merge(self.index, slot, entity.clone());
             }
         }
     }
@@ -534,6 +499,63 @@ impl<'a> Execution<'a> {
     }
 }
 
+fn apply_rewrite(index: &SchemaIndex, value: &mut Value, rewrite: &FetchRewrite) {
+    match rewrite {
+        FetchRewrite::ValueSetter(setter) => {
+            rewrite_at(index, value, &setter.path, &mut |object, key| {
+                object.insert(key.to_owned(), Value::String(setter.set_value_to.clone()));
+            });
+        }
+        FetchRewrite::KeyRenamer(renamer) => {
+            rewrite_at(index, value, &renamer.path, &mut |object, key| {
+                if let Some(v) = object.remove(key) {
+                    object.insert(renamer.rename_key_to.clone(), v);
+                }
+            });
+        }
+    }
+}
+
+fn rewrite_at(
+    index: &SchemaIndex,
+    value: &mut Value,
+    path: &[FetchNodePathSegment],
+    action: &mut dyn FnMut(&mut Map<String, Value>, &str),
+) {
+    if let Value::Array(items) = value {
+        for item in items {
+            rewrite_at(index, item, path, action);
+        }
+        return;
+    }
+    let Some((segment, rest)) = path.split_first() else {
+        return;
+    };
+    let Value::Object(object) = value else {
+        return;
+    };
+    match segment {
+        FetchNodePathSegment::TypenameEquals(types) => {
+            let typename = object.get("__typename").and_then(Value::as_str);
+            let applies = typename.is_none_or(|typename| {
+                types
+                    .iter()
+                    .any(|t| index.type_condition_applies(t, typename))
+            });
+            if applies {
+                rewrite_at(index, value, rest, action);
+            }
+        }
+        FetchNodePathSegment::Key(key) => {
+            if rest.is_empty() {
+                action(object, key);
+            } else if let Some(child) = object.get_mut(key) {
+                rewrite_at(index, child, rest, action);
+            }
+        }
+    }
+}
+
 /// Copies the fields of `selections` from `source` into `out`, reading each field from
 /// its `name` (falling back to the alias) and writing it under its response key.
 fn project_selection(
@@ -587,15 +609,25 @@ fn project_nested(value: &Value, selections: &SelectionSet) -> Value {
 }
 
 /// Merges `source` into `target`: objects key by key (recursively), lists element by
-/// element; an existing `__typename` is kept (an interface object reports the interface).
-pub fn deep_merge(target: &mut Value, source: Value) {
+/// element. A `__typename` is only replaced by a more concrete one: an interface object's
+/// subgraph reports the interface, which must not hide the concrete type, while a concrete
+/// type arriving for an object known only by its interface must replace it.
+pub fn deep_merge(index: &SchemaIndex, target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
                 match target.get_mut(&key) {
-                    Some(existing) if key == "__typename" && existing.is_string() => {}
+                    Some(existing) if key == "__typename" => {
+                        if let (Some(old), Some(new)) = (existing.as_str(), value.as_str())
+                            && old != new
+                            && index.is_abstract(old)
+                            && index.type_condition_applies(old, new)
+                        {
+                            *existing = value;
+                        }
+                    }
                     Some(existing) if existing.is_object() || existing.is_array() => {
-                        deep_merge(existing, value);
+                        deep_merge(index, existing, value);
                     }
                     _ => {
                         target.insert(key, value);
@@ -605,7 +637,7 @@ pub fn deep_merge(target: &mut Value, source: Value) {
         }
         (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
             for (t, s) in target.iter_mut().zip(source) {
-                deep_merge(t, s);
+                deep_merge(index, t, s);
             }
         }
         (target, source) => {
@@ -634,9 +666,11 @@ mod tests {
 
     #[test]
     fn deep_merge_combines_objects_and_keeps_the_concrete_typename() {
+        let index = SchemaIndex::default();
         let mut target =
             json!({"__typename": "Book", "a": 1, "nested": {"x": 1}, "list": [{"id": 1}]});
         deep_merge(
+            &index,
             &mut target,
             json!({"__typename": "Media", "b": 2, "nested": {"y": 2}, "list": [{"name": "n"}]}),
         );

@@ -192,7 +192,8 @@ fn variable_definitions(op: &OperationDefinition) -> &[VariableDefinition] {
     }
 }
 
-/// Fills in defaults and refuses a missing value for a non-null variable.
+/// Fills in defaults for variables that were not sent (an explicit `null` is kept, as the
+/// spec says) and refuses a missing or null value for a non-null variable.
 fn complete_variables(
     definitions: &[VariableDefinition],
     mut provided: Map<String, Value>,
@@ -200,25 +201,28 @@ fn complete_variables(
     let mut variables = Map::new();
     for definition in definitions {
         let name = &definition.name;
-        match provided.remove(name) {
-            Some(value) if !value.is_null() => {
+        let non_null = matches!(
+            definition.var_type,
+            graphql_tools::static_graphql::query::Type::NonNullType(_)
+        );
+        let value = match provided.remove(name) {
+            Some(value) => Some(value),
+            None => definition
+                .default_value
+                .as_ref()
+                .map(|default| literal_to_json(default, &Map::new())),
+        };
+        match value {
+            Some(Value::Null) | None if non_null => {
+                return Err(GraphQLError::new(
+                    format!("variable `${name}` of non-null type must have a value"),
+                    "BAD_USER_INPUT",
+                ));
+            }
+            Some(value) => {
                 variables.insert(name.clone(), value);
             }
-            explicit => {
-                if let Some(default) = &definition.default_value {
-                    variables.insert(name.clone(), literal_to_json(default, &Map::new()));
-                } else if matches!(
-                    definition.var_type,
-                    graphql_tools::static_graphql::query::Type::NonNullType(_)
-                ) {
-                    return Err(GraphQLError::new(
-                        format!("variable `${name}` of non-null type is missing"),
-                        "BAD_USER_INPUT",
-                    ));
-                } else if let Some(null) = explicit {
-                    variables.insert(name.clone(), null);
-                }
-            }
+            None => {}
         }
     }
     Ok(variables)

@@ -2,11 +2,13 @@
 //! (SQLite by default, PostgreSQL when `PORTAL_TEST_DATABASE_URL` is set).
 
 mod batching;
+mod conformance;
 mod federation;
 mod isolation;
 mod limits;
 mod migrations;
 mod mutations;
+mod reload;
 mod schema_drift;
 mod subgraph_auth;
 mod subgraphs;
