@@ -76,13 +76,14 @@ pub struct Scenario {
     pub name: &'static str,
     /// Where to send it.
     pub target: Target,
-    /// The GraphQL request body.
-    pub body: Value,
+    /// The GraphQL request bodies, sent in turn.
+    pub bodies: Vec<Value>,
 }
 
 /// What one scenario measured.
 pub struct Outcome {
     name: &'static str,
+    offered: f64,
     /// Requests per second.
     pub rps: f64,
     /// Requests that failed (transport error, non-200, or GraphQL errors).
@@ -97,8 +98,13 @@ pub struct Outcome {
 impl Outcome {
     /// One line of the report.
     pub fn line(&self) -> String {
+        let offered = if self.offered > 0.0 {
+            format!(" (offered {:.0})", self.offered)
+        } else {
+            String::new()
+        };
         format!(
-            "{:<62} {:>9.0} req/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms  {} requests, {} errors",
+            "{:<62} {:>9.0} req/s{offered}  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms  {} requests, {} errors",
             self.name,
             self.rps,
             ms(self.p50),
@@ -121,9 +127,15 @@ struct WorkerResult {
 }
 
 /// Runs `scenario` with `concurrency` connections: `warmup`, then `duration` measured.
+///
+/// With `rate` = 0 each connection is a closed loop (next request when the previous one is
+/// answered: measures capacity). With `rate` > 0 the connections together send `rate`
+/// requests per second on a fixed schedule (open loop: measures latency at that load), and
+/// latency counts from the scheduled send time, so a slow server cannot hide its queueing.
 pub async fn run(
     scenario: &Scenario,
     concurrency: usize,
+    rate: f64,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<Outcome> {
@@ -132,7 +144,13 @@ pub async fn run(
         .tcp_nodelay(true)
         .http1_only()
         .build()?;
-    let body: Arc<[u8]> = serde_json::to_vec(&scenario.body)?.into();
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        scenario
+            .bodies
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<_, _>>()?,
+    );
     let target = Arc::new(match &scenario.target {
         Target::Gateway { url, headers } => Target::Gateway {
             url: url.clone(),
@@ -147,22 +165,36 @@ pub async fn run(
     let start = Instant::now();
     let measure_from = start + warmup;
     let stop_at = measure_from + duration;
+    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(concurrency as f64 / rate));
     let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let http = http.clone();
-        let body = body.clone();
+        let bodies = bodies.clone();
         let target = target.clone();
         workers.push(tokio::spawn(async move {
             let mut result = WorkerResult {
                 latencies: Vec::new(),
                 errors: 0,
             };
+            // Spread the workers' schedules evenly over one interval.
+            let mut next = interval.map(|i| start + i.mul_f64(worker as f64 / concurrency as f64));
+            let mut turn = worker;
             loop {
-                let sent = Instant::now();
+                let body = &bodies[turn % bodies.len()];
+                turn += 1;
+                let sent = match (&mut next, interval) {
+                    (Some(at), Some(interval)) => {
+                        tokio::time::sleep_until((*at).into()).await;
+                        let scheduled = *at;
+                        *at += interval;
+                        scheduled
+                    }
+                    _ => Instant::now(),
+                };
                 if sent >= stop_at {
                     break;
                 }
-                let ok = match target.request(&http, &body).send().await {
+                let ok = match target.request(&http, body).send().await {
                     Ok(response) if response.status().is_success() => {
                         match response.bytes().await {
                             Ok(bytes) => !contains(&bytes, b"\"errors\""),
@@ -198,6 +230,7 @@ pub async fn run(
     Ok(Outcome {
         name: scenario.name,
         rps: latencies.len() as f64 / duration.as_secs_f64(),
+        offered: rate,
         errors,
         requests: latencies.len() as u64,
         p50: at(0.50),

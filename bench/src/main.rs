@@ -27,6 +27,10 @@ struct Args {
     /// Concurrent connections (each a closed loop of requests).
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Open loop: total requests per second to offer (spread over the connections); 0
+    /// means closed loop (each connection sends as fast as it is answered).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Seconds of measurement per scenario.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -54,8 +58,13 @@ async fn main() -> anyhow::Result<()> {
 
     println!("# Portal gateway benchmark");
     println!("machine: {} cores, {}", cores(), os());
+    let mode = if args.rate > 0.0 {
+        format!("open loop at {:.0} req/s", args.rate)
+    } else {
+        "closed loop".to_owned()
+    };
     println!(
-        "concurrency {}, {} s per scenario after {} s warm-up\n",
+        "{} connections, {mode}, {} s per scenario after {} s warm-up\n",
         args.concurrency, args.duration, args.warmup
     );
     let demo = seed::prepare(&database_url, args.accounts).await?;
@@ -70,26 +79,33 @@ async fn main() -> anyhow::Result<()> {
         ("x-portal-user-id".to_owned(), demo.user_id.to_string()),
     ];
     let single = json!({ "query": "{ accounts(first: 10) { edges { node { number name balance currency } } } }" });
+    let join = json!({ "query": "{ me { displayName email accounts { edges { node { number balance reports { edges { node { name format } } } } } } } }" });
+    let list = json!({ "query": "{ accounts(first: 100) { edges { node { number balance owner { displayName email } } } } }" });
     let scenarios = [
         Scenario {
             name: "single subgraph, direct to accounts",
             target: Target::direct(&cluster.accounts_url, &demo),
-            body: single.clone(),
+            bodies: vec![single.clone()],
         },
         Scenario {
             name: "single subgraph, through the gateway",
             target: Target::gateway(&cluster.gateway_url, headers.clone()),
-            body: single,
+            bodies: vec![single.clone()],
         },
         Scenario {
             name: "3-subgraph entity join (identity > accounts > reports)",
             target: Target::gateway(&cluster.gateway_url, headers.clone()),
-            body: json!({ "query": "{ me { displayName email accounts { edges { node { number balance reports { edges { node { name format } } } } } } } }" }),
+            bodies: vec![join.clone()],
         },
         Scenario {
             name: "100 accounts, each joined to its owner (accounts > identity)",
             target: Target::gateway(&cluster.gateway_url, headers.clone()),
-            body: json!({ "query": "{ accounts(first: 100) { edges { node { number balance owner { displayName email } } } } }" }),
+            bodies: vec![list.clone()],
+        },
+        Scenario {
+            name: "the mix: the three gateway queries in turn",
+            target: Target::gateway(&cluster.gateway_url, headers.clone()),
+            bodies: vec![single, join, list],
         },
     ];
 
@@ -98,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         let result = load::run(
             scenario,
             args.concurrency,
+            args.rate,
             Duration::from_secs(args.warmup),
             Duration::from_secs(args.duration),
         )
@@ -107,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss = cluster.gateway_peak_rss_mib();
     println!();
-    if let [direct, through, ..] = results.as_slice() {
+    if let ([direct, through, ..], true) = (results.as_slice(), args.rate <= 0.0) {
         let ratio = through.rps / direct.rps;
         println!(
             "gateway throughput on the single-subgraph query: {:.1}% of direct (overhead {:.1}%)",

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use crate::execute::Execution;
 use crate::introspection::Introspection;
-use crate::plan::{self, PlanCache};
+use crate::plan::{self, CachedOperation, OperationCache};
 use crate::project::Projection;
 use crate::request::{self, PreparedOperation};
 use crate::response::{GraphQLError, Request, Response};
@@ -39,7 +39,7 @@ pub struct Supergraph {
     api_schema: Arc<SchemaDocument>,
     index: SchemaIndex,
     introspection: Introspection,
-    plans: PlanCache,
+    operations: OperationCache,
 }
 
 impl Supergraph {
@@ -60,7 +60,7 @@ impl Supergraph {
             api_schema,
             index,
             introspection,
-            plans: PlanCache::new(limits.plan_cache_size),
+            operations: OperationCache::new(limits.plan_cache_size),
         })
     }
 
@@ -102,6 +102,7 @@ pub struct Gateway {
     current: RwLock<Arc<Served>>,
     limits: Limits,
     settings: SubgraphSettings,
+    admission: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -117,6 +118,7 @@ impl Gateway {
                 supergraph,
                 clients,
             })),
+            admission: tokio::sync::Semaphore::new(limits.max_concurrent_operations),
             limits,
             settings,
         }
@@ -148,35 +150,37 @@ impl Gateway {
         caller: &Caller,
         allowed: AllowedOperations,
     ) -> Response {
+        // Closed only if the semaphore were closed, which never happens.
+        let Ok(_admitted) = self.admission.acquire().await else {
+            return Response::request_error(GraphQLError::new("shutting down", "UNAVAILABLE"));
+        };
         let served = self.current();
         let supergraph = &served.supergraph;
-        let prepared = match self.prepare(supergraph, &request, allowed) {
-            Ok(prepared) => prepared,
-            Err(errors) => {
-                return Response { errors, data: None };
-            }
+        let operation = supergraph.operations.get_or_prepare(
+            &request.query,
+            request.operation_name.as_deref(),
+            || self.prepare(supergraph, &request),
+        );
+        let operation = match operation {
+            Ok(operation) => operation,
+            Err(errors) => return Response { errors, data: None },
         };
-        let plan =
-            match supergraph
-                .plans
-                .get_or_plan(&request.query, prepared.name.as_deref(), || {
-                    plan::plan(
-                        &supergraph.planner,
-                        &prepared.document,
-                        prepared.name.as_deref(),
-                    )
-                }) {
-                Ok(plan) => plan,
-                Err(error) => return Response::request_error(error),
-            };
+        let prepared = &operation.prepared;
+        if let Err(error) = check_allowed(prepared, allowed) {
+            return Response::request_error(error);
+        }
+        let variables = match prepared.variables(request.variables) {
+            Ok(variables) => variables,
+            Err(error) => return Response::request_error(error),
+        };
         let execution = Execution::new(
             &supergraph.index,
             &served.clients,
             caller,
-            &prepared.variables,
+            &variables,
             &self.settings,
         );
-        let (data, mut errors) = execution.run(plan.node.as_ref()).await;
+        let (data, mut errors) = execution.run(operation.plan.node.as_ref()).await;
         let Some(root_type) = supergraph.index.root_type(prepared.kind) else {
             return Response::request_error(GraphQLError::new(
                 "the schema does not support this operation type",
@@ -187,7 +191,7 @@ impl Gateway {
         let projected = Projection::new(
             &supergraph.index,
             fragments,
-            &prepared.variables,
+            &variables,
             &mut errors,
             Some(&supergraph.introspection),
         )
@@ -202,29 +206,46 @@ impl Gateway {
         &self,
         supergraph: &Supergraph,
         request: &Request,
-        allowed: AllowedOperations,
-    ) -> Result<PreparedOperation, Vec<GraphQLError>> {
+    ) -> Result<CachedOperation, Vec<GraphQLError>> {
         let document =
             request::parse(&request.query, self.limits.max_tokens).map_err(|e| vec![e])?;
+        let operation_name = request.operation_name.as_deref();
         let prepared = request::prepare(
             &supergraph.api_schema,
             document,
-            request.operation_name.as_deref(),
-            request.variables.clone(),
+            operation_name,
             &self.limits,
         )?;
-        if allowed == AllowedOperations::QueriesOnly && prepared.kind != OperationKind::Query {
-            return Err(vec![GraphQLError::new(
-                "only queries may be sent with GET",
-                "METHOD_NOT_ALLOWED",
-            )]);
-        }
-        if prepared.kind == OperationKind::Subscription {
-            return Err(vec![GraphQLError::new(
-                "subscriptions are not supported over this transport",
-                "OPERATION_NOT_SUPPORTED",
-            )]);
-        }
-        Ok(prepared)
+        let plan = plan::plan(
+            &supergraph.planner,
+            &prepared.document,
+            prepared.name.as_deref(),
+        )
+        .map_err(|e| vec![e])?;
+        Ok(CachedOperation::new(
+            &request.query,
+            operation_name,
+            prepared,
+            plan,
+        ))
     }
+}
+
+fn check_allowed(
+    prepared: &PreparedOperation,
+    allowed: AllowedOperations,
+) -> Result<(), GraphQLError> {
+    if allowed == AllowedOperations::QueriesOnly && prepared.kind != OperationKind::Query {
+        return Err(GraphQLError::new(
+            "only queries may be sent with GET",
+            "METHOD_NOT_ALLOWED",
+        ));
+    }
+    if prepared.kind == OperationKind::Subscription {
+        return Err(GraphQLError::new(
+            "subscriptions are not supported over this transport",
+            "OPERATION_NOT_SUPPORTED",
+        ));
+    }
+    Ok(())
 }

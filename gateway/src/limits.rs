@@ -21,6 +21,9 @@ pub struct Limits {
     pub max_root_fields: usize,
     /// Most plans kept in the plan cache.
     pub plan_cache_size: usize,
+    /// Most operations executing at once; further requests wait their turn (first come,
+    /// first served). Bounds memory under load spikes without refusing anyone.
+    pub max_concurrent_operations: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             max_aliases: 30,
             max_root_fields: 20,
             plan_cache_size: 1_000,
+            max_concurrent_operations: 256,
         }
     }
 }

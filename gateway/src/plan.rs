@@ -1,4 +1,5 @@
-//! Planning: a validated operation becomes a query plan, through a bounded plan cache.
+//! Planning: a validated operation becomes a query plan; prepared operations and their
+//! plans are cached per document.
 //!
 //! Root introspection fields (`__schema`, `__type`) and a root `__typename` are answered
 //! by the gateway itself, so they are removed before planning; an operation made only of
@@ -16,48 +17,81 @@ use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use hive_router_query_planner::utils::cancellation::CancellationToken;
 use parking_lot::Mutex;
 
+use crate::request::PreparedOperation;
 use crate::response::GraphQLError;
 
 /// How long planning one operation may take.
 const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A bounded map from operation to plan. When full, it is cleared: simple, and a steady
-/// workload refills it within a few requests.
-pub struct PlanCache {
-    plans: Mutex<HashMap<u64, Arc<QueryPlan>>>,
+/// A prepared (parsed, limit-checked, validated) operation and its plan: everything about
+/// a request that depends only on its document and the supergraph.
+pub struct CachedOperation {
+    query: String,
+    operation_name: Option<String>,
+    /// The validated operation.
+    pub prepared: PreparedOperation,
+    /// Its query plan.
+    pub plan: Arc<QueryPlan>,
+}
+
+impl CachedOperation {
+    /// Bundles a prepared operation of `query`/`operation_name` with its plan.
+    pub fn new(
+        query: &str,
+        operation_name: Option<&str>,
+        prepared: PreparedOperation,
+        plan: Arc<QueryPlan>,
+    ) -> Self {
+        Self {
+            query: query.to_owned(),
+            operation_name: operation_name.map(str::to_owned),
+            prepared,
+            plan,
+        }
+    }
+}
+
+/// A bounded map from document to prepared operation and plan, so that a repeated
+/// document skips parsing, validation and planning. When full it is cleared: simple, and a
+/// steady workload refills it within a few requests. Failures are not cached.
+pub struct OperationCache {
+    entries: Mutex<HashMap<u64, Arc<CachedOperation>>>,
     capacity: usize,
 }
 
-impl PlanCache {
-    /// A cache holding at most `capacity` plans.
+impl OperationCache {
+    /// A cache holding at most `capacity` operations.
     pub fn new(capacity: usize) -> Self {
         Self {
-            plans: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::new()),
             capacity,
         }
     }
 
-    /// The cached plan for `query`/`operation_name`, or the one `plan` makes (then cached).
-    pub fn get_or_plan(
+    /// The cached operation for `query`/`operation_name`, or the one `prepare` makes.
+    pub fn get_or_prepare(
         &self,
         query: &str,
         operation_name: Option<&str>,
-        plan: impl FnOnce() -> Result<Arc<QueryPlan>, GraphQLError>,
-    ) -> Result<Arc<QueryPlan>, GraphQLError> {
+        prepare: impl FnOnce() -> Result<CachedOperation, Vec<GraphQLError>>,
+    ) -> Result<Arc<CachedOperation>, Vec<GraphQLError>> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         query.hash(&mut hasher);
         operation_name.hash(&mut hasher);
         let key = hasher.finish();
-        if let Some(found) = self.plans.lock().get(&key) {
+        if let Some(found) = self.entries.lock().get(&key)
+            && found.query == query
+            && found.operation_name.as_deref() == operation_name
+        {
             return Ok(found.clone());
         }
-        let planned = plan()?;
-        let mut plans = self.plans.lock();
-        if plans.len() >= self.capacity {
-            plans.clear();
+        let prepared = Arc::new(prepare()?);
+        let mut entries = self.entries.lock();
+        if entries.len() >= self.capacity {
+            entries.clear();
         }
-        plans.insert(key, planned.clone());
-        Ok(planned)
+        entries.insert(key, prepared.clone());
+        Ok(prepared)
     }
 }
 

@@ -17,7 +17,9 @@ use crate::limits::{self, Limits};
 use crate::response::{GraphQLError, Location};
 use crate::schema::OperationKind;
 
-/// A parsed, validated operation with its variables completed by their defaults.
+/// A parsed, validated document with its operation selected. Depends only on the
+/// document and the schema, so it is cached and shared by every request sending the same
+/// document; variables are per request ([`PreparedOperation::variables`]).
 pub struct PreparedOperation {
     /// The whole document (the planner needs it, with fragments).
     pub document: Document,
@@ -27,8 +29,6 @@ pub struct PreparedOperation {
     pub kind: OperationKind,
     /// Name of the selected operation.
     pub name: Option<String>,
-    /// Variables as sent, completed by the operation's defaults.
-    pub variables: Map<String, Value>,
 }
 
 impl PreparedOperation {
@@ -43,6 +43,19 @@ impl PreparedOperation {
     /// The document's fragments by name.
     pub fn fragments(&self) -> HashMap<&str, &FragmentDefinition> {
         fragments_of(&self.document)
+    }
+
+    /// The request's variables completed by the operation's defaults, or `BAD_USER_INPUT`
+    /// when a non-null variable has no value.
+    pub fn variables(
+        &self,
+        provided: Option<Map<String, Value>>,
+    ) -> Result<Map<String, Value>, GraphQLError> {
+        let definitions = match &self.document.definitions[self.operation_index] {
+            Definition::Operation(op) => variable_definitions(op),
+            Definition::Fragment(_) => &[],
+        };
+        complete_variables(definitions, provided.unwrap_or_default())
     }
 }
 
@@ -72,7 +85,6 @@ pub fn prepare(
     schema: &SchemaDocument,
     document: Document,
     operation_name: Option<&str>,
-    variables: Option<Map<String, Value>>,
     limits: &Limits,
 ) -> Result<PreparedOperation, Vec<GraphQLError>> {
     {
@@ -140,17 +152,11 @@ pub fn prepare(
         OperationDefinition::Subscription(_) => OperationKind::Subscription,
     };
     let name = operation_name_of(operation).map(str::to_owned);
-    let variables = complete_variables(
-        variable_definitions(operation),
-        variables.unwrap_or_default(),
-    )
-    .map_err(|e| vec![e])?;
     Ok(PreparedOperation {
         document,
         operation_index,
         kind,
         name,
-        variables,
     })
 }
 

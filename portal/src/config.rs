@@ -59,6 +59,8 @@ pub struct GatewayConfig {
     pub max_root_fields: usize,
     /// Most query plans kept in the plan cache.
     pub plan_cache_size: usize,
+    /// Most operations executing at once (further requests queue).
+    pub max_concurrent_operations: usize,
 }
 
 /// Settings shared by the gateway and the subgraphs.
@@ -104,6 +106,7 @@ impl Default for GatewayConfig {
             max_aliases: limits.max_aliases,
             max_root_fields: limits.max_root_fields,
             plan_cache_size: limits.plan_cache_size,
+            max_concurrent_operations: limits.max_concurrent_operations,
         }
     }
 }
@@ -203,6 +206,7 @@ impl Config {
             max_aliases: self.gateway.max_aliases,
             max_root_fields: self.gateway.max_root_fields,
             plan_cache_size: self.gateway.plan_cache_size,
+            max_concurrent_operations: self.gateway.max_concurrent_operations,
         }
     }
 
@@ -257,6 +261,10 @@ impl Config {
             ("max_aliases", gateway.max_aliases),
             ("max_root_fields", gateway.max_root_fields),
             ("plan_cache_size", gateway.plan_cache_size),
+            (
+                "max_concurrent_operations",
+                gateway.max_concurrent_operations,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
