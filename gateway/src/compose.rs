@@ -75,55 +75,91 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, ComposeError> {
     })?;
     let rendered = graphql_composition::render_federated_sdl(&graph)
         .map_err(|err| ComposeError::Composition(err.to_string()))?;
-    let supergraph = add_root_join_types(&rendered);
+    let supergraph = add_root_join_types(&rendered).map_err(ComposeError::Planner)?;
     probe(&supergraph)?;
     Ok(supergraph)
 }
 
-/// Adds `@join__type(graph: G)` to each root operation type for every graph `G` that
-/// resolves one of its fields: the planner only enters subgraphs listed there.
-pub fn add_root_join_types(supergraph: &str) -> String {
-    let mut out = String::with_capacity(supergraph.len() + 512);
-    let mut lines = supergraph.lines().peekable();
-    while let Some(line) = lines.next() {
-        let is_root = ["type Query", "type Mutation", "type Subscription"]
-            .iter()
-            .any(|root| line.trim_end() == *root);
-        if !is_root {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        // Collect the root type's body to find the graphs of its fields.
-        let mut body = Vec::new();
-        for inner in lines.by_ref() {
-            body.push(inner);
-            if inner.trim() == "}" {
-                break;
-            }
-        }
-        let graphs: BTreeSet<&str> = body.iter().flat_map(|field| graphs_in(field)).collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-        for graph in graphs {
-            out.push_str(&format!("  @join__type(graph: {graph})\n"));
-        }
-        for inner in body {
-            out.push_str(inner);
-            out.push('\n');
+/// Adds `@join__type(graph: G)` to each root operation type that has none, for every
+/// graph `G` that resolves one of its fields: the planner only enters subgraphs listed
+/// there. Needed for `graphql-composition` output and for Federation 1 supergraphs; a
+/// supergraph whose root types already carry `@join__type` is returned unchanged.
+///
+/// The directives are inserted as text when the root type is laid out as
+/// `graphql-composition` prints it (keeping the committed supergraph readable), otherwise
+/// the document is re-printed.
+pub fn add_root_join_types(supergraph: &str) -> Result<String, String> {
+    use graphql_tools::static_graphql::schema::{Definition, Directive, TypeDefinition, Value};
+    let mut document = safe_parse_schema(supergraph).map_err(|err| err.to_string())?;
+    let mut roots: Vec<String> = vec!["Query".into(), "Mutation".into(), "Subscription".into()];
+    for definition in &document.definitions {
+        if let Definition::SchemaDefinition(schema) = definition {
+            roots = [&schema.query, &schema.mutation, &schema.subscription]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
         }
     }
-    out
+    let mut missing: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for definition in &mut document.definitions {
+        let Definition::TypeDefinition(TypeDefinition::Object(object)) = definition else {
+            continue;
+        };
+        if !roots.contains(&object.name) || object.directives.iter().any(|d| d.name == "join__type")
+        {
+            continue;
+        }
+        let graphs: BTreeSet<String> = object
+            .fields
+            .iter()
+            .flat_map(|field| &field.directives)
+            .filter(|directive| directive.name == "join__field")
+            .flat_map(|directive| &directive.arguments)
+            .filter(|(name, _)| name == "graph")
+            .filter_map(|(_, value)| match value {
+                Value::Enum(graph) => Some(graph.clone()),
+                _ => None,
+            })
+            .collect();
+        for graph in &graphs {
+            object.directives.push(Directive {
+                position: object.position,
+                name: "join__type".into(),
+                arguments: vec![("graph".into(), Value::Enum(graph.clone()))],
+            });
+        }
+        if !graphs.is_empty() {
+            missing.push((object.name.clone(), graphs));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(supergraph.to_owned());
+    }
+    Ok(insert_as_text(supergraph, &missing).unwrap_or_else(|| document.to_string()))
 }
 
-fn graphs_in(line: &str) -> Vec<&str> {
-    line.match_indices("@join__field(graph: ")
-        .filter_map(|(start, marker)| {
-            let rest = &line[start + marker.len()..];
-            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
-            Some(&rest[..end])
-        })
-        .collect()
+/// Inserts the directives after `type Root` lines followed by a `{` line, or `None` when
+/// some root type is laid out differently.
+fn insert_as_text(supergraph: &str, missing: &[(String, BTreeSet<String>)]) -> Option<String> {
+    let lines: Vec<&str> = supergraph.lines().collect();
+    let mut out = String::with_capacity(supergraph.len() + 64 * missing.len());
+    let mut inserted = 0;
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        let next_opens = lines.get(i + 1).is_some_and(|next| next.trim() == "{");
+        let root = missing
+            .iter()
+            .find(|(name, _)| next_opens && line.trim_end() == format!("type {name}"));
+        if let Some((_, graphs)) = root {
+            for graph in graphs {
+                out.push_str(&format!("  @join__type(graph: {graph})\n"));
+            }
+            inserted += 1;
+        }
+    }
+    (inserted == missing.len()).then_some(out)
 }
 
 /// Loads `supergraph` into the planner and plans every root field with everything below
@@ -169,4 +205,25 @@ pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_types_without_join_type_get_one_per_graph_of_their_fields() {
+        let sdl = "schema { query: Query }\ntype Query { a: Int @join__field(graph: A) b: Int @join__field(graph: B) }\nenum join__Graph { A @join__graph(name: \"a\", url: \"\") B @join__graph(name: \"b\", url: \"\") }\n";
+        let normalized = add_root_join_types(sdl).unwrap_or_default();
+        let reparsed = safe_parse_schema(&normalized)
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        assert!(reparsed.contains("@join__type(graph: A)"), "{reparsed}");
+        assert!(reparsed.contains("@join__type(graph: B)"), "{reparsed}");
+        // Already normalized supergraphs are left alone.
+        assert_eq!(
+            add_root_join_types(&normalized).ok(),
+            Some(normalized.clone())
+        );
+    }
 }

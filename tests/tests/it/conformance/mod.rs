@@ -25,6 +25,7 @@ mod abstract_types;
 mod compound_keys;
 mod entities;
 mod errors;
+mod federation1;
 mod inaccessible;
 mod keys;
 mod mutations;
@@ -113,7 +114,11 @@ struct PendingSubgraph {
 pub struct Supergraph {
     subgraphs: Vec<PendingSubgraph>,
     timeout: Duration,
+    handwritten: Option<SupergraphTemplate>,
 }
+
+/// Makes a hand-written supergraph from the subgraphs' URLs (by name).
+type SupergraphTemplate = Box<dyn FnOnce(&BTreeMap<String, String>) -> String>;
 
 impl Default for Supergraph {
     fn default() -> Self {
@@ -127,6 +132,7 @@ impl Supergraph {
         Self {
             subgraphs: Vec::new(),
             timeout: Duration::from_secs(5),
+            handwritten: None,
         }
     }
 
@@ -163,6 +169,16 @@ impl Supergraph {
             router,
             log,
         });
+        self
+    }
+
+    /// Serves a hand-written supergraph (made from the subgraphs' URLs) instead of
+    /// composing one: for supergraphs other composers produce, e.g. Federation 1.
+    pub fn handwritten(
+        mut self,
+        template: impl FnOnce(&BTreeMap<String, String>) -> String + 'static,
+    ) -> Self {
+        self.handwritten = Some(Box::new(template));
         self
     }
 
@@ -204,7 +220,10 @@ impl Supergraph {
                 },
             );
         }
-        let supergraph = compose::compose(&inputs)?;
+        let supergraph = match self.handwritten {
+            Some(template) => template(&urls),
+            None => compose::compose(&inputs)?,
+        };
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
         let clients = portal::http_clients(&urls, &key)?;
         let options = GatewayOptions {
