@@ -60,7 +60,7 @@ impl Target {
                 builder
             }
             Self::Direct { url, key, actor } => {
-                let token = key.sign(actor, &RequestMeta::default());
+                let token = key.sign("accounts", actor, &RequestMeta::default());
                 http.post(url).header(HEADER, token)
             }
         };

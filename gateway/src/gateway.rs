@@ -156,14 +156,41 @@ impl Gateway {
         };
         let served = self.current();
         let supergraph = &served.supergraph;
-        let operation = supergraph.operations.get_or_prepare(
-            &request.query,
-            request.operation_name.as_deref(),
-            || self.prepare(supergraph, &request),
-        );
-        let operation = match operation {
-            Ok(operation) => operation,
-            Err(errors) => return Response { errors, data: None },
+        let name = request.operation_name.as_deref();
+        let operation = match supergraph.operations.get(&request.query, name) {
+            Some(operation) => operation,
+            None => {
+                // Parsing, validation and planning are CPU work: off the reactor, and a
+                // panic in them becomes an error for this request only.
+                let for_task = served.clone();
+                let query = request.query.clone();
+                let operation_name = request.operation_name.clone();
+                let limits = self.limits.clone();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    prepare(
+                        &for_task.supergraph,
+                        &query,
+                        operation_name.as_deref(),
+                        &limits,
+                    )
+                })
+                .await;
+                match prepared {
+                    Ok(Ok(operation)) => {
+                        supergraph
+                            .operations
+                            .insert(&request.query, name, operation)
+                    }
+                    Ok(Err(errors)) => return Response { errors, data: None },
+                    Err(err) => {
+                        tracing::error!(error = %err, "preparing an operation failed");
+                        return Response::request_error(GraphQLError::new(
+                            "the operation could not be planned",
+                            "QUERY_PLANNING_FAILED",
+                        ));
+                    }
+                }
+            }
         };
         let prepared = &operation.prepared;
         if let Err(error) = check_allowed(prepared, allowed) {
@@ -201,34 +228,24 @@ impl Gateway {
             data: Some(projected),
         }
     }
+}
 
-    fn prepare(
-        &self,
-        supergraph: &Supergraph,
-        request: &Request,
-    ) -> Result<CachedOperation, Vec<GraphQLError>> {
-        let document =
-            request::parse(&request.query, self.limits.max_tokens).map_err(|e| vec![e])?;
-        let operation_name = request.operation_name.as_deref();
-        let prepared = request::prepare(
-            &supergraph.api_schema,
-            document,
-            operation_name,
-            &self.limits,
-        )?;
-        let plan = plan::plan(
-            &supergraph.planner,
-            &prepared.document,
-            prepared.name.as_deref(),
-        )
-        .map_err(|e| vec![e])?;
-        Ok(CachedOperation::new(
-            &request.query,
-            operation_name,
-            prepared,
-            plan,
-        ))
-    }
+/// Parses, checks, validates and plans `query` against `supergraph`.
+fn prepare(
+    supergraph: &Supergraph,
+    query: &str,
+    operation_name: Option<&str>,
+    limits: &Limits,
+) -> Result<CachedOperation, Vec<GraphQLError>> {
+    let document = request::parse(query, limits.max_tokens).map_err(|e| vec![e])?;
+    let prepared = request::prepare(&supergraph.api_schema, document, operation_name, limits)?;
+    let plan = plan::plan(
+        &supergraph.planner,
+        &prepared.document,
+        prepared.name.as_deref(),
+    )
+    .map_err(|e| vec![e])?;
+    Ok(CachedOperation { prepared, plan })
 }
 
 fn check_allowed(

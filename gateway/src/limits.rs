@@ -1,6 +1,7 @@
 //! Operation limits, checked after parsing and before validation, so an expensive or
 //! abusive document is refused before any work depends on its size: nesting depth, number
-//! of aliases, number of root fields (tokens are limited by the parser itself).
+//! of aliases, number of root fields, number of fields after fragment expansion (tokens
+//! are limited by the parser itself). The check itself is linear in the document's size.
 
 use std::collections::HashMap;
 
@@ -19,6 +20,8 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Most fields at the root of the operation.
     pub max_root_fields: usize,
+    /// Most fields in the operation once every fragment is expanded.
+    pub max_fields: usize,
     /// Most plans kept in the plan cache.
     pub plan_cache_size: usize,
     /// Most operations executing at once; further requests wait their turn (first come,
@@ -33,16 +36,100 @@ impl Default for Limits {
             max_depth: 15,
             max_aliases: 30,
             max_root_fields: 20,
+            max_fields: 5_000,
             plan_cache_size: 1_000,
             max_concurrent_operations: 256,
         }
     }
 }
 
-#[derive(Default)]
-struct Measure {
-    depth: usize,
-    aliases: usize,
+/// How deep fragment spreads may nest inside each other (a chain, not a cycle).
+const MAX_FRAGMENT_NESTING: usize = 64;
+
+/// What a selection set costs once every fragment is expanded.
+#[derive(Clone, Copy, Default)]
+struct Summary {
+    /// Fields at the top level of the selection set (through fragments).
+    top_fields: u64,
+    /// Deepest field nesting below and including the top level.
+    depth: u64,
+    /// Aliased fields.
+    aliases: u64,
+    /// Fields in total.
+    fields: u64,
+}
+
+impl Summary {
+    fn add(&mut self, other: Summary) {
+        self.top_fields = self.top_fields.saturating_add(other.top_fields);
+        self.depth = self.depth.max(other.depth);
+        self.aliases = self.aliases.saturating_add(other.aliases);
+        self.fields = self.fields.saturating_add(other.fields);
+    }
+}
+
+/// Summarizes selection sets, computing each fragment's summary once: a fragment spread a
+/// thousand times costs one walk, so the check stays linear in the document's size even
+/// when its expansion is exponential.
+struct Summarizer<'a, 'f> {
+    fragments: &'f HashMap<&'a str, &'a FragmentDefinition>,
+    memo: HashMap<&'a str, Summary>,
+    visiting: Vec<&'a str>,
+}
+
+impl<'a> Summarizer<'a, '_> {
+    fn selection_set(&mut self, selection_set: &'a SelectionSet) -> Result<Summary, GraphQLError> {
+        let mut summary = Summary::default();
+        for selection in &selection_set.items {
+            match selection {
+                Selection::Field(field) => {
+                    let below = self.selection_set(&field.selection_set)?;
+                    summary.add(Summary {
+                        top_fields: 1,
+                        depth: below.depth.saturating_add(1),
+                        aliases: below
+                            .aliases
+                            .saturating_add(u64::from(field.alias.is_some())),
+                        fields: below.fields.saturating_add(1),
+                    });
+                }
+                Selection::InlineFragment(inline) => {
+                    let inner = self.selection_set(&inline.selection_set)?;
+                    summary.add(inner);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let inner = self.fragment(spread.fragment_name.as_str())?;
+                    summary.add(inner);
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    fn fragment(&mut self, name: &'a str) -> Result<Summary, GraphQLError> {
+        if let Some(known) = self.memo.get(name) {
+            return Ok(*known);
+        }
+        // Unknown fragments and cycles are validation errors, reported after this check.
+        let Some(fragment) = self.fragments.get(name) else {
+            return Ok(Summary::default());
+        };
+        if self.visiting.contains(&name) {
+            return Ok(Summary::default());
+        }
+        if self.visiting.len() >= MAX_FRAGMENT_NESTING {
+            return Err(GraphQLError::new(
+                format!("fragment spreads nest deeper than {MAX_FRAGMENT_NESTING} levels"),
+                "MAX_DEPTH_EXCEEDED",
+            ));
+        }
+        self.visiting.push(name);
+        let summary = self.selection_set(&fragment.selection_set);
+        self.visiting.pop();
+        let summary = summary?;
+        self.memo.insert(name, summary);
+        Ok(summary)
+    }
 }
 
 /// Checks `selection_set` (the selected operation's) against `limits`.
@@ -51,26 +138,32 @@ pub fn check(
     selection_set: &SelectionSet,
     fragments: &HashMap<&str, &FragmentDefinition>,
 ) -> Result<(), GraphQLError> {
-    let root_fields = count_root_fields(selection_set, fragments, &mut Vec::new());
-    if root_fields > limits.max_root_fields {
+    let mut summarizer = Summarizer {
+        fragments,
+        memo: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    let summary = summarizer.selection_set(selection_set)?;
+    let exceeds = |value: u64, limit: usize| value > limit as u64;
+    if exceeds(summary.top_fields, limits.max_root_fields) {
         return Err(GraphQLError::new(
             format!(
-                "the operation selects {root_fields} root fields; at most {} are allowed",
-                limits.max_root_fields
+                "the operation selects {} root fields; at most {} are allowed",
+                summary.top_fields, limits.max_root_fields
             ),
             "MAX_ROOT_FIELDS_EXCEEDED",
         ));
     }
-    let mut measure = Measure::default();
-    walk(
-        selection_set,
-        fragments,
-        1,
-        &mut Vec::new(),
-        &mut measure,
-        limits,
-    )?;
-    if measure.aliases > limits.max_aliases {
+    if exceeds(summary.depth, limits.max_depth) {
+        return Err(GraphQLError::new(
+            format!(
+                "the operation nests deeper than {} levels",
+                limits.max_depth
+            ),
+            "MAX_DEPTH_EXCEEDED",
+        ));
+    }
+    if exceeds(summary.aliases, limits.max_aliases) {
         return Err(GraphQLError::new(
             format!(
                 "the operation uses more than {} aliases",
@@ -79,105 +172,14 @@ pub fn check(
             "MAX_ALIASES_EXCEEDED",
         ));
     }
-    Ok(())
-}
-
-fn count_root_fields<'a>(
-    selection_set: &'a SelectionSet,
-    fragments: &HashMap<&str, &'a FragmentDefinition>,
-    visiting: &mut Vec<&'a str>,
-) -> usize {
-    selection_set
-        .items
-        .iter()
-        .map(|selection| match selection {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(inline) => {
-                count_root_fields(&inline.selection_set, fragments, visiting)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.fragment_name.as_str();
-                match fragments.get(name) {
-                    Some(fragment) if !visiting.contains(&name) => {
-                        visiting.push(name);
-                        let count = count_root_fields(&fragment.selection_set, fragments, visiting);
-                        visiting.pop();
-                        count
-                    }
-                    _ => 0,
-                }
-            }
-        })
-        .sum()
-}
-
-fn walk<'a>(
-    selection_set: &'a SelectionSet,
-    fragments: &HashMap<&str, &'a FragmentDefinition>,
-    depth: usize,
-    visiting: &mut Vec<&'a str>,
-    measure: &mut Measure,
-    limits: &Limits,
-) -> Result<(), GraphQLError> {
-    for selection in &selection_set.items {
-        match selection {
-            Selection::Field(field) => {
-                if field.alias.is_some() {
-                    measure.aliases += 1;
-                    if measure.aliases > limits.max_aliases {
-                        return Ok(());
-                    }
-                }
-                if !field.selection_set.items.is_empty() {
-                    if depth + 1 > limits.max_depth {
-                        return Err(GraphQLError::new(
-                            format!(
-                                "the operation nests deeper than {} levels",
-                                limits.max_depth
-                            ),
-                            "MAX_DEPTH_EXCEEDED",
-                        ));
-                    }
-                    measure.depth = measure.depth.max(depth + 1);
-                    walk(
-                        &field.selection_set,
-                        fragments,
-                        depth + 1,
-                        visiting,
-                        measure,
-                        limits,
-                    )?;
-                }
-            }
-            Selection::InlineFragment(inline) => {
-                walk(
-                    &inline.selection_set,
-                    fragments,
-                    depth,
-                    visiting,
-                    measure,
-                    limits,
-                )?;
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.fragment_name.as_str();
-                // A cycle is reported by validation; here it just stops the walk.
-                if let Some(fragment) = fragments.get(name)
-                    && !visiting.contains(&name)
-                {
-                    visiting.push(name);
-                    walk(
-                        &fragment.selection_set,
-                        fragments,
-                        depth,
-                        visiting,
-                        measure,
-                        limits,
-                    )?;
-                    visiting.pop();
-                }
-            }
-        }
+    if exceeds(summary.fields, limits.max_fields) {
+        return Err(GraphQLError::new(
+            format!(
+                "the operation selects more than {} fields once its fragments are expanded",
+                limits.max_fields
+            ),
+            "MAX_FIELDS_EXCEEDED",
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,6 @@
 //! them needs no plan at all.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,36 +25,24 @@ const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 /// A prepared (parsed, limit-checked, validated) operation and its plan: everything about
 /// a request that depends only on its document and the supergraph.
 pub struct CachedOperation {
-    query: String,
-    operation_name: Option<String>,
     /// The validated operation.
     pub prepared: PreparedOperation,
     /// Its query plan.
     pub plan: Arc<QueryPlan>,
 }
 
-impl CachedOperation {
-    /// Bundles a prepared operation of `query`/`operation_name` with its plan.
-    pub fn new(
-        query: &str,
-        operation_name: Option<&str>,
-        prepared: PreparedOperation,
-        plan: Arc<QueryPlan>,
-    ) -> Self {
-        Self {
-            query: query.to_owned(),
-            operation_name: operation_name.map(str::to_owned),
-            prepared,
-            plan,
-        }
-    }
-}
+/// Documents larger than this are prepared per request, never cached (a cache of huge
+/// documents would be a memory amplifier).
+const MAX_CACHED_DOCUMENT_BYTES: usize = 64 * 1024;
+
+/// Cache key: SHA-256 of the document and the operation name (the text is not kept).
+type CacheKey = [u8; 32];
 
 /// A bounded map from document to prepared operation and plan, so that a repeated
-/// document skips parsing, validation and planning. When full it is cleared: simple, and a
-/// steady workload refills it within a few requests. Failures are not cached.
+/// document skips parsing, validation and planning. When full, a tenth of the entries
+/// (arbitrary ones) make room. Failures are not cached.
 pub struct OperationCache {
-    entries: Mutex<HashMap<u64, Arc<CachedOperation>>>,
+    entries: Mutex<HashMap<CacheKey, Arc<CachedOperation>>>,
     capacity: usize,
 }
 
@@ -68,30 +55,50 @@ impl OperationCache {
         }
     }
 
-    /// The cached operation for `query`/`operation_name`, or the one `prepare` makes.
-    pub fn get_or_prepare(
+    fn key(query: &str, operation_name: Option<&str>) -> CacheKey {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(query.as_bytes());
+        hasher.update([0xff]);
+        hasher.update(operation_name.unwrap_or_default().as_bytes());
+        hasher.finalize().into()
+    }
+
+    /// The cached operation for `query`/`operation_name`, if any.
+    pub fn get(&self, query: &str, operation_name: Option<&str>) -> Option<Arc<CachedOperation>> {
+        if query.len() > MAX_CACHED_DOCUMENT_BYTES {
+            return None;
+        }
+        self.entries
+            .lock()
+            .get(&Self::key(query, operation_name))
+            .cloned()
+    }
+
+    /// Caches `operation` for `query`/`operation_name` (unless the document is too large).
+    pub fn insert(
         &self,
         query: &str,
         operation_name: Option<&str>,
-        prepare: impl FnOnce() -> Result<CachedOperation, Vec<GraphQLError>>,
-    ) -> Result<Arc<CachedOperation>, Vec<GraphQLError>> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        query.hash(&mut hasher);
-        operation_name.hash(&mut hasher);
-        let key = hasher.finish();
-        if let Some(found) = self.entries.lock().get(&key)
-            && found.query == query
-            && found.operation_name.as_deref() == operation_name
-        {
-            return Ok(found.clone());
+        operation: CachedOperation,
+    ) -> Arc<CachedOperation> {
+        let operation = Arc::new(operation);
+        if query.len() > MAX_CACHED_DOCUMENT_BYTES {
+            return operation;
         }
-        let prepared = Arc::new(prepare()?);
         let mut entries = self.entries.lock();
         if entries.len() >= self.capacity {
-            entries.clear();
+            let evict: Vec<CacheKey> = entries
+                .keys()
+                .take((self.capacity / 10).max(1))
+                .copied()
+                .collect();
+            for key in evict {
+                entries.remove(&key);
+            }
         }
-        entries.insert(key, prepared.clone());
-        Ok(prepared)
+        entries.insert(Self::key(query, operation_name), operation.clone());
+        operation
     }
 }
 

@@ -134,8 +134,14 @@ impl SubgraphSettings {
             ErrorExposure::MaskAll => true,
         };
         if mask {
-            tracing::warn!(service, message = %error.message, path = ?error.path, "subgraph error masked");
+            tracing::warn!(service, message = %error.message, path = ?error.path, extensions = ?error.extensions, "subgraph error masked");
             error.message = MASKED_MESSAGE.to_owned();
+        }
+        if self.errors != ErrorExposure::Expose
+            && let Some(extensions) = error.extensions.as_mut()
+        {
+            // Extensions can carry stack traces or SQL: keep only what clients may use.
+            extensions.retain(|key, _| matches!(key.as_str(), "code" | "field"));
         }
         error
     }
@@ -148,14 +154,20 @@ pub type SubgraphClients = std::collections::HashMap<String, Arc<dyn SubgraphCli
 /// an internal token naming the caller. (Timeouts are the executor's, for every transport.)
 pub struct HttpSubgraph {
     client: reqwest::Client,
+    name: String,
     url: String,
     key: InternalTokenKey,
 }
 
 impl HttpSubgraph {
-    /// A client for the subgraph at `url`, signing with `key`.
-    pub fn new(client: reqwest::Client, url: String, key: InternalTokenKey) -> Self {
-        Self { client, url, key }
+    /// A client for the subgraph `name` at `url`, signing tokens for it with `key`.
+    pub fn new(client: reqwest::Client, name: String, url: String, key: InternalTokenKey) -> Self {
+        Self {
+            client,
+            name,
+            url,
+            key,
+        }
     }
 }
 
@@ -166,7 +178,7 @@ impl SubgraphClient for HttpSubgraph {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
-            let token = self.key.sign(&caller.actor, &caller.meta);
+            let token = self.key.sign(&self.name, &caller.actor, &caller.meta);
             let sent = self
                 .client
                 .post(&self.url)
@@ -177,11 +189,42 @@ impl SubgraphClient for HttpSubgraph {
                 .await
                 .map_err(classify)?;
             let status = sent.status().as_u16();
-            let body = sent.bytes().await.map_err(classify)?;
+            let graphql_response = sent
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/graphql-response+json"));
+            // Only a 2xx, or a GraphQL response media type, is a GraphQL answer; anything
+            // else (a 401 from a misconfigured secret, a proxy's 502) is a failed call.
+            if !(sent.status().is_success() || graphql_response) {
+                if status == 401 {
+                    tracing::error!(url = %self.url, "subgraph refused the gateway's token: check internal.token_secret and clocks");
+                }
+                return Err(SubgraphError::InvalidResponse { status });
+            }
+            let body = read_capped(sent, MAX_RESPONSE_BYTES).await?;
             serde_json::from_slice::<SubgraphResponse>(&body)
                 .map_err(|_| SubgraphError::InvalidResponse { status })
         })
     }
+}
+
+/// Largest subgraph response the gateway reads.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, SubgraphError> {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > cap {
+            return Err(SubgraphError::InvalidResponse { status });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn classify(err: reqwest::Error) -> SubgraphError {

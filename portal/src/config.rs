@@ -57,6 +57,8 @@ pub struct GatewayConfig {
     pub max_aliases: usize,
     /// Most root fields in an operation.
     pub max_root_fields: usize,
+    /// Most fields in an operation once its fragments are expanded.
+    pub max_fields: usize,
     /// Most query plans kept in the plan cache.
     pub plan_cache_size: usize,
     /// Most operations executing at once (further requests queue).
@@ -105,6 +107,7 @@ impl Default for GatewayConfig {
             max_depth: limits.max_depth,
             max_aliases: limits.max_aliases,
             max_root_fields: limits.max_root_fields,
+            max_fields: limits.max_fields,
             plan_cache_size: limits.plan_cache_size,
             max_concurrent_operations: limits.max_concurrent_operations,
         }
@@ -205,6 +208,7 @@ impl Config {
             max_depth: self.gateway.max_depth,
             max_aliases: self.gateway.max_aliases,
             max_root_fields: self.gateway.max_root_fields,
+            max_fields: self.gateway.max_fields,
             plan_cache_size: self.gateway.plan_cache_size,
             max_concurrent_operations: self.gateway.max_concurrent_operations,
         }
@@ -260,6 +264,7 @@ impl Config {
             ("max_depth", gateway.max_depth),
             ("max_aliases", gateway.max_aliases),
             ("max_root_fields", gateway.max_root_fields),
+            ("max_fields", gateway.max_fields),
             ("plan_cache_size", gateway.plan_cache_size),
             (
                 "max_concurrent_operations",

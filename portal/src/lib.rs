@@ -150,6 +150,8 @@ pub fn http_clients(
 ) -> anyhow::Result<SubgraphClients> {
     install_crypto_provider();
     let client = reqwest::Client::builder()
+        // A redirect would carry the internal token to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
@@ -158,8 +160,12 @@ pub fn http_clients(
     Ok(urls
         .iter()
         .map(|(name, url)| {
-            let subgraph: Arc<dyn SubgraphClient> =
-                Arc::new(HttpSubgraph::new(client.clone(), url.clone(), key.clone()));
+            let subgraph: Arc<dyn SubgraphClient> = Arc::new(HttpSubgraph::new(
+                client.clone(),
+                name.clone(),
+                url.clone(),
+                key.clone(),
+            ));
             (name.clone(), subgraph)
         })
         .collect())

@@ -43,7 +43,7 @@ impl Subgraph {
             name,
             sdl,
             client: Arc::new(InProcess { executor }),
-            router: Box::new(move |key| portal_kit::serve::router(for_router.clone(), key)),
+            router: Box::new(move |key| portal_kit::serve::router(name, for_router.clone(), key)),
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Format: `base64url(json claims) "." base64url(HMAC-SHA256(secret, first part))`. The
 //! secret is shared by the gateway and the subgraphs (configuration); a subgraph refuses any
-//! HTTP request whose token is missing, forged or expired. Tokens live for a minute: they
-//! cover one gateway request, never a session.
+//! HTTP request whose token is missing, forged, expired or addressed to another subgraph
+//! (the `aud` claim names the one subgraph a token is for, so a token one subgraph
+//! receives cannot be replayed against another). Tokens live for a minute: they cover one
+//! gateway request, never a session.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
@@ -31,10 +33,17 @@ pub enum InternalTokenError {
     /// Past its expiry.
     #[error("expired internal token")]
     Expired,
+    /// Addressed to another subgraph.
+    #[error("internal token for another audience")]
+    WrongAudience,
 }
+
+/// Clock skew tolerated between gateway and subgraph hosts, in seconds.
+const LEEWAY_SECS: i64 = 5;
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
+    aud: String,
     actor: Actor,
     #[serde(default)]
     meta: RequestMeta,
@@ -64,9 +73,11 @@ impl InternalTokenKey {
         Self { mac }
     }
 
-    /// A token naming `actor` for one request, valid for a minute.
-    pub fn sign(&self, actor: &Actor, meta: &RequestMeta) -> String {
+    /// A token naming `actor` for one request to the subgraph `audience`, valid for a
+    /// minute.
+    pub fn sign(&self, audience: &str, actor: &Actor, meta: &RequestMeta) -> String {
         let claims = Claims {
+            aud: audience.to_owned(),
             actor: actor.clone(),
             meta: meta.clone(),
             exp: Utc::now().timestamp() + LIFETIME_SECS,
@@ -80,8 +91,12 @@ impl InternalTokenKey {
         format!("{body}.{signature}")
     }
 
-    /// The actor and request facts a valid token names.
-    pub fn verify(&self, token: &str) -> Result<(Actor, RequestMeta), InternalTokenError> {
+    /// The actor and request facts a valid token for `audience` names.
+    pub fn verify(
+        &self,
+        audience: &str,
+        token: &str,
+    ) -> Result<(Actor, RequestMeta), InternalTokenError> {
         let (body, signature) = token.split_once('.').ok_or(InternalTokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
@@ -96,8 +111,11 @@ impl InternalTokenKey {
             .map_err(|_| InternalTokenError::Malformed)?;
         let claims: Claims =
             serde_json::from_slice(&json).map_err(|_| InternalTokenError::Malformed)?;
-        if claims.exp < Utc::now().timestamp() {
+        if claims.exp + LEEWAY_SECS < Utc::now().timestamp() {
             return Err(InternalTokenError::Expired);
+        }
+        if claims.aud != audience {
+            return Err(InternalTokenError::WrongAudience);
         }
         Ok((claims.actor, claims.meta))
     }
@@ -116,26 +134,45 @@ mod tests {
     fn signed_token_round_trips_the_actor() {
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
         let actor = actor();
-        let token = key.sign(&actor, &RequestMeta::default());
-        assert_eq!(key.verify(&token).map(|(a, _)| a), Ok(actor));
+        let token = key.sign("accounts", &actor, &RequestMeta::default());
+        assert_eq!(key.verify("accounts", &token).map(|(a, _)| a), Ok(actor));
     }
 
     #[test]
     fn token_signed_with_another_secret_is_rejected() {
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
         let other = InternalTokenKey::new(b"another-secret-another-secret-xx");
-        let token = other.sign(&actor(), &RequestMeta::default());
-        assert_eq!(key.verify(&token), Err(InternalTokenError::BadSignature));
+        let token = other.sign("accounts", &actor(), &RequestMeta::default());
+        assert_eq!(
+            key.verify("accounts", &token),
+            Err(InternalTokenError::BadSignature)
+        );
     }
 
     #[test]
     fn tampered_claims_are_rejected() {
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
-        let token = key.sign(&actor(), &RequestMeta::default());
+        let token = key.sign("accounts", &actor(), &RequestMeta::default());
         let (_, signature) = token.split_once('.').unwrap_or_default();
         let forged_body = URL_SAFE_NO_PAD.encode(br#"{"actor":{"kind":"user"},"exp":99999999999}"#);
         let forged = format!("{forged_body}.{signature}");
-        assert_eq!(key.verify(&forged), Err(InternalTokenError::BadSignature));
-        assert_eq!(key.verify("garbage"), Err(InternalTokenError::Malformed));
+        assert_eq!(
+            key.verify("accounts", &forged),
+            Err(InternalTokenError::BadSignature)
+        );
+        assert_eq!(
+            key.verify("accounts", "garbage"),
+            Err(InternalTokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn token_for_one_subgraph_is_refused_by_another() {
+        let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
+        let token = key.sign("reports", &actor(), &RequestMeta::default());
+        assert_eq!(
+            key.verify("accounts", &token),
+            Err(InternalTokenError::WrongAudience)
+        );
     }
 }

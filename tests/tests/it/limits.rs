@@ -41,6 +41,40 @@ async fn oversized_operations_are_refused_with_a_code_per_limit() -> anyhow::Res
             "refused before execution: {response}"
         );
     }
+    // Fragments spread many times expand exponentially: refused at once, not expanded.
+    let letters: Vec<char> = ('A'..='J').collect();
+    let mut bomb = "query { me { ...A } } ".to_owned();
+    for pair in letters.windows(2) {
+        bomb.push_str(&format!(
+            "fragment {} on User {{ {} }} ",
+            pair[0],
+            format!("...{} ", pair[1]).repeat(10)
+        ));
+    }
+    bomb.push_str("fragment J on User { id }");
+    let started = std::time::Instant::now();
+    let response = portal.query_as_carol(&bomb, json!({})).await?;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "MAX_FIELDS_EXCEEDED",
+        "{response}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A long chain of fragments spreading each other.
+    let mut chain = "query { me { ...F0 } } ".to_owned();
+    for i in 0..100 {
+        chain.push_str(&format!("fragment F{i} on User {{ ...F{} }} ", i + 1));
+    }
+    chain.push_str("fragment F100 on User { id }");
+    let response = portal.query_as_carol(&chain, json!({})).await?;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED",
+        "{response}"
+    );
+
     // Within limits, fragments and aliases are fine.
     let response = portal.query_as_carol(&via_fragment, json!({})).await?;
     assert_eq!(response["data"]["a"], response["data"]["b"]);
