@@ -196,7 +196,7 @@ impl Gateway {
         if let Err(error) = check_allowed(prepared, allowed) {
             return Response::request_error(error);
         }
-        let variables = match prepared.variables(request.variables) {
+        let variables = match prepared.variables(&supergraph.index, request.variables) {
             Ok(variables) => variables,
             Err(error) => return Response::request_error(error),
         };

@@ -20,3 +20,4 @@ pub mod response;
 pub mod schema;
 pub mod subgraph;
 pub mod transport;
+pub mod variables;

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use graphql_tools::static_graphql::query::{Definition, Document, OperationDefinition, Selection};
+use graphql_tools::static_graphql::query::{
+    Definition, Document, FragmentDefinition, InlineFragment, OperationDefinition, Selection,
+    SelectionSet,
+};
 use hive_router_query_planner::ast::normalization::normalize_operation;
 use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
@@ -140,6 +143,14 @@ fn without_local_root_fields(
     document: &Document,
     operation_name: Option<&str>,
 ) -> Option<Document> {
+    let fragments: HashMap<String, FragmentDefinition> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Fragment(f) => Some((f.name.clone(), f.clone())),
+            Definition::Operation(_) => None,
+        })
+        .collect();
     let mut copy = document.clone();
     let mut remaining = 0;
     for definition in &mut copy.definitions {
@@ -155,11 +166,57 @@ fn without_local_root_fields(
         if operation_name.is_some() && name != operation_name {
             continue;
         }
-        selection_set.items.retain(|selection| match selection {
-            Selection::Field(field) => !is_local_root_field(&field.name),
-            _ => true,
-        });
-        remaining += selection_set.items.len();
+        remaining += strip_local_fields(selection_set, &fragments, 0);
     }
     (remaining > 0).then_some(copy)
+}
+
+/// Removes the gateway-answered fields from a root selection set, looking through root
+/// inline fragments and fragment spreads (a spread becomes an inline fragment with the
+/// fragment's own selections stripped). Returns how many fields remain.
+fn strip_local_fields(
+    selection_set: &mut SelectionSet,
+    fragments: &HashMap<String, FragmentDefinition>,
+    nesting: usize,
+) -> usize {
+    let mut remaining = 0;
+    let items = std::mem::take(&mut selection_set.items);
+    for selection in items {
+        match selection {
+            Selection::Field(field) => {
+                if !is_local_root_field(&field.name) {
+                    remaining += 1;
+                    selection_set.items.push(Selection::Field(field));
+                }
+            }
+            Selection::InlineFragment(mut inline) => {
+                let kept = strip_local_fields(&mut inline.selection_set, fragments, nesting + 1);
+                if kept > 0 {
+                    remaining += kept;
+                    selection_set.items.push(Selection::InlineFragment(inline));
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                // Limits have bounded fragment nesting; this guards cycles before validation.
+                let Some(fragment) = fragments
+                    .get(&spread.fragment_name)
+                    .filter(|_| nesting < 64)
+                else {
+                    continue;
+                };
+                let mut inline = InlineFragment {
+                    position: spread.position,
+                    type_condition: Some(fragment.type_condition.clone()),
+                    directives: spread.directives,
+                    selection_set: fragment.selection_set.clone(),
+                };
+                let kept = strip_local_fields(&mut inline.selection_set, fragments, nesting + 1);
+                if kept > 0 {
+                    remaining += kept;
+                    selection_set.items.push(Selection::InlineFragment(inline));
+                }
+            }
+        }
+    }
+    remaining
 }

@@ -180,10 +180,11 @@ impl<'a> Projection<'a> {
 
     /// Adds "cannot return null" unless an error already explains this null.
     fn null_error(&mut self, path: &[PathSegment]) {
-        let explained = self.errors.iter().any(|e| {
-            e.path
-                .as_deref()
-                .is_some_and(|p| p.starts_with(path) || path.starts_with(p))
+        // A failed subgraph call (no path: it stands for every field that call would have
+        // filled) or an error at or below/above this path explains the null.
+        let explained = self.errors.iter().any(|e| match e.path.as_deref() {
+            Some(p) => p.starts_with(path) || path.starts_with(p),
+            None => e.code().is_some_and(|code| code.starts_with("SUBGRAPH_")),
         });
         if !explained {
             self.errors.push(

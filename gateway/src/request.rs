@@ -15,7 +15,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::limits::{self, Limits};
 use crate::response::{GraphQLError, Location};
-use crate::schema::OperationKind;
+use crate::schema::{OperationKind, SchemaIndex};
 
 /// A parsed, validated document with its operation selected. Depends only on the
 /// document and the schema, so it is cached and shared by every request sending the same
@@ -45,17 +45,18 @@ impl PreparedOperation {
         fragments_of(&self.document)
     }
 
-    /// The request's variables completed by the operation's defaults, or `BAD_USER_INPUT`
-    /// when a non-null variable has no value.
+    /// The request's variables coerced to their declared types and completed by the
+    /// operation's defaults, or `BAD_USER_INPUT`.
     pub fn variables(
         &self,
+        index: &SchemaIndex,
         provided: Option<Map<String, Value>>,
     ) -> Result<Map<String, Value>, GraphQLError> {
         let definitions = match &self.document.definitions[self.operation_index] {
             Definition::Operation(op) => variable_definitions(op),
             Definition::Fragment(_) => &[],
         };
-        complete_variables(definitions, provided.unwrap_or_default())
+        crate::variables::coerce(index, definitions, provided.unwrap_or_default())
     }
 }
 
@@ -196,42 +197,6 @@ fn variable_definitions(op: &OperationDefinition) -> &[VariableDefinition] {
         OperationDefinition::Mutation(m) => &m.variable_definitions,
         OperationDefinition::Subscription(s) => &s.variable_definitions,
     }
-}
-
-/// Fills in defaults for variables that were not sent (an explicit `null` is kept, as the
-/// spec says) and refuses a missing or null value for a non-null variable.
-fn complete_variables(
-    definitions: &[VariableDefinition],
-    mut provided: Map<String, Value>,
-) -> Result<Map<String, Value>, GraphQLError> {
-    let mut variables = Map::new();
-    for definition in definitions {
-        let name = &definition.name;
-        let non_null = matches!(
-            definition.var_type,
-            graphql_tools::static_graphql::query::Type::NonNullType(_)
-        );
-        let value = match provided.remove(name) {
-            Some(value) => Some(value),
-            None => definition
-                .default_value
-                .as_ref()
-                .map(|default| literal_to_json(default, &Map::new())),
-        };
-        match value {
-            Some(Value::Null) | None if non_null => {
-                return Err(GraphQLError::new(
-                    format!("variable `${name}` of non-null type must have a value"),
-                    "BAD_USER_INPUT",
-                ));
-            }
-            Some(value) => {
-                variables.insert(name.clone(), value);
-            }
-            None => {}
-        }
-    }
-    Ok(variables)
 }
 
 /// A GraphQL literal as JSON, with variables substituted.

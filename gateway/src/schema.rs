@@ -20,7 +20,8 @@ pub enum TypeRef {
 }
 
 impl TypeRef {
-    fn from_ast(ty: &Type) -> Self {
+    /// Converts a type written in a schema or an operation.
+    pub fn from_ast(ty: &Type) -> Self {
         match ty {
             Type::NamedType(name) => Self::Named(name.clone()),
             Type::ListType(inner) => Self::List(Box::new(Self::from_ast(inner))),
@@ -108,6 +109,10 @@ pub struct TypeDef {
     pub fields: IndexMap<String, FieldDef>,
     /// Object types a value of this type can be (itself for objects).
     pub possible_types: BTreeSet<String>,
+    /// Input fields (input objects), in declaration order.
+    pub input_fields: IndexMap<String, ArgumentDef>,
+    /// Values (enums).
+    pub enum_values: BTreeSet<String>,
 }
 
 /// The API schema, indexed.
@@ -147,23 +152,34 @@ impl SchemaIndex {
                                 kind: TypeKind::Object,
                                 fields: fields(&object.fields),
                                 possible_types: BTreeSet::from([object.name.clone()]),
+                                ..simple(&object.name, TypeKind::Object)
                             }
                         }
                         TypeDefinition::Interface(interface) => TypeDef {
                             name: interface.name.clone(),
                             kind: TypeKind::Interface,
                             fields: fields(&interface.fields),
-                            possible_types: BTreeSet::new(),
+                            ..simple(&interface.name, TypeKind::Interface)
                         },
                         TypeDefinition::Union(union) => TypeDef {
                             name: union.name.clone(),
                             kind: TypeKind::Union,
-                            fields: IndexMap::new(),
                             possible_types: union.types.iter().cloned().collect(),
+                            ..simple(&union.name, TypeKind::Union)
                         },
-                        TypeDefinition::Enum(e) => simple(&e.name, TypeKind::Enum),
+                        TypeDefinition::Enum(e) => TypeDef {
+                            enum_values: e.values.iter().map(|v| v.name.clone()).collect(),
+                            ..simple(&e.name, TypeKind::Enum)
+                        },
                         TypeDefinition::Scalar(s) => simple(&s.name, TypeKind::Scalar),
-                        TypeDefinition::InputObject(i) => simple(&i.name, TypeKind::InputObject),
+                        TypeDefinition::InputObject(i) => TypeDef {
+                            input_fields: i
+                                .fields
+                                .iter()
+                                .map(|f| (f.name.clone(), argument(f)))
+                                .collect(),
+                            ..simple(&i.name, TypeKind::InputObject)
+                        },
                     };
                     index.types.insert(def.name.clone(), def);
                 }
@@ -302,6 +318,16 @@ fn simple(name: &str, kind: TypeKind) -> TypeDef {
         kind,
         fields: IndexMap::new(),
         possible_types: BTreeSet::new(),
+        input_fields: IndexMap::new(),
+        enum_values: BTreeSet::new(),
+    }
+}
+
+fn argument(value: &graphql_tools::static_graphql::schema::InputValue) -> ArgumentDef {
+    ArgumentDef {
+        name: value.name.clone(),
+        ty: TypeRef::from_ast(&value.value_type),
+        has_default: value.default_value.is_some(),
     }
 }
 
@@ -311,15 +337,7 @@ fn fields(defs: &[graphql_tools::static_graphql::schema::Field]) -> IndexMap<Str
             let def = FieldDef {
                 name: field.name.clone(),
                 ty: TypeRef::from_ast(&field.field_type),
-                arguments: field
-                    .arguments
-                    .iter()
-                    .map(|arg| ArgumentDef {
-                        name: arg.name.clone(),
-                        ty: TypeRef::from_ast(&arg.value_type),
-                        has_default: arg.default_value.is_some(),
-                    })
-                    .collect(),
+                arguments: field.arguments.iter().map(argument).collect(),
             };
             (field.name.clone(), def)
         })

@@ -181,23 +181,20 @@ fn request_error(message: &str, code: &str) -> Response {
 /// GraphQL over HTTP prescribes for it.
 fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) -> HttpResponse {
     let graphql_response = accepts(headers, GRAPHQL_RESPONSE);
-    let status = if response.data.is_none() {
-        let method_not_allowed = response
-            .errors
+    let has_code = |code: &str| response.errors.iter().any(|e| e.code() == Some(code));
+    let status = if response.data.is_some() {
+        StatusCode::OK
+    } else if has_code("METHOD_NOT_ALLOWED") {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else if graphql_response
+        && ["QUERY_PLANNING_FAILED", "INTERNAL", "UNAVAILABLE"]
             .iter()
-            .any(|e| e.code() == Some("METHOD_NOT_ALLOWED"));
-        if method_not_allowed {
-            StatusCode::METHOD_NOT_ALLOWED
-        } else if graphql_response
-            || response
-                .errors
-                .iter()
-                .any(|e| e.code() == Some("BAD_REQUEST"))
-        {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        }
+            .any(|code| has_code(code))
+    {
+        // The gateway's own failure, not the request's.
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if graphql_response || has_code("BAD_REQUEST") {
+        StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };

@@ -213,3 +213,28 @@ async fn introspection_describes_the_api_schema_without_federation_internals() -
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_inside_root_fragments_is_answered_alongside_subgraph_fields()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let query = "query { ...Q me { displayName } ... on Query { t: __type(name: \"Account\") { name } } } fragment Q on Query { __schema { queryType { name } } __typename }";
+    let response = portal.query_as_carol(query, json!({})).await?;
+    assert_eq!(
+        response,
+        json!({ "data": {
+            "__schema": { "queryType": { "name": "Query" } },
+            "__typename": "Query",
+            "me": { "displayName": "Carol Customer" },
+            "t": { "name": "Account" },
+        }})
+    );
+    let only_local = "{ ... on Query { __typename } ...L } fragment L on Query { __type(name: \"User\") { kind } }";
+    let response = portal.query_as_carol(only_local, json!({})).await?;
+    assert_eq!(
+        response,
+        json!({ "data": { "__typename": "Query", "__type": { "kind": "OBJECT" } } })
+    );
+    portal.stop().await;
+    Ok(())
+}

@@ -185,3 +185,43 @@ async fn mutations_of_every_subgraph_validate_their_input() -> anyhow::Result<()
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_of_the_wrong_type_are_refused_before_anything_runs() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let before = counts(&portal).await?;
+    let carol = portal.seed.carol_id.to_string();
+    let cases = [
+        json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": 978 }),
+        json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EUR", "admin": true }),
+        json!({ "ownerId": carol, "number": "ACME-0100", "currency": "EUR" }),
+        json!("not an object"),
+    ];
+    for input in cases {
+        let response = portal
+            .query_as_carol(CREATE_ACCOUNT, json!({ "input": input }))
+            .await?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{response}"
+        );
+        assert_eq!(
+            response.get("data"),
+            None,
+            "a request error has no data: {response}"
+        );
+    }
+    let response = portal
+        .query_as_carol(
+            "query($n: Int) { accounts(first: $n) { edges { cursor } } }",
+            json!({ "n": "ten" }),
+        )
+        .await?;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
+    assert_eq!(counts(&portal).await?, before);
+    portal.stop().await;
+    Ok(())
+}
