@@ -138,6 +138,19 @@ impl Gateway {
         });
     }
 
+    /// Waits (first come, first served) for one of the `max_concurrent_operations` slots;
+    /// `None` after `wait` without one. The transport takes the slot before reading the
+    /// request body, so queued requests hold no parsed input.
+    pub async fn admit(
+        &self,
+        wait: std::time::Duration,
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(wait, self.admission.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -150,10 +163,6 @@ impl Gateway {
         caller: &Caller,
         allowed: AllowedOperations,
     ) -> Response {
-        // Closed only if the semaphore were closed, which never happens.
-        let Ok(_admitted) = self.admission.acquire().await else {
-            return Response::request_error(GraphQLError::new("shutting down", "UNAVAILABLE"));
-        };
         let served = self.current();
         let supergraph = &served.supergraph;
         let name = request.operation_name.as_deref();

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -60,6 +60,9 @@ async fn graphql_get(
     parts: Parts,
     Query(params): Query<GetParams>,
 ) -> HttpResponse {
+    let Some(_admitted) = state.gateway.admit(ADMISSION_WAIT).await else {
+        return overloaded();
+    };
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     let Some(query) = params.query else {
@@ -106,8 +109,18 @@ async fn graphql_get(
 async fn graphql_post(
     State(state): State<Arc<AppState>>,
     parts: Parts,
-    body: Bytes,
+    body: Body,
 ) -> HttpResponse {
+    let Some(_admitted) = state.gateway.admit(ADMISSION_WAIT).await else {
+        return overloaded();
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let response = request_error("the request body is too large", "PAYLOAD_TOO_LARGE");
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(response)).into_response();
+        }
+    };
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     let is_json = headers
@@ -171,6 +184,17 @@ async fn run(
     };
     let response = state.gateway.execute(request, &caller, allowed).await;
     respond(&headers, response, Some(&request_id))
+}
+
+/// How long a request may wait for an execution slot before it is turned away.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn overloaded() -> HttpResponse {
+    let response = request_error("the gateway is overloaded; retry later", "UNAVAILABLE");
+    let mut http = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(response)).into_response();
+    http.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    http
 }
 
 fn request_error(message: &str, code: &str) -> Response {
