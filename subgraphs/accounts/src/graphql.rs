@@ -1,9 +1,6 @@
 //! Accounts' GraphQL surface: `Account @key(fields: "id")`, the `User.accounts` field it
 //! contributes to identity's `User`, and the account queries and mutations.
 
-use std::collections::HashMap;
-
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
 };
@@ -13,11 +10,12 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_entities::accounts::account;
+use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
-use portal_kit::pagination::{Node, Page, PageRequest};
-use portal_kit::{ApiError, ApiResult};
+use portal_kit::loader::{batch_loader, load, load_page};
+use portal_kit::pagination::{Node, PageRequest};
 
 use crate::domain::{self, AccountStatus};
 use crate::store;
@@ -30,14 +28,8 @@ pub fn build_schema(db: DatabaseConnection) -> AccountsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(
-            AccountLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            OwnerAccountsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
+        .data(batch_loader::<AccountsById>(&db))
+        .data(batch_loader::<AccountsByOwner>(&db))
         .data(db)
         .finish()
 }
@@ -158,93 +150,21 @@ impl User {
         let Ok(owner) = Uuid::parse_str(self.id.as_str()) else {
             return Ok(page.page(Vec::new()).into());
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<OwnerAccountsLoader>>()
-            .load_one(OwnerPage {
-                tenant_id: tenant_of(ctx)?,
-                owner,
-                page,
-            })
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(Account::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let found = load_page::<AccountsByOwner>(ctx, owner, page).await?;
+        Ok(found.map(Account::from).into())
     }
 }
 
-/// Batches account lookups by `(tenant, id)` into one query per batch.
-pub struct AccountLoader {
-    db: DatabaseConnection,
-}
+portal_kit::fetch_by_ids!(
+    /// Account lookups by `(tenant, id)`, batched into one query per tenant.
+    pub AccountsById: account::Model = store::accounts_by_ids
+);
 
-impl Loader<(Uuid, Uuid)> for AccountLoader {
-    type Value = account::Model;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[(Uuid, Uuid)],
-    ) -> Result<HashMap<(Uuid, Uuid), account::Model>, ApiError> {
-        let mut found = HashMap::new();
-        for tenant_id in distinct(keys.iter().map(|k| k.0)) {
-            let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
-            let rows = store::accounts_by_ids(&self.db, tenant_id, ids).await?;
-            found.extend(rows.into_iter().map(|(id, row)| ((tenant_id, id), row)));
-        }
-        Ok(found)
-    }
-}
-
-/// One owner's page of accounts, as a DataLoader key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OwnerPage {
-    tenant_id: Uuid,
-    owner: Uuid,
-    page: PageRequest,
-}
-
-/// Batches `User.accounts` for many users (an `_entities` call) into one query per
-/// distinct `(tenant, page request)`.
-pub struct OwnerAccountsLoader {
-    db: DatabaseConnection,
-}
-
-impl Loader<OwnerPage> for OwnerAccountsLoader {
-    type Value = Page<account::Model>;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[OwnerPage],
-    ) -> Result<HashMap<OwnerPage, Page<account::Model>>, ApiError> {
-        let mut found = HashMap::new();
-        for (tenant_id, page) in distinct(keys.iter().map(|k| (k.tenant_id, k.page))) {
-            let owners: Vec<Uuid> = keys
-                .iter()
-                .filter(|k| k.tenant_id == tenant_id && k.page == page)
-                .map(|k| k.owner)
-                .collect();
-            let pages = store::pages_by_owner(&self.db, tenant_id, &owners, page).await?;
-            found.extend(pages.into_iter().map(|(owner, rows)| {
-                let key = OwnerPage {
-                    tenant_id,
-                    owner,
-                    page,
-                };
-                (key, rows)
-            }));
-        }
-        Ok(found)
-    }
-}
-
-fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut items: Vec<T> = items.collect();
-    items.sort_unstable();
-    items.dedup();
-    items
-}
+portal_kit::fetch_pages!(
+    /// `User.accounts` for many users (an `_entities` call), batched into one query per
+    /// distinct `(tenant, page request)`.
+    pub AccountsByOwner: account::Model = store::pages_by_owner
+);
 
 /// Accounts queries.
 pub struct Query;
@@ -286,12 +206,7 @@ impl Query {
 }
 
 async fn load_account(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Account>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<AccountLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
-    Ok(found.map(Account::from))
+    Ok(load::<AccountsById>(ctx, id).await?.map(Account::from))
 }
 
 /// Input of `createAccount`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    Select, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use portal_entities::accounts::account;
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::store::{rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::AccountStatus;
@@ -61,13 +62,7 @@ pub async fn accounts_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, account::Model>> {
-    let rows = account::Entity::find()
-        .filter(account::Column::TenantId.eq(tenant_id))
-        .filter(account::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    rows_by_ids(db, in_tenant(tenant_id), account::Column::Id, ids).await
 }
 
 /// A page of the tenant's accounts.
@@ -76,9 +71,8 @@ pub async fn list_accounts(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<account::Model>> {
-    let select = account::Entity::find().filter(account::Column::TenantId.eq(tenant_id));
     let rows = page
-        .apply(select, account::Column::Id)
+        .apply(in_tenant(tenant_id), account::Column::Id)
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
@@ -95,29 +89,14 @@ pub async fn pages_by_owner(
     owner_ids: &[Uuid],
     page: PageRequest,
 ) -> ApiResult<HashMap<Uuid, Page<account::Model>>> {
-    let mut select = account::Entity::find()
-        .filter(account::Column::TenantId.eq(tenant_id))
-        .filter(account::Column::OwnerId.is_in(owner_ids.iter().copied()));
-    if let Some(after) = page.after {
-        select = select.filter(account::Column::Id.gt(after));
-    }
-    let rows = select
-        .order_by_asc(account::Column::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut by_owner: HashMap<Uuid, Vec<account::Model>> =
-        owner_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for row in rows {
-        let list = by_owner.entry(row.owner_id).or_default();
-        if (list.len() as u64) <= page.first {
-            list.push(row);
-        }
-    }
-    Ok(by_owner
-        .into_iter()
-        .map(|(owner, rows)| (owner, page.page(rows)))
-        .collect())
+    let (owner, id) = (account::Column::OwnerId, account::Column::Id);
+    let rows = rows_by_parent(db, in_tenant(tenant_id), owner, owner_ids, id, page).await?;
+    Ok(page.pages(rows))
+}
+
+/// The tenant's accounts.
+fn in_tenant(tenant_id: Uuid) -> Select<account::Entity> {
+    account::Entity::find().filter(account::Column::TenantId.eq(tenant_id))
 }
 
 /// Opens an account in the actor's tenant.

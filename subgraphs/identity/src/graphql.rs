@@ -1,9 +1,6 @@
 //! Identity's GraphQL surface: `Tenant`, `User @key(fields: "id")`, `Role`, the `me`,
 //! `user`, `users` and `roles` queries and the create/update mutations.
 
-use std::collections::HashMap;
-
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
 };
@@ -12,11 +9,12 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_entities::identity::{role, tenant, user};
+use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
+use portal_kit::loader::{BatchLoader, batch_loader, load, registered};
 use portal_kit::pagination::{Node, PageRequest};
-use portal_kit::{ApiError, ApiResult};
 
 use crate::domain::{self, UserStatus};
 use crate::store;
@@ -29,11 +27,8 @@ pub fn build_schema(db: DatabaseConnection) -> IdentitySchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(UserLoader { db: db.clone() }, tokio::spawn))
-        .data(DataLoader::new(
-            RolesLoader { db: db.clone() },
-            tokio::spawn,
-        ))
+        .data(batch_loader::<UsersById>(&db))
+        .data(batch_loader::<RolesOfUsers>(&db))
         .data(db)
         .finish()
 }
@@ -143,8 +138,7 @@ impl User {
 
     /// Roles the user holds in its tenant.
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
-        let loader = ctx
-            .data_unchecked::<DataLoader<RolesLoader>>()
+        let loader = registered::<BatchLoader<RolesOfUsers>>(ctx)?
             .load_one((self.tenant_id, self.uuid))
             .await?;
         Ok(loader
@@ -189,58 +183,15 @@ impl Node for Role {
 
 portal_kit::connection!(RoleConnection, RoleEdge, Role);
 
-/// Batches user lookups by `(tenant, id)` into one query per batch.
-pub struct UserLoader {
-    db: DatabaseConnection,
-}
+portal_kit::fetch_by_ids!(
+    /// User lookups by `(tenant, id)`, batched into one query per tenant.
+    pub UsersById: user::Model = store::users_by_ids
+);
 
-impl Loader<(Uuid, Uuid)> for UserLoader {
-    type Value = user::Model;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[(Uuid, Uuid)],
-    ) -> Result<HashMap<(Uuid, Uuid), user::Model>, Self::Error> {
-        let mut found = HashMap::new();
-        for tenant_id in distinct_tenants(keys) {
-            let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
-            let rows = store::users_by_ids(&self.db, tenant_id, ids).await?;
-            found.extend(rows.into_iter().map(|(id, row)| ((tenant_id, id), row)));
-        }
-        Ok(found)
-    }
-}
-
-/// Batches role lookups of users by `(tenant, user id)`.
-pub struct RolesLoader {
-    db: DatabaseConnection,
-}
-
-impl Loader<(Uuid, Uuid)> for RolesLoader {
-    type Value = Vec<role::Model>;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[(Uuid, Uuid)],
-    ) -> Result<HashMap<(Uuid, Uuid), Vec<role::Model>>, Self::Error> {
-        let mut found = HashMap::new();
-        for tenant_id in distinct_tenants(keys) {
-            let ids = keys.iter().filter(|k| k.0 == tenant_id).map(|k| k.1);
-            let rows = store::roles_of_users(&self.db, tenant_id, ids).await?;
-            found.extend(rows.into_iter().map(|(id, roles)| ((tenant_id, id), roles)));
-        }
-        Ok(found)
-    }
-}
-
-fn distinct_tenants(keys: &[(Uuid, Uuid)]) -> Vec<Uuid> {
-    let mut tenants: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    tenants
-}
+portal_kit::fetch_by_ids!(
+    /// The roles of users by `(tenant, user id)`, batched into two queries per tenant.
+    pub RolesOfUsers: Vec<role::Model> = store::roles_of_users
+);
 
 /// Identity queries.
 pub struct Query;
@@ -253,8 +204,7 @@ impl Query {
         let (Some(tenant_id), Some(id)) = (actor.tenant_id, actor.id) else {
             return Ok(None);
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<UserLoader>>()
+        let found = registered::<BatchLoader<UsersById>>(ctx)?
             .load_one((tenant_id, id))
             .await?;
         Ok(found.map(User::from))
@@ -306,12 +256,7 @@ impl Query {
 }
 
 async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<UserLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
-    Ok(found.map(User::from))
+    Ok(load::<UsersById>(ctx, id).await?.map(User::from))
 }
 
 /// Input of `createUser`.

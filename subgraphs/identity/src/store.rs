@@ -14,6 +14,7 @@ use uuid::Uuid;
 use portal_entities::identity::{role, tenant, user, user_role};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::store::rows_by_ids;
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{PLATFORM_ADMIN, UserStatus};
@@ -87,13 +88,8 @@ pub async fn users_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, user::Model>> {
-    let rows = user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    let scoped = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    rows_by_ids(db, scoped, user::Column::Id, ids).await
 }
 
 /// A page of the tenant's users.
@@ -239,15 +235,9 @@ pub async fn roles_of_users(
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
-    let roles: HashMap<Uuid, role::Model> = role::Entity::find()
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .filter(role::Column::Id.is_in(links.iter().map(|link| link.role_id)))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .into_iter()
-        .map(|role| (role.id, role))
-        .collect();
+    let scoped = role::Entity::find().filter(role::Column::TenantId.eq(tenant_id));
+    let role_ids = links.iter().map(|link| link.role_id);
+    let roles = rows_by_ids(db, scoped, role::Column::Id, role_ids).await?;
     let mut by_user: HashMap<Uuid, Vec<role::Model>> = HashMap::new();
     for link in links {
         if let Some(role) = roles.get(&link.role_id) {

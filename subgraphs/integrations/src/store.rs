@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Select, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::store::rows_by_ids;
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{IntegrationKind, IntegrationStatus};
@@ -106,13 +107,7 @@ pub async fn integrations_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, integration::Model>> {
-    let rows = integration::Entity::find()
-        .filter(integration::Column::TenantId.eq(tenant_id))
-        .filter(integration::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    rows_by_ids(db, integrations_in(tenant_id), integration::Column::Id, ids).await
 }
 
 /// A page of the tenant's integrations.
@@ -121,13 +116,17 @@ pub async fn list_integrations(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<integration::Model>> {
-    let select = integration::Entity::find().filter(integration::Column::TenantId.eq(tenant_id));
     let rows = page
-        .apply(select, integration::Column::Id)
+        .apply(integrations_in(tenant_id), integration::Column::Id)
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
     Ok(page.page(rows))
+}
+
+/// The tenant's integrations.
+fn integrations_in(tenant_id: Uuid) -> Select<integration::Entity> {
+    integration::Entity::find().filter(integration::Column::TenantId.eq(tenant_id))
 }
 
 /// Creates an integration in the actor's tenant (status `ACTIVE`, never synced).
@@ -212,13 +211,8 @@ pub async fn webhook_endpoints_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, webhook_endpoint::Model>> {
-    let rows = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
-        .filter(webhook_endpoint::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    let id = webhook_endpoint::Column::Id;
+    rows_by_ids(db, endpoints_in(tenant_id), id, ids).await
 }
 
 /// A page of the tenant's webhook endpoints.
@@ -227,14 +221,17 @@ pub async fn list_webhook_endpoints(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<webhook_endpoint::Model>> {
-    let select =
-        webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id));
     let rows = page
-        .apply(select, webhook_endpoint::Column::Id)
+        .apply(endpoints_in(tenant_id), webhook_endpoint::Column::Id)
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
     Ok(page.page(rows))
+}
+
+/// The tenant's webhook endpoints.
+fn endpoints_in(tenant_id: Uuid) -> Select<webhook_endpoint::Entity> {
+    webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
 }
 
 /// Creates an enabled webhook endpoint in the actor's tenant.

@@ -1,7 +1,8 @@
 //! Shared plumbing for every Portal subgraph: who is calling ([`actor`]), how the gateway
 //! proves it ([`internal_token`]), the client-facing error vocabulary ([`error`]), cursor
-//! pagination ([`pagination`]), database connections ([`db`]), the audit trail ([`audit`])
-//! and serving a subgraph over HTTP ([`serve`]).
+//! pagination ([`pagination`]), database connections ([`db`]), the audit trail ([`audit`]),
+//! batched DataLoaders ([`loader`]) and the batched queries behind them ([`store`]), and
+//! serving a subgraph over HTTP ([`serve`]).
 //!
 //! This crate holds no domain logic: nothing here knows what a user or an account is.
 
@@ -12,8 +13,10 @@ pub mod db;
 pub mod error;
 pub mod input;
 pub mod internal_token;
+pub mod loader;
 pub mod pagination;
 pub mod serve;
+pub mod store;
 
 pub use actor::{Actor, ActorKind, RequestMeta};
 pub use error::{ApiError, ApiResult, ErrorCode};

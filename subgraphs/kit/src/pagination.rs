@@ -3,6 +3,11 @@
 //! Rows are paged by their primary key, a time-ordered UUIDv7, so a cursor is the last id
 //! seen and "next page" is a keyset range scan: stable under concurrent inserts and cheap
 //! at any depth. Cursors are opaque to clients (base64url of the id).
+//!
+//! A batched field (the same page of children for many parents) reads the rows of all
+//! parents at once and deals them out with [`PageRequest::split_by_parent`].
+
+use std::collections::HashMap;
 
 use async_graphql::SimpleObject;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -69,6 +74,38 @@ impl PageRequest {
             items: rows,
             has_next_page,
         }
+    }
+
+    /// Deals `rows` of many parents out to each of `parents`, keeping at most `first + 1`
+    /// rows of each, as [`PageRequest::apply`] does for one: pass them through
+    /// [`PageRequest::pages`] to get the pages.
+    ///
+    /// `rows` come in cursor order, each with its parent's id. Every parent gets an entry,
+    /// empty when it has no rows; rows of other parents are dropped.
+    pub fn split_by_parent<T>(
+        &self,
+        parents: &[Uuid],
+        rows: impl IntoIterator<Item = (Uuid, T)>,
+    ) -> HashMap<Uuid, Vec<T>> {
+        let mut by_parent: HashMap<Uuid, Vec<T>> =
+            parents.iter().map(|id| (*id, Vec::new())).collect();
+        for (parent, row) in rows {
+            if let Some(list) = by_parent.get_mut(&parent)
+                && (list.len() as u64) <= self.first
+            {
+                list.push(row);
+            }
+        }
+        by_parent
+    }
+
+    /// [`PageRequest::page`] of each parent's rows (as split by
+    /// [`PageRequest::split_by_parent`]).
+    pub fn pages<T>(&self, by_parent: HashMap<Uuid, Vec<T>>) -> HashMap<Uuid, Page<T>> {
+        by_parent
+            .into_iter()
+            .map(|(parent, rows)| (parent, self.page(rows)))
+            .collect()
     }
 }
 
@@ -189,5 +226,20 @@ mod tests {
         assert_eq!(page.items, vec![1, 2]);
         assert!(page.has_next_page);
         assert!(!request.page(vec![1, 2]).has_next_page);
+    }
+
+    #[test]
+    fn split_by_parent_gives_every_parent_a_page_of_its_own_rows() {
+        let request = PageRequest::parse(Some(1), None).expect("valid");
+        let (busy, idle, stranger) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let rows = [(busy, 1), (stranger, 2), (busy, 3), (busy, 4)];
+        let split = request.split_by_parent(&[busy, idle], rows);
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[&busy], [1, 3]);
+        let pages = request.pages(split);
+        assert_eq!(pages[&busy].items, [1]);
+        assert!(pages[&busy].has_next_page);
+        assert!(pages[&idle].items.is_empty());
+        assert!(!pages[&idle].has_next_page);
     }
 }

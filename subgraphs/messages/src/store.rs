@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, Iterable, QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -17,6 +16,7 @@ use uuid::Uuid;
 use portal_entities::messages::{message, thread, thread_participant};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::store::{ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{self, ThreadStatus};
@@ -62,13 +62,8 @@ pub async fn threads_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, thread::Model>> {
-    let rows = thread::Entity::find()
-        .filter(thread::Column::TenantId.eq(tenant_id))
-        .filter(thread::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    let scoped = thread::Entity::find().filter(thread::Column::TenantId.eq(tenant_id));
+    rows_by_ids(db, scoped, thread::Column::Id, ids).await
 }
 
 /// The participants of each of `thread_ids`, in the order they joined, in one query.
@@ -121,33 +116,21 @@ pub async fn pages_by_participant(
     user_ids: &[Uuid],
     page: PageRequest,
 ) -> ApiResult<HashMap<Uuid, Page<thread::Model>>> {
-    let mut select = thread_participant::Entity::find()
-        .filter(thread_participant::Column::TenantId.eq(tenant_id))
-        .filter(thread_participant::Column::UserId.is_in(user_ids.iter().copied()));
-    if let Some(after) = page.after {
-        select = select.filter(thread_participant::Column::ThreadId.gt(after));
-    }
-    let links = select
-        .order_by_asc(thread_participant::Column::ThreadId)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut ids_by_user: HashMap<Uuid, Vec<Uuid>> =
-        user_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for link in links {
-        let list = ids_by_user.entry(link.user_id).or_default();
-        if (list.len() as u64) <= page.first {
-            list.push(link.thread_id);
-        }
-    }
-    let wanted = ids_by_user.values().flatten().copied().collect::<Vec<_>>();
+    let scoped = thread_participant::Entity::find()
+        .filter(thread_participant::Column::TenantId.eq(tenant_id));
+    let (user, thread) = (
+        thread_participant::Column::UserId,
+        thread_participant::Column::ThreadId,
+    );
+    let links_by_user = rows_by_parent(db, scoped, user, user_ids, thread, page).await?;
+    let wanted = links_by_user.values().flatten().map(|link| link.thread_id);
     let threads = threads_by_ids(db, tenant_id, wanted).await?;
-    Ok(ids_by_user
+    Ok(links_by_user
         .into_iter()
-        .map(|(user, ids)| {
-            let rows = ids
+        .map(|(user, links)| {
+            let rows = links
                 .iter()
-                .filter_map(|id| threads.get(id).cloned())
+                .filter_map(|link| threads.get(&link.thread_id).cloned())
                 .collect();
             (user, page.page(rows))
         })
@@ -254,72 +237,27 @@ pub async fn messages_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, message::Model>> {
-    let rows = message::Entity::find()
-        .filter(message::Column::TenantId.eq(tenant_id))
-        .filter(message::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    let scoped = message::Entity::find().filter(message::Column::TenantId.eq(tenant_id));
+    rows_by_ids(db, scoped, message::Column::Id, ids).await
 }
 
 /// The same page of messages for each of `thread_ids`, oldest first, in one query.
 ///
 /// Threads gather messages without bound, so unlike [`pages_by_participant`] this does
-/// not read every message after the cursor: `ROW_NUMBER()` over each thread's messages
-/// keeps at most `first + 1` rows per thread (SQLite and PostgreSQL alike). Every id in
-/// `thread_ids` gets a page, empty when it has no messages.
+/// not read every message after the cursor: the database keeps at most `first + 1`
+/// messages per thread (see [`ranked_rows_by_parent`]). Every id in `thread_ids` gets a
+/// page, empty when it has no messages.
 pub async fn pages_by_thread(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     thread_ids: &[Uuid],
     page: PageRequest,
 ) -> ApiResult<HashMap<Uuid, Page<message::Model>>> {
-    let query = messages_page_query(tenant_id, thread_ids, page);
-    let rows = message::Model::find_by_statement(db.get_database_backend().build(&query))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut by_thread: HashMap<Uuid, Vec<message::Model>> =
-        thread_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for row in rows {
-        by_thread.entry(row.thread_id).or_default().push(row);
-    }
-    Ok(by_thread
-        .into_iter()
-        .map(|(thread, rows)| (thread, page.page(rows)))
-        .collect())
+    let scoped = message::Entity::find().filter(message::Column::TenantId.eq(tenant_id));
+    let (thread, id) = (message::Column::ThreadId, message::Column::Id);
+    let rows = ranked_rows_by_parent(db, scoped, thread, thread_ids, id, page).await?;
+    Ok(page.pages(rows))
 }
-
-/// The query of [`pages_by_thread`]: the messages of `thread_ids` after the cursor,
-/// ranked per thread, at most `first + 1` of each.
-fn messages_page_query(tenant_id: Uuid, thread_ids: &[Uuid], page: PageRequest) -> SelectStatement {
-    let mut ranked = message::Entity::find()
-        .filter(message::Column::TenantId.eq(tenant_id))
-        .filter(message::Column::ThreadId.is_in(thread_ids.iter().copied()));
-    if let Some(after) = page.after {
-        ranked = ranked.filter(message::Column::Id.gt(after));
-    }
-    let mut ranked = ranked.into_query();
-    ranked.expr_window_as(
-        Expr::cust("ROW_NUMBER()"),
-        WindowStatement::partition_by(message::Column::ThreadId)
-            .order_by(message::Column::Id, Order::Asc)
-            .take(),
-        PAGE_RANK,
-    );
-    Query::select()
-        .columns(message::Column::iter())
-        .from_subquery(ranked, RANKED)
-        .and_where(Expr::col(PAGE_RANK).lte(page.first + 1))
-        .order_by(message::Column::Id, Order::Asc)
-        .to_owned()
-}
-
-/// Alias of the ranked messages subquery of [`pages_by_thread`].
-const RANKED: &str = "ranked";
-/// Column of a row's position within its thread's messages after the cursor.
-const PAGE_RANK: &str = "page_rank";
 
 /// Posts a message by the actor to a thread of its tenant (see [`domain::may_post`]).
 pub async fn post_message(
@@ -461,20 +399,5 @@ mod tests {
             .expect("pages");
         assert_eq!(ids(&pages[&busy]), busy_messages[3..]);
         assert!(!pages[&busy].has_next_page);
-    }
-
-    #[test]
-    fn messages_page_query_ranks_per_thread_in_sql() {
-        let page = PageRequest::parse(Some(2), None).expect("page");
-        let sql = DbBackend::Postgres
-            .build(&messages_page_query(Uuid::nil(), &[Uuid::max()], page))
-            .sql;
-        assert!(
-            sql.contains(
-                r#"ROW_NUMBER() OVER ( PARTITION BY "thread_id" ORDER BY "id" ASC ) AS "page_rank""#
-            ),
-            "{sql}"
-        );
-        assert!(sql.contains(r#"WHERE "page_rank" <= $3"#), "{sql}");
     }
 }

@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, Iterable, QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Select, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 use portal_entities::reports::{report_definition, report_run};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::store::{ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
@@ -68,13 +68,13 @@ pub async fn definitions_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, report_definition::Model>> {
-    let rows = report_definition::Entity::find()
-        .filter(report_definition::Column::TenantId.eq(tenant_id))
-        .filter(report_definition::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    rows_by_ids(
+        db,
+        definitions_in(tenant_id),
+        report_definition::Column::Id,
+        ids,
+    )
+    .await
 }
 
 /// A page of the tenant's report definitions.
@@ -83,10 +83,8 @@ pub async fn list_definitions(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<report_definition::Model>> {
-    let select =
-        report_definition::Entity::find().filter(report_definition::Column::TenantId.eq(tenant_id));
     let rows = page
-        .apply(select, report_definition::Column::Id)
+        .apply(definitions_in(tenant_id), report_definition::Column::Id)
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
@@ -104,32 +102,18 @@ pub async fn pages_by_account(
     account_ids: &[Uuid],
     page: PageRequest,
 ) -> ApiResult<HashMap<Uuid, Page<report_definition::Model>>> {
-    let mut select = report_definition::Entity::find()
-        .filter(report_definition::Column::TenantId.eq(tenant_id))
-        .filter(report_definition::Column::AccountId.is_in(account_ids.iter().copied()));
-    if let Some(after) = page.after {
-        select = select.filter(report_definition::Column::Id.gt(after));
-    }
-    let rows = select
-        .order_by_asc(report_definition::Column::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut by_account: HashMap<Uuid, Vec<report_definition::Model>> =
-        account_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for row in rows {
-        let Some(account_id) = row.account_id else {
-            continue;
-        };
-        let list = by_account.entry(account_id).or_default();
-        if (list.len() as u64) <= page.first {
-            list.push(row);
-        }
-    }
-    Ok(by_account
-        .into_iter()
-        .map(|(account, rows)| (account, page.page(rows)))
-        .collect())
+    let (account, id) = (
+        report_definition::Column::AccountId,
+        report_definition::Column::Id,
+    );
+    let scoped = definitions_in(tenant_id);
+    let rows = rows_by_parent(db, scoped, account, account_ids, id, page).await?;
+    Ok(page.pages(rows))
+}
+
+/// The tenant's report definitions.
+fn definitions_in(tenant_id: Uuid) -> Select<report_definition::Entity> {
+    report_definition::Entity::find().filter(report_definition::Column::TenantId.eq(tenant_id))
 }
 
 /// Creates a report definition in the actor's tenant, owned by the actor.
@@ -237,75 +221,31 @@ pub async fn runs_by_ids(
     tenant_id: Uuid,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, report_run::Model>> {
-    let rows = report_run::Entity::find()
-        .filter(report_run::Column::TenantId.eq(tenant_id))
-        .filter(report_run::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    rows_by_ids(db, runs_in(tenant_id), report_run::Column::Id, ids).await
 }
 
 /// The same page of runs for each of `definition_ids`, oldest first, in one query.
 ///
 /// A definition on a schedule gathers runs without bound, so unlike [`pages_by_account`]
-/// this does not read every run after the cursor: `ROW_NUMBER()` over each definition's
-/// runs keeps at most `first + 1` rows per definition (SQLite and PostgreSQL alike).
-/// Every id in `definition_ids` gets a page, empty when it has no runs.
+/// this does not read every run after the cursor: the database keeps at most `first + 1`
+/// runs per definition (see [`ranked_rows_by_parent`]). Every id in `definition_ids` gets
+/// a page, empty when it has no runs.
 pub async fn pages_by_definition(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     definition_ids: &[Uuid],
     page: PageRequest,
 ) -> ApiResult<HashMap<Uuid, Page<report_run::Model>>> {
-    let query = runs_page_query(tenant_id, definition_ids, page);
-    let rows = report_run::Model::find_by_statement(db.get_database_backend().build(&query))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut by_definition: HashMap<Uuid, Vec<report_run::Model>> =
-        definition_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for row in rows {
-        by_definition
-            .entry(row.definition_id)
-            .or_default()
-            .push(row);
-    }
-    Ok(by_definition
-        .into_iter()
-        .map(|(definition, rows)| (definition, page.page(rows)))
-        .collect())
+    let (definition, id) = (report_run::Column::DefinitionId, report_run::Column::Id);
+    let scoped = runs_in(tenant_id);
+    let rows = ranked_rows_by_parent(db, scoped, definition, definition_ids, id, page).await?;
+    Ok(page.pages(rows))
 }
 
-/// The query of [`pages_by_definition`]: the runs of `definition_ids` after the cursor,
-/// ranked per definition, at most `first + 1` of each.
-fn runs_page_query(tenant_id: Uuid, definition_ids: &[Uuid], page: PageRequest) -> SelectStatement {
-    let mut ranked = report_run::Entity::find()
-        .filter(report_run::Column::TenantId.eq(tenant_id))
-        .filter(report_run::Column::DefinitionId.is_in(definition_ids.iter().copied()));
-    if let Some(after) = page.after {
-        ranked = ranked.filter(report_run::Column::Id.gt(after));
-    }
-    let mut ranked = ranked.into_query();
-    ranked.expr_window_as(
-        Expr::cust("ROW_NUMBER()"),
-        WindowStatement::partition_by(report_run::Column::DefinitionId)
-            .order_by(report_run::Column::Id, Order::Asc)
-            .take(),
-        PAGE_RANK,
-    );
-    Query::select()
-        .columns(report_run::Column::iter())
-        .from_subquery(ranked, RANKED)
-        .and_where(Expr::col(PAGE_RANK).lte(page.first + 1))
-        .order_by(report_run::Column::Id, Order::Asc)
-        .to_owned()
+/// The tenant's report runs.
+fn runs_in(tenant_id: Uuid) -> Select<report_run::Entity> {
+    report_run::Entity::find().filter(report_run::Column::TenantId.eq(tenant_id))
 }
-
-/// Alias of the ranked runs subquery of [`pages_by_definition`].
-const RANKED: &str = "ranked";
-/// Column of a row's position within its definition's runs after the cursor.
-const PAGE_RANK: &str = "page_rank";
 
 /// Queues a run of a report definition of the actor's tenant, requested by the actor.
 pub async fn request_run(
@@ -409,21 +349,5 @@ mod tests {
             .expect("pages");
         assert_eq!(ids(&pages[&busy]), busy_runs[3..]);
         assert!(!pages[&busy].has_next_page);
-    }
-
-    #[test]
-    fn runs_page_query_ranks_per_definition_in_sql() {
-        let (tenant, definition) = (Uuid::nil(), Uuid::max());
-        let page = PageRequest::parse(Some(2), None).expect("page");
-        let sql = DbBackend::Postgres
-            .build(&runs_page_query(tenant, &[definition], page))
-            .sql;
-        assert!(
-            sql.contains(
-                r#"ROW_NUMBER() OVER ( PARTITION BY "definition_id" ORDER BY "id" ASC ) AS "page_rank""#
-            ),
-            "{sql}"
-        );
-        assert!(sql.contains(r#"WHERE "page_rank" <= $3"#), "{sql}");
     }
 }

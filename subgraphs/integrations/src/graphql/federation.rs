@@ -1,14 +1,13 @@
 //! Entities owned by other subgraphs, as seen from integrations: accounts' `Account`,
 //! extended with the account's references in external systems.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object};
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::load;
 
-use super::loaders::AccountRefsLoader;
+use super::loaders::RefsByAccount;
 use super::types::ExternalRef;
 
 /// Accounts' `Account`, extended with its references in external systems.
@@ -35,10 +34,7 @@ impl Account {
         let Ok(account) = Uuid::parse_str(self.id.as_str()) else {
             return Ok(Vec::new());
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<AccountRefsLoader>>()
-            .load_one((tenant_of(ctx)?, account))
-            .await?;
+        let found = load::<RefsByAccount>(ctx, account).await?;
         Ok(found
             .unwrap_or_default()
             .into_iter()

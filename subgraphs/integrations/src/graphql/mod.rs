@@ -6,7 +6,6 @@ mod federation;
 mod loaders;
 mod types;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -15,13 +14,14 @@ use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
+use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
 
 use crate::domain::{self, IntegrationKind, IntegrationStatus};
 use crate::store;
 
 pub use federation::Account;
-pub use loaders::{AccountRefsLoader, IntegrationLoader, WebhookEndpointLoader};
+pub use loaders::{IntegrationsById, RefsByAccount, WebhookEndpointsById};
 pub use types::{
     ExternalRef, Integration, IntegrationConnection, IntegrationEdge, IntegrationKindGql,
     IntegrationStatusGql, WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge,
@@ -35,18 +35,9 @@ pub fn build_schema(db: DatabaseConnection) -> IntegrationsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(
-            IntegrationLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            WebhookEndpointLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            AccountRefsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
+        .data(batch_loader::<IntegrationsById>(&db))
+        .data(batch_loader::<WebhookEndpointsById>(&db))
+        .data(batch_loader::<RefsByAccount>(&db))
         .data(db)
         .finish()
 }
@@ -109,10 +100,7 @@ impl Query {
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<WebhookEndpointLoader>>()
-            .load_one((tenant_of(ctx)?, id))
-            .await?;
+        let found = load::<WebhookEndpointsById>(ctx, id).await?;
         Ok(found.map(WebhookEndpoint::from))
     }
 
@@ -124,11 +112,7 @@ impl Query {
 }
 
 async fn load_integration(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Integration>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<IntegrationLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
+    let found = load::<IntegrationsById>(ctx, id).await?;
     Ok(found.map(Integration::from))
 }
 

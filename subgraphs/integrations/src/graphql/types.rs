@@ -1,17 +1,16 @@
 //! Integrations' wire types: `Integration` and `WebhookEndpoint` (both
 //! `@key(fields: "id")`), `ExternalRef`, their enums and connections.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::load;
 use portal_kit::pagination::Node;
 use portal_kit::{ApiError, ApiResult};
 
-use super::loaders::IntegrationLoader;
+use super::loaders::IntegrationsById;
 use crate::domain::{IntegrationKind, IntegrationStatus};
 use crate::store;
 
@@ -199,8 +198,7 @@ impl From<external_ref::Model> for ExternalRef {
 impl ExternalRef {
     /// The integration the external id belongs to.
     async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
-        ctx.data_unchecked::<DataLoader<IntegrationLoader>>()
-            .load_one((tenant_of(ctx)?, self.integration_id))
+        load::<IntegrationsById>(ctx, self.integration_id)
             .await?
             .map(Integration::from)
             .ok_or(ApiError::NotFound("integration"))

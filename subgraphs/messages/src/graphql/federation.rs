@@ -1,15 +1,14 @@
 //! Entities owned by other subgraphs, as seen from messages: identity's `User`, extended
 //! with the threads the user takes part in, and accounts' `Account`, referenced by key.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object};
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::load_page;
 use portal_kit::pagination::PageRequest;
 
-use super::loaders::{ParticipantPage, ParticipantThreadsLoader};
+use super::loaders::ThreadsByParticipant;
 use super::types::{Thread, ThreadConnection};
 
 /// Identity's `User`, extended with the threads the user takes part in.
@@ -49,18 +48,8 @@ impl User {
         let Ok(user) = Uuid::parse_str(self.id.as_str()) else {
             return Ok(page.page(Vec::new()).into());
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<ParticipantThreadsLoader>>()
-            .load_one(ParticipantPage {
-                tenant_id: tenant_of(ctx)?,
-                user,
-                page,
-            })
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(Thread::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
+        Ok(found.map(Thread::from).into())
     }
 }
 

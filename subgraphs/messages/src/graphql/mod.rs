@@ -6,15 +6,15 @@ mod federation;
 mod loaders;
 mod types;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::context::{actor, db, meta};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
+use portal_kit::loader::{batch_loader, load, load_page};
 use portal_kit::pagination::PageRequest;
 
 use crate::domain::{self, ThreadStatus};
@@ -22,8 +22,7 @@ use crate::store;
 
 pub use federation::{Account, User};
 pub use loaders::{
-    MessageLoader, ParticipantPage, ParticipantThreadsLoader, ParticipantsLoader, ThreadLoader,
-    ThreadMessagesLoader, ThreadMessagesPage,
+    MessagesById, MessagesByThread, ParticipantsOfThreads, ThreadsById, ThreadsByParticipant,
 };
 pub use types::{
     Message, MessageConnection, MessageEdge, Thread, ThreadConnection, ThreadEdge, ThreadStatusGql,
@@ -37,26 +36,11 @@ pub fn build_schema(db: DatabaseConnection) -> MessagesSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(
-            ThreadLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            MessageLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            ParticipantsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            ParticipantThreadsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            ThreadMessagesLoader { db: db.clone() },
-            tokio::spawn,
-        ))
+        .data(batch_loader::<ThreadsById>(&db))
+        .data(batch_loader::<MessagesById>(&db))
+        .data(batch_loader::<ParticipantsOfThreads>(&db))
+        .data(batch_loader::<ThreadsByParticipant>(&db))
+        .data(batch_loader::<MessagesByThread>(&db))
         .data(db)
         .finish()
 }
@@ -80,20 +64,9 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<ThreadConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let actor = actor(ctx);
-        let key = ParticipantPage {
-            tenant_id: actor.tenant()?,
-            user: actor.principal()?,
-            page,
-        };
-        let found = ctx
-            .data_unchecked::<DataLoader<ParticipantThreadsLoader>>()
-            .load_one(key)
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(Thread::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let user = actor(ctx).principal()?;
+        let found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
+        Ok(found.map(Thread::from).into())
     }
 
     /// One message of the caller's tenant, or null.
@@ -134,21 +107,11 @@ impl Query {
 }
 
 async fn load_thread(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Thread>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<ThreadLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
-    Ok(found.map(Thread::from))
+    Ok(load::<ThreadsById>(ctx, id).await?.map(Thread::from))
 }
 
 async fn load_message(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Message>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<MessageLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
-    Ok(found.map(Message::from))
+    Ok(load::<MessagesById>(ctx, id).await?.map(Message::from))
 }
 
 /// Input of `createThread`.

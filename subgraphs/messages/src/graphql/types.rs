@@ -1,18 +1,17 @@
 //! Messages' wire types: `Thread` and `Message` (both `@key(fields: "id")`), the thread
 //! status enum and the connections.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use portal_entities::messages::{message, thread};
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::{load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
-use super::loaders::{ParticipantsLoader, ThreadLoader, ThreadMessagesLoader, ThreadMessagesPage};
+use super::loaders::{MessagesByThread, ParticipantsOfThreads, ThreadsById};
 use crate::domain::ThreadStatus;
 
 /// Lifecycle of a thread.
@@ -100,10 +99,7 @@ impl Thread {
 
     /// Users taking part in the thread, in the order they joined.
     async fn participants(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
-        let found = ctx
-            .data_unchecked::<DataLoader<ParticipantsLoader>>()
-            .load_one((tenant_of(ctx)?, self.uuid))
-            .await?;
+        let found = load::<ParticipantsOfThreads>(ctx, self.uuid).await?;
         Ok(found
             .unwrap_or_default()
             .into_iter()
@@ -119,18 +115,8 @@ impl Thread {
         after: Option<String>,
     ) -> ApiResult<MessageConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let found = ctx
-            .data_unchecked::<DataLoader<ThreadMessagesLoader>>()
-            .load_one(ThreadMessagesPage {
-                tenant_id: tenant_of(ctx)?,
-                thread: self.uuid,
-                page,
-            })
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(Message::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let found = load_page::<MessagesByThread>(ctx, self.uuid, page).await?;
+        Ok(found.map(Message::from).into())
     }
 }
 
@@ -185,8 +171,7 @@ impl Message {
 
     /// The thread the message belongs to.
     async fn thread(&self, ctx: &Context<'_>) -> ApiResult<Thread> {
-        ctx.data_unchecked::<DataLoader<ThreadLoader>>()
-            .load_one((tenant_of(ctx)?, self.thread_id))
+        load::<ThreadsById>(ctx, self.thread_id)
             .await?
             .map(Thread::from)
             .ok_or(ApiError::NotFound("thread"))

@@ -1,15 +1,14 @@
 //! Entities owned by other subgraphs, as seen from reports: accounts' `Account`, extended
 //! with the report definitions about it, and identity's `User`, referenced by key only.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object};
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::load_page;
 use portal_kit::pagination::PageRequest;
 
-use super::loaders::{AccountPage, AccountReportsLoader};
+use super::loaders::DefinitionsByAccount;
 use super::types::{ReportDefinition, ReportDefinitionConnection};
 
 /// Accounts' `Account`, extended with the report definitions about it.
@@ -49,18 +48,8 @@ impl Account {
         let Ok(account) = Uuid::parse_str(self.id.as_str()) else {
             return Ok(page.page(Vec::new()).into());
         };
-        let found = ctx
-            .data_unchecked::<DataLoader<AccountReportsLoader>>()
-            .load_one(AccountPage {
-                tenant_id: tenant_of(ctx)?,
-                account,
-                page,
-            })
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(ReportDefinition::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let found = load_page::<DefinitionsByAccount>(ctx, account, page).await?;
+        Ok(found.map(ReportDefinition::from).into())
     }
 }
 

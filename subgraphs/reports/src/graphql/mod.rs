@@ -6,7 +6,6 @@ mod federation;
 mod loaders;
 mod types;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{
     Context, EmptySubscription, ID, InputObject, Json, MaybeUndefined, Object, Schema,
 };
@@ -18,16 +17,14 @@ use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
+use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
 
 use crate::domain::{self, ReportFormat, ReportKind};
 use crate::store;
 
 pub use federation::{Account, User};
-pub use loaders::{
-    AccountPage, AccountReportsLoader, DefinitionLoader, DefinitionRunsLoader, DefinitionRunsPage,
-    RunLoader,
-};
+pub use loaders::{DefinitionsByAccount, DefinitionsById, RunsByDefinition, RunsById};
 pub use types::{
     ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFormatGql,
     ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge, ReportRunStatusGql,
@@ -41,19 +38,10 @@ pub fn build_schema(db: DatabaseConnection) -> ReportsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
-        .data(DataLoader::new(
-            DefinitionLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(RunLoader { db: db.clone() }, tokio::spawn))
-        .data(DataLoader::new(
-            AccountReportsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            DefinitionRunsLoader { db: db.clone() },
-            tokio::spawn,
-        ))
+        .data(batch_loader::<DefinitionsById>(&db))
+        .data(batch_loader::<RunsById>(&db))
+        .data(batch_loader::<DefinitionsByAccount>(&db))
+        .data(batch_loader::<RunsByDefinition>(&db))
         .data(db)
         .finish()
 }
@@ -131,21 +119,12 @@ impl Query {
 }
 
 async fn load_definition(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportDefinition>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<DefinitionLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
+    let found = load::<DefinitionsById>(ctx, id).await?;
     Ok(found.map(ReportDefinition::from))
 }
 
 async fn load_run(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportRun>> {
-    let tenant_id = tenant_of(ctx)?;
-    let found = ctx
-        .data_unchecked::<DataLoader<RunLoader>>()
-        .load_one((tenant_id, id))
-        .await?;
-    Ok(found.map(ReportRun::from))
+    Ok(load::<RunsById>(ctx, id).await?.map(ReportRun::from))
 }
 
 /// Input of `createReportDefinition`.

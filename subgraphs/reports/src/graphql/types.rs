@@ -1,19 +1,18 @@
 //! Reports' wire types: `ReportDefinition` and `ReportRun` (both `@key(fields: "id")`),
 //! their enums and connections.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use portal_entities::reports::{report_definition, report_run};
-use portal_kit::context::tenant as tenant_of;
+use portal_kit::loader::{load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
-use super::loaders::{DefinitionLoader, DefinitionRunsLoader, DefinitionRunsPage};
+use super::loaders::{DefinitionsById, RunsByDefinition};
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 
 /// What a report is about.
@@ -181,18 +180,8 @@ impl ReportDefinition {
         after: Option<String>,
     ) -> ApiResult<ReportRunConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let found = ctx
-            .data_unchecked::<DataLoader<DefinitionRunsLoader>>()
-            .load_one(DefinitionRunsPage {
-                tenant_id: tenant_of(ctx)?,
-                definition: self.uuid,
-                page,
-            })
-            .await?;
-        Ok(found
-            .map(|rows| rows.map(ReportRun::from))
-            .unwrap_or_else(|| page.page(Vec::new()))
-            .into())
+        let found = load_page::<RunsByDefinition>(ctx, self.uuid, page).await?;
+        Ok(found.map(ReportRun::from).into())
     }
 }
 
@@ -252,8 +241,7 @@ impl Node for ReportRun {
 impl ReportRun {
     /// The report definition this run produces.
     async fn definition(&self, ctx: &Context<'_>) -> ApiResult<ReportDefinition> {
-        ctx.data_unchecked::<DataLoader<DefinitionLoader>>()
-            .load_one((tenant_of(ctx)?, self.definition_id))
+        load::<DefinitionsById>(ctx, self.definition_id)
             .await?
             .map(ReportDefinition::from)
             .ok_or(ApiError::NotFound("report definition"))
