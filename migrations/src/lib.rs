@@ -13,6 +13,7 @@ mod m0004_reports;
 mod m0005_messages;
 mod m0006_integrations;
 mod m0007_tenant_indexes;
+mod m0008_audit_append_only;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_messages::Migration),
             Box::new(m0006_integrations::Migration),
             Box::new(m0007_tenant_indexes::Migration),
+            Box::new(m0008_audit_append_only::Migration),
         ]
     }
 }

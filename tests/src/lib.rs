@@ -297,6 +297,27 @@ impl TestPortal {
         Ok(response.json().await?)
     }
 
+    /// Sends `query` as `user` of `tenant` holding `roles`.
+    pub async fn query_with_roles(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[&str],
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(DEV_TENANT_HEADER, tenant.to_string())
+            .header(DEV_USER_HEADER, user.to_string())
+            .header(portal_gateway::auth::DEV_ROLES_HEADER, roles.join(","))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        Ok(response.json().await?)
+    }
+
     /// Sends `query` as Carol (a customer user of the demo tenant).
     pub async fn query_as_carol(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
         self.query_as(self.seed.tenant_id, self.seed.carol_id, query, variables)

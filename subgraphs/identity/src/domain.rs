@@ -6,6 +6,9 @@ use portal_kit::{ApiError, ApiResult};
 /// The role that may manage tenants across the platform.
 pub const PLATFORM_ADMIN: &str = "platform_admin";
 
+/// The role that administers one tenant.
+pub const TENANT_ADMIN: &str = "tenant_admin";
+
 /// Lifecycle of a user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserStatus {

@@ -2,20 +2,22 @@
 //! `user`, `users` and `roles` queries and the create/update mutations.
 
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
+    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, MergedObject, Object, Schema,
+    SimpleObject,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_entities::identity::{role, tenant, user};
-use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{BatchLoader, batch_loader, load, registered};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::{ApiError, ApiResult};
 
+use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
 use crate::store;
 
@@ -24,7 +26,7 @@ pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`; no socket needed (tests call `execute` directly).
 pub fn build_schema(db: DatabaseConnection) -> IdentitySchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<UsersById>(&db))
@@ -193,11 +195,16 @@ portal_kit::fetch_by_ids!(
     pub RolesOfUsers: Vec<role::Model> = store::roles_of_users
 );
 
-/// Identity queries.
-pub struct Query;
+/// Identity queries: the core ones and the audit trail.
+#[derive(MergedObject, Default)]
+pub struct Query(CoreQuery, AuditQuery);
+
+/// Identity's own queries and entity resolvers.
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The signed-in user, or null for anonymous callers and service accounts.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let actor = actor(ctx);
@@ -257,6 +264,18 @@ impl Query {
 
 async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
     Ok(load::<UsersById>(ctx, id).await?.map(User::from))
+}
+
+/// Checks the caller may change role assignments and parses the ids.
+fn role_assignment(ctx: &Context<'_>, user_id: &ID, role_id: &ID) -> ApiResult<(Uuid, Uuid)> {
+    let user_id = input::id("userId", user_id)?;
+    let role_id = input::id("roleId", role_id)?;
+    let actor = actor(ctx);
+    actor.tenant()?;
+    if !actor.has_role(domain::TENANT_ADMIN) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok((user_id, role_id))
 }
 
 /// Input of `createUser`.
@@ -385,6 +404,26 @@ impl Mutation {
         let name = input::text("input.name", &input.name, 200)?;
         Ok(
             store::create_tenant(db(ctx)?, actor(ctx), meta(ctx), slug, name)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Gives a user of the caller's tenant one of its roles (tenant admins only).
+    async fn assign_role(&self, ctx: &Context<'_>, user_id: ID, role_id: ID) -> ApiResult<User> {
+        let (user_id, role_id) = role_assignment(ctx, &user_id, &role_id)?;
+        Ok(
+            store::assign_role(db(ctx)?, actor(ctx), meta(ctx), user_id, role_id)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Takes a role from a user of the caller's tenant (tenant admins only).
+    async fn unassign_role(&self, ctx: &Context<'_>, user_id: ID, role_id: ID) -> ApiResult<User> {
+        let (user_id, role_id) = role_assignment(ctx, &user_id, &role_id)?;
+        Ok(
+            store::unassign_role(db(ctx)?, actor(ctx), meta(ctx), user_id, role_id)
                 .await?
                 .into(),
         )

@@ -3,6 +3,7 @@
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped).
 
+pub mod audit;
 pub mod domain;
 pub mod graphql;
 pub mod store;

@@ -12,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use portal_entities::identity::{role, tenant, user, user_role};
+use portal_entities::platform::audit_event;
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::rows_by_ids;
@@ -306,4 +307,128 @@ pub async fn update_role(
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
+}
+
+/// Criteria of an audit trail query; every given one must hold.
+#[derive(Default)]
+pub struct AuditCriteria {
+    /// Exact action.
+    pub action: Option<String>,
+    /// Who acted.
+    pub actor_id: Option<Uuid>,
+    /// Which object changed.
+    pub target_id: Option<Uuid>,
+    /// Not before.
+    pub from: Option<chrono::DateTime<Utc>>,
+    /// Before.
+    pub to: Option<chrono::DateTime<Utc>>,
+}
+
+/// A page of the tenant's audit events matching `criteria`.
+pub async fn list_audit_events(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    criteria: &AuditCriteria,
+    page: PageRequest,
+) -> ApiResult<Page<audit_event::Model>> {
+    let mut select =
+        audit_event::Entity::find().filter(audit_event::Column::TenantId.eq(tenant_id));
+    if let Some(action) = &criteria.action {
+        select = select.filter(audit_event::Column::Action.eq(action.as_str()));
+    }
+    if let Some(actor_id) = criteria.actor_id {
+        select = select.filter(audit_event::Column::ActorId.eq(actor_id));
+    }
+    if let Some(target_id) = criteria.target_id {
+        select = select.filter(audit_event::Column::TargetId.eq(target_id));
+    }
+    if let Some(from) = criteria.from {
+        select = select.filter(audit_event::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = criteria.to {
+        select = select.filter(audit_event::Column::CreatedAt.lt(to));
+    }
+    let rows = page
+        .apply(select, audit_event::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// Gives `user_id` the role `role_id` (both of the actor's tenant); idempotent.
+pub async fn assign_role(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> ApiResult<user::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let target = user(&txn, tenant_id, user_id).await?;
+    let role = role_in_tenant(&txn, tenant_id, role_id).await?;
+    let existing = user_role::Entity::find_by_id((user_id, role_id))
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if existing.is_none() {
+        user_role::ActiveModel {
+            user_id: Set(user_id),
+            role_id: Set(role_id),
+            tenant_id: Set(tenant_id),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+        AuditEvent::success("role.assign", "user", user_id)
+            .with_details(json!({ "role": role.name, "roleId": role_id }))
+            .record(&txn, actor, meta)
+            .await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(target)
+}
+
+/// Takes the role `role_id` from `user_id` (both of the actor's tenant); idempotent.
+pub async fn unassign_role(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> ApiResult<user::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let target = user(&txn, tenant_id, user_id).await?;
+    let role = role_in_tenant(&txn, tenant_id, role_id).await?;
+    let removed = user_role::Entity::delete_many()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .filter(user_role::Column::RoleId.eq(role_id))
+        .filter(user_role::Column::TenantId.eq(tenant_id))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if removed.rows_affected > 0 {
+        AuditEvent::success("role.unassign", "user", user_id)
+            .with_details(json!({ "role": role.name, "roleId": role_id }))
+            .record(&txn, actor, meta)
+            .await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(target)
+}
+
+async fn role_in_tenant(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    role_id: Uuid,
+) -> ApiResult<role::Model> {
+    role::Entity::find_by_id(role_id)
+        .filter(role::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("role"))
 }

@@ -1,6 +1,7 @@
 //! Portal's integration tests: one binary, each test on its own fresh database
 //! (SQLite by default, PostgreSQL when `PORTAL_TEST_DATABASE_URL` is set).
 
+mod audit;
 mod batching;
 mod conformance;
 mod federation;
