@@ -70,16 +70,16 @@ impl Introspection {
 }
 
 impl LocalFields for Introspection {
-    fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<Value> {
+    fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<&Value> {
         match field.name.as_str() {
-            "__schema" => Some(self.schema.clone()),
+            "__schema" => Some(&self.schema),
             "__type" => {
                 let name = field
                     .arguments
                     .iter()
                     .find(|(arg, _)| arg == "name")
                     .map(|(_, value)| literal_to_json(value, variables))?;
-                self.types.get(name.as_str()?).cloned()
+                self.types.get(name.as_str()?)
             }
             _ => None,
         }

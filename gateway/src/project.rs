@@ -20,8 +20,9 @@ use crate::schema::{SchemaIndex, TypeRef};
 
 /// Resolves fields the gateway answers itself (introspection) instead of the subgraphs.
 pub trait LocalFields {
-    /// The value of root field `field` if the gateway answers it, else `None`.
-    fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<Value>;
+    /// The value of root field `field` if the gateway answers it, else `None`. Borrowed:
+    /// projection copies only what the client selected.
+    fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<&Value>;
 }
 
 /// One projection run.
@@ -96,15 +97,15 @@ impl<'a> Projection<'a> {
             {
                 let raw = local
                     .resolve_root(field, self.variables)
-                    .unwrap_or(Value::Null);
+                    .unwrap_or(&Value::Null);
                 match self.index.field(type_name, &field.name) {
                     Some(def) => {
                         let ty = def.ty.clone();
                         let sub: Vec<&'a SelectionSet> =
                             fields.iter().map(|f| &f.selection_set).collect();
-                        self.complete(&ty, &sub, &raw, path)
+                        self.complete(&ty, &sub, raw, path)
                     }
-                    None => Ok(raw),
+                    None => Ok(raw.clone()),
                 }
             } else {
                 match self.index.field(type_name, &field.name) {
@@ -164,12 +165,26 @@ impl<'a> Projection<'a> {
                 let Value::Object(object) = value else {
                     return Ok(Value::Null);
                 };
-                let concrete = object
+                let known = object
                     .get("__typename")
                     .and_then(Value::as_str)
-                    .filter(|t| self.index.type_condition_applies(name, t))
-                    .unwrap_or(name)
-                    .to_owned();
+                    .filter(|t| self.index.type_condition_applies(name, t));
+                let concrete = match known {
+                    Some(concrete) => concrete.to_owned(),
+                    // An interface or union value must say what it is: guessing would
+                    // answer `__typename` with an abstract type and drop every fragment.
+                    None if self.index.is_abstract(name) => {
+                        self.errors.push(
+                            GraphQLError::new(
+                                format!("could not determine the concrete type of this `{name}`"),
+                                "INTERNAL",
+                            )
+                            .at(path.clone()),
+                        );
+                        return Ok(Value::Null);
+                    }
+                    None => name.clone(),
+                };
                 match self.object(&concrete, selection_sets, object, path, false) {
                     Ok(v) => Ok(v),
                     Err(NullPropagation) => Ok(Value::Null),
