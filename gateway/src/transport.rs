@@ -36,6 +36,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// How callers are authenticated.
     pub authentication: Authentication,
+    /// Request headers the in-browser IDE starts with (the demo identity, in demo mode).
+    pub ide_headers: Vec<(String, String)>,
 }
 
 /// The gateway's HTTP app.
@@ -67,7 +69,7 @@ async fn graphql_get(
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     let Some(query) = params.query else {
         if accepts(&headers, "text/html") {
-            return Html(ide_page()).into_response();
+            return Html(ide_page(&state.ide_headers)).into_response();
         }
         return respond(
             &headers,
@@ -253,9 +255,14 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
         })
 }
 
-fn ide_page() -> String {
-    async_graphql::http::GraphiQLSource::build()
-        .endpoint("/graphql")
-        .title("Portal GraphQL")
+fn ide_page(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .fold(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Portal GraphQL"),
+            |ide, (name, value)| ide.header(name, value),
+        )
         .finish()
 }

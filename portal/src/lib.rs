@@ -78,6 +78,8 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// Subgraph timeouts and error exposure.
     pub subgraphs: SubgraphSettings,
+    /// Request headers the in-browser IDE starts with.
+    pub ide_headers: Vec<(String, String)>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -105,6 +107,7 @@ pub fn gateway_app_for(
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         authentication: options.authentication,
+        ide_headers: options.ide_headers.clone(),
     });
     (transport::router(state), gateway)
 }

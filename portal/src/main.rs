@@ -146,6 +146,7 @@ fn options(config: &Config, demo: bool) -> GatewayOptions {
         authentication,
         limits: config.limits(),
         subgraphs: config.subgraph_settings(),
+        ide_headers: Vec::new(),
     }
 }
 
@@ -163,14 +164,28 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            if demo
-                && let Some(seed) = portal::seed::seed_if_empty(&db)
+            let mut options = options(config, demo);
+            if demo {
+                portal::seed::seed_if_empty(&db)
                     .await
-                    .context("seeding demo data")?
-            {
-                print_demo(&seed);
+                    .context("seeding demo data")?;
+                match portal::seed::demo_identities(&db)
+                    .await
+                    .context("reading demo data")?
+                {
+                    Some(seed) => {
+                        print_demo(&seed);
+                        // The IDE starts out acting as Carol, so queries work at once.
+                        options.ide_headers = vec![
+                            ("x-portal-tenant-id".into(), seed.tenant_id.to_string()),
+                            ("x-portal-user-id".into(), seed.carol_id.to_string()),
+                            ("x-portal-roles".into(), "customer_user".into()),
+                        ];
+                    }
+                    None => tracing::warn!("no demo tenant `acme` in this database"),
+                }
             }
-            portal::all_in_one_app(&db, &options(config, demo))?.0
+            portal::all_in_one_app(&db, &options)?.0
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());

@@ -41,6 +41,45 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> Result<Option<DemoSeed>, 
     seed(db).await.map(Some)
 }
 
+/// The demo identities of a database seeded earlier (looked up by the demo tenant's slug
+/// and the demo users' emails), or `None` when it holds no demo data.
+pub async fn demo_identities(db: &DatabaseConnection) -> Result<Option<DemoSeed>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let tenant_by_slug = |slug: &'static str| {
+        tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(slug))
+            .one(db)
+    };
+    let (Some(acme), Some(globex)) = (
+        tenant_by_slug("acme").await?,
+        tenant_by_slug("globex").await?,
+    ) else {
+        return Ok(None);
+    };
+    let user_by_email = |tenant_id: Uuid, email: &'static str| {
+        user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Email.eq(email))
+            .one(db)
+    };
+    let (Some(alice), Some(bob), Some(carol), Some(gina)) = (
+        user_by_email(acme.id, "alice@acme.example").await?,
+        user_by_email(acme.id, "bob@acme.example").await?,
+        user_by_email(acme.id, "carol@acme.example").await?,
+        user_by_email(globex.id, "gina@globex.example").await?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(DemoSeed {
+        tenant_id: acme.id,
+        alice_id: alice.id,
+        bob_id: bob.id,
+        carol_id: carol.id,
+        other_tenant_id: globex.id,
+        other_user_id: gina.id,
+    }))
+}
+
 /// Seeds the demo data.
 pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
     let txn = db.begin().await?;

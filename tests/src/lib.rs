@@ -242,6 +242,7 @@ impl TestPortal {
             authentication: Authentication::TrustDevHeaders,
             limits: Limits::default(),
             subgraphs: SubgraphSettings::default(),
+            ide_headers: Vec::new(),
         };
         let mut tasks = Vec::new();
         let mut subgraph_endpoints = BTreeMap::new();

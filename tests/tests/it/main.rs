@@ -4,6 +4,7 @@
 mod audit;
 mod batching;
 mod conformance;
+mod demo;
 mod federation;
 mod isolation;
 mod limits;

@@ -233,6 +233,7 @@ impl Supergraph {
                 timeout: self.timeout,
                 ..SubgraphSettings::default()
             },
+            ide_headers: Vec::new(),
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;
