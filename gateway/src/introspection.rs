@@ -84,6 +84,10 @@ impl LocalFields for Introspection {
             _ => None,
         }
     }
+
+    fn named_type(&self, name: &str) -> Option<&Value> {
+        self.types.get(name)
+    }
 }
 
 fn type_definition_name(ty: &TypeDefinition) -> &str {

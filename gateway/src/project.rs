@@ -23,6 +23,10 @@ pub trait LocalFields {
     /// The value of root field `field` if the gateway answers it, else `None`. Borrowed:
     /// projection copies only what the client selected.
     fn resolve_root(&self, field: &Field, variables: &Map<String, Value>) -> Option<&Value>;
+
+    /// The full `__Type` value of the named type `name` (type references inside
+    /// introspection data only carry `kind`, `name` and `ofType`).
+    fn named_type(&self, name: &str) -> Option<&Value>;
 }
 
 /// One projection run.
@@ -85,6 +89,16 @@ impl<'a> Projection<'a> {
         for selection_set in selection_sets {
             self.collect_fields(type_name, selection_set, &mut grouped);
         }
+        // A reference to a named type inside introspection data stands for the whole type.
+        let full_type = match (type_name, self.local) {
+            ("__Type", Some(local)) if !data.contains_key("fields") => data
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|name| local.named_type(name))
+                .and_then(Value::as_object),
+            _ => None,
+        };
+        let data = full_type.unwrap_or(data);
         let mut out = Map::with_capacity(grouped.len());
         for (response_key, fields) in grouped {
             let field = fields[0];
@@ -111,10 +125,20 @@ impl<'a> Projection<'a> {
                 match self.index.field(type_name, &field.name) {
                     Some(def) => {
                         let ty = def.ty.clone();
-                        let raw = data.get(response_key).unwrap_or(&Value::Null);
+                        // Subgraph data is keyed by response key; the gateway's own
+                        // introspection data by field name.
+                        let key = if type_name.starts_with("__") {
+                            field.name.as_str()
+                        } else {
+                            response_key
+                        };
+                        let raw = data.get(key).unwrap_or(&Value::Null);
                         let sub: Vec<&'a SelectionSet> =
                             fields.iter().map(|f| &f.selection_set).collect();
-                        self.complete(&ty, &sub, raw, path)
+                        match self.without_deprecated(type_name, field, raw) {
+                            Some(filtered) => self.complete(&ty, &sub, &filtered, path),
+                            None => self.complete(&ty, &sub, raw, path),
+                        }
                     }
                     None => Ok(Value::Null),
                 }
@@ -191,6 +215,38 @@ impl<'a> Projection<'a> {
                 }
             }
         }
+    }
+
+    /// For the introspection list fields that take `includeDeprecated` (default false):
+    /// the list without its deprecated entries, unless the client asked for them.
+    fn without_deprecated(&self, type_name: &str, field: &Field, raw: &Value) -> Option<Value> {
+        let filters = matches!(
+            (type_name, field.name.as_str()),
+            ("__Type", "fields" | "enumValues" | "inputFields")
+                | ("__Field" | "__Directive", "args")
+        );
+        if !filters {
+            return None;
+        }
+        let include = field
+            .arguments
+            .iter()
+            .find(|(name, _)| name == "includeDeprecated")
+            .and_then(|(_, value)| literal_to_json(value, self.variables).as_bool())
+            .unwrap_or(false);
+        let Value::Array(items) = raw else {
+            return None;
+        };
+        if include {
+            return None;
+        }
+        Some(Value::Array(
+            items
+                .iter()
+                .filter(|item| item.get("isDeprecated") != Some(&Value::Bool(true)))
+                .cloned()
+                .collect(),
+        ))
     }
 
     /// Adds "cannot return null" unless an error already explains this null.

@@ -27,6 +27,7 @@ mod entities;
 mod errors;
 mod federation1;
 mod inaccessible;
+mod introspection;
 mod keys;
 mod mutations;
 mod operations;
