@@ -163,7 +163,7 @@ fn insert_as_text(supergraph: &str, missing: &[(String, BTreeSet<String>)]) -> O
 }
 
 /// Loads `supergraph` into the planner and plans every root field with everything below
-/// it (to [`PROBE_DEPTH`] levels), failing on the first field that cannot be planned.
+/// it (to `PROBE_DEPTH` levels), failing on the first field that cannot be planned.
 pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
     let document =
         safe_parse_schema(supergraph).map_err(|err| ComposeError::Planner(err.to_string()))?;

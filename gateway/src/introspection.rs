@@ -3,8 +3,10 @@
 //! The full `__schema` value is computed once per supergraph as plain data; a request's
 //! `__schema` / `__type(name:)` selections are then shaped by the ordinary projection,
 //! which knows the `__Schema`/`__Type` types from the API schema. Type references inside
-//! field and argument types carry `kind`, `name` and `ofType` (what introspection clients
-//! ask of them). Federation internals never appear: the API schema has none.
+//! the data carry `kind`, `name` and `ofType`; projection swaps a reference to a named
+//! type for the whole type when more of it is selected ([`LocalFields::named_type`]), and
+//! drops deprecated entries unless `includeDeprecated: true`. Federation internals never
+//! appear: the API schema has none.
 
 use std::collections::HashMap;
 
