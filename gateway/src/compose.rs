@@ -162,16 +162,24 @@ fn insert_as_text(supergraph: &str, missing: &[(String, BTreeSet<String>)]) -> O
     (inserted == missing.len()).then_some(out)
 }
 
+/// Builds the planner for a parsed supergraph. The planner panics on some malformed
+/// supergraphs instead of returning an error: that becomes an error here.
+pub fn load_planner(
+    document: &graphql_tools::static_graphql::schema::Document,
+) -> Result<Planner, String> {
+    std::panic::catch_unwind(|| {
+        Planner::new_from_supergraph(document, QueryPlannerOptions::default())
+    })
+    .map_err(|_| "the planner panicked loading the supergraph".to_owned())?
+    .map_err(|err| err.to_string())
+}
+
 /// Loads `supergraph` into the planner and plans every root field with everything below
 /// it (to `PROBE_DEPTH` levels), failing on the first field that cannot be planned.
 pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
     let document =
         safe_parse_schema(supergraph).map_err(|err| ComposeError::Planner(err.to_string()))?;
-    let planner = std::panic::catch_unwind(|| {
-        Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
-    })
-    .map_err(|_| ComposeError::Planner("the planner panicked loading the supergraph".into()))?
-    .map_err(|err| ComposeError::Planner(err.to_string()))?;
+    let planner = load_planner(&document).map_err(ComposeError::Planner)?;
     let index = crate::schema::SchemaIndex::from_document(&planner.consumer_schema.document);
     for (kind, root) in index.root_types() {
         let Some(root_type) = index.object(&root) else {
@@ -195,7 +203,7 @@ pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
                         message: err.to_string(),
                     }
                 })?;
-            let token = CancellationToken::with_timeout(std::time::Duration::from_secs(10));
+            let token = CancellationToken::with_timeout(crate::plan::PLANNING_TIMEOUT);
             planner
                 .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
                 .map_err(|err| ComposeError::Unsatisfiable {

@@ -146,7 +146,7 @@ impl<'a> Execution<'a> {
             query: fetch.operation.document_str.clone(),
             variables: self.forwarded_variables(fetch.variable_usages.as_ref()),
         };
-        let Some(response) = self.call(&fetch.service_name, request, &[]).await else {
+        let Some(response) = self.call(&fetch.service_name, request).await else {
             return;
         };
         let mut errors = Vec::new();
@@ -183,7 +183,7 @@ impl<'a> Execution<'a> {
             query: fetch.operation.document_str.clone(),
             variables,
         };
-        let Some(response) = self.call(&fetch.service_name, request, &[]).await else {
+        let Some(response) = self.call(&fetch.service_name, request).await else {
             return;
         };
         let entities = response
@@ -227,7 +227,7 @@ impl<'a> Execution<'a> {
             query: batch.operation.document_str.clone(),
             variables,
         };
-        let Some(response) = self.call(&batch.service_name, request, &[]).await else {
+        let Some(response) = self.call(&batch.service_name, request).await else {
             return;
         };
         let mut data = response.data.unwrap_or(Value::Null);
@@ -445,7 +445,6 @@ impl<'a> Execution<'a> {
         &self,
         service: &str,
         request: SubgraphRequest,
-        _path: &[PathSegment],
     ) -> Option<crate::subgraph::SubgraphResponse> {
         let Some(client) = self.clients.get(service) else {
             self.errors.lock().push(
@@ -664,9 +663,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn media_index() -> SchemaIndex {
+        let sdl = "type Query { media: [Media] } interface Media { id: ID } type Book implements Media { id: ID pages: Int }";
+        let document = hive_router_query_planner::utils::parsing::safe_parse_schema(sdl)
+            .expect("test schema parses");
+        SchemaIndex::from_document(&document)
+    }
+
     #[test]
     fn deep_merge_combines_objects_and_keeps_the_concrete_typename() {
-        let index = SchemaIndex::default();
+        let index = media_index();
         let mut target =
             json!({"__typename": "Book", "a": 1, "nested": {"x": 1}, "list": [{"id": 1}]});
         deep_merge(
@@ -677,6 +683,21 @@ mod tests {
         assert_eq!(
             target,
             json!({"__typename": "Book", "a": 1, "nested": {"x": 1, "y": 2}, "list": [{"id": 1, "name": "n"}], "b": 2})
+        );
+    }
+
+    #[test]
+    fn deep_merge_replaces_an_interface_typename_by_the_concrete_one() {
+        let index = media_index();
+        let mut target = json!({"__typename": "Media", "id": "b1"});
+        deep_merge(
+            &index,
+            &mut target,
+            json!({"__typename": "Book", "pages": 412}),
+        );
+        assert_eq!(
+            target,
+            json!({"__typename": "Book", "id": "b1", "pages": 412})
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use graphql_tools::static_graphql::schema::Document as SchemaDocument;
-use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::utils::parsing::safe_parse_schema;
 use parking_lot::RwLock;
 
@@ -43,14 +43,15 @@ pub struct Supergraph {
 }
 
 impl Supergraph {
-    /// Loads `sdl` (a supergraph as produced by [`crate::compose::compose`]).
+    /// Loads `sdl`: a supergraph from [`crate::compose::compose`] or from another composer
+    /// (root types without `@join__type`, as Federation 1 composition writes them, are
+    /// normalized first).
     pub fn load(sdl: &str, limits: &Limits) -> Result<Self, SupergraphError> {
-        let document = safe_parse_schema(sdl).map_err(|e| SupergraphError::Parse(e.to_string()))?;
-        let planner = std::panic::catch_unwind(|| {
-            Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
-        })
-        .map_err(|_| SupergraphError::Planner("the planner panicked".into()))?
-        .map_err(|e| SupergraphError::Planner(e.to_string()))?;
+        let normalized =
+            crate::compose::add_root_join_types(sdl).map_err(SupergraphError::Parse)?;
+        let document =
+            safe_parse_schema(&normalized).map_err(|e| SupergraphError::Parse(e.to_string()))?;
+        let planner = crate::compose::load_planner(&document).map_err(SupergraphError::Planner)?;
         let api_schema = planner.consumer_schema.document.clone();
         let index = SchemaIndex::from_document(&api_schema);
         let introspection = Introspection::new(&api_schema, &index);
@@ -72,11 +73,6 @@ impl Supergraph {
             .iter()
             .map(|(name, url)| (name.clone(), url.clone()))
             .collect()
-    }
-
-    /// The API schema as SDL (what clients see; no federation internals).
-    pub fn api_sdl(&self) -> String {
-        crate::introspection::printable_api_sdl(&self.api_schema)
     }
 }
 

@@ -20,9 +20,6 @@ use crate::project::LocalFields;
 use crate::request::literal_to_json;
 use crate::schema::{SchemaIndex, TypeKind};
 
-const BUILT_IN_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
-const BUILT_IN_DIRECTIVES: &[&str] = &["skip", "include", "deprecated", "specifiedBy", "oneOf"];
-
 /// Precomputed introspection data of one API schema.
 pub struct Introspection {
     schema: Value,
@@ -262,24 +259,4 @@ fn print_value(value: &Gql) -> String {
                 .join(", ")
         ),
     }
-}
-
-/// The API schema as SDL for humans and tools: without introspection types, built-in
-/// scalars and directives, and the `__schema`/`__type` root fields.
-pub fn printable_api_sdl(document: &Document) -> String {
-    let mut copy = document.clone();
-    copy.definitions.retain(|definition| match definition {
-        Definition::TypeDefinition(ty) => {
-            let name = type_definition_name(ty);
-            !name.starts_with("__") && !BUILT_IN_SCALARS.contains(&name)
-        }
-        Definition::DirectiveDefinition(d) => !BUILT_IN_DIRECTIVES.contains(&d.name.as_str()),
-        _ => true,
-    });
-    for definition in &mut copy.definitions {
-        if let Definition::TypeDefinition(TypeDefinition::Object(object)) = definition {
-            object.fields.retain(|f| !f.name.starts_with("__"));
-        }
-    }
-    copy.to_string()
 }

@@ -1,7 +1,8 @@
 //! The Portal gateway: composes subgraph schemas into a supergraph, then serves it as one
 //! GraphQL API. The request pipeline is visible as modules:
-//! [`transport`] → [`request`] (parse, validate) → [`plan`] → [`execute`] → [`project`],
-//! with [`subgraph`] clients underneath and [`compose`] for building supergraphs.
+//! [`transport`] → [`auth`] → [`request`] (parse, [`limits`], validate, [`variables`]) →
+//! [`plan`] → [`execute`] → [`project`] (with [`introspection`]), with [`subgraph`] clients
+//! underneath, [`compose`] for building supergraphs and [`reload`] for swapping them.
 //!
 //! The gateway knows contracts (the supergraph SDL, subgraph URLs or in-process
 //! transports), never subgraph code.

@@ -44,7 +44,7 @@ impl Default for Limits {
 }
 
 /// How deep fragment spreads may nest inside each other (a chain, not a cycle).
-const MAX_FRAGMENT_NESTING: usize = 64;
+pub(crate) const MAX_FRAGMENT_NESTING: usize = 64;
 
 /// What a selection set costs once every fragment is expanded.
 #[derive(Clone, Copy, Default)]

@@ -23,7 +23,7 @@ use crate::request::PreparedOperation;
 use crate::response::GraphQLError;
 
 /// How long planning one operation may take.
-const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A prepared (parsed, limit-checked, validated) operation and its plan: everything about
 /// a request that depends only on its document and the supergraph.
@@ -197,10 +197,11 @@ fn strip_local_fields(
                 }
             }
             Selection::FragmentSpread(spread) => {
-                // Limits have bounded fragment nesting; this guards cycles before validation.
+                // Validation has refused cycles and the limits deep chains; the bound is a
+                // second guard against unbounded recursion.
                 let Some(fragment) = fragments
                     .get(&spread.fragment_name)
-                    .filter(|_| nesting < 64)
+                    .filter(|_| nesting < crate::limits::MAX_FRAGMENT_NESTING)
                 else {
                     continue;
                 };

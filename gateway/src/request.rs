@@ -1,6 +1,7 @@
-//! Parse and validate: a client request becomes a checked [`PreparedOperation`] or a
-//! request error with a stable code (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`,
-//! `OPERATION_RESOLUTION_FAILURE`, `BAD_REQUEST`).
+//! Parse and validate: a client document becomes a checked [`PreparedOperation`] or a
+//! request error with a stable code (`GRAPHQL_PARSE_FAILED`, `MAX_TOKENS_EXCEEDED`, the
+//! other limit codes, `GRAPHQL_VALIDATION_FAILED`, `OPERATION_RESOLUTION_FAILURE`); per
+//! request, its variables are coerced (`BAD_USER_INPUT`).
 
 use std::collections::HashMap;
 

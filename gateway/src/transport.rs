@@ -45,7 +45,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(|| async { "ok" }))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -212,11 +211,7 @@ fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) ->
         StatusCode::OK
     } else if has_code("METHOD_NOT_ALLOWED") {
         StatusCode::METHOD_NOT_ALLOWED
-    } else if graphql_response
-        && ["QUERY_PLANNING_FAILED", "INTERNAL", "UNAVAILABLE"]
-            .iter()
-            .any(|code| has_code(code))
-    {
+    } else if graphql_response && has_code("QUERY_PLANNING_FAILED") {
         // The gateway's own failure, not the request's.
         StatusCode::INTERNAL_SERVER_ERROR
     } else if graphql_response || has_code("BAD_REQUEST") {

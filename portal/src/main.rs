@@ -49,8 +49,9 @@ enum Command {
         /// changed supergraph is swapped in without dropping requests.
         #[arg(long)]
         supergraph: Option<String>,
-        /// All-in-one: seed demo data on first start and trust the development identity
-        /// headers (x-portal-user-id / x-portal-tenant-id). Never use in production.
+        /// Trust the development identity headers (x-portal-tenant-id, x-portal-user-id,
+        /// x-portal-roles) — all-in-one and gateway roles; all-in-one also seeds the demo
+        /// data on first start and pre-fills the IDE. Never use in production.
         #[arg(long)]
         demo: bool,
     },
@@ -266,7 +267,7 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn print_demo(seed: &portal::seed::DemoSeed) {
-    println!("Demo data seeded. Act as a user by sending these headers:");
+    println!("Demo data: act as a user by sending these headers:");
     println!(
         "  alice (tenant_admin):  x-portal-tenant-id: {}  x-portal-user-id: {}",
         seed.tenant_id, seed.alice_id

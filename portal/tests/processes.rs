@@ -127,7 +127,39 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     );
 
     let http = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{gateway_port}/health");
+    wait_healthy(&http, gateway_port).await;
+    carol_sees_all_five_subgraphs(&http, gateway_port, &tenant, &user).await?;
+
+    // A gateway given a supergraph file reaches the subgraphs at the URLs it names (no
+    // subgraph URLs configured for it).
+    let schema_dir = dir.join("schema");
+    let composed = composer
+        .args(["compose", "--out", &schema_dir.display().to_string()])
+        .output()?;
+    assert!(
+        composed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&composed.stderr)
+    );
+    let file_gateway_port = free_port();
+    processes.0.push(
+        portal()
+            .args(["serve", "gateway", "--demo", "--listen"])
+            .arg(format!("127.0.0.1:{file_gateway_port}"))
+            .arg("--supergraph")
+            .arg(schema_dir.join("supergraph.graphql"))
+            .spawn()?,
+    );
+    wait_healthy(&http, file_gateway_port).await;
+    carol_sees_all_five_subgraphs(&http, file_gateway_port, &tenant, &user).await?;
+
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn wait_healthy(http: &reqwest::Client, port: u16) {
+    let health = format!("http://127.0.0.1:{port}/health");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if http
@@ -136,15 +168,22 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
             "the gateway did not become healthy"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
+async fn carol_sees_all_five_subgraphs(
+    http: &reqwest::Client,
+    gateway_port: u16,
+    tenant: &str,
+    user: &str,
+) -> anyhow::Result<()> {
     let query = "{ me { email accounts { edges { node { number reports { edges { node { format } } } externalRefs { externalId } } } } threads { edges { node { subject } } } } }";
     let response: Value = http
         .post(format!("http://127.0.0.1:{gateway_port}/graphql"))
@@ -182,8 +221,5 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
         subjects,
         ["Welcome to the portal", "Question about an invoice"]
     );
-
-    drop(processes);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

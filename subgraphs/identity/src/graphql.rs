@@ -1,5 +1,6 @@
-//! Identity's GraphQL surface: `Tenant`, `User @key(fields: "id")`, `Role`, the `me`,
-//! `user`, `users` and `roles` queries and the create/update mutations.
+//! Identity's GraphQL surface: `Tenant`, `User @key(fields: "id")`, `Role`; the `me`,
+//! `tenant`, `user`, `users` and `roles` queries (plus `auditEvents` from [`crate::audit`]);
+//! create/update mutations, `createTenant` and role assignment.
 
 use async_graphql::{
     ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, MergedObject, Object, Schema,

@@ -201,20 +201,6 @@ pub async fn update_definition(
     Ok(updated)
 }
 
-/// One report run of the tenant.
-pub async fn run(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> ApiResult<report_run::Model> {
-    report_run::Entity::find_by_id(id)
-        .filter(report_run::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("report run"))
-}
-
 /// Report runs of the tenant among `ids`, in one query.
 pub async fn runs_by_ids(
     db: &DatabaseConnection,
