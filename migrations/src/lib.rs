@@ -14,6 +14,7 @@ mod m0005_messages;
 mod m0006_integrations;
 mod m0007_tenant_indexes;
 mod m0008_audit_append_only;
+mod m0009_audit_user_agent;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_integrations::Migration),
             Box::new(m0007_tenant_indexes::Migration),
             Box::new(m0008_audit_append_only::Migration),
+            Box::new(m0009_audit_user_agent::Migration),
         ]
     }
 }

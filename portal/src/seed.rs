@@ -289,6 +289,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         outcome: Set("success".into()),
         request_id: Set(None),
         source_ip: Set(None),
+        user_agent: Set(None),
         details: Set(Some(json!({ "tenants": ["acme", "globex"] }))),
         created_at: Set(Utc::now()),
     }

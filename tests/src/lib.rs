@@ -313,6 +313,7 @@ impl TestPortal {
             .header(DEV_TENANT_HEADER, tenant.to_string())
             .header(DEV_USER_HEADER, user.to_string())
             .header(portal_gateway::auth::DEV_ROLES_HEADER, roles.join(","))
+            .header("user-agent", "portal-tests/1")
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await?;

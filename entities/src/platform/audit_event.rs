@@ -17,6 +17,7 @@ pub struct Model {
     pub outcome: String,
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
     pub details: Option<Json>,
     pub created_at: DateTimeUtc,
 }

@@ -37,6 +37,8 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     /// The client's address.
     pub source_ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
     /// Non-secret details (for updates: before and after).
     pub details: Option<Json<serde_json::Value>>,
     /// When it happened.
@@ -57,6 +59,7 @@ impl From<audit_event::Model> for AuditEvent {
             actor_id: row.actor_id.map(|id| ID(id.to_string())),
             request_id: row.request_id,
             source_ip: row.source_ip,
+            user_agent: row.user_agent,
             details: row.details.map(Json),
             created_at: row.created_at,
             uuid: row.id,

@@ -62,6 +62,7 @@ impl AuditEvent {
             outcome: Set(self.outcome.to_owned()),
             request_id: Set(meta.request_id.clone()),
             source_ip: Set(meta.source_ip.clone()),
+            user_agent: Set(meta.user_agent.clone()),
             details: Set(self.details),
             created_at: Set(Utc::now()),
         }

@@ -28,11 +28,6 @@ pub fn meta<'c>(ctx: &'c Context<'_>) -> &'c RequestMeta {
 
 /// The subgraph's database pool (schema data).
 pub fn db<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c DatabaseConnection> {
-    ctx.data::<DatabaseConnection>().map_err(|_| {
-        ApiError::Internal(std::sync::Arc::from(Box::<
-            dyn std::error::Error + Send + Sync,
-        >::from(
-            "database missing from schema data"
-        )))
-    })
+    ctx.data::<DatabaseConnection>()
+        .map_err(|_| ApiError::internal("database missing from schema data"))
 }

@@ -82,6 +82,12 @@ impl ApiError {
         }
     }
 
+    /// An internal error with a log-only description (never shown to clients).
+    pub fn internal(description: impl Into<String>) -> Self {
+        let description: Box<dyn std::error::Error + Send + Sync> = description.into().into();
+        Self::Internal(Arc::from(description))
+    }
+
     /// Maps a database error with intent: unique violations are conflicts, a missing row is
     /// not-found, anything else is internal.
     pub fn from_db(err: DbErr) -> Self {

@@ -266,12 +266,10 @@ pub fn registered<'c, L: Send + Sync + 'static>(
     ctx: &'c Context<'_>,
 ) -> ApiResult<&'c DataLoader<L>> {
     ctx.data::<DataLoader<L>>().map_err(|_| {
-        ApiError::Internal(std::sync::Arc::from(Box::<
-            dyn std::error::Error + Send + Sync,
-        >::from(format!(
+        ApiError::internal(format!(
             "DataLoader<{}> is not registered in the schema",
             std::any::type_name::<L>()
-        ))))
+        ))
     })
 }
 

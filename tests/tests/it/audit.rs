@@ -6,7 +6,7 @@ use portal_tests::{Mode, TestPortal};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-const AUDIT: &str = "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 50) { edges { node { action targetType targetId actorId outcome requestId details } } } }";
+const AUDIT: &str = "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 50) { edges { node { action targetType targetId actorId outcome requestId sourceIp userAgent details } } } }";
 
 fn actions(response: &Value) -> Vec<String> {
     response["data"]["auditEvents"]["edges"]
@@ -101,6 +101,8 @@ async fn role_changes_are_audited_and_admins_and_auditors_read_the_trail() -> an
     assert_eq!(event["actorId"], seed.alice_id.to_string());
     assert_eq!(event["details"]["role"], "auditor");
     assert!(event["requestId"].is_string());
+    assert_eq!(event["sourceIp"], "127.0.0.1");
+    assert_eq!(event["userAgent"], "portal-tests/1");
 
     // A customer user may not read it; another tenant sees none of it.
     let response = portal
