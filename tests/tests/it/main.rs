@@ -4,6 +4,7 @@
 mod audit;
 mod batching;
 mod conformance;
+mod cross_tenant;
 mod demo;
 mod federation;
 mod isolation;
