@@ -14,7 +14,7 @@ use uuid::Uuid;
 use portal_entities::accounts::account;
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
-use portal_kit::store::{rows_by_ids, rows_by_parent};
+use portal_kit::store::{one_or_not_found, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::AccountStatus;
@@ -48,12 +48,8 @@ pub async fn account(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<account::Model> {
-    account::Entity::find_by_id(id)
-        .filter(account::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("account"))
+    let scoped = account::Entity::find_by_id(id).filter(account::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "account").await
 }
 
 /// Accounts of the tenant among `ids`, in one query.
@@ -71,12 +67,8 @@ pub async fn list_accounts(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<account::Model>> {
-    let rows = page
-        .apply(in_tenant(tenant_id), account::Column::Id)
-        .all(db)
+    page.fetch(db, in_tenant(tenant_id), account::Column::Id)
         .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
 }
 
 /// The same page of accounts for each of `owner_ids`, in one query.

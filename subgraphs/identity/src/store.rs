@@ -15,7 +15,7 @@ use portal_entities::identity::{role, tenant, user, user_role};
 use portal_entities::platform::audit_event;
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
-use portal_kit::store::rows_by_ids;
+use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{PLATFORM_ADMIN, UserStatus};
@@ -39,11 +39,7 @@ pub struct UserChanges {
 
 /// The tenant `tenant_id`.
 pub async fn tenant(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<tenant::Model> {
-    tenant::Entity::find_by_id(tenant_id)
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("tenant"))
+    one_or_not_found(db, tenant::Entity::find_by_id(tenant_id), "tenant").await
 }
 
 /// Renames the tenant.
@@ -55,11 +51,7 @@ pub async fn rename_tenant(
 ) -> ApiResult<tenant::Model> {
     let tenant_id = actor.tenant()?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
-    let current = tenant::Entity::find_by_id(tenant_id)
-        .one(&txn)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("tenant"))?;
+    let current = one_or_not_found(&txn, tenant::Entity::find_by_id(tenant_id), "tenant").await?;
     let before = current.name.clone();
     let mut active: tenant::ActiveModel = current.into();
     active.name = Set(name.clone());
@@ -75,12 +67,8 @@ pub async fn rename_tenant(
 
 /// One user of the tenant.
 pub async fn user(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> ApiResult<user::Model> {
-    user::Entity::find_by_id(id)
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("user"))
+    let scoped = user::Entity::find_by_id(id).filter(user::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "user").await
 }
 
 /// Users of the tenant among `ids`, in one query.
@@ -100,12 +88,7 @@ pub async fn list_users(
     page: PageRequest,
 ) -> ApiResult<Page<user::Model>> {
     let select = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
-    let rows = page
-        .apply(select, user::Column::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
+    page.fetch(db, select, user::Column::Id).await
 }
 
 /// Creates a user in the actor's tenant (status `INVITED`).
@@ -174,12 +157,7 @@ pub async fn list_roles(
     page: PageRequest,
 ) -> ApiResult<Page<role::Model>> {
     let select = role::Entity::find().filter(role::Column::TenantId.eq(tenant_id));
-    let rows = page
-        .apply(select, role::Column::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
+    page.fetch(db, select, role::Column::Id).await
 }
 
 /// Creates a tenant with a first administrator role; for platform administrators only.
@@ -290,12 +268,8 @@ pub async fn update_role(
 ) -> ApiResult<role::Model> {
     let tenant_id = actor.tenant()?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
-    let current = role::Entity::find_by_id(id)
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .one(&txn)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("role"))?;
+    let scoped = role::Entity::find_by_id(id).filter(role::Column::TenantId.eq(tenant_id));
+    let current = one_or_not_found(&txn, scoped, "role").await?;
     let before = current.description.clone();
     let mut active: role::ActiveModel = current.into();
     active.description = Set(description.clone());
@@ -348,12 +322,7 @@ pub async fn list_audit_events(
     if let Some(to) = criteria.to {
         select = select.filter(audit_event::Column::CreatedAt.lt(to));
     }
-    let rows = page
-        .apply(select, audit_event::Column::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
+    page.fetch(db, select, audit_event::Column::Id).await
 }
 
 /// Gives `user_id` the role `role_id` (both of the actor's tenant); idempotent.
@@ -425,10 +394,6 @@ async fn role_in_tenant(
     tenant_id: Uuid,
     role_id: Uuid,
 ) -> ApiResult<role::Model> {
-    role::Entity::find_by_id(role_id)
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("role"))
+    let scoped = role::Entity::find_by_id(role_id).filter(role::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "role").await
 }

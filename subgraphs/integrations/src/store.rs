@@ -17,7 +17,7 @@ use uuid::Uuid;
 use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
-use portal_kit::store::rows_by_ids;
+use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{IntegrationKind, IntegrationStatus};
@@ -93,12 +93,9 @@ pub async fn integration(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<integration::Model> {
-    integration::Entity::find_by_id(id)
-        .filter(integration::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("integration"))
+    let scoped =
+        integration::Entity::find_by_id(id).filter(integration::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "integration").await
 }
 
 /// Integrations of the tenant among `ids`, in one query.
@@ -116,12 +113,8 @@ pub async fn list_integrations(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<integration::Model>> {
-    let rows = page
-        .apply(integrations_in(tenant_id), integration::Column::Id)
-        .all(db)
+    page.fetch(db, integrations_in(tenant_id), integration::Column::Id)
         .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
 }
 
 /// The tenant's integrations.
@@ -197,12 +190,9 @@ pub async fn webhook_endpoint(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<webhook_endpoint::Model> {
-    webhook_endpoint::Entity::find_by_id(id)
-        .filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("webhook endpoint"))
+    let scoped = webhook_endpoint::Entity::find_by_id(id)
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "webhook endpoint").await
 }
 
 /// Webhook endpoints of the tenant among `ids`, in one query.
@@ -221,12 +211,8 @@ pub async fn list_webhook_endpoints(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<webhook_endpoint::Model>> {
-    let rows = page
-        .apply(endpoints_in(tenant_id), webhook_endpoint::Column::Id)
-        .all(db)
+    page.fetch(db, endpoints_in(tenant_id), webhook_endpoint::Column::Id)
         .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
 }
 
 /// The tenant's webhook endpoints.

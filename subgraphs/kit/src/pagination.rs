@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use async_graphql::SimpleObject;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -64,6 +66,22 @@ impl PageRequest {
             None => select,
         };
         select.order_by_asc(id).limit(self.first + 1)
+    }
+
+    /// Reads this page of `select` (see [`PageRequest::apply`]), keyed by the primary-key
+    /// column `id`, and turns it into a page (see [`PageRequest::page`]).
+    pub async fn fetch<E: EntityTrait>(
+        &self,
+        db: &impl ConnectionTrait,
+        select: Select<E>,
+        id: E::Column,
+    ) -> ApiResult<Page<E::Model>> {
+        let rows = self
+            .apply(select, id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        Ok(self.page(rows))
     }
 
     /// Turns the rows fetched with [`PageRequest::apply`] into a page.

@@ -19,6 +19,20 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::PageRequest;
 
+/// The one row of `scoped` (already confined to one tenant and one id), or `NOT_FOUND`
+/// naming `what` when there is none.
+pub async fn one_or_not_found<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    scoped: Select<E>,
+    what: &'static str,
+) -> ApiResult<E::Model> {
+    scoped
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound(what))
+}
+
 /// The rows of `scoped` among `ids`, keyed by their `id` column, in one query.
 ///
 /// Ids without a row (missing, or outside the tenant) are simply absent from the map.
@@ -212,6 +226,51 @@ mod tests {
 
     fn ids(page: &Page<child::Model>) -> Vec<Uuid> {
         page.items.iter().map(|row| row.id).collect()
+    }
+
+    #[tokio::test]
+    async fn one_or_not_found_finds_only_the_row_in_scope() {
+        let db = children_table().await;
+        let (tenant, other_tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        let mine = add_child(&db, tenant, None).await;
+        let theirs = add_child(&db, other_tenant, None).await;
+        let lookup = |id: Uuid| in_tenant(tenant).filter(child::Column::Id.eq(id));
+        let found = one_or_not_found(&db, lookup(mine), "child").await;
+        assert_eq!(found.map(|row| row.id).ok(), Some(mine));
+        for missing in [theirs, Uuid::now_v7()] {
+            assert!(matches!(
+                one_or_not_found(&db, lookup(missing), "child").await,
+                Err(ApiError::NotFound("child"))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn fetch_reads_one_page_of_the_rows_in_scope() {
+        let db = children_table().await;
+        let (tenant, other_tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut children = Vec::new();
+        for _ in 0..3 {
+            children.push(add_child(&db, tenant, None).await);
+        }
+        add_child(&db, other_tenant, None).await;
+
+        let first_two = PageRequest::parse(Some(2), None).expect("page");
+        let page = first_two
+            .fetch(&db, in_tenant(tenant), child::Column::Id)
+            .await
+            .expect("page");
+        assert_eq!(ids(&page), children[..2]);
+        assert!(page.has_next_page);
+
+        let cursor = encode_cursor(children[1]);
+        let rest = PageRequest::parse(Some(2), Some(&cursor)).expect("page");
+        let page = rest
+            .fetch(&db, in_tenant(tenant), child::Column::Id)
+            .await
+            .expect("page");
+        assert_eq!(ids(&page), children[2..]);
+        assert!(!page.has_next_page);
     }
 
     #[tokio::test]

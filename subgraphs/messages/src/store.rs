@@ -16,7 +16,7 @@ use uuid::Uuid;
 use portal_entities::messages::{message, thread, thread_participant};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
-use portal_kit::store::{ranked_rows_by_parent, rows_by_ids, rows_by_parent};
+use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{self, ThreadStatus};
@@ -48,12 +48,8 @@ pub async fn thread(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<thread::Model> {
-    thread::Entity::find_by_id(id)
-        .filter(thread::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("thread"))
+    let scoped = thread::Entity::find_by_id(id).filter(thread::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "thread").await
 }
 
 /// Threads of the tenant among `ids`, in one query.
@@ -223,12 +219,8 @@ pub async fn message(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<message::Model> {
-    message::Entity::find_by_id(id)
-        .filter(message::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("message"))
+    let scoped = message::Entity::find_by_id(id).filter(message::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "message").await
 }
 
 /// Messages of the tenant among `ids`, in one query.

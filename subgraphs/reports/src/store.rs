@@ -14,7 +14,7 @@ use uuid::Uuid;
 use portal_entities::reports::{report_definition, report_run};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
-use portal_kit::store::{ranked_rows_by_parent, rows_by_ids, rows_by_parent};
+use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
@@ -54,12 +54,9 @@ pub async fn definition(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<report_definition::Model> {
-    report_definition::Entity::find_by_id(id)
-        .filter(report_definition::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound("report definition"))
+    let scoped = report_definition::Entity::find_by_id(id)
+        .filter(report_definition::Column::TenantId.eq(tenant_id));
+    one_or_not_found(db, scoped, "report definition").await
 }
 
 /// Report definitions of the tenant among `ids`, in one query.
@@ -83,12 +80,8 @@ pub async fn list_definitions(
     tenant_id: Uuid,
     page: PageRequest,
 ) -> ApiResult<Page<report_definition::Model>> {
-    let rows = page
-        .apply(definitions_in(tenant_id), report_definition::Column::Id)
-        .all(db)
+    page.fetch(db, definitions_in(tenant_id), report_definition::Column::Id)
         .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows))
 }
 
 /// The same page of report definitions for each of `account_ids`, in one query.
