@@ -12,6 +12,7 @@ mod limits;
 mod migrations;
 mod mutations;
 mod reload;
+mod robustness;
 mod schema_drift;
 mod subgraph_auth;
 mod subgraphs;
