@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod domain;
 pub mod graphql;
+pub mod password;
 pub mod store;
 
 pub use graphql::{IdentitySchema, build_schema};
