@@ -119,24 +119,22 @@ impl Node for Account {
 impl Account {
     /// The user who owns the account (resolved by the identity subgraph).
     async fn owner(&self) -> User {
-        User {
-            id: ID(self.owner_id.to_string()),
-        }
+        User::stub(self.owner_id)
     }
 }
 
 portal_kit::connection!(AccountConnection, AccountEdge, Account);
 
-/// Identity's `User`, extended with the accounts the user owns.
-pub struct User {
-    id: ID,
-}
+portal_kit::entity_key!(
+    /// Identity's `User`, extended with the accounts the user owns.
+    User
+);
 
 #[Object]
 impl User {
     /// Stable id (the key shared with identity).
     async fn id(&self) -> &ID {
-        &self.id
+        self.key_id()
     }
 
     /// Accounts the user owns, oldest first.
@@ -147,7 +145,7 @@ impl User {
         after: Option<String>,
     ) -> ApiResult<AccountConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let Ok(owner) = Uuid::parse_str(self.id.as_str()) else {
+        let Some(owner) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
         let found = load_page::<AccountsByOwner>(ctx, owner, page).await?;
@@ -201,7 +199,7 @@ impl Query {
     /// Federation entity resolver for `User` (only the key is known here).
     #[graphql(entity)]
     async fn find_user_by_id(&self, id: ID) -> User {
-        User { id }
+        User::from_key(id)
     }
 }
 

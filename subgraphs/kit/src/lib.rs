@@ -11,6 +11,7 @@ pub mod audit;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod input;
 pub mod internal_token;
 pub mod loader;

@@ -2,7 +2,6 @@
 //! with the threads the user takes part in, and accounts' `Account`, referenced by key.
 
 use async_graphql::{Context, ID, Object};
-use uuid::Uuid;
 
 use portal_kit::ApiResult;
 use portal_kit::loader::load_page;
@@ -11,30 +10,16 @@ use portal_kit::pagination::PageRequest;
 use super::loaders::ThreadsByParticipant;
 use super::types::{Thread, ThreadConnection};
 
-/// Identity's `User`, extended with the threads the user takes part in.
-pub struct User {
-    id: ID,
-}
-
-impl User {
-    /// A reference to the user `id` (only the key is known here).
-    pub fn stub(id: Uuid) -> Self {
-        Self {
-            id: ID(id.to_string()),
-        }
-    }
-
-    /// A reference to the user with the raw key `id`, as the gateway sent it.
-    pub fn from_key(id: ID) -> Self {
-        Self { id }
-    }
-}
+portal_kit::entity_key!(
+    /// Identity's `User`, extended with the threads the user takes part in.
+    User
+);
 
 #[Object]
 impl User {
     /// Stable id (the key shared with identity).
     async fn id(&self) -> &ID {
-        &self.id
+        self.key_id()
     }
 
     /// Threads the user takes part in, oldest first.
@@ -45,7 +30,7 @@ impl User {
         after: Option<String>,
     ) -> ApiResult<ThreadConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let Ok(user) = Uuid::parse_str(self.id.as_str()) else {
+        let Some(user) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
         let found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
@@ -53,29 +38,8 @@ impl User {
     }
 }
 
-/// Accounts' `Account`, referenced by key only.
-pub struct Account {
-    id: ID,
-}
-
-impl Account {
-    /// A reference to the account `id` (only the key is known here).
-    pub fn stub(id: Uuid) -> Self {
-        Self {
-            id: ID(id.to_string()),
-        }
-    }
-
-    /// A reference to the account with the raw key `id`, as the gateway sent it.
-    pub fn from_key(id: ID) -> Self {
-        Self { id }
-    }
-}
-
-#[Object]
-impl Account {
-    /// Stable id (the key shared with accounts).
-    async fn id(&self) -> &ID {
-        &self.id
-    }
-}
+portal_kit::entity_reference!(
+    /// Accounts' `Account`, referenced by key only.
+    Account,
+    "Stable id (the key shared with accounts)."
+);
