@@ -19,6 +19,7 @@ pub struct AuditEvent {
     target_id: Option<Uuid>,
     outcome: &'static str,
     details: Option<Value>,
+    tenant_id: Option<Uuid>,
 }
 
 impl AuditEvent {
@@ -30,7 +31,32 @@ impl AuditEvent {
             target_id: Some(target_id),
             outcome: "success",
             details: None,
+            tenant_id: None,
         }
+    }
+
+    /// A refused or failed `action` (e.g. a sign-in with a wrong password); `target_id`
+    /// is `None` when the target does not exist.
+    pub fn failure(
+        action: &'static str,
+        target_type: &'static str,
+        target_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id,
+            outcome: "failure",
+            details: None,
+            tenant_id: None,
+        }
+    }
+
+    /// Files the event under `tenant_id` instead of the actor's tenant (for events of
+    /// callers who are not signed in yet, such as sign-in attempts).
+    pub fn in_tenant(mut self, tenant_id: Uuid) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
     }
 
     /// Attaches non-secret details (for updates: the changed fields before and after).
@@ -53,7 +79,7 @@ impl AuditEvent {
         };
         audit_event::ActiveModel {
             id: Set(Uuid::now_v7()),
-            tenant_id: Set(actor.tenant_id),
+            tenant_id: Set(self.tenant_id.or(actor.tenant_id)),
             actor_kind: Set(kind.to_owned()),
             actor_id: Set(actor.id),
             action: Set(self.action.to_owned()),

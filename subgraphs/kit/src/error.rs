@@ -66,6 +66,10 @@ pub enum ApiError {
     },
     /// See [`ErrorCode::Conflict`].
     Conflict(String),
+    /// `UNAUTHENTICATED` with a message safe to show (e.g. "invalid email or password").
+    AuthenticationFailed(&'static str),
+    /// See [`ErrorCode::RateLimited`].
+    RateLimited,
     /// See [`ErrorCode::Internal`]. The source is logged, never shown.
     Internal(Arc<dyn std::error::Error + Send + Sync>),
 }
@@ -114,6 +118,8 @@ impl ApiError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::BadUserInput { field, message } => format!("invalid `{field}`: {message}"),
             Self::Conflict(message) => message.clone(),
+            Self::AuthenticationFailed(message) => (*message).into(),
+            Self::RateLimited => "too many attempts; try again later".into(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -126,6 +132,8 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
+            Self::RateLimited => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -6,6 +6,7 @@
 //!
 //! This crate holds no domain logic: nothing here knows what a user or an account is.
 
+pub mod access_token;
 pub mod actor;
 pub mod audit;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod input;
 pub mod internal_token;
 pub mod loader;
 pub mod pagination;
+pub mod secret;
 pub mod serve;
 pub mod store;
 
