@@ -1,6 +1,11 @@
 //! Tables owned by the identity subgraph.
 
+pub mod auth_throttle;
+pub mod credential;
+pub mod refresh_token;
 pub mod role;
+pub mod session;
+pub mod signing_key;
 pub mod tenant;
 pub mod user;
 pub mod user_role;

@@ -1,13 +1,23 @@
 //! Authentication: turns request headers into the [`Actor`] every later stage trusts.
 //!
-//! The identity issue brings bearer access tokens and API keys. Until then the only way to
-//! act as a user is the development header scheme below, which is OFF unless explicitly
-//! enabled (`portal serve --demo` enables it and says so loudly in the log).
+//! - `Authorization: Bearer <access token>`: a JWT issued by identity, verified locally
+//!   against the current public keys and the revoked-session set
+//!   ([`AccessTokenVerifier`], kept current by identity's feed).
+//! - Development headers (`x-portal-user-id`, `x-portal-tenant-id`, `x-portal-roles`):
+//!   OFF unless explicitly enabled (`portal serve --demo`), since anyone can claim to be
+//!   anyone with them.
+//! - Nothing: the anonymous actor (which can sign in and little else).
+//!
+//! A presented but invalid credential is never downgraded to anonymous: it is refused
+//! with `401` and `UNAUTHENTICATED`, so a client learns at once that it must refresh.
 
-use axum::http::HeaderMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
 use uuid::Uuid;
 
 use portal_kit::Actor;
+use portal_kit::access_token::{AccessTokenVerifier, TokenError};
 
 use crate::response::GraphQLError;
 
@@ -18,23 +28,77 @@ pub const DEV_TENANT_HEADER: &str = "x-portal-tenant-id";
 /// Header listing the user's roles, comma-separated (development scheme).
 pub const DEV_ROLES_HEADER: &str = "x-portal-roles";
 
+/// How long a request naming an unknown signing key waits for the keys to be reloaded.
+const KEY_RELOAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How the gateway establishes who is calling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Authentication {
-    /// Everyone is anonymous (the safe default until tokens exist).
-    AnonymousOnly,
-    /// Trust `x-portal-user-id` / `x-portal-tenant-id` / `x-portal-roles` headers.
-    /// For local demos and tests only: anyone can claim to be anyone.
-    TrustDevHeaders,
+#[derive(Clone, Debug, Default)]
+pub struct Authentication {
+    tokens: Option<Arc<AccessTokenVerifier>>,
+    dev_headers: bool,
 }
 
 impl Authentication {
-    /// The actor of a request with `headers`.
-    pub fn authenticate(self, headers: &HeaderMap) -> Result<Actor, GraphQLError> {
-        match self {
-            Self::AnonymousOnly => Ok(Actor::anonymous()),
-            Self::TrustDevHeaders => dev_actor(headers),
+    /// Everyone is anonymous (no verifier configured).
+    pub fn anonymous_only() -> Self {
+        Self::default()
+    }
+
+    /// Bearer access tokens verified by `verifier`.
+    pub fn tokens(verifier: Arc<AccessTokenVerifier>) -> Self {
+        Self {
+            tokens: Some(verifier),
+            dev_headers: false,
         }
+    }
+
+    /// Also trust the development identity headers. For local demos and tests only.
+    pub fn with_dev_headers(mut self) -> Self {
+        self.dev_headers = true;
+        self
+    }
+
+    /// Whether development headers are trusted.
+    pub fn trusts_dev_headers(&self) -> bool {
+        self.dev_headers
+    }
+
+    /// The actor of a request with `headers`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Actor, GraphQLError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            return self.bearer(value.to_str().unwrap_or("")).await;
+        }
+        if self.dev_headers {
+            return dev_actor(headers);
+        }
+        Ok(Actor::anonymous())
+    }
+
+    async fn bearer(&self, value: &str) -> Result<Actor, GraphQLError> {
+        let invalid = || GraphQLError::new("invalid or expired access token", "UNAUTHENTICATED");
+        let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+        else {
+            return Err(GraphQLError::new(
+                "the Authorization header must be `Bearer <token>`",
+                "UNAUTHENTICATED",
+            ));
+        };
+        let Some(verifier) = &self.tokens else {
+            return Err(invalid());
+        };
+        let verified = match verifier.verify(token) {
+            Err(TokenError::UnknownKey) => {
+                // A key published since the last poll (or a made-up key id): have the
+                // feed reload now — it does so at most twice a second — and look again.
+                verifier.await_new_keys(KEY_RELOAD_PATIENCE).await;
+                verifier.verify(token)
+            }
+            other => other,
+        };
+        verified.map(|claims| claims.actor()).map_err(|_| invalid())
     }
 }
 

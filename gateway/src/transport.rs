@@ -165,11 +165,16 @@ async fn run(
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_owned)
         .unwrap_or_else(|| Uuid::now_v7().to_string());
-    let actor = match state.authentication.authenticate(&headers) {
+    let actor = match state.authentication.authenticate(&headers).await {
         Ok(actor) => actor,
         Err(error) => {
             let response = Response::request_error(error);
-            return (StatusCode::UNAUTHORIZED, axum::Json(response)).into_response();
+            let mut http = (StatusCode::UNAUTHORIZED, axum::Json(response)).into_response();
+            http.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return http;
         }
     };
     let caller = Caller {

@@ -15,6 +15,7 @@ mod m0006_integrations;
 mod m0007_tenant_indexes;
 mod m0008_audit_append_only;
 mod m0009_audit_user_agent;
+mod m0010_sessions;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_tenant_indexes::Migration),
             Box::new(m0008_audit_append_only::Migration),
             Box::new(m0009_audit_user_agent::Migration),
+            Box::new(m0010_sessions::Migration),
         ]
     }
 }

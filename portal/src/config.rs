@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use portal_gateway::subgraph::{ErrorExposure, SubgraphSettings};
+use portal_identity::IdentitySettings;
+use portal_kit::secret::DataKey;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -21,6 +23,46 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Settings shared by gateway and subgraphs.
     pub internal: InternalConfig,
+    /// Sign-in and token settings.
+    pub identity: IdentityConfig,
+}
+
+/// Sign-in and token settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// Lifetime of access tokens in seconds (30–3600).
+    pub access_token_ttl_secs: u64,
+    /// Age in days at which the token signing key is replaced (1–365).
+    pub key_rotation_days: u64,
+    /// Secret (≥ 32 bytes) that seals secrets at rest, such as token signing keys.
+    /// Env: `PORTAL_DATA_KEY`. Without it, an SQLite deployment keeps a generated key in
+    /// `secret.key` next to the database file; PostgreSQL deployments must set it.
+    pub data_key: Option<String>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "portal".into(),
+            access_token_ttl_secs: 300,
+            key_rotation_days: 30,
+            data_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityConfig")
+            .field("issuer", &self.issuer)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("key_rotation_days", &self.key_rotation_days)
+            .field("data_key", &self.data_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Database settings.
@@ -171,6 +213,9 @@ impl Config {
         if let Some(secret) = var("PORTAL_INTERNAL_TOKEN_SECRET") {
             self.internal.token_secret = Some(secret);
         }
+        if let Some(secret) = var("PORTAL_DATA_KEY") {
+            self.identity.data_key = Some(secret);
+        }
         if let Some(flag) = var("PORTAL_DEV_HEADERS") {
             self.gateway.dev_headers = matches!(flag.as_str(), "1" | "true" | "yes");
         }
@@ -251,6 +296,28 @@ impl Config {
                 "internal.token_secret must be at least 32 bytes".into(),
             ));
         }
+        if let Some(secret) = &self.identity.data_key
+            && secret.len() < 32
+        {
+            return Err(ConfigError::Invalid(
+                "identity.data_key must be at least 32 bytes".into(),
+            ));
+        }
+        if !(30..=3600).contains(&self.identity.access_token_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "identity.access_token_ttl_secs must be between 30 and 3600".into(),
+            ));
+        }
+        if !(1..=365).contains(&self.identity.key_rotation_days) {
+            return Err(ConfigError::Invalid(
+                "identity.key_rotation_days must be between 1 and 365".into(),
+            ));
+        }
+        if self.identity.issuer.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "identity.issuer must not be empty".into(),
+            ));
+        }
         for (name, url) in &self.gateway.subgraphs {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!(
@@ -295,6 +362,64 @@ impl Config {
         Ok(())
     }
 
+    /// The key sealing secrets at rest: `identity.data_key`, else (SQLite only) the key in
+    /// `secret.key` next to the database file, created on first use with mode 0600.
+    pub fn data_key(&self) -> Result<DataKey, ConfigError> {
+        if let Some(secret) = &self.identity.data_key {
+            return Ok(DataKey::from_secret(secret.as_bytes()));
+        }
+        let Some(db_path) = sqlite_path(&self.database.url) else {
+            return Err(ConfigError::Invalid(
+                "identity.data_key (or PORTAL_DATA_KEY) is required with PostgreSQL".into(),
+            ));
+        };
+        let dir = Path::new(db_path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let path = dir.join("secret.key");
+        let invalid = |err: std::io::Error| {
+            ConfigError::Invalid(format!("cannot use {}: {err}", path.display()))
+        };
+        if !path.exists() {
+            std::fs::create_dir_all(dir).map_err(invalid)?;
+            let bytes = portal_kit::secret::random_bytes::<32>()
+                .map_err(|_| ConfigError::Invalid("no randomness for secret.key".into()))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, hex::encode(bytes).as_bytes())
+                        .map_err(invalid)?;
+                    tracing::warn!(path = %path.display(), "generated a data key; back it up with the database");
+                }
+                // Another process created it first: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(invalid(err)),
+            }
+        }
+        let secret = std::fs::read_to_string(&path).map_err(invalid)?;
+        let secret = secret.trim();
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid(format!(
+                "{} holds fewer than 32 bytes",
+                path.display()
+            )));
+        }
+        Ok(DataKey::from_secret(secret.as_bytes()))
+    }
+
+    /// Identity's settings.
+    pub fn identity_settings(&self) -> Result<IdentitySettings, ConfigError> {
+        let mut settings = IdentitySettings::new(self.data_key()?);
+        settings.issuer = self.identity.issuer.clone();
+        settings.access_token_ttl = Duration::from_secs(self.identity.access_token_ttl_secs);
+        settings.key_rotation = Duration::from_secs(self.identity.key_rotation_days * 86_400);
+        Ok(settings)
+    }
+
     /// The internal token secret, required for HTTP between processes.
     pub fn require_token_secret(&self) -> Result<&str, ConfigError> {
         self.internal.token_secret.as_deref().ok_or_else(|| {
@@ -305,6 +430,16 @@ impl Config {
             )
         })
     }
+}
+
+/// The file path of an SQLite URL (`sqlite://path?…`), `None` for in-memory or other
+/// databases.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
 /// Parses `HOST:PORT`.

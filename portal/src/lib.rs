@@ -22,6 +22,8 @@ use portal_gateway::subgraph::{
     Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest, SubgraphSettings,
 };
 use portal_gateway::transport::{self, AppState};
+use portal_identity::{Authenticator, IdentitySettings};
+use portal_kit::access_token::AccessTokenVerifier;
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::{Actor, RequestMeta};
 
@@ -106,7 +108,7 @@ pub fn gateway_app_for(
     ));
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
-        authentication: options.authentication,
+        authentication: options.authentication.clone(),
         ide_headers: options.ide_headers.clone(),
     });
     (transport::router(state), gateway)
@@ -132,12 +134,55 @@ pub fn clients_for_supergraph(
     http_clients(&urls, key)
 }
 
+/// Identity's sign-in service and what a gateway needs to verify its tokens.
+pub struct IdentityRuntime {
+    /// Signs users in and manages sessions (identity subgraph).
+    pub authenticator: Arc<Authenticator>,
+    /// Verifies access tokens (gateway), kept current by `feed`.
+    pub verifier: Arc<AccessTokenVerifier>,
+    /// The task polling keys and revocations into `verifier`; abort to stop.
+    pub feed: tokio::task::JoinHandle<()>,
+}
+
+/// Starts identity's sign-in service over `db`: makes sure a signing key exists, loads
+/// keys and revocations into a verifier and keeps polling them every second.
+pub async fn start_identity(
+    db: &DatabaseConnection,
+    settings: IdentitySettings,
+) -> anyhow::Result<IdentityRuntime> {
+    let verifier = Arc::new(AccessTokenVerifier::new(&settings.issuer));
+    let authenticator = Arc::new(Authenticator::new(db.clone(), settings));
+    authenticator
+        .keys()
+        .signing_key(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("preparing the token signing key: {err:?}"))?;
+    let feed = watch_sessions(db, verifier.clone()).await?;
+    Ok(IdentityRuntime {
+        authenticator,
+        verifier,
+        feed,
+    })
+}
+
+/// Keeps `verifier` current with the keys and revoked sessions in `db`, polling every
+/// second.
+pub async fn watch_sessions(
+    db: &DatabaseConnection,
+    verifier: Arc<AccessTokenVerifier>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    portal_identity::feed::watch(db.clone(), verifier, Duration::from_secs(1))
+        .await
+        .map_err(|err| anyhow::anyhow!("loading token keys and revocations: {err:?}"))
+}
+
 /// The all-in-one app: the gateway with in-process transports to all five subgraphs.
 pub fn all_in_one_app(
     db: &DatabaseConnection,
+    authenticator: &Arc<Authenticator>,
     options: &GatewayOptions,
 ) -> anyhow::Result<(Router, Arc<Gateway>)> {
-    let subgraphs = subgraphs::build_all(db);
+    let subgraphs = subgraphs::build_all(db, authenticator);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()

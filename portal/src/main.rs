@@ -16,6 +16,7 @@ use std::sync::Arc;
 use portal_gateway::auth::Authentication;
 use portal_gateway::gateway::Supergraph;
 use portal_gateway::reload::{self, SupergraphSource};
+use portal_kit::access_token::AccessTokenVerifier;
 use portal_kit::internal_token::InternalTokenKey;
 
 // mimalloc returns freed memory to the OS far better than glibc's malloc under many
@@ -134,15 +135,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn options(config: &Config, demo: bool) -> GatewayOptions {
-    let authentication = if demo || config.gateway.dev_headers {
+fn options(config: &Config, demo: bool, verifier: Arc<AccessTokenVerifier>) -> GatewayOptions {
+    let mut authentication = Authentication::tokens(verifier);
+    if demo || config.gateway.dev_headers {
         tracing::warn!(
             "trusting development identity headers: anyone can act as anyone. Never do this in production."
         );
-        Authentication::TrustDevHeaders
-    } else {
-        Authentication::AnonymousOnly
-    };
+        authentication = authentication.with_dev_headers();
+    }
     GatewayOptions {
         authentication,
         limits: config.limits(),
@@ -165,7 +165,8 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            let mut options = options(config, demo);
+            let identity = portal::start_identity(&db, config.identity_settings()?).await?;
+            let mut options = options(config, demo, identity.verifier.clone());
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -186,10 +187,13 @@ async fn serve(
                     None => tracing::warn!("no demo tenant `acme` in this database"),
                 }
             }
-            portal::all_in_one_app(&db, &options)?.0
+            portal::all_in_one_app(&db, &identity.authenticator, &options)?.0
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
+            let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
+            watch_sessions_when_ready(config, verifier.clone()).await?;
+            let options = options(config, demo, verifier);
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();
@@ -198,8 +202,7 @@ async fn serve(
                     let loaded = Supergraph::load(&sdl, &limits)?;
                     let overrides = config.gateway.subgraphs.clone();
                     let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
-                    let (app, gateway) =
-                        portal::gateway_app_for(loaded, clients, &options(config, demo));
+                    let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
                     let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
                         portal::clients_for_supergraph(supergraph, &overrides, &key)
                             .map_err(|e| e.to_string())
@@ -212,7 +215,7 @@ async fn serve(
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
-                    portal::gateway_app(&sdl, clients, &options(config, demo))?.0
+                    portal::gateway_app(&sdl, clients, &options)?.0
                 }
             }
         }
@@ -221,10 +224,23 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            let subgraph = subgraphs::build_all(&db)
-                .into_iter()
-                .find(|s| s.name == role.name())
-                .context("unknown subgraph")?;
+            let authenticator = match role {
+                Role::Identity => {
+                    let authenticator = Arc::new(portal_identity::Authenticator::new(
+                        db.clone(),
+                        config.identity_settings()?,
+                    ));
+                    authenticator
+                        .keys()
+                        .signing_key(&db)
+                        .await
+                        .map_err(|err| anyhow::anyhow!("preparing the signing key: {err:?}"))?;
+                    Some(authenticator)
+                }
+                _ => None,
+            };
+            let subgraph =
+                subgraphs::build(role.name(), &db, authenticator).context("unknown subgraph")?;
             subgraph.router(key)
         }
     };
@@ -247,7 +263,16 @@ async fn serve(
 
 async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
     let db = portal::connect_and_migrate("sqlite::memory:", 1).await?;
-    let subgraphs = subgraphs::build_all(&db);
+    // Only the SDLs are needed: a throw-away key seals nothing that is kept.
+    let data_key = portal_kit::secret::DataKey::from_secret(
+        &portal_kit::secret::random_bytes::<32>()
+            .map_err(|err| anyhow::anyhow!("randomness: {err:?}"))?,
+    );
+    let authenticator = Arc::new(portal_identity::Authenticator::new(
+        db.clone(),
+        portal_identity::IdentitySettings::new(data_key),
+    ));
+    let subgraphs = subgraphs::build_all(&db, &authenticator);
     std::fs::create_dir_all(out)?;
     for subgraph in &subgraphs {
         std::fs::write(
@@ -266,6 +291,26 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gateway verifies access tokens with keys and revocations from the database;
+/// waits up to 30 s for identity to have created its tables.
+async fn watch_sessions_when_ready(
+    config: &Config,
+    verifier: Arc<AccessTokenVerifier>,
+) -> anyhow::Result<()> {
+    let db = portal_kit::db::connect(&config.database.url, 2)
+        .await
+        .context("connecting to the database")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match portal::watch_sessions(&db, verifier.clone()).await {
+            // The task runs for the life of the process.
+            Ok(_task) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 fn print_demo(seed: &portal::seed::DemoSeed) {
     println!("Demo data: act as a user by sending these headers:");
     println!(
@@ -275,5 +320,11 @@ fn print_demo(seed: &portal::seed::DemoSeed) {
     println!(
         "  carol (customer_user): x-portal-tenant-id: {}  x-portal-user-id: {}",
         seed.tenant_id, seed.carol_id
+    );
+    println!(
+        "or sign in (mutation signIn) to tenant `acme` as alice@acme.example, bob@acme.example \
+         or carol@acme.example with the password \"{}\" and send the access token as \
+         `Authorization: Bearer <token>`.",
+        portal::seed::DEMO_PASSWORD
     );
 }

@@ -10,11 +10,21 @@ use serde_json::json;
 use uuid::Uuid;
 
 use portal_entities::accounts::account;
-use portal_entities::identity::{role, tenant, user, user_role};
+use portal_entities::identity::{credential, role, tenant, user, user_role};
 use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
 use portal_entities::messages::{message, thread, thread_participant};
 use portal_entities::platform::audit_event;
 use portal_entities::reports::{report_definition, report_run};
+use portal_identity::domain::{DEFAULT_ABSOLUTE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS};
+
+/// The password of every demo user (demo data only: never in production).
+pub const DEMO_PASSWORD: &str = "portal demo passphrase";
+
+/// One argon2id hash of [`DEMO_PASSWORD`] per process, shared by the demo users.
+static DEMO_PASSWORD_HASH: std::sync::LazyLock<Result<String, String>> =
+    std::sync::LazyLock::new(|| {
+        portal_identity::password::hash(DEMO_PASSWORD).map_err(|err| err.to_string())
+    });
 
 /// Ids of the seeded demo objects, for printing and for tests.
 #[derive(Clone, Debug)]
@@ -313,6 +323,8 @@ async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Res
         slug: Set(slug.into()),
         name: Set(name.into()),
         status: Set("ACTIVE".into()),
+        session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
+        session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }
@@ -356,6 +368,15 @@ async fn create_user(
         display_name: Set(name.into()),
         status: Set("ACTIVE".into()),
         created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    let hash = DEMO_PASSWORD_HASH.clone().map_err(DbErr::Custom)?;
+    credential::ActiveModel {
+        user_id: Set(id),
+        tenant_id: Set(tenant_id),
+        password_hash: Set(hash),
         updated_at: Set(Utc::now()),
     }
     .insert(txn)

@@ -14,6 +14,7 @@ use portal_gateway::compose::SubgraphSdl;
 use portal_gateway::subgraph::{
     Caller, SubgraphClient, SubgraphError, SubgraphRequest, SubgraphResponse,
 };
+use portal_identity::Authenticator;
 use portal_kit::internal_token::InternalTokenKey;
 
 /// Subgraph names, in composition order.
@@ -66,40 +67,49 @@ fn federation_sdl() -> SDLExportOptions {
     SDLExportOptions::new().federation().compose_directive()
 }
 
-/// Builds all five subgraphs over `db`.
-pub fn build_all(db: &DatabaseConnection) -> Vec<Subgraph> {
-    let identity = portal_identity::build_schema(db.clone());
-    let accounts = portal_accounts::build_schema(db.clone());
-    let reports = portal_reports::build_schema(db.clone());
-    let messages = portal_messages::build_schema(db.clone());
-    let integrations = portal_integrations::build_schema(db.clone());
-    vec![
-        Subgraph::new(
-            "identity",
-            identity.clone(),
-            identity.sdl_with_options(federation_sdl()),
-        ),
-        Subgraph::new(
-            "accounts",
-            accounts.clone(),
-            accounts.sdl_with_options(federation_sdl()),
-        ),
-        Subgraph::new(
-            "reports",
-            reports.clone(),
-            reports.sdl_with_options(federation_sdl()),
-        ),
-        Subgraph::new(
-            "messages",
-            messages.clone(),
-            messages.sdl_with_options(federation_sdl()),
-        ),
-        Subgraph::new(
-            "integrations",
-            integrations.clone(),
-            integrations.sdl_with_options(federation_sdl()),
-        ),
-    ]
+/// Builds the subgraph `name` over `db`; identity needs the sign-in service. `None` for
+/// an unknown name, or identity without `authenticator`.
+pub fn build(
+    name: &str,
+    db: &DatabaseConnection,
+    authenticator: Option<Arc<Authenticator>>,
+) -> Option<Subgraph> {
+    match name {
+        "identity" => {
+            let schema = portal_identity::build_schema(db.clone(), authenticator?);
+            let sdl = schema.sdl_with_options(federation_sdl());
+            Some(Subgraph::new("identity", schema, sdl))
+        }
+        "accounts" => {
+            let schema = portal_accounts::build_schema(db.clone());
+            let sdl = schema.sdl_with_options(federation_sdl());
+            Some(Subgraph::new("accounts", schema, sdl))
+        }
+        "reports" => {
+            let schema = portal_reports::build_schema(db.clone());
+            let sdl = schema.sdl_with_options(federation_sdl());
+            Some(Subgraph::new("reports", schema, sdl))
+        }
+        "messages" => {
+            let schema = portal_messages::build_schema(db.clone());
+            let sdl = schema.sdl_with_options(federation_sdl());
+            Some(Subgraph::new("messages", schema, sdl))
+        }
+        "integrations" => {
+            let schema = portal_integrations::build_schema(db.clone());
+            let sdl = schema.sdl_with_options(federation_sdl());
+            Some(Subgraph::new("integrations", schema, sdl))
+        }
+        _ => None,
+    }
+}
+
+/// Builds all five subgraphs over `db`, in [`NAMES`] order.
+pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) -> Vec<Subgraph> {
+    NAMES
+        .iter()
+        .filter_map(|name| build(name, db, Some(authenticator.clone())))
+        .collect()
 }
 
 /// Executes subgraph requests by calling the schema directly, passing the actor as data.

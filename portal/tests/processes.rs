@@ -44,6 +44,7 @@ fn portal() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
     command
         .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+        .env("PORTAL_DATA_KEY", SECRET)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     command
@@ -99,6 +100,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
 
     let mut processes = Processes(Vec::new());
     let mut gateway = portal();
+    gateway.env("DATABASE_URL", &url);
     let mut composer = portal();
     for role in ROLES {
         let port = free_port();
@@ -129,6 +131,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let http = reqwest::Client::new();
     wait_healthy(&http, gateway_port).await;
     carol_sees_all_five_subgraphs(&http, gateway_port, &tenant, &user).await?;
+    carol_signs_in_and_uses_her_token(&http, gateway_port).await?;
 
     // A gateway given a supergraph file reaches the subgraphs at the URLs it names (no
     // subgraph URLs configured for it).
@@ -144,6 +147,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let file_gateway_port = free_port();
     processes.0.push(
         portal()
+            .env("DATABASE_URL", &url)
             .args(["serve", "gateway", "--demo", "--listen"])
             .arg(format!("127.0.0.1:{file_gateway_port}"))
             .arg("--supergraph")
@@ -155,6 +159,39 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
 
     drop(processes);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Sign-in through the gateway process reaches the identity process; the gateway
+/// verifies the token it returns with the keys identity published in the database.
+async fn carol_signs_in_and_uses_her_token(
+    http: &reqwest::Client,
+    port: u16,
+) -> anyhow::Result<()> {
+    let endpoint = format!("http://127.0.0.1:{port}/graphql");
+    let sign_in = json!({
+        "query": "mutation($p: String!) { signIn(input: { tenant: \"acme\", email: \"carol@acme.example\", password: $p }) { accessToken } }",
+        "variables": { "p": portal::seed::DEMO_PASSWORD },
+    });
+    let response: Value = http
+        .post(&endpoint)
+        .json(&sign_in)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = response["data"]["signIn"]["accessToken"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("sign-in failed: {response}"))?;
+    let me: Value = http
+        .post(&endpoint)
+        .bearer_auth(token)
+        .json(&json!({ "query": "{ me { email } }" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(me["data"]["me"]["email"], "carol@acme.example", "{me}");
     Ok(())
 }
 

@@ -21,7 +21,9 @@ use portal::{GatewayOptions, subgraphs};
 use portal_gateway::auth::{Authentication, DEV_TENANT_HEADER, DEV_USER_HEADER};
 use portal_gateway::gateway::Limits;
 use portal_gateway::subgraph::SubgraphSettings;
+use portal_identity::{Authenticator, IdentitySettings};
 use portal_kit::internal_token::InternalTokenKey;
+use portal_kit::secret::DataKey;
 
 /// Environment variable naming a PostgreSQL server for the tests (admin database URL).
 pub const POSTGRES_ENV: &str = "PORTAL_TEST_DATABASE_URL";
@@ -221,6 +223,16 @@ pub enum Mode {
 /// A test-only internal token secret.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 
+/// Identity settings for tests: defaults with a fixed test data key.
+pub fn identity_settings() -> IdentitySettings {
+    IdentitySettings::new(DataKey::from_secret(TEST_SECRET.as_bytes()))
+}
+
+/// A sign-in service over `db` with [`identity_settings`].
+pub fn authenticator(db: &DatabaseConnection) -> Arc<Authenticator> {
+    Arc::new(Authenticator::new(db.clone(), identity_settings()))
+}
+
 impl TestPortal {
     /// Starts the portal in `mode` over a fresh, seeded database.
     pub async fn start(mode: Mode) -> anyhow::Result<Self> {
@@ -232,25 +244,47 @@ impl TestPortal {
         Ok(portal)
     }
 
+    /// Starts the portal in `mode` with identity `settings` over a fresh, seeded database.
+    pub async fn start_with(mode: Mode, settings: IdentitySettings) -> anyhow::Result<Self> {
+        let test_db = TestDb::new().await?;
+        let db = test_db.connect().await?;
+        let seed = portal::seed::seed(&db).await?;
+        let mut portal = Self::start_on_with(mode, db, seed, settings).await?;
+        portal.test_db = Some(test_db);
+        Ok(portal)
+    }
+
     /// Starts the portal in `mode` over `db`, already seeded with `seed`.
     pub async fn start_on(
         mode: Mode,
         db: DatabaseConnection,
         seed: DemoSeed,
     ) -> anyhow::Result<Self> {
+        Self::start_on_with(mode, db, seed, identity_settings()).await
+    }
+
+    /// Starts the portal in `mode` with identity `settings` over `db`, seeded with `seed`.
+    /// The gateway accepts access tokens and, for the older tests, development headers.
+    pub async fn start_on_with(
+        mode: Mode,
+        db: DatabaseConnection,
+        seed: DemoSeed,
+        settings: IdentitySettings,
+    ) -> anyhow::Result<Self> {
+        let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
-            authentication: Authentication::TrustDevHeaders,
+            authentication: Authentication::tokens(identity.verifier.clone()).with_dev_headers(),
             limits: Limits::default(),
             subgraphs: SubgraphSettings::default(),
             ide_headers: Vec::new(),
         };
-        let mut tasks = Vec::new();
+        let mut tasks = vec![identity.feed];
         let mut subgraph_endpoints = BTreeMap::new();
         let router = match mode {
-            Mode::AllInOne => portal::all_in_one_app(&db, &options)?.0,
+            Mode::AllInOne => portal::all_in_one_app(&db, &identity.authenticator, &options)?.0,
             Mode::Distributed => {
                 let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
-                for subgraph in subgraphs::build_all(&db) {
+                for subgraph in subgraphs::build_all(&db, &identity.authenticator) {
                     let (addr, task) = serve(subgraph.router(key.clone())).await?;
                     tasks.push(task);
                     subgraph_endpoints

@@ -11,6 +11,8 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub status: String,
+    pub session_idle_timeout_secs: i32,
+    pub session_absolute_timeout_secs: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

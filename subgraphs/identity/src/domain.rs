@@ -40,6 +40,43 @@ impl UserStatus {
     }
 }
 
+/// Default seconds without activity after which a session ends.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: i32 = 1800;
+
+/// Default seconds after sign-in after which a session ends.
+pub const DEFAULT_ABSOLUTE_TIMEOUT_SECS: i32 = 43_200;
+
+/// Validated session timeouts; `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// Idle timeout in seconds.
+    pub idle: Option<i32>,
+    /// Absolute timeout in seconds.
+    pub absolute: Option<i32>,
+}
+
+/// Session timeouts within sane bounds: idle 5 minutes to a day, absolute 15 minutes to
+/// 30 days. Whether idle ≤ absolute is checked against the stored values by the store.
+pub fn session_timeouts(idle: Option<i32>, absolute: Option<i32>) -> ApiResult<SessionTimeouts> {
+    if let Some(idle) = idle
+        && !(300..=86_400).contains(&idle)
+    {
+        return Err(ApiError::invalid(
+            "input.sessionIdleTimeoutSeconds",
+            "must be between 300 and 86400",
+        ));
+    }
+    if let Some(absolute) = absolute
+        && !(900..=2_592_000).contains(&absolute)
+    {
+        return Err(ApiError::invalid(
+            "input.sessionAbsoluteTimeoutSeconds",
+            "must be between 900 and 2592000",
+        ));
+    }
+    Ok(SessionTimeouts { idle, absolute })
+}
+
 /// A normalized, validated email address (trimmed, lower-cased).
 pub fn email(field: &'static str, raw: &str) -> ApiResult<String> {
     let value = raw.trim().to_lowercase();

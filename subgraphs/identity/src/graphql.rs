@@ -6,6 +6,8 @@ use async_graphql::{
     ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, MergedObject, Object, Schema,
     SimpleObject,
 };
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -20,16 +22,20 @@ use portal_kit::{ApiError, ApiResult};
 
 use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
+use crate::session_api::{SessionMutation, SessionQuery};
+use crate::sessions::Authenticator;
 use crate::store;
 
 /// The identity subgraph's executable schema.
 pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection) -> IdentitySchema {
-    Schema::build(Query::default(), Mutation, EmptySubscription)
+/// Builds the schema over `db`, signing in through `authenticator`; no socket needed
+/// (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection, authenticator: Arc<Authenticator>) -> IdentitySchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
+        .data(authenticator)
         .data(batch_loader::<UsersById>(&db))
         .data(batch_loader::<RolesOfUsers>(&db))
         .data(db)
@@ -47,6 +53,10 @@ pub struct Tenant {
     pub name: String,
     /// When the tenant was created.
     pub created_at: DateTime<Utc>,
+    /// Seconds without activity after which a session ends.
+    pub session_idle_timeout_seconds: i32,
+    /// Seconds after sign-in after which a session ends however active.
+    pub session_absolute_timeout_seconds: i32,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -56,6 +66,8 @@ impl From<tenant::Model> for Tenant {
             slug: row.slug,
             name: row.name,
             created_at: row.created_at,
+            session_idle_timeout_seconds: row.session_idle_timeout_secs,
+            session_absolute_timeout_seconds: row.session_absolute_timeout_secs,
         }
     }
 }
@@ -198,7 +210,7 @@ portal_kit::fetch_by_ids!(
 
 /// Identity queries: the core ones and the audit trail.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, AuditQuery);
+pub struct Query(CoreQuery, AuditQuery, SessionQuery);
 
 /// Identity's own queries and entity resolvers.
 #[derive(Default)]
@@ -322,19 +334,28 @@ pub struct CreateTenantInput {
     pub name: String,
 }
 
-/// Input of `updateTenant`.
+/// Input of `updateTenant`; omitted fields keep their value.
 #[derive(InputObject)]
 pub struct UpdateTenantInput {
     /// New display name.
-    pub name: String,
+    pub name: Option<String>,
+    /// Seconds without activity after which a session ends (300–86400).
+    pub session_idle_timeout_seconds: Option<i32>,
+    /// Seconds after sign-in after which a session ends however active (900–2592000).
+    pub session_absolute_timeout_seconds: Option<i32>,
 }
 
 /// Identity mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
-pub struct Mutation;
+#[derive(MergedObject, Default)]
+pub struct Mutation(CoreMutation, SessionMutation);
+
+/// Users, roles and tenants.
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Invites a user into the caller's tenant.
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
         let new = store::NewUser {
@@ -430,15 +451,26 @@ impl Mutation {
         )
     }
 
-    /// Renames the caller's tenant.
+    /// Renames the caller's tenant or changes its session timeouts (tenant admins only).
     async fn update_tenant(
         &self,
         ctx: &Context<'_>,
         input: UpdateTenantInput,
     ) -> ApiResult<Tenant> {
-        let name = input::text("input.name", &input.name, 200)?;
-        Ok(store::rename_tenant(db(ctx)?, actor(ctx), meta(ctx), name)
-            .await?
-            .into())
+        let changes = store::TenantChanges {
+            name: input
+                .name
+                .map(|name| input::text("input.name", &name, 200))
+                .transpose()?,
+            timeouts: domain::session_timeouts(
+                input.session_idle_timeout_seconds,
+                input.session_absolute_timeout_seconds,
+            )?,
+        };
+        Ok(
+            store::update_tenant(db(ctx)?, actor(ctx), meta(ctx), changes)
+                .await?
+                .into(),
+        )
     }
 }

@@ -1,15 +1,21 @@
-//! The identity subgraph: tenants, users and roles.
+//! The identity subgraph: tenants, users and roles; sign-in, sessions and access tokens.
 //!
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped).
 
 pub mod audit;
 pub mod domain;
+pub mod feed;
 pub mod graphql;
+pub mod keys;
 pub mod password;
+pub mod session_api;
+pub mod sessions;
 pub mod store;
+pub mod throttle;
 
 pub use graphql::{IdentitySchema, build_schema};
+pub use sessions::{Authenticator, IdentitySettings};
 
 /// Name of this subgraph in the supergraph.
 pub const SUBGRAPH_NAME: &str = "identity";

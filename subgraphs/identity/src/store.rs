@@ -18,7 +18,11 @@ use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::{PLATFORM_ADMIN, UserStatus};
+use crate::domain::{
+    DEFAULT_ABSOLUTE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, PLATFORM_ADMIN, SessionTimeouts,
+    TENANT_ADMIN, UserStatus,
+};
+use crate::sessions::{RevokeReason, revoke_all_of_user};
 
 /// Validated fields of a new user.
 pub struct NewUser {
@@ -38,31 +42,68 @@ pub struct UserChanges {
 }
 
 /// The tenant `tenant_id`.
-pub async fn tenant(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<tenant::Model> {
+pub async fn tenant(db: &impl ConnectionTrait, tenant_id: Uuid) -> ApiResult<tenant::Model> {
     one_or_not_found(db, tenant::Entity::find_by_id(tenant_id), "tenant").await
 }
 
-/// Renames the tenant.
-pub async fn rename_tenant(
+/// Validated changes to the actor's tenant.
+pub struct TenantChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New session timeouts.
+    pub timeouts: SessionTimeouts,
+}
+
+/// Changes the actor's tenant (tenant admins only).
+pub async fn update_tenant(
     db: &DatabaseConnection,
     actor: &Actor,
     meta: &RequestMeta,
-    name: String,
+    changes: TenantChanges,
 ) -> ApiResult<tenant::Model> {
+    if !actor.has_role(TENANT_ADMIN) {
+        return Err(ApiError::Forbidden);
+    }
     let tenant_id = actor.tenant()?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let current = one_or_not_found(&txn, tenant::Entity::find_by_id(tenant_id), "tenant").await?;
-    let before = current.name.clone();
+    let before = tenant_settings(&current);
+    let idle = changes
+        .timeouts
+        .idle
+        .unwrap_or(current.session_idle_timeout_secs);
+    let absolute = changes
+        .timeouts
+        .absolute
+        .unwrap_or(current.session_absolute_timeout_secs);
+    if idle > absolute {
+        return Err(ApiError::invalid(
+            "input.sessionIdleTimeoutSeconds",
+            "must not exceed the absolute timeout",
+        ));
+    }
     let mut active: tenant::ActiveModel = current.into();
-    active.name = Set(name.clone());
+    if let Some(name) = changes.name {
+        active.name = Set(name);
+    }
+    active.session_idle_timeout_secs = Set(idle);
+    active.session_absolute_timeout_secs = Set(absolute);
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("tenant.update", "tenant", tenant_id)
-        .with_details(json!({ "name": { "before": before, "after": name } }))
+        .with_details(json!({ "before": before, "after": tenant_settings(&updated) }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
+}
+
+fn tenant_settings(tenant: &tenant::Model) -> serde_json::Value {
+    json!({
+        "name": tenant.name,
+        "sessionIdleTimeoutSeconds": tenant.session_idle_timeout_secs,
+        "sessionAbsoluteTimeoutSeconds": tenant.session_absolute_timeout_secs,
+    })
 }
 
 /// One user of the tenant.
@@ -142,8 +183,18 @@ pub async fn update_user(
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     let after = json!({ "displayName": updated.display_name, "status": updated.status });
+    // Deactivation is immediate: the user's sessions end with it.
+    let sessions_revoked = if UserStatus::from_db(&updated.status) == UserStatus::Disabled {
+        revoke_all_of_user(&txn, id, RevokeReason::UserDeactivated).await?
+    } else {
+        0
+    };
     AuditEvent::success("user.update", "user", id)
-        .with_details(json!({ "before": before, "after": after }))
+        .with_details(json!({
+            "before": before,
+            "after": after,
+            "sessionsRevoked": sessions_revoked,
+        }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
@@ -178,6 +229,8 @@ pub async fn create_tenant(
         slug: Set(slug),
         name: Set(name),
         status: Set("ACTIVE".to_owned()),
+        session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
+        session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         created_at: Set(now),
         updated_at: Set(now),
     }

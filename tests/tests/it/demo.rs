@@ -46,12 +46,12 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
     let test_db = TestDb::new().await?;
     let db = test_db.connect().await?;
     let options = portal::GatewayOptions {
-        authentication: portal_gateway::auth::Authentication::TrustDevHeaders,
+        authentication: portal_gateway::auth::Authentication::anonymous_only().with_dev_headers(),
         limits: Default::default(),
         subgraphs: Default::default(),
         ide_headers: vec![("x-portal-user-id".into(), "demo-user-id".into())],
     };
-    let (router, _) = portal::all_in_one_app(&db, &options)?;
+    let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;
     portal::install_crypto_provider();
     let page = reqwest::Client::new()

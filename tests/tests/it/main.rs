@@ -14,6 +14,7 @@ mod mutations;
 mod reload;
 mod robustness;
 mod schema_drift;
+mod sessions;
 mod subgraph_auth;
 mod subgraphs;
 mod transport;

@@ -11,7 +11,7 @@ fn schema_dir() -> PathBuf {
 #[tokio::test]
 async fn committed_subgraph_and_supergraph_schemas_match_the_code() -> anyhow::Result<()> {
     let db = portal::connect_and_migrate("sqlite::memory:", 1).await?;
-    let subgraphs = portal::subgraphs::build_all(&db);
+    let subgraphs = portal::subgraphs::build_all(&db, &portal_tests::authenticator(&db));
     let mut drifted = Vec::new();
     for subgraph in &subgraphs {
         let path = schema_dir().join(format!("{}.graphql", subgraph.name));

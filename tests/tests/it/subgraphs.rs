@@ -57,7 +57,7 @@ const USER_ENTITIES: &str =
 #[tokio::test]
 async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone());
+    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
     let representations = json!({ "r": [
         { "__typename": "User", "id": fx.seed.carol_id.to_string() },
         { "__typename": "User", "id": fx.seed.other_user_id.to_string() },
@@ -75,7 +75,7 @@ async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> any
 #[tokio::test]
 async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone());
+    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
     let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
     let response = run(&schema, &fx.carol(), create, json!({ "e": "dan@" })).await;
     assert_eq!(
@@ -283,7 +283,7 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
 #[tokio::test]
 async fn only_platform_admins_create_tenants_and_slugs_are_unique() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone());
+    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
     let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
     let response = run(&schema, &fx.carol(), create, json!({ "s": "initech" })).await;
     assert_eq!(

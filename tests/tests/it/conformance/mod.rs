@@ -228,7 +228,7 @@ impl Supergraph {
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
         let clients = portal::http_clients(&urls, &key)?;
         let options = GatewayOptions {
-            authentication: Authentication::AnonymousOnly,
+            authentication: Authentication::anonymous_only(),
             limits: Limits::default(),
             subgraphs: SubgraphSettings {
                 timeout: self.timeout,

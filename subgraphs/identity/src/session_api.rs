@@ -1,0 +1,221 @@
+//! The GraphQL surface of sign-in and sessions: `signIn`, `refreshSession`, `signOut`,
+//! `changePassword`, the `mySessions` query and session revocation.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use portal_entities::identity::session;
+use portal_kit::context::{actor, db, meta};
+use portal_kit::input;
+use portal_kit::{ApiError, ApiResult};
+
+use crate::graphql::User;
+use crate::sessions::{Authenticator, Issued, RevokeReason, Which, expiry};
+use crate::store;
+
+fn service<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Arc<Authenticator>> {
+    ctx.data::<Arc<Authenticator>>()
+        .map_err(|_| ApiError::internal("authenticator missing from schema data"))
+}
+
+/// One signed-in device.
+#[derive(SimpleObject)]
+pub struct Session {
+    /// Stable id.
+    pub id: ID,
+    /// The client's user agent when it last refreshed.
+    pub device: Option<String>,
+    /// The client's address when it last refreshed.
+    pub ip_address: Option<String>,
+    /// How the user signed in (`password`, `sso`).
+    pub auth_method: String,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last sign-in or refresh.
+    pub last_seen_at: DateTime<Utc>,
+    /// When the session ends unless used again (idle or absolute timeout, whichever first).
+    pub expires_at: DateTime<Utc>,
+    /// Whether this is the session of the request asking.
+    pub current: bool,
+}
+
+impl Session {
+    fn new(row: session::Model, expires_at: DateTime<Utc>, current: Option<uuid::Uuid>) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            current: current == Some(row.id),
+            device: row.user_agent,
+            ip_address: row.source_ip,
+            auth_method: row.auth_method,
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+            expires_at,
+        }
+    }
+}
+
+/// What a successful sign-in or refresh returns. Keep the refresh token secret: it is
+/// shown once and works once.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Bearer token for `Authorization: Bearer …` on every request.
+    pub access_token: String,
+    /// When the access token expires; refresh before.
+    pub access_token_expires_at: DateTime<Utc>,
+    /// Single-use token for `refreshSession`.
+    pub refresh_token: String,
+    /// The session.
+    pub session: Session,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// Input of `signIn`.
+#[derive(InputObject)]
+pub struct SignInInput {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The user's email.
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+async fn payload(ctx: &Context<'_>, issued: Issued) -> ApiResult<AuthPayload> {
+    let db = db(ctx)?;
+    let tenant = store::tenant(db, issued.session.tenant_id).await?;
+    let user = store::user(db, tenant.id, issued.session.user_id).await?;
+    let (expires_at, _) = expiry(&tenant, &issued.session);
+    let session_id = issued.session.id;
+    Ok(AuthPayload {
+        access_token: issued.access_token,
+        access_token_expires_at: issued.access_token_expires_at,
+        refresh_token: issued.refresh_token,
+        session: Session::new(issued.session, expires_at, Some(session_id)),
+        user: user.into(),
+    })
+}
+
+/// Session queries.
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The caller's live sessions, most recently used first.
+    async fn my_sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Session>> {
+        let actor = actor(ctx);
+        let (tenant_id, user_id) = (actor.tenant()?, actor.principal()?);
+        let tenant = store::tenant(db(ctx)?, tenant_id).await?;
+        let rows = service(ctx)?.sessions_of(tenant_id, user_id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (ends, _) = expiry(&tenant, &row);
+                Session::new(row, ends, actor.session_id)
+            })
+            .collect())
+    }
+}
+
+/// Sign-in and session mutations.
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Signs in with a password. Every failure answers `UNAUTHENTICATED` with the same
+    /// message; repeated failures lock the account and the source (`RATE_LIMITED`).
+    async fn sign_in(&self, ctx: &Context<'_>, input: SignInInput) -> ApiResult<AuthPayload> {
+        if input.password.len() > 1024 || input.email.len() > 320 || input.tenant.len() > 63 {
+            return Err(ApiError::AuthenticationFailed(
+                "invalid tenant, email or password",
+            ));
+        }
+        let issued = service(ctx)?
+            .sign_in(meta(ctx), &input.tenant, &input.email, &input.password)
+            .await?;
+        payload(ctx, issued).await
+    }
+
+    /// Exchanges a refresh token (once) for a new access token and refresh token.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> ApiResult<AuthPayload> {
+        if refresh_token.len() > 256 {
+            return Err(ApiError::AuthenticationFailed(
+                "invalid or expired refresh token",
+            ));
+        }
+        let issued = service(ctx)?.refresh(meta(ctx), &refresh_token).await?;
+        payload(ctx, issued).await
+    }
+
+    /// Ends the caller's current session.
+    async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let actor = actor(ctx);
+        let current = actor.session_id.ok_or(ApiError::Unauthenticated)?;
+        service(ctx)?
+            .revoke_own(actor, meta(ctx), Which::One(current), RevokeReason::SignOut)
+            .await?;
+        Ok(true)
+    }
+
+    /// Ends one of the caller's sessions.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let id = input::id("id", &id)?;
+        service(ctx)?
+            .revoke_own(actor(ctx), meta(ctx), Which::One(id), RevokeReason::Revoked)
+            .await?;
+        Ok(true)
+    }
+
+    /// Ends all of the caller's sessions except the current one; returns how many ended.
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> ApiResult<u64> {
+        let actor = actor(ctx);
+        let current = actor.session_id.ok_or(ApiError::Unauthenticated)?;
+        service(ctx)?
+            .revoke_own(
+                actor,
+                meta(ctx),
+                Which::AllBut(current),
+                RevokeReason::Revoked,
+            )
+            .await
+    }
+
+    /// Ends all of the caller's sessions, the current one included.
+    async fn revoke_all_sessions(&self, ctx: &Context<'_>) -> ApiResult<u64> {
+        service(ctx)?
+            .revoke_own(actor(ctx), meta(ctx), Which::All, RevokeReason::Revoked)
+            .await
+    }
+
+    /// Ends all sessions of a user of the caller's tenant (tenant admins only).
+    async fn revoke_user_sessions(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<u64> {
+        let user_id = input::id("userId", &user_id)?;
+        service(ctx)?
+            .revoke_for_user(actor(ctx), meta(ctx), user_id)
+            .await
+    }
+
+    /// Changes the caller's password; every other session of the caller ends.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> ApiResult<bool> {
+        if current_password.len() > 1024 {
+            return Err(ApiError::invalid("currentPassword", "does not match"));
+        }
+        service(ctx)?
+            .change_password(actor(ctx), meta(ctx), &current_password, &new_password)
+            .await?;
+        Ok(true)
+    }
+}

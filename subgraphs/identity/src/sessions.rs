@@ -1,0 +1,689 @@
+//! Sign-in and sessions: password sign-in with throttling, sessions with idle and
+//! absolute timeouts, short-lived access tokens, rotating refresh tokens with reuse
+//! detection, and revocation.
+//!
+//! A session is one signed-in device and the family of its refresh tokens. Each refresh
+//! token works once; presenting a used one again means it was copied, so the whole
+//! session is revoked. Revocations are visible to gateways within a second
+//! ([`crate::feed`]), so a revoked session stops working long before its last access
+//! token would expire.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::identity::{credential, refresh_token, session, tenant, user};
+use portal_kit::access_token::{AUDIENCE, AccessClaims};
+use portal_kit::audit::AuditEvent;
+use portal_kit::secret::{DataKey, opaque_token, token_hash};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::{TENANT_ADMIN, UserStatus};
+use crate::keys::KeyRing;
+use crate::{password, store, throttle};
+
+/// Prefix of refresh tokens (`prt_…`).
+pub const REFRESH_TOKEN_PREFIX: &str = "prt";
+
+/// The message of every failed sign-in, whatever the reason.
+const SIGN_IN_FAILED: &str = "invalid tenant, email or password";
+
+/// The message of every refused refresh token, whatever the reason.
+const REFRESH_FAILED: &str = "invalid or expired refresh token";
+
+/// Identity's run-time settings.
+#[derive(Clone, Debug)]
+pub struct IdentitySettings {
+    /// The `iss` of access tokens; gateways accept only this issuer.
+    pub issuer: String,
+    /// Lifetime of an access token (at most one hour).
+    pub access_token_ttl: Duration,
+    /// Age at which the signing key is replaced.
+    pub key_rotation: Duration,
+    /// Seals secrets at rest (signing keys).
+    pub data_key: DataKey,
+}
+
+impl IdentitySettings {
+    /// Defaults: issuer `portal`, 5-minute access tokens, 30-day key rotation.
+    pub fn new(data_key: DataKey) -> Self {
+        Self {
+            issuer: "portal".into(),
+            access_token_ttl: Duration::from_secs(300),
+            key_rotation: Duration::from_secs(30 * 24 * 3600),
+            data_key,
+        }
+    }
+}
+
+/// What sign-in and refresh hand out.
+#[derive(Debug)]
+pub struct Issued {
+    /// The signed access token (JWT).
+    pub access_token: String,
+    /// When it expires.
+    pub access_token_expires_at: DateTime<Utc>,
+    /// The new refresh token (shown once; only its hash is stored).
+    pub refresh_token: String,
+    /// The session.
+    pub session: session::Model,
+}
+
+/// The sign-in service: database, signing keys and settings.
+pub struct Authenticator {
+    db: DatabaseConnection,
+    keys: KeyRing,
+    settings: IdentitySettings,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Verified against when the account does not exist, so that an unknown email costs the
+/// same time as a wrong password.
+static DUMMY_HASH: LazyLock<Option<String>> =
+    LazyLock::new(|| password::hash("no account has this password, ever").ok());
+
+/// Why a session ended, as stored and audited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user signed out.
+    SignOut,
+    /// The user or an admin revoked it.
+    Revoked,
+    /// A used refresh token was presented again.
+    RefreshReuse,
+    /// Idle for longer than the tenant allows.
+    IdleTimeout,
+    /// Older than the tenant allows.
+    AbsoluteTimeout,
+    /// The password changed or was reset.
+    PasswordChanged,
+    /// The user was deactivated.
+    UserDeactivated,
+}
+
+impl RevokeReason {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignOut => "sign_out",
+            Self::Revoked => "revoked",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::IdleTimeout => "idle_timeout",
+            Self::AbsoluteTimeout => "absolute_timeout",
+            Self::PasswordChanged => "password_changed",
+            Self::UserDeactivated => "user_deactivated",
+        }
+    }
+}
+
+/// Which of a user's sessions to revoke.
+#[derive(Clone, Copy, Debug)]
+pub enum Which {
+    /// Exactly this one.
+    One(Uuid),
+    /// All but this one (the caller's current session).
+    AllBut(Uuid),
+    /// All of them.
+    All,
+}
+
+fn secs(value: i32) -> chrono::Duration {
+    chrono::Duration::seconds(i64::from(value.max(0)))
+}
+
+/// When `session` ends by itself under `tenant`'s timeouts, and why.
+pub fn expiry(tenant: &tenant::Model, session: &session::Model) -> (DateTime<Utc>, RevokeReason) {
+    let idle = session.last_seen_at + secs(tenant.session_idle_timeout_secs);
+    let absolute = session.created_at + secs(tenant.session_absolute_timeout_secs);
+    if idle < absolute {
+        (idle, RevokeReason::IdleTimeout)
+    } else {
+        (absolute, RevokeReason::AbsoluteTimeout)
+    }
+}
+
+fn db_err(err: sea_orm::DbErr) -> ApiError {
+    ApiError::from_db(err)
+}
+
+impl Authenticator {
+    /// The service over `db`.
+    pub fn new(db: DatabaseConnection, settings: IdentitySettings) -> Self {
+        Self {
+            keys: KeyRing::new(settings.data_key.clone(), settings.key_rotation),
+            db,
+            settings,
+        }
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Signs in with a password. Every failure — unknown tenant or email, wrong password,
+    /// inactive user — gets the same `UNAUTHENTICATED` answer after the same hashing work;
+    /// a locked account or source gets `RATE_LIMITED` whether or not the account exists.
+    pub async fn sign_in(
+        &self,
+        meta: &RequestMeta,
+        tenant_slug: &str,
+        email: &str,
+        password: &str,
+    ) -> ApiResult<Issued> {
+        let slug = tenant_slug.trim().to_lowercase();
+        let email = email.trim().to_lowercase();
+        let mut throttle_keys = vec![throttle::account_key(&slug, &email)];
+        if let Some(ip) = &meta.source_ip {
+            throttle_keys.push(throttle::source_key(ip));
+        }
+        let tenant = tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(slug.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(db_err)?;
+        let account = match &tenant {
+            Some(tenant) => self.account(tenant.id, &email).await?,
+            None => None,
+        };
+        let audit_failure = |reason: &'static str| {
+            let tenant_id = tenant.as_ref().map(|t| t.id);
+            let user_id = account.as_ref().map(|(u, _)| u.id);
+            let email = email.clone();
+            async move {
+                let Some(tenant_id) = tenant_id else {
+                    return Ok(());
+                };
+                AuditEvent::failure("auth.sign_in", "user", user_id)
+                    .in_tenant(tenant_id)
+                    .with_details(json!({ "email": email, "reason": reason }))
+                    .record(&self.db, &Actor::anonymous(), meta)
+                    .await
+            }
+        };
+        if let Err(err) = throttle::ensure_open(&self.db, &throttle_keys).await {
+            audit_failure("locked").await?;
+            return Err(err);
+        }
+        let stored = account
+            .as_ref()
+            .and_then(|(_, credential)| credential.as_ref())
+            .map(|c| c.password_hash.clone());
+        let matches = verify_password(password, stored).await?;
+        let usable = account.as_ref().filter(|(user, _)| {
+            UserStatus::from_db(&user.status) == UserStatus::Active
+                && tenant.as_ref().is_some_and(|t| t.status == "ACTIVE")
+        });
+        let (Some((user, _)), true) = (usable, matches) else {
+            throttle::record_failure(&self.db, &throttle_keys[0], throttle::ACCOUNT).await?;
+            if let Some(key) = throttle_keys.get(1) {
+                throttle::record_failure(&self.db, key, throttle::SOURCE).await?;
+            }
+            let reason = match (&account, matches) {
+                (None, _) => "unknown_account",
+                (Some(_), false) => "wrong_password",
+                (Some(_), true) => "inactive",
+            };
+            audit_failure(reason).await?;
+            return Err(ApiError::AuthenticationFailed(SIGN_IN_FAILED));
+        };
+        throttle::clear(&self.db, &throttle_keys[0]).await?;
+        let tenant = tenant.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+        self.start_session(&tenant, user, "password", meta).await
+    }
+
+    async fn account(
+        &self,
+        tenant_id: Uuid,
+        email: &str,
+    ) -> ApiResult<Option<(user::Model, Option<credential::Model>)>> {
+        let found = user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(db_err)?;
+        let Some(user) = found else {
+            return Ok(None);
+        };
+        let credential = credential::Entity::find_by_id(user.id)
+            .filter(credential::Column::TenantId.eq(tenant_id))
+            .one(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(Some((user, credential)))
+    }
+
+    async fn start_session(
+        &self,
+        tenant: &tenant::Model,
+        user: &user::Model,
+        method: &'static str,
+        meta: &RequestMeta,
+    ) -> ApiResult<Issued> {
+        let now = Utc::now();
+        let refresh_token = opaque_token(REFRESH_TOKEN_PREFIX)?;
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let session = session::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tenant.id),
+            user_id: Set(user.id),
+            auth_method: Set(method.to_owned()),
+            user_agent: Set(meta.user_agent.clone()),
+            source_ip: Set(meta.source_ip.clone()),
+            created_at: Set(now),
+            last_seen_at: Set(now),
+            mfa_verified_at: Set(None),
+            revoked_at: Set(None),
+            revoked_reason: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(db_err)?;
+        insert_refresh_token(&txn, session.id, &refresh_token).await?;
+        let actor = Actor {
+            session_id: Some(session.id),
+            ..Actor::user(user.id, tenant.id, Vec::new())
+        };
+        AuditEvent::success("auth.sign_in", "session", session.id)
+            .with_details(json!({ "method": method, "userId": user.id }))
+            .record(&txn, &actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)?;
+        self.issue(tenant, session, refresh_token, method).await
+    }
+
+    async fn issue(
+        &self,
+        tenant: &tenant::Model,
+        session: session::Model,
+        refresh_token: String,
+        method: &str,
+    ) -> ApiResult<Issued> {
+        let roles = store::roles_of_users(&self.db, tenant.id, [session.user_id])
+            .await?
+            .remove(&session.user_id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|role| role.name)
+            .collect();
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.settings.access_token_ttl)
+            .map_err(|_| ApiError::internal("access token ttl out of range"))?;
+        let (ends, _) = expiry(tenant, &session);
+        let expires_at = (now + ttl).min(ends);
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
+            sub: session.user_id,
+            tid: tenant.id,
+            sid: session.id,
+            roles,
+            amr: vec![if method == "password" { "pwd" } else { method }.to_owned()],
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            jti: Uuid::now_v7(),
+        };
+        let key = self.keys.signing_key(&self.db).await?;
+        Ok(Issued {
+            access_token: key.sign(&claims)?,
+            access_token_expires_at: expires_at,
+            refresh_token,
+            session,
+        })
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token. A used,
+    /// unknown, revoked or timed-out token gets `UNAUTHENTICATED`; a used one also
+    /// revokes its whole session.
+    pub async fn refresh(&self, meta: &RequestMeta, presented: &str) -> ApiResult<Issued> {
+        let hash = token_hash(presented.trim());
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let Some(token) = refresh_token::Entity::find_by_id(hash.clone())
+            .one(&txn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
+        };
+        let session = session::Entity::find_by_id(token.session_id)
+            .one(&txn)
+            .await
+            .map_err(db_err)?
+            .ok_or(ApiError::AuthenticationFailed(REFRESH_FAILED))?;
+        let tenant = store::tenant(&txn, session.tenant_id).await?;
+        let actor = Actor {
+            session_id: Some(session.id),
+            ..Actor::user(session.user_id, session.tenant_id, Vec::new())
+        };
+        // Claim the token atomically: of two concurrent uses, exactly one wins.
+        let claimed = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(Utc::now()))
+            .filter(refresh_token::Column::TokenHash.eq(hash))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        let refusal = if claimed.rows_affected == 0 {
+            Some(RevokeReason::RefreshReuse)
+        } else if session.revoked_at.is_some() {
+            None
+        } else {
+            let (ends, reason) = expiry(&tenant, &session);
+            (ends <= Utc::now()).then_some(reason)
+        };
+        if session.revoked_at.is_some() || refusal.is_some() {
+            if let Some(reason) = refusal
+                && session.revoked_at.is_none()
+            {
+                revoke_in(&txn, &[session.id], reason).await?;
+                let action = match reason {
+                    RevokeReason::RefreshReuse => "auth.refresh_reuse",
+                    _ => "session.expire",
+                };
+                AuditEvent::success(action, "session", session.id)
+                    .with_details(json!({ "reason": reason.as_str() }))
+                    .record(&txn, &actor, meta)
+                    .await?;
+            }
+            txn.commit().await.map_err(db_err)?;
+            return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
+        }
+        let user = user::Entity::find_by_id(session.user_id)
+            .one(&txn)
+            .await
+            .map_err(db_err)?;
+        if !user.is_some_and(|u| UserStatus::from_db(&u.status) == UserStatus::Active) {
+            txn.commit().await.map_err(db_err)?;
+            return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
+        }
+        let next = opaque_token(REFRESH_TOKEN_PREFIX)?;
+        insert_refresh_token(&txn, session.id, &next).await?;
+        let method = session.auth_method.clone();
+        let mut active: session::ActiveModel = session.into();
+        active.last_seen_at = Set(Utc::now());
+        if meta.source_ip.is_some() {
+            active.source_ip = Set(meta.source_ip.clone());
+        }
+        if meta.user_agent.is_some() {
+            active.user_agent = Set(meta.user_agent.clone());
+        }
+        let session = active.update(&txn).await.map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
+        self.issue(&tenant, session, next, &method).await
+    }
+
+    /// The actor's live sessions, newest first.
+    pub async fn sessions_of(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> ApiResult<Vec<session::Model>> {
+        let tenant = store::tenant(&self.db, tenant_id).await?;
+        let now = Utc::now();
+        let rows = session::Entity::find()
+            .filter(session::Column::TenantId.eq(tenant_id))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .order_by_desc(session::Column::LastSeenAt)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter(|s| expiry(&tenant, s).0 > now)
+            .collect())
+    }
+
+    /// Revokes the actor's own sessions: `which` of them. Returns how many ended.
+    pub async fn revoke_own(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        which: Which,
+        reason: RevokeReason,
+    ) -> ApiResult<u64> {
+        let tenant_id = actor.tenant()?;
+        let user_id = actor.principal()?;
+        self.revoke_user_sessions(actor, meta, tenant_id, user_id, which, reason)
+            .await
+    }
+
+    /// Revokes all sessions of `user_id`, a user of the actor's tenant (tenant admins).
+    pub async fn revoke_for_user(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        user_id: Uuid,
+    ) -> ApiResult<u64> {
+        if !actor.has_role(TENANT_ADMIN) {
+            return Err(ApiError::Forbidden);
+        }
+        let tenant_id = actor.tenant()?;
+        store::user(&self.db, tenant_id, user_id).await?;
+        self.revoke_user_sessions(
+            actor,
+            meta,
+            tenant_id,
+            user_id,
+            Which::All,
+            RevokeReason::Revoked,
+        )
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        which: Which,
+        reason: RevokeReason,
+    ) -> ApiResult<u64> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let mut select = session::Entity::find()
+            .filter(session::Column::TenantId.eq(tenant_id))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null());
+        select = match which {
+            Which::One(id) => select.filter(session::Column::Id.eq(id)),
+            Which::AllBut(id) => select.filter(session::Column::Id.ne(id)),
+            Which::All => select,
+        };
+        let ids: Vec<Uuid> = select
+            .all(&txn)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        if let Which::One(_) = which
+            && ids.is_empty()
+        {
+            return Err(ApiError::NotFound("session"));
+        }
+        revoke_in(&txn, &ids, reason).await?;
+        for id in &ids {
+            let action = if reason == RevokeReason::SignOut {
+                "auth.sign_out"
+            } else {
+                "session.revoke"
+            };
+            AuditEvent::success(action, "session", *id)
+                .with_details(json!({ "reason": reason.as_str(), "userId": user_id }))
+                .record(&txn, actor, meta)
+                .await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Changes the actor's password after checking the current one (throttled like
+    /// sign-in) and the policy; ends every other session of the user.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        current: &str,
+        new: &str,
+    ) -> ApiResult<()> {
+        let tenant_id = actor.tenant()?;
+        let user = store::user(&self.db, tenant_id, actor.principal()?).await?;
+        let tenant = store::tenant(&self.db, tenant_id).await?;
+        let key = throttle::account_key(&tenant.slug, &user.email);
+        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        let stored = credential::Entity::find_by_id(user.id)
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .map(|c| c.password_hash);
+        if !verify_password(current, stored).await? {
+            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
+            AuditEvent::failure("user.password_change", "user", Some(user.id))
+                .record(&self.db, actor, meta)
+                .await?;
+            return Err(ApiError::invalid("currentPassword", "does not match"));
+        }
+        password::check(new, &user.email, &user.display_name)
+            .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
+        let hash = hash_password(new).await?;
+        let txn = self.db.begin().await.map_err(db_err)?;
+        set_password_in(&txn, &user, hash).await?;
+        let others = session::Entity::find()
+            .filter(session::Column::UserId.eq(user.id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::Id.ne(actor.session_id.unwrap_or_default()))
+            .all(&txn)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>();
+        revoke_in(&txn, &others, RevokeReason::PasswordChanged).await?;
+        AuditEvent::success("user.password_change", "user", user.id)
+            .with_details(json!({ "sessionsRevoked": others.len() }))
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+}
+
+async fn insert_refresh_token(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    token: &str,
+) -> ApiResult<()> {
+    refresh_token::ActiveModel {
+        token_hash: Set(token_hash(token)),
+        session_id: Set(session_id),
+        created_at: Set(Utc::now()),
+        used_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Marks `ids` revoked for `reason` (already revoked ones keep their first reason).
+pub async fn revoke_in(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    reason: RevokeReason,
+) -> ApiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Revokes every live session of `user_id` (deactivation); no audit of its own — the
+/// caller audits the change that caused it.
+pub async fn revoke_all_of_user(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    reason: RevokeReason,
+) -> ApiResult<u64> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(result.rows_affected)
+}
+
+/// Stores `hash` as the password of `user`.
+pub async fn set_password_in(
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    hash: String,
+) -> ApiResult<()> {
+    let existing = credential::Entity::find_by_id(user.id)
+        .one(db)
+        .await
+        .map_err(db_err)?;
+    let row = credential::ActiveModel {
+        user_id: Set(user.id),
+        tenant_id: Set(user.tenant_id),
+        password_hash: Set(hash),
+        updated_at: Set(Utc::now()),
+    };
+    if existing.is_some() {
+        row.update(db).await.map_err(db_err)?;
+    } else {
+        row.insert(db).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// argon2id hash of `password`, off the async reactor.
+pub async fn hash_password(password: &str) -> ApiResult<String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|_| ApiError::internal("hashing task failed"))?
+        .map_err(|_| ApiError::internal("password hashing failed"))
+}
+
+/// Whether `password` matches `stored`; with no stored hash, verifies against a dummy so
+/// the time taken does not tell whether the account exists.
+async fn verify_password(password: &str, stored: Option<String>) -> ApiResult<bool> {
+    let password = password.to_owned();
+    let known = stored.is_some();
+    let target = stored
+        .or_else(|| DUMMY_HASH.clone())
+        .ok_or_else(|| ApiError::internal("dummy hash unavailable"))?;
+    let matches = tokio::task::spawn_blocking(move || password::verify(&password, &target))
+        .await
+        .map_err(|_| ApiError::internal("verification task failed"))?
+        .map_err(|_| ApiError::internal("stored password hash unreadable"))?;
+    Ok(known && matches)
+}
