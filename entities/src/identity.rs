@@ -1,9 +1,11 @@
 //! Tables owned by the identity subgraph.
 
+pub mod api_key;
 pub mod auth_throttle;
 pub mod credential;
 pub mod refresh_token;
 pub mod role;
+pub mod service_account;
 pub mod session;
 pub mod signing_key;
 pub mod tenant;

@@ -6,6 +6,8 @@
 //! - Development headers (`x-portal-user-id`, `x-portal-tenant-id`, `x-portal-roles`):
 //!   OFF unless explicitly enabled (`portal serve --demo`), since anyone can claim to be
 //!   anyone with them.
+//! - `Authorization: Bearer pk_…` or `X-API-Key: pk_…`: an integrator's API key, acting
+//!   as its service account with the key's roles ([`ApiKeyResolver`]).
 //! - Nothing: the anonymous actor (which can sign in and little else).
 //!
 //! A presented but invalid credential is never downgraded to anonymous: it is refused
@@ -17,7 +19,7 @@ use axum::http::{HeaderMap, header};
 use uuid::Uuid;
 
 use portal_kit::Actor;
-use portal_kit::access_token::{AccessTokenVerifier, TokenError};
+use portal_kit::access_token::{API_KEY_PREFIX, AccessTokenVerifier, ApiKeyResolver, TokenError};
 
 use crate::response::GraphQLError;
 
@@ -31,11 +33,25 @@ pub const DEV_ROLES_HEADER: &str = "x-portal-roles";
 /// How long a request naming an unknown signing key waits for the keys to be reloaded.
 const KEY_RELOAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Header that may carry an integrator's API key (instead of `Authorization: Bearer`).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
 /// How the gateway establishes who is calling.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Authentication {
     tokens: Option<Arc<AccessTokenVerifier>>,
+    api_keys: Option<Arc<dyn ApiKeyResolver>>,
     dev_headers: bool,
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authentication")
+            .field("tokens", &self.tokens.is_some())
+            .field("api_keys", &self.api_keys.is_some())
+            .field("dev_headers", &self.dev_headers)
+            .finish()
+    }
 }
 
 impl Authentication {
@@ -48,8 +64,14 @@ impl Authentication {
     pub fn tokens(verifier: Arc<AccessTokenVerifier>) -> Self {
         Self {
             tokens: Some(verifier),
-            dev_headers: false,
+            ..Self::default()
         }
+    }
+
+    /// Also accept integrators' API keys, resolved by `resolver`.
+    pub fn with_api_keys(mut self, resolver: Arc<dyn ApiKeyResolver>) -> Self {
+        self.api_keys = Some(resolver);
+        self
     }
 
     /// Also trust the development identity headers. For local demos and tests only.
@@ -65,6 +87,9 @@ impl Authentication {
 
     /// The actor of a request with `headers`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Actor, GraphQLError> {
+        if let Some(value) = headers.get(API_KEY_HEADER) {
+            return self.api_key(value.to_str().unwrap_or("").trim()).await;
+        }
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             return self.bearer(value.to_str().unwrap_or("")).await;
         }
@@ -86,6 +111,9 @@ impl Authentication {
                 "UNAUTHENTICATED",
             ));
         };
+        if token.starts_with(API_KEY_PREFIX) {
+            return self.api_key(token).await;
+        }
         let Some(verifier) = &self.tokens else {
             return Err(invalid());
         };
@@ -99,6 +127,18 @@ impl Authentication {
             other => other,
         };
         verified.map(|claims| claims.actor()).map_err(|_| invalid())
+    }
+}
+
+impl Authentication {
+    async fn api_key(&self, key: &str) -> Result<Actor, GraphQLError> {
+        let resolved = match &self.api_keys {
+            Some(resolver) => resolver.resolve(key).await,
+            None => None,
+        };
+        resolved.ok_or_else(|| {
+            GraphQLError::new("invalid, expired or revoked API key", "UNAUTHENTICATED")
+        })
     }
 }
 

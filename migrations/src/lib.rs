@@ -16,6 +16,7 @@ mod m0007_tenant_indexes;
 mod m0008_audit_append_only;
 mod m0009_audit_user_agent;
 mod m0010_sessions;
+mod m0011_api_keys;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_audit_append_only::Migration),
             Box::new(m0009_audit_user_agent::Migration),
             Box::new(m0010_sessions::Migration),
+            Box::new(m0011_api_keys::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ use portal_gateway::subgraph::{
     Caller, HttpSubgraph, SubgraphClient, SubgraphClients, SubgraphRequest, SubgraphSettings,
 };
 use portal_gateway::transport::{self, AppState};
+use portal_identity::api_keys::DbApiKeys;
 use portal_identity::{Authenticator, IdentitySettings};
 use portal_kit::access_token::AccessTokenVerifier;
 use portal_kit::internal_token::InternalTokenKey;
@@ -140,8 +141,17 @@ pub struct IdentityRuntime {
     pub authenticator: Arc<Authenticator>,
     /// Verifies access tokens (gateway), kept current by `feed`.
     pub verifier: Arc<AccessTokenVerifier>,
+    /// Resolves integrators' API keys (gateway).
+    pub api_keys: Arc<DbApiKeys>,
     /// The task polling keys and revocations into `verifier`; abort to stop.
     pub feed: tokio::task::JoinHandle<()>,
+}
+
+impl IdentityRuntime {
+    /// Gateway authentication by access tokens and API keys.
+    pub fn authentication(&self) -> Authentication {
+        Authentication::tokens(self.verifier.clone()).with_api_keys(self.api_keys.clone())
+    }
 }
 
 /// Starts identity's sign-in service over `db`: makes sure a signing key exists, loads
@@ -161,6 +171,7 @@ pub async fn start_identity(
     Ok(IdentityRuntime {
         authenticator,
         verifier,
+        api_keys: Arc::new(DbApiKeys::new(db.clone())),
         feed,
     })
 }

@@ -135,8 +135,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn options(config: &Config, demo: bool, verifier: Arc<AccessTokenVerifier>) -> GatewayOptions {
-    let mut authentication = Authentication::tokens(verifier);
+fn options(config: &Config, demo: bool, mut authentication: Authentication) -> GatewayOptions {
     if demo || config.gateway.dev_headers {
         tracing::warn!(
             "trusting development identity headers: anyone can act as anyone. Never do this in production."
@@ -166,7 +165,7 @@ async fn serve(
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
             let identity = portal::start_identity(&db, config.identity_settings()?).await?;
-            let mut options = options(config, demo, identity.verifier.clone());
+            let mut options = options(config, demo, identity.authentication());
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -192,8 +191,10 @@ async fn serve(
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
-            watch_sessions_when_ready(config, verifier.clone()).await?;
-            let options = options(config, demo, verifier);
+            let db = watch_sessions_when_ready(config, verifier.clone()).await?;
+            let authentication = Authentication::tokens(verifier)
+                .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
+            let options = options(config, demo, authentication);
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();
@@ -296,7 +297,7 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
 async fn watch_sessions_when_ready(
     config: &Config,
     verifier: Arc<AccessTokenVerifier>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let db = portal_kit::db::connect(&config.database.url, 2)
         .await
         .context("connecting to the database")?;
@@ -304,7 +305,7 @@ async fn watch_sessions_when_ready(
     loop {
         match portal::watch_sessions(&db, verifier.clone()).await {
             // The task runs for the life of the process.
-            Ok(_task) => return Ok(()),
+            Ok(_task) => return Ok(db),
             Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use portal::seed::DemoSeed;
 use portal::{GatewayOptions, subgraphs};
-use portal_gateway::auth::{Authentication, DEV_TENANT_HEADER, DEV_USER_HEADER};
+use portal_gateway::auth::{DEV_TENANT_HEADER, DEV_USER_HEADER};
 use portal_gateway::gateway::Limits;
 use portal_gateway::subgraph::SubgraphSettings;
 use portal_identity::{Authenticator, IdentitySettings};
@@ -273,7 +273,7 @@ impl TestPortal {
     ) -> anyhow::Result<Self> {
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
-            authentication: Authentication::tokens(identity.verifier.clone()).with_dev_headers(),
+            authentication: identity.authentication().with_dev_headers(),
             limits: Limits::default(),
             subgraphs: SubgraphSettings::default(),
             ide_headers: Vec::new(),

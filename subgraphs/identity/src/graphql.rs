@@ -20,6 +20,7 @@ use portal_kit::loader::{BatchLoader, batch_loader, load, registered};
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
+use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
 use crate::session_api::{SessionMutation, SessionQuery};
@@ -210,7 +211,7 @@ portal_kit::fetch_by_ids!(
 
 /// Identity queries: the core ones and the audit trail.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, AuditQuery, SessionQuery);
+pub struct Query(CoreQuery, AuditQuery, SessionQuery, ApiKeyQuery);
 
 /// Identity's own queries and entity resolvers.
 #[derive(Default)]
@@ -348,7 +349,7 @@ pub struct UpdateTenantInput {
 /// Identity mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, SessionMutation);
+pub struct Mutation(CoreMutation, SessionMutation, ApiKeyMutation);
 
 /// Users, roles and tenants.
 #[derive(Default)]

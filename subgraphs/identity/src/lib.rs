@@ -3,6 +3,8 @@
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped).
 
+pub mod api_key_api;
+pub mod api_keys;
 pub mod audit;
 pub mod domain;
 pub mod feed;

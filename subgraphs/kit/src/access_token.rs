@@ -29,6 +29,17 @@ pub const ALGORITHM: &str = "EdDSA";
 /// Clock skew tolerated when checking `exp`/`nbf`, in seconds.
 const LEEWAY_SECS: u64 = 5;
 
+/// Prefix of integrator API keys (`pk_…`); a bearer credential with it is an API key.
+pub const API_KEY_PREFIX: &str = "pk_";
+
+/// Resolves integrator API keys to the service actor they act as.
+#[async_trait::async_trait]
+pub trait ApiKeyResolver: Send + Sync {
+    /// The actor of `key`, or `None` when it is unknown, revoked, expired or its service
+    /// account is disabled.
+    async fn resolve(&self, key: &str) -> Option<Actor>;
+}
+
 /// The claims of an access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {

@@ -3,7 +3,7 @@
 //! trail are exactly as before.
 
 use portal_entities::accounts::account;
-use portal_entities::identity::{role, user};
+use portal_entities::identity::{api_key, role, service_account, session, user};
 use portal_entities::integrations::{integration, webhook_endpoint};
 use portal_entities::messages::{message, thread};
 use portal_entities::platform::audit_event;
@@ -24,6 +24,9 @@ struct AcmeIds {
     message: Uuid,
     integration: Uuid,
     webhook: Uuid,
+    session: Uuid,
+    service_account: Uuid,
+    api_key: Uuid,
 }
 
 async fn acme_ids(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<AcmeIds> {
@@ -50,13 +53,16 @@ async fn acme_ids(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<AcmeI
         message: first!(message::Entity, message::Column::TenantId),
         integration: first!(integration::Entity, integration::Column::TenantId),
         webhook: first!(webhook_endpoint::Entity, webhook_endpoint::Column::TenantId),
+        session: first!(session::Entity, session::Column::TenantId),
+        service_account: first!(service_account::Entity, service_account::Column::TenantId),
+        api_key: first!(api_key::Entity, api_key::Column::TenantId),
     })
 }
 
 /// A digest of everything Acme owns, to prove nothing changed.
 async fn acme_snapshot(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<String> {
     Ok(format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
         user::Entity::find()
             .filter(user::Column::TenantId.eq(tenant))
             .all(db)
@@ -89,6 +95,18 @@ async fn acme_snapshot(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<
             .filter(integration::Column::TenantId.eq(tenant))
             .all(db)
             .await?,
+        session::Entity::find()
+            .filter(session::Column::TenantId.eq(tenant))
+            .all(db)
+            .await?,
+        service_account::Entity::find()
+            .filter(service_account::Column::TenantId.eq(tenant))
+            .all(db)
+            .await?,
+        api_key::Entity::find()
+            .filter(api_key::Column::TenantId.eq(tenant))
+            .all(db)
+            .await?,
         audit_event::Entity::find().count(db).await?,
     ))
 }
@@ -111,6 +129,16 @@ async fn as_gina(portal: &TestPortal, query: &str, variables: Value) -> anyhow::
 async fn every_query_and_mutation_stops_at_the_tenant_boundary() -> anyhow::Result<()> {
     let portal = TestPortal::start(Mode::AllInOne).await?;
     let seed = portal.seed.clone();
+    // Acme also has a session, a service account and an API key.
+    let (alice, _, _) = crate::auth_helpers::session_of(&portal, "alice@acme.example").await?;
+    let create = "mutation { createServiceAccount(input: { name: \"crm\" }) { id } }";
+    let (_, created) = crate::auth_helpers::post(&portal, Some(&alice), create, json!({})).await?;
+    let account_id = created["data"]["createServiceAccount"]["id"].clone();
+    assert!(account_id.is_string(), "{created}");
+    let key = "mutation($a: ID!) { createApiKey(input: { serviceAccountId: $a, name: \"k\", roles: [\"integrator\"] }) { key } }";
+    let (_, key) =
+        crate::auth_helpers::post(&portal, Some(&alice), key, json!({ "a": account_id })).await?;
+    assert!(key["data"]["createApiKey"]["key"].is_string(), "{key}");
     let acme = acme_ids(&portal.db, seed.tenant_id).await?;
     let before = acme_snapshot(&portal.db, seed.tenant_id).await?;
     let reads = [
@@ -127,7 +155,7 @@ async fn every_query_and_mutation_stops_at_the_tenant_boundary() -> anyhow::Resu
         let response = as_gina(&portal, &query, json!({ "id": id.to_string() })).await?;
         assert_eq!(response, json!({ "data": { "x": null } }), "{selection}");
     }
-    let lists = "{ users { edges { node { email } } } roles { edges { node { name } } } accounts { edges { node { number } } } reportDefinitions { edges { node { name } } } threads { edges { node { subject } } } integrations { edges { node { name } } } webhookEndpoints { edges { node { url } } } auditEvents { edges { node { action } } } }";
+    let lists = "{ serviceAccounts { name apiKeys { prefix } } mySessions { id } users { edges { node { email } } } roles { edges { node { name } } } accounts { edges { node { number } } } reportDefinitions { edges { node { name } } } threads { edges { node { subject } } } integrations { edges { node { name } } } webhookEndpoints { edges { node { url } } } auditEvents { edges { node { action } } } }";
     let response = as_gina(&portal, lists, json!({})).await?;
     let text = response.to_string();
     assert!(response.get("errors").is_none(), "{response}");
@@ -140,7 +168,27 @@ async fn every_query_and_mutation_stops_at_the_tenant_boundary() -> anyhow::Resu
         "{text}"
     );
 
-    let writes: [(&str, Value); 13] = [
+    let writes: [(&str, Value); 18] = [
+        (
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({ "id": acme.session }),
+        ),
+        (
+            "mutation($id: ID!) { revokeUserSessions(userId: $id) }",
+            json!({ "id": acme.user }),
+        ),
+        (
+            "mutation($id: ID!) { disableServiceAccount(id: $id) { id } }",
+            json!({ "id": acme.service_account }),
+        ),
+        (
+            "mutation($id: ID!) { createApiKey(input: { serviceAccountId: $id, name: \"x\", roles: [\"integrator\"] }) { key } }",
+            json!({ "id": acme.service_account }),
+        ),
+        (
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": acme.api_key }),
+        ),
         (
             "mutation($id: ID!) { updateUser(id: $id, input: { displayName: \"x\" }) { id } }",
             json!({ "id": acme.user }),

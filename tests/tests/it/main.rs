@@ -1,7 +1,9 @@
 //! Portal's integration tests: one binary, each test on its own fresh database
 //! (SQLite by default, PostgreSQL when `PORTAL_TEST_DATABASE_URL` is set).
 
+mod api_keys;
 mod audit;
+mod auth_helpers;
 mod batching;
 mod conformance;
 mod cross_tenant;

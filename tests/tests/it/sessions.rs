@@ -18,76 +18,9 @@ use portal_entities::platform::audit_event;
 use portal_kit::access_token::{AUDIENCE, AccessClaims, SigningKey};
 use portal_tests::{Mode, TestPortal};
 
-const SIGN_IN: &str = "mutation($t: String!, $e: String!, $p: String!) { signIn(input: { tenant: $t, email: $e, password: $p }) { accessToken accessTokenExpiresAt refreshToken session { id current authMethod } user { id email } } }";
+use crate::auth_helpers::{ME, code, post, refused_within, session_of, sign_in};
+
 const REFRESH: &str = "mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken refreshToken session { id } } }";
-const ME: &str = "{ me { id email roles { name } } }";
-
-/// Posts `query` with `variables`, with `Authorization: Bearer <token>` when given.
-async fn post(
-    portal: &TestPortal,
-    token: Option<&str>,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<(StatusCode, Value)> {
-    let mut request = portal
-        .http()
-        .post(&portal.endpoint)
-        .header("user-agent", "portal-tests/1")
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    Ok((status, response.json().await?))
-}
-
-/// Signs in and returns the whole response.
-async fn sign_in(
-    portal: &TestPortal,
-    tenant: &str,
-    email: &str,
-    password: &str,
-) -> anyhow::Result<Value> {
-    let vars = json!({ "t": tenant, "e": email, "p": password });
-    Ok(post(portal, None, SIGN_IN, vars).await?.1)
-}
-
-/// Signs in with the demo password and returns `(access token, refresh token, session id)`.
-async fn session_of(portal: &TestPortal, email: &str) -> anyhow::Result<(String, String, Uuid)> {
-    let response = sign_in(portal, "acme", email, DEMO_PASSWORD).await?;
-    let payload = &response["data"]["signIn"];
-    let access = payload["accessToken"].as_str();
-    let refresh = payload["refreshToken"].as_str();
-    let id = payload["session"]["id"].as_str().map(Uuid::parse_str);
-    match (access, refresh, id) {
-        (Some(a), Some(r), Some(Ok(id))) => Ok((a.to_owned(), r.to_owned(), id)),
-        _ => anyhow::bail!("sign-in failed: {response}"),
-    }
-}
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
-}
-
-/// Waits (up to 5 s) until the gateway refuses `token`; returns how long it took.
-async fn refused_within(portal: &TestPortal, token: &str) -> anyhow::Result<Duration> {
-    let start = std::time::Instant::now();
-    loop {
-        let (status, body) = post(portal, Some(token), ME, json!({})).await?;
-        if status == StatusCode::UNAUTHORIZED {
-            assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
-            return Ok(start.elapsed());
-        }
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(5),
-            "token still accepted after 5 s: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn audit_outcomes(portal: &TestPortal, action: &str) -> anyhow::Result<Vec<String>> {
     Ok(audit_event::Entity::find()
