@@ -3,6 +3,9 @@
 pub mod api_key;
 pub mod auth_throttle;
 pub mod credential;
+pub mod mfa_challenge;
+pub mod mfa_factor;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod role;
 pub mod service_account;

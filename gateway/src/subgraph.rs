@@ -91,6 +91,7 @@ pub const CLIENT_ERROR_CODES: &[&str] = &[
     "NOT_FOUND",
     "CONFLICT",
     "RATE_LIMITED",
+    "STEP_UP_REQUIRED",
 ];
 
 /// Message that replaces a masked subgraph error.

@@ -17,6 +17,7 @@ mod m0008_audit_append_only;
 mod m0009_audit_user_agent;
 mod m0010_sessions;
 mod m0011_api_keys;
+mod m0012_mfa;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_audit_user_agent::Migration),
             Box::new(m0010_sessions::Migration),
             Box::new(m0011_api_keys::Migration),
+            Box::new(m0012_mfa::Migration),
         ]
     }
 }

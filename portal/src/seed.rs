@@ -325,6 +325,7 @@ async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Res
         status: Set("ACTIVE".into()),
         session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
+        mfa_required_roles: Set(String::new()),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }

@@ -170,7 +170,7 @@ async fn carol_signs_in_and_uses_her_token(
 ) -> anyhow::Result<()> {
     let endpoint = format!("http://127.0.0.1:{port}/graphql");
     let sign_in = json!({
-        "query": "mutation($p: String!) { signIn(input: { tenant: \"acme\", email: \"carol@acme.example\", password: $p }) { accessToken } }",
+        "query": "mutation($p: String!) { signIn(input: { tenant: \"acme\", email: \"carol@acme.example\", password: $p }) { auth { accessToken } } }",
         "variables": { "p": portal::seed::DEMO_PASSWORD },
     });
     let response: Value = http
@@ -180,7 +180,7 @@ async fn carol_signs_in_and_uses_her_token(
         .await?
         .json()
         .await?;
-    let token = response["data"]["signIn"]["accessToken"]
+    let token = response["data"]["signIn"]["auth"]["accessToken"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("sign-in failed: {response}"))?;
     let me: Value = http

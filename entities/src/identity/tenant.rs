@@ -13,6 +13,8 @@ pub struct Model {
     pub status: String,
     pub session_idle_timeout_secs: i32,
     pub session_absolute_timeout_secs: i32,
+    /// Role names whose holders must use a second factor, comma-separated.
+    pub mfa_required_roles: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -217,6 +217,8 @@ pub async fn create_api_key(
             "every role must exist in the tenant",
         ));
     }
+    // Minting a credential is sensitive: a second factor confirmed in the last minutes.
+    crate::mfa::require_step_up(db, actor).await?;
     let (key, prefix, hash) = generate()?;
     let created = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),

@@ -58,6 +58,8 @@ pub struct Tenant {
     pub session_idle_timeout_seconds: i32,
     /// Seconds after sign-in after which a session ends however active.
     pub session_absolute_timeout_seconds: i32,
+    /// Roles whose holders must sign in with a second factor.
+    pub mfa_required_roles: Vec<String>,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -69,6 +71,12 @@ impl From<tenant::Model> for Tenant {
             created_at: row.created_at,
             session_idle_timeout_seconds: row.session_idle_timeout_secs,
             session_absolute_timeout_seconds: row.session_absolute_timeout_secs,
+            mfa_required_roles: row
+                .mfa_required_roles
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -147,6 +155,11 @@ impl Node for User {
 
 #[ComplexObject]
 impl User {
+    /// Whether the user signs in with a second factor.
+    async fn mfa_enabled(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        crate::mfa::is_enabled(db(ctx)?, self.uuid).await
+    }
+
     /// The tenant the user belongs to.
     async fn tenant(&self, ctx: &Context<'_>) -> ApiResult<Tenant> {
         Ok(store::tenant(db(ctx)?, self.tenant_id).await?.into())
@@ -344,6 +357,8 @@ pub struct UpdateTenantInput {
     pub session_idle_timeout_seconds: Option<i32>,
     /// Seconds after sign-in after which a session ends however active (900–2592000).
     pub session_absolute_timeout_seconds: Option<i32>,
+    /// Roles whose holders must sign in with a second factor (each must exist).
+    pub mfa_required_roles: Option<Vec<String>>,
 }
 
 /// Identity mutations. Each validates all input before writing anything and records an
@@ -467,6 +482,15 @@ impl CoreMutation {
                 input.session_idle_timeout_seconds,
                 input.session_absolute_timeout_seconds,
             )?,
+            mfa_required_roles: input
+                .mfa_required_roles
+                .map(|roles| {
+                    roles
+                        .iter()
+                        .map(|role| domain::role_name("input.mfaRequiredRoles", role))
+                        .collect::<ApiResult<Vec<_>>>()
+                })
+                .transpose()?,
         };
         Ok(
             store::update_tenant(db(ctx)?, actor(ctx), meta(ctx), changes)

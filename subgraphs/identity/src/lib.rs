@@ -10,6 +10,7 @@ pub mod domain;
 pub mod feed;
 pub mod graphql;
 pub mod keys;
+pub mod mfa;
 pub mod password;
 pub mod session_api;
 pub mod sessions;

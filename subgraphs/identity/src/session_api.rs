@@ -12,7 +12,8 @@ use portal_kit::input;
 use portal_kit::{ApiError, ApiResult};
 
 use crate::graphql::User;
-use crate::sessions::{Authenticator, Issued, RevokeReason, Which, expiry};
+use crate::mfa;
+use crate::sessions::{Authenticator, Issued, RevokeReason, SignInOutcome, Which, expiry};
 use crate::store;
 
 fn service<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Arc<Authenticator>> {
@@ -70,6 +71,47 @@ pub struct AuthPayload {
     pub session: Session,
     /// The signed-in user.
     pub user: User,
+    /// Recovery codes, only when this sign-in completed an MFA enrolment (shown once).
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// A new second factor to add to an authenticator app.
+#[derive(SimpleObject)]
+pub struct MfaEnrollment {
+    /// The TOTP secret, base32 (for manual entry).
+    pub secret: String,
+    /// `otpauth://` URI (for a QR code).
+    pub otpauth_uri: String,
+}
+
+impl From<mfa::Enrollment> for MfaEnrollment {
+    fn from(enrollment: mfa::Enrollment) -> Self {
+        Self {
+            secret: enrollment.secret,
+            otpauth_uri: enrollment.otpauth_uri,
+        }
+    }
+}
+
+/// The password was right; a second factor is needed to finish (`completeSignIn`).
+#[derive(SimpleObject)]
+pub struct MfaChallenge {
+    /// Single-use token for `completeSignIn`.
+    pub token: String,
+    /// When it expires (five minutes).
+    pub expires_at: DateTime<Utc>,
+    /// Present when the user must first enrol this new factor (tenant policy); complete
+    /// the sign-in with a code from it.
+    pub enrollment: Option<MfaEnrollment>,
+}
+
+/// The answer to `signIn`: exactly one of `auth` and `mfa` is set.
+#[derive(SimpleObject)]
+pub struct SignInResult {
+    /// Signed in.
+    pub auth: Option<AuthPayload>,
+    /// A second factor is needed.
+    pub mfa: Option<MfaChallenge>,
 }
 
 /// Input of `signIn`.
@@ -95,6 +137,7 @@ async fn payload(ctx: &Context<'_>, issued: Issued) -> ApiResult<AuthPayload> {
         refresh_token: issued.refresh_token,
         session: Session::new(issued.session, expires_at, Some(session_id)),
         user: user.into(),
+        recovery_codes: None,
     })
 }
 
@@ -127,17 +170,96 @@ pub struct SessionMutation;
 #[Object]
 impl SessionMutation {
     /// Signs in with a password. Every failure answers `UNAUTHENTICATED` with the same
-    /// message; repeated failures lock the account and the source (`RATE_LIMITED`).
-    async fn sign_in(&self, ctx: &Context<'_>, input: SignInInput) -> ApiResult<AuthPayload> {
+    /// message; repeated failures lock the account and the source (`RATE_LIMITED`). When
+    /// the user has (or must enrol) a second factor, the answer is an `mfa` challenge.
+    async fn sign_in(&self, ctx: &Context<'_>, input: SignInInput) -> ApiResult<SignInResult> {
         if input.password.len() > 1024 || input.email.len() > 320 || input.tenant.len() > 63 {
             return Err(ApiError::AuthenticationFailed(
                 "invalid tenant, email or password",
             ));
         }
-        let issued = service(ctx)?
+        let outcome = service(ctx)?
             .sign_in(meta(ctx), &input.tenant, &input.email, &input.password)
             .await?;
-        payload(ctx, issued).await
+        Ok(match outcome {
+            SignInOutcome::SignedIn(issued) => SignInResult {
+                auth: Some(payload(ctx, issued).await?),
+                mfa: None,
+            },
+            SignInOutcome::SecondFactor {
+                challenge,
+                expires_at,
+                enrollment,
+            } => SignInResult {
+                auth: None,
+                mfa: Some(MfaChallenge {
+                    token: challenge,
+                    expires_at,
+                    enrollment: enrollment.map(MfaEnrollment::from),
+                }),
+            },
+        })
+    }
+
+    /// Finishes a sign-in with a second factor: a TOTP code, or a recovery code.
+    async fn complete_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        challenge: String,
+        code: String,
+    ) -> ApiResult<AuthPayload> {
+        if challenge.len() > 256 || code.len() > 64 {
+            return Err(ApiError::AuthenticationFailed("invalid or expired code"));
+        }
+        let (issued, recovery_codes) = service(ctx)?
+            .complete_sign_in(meta(ctx), &challenge, &code)
+            .await?;
+        let mut payload = payload(ctx, issued).await?;
+        payload.recovery_codes = recovery_codes;
+        Ok(payload)
+    }
+
+    /// Confirms a second factor on this session; sensitive mutations (API keys, MFA
+    /// changes) need one within the last ten minutes.
+    async fn step_up(&self, ctx: &Context<'_>, code: String) -> ApiResult<bool> {
+        if code.len() > 64 {
+            return Err(ApiError::AuthenticationFailed("invalid or expired code"));
+        }
+        service(ctx)?.step_up(actor(ctx), meta(ctx), &code).await?;
+        Ok(true)
+    }
+
+    /// Starts enrolling a TOTP second factor; confirm with `confirmMfaEnrollment`.
+    async fn begin_mfa_enrollment(&self, ctx: &Context<'_>) -> ApiResult<MfaEnrollment> {
+        Ok(service(ctx)?.begin_mfa_enrollment(actor(ctx)).await?.into())
+    }
+
+    /// Activates the factor being enrolled with a first code; returns ten single-use
+    /// recovery codes, shown this once.
+    async fn confirm_mfa_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> ApiResult<Vec<String>> {
+        if code.len() > 64 {
+            return Err(ApiError::invalid("code", "invalid or expired code"));
+        }
+        service(ctx)?
+            .confirm_mfa_enrollment(actor(ctx), meta(ctx), &code)
+            .await
+    }
+
+    /// Turns the second factor off (needs a recent `stepUp`).
+    async fn disable_mfa(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        service(ctx)?.disable_mfa(actor(ctx), meta(ctx)).await?;
+        Ok(true)
+    }
+
+    /// Replaces the recovery codes (needs a recent `stepUp`); the old ones stop working.
+    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        service(ctx)?
+            .regenerate_recovery_codes(actor(ctx), meta(ctx))
+            .await
     }
 
     /// Exchanges a refresh token (once) for a new access token and refresh token.

@@ -20,7 +20,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_entities::identity::{credential, refresh_token, session, tenant, user};
+use portal_entities::identity::{credential, mfa_challenge, refresh_token, session, tenant, user};
 use portal_kit::access_token::{AUDIENCE, AccessClaims};
 use portal_kit::audit::AuditEvent;
 use portal_kit::secret::{DataKey, opaque_token, token_hash};
@@ -28,7 +28,7 @@ use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{TENANT_ADMIN, UserStatus};
 use crate::keys::KeyRing;
-use crate::{password, store, throttle};
+use crate::{mfa, password, store, throttle};
 
 /// Prefix of refresh tokens (`prt_…`).
 pub const REFRESH_TOKEN_PREFIX: &str = "prt";
@@ -75,6 +75,32 @@ pub struct Issued {
     pub refresh_token: String,
     /// The session.
     pub session: session::Model,
+}
+
+/// Prefix of sign-in challenge tokens (`pmc_…`), between password and second factor.
+pub const CHALLENGE_PREFIX: &str = "pmc";
+
+/// How long a sign-in challenge waits for its second factor.
+const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The message of every refused second factor.
+const CODE_FAILED: &str = "invalid or expired code";
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// Signed in.
+    SignedIn(Issued),
+    /// A second factor is needed: `completeSignIn` with the challenge and a code. With
+    /// `enrollment`, the user must first add this new factor (tenant policy).
+    SecondFactor {
+        /// Single-use challenge token.
+        challenge: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+        /// The factor to enrol, when the user has none yet but must.
+        enrollment: Option<mfa::Enrollment>,
+    },
 }
 
 /// The sign-in service: database, signing keys and settings.
@@ -185,7 +211,7 @@ impl Authenticator {
         tenant_slug: &str,
         email: &str,
         password: &str,
-    ) -> ApiResult<Issued> {
+    ) -> ApiResult<SignInOutcome> {
         let slug = tenant_slug.trim().to_lowercase();
         let email = email.trim().to_lowercase();
         let mut throttle_keys = vec![throttle::account_key(&slug, &email)];
@@ -244,7 +270,222 @@ impl Authenticator {
         };
         throttle::clear(&self.db, &throttle_keys[0]).await?;
         let tenant = tenant.ok_or_else(|| ApiError::internal("tenant vanished"))?;
-        self.start_session(&tenant, user, "password", meta).await
+        let enrolled = mfa::is_enabled(&self.db, user.id).await?;
+        if !enrolled && !self.mfa_required(&tenant, user.id).await? {
+            return Ok(SignInOutcome::SignedIn(
+                self.start_session(&tenant, user, "password", false, meta)
+                    .await?,
+            ));
+        }
+        let enrollment = if enrolled {
+            None
+        } else {
+            Some(mfa::begin_enrollment(&self.db, &self.settings.data_key, user).await?)
+        };
+        let challenge = opaque_token(CHALLENGE_PREFIX)?;
+        let now = Utc::now();
+        mfa_challenge::ActiveModel {
+            token_hash: Set(token_hash(&challenge)),
+            user_id: Set(user.id),
+            tenant_id: Set(tenant.id),
+            created_at: Set(now),
+            expires_at: Set(now + CHALLENGE_TTL),
+            used_at: Set(None),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(db_err)?;
+        Ok(SignInOutcome::SecondFactor {
+            challenge,
+            expires_at: now + CHALLENGE_TTL,
+            enrollment,
+        })
+    }
+
+    /// Whether the tenant requires a second factor of a holder of the user's roles.
+    async fn mfa_required(&self, tenant: &tenant::Model, user_id: Uuid) -> ApiResult<bool> {
+        let required: Vec<&str> = tenant
+            .mfa_required_roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .collect();
+        if required.is_empty() {
+            return Ok(false);
+        }
+        let roles = store::roles_of_users(&self.db, tenant.id, [user_id])
+            .await?
+            .remove(&user_id)
+            .unwrap_or_default();
+        Ok(roles
+            .iter()
+            .any(|role| required.contains(&role.name.as_str())))
+    }
+
+    /// Completes a sign-in that needs a second factor: a TOTP code (or a recovery code
+    /// once a factor is active). Completing an enrolment activates the factor and returns
+    /// the recovery codes, shown once. Wrong codes count against the account's throttle.
+    pub async fn complete_sign_in(
+        &self,
+        meta: &RequestMeta,
+        challenge: &str,
+        code: &str,
+    ) -> ApiResult<(Issued, Option<Vec<String>>)> {
+        let hash = token_hash(challenge.trim());
+        let found = mfa_challenge::Entity::find_by_id(hash.clone())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
+            .ok_or(ApiError::AuthenticationFailed(CODE_FAILED))?;
+        let tenant = store::tenant(&self.db, found.tenant_id).await?;
+        let user = store::user(&self.db, tenant.id, found.user_id).await?;
+        let key = throttle::account_key(&tenant.slug, &user.email);
+        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        let factor = mfa::factor(&self.db, user.id).await?;
+        let enrolling = factor.as_ref().is_some_and(|f| f.status == mfa::PENDING);
+        let accepted = if enrolling {
+            mfa::check_totp(&self.db, &self.settings.data_key, &user, code, true).await?
+        } else {
+            mfa::check_any(&self.db, &self.settings.data_key, &user, code).await?
+        };
+        let actor = Actor::user(user.id, tenant.id, Vec::new());
+        if !accepted {
+            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
+            AuditEvent::failure("auth.mfa", "user", Some(user.id))
+                .with_details(json!({ "step": "sign_in" }))
+                .record(&self.db, &actor, meta)
+                .await?;
+            return Err(ApiError::AuthenticationFailed(CODE_FAILED));
+        }
+        // Single use: of two concurrent completions only one claims the challenge.
+        let claimed = mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::UsedAt, Expr::value(Utc::now()))
+            .filter(mfa_challenge::Column::TokenHash.eq(hash))
+            .filter(mfa_challenge::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        if claimed.rows_affected != 1 {
+            return Err(ApiError::AuthenticationFailed(CODE_FAILED));
+        }
+        throttle::clear(&self.db, &key).await?;
+        let recovery_codes = if enrolling {
+            let txn = self.db.begin().await.map_err(db_err)?;
+            let codes = mfa::activate(&txn, &user).await?;
+            AuditEvent::success("mfa.enable", "user", user.id)
+                .record(&txn, &actor, meta)
+                .await?;
+            txn.commit().await.map_err(db_err)?;
+            Some(codes)
+        } else {
+            None
+        };
+        let issued = self
+            .start_session(&tenant, &user, "password", true, meta)
+            .await?;
+        Ok((issued, recovery_codes))
+    }
+
+    /// Confirms a second factor on the actor's session (step-up), for sensitive
+    /// mutations in the next [`mfa::STEP_UP_WINDOW`]. Throttled like sign-in.
+    pub async fn step_up(&self, actor: &Actor, meta: &RequestMeta, code: &str) -> ApiResult<()> {
+        let (user, tenant) = self.actor_user(actor).await?;
+        let session_id = actor.session_id.ok_or(ApiError::Unauthenticated)?;
+        let key = throttle::account_key(&tenant.slug, &user.email);
+        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        if !mfa::check_any(&self.db, &self.settings.data_key, &user, code).await? {
+            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
+            AuditEvent::failure("auth.step_up", "session", Some(session_id))
+                .record(&self.db, actor, meta)
+                .await?;
+            return Err(ApiError::AuthenticationFailed(CODE_FAILED));
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        mark_mfa_verified(&txn, session_id).await?;
+        AuditEvent::success("auth.step_up", "session", session_id)
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// Starts enrolling a second factor for the signed-in actor.
+    pub async fn begin_mfa_enrollment(&self, actor: &Actor) -> ApiResult<mfa::Enrollment> {
+        let (user, _) = self.actor_user(actor).await?;
+        mfa::begin_enrollment(&self.db, &self.settings.data_key, &user).await
+    }
+
+    /// Activates the pending factor with a first code; returns the recovery codes (shown
+    /// once) and counts as a step-up of the current session.
+    pub async fn confirm_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        code: &str,
+    ) -> ApiResult<Vec<String>> {
+        let (user, tenant) = self.actor_user(actor).await?;
+        let key = throttle::account_key(&tenant.slug, &user.email);
+        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        let pending = mfa::factor(&self.db, user.id)
+            .await?
+            .is_some_and(|f| f.status == mfa::PENDING);
+        if !pending {
+            return Err(ApiError::Conflict("no enrolment in progress".into()));
+        }
+        if !mfa::check_totp(&self.db, &self.settings.data_key, &user, code, true).await? {
+            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
+            return Err(ApiError::invalid("code", "invalid or expired code"));
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let codes = mfa::activate(&txn, &user).await?;
+        if let Some(session_id) = actor.session_id {
+            mark_mfa_verified(&txn, session_id).await?;
+        }
+        AuditEvent::success("mfa.enable", "user", user.id)
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(codes)
+    }
+
+    /// Turns the actor's second factor off (needs a recent step-up).
+    pub async fn disable_mfa(&self, actor: &Actor, meta: &RequestMeta) -> ApiResult<()> {
+        let (user, _) = self.actor_user(actor).await?;
+        mfa::require_step_up(&self.db, actor).await?;
+        let txn = self.db.begin().await.map_err(db_err)?;
+        mfa::remove(&txn, user.id).await?;
+        AuditEvent::success("mfa.disable", "user", user.id)
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// Replaces the actor's recovery codes (needs a recent step-up).
+    pub async fn regenerate_recovery_codes(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+    ) -> ApiResult<Vec<String>> {
+        let (user, _) = self.actor_user(actor).await?;
+        if !mfa::is_enabled(&self.db, user.id).await? {
+            return Err(ApiError::Conflict("no active second factor".into()));
+        }
+        mfa::require_step_up(&self.db, actor).await?;
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let codes = mfa::new_recovery_codes(&txn, &user).await?;
+        AuditEvent::success("mfa.recovery_codes", "user", user.id)
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(codes)
+    }
+
+    async fn actor_user(&self, actor: &Actor) -> ApiResult<(user::Model, tenant::Model)> {
+        if actor.kind != portal_kit::ActorKind::User {
+            return Err(ApiError::Unauthenticated);
+        }
+        let tenant = store::tenant(&self.db, actor.tenant()?).await?;
+        let user = store::user(&self.db, tenant.id, actor.principal()?).await?;
+        Ok((user, tenant))
     }
 
     async fn account(
@@ -274,6 +515,7 @@ impl Authenticator {
         tenant: &tenant::Model,
         user: &user::Model,
         method: &'static str,
+        mfa: bool,
         meta: &RequestMeta,
     ) -> ApiResult<Issued> {
         let now = Utc::now();
@@ -288,7 +530,7 @@ impl Authenticator {
             source_ip: Set(meta.source_ip.clone()),
             created_at: Set(now),
             last_seen_at: Set(now),
-            mfa_verified_at: Set(None),
+            mfa_verified_at: Set(mfa.then_some(now)),
             revoked_at: Set(None),
             revoked_reason: Set(None),
         }
@@ -301,11 +543,11 @@ impl Authenticator {
             ..Actor::user(user.id, tenant.id, Vec::new())
         };
         AuditEvent::success("auth.sign_in", "session", session.id)
-            .with_details(json!({ "method": method, "userId": user.id }))
+            .with_details(json!({ "method": method, "mfa": mfa, "userId": user.id }))
             .record(&txn, &actor, meta)
             .await?;
         txn.commit().await.map_err(db_err)?;
-        self.issue(tenant, session, refresh_token, method).await
+        self.issue(tenant, session, refresh_token).await
     }
 
     async fn issue(
@@ -313,7 +555,6 @@ impl Authenticator {
         tenant: &tenant::Model,
         session: session::Model,
         refresh_token: String,
-        method: &str,
     ) -> ApiResult<Issued> {
         let roles = store::roles_of_users(&self.db, tenant.id, [session.user_id])
             .await?
@@ -334,7 +575,7 @@ impl Authenticator {
             tid: tenant.id,
             sid: session.id,
             roles,
-            amr: vec![if method == "password" { "pwd" } else { method }.to_owned()],
+            amr: amr(&session),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             jti: Uuid::now_v7(),
@@ -414,7 +655,6 @@ impl Authenticator {
         }
         let next = opaque_token(REFRESH_TOKEN_PREFIX)?;
         insert_refresh_token(&txn, session.id, &next).await?;
-        let method = session.auth_method.clone();
         let mut active: session::ActiveModel = session.into();
         active.last_seen_at = Set(Utc::now());
         if meta.source_ip.is_some() {
@@ -425,7 +665,7 @@ impl Authenticator {
         }
         let session = active.update(&txn).await.map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
-        self.issue(&tenant, session, next, &method).await
+        self.issue(&tenant, session, next).await
     }
 
     /// The actor's live sessions, newest first.
@@ -583,6 +823,30 @@ impl Authenticator {
         txn.commit().await.map_err(db_err)?;
         Ok(())
     }
+}
+
+/// The `amr` claim of a session's tokens (RFC 8176 values).
+fn amr(session: &session::Model) -> Vec<String> {
+    let first = match session.auth_method.as_str() {
+        "password" => "pwd",
+        other => other,
+    };
+    let mut amr = vec![first.to_owned()];
+    if session.mfa_verified_at.is_some() {
+        amr.push("otp".into());
+        amr.push("mfa".into());
+    }
+    amr
+}
+
+async fn mark_mfa_verified(db: &impl ConnectionTrait, session_id: Uuid) -> ApiResult<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::MfaVerifiedAt, Expr::value(Utc::now()))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 async fn insert_refresh_token(

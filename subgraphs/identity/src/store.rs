@@ -52,6 +52,8 @@ pub struct TenantChanges {
     pub name: Option<String>,
     /// New session timeouts.
     pub timeouts: SessionTimeouts,
+    /// New list of roles that require a second factor.
+    pub mfa_required_roles: Option<Vec<String>>,
 }
 
 /// Changes the actor's tenant (tenant admins only).
@@ -82,7 +84,29 @@ pub async fn update_tenant(
             "must not exceed the absolute timeout",
         ));
     }
+    if let Some(roles) = &changes.mfa_required_roles {
+        let known = role::Entity::find()
+            .filter(role::Column::TenantId.eq(tenant_id))
+            .filter(role::Column::Name.is_in(roles.iter().cloned()))
+            .all(&txn)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut wanted = roles.clone();
+        wanted.sort();
+        wanted.dedup();
+        if known.len() != wanted.len() {
+            return Err(ApiError::invalid(
+                "input.mfaRequiredRoles",
+                "every role must exist in the tenant",
+            ));
+        }
+    }
     let mut active: tenant::ActiveModel = current.into();
+    if let Some(mut roles) = changes.mfa_required_roles {
+        roles.sort();
+        roles.dedup();
+        active.mfa_required_roles = Set(roles.join(","));
+    }
     if let Some(name) = changes.name {
         active.name = Set(name);
     }
@@ -103,6 +127,7 @@ fn tenant_settings(tenant: &tenant::Model) -> serde_json::Value {
         "name": tenant.name,
         "sessionIdleTimeoutSeconds": tenant.session_idle_timeout_secs,
         "sessionAbsoluteTimeoutSeconds": tenant.session_absolute_timeout_secs,
+        "mfaRequiredRoles": tenant.mfa_required_roles,
     })
 }
 
@@ -231,6 +256,7 @@ pub async fn create_tenant(
         status: Set("ACTIVE".to_owned()),
         session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
+        mfa_required_roles: Set(String::new()),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many requests.
     RateLimited,
+    /// A sensitive operation needs a second factor confirmed on this session recently.
+    StepUpRequired,
     /// A server-side failure; details are only in the logs.
     Internal,
 }
@@ -40,6 +42,7 @@ impl ErrorCode {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
+            Self::StepUpRequired => "STEP_UP_REQUIRED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -70,6 +73,8 @@ pub enum ApiError {
     AuthenticationFailed(&'static str),
     /// See [`ErrorCode::RateLimited`].
     RateLimited,
+    /// See [`ErrorCode::StepUpRequired`].
+    StepUpRequired,
     /// See [`ErrorCode::Internal`]. The source is logged, never shown.
     Internal(Arc<dyn std::error::Error + Send + Sync>),
 }
@@ -120,6 +125,9 @@ impl ApiError {
             Self::Conflict(message) => message.clone(),
             Self::AuthenticationFailed(message) => (*message).into(),
             Self::RateLimited => "too many attempts; try again later".into(),
+            Self::StepUpRequired => {
+                "confirm with your second factor first (stepUp); enrol one if you have none".into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -134,6 +142,7 @@ impl ApiError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
             Self::RateLimited => ErrorCode::RateLimited,
+            Self::StepUpRequired => ErrorCode::StepUpRequired,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

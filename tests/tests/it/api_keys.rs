@@ -85,6 +85,16 @@ async fn api_keys_act_with_their_roles_until_revoked() -> anyhow::Result<()> {
         "refusals wrote nothing"
     );
 
+    // Minting a key needs a second factor confirmed on the session just now.
+    let (_, unconfirmed) = post(
+        &portal,
+        Some(&alice),
+        CREATE_KEY,
+        json!({ "a": account_id, "r": ["auditor"] }),
+    )
+    .await?;
+    assert_eq!(code(&unconfirmed), "STEP_UP_REQUIRED", "{unconfirmed}");
+    crate::auth_helpers::enroll_mfa(&portal, &alice).await?;
     let (_, auditor) = post(
         &portal,
         Some(&alice),
@@ -176,7 +186,7 @@ async fn api_keys_act_with_their_roles_until_revoked() -> anyhow::Result<()> {
         portal::seed::DEMO_PASSWORD,
     )
     .await?;
-    let gina = gina["data"]["signIn"]["accessToken"]
+    let gina = gina["data"]["signIn"]["auth"]["accessToken"]
         .as_str()
         .unwrap_or_default()
         .to_owned();

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use portal::seed::DEMO_PASSWORD;
 use portal_tests::TestPortal;
 
-pub const SIGN_IN: &str = "mutation($t: String!, $e: String!, $p: String!) { signIn(input: { tenant: $t, email: $e, password: $p }) { accessToken accessTokenExpiresAt refreshToken session { id current authMethod } user { id email } } }";
+pub const SIGN_IN: &str = "mutation($t: String!, $e: String!, $p: String!) { signIn(input: { tenant: $t, email: $e, password: $p }) { auth { accessToken accessTokenExpiresAt refreshToken session { id current authMethod } user { id email } } mfa { token expiresAt enrollment { secret otpauthUri } } } }";
 pub const ME: &str = "{ me { id email roles { name } } }";
 
 /// Posts `query` with `variables`, with `Authorization: Bearer <token>` when given.
@@ -49,7 +49,7 @@ pub async fn session_of(
     email: &str,
 ) -> anyhow::Result<(String, String, Uuid)> {
     let response = sign_in(portal, "acme", email, DEMO_PASSWORD).await?;
-    let payload = &response["data"]["signIn"];
+    let payload = &response["data"]["signIn"]["auth"];
     let access = payload["accessToken"].as_str();
     let refresh = payload["refreshToken"].as_str();
     let id = payload["session"]["id"].as_str().map(Uuid::parse_str);
@@ -80,4 +80,47 @@ pub async fn refused_within(portal: &TestPortal, token: &str) -> anyhow::Result<
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The TOTP code of `secret` (base32) for the time step `offset` steps from now.
+pub fn totp_code(secret: &str, offset: i64) -> anyhow::Result<String> {
+    let secret = totp_rs::Secret::try_from_base32(secret)
+        .map_err(|err| anyhow::anyhow!("secret: {err:?}"))?;
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .map_err(|err| anyhow::anyhow!("totp: {err:?}"))?;
+    let now = chrono::Utc::now().timestamp() + offset * 30;
+    Ok(totp.generate(u64::try_from(now)?).to_string())
+}
+
+/// Enrols a TOTP factor for the holder of `token` (which also counts as a step-up of
+/// that session); returns `(secret, recovery codes)`.
+pub async fn enroll_mfa(portal: &TestPortal, token: &str) -> anyhow::Result<(String, Vec<String>)> {
+    let (_, begun) = post(
+        portal,
+        Some(token),
+        "mutation { beginMfaEnrollment { secret otpauthUri } }",
+        json!({}),
+    )
+    .await?;
+    let secret = begun["data"]["beginMfaEnrollment"]["secret"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("enrolment failed: {begun}"))?
+        .to_owned();
+    let confirm = "mutation($c: String!) { confirmMfaEnrollment(code: $c) }";
+    let (_, confirmed) = post(
+        portal,
+        Some(token),
+        confirm,
+        json!({ "c": totp_code(&secret, 0)? }),
+    )
+    .await?;
+    let codes = confirmed["data"]["confirmMfaEnrollment"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("confirmation failed: {confirmed}"))?
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    Ok((secret, codes))
 }

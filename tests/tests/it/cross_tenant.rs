@@ -131,6 +131,7 @@ async fn every_query_and_mutation_stops_at_the_tenant_boundary() -> anyhow::Resu
     let seed = portal.seed.clone();
     // Acme also has a session, a service account and an API key.
     let (alice, _, _) = crate::auth_helpers::session_of(&portal, "alice@acme.example").await?;
+    crate::auth_helpers::enroll_mfa(&portal, &alice).await?;
     let create = "mutation { createServiceAccount(input: { name: \"crm\" }) { id } }";
     let (_, created) = crate::auth_helpers::post(&portal, Some(&alice), create, json!({})).await?;
     let account_id = created["data"]["createServiceAccount"]["id"].clone();

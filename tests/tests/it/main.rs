@@ -11,6 +11,7 @@ mod demo;
 mod federation;
 mod isolation;
 mod limits;
+mod mfa;
 mod migrations;
 mod mutations;
 mod reload;

@@ -35,7 +35,7 @@ async fn audit_outcomes(portal: &TestPortal, action: &str) -> anyhow::Result<Vec
 async fn signs_in_and_acts_through_the_gateway(mode: Mode) -> anyhow::Result<()> {
     let portal = TestPortal::start(mode).await?;
     let response = sign_in(&portal, "acme", " Carol@Acme.example ", DEMO_PASSWORD).await?;
-    let payload = &response["data"]["signIn"];
+    let payload = &response["data"]["signIn"]["auth"];
     assert_eq!(payload["user"]["email"], "carol@acme.example", "{response}");
     assert_eq!(payload["session"]["current"], true);
     assert_eq!(payload["session"]["authMethod"], "password");
@@ -286,7 +286,7 @@ async fn admins_revoke_sessions_and_deactivation_is_immediate() -> anyhow::Resul
 
     // Another tenant's admin cannot reach Carol.
     let globex = sign_in(&portal, "globex", "gina@globex.example", DEMO_PASSWORD).await?;
-    let gina = globex["data"]["signIn"]["accessToken"]
+    let gina = globex["data"]["signIn"]["auth"]["accessToken"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
