@@ -5,6 +5,7 @@ pub mod auth_throttle;
 pub mod credential;
 pub mod mfa_challenge;
 pub mod mfa_factor;
+pub mod password_reset_token;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod role;

@@ -1,3 +1,4 @@
-//! Platform tables written by every subgraph (the audit trail).
+//! Platform tables written by every subgraph: the audit trail and the email outbox.
 
 pub mod audit_event;
+pub mod email_outbox;

@@ -18,6 +18,7 @@ mod m0009_audit_user_agent;
 mod m0010_sessions;
 mod m0011_api_keys;
 mod m0012_mfa;
+mod m0013_outbox_and_resets;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_sessions::Migration),
             Box::new(m0011_api_keys::Migration),
             Box::new(m0012_mfa::Migration),
+            Box::new(m0013_outbox_and_resets::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use portal_gateway::subgraph::{ErrorExposure, SubgraphSettings};
 use portal_identity::IdentitySettings;
+use portal_kit::mail::{Mailer, Transport};
 use portal_kit::secret::DataKey;
 use serde::Deserialize;
 
@@ -25,6 +26,42 @@ pub struct Config {
     pub internal: InternalConfig,
     /// Sign-in and token settings.
     pub identity: IdentityConfig,
+    /// Outgoing email.
+    pub mail: MailConfig,
+}
+
+/// Outgoing email: SMTP when `smtp_url` is set, else `.eml` files in `dir`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Sender, `Name <address>`.
+    pub from: String,
+    /// `smtp://user:pass@host:587?tls=required` or `smtps://user:pass@host:465`.
+    /// Env: `PORTAL_SMTP_URL`.
+    pub smtp_url: Option<String>,
+    /// Without SMTP: the directory mail is written to (default: `mail/` next to the
+    /// SQLite database, else `./data/mail`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Portal <no-reply@portal.localhost>".into(),
+            smtp_url: None,
+            dir: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("from", &self.from)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
+            .field("dir", &self.dir)
+            .finish()
+    }
 }
 
 /// Sign-in and token settings.
@@ -41,6 +78,8 @@ pub struct IdentityConfig {
     /// Env: `PORTAL_DATA_KEY`. Without it, an SQLite deployment keeps a generated key in
     /// `secret.key` next to the database file; PostgreSQL deployments must set it.
     pub data_key: Option<String>,
+    /// Base URL of the web front end, for links in emails. Env: `PORTAL_PUBLIC_URL`.
+    pub public_url: String,
 }
 
 impl Default for IdentityConfig {
@@ -50,6 +89,7 @@ impl Default for IdentityConfig {
             access_token_ttl_secs: 300,
             key_rotation_days: 30,
             data_key: None,
+            public_url: "http://127.0.0.1:4000".into(),
         }
     }
 }
@@ -61,6 +101,7 @@ impl std::fmt::Debug for IdentityConfig {
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("key_rotation_days", &self.key_rotation_days)
             .field("data_key", &self.data_key.as_ref().map(|_| "<redacted>"))
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -216,6 +257,12 @@ impl Config {
         if let Some(secret) = var("PORTAL_DATA_KEY") {
             self.identity.data_key = Some(secret);
         }
+        if let Some(url) = var("PORTAL_PUBLIC_URL") {
+            self.identity.public_url = url;
+        }
+        if let Some(url) = var("PORTAL_SMTP_URL") {
+            self.mail.smtp_url = Some(url);
+        }
         if let Some(flag) = var("PORTAL_DEV_HEADERS") {
             self.gateway.dev_headers = matches!(flag.as_str(), "1" | "true" | "yes");
         }
@@ -313,6 +360,14 @@ impl Config {
                 "identity.key_rotation_days must be between 1 and 365".into(),
             ));
         }
+        if !(self.identity.public_url.starts_with("http://")
+            || self.identity.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "identity.public_url must be an http(s) URL".into(),
+            ));
+        }
+        self.mailer().map(|_| ()).map_err(ConfigError::Invalid)?;
         if self.identity.issuer.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "identity.issuer must not be empty".into(),
@@ -417,7 +472,23 @@ impl Config {
         settings.issuer = self.identity.issuer.clone();
         settings.access_token_ttl = Duration::from_secs(self.identity.access_token_ttl_secs);
         settings.key_rotation = Duration::from_secs(self.identity.key_rotation_days * 86_400);
+        settings.public_url = self.identity.public_url.clone();
         Ok(settings)
+    }
+
+    /// The outgoing mail transport: SMTP when configured, else a mail directory.
+    pub fn mailer(&self) -> Result<Mailer, String> {
+        let transport = match &self.mail.smtp_url {
+            Some(url) => Mailer::smtp(url)?,
+            None => Transport::Directory(self.mail.dir.clone().unwrap_or_else(|| {
+                sqlite_path(&self.database.url)
+                    .and_then(|p| Path::new(p).parent())
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("data"))
+                    .join("mail")
+            })),
+        };
+        Mailer::new(&self.mail.from, transport)
     }
 
     /// The internal token secret, required for HTTP between processes.

@@ -164,7 +164,9 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            let identity = portal::start_identity(&db, config.identity_settings()?).await?;
+            let settings = config.identity_settings()?;
+            start_mail(config, &db, &settings)?;
+            let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
             if demo {
                 portal::seed::seed_if_empty(&db)
@@ -227,10 +229,10 @@ async fn serve(
                     .await?;
             let authenticator = match role {
                 Role::Identity => {
-                    let authenticator = Arc::new(portal_identity::Authenticator::new(
-                        db.clone(),
-                        config.identity_settings()?,
-                    ));
+                    let settings = config.identity_settings()?;
+                    start_mail(config, &db, &settings)?;
+                    let authenticator =
+                        Arc::new(portal_identity::Authenticator::new(db.clone(), settings));
                     authenticator
                         .keys()
                         .signing_key(&db)
@@ -288,6 +290,23 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
         "wrote {} subgraph schemas and supergraph.graphql to {}",
         subgraphs.len(),
         out.display()
+    );
+    Ok(())
+}
+
+/// Starts delivering the email outbox (SMTP or the mail directory) every second.
+fn start_mail(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+    settings: &portal_identity::IdentitySettings,
+) -> anyhow::Result<()> {
+    let mailer = config.mailer().map_err(anyhow::Error::msg)?;
+    tracing::info!(?mailer, "delivering email");
+    portal_kit::mail::spawn_delivery(
+        db.clone(),
+        settings.data_key.clone(),
+        mailer,
+        Duration::from_secs(1),
     );
     Ok(())
 }

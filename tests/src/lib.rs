@@ -23,6 +23,7 @@ use portal_gateway::gateway::Limits;
 use portal_gateway::subgraph::SubgraphSettings;
 use portal_identity::{Authenticator, IdentitySettings};
 use portal_kit::internal_token::InternalTokenKey;
+use portal_kit::mail::{Mailer, Transport};
 use portal_kit::secret::DataKey;
 
 /// Environment variable naming a PostgreSQL server for the tests (admin database URL).
@@ -206,6 +207,8 @@ pub struct TestPortal {
     pub subgraph_endpoints: BTreeMap<String, String>,
     /// The database.
     pub db: DatabaseConnection,
+    /// Where the portal's outgoing email is written (one `.eml` file per message).
+    pub mail_dir: std::path::PathBuf,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     test_db: Option<TestDb>,
@@ -271,6 +274,18 @@ impl TestPortal {
         seed: DemoSeed,
         settings: IdentitySettings,
     ) -> anyhow::Result<Self> {
+        let mail_dir = std::env::temp_dir().join(format!("portal-mail-{}", Uuid::now_v7()));
+        let mailer = Mailer::new(
+            "Portal <no-reply@portal.test>",
+            Transport::Directory(mail_dir.clone()),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let delivery = portal_kit::mail::spawn_delivery(
+            db.clone(),
+            settings.data_key.clone(),
+            mailer,
+            Duration::from_millis(100),
+        );
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
             authentication: identity.authentication().with_dev_headers(),
@@ -278,7 +293,7 @@ impl TestPortal {
             subgraphs: SubgraphSettings::default(),
             ide_headers: Vec::new(),
         };
-        let mut tasks = vec![identity.feed];
+        let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
         let router = match mode {
             Mode::AllInOne => portal::all_in_one_app(&db, &identity.authenticator, &options)?.0,
@@ -304,6 +319,7 @@ impl TestPortal {
             seed,
             subgraph_endpoints,
             db,
+            mail_dir,
             http: {
                 portal::install_crypto_provider();
                 reqwest::Client::new()
@@ -360,6 +376,31 @@ impl TestPortal {
             .await
     }
 
+    /// Waits (up to 5 s) for an email to `to` and returns its decoded body, oldest first
+    /// among those not yet returned (each call consumes one message).
+    pub async fn next_mail_to(&self, to: &str) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut files: Vec<_> = std::fs::read_dir(&self.mail_dir)
+                .map(|dir| dir.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file)?;
+                if text.contains(&format!("To: {to}")) {
+                    std::fs::rename(&file, file.with_extension("read"))?;
+                    return Ok(decode_quoted_printable(&text));
+                }
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "no email to {to} within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A plain HTTP client for transport-level tests.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
@@ -375,6 +416,32 @@ impl TestPortal {
             db.cleanup().await;
         }
     }
+}
+
+/// Undoes quoted-printable soft line breaks and `=XX` escapes (enough for our ASCII mail).
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Serves `router` on an ephemeral local port.

@@ -372,15 +372,22 @@ pub struct CoreMutation;
 
 #[Object]
 impl CoreMutation {
-    /// Invites a user into the caller's tenant.
+    /// Invites a user into the caller's tenant (tenant admins): the user is `INVITED` and
+    /// gets an email with a link to choose a password (valid 72 hours).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
         let new = store::NewUser {
             email: domain::email("input.email", &input.email)?,
             display_name: input::text("input.displayName", &input.display_name, 200)?,
         };
-        Ok(store::create_user(db(ctx)?, actor(ctx), meta(ctx), new)
-            .await?
-            .into())
+        let settings = ctx
+            .data::<Arc<Authenticator>>()
+            .map_err(|_| ApiError::internal("authenticator missing from schema data"))?
+            .settings();
+        Ok(
+            store::create_user(db(ctx)?, actor(ctx), meta(ctx), new, settings)
+                .await?
+                .into(),
+        )
     }
 
     /// Changes a user's display name or status.

@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod keys;
 pub mod mfa;
 pub mod password;
+pub mod recovery;
 pub mod session_api;
 pub mod sessions;
 pub mod store;

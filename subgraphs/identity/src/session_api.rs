@@ -277,6 +277,42 @@ impl SessionMutation {
         payload(ctx, issued).await
     }
 
+    /// Emails a single-use link to choose a new password (valid 30 minutes) when the
+    /// account exists. Always answers `true`, whether or not it does.
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        email: String,
+    ) -> ApiResult<bool> {
+        if tenant.len() <= 63 && email.len() <= 320 {
+            service(ctx)?
+                .request_password_reset(meta(ctx), &tenant, &email)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from a reset or invitation email. Ends every
+    /// session of the user and does not sign in.
+    async fn complete_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> ApiResult<bool> {
+        if token.len() > 256 {
+            return Err(ApiError::invalid(
+                "token",
+                "invalid or expired link; request a new one",
+            ));
+        }
+        service(ctx)?
+            .complete_password_reset(meta(ctx), &token, &new_password)
+            .await?;
+        Ok(true)
+    }
+
     /// Ends the caller's current session.
     async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let actor = actor(ctx);

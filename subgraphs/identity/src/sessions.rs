@@ -48,8 +48,11 @@ pub struct IdentitySettings {
     pub access_token_ttl: Duration,
     /// Age at which the signing key is replaced.
     pub key_rotation: Duration,
-    /// Seals secrets at rest (signing keys).
+    /// Seals secrets at rest (signing keys, TOTP secrets, queued emails).
     pub data_key: DataKey,
+    /// Base URL of the portal's web front end, for links in emails (never taken from the
+    /// request's Host header).
+    pub public_url: String,
 }
 
 impl IdentitySettings {
@@ -60,6 +63,7 @@ impl IdentitySettings {
             access_token_ttl: Duration::from_secs(300),
             key_rotation: Duration::from_secs(30 * 24 * 3600),
             data_key,
+            public_url: "http://127.0.0.1:4000".into(),
         }
     }
 }
@@ -200,6 +204,31 @@ impl Authenticator {
     /// The signing keys.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &IdentitySettings {
+        &self.settings
+    }
+
+    /// Sends a reset link if the account exists; answers the same either way.
+    pub async fn request_password_reset(
+        &self,
+        meta: &RequestMeta,
+        tenant_slug: &str,
+        email: &str,
+    ) -> ApiResult<()> {
+        crate::recovery::request_reset(&self.db, &self.settings, meta, tenant_slug, email).await
+    }
+
+    /// Redeems a reset or invitation link with a new password.
+    pub async fn complete_password_reset(
+        &self,
+        meta: &RequestMeta,
+        token: &str,
+        new_password: &str,
+    ) -> ApiResult<()> {
+        crate::recovery::complete_reset(&self.db, meta, token, new_password).await
     }
 
     /// Signs in with a password. Every failure — unknown tenant or email, wrong password,

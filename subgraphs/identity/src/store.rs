@@ -22,7 +22,7 @@ use crate::domain::{
     DEFAULT_ABSOLUTE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, PLATFORM_ADMIN, SessionTimeouts,
     TENANT_ADMIN, UserStatus,
 };
-use crate::sessions::{RevokeReason, revoke_all_of_user};
+use crate::sessions::{IdentitySettings, RevokeReason, revoke_all_of_user};
 
 /// Validated fields of a new user.
 pub struct NewUser {
@@ -163,10 +163,15 @@ pub async fn create_user(
     actor: &Actor,
     meta: &RequestMeta,
     new: NewUser,
+    settings: &IdentitySettings,
 ) -> ApiResult<user::Model> {
     let tenant_id = actor.tenant()?;
+    if !actor.has_role(TENANT_ADMIN) {
+        return Err(ApiError::Forbidden);
+    }
     let now = Utc::now();
     let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let tenant_row = tenant(&txn, tenant_id).await?;
     let created = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -179,7 +184,10 @@ pub async fn create_user(
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
+    // The invitation leaves with the user: same transaction, through the outbox.
+    crate::recovery::invite_in(&txn, settings, &tenant_row, &created).await?;
     AuditEvent::success("user.create", "user", created.id)
+        .with_details(json!({ "invited": true }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;

@@ -16,6 +16,7 @@ pub mod federation;
 pub mod input;
 pub mod internal_token;
 pub mod loader;
+pub mod mail;
 pub mod pagination;
 pub mod secret;
 pub mod serve;

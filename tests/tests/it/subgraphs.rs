@@ -37,6 +37,14 @@ impl Fixture {
         )
     }
 
+    fn alice(&self) -> Actor {
+        Actor::user(
+            self.seed.alice_id,
+            self.seed.tenant_id,
+            vec!["tenant_admin".into()],
+        )
+    }
+
     fn gina(&self) -> Actor {
         Actor::user(
             self.seed.other_user_id,
@@ -77,7 +85,7 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
     let fx = Fixture::new().await?;
     let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
     let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
-    let response = run(&schema, &fx.carol(), create, json!({ "e": "dan@" })).await;
+    let response = run(&schema, &fx.alice(), create, json!({ "e": "dan@" })).await;
     assert_eq!(
         response["errors"][0]["extensions"]["code"],
         "BAD_USER_INPUT"
@@ -85,6 +93,17 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
     let response = run(
         &schema,
         &fx.carol(),
+        create,
+        json!({ "e": "dan@acme.example" }),
+    )
+    .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "only admins invite"
+    );
+    let response = run(
+        &schema,
+        &fx.alice(),
         create,
         json!({ "e": " Dan@Acme.Example " }),
     )
@@ -95,7 +114,7 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
     );
     let response = run(
         &schema,
-        &fx.carol(),
+        &fx.alice(),
         create,
         json!({ "e": "dan@acme.example" }),
     )
