@@ -19,6 +19,7 @@ mod m0010_sessions;
 mod m0011_api_keys;
 mod m0012_mfa;
 mod m0013_outbox_and_resets;
+mod m0014_oidc;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_api_keys::Migration),
             Box::new(m0012_mfa::Migration),
             Box::new(m0013_outbox_and_resets::Migration),
+            Box::new(m0014_oidc::Migration),
         ]
     }
 }

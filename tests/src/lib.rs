@@ -5,6 +5,8 @@
 //! template that is migrated once per schema version. Apps are served on real sockets
 //! (`127.0.0.1:0`), and gateway ↔ subgraph traffic in the distributed setup is real HTTP.
 
+pub mod oidc_provider;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use portal_kit::{ApiError, ApiResult};
 use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
+use crate::oidc_api::{OidcMutation, OidcQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
 use crate::sessions::Authenticator;
 use crate::store;
@@ -224,7 +225,7 @@ portal_kit::fetch_by_ids!(
 
 /// Identity queries: the core ones and the audit trail.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, AuditQuery, SessionQuery, ApiKeyQuery);
+pub struct Query(CoreQuery, AuditQuery, SessionQuery, ApiKeyQuery, OidcQuery);
 
 /// Identity's own queries and entity resolvers.
 #[derive(Default)]
@@ -364,7 +365,7 @@ pub struct UpdateTenantInput {
 /// Identity mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, SessionMutation, ApiKeyMutation);
+pub struct Mutation(CoreMutation, SessionMutation, ApiKeyMutation, OidcMutation);
 
 /// Users, roles and tenants.
 #[derive(Default)]

@@ -11,6 +11,8 @@ pub mod feed;
 pub mod graphql;
 pub mod keys;
 pub mod mfa;
+pub mod oidc;
+pub mod oidc_api;
 pub mod password;
 pub mod recovery;
 pub mod session_api;

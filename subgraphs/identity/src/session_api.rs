@@ -125,7 +125,8 @@ pub struct SignInInput {
     pub password: String,
 }
 
-async fn payload(ctx: &Context<'_>, issued: Issued) -> ApiResult<AuthPayload> {
+/// The GraphQL answer for freshly issued tokens.
+pub async fn payload(ctx: &Context<'_>, issued: Issued) -> ApiResult<AuthPayload> {
     let db = db(ctx)?;
     let tenant = store::tenant(db, issued.session.tenant_id).await?;
     let user = store::user(db, tenant.id, issued.session.user_id).await?;

@@ -112,6 +112,7 @@ pub struct Authenticator {
     db: DatabaseConnection,
     keys: KeyRing,
     settings: IdentitySettings,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -198,6 +199,7 @@ impl Authenticator {
             keys: KeyRing::new(settings.data_key.clone(), settings.key_rotation),
             db,
             settings,
+            http: crate::oidc::http_client(),
         }
     }
 
@@ -209,6 +211,43 @@ impl Authenticator {
     /// The settings.
     pub fn settings(&self) -> &IdentitySettings {
         &self.settings
+    }
+
+    /// Starts single sign-on at the tenant's provider: `(authorization URL, state)`.
+    pub async fn start_sso(
+        &self,
+        tenant_slug: &str,
+        provider: &str,
+    ) -> ApiResult<(String, String)> {
+        crate::oidc::start(
+            &self.db,
+            &self.http,
+            &self.settings.data_key,
+            &self.settings.public_url,
+            tenant_slug,
+            provider,
+        )
+        .await
+    }
+
+    /// Completes single sign-on with the provider's `code` for `state`, and signs in.
+    pub async fn complete_sso(
+        &self,
+        meta: &RequestMeta,
+        state: &str,
+        code: &str,
+    ) -> ApiResult<Issued> {
+        let (tenant, user) = crate::oidc::complete(
+            &self.db,
+            &self.http,
+            &self.settings.data_key,
+            &self.settings.public_url,
+            meta,
+            state,
+            code,
+        )
+        .await?;
+        self.start_session(&tenant, &user, "sso", false, meta).await
     }
 
     /// Sends a reset link if the account exists; answers the same either way.

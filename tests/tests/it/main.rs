@@ -20,6 +20,7 @@ mod reload;
 mod robustness;
 mod schema_drift;
 mod sessions;
+mod sso;
 mod subgraph_auth;
 mod subgraphs;
 mod transport;
