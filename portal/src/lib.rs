@@ -115,6 +115,33 @@ pub fn gateway_app_for(
     (transport::router(state), gateway)
 }
 
+/// `GET /.well-known/jwks.json`: the public keys that verify access tokens (JSON Web Key
+/// Set), for integrators and other services that verify portal tokens themselves.
+pub fn jwks_router(db: DatabaseConnection) -> Router {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let handler = move || {
+        let db = db.clone();
+        async move {
+            match portal_identity::keys::jwks(&db).await {
+                Ok(keys) => {
+                    let mut response = axum::Json(keys).into_response();
+                    response.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    );
+                    response
+                }
+                Err(err) => {
+                    tracing::error!(?err, "reading the verification keys failed");
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                }
+            }
+        }
+    };
+    Router::new().route("/.well-known/jwks.json", axum::routing::get(handler))
+}
+
 /// HTTP clients for `supergraph`'s subgraphs at the URLs its `join__Graph` names, except
 /// where `overrides` names a subgraph.
 pub fn clients_for_supergraph(

@@ -66,6 +66,9 @@ enum Command {
     },
     /// Insert the demo data (two tenants with users, accounts, reports, threads, integrations).
     Seed,
+    /// Publish a new access-token signing key now; it signs after 15 s, the old keys keep
+    /// verifying for two hours.
+    RotateKeys,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +129,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compose { out } => compose(&config, &out).await,
+        Command::RotateKeys => {
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            let settings = config.identity_settings()?;
+            let authenticator = portal_identity::Authenticator::new(db.clone(), settings);
+            let kid = authenticator
+                .keys()
+                .rotate(&db)
+                .await
+                .map_err(|err| anyhow::anyhow!("rotating the signing key: {err:?}"))?;
+            println!("published signing key {kid}; it signs from 15 s on");
+            Ok(())
+        }
         Command::Seed => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
@@ -188,12 +203,15 @@ async fn serve(
                     None => tracing::warn!("no demo tenant `acme` in this database"),
                 }
             }
-            portal::all_in_one_app(&db, &identity.authenticator, &options)?.0
+            portal::all_in_one_app(&db, &identity.authenticator, &options)?
+                .0
+                .merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
+            let jwks = portal::jwks_router(db.clone());
             let authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
             let options = options(config, demo, authentication);
@@ -211,14 +229,14 @@ async fn serve(
                             .map_err(|e| e.to_string())
                     });
                     reload::watch(gateway, source, http, Duration::from_secs(1), clients_for);
-                    app
+                    app.merge(jwks)
                 }
                 None => {
                     let urls = config.subgraph_urls();
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
-                    portal::gateway_app(&sdl, clients, &options)?.0
+                    portal::gateway_app(&sdl, clients, &options)?.0.merge(jwks)
                 }
             }
         }

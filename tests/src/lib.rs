@@ -314,7 +314,7 @@ impl TestPortal {
                 portal::gateway_app(&sdl, clients, &options)?.0
             }
         };
-        let (addr, task) = serve(router).await?;
+        let (addr, task) = serve(router.merge(portal::jwks_router(db.clone()))).await?;
         tasks.push(task);
         Ok(Self {
             endpoint: format!("http://{addr}/graphql"),

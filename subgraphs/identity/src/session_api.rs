@@ -250,6 +250,16 @@ impl SessionMutation {
             .await
     }
 
+    /// Changes the caller's sign-in email (needs a recent `stepUp`); the old address is
+    /// notified.
+    async fn change_email(&self, ctx: &Context<'_>, new_email: String) -> ApiResult<User> {
+        let email = crate::domain::email("newEmail", &new_email)?;
+        Ok(service(ctx)?
+            .change_email(actor(ctx), meta(ctx), email)
+            .await?
+            .into())
+    }
+
     /// Turns the second factor off (needs a recent `stepUp`).
     async fn disable_mfa(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         service(ctx)?.disable_mfa(actor(ctx), meta(ctx)).await?;

@@ -515,6 +515,49 @@ impl Authenticator {
         Ok(codes)
     }
 
+    /// Changes the actor's sign-in email (needs a recent step-up); the new address must be
+    /// free in the tenant. The old address is told, so a hijack does not go unnoticed.
+    pub async fn change_email(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        new_email: String,
+    ) -> ApiResult<user::Model> {
+        let (user, tenant) = self.actor_user(actor).await?;
+        mfa::require_step_up(&self.db, actor).await?;
+        if user.email == new_email {
+            return Ok(user);
+        }
+        let old_email = user.email.clone();
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let mut active: user::ActiveModel = user.into();
+        active.email = Set(new_email.clone());
+        active.updated_at = Set(Utc::now());
+        let updated = active.update(&txn).await.map_err(db_err)?;
+        portal_kit::mail::enqueue(
+            &txn,
+            &self.settings.data_key,
+            Some(tenant.id),
+            portal_kit::mail::Email {
+                to: old_email.clone(),
+                subject: format!("Your {} portal email was changed", tenant.name),
+                text: format!(
+                    "Hello {},\n\nThe sign-in email of your {} portal account was changed \
+                     from {old_email} to {new_email}. If this was not you, contact your \
+                     administrator at once.\n",
+                    updated.display_name, tenant.name
+                ),
+            },
+        )
+        .await?;
+        AuditEvent::success("user.email_change", "user", updated.id)
+            .with_details(json!({ "before": old_email, "after": new_email }))
+            .record(&txn, actor, meta)
+            .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(updated)
+    }
+
     /// Turns the actor's second factor off (needs a recent step-up).
     pub async fn disable_mfa(&self, actor: &Actor, meta: &RequestMeta) -> ApiResult<()> {
         let (user, _) = self.actor_user(actor).await?;

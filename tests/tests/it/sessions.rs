@@ -569,3 +569,70 @@ async fn rotated_keys_reach_the_gateway_and_old_tokens_stay_valid() -> anyhow::R
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_jwks_verifies_access_tokens() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let (token, _, _) = session_of(&portal, "carol@acme.example").await?;
+    let url = portal
+        .endpoint
+        .replace("/graphql", "/.well-known/jwks.json");
+    let text = portal.http().get(&url).send().await?.text().await?;
+    assert!(!text.contains("\"d\""), "no private key material: {text}");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)?;
+    let header = jsonwebtoken::decode_header(&token)?;
+    let kid = header.kid.unwrap_or_default();
+    let jwk = jwks
+        .find(&kid)
+        .ok_or_else(|| anyhow::anyhow!("{kid} not published"))?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&[AUDIENCE]);
+    let claims = jsonwebtoken::decode::<AccessClaims>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk)?,
+        &validation,
+    )?
+    .claims;
+    assert_eq!(claims.sub, portal.seed.carol_id);
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_email_needs_a_step_up_and_tells_the_old_address() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let (token, _, _) = session_of(&portal, "carol@acme.example").await?;
+    let change = "mutation($e: String!) { changeEmail(newEmail: $e) { email } }";
+    let (_, refused) = post(
+        &portal,
+        Some(&token),
+        change,
+        json!({ "e": "carol@new.example" }),
+    )
+    .await?;
+    assert_eq!(code(&refused), "STEP_UP_REQUIRED", "{refused}");
+    crate::auth_helpers::enroll_mfa(&portal, &token).await?;
+    let (_, taken) = post(
+        &portal,
+        Some(&token),
+        change,
+        json!({ "e": "bob@acme.example" }),
+    )
+    .await?;
+    assert_eq!(code(&taken), "CONFLICT", "{taken}");
+    let (_, changed) = post(
+        &portal,
+        Some(&token),
+        change,
+        json!({ "e": "Carol@New.example" }),
+    )
+    .await?;
+    assert_eq!(
+        changed["data"]["changeEmail"]["email"], "carol@new.example",
+        "{changed}"
+    );
+    let notice = portal.next_mail_to("carol@acme.example").await?;
+    assert!(notice.contains("carol@new.example"), "{notice}");
+    portal.stop().await;
+    Ok(())
+}
