@@ -325,3 +325,29 @@ async fn tenants_require_mfa_for_roles_and_wrong_codes_lock_the_account() -> any
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_sign_in_challenge_is_refused() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let (token, _, _) = session_of(&portal, "carol@acme.example").await?;
+    let (_, recovery) = enroll_mfa(&portal, &token).await?;
+    let challenge =
+        challenge_of(&sign_in(&portal, "acme", "carol@acme.example", DEMO_PASSWORD).await?)?;
+    portal_entities::identity::mfa_challenge::Entity::update_many()
+        .col_expr(
+            portal_entities::identity::mfa_challenge::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .exec(&portal.db)
+        .await?;
+    let (_, expired) = post(
+        &portal,
+        None,
+        COMPLETE,
+        json!({ "c": challenge, "k": recovery[0] }),
+    )
+    .await?;
+    assert_eq!(code(&expired), "UNAUTHENTICATED", "{expired}");
+    portal.stop().await;
+    Ok(())
+}

@@ -220,3 +220,41 @@ async fn invited_users_choose_a_password_and_become_active() -> anyhow::Result<(
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_reset_link_is_refused() -> anyhow::Result<()> {
+    let portal = portal().await?;
+    post(
+        &portal,
+        None,
+        REQUEST,
+        json!({ "t": "acme", "e": "carol@acme.example" }),
+    )
+    .await?;
+    let token = token_in(
+        &portal.next_mail_to("carol@acme.example").await?,
+        "reset-password",
+    )?;
+    password_reset_token::Entity::update_many()
+        .col_expr(
+            password_reset_token::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .exec(&portal.db)
+        .await?;
+    let (_, expired) = post(
+        &portal,
+        None,
+        COMPLETE,
+        json!({ "k": token, "p": "a fresh start for carol" }),
+    )
+    .await?;
+    assert_eq!(code(&expired), "BAD_USER_INPUT", "{expired}");
+    let still = sign_in(&portal, "acme", "carol@acme.example", DEMO_PASSWORD).await?;
+    assert!(
+        still["data"]["signIn"]["auth"].is_object(),
+        "password unchanged: {still}"
+    );
+    portal.stop().await;
+    Ok(())
+}
