@@ -8,6 +8,9 @@ use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::utils::parsing::safe_parse_schema;
 use parking_lot::RwLock;
 
+use hive_router_query_planner::planner::plan_nodes::QueryPlan;
+
+use crate::authz::{AUTHENTICATED_ROLE, Authorizer, DecisionCache, Decisions, Mode, PUBLIC_ROLE};
 use crate::execute::Execution;
 use crate::introspection::Introspection;
 use crate::plan::{self, CachedOperation, OperationCache};
@@ -40,9 +43,15 @@ pub struct Supergraph {
     index: SchemaIndex,
     introspection: Introspection,
     operations: OperationCache,
+    decisions: DecisionCache,
 }
 
 impl Supergraph {
+    /// The API schema, indexed (what clients see).
+    pub fn index(&self) -> &SchemaIndex {
+        &self.index
+    }
+
     /// Loads `sdl`: a supergraph from [`crate::compose::compose`] or from another composer
     /// (root types without `@join__type`, as Federation 1 composition writes them, are
     /// normalized first).
@@ -62,6 +71,7 @@ impl Supergraph {
             index,
             introspection,
             operations: OperationCache::new(limits.plan_cache_size),
+            decisions: DecisionCache::default(),
         })
     }
 
@@ -99,6 +109,7 @@ pub struct Gateway {
     limits: Limits,
     settings: SubgraphSettings,
     admission: tokio::sync::Semaphore,
+    authz: Option<Arc<Authorizer>>,
 }
 
 impl Gateway {
@@ -117,7 +128,19 @@ impl Gateway {
             admission: tokio::sync::Semaphore::new(limits.max_concurrent_operations),
             limits,
             settings,
+            authz: None,
         }
+    }
+
+    /// Enforces field-level authorization with `authorizer` on every operation.
+    pub fn with_authorizer(mut self, authorizer: Arc<Authorizer>) -> Self {
+        self.authz = Some(authorizer);
+        self
+    }
+
+    /// The authorizer, when field-level authorization is on.
+    pub fn authorizer(&self) -> Option<&Arc<Authorizer>> {
+        self.authz.as_ref()
     }
 
     /// What is currently served.
@@ -201,6 +224,18 @@ impl Gateway {
         if let Err(error) = check_allowed(prepared, allowed) {
             return Response::request_error(error);
         }
+        let mut plan = operation.plan.clone();
+        let mut denied_fields = None;
+        if let Some(authz) = &self.authz {
+            match self.authorize(authz, &served, &operation, caller).await {
+                Ok(None) => {}
+                Ok(Some((filtered, decisions))) => {
+                    plan = filtered;
+                    denied_fields = Some(decisions);
+                }
+                Err(error) => return Response::request_error(error),
+            }
+        }
         let variables = match prepared.variables(&supergraph.index, request.variables) {
             Ok(variables) => variables,
             Err(error) => return Response::request_error(error),
@@ -212,7 +247,7 @@ impl Gateway {
             &variables,
             &self.settings,
         );
-        let (data, mut errors) = execution.run(operation.plan.node.as_ref()).await;
+        let (data, mut errors) = execution.run(plan.node.as_ref()).await;
         let Some(root_type) = supergraph.index.root_type(prepared.kind) else {
             return Response::request_error(GraphQLError::new(
                 "the schema does not support this operation type",
@@ -227,10 +262,106 @@ impl Gateway {
             &mut errors,
             Some(&supergraph.introspection),
         )
+        .with_denied(denied_fields.as_deref())
         .root(root_type, prepared.selection_set(), &data);
         Response {
             errors,
             data: Some(projected),
+        }
+    }
+}
+
+/// What authorization decided for one request: nothing denied (`None`), or the plan
+/// without the denied fields and the decisions projection nulls them by.
+type Authorized = Option<(Arc<QueryPlan>, Arc<Decisions>)>;
+
+impl Gateway {
+    /// Checks every field coordinate of `operation` for `caller`'s roles in its tenant.
+    async fn authorize(
+        &self,
+        authz: &Authorizer,
+        served: &Arc<Served>,
+        operation: &Arc<CachedOperation>,
+        caller: &Caller,
+    ) -> Result<Authorized, GraphQLError> {
+        let supergraph = &served.supergraph;
+        let actor = &caller.actor;
+        let mut roles = actor.roles.clone();
+        roles.push(PUBLIC_ROLE.to_owned());
+        if actor.tenant_id.is_some() {
+            roles.push(AUTHENTICATED_ROLE.to_owned());
+        }
+        let domain = actor
+            .tenant_id
+            .map_or_else(|| "-".to_owned(), |t| t.to_string());
+        let policies = authz.policies();
+        let decisions = supergraph.decisions.get(
+            &policies,
+            &supergraph.index,
+            &domain,
+            &roles,
+            authz.checks_introspection(),
+        );
+        let denied: Vec<(String, String)> = operation
+            .coordinates
+            .iter()
+            .filter(|(t, f)| decisions.denies(t, f))
+            .cloned()
+            .collect();
+        if denied.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = denied.iter().map(|(t, f)| format!("{t}.{f}")).collect();
+        let refuse = || {
+            GraphQLError::new(format!("not allowed: {}", names.join(", ")), "FORBIDDEN")
+                .with_extension("coordinates", serde_json::json!(names))
+        };
+        match authz.mode() {
+            Mode::DryRun => {
+                tracing::info!(
+                    actor = ?actor.id,
+                    tenant = ?actor.tenant_id,
+                    denied = ?names,
+                    "authorization dry run: would deny"
+                );
+                Ok(None)
+            }
+            Mode::Reject => Err(refuse()),
+            Mode::Filter if operation.prepared.kind != OperationKind::Query => Err(refuse()),
+            Mode::Filter => {
+                if let Some(plan) = operation.filtered.lock().get(&denied) {
+                    return Ok(Some((plan.clone(), decisions)));
+                }
+                let for_task = served.clone();
+                let op = operation.clone();
+                let key = denied.clone();
+                let planned = tokio::task::spawn_blocking(move || {
+                    let supergraph = &for_task.supergraph;
+                    let root = supergraph
+                        .index
+                        .root_type(OperationKind::Query)
+                        .unwrap_or("Query")
+                        .to_owned();
+                    let denied: std::collections::HashSet<(String, String)> =
+                        key.into_iter().collect();
+                    let document = crate::authz::strip(
+                        &op.prepared.document,
+                        &supergraph.index,
+                        &root,
+                        &denied,
+                    );
+                    plan::plan(&supergraph.planner, &document, op.prepared.name.as_deref())
+                })
+                .await
+                .map_err(|_| {
+                    GraphQLError::new(
+                        "the operation could not be planned",
+                        "QUERY_PLANNING_FAILED",
+                    )
+                })??;
+                operation.filtered.lock().insert(denied, planned.clone());
+                Ok(Some((planned, decisions)))
+            }
         }
     }
 }
@@ -250,7 +381,24 @@ fn prepare(
         prepared.name.as_deref(),
     )
     .map_err(|e| vec![e])?;
-    Ok(CachedOperation { prepared, plan })
+    let root = supergraph
+        .index
+        .root_type(prepared.kind)
+        .unwrap_or("Query")
+        .to_owned();
+    let coordinates = crate::authz::operation_coordinates(
+        &supergraph.index,
+        &root,
+        prepared.selection_set(),
+        &prepared.fragments(),
+        true,
+    );
+    Ok(CachedOperation {
+        prepared,
+        plan,
+        coordinates,
+        filtered: Default::default(),
+    })
 }
 
 fn check_allowed(

@@ -1,13 +1,14 @@
 //! The Portal gateway: composes subgraph schemas into a supergraph, then serves it as one
 //! GraphQL API. The request pipeline is visible as modules:
 //! [`transport`] → [`auth`] → [`request`] (parse, [`limits`], validate, [`variables`]) →
-//! [`plan`] → [`execute`] → [`project`] (with [`introspection`]), with [`subgraph`] clients
+//! [`authz`] → [`plan`] → [`execute`] → [`project`] (with [`introspection`]), with [`subgraph`] clients
 //! underneath, [`compose`] for building supergraphs and [`reload`] for swapping them.
 //!
 //! The gateway knows contracts (the supergraph SDL, subgraph URLs or in-process
 //! transports), never subgraph code.
 
 pub mod auth;
+pub mod authz;
 pub mod compose;
 pub mod execute;
 pub mod gateway;

@@ -32,6 +32,10 @@ pub struct CachedOperation {
     pub prepared: PreparedOperation,
     /// Its query plan.
     pub plan: Arc<QueryPlan>,
+    /// The field coordinates it uses (parent type as written), for authorization.
+    pub coordinates: std::collections::BTreeSet<(String, String)>,
+    /// Plans of the operation without denied fields, by the denied coordinates.
+    pub filtered: Mutex<HashMap<Vec<crate::authz::Coordinate>, Arc<QueryPlan>>>,
 }
 
 /// Documents larger than this are prepared per request, never cached (a cache of huge

@@ -14,6 +14,7 @@ use graphql_tools::static_graphql::query::{
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::authz::Decisions;
 use crate::request::literal_to_json;
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::{SchemaIndex, TypeRef};
@@ -36,6 +37,7 @@ pub struct Projection<'a> {
     variables: &'a Map<String, Value>,
     errors: &'a mut Vec<GraphQLError>,
     local: Option<&'a dyn LocalFields>,
+    denied: Option<&'a Decisions>,
 }
 
 /// Marker: a null reached a non-null position and must propagate upwards.
@@ -57,7 +59,15 @@ impl<'a> Projection<'a> {
             variables,
             errors,
             local,
+            denied: None,
         }
+    }
+
+    /// Answers fields `decisions` deny with `null` and a `FORBIDDEN` error at their path
+    /// (propagating to the nearest nullable parent for non-null fields).
+    pub fn with_denied(mut self, decisions: Option<&'a Decisions>) -> Self {
+        self.denied = decisions;
+        self
     }
 
     /// Projects `data` (the merged root object) through the root `selection_set` of
@@ -105,6 +115,20 @@ impl<'a> Projection<'a> {
             path.push(PathSegment::Key(response_key.to_owned()));
             let value = if field.name == "__typename" {
                 Ok(Value::String(type_name.to_owned()))
+            } else if self
+                .denied
+                .is_some_and(|d| d.denies(type_name, &field.name))
+            {
+                let coordinate = format!("{type_name}.{}", field.name);
+                self.errors.push(
+                    GraphQLError::new(format!("not allowed to read `{coordinate}`"), "FORBIDDEN")
+                        .at(path.clone())
+                        .with_extension("coordinate", Value::String(coordinate)),
+                );
+                match self.index.field(type_name, &field.name) {
+                    Some(def) if matches!(def.ty, TypeRef::NonNull(_)) => Err(NullPropagation),
+                    _ => Ok(Value::Null),
+                }
             } else if let Some(local) = self
                 .local
                 .filter(|_| is_root && field.name.starts_with("__"))

@@ -239,6 +239,11 @@ impl SchemaIndex {
         .collect()
     }
 
+    /// Every named type.
+    pub fn types(&self) -> impl Iterator<Item = &TypeDef> {
+        self.types.values()
+    }
+
     /// Whether a fragment on `condition` applies to an object of type `object_type`.
     pub fn type_condition_applies(&self, condition: &str, object_type: &str) -> bool {
         condition == object_type

@@ -20,6 +20,7 @@ mod m0011_api_keys;
 mod m0012_mfa;
 mod m0013_outbox_and_resets;
 mod m0014_oidc;
+mod m0015_policies;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_mfa::Migration),
             Box::new(m0013_outbox_and_resets::Migration),
             Box::new(m0014_oidc::Migration),
+            Box::new(m0015_policies::Migration),
         ]
     }
 }

@@ -146,6 +146,39 @@ pub struct GatewayConfig {
     pub plan_cache_size: usize,
     /// Most operations executing at once (further requests queue).
     pub max_concurrent_operations: usize,
+    /// Field-level authorization: `filter` (default: denied fields are null with an
+    /// error), `reject` (refuse the operation), `dry_run` (log only) or `off`.
+    pub authorization: AuthorizationMode,
+    /// Also authorize introspection (`Query.__schema`, `Query.__type`).
+    pub authorize_introspection: bool,
+}
+
+/// Field-level authorization mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationMode {
+    /// Null denied fields with a `FORBIDDEN` error; refuse mutations with any.
+    #[default]
+    Filter,
+    /// Refuse operations with any denied field.
+    Reject,
+    /// Log what would be denied.
+    DryRun,
+    /// No field-level authorization.
+    Off,
+}
+
+impl AuthorizationMode {
+    /// The gateway mode, `None` when off.
+    pub fn gateway_mode(self) -> Option<portal_gateway::authz::Mode> {
+        use portal_gateway::authz::Mode;
+        match self {
+            Self::Filter => Some(Mode::Filter),
+            Self::Reject => Some(Mode::Reject),
+            Self::DryRun => Some(Mode::DryRun),
+            Self::Off => None,
+        }
+    }
 }
 
 /// Settings shared by the gateway and the subgraphs.
@@ -193,6 +226,8 @@ impl Default for GatewayConfig {
             max_fields: limits.max_fields,
             plan_cache_size: limits.plan_cache_size,
             max_concurrent_operations: limits.max_concurrent_operations,
+            authorization: AuthorizationMode::Filter,
+            authorize_introspection: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! very same apps without a socket or a process.
 
 pub mod config;
+pub mod policies;
 pub mod seed;
 pub mod subgraphs;
 
@@ -83,6 +84,8 @@ pub struct GatewayOptions {
     pub subgraphs: SubgraphSettings,
     /// Request headers the in-browser IDE starts with.
     pub ide_headers: Vec<(String, String)>,
+    /// Field-level authorization (`None`: off).
+    pub authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -101,12 +104,16 @@ pub fn gateway_app_for(
     clients: SubgraphClients,
     options: &GatewayOptions,
 ) -> (Router, Arc<Gateway>) {
-    let gateway = Arc::new(Gateway::new(
+    let mut gateway = Gateway::new(
         supergraph,
         clients,
         options.limits.clone(),
         options.subgraphs.clone(),
-    ));
+    );
+    if let Some(authorizer) = &options.authorizer {
+        gateway = gateway.with_authorizer(authorizer.clone());
+    }
+    let gateway = Arc::new(gateway);
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         authentication: options.authentication.clone(),

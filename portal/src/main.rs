@@ -150,6 +150,35 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Field-level authorization as configured (policies from `db`, seeded on first start,
+/// reloaded within a second of a change), or `None` when it is off.
+async fn authorizer(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
+    let Some(mode) = config.gateway.authorization.gateway_mode() else {
+        tracing::warn!("field-level authorization is OFF (gateway.authorization = \"off\")");
+        return Ok(None);
+    };
+    // A gateway may start before the subgraphs have migrated the database: wait a while.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (authorizer, _watcher) = loop {
+        match portal::policies::start(db, mode, config.gateway.authorize_introspection).await {
+            Ok(started) => break started,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                return Err(err.context("loading the authorization policies"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    tracing::info!(
+        ?mode,
+        revision = authorizer.policies().revision,
+        "field-level authorization on"
+    );
+    Ok(Some(authorizer))
+}
+
 fn options(config: &Config, demo: bool, mut authentication: Authentication) -> GatewayOptions {
     if demo || config.gateway.dev_headers {
         tracing::warn!(
@@ -162,6 +191,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         limits: config.limits(),
         subgraphs: config.subgraph_settings(),
         ide_headers: Vec::new(),
+        authorizer: None,
     }
 }
 
@@ -183,6 +213,7 @@ async fn serve(
             start_mail(config, &db, &settings)?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
+            options.authorizer = authorizer(config, &db).await?;
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -212,9 +243,11 @@ async fn serve(
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
             let jwks = portal::jwks_router(db.clone());
+            let rbac = authorizer(config, &db).await?;
             let authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
-            let options = options(config, demo, authentication);
+            let mut options = options(config, demo, authentication);
+            options.authorizer = rbac;
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();

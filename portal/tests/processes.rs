@@ -226,6 +226,7 @@ async fn carol_sees_all_five_subgraphs(
         .post(format!("http://127.0.0.1:{gateway_port}/graphql"))
         .header("x-portal-tenant-id", tenant)
         .header("x-portal-user-id", user)
+        .header("x-portal-roles", "customer_user")
         .json(&json!({ "query": query }))
         .send()
         .await?

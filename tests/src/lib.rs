@@ -21,6 +21,7 @@ use uuid::Uuid;
 use portal::seed::DemoSeed;
 use portal::{GatewayOptions, subgraphs};
 use portal_gateway::auth::{DEV_TENANT_HEADER, DEV_USER_HEADER};
+use portal_gateway::authz::Mode as RbacMode;
 use portal_gateway::gateway::Limits;
 use portal_gateway::subgraph::SubgraphSettings;
 use portal_identity::{Authenticator, IdentitySettings};
@@ -268,13 +269,38 @@ impl TestPortal {
         Self::start_on_with(mode, db, seed, identity_settings()).await
     }
 
+    /// Starts the portal in `mode` over a fresh, seeded database with field-level
+    /// authorization on (seed policies) in `rbac` mode.
+    pub async fn start_rbac(mode: Mode, rbac: RbacMode) -> anyhow::Result<Self> {
+        let test_db = TestDb::new().await?;
+        let db = test_db.connect().await?;
+        let seed = portal::seed::seed(&db).await?;
+        let (authorizer, watcher) = portal::policies::start(&db, rbac, false).await?;
+        let mut portal =
+            Self::start_inner(mode, db, seed, identity_settings(), Some(authorizer)).await?;
+        portal.tasks.push(watcher);
+        portal.test_db = Some(test_db);
+        Ok(portal)
+    }
+
     /// Starts the portal in `mode` with identity `settings` over `db`, seeded with `seed`.
-    /// The gateway accepts access tokens and, for the older tests, development headers.
+    /// The gateway accepts access tokens and, for the older tests, development headers;
+    /// field-level authorization is off (see [`TestPortal::start_rbac`]).
     pub async fn start_on_with(
         mode: Mode,
         db: DatabaseConnection,
         seed: DemoSeed,
         settings: IdentitySettings,
+    ) -> anyhow::Result<Self> {
+        Self::start_inner(mode, db, seed, settings, None).await
+    }
+
+    async fn start_inner(
+        mode: Mode,
+        db: DatabaseConnection,
+        seed: DemoSeed,
+        settings: IdentitySettings,
+        authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
     ) -> anyhow::Result<Self> {
         let mail_dir = std::env::temp_dir().join(format!("portal-mail-{}", Uuid::now_v7()));
         let mailer = Mailer::new(
@@ -294,6 +320,7 @@ impl TestPortal {
             limits: Limits::default(),
             subgraphs: SubgraphSettings::default(),
             ide_headers: Vec::new(),
+            authorizer: authorizer.clone(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();

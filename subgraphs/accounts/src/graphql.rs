@@ -80,8 +80,9 @@ pub struct Account {
     pub status: AccountStatusGql,
     /// ISO 4217 currency code.
     pub currency: String,
-    /// Current balance, exact to four decimal places.
-    pub balance: Decimal,
+    /// Current balance, exact to four decimal places. Nullable: roles without business
+    /// reading balances get `null` (with a `FORBIDDEN` error) instead of losing the account.
+    pub balance: Option<Decimal>,
     /// When the account was opened.
     pub created_at: DateTime<Utc>,
     /// When the account last changed.
@@ -100,7 +101,7 @@ impl From<account::Model> for Account {
             name: row.name,
             status: AccountStatus::from_db(&row.status).into(),
             currency: row.currency,
-            balance: domain::amount_from_e4(row.balance_e4),
+            balance: Some(domain::amount_from_e4(row.balance_e4)),
             created_at: row.created_at,
             updated_at: row.updated_at,
             uuid: row.id,

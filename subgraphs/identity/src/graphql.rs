@@ -120,8 +120,9 @@ impl From<UserStatusGql> for UserStatus {
 pub struct User {
     /// Stable id.
     pub id: ID,
-    /// Sign-in email, unique within the tenant.
-    pub email: String,
+    /// Sign-in email, unique within the tenant. Nullable: roles without business reading
+    /// personal data get `null` (with a `FORBIDDEN` error) instead of losing the user.
+    pub email: Option<String>,
     /// Name shown to other users.
     pub display_name: String,
     /// Lifecycle status.
@@ -138,7 +139,7 @@ impl From<user::Model> for User {
     fn from(row: user::Model) -> Self {
         Self {
             id: ID(row.id.to_string()),
-            email: row.email,
+            email: Some(row.email),
             display_name: row.display_name,
             status: UserStatus::from_db(&row.status).into(),
             created_at: row.created_at,

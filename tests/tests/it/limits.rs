@@ -8,7 +8,10 @@ async fn oversized_operations_are_refused_with_a_code_per_limit() -> anyhow::Res
     let portal = TestPortal::start(Mode::AllInOne).await?;
     let deep = format!(
         "{{ me {} }}",
-        "{ accounts { edges { node { owner ".repeat(4) + "{ id" + &" } } } }".repeat(4) + " }"
+        "{ accounts { edges { node { owner ".repeat(4)
+            + "{ id"
+            + " } } } }".repeat(4).as_str()
+            + " }"
     );
     let aliases = format!(
         "{{ me {{ {} }} }}",

@@ -15,6 +15,8 @@ mod mail;
 mod mfa;
 mod migrations;
 mod mutations;
+mod policy;
+mod rbac;
 mod recovery;
 mod reload;
 mod robustness;

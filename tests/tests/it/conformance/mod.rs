@@ -235,6 +235,7 @@ impl Supergraph {
                 ..SubgraphSettings::default()
             },
             ide_headers: Vec::new(),
+            authorizer: None,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;

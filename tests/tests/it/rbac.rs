@@ -1,0 +1,239 @@
+//! Field-level RBAC through the gateway: filter (denied fields null with a `FORBIDDEN`
+//! error naming the coordinate, everything else served), reject, dry run, mutations
+//! refused whole, fragments, deny overriding allow, wildcards, non-null propagation,
+//! tenant-scoped rules and a live policy change.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::accounts::account;
+use portal_entities::platform::{casbin_rule, policy_revision};
+use portal_gateway::authz::Mode as RbacMode;
+use portal_tests::{Mode, TestPortal};
+
+const BALANCES: &str = "{ accounts(first: 2) { edges { node { number balance createdAt } } } }";
+
+async fn as_roles(portal: &TestPortal, roles: &[&str], query: &str) -> anyhow::Result<Value> {
+    let seed = &portal.seed;
+    portal
+        .query_with_roles(seed.tenant_id, seed.carol_id, roles, query, json!({}))
+        .await
+}
+
+fn forbidden(response: &Value) -> Vec<(String, Value)> {
+    response["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["extensions"]["code"] == "FORBIDDEN")
+        .map(|e| {
+            let coordinate = e["extensions"]["coordinate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (coordinate, e["path"].clone())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_mode_nulls_denied_fields_and_serves_the_rest() -> anyhow::Result<()> {
+    let portal = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+
+    // A customer reads balances; support reads the accounts but not their balances.
+    let customer = as_roles(&portal, &["customer_user"], BALANCES).await?;
+    assert!(customer["errors"].is_null(), "{customer}");
+    assert!(customer["data"]["accounts"]["edges"][0]["node"]["balance"].is_string());
+    let support = as_roles(&portal, &["support_agent"], BALANCES).await?;
+    let node = &support["data"]["accounts"]["edges"][0]["node"];
+    assert!(
+        node["number"].is_string() && node["createdAt"].is_string(),
+        "{support}"
+    );
+    assert!(node["balance"].is_null(), "{support}");
+    let denied = forbidden(&support);
+    assert_eq!(denied.len(), 2, "one error per account: {support}");
+    assert_eq!(denied[0].0, "Account.balance");
+    assert_eq!(
+        denied[0].1,
+        json!(["accounts", "edges", 0, "node", "balance"])
+    );
+
+    // Fields inside fragments are checked the same way.
+    let fragments = "query { accounts(first: 1) { edges { node { ...A ... on Account { id } } } } } fragment A on Account { number balance }";
+    let response = as_roles(&portal, &["support_agent"], fragments).await?;
+    assert_eq!(forbidden(&response).len(), 1, "{response}");
+    assert!(response["data"]["accounts"]["edges"][0]["node"]["number"].is_string());
+
+    // Deny overrides allow: billing admin allows balances, support denies them.
+    let both = as_roles(&portal, &["billing_admin", "support_agent"], BALANCES).await?;
+    assert_eq!(forbidden(&both).len(), 2, "{both}");
+
+    // A non-null denied field nulls its nearest nullable parent.
+    let me = "{ me { id displayName tenant { id } } tenant { slug } }";
+    let lookup = format!(
+        "{{ user(id: \"{}\") {{ id }} tenant {{ slug }} }}",
+        portal.seed.alice_id
+    );
+    let nobody = as_roles(&portal, &[], &lookup).await?;
+    assert_eq!(nobody["data"]["user"], Value::Null, "{nobody}");
+    assert_eq!(
+        nobody["data"]["tenant"]["slug"], "acme",
+        "the rest is served"
+    );
+    assert_eq!(forbidden(&nobody)[0].0, "Query.user");
+    // `users` is a non-null root field: its null reaches the root, as the spec says.
+    let listing = as_roles(
+        &portal,
+        &[],
+        "{ users { edges { node { id } } } tenant { slug } }",
+    )
+    .await?;
+    assert_eq!(listing["data"], Value::Null, "{listing}");
+    assert_eq!(forbidden(&listing)[0].0, "Query.users");
+    let own = as_roles(&portal, &[], me).await?;
+    assert!(
+        own["errors"].is_null(),
+        "every signed-in user reads their own profile: {own}"
+    );
+    let integrator = as_roles(&portal, &["integrator"], "{ me { id email } }").await?;
+    assert_eq!(
+        integrator["data"]["me"]["email"],
+        Value::Null,
+        "{integrator}"
+    );
+    assert_eq!(forbidden(&integrator)[0].0, "User.email");
+
+    // Anonymous callers may sign in but read nothing.
+    let anonymous: Value = portal
+        .http()
+        .post(&portal.endpoint)
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(forbidden(&anonymous)[0].0, "Query.me", "{anonymous}");
+    let signed = crate::auth_helpers::session_of(&portal, "carol@acme.example").await;
+    assert!(signed.is_ok(), "sign-in is public: {signed:?}");
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_with_a_denied_field_are_refused_whole() -> anyhow::Result<()> {
+    let portal = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+    let before = account::Entity::find().count(&portal.db).await?;
+    let create = "mutation { createAccount(input: { number: \"ACM-9999\", name: \"New\", currency: \"EUR\", ownerId: \"00000000-0000-0000-0000-000000000000\" }) { id } }";
+    let refused = as_roles(&portal, &["customer_user"], create).await?;
+    assert!(refused["data"].is_null(), "{refused}");
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["coordinates"],
+        json!(["Mutation.createAccount"])
+    );
+    // Allowed mutation, but it selects a field the role may not read: refused whole too.
+    let sneaky = "mutation { updateThread(id: \"00000000-0000-0000-0000-000000000000\", input: { subject: \"x\" }) { id account { balance } } }";
+    let refused = as_roles(&portal, &["support_agent"], sneaky).await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["coordinates"],
+        json!(["Account.balance"]),
+        "{refused}"
+    );
+    assert_eq!(
+        account::Entity::find().count(&portal.db).await?,
+        before,
+        "nothing written"
+    );
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_mode_refuses_and_dry_run_only_logs() -> anyhow::Result<()> {
+    let reject = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Reject).await?;
+    let refused = as_roles(&reject, &["support_agent"], BALANCES).await?;
+    assert!(refused["data"].is_null(), "{refused}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["coordinates"],
+        json!(["Account.balance"])
+    );
+    let fine = as_roles(&reject, &["customer_user"], BALANCES).await?;
+    assert!(fine["errors"].is_null(), "{fine}");
+    reject.stop().await;
+
+    let dry = TestPortal::start_rbac(Mode::AllInOne, RbacMode::DryRun).await?;
+    let served = as_roles(&dry, &["support_agent"], BALANCES).await?;
+    assert!(served["errors"].is_null(), "{served}");
+    assert!(served["data"]["accounts"]["edges"][0]["node"]["balance"].is_string());
+    dry.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_rules_and_live_changes_reach_the_gateway_within_a_second() -> anyhow::Result<()> {
+    let portal = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+    let users = "{ users { edges { node { email } } } }";
+    let seed = portal.seed.clone();
+    let before = as_roles(&portal, &["customer_user"], users).await?;
+    assert_eq!(forbidden(&before)[0].0, "Query.users");
+
+    // Acme lets its customers list users (and read UserConnection/UserEdge); Globex does not.
+    for object in ["Query.users", "UserConnection.*", "UserEdge.*"] {
+        casbin_rule::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            ptype: Set("p".into()),
+            v0: Set("customer_user".into()),
+            v1: Set(seed.tenant_id.to_string()),
+            v2: Set(object.into()),
+            v3: Set("read".into()),
+            v4: Set("allow".into()),
+            v5: Set(String::new()),
+        }
+        .insert(&portal.db)
+        .await?;
+    }
+    policy_revision::ActiveModel {
+        id: Set(1),
+        revision: Set(2),
+        updated_at: Set(Utc::now()),
+    }
+    .update(&portal.db)
+    .await?;
+    let start = std::time::Instant::now();
+    loop {
+        let after = as_roles(&portal, &["customer_user"], users).await?;
+        if after["errors"].is_null() {
+            assert!(after.to_string().contains("alice@acme.example"), "{after}");
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed().as_secs() < 3,
+            "policy change not applied: {after}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        start.elapsed().as_millis() < 2000,
+        "took {:?}",
+        start.elapsed()
+    );
+    let globex = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["customer_user"],
+            users,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        forbidden(&globex)[0].0,
+        "Query.users",
+        "a tenant's rule stays in its tenant: {globex}"
+    );
+    portal.stop().await;
+    Ok(())
+}
