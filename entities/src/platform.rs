@@ -4,4 +4,5 @@
 pub mod audit_event;
 pub mod casbin_rule;
 pub mod email_outbox;
+pub mod policy_coordinate;
 pub mod policy_revision;

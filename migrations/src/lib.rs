@@ -21,6 +21,7 @@ mod m0012_mfa;
 mod m0013_outbox_and_resets;
 mod m0014_oidc;
 mod m0015_policies;
+mod m0016_policy_coordinates;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_outbox_and_resets::Migration),
             Box::new(m0014_oidc::Migration),
             Box::new(m0015_policies::Migration),
+            Box::new(m0016_policy_coordinates::Migration),
         ]
     }
 }

@@ -234,9 +234,9 @@ async fn serve(
                     None => tracing::warn!("no demo tenant `acme` in this database"),
                 }
             }
-            portal::all_in_one_app(&db, &identity.authenticator, &options)?
-                .0
-                .merge(portal::jwks_router(db.clone()))
+            let (app, gateway) = portal::all_in_one_app(&db, &identity.authenticator, &options)?;
+            portal::policies::publish_coordinates(&db, &gateway).await?;
+            app.merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
@@ -244,6 +244,7 @@ async fn serve(
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
             let jwks = portal::jwks_router(db.clone());
             let rbac = authorizer(config, &db).await?;
+            let db_for_policies = db.clone();
             let authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
             let mut options = options(config, demo, authentication);
@@ -257,6 +258,7 @@ async fn serve(
                     let overrides = config.gateway.subgraphs.clone();
                     let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
                     let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
+                    portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
                     let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
                         portal::clients_for_supergraph(supergraph, &overrides, &key)
                             .map_err(|e| e.to_string())
@@ -269,7 +271,9 @@ async fn serve(
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
-                    portal::gateway_app(&sdl, clients, &options)?.0.merge(jwks)
+                    let (app, gateway) = portal::gateway_app(&sdl, clients, &options)?;
+                    portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
+                    app.merge(jwks)
                 }
             }
         }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, TransactionTrait};
 use uuid::Uuid;
 
 use portal_entities::platform::{casbin_rule, policy_revision};
@@ -118,16 +116,24 @@ pub async fn revision(db: &DatabaseConnection) -> Result<i64, DbErr> {
 
 /// Loads every stored rule.
 pub async fn load(db: &DatabaseConnection) -> anyhow::Result<Policies> {
-    let revision = revision(db).await?;
-    let rows = casbin_rule::Entity::find()
-        .order_by_asc(casbin_rule::Column::Id)
-        .all(db)
-        .await?;
-    let rows = rows
+    portal_identity::policy_store::load(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("loading policies: {err:?}"))
+}
+
+/// Publishes the field coordinates of the supergraph `gateway` serves, so that policy
+/// edits are validated against them.
+pub async fn publish_coordinates(
+    db: &DatabaseConnection,
+    gateway: &portal_gateway::gateway::Gateway,
+) -> anyhow::Result<()> {
+    let served = gateway.current();
+    let coordinates = portal_gateway::authz::coordinates(served.supergraph.index())
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| (i + 1, vec![r.ptype, r.v0, r.v1, r.v2, r.v3, r.v4, r.v5]));
-    Ok(Policies::from_rows(rows, revision)?)
+        .map(|(t, f, action)| (format!("{t}.{f}"), action));
+    portal_identity::policy_store::publish_coordinates(db, coordinates)
+        .await
+        .map_err(|err| anyhow::anyhow!("publishing coordinates: {err:?}"))
 }
 
 /// Keeps `authorizer` in step with the stored policies: polls the revision every

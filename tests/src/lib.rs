@@ -210,6 +210,8 @@ pub struct TestPortal {
     pub subgraph_endpoints: BTreeMap<String, String>,
     /// The database.
     pub db: DatabaseConnection,
+    /// The gateway serving `endpoint`.
+    pub gateway: Option<Arc<portal_gateway::gateway::Gateway>>,
     /// Where the portal's outgoing email is written (one `.eml` file per message).
     pub mail_dir: std::path::PathBuf,
     http: reqwest::Client,
@@ -276,8 +278,16 @@ impl TestPortal {
         let db = test_db.connect().await?;
         let seed = portal::seed::seed(&db).await?;
         let (authorizer, watcher) = portal::policies::start(&db, rbac, false).await?;
-        let mut portal =
-            Self::start_inner(mode, db, seed, identity_settings(), Some(authorizer)).await?;
+        let mut portal = Self::start_inner(
+            mode,
+            db.clone(),
+            seed,
+            identity_settings(),
+            Some(authorizer),
+        )
+        .await?;
+        let gateway = portal.gateway.clone().context("no gateway")?;
+        portal::policies::publish_coordinates(&db, &gateway).await?;
         portal.tasks.push(watcher);
         portal.test_db = Some(test_db);
         Ok(portal)
@@ -324,8 +334,8 @@ impl TestPortal {
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
-        let router = match mode {
-            Mode::AllInOne => portal::all_in_one_app(&db, &identity.authenticator, &options)?.0,
+        let (router, gateway) = match mode {
+            Mode::AllInOne => portal::all_in_one_app(&db, &identity.authenticator, &options)?,
             Mode::Distributed => {
                 let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
                 for subgraph in subgraphs::build_all(&db, &identity.authenticator) {
@@ -338,7 +348,7 @@ impl TestPortal {
                 let sdl =
                     portal::compose_remote(&clients, &subgraph_endpoints, Duration::from_secs(10))
                         .await?;
-                portal::gateway_app(&sdl, clients, &options)?.0
+                portal::gateway_app(&sdl, clients, &options)?
             }
         };
         let (addr, task) = serve(router.merge(portal::jwks_router(db.clone()))).await?;
@@ -348,6 +358,7 @@ impl TestPortal {
             seed,
             subgraph_endpoints,
             db,
+            gateway: Some(gateway),
             mail_dir,
             http: {
                 portal::install_crypto_provider();

@@ -24,6 +24,7 @@ use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
 use crate::oidc_api::{OidcMutation, OidcQuery};
+use crate::policy_api::{PolicyMutation, PolicyQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
 use crate::sessions::Authenticator;
 use crate::store;
@@ -226,7 +227,14 @@ portal_kit::fetch_by_ids!(
 
 /// Identity queries: the core ones and the audit trail.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, AuditQuery, SessionQuery, ApiKeyQuery, OidcQuery);
+pub struct Query(
+    CoreQuery,
+    AuditQuery,
+    SessionQuery,
+    ApiKeyQuery,
+    OidcQuery,
+    PolicyQuery,
+);
 
 /// Identity's own queries and entity resolvers.
 #[derive(Default)]
@@ -366,7 +374,13 @@ pub struct UpdateTenantInput {
 /// Identity mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, SessionMutation, ApiKeyMutation, OidcMutation);
+pub struct Mutation(
+    CoreMutation,
+    SessionMutation,
+    ApiKeyMutation,
+    OidcMutation,
+    PolicyMutation,
+);
 
 /// Users, roles and tenants.
 #[derive(Default)]

@@ -14,6 +14,8 @@ pub mod mfa;
 pub mod oidc;
 pub mod oidc_api;
 pub mod password;
+pub mod policy_api;
+pub mod policy_store;
 pub mod recovery;
 pub mod session_api;
 pub mod sessions;

@@ -18,6 +18,7 @@ pub mod internal_token;
 pub mod loader;
 pub mod mail;
 pub mod pagination;
+pub mod policy;
 pub mod secret;
 pub mod serve;
 pub mod store;

@@ -137,6 +137,9 @@ fn sensitive_fields_are_denied_to_roles_without_business_reading_them() -> anyho
     for (role, coordinate) in [
         ("customer_user", "Account.balance"),
         ("billing_admin", "Account.balance"),
+        ("tenant_admin", "Account.balance"),
+        ("platform_admin", "Account.balance"),
+        ("tenant_admin", "Thread.subject"),
         ("auditor", "AuditEvent.details"),
         ("tenant_admin", "ApiKey.prefix"),
         ("public", "Mutation.signIn"),
