@@ -69,6 +69,42 @@ enum Command {
     /// Publish a new access-token signing key now; it signs after 15 s, the old keys keep
     /// verifying for two hours.
     RotateKeys,
+    /// Field-level RBAC policies: lint, test assertions, explain a decision.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+        /// Policy directory (`*.csv`); with `--database`, the policies in the database.
+        #[arg(long, global = true, default_value = "policies")]
+        dir: PathBuf,
+        /// Read the policies from the configured database instead of `--dir`.
+        #[arg(long, global = true)]
+        database: bool,
+        /// The supergraph to check coordinates against.
+        #[arg(long, global = true, default_value = "schema/supergraph.graphql")]
+        supergraph: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Unknown coordinates, wrong actions, duplicates, conflicts, unreachable rules.
+    Lint,
+    /// Check assertions (`can|cannot ROLE read|write Type.field [in TENANT]`, one per line).
+    Test {
+        /// The assertions file.
+        file: PathBuf,
+    },
+    /// Why holders of ROLEs may or may not use a coordinate.
+    Explain {
+        /// `Type.field`.
+        coordinate: String,
+        /// Roles held (repeatable); `public` and `authenticated` are added.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Tenant id (default: rules of every tenant only).
+        #[arg(long, default_value = "any-tenant")]
+        tenant: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,6 +165,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compose { out } => compose(&config, &out).await,
+        Command::Policy {
+            command,
+            dir,
+            database,
+            supergraph,
+        } => policy(&config, command, &dir, database, &supergraph).await,
         Command::RotateKeys => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let settings = config.identity_settings()?;
@@ -347,6 +389,88 @@ async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+async fn policy(
+    config: &Config,
+    command: PolicyCommand,
+    dir: &std::path::Path,
+    database: bool,
+    supergraph: &std::path::Path,
+) -> anyhow::Result<()> {
+    let policies = if database {
+        let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+        portal::policies::load(&db).await?
+    } else {
+        portal::policies::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
+    };
+    match command {
+        PolicyCommand::Lint => {
+            let sdl = std::fs::read_to_string(supergraph)
+                .with_context(|| format!("reading {}", supergraph.display()))?;
+            let loaded = Supergraph::load(&sdl, &config.limits())?;
+            let findings = portal::policies::lint(&policies, loaded.index());
+            for finding in &findings {
+                println!("{}: {}", finding.severity, finding.message);
+            }
+            let errors = findings.iter().filter(|f| f.severity == "error").count();
+            println!(
+                "{} rules, {} role links: {errors} errors, {} warnings",
+                policies.rules.len(),
+                policies.inheritance.len(),
+                findings.len() - errors
+            );
+            anyhow::ensure!(errors == 0, "the policies have errors");
+            Ok(())
+        }
+        PolicyCommand::Test { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let failures =
+                portal::policies::check_assertions(&policies, &text).map_err(anyhow::Error::msg)?;
+            for failure in &failures {
+                println!("FAILED {failure}");
+            }
+            anyhow::ensure!(failures.is_empty(), "{} assertions failed", failures.len());
+            println!("all assertions hold");
+            Ok(())
+        }
+        PolicyCommand::Explain {
+            coordinate,
+            mut roles,
+            tenant,
+        } => {
+            roles.push(portal_gateway::authz::PUBLIC_ROLE.to_owned());
+            roles.push(portal_gateway::authz::AUTHENTICATED_ROLE.to_owned());
+            let action = if coordinate.starts_with("Mutation.") {
+                portal_gateway::authz::Action::Write
+            } else {
+                portal_gateway::authz::Action::Read
+            };
+            let why = policies.explain(&roles, &tenant, &coordinate, action);
+            println!(
+                "{} {coordinate} ({}): {}",
+                if why.allowed { "ALLOWED" } else { "DENIED" },
+                action.as_str(),
+                why.reason
+            );
+            println!("roles held: {}", why.roles.join(", "));
+            for (role, from) in &why.inherited {
+                println!("  {role} inherited from {from}");
+            }
+            for rule in &why.matched {
+                println!(
+                    "  matched: p, {}, {}, {}, {}, {}",
+                    rule.role,
+                    rule.domain,
+                    rule.object,
+                    rule.action.as_str(),
+                    rule.effect.as_str()
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Starts delivering the email outbox (SMTP or the mail directory) every second.

@@ -180,3 +180,174 @@ pub async fn start(
     let task = watch(db.clone(), authorizer.clone(), Duration::from_secs(1));
     Ok((authorizer, task))
 }
+
+/// Reads the policy files of `dir` (every `*.csv`, in name order).
+pub fn read_dir(dir: &std::path::Path) -> anyhow::Result<Policies> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    for file in files {
+        text.push_str(&std::fs::read_to_string(&file)?);
+        text.push('\n');
+    }
+    Ok(Policies::parse_csv(&text, 0)?)
+}
+
+/// A finding of [`lint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `error` or `warning`.
+    pub severity: &'static str,
+    /// What is wrong, naming the rule.
+    pub message: String,
+}
+
+fn describe(rule: &portal_gateway::authz::Rule) -> String {
+    format!(
+        "p, {}, {}, {}, {}, {}",
+        rule.role,
+        rule.domain,
+        rule.object,
+        rule.action.as_str(),
+        rule.effect.as_str()
+    )
+}
+
+/// Checks `policies` against the supergraph `index`: objects that name no field (error),
+/// rules whose action no matching field has (error), the same rule twice (warning), allow
+/// and deny of the same object for the same role (conflict: deny wins; warning), allows
+/// made unreachable by a deny of the same role on a wider object (warning), and roles
+/// that appear in no rule but are inherited (warning).
+pub fn lint(policies: &Policies, index: &portal_gateway::schema::SchemaIndex) -> Vec<Finding> {
+    use portal_gateway::authz::{Effect, coordinates, key_match};
+    let all = coordinates(index);
+    let mut findings = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for rule in &policies.rules {
+        let matching: Vec<_> = all
+            .iter()
+            .filter(|(t, f, _)| key_match(&format!("{t}.{f}"), &rule.object))
+            .collect();
+        if matching.is_empty() {
+            findings.push(Finding {
+                severity: "error",
+                message: format!(
+                    "unknown coordinate: `{}` names no field of the supergraph",
+                    describe(rule)
+                ),
+            });
+        } else if !matching.iter().any(|(_, _, action)| *action == rule.action) {
+            findings.push(Finding {
+                severity: "error",
+                message: format!(
+                    "wrong action: no field matched by `{}` is used for {}",
+                    describe(rule),
+                    rule.action.as_str()
+                ),
+            });
+        }
+        if !seen.insert(rule.clone()) {
+            findings.push(Finding {
+                severity: "warning",
+                message: format!("duplicate rule: `{}`", describe(rule)),
+            });
+        }
+        if rule.effect == Effect::Allow {
+            let shadow = policies.rules.iter().find(|other| {
+                other.effect == Effect::Deny
+                    && other.role == rule.role
+                    && other.action == rule.action
+                    && (other.domain == rule.domain || other.domain == "*")
+                    && key_match(&rule.object.replace('*', ""), &other.object)
+                    && (other.object.ends_with('*') || other.object == rule.object)
+            });
+            if let Some(deny) = shadow {
+                let kind = if deny.object == rule.object {
+                    "conflict"
+                } else {
+                    "unreachable"
+                };
+                findings.push(Finding {
+                    severity: "warning",
+                    message: format!(
+                        "{kind}: `{}` never applies, `{}` denies it",
+                        describe(rule),
+                        describe(deny)
+                    ),
+                });
+            }
+        }
+    }
+    let with_rules: std::collections::BTreeSet<&str> =
+        policies.rules.iter().map(|r| r.role.as_str()).collect();
+    for link in &policies.inheritance {
+        if !with_rules.contains(link.inherits.as_str())
+            && !policies.inheritance.iter().any(|l| l.role == link.inherits)
+        {
+            findings.push(Finding {
+                severity: "warning",
+                message: format!(
+                    "`g, {}, {}, {}` inherits a role that has no rules",
+                    link.role, link.inherits, link.domain
+                ),
+            });
+        }
+    }
+    findings
+}
+
+/// Runs policy assertions, one per line: `can <role> read|write <Type.field>` or `cannot
+/// …`, optionally ending `in <tenant id>`. Roles get the implicit roles (`public`, and
+/// `authenticated` unless the role is `public`). Returns the failed lines.
+pub fn check_assertions(policies: &Policies, text: &str) -> Result<Vec<String>, String> {
+    use portal_gateway::authz::{AUTHENTICATED_ROLE, Action, PUBLIC_ROLE};
+    let mut failures = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (expect, role, action, coordinate, domain) = match words.as_slice() {
+            [verb, role, action, coordinate] => (*verb, *role, *action, *coordinate, "any-tenant"),
+            [verb, role, action, coordinate, "in", domain] => {
+                (*verb, *role, *action, *coordinate, *domain)
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected `can|cannot ROLE read|write Type.field [in TENANT]`",
+                    i + 1
+                ));
+            }
+        };
+        let expected = match expect {
+            "can" => true,
+            "cannot" => false,
+            _ => return Err(format!("line {}: start with can or cannot", i + 1)),
+        };
+        let action = match action {
+            "read" => Action::Read,
+            "write" => Action::Write,
+            _ => return Err(format!("line {}: action is read or write", i + 1)),
+        };
+        let mut roles = vec![PUBLIC_ROLE.to_owned()];
+        if role != PUBLIC_ROLE {
+            roles.push(AUTHENTICATED_ROLE.to_owned());
+            roles.push(role.to_owned());
+        }
+        let held = policies.closure(&roles, domain);
+        if policies.allows(&held, domain, coordinate, action) != expected {
+            let why = policies.explain(&roles, domain, coordinate, action);
+            failures.push(format!(
+                "line {}: `{line}` does not hold — {}",
+                i + 1,
+                why.reason
+            ));
+        }
+    }
+    Ok(failures)
+}

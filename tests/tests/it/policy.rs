@@ -201,3 +201,49 @@ async fn compiled_decisions_agree_with_casbin() -> anyhow::Result<()> {
     let _ = Action::Read;
     Ok(())
 }
+
+#[test]
+fn the_committed_policy_assertions_hold_and_lint_is_clean() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policies = portal::policies::read_dir(&root.join("policies"))?;
+    let text = std::fs::read_to_string(root.join("policies/assertions.txt"))?;
+    let failures =
+        portal::policies::check_assertions(&policies, &text).map_err(anyhow::Error::msg)?;
+    assert!(failures.is_empty(), "{failures:#?}");
+    let findings = portal::policies::lint(&policies, supergraph()?.index());
+    let errors: Vec<_> = findings.iter().filter(|f| f.severity == "error").collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Lint and assertions catch real mistakes.
+    let broken = Policies::parse_csv(
+        "p, r, *, Account.nope, read, allow\n\
+         p, r, *, Query.users, write, allow\n\
+         p, r, *, Account.*, read, allow\n\
+         p, r, *, Account.*, read, allow\n\
+         p, r, *, Account.balance, read, allow\n\
+         p, r, *, Account.balance, read, deny\n",
+        1,
+    )?;
+    let messages: Vec<String> = portal::policies::lint(&broken, supergraph()?.index())
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+    for expected in [
+        "unknown coordinate",
+        "wrong action",
+        "duplicate rule",
+        "conflict",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(expected)),
+            "{expected}: {messages:#?}"
+        );
+    }
+    let failed = portal::policies::check_assertions(
+        &broken,
+        "can r read Account.balance\ncannot r read Account.id",
+    )
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(portal::policies::check_assertions(&broken, "maybe r read X.y").is_err());
+    Ok(())
+}
