@@ -12,6 +12,10 @@ use uuid::Uuid;
 use portal_entities::platform::{casbin_rule, policy_revision};
 use portal_gateway::authz::{Authorizer, Policies, PolicyError};
 
+/// How often gateways look at the policy revision (well inside the one second a change
+/// may take to reach every gateway).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The Casbin model the policies follow.
 pub const MODEL: &str = include_str!("../../policies/model.conf");
 
@@ -136,16 +140,39 @@ pub async fn publish_coordinates(
         .map_err(|err| anyhow::anyhow!("publishing coordinates: {err:?}"))
 }
 
-/// Keeps `authorizer` in step with the stored policies: polls the revision every
-/// `interval` and reloads when it changed.
+/// The PostgreSQL channel policy changes are announced on.
+pub const CHANNEL: &str = portal_identity::policy_store::CHANNEL;
+
+/// Keeps `authorizer` in step with the stored policies: on PostgreSQL it reloads as soon
+/// as a change is announced (`LISTEN`), and everywhere it also polls the revision every
+/// `interval` (the only mechanism on SQLite, the fallback on PostgreSQL).
 pub fn watch(
     db: DatabaseConnection,
     authorizer: Arc<Authorizer>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let pool = db.get_postgres_connection_pool().clone();
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                match listen(&pool, &wake).await {
+                    Ok(()) => {}
+                    Err(err) => {
+                        tracing::warn!(%err, "policy LISTEN connection lost; polling meanwhile")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = wake.notified() => {}
+            }
             let current = authorizer.policies().revision;
             match revision(&db).await {
                 Ok(stored) if stored != current => match load(&db).await {
@@ -164,8 +191,20 @@ pub fn watch(
     })
 }
 
+async fn listen(
+    pool: &sea_orm::sqlx::PgPool,
+    wake: &tokio::sync::Notify,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
+
 /// Seeds if needed, loads the policies into an authorizer in `mode`, and keeps it
-/// current (polling every second).
+/// current ([`watch`]).
 pub async fn start(
     db: &DatabaseConnection,
     mode: portal_gateway::authz::Mode,
@@ -177,7 +216,7 @@ pub async fn start(
         authorizer = authorizer.with_introspection_checks();
     }
     let authorizer = Arc::new(authorizer);
-    let task = watch(db.clone(), authorizer.clone(), Duration::from_secs(1));
+    let task = watch(db.clone(), authorizer.clone(), POLL_INTERVAL);
     Ok((authorizer, task))
 }
 

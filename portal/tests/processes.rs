@@ -261,3 +261,105 @@ async fn carol_sees_all_five_subgraphs(
     );
     Ok(())
 }
+
+/// A field-level policy change made through one gateway process reaches another gateway
+/// process over the same database within about a second (LISTEN/NOTIFY on PostgreSQL,
+/// polling on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_reaches_a_second_gateway_process() -> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("portal-policy-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let url = database_url(&dir).await?;
+    let seeded = portal().env("DATABASE_URL", &url).arg("seed").output()?;
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&seeded.stdout);
+    let line = |who: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(who))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let (alice, carol) = (line("alice"), line("carol"));
+    let tenant = value_after(&carol, "x-portal-tenant-id:")
+        .unwrap_or_default()
+        .to_owned();
+    let alice_id = value_after(&alice, "x-portal-user-id:")
+        .unwrap_or_default()
+        .to_owned();
+    let carol_id = value_after(&carol, "x-portal-user-id:")
+        .unwrap_or_default()
+        .to_owned();
+
+    // Two all-in-one processes (each with its own gateway) over one database.
+    let mut processes = Processes(Vec::new());
+    let mut ports = Vec::new();
+    for _ in 0..2 {
+        let port = free_port();
+        processes.0.push(
+            portal()
+                .env("DATABASE_URL", &url)
+                .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+                .spawn()?,
+        );
+        let http = reqwest::Client::new();
+        wait_healthy(&http, port).await;
+        ports.push(port);
+    }
+    let http = reqwest::Client::new();
+    let ask = |port: u16, user: String, roles: &'static str, query: String| {
+        let http = http.clone();
+        let tenant = tenant.clone();
+        async move {
+            let response: Value = http
+                .post(format!("http://127.0.0.1:{port}/graphql"))
+                .header("x-portal-tenant-id", tenant)
+                .header("x-portal-user-id", user)
+                .header("x-portal-roles", roles)
+                .json(&json!({ "query": query }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::Ok(response)
+        }
+    };
+    let users = "{ users { edges { node { displayName } } } }".to_owned();
+    let before = ask(ports[1], carol_id.clone(), "customer_user", users.clone()).await?;
+    assert_eq!(
+        before["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{before}"
+    );
+
+    let mut changed_at = Instant::now();
+    for object in ["UserConnection.*", "UserEdge.*", "Query.users"] {
+        let add = format!(
+            "mutation {{ addPolicyRule(input: {{ role: \"customer_user\", object: \"{object}\", action: READ, effect: ALLOW }}) {{ id }} }}"
+        );
+        let added = ask(ports[0], alice_id.clone(), "tenant_admin", add).await?;
+        assert!(added["errors"].is_null(), "{added}");
+        changed_at = Instant::now();
+    }
+    loop {
+        let after = ask(ports[1], carol_id.clone(), "customer_user", users.clone()).await?;
+        if after["errors"].is_null() {
+            break;
+        }
+        anyhow::ensure!(
+            changed_at.elapsed() < Duration::from_secs(5),
+            "the second gateway never applied the change: {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = changed_at.elapsed();
+    println!("policy change reached the second gateway process after {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -183,6 +183,10 @@ pub struct NewRule {
     pub all_tenants: bool,
 }
 
+/// The PostgreSQL channel on which policy changes are announced to gateways.
+pub const CHANNEL: &str = "portal_policies";
+
+/// Bumps the revision and, on PostgreSQL, announces it (`NOTIFY`, delivered at commit).
 async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
     let updated = policy_revision::Entity::update_many()
         .col_expr(
@@ -204,11 +208,17 @@ async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
         .await
         .map_err(db_err)?;
     }
-    Ok(policy_revision::Entity::find_by_id(1)
+    let revision = policy_revision::Entity::find_by_id(1)
         .one(db)
         .await
         .map_err(db_err)?
-        .map_or(0, |r| r.revision))
+        .map_or(0, |r| r.revision);
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        db.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{revision}'"))
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(revision)
 }
 
 /// The roles an actor holds for policy purposes (explicit and implicit).
