@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let headers = vec![
         ("x-portal-tenant-id".to_owned(), demo.tenant_id.to_string()),
         ("x-portal-user-id".to_owned(), demo.user_id.to_string()),
+        ("x-portal-roles".to_owned(), "customer_user".to_owned()),
     ];
     let single = json!({ "query": "{ accounts(first: 10) { edges { node { number name balance currency } } } }" });
     let join = json!({ "query": "{ me { displayName email accounts { edges { node { number balance reports { edges { node { name format } } } } } } } }" });
@@ -105,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
         Scenario {
             name: "the mix: the three gateway queries in turn",
             target: Target::gateway(&cluster.gateway_url, headers.clone()),
+            bodies: vec![single.clone(), join.clone(), list.clone()],
+        },
+        Scenario {
+            name: "the mix with field-level authorization off",
+            target: Target::gateway(&cluster.open_gateway_url, headers.clone()),
             bodies: vec![single, join, list],
         },
     ];
@@ -124,6 +130,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss = cluster.gateway_peak_rss_mib();
     println!();
+    if let [.., with, without] = results.as_slice() {
+        let ratio = with.rps / without.rps;
+        println!(
+            "field-level authorization: the mix runs at {:.1}% of its throughput without it (cost {:.1}%)",
+            ratio * 100.0,
+            (1.0 - ratio) * 100.0
+        );
+    }
     if let ([direct, through, ..], true) = (results.as_slice(), args.rate <= 0.0) {
         let ratio = through.rps / direct.rps;
         println!(

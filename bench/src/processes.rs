@@ -1,4 +1,5 @@
-//! The processes under test: five `portal serve <subgraph>` and one `portal serve gateway`,
+//! The processes under test: five `portal serve <subgraph>` and two `portal serve gateway`
+//! (field-level authorization on, and off for comparison),
 //! each on its own local port, killed when the cluster is dropped.
 
 use std::net::TcpListener;
@@ -21,8 +22,10 @@ const SUBGRAPHS: [&str; 5] = [
 pub struct Cluster {
     children: Vec<Child>,
     gateway_pid: u32,
-    /// The gateway's GraphQL URL.
+    /// The gateway's GraphQL URL (field-level authorization on, as by default).
     pub gateway_url: String,
+    /// A second gateway over the same subgraphs with field-level authorization off.
+    pub open_gateway_url: String,
     /// The accounts subgraph's GraphQL URL (for the direct baseline).
     pub accounts_url: String,
     /// Time from spawning the gateway to its first healthy answer.
@@ -61,57 +64,80 @@ async fn wait_healthy(url: &str, within: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Spawns `portal <args>` over `database_url` with the benchmark's secret, quiet logs to
+/// `log`, and the extra environment `envs`.
+fn spawn(
+    binary: &Path,
+    args: &[&str],
+    database_url: &str,
+    envs: &[(String, String)],
+    log: std::fs::File,
+) -> anyhow::Result<Child> {
+    Ok(Command::new(binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?)
+}
+
 impl Cluster {
-    /// Starts the subgraphs, then the gateway, over `database_url`; logs go to `workdir`.
+    /// Starts the subgraphs, then the gateways, over `database_url`; logs go to `workdir`.
     pub async fn start(workdir: &Path, database_url: &str) -> anyhow::Result<Self> {
         let binary = portal_binary()?;
         let mut children = Vec::new();
-        let mut gateway = Command::new(&binary);
+        let mut subgraph_urls = Vec::new();
         let mut accounts_url = String::new();
         for name in SUBGRAPHS {
             let port = free_port()?;
             let log = std::fs::File::create(workdir.join(format!("{name}.log")))?;
-            children.push(
-                Command::new(&binary)
-                    .args(["serve", name, "--listen", &format!("127.0.0.1:{port}")])
-                    .env("DATABASE_URL", database_url)
-                    .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
-                    .env("RUST_LOG", "warn")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()?,
-            );
+            let listen = format!("127.0.0.1:{port}");
+            children.push(spawn(
+                &binary,
+                &["serve", name, "--listen", &listen],
+                database_url,
+                &[],
+                log,
+            )?);
             let url = format!("http://127.0.0.1:{port}/graphql");
             wait_healthy(&url.replace("/graphql", "/health"), Duration::from_secs(30)).await?;
             if name == "accounts" {
                 accounts_url = url.clone();
             }
-            gateway.env(format!("PORTAL_SUBGRAPH_{}_URL", name.to_uppercase()), url);
+            subgraph_urls.push((format!("PORTAL_SUBGRAPH_{}_URL", name.to_uppercase()), url));
         }
+        let open_port = free_port()?;
+        let mut open_envs = subgraph_urls.clone();
+        open_envs.push(("PORTAL_AUTHORIZATION".into(), "off".into()));
+        let open_listen = format!("127.0.0.1:{open_port}");
+        children.push(spawn(
+            &binary,
+            &["serve", "gateway", "--demo", "--listen", &open_listen],
+            database_url,
+            &open_envs,
+            std::fs::File::create(workdir.join("gateway-open.log"))?,
+        )?);
         let port = free_port()?;
-        let log = std::fs::File::create(workdir.join("gateway.log"))?;
+        let listen = format!("127.0.0.1:{port}");
         let started = Instant::now();
-        let child = gateway
-            .args([
-                "serve",
-                "gateway",
-                "--demo",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
+        let child = spawn(
+            &binary,
+            &["serve", "gateway", "--demo", "--listen", &listen],
+            database_url,
+            &subgraph_urls,
+            std::fs::File::create(workdir.join("gateway.log"))?,
+        )?;
         let gateway_pid = child.id();
         children.push(child);
         let mut cluster = Self {
             children,
             gateway_pid,
             gateway_url: format!("http://127.0.0.1:{port}/graphql"),
+            open_gateway_url: format!("http://127.0.0.1:{open_port}/graphql"),
             accounts_url,
             gateway_startup: Duration::ZERO,
         };
@@ -121,6 +147,11 @@ impl Cluster {
         )
         .await?;
         cluster.gateway_startup = started.elapsed();
+        wait_healthy(
+            &format!("http://127.0.0.1:{open_port}/health"),
+            Duration::from_secs(30),
+        )
+        .await?;
         Ok(cluster)
     }
 

@@ -298,6 +298,19 @@ impl Config {
         if let Some(url) = var("PORTAL_SMTP_URL") {
             self.mail.smtp_url = Some(url);
         }
+        if let Some(mode) = var("PORTAL_AUTHORIZATION") {
+            self.gateway.authorization = match mode.as_str() {
+                "filter" => AuthorizationMode::Filter,
+                "reject" => AuthorizationMode::Reject,
+                "dry_run" => AuthorizationMode::DryRun,
+                "off" => AuthorizationMode::Off,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "PORTAL_AUTHORIZATION must be filter, reject, dry_run or off".into(),
+                    ));
+                }
+            };
+        }
         if let Some(flag) = var("PORTAL_DEV_HEADERS") {
             self.gateway.dev_headers = matches!(flag.as_str(), "1" | "true" | "yes");
         }
