@@ -2,6 +2,7 @@
 //! seed. `main.rs` only parses the command line and calls in here, so tests can build the
 //! very same apps without a socket or a process.
 
+pub mod casbin_adapter;
 pub mod config;
 pub mod policies;
 pub mod seed;
