@@ -274,10 +274,20 @@ impl TestPortal {
     /// Starts the portal in `mode` over a fresh, seeded database with field-level
     /// authorization on (seed policies) in `rbac` mode.
     pub async fn start_rbac(mode: Mode, rbac: RbacMode) -> anyhow::Result<Self> {
+        Self::start_rbac_with(mode, rbac, false).await
+    }
+
+    /// Like [`TestPortal::start_rbac`], also authorizing introspection when
+    /// `check_introspection`.
+    pub async fn start_rbac_with(
+        mode: Mode,
+        rbac: RbacMode,
+        check_introspection: bool,
+    ) -> anyhow::Result<Self> {
         let test_db = TestDb::new().await?;
         let db = test_db.connect().await?;
         let seed = portal::seed::seed(&db).await?;
-        let (authorizer, watcher) = portal::policies::start(&db, rbac, false).await?;
+        let (authorizer, watcher) = portal::policies::start(&db, rbac, check_introspection).await?;
         let mut portal = Self::start_inner(
             mode,
             db.clone(),

@@ -455,3 +455,24 @@ async fn explain_access_names_the_rule_and_the_role_chain() -> anyhow::Result<()
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_is_authorized_only_when_configured() -> anyhow::Result<()> {
+    let introspect = "{ __schema { queryType { name } } }";
+    let open = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+    let answer = as_roles(&open, &["customer_user"], introspect).await?;
+    assert_eq!(
+        answer["data"]["__schema"]["queryType"]["name"], "Query",
+        "{answer}"
+    );
+    open.stop().await;
+
+    let checked = TestPortal::start_rbac_with(Mode::AllInOne, RbacMode::Filter, true).await?;
+    let answer = as_roles(&checked, &["customer_user"], introspect).await?;
+    assert_eq!(forbidden(&answer)[0].0, "Query.__schema", "{answer}");
+    assert!(answer["data"]["__schema"].is_null());
+    let typename = as_roles(&checked, &["customer_user"], "{ __typename }").await?;
+    assert_eq!(typename["data"]["__typename"], "Query", "{typename}");
+    checked.stop().await;
+    Ok(())
+}
