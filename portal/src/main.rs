@@ -301,6 +301,7 @@ async fn serve(
                     let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
                     let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
                     portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
+                    portal::policies::republish_on_reload(db_for_policies.clone(), gateway.clone());
                     let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
                         portal::clients_for_supergraph(supergraph, &overrides, &key)
                             .map_err(|e| e.to_string())

@@ -140,6 +140,28 @@ pub async fn publish_coordinates(
         .map_err(|err| anyhow::anyhow!("publishing coordinates: {err:?}"))
 }
 
+/// Publishes the served supergraph's coordinates again whenever `gateway` swaps in a new
+/// supergraph (hot reload), checking every second.
+pub fn republish_on_reload(
+    db: DatabaseConnection,
+    gateway: Arc<portal_gateway::gateway::Gateway>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Holding the published one keeps its address from being reused by a new one.
+        let mut published = gateway.current();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let current = gateway.current();
+            if !Arc::ptr_eq(&current, &published) {
+                match publish_coordinates(&db, &gateway).await {
+                    Ok(()) => published = current,
+                    Err(err) => tracing::warn!(%err, "republishing coordinates failed"),
+                }
+            }
+        }
+    })
+}
+
 /// The PostgreSQL channel policy changes are announced on.
 pub const CHANNEL: &str = portal_identity::policy_store::CHANNEL;
 

@@ -476,3 +476,31 @@ async fn introspection_is_authorized_only_when_configured() -> anyhow::Result<()
     checked.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_supergraph_republishes_its_coordinates() -> anyhow::Result<()> {
+    use portal_entities::platform::policy_coordinate;
+    let portal = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+    let gateway = portal
+        .gateway
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no gateway"))?;
+    let task = portal::policies::republish_on_reload(portal.db.clone(), gateway.clone());
+    policy_coordinate::Entity::delete_many()
+        .exec(&portal.db)
+        .await?;
+    let served = gateway.current();
+    let reloaded = portal_gateway::gateway::Supergraph::load(
+        &served.supergraph.sdl,
+        &portal_gateway::gateway::Limits::default(),
+    )?;
+    gateway.replace(reloaded, served.clients.clone());
+    let start = std::time::Instant::now();
+    while policy_coordinate::Entity::find().count(&portal.db).await? == 0 {
+        anyhow::ensure!(start.elapsed().as_secs() < 4, "coordinates not republished");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    task.abort();
+    portal.stop().await;
+    Ok(())
+}
