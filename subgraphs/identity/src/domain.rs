@@ -114,6 +114,19 @@ pub fn role_name(field: &'static str, raw: &str) -> ApiResult<String> {
     }
 }
 
+/// Role names a tenant cannot create: the platform's own role and the implicit roles of
+/// the authorization policies (rules naming them hold in every tenant).
+pub const RESERVED_ROLES: [&str; 3] = [PLATFORM_ADMIN, "public", "authenticated"];
+
+/// A role name a tenant may create: [`role_name`], and not one of [`RESERVED_ROLES`].
+pub fn new_role_name(field: &'static str, raw: &str) -> ApiResult<String> {
+    let name = role_name(field, raw)?;
+    if RESERVED_ROLES.contains(&name.as_str()) {
+        return Err(ApiError::invalid(field, "is reserved"));
+    }
+    Ok(name)
+}
+
 /// A tenant slug: 3–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.
 pub fn slug(field: &'static str, raw: &str) -> ApiResult<String> {
     let value = raw.trim();

@@ -48,12 +48,17 @@ pub async fn sync(
     refresh_revocations(db, verifier, since).await
 }
 
+/// How far back each poll looks before its cursor: a revocation stamped earlier but
+/// committed later than another is still seen (re-reading is harmless: revoking twice is
+/// idempotent).
+const OVERLAP: chrono::Duration = chrono::Duration::seconds(30);
+
 async fn refresh_revocations(
     db: &DatabaseConnection,
     verifier: &AccessTokenVerifier,
     since: DateTime<Utc>,
 ) -> ApiResult<DateTime<Utc>> {
-    let revoked = revoked_since(db, since).await?;
+    let revoked = revoked_since(db, since - OVERLAP).await?;
     let keep = chrono::Duration::from_std(VERIFY_AFTER_RETIREMENT).unwrap_or_default();
     let cursor = revoked.iter().map(|(_, at)| *at).max().unwrap_or(since);
     verifier.revoke(revoked.into_iter().map(|(id, at)| (id, at + keep)));

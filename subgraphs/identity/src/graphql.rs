@@ -430,7 +430,7 @@ impl CoreMutation {
 
     /// Defines a role in the caller's tenant.
     async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> ApiResult<Role> {
-        let name = domain::role_name("input.name", &input.name)?;
+        let name = domain::new_role_name("input.name", &input.name)?;
         let description = input::text("input.description", &input.description, 500)?;
         Ok(
             store::create_role(db(ctx)?, actor(ctx), meta(ctx), name, description)

@@ -203,6 +203,32 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// Whether an endpoint named by the discovery document may be called: https, or plain
+/// http on the loopback interface when the issuer itself is there (local development);
+/// never an address literal of a private or link-local network (no requests into the
+/// portal's own network on a provider's say-so).
+fn endpoint_allowed(issuer: &str, endpoint: &str) -> bool {
+    let (Ok(issuer), Ok(url)) = (reqwest::Url::parse(issuer), reqwest::Url::parse(endpoint)) else {
+        return false;
+    };
+    let loopback =
+        |u: &reqwest::Url| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() == "http" {
+        return loopback(&url) && loopback(&issuer);
+    }
+    if url.scheme() != "https" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            !(ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified())
+        }
+        Some(url::Host::Ipv6(ip)) => !(ip.is_loopback() || ip.is_unspecified()),
+        Some(url::Host::Domain(domain)) => domain != "localhost",
+        None => false,
+    }
+}
+
 async fn discover(http: &reqwest::Client, issuer: &str) -> ApiResult<Discovery> {
     let url = format!("{issuer}/.well-known/openid-configuration");
     let failed = |why: String| {
@@ -220,6 +246,15 @@ async fn discover(http: &reqwest::Client, issuer: &str) -> ApiResult<Discovery> 
     let discovery: Discovery = response.json().await.map_err(|e| failed(e.to_string()))?;
     if discovery.issuer.trim_end_matches('/') != issuer {
         return Err(failed("discovery names another issuer".into()));
+    }
+    for endpoint in [
+        &discovery.authorization_endpoint,
+        &discovery.token_endpoint,
+        &discovery.jwks_uri,
+    ] {
+        if !endpoint_allowed(issuer, endpoint) {
+            return Err(failed(format!("endpoint {endpoint} is not allowed")));
+        }
     }
     Ok(discovery)
 }
@@ -374,9 +409,10 @@ pub async fn verify_id_token(
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or_else(|| refuse("sub"))?
         .to_owned();
+    // Only an email the provider says it verified identifies anyone.
     let email = claims["email"]
         .as_str()
-        .filter(|_| claims["email_verified"].as_bool() != Some(false))
+        .filter(|_| claims["email_verified"].as_bool() == Some(true))
         .and_then(|e| crate::domain::email("email", e).ok());
     let groups = claims[groups_claim]
         .as_array()
@@ -534,7 +570,23 @@ async fn provision(
                 .await
                 .map_err(db_err)?;
             let user = match existing {
-                Some(user) => user,
+                // Only an invited user who never signed in is linked by email; an account
+                // in use is linked by an admin, never by whoever controls that address at
+                // some provider.
+                Some(user)
+                    if UserStatus::from_db(&user.status) == UserStatus::Invited
+                        && portal_entities::identity::credential::Entity::find_by_id(user.id)
+                            .one(&txn)
+                            .await
+                            .map_err(db_err)?
+                            .is_none() =>
+                {
+                    let mut active: user::ActiveModel = user.into();
+                    active.status = Set(UserStatus::Active.as_str().into());
+                    active.updated_at = Set(now);
+                    active.update(&txn).await.map_err(db_err)?
+                }
+                Some(_) => return Err(ApiError::AuthenticationFailed(SSO_FAILED)),
                 None => {
                     let created = user::ActiveModel {
                         id: Set(Uuid::now_v7()),

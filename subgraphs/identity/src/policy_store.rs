@@ -272,11 +272,11 @@ pub async fn add_rule(
         .iter()
         .filter(|(coordinate, _)| key_match(coordinate, &new.object))
         .collect();
+    // `Type.field` or `Type.*`; a `*` anywhere else would be a prefix wildcard over types.
     let shape_ok = new.object == "*"
-        || new
-            .object
-            .split_once('.')
-            .is_some_and(|(t, f)| !t.is_empty() && !f.is_empty() && (f == "*" || !f.contains('*')));
+        || new.object.split_once('.').is_some_and(|(t, f)| {
+            !t.is_empty() && !t.contains('*') && !f.is_empty() && (f == "*" || !f.contains('*'))
+        });
     if !shape_ok || matched.is_empty() {
         return Err(ApiError::invalid(
             "input.object",

@@ -230,13 +230,24 @@ impl SessionMutation {
         Ok(true)
     }
 
-    /// Starts enrolling a TOTP second factor; confirm with `confirmMfaEnrollment`.
-    async fn begin_mfa_enrollment(&self, ctx: &Context<'_>) -> ApiResult<MfaEnrollment> {
-        Ok(service(ctx)?.begin_mfa_enrollment(actor(ctx)).await?.into())
+    /// Starts enrolling a TOTP second factor (the current password confirms it is you);
+    /// confirm with `confirmMfaEnrollment`.
+    async fn begin_mfa_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        current_password: Option<String>,
+    ) -> ApiResult<MfaEnrollment> {
+        if current_password.as_ref().is_some_and(|p| p.len() > 1024) {
+            return Err(ApiError::invalid("currentPassword", "does not match"));
+        }
+        Ok(service(ctx)?
+            .begin_mfa_enrollment(actor(ctx), current_password.as_deref())
+            .await?
+            .into())
     }
 
     /// Activates the factor being enrolled with a first code; returns ten single-use
-    /// recovery codes, shown this once.
+    /// recovery codes, shown this once. (Sensitive changes then need a `stepUp`.)
     async fn confirm_mfa_enrollment(
         &self,
         ctx: &Context<'_>,

@@ -310,7 +310,13 @@ impl Authenticator {
                     .await
             }
         };
-        if let Err(err) = throttle::ensure_open(&self.db, &throttle_keys).await {
+        // The account's attempt counts before the password is checked (concurrent guesses
+        // cannot all pass under the limit); the source counts failures only.
+        let open = match throttle::ensure_open(&self.db, &throttle_keys[1..]).await {
+            Ok(()) => throttle::attempt(&self.db, &throttle_keys[0], throttle::ACCOUNT).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = open {
             audit_failure("locked").await?;
             return Err(err);
         }
@@ -324,7 +330,6 @@ impl Authenticator {
                 && tenant.as_ref().is_some_and(|t| t.status == "ACTIVE")
         });
         let (Some((user, _)), true) = (usable, matches) else {
-            throttle::record_failure(&self.db, &throttle_keys[0], throttle::ACCOUNT).await?;
             if let Some(key) = throttle_keys.get(1) {
                 throttle::record_failure(&self.db, key, throttle::SOURCE).await?;
             }
@@ -336,10 +341,10 @@ impl Authenticator {
             audit_failure(reason).await?;
             return Err(ApiError::AuthenticationFailed(SIGN_IN_FAILED));
         };
-        throttle::clear(&self.db, &throttle_keys[0]).await?;
         let tenant = tenant.ok_or_else(|| ApiError::internal("tenant vanished"))?;
         let enrolled = mfa::is_enabled(&self.db, user.id).await?;
         if !enrolled && !self.mfa_required(&tenant, user.id).await? {
+            throttle::clear(&self.db, &throttle_keys[0]).await?;
             return Ok(SignInOutcome::SignedIn(
                 self.start_session(&tenant, user, "password", false, meta)
                     .await?,
@@ -407,8 +412,12 @@ impl Authenticator {
             .ok_or(ApiError::AuthenticationFailed(CODE_FAILED))?;
         let tenant = store::tenant(&self.db, found.tenant_id).await?;
         let user = store::user(&self.db, tenant.id, found.user_id).await?;
+        // Deactivated since the password step: no session.
+        if UserStatus::from_db(&user.status) != UserStatus::Active || tenant.status != "ACTIVE" {
+            return Err(ApiError::AuthenticationFailed(CODE_FAILED));
+        }
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
         let factor = mfa::factor(&self.db, user.id).await?;
         let enrolling = factor.as_ref().is_some_and(|f| f.status == mfa::PENDING);
         let accepted = if enrolling {
@@ -418,7 +427,6 @@ impl Authenticator {
         };
         let actor = Actor::user(user.id, tenant.id, Vec::new());
         if !accepted {
-            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
             AuditEvent::failure("auth.mfa", "user", Some(user.id))
                 .with_details(json!({ "step": "sign_in" }))
                 .record(&self.db, &actor, meta)
@@ -460,14 +468,14 @@ impl Authenticator {
         let (user, tenant) = self.actor_user(actor).await?;
         let session_id = actor.session_id.ok_or(ApiError::Unauthenticated)?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
         if !mfa::check_any(&self.db, &self.settings.data_key, &user, code).await? {
-            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
             AuditEvent::failure("auth.step_up", "session", Some(session_id))
                 .record(&self.db, actor, meta)
                 .await?;
             return Err(ApiError::AuthenticationFailed(CODE_FAILED));
         }
+        throttle::clear(&self.db, &key).await?;
         let txn = self.db.begin().await.map_err(db_err)?;
         mark_mfa_verified(&txn, session_id).await?;
         AuditEvent::success("auth.step_up", "session", session_id)
@@ -476,9 +484,29 @@ impl Authenticator {
         txn.commit().await.map_err(db_err)
     }
 
-    /// Starts enrolling a second factor for the signed-in actor.
-    pub async fn begin_mfa_enrollment(&self, actor: &Actor) -> ApiResult<mfa::Enrollment> {
-        let (user, _) = self.actor_user(actor).await?;
+    /// Starts enrolling a second factor for the signed-in actor, who must confirm the
+    /// current password (when the account has one): a stolen session alone must not be
+    /// able to attach the thief's authenticator.
+    pub async fn begin_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        current_password: Option<&str>,
+    ) -> ApiResult<mfa::Enrollment> {
+        let (user, tenant) = self.actor_user(actor).await?;
+        let stored = credential::Entity::find_by_id(user.id)
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .map(|c| c.password_hash);
+        if stored.is_some() {
+            let key = throttle::account_key(&tenant.slug, &user.email);
+            throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+            let given = current_password.unwrap_or_default();
+            if !verify_password(given, stored).await? {
+                return Err(ApiError::invalid("currentPassword", "does not match"));
+            }
+            throttle::clear(&self.db, &key).await?;
+        }
         mfa::begin_enrollment(&self.db, &self.settings.data_key, &user).await
     }
 
@@ -492,7 +520,7 @@ impl Authenticator {
     ) -> ApiResult<Vec<String>> {
         let (user, tenant) = self.actor_user(actor).await?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
         let pending = mfa::factor(&self.db, user.id)
             .await?
             .is_some_and(|f| f.status == mfa::PENDING);
@@ -500,14 +528,12 @@ impl Authenticator {
             return Err(ApiError::Conflict("no enrolment in progress".into()));
         }
         if !mfa::check_totp(&self.db, &self.settings.data_key, &user, code, true).await? {
-            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
             return Err(ApiError::invalid("code", "invalid or expired code"));
         }
+        throttle::clear(&self.db, &key).await?;
         let txn = self.db.begin().await.map_err(db_err)?;
+        // Not a step-up: confirm with `stepUp` before sensitive changes.
         let codes = mfa::activate(&txn, &user).await?;
-        if let Some(session_id) = actor.session_id {
-            mark_mfa_verified(&txn, session_id).await?;
-        }
         AuditEvent::success("mfa.enable", "user", user.id)
             .record(&txn, actor, meta)
             .await?;
@@ -667,6 +693,17 @@ impl Authenticator {
         session: session::Model,
         refresh_token: String,
     ) -> ApiResult<Issued> {
+        let key = self.keys.signing_key(&self.db).await?;
+        self.issue_with(&key, tenant, session, refresh_token).await
+    }
+
+    async fn issue_with(
+        &self,
+        key: &portal_kit::access_token::SigningKey,
+        tenant: &tenant::Model,
+        session: session::Model,
+        refresh_token: String,
+    ) -> ApiResult<Issued> {
         let roles = store::roles_of_users(&self.db, tenant.id, [session.user_id])
             .await?
             .remove(&session.user_id)
@@ -691,7 +728,6 @@ impl Authenticator {
             exp: expires_at.timestamp(),
             jti: Uuid::now_v7(),
         };
-        let key = self.keys.signing_key(&self.db).await?;
         Ok(Issued {
             access_token: key.sign(&claims)?,
             access_token_expires_at: expires_at,
@@ -705,6 +741,10 @@ impl Authenticator {
     /// revokes its whole session.
     pub async fn refresh(&self, meta: &RequestMeta, presented: &str) -> ApiResult<Issued> {
         let hash = token_hash(presented.trim());
+        // Taken before the transaction: creating or rotating a key writes, and the new
+        // tokens are signed before the rotation commits (so a failure after the commit
+        // cannot lose the new refresh token and make the retry look like theft).
+        let key = self.keys.signing_key(&self.db).await?;
         let txn = self.db.begin().await.map_err(db_err)?;
         let Some(token) = refresh_token::Entity::find_by_id(hash.clone())
             .one(&txn)
@@ -775,8 +815,9 @@ impl Authenticator {
             active.user_agent = Set(meta.user_agent.clone());
         }
         let session = active.update(&txn).await.map_err(db_err)?;
+        let issued = self.issue_with(&key, &tenant, session, next).await?;
         txn.commit().await.map_err(db_err)?;
-        self.issue(&tenant, session, next).await
+        Ok(issued)
     }
 
     /// The actor's live sessions, newest first.
@@ -898,19 +939,19 @@ impl Authenticator {
         let user = store::user(&self.db, tenant_id, actor.principal()?).await?;
         let tenant = store::tenant(&self.db, tenant_id).await?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::ensure_open(&self.db, std::slice::from_ref(&key)).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
         let stored = credential::Entity::find_by_id(user.id)
             .one(&self.db)
             .await
             .map_err(db_err)?
             .map(|c| c.password_hash);
         if !verify_password(current, stored).await? {
-            throttle::record_failure(&self.db, &key, throttle::ACCOUNT).await?;
             AuditEvent::failure("user.password_change", "user", Some(user.id))
                 .record(&self.db, actor, meta)
                 .await?;
             return Err(ApiError::invalid("currentPassword", "does not match"));
         }
+        throttle::clear(&self.db, &key).await?;
         password::check(new, &user.email, &user.display_name)
             .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
         let hash = hash_password(new).await?;

@@ -116,9 +116,26 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str, policy: Policy) 
         .await
         .map_err(ApiError::from_db)?;
     if locked.rows_affected > 0 {
-        tracing::warn!(key, "sign-in throttle engaged");
+        // The key names an email address: log only what kind of key locked.
+        let kind = key.split(':').next().unwrap_or("unknown");
+        tracing::warn!(kind, "sign-in throttle engaged");
     }
     Ok(())
+}
+
+/// Counts an attempt against `key` *before* it is checked, so that concurrent attempts
+/// cannot all slip in under the limit: `RATE_LIMITED` once more than `policy.max_failures`
+/// attempts were made in the window (or the key is locked). A successful attempt is
+/// forgiven with [`clear`].
+pub async fn attempt(db: &DatabaseConnection, key: &str, policy: Policy) -> ApiResult<()> {
+    let key = key.to_owned();
+    ensure_open(db, std::slice::from_ref(&key)).await?;
+    let counting = Policy {
+        max_failures: policy.max_failures + 1,
+        ..policy
+    };
+    record_failure(db, &key, counting).await?;
+    ensure_open(db, std::slice::from_ref(&key)).await
 }
 
 /// Forgets the failures of `key` (after a successful sign-in). A running lock stays.

@@ -181,7 +181,7 @@ pub async fn deliver_due(
         let claimed = email_outbox::Entity::update_many()
             .col_expr(
                 email_outbox::Column::LockedUntil,
-                Expr::value(now + CLAIM_FOR),
+                Expr::value(Utc::now() + CLAIM_FOR),
             )
             .filter(email_outbox::Column::Id.eq(row.id))
             .filter(email_outbox::Column::SentAt.is_null())

@@ -94,14 +94,15 @@ pub fn totp_code(secret: &str, offset: i64) -> anyhow::Result<String> {
     Ok(totp.generate(u64::try_from(now)?).to_string())
 }
 
-/// Enrols a TOTP factor for the holder of `token` (which also counts as a step-up of
-/// that session); returns `(secret, recovery codes)`.
+/// Enrols a TOTP factor for the holder of `token` (a demo user: the demo password
+/// confirms the enrolment) and steps the session up with the next code; returns
+/// `(secret, recovery codes)`.
 pub async fn enroll_mfa(portal: &TestPortal, token: &str) -> anyhow::Result<(String, Vec<String>)> {
     let (_, begun) = post(
         portal,
         Some(token),
-        "mutation { beginMfaEnrollment { secret otpauthUri } }",
-        json!({}),
+        "mutation($p: String) { beginMfaEnrollment(currentPassword: $p) { secret otpauthUri } }",
+        json!({ "p": DEMO_PASSWORD }),
     )
     .await?;
     let secret = begun["data"]["beginMfaEnrollment"]["secret"]
@@ -122,5 +123,17 @@ pub async fn enroll_mfa(portal: &TestPortal, token: &str) -> anyhow::Result<(Str
         .iter()
         .filter_map(|c| c.as_str().map(str::to_owned))
         .collect();
+    let step_up = "mutation($c: String!) { stepUp(code: $c) }";
+    let (_, stepped) = post(
+        portal,
+        Some(token),
+        step_up,
+        json!({ "c": totp_code(&secret, 1)? }),
+    )
+    .await?;
+    anyhow::ensure!(
+        stepped["data"]["stepUp"] == true,
+        "step-up failed: {stepped}"
+    );
     Ok((secret, codes))
 }

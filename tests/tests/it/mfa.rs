@@ -36,12 +36,18 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() -> anyhow::Result<()
     let portal = TestPortal::start(Mode::AllInOne).await?;
     let (token, _, _) = session_of(&portal, "carol@acme.example").await?;
 
+    // Enrolling needs the current password: a stolen session alone cannot attach a factor.
+    let begin = "mutation($p: String) { beginMfaEnrollment(currentPassword: $p) { secret } }";
+    for wrong in [json!({}), json!({ "p": "not the password" })] {
+        let (_, refused) = post(&portal, Some(&token), begin, wrong).await?;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
+    }
     // Enrolment is only active once a correct code confirms it.
     let (_, begun) = post(
         &portal,
         Some(&token),
-        "mutation { beginMfaEnrollment { secret otpauthUri } }",
-        json!({}),
+        "mutation($p: String) { beginMfaEnrollment(currentPassword: $p) { secret otpauthUri } }",
+        json!({ "p": DEMO_PASSWORD }),
     )
     .await?;
     let secret = begun["data"]["beginMfaEnrollment"]["secret"]
@@ -298,11 +304,13 @@ async fn tenants_require_mfa_for_roles_and_wrong_codes_lock_the_account() -> any
     assert_eq!(payload["user"]["mfaEnabled"], true);
     session_of(&portal, "carol@acme.example").await?;
 
-    // Five wrong codes lock Bob's account: then even the right code, and the password, get
+    // Wrong codes lock Bob's account — the password attempt counts until the whole sign-in
+    // succeeds, so five attempts in all: then even the right code, and the password, get
     // RATE_LIMITED.
     let challenge =
         challenge_of(&sign_in(&portal, "acme", "bob@acme.example", DEMO_PASSWORD).await?)?;
-    for _ in 0..5 {
+    let mut wrong_codes = 0;
+    loop {
         let (_, wrong) = post(
             &portal,
             None,
@@ -310,8 +318,14 @@ async fn tenants_require_mfa_for_roles_and_wrong_codes_lock_the_account() -> any
             json!({ "c": challenge, "k": "999999" }),
         )
         .await?;
+        if code(&wrong) == "RATE_LIMITED" {
+            break;
+        }
         assert_eq!(code(&wrong), "UNAUTHENTICATED", "{wrong}");
+        wrong_codes += 1;
+        assert!(wrong_codes <= 5, "never locked");
     }
+    assert_eq!(wrong_codes, 4, "password attempt + 4 codes = 5 attempts");
     let (_, locked) = post(
         &portal,
         None,

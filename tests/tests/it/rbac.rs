@@ -299,6 +299,10 @@ async fn admins_edit_policies_at_run_time_within_their_rights() -> anyhow::Resul
     // Validation: real coordinates, the right action, real roles, no more than held.
     for (vars, expected) in [
         (
+            json!({ "r": "customer_user", "o": "*.balance", "a": "READ", "e": "ALLOW" }),
+            "BAD_USER_INPUT",
+        ),
+        (
             json!({ "r": "customer_user", "o": "Account.nope", "a": "READ", "e": "ALLOW" }),
             "BAD_USER_INPUT",
         ),
@@ -325,6 +329,14 @@ async fn admins_edit_policies_at_run_time_within_their_rights() -> anyhow::Resul
     ] {
         let refused = as_admin(&portal, ADD, vars.clone()).await?;
         assert_eq!(code(&refused), expected, "{vars}: {refused}");
+    }
+    // A tenant cannot mint the platform's role (or the implicit ones) for itself.
+    for reserved in ["platform_admin", "public", "authenticated"] {
+        let create = format!(
+            "mutation {{ createRole(input: {{ name: \"{reserved}\", description: \"x\" }}) {{ id }} }}"
+        );
+        let refused = as_admin(&portal, &create, json!({})).await?;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "{reserved}: {refused}");
     }
     let seed = portal.seed.clone();
     let billing = portal

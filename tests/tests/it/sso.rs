@@ -149,6 +149,17 @@ async fn sso_provisions_users_just_in_time_and_maps_groups_to_roles() -> anyhow:
     assert_eq!(user["id"], erin_id, "{again}");
     assert_eq!(role_names(user), ["customer_user"]);
 
+    // An account in use is never taken over by whoever has its email at a provider.
+    idp.set_user(IdpUser {
+        subject: "idp|mallory".into(),
+        email: "carol@acme.example".into(),
+        name: "Not Carol".into(),
+        groups: vec!["portal-billing".into()],
+    });
+    let (state, code_) = through_provider(&portal, "testidp").await?;
+    let (_, takeover) = post(&portal, None, COMPLETE, json!({ "s": state, "c": code_ })).await?;
+    assert_eq!(code(&takeover), "UNAUTHENTICATED", "{takeover}");
+
     // Unknown provider or another tenant: not found.
     let (_, missing) = post(
         &portal,
