@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod auth_throttle;
 pub mod credential;
+pub mod email_change;
 pub mod mfa_challenge;
 pub mod mfa_factor;
 pub mod oidc_login;

@@ -22,6 +22,7 @@ mod m0013_outbox_and_resets;
 mod m0014_oidc;
 mod m0015_policies;
 mod m0016_policy_coordinates;
+mod m0017_email_changes;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_oidc::Migration),
             Box::new(m0015_policies::Migration),
             Box::new(m0016_policy_coordinates::Migration),
+            Box::new(m0017_email_changes::Migration),
         ]
     }
 }

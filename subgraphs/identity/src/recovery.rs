@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use portal_entities::identity::{password_reset_token, tenant, user};
+use portal_entities::identity::{email_change, password_reset_token, tenant, user};
 use portal_kit::audit::AuditEvent;
 use portal_kit::mail::{self, Email};
 use portal_kit::secret::{opaque_token, token_hash};
@@ -278,4 +278,125 @@ pub async fn complete_reset(
         .record(&txn, &actor, meta)
         .await?;
     txn.commit().await.map_err(db_err)
+}
+
+/// How long a link confirming a new email works.
+pub const EMAIL_CHANGE_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// Starts changing `user`'s sign-in email to `new_email` (already validated and checked
+/// for a step-up): a single-use link goes to the new address — the change happens only
+/// when it is used — and the old address is told.
+pub async fn request_email_change(
+    db: &DatabaseConnection,
+    settings: &IdentitySettings,
+    actor: &Actor,
+    meta: &RequestMeta,
+    tenant: &tenant::Model,
+    user: &user::Model,
+    new_email: &str,
+) -> ApiResult<()> {
+    let taken = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.id))
+        .filter(user::Column::Email.eq(new_email))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .is_some();
+    if taken {
+        return Err(ApiError::Conflict(
+            "an object with these values already exists".into(),
+        ));
+    }
+    let token = opaque_token("pec")?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(db_err)?;
+    email_change::ActiveModel {
+        token_hash: Set(token_hash(&token)),
+        user_id: Set(user.id),
+        tenant_id: Set(tenant.id),
+        new_email: Set(new_email.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + EMAIL_CHANGE_TTL),
+        used_at: Set(None),
+    }
+    .insert(&txn)
+    .await
+    .map_err(db_err)?;
+    let confirm = Email {
+        to: new_email.to_owned(),
+        subject: format!("Confirm your new {} portal email", tenant.name),
+        text: format!(
+            "Hello {name},\n\nConfirm that this address becomes the sign-in email of your \
+             {tenant} portal account (the link works once, for 24 hours):\n\n{link}\n\n\
+             If you did not ask for this, ignore this email.\n",
+            name = user.display_name,
+            tenant = tenant.name,
+            link = link(settings, "confirm-email", &token),
+        ),
+    };
+    let notice = Email {
+        to: user.email.clone(),
+        subject: format!("Your {} portal email is about to change", tenant.name),
+        text: format!(
+            "Hello {name},\n\nSomebody signed in to your {tenant} portal account asked to \
+             change its sign-in email to {new_email}. It changes once the new address \
+             confirms. If this was not you, contact your administrator at once.\n",
+            name = user.display_name,
+            tenant = tenant.name,
+        ),
+    };
+    for email in [confirm, notice] {
+        mail::enqueue(&txn, &settings.data_key, Some(tenant.id), email).await?;
+    }
+    AuditEvent::success("user.email_change_request", "user", user.id)
+        .with_details(json!({ "to": new_email }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(db_err)
+}
+
+/// Confirms an email change with the token from the link sent to the new address.
+pub async fn confirm_email_change(
+    db: &DatabaseConnection,
+    meta: &RequestMeta,
+    token: &str,
+) -> ApiResult<user::Model> {
+    let invalid = || ApiError::invalid("token", "invalid or expired link");
+    let hash = token_hash(token.trim());
+    let found = email_change::Entity::find_by_id(hash.clone())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
+        .ok_or_else(invalid)?;
+    let txn = db.begin().await.map_err(db_err)?;
+    let claimed = email_change::Entity::update_many()
+        .col_expr(email_change::Column::UsedAt, Expr::value(Utc::now()))
+        .filter(email_change::Column::TokenHash.eq(hash))
+        .filter(email_change::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await
+        .map_err(db_err)?;
+    if claimed.rows_affected != 1 {
+        return Err(invalid());
+    }
+    let user = user::Entity::find_by_id(found.user_id)
+        .filter(user::Column::TenantId.eq(found.tenant_id))
+        .one(&txn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(invalid)?;
+    let before = user.email.clone();
+    let mut active: user::ActiveModel = user.into();
+    active.email = Set(found.new_email.clone());
+    active.updated_at = Set(Utc::now());
+    // A unique violation (the address was taken meanwhile) rolls everything back.
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let actor = Actor::user(updated.id, updated.tenant_id, Vec::new());
+    AuditEvent::success("user.email_change", "user", updated.id)
+        .with_details(json!({ "before": before, "after": updated.email }))
+        .record(&txn, &actor, meta)
+        .await?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(updated)
 }

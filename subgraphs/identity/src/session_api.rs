@@ -261,12 +261,24 @@ impl SessionMutation {
             .await
     }
 
-    /// Changes the caller's sign-in email (needs a recent `stepUp`); the old address is
-    /// notified.
-    async fn change_email(&self, ctx: &Context<'_>, new_email: String) -> ApiResult<User> {
+    /// Asks to change the caller's sign-in email (needs a recent `stepUp`): the new
+    /// address gets a link to confirm (24 hours), the old one a notice. Nothing changes
+    /// until the link is used (`confirmEmailChange`).
+    async fn change_email(&self, ctx: &Context<'_>, new_email: String) -> ApiResult<bool> {
         let email = crate::domain::email("newEmail", &new_email)?;
-        Ok(service(ctx)?
+        service(ctx)?
             .change_email(actor(ctx), meta(ctx), email)
+            .await?;
+        Ok(true)
+    }
+
+    /// Completes an email change with the token from the confirmation link.
+    async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
+        if token.len() > 256 {
+            return Err(ApiError::invalid("token", "invalid or expired link"));
+        }
+        Ok(service(ctx)?
+            .confirm_email_change(meta(ctx), &token)
             .await?
             .into())
     }

@@ -541,47 +541,38 @@ impl Authenticator {
         Ok(codes)
     }
 
-    /// Changes the actor's sign-in email (needs a recent step-up); the new address must be
-    /// free in the tenant. The old address is told, so a hijack does not go unnoticed.
+    /// Starts changing the actor's sign-in email (needs a recent step-up): the new address
+    /// gets a confirmation link, the old one a notice; see [`crate::recovery`].
     pub async fn change_email(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         new_email: String,
-    ) -> ApiResult<user::Model> {
+    ) -> ApiResult<()> {
         let (user, tenant) = self.actor_user(actor).await?;
         mfa::require_step_up(&self.db, actor).await?;
         if user.email == new_email {
-            return Ok(user);
+            return Ok(());
         }
-        let old_email = user.email.clone();
-        let txn = self.db.begin().await.map_err(db_err)?;
-        let mut active: user::ActiveModel = user.into();
-        active.email = Set(new_email.clone());
-        active.updated_at = Set(Utc::now());
-        let updated = active.update(&txn).await.map_err(db_err)?;
-        portal_kit::mail::enqueue(
-            &txn,
-            &self.settings.data_key,
-            Some(tenant.id),
-            portal_kit::mail::Email {
-                to: old_email.clone(),
-                subject: format!("Your {} portal email was changed", tenant.name),
-                text: format!(
-                    "Hello {},\n\nThe sign-in email of your {} portal account was changed \
-                     from {old_email} to {new_email}. If this was not you, contact your \
-                     administrator at once.\n",
-                    updated.display_name, tenant.name
-                ),
-            },
+        crate::recovery::request_email_change(
+            &self.db,
+            &self.settings,
+            actor,
+            meta,
+            &tenant,
+            &user,
+            &new_email,
         )
-        .await?;
-        AuditEvent::success("user.email_change", "user", updated.id)
-            .with_details(json!({ "before": old_email, "after": new_email }))
-            .record(&txn, actor, meta)
-            .await?;
-        txn.commit().await.map_err(db_err)?;
-        Ok(updated)
+        .await
+    }
+
+    /// Confirms an email change with the token of the link sent to the new address.
+    pub async fn confirm_email_change(
+        &self,
+        meta: &RequestMeta,
+        token: &str,
+    ) -> ApiResult<user::Model> {
+        crate::recovery::confirm_email_change(&self.db, meta, token).await
     }
 
     /// Turns the actor's second factor off (needs a recent step-up).

@@ -599,10 +599,10 @@ async fn the_published_jwks_verifies_access_tokens() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changing_the_email_needs_a_step_up_and_tells_the_old_address() -> anyhow::Result<()> {
+async fn changing_the_email_needs_a_step_up_and_the_new_address_confirms() -> anyhow::Result<()> {
     let portal = TestPortal::start(Mode::AllInOne).await?;
     let (token, _, _) = session_of(&portal, "carol@acme.example").await?;
-    let change = "mutation($e: String!) { changeEmail(newEmail: $e) { email } }";
+    let change = "mutation($e: String!) { changeEmail(newEmail: $e) }";
     let (_, refused) = post(
         &portal,
         Some(&token),
@@ -620,19 +620,45 @@ async fn changing_the_email_needs_a_step_up_and_tells_the_old_address() -> anyho
     )
     .await?;
     assert_eq!(code(&taken), "CONFLICT", "{taken}");
-    let (_, changed) = post(
+    let (_, asked) = post(
         &portal,
         Some(&token),
         change,
         json!({ "e": "Carol@New.example" }),
     )
     .await?;
-    assert_eq!(
-        changed["data"]["changeEmail"]["email"], "carol@new.example",
-        "{changed}"
-    );
+    assert_eq!(asked["data"]["changeEmail"], true, "{asked}");
+
+    // Nothing changes until the new address confirms; the old one is told at once.
+    let (_, me) = post(&portal, Some(&token), "{ me { email } }", json!({})).await?;
+    assert_eq!(me["data"]["me"]["email"], "carol@acme.example", "{me}");
     let notice = portal.next_mail_to("carol@acme.example").await?;
     assert!(notice.contains("carol@new.example"), "{notice}");
+    let confirmation = portal.next_mail_to("carol@new.example").await?;
+    let start = confirmation
+        .find("confirm-email?token=")
+        .ok_or_else(|| anyhow::anyhow!("no link: {confirmation}"))?;
+    let link_token = confirmation[start + "confirm-email?token=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let confirm = "mutation($t: String!) { confirmEmailChange(token: $t) { email } }";
+    let (_, forged) = post(&portal, None, confirm, json!({ "t": "pec_forged" })).await?;
+    assert_eq!(code(&forged), "BAD_USER_INPUT", "{forged}");
+    let (_, confirmed) = post(&portal, None, confirm, json!({ "t": link_token })).await?;
+    assert_eq!(
+        confirmed["data"]["confirmEmailChange"]["email"], "carol@new.example",
+        "{confirmed}"
+    );
+    let (_, again) = post(&portal, None, confirm, json!({ "t": link_token })).await?;
+    assert_eq!(code(&again), "BAD_USER_INPUT", "single use: {again}");
+    let signed = sign_in(&portal, "acme", "carol@new.example", DEMO_PASSWORD).await?;
+    // The new address signs in (Carol has a second factor now: a challenge follows).
+    assert!(
+        signed["data"]["signIn"]["mfa"]["token"].is_string(),
+        "{signed}"
+    );
     portal.stop().await;
     Ok(())
 }
