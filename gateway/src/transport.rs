@@ -38,6 +38,37 @@ pub struct AppState {
     pub authentication: Authentication,
     /// Request headers the in-browser IDE starts with (the demo identity, in demo mode).
     pub ide_headers: Vec<(String, String)>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy — then the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (entries are
+/// appended by each hop, so the rightmost untrusted one is the first a trusted hop saw).
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .or(Some(peer))
 }
 
 /// The gateway's HTTP app.
@@ -181,7 +212,12 @@ async fn run(
         actor,
         meta: RequestMeta {
             request_id: Some(request_id.clone()),
-            source_ip: connect.map(|ConnectInfo(addr)| addr.ip().to_string()),
+            source_ip: client_ip(
+                connect.map(|ConnectInfo(addr)| addr.ip()),
+                &headers,
+                &state.trusted_proxies,
+            )
+            .map(|ip| ip.to_string()),
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -265,4 +301,48 @@ fn ide_page(headers: &[(String, String)]) -> String {
             |ide, (name, value)| ide.header(name, value),
         )
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(xff) {
+            headers.insert("x-forwarded-for", value);
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = ["10.0.0.0/8"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().ok();
+        // A direct client cannot claim another address.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &headers("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        // Behind the balancer: the nearest untrusted hop, not what the client wrote first.
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.5"),
+                &headers("1.2.3.4, 198.51.100.7, 10.0.0.2"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &headers("garbage"), &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &HeaderMap::new(), &[]),
+            ip("10.0.0.5")
+        );
+    }
 }

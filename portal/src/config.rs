@@ -151,6 +151,9 @@ pub struct GatewayConfig {
     pub authorization: AuthorizationMode,
     /// Also authorize introspection (`Query.__schema`, `Query.__type`).
     pub authorize_introspection: bool,
+    /// Load balancers / proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names
+    /// the client; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Field-level authorization mode.
@@ -228,6 +231,7 @@ impl Default for GatewayConfig {
             max_concurrent_operations: limits.max_concurrent_operations,
             authorization: AuthorizationMode::Filter,
             authorize_introspection: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -416,6 +420,7 @@ impl Config {
             ));
         }
         self.mailer().map(|_| ()).map_err(ConfigError::Invalid)?;
+        self.trusted_proxies()?;
         if self.identity.issuer.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "identity.issuer must not be empty".into(),
@@ -522,6 +527,23 @@ impl Config {
         settings.key_rotation = Duration::from_secs(self.identity.key_rotation_days * 86_400);
         settings.public_url = self.identity.public_url.clone();
         Ok(settings)
+    }
+
+    /// `gateway.trusted_proxies` parsed (a bare address is a /32 or /128 range).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.gateway
+            .trusted_proxies
+            .iter()
+            .map(|raw| {
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "gateway.trusted_proxies: `{raw}` is not an address or CIDR range"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     /// The outgoing mail transport: SMTP when configured, else a mail directory.

@@ -87,6 +87,8 @@ pub struct GatewayOptions {
     pub ide_headers: Vec<(String, String)>,
     /// Field-level authorization (`None`: off).
     pub authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -119,6 +121,7 @@ pub fn gateway_app_for(
         gateway: gateway.clone(),
         authentication: options.authentication.clone(),
         ide_headers: options.ide_headers.clone(),
+        trusted_proxies: options.trusted_proxies.clone(),
     });
     (transport::router(state), gateway)
 }

@@ -234,6 +234,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         subgraphs: config.subgraph_settings(),
         ide_headers: Vec::new(),
         authorizer: None,
+        trusted_proxies: config.trusted_proxies().unwrap_or_default(),
     }
 }
 

@@ -341,6 +341,7 @@ impl TestPortal {
             subgraphs: SubgraphSettings::default(),
             ide_headers: Vec::new(),
             authorizer: authorizer.clone(),
+            trusted_proxies: Vec::new(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();

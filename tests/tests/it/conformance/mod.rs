@@ -236,6 +236,7 @@ impl Supergraph {
             },
             ide_headers: Vec::new(),
             authorizer: None,
+            trusted_proxies: Vec::new(),
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;
