@@ -525,12 +525,13 @@ pub async fn complete(
             return Err(err);
         }
     };
-    let user = provision(db, meta, &tenant, &provider, &identity).await?;
-    if UserStatus::from_db(&user.status) != UserStatus::Active {
-        audit_failure("user not active".into()).await?;
-        return Err(failed());
+    match provision(db, meta, &tenant, &provider, &identity).await {
+        Ok(user) => Ok((tenant, user)),
+        Err(err) => {
+            audit_failure("user not active or not linkable".into()).await?;
+            Err(err)
+        }
     }
-    Ok((tenant, user))
 }
 
 /// Finds the user linked to the provider subject, or links the user with the verified
@@ -621,6 +622,10 @@ async fn provision(
             user
         }
     };
+    if UserStatus::from_db(&user.status) != UserStatus::Active {
+        // Deactivated: nothing of this sign-in is kept (the transaction rolls back).
+        return Err(ApiError::AuthenticationFailed(SSO_FAILED));
+    }
     sync_roles(&txn, meta, tenant, provider, identity, &user).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(user)
