@@ -42,10 +42,6 @@ const CACHE_CAPACITY: usize = 10_000;
 /// How stale `last_used_at` may get before a use writes it again.
 const LAST_USED_GRANULARITY: chrono::Duration = chrono::Duration::seconds(60);
 
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
-}
-
 fn require_admin(actor: &Actor) -> ApiResult<Uuid> {
     let tenant_id = actor.tenant()?;
     if actor.kind != ActorKind::User || !actor.has_role(TENANT_ADMIN) {
@@ -83,7 +79,7 @@ pub async fn create_service_account(
 ) -> ApiResult<service_account::Model> {
     let tenant_id = require_admin(actor)?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let created = service_account::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -95,12 +91,12 @@ pub async fn create_service_account(
     }
     .insert(&txn)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     AuditEvent::success("service_account.create", "service_account", created.id)
         .with_details(json!({ "name": created.name }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
 }
 
@@ -112,18 +108,18 @@ pub async fn disable_service_account(
     id: Uuid,
 ) -> ApiResult<service_account::Model> {
     let tenant_id = require_admin(actor)?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let scoped = service_account::Entity::find_by_id(id)
         .filter(service_account::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "service account").await?;
     let mut active: service_account::ActiveModel = current.into();
     active.status = Set("DISABLED".into());
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await.map_err(db_err)?;
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("service_account.disable", "service_account", id)
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
 }
 
@@ -138,7 +134,7 @@ pub async fn service_accounts(
         .order_by_asc(service_account::Column::Id)
         .all(db)
         .await
-        .map_err(db_err)
+        .map_err(ApiError::from_db)
 }
 
 /// The keys of service account `id`, newest first.
@@ -153,7 +149,7 @@ pub async fn keys_of(
         .order_by_desc(api_key::Column::Id)
         .all(db)
         .await
-        .map_err(db_err)
+        .map_err(ApiError::from_db)
 }
 
 /// Validated input of a new key.
@@ -194,7 +190,7 @@ pub async fn create_api_key(
             "cannot grant a role you do not hold",
         ));
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let account = one_or_not_found(
         &txn,
         service_account::Entity::find_by_id(new.service_account_id)
@@ -210,7 +206,7 @@ pub async fn create_api_key(
         .filter(role::Column::Name.is_in(roles.iter().cloned()))
         .all(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if known.len() != roles.len() {
         return Err(ApiError::invalid(
             "input.roles",
@@ -236,7 +232,7 @@ pub async fn create_api_key(
     }
     .insert(&txn)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     AuditEvent::success("api_key.create", "api_key", created.id)
         .with_details(json!({
             "serviceAccountId": account.id,
@@ -246,7 +242,7 @@ pub async fn create_api_key(
         }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok((key, created))
 }
 
@@ -258,7 +254,7 @@ pub async fn revoke_api_key(
     id: Uuid,
 ) -> ApiResult<api_key::Model> {
     let tenant_id = require_admin(actor)?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let scoped = api_key::Entity::find_by_id(id).filter(api_key::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "API key").await?;
     if current.revoked_at.is_some() {
@@ -266,12 +262,12 @@ pub async fn revoke_api_key(
     }
     let mut active: api_key::ActiveModel = current.into();
     active.revoked_at = Set(Some(Utc::now()));
-    let updated = active.update(&txn).await.map_err(db_err)?;
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("api_key.revoke", "api_key", id)
         .with_details(json!({ "prefix": updated.prefix }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
 }
 
@@ -295,7 +291,7 @@ impl DbApiKeys {
             .filter(api_key::Column::SecretHash.eq(hash))
             .one(&self.db)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
         else {
             return Ok(None);
         };
@@ -306,11 +302,11 @@ impl DbApiKeys {
         let account = service_account::Entity::find_by_id(key.service_account_id)
             .one(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         let tenant = tenant::Entity::find_by_id(key.tenant_id)
             .one(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         let usable = account.is_some_and(|a| a.status == "ACTIVE")
             && tenant.is_some_and(|t| t.status == "ACTIVE");
         if !usable {
@@ -325,7 +321,7 @@ impl DbApiKeys {
                 .filter(api_key::Column::Id.eq(key.id))
                 .exec(&self.db)
                 .await
-                .map_err(db_err)?;
+                .map_err(ApiError::from_db)?;
         }
         Ok(Some(Actor {
             kind: ActorKind::Service,

@@ -395,10 +395,7 @@ impl CoreMutation {
             email: domain::email("input.email", &input.email)?,
             display_name: input::text("input.displayName", &input.display_name, 200)?,
         };
-        let settings = ctx
-            .data::<Arc<Authenticator>>()
-            .map_err(|_| ApiError::internal("authenticator missing from schema data"))?
-            .settings();
+        let settings = crate::sessions::authenticator(ctx)?.settings();
         Ok(
             store::create_user(db(ctx)?, actor(ctx), meta(ctx), new, settings)
                 .await?

@@ -22,7 +22,7 @@ use serde_json::json;
 use portal_entities::identity::signing_key;
 use portal_kit::access_token::{ALGORITHM, SigningKey};
 use portal_kit::secret::{DataKey, random_bytes};
-use portal_kit::{ApiError, ApiResult};
+use portal_kit::{ApiError, ApiResult, chrono_duration};
 
 /// How long a new key is published before it signs.
 pub const PUBLISH_DELAY: Duration = Duration::from_secs(15);
@@ -51,10 +51,6 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
-fn chrono(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
 impl KeyRing {
     /// A key ring sealing private keys with `data_key` and replacing the signing key once
     /// it is older than `rotate_after`.
@@ -78,7 +74,7 @@ impl KeyRing {
         let live = live_keys(db).await?;
         let ready = live
             .iter()
-            .filter(|key| key.created_at <= now - chrono(PUBLISH_DELAY))
+            .filter(|key| key.created_at <= now - chrono_duration(PUBLISH_DELAY))
             .find_map(|row| self.open(row).map(|key| (row, key)));
         let (row, key) = match ready {
             Some(found) => found,
@@ -95,19 +91,19 @@ impl KeyRing {
                         .open(&created)
                         .ok_or_else(|| ApiError::internal("new signing key cannot be opened"))?;
                     let key = Arc::new(key);
-                    *self.cached.lock() = Some((now + chrono(CACHE_FOR), key.clone()));
+                    *self.cached.lock() = Some((now + chrono_duration(CACHE_FOR), key.clone()));
                     return Ok(key);
                 }
             },
         };
-        if row.created_at + chrono(self.rotate_after) < now
+        if row.created_at + chrono_duration(self.rotate_after) < now
             && live.first().is_some_and(|newest| newest.kid == row.kid)
         {
             // Due for rotation and no successor yet: publish one; it signs after the delay.
             self.rotate(db).await?;
         }
         let key = Arc::new(key);
-        *self.cached.lock() = Some((now + chrono(CACHE_FOR), key.clone()));
+        *self.cached.lock() = Some((now + chrono_duration(CACHE_FOR), key.clone()));
         Ok(key)
     }
 
@@ -115,7 +111,7 @@ impl KeyRing {
     /// ready and stop verifying [`VERIFY_AFTER_RETIREMENT`] later. Returns the new key id.
     pub async fn rotate(&self, db: &DatabaseConnection) -> ApiResult<String> {
         let created = self.create(db).await?;
-        let retire_at = created.created_at + chrono(PUBLISH_DELAY);
+        let retire_at = created.created_at + chrono_duration(PUBLISH_DELAY);
         signing_key::Entity::update_many()
             .col_expr(signing_key::Column::RetiredAt, Expr::value(retire_at))
             .filter(signing_key::Column::Kid.ne(created.kid.clone()))
@@ -179,7 +175,7 @@ async fn live_keys(db: &DatabaseConnection) -> ApiResult<Vec<signing_key::Model>
 
 /// Public keys that verify tokens now: `(kid, base64url Ed25519 public key)`.
 pub async fn verification_keys(db: &DatabaseConnection) -> ApiResult<Vec<(String, String)>> {
-    let horizon = Utc::now() - chrono(VERIFY_AFTER_RETIREMENT);
+    let horizon = Utc::now() - chrono_duration(VERIFY_AFTER_RETIREMENT);
     let rows = signing_key::Entity::find()
         .filter(
             signing_key::Column::RetiredAt

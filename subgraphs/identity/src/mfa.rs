@@ -41,10 +41,6 @@ pub const PENDING: &str = "PENDING";
 /// An active factor.
 pub const ACTIVE: &str = "ACTIVE";
 
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
-}
-
 fn totp(secret: Vec<u8>, account: &str) -> ApiResult<Totp> {
     Builder::new()
         .with_secret(secret)
@@ -71,7 +67,7 @@ pub async fn factor(
     mfa_factor::Entity::find_by_id(user_id)
         .one(db)
         .await
-        .map_err(db_err)
+        .map_err(ApiError::from_db)
 }
 
 /// Whether the user has an active factor.
@@ -112,9 +108,9 @@ pub async fn begin_enrollment(
         activated_at: Set(None),
     };
     if existing.is_some() {
-        row.update(db).await.map_err(db_err)?;
+        row.update(db).await.map_err(ApiError::from_db)?;
     } else {
-        row.insert(db).await.map_err(db_err)?;
+        row.insert(db).await.map_err(ApiError::from_db)?;
     }
     Ok(enrollment)
 }
@@ -158,7 +154,7 @@ pub async fn check_totp(
         )
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(consumed.rows_affected == 1)
 }
 
@@ -170,7 +166,7 @@ pub async fn activate(db: &impl ConnectionTrait, user: &user::Model) -> ApiResul
         .filter(mfa_factor::Column::UserId.eq(user.id))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     new_recovery_codes(db, user).await
 }
 
@@ -180,12 +176,12 @@ pub async fn remove(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<()> {
         .filter(recovery_code::Column::UserId.eq(user_id))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     mfa_factor::Entity::delete_many()
         .filter(mfa_factor::Column::UserId.eq(user_id))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(())
 }
 
@@ -206,7 +202,7 @@ pub async fn new_recovery_codes(
         .filter(recovery_code::Column::UserId.eq(user.id))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
         // 16 characters of a 32-letter alphabet: 80 random bits.
@@ -230,7 +226,7 @@ pub async fn new_recovery_codes(
         }
         .insert(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
         codes.push(code);
     }
     Ok(codes)
@@ -253,7 +249,7 @@ pub async fn use_recovery_code(
         .filter(recovery_code::Column::UsedAt.is_null())
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(used.rows_affected == 1)
 }
 
@@ -280,7 +276,7 @@ pub async fn require_step_up(db: &DatabaseConnection, actor: &Actor) -> ApiResul
     let confirmed: Option<DateTime<Utc>> = session::Entity::find_by_id(session_id)
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|s| s.revoked_at.is_none() && Some(s.user_id) == actor.id)
         .and_then(|s| s.mfa_verified_at);
     match confirmed {

@@ -53,10 +53,6 @@ const LEEWAY_SECS: u64 = 60;
 /// The message of every failed SSO completion.
 const SSO_FAILED: &str = "single sign-on failed; start again";
 
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
-}
-
 /// An HTTP client for providers: no redirects, short timeouts.
 pub fn http_client() -> reqwest::Client {
     // reqwest is built without a default TLS provider; make sure one is installed
@@ -127,7 +123,7 @@ pub async fn configure(
         .filter(role::Column::Name.is_in(wanted.iter().map(|r| r.to_string())))
         .all(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if known.len() != wanted.len() {
         return Err(ApiError::invalid(
             "input.groupRoles",
@@ -136,13 +132,13 @@ pub async fn configure(
     }
     crate::mfa::require_step_up(db, actor).await?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let existing = oidc_provider::Entity::find()
         .filter(oidc_provider::Column::TenantId.eq(tenant_id))
         .filter(oidc_provider::Column::Name.eq(input.name.as_str()))
         .one(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let row = oidc_provider::ActiveModel {
         id: Set(existing.as_ref().map_or_else(Uuid::now_v7, |p| p.id)),
         tenant_id: Set(tenant_id),
@@ -163,7 +159,7 @@ pub async fn configure(
     } else {
         row.insert(&txn).await
     }
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     AuditEvent::success("sso.provider_configure", "oidc_provider", saved.id)
         .with_details(json!({
             "name": saved.name,
@@ -174,7 +170,7 @@ pub async fn configure(
         }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(saved)
 }
 
@@ -192,7 +188,7 @@ pub async fn providers(
         .order_by_asc(oidc_provider::Column::Name)
         .all(db)
         .await
-        .map_err(db_err)
+        .map_err(ApiError::from_db)
 }
 
 #[derive(Deserialize)]
@@ -278,7 +274,7 @@ pub async fn start(
         .filter(tenant::Column::Slug.eq(tenant_slug.trim().to_lowercase()))
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|t| t.status == "ACTIVE")
         .ok_or_else(not_found)?;
     let provider = oidc_provider::Entity::find()
@@ -287,7 +283,7 @@ pub async fn start(
         .filter(oidc_provider::Column::Enabled.eq(true))
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .ok_or_else(not_found)?;
     let discovery = discover(http, &provider.issuer).await?;
     let state = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
@@ -307,7 +303,7 @@ pub async fn start(
     }
     .insert(db)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     let mut url = reqwest::Url::parse(&discovery.authorization_endpoint).map_err(|_| {
         ApiError::AuthenticationFailed("the identity provider is unreachable or misconfigured")
     })?;
@@ -451,7 +447,7 @@ pub async fn complete(
     let login = oidc_login::Entity::find_by_id(hash.clone())
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|l| l.used_at.is_none() && l.expires_at > Utc::now())
         .ok_or_else(failed)?;
     let claimed = oidc_login::Entity::update_many()
@@ -460,14 +456,14 @@ pub async fn complete(
         .filter(oidc_login::Column::UsedAt.is_null())
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if claimed.rows_affected != 1 {
         return Err(failed());
     }
     let provider = oidc_provider::Entity::find_by_id(login.provider_id)
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|p| p.enabled && p.tenant_id == login.tenant_id)
         .ok_or_else(failed)?;
     let tenant =
@@ -544,12 +540,12 @@ async fn provision(
     provider: &oidc_provider::Model,
     identity: &VerifiedIdentity,
 ) -> ApiResult<user::Model> {
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let now = Utc::now();
     let linked = user_identity::Entity::find_by_id((provider.id, identity.subject.clone()))
         .one(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let user = match linked {
         Some(link) => {
             one_or_not_found(
@@ -569,7 +565,7 @@ async fn provision(
                 .filter(user::Column::Email.eq(email.as_str()))
                 .one(&txn)
                 .await
-                .map_err(db_err)?;
+                .map_err(ApiError::from_db)?;
             let user = match existing {
                 // Only an invited user who never signed in is linked by email; an account
                 // in use is linked by an admin, never by whoever controls that address at
@@ -579,13 +575,13 @@ async fn provision(
                         && portal_entities::identity::credential::Entity::find_by_id(user.id)
                             .one(&txn)
                             .await
-                            .map_err(db_err)?
+                            .map_err(ApiError::from_db)?
                             .is_none() =>
                 {
                     let mut active: user::ActiveModel = user.into();
                     active.status = Set(UserStatus::Active.as_str().into());
                     active.updated_at = Set(now);
-                    active.update(&txn).await.map_err(db_err)?
+                    active.update(&txn).await.map_err(ApiError::from_db)?
                 }
                 Some(_) => return Err(ApiError::AuthenticationFailed(SSO_FAILED)),
                 None => {
@@ -600,7 +596,7 @@ async fn provision(
                     }
                     .insert(&txn)
                     .await
-                    .map_err(db_err)?;
+                    .map_err(ApiError::from_db)?;
                     let actor = Actor::user(created.id, tenant.id, Vec::new());
                     AuditEvent::success("user.provision", "user", created.id)
                         .with_details(json!({ "provider": provider.name }))
@@ -618,7 +614,7 @@ async fn provision(
             }
             .insert(&txn)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
             user
         }
     };
@@ -627,7 +623,7 @@ async fn provision(
         return Err(ApiError::AuthenticationFailed(SSO_FAILED));
     }
     sync_roles(&txn, meta, tenant, provider, identity, &user).await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(user)
 }
 
@@ -659,12 +655,12 @@ async fn sync_roles(
         .filter(role::Column::Name.is_in(managed.iter().cloned()))
         .all(txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let held: BTreeSet<Uuid> = user_role::Entity::find()
         .filter(user_role::Column::UserId.eq(user.id))
         .all(txn)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .into_iter()
         .map(|link| link.role_id)
         .collect();
@@ -680,7 +676,7 @@ async fn sync_roles(
             }
             .insert(txn)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
             AuditEvent::success("role.assign", "user", user.id)
                 .with_details(json!({ "role": role.name, "via": provider.name }))
                 .record(txn, &actor, meta)
@@ -691,7 +687,7 @@ async fn sync_roles(
                 .filter(user_role::Column::RoleId.eq(role.id))
                 .exec(txn)
                 .await
-                .map_err(db_err)?;
+                .map_err(ApiError::from_db)?;
             AuditEvent::success("role.unassign", "user", user.id)
                 .with_details(json!({ "role": role.name, "via": provider.name }))
                 .record(txn, &actor, meta)

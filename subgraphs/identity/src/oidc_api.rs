@@ -2,7 +2,6 @@
 //! the two steps of an SSO sign-in.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
@@ -13,12 +12,7 @@ use portal_kit::{ApiError, ApiResult};
 
 use crate::oidc::{self, ProviderInput};
 use crate::session_api::{AuthPayload, payload};
-use crate::sessions::Authenticator;
-
-fn service<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Arc<Authenticator>> {
-    ctx.data::<Arc<Authenticator>>()
-        .map_err(|_| ApiError::internal("authenticator missing from schema data"))
-}
+use crate::sessions::authenticator;
 
 /// One provider group and the portal role its members get.
 #[derive(SimpleObject, InputObject, Clone)]
@@ -135,7 +129,7 @@ impl OidcMutation {
         ctx: &Context<'_>,
         input: ConfigureOidcProviderInput,
     ) -> ApiResult<OidcProvider> {
-        let service = service(ctx)?;
+        let service = authenticator(ctx)?;
         let name = crate::domain::role_name("input.name", &input.name)?;
         let issuer = oidc::issuer_url("input.issuer", &input.issuer)?;
         let client_id = input::text("input.clientId", &input.client_id, 255)?;
@@ -186,7 +180,7 @@ impl OidcMutation {
         if tenant.len() > 63 || provider.len() > 64 {
             return Err(ApiError::NotFound("identity provider"));
         }
-        let service = service(ctx)?;
+        let service = authenticator(ctx)?;
         let (authorization_url, state) = service.start_sso(&tenant, &provider).await?;
         Ok(SsoStart {
             authorization_url,
@@ -208,7 +202,9 @@ impl OidcMutation {
                 "single sign-on failed; start again",
             ));
         }
-        let issued = service(ctx)?.complete_sso(meta(ctx), &state, &code).await?;
+        let issued = authenticator(ctx)?
+            .complete_sso(meta(ctx), &state, &code)
+            .await?;
         payload(ctx, issued).await
     }
 }

@@ -25,22 +25,18 @@ use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{PLATFORM_ADMIN, TENANT_ADMIN};
 
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
-}
-
 /// Every stored rule, as a policy (with the stored revision).
 pub async fn load(db: &impl ConnectionTrait) -> ApiResult<Policies> {
     let revision = policy_revision::Entity::find_by_id(1)
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .map_or(0, |r| r.revision);
     let rows = casbin_rule::Entity::find()
         .order_by_asc(casbin_rule::Column::Id)
         .all(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let rows = rows
         .into_iter()
         .enumerate()
@@ -54,11 +50,11 @@ pub async fn publish_coordinates(
     coordinates: impl IntoIterator<Item = (String, Action)>,
 ) -> ApiResult<()> {
     let now = Utc::now();
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     policy_coordinate::Entity::delete_many()
         .exec(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     for (coordinate, action) in coordinates {
         policy_coordinate::ActiveModel {
             coordinate: Set(coordinate),
@@ -67,16 +63,16 @@ pub async fn publish_coordinates(
         }
         .insert(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     }
-    txn.commit().await.map_err(db_err)
+    txn.commit().await.map_err(ApiError::from_db)
 }
 
 async fn catalog(db: &DatabaseConnection) -> ApiResult<BTreeMap<String, Action>> {
     let rows = policy_coordinate::Entity::find()
         .all(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -163,7 +159,7 @@ pub async fn rules(
         .order_by_asc(casbin_rule::Column::V2)
         .all(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .into_iter()
         .map(StoredRule::from)
         .collect())
@@ -197,7 +193,7 @@ async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
         .filter(policy_revision::Column::Id.eq(1))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if updated.rows_affected == 0 {
         policy_revision::ActiveModel {
             id: Set(1),
@@ -206,17 +202,17 @@ async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
         }
         .insert(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     }
     let revision = policy_revision::Entity::find_by_id(1)
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .map_or(0, |r| r.revision);
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         db.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{revision}'"))
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
     }
     Ok(revision)
 }
@@ -256,7 +252,7 @@ pub async fn add_rule(
             .filter(role::Column::Name.eq(new.role.as_str()))
             .one(db)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .is_some();
     if !role_exists && !platform {
         return Err(ApiError::invalid(
@@ -320,7 +316,7 @@ pub async fn add_rule(
             ));
         }
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let row = casbin_rule::ActiveModel {
         id: Set(Uuid::now_v7()),
         ptype: Set("p".into()),
@@ -333,7 +329,7 @@ pub async fn add_rule(
     }
     .insert(&txn)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     let revision = bump_revision(&txn).await?;
     let rule = StoredRule::from(row);
     AuditEvent::success("policy.add", "policy_rule", rule.id)
@@ -344,7 +340,7 @@ pub async fn add_rule(
         }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(rule)
 }
 
@@ -367,19 +363,19 @@ pub async fn remove_rule(
 ) -> ApiResult<StoredRule> {
     let tenant = require_admin(actor)?;
     let platform = is_platform_admin(actor);
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let found = casbin_rule::Entity::find_by_id(id)
         .filter(casbin_rule::Column::Ptype.eq("p"))
         .one(&txn)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .map(StoredRule::from)
         .filter(|r| platform || r.domain == tenant.to_string())
         .ok_or(ApiError::NotFound("policy rule"))?;
     casbin_rule::Entity::delete_by_id(id)
         .exec(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let revision = bump_revision(&txn).await?;
     AuditEvent::success("policy.remove", "policy_rule", id)
         .with_details(json!({
@@ -389,7 +385,7 @@ pub async fn remove_rule(
         }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(found)
 }
 

@@ -64,10 +64,6 @@ impl Purpose {
     }
 }
 
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
-}
-
 async fn issue_token(
     db: &impl ConnectionTrait,
     user: &user::Model,
@@ -90,7 +86,7 @@ async fn issue_token(
     }
     .insert(db)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     Ok(token)
 }
 
@@ -161,7 +157,7 @@ pub async fn request_reset(
         .filter(tenant::Column::Slug.eq(slug.as_str()))
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
     else {
         return Ok(());
     };
@@ -170,7 +166,7 @@ pub async fn request_reset(
         .filter(user::Column::Email.eq(email.as_str()))
         .one(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let Some(user) = found.filter(|u| UserStatus::from_db(&u.status) != UserStatus::Disabled)
     else {
         AuditEvent::failure("auth.password_reset_request", "user", None)
@@ -180,7 +176,7 @@ pub async fn request_reset(
             .await?;
         return Ok(());
     };
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let token = issue_token(&txn, &user, Purpose::Reset).await?;
     let text = format!(
         "Hello {name},\n\nSomebody asked to reset the password of your {tenant} portal \
@@ -205,7 +201,7 @@ pub async fn request_reset(
         .in_tenant(tenant.id)
         .record(&txn, &Actor::anonymous(), meta)
         .await?;
-    txn.commit().await.map_err(db_err)
+    txn.commit().await.map_err(ApiError::from_db)
 }
 
 /// Redeems a reset or invitation token with a new password: sets it, ends every session
@@ -221,20 +217,20 @@ pub async fn complete_reset(
     let found = password_reset_token::Entity::find_by_id(hash.clone())
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|t| t.used_at.is_none() && t.expires_at > Utc::now())
         .ok_or_else(invalid)?;
     let user = user::Entity::find_by_id(found.user_id)
         .filter(user::Column::TenantId.eq(found.tenant_id))
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|u| UserStatus::from_db(&u.status) != UserStatus::Disabled)
         .ok_or_else(invalid)?;
     password::check(new_password, &user.email, &user.display_name)
         .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
     let hash_of_password = hash_password(new_password).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     // Single use: claim this token, and retire every other outstanding one of the user.
     let claimed = password_reset_token::Entity::update_many()
         .col_expr(
@@ -245,7 +241,7 @@ pub async fn complete_reset(
         .filter(password_reset_token::Column::UsedAt.is_null())
         .exec(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if claimed.rows_affected != 1 {
         return Err(invalid());
     }
@@ -258,7 +254,7 @@ pub async fn complete_reset(
         .filter(password_reset_token::Column::UsedAt.is_null())
         .exec(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     set_password_in(&txn, &user, hash_of_password).await?;
     let revoked = revoke_all_of_user(&txn, user.id, RevokeReason::PasswordChanged).await?;
     let activated = UserStatus::from_db(&user.status) == UserStatus::Invited;
@@ -266,7 +262,7 @@ pub async fn complete_reset(
         let mut active: user::ActiveModel = user.clone().into();
         active.status = Set(UserStatus::Active.as_str().into());
         active.updated_at = Set(Utc::now());
-        active.update(&txn).await.map_err(db_err)?;
+        active.update(&txn).await.map_err(ApiError::from_db)?;
     }
     let actor = Actor::user(user.id, user.tenant_id, Vec::new());
     AuditEvent::success("auth.password_reset", "user", user.id)
@@ -277,7 +273,7 @@ pub async fn complete_reset(
         }))
         .record(&txn, &actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)
+    txn.commit().await.map_err(ApiError::from_db)
 }
 
 /// How long a link confirming a new email works.
@@ -300,7 +296,7 @@ pub async fn request_email_change(
         .filter(user::Column::Email.eq(new_email))
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .is_some();
     if taken {
         return Err(ApiError::Conflict(
@@ -309,7 +305,7 @@ pub async fn request_email_change(
     }
     let token = opaque_token("pec")?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     email_change::ActiveModel {
         token_hash: Set(token_hash(&token)),
         user_id: Set(user.id),
@@ -321,7 +317,7 @@ pub async fn request_email_change(
     }
     .insert(&txn)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     let confirm = Email {
         to: new_email.to_owned(),
         subject: format!("Confirm your new {} portal email", tenant.name),
@@ -352,7 +348,7 @@ pub async fn request_email_change(
         .with_details(json!({ "to": new_email }))
         .record(&txn, actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)
+    txn.commit().await.map_err(ApiError::from_db)
 }
 
 /// Confirms an email change with the token from the link sent to the new address.
@@ -366,17 +362,17 @@ pub async fn confirm_email_change(
     let found = email_change::Entity::find_by_id(hash.clone())
         .one(db)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
         .ok_or_else(invalid)?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
     let claimed = email_change::Entity::update_many()
         .col_expr(email_change::Column::UsedAt, Expr::value(Utc::now()))
         .filter(email_change::Column::TokenHash.eq(hash))
         .filter(email_change::Column::UsedAt.is_null())
         .exec(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     if claimed.rows_affected != 1 {
         return Err(invalid());
     }
@@ -384,7 +380,7 @@ pub async fn confirm_email_change(
         .filter(user::Column::TenantId.eq(found.tenant_id))
         .one(&txn)
         .await
-        .map_err(db_err)?
+        .map_err(ApiError::from_db)?
         .ok_or_else(invalid)?;
     let before = user.email.clone();
     let mut active: user::ActiveModel = user.into();
@@ -397,6 +393,6 @@ pub async fn confirm_email_change(
         .with_details(json!({ "before": before, "after": updated.email }))
         .record(&txn, &actor, meta)
         .await?;
-    txn.commit().await.map_err(db_err)?;
+    txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
 }

@@ -1,8 +1,6 @@
 //! The GraphQL surface of sign-in and sessions: `signIn`, `refreshSession`, `signOut`,
 //! `changePassword`, the `mySessions` query and session revocation.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -13,13 +11,8 @@ use portal_kit::{ApiError, ApiResult};
 
 use crate::graphql::User;
 use crate::mfa;
-use crate::sessions::{Authenticator, Issued, RevokeReason, SignInOutcome, Which, expiry};
+use crate::sessions::{Issued, RevokeReason, SignInOutcome, Which, authenticator, expiry};
 use crate::store;
-
-fn service<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Arc<Authenticator>> {
-    ctx.data::<Arc<Authenticator>>()
-        .map_err(|_| ApiError::internal("authenticator missing from schema data"))
-}
 
 /// One signed-in device.
 #[derive(SimpleObject)]
@@ -153,7 +146,7 @@ impl SessionQuery {
         let actor = actor(ctx);
         let (tenant_id, user_id) = (actor.tenant()?, actor.principal()?);
         let tenant = store::tenant(db(ctx)?, tenant_id).await?;
-        let rows = service(ctx)?.sessions_of(tenant_id, user_id).await?;
+        let rows = authenticator(ctx)?.sessions_of(tenant_id, user_id).await?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -179,7 +172,7 @@ impl SessionMutation {
                 "invalid tenant, email or password",
             ));
         }
-        let outcome = service(ctx)?
+        let outcome = authenticator(ctx)?
             .sign_in(meta(ctx), &input.tenant, &input.email, &input.password)
             .await?;
         Ok(match outcome {
@@ -212,7 +205,7 @@ impl SessionMutation {
         if challenge.len() > 256 || code.len() > 64 {
             return Err(ApiError::AuthenticationFailed("invalid or expired code"));
         }
-        let (issued, recovery_codes) = service(ctx)?
+        let (issued, recovery_codes) = authenticator(ctx)?
             .complete_sign_in(meta(ctx), &challenge, &code)
             .await?;
         let mut payload = payload(ctx, issued).await?;
@@ -226,7 +219,9 @@ impl SessionMutation {
         if code.len() > 64 {
             return Err(ApiError::AuthenticationFailed("invalid or expired code"));
         }
-        service(ctx)?.step_up(actor(ctx), meta(ctx), &code).await?;
+        authenticator(ctx)?
+            .step_up(actor(ctx), meta(ctx), &code)
+            .await?;
         Ok(true)
     }
 
@@ -240,7 +235,7 @@ impl SessionMutation {
         if current_password.as_ref().is_some_and(|p| p.len() > 1024) {
             return Err(ApiError::invalid("currentPassword", "does not match"));
         }
-        Ok(service(ctx)?
+        Ok(authenticator(ctx)?
             .begin_mfa_enrollment(actor(ctx), current_password.as_deref())
             .await?
             .into())
@@ -256,7 +251,7 @@ impl SessionMutation {
         if code.len() > 64 {
             return Err(ApiError::invalid("code", "invalid or expired code"));
         }
-        service(ctx)?
+        authenticator(ctx)?
             .confirm_mfa_enrollment(actor(ctx), meta(ctx), &code)
             .await
     }
@@ -266,7 +261,7 @@ impl SessionMutation {
     /// until the link is used (`confirmEmailChange`).
     async fn change_email(&self, ctx: &Context<'_>, new_email: String) -> ApiResult<bool> {
         let email = crate::domain::email("newEmail", &new_email)?;
-        service(ctx)?
+        authenticator(ctx)?
             .change_email(actor(ctx), meta(ctx), email)
             .await?;
         Ok(true)
@@ -277,7 +272,7 @@ impl SessionMutation {
         if token.len() > 256 {
             return Err(ApiError::invalid("token", "invalid or expired link"));
         }
-        Ok(service(ctx)?
+        Ok(authenticator(ctx)?
             .confirm_email_change(meta(ctx), &token)
             .await?
             .into())
@@ -285,13 +280,15 @@ impl SessionMutation {
 
     /// Turns the second factor off (needs a recent `stepUp`).
     async fn disable_mfa(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        service(ctx)?.disable_mfa(actor(ctx), meta(ctx)).await?;
+        authenticator(ctx)?
+            .disable_mfa(actor(ctx), meta(ctx))
+            .await?;
         Ok(true)
     }
 
     /// Replaces the recovery codes (needs a recent `stepUp`); the old ones stop working.
     async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
-        service(ctx)?
+        authenticator(ctx)?
             .regenerate_recovery_codes(actor(ctx), meta(ctx))
             .await
     }
@@ -307,7 +304,9 @@ impl SessionMutation {
                 "invalid or expired refresh token",
             ));
         }
-        let issued = service(ctx)?.refresh(meta(ctx), &refresh_token).await?;
+        let issued = authenticator(ctx)?
+            .refresh(meta(ctx), &refresh_token)
+            .await?;
         payload(ctx, issued).await
     }
 
@@ -320,7 +319,7 @@ impl SessionMutation {
         email: String,
     ) -> ApiResult<bool> {
         if tenant.len() <= 63 && email.len() <= 320 {
-            service(ctx)?
+            authenticator(ctx)?
                 .request_password_reset(meta(ctx), &tenant, &email)
                 .await?;
         }
@@ -341,7 +340,7 @@ impl SessionMutation {
                 "invalid or expired link; request a new one",
             ));
         }
-        service(ctx)?
+        authenticator(ctx)?
             .complete_password_reset(meta(ctx), &token, &new_password)
             .await?;
         Ok(true)
@@ -351,7 +350,7 @@ impl SessionMutation {
     async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let actor = actor(ctx);
         let current = actor.session_id.ok_or(ApiError::Unauthenticated)?;
-        service(ctx)?
+        authenticator(ctx)?
             .revoke_own(actor, meta(ctx), Which::One(current), RevokeReason::SignOut)
             .await?;
         Ok(true)
@@ -360,7 +359,7 @@ impl SessionMutation {
     /// Ends one of the caller's sessions.
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         let id = input::id("id", &id)?;
-        service(ctx)?
+        authenticator(ctx)?
             .revoke_own(actor(ctx), meta(ctx), Which::One(id), RevokeReason::Revoked)
             .await?;
         Ok(true)
@@ -370,7 +369,7 @@ impl SessionMutation {
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> ApiResult<u64> {
         let actor = actor(ctx);
         let current = actor.session_id.ok_or(ApiError::Unauthenticated)?;
-        service(ctx)?
+        authenticator(ctx)?
             .revoke_own(
                 actor,
                 meta(ctx),
@@ -382,7 +381,7 @@ impl SessionMutation {
 
     /// Ends all of the caller's sessions, the current one included.
     async fn revoke_all_sessions(&self, ctx: &Context<'_>) -> ApiResult<u64> {
-        service(ctx)?
+        authenticator(ctx)?
             .revoke_own(actor(ctx), meta(ctx), Which::All, RevokeReason::Revoked)
             .await
     }
@@ -390,7 +389,7 @@ impl SessionMutation {
     /// Ends all sessions of a user of the caller's tenant (tenant admins only).
     async fn revoke_user_sessions(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<u64> {
         let user_id = input::id("userId", &user_id)?;
-        service(ctx)?
+        authenticator(ctx)?
             .revoke_for_user(actor(ctx), meta(ctx), user_id)
             .await
     }
@@ -405,7 +404,7 @@ impl SessionMutation {
         if current_password.len() > 1024 {
             return Err(ApiError::invalid("currentPassword", "does not match"));
         }
-        service(ctx)?
+        authenticator(ctx)?
             .change_password(actor(ctx), meta(ctx), &current_password, &new_password)
             .await?;
         Ok(true)

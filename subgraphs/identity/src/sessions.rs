@@ -123,6 +123,13 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// The sign-in service of this schema (schema data).
+pub fn authenticator<'c>(ctx: &'c async_graphql::Context<'_>) -> ApiResult<&'c Authenticator> {
+    ctx.data::<std::sync::Arc<Authenticator>>()
+        .map(|shared| shared.as_ref())
+        .map_err(|_| ApiError::internal("authenticator missing from schema data"))
+}
+
 /// Verified against when the account does not exist, so that an unknown email costs the
 /// same time as a wrong password.
 static DUMMY_HASH: LazyLock<Option<String>> =
@@ -186,10 +193,6 @@ pub fn expiry(tenant: &tenant::Model, session: &session::Model) -> (DateTime<Utc
     } else {
         (absolute, RevokeReason::AbsoluteTimeout)
     }
-}
-
-fn db_err(err: sea_orm::DbErr) -> ApiError {
-    ApiError::from_db(err)
 }
 
 impl Authenticator {
@@ -290,7 +293,7 @@ impl Authenticator {
             .filter(tenant::Column::Slug.eq(slug.as_str()))
             .one(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         let account = match &tenant {
             Some(tenant) => self.account(tenant.id, &email).await?,
             None => None,
@@ -367,7 +370,7 @@ impl Authenticator {
         }
         .insert(&self.db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
         Ok(SignInOutcome::SecondFactor {
             challenge,
             expires_at: now + CHALLENGE_TTL,
@@ -407,7 +410,7 @@ impl Authenticator {
         let found = mfa_challenge::Entity::find_by_id(hash.clone())
             .one(&self.db)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
             .ok_or(ApiError::AuthenticationFailed(CODE_FAILED))?;
         let tenant = store::tenant(&self.db, found.tenant_id).await?;
@@ -440,18 +443,18 @@ impl Authenticator {
             .filter(mfa_challenge::Column::UsedAt.is_null())
             .exec(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         if claimed.rows_affected != 1 {
             return Err(ApiError::AuthenticationFailed(CODE_FAILED));
         }
         throttle::clear(&self.db, &key).await?;
         let recovery_codes = if enrolling {
-            let txn = self.db.begin().await.map_err(db_err)?;
+            let txn = self.db.begin().await.map_err(ApiError::from_db)?;
             let codes = mfa::activate(&txn, &user).await?;
             AuditEvent::success("mfa.enable", "user", user.id)
                 .record(&txn, &actor, meta)
                 .await?;
-            txn.commit().await.map_err(db_err)?;
+            txn.commit().await.map_err(ApiError::from_db)?;
             Some(codes)
         } else {
             None
@@ -476,12 +479,12 @@ impl Authenticator {
             return Err(ApiError::AuthenticationFailed(CODE_FAILED));
         }
         throttle::clear(&self.db, &key).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         mark_mfa_verified(&txn, session_id).await?;
         AuditEvent::success("auth.step_up", "session", session_id)
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)
+        txn.commit().await.map_err(ApiError::from_db)
     }
 
     /// Starts enrolling a second factor for the signed-in actor, who must confirm the
@@ -496,7 +499,7 @@ impl Authenticator {
         let stored = credential::Entity::find_by_id(user.id)
             .one(&self.db)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .map(|c| c.password_hash);
         if stored.is_some() {
             let key = throttle::account_key(&tenant.slug, &user.email);
@@ -531,13 +534,13 @@ impl Authenticator {
             return Err(ApiError::invalid("code", "invalid or expired code"));
         }
         throttle::clear(&self.db, &key).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         // Not a step-up: confirm with `stepUp` before sensitive changes.
         let codes = mfa::activate(&txn, &user).await?;
         AuditEvent::success("mfa.enable", "user", user.id)
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(codes)
     }
 
@@ -579,12 +582,12 @@ impl Authenticator {
     pub async fn disable_mfa(&self, actor: &Actor, meta: &RequestMeta) -> ApiResult<()> {
         let (user, _) = self.actor_user(actor).await?;
         mfa::require_step_up(&self.db, actor).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         mfa::remove(&txn, user.id).await?;
         AuditEvent::success("mfa.disable", "user", user.id)
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)
+        txn.commit().await.map_err(ApiError::from_db)
     }
 
     /// Replaces the actor's recovery codes (needs a recent step-up).
@@ -598,12 +601,12 @@ impl Authenticator {
             return Err(ApiError::Conflict("no active second factor".into()));
         }
         mfa::require_step_up(&self.db, actor).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         let codes = mfa::new_recovery_codes(&txn, &user).await?;
         AuditEvent::success("mfa.recovery_codes", "user", user.id)
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(codes)
     }
 
@@ -626,7 +629,7 @@ impl Authenticator {
             .filter(user::Column::Email.eq(email))
             .one(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         let Some(user) = found else {
             return Ok(None);
         };
@@ -634,7 +637,7 @@ impl Authenticator {
             .filter(credential::Column::TenantId.eq(tenant_id))
             .one(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         Ok(Some((user, credential)))
     }
 
@@ -648,7 +651,7 @@ impl Authenticator {
     ) -> ApiResult<Issued> {
         let now = Utc::now();
         let refresh_token = opaque_token(REFRESH_TOKEN_PREFIX)?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         let session = session::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(tenant.id),
@@ -664,7 +667,7 @@ impl Authenticator {
         }
         .insert(&txn)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
         insert_refresh_token(&txn, session.id, &refresh_token).await?;
         let actor = Actor {
             session_id: Some(session.id),
@@ -674,7 +677,7 @@ impl Authenticator {
             .with_details(json!({ "method": method, "mfa": mfa, "userId": user.id }))
             .record(&txn, &actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         self.issue(tenant, session, refresh_token).await
     }
 
@@ -736,18 +739,18 @@ impl Authenticator {
         // tokens are signed before the rotation commits (so a failure after the commit
         // cannot lose the new refresh token and make the retry look like theft).
         let key = self.keys.signing_key(&self.db).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         let Some(token) = refresh_token::Entity::find_by_id(hash.clone())
             .one(&txn)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
         else {
             return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
         };
         let session = session::Entity::find_by_id(token.session_id)
             .one(&txn)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .ok_or(ApiError::AuthenticationFailed(REFRESH_FAILED))?;
         let tenant = store::tenant(&txn, session.tenant_id).await?;
         let actor = Actor {
@@ -761,7 +764,7 @@ impl Authenticator {
             .filter(refresh_token::Column::UsedAt.is_null())
             .exec(&txn)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         let refusal = if claimed.rows_affected == 0 {
             Some(RevokeReason::RefreshReuse)
         } else if session.revoked_at.is_some() {
@@ -784,15 +787,15 @@ impl Authenticator {
                     .record(&txn, &actor, meta)
                     .await?;
             }
-            txn.commit().await.map_err(db_err)?;
+            txn.commit().await.map_err(ApiError::from_db)?;
             return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
         }
         let user = user::Entity::find_by_id(session.user_id)
             .one(&txn)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         if !user.is_some_and(|u| UserStatus::from_db(&u.status) == UserStatus::Active) {
-            txn.commit().await.map_err(db_err)?;
+            txn.commit().await.map_err(ApiError::from_db)?;
             return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
         }
         let next = opaque_token(REFRESH_TOKEN_PREFIX)?;
@@ -805,9 +808,9 @@ impl Authenticator {
         if meta.user_agent.is_some() {
             active.user_agent = Set(meta.user_agent.clone());
         }
-        let session = active.update(&txn).await.map_err(db_err)?;
+        let session = active.update(&txn).await.map_err(ApiError::from_db)?;
         let issued = self.issue_with(&key, &tenant, session, next).await?;
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(issued)
     }
 
@@ -826,7 +829,7 @@ impl Authenticator {
             .order_by_desc(session::Column::LastSeenAt)
             .all(&self.db)
             .await
-            .map_err(db_err)?;
+            .map_err(ApiError::from_db)?;
         Ok(rows
             .into_iter()
             .filter(|s| expiry(&tenant, s).0 > now)
@@ -879,7 +882,7 @@ impl Authenticator {
         which: Which,
         reason: RevokeReason,
     ) -> ApiResult<u64> {
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         let mut select = session::Entity::find()
             .filter(session::Column::TenantId.eq(tenant_id))
             .filter(session::Column::UserId.eq(user_id))
@@ -892,7 +895,7 @@ impl Authenticator {
         let ids: Vec<Uuid> = select
             .all(&txn)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .into_iter()
             .map(|s| s.id)
             .collect();
@@ -913,7 +916,7 @@ impl Authenticator {
                 .record(&txn, actor, meta)
                 .await?;
         }
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(ids.len() as u64)
     }
 
@@ -934,7 +937,7 @@ impl Authenticator {
         let stored = credential::Entity::find_by_id(user.id)
             .one(&self.db)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .map(|c| c.password_hash);
         if !verify_password(current, stored).await? {
             AuditEvent::failure("user.password_change", "user", Some(user.id))
@@ -946,7 +949,7 @@ impl Authenticator {
         password::check(new, &user.email, &user.display_name)
             .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
         let hash = hash_password(new).await?;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
         set_password_in(&txn, &user, hash).await?;
         let others = session::Entity::find()
             .filter(session::Column::UserId.eq(user.id))
@@ -954,7 +957,7 @@ impl Authenticator {
             .filter(session::Column::Id.ne(actor.session_id.unwrap_or_default()))
             .all(&txn)
             .await
-            .map_err(db_err)?
+            .map_err(ApiError::from_db)?
             .into_iter()
             .map(|s| s.id)
             .collect::<Vec<_>>();
@@ -963,7 +966,7 @@ impl Authenticator {
             .with_details(json!({ "sessionsRevoked": others.len() }))
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(())
     }
 }
@@ -988,7 +991,7 @@ async fn mark_mfa_verified(db: &impl ConnectionTrait, session_id: Uuid) -> ApiRe
         .filter(session::Column::Id.eq(session_id))
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(())
 }
 
@@ -1005,7 +1008,7 @@ async fn insert_refresh_token(
     }
     .insert(db)
     .await
-    .map_err(db_err)?;
+    .map_err(ApiError::from_db)?;
     Ok(())
 }
 
@@ -1025,7 +1028,7 @@ pub async fn revoke_in(
         .filter(session::Column::RevokedAt.is_null())
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(())
 }
 
@@ -1043,7 +1046,7 @@ pub async fn revoke_all_of_user(
         .filter(session::Column::RevokedAt.is_null())
         .exec(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     Ok(result.rows_affected)
 }
 
@@ -1056,7 +1059,7 @@ pub async fn set_password_in(
     let existing = credential::Entity::find_by_id(user.id)
         .one(db)
         .await
-        .map_err(db_err)?;
+        .map_err(ApiError::from_db)?;
     let row = credential::ActiveModel {
         user_id: Set(user.id),
         tenant_id: Set(user.tenant_id),
@@ -1064,9 +1067,9 @@ pub async fn set_password_in(
         updated_at: Set(Utc::now()),
     };
     if existing.is_some() {
-        row.update(db).await.map_err(db_err)?;
+        row.update(db).await.map_err(ApiError::from_db)?;
     } else {
-        row.insert(db).await.map_err(db_err)?;
+        row.insert(db).await.map_err(ApiError::from_db)?;
     }
     Ok(())
 }

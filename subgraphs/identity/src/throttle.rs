@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use portal_entities::identity::auth_throttle;
-use portal_kit::{ApiError, ApiResult};
+use portal_kit::{ApiError, ApiResult, chrono_duration};
 
 /// When a key locks.
 #[derive(Clone, Copy, Debug)]
@@ -47,10 +47,6 @@ pub fn source_key(source_ip: &str) -> String {
     format!("source:{source_ip}")
 }
 
-fn chrono(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
 /// `RATE_LIMITED` when any of `keys` is locked now.
 pub async fn ensure_open(db: &DatabaseConnection, keys: &[String]) -> ApiResult<()> {
     let locked = auth_throttle::Entity::find()
@@ -84,7 +80,7 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str, policy: Policy) 
     .await
     .map_err(ApiError::from_db)?;
     let window_over =
-        Expr::col(auth_throttle::Column::WindowStartedAt).lt(now - chrono(policy.window));
+        Expr::col(auth_throttle::Column::WindowStartedAt).lt(now - chrono_duration(policy.window));
     auth_throttle::Entity::update_many()
         .col_expr(
             auth_throttle::Column::Failures,
@@ -106,7 +102,7 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str, policy: Policy) 
     let locked = auth_throttle::Entity::update_many()
         .col_expr(
             auth_throttle::Column::LockedUntil,
-            Expr::value(now + chrono(policy.lockout)),
+            Expr::value(now + chrono_duration(policy.lockout)),
         )
         .col_expr(auth_throttle::Column::Failures, Expr::value(0))
         .col_expr(auth_throttle::Column::WindowStartedAt, Expr::value(now))

@@ -25,3 +25,9 @@ pub mod store;
 
 pub use actor::{Actor, ActorKind, RequestMeta};
 pub use error::{ApiError, ApiResult, ErrorCode};
+
+/// A `std` duration as a `chrono` one (saturating: absurdly long durations become the
+/// longest `chrono` can hold).
+pub fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
