@@ -24,7 +24,7 @@ use crate::schema::SchemaIndex;
 
 pub use portal_kit::policy::{
     ANY_DOMAIN, AUTHENTICATED_ROLE, Action, Effect, Inheritance, PUBLIC_ROLE, Policies,
-    PolicyError, Rule, key_match,
+    PolicyError, Rule, key_match, with_implicit_roles,
 };
 
 /// The action a field of `type_name` is used for.
@@ -52,10 +52,11 @@ pub fn coordinates(index: &SchemaIndex) -> Vec<(String, String, Action)> {
     all
 }
 
-/// The compiled decisions of one (tenant, role set): the denied coordinates.
+/// The compiled decisions of one (tenant, role set): the denied coordinates, by type
+/// (so a lookup with borrowed names allocates nothing: it runs per field per request).
 #[derive(Debug, Default)]
 pub struct Decisions {
-    denied: HashSet<(String, String)>,
+    denied: HashMap<String, HashSet<String>>,
 }
 
 impl Decisions {
@@ -100,21 +101,18 @@ impl Decisions {
                 }
             }
         }
-        Self { denied }
+        let mut by_type: HashMap<String, HashSet<String>> = HashMap::new();
+        for (type_name, field) in denied {
+            by_type.entry(type_name).or_default().insert(field);
+        }
+        Self { denied: by_type }
     }
 
     /// Whether `type_name.field` is denied.
     pub fn denies(&self, type_name: &str, field: &str) -> bool {
-        // Avoids allocating for the common case of nothing denied.
-        !self.denied.is_empty()
-            && self
-                .denied
-                .contains(&(type_name.to_owned(), field.to_owned()))
-    }
-
-    /// The denied coordinates.
-    pub fn denied(&self) -> &HashSet<(String, String)> {
-        &self.denied
+        self.denied
+            .get(type_name)
+            .is_some_and(|fields| fields.contains(field))
     }
 }
 

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 
-use crate::authz::{AUTHENTICATED_ROLE, Authorizer, DecisionCache, Decisions, Mode, PUBLIC_ROLE};
+use crate::authz::{Authorizer, DecisionCache, Decisions, Mode, with_implicit_roles};
 use crate::execute::Execution;
 use crate::introspection::Introspection;
 use crate::plan::{self, CachedOperation, OperationCache};
@@ -286,11 +286,7 @@ impl Gateway {
     ) -> Result<Authorized, GraphQLError> {
         let supergraph = &served.supergraph;
         let actor = &caller.actor;
-        let mut roles = actor.roles.clone();
-        roles.push(PUBLIC_ROLE.to_owned());
-        if actor.tenant_id.is_some() {
-            roles.push(AUTHENTICATED_ROLE.to_owned());
-        }
+        let roles = with_implicit_roles(&actor.roles, actor.tenant_id.is_some());
         let domain = actor
             .tenant_id
             .map_or_else(|| "-".to_owned(), |t| t.to_string());

@@ -439,11 +439,10 @@ async fn policy(
         }
         PolicyCommand::Explain {
             coordinate,
-            mut roles,
+            roles,
             tenant,
         } => {
-            roles.push(portal_gateway::authz::PUBLIC_ROLE.to_owned());
-            roles.push(portal_gateway::authz::AUTHENTICATED_ROLE.to_owned());
+            let roles = portal_gateway::authz::with_implicit_roles(&roles, true);
             let action = if coordinate.starts_with("Mutation.") {
                 portal_gateway::authz::Action::Write
             } else {

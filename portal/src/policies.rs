@@ -365,7 +365,7 @@ pub fn lint(policies: &Policies, index: &portal_gateway::schema::SchemaIndex) ->
 /// …`, optionally ending `in <tenant id>`. Roles get the implicit roles (`public`, and
 /// `authenticated` unless the role is `public`). Returns the failed lines.
 pub fn check_assertions(policies: &Policies, text: &str) -> Result<Vec<String>, String> {
-    use portal_gateway::authz::{AUTHENTICATED_ROLE, Action, PUBLIC_ROLE};
+    use portal_gateway::authz::{Action, PUBLIC_ROLE, with_implicit_roles};
     let mut failures = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -395,11 +395,11 @@ pub fn check_assertions(policies: &Policies, text: &str) -> Result<Vec<String>, 
             "write" => Action::Write,
             _ => return Err(format!("line {}: action is read or write", i + 1)),
         };
-        let mut roles = vec![PUBLIC_ROLE.to_owned()];
-        if role != PUBLIC_ROLE {
-            roles.push(AUTHENTICATED_ROLE.to_owned());
-            roles.push(role.to_owned());
-        }
+        let roles = if role == PUBLIC_ROLE {
+            with_implicit_roles(&[], false)
+        } else {
+            with_implicit_roles(&[role.to_owned()], true)
+        };
         let held = policies.closure(&roles, domain);
         if policies.allows(&held, domain, coordinate, action) != expected {
             let why = policies.explain(&roles, domain, coordinate, action);

@@ -19,7 +19,8 @@ use portal_entities::identity::role;
 use portal_entities::platform::{casbin_rule, policy_coordinate, policy_revision};
 use portal_kit::audit::AuditEvent;
 use portal_kit::policy::{
-    ANY_DOMAIN, AUTHENTICATED_ROLE, Action, Effect, Explanation, PUBLIC_ROLE, Policies, key_match,
+    ANY_DOMAIN, AUTHENTICATED_ROLE, Action, Effect, Explanation, Policies, key_match,
+    with_implicit_roles,
 };
 use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
 
@@ -219,12 +220,7 @@ async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
 
 /// The roles an actor holds for policy purposes (explicit and implicit).
 pub fn held_roles(actor: &Actor) -> Vec<String> {
-    let mut roles = actor.roles.clone();
-    roles.push(PUBLIC_ROLE.to_owned());
-    if actor.tenant_id.is_some() {
-        roles.push(AUTHENTICATED_ROLE.to_owned());
-    }
-    roles
+    with_implicit_roles(&actor.roles, actor.tenant_id.is_some())
 }
 
 /// Adds a rule after validating it: the role exists in the tenant, the object names

@@ -109,6 +109,17 @@ pub struct Policies {
     pub revision: i64,
 }
 
+/// The roles a caller holds for policy purposes: its own, plus [`PUBLIC_ROLE`] always and
+/// [`AUTHENTICATED_ROLE`] when signed in.
+pub fn with_implicit_roles(roles: &[String], signed_in: bool) -> Vec<String> {
+    let mut held = roles.to_vec();
+    held.push(PUBLIC_ROLE.to_owned());
+    if signed_in {
+        held.push(AUTHENTICATED_ROLE.to_owned());
+    }
+    held
+}
+
 /// Casbin's `keyMatch`: `pattern` may contain `*`, which matches everything from there on.
 pub fn key_match(key: &str, pattern: &str) -> bool {
     match pattern.find('*') {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 
-use portal_gateway::authz::{self, AUTHENTICATED_ROLE, Action, Decisions, PUBLIC_ROLE, Policies};
+use portal_gateway::authz::{self, Action, Decisions, PUBLIC_ROLE, Policies};
 use portal_gateway::gateway::{Limits, Supergraph};
 
 /// The roles of the seed, in matrix column order.
@@ -34,12 +34,11 @@ fn supergraph() -> anyhow::Result<Supergraph> {
 
 /// What a holder of `role` holds in a tenant: the role and the implicit ones.
 fn holder(role: &str) -> Vec<String> {
-    let mut roles = vec![PUBLIC_ROLE.to_owned()];
-    if role != PUBLIC_ROLE {
-        roles.push(AUTHENTICATED_ROLE.to_owned());
-        roles.push(role.to_owned());
+    if role == PUBLIC_ROLE {
+        authz::with_implicit_roles(&[], false)
+    } else {
+        authz::with_implicit_roles(&[role.to_owned()], true)
     }
-    roles
 }
 
 #[test]

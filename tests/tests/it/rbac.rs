@@ -13,6 +13,8 @@ use portal_entities::platform::{casbin_rule, policy_revision};
 use portal_gateway::authz::Mode as RbacMode;
 use portal_tests::{Mode, TestPortal};
 
+use crate::auth_helpers::code;
+
 const BALANCES: &str = "{ accounts(first: 2) { edges { node { number balance createdAt } } } }";
 
 async fn as_roles(portal: &TestPortal, roles: &[&str], query: &str) -> anyhow::Result<Value> {
@@ -251,12 +253,6 @@ async fn as_admin(portal: &TestPortal, query: &str, variables: Value) -> anyhow:
             variables,
         )
         .await
-}
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
 }
 
 /// Waits up to 3 s for `check` to hold for carol's `query` answer.
