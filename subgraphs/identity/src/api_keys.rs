@@ -62,11 +62,7 @@ fn generate() -> ApiResult<(String, String, String)> {
 
 /// The stored form of a key's roles.
 pub fn roles_of(row: &api_key::Model) -> Vec<String> {
-    row.roles
-        .split(',')
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
-        .collect()
+    crate::domain::role_list(&row.roles)
 }
 
 /// Creates a service account in the actor's tenant (tenant admins).

@@ -114,6 +114,16 @@ pub fn role_name(field: &'static str, raw: &str) -> ApiResult<String> {
     }
 }
 
+/// Role names stored as one comma-separated column (key roles, a tenant's MFA roles, a
+/// provider's default roles), as a list.
+pub fn role_list(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Role names a tenant cannot create: the platform's own role and the implicit roles of
 /// the authorization policies (rules naming them hold in every tenant).
 pub const RESERVED_ROLES: [&str; 3] = [PLATFORM_ADMIN, "public", "authenticated"];

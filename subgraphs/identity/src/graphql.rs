@@ -73,12 +73,7 @@ impl From<tenant::Model> for Tenant {
             created_at: row.created_at,
             session_idle_timeout_seconds: row.session_idle_timeout_secs,
             session_absolute_timeout_seconds: row.session_absolute_timeout_secs,
-            mfa_required_roles: row
-                .mfa_required_roles
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            mfa_required_roles: domain::role_list(&row.mfa_required_roles),
         }
     }
 }

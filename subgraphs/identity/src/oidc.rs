@@ -637,11 +637,8 @@ async fn sync_roles(
 ) -> ApiResult<()> {
     let mapping: BTreeMap<String, String> =
         serde_json::from_str(&provider.group_roles).unwrap_or_default();
-    let defaults: BTreeSet<String> = provider
-        .default_roles
-        .split(',')
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
+    let defaults: BTreeSet<String> = crate::domain::role_list(&provider.default_roles)
+        .into_iter()
         .collect();
     let mut granted: BTreeSet<String> = identity
         .groups

@@ -59,12 +59,7 @@ impl From<oidc_provider::Model> for OidcProvider {
                 .into_iter()
                 .map(|(group, role)| GroupRole { group, role })
                 .collect(),
-            default_roles: row
-                .default_roles
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            default_roles: crate::domain::role_list(&row.default_roles),
             enabled: row.enabled,
         }
     }

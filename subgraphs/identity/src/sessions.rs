@@ -380,11 +380,7 @@ impl Authenticator {
 
     /// Whether the tenant requires a second factor of a holder of the user's roles.
     async fn mfa_required(&self, tenant: &tenant::Model, user_id: Uuid) -> ApiResult<bool> {
-        let required: Vec<&str> = tenant
-            .mfa_required_roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .collect();
+        let required = crate::domain::role_list(&tenant.mfa_required_roles);
         if required.is_empty() {
             return Ok(false);
         }
@@ -392,9 +388,7 @@ impl Authenticator {
             .await?
             .remove(&user_id)
             .unwrap_or_default();
-        Ok(roles
-            .iter()
-            .any(|role| required.contains(&role.name.as_str())))
+        Ok(roles.iter().any(|role| required.contains(&role.name)))
     }
 
     /// Completes a sign-in that needs a second factor: a TOTP code (or a recovery code
