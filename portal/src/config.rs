@@ -146,8 +146,9 @@ pub struct GatewayConfig {
     pub plan_cache_size: usize,
     /// Most operations executing at once (further requests queue).
     pub max_concurrent_operations: usize,
-    /// Field-level authorization: `filter` (default: denied fields are null with an
-    /// error), `reject` (refuse the operation), `dry_run` (log only) or `off`.
+    /// Field-level authorization: `auto` (default: `filter` on the portal's supergraph,
+    /// `off` on a supergraph of other subgraphs), `filter` (denied fields are null with
+    /// an error), `reject` (refuse the operation), `dry_run` (log only) or `off`.
     pub authorization: AuthorizationMode,
     /// Also authorize introspection (`Query.__schema`, `Query.__type`).
     pub authorize_introspection: bool,
@@ -156,12 +157,19 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<String>,
 }
 
+/// The subgraph that marks a supergraph as the portal's (see [`AuthorizationMode::Auto`]).
+pub const PORTAL_IDENTITY_SUBGRAPH: &str = "identity";
+
 /// Field-level authorization mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorizationMode {
-    /// Null denied fields with a `FORBIDDEN` error; refuse mutations with any.
+    /// `Filter` on the portal's own supergraph (one that includes its `identity`
+    /// subgraph, which issues the identities the policies speak of); `Off`, with a
+    /// warning, on a supergraph of other subgraphs, whose fields no policy names.
     #[default]
+    Auto,
+    /// Null denied fields with a `FORBIDDEN` error; refuse mutations with any.
     Filter,
     /// Refuse operations with any denied field.
     Reject,
@@ -172,10 +180,16 @@ pub enum AuthorizationMode {
 }
 
 impl AuthorizationMode {
-    /// The gateway mode, `None` when off.
-    pub fn gateway_mode(self) -> Option<portal_gateway::authz::Mode> {
+    /// The gateway mode for a supergraph with these subgraphs, `None` when off.
+    pub fn gateway_mode<'a>(
+        self,
+        mut subgraphs: impl Iterator<Item = &'a str>,
+    ) -> Option<portal_gateway::authz::Mode> {
         use portal_gateway::authz::Mode;
         match self {
+            Self::Auto => subgraphs
+                .any(|name| name == PORTAL_IDENTITY_SUBGRAPH)
+                .then_some(Mode::Filter),
             Self::Filter => Some(Mode::Filter),
             Self::Reject => Some(Mode::Reject),
             Self::DryRun => Some(Mode::DryRun),
@@ -229,7 +243,7 @@ impl Default for GatewayConfig {
             max_fields: limits.max_fields,
             plan_cache_size: limits.plan_cache_size,
             max_concurrent_operations: limits.max_concurrent_operations,
-            authorization: AuthorizationMode::Filter,
+            authorization: AuthorizationMode::Auto,
             authorize_introspection: false,
             trusted_proxies: Vec::new(),
         }
@@ -304,13 +318,14 @@ impl Config {
         }
         if let Some(mode) = var("PORTAL_AUTHORIZATION") {
             self.gateway.authorization = match mode.as_str() {
+                "auto" => AuthorizationMode::Auto,
                 "filter" => AuthorizationMode::Filter,
                 "reject" => AuthorizationMode::Reject,
                 "dry_run" => AuthorizationMode::DryRun,
                 "off" => AuthorizationMode::Off,
                 _ => {
                     return Err(ConfigError::Invalid(
-                        "PORTAL_AUTHORIZATION must be filter, reject, dry_run or off".into(),
+                        "PORTAL_AUTHORIZATION must be auto, filter, reject, dry_run or off".into(),
                     ));
                 }
             };
@@ -592,6 +607,28 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_authorization_enforces_the_policies_on_the_portals_supergraph_only() {
+        use portal_gateway::authz::Mode;
+        let portal = || crate::subgraphs::NAMES.into_iter();
+        let others = || ["products", "reviews"].into_iter();
+        assert_eq!(AuthorizationMode::default(), AuthorizationMode::Auto);
+        assert_eq!(
+            AuthorizationMode::Auto.gateway_mode(portal()),
+            Some(Mode::Filter)
+        );
+        assert_eq!(AuthorizationMode::Auto.gateway_mode(others()), None);
+        assert_eq!(
+            AuthorizationMode::Filter.gateway_mode(others()),
+            Some(Mode::Filter)
+        );
+        assert_eq!(
+            AuthorizationMode::Reject.gateway_mode(others()),
+            Some(Mode::Reject)
+        );
+        assert_eq!(AuthorizationMode::Off.gateway_mode(portal()), None);
+    }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {

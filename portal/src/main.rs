@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use portal::config::{Config, parse_listen};
+use portal::config::{AuthorizationMode, Config, parse_listen};
 use portal::{GatewayOptions, subgraphs};
 use std::sync::Arc;
 
@@ -194,12 +194,22 @@ async fn main() -> anyhow::Result<()> {
 
 /// Field-level authorization as configured (policies from `db`, seeded on first start,
 /// reloaded within a second of a change), or `None` when it is off.
-async fn authorizer(
+async fn authorizer<'a>(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
+    subgraphs: impl Iterator<Item = &'a str>,
 ) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
-    let Some(mode) = config.gateway.authorization.gateway_mode() else {
-        tracing::warn!("field-level authorization is OFF (gateway.authorization = \"off\")");
+    let configured = config.gateway.authorization;
+    let Some(mode) = configured.gateway_mode(subgraphs) else {
+        if configured == AuthorizationMode::Auto {
+            tracing::warn!(
+                "field-level authorization is OFF: this supergraph is not the portal's (it has \
+                 no `identity` subgraph), so no policy speaks of its fields; set \
+                 gateway.authorization = \"filter\" to deny every field no policy allows"
+            );
+        } else {
+            tracing::warn!("field-level authorization is OFF (gateway.authorization = \"off\")");
+        }
         return Ok(None);
     };
     // A gateway may start before the subgraphs have migrated the database: wait a while.
@@ -256,7 +266,7 @@ async fn serve(
             start_mail(config, &db, &settings)?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
-            options.authorizer = authorizer(config, &db).await?;
+            options.authorizer = authorizer(config, &db, subgraphs::NAMES.into_iter()).await?;
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -282,22 +292,24 @@ async fn serve(
             app.merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
-            let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
+            let key = gateway_token_key(config)?;
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
             let jwks = portal::jwks_router(db.clone());
-            let rbac = authorizer(config, &db).await?;
             let db_for_policies = db.clone();
             let authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
             let mut options = options(config, demo, authentication);
-            options.authorizer = rbac;
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();
                     let sdl = source.read(&http).await.map_err(anyhow::Error::msg)?;
                     let limits = config.limits();
                     let loaded = Supergraph::load(&sdl, &limits)?;
+                    let names = loaded.subgraph_urls();
+                    options.authorizer =
+                        authorizer(config, &db_for_policies, names.keys().map(String::as_str))
+                            .await?;
                     let overrides = config.gateway.subgraphs.clone();
                     let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
                     let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
@@ -312,6 +324,9 @@ async fn serve(
                 }
                 None => {
                     let urls = config.subgraph_urls();
+                    options.authorizer =
+                        authorizer(config, &db_for_policies, urls.keys().map(String::as_str))
+                            .await?;
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
@@ -493,13 +508,36 @@ fn start_mail(
 
 /// The gateway verifies access tokens with keys and revocations from the database;
 /// waits up to 30 s for identity to have created its tables.
+/// The key the gateway signs subgraph requests with. Without a configured secret (a
+/// gateway in front of other subgraphs needs none), a throw-away one: the portal's own
+/// subgraphs, which share the configured secret, refuse what it signs.
+fn gateway_token_key(config: &Config) -> anyhow::Result<InternalTokenKey> {
+    if let Ok(secret) = config.require_token_secret() {
+        return Ok(InternalTokenKey::new(secret.as_bytes()));
+    }
+    tracing::warn!(
+        "no internal.token_secret (PORTAL_INTERNAL_TOKEN_SECRET): subgraph requests are signed \
+         with a throw-away key, which the portal's own subgraphs refuse"
+    );
+    let secret = portal_kit::secret::random_bytes::<32>()
+        .map_err(|err| anyhow::anyhow!("randomness: {err:?}"))?;
+    Ok(InternalTokenKey::new(&secret))
+}
+
+/// The gateway's database connection, with the session feed running. An embedded
+/// (SQLite) database is the gateway's own to migrate; a server database is migrated by
+/// the subgraphs, which may still be starting: wait a while for them.
 async fn watch_sessions_when_ready(
     config: &Config,
     verifier: Arc<AccessTokenVerifier>,
 ) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    let db = portal_kit::db::connect(&config.database.url, 2)
-        .await
-        .context("connecting to the database")?;
+    let db = if portal::config::sqlite_path(&config.database.url).is_some() {
+        portal::connect_and_migrate(&config.database.url, 2).await?
+    } else {
+        portal_kit::db::connect(&config.database.url, 2)
+            .await
+            .context("connecting to the database")?
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match portal::watch_sessions(&db, verifier.clone()).await {

@@ -1,0 +1,223 @@
+//! `portal serve gateway --supergraph FILE --listen ADDR` in front of subgraphs that are
+//! not the portal's, on a machine with nothing set up: no configuration file, no
+//! environment, an empty working directory. This is how a Federation compatibility suite
+//! runs the gateway from outside.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject};
+use axum::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use portal_gateway::compose::{self, SubgraphSdl};
+
+/// The first subgraph: products and their names.
+mod products {
+    use super::*;
+
+    #[derive(SimpleObject)]
+    pub struct Product {
+        pub id: ID,
+        pub name: String,
+    }
+
+    fn product(id: &str) -> Option<Product> {
+        let name = match id {
+            "p1" => "Kettle",
+            "p2" => "Toaster",
+            _ => return None,
+        };
+        Some(Product {
+            id: id.into(),
+            name: name.into(),
+        })
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn products(&self) -> Vec<Product> {
+            ["p1", "p2"].into_iter().filter_map(product).collect()
+        }
+
+        #[graphql(entity)]
+        async fn product_by_id(&self, id: ID) -> Option<Product> {
+            product(&id)
+        }
+    }
+}
+
+/// The second subgraph: reviews of products.
+mod reviews {
+    use super::*;
+
+    #[derive(SimpleObject)]
+    pub struct Review {
+        pub body: String,
+    }
+
+    pub struct Product {
+        pub id: ID,
+    }
+
+    #[Object]
+    impl Product {
+        async fn id(&self) -> &ID {
+            &self.id
+        }
+
+        async fn reviews(&self) -> Vec<Review> {
+            let bodies: &[&str] = match self.id.as_str() {
+                "p1" => &["Boils fast", "Loud"],
+                _ => &[],
+            };
+            bodies
+                .iter()
+                .map(|body| Review {
+                    body: (*body).into(),
+                })
+                .collect()
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        #[graphql(entity)]
+        async fn product_by_id(&self, id: ID) -> Product {
+            Product { id }
+        }
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// Serves `schema` over HTTP at `/graphql`; returns the URL and its Federation SDL.
+async fn serve<Q>(schema: Schema<Q, EmptyMutation, EmptySubscription>) -> (String, String)
+where
+    Q: async_graphql::ObjectType + 'static,
+{
+    let sdl = schema.sdl_with_options(async_graphql::SDLExportOptions::new().federation());
+    let app = axum::Router::new().route(
+        "/graphql",
+        post(move |Json(request): Json<async_graphql::Request>| {
+            let schema = schema.clone();
+            async move { Json(schema.execute(request).await) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, sdl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    let products = Schema::build(products::Query, EmptyMutation, EmptySubscription)
+        .enable_federation()
+        .finish();
+    let reviews = Schema::build(reviews::Query, EmptyMutation, EmptySubscription)
+        .enable_federation()
+        .finish();
+    let (products_url, products_sdl) = serve(products).await;
+    let (reviews_url, reviews_sdl) = serve(reviews).await;
+    let supergraph = compose::compose(&[
+        SubgraphSdl {
+            name: "products".into(),
+            url: products_url,
+            sdl: products_sdl,
+        },
+        SubgraphSdl {
+            name: "reviews".into(),
+            url: reviews_url,
+            sdl: reviews_sdl,
+        },
+    ])?;
+
+    let dir = std::env::temp_dir().join(format!("portal-standalone-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("supergraph.graphql");
+    std::fs::write(&file, supergraph)?;
+    let log = std::fs::File::create(dir.join("gateway.log"))?;
+    let port = free_port();
+    let _gateway = Killed(
+        Command::new(env!("CARGO_BIN_EXE_portal"))
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .current_dir(&dir)
+            .args(["serve", "gateway", "--supergraph"])
+            .arg(&file)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?,
+    );
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let health = http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        let log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the gateway did not become healthy:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let response: Value = http
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .json(&json!({ "query": "{ products { name reviews { body } } }" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        response,
+        json!({ "data": { "products": [
+            { "name": "Kettle", "reviews": [{ "body": "Boils fast" }, { "body": "Loud" }] },
+            { "name": "Toaster", "reviews": [] },
+        ] } })
+    );
+
+    // No policy speaks of these subgraphs' fields: authorization is off, and says so.
+    let log = std::fs::read_to_string(dir.join("gateway.log"))?;
+    assert!(
+        log.contains("field-level authorization is OFF"),
+        "the gateway should warn that authorization is off:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
