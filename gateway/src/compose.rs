@@ -75,9 +75,25 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, ComposeError> {
     })?;
     let rendered = graphql_composition::render_federated_sdl(&graph)
         .map_err(|err| ComposeError::Composition(err.to_string()))?;
-    let supergraph = add_root_join_types(&rendered).map_err(ComposeError::Planner)?;
+    let supergraph = normalize(&rendered).map_err(ComposeError::Planner)?;
     probe(&supergraph)?;
     Ok(supergraph)
+}
+
+/// Normalizes a supergraph from any composer into the form the planner expects: root
+/// types get their `@join__type`s ([`add_root_join_types`]) and progressive override
+/// labels appear on both sides of the move ([`crate::overrides::mirror_labels`]).
+pub fn normalize(supergraph: &str) -> Result<String, String> {
+    let with_roots = add_root_join_types(supergraph)?;
+    if !with_roots.contains("overrideLabel") {
+        return Ok(with_roots);
+    }
+    let mut document = safe_parse_schema(&with_roots).map_err(|err| err.to_string())?;
+    Ok(if crate::overrides::mirror_labels(&mut document) {
+        document.to_string()
+    } else {
+        with_roots
+    })
 }
 
 /// Adds `@join__type(graph: G)` to each root operation type that has none, for every
@@ -204,6 +220,8 @@ pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
                     }
                 })?;
             let token = CancellationToken::with_timeout(crate::plan::PLANNING_TIMEOUT);
+            // With every percentage label active: the other variants are checked as
+            // the gateway meets them.
             planner
                 .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
                 .map_err(|err| ComposeError::Unsatisfiable {

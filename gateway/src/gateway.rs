@@ -1,6 +1,7 @@
 //! The gateway proper: one loaded supergraph plus subgraph clients, executing client
 //! requests through the pipeline parse → validate → plan → execute → project.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use graphql_tools::static_graphql::schema::Document as SchemaDocument;
@@ -13,6 +14,7 @@ use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use crate::authz::{Authorizer, DecisionCache, Decisions, Mode, with_implicit_roles};
 use crate::execute::Execution;
 use crate::introspection::Introspection;
+use crate::overrides::{OverrideLabels, Variant};
 use crate::plan::{self, CachedOperation, OperationCache};
 use crate::project::Projection;
 use crate::request::{self, PreparedOperation};
@@ -44,6 +46,7 @@ pub struct Supergraph {
     introspection: Introspection,
     operations: OperationCache,
     decisions: DecisionCache,
+    overrides: OverrideLabels,
 }
 
 impl Supergraph {
@@ -56,8 +59,7 @@ impl Supergraph {
     /// (root types without `@join__type`, as Federation 1 composition writes them, are
     /// normalized first).
     pub fn load(sdl: &str, limits: &Limits) -> Result<Self, SupergraphError> {
-        let normalized =
-            crate::compose::add_root_join_types(sdl).map_err(SupergraphError::Parse)?;
+        let normalized = crate::compose::normalize(sdl).map_err(SupergraphError::Parse)?;
         let document =
             safe_parse_schema(&normalized).map_err(|e| SupergraphError::Parse(e.to_string()))?;
         let planner = crate::compose::load_planner(&document).map_err(SupergraphError::Planner)?;
@@ -72,6 +74,7 @@ impl Supergraph {
             introspection,
             operations: OperationCache::new(limits.plan_cache_size),
             decisions: DecisionCache::default(),
+            overrides: OverrideLabels::of(&document),
         })
     }
 
@@ -110,6 +113,7 @@ pub struct Gateway {
     settings: SubgraphSettings,
     admission: tokio::sync::Semaphore,
     authz: Option<Arc<Authorizer>>,
+    override_labels: Arc<BTreeSet<String>>,
 }
 
 impl Gateway {
@@ -129,7 +133,15 @@ impl Gateway {
             limits,
             settings,
             authz: None,
+            override_labels: Arc::default(),
         }
+    }
+
+    /// Treats these custom progressive-override labels (`@override(label: "…")`) as
+    /// active: the fields they label are resolved by their new subgraph.
+    pub fn with_override_labels(mut self, labels: BTreeSet<String>) -> Self {
+        self.override_labels = Arc::new(labels);
+        self
     }
 
     /// Enforces field-level authorization with `authorizer` on every operation.
@@ -185,6 +197,7 @@ impl Gateway {
         let served = self.current();
         let supergraph = &served.supergraph;
         let name = request.operation_name.as_deref();
+        let variant = supergraph.overrides.draw();
         let operation = match supergraph.operations.get(&request.query, name) {
             Some(operation) => operation,
             None => {
@@ -194,12 +207,14 @@ impl Gateway {
                 let query = request.query.clone();
                 let operation_name = request.operation_name.clone();
                 let limits = self.limits.clone();
+                let labels = self.override_labels.clone();
                 let prepared = tokio::task::spawn_blocking(move || {
                     prepare(
                         &for_task.supergraph,
                         &query,
                         operation_name.as_deref(),
                         &limits,
+                        (variant, &labels),
                     )
                 })
                 .await;
@@ -224,10 +239,16 @@ impl Gateway {
         if let Err(error) = check_allowed(prepared, allowed) {
             return Response::request_error(error);
         }
-        let mut plan = operation.plan.clone();
+        let mut plan = match self.plan_for(&served, &operation, variant).await {
+            Ok(plan) => plan,
+            Err(error) => return Response::request_error(error),
+        };
         let mut denied_fields = None;
         if let Some(authz) = &self.authz {
-            match self.authorize(authz, &served, &operation, caller).await {
+            match self
+                .authorize(authz, &served, &operation, caller, variant)
+                .await
+            {
                 Ok(None) => {}
                 Ok(Some((filtered, decisions))) => {
                     plan = filtered;
@@ -276,6 +297,43 @@ impl Gateway {
 type Authorized = Option<(Arc<QueryPlan>, Arc<Decisions>)>;
 
 impl Gateway {
+    /// The plan of `operation` for the override `variant` this request drew (planned on
+    /// first use, off the reactor).
+    async fn plan_for(
+        &self,
+        served: &Arc<Served>,
+        operation: &Arc<CachedOperation>,
+        variant: Variant,
+    ) -> Result<Arc<QueryPlan>, GraphQLError> {
+        if variant == operation.variant {
+            return Ok(operation.plan.clone());
+        }
+        if let Some(plan) = operation.variants.lock().get(&variant) {
+            return Ok(plan.clone());
+        }
+        let for_task = served.clone();
+        let op = operation.clone();
+        let labels = self.override_labels.clone();
+        let planned = tokio::task::spawn_blocking(move || {
+            let supergraph = &for_task.supergraph;
+            plan::plan(
+                &supergraph.planner,
+                &op.prepared.document,
+                op.prepared.name.as_deref(),
+                supergraph.overrides.context(variant, &labels),
+            )
+        })
+        .await
+        .map_err(|_| {
+            GraphQLError::new(
+                "the operation could not be planned",
+                "QUERY_PLANNING_FAILED",
+            )
+        })??;
+        operation.variants.lock().insert(variant, planned.clone());
+        Ok(planned)
+    }
+
     /// Checks every field coordinate of `operation` for `caller`'s roles in its tenant.
     async fn authorize(
         &self,
@@ -283,6 +341,7 @@ impl Gateway {
         served: &Arc<Served>,
         operation: &Arc<CachedOperation>,
         caller: &Caller,
+        variant: Variant,
     ) -> Result<Authorized, GraphQLError> {
         let supergraph = &served.supergraph;
         let actor = &caller.actor;
@@ -325,12 +384,14 @@ impl Gateway {
             Mode::Reject => Err(refuse()),
             Mode::Filter if operation.prepared.kind != OperationKind::Query => Err(refuse()),
             Mode::Filter => {
-                if let Some(plan) = operation.filtered.lock().get(&denied) {
+                let key = (denied, variant);
+                if let Some(plan) = operation.filtered.lock().get(&key) {
                     return Ok(Some((plan.clone(), decisions)));
                 }
                 let for_task = served.clone();
                 let op = operation.clone();
-                let key = denied.clone();
+                let denied = key.0.clone();
+                let labels = self.override_labels.clone();
                 let planned = tokio::task::spawn_blocking(move || {
                     let supergraph = &for_task.supergraph;
                     let root = supergraph
@@ -339,14 +400,19 @@ impl Gateway {
                         .unwrap_or("Query")
                         .to_owned();
                     let denied: std::collections::HashSet<(String, String)> =
-                        key.into_iter().collect();
+                        denied.into_iter().collect();
                     let document = crate::authz::strip(
                         &op.prepared.document,
                         &supergraph.index,
                         &root,
                         &denied,
                     );
-                    plan::plan(&supergraph.planner, &document, op.prepared.name.as_deref())
+                    plan::plan(
+                        &supergraph.planner,
+                        &document,
+                        op.prepared.name.as_deref(),
+                        supergraph.overrides.context(variant, &labels),
+                    )
                 })
                 .await
                 .map_err(|_| {
@@ -355,7 +421,7 @@ impl Gateway {
                         "QUERY_PLANNING_FAILED",
                     )
                 })??;
-                operation.filtered.lock().insert(denied, planned.clone());
+                operation.filtered.lock().insert(key, planned.clone());
                 Ok(Some((planned, decisions)))
             }
         }
@@ -368,6 +434,7 @@ fn prepare(
     query: &str,
     operation_name: Option<&str>,
     limits: &Limits,
+    (variant, labels): (Variant, &BTreeSet<String>),
 ) -> Result<CachedOperation, Vec<GraphQLError>> {
     let document = request::parse(query, limits.max_tokens).map_err(|e| vec![e])?;
     let prepared = request::prepare(&supergraph.api_schema, document, operation_name, limits)?;
@@ -375,6 +442,7 @@ fn prepare(
         &supergraph.planner,
         &prepared.document,
         prepared.name.as_deref(),
+        supergraph.overrides.context(variant, labels),
     )
     .map_err(|e| vec![e])?;
     let root = supergraph
@@ -392,6 +460,8 @@ fn prepare(
     Ok(CachedOperation {
         prepared,
         plan,
+        variant,
+        variants: Default::default(),
         coordinates,
         filtered: Default::default(),
     })

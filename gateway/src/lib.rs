@@ -1,7 +1,7 @@
 //! The Portal gateway: composes subgraph schemas into a supergraph, then serves it as one
 //! GraphQL API. The request pipeline is visible as modules:
 //! [`transport`] → [`auth`] → [`request`] (parse, [`limits`], validate, [`variables`]) →
-//! [`authz`] → [`plan`] → [`execute`] → [`project`] (with [`introspection`]), with [`subgraph`] clients
+//! [`authz`] → [`plan`] (with [`overrides`]) → [`execute`] → [`project`] (with [`introspection`]), with [`subgraph`] clients
 //! underneath, [`compose`] for building supergraphs and [`reload`] for swapping them.
 //!
 //! The gateway knows contracts (the supergraph SDL, subgraph URLs or in-process
@@ -14,6 +14,7 @@ pub mod execute;
 pub mod gateway;
 pub mod introspection;
 pub mod limits;
+pub mod overrides;
 pub mod plan;
 pub mod project;
 pub mod reload;

@@ -14,11 +14,13 @@ use graphql_tools::static_graphql::query::{
     SelectionSet,
 };
 use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::graph::PlannerOverrideContext;
 use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use hive_router_query_planner::utils::cancellation::CancellationToken;
 use parking_lot::Mutex;
 
+use crate::overrides::Variant;
 use crate::request::PreparedOperation;
 use crate::response::GraphQLError;
 
@@ -30,13 +32,21 @@ pub(crate) const PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CachedOperation {
     /// The validated operation.
     pub prepared: PreparedOperation,
-    /// Its query plan.
+    /// Its query plan (for the override variant `variant`).
     pub plan: Arc<QueryPlan>,
+    /// The progressive-override variant `plan` was made for.
+    pub variant: Variant,
+    /// Plans for the other override variants the operation met.
+    pub variants: Mutex<HashMap<Variant, Arc<QueryPlan>>>,
     /// The field coordinates it uses (parent type as written), for authorization.
     pub coordinates: std::collections::BTreeSet<(String, String)>,
-    /// Plans of the operation without denied fields, by the denied coordinates.
-    pub filtered: Mutex<HashMap<Vec<crate::authz::Coordinate>, Arc<QueryPlan>>>,
+    /// Plans of the operation without denied fields, by the denied coordinates and the
+    /// override variant.
+    pub filtered: Mutex<HashMap<FilteredKey, Arc<QueryPlan>>>,
 }
+
+/// What a filtered plan depends on: the denied coordinates and the override variant.
+pub type FilteredKey = (Vec<crate::authz::Coordinate>, Variant);
 
 /// Documents larger than this are prepared per request, never cached (a cache of huge
 /// documents would be a memory amplifier).
@@ -114,11 +124,13 @@ pub fn is_local_root_field(name: &str) -> bool {
     matches!(name, "__schema" | "__type" | "__typename")
 }
 
-/// Plans `document`'s operation `operation_name`.
+/// Plans `document`'s operation `operation_name` with the override labels `overrides`
+/// makes active.
 pub fn plan(
     planner: &Planner,
     document: &Document,
     operation_name: Option<&str>,
+    overrides: PlannerOverrideContext,
 ) -> Result<Arc<QueryPlan>, GraphQLError> {
     let Some(document) = without_local_root_fields(document, operation_name) else {
         return Ok(Arc::new(QueryPlan {
@@ -130,7 +142,7 @@ pub fn plan(
         .map_err(|err| GraphQLError::new(err.to_string(), "GRAPHQL_VALIDATION_FAILED"))?;
     let token = CancellationToken::with_timeout(PLANNING_TIMEOUT);
     let plan = planner
-        .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
+        .plan_from_normalized_operation(&normalized.operation, overrides, &token)
         .map_err(|err| {
             tracing::error!(error = %err, "query planning failed");
             GraphQLError::new(

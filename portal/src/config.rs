@@ -155,6 +155,10 @@ pub struct GatewayConfig {
     /// Load balancers / proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names
     /// the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Custom progressive-override labels (`@override(from:, label: "…")`) treated as
+    /// active: the fields they label move to their new subgraph. `percent(p)` labels need
+    /// nothing here: each request draws.
+    pub override_labels: Vec<String>,
 }
 
 /// The subgraph that marks a supergraph as the portal's (see [`AuthorizationMode::Auto`]).
@@ -246,6 +250,7 @@ impl Default for GatewayConfig {
             authorization: AuthorizationMode::Auto,
             authorize_introspection: false,
             trusted_proxies: Vec::new(),
+            override_labels: Vec::new(),
         }
     }
 }

@@ -89,6 +89,8 @@ pub struct GatewayOptions {
     pub authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Custom progressive-override labels treated as active.
+    pub override_labels: std::collections::BTreeSet<String>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -112,7 +114,8 @@ pub fn gateway_app_for(
         clients,
         options.limits.clone(),
         options.subgraphs.clone(),
-    );
+    )
+    .with_override_labels(options.override_labels.clone());
     if let Some(authorizer) = &options.authorizer {
         gateway = gateway.with_authorizer(authorizer.clone());
     }

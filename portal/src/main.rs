@@ -245,6 +245,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         ide_headers: Vec::new(),
         authorizer: None,
         trusted_proxies: config.trusted_proxies().unwrap_or_default(),
+        override_labels: config.gateway.override_labels.iter().cloned().collect(),
     }
 }
 

@@ -342,6 +342,7 @@ impl TestPortal {
             ide_headers: Vec::new(),
             authorizer: authorizer.clone(),
             trusted_proxies: Vec::new(),
+            override_labels: Default::default(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();

@@ -52,6 +52,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
         ide_headers: vec![("x-portal-user-id".into(), "demo-user-id".into())],
         authorizer: None,
         trusted_proxies: Vec::new(),
+        override_labels: Default::default(),
     };
     let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;

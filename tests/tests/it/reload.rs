@@ -55,6 +55,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
         ide_headers: Vec::new(),
         authorizer: None,
         trusted_proxies: Vec::new(),
+        override_labels: Default::default(),
     };
     let (router, gateway) = portal::gateway_app(&partial, clients, &options)?;
     let source = SupergraphSource::parse(&file.display().to_string());

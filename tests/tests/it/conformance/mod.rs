@@ -116,6 +116,7 @@ pub struct Supergraph {
     subgraphs: Vec<PendingSubgraph>,
     timeout: Duration,
     handwritten: Option<SupergraphTemplate>,
+    override_labels: std::collections::BTreeSet<String>,
 }
 
 /// Makes a hand-written supergraph from the subgraphs' URLs (by name).
@@ -134,6 +135,7 @@ impl Supergraph {
             subgraphs: Vec::new(),
             timeout: Duration::from_secs(5),
             handwritten: None,
+            override_labels: Default::default(),
         }
     }
 
@@ -189,6 +191,12 @@ impl Supergraph {
         self
     }
 
+    /// Treats the custom progressive-override label `label` as active.
+    pub fn override_label(mut self, label: &str) -> Self {
+        self.override_labels.insert(label.to_owned());
+        self
+    }
+
     /// Serves every subgraph on its own socket, composes them and starts a gateway.
     pub async fn start(self) -> anyhow::Result<TestGateway> {
         let mut urls = BTreeMap::new();
@@ -237,6 +245,7 @@ impl Supergraph {
             ide_headers: Vec::new(),
             authorizer: None,
             trusted_proxies: Vec::new(),
+            override_labels: self.override_labels,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;
