@@ -343,13 +343,16 @@ impl<'a> Execution<'a> {
     }
 
     /// The representation of `entity` for `requires`: `__typename` first, then the key and
-    /// required fields. `None` when no fragment applies to the entity's type.
+    /// required fields. `None` when no fragment applies to the entity's type, or when a
+    /// field it needs is missing (an earlier fetch could not provide it: the entity's key
+    /// is unknown, and sending it anyway would fail the whole batch).
     fn project_requires(&self, entity: &Value, requires: &SelectionSet) -> Option<Value> {
         let object = entity.as_object()?;
         let typename = object.get("__typename").and_then(Value::as_str)?;
         let mut out = Map::new();
         out.insert("__typename".into(), Value::String(typename.to_owned()));
         let mut matched = false;
+        let mut complete = true;
         for item in &requires.items {
             match item {
                 SelectionItem::InlineFragment(fragment) => {
@@ -361,12 +364,12 @@ impl<'a> Execution<'a> {
                             .type_condition_applies(typename, &fragment.type_condition);
                     if applies {
                         matched = true;
-                        project_selection(object, &fragment.selections, &mut out);
+                        complete &= project_selection(object, &fragment.selections, &mut out);
                     }
                 }
                 SelectionItem::Field(_) => {
                     matched = true;
-                    project_selection(
+                    complete &= project_selection(
                         object,
                         &SelectionSet {
                             items: vec![item.clone()],
@@ -377,7 +380,7 @@ impl<'a> Execution<'a> {
                 SelectionItem::FragmentSpread(_) => {}
             }
         }
-        matched.then_some(Value::Object(out))
+        (matched && complete).then_some(Value::Object(out))
     }
 
     fn merge_entities(
@@ -557,18 +560,24 @@ fn rewrite_at(
 
 /// Copies the fields of `selections` from `source` into `out`, reading each field from
 /// its `name` (falling back to the alias) and writing it under its response key.
+/// Copies the fields of `selections` from `source` to `out`; `false` when one of them is
+/// missing from `source` (a representation without it is not one).
 fn project_selection(
     source: &Map<String, Value>,
     selections: &SelectionSet,
     out: &mut Map<String, Value>,
-) {
+) -> bool {
+    let mut complete = true;
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
                 let value = source
                     .get(&field.name)
                     .or_else(|| field.alias.as_ref().and_then(|a| source.get(a)));
-                let Some(value) = value else { continue };
+                let Some(value) = value else {
+                    complete &= field.name == "__typename";
+                    continue;
+                };
                 if value.is_null() {
                     continue;
                 }
@@ -582,12 +591,13 @@ fn project_selection(
             SelectionItem::InlineFragment(fragment) => {
                 let typename = source.get("__typename").and_then(Value::as_str);
                 if typename.is_none_or(|t| t == fragment.type_condition) {
-                    project_selection(source, &fragment.selections, out);
+                    complete &= project_selection(source, &fragment.selections, out);
                 }
             }
             SelectionItem::FragmentSpread(_) => {}
         }
     }
+    complete
 }
 
 fn project_nested(value: &Value, selections: &SelectionSet) -> Value {

@@ -208,6 +208,18 @@ impl<'a> Projection<'a> {
             }
             TypeRef::Named(name) => {
                 if !self.index.is_composite(name) {
+                    if !self.index.is_output_value(name, value) {
+                        // An enum value the API schema does not have (`@inaccessible`, or
+                        // unknown to the supergraph): never shown, not even in the error.
+                        self.errors.push(
+                            GraphQLError::new(
+                                format!("the subgraph returned a value `{name}` does not have"),
+                                "SUBGRAPH_INVALID_RESPONSE",
+                            )
+                            .at(path.clone()),
+                        );
+                        return Ok(Value::Null);
+                    }
                     return Ok(value.clone());
                 }
                 let Value::Object(object) = value else {
@@ -219,8 +231,16 @@ impl<'a> Projection<'a> {
                     .filter(|t| self.index.type_condition_applies(name, t));
                 let concrete = match known {
                     Some(concrete) => concrete.to_owned(),
-                    // An interface or union value must say what it is: guessing would
-                    // answer `__typename` with an abstract type and drop every fragment.
+                    // A value of an interface (or an `@interfaceObject`) without its concrete
+                    // type serves a selection that needs none: only the interface's fields,
+                    // fragments on the interface itself or on types including it.
+                    None if self.index.is_abstract(name)
+                        && !self.needs_concrete_type(name, selection_sets) =>
+                    {
+                        name.clone()
+                    }
+                    // Otherwise it must say what it is: guessing would answer `__typename`
+                    // with an abstract type and drop fragments that apply.
                     None if self.index.is_abstract(name) => {
                         self.errors.push(
                             GraphQLError::new(
@@ -311,7 +331,7 @@ impl<'a> Projection<'a> {
                     }
                     let applies = match &fragment.type_condition {
                         Some(TypeCondition::On(condition)) => {
-                            self.index.type_condition_applies(condition, type_name)
+                            self.index.condition_covers(condition, type_name)
                         }
                         None => true,
                     };
@@ -327,12 +347,54 @@ impl<'a> Projection<'a> {
                         continue;
                     };
                     let TypeCondition::On(condition) = &fragment.type_condition;
-                    if self.index.type_condition_applies(condition, type_name) {
+                    if self.index.condition_covers(condition, type_name) {
                         self.collect_fields(type_name, &fragment.selection_set, grouped);
                     }
                 }
             }
         }
+    }
+
+    /// Whether projecting `selection_sets` onto a value of the abstract type `name` needs
+    /// the value's concrete type: for `__typename`, or a fragment that may or may not apply.
+    fn needs_concrete_type(&self, name: &str, selection_sets: &[&'a SelectionSet]) -> bool {
+        selection_sets
+            .iter()
+            .any(|set| self.set_needs_concrete_type(name, set, 0))
+    }
+
+    fn set_needs_concrete_type(&self, name: &str, set: &'a SelectionSet, depth: usize) -> bool {
+        // Fragment spreads nest at most MAX_FRAGMENT_NESTING deep (validated); be safe.
+        if depth > crate::limits::MAX_FRAGMENT_NESTING {
+            return true;
+        }
+        set.items.iter().any(|selection| match selection {
+            Selection::Field(field) => {
+                field.name == "__typename" && self.included(&field.directives)
+            }
+            Selection::InlineFragment(fragment) => {
+                self.included(&fragment.directives)
+                    && match &fragment.type_condition {
+                        Some(TypeCondition::On(condition))
+                            if !self.index.condition_covers(condition, name) =>
+                        {
+                            true
+                        }
+                        _ => self.set_needs_concrete_type(name, &fragment.selection_set, depth + 1),
+                    }
+            }
+            Selection::FragmentSpread(spread) => {
+                if !self.included(&spread.directives) {
+                    return false;
+                }
+                let Some(fragment) = self.fragments.get(spread.fragment_name.as_str()) else {
+                    return false;
+                };
+                let TypeCondition::On(condition) = &fragment.type_condition;
+                !self.index.condition_covers(condition, name)
+                    || self.set_needs_concrete_type(name, &fragment.selection_set, depth + 1)
+            }
+        })
     }
 
     fn included(&self, directives: &[Directive]) -> bool {

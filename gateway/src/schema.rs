@@ -253,6 +253,24 @@ impl SchemaIndex {
                 .is_some_and(|t| t.possible_types.contains(object_type))
     }
 
+    /// Whether a fragment on `condition` applies to every value of type `type_name`: for an
+    /// object type, [`Self::type_condition_applies`]; for an interface or union (a value
+    /// whose concrete type is unknown), when `condition` is that type or includes all its
+    /// possible types.
+    pub fn condition_covers(&self, condition: &str, type_name: &str) -> bool {
+        if !self.is_abstract(type_name) {
+            return self.type_condition_applies(condition, type_name);
+        }
+        condition == type_name
+            || match (self.types.get(type_name), self.types.get(condition)) {
+                (Some(inner), Some(outer)) => {
+                    !inner.possible_types.is_empty()
+                        && inner.possible_types.is_subset(&outer.possible_types)
+                }
+                _ => false,
+            }
+    }
+
     /// Whether `name` is an interface or a union.
     pub fn is_abstract(&self, name: &str) -> bool {
         self.types
@@ -268,6 +286,17 @@ impl SchemaIndex {
                 TypeKind::Object | TypeKind::Interface | TypeKind::Union
             )
         })
+    }
+
+    /// Whether `value` may be output for the leaf type `name`: anything for scalars; for
+    /// an enum, only its values in the API schema (`@inaccessible` ones are not there).
+    pub fn is_output_value(&self, name: &str, value: &serde_json::Value) -> bool {
+        match self.types.get(name) {
+            Some(t) if t.kind == TypeKind::Enum => {
+                value.as_str().is_some_and(|v| t.enum_values.contains(v))
+            }
+            _ => true,
+        }
     }
 
     /// An operation selecting root field `field` and, below it, every field of every

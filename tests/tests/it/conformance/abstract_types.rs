@@ -365,3 +365,35 @@ async fn named_fragments_on_interfaces_and_unions_apply_by_runtime_type() -> any
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_fields_need_no_concrete_type() -> anyhow::Result<()> {
+    let gateway = library().await?;
+    // `ratings` knows `Media` only as an interface object and never says what each value
+    // is; a selection of interface fields needs no more.
+    let response = gateway.query("{ topRated { id rating } }", json!({})).await;
+    assert_json(
+        &response,
+        json!({ "data": { "topRated": [
+            { "id": "b1", "rating": 5 },
+            { "id": "b2", "rating": 4 },
+            { "id": "m1", "rating": 3 },
+        ]}}),
+    );
+    // Nor does a fragment on the interface itself.
+    let response = gateway
+        .query(
+            "{ topRated { ... on Media { id } ...M } } fragment M on Media { rating }",
+            json!({}),
+        )
+        .await;
+    assert_json(
+        &response,
+        json!({ "data": { "topRated": [
+            { "id": "b1", "rating": 5 },
+            { "id": "b2", "rating": 4 },
+            { "id": "m1", "rating": 3 },
+        ]}}),
+    );
+    Ok(())
+}

@@ -200,3 +200,91 @@ async fn an_inaccessible_field_is_still_sent_to_a_subgraph_that_requires_it() ->
     );
     Ok(())
 }
+
+/// `Membership.ANONYMOUS` is `@inaccessible`, yet the subgraph returns it for one member.
+mod members {
+    use async_graphql::{EmptyMutation, EmptySubscription, Enum, ID, Object, Schema, SimpleObject};
+
+    #[derive(Enum, Copy, Clone, PartialEq, Eq)]
+    pub enum Membership {
+        Regular,
+        #[graphql(inaccessible)]
+        Anonymous,
+    }
+
+    #[derive(SimpleObject)]
+    pub struct Member {
+        pub id: ID,
+        pub membership: Option<Membership>,
+        pub strict_membership: Membership,
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn members(&self) -> Vec<Option<Member>> {
+            [("u1", Membership::Regular), ("u2", Membership::Anonymous)]
+                .into_iter()
+                .map(|(id, membership)| {
+                    Some(Member {
+                        id: id.into(),
+                        membership: Some(membership),
+                        strict_membership: membership,
+                    })
+                })
+                .collect()
+        }
+    }
+
+    pub fn schema() -> Schema<Query, EmptyMutation, EmptySubscription> {
+        Schema::build(Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inaccessible_enum_value_from_a_subgraph_reaches_the_client_as_null()
+-> anyhow::Result<()> {
+    let gateway = Supergraph::new()
+        .subgraph("members", members::schema())
+        .start()
+        .await?;
+    let response = gateway
+        .query("{ members { id membership } }", json!({}))
+        .await;
+    // The value is not in the API schema: null, with an error that does not name it.
+    assert_json(
+        &redact_messages(&response),
+        json!({
+            "errors": [{
+                "message": "…",
+                "path": ["members", 1, "membership"],
+                "extensions": { "code": "SUBGRAPH_INVALID_RESPONSE" },
+            }],
+            "data": { "members": [
+                { "id": "u1", "membership": "REGULAR" },
+                { "id": "u2", "membership": null },
+            ]},
+        }),
+    );
+    assert!(!response.to_string().contains("ANONYMOUS"), "{response}");
+
+    // In a non-null position the null propagates to the nearest nullable parent.
+    let response = gateway
+        .query("{ members { id strictMembership } }", json!({}))
+        .await;
+    assert_json(
+        &redact_messages(&response),
+        json!({
+            "errors": [{
+                "message": "…",
+                "path": ["members", 1, "strictMembership"],
+                "extensions": { "code": "SUBGRAPH_INVALID_RESPONSE" },
+            }],
+            "data": { "members": [{ "id": "u1", "strictMembership": "REGULAR" }, null] },
+        }),
+    );
+    Ok(())
+}

@@ -29,6 +29,7 @@ mod federation1;
 mod inaccessible;
 mod introspection;
 mod keys;
+mod missing_keys;
 mod mutations;
 mod operations;
 mod override_field;
