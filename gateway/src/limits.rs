@@ -38,7 +38,7 @@ impl Default for Limits {
             max_root_fields: 20,
             max_fields: 5_000,
             plan_cache_size: 1_000,
-            max_concurrent_operations: 256,
+            max_concurrent_operations: 128,
         }
     }
 }

@@ -118,6 +118,7 @@ pub struct Supergraph {
     timeout: Duration,
     handwritten: Option<SupergraphTemplate>,
     override_labels: std::collections::BTreeSet<String>,
+    limits: Limits,
 }
 
 /// Makes a hand-written supergraph from the subgraphs' URLs (by name).
@@ -137,6 +138,7 @@ impl Supergraph {
             timeout: Duration::from_secs(5),
             handwritten: None,
             override_labels: Default::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -192,6 +194,12 @@ impl Supergraph {
         self
     }
 
+    /// At most `n` operations executing at once (the rest queue).
+    pub fn max_concurrent_operations(mut self, n: usize) -> Self {
+        self.limits.max_concurrent_operations = n;
+        self
+    }
+
     /// Treats the custom progressive-override label `label` as active.
     pub fn override_label(mut self, label: &str) -> Self {
         self.override_labels.insert(label.to_owned());
@@ -238,7 +246,7 @@ impl Supergraph {
         let clients = portal::http_clients(&urls, &key)?;
         let options = GatewayOptions {
             authentication: Authentication::anonymous_only(),
-            limits: Limits::default(),
+            limits: self.limits,
             subgraphs: SubgraphSettings {
                 timeout: self.timeout,
                 ..SubgraphSettings::default()

@@ -192,3 +192,61 @@ async fn a_subgraph_slower_than_the_timeout_is_abandoned_with_subgraph_timeout()
     );
     Ok(())
 }
+
+/// Counts the requests it is working on at once, and the most it ever was.
+mod counter {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
+
+    #[derive(Default)]
+    pub struct InFlight {
+        now: AtomicUsize,
+        pub most: AtomicUsize,
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn slow(&self, ctx: &Context<'_>) -> i32 {
+            let in_flight = ctx.data_unchecked::<Arc<InFlight>>();
+            let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+            in_flight.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            in_flight.now.fetch_sub(1, Ordering::SeqCst);
+            1
+        }
+    }
+
+    pub fn schema(in_flight: Arc<InFlight>) -> Schema<Query, EmptyMutation, EmptySubscription> {
+        Schema::build(Query, EmptyMutation, EmptySubscription)
+            .data(in_flight)
+            .enable_federation()
+            .finish()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_beyond_the_admission_limit_wait_their_turn_and_all_succeed()
+-> anyhow::Result<()> {
+    let in_flight = std::sync::Arc::new(counter::InFlight::default());
+    let gateway = Supergraph::new()
+        .subgraph("counter", counter::schema(in_flight.clone()))
+        .max_concurrent_operations(2)
+        .start()
+        .await?;
+    let one = || gateway.query("{ slow }", json!({}));
+    let (a, b, c, d, e, f) = tokio::join!(one(), one(), one(), one(), one(), one());
+    for response in [a, b, c, d, e, f].iter() {
+        assert_json(response, json!({ "data": { "slow": 1 } }));
+    }
+    assert_eq!(
+        in_flight.most.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "six operations at once, two admitted at a time"
+    );
+    Ok(())
+}
