@@ -43,6 +43,11 @@ struct Args {
     /// Directory for the benchmark's database and logs (a temporary one by default).
     #[arg(long)]
     workdir: Option<std::path::PathBuf>,
+    /// Closed loop: after the scenarios, measure the single-subgraph query direct and
+    /// through the gateway in this many alternating pairs of short runs, so that a
+    /// machine whose speed drifts during the run affects both sides alike (0: skip).
+    #[arg(long, default_value_t = 4)]
+    pairs: usize,
 }
 
 #[tokio::main]
@@ -144,6 +149,30 @@ async fn main() -> anyhow::Result<()> {
             "gateway throughput on the single-subgraph query: {:.1}% of direct (overhead {:.1}%)",
             ratio * 100.0,
             (1.0 - ratio) * 100.0
+        );
+    }
+    if args.rate <= 0.0 && args.pairs > 0 {
+        let (direct, through) = (&scenarios[0], &scenarios[1]);
+        let half = Duration::from_secs(args.duration.div_ceil(2).max(2));
+        let warm = Duration::from_secs(1);
+        let mut ratios = Vec::new();
+        for _ in 0..args.pairs {
+            let d = load::run(direct, args.concurrency, 0.0, warm, half).await?;
+            let g = load::run(through, args.concurrency, 0.0, warm, half).await?;
+            ratios.push(g.rps / d.rps);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        let shown: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{:.1}%", r * 100.0))
+            .collect();
+        println!(
+            "  in {} alternating pairs: median {:.1}% of direct (overhead {:.1}%); pairs: {}",
+            args.pairs,
+            median * 100.0,
+            (1.0 - median) * 100.0,
+            shown.join(" ")
         );
     }
     match rss {
