@@ -151,13 +151,14 @@ impl SubgraphSettings {
 /// Subgraph clients by subgraph name.
 pub type SubgraphClients = std::collections::HashMap<String, Arc<dyn SubgraphClient>>;
 
-/// A subgraph reached over HTTP, with pooled keep-alive connections. Each request carries
-/// an internal token naming the caller. (Timeouts are the executor's, for every transport.)
+/// A subgraph reached over HTTP, with pooled keep-alive connections. Each request to a
+/// subgraph that shares the gateway's secret carries an internal token naming the caller.
+/// (Timeouts are the executor's, for every transport.)
 pub struct HttpSubgraph {
     client: reqwest::Client,
     name: String,
     url: String,
-    key: InternalTokenKey,
+    key: Option<InternalTokenKey>,
 }
 
 impl HttpSubgraph {
@@ -167,7 +168,18 @@ impl HttpSubgraph {
             client,
             name,
             url,
-            key,
+            key: Some(key),
+        }
+    }
+
+    /// A client for a subgraph that shares no secret with the gateway (someone else's):
+    /// its requests carry no internal token, so nothing about the caller reaches it.
+    pub fn unsigned(client: reqwest::Client, name: String, url: String) -> Self {
+        Self {
+            client,
+            name,
+            url,
+            key: None,
         }
     }
 }
@@ -179,11 +191,12 @@ impl SubgraphClient for HttpSubgraph {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
-            let token = self.key.sign(&self.name, &caller.actor, &caller.meta);
-            let sent = self
-                .client
-                .post(&self.url)
-                .header(internal_token::HEADER, token)
+            let mut post = self.client.post(&self.url);
+            if let Some(key) = &self.key {
+                let token = key.sign(&self.name, &caller.actor, &caller.meta);
+                post = post.header(internal_token::HEADER, token);
+            }
+            let sent = post
                 .header(reqwest::header::ACCEPT, "application/json")
                 .json(&request)
                 .send()

@@ -161,16 +161,14 @@ pub struct GatewayConfig {
     pub override_labels: Vec<String>,
 }
 
-/// The subgraph that marks a supergraph as the portal's (see [`AuthorizationMode::Auto`]).
-pub const PORTAL_IDENTITY_SUBGRAPH: &str = "identity";
-
 /// Field-level authorization mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorizationMode {
-    /// `Filter` on the portal's own supergraph (one that includes its `identity`
-    /// subgraph, which issues the identities the policies speak of); `Off`, with a
-    /// warning, on a supergraph of other subgraphs, whose fields no policy names.
+    /// `Filter` for the portal's own deployment — a gateway configured with the internal
+    /// token secret its subgraphs share, or a supergraph with any of the portal's
+    /// subgraphs; `Off`, with a warning, for a bare gateway in front of other subgraphs,
+    /// whose fields no policy names.
     #[default]
     Auto,
     /// Null denied fields with a `FORBIDDEN` error; refuse mutations with any.
@@ -184,15 +182,16 @@ pub enum AuthorizationMode {
 }
 
 impl AuthorizationMode {
-    /// The gateway mode for a supergraph with these subgraphs, `None` when off.
+    /// The gateway mode for a supergraph with these subgraphs, on a gateway with or without
+    /// the internal token secret; `None` when off.
     pub fn gateway_mode<'a>(
         self,
         mut subgraphs: impl Iterator<Item = &'a str>,
+        has_token_secret: bool,
     ) -> Option<portal_gateway::authz::Mode> {
         use portal_gateway::authz::Mode;
         match self {
-            Self::Auto => subgraphs
-                .any(|name| name == PORTAL_IDENTITY_SUBGRAPH)
+            Self::Auto => (has_token_secret || subgraphs.any(crate::subgraphs::is_portal_subgraph))
                 .then_some(Mode::Filter),
             Self::Filter => Some(Mode::Filter),
             Self::Reject => Some(Mode::Reject),
@@ -618,21 +617,19 @@ mod tests {
         use portal_gateway::authz::Mode;
         let portal = || crate::subgraphs::NAMES.into_iter();
         let others = || ["products", "reviews"].into_iter();
-        assert_eq!(AuthorizationMode::default(), AuthorizationMode::Auto);
-        assert_eq!(
-            AuthorizationMode::Auto.gateway_mode(portal()),
-            Some(Mode::Filter)
-        );
-        assert_eq!(AuthorizationMode::Auto.gateway_mode(others()), None);
-        assert_eq!(
-            AuthorizationMode::Filter.gateway_mode(others()),
-            Some(Mode::Filter)
-        );
-        assert_eq!(
-            AuthorizationMode::Reject.gateway_mode(others()),
-            Some(Mode::Reject)
-        );
-        assert_eq!(AuthorizationMode::Off.gateway_mode(portal()), None);
+        let renamed = || ["products", "Accounts"].into_iter();
+        let auto = AuthorizationMode::Auto;
+        assert_eq!(AuthorizationMode::default(), auto);
+        assert_eq!(auto.gateway_mode(portal(), false), Some(Mode::Filter));
+        // Any portal subgraph, whatever its case, or the shared secret: the portal's.
+        assert_eq!(auto.gateway_mode(renamed(), false), Some(Mode::Filter));
+        assert_eq!(auto.gateway_mode(others(), true), Some(Mode::Filter));
+        assert_eq!(auto.gateway_mode(others(), false), None);
+        let filter = AuthorizationMode::Filter.gateway_mode(others(), false);
+        assert_eq!(filter, Some(Mode::Filter));
+        let reject = AuthorizationMode::Reject.gateway_mode(others(), false);
+        assert_eq!(reject, Some(Mode::Reject));
+        assert_eq!(AuthorizationMode::Off.gateway_mode(portal(), true), None);
     }
 
     #[test]

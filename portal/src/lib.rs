@@ -161,7 +161,7 @@ pub fn jwks_router(db: DatabaseConnection) -> Router {
 pub fn clients_for_supergraph(
     supergraph: &Supergraph,
     overrides: &BTreeMap<String, String>,
-    key: &InternalTokenKey,
+    key: Option<&InternalTokenKey>,
 ) -> anyhow::Result<SubgraphClients> {
     let mut urls = supergraph.subgraph_urls();
     for (name, url) in overrides {
@@ -173,7 +173,18 @@ pub fn clients_for_supergraph(
             "the supergraph names no URL for subgraph `{name}`: set gateway.subgraphs.{name}"
         );
     }
-    http_clients(&urls, key)
+    match key {
+        Some(key) => http_clients(&urls, key),
+        None => {
+            if let Some(portal) = urls.keys().find(|name| subgraphs::is_portal_subgraph(name)) {
+                anyhow::bail!(
+                    "internal.token_secret (or PORTAL_INTERNAL_TOKEN_SECRET) is required: the \
+                     supergraph includes the portal's subgraph `{portal}`"
+                );
+            }
+            build_http_clients(&urls, None)
+        }
+    }
 }
 
 /// Identity's sign-in service and what a gateway needs to verify its tokens.
@@ -248,6 +259,14 @@ pub fn http_clients(
     urls: &BTreeMap<String, String>,
     key: &InternalTokenKey,
 ) -> anyhow::Result<SubgraphClients> {
+    build_http_clients(urls, Some(key))
+}
+
+/// HTTP clients for the subgraphs at `urls`, signing requests with `key` when there is one.
+fn build_http_clients(
+    urls: &BTreeMap<String, String>,
+    key: Option<&InternalTokenKey>,
+) -> anyhow::Result<SubgraphClients> {
     install_crypto_provider();
     let client = reqwest::Client::builder()
         // A redirect would carry the internal token to wherever it points.
@@ -260,12 +279,12 @@ pub fn http_clients(
     Ok(urls
         .iter()
         .map(|(name, url)| {
-            let subgraph: Arc<dyn SubgraphClient> = Arc::new(HttpSubgraph::new(
-                client.clone(),
-                name.clone(),
-                url.clone(),
-                key.clone(),
-            ));
+            let subgraph: Arc<dyn SubgraphClient> = Arc::new(match key {
+                Some(key) => {
+                    HttpSubgraph::new(client.clone(), name.clone(), url.clone(), key.clone())
+                }
+                None => HttpSubgraph::unsigned(client.clone(), name.clone(), url.clone()),
+            });
             (name.clone(), subgraph)
         })
         .collect())

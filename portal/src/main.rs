@@ -203,12 +203,14 @@ async fn authorizer<'a>(
     subgraphs: impl Iterator<Item = &'a str>,
 ) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
     let configured = config.gateway.authorization;
-    let Some(mode) = configured.gateway_mode(subgraphs) else {
+    let has_secret = config.require_token_secret().is_ok();
+    let Some(mode) = configured.gateway_mode(subgraphs, has_secret) else {
         if configured == AuthorizationMode::Auto {
             tracing::warn!(
-                "field-level authorization is OFF: this supergraph is not the portal's (it has \
-                 no `identity` subgraph), so no policy speaks of its fields; set \
-                 gateway.authorization = \"filter\" to deny every field no policy allows"
+                "field-level authorization is OFF: this supergraph has none of the portal's \
+                 subgraphs and no internal token secret is set, so no policy speaks of its \
+                 fields; set gateway.authorization = \"filter\" to deny every field no \
+                 policy allows"
             );
         } else {
             tracing::warn!("field-level authorization is OFF (gateway.authorization = \"off\")");
@@ -296,7 +298,10 @@ async fn serve(
             app.merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
-            let key = gateway_token_key(config)?;
+            let key = config
+                .require_token_secret()
+                .ok()
+                .map(|secret| InternalTokenKey::new(secret.as_bytes()));
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
             let jwks = portal::jwks_router(db.clone());
@@ -315,12 +320,13 @@ async fn serve(
                         authorizer(config, &db_for_policies, names.keys().map(String::as_str))
                             .await?;
                     let overrides = config.gateway.subgraphs.clone();
-                    let clients = portal::clients_for_supergraph(&loaded, &overrides, &key)?;
+                    let clients =
+                        portal::clients_for_supergraph(&loaded, &overrides, key.as_ref())?;
                     let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
                     portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
                     portal::policies::republish_on_reload(db_for_policies.clone(), gateway.clone());
                     let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
-                        portal::clients_for_supergraph(supergraph, &overrides, &key)
+                        portal::clients_for_supergraph(supergraph, &overrides, key.as_ref())
                             .map_err(|e| e.to_string())
                     });
                     reload::watch(gateway, source, http, Duration::from_secs(1), clients_for);
@@ -331,6 +337,8 @@ async fn serve(
                     options.authorizer =
                         authorizer(config, &db_for_policies, urls.keys().map(String::as_str))
                             .await?;
+                    // The portal's own subgraphs: they only answer signed requests.
+                    let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
@@ -512,22 +520,6 @@ fn start_mail(
 
 /// The gateway verifies access tokens with keys and revocations from the database;
 /// waits up to 30 s for identity to have created its tables.
-/// The key the gateway signs subgraph requests with. Without a configured secret (a
-/// gateway in front of other subgraphs needs none), a throw-away one: the portal's own
-/// subgraphs, which share the configured secret, refuse what it signs.
-fn gateway_token_key(config: &Config) -> anyhow::Result<InternalTokenKey> {
-    if let Ok(secret) = config.require_token_secret() {
-        return Ok(InternalTokenKey::new(secret.as_bytes()));
-    }
-    tracing::warn!(
-        "no internal.token_secret (PORTAL_INTERNAL_TOKEN_SECRET): subgraph requests are signed \
-         with a throw-away key, which the portal's own subgraphs refuse"
-    );
-    let secret = portal_kit::secret::random_bytes::<32>()
-        .map_err(|err| anyhow::anyhow!("randomness: {err:?}"))?;
-    Ok(InternalTokenKey::new(&secret))
-}
-
 /// The gateway's database connection, with the session feed running. An embedded
 /// (SQLite) database is the gateway's own to migrate; a server database is migrated by
 /// the subgraphs, which may still be starting: wait a while for them.

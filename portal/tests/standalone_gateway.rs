@@ -111,6 +111,11 @@ fn free_port() -> u16 {
         .expect("a free local port")
 }
 
+/// Set when any test subgraph received the portal's internal token (which carries the
+/// caller: never for someone else's subgraphs).
+static SAW_INTERNAL_TOKEN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Serves `schema` over HTTP at `/graphql`; returns the URL and its Federation SDL.
 async fn serve<Q>(schema: Schema<Q, EmptyMutation, EmptySubscription>) -> (String, String)
 where
@@ -119,10 +124,15 @@ where
     let sdl = schema.sdl_with_options(async_graphql::SDLExportOptions::new().federation());
     let app = axum::Router::new().route(
         "/graphql",
-        post(move |Json(request): Json<async_graphql::Request>| {
-            let schema = schema.clone();
-            async move { Json(schema.execute(request).await) }
-        }),
+        post(
+            move |headers: axum::http::HeaderMap, Json(request): Json<async_graphql::Request>| {
+                if headers.contains_key(portal_kit::internal_token::HEADER) {
+                    SAW_INTERNAL_TOKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                let schema = schema.clone();
+                async move { Json(schema.execute(request).await) }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -134,9 +144,8 @@ where
     (url, sdl)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow::Result<()> {
-    portal::install_crypto_provider();
+/// The two test subgraphs, served, composed under the names `names`.
+async fn third_party_supergraph(names: [&str; 2]) -> anyhow::Result<String> {
     let products = Schema::build(products::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .finish();
@@ -145,18 +154,56 @@ async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow:
         .finish();
     let (products_url, products_sdl) = serve(products).await;
     let (reviews_url, reviews_sdl) = serve(reviews).await;
-    let supergraph = compose::compose(&[
+    Ok(compose::compose(&[
         SubgraphSdl {
-            name: "products".into(),
+            name: names[0].into(),
             url: products_url,
             sdl: products_sdl,
         },
         SubgraphSdl {
-            name: "reviews".into(),
+            name: names[1].into(),
             url: reviews_url,
             sdl: reviews_sdl,
         },
-    ])?;
+    ])?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_gateway_refuses_a_supergraph_with_a_portal_subgraph_without_the_secret()
+-> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    // Named like the portal's accounts subgraph: its requests would need the shared
+    // secret, and the policies would have to be enforced.
+    let supergraph = third_party_supergraph(["Accounts", "reviews"]).await?;
+    let dir = std::env::temp_dir().join(format!("portal-standalone-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("supergraph.graphql");
+    std::fs::write(&file, supergraph)?;
+    let output = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .current_dir(&dir)
+        .args(["serve", "gateway", "--supergraph"])
+        .arg(&file)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .stdin(Stdio::null())
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("internal.token_secret"), "{said}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow::Result<()> {
+    portal::install_crypto_provider();
+    let supergraph = third_party_supergraph(["products", "reviews"]).await?;
 
     let dir = std::env::temp_dir().join(format!("portal-standalone-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
@@ -211,6 +258,9 @@ async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow:
             { "name": "Toaster", "reviews": [] },
         ] } })
     );
+
+    // Someone else's subgraphs learn nothing about the caller.
+    assert!(!SAW_INTERNAL_TOKEN.load(std::sync::atomic::Ordering::SeqCst));
 
     // No policy speaks of these subgraphs' fields: authorization is off, and says so.
     let log = std::fs::read_to_string(dir.join("gateway.log"))?;
