@@ -220,8 +220,9 @@ pub fn probe(supergraph: &str) -> Result<(), ComposeError> {
                     }
                 })?;
             let token = CancellationToken::with_timeout(crate::plan::PLANNING_TIMEOUT);
-            // With every percentage label active: the other variants are checked as
-            // the gateway meets them.
+            // In the planner's default override context (percentage labels above 0
+            // active, custom labels inactive); other variants are planned, and any
+            // failure reported, as requests meet them.
             planner
                 .plan_from_normalized_operation(&normalized.operation, Default::default(), &token)
                 .map_err(|err| ComposeError::Unsatisfiable {

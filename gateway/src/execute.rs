@@ -585,7 +585,9 @@ fn project_selection(
                 if field.selections.items.is_empty() {
                     out.insert(key, value.clone());
                 } else {
-                    out.insert(key, project_nested(value, &field.selections));
+                    let (nested, nested_complete) = project_nested(value, &field.selections);
+                    complete &= nested_complete;
+                    out.insert(key, nested);
                 }
             }
             SelectionItem::InlineFragment(fragment) => {
@@ -600,20 +602,27 @@ fn project_selection(
     complete
 }
 
-fn project_nested(value: &Value, selections: &SelectionSet) -> Value {
+/// [`project_selection`] below a field: through lists, and whether nothing was missing.
+fn project_nested(value: &Value, selections: &SelectionSet) -> (Value, bool) {
     match value {
-        Value::Array(items) => Value::Array(
-            items
+        Value::Array(items) => {
+            let mut complete = true;
+            let projected = items
                 .iter()
-                .map(|v| project_nested(v, selections))
-                .collect(),
-        ),
+                .map(|v| {
+                    let (item, item_complete) = project_nested(v, selections);
+                    complete &= item_complete;
+                    item
+                })
+                .collect();
+            (Value::Array(projected), complete)
+        }
         Value::Object(object) => {
             let mut out = Map::new();
-            project_selection(object, selections, &mut out);
-            Value::Object(out)
+            let complete = project_selection(object, selections, &mut out);
+            (Value::Object(out), complete)
         }
-        other => other.clone(),
+        other => (other.clone(), true),
     }
 }
 

@@ -225,33 +225,33 @@ impl<'a> Projection<'a> {
                 let Value::Object(object) = value else {
                     return Ok(Value::Null);
                 };
-                let known = object
-                    .get("__typename")
-                    .and_then(Value::as_str)
-                    .filter(|t| self.index.type_condition_applies(name, t));
-                let concrete = match known {
-                    Some(concrete) => concrete.to_owned(),
-                    // A value of an interface (or an `@interfaceObject`) without its concrete
-                    // type serves a selection that needs none: only the interface's fields,
-                    // fragments on the interface itself or on types including it.
-                    None if self.index.is_abstract(name)
-                        && !self.needs_concrete_type(name, selection_sets) =>
+                let typename = object.get("__typename").and_then(Value::as_str);
+                let concrete = match typename {
+                    _ if !self.index.is_abstract(name) => name.clone(),
+                    // A concrete type the field's type includes.
+                    Some(t)
+                        if t != name
+                            && !self.index.is_abstract(t)
+                            && self.index.type_condition_applies(name, t) =>
                     {
-                        name.clone()
+                        t.to_owned()
                     }
-                    // Otherwise it must say what it is: guessing would answer `__typename`
-                    // with an abstract type and drop fragments that apply.
-                    None if self.index.is_abstract(name) => {
-                        self.errors.push(
-                            GraphQLError::new(
-                                format!("could not determine the concrete type of this `{name}`"),
-                                "INTERNAL",
-                            )
-                            .at(path.clone()),
-                        );
+                    // No concrete type (absent, or the interface's own name, as an
+                    // `@interfaceObject` subgraph reports it): enough for a selection that
+                    // needs none — the interface's fields, fragments on the interface itself
+                    // or on types including it.
+                    t if t.is_none_or(|t| t == name) => {
+                        match self.unknown_concrete_type(name, selection_sets, path) {
+                            Some(t) => t,
+                            None => return Ok(Value::Null),
+                        }
+                    }
+                    // A type the API schema does not offer here (`@inaccessible`, or not
+                    // a member at all): never served.
+                    _ => {
+                        self.concrete_type_error(name, path);
                         return Ok(Value::Null);
                     }
-                    None => name.clone(),
                 };
                 match self.object(&concrete, selection_sets, object, path, false) {
                     Ok(v) => Ok(v),
@@ -355,6 +355,33 @@ impl<'a> Projection<'a> {
         }
     }
 
+    /// The type to project a value of the abstract type `name` with no concrete type as:
+    /// `name` itself when the selection needs no more; otherwise an error (guessing would
+    /// answer `__typename` with an abstract type and drop fragments that apply) and `None`:
+    /// the value is `null`.
+    fn unknown_concrete_type(
+        &mut self,
+        name: &str,
+        selection_sets: &[&'a SelectionSet],
+        path: &[PathSegment],
+    ) -> Option<String> {
+        if self.needs_concrete_type(name, selection_sets) {
+            self.concrete_type_error(name, path);
+            return None;
+        }
+        Some(name.to_owned())
+    }
+
+    fn concrete_type_error(&mut self, name: &str, path: &[PathSegment]) {
+        self.errors.push(
+            GraphQLError::new(
+                format!("could not determine the concrete type of this `{name}`"),
+                "INTERNAL",
+            )
+            .at(path.to_vec()),
+        );
+    }
+
     /// Whether projecting `selection_sets` onto a value of the abstract type `name` needs
     /// the value's concrete type: for `__typename`, or a fragment that may or may not apply.
     fn needs_concrete_type(&self, name: &str, selection_sets: &[&'a SelectionSet]) -> bool {
@@ -411,5 +438,128 @@ impl<'a> Projection<'a> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graphql_tools::static_graphql::query::{Definition, OperationDefinition};
+    use hive_router_query_planner::utils::parsing::{safe_parse_operation, safe_parse_schema};
+    use serde_json::json;
+
+    const SCHEMA: &str = r#"
+        type Query { media: [Media] strict: Media! kind: Kind }
+        interface Media { id: ID! title: String }
+        type Book implements Media { id: ID! title: String pages: Int }
+        type Movie implements Media { id: ID! title: String minutes: Int }
+        enum Kind { BOOK MOVIE }
+    "#;
+
+    /// Projects `data` through `query` over [`SCHEMA`]: the response data and errors.
+    fn project(query: &str, data: Value) -> (Value, Vec<GraphQLError>) {
+        let schema = safe_parse_schema(SCHEMA).expect("schema parses");
+        let index = SchemaIndex::from_document(&schema);
+        let document = safe_parse_operation(query).expect("query parses");
+        let selection_set = document
+            .definitions
+            .iter()
+            .find_map(|d| match d {
+                Definition::Operation(OperationDefinition::SelectionSet(s)) => Some(s),
+                Definition::Operation(OperationDefinition::Query(q)) => Some(&q.selection_set),
+                _ => None,
+            })
+            .expect("an operation");
+        let fragments = document
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                Definition::Fragment(f) => Some((f.name.as_str(), f)),
+                _ => None,
+            })
+            .collect();
+        let variables = Map::new();
+        let mut errors = Vec::new();
+        let projected = Projection::new(&index, fragments, &variables, &mut errors, None).root(
+            "Query",
+            selection_set,
+            &data,
+        );
+        (projected, errors)
+    }
+
+    fn codes(errors: &[GraphQLError]) -> Vec<String> {
+        errors
+            .iter()
+            .map(|e| e.code().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn interface_values_without_a_concrete_type_serve_interface_fields() {
+        let data = json!({ "media": [{ "id": "b1", "title": "Dune" }, { "__typename": "Media", "id": "m1", "title": "Alien" }] });
+        let (projected, errors) = project(
+            "{ media { id ... on Media { title } ...F } } fragment F on Media { id }",
+            data,
+        );
+        assert_eq!(
+            projected,
+            json!({ "media": [{ "id": "b1", "title": "Dune" }, { "id": "m1", "title": "Alien" }] })
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn a_selection_that_needs_the_concrete_type_gets_null_and_an_error() {
+        // `__typename`, or a fragment on one implementation, cannot be answered.
+        for query in [
+            "{ media { id __typename } }",
+            "{ media { id ... on Book { pages } } }",
+        ] {
+            let data = json!({ "media": [{ "__typename": "Media", "id": "b1" }] });
+            let (projected, errors) = project(query, data);
+            assert_eq!(projected, json!({ "media": [null] }), "{query}");
+            assert_eq!(codes(&errors), ["INTERNAL"], "{query}");
+        }
+        // In a non-null position the null propagates.
+        let (projected, errors) = project(
+            "{ strict { __typename } }",
+            json!({ "strict": { "id": "b1" } }),
+        );
+        assert_eq!(projected, Value::Null);
+        assert_eq!(codes(&errors), ["INTERNAL"]);
+    }
+
+    #[test]
+    fn a_concrete_type_the_api_schema_does_not_offer_is_never_served() {
+        let data = json!({ "media": [{ "__typename": "Secret", "id": "s1", "title": "x" }, { "__typename": "Book", "id": "b1", "title": "Dune" }] });
+        let (projected, errors) = project("{ media { id title } }", data);
+        assert_eq!(
+            projected,
+            json!({ "media": [null, { "id": "b1", "title": "Dune" }] })
+        );
+        assert_eq!(codes(&errors), ["INTERNAL"]);
+    }
+
+    #[test]
+    fn an_enum_value_the_api_schema_lacks_is_null_with_an_error_that_does_not_name_it() {
+        let (projected, errors) = project("{ kind }", json!({ "kind": "PODCAST" }));
+        assert_eq!(projected, json!({ "kind": null }));
+        assert_eq!(codes(&errors), ["SUBGRAPH_INVALID_RESPONSE"]);
+        assert!(!format!("{errors:?}").contains("PODCAST"));
+        let (projected, errors) = project("{ kind }", json!({ "kind": "BOOK" }));
+        assert_eq!(projected, json!({ "kind": "BOOK" }));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn a_condition_covers_an_abstract_type_only_when_it_includes_all_its_types() {
+        let schema = safe_parse_schema(SCHEMA).expect("schema parses");
+        let index = SchemaIndex::from_document(&schema);
+        assert!(index.condition_covers("Media", "Media"));
+        assert!(!index.condition_covers("Book", "Media"));
+        assert!(index.condition_covers("Media", "Book"));
+        assert!(index.condition_covers("Book", "Book"));
+        assert!(!index.condition_covers("Movie", "Book"));
     }
 }
