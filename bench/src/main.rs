@@ -46,7 +46,7 @@ struct Args {
     /// Closed loop: after the scenarios, measure the single-subgraph query direct and
     /// through the gateway in this many alternating pairs of short runs, so that a
     /// machine whose speed drifts during the run affects both sides alike (0: skip).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     pairs: usize,
 }
 
@@ -162,7 +162,12 @@ async fn main() -> anyhow::Result<()> {
             ratios.push(g.rps / d.rps);
         }
         ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
+        let middle = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 0 {
+            (ratios[middle - 1] + ratios[middle]) / 2.0
+        } else {
+            ratios[middle]
+        };
         let shown: Vec<String> = ratios
             .iter()
             .map(|r| format!("{:.1}%", r * 100.0))
