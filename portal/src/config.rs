@@ -165,10 +165,10 @@ pub struct GatewayConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorizationMode {
-    /// `Filter` for the portal's own deployment — a gateway configured with the internal
-    /// token secret its subgraphs share, or a supergraph with any of the portal's
-    /// subgraphs; `Off`, with a warning, for a bare gateway in front of other subgraphs,
-    /// whose fields no policy names.
+    /// `Filter` wherever the gateway can reach the portal's subgraphs — all-in-one, or
+    /// holding the internal token secret they require; `Off`, with a warning, for a bare
+    /// gateway without the secret: no portal subgraph answers it, and no policy names
+    /// other subgraphs' fields.
     #[default]
     Auto,
     /// Null denied fields with a `FORBIDDEN` error; refuse mutations with any.
@@ -182,17 +182,12 @@ pub enum AuthorizationMode {
 }
 
 impl AuthorizationMode {
-    /// The gateway mode for a supergraph with these subgraphs, on a gateway with or without
-    /// the internal token secret; `None` when off.
-    pub fn gateway_mode<'a>(
-        self,
-        mut subgraphs: impl Iterator<Item = &'a str>,
-        has_token_secret: bool,
-    ) -> Option<portal_gateway::authz::Mode> {
+    /// The gateway mode for a gateway that can (`reaches_portal`) or cannot reach the
+    /// portal's subgraphs; `None` when off.
+    pub fn gateway_mode(self, reaches_portal: bool) -> Option<portal_gateway::authz::Mode> {
         use portal_gateway::authz::Mode;
         match self {
-            Self::Auto => (has_token_secret || subgraphs.any(crate::subgraphs::is_portal_subgraph))
-                .then_some(Mode::Filter),
+            Self::Auto => reaches_portal.then_some(Mode::Filter),
             Self::Filter => Some(Mode::Filter),
             Self::Reject => Some(Mode::Reject),
             Self::DryRun => Some(Mode::DryRun),
@@ -613,23 +608,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn automatic_authorization_enforces_the_policies_on_the_portals_supergraph_only() {
+    fn automatic_authorization_enforces_wherever_the_portals_subgraphs_are_reachable() {
         use portal_gateway::authz::Mode;
-        let portal = || crate::subgraphs::NAMES.into_iter();
-        let others = || ["products", "reviews"].into_iter();
-        let renamed = || ["products", "Accounts"].into_iter();
         let auto = AuthorizationMode::Auto;
         assert_eq!(AuthorizationMode::default(), auto);
-        assert_eq!(auto.gateway_mode(portal(), false), Some(Mode::Filter));
-        // Any portal subgraph, whatever its case, or the shared secret: the portal's.
-        assert_eq!(auto.gateway_mode(renamed(), false), Some(Mode::Filter));
-        assert_eq!(auto.gateway_mode(others(), true), Some(Mode::Filter));
-        assert_eq!(auto.gateway_mode(others(), false), None);
-        let filter = AuthorizationMode::Filter.gateway_mode(others(), false);
-        assert_eq!(filter, Some(Mode::Filter));
-        let reject = AuthorizationMode::Reject.gateway_mode(others(), false);
-        assert_eq!(reject, Some(Mode::Reject));
-        assert_eq!(AuthorizationMode::Off.gateway_mode(portal(), true), None);
+        assert_eq!(auto.gateway_mode(true), Some(Mode::Filter));
+        assert_eq!(auto.gateway_mode(false), None);
+        assert_eq!(
+            AuthorizationMode::Filter.gateway_mode(false),
+            Some(Mode::Filter)
+        );
+        assert_eq!(
+            AuthorizationMode::Reject.gateway_mode(false),
+            Some(Mode::Reject)
+        );
+        assert_eq!(
+            AuthorizationMode::DryRun.gateway_mode(true),
+            Some(Mode::DryRun)
+        );
+        assert_eq!(AuthorizationMode::Off.gateway_mode(true), None);
     }
 
     #[test]

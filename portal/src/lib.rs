@@ -175,15 +175,9 @@ pub fn clients_for_supergraph(
     }
     match key {
         Some(key) => http_clients(&urls, key),
-        None => {
-            if let Some(portal) = urls.keys().find(|name| subgraphs::is_portal_subgraph(name)) {
-                anyhow::bail!(
-                    "internal.token_secret (or PORTAL_INTERNAL_TOKEN_SECRET) is required: the \
-                     supergraph includes the portal's subgraph `{portal}`"
-                );
-            }
-            build_http_clients(&urls, None)
-        }
+        // Without the secret the portal's own subgraphs refuse every request (fail
+        // closed); someone else's learn nothing about the caller.
+        None => build_http_clients(&urls, None),
     }
 }
 

@@ -197,20 +197,21 @@ async fn main() -> anyhow::Result<()> {
 
 /// Field-level authorization as configured (policies from `db`, seeded on first start,
 /// reloaded within a second of a change), or `None` when it is off.
-async fn authorizer<'a>(
+/// `reaches_portal`: whether this gateway can reach the portal's subgraphs (in process,
+/// or holding the secret their HTTP endpoints require).
+async fn authorizer(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
-    subgraphs: impl Iterator<Item = &'a str>,
+    reaches_portal: bool,
 ) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
     let configured = config.gateway.authorization;
-    let has_secret = config.require_token_secret().is_ok();
-    let Some(mode) = configured.gateway_mode(subgraphs, has_secret) else {
+    let Some(mode) = configured.gateway_mode(reaches_portal) else {
         if configured == AuthorizationMode::Auto {
             tracing::warn!(
-                "field-level authorization is OFF: this supergraph has none of the portal's \
-                 subgraphs and no internal token secret is set, so no policy speaks of its \
-                 fields; set gateway.authorization = \"filter\" to deny every field no \
-                 policy allows"
+                "field-level authorization is OFF: without internal.token_secret this gateway \
+                 cannot reach the portal's subgraphs, and no policy speaks of other \
+                 subgraphs' fields; set gateway.authorization = \"filter\" to deny every \
+                 field no policy allows"
             );
         } else {
             tracing::warn!("field-level authorization is OFF (gateway.authorization = \"off\")");
@@ -272,7 +273,7 @@ async fn serve(
             start_mail(config, &db, &settings)?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
-            options.authorizer = authorizer(config, &db, subgraphs::NAMES.into_iter()).await?;
+            options.authorizer = authorizer(config, &db, true).await?;
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -315,10 +316,8 @@ async fn serve(
                     let sdl = source.read(&http).await.map_err(anyhow::Error::msg)?;
                     let limits = config.limits();
                     let loaded = Supergraph::load(&sdl, &limits)?;
-                    let names = loaded.subgraph_urls();
                     options.authorizer =
-                        authorizer(config, &db_for_policies, names.keys().map(String::as_str))
-                            .await?;
+                        authorizer(config, &db_for_policies, key.is_some()).await?;
                     let overrides = config.gateway.subgraphs.clone();
                     let clients =
                         portal::clients_for_supergraph(&loaded, &overrides, key.as_ref())?;
@@ -334,9 +333,7 @@ async fn serve(
                 }
                 None => {
                     let urls = config.subgraph_urls();
-                    options.authorizer =
-                        authorizer(config, &db_for_policies, urls.keys().map(String::as_str))
-                            .await?;
+                    options.authorizer = authorizer(config, &db_for_policies, true).await?;
                     // The portal's own subgraphs: they only answer signed requests.
                     let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
                     let clients = portal::http_clients(&urls, &key)?;

@@ -26,11 +26,6 @@ pub const NAMES: [&str; 5] = [
     "integrations",
 ];
 
-/// Whether a supergraph's subgraph `name` is one of the portal's (case aside).
-pub fn is_portal_subgraph(name: &str) -> bool {
-    NAMES.iter().any(|portal| portal.eq_ignore_ascii_case(name))
-}
-
 /// One subgraph, built over a database.
 pub struct Subgraph {
     /// Its name in the supergraph.
