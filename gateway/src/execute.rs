@@ -578,9 +578,6 @@ fn project_selection(
                     complete &= field.name == "__typename";
                     continue;
                 };
-                if value.is_null() {
-                    continue;
-                }
                 let key = field.selection_identifier().to_owned();
                 if field.selections.items.is_empty() {
                     out.insert(key, value.clone());

@@ -1,6 +1,7 @@
 //! An entity whose key an earlier fetch could not provide (its subgraph returned `null`
 //! for it) is not sent on: the representation would lack its key, and a subgraph refuses
-//! the whole `_entities` batch for one bad representation.
+//! the whole `_entities` batch for one bad representation. A field that *is* there but
+//! `null` (a nullable `@requires` field) is sent as `null`.
 
 use serde_json::json;
 
@@ -157,6 +158,108 @@ async fn an_entity_without_its_key_is_not_sent_to_the_next_subgraph() -> anyhow:
         vec![vec![
             json!({ "__typename": "Book", "id": "1" }),
             json!({ "__typename": "Book", "id": "2" }),
+        ]]
+    );
+    Ok(())
+}
+
+/// Items with a nullable note.
+mod items {
+    use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject};
+
+    #[derive(SimpleObject)]
+    pub struct Item {
+        pub id: ID,
+        pub note: Option<String>,
+    }
+
+    fn item(id: &str) -> Item {
+        Item {
+            id: id.into(),
+            note: (id == "i1").then(|| "fragile".to_owned()),
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn items(&self) -> Vec<Item> {
+            ["i1", "i2"].into_iter().map(item).collect()
+        }
+
+        #[graphql(entity)]
+        async fn item_by_id(&self, id: ID) -> Item {
+            item(&id)
+        }
+    }
+
+    pub fn schema() -> Schema<Query, EmptyMutation, EmptySubscription> {
+        Schema::build(Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish()
+    }
+}
+
+/// Labels items from their note (`@requires(fields: "note")`).
+mod labels {
+    use async_graphql::{
+        ComplexObject, EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject,
+    };
+
+    #[derive(SimpleObject)]
+    #[graphql(complex)]
+    pub struct Item {
+        pub id: ID,
+        #[graphql(external)]
+        pub note: Option<String>,
+    }
+
+    #[ComplexObject]
+    impl Item {
+        #[graphql(requires = "note")]
+        async fn label(&self) -> String {
+            self.note.clone().unwrap_or_else(|| "plain".into())
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        #[graphql(entity)]
+        async fn item_by_id(&self, #[graphql(key)] id: ID, note: Option<String>) -> Item {
+            Item { id, note }
+        }
+    }
+
+    pub fn schema() -> Schema<Query, EmptyMutation, EmptySubscription> {
+        Schema::build(Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_field_that_is_null_is_sent_as_null() -> anyhow::Result<()> {
+    let gateway = Supergraph::new()
+        .subgraph("items", items::schema())
+        .subgraph("labels", labels::schema())
+        .start()
+        .await?;
+    let response = gateway.query("{ items { id label } }", json!({})).await;
+    assert_json(
+        &response,
+        json!({ "data": { "items": [
+            { "id": "i1", "label": "fragile" },
+            { "id": "i2", "label": "plain" },
+        ]}}),
+    );
+    assert_eq!(
+        gateway.requests("labels").entity_batches(),
+        vec![vec![
+            json!({ "__typename": "Item", "id": "i1", "note": "fragile" }),
+            json!({ "__typename": "Item", "id": "i2", "note": null }),
         ]]
     );
     Ok(())
