@@ -114,6 +114,7 @@ pub struct Gateway {
     admission: tokio::sync::Semaphore,
     authz: Option<Arc<Authorizer>>,
     override_labels: Arc<BTreeSet<String>>,
+    persisted: crate::persisted::PersistedQueries,
 }
 
 impl Gateway {
@@ -134,7 +135,13 @@ impl Gateway {
             settings,
             authz: None,
             override_labels: Arc::default(),
+            persisted: Default::default(),
         }
+    }
+
+    /// Documents clients registered by hash (automatic persisted queries).
+    pub fn persisted_queries(&self) -> &crate::persisted::PersistedQueries {
+        &self.persisted
     }
 
     /// Treats these custom progressive-override labels (`@override(label: "…")`) as

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod introspection;
 pub mod limits;
 pub mod overrides;
+pub mod persisted;
 pub mod plan;
 pub mod project;
 pub mod reload;

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
-    /// The document.
+    /// The document (empty when a persisted query is asked for by hash only).
+    #[serde(default)]
     pub query: String,
     /// Which operation of the document to run.
     #[serde(default)]
@@ -15,7 +16,7 @@ pub struct Request {
     /// Variable values.
     #[serde(default)]
     pub variables: Option<Map<String, Value>>,
-    /// Protocol extensions (ignored for now).
+    /// Protocol extensions (`persistedQuery` is understood; others are ignored).
     #[serde(default)]
     pub extensions: Option<Map<String, Value>>,
 }

@@ -85,6 +85,7 @@ struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 async fn graphql_get(
@@ -97,7 +98,7 @@ async fn graphql_get(
     };
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
-    let Some(query) = params.query else {
+    if params.query.is_none() && params.extensions.is_none() {
         if accepts(&headers, "text/html") {
             return Html(ide_page(&state.ide_headers)).into_response();
         }
@@ -106,6 +107,21 @@ async fn graphql_get(
             request_error("a `query` parameter is required", "BAD_REQUEST"),
             None,
         );
+    }
+    let extensions = match params
+        .extensions
+        .as_deref()
+        .map(serde_json::from_str::<Map<String, Value>>)
+    {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(_)) => {
+            return respond(
+                &headers,
+                request_error("`extensions` must be a JSON object", "BAD_REQUEST"),
+                None,
+            );
+        }
     };
     let variables = match params
         .variables
@@ -123,10 +139,10 @@ async fn graphql_get(
         }
     };
     let request = Request {
-        query,
+        query: params.query.unwrap_or_default(),
         operation_name: params.operation_name,
         variables,
-        extensions: None,
+        extensions,
     };
     run(
         &state,
@@ -187,7 +203,7 @@ async fn run(
     state: &AppState,
     headers: HeaderMap,
     connect: Option<ConnectInfo<SocketAddr>>,
-    request: Request,
+    mut request: Request,
     allowed: AllowedOperations,
 ) -> HttpResponse {
     let request_id = headers
@@ -224,6 +240,9 @@ async fn run(
                 .map(|v| v.chars().take(256).collect()),
         },
     };
+    if let Err(error) = state.gateway.persisted_queries().resolve(&mut request) {
+        return respond(&headers, Response::request_error(error), Some(&request_id));
+    }
     let response = state.gateway.execute(request, &caller, allowed).await;
     respond(&headers, response, Some(&request_id))
 }

@@ -128,3 +128,84 @@ async fn several_operations_need_an_operation_name() -> anyhow::Result<()> {
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_persisted_queries_register_once_then_run_by_hash() -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let http = portal.http();
+    let url = &portal.endpoint;
+    let document = "query Kind { __typename }";
+    let hash: String = Sha256::digest(document.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let by_hash = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let code = |body: &Value| body["errors"][0]["extensions"]["code"].clone();
+
+    // Unknown hash: the client is asked for the document.
+    let body: Value = http
+        .post(url)
+        .json(&json!({ "extensions": by_hash }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(code(&body), json!("PERSISTED_QUERY_NOT_FOUND"), "{body}");
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+
+    // A document with a hash that is not its own is refused, and not remembered.
+    let wrong = json!({ "persistedQuery": { "version": 1, "sha256Hash": "00".repeat(32) } });
+    let body: Value = http
+        .post(url)
+        .json(&json!({ "query": document, "extensions": wrong }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        code(&body),
+        json!("PERSISTED_QUERY_HASH_MISMATCH"),
+        "{body}"
+    );
+
+    // Sent once with its hash...
+    let body: Value = http
+        .post(url)
+        .json(&json!({ "query": document, "extensions": by_hash }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body, json!({ "data": { "__typename": "Query" } }));
+
+    // ...then by hash alone, over POST and over GET.
+    let body: Value = http
+        .post(url)
+        .json(&json!({ "extensions": by_hash }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body, json!({ "data": { "__typename": "Query" } }));
+    let response = http
+        .get(url)
+        .query(&[("extensions", by_hash.to_string())])
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await?,
+        json!({ "data": { "__typename": "Query" } })
+    );
+
+    // Neither a document nor a hash.
+    let response = http
+        .post(url)
+        .json(&json!({ "variables": {} }))
+        .send()
+        .await?;
+    let body: Value = response.json().await?;
+    assert_eq!(code(&body), json!("BAD_REQUEST"), "{body}");
+    Ok(())
+}
