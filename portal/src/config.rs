@@ -155,6 +155,9 @@ pub struct GatewayConfig {
     /// Load balancers / proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names
     /// the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Web origins (`https://app.example.com`) whose pages may call the gateway from the
+    /// browser (CORS). Empty (the default): none — same-origin pages only.
+    pub cors_origins: Vec<String>,
     /// Custom progressive-override labels (`@override(from:, label: "…")`) treated as
     /// active: the fields they label move to their new subgraph. `percent(p)` labels need
     /// nothing here: each request draws.
@@ -245,6 +248,7 @@ impl Default for GatewayConfig {
             authorize_introspection: false,
             trusted_proxies: Vec::new(),
             override_labels: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -328,6 +332,14 @@ impl Config {
                     ));
                 }
             };
+        }
+        if let Some(origins) = var("PORTAL_CORS_ORIGINS") {
+            self.gateway.cors_origins = origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(flag) = var("PORTAL_DEV_HEADERS") {
             self.gateway.dev_headers = matches!(flag.as_str(), "1" | "true" | "yes");
@@ -435,6 +447,7 @@ impl Config {
         }
         self.mailer().map(|_| ()).map_err(ConfigError::Invalid)?;
         self.trusted_proxies()?;
+        self.cors_origins()?;
         if self.identity.issuer.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "identity.issuer must not be empty".into(),
@@ -560,6 +573,32 @@ impl Config {
             .collect()
     }
 
+    /// The configured CORS origins, checked: `scheme://host[:port]`, nothing more.
+    pub fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {
+        self.gateway
+            .cors_origins
+            .iter()
+            .map(|raw| {
+                let rest = raw
+                    .strip_prefix("https://")
+                    .or_else(|| raw.strip_prefix("http://"));
+                let valid = rest.is_some_and(|host| {
+                    !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+                });
+                if valid {
+                    Ok(raw.clone())
+                } else {
+                    Err(ConfigError::Invalid(format!(
+                        "gateway.cors_origins: `{raw}` is not an origin (scheme://host[:port], no path)"
+                    )))
+                }
+            })
+            .collect()
+    }
+
     /// The outgoing mail transport: SMTP when configured, else a mail directory.
     pub fn mailer(&self) -> Result<Mailer, String> {
         let transport = match &self.mail.smtp_url {
@@ -627,6 +666,34 @@ mod tests {
             Some(Mode::DryRun)
         );
         assert_eq!(AuthorizationMode::Off.gateway_mode(true), None);
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let mut config = Config::default();
+        config.gateway.cors_origins = vec![
+            "https://app.example.com".into(),
+            "http://localhost:5173".into(),
+        ];
+        assert!(config.validate().is_ok());
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/path",
+            "https://",
+        ] {
+            config.gateway.cors_origins = vec![bad.into()];
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        let mut from_env = Config::default();
+        let env = |name: &str| {
+            (name == "PORTAL_CORS_ORIGINS").then(|| "https://a.example, https://b.example".into())
+        };
+        assert!(from_env.apply_env(env).is_ok());
+        assert_eq!(
+            from_env.gateway.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct GatewayOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Custom progressive-override labels treated as active.
     pub override_labels: std::collections::BTreeSet<String>,
+    /// Web origins allowed to call from the browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -126,7 +128,38 @@ pub fn gateway_app_for(
         ide_headers: options.ide_headers.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
     });
-    (transport::router(state), gateway)
+    (
+        with_cors(transport::router(state), &options.cors_origins),
+        gateway,
+    )
+}
+
+/// Lets pages of `origins` call `router` from the browser: preflights are answered for
+/// them (POST and GET, the headers a GraphQL client sends), and only for them.
+fn with_cors(router: Router, origins: &[String]) -> Router {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if allowed.is_empty() {
+        return router;
+    }
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::ACCEPT,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify access tokens (JSON Web Key

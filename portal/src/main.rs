@@ -252,6 +252,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         authorizer: None,
         trusted_proxies: config.trusted_proxies().unwrap_or_default(),
         override_labels: config.gateway.override_labels.iter().cloned().collect(),
+        cors_origins: config.cors_origins().unwrap_or_default(),
     }
 }
 

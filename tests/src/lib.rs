@@ -343,6 +343,7 @@ impl TestPortal {
             authorizer: authorizer.clone(),
             trusted_proxies: Vec::new(),
             override_labels: Default::default(),
+            cors_origins: Vec::new(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();

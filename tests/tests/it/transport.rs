@@ -209,3 +209,91 @@ async fn automatic_persisted_queries_register_once_then_run_by_hash() -> anyhow:
     assert_eq!(code(&body), json!("BAD_REQUEST"), "{body}");
     Ok(())
 }
+
+/// A subgraph with one field, for transport tests that need their own gateway options.
+mod hello {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn hello(&self) -> &str {
+            "world"
+        }
+    }
+
+    pub fn schema() -> Schema<Query, EmptyMutation, EmptySubscription> {
+        Schema::build(Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_configured_origins_may_call_from_the_browser() -> anyhow::Result<()> {
+    let gateway = crate::conformance::Supergraph::new()
+        .subgraph("hello", hello::schema())
+        .cors_origin("https://app.example.com")
+        .start()
+        .await?;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, gateway.endpoint())
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await?;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"].to_str()?;
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = allowed.headers()["access-control-allow-headers"].to_str()?;
+    assert!(headers.contains("authorization"), "{headers}");
+
+    let other = preflight("https://evil.example").await?;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // The actual request from the allowed origin carries the header too.
+    let response = http
+        .post(gateway.endpoint())
+        .header("origin", "https://app.example.com")
+        .json(&json!({ "query": "{ hello }" }))
+        .send()
+        .await?;
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(
+        response.json::<Value>().await?,
+        json!({ "data": { "hello": "world" } })
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_configured_origins_no_page_elsewhere_may_call() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let response = portal
+        .http()
+        .request(reqwest::Method::OPTIONS, &portal.endpoint)
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await?;
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    Ok(())
+}

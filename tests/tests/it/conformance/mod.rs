@@ -119,6 +119,7 @@ pub struct Supergraph {
     handwritten: Option<SupergraphTemplate>,
     override_labels: std::collections::BTreeSet<String>,
     limits: Limits,
+    cors_origins: Vec<String>,
 }
 
 /// Makes a hand-written supergraph from the subgraphs' URLs (by name).
@@ -139,6 +140,7 @@ impl Supergraph {
             handwritten: None,
             override_labels: Default::default(),
             limits: Limits::default(),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -200,6 +202,12 @@ impl Supergraph {
         self
     }
 
+    /// Lets pages of `origin` call the gateway from the browser.
+    pub fn cors_origin(mut self, origin: &str) -> Self {
+        self.cors_origins.push(origin.to_owned());
+        self
+    }
+
     /// Treats the custom progressive-override label `label` as active.
     pub fn override_label(mut self, label: &str) -> Self {
         self.override_labels.insert(label.to_owned());
@@ -255,6 +263,7 @@ impl Supergraph {
             authorizer: None,
             trusted_proxies: Vec::new(),
             override_labels: self.override_labels,
+            cors_origins: self.cors_origins,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;
@@ -285,6 +294,11 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
+    /// The gateway's GraphQL endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// Sends `query` with `variables` and returns the JSON response.
     pub async fn query(&self, query: &str, variables: Value) -> Value {
         let body = json!({ "query": query, "variables": variables });
