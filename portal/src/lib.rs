@@ -43,9 +43,7 @@ pub async fn connect_and_migrate(
     url: &str,
     max_connections: u32,
 ) -> anyhow::Result<DatabaseConnection> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
+    if let Some(path) = config::sqlite_path(url)
         && let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
@@ -362,4 +360,21 @@ pub async fn compose_remote(
         });
     }
     Ok(compose::compose(&inputs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn an_sqlite_database_gets_its_directory_in_either_url_form() -> anyhow::Result<()> {
+        let base = std::env::temp_dir().join(format!("portal-db-dir-{}", uuid::Uuid::now_v7()));
+        for (form, dir) in [("sqlite://", "a/b"), ("sqlite:", "c/d")] {
+            let path = base.join(dir).join("portal.db");
+            let url = format!("{form}{}?mode=rwc", path.display());
+            let db = super::connect_and_migrate(&url, 1).await?;
+            db.close().await?;
+            assert!(path.exists(), "{url}");
+        }
+        let _ = std::fs::remove_dir_all(&base);
+        Ok(())
+    }
 }
