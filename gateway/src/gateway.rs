@@ -234,10 +234,7 @@ impl Gateway {
                     Ok(Err(errors)) => return Response { errors, data: None },
                     Err(err) => {
                         tracing::error!(error = %err, "preparing an operation failed");
-                        return Response::request_error(GraphQLError::new(
-                            "the operation could not be planned",
-                            "QUERY_PLANNING_FAILED",
-                        ));
+                        return Response::request_error(plan::planning_failed());
                     }
                 }
             }
@@ -246,24 +243,21 @@ impl Gateway {
         if let Err(error) = check_allowed(prepared, allowed) {
             return Response::request_error(error);
         }
-        let mut plan = match self.plan_for(&served, &operation, variant).await {
-            Ok(plan) => plan,
+        let authorized = match &self.authz {
+            Some(authz) => {
+                self.authorize(authz, &served, &operation, caller, variant)
+                    .await
+            }
+            None => Ok(None),
+        };
+        let (plan, denied_fields) = match authorized {
+            Ok(Some((filtered, decisions))) => (filtered, Some(decisions)),
+            Ok(None) => match self.plan_for(&served, &operation, variant).await {
+                Ok(plan) => (plan, None),
+                Err(error) => return Response::request_error(error),
+            },
             Err(error) => return Response::request_error(error),
         };
-        let mut denied_fields = None;
-        if let Some(authz) = &self.authz {
-            match self
-                .authorize(authz, &served, &operation, caller, variant)
-                .await
-            {
-                Ok(None) => {}
-                Ok(Some((filtered, decisions))) => {
-                    plan = filtered;
-                    denied_fields = Some(decisions);
-                }
-                Err(error) => return Response::request_error(error),
-            }
-        }
         let variables = match prepared.variables(&supergraph.index, request.variables) {
             Ok(variables) => variables,
             Err(error) => return Response::request_error(error),
@@ -318,27 +312,44 @@ impl Gateway {
         if let Some(plan) = operation.variants.lock().get(&variant) {
             return Ok(plan.clone());
         }
-        let for_task = served.clone();
-        let op = operation.clone();
+        let planned = self
+            .plan_off_reactor(served, operation, variant, Default::default())
+            .await?;
+        operation.variants.lock().insert(variant, planned.clone());
+        Ok(planned)
+    }
+
+    /// Plans `operation` without the `denied` coordinates for the override `variant`, on
+    /// a blocking thread (planning is CPU work; a panic in it fails this request only).
+    async fn plan_off_reactor(
+        &self,
+        served: &Arc<Served>,
+        operation: &Arc<CachedOperation>,
+        variant: Variant,
+        denied: std::collections::HashSet<(String, String)>,
+    ) -> Result<Arc<QueryPlan>, GraphQLError> {
+        let served = served.clone();
+        let operation = operation.clone();
         let labels = self.override_labels.clone();
-        let planned = tokio::task::spawn_blocking(move || {
-            let supergraph = &for_task.supergraph;
+        tokio::task::spawn_blocking(move || {
+            let supergraph = &served.supergraph;
+            let prepared = &operation.prepared;
+            let stripped = (!denied.is_empty()).then(|| {
+                let root = supergraph
+                    .index
+                    .root_type(OperationKind::Query)
+                    .unwrap_or("Query");
+                crate::authz::strip(&prepared.document, &supergraph.index, root, &denied)
+            });
             plan::plan(
                 &supergraph.planner,
-                &op.prepared.document,
-                op.prepared.name.as_deref(),
+                stripped.as_ref().unwrap_or(&prepared.document),
+                prepared.name.as_deref(),
                 supergraph.overrides.context(variant, &labels),
             )
         })
         .await
-        .map_err(|_| {
-            GraphQLError::new(
-                "the operation could not be planned",
-                "QUERY_PLANNING_FAILED",
-            )
-        })??;
-        operation.variants.lock().insert(variant, planned.clone());
-        Ok(planned)
+        .map_err(|_| plan::planning_failed())?
     }
 
     /// Checks every field coordinate of `operation` for `caller`'s roles in its tenant.
@@ -395,39 +406,9 @@ impl Gateway {
                 if let Some(plan) = operation.filtered.lock().get(&key) {
                     return Ok(Some((plan.clone(), decisions)));
                 }
-                let for_task = served.clone();
-                let op = operation.clone();
-                let denied = key.0.clone();
-                let labels = self.override_labels.clone();
-                let planned = tokio::task::spawn_blocking(move || {
-                    let supergraph = &for_task.supergraph;
-                    let root = supergraph
-                        .index
-                        .root_type(OperationKind::Query)
-                        .unwrap_or("Query")
-                        .to_owned();
-                    let denied: std::collections::HashSet<(String, String)> =
-                        denied.into_iter().collect();
-                    let document = crate::authz::strip(
-                        &op.prepared.document,
-                        &supergraph.index,
-                        &root,
-                        &denied,
-                    );
-                    plan::plan(
-                        &supergraph.planner,
-                        &document,
-                        op.prepared.name.as_deref(),
-                        supergraph.overrides.context(variant, &labels),
-                    )
-                })
-                .await
-                .map_err(|_| {
-                    GraphQLError::new(
-                        "the operation could not be planned",
-                        "QUERY_PLANNING_FAILED",
-                    )
-                })??;
+                let planned = self
+                    .plan_off_reactor(served, operation, variant, key.0.iter().cloned().collect())
+                    .await?;
                 operation.filtered.lock().insert(key, planned.clone());
                 Ok(Some((planned, decisions)))
             }

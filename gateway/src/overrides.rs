@@ -38,7 +38,7 @@ impl OverrideLabels {
     pub fn of(document: &Document) -> Self {
         let mut percentages = BTreeSet::new();
         for field_directive in join_fields(document) {
-            if let Some(label) = string_argument(field_directive, "overrideLabel")
+            if let Some(label) = argument(field_directive, "overrideLabel")
                 && let Some(percentage) = parse_percentage(label)
             {
                 percentages.insert(percentage);
@@ -105,24 +105,14 @@ fn join_fields(document: &Document) -> impl Iterator<Item = &Directive> {
         .filter(|directive| directive.name == "join__field")
 }
 
-fn string_argument<'a>(directive: &'a Directive, name: &str) -> Option<&'a str> {
+/// The text of argument `name` of `directive` (a string or an enum value).
+fn argument<'a>(directive: &'a Directive, name: &str) -> Option<&'a str> {
     directive
         .arguments
         .iter()
         .find(|(argument, _)| argument == name)
         .and_then(|(_, value)| match value {
-            Value::String(s) => Some(s.as_str()),
-            _ => None,
-        })
-}
-
-fn enum_argument<'a>(directive: &'a Directive, name: &str) -> Option<&'a str> {
-    directive
-        .arguments
-        .iter()
-        .find(|(argument, _)| argument == name)
-        .and_then(|(_, value)| match value {
-            Value::Enum(s) => Some(s.as_str()),
+            Value::String(s) | Value::Enum(s) => Some(s.as_str()),
             _ => None,
         })
 }
@@ -141,7 +131,7 @@ fn graph_values(document: &Document) -> BTreeMap<String, String> {
                     .directives
                     .iter()
                     .find(|d| d.name == "join__graph")
-                    .and_then(|d| string_argument(d, "name"))
+                    .and_then(|d| argument(d, "name"))
                     .unwrap_or(&value.name);
                 values.insert(subgraph.to_owned(), value.name.clone());
             }
@@ -180,17 +170,17 @@ pub fn mirror_labels(document: &mut Document) -> bool {
                 .iter()
                 .filter(|d| d.name == "join__field")
                 .filter_map(|d| {
-                    let from = string_argument(d, "override")?;
-                    let label = string_argument(d, "overrideLabel")?;
+                    let from = argument(d, "override")?;
+                    let label = argument(d, "overrideLabel")?;
                     Some((graph_of(from)?, label.to_owned()))
                 })
                 .collect();
             for (from_graph, label) in moves {
                 for directive in field.directives.iter_mut().filter(|d| {
                     d.name == "join__field"
-                        && enum_argument(d, "graph") == Some(from_graph.as_str())
-                        && string_argument(d, "override").is_none()
-                        && string_argument(d, "overrideLabel").is_none()
+                        && argument(d, "graph") == Some(from_graph.as_str())
+                        && argument(d, "override").is_none()
+                        && argument(d, "overrideLabel").is_none()
                 }) {
                     directive
                         .arguments

@@ -124,6 +124,14 @@ pub fn is_local_root_field(name: &str) -> bool {
     matches!(name, "__schema" | "__type" | "__typename")
 }
 
+/// The error of an operation the gateway could not plan (its own failure, logged).
+pub fn planning_failed() -> GraphQLError {
+    GraphQLError::new(
+        "the operation could not be planned",
+        "QUERY_PLANNING_FAILED",
+    )
+}
+
 /// Plans `document`'s operation `operation_name` with the override labels `overrides`
 /// makes active.
 pub fn plan(
@@ -145,10 +153,7 @@ pub fn plan(
         .plan_from_normalized_operation(&normalized.operation, overrides, &token)
         .map_err(|err| {
             tracing::error!(error = %err, "query planning failed");
-            GraphQLError::new(
-                "the operation could not be planned",
-                "QUERY_PLANNING_FAILED",
-            )
+            planning_failed()
         })?;
     Ok(Arc::new(plan))
 }

@@ -162,24 +162,20 @@ pub struct HttpSubgraph {
 }
 
 impl HttpSubgraph {
-    /// A client for the subgraph `name` at `url`, signing tokens for it with `key`.
-    pub fn new(client: reqwest::Client, name: String, url: String, key: InternalTokenKey) -> Self {
+    /// A client for the subgraph `name` at `url`, signing tokens for it with `key`; with
+    /// none (a subgraph that shares no secret with the gateway: someone else's), requests
+    /// carry no internal token, so nothing about the caller reaches it.
+    pub fn new(
+        client: reqwest::Client,
+        name: String,
+        url: String,
+        key: Option<InternalTokenKey>,
+    ) -> Self {
         Self {
             client,
             name,
             url,
-            key: Some(key),
-        }
-    }
-
-    /// A client for a subgraph that shares no secret with the gateway (someone else's):
-    /// its requests carry no internal token, so nothing about the caller reaches it.
-    pub fn unsigned(client: reqwest::Client, name: String, url: String) -> Self {
-        Self {
-            client,
-            name,
-            url,
-            key: None,
+            key,
         }
     }
 }

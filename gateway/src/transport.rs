@@ -108,35 +108,13 @@ async fn graphql_get(
             None,
         );
     }
-    let extensions = match params
-        .extensions
-        .as_deref()
-        .map(serde_json::from_str::<Map<String, Value>>)
-    {
-        None => None,
-        Some(Ok(e)) => Some(e),
-        Some(Err(_)) => {
-            return respond(
-                &headers,
-                request_error("`extensions` must be a JSON object", "BAD_REQUEST"),
-                None,
-            );
-        }
-    };
-    let variables = match params
-        .variables
-        .as_deref()
-        .map(serde_json::from_str::<Map<String, Value>>)
-    {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => {
-            return respond(
-                &headers,
-                request_error("`variables` must be a JSON object", "BAD_REQUEST"),
-                None,
-            );
-        }
+
+    let (variables, extensions) = match (
+        json_object_param(params.variables.as_deref(), "variables"),
+        json_object_param(params.extensions.as_deref(), "extensions"),
+    ) {
+        (Ok(variables), Ok(extensions)) => (variables, extensions),
+        (Err(response), _) | (_, Err(response)) => return respond(&headers, response, None),
     };
     let request = Request {
         query: params.query.unwrap_or_default(),
@@ -152,6 +130,16 @@ async fn graphql_get(
         AllowedOperations::QueriesOnly,
     )
     .await
+}
+
+/// A GET parameter holding a JSON object (`variables`, `extensions`), if given.
+fn json_object_param(
+    raw: Option<&str>,
+    name: &str,
+) -> Result<Option<Map<String, Value>>, Response> {
+    raw.map(serde_json::from_str::<Map<String, Value>>)
+        .transpose()
+        .map_err(|_| request_error(&format!("`{name}` must be a JSON object"), "BAD_REQUEST"))
 }
 
 async fn graphql_post(

@@ -204,12 +204,9 @@ pub fn clients_for_supergraph(
             "the supergraph names no URL for subgraph `{name}`: set gateway.subgraphs.{name}"
         );
     }
-    match key {
-        Some(key) => http_clients(&urls, key),
-        // Without the secret the portal's own subgraphs refuse every request (fail
-        // closed); someone else's learn nothing about the caller.
-        None => build_http_clients(&urls, None),
-    }
+    // Without the secret the portal's own subgraphs refuse every request (fail closed);
+    // someone else's learn nothing about the caller.
+    build_http_clients(&urls, key)
 }
 
 /// Identity's sign-in service and what a gateway needs to verify its tokens.
@@ -304,12 +301,12 @@ fn build_http_clients(
     Ok(urls
         .iter()
         .map(|(name, url)| {
-            let subgraph: Arc<dyn SubgraphClient> = Arc::new(match key {
-                Some(key) => {
-                    HttpSubgraph::new(client.clone(), name.clone(), url.clone(), key.clone())
-                }
-                None => HttpSubgraph::unsigned(client.clone(), name.clone(), url.clone()),
-            });
+            let subgraph: Arc<dyn SubgraphClient> = Arc::new(HttpSubgraph::new(
+                client.clone(),
+                name.clone(),
+                url.clone(),
+                key.cloned(),
+            ));
             (name.clone(), subgraph)
         })
         .collect())

@@ -196,9 +196,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Field-level authorization as configured (policies from `db`, seeded on first start,
-/// reloaded within a second of a change), or `None` when it is off.
-/// `reaches_portal`: whether this gateway can reach the portal's subgraphs (in process,
-/// or holding the secret their HTTP endpoints require).
+/// reloaded within a second of a change), or `None` when it is off. `reaches_portal`:
+/// whether this gateway can reach the portal's subgraphs (in process, or holding the
+/// secret their HTTP endpoints require).
 async fn authorizer(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
@@ -300,8 +300,9 @@ async fn serve(
             app.merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
-            let key = config
-                .require_token_secret()
+            let secret = config.require_token_secret();
+            let key = secret
+                .as_ref()
                 .ok()
                 .map(|secret| InternalTokenKey::new(secret.as_bytes()));
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
@@ -336,7 +337,7 @@ async fn serve(
                     let urls = config.subgraph_urls();
                     options.authorizer = authorizer(config, &db_for_policies, true).await?;
                     // The portal's own subgraphs: they only answer signed requests.
-                    let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
+                    let key = InternalTokenKey::new(secret?.as_bytes());
                     let clients = portal::http_clients(&urls, &key)?;
                     let sdl =
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
@@ -516,9 +517,8 @@ fn start_mail(
     Ok(())
 }
 
-/// The gateway verifies access tokens with keys and revocations from the database;
-/// waits up to 30 s for identity to have created its tables.
-/// The gateway's database connection, with the session feed running. An embedded
+/// The gateway's database connection, with the session feed (keys and revocations that
+/// verify access tokens) running. An embedded
 /// (SQLite) database is the gateway's own to migrate; a server database is migrated by
 /// the subgraphs, which may still be starting: wait a while for them.
 async fn watch_sessions_when_ready(

@@ -6,10 +6,12 @@
 //! binary it built (`CARGO_BIN_EXE_portal`). Uses a SQLite file shared by the processes, or
 //! a fresh PostgreSQL database when `PORTAL_TEST_DATABASE_URL` is set.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, wait_healthy};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
@@ -31,13 +33,6 @@ impl Drop for Processes {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
 }
 
 fn portal() -> Command {
@@ -129,7 +124,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     );
 
     let http = reqwest::Client::new();
-    wait_healthy(&http, gateway_port).await;
+    wait_healthy(&http, gateway_port, None).await;
     carol_sees_all_five_subgraphs(&http, gateway_port, &tenant, &user).await?;
     carol_signs_in_and_uses_her_token(&http, gateway_port).await?;
 
@@ -154,7 +149,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
             .arg(schema_dir.join("supergraph.graphql"))
             .spawn()?,
     );
-    wait_healthy(&http, file_gateway_port).await;
+    wait_healthy(&http, file_gateway_port, None).await;
     carol_sees_all_five_subgraphs(&http, file_gateway_port, &tenant, &user).await?;
 
     drop(processes);
@@ -193,26 +188,6 @@ async fn carol_signs_in_and_uses_her_token(
         .await?;
     assert_eq!(me["data"]["me"]["email"], "carol@acme.example", "{me}");
     Ok(())
-}
-
-async fn wait_healthy(http: &reqwest::Client, port: u16) {
-    let health = format!("http://127.0.0.1:{port}/health");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not become healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn carol_sees_all_five_subgraphs(
@@ -308,7 +283,7 @@ async fn a_policy_change_reaches_a_second_gateway_process() -> anyhow::Result<()
                 .spawn()?,
         );
         let http = reqwest::Client::new();
-        wait_healthy(&http, port).await;
+        wait_healthy(&http, port, None).await;
         ports.push(port);
     }
     let http = reqwest::Client::new();

@@ -3,15 +3,16 @@
 //! environment, an empty working directory. This is how a Federation compatibility suite
 //! runs the gateway from outside.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject};
 use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+mod common;
+
+use common::{free_port, wait_healthy};
 use portal_gateway::compose::{self, SubgraphSdl};
 
 /// The first subgraph: products and their names.
@@ -104,13 +105,6 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
-
 /// Set when any test subgraph received the portal's internal token (which carries the
 /// caller: never for someone else's subgraphs).
 static SAW_INTERNAL_TOKEN: std::sync::atomic::AtomicBool =
@@ -197,22 +191,7 @@ async fn a_bare_gateway_serves_a_third_party_supergraph_from_a_file() -> anyhow:
     );
 
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let health = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await;
-        if health.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        let log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the gateway did not become healthy:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_healthy(&http, port, Some(&dir.join("gateway.log"))).await;
 
     let response: Value = http
         .post(format!("http://127.0.0.1:{port}/graphql"))
