@@ -8,15 +8,13 @@
 
 use casbin::error::AdapterError;
 use casbin::{Adapter, Filter, Model, Result};
-use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 use uuid::Uuid;
 
-use portal_entities::platform::{casbin_rule, policy_revision};
+use portal_entities::platform::casbin_rule;
 
 /// The adapter.
 pub struct SeaOrmAdapter {
@@ -77,18 +75,13 @@ fn load_into(m: &mut dyn Model, rows: &[casbin_rule::Model]) {
 }
 
 impl SeaOrmAdapter {
+    /// Bumps the policy revision (and, on PostgreSQL, notifies the gateways), as edits
+    /// through the API do.
     async fn bump(&self, txn: &sea_orm::DatabaseTransaction) -> Result<()> {
-        policy_revision::Entity::update_many()
-            .col_expr(
-                policy_revision::Column::Revision,
-                Expr::col(policy_revision::Column::Revision).add(1),
-            )
-            .col_expr(policy_revision::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(policy_revision::Column::Id.eq(1))
-            .exec(txn)
+        portal_identity::policy_store::bump_revision(txn)
             .await
-            .map_err(failed)?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|err| failed(std::io::Error::other(format!("{err:?}"))))
     }
 
     fn matching(ptype: &str, rule: &[String]) -> sea_orm::Select<casbin_rule::Entity> {

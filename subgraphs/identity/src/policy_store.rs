@@ -184,7 +184,7 @@ pub struct NewRule {
 pub const CHANNEL: &str = "portal_policies";
 
 /// Bumps the revision and, on PostgreSQL, announces it (`NOTIFY`, delivered at commit).
-async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
+pub async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
     let updated = policy_revision::Entity::update_many()
         .col_expr(
             policy_revision::Column::Revision,

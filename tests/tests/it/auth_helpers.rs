@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use portal::seed::DEMO_PASSWORD;
+use portal_entities::platform::audit_event;
 use portal_tests::TestPortal;
 
 pub const SIGN_IN: &str = "mutation($t: String!, $e: String!, $p: String!) { signIn(input: { tenant: $t, email: $e, password: $p }) { auth { accessToken accessTokenExpiresAt refreshToken session { id current authMethod } user { id email } } mfa { token expiresAt enrollment { secret otpauthUri } } } }";
@@ -136,4 +138,39 @@ pub async fn enroll_mfa(portal: &TestPortal, token: &str) -> anyhow::Result<(Str
         "step-up failed: {stepped}"
     );
     Ok((secret, codes))
+}
+
+/// The audit trail of `actions`, as (action, outcome) pairs in the order recorded.
+pub async fn audit_trail(
+    portal: &TestPortal,
+    actions: &[&str],
+) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::Action.is_in(actions.iter().copied()))
+        .all(&portal.db)
+        .await?
+        .into_iter()
+        .map(|e| (e.action, e.outcome))
+        .collect())
+}
+
+/// The outcomes recorded for `action`.
+pub async fn audit_outcomes(portal: &TestPortal, action: &str) -> anyhow::Result<Vec<String>> {
+    Ok(audit_trail(portal, &[action])
+        .await?
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect())
+}
+
+/// The token of the first link in `mail` that starts with `marker` (`…?token=`).
+pub fn token_after(mail: &str, marker: &str) -> anyhow::Result<String> {
+    let start = mail
+        .find(marker)
+        .ok_or_else(|| anyhow::anyhow!("no `{marker}` link in: {mail}"))?;
+    Ok(mail[start + marker.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
 }

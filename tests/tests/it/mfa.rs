@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use portal::seed::DEMO_PASSWORD;
 use portal_entities::identity::mfa_factor;
-use portal_entities::platform::audit_event;
 use portal_tests::{Mode, TestPortal};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 
-use crate::auth_helpers::{ME, code, enroll_mfa, post, session_of, sign_in, totp_code};
+use crate::auth_helpers::{
+    ME, audit_trail, code, enroll_mfa, post, session_of, sign_in, totp_code,
+};
 
 const COMPLETE: &str = "mutation($c: String!, $k: String!) { completeSignIn(challenge: $c, code: $k) { accessToken recoveryCodes user { email mfaEnabled } } }";
 
@@ -164,13 +165,7 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() -> anyhow::Result<()
     .await?;
     assert_eq!(code(&reused), "UNAUTHENTICATED", "{reused}");
 
-    let events: Vec<(String, String)> = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.is_in(["mfa.enable", "auth.mfa"]))
-        .all(&portal.db)
-        .await?
-        .into_iter()
-        .map(|e| (e.action, e.outcome))
-        .collect();
+    let events = audit_trail(&portal, &["mfa.enable", "auth.mfa"]).await?;
     assert!(
         events.contains(&("mfa.enable".into(), "success".into())),
         "{events:?}"

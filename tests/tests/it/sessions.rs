@@ -18,19 +18,11 @@ use portal_entities::platform::audit_event;
 use portal_kit::access_token::{AUDIENCE, AccessClaims, SigningKey};
 use portal_tests::{Mode, TestPortal};
 
-use crate::auth_helpers::{ME, code, post, refused_within, session_of, sign_in};
+use crate::auth_helpers::{
+    ME, audit_outcomes, code, post, refused_within, session_of, sign_in, token_after,
+};
 
 const REFRESH: &str = "mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken refreshToken session { id } } }";
-
-async fn audit_outcomes(portal: &TestPortal, action: &str) -> anyhow::Result<Vec<String>> {
-    Ok(audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq(action))
-        .all(&portal.db)
-        .await?
-        .into_iter()
-        .map(|e| e.outcome)
-        .collect())
-}
 
 async fn signs_in_and_acts_through_the_gateway(mode: Mode) -> anyhow::Result<()> {
     let portal = TestPortal::start(mode).await?;
@@ -214,7 +206,7 @@ async fn users_list_and_revoke_sessions_and_the_gateway_stops_them_within_second
 -> anyhow::Result<()> {
     let portal = TestPortal::start(Mode::AllInOne).await?;
     let (laptop, _, laptop_id) = session_of(&portal, "carol@acme.example").await?;
-    let (phone, phone_refresh, phone_id) = session_of(&portal, "carol@acme.example").await?;
+    let (phone, phone_refresh, _) = session_of(&portal, "carol@acme.example").await?;
     let list = "{ mySessions { id current device ipAddress lastSeenAt expiresAt } }";
     let (_, sessions) = post(&portal, Some(&laptop), list, json!({})).await?;
     let rows = sessions["data"]["mySessions"]
@@ -259,7 +251,6 @@ async fn users_list_and_revoke_sessions_and_the_gateway_stops_them_within_second
     let (status, _) = post(&portal, Some(&alice), ME, json!({})).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(audit_outcomes(&portal, "auth.sign_out").await?, ["success"]);
-    let _ = phone_id;
     portal.stop().await;
     Ok(())
 }
@@ -635,14 +626,7 @@ async fn changing_the_email_needs_a_step_up_and_the_new_address_confirms() -> an
     let notice = portal.next_mail_to("carol@acme.example").await?;
     assert!(notice.contains("carol@new.example"), "{notice}");
     let confirmation = portal.next_mail_to("carol@new.example").await?;
-    let start = confirmation
-        .find("confirm-email?token=")
-        .ok_or_else(|| anyhow::anyhow!("no link: {confirmation}"))?;
-    let link_token = confirmation[start + "confirm-email?token=".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let link_token = token_after(&confirmation, "confirm-email?token=")?;
     let confirm = "mutation($t: String!) { confirmEmailChange(token: $t) { email } }";
     let (_, forged) = post(&portal, None, confirm, json!({ "t": "pec_forged" })).await?;
     assert_eq!(code(&forged), "BAD_USER_INPUT", "{forged}");
