@@ -20,7 +20,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_entities::identity::{api_key, role, service_account, tenant};
+use portal_entities::identity::{api_key, service_account, tenant};
 use portal_kit::access_token::{API_KEY_PREFIX, ApiKeyResolver};
 use portal_kit::audit::AuditEvent;
 use portal_kit::secret::{random_bytes, token_hash};
@@ -197,18 +197,7 @@ pub async fn create_api_key(
     if account.status != "ACTIVE" {
         return Err(ApiError::Conflict("the service account is disabled".into()));
     }
-    let known = role::Entity::find()
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .filter(role::Column::Name.is_in(roles.iter().cloned()))
-        .all(&txn)
-        .await
-        .map_err(ApiError::from_db)?;
-    if known.len() != roles.len() {
-        return Err(ApiError::invalid(
-            "input.roles",
-            "every role must exist in the tenant",
-        ));
-    }
+    crate::store::require_roles(&txn, tenant_id, &roles, "input.roles").await?;
     // Minting a credential is sensitive: a second factor confirmed in the last minutes.
     crate::mfa::require_step_up(db, actor).await?;
     let (key, prefix, hash) = generate()?;

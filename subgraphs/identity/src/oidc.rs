@@ -118,18 +118,7 @@ pub async fn configure(
             "cannot map to platform_admin",
         ));
     }
-    let known = role::Entity::find()
-        .filter(role::Column::TenantId.eq(tenant_id))
-        .filter(role::Column::Name.is_in(wanted.iter().map(|r| r.to_string())))
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    if known.len() != wanted.len() {
-        return Err(ApiError::invalid(
-            "input.groupRoles",
-            "every mapped role must exist in the tenant",
-        ));
-    }
+    crate::store::require_roles(db, tenant_id, wanted, "input.groupRoles").await?;
     crate::mfa::require_step_up(db, actor).await?;
     let now = Utc::now();
     let txn = db.begin().await.map_err(ApiError::from_db)?;

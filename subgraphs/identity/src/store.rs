@@ -42,6 +42,32 @@ pub struct UserChanges {
 }
 
 /// The tenant `tenant_id`.
+/// Refuses (`BAD_USER_INPUT` on `field`) unless every role named in `names` exists in the
+/// tenant (repeated names count once).
+pub async fn require_roles<'a>(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    names: impl IntoIterator<Item = &'a String>,
+    field: &'static str,
+) -> ApiResult<()> {
+    let wanted: std::collections::BTreeSet<&String> = names.into_iter().collect();
+    let known = sea_orm::PaginatorTrait::count(
+        role::Entity::find()
+            .filter(role::Column::TenantId.eq(tenant_id))
+            .filter(role::Column::Name.is_in(wanted.iter().map(|name| name.to_string()))),
+        db,
+    )
+    .await
+    .map_err(ApiError::from_db)?;
+    if known != wanted.len() as u64 {
+        return Err(ApiError::invalid(
+            field,
+            "every role must exist in the tenant",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn tenant(db: &impl ConnectionTrait, tenant_id: Uuid) -> ApiResult<tenant::Model> {
     one_or_not_found(db, tenant::Entity::find_by_id(tenant_id), "tenant").await
 }
@@ -85,21 +111,7 @@ pub async fn update_tenant(
         ));
     }
     if let Some(roles) = &changes.mfa_required_roles {
-        let known = role::Entity::find()
-            .filter(role::Column::TenantId.eq(tenant_id))
-            .filter(role::Column::Name.is_in(roles.iter().cloned()))
-            .all(&txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        let mut wanted = roles.clone();
-        wanted.sort();
-        wanted.dedup();
-        if known.len() != wanted.len() {
-            return Err(ApiError::invalid(
-                "input.mfaRequiredRoles",
-                "every role must exist in the tenant",
-            ));
-        }
+        require_roles(&txn, tenant_id, roles, "input.mfaRequiredRoles").await?;
     }
     let mut active: tenant::ActiveModel = current.into();
     if let Some(mut roles) = changes.mfa_required_roles {
