@@ -52,6 +52,19 @@ pub fn coordinates(index: &SchemaIndex) -> Vec<(String, String, Action)> {
     all
 }
 
+/// The introspection root fields as coordinates (`Query.__schema`, `Query.__type`), read
+/// actions: policies may name them, and they are checked when the gateway authorizes
+/// introspection.
+pub fn introspection_coordinates(index: &SchemaIndex) -> Vec<(String, String, Action)> {
+    let query = index
+        .root_type(crate::schema::OperationKind::Query)
+        .unwrap_or("Query");
+    ["__schema", "__type"]
+        .into_iter()
+        .map(|field| (query.to_owned(), field.to_owned(), Action::Read))
+        .collect()
+}
+
 /// The compiled decisions of one (tenant, role set): the denied coordinates, by type
 /// (so a lookup with borrowed names allocates nothing: it runs per field per request).
 #[derive(Debug, Default)]

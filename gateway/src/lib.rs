@@ -12,6 +12,7 @@ pub mod authz;
 pub mod compose;
 pub mod execute;
 pub mod gateway;
+pub mod ide;
 pub mod introspection;
 pub mod limits;
 pub mod overrides;

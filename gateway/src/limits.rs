@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use graphql_tools::static_graphql::query::{FragmentDefinition, Selection, SelectionSet};
+use graphql_tools::static_graphql::query::{
+    Definition, Directive, Document, FragmentDefinition, OperationDefinition, Selection,
+    SelectionSet,
+};
 
 use crate::response::GraphQLError;
 
@@ -22,6 +25,14 @@ pub struct Limits {
     pub max_root_fields: usize,
     /// Most fields in the operation once every fragment is expanded.
     pub max_fields: usize,
+    /// Most directives written in the whole document (operations and fragments).
+    pub max_directives: usize,
+    /// Most times one directive may be written on one field, fragment or operation
+    /// (repeating directives are rare; hundreds of repeats are an attack).
+    pub max_repeated_directive: usize,
+    /// Most validation errors reported for one document; the rest are summarized in
+    /// one error, so a small abusive document cannot produce a huge response.
+    pub max_validation_errors: usize,
     /// Most plans kept in the plan cache.
     pub plan_cache_size: usize,
     /// Most operations executing at once; further requests wait their turn (first come,
@@ -37,6 +48,9 @@ impl Default for Limits {
             max_aliases: 30,
             max_root_fields: 20,
             max_fields: 5_000,
+            max_directives: 200,
+            max_repeated_directive: 3,
+            max_validation_errors: 100,
             plan_cache_size: 1_000,
             max_concurrent_operations: 128,
         }
@@ -182,4 +196,84 @@ pub fn check(
         ));
     }
     Ok(())
+}
+
+/// Checks the directives written anywhere in `document` (not expanded: a directive in a
+/// fragment counts once however often it is spread) against `limits`: the total, and how
+/// often one directive is repeated at one location.
+pub fn check_directives(limits: &Limits, document: &Document) -> Result<(), GraphQLError> {
+    let mut counter = DirectiveCounter { limits, total: 0 };
+    for definition in &document.definitions {
+        match definition {
+            Definition::Operation(op) => {
+                let (directives, selection_set) = match op {
+                    OperationDefinition::SelectionSet(s) => (&[][..], s),
+                    OperationDefinition::Query(q) => (&q.directives[..], &q.selection_set),
+                    OperationDefinition::Mutation(m) => (&m.directives[..], &m.selection_set),
+                    OperationDefinition::Subscription(s) => (&s.directives[..], &s.selection_set),
+                };
+                counter.location(directives)?;
+                counter.selection_set(selection_set)?;
+            }
+            Definition::Fragment(fragment) => {
+                counter.location(&fragment.directives)?;
+                counter.selection_set(&fragment.selection_set)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct DirectiveCounter<'l> {
+    limits: &'l Limits,
+    total: usize,
+}
+
+impl DirectiveCounter<'_> {
+    fn location(&mut self, directives: &[Directive]) -> Result<(), GraphQLError> {
+        self.total = self.total.saturating_add(directives.len());
+        if self.total > self.limits.max_directives {
+            return Err(GraphQLError::new(
+                format!(
+                    "the document uses more than {} directives",
+                    self.limits.max_directives
+                ),
+                "MAX_DIRECTIVES_EXCEEDED",
+            ));
+        }
+        for (i, directive) in directives.iter().enumerate() {
+            let repeats = directives[..i]
+                .iter()
+                .filter(|d| d.name == directive.name)
+                .count()
+                + 1;
+            if repeats > self.limits.max_repeated_directive {
+                return Err(GraphQLError::new(
+                    format!(
+                        "`@{}` is repeated more than {} times at one location",
+                        directive.name, self.limits.max_repeated_directive
+                    ),
+                    "MAX_DIRECTIVES_EXCEEDED",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn selection_set(&mut self, selection_set: &SelectionSet) -> Result<(), GraphQLError> {
+        for selection in &selection_set.items {
+            match selection {
+                Selection::Field(field) => {
+                    self.location(&field.directives)?;
+                    self.selection_set(&field.selection_set)?;
+                }
+                Selection::FragmentSpread(spread) => self.location(&spread.directives)?,
+                Selection::InlineFragment(inline) => {
+                    self.location(&inline.directives)?;
+                    self.selection_set(&inline.selection_set)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -89,6 +89,7 @@ pub fn prepare(
     operation_name: Option<&str>,
     limits: &Limits,
 ) -> Result<PreparedOperation, Vec<GraphQLError>> {
+    limits::check_directives(limits, &document).map_err(|e| vec![e])?;
     {
         let fragments = fragments_of(&document);
         for definition in &document.definitions {
@@ -102,8 +103,10 @@ pub fn prepare(
     let plan = default_rules_validation_plan();
     let errors = validate(schema, &document, &plan);
     if !errors.is_empty() {
-        return Err(errors
+        let total = errors.len();
+        let mut reported: Vec<GraphQLError> = errors
             .into_iter()
+            .take(limits.max_validation_errors)
             .map(|err| {
                 let mut error = GraphQLError::new(err.message, "GRAPHQL_VALIDATION_FAILED");
                 error.locations = err
@@ -116,7 +119,17 @@ pub fn prepare(
                     .collect();
                 error
             })
-            .collect());
+            .collect();
+        if total > reported.len() {
+            reported.push(GraphQLError::new(
+                format!(
+                    "too many validation errors: {} more not reported",
+                    total - reported.len()
+                ),
+                "GRAPHQL_VALIDATION_FAILED",
+            ));
+        }
+        return Err(reported);
     }
     let operations: Vec<(usize, &OperationDefinition)> = document
         .definitions

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -36,8 +36,9 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// How callers are authenticated.
     pub authentication: Authentication,
-    /// Request headers the in-browser IDE starts with (the demo identity, in demo mode).
-    pub ide_headers: Vec<(String, String)>,
+    /// The in-browser IDE: `None` when off (the production default), else the request
+    /// headers it starts with (the demo identity, in demo mode).
+    pub ide: Option<Vec<(String, String)>>,
     /// Proxies (load balancers) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -73,10 +74,16 @@ pub fn client_ip(
 
 /// The gateway's HTTP app.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let ide_enabled = state.ide.is_some();
+    let router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/health", get(|| async { "ok" }))
-        .with_state(state)
+        .route("/health", get(|| async { "ok" }));
+    let router = if ide_enabled {
+        router.merge(crate::ide::routes())
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 #[derive(Deserialize)]
@@ -99,13 +106,16 @@ async fn graphql_get(
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     if params.query.is_none() && params.extensions.is_none() {
-        if accepts(&headers, "text/html") {
-            return Html(ide_page(&state.ide_headers)).into_response();
+        if let Some(ide_headers) = &state.ide
+            && accepts(&headers, "text/html")
+        {
+            return crate::ide::page(ide_headers);
         }
         return respond(
             &headers,
             request_error("a `query` parameter is required", "BAD_REQUEST"),
             None,
+            Caching::NoStore,
         );
     }
 
@@ -114,7 +124,9 @@ async fn graphql_get(
         json_object_param(params.extensions.as_deref(), "extensions"),
     ) {
         (Ok(variables), Ok(extensions)) => (variables, extensions),
-        (Err(response), _) | (_, Err(response)) => return respond(&headers, response, None),
+        (Err(response), _) | (_, Err(response)) => {
+            return respond(&headers, response, None, Caching::NoStore);
+        }
     };
     let request = Request {
         query: params.query.unwrap_or_default(),
@@ -181,6 +193,7 @@ async fn graphql_post(
                     "BAD_REQUEST",
                 ),
                 None,
+                Caching::NoStore,
             );
         }
     };
@@ -228,11 +241,23 @@ async fn run(
                 .map(|v| v.chars().take(256).collect()),
         },
     };
+    // Answers to signed-in callers, and to anything but a GET query, may carry personal
+    // data: no cache (browser, proxy or CDN) may keep them.
+    let caching = if caller.actor.tenant_id.is_none() && allowed == AllowedOperations::QueriesOnly {
+        Caching::Default
+    } else {
+        Caching::NoStore
+    };
     if let Err(error) = state.gateway.persisted_queries().resolve(&mut request) {
-        return respond(&headers, Response::request_error(error), Some(&request_id));
+        return respond(
+            &headers,
+            Response::request_error(error),
+            Some(&request_id),
+            caching,
+        );
     }
     let response = state.gateway.execute(request, &caller, allowed).await;
-    respond(&headers, response, Some(&request_id))
+    respond(&headers, response, Some(&request_id), caching)
 }
 
 /// How long a request may wait for an execution slot before it is turned away.
@@ -250,9 +275,23 @@ fn request_error(message: &str, code: &str) -> Response {
     Response::request_error(GraphQLError::new(message, code))
 }
 
+/// Whether a response may be kept by caches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caching {
+    /// `Cache-Control: no-store`: the answer may carry personal data.
+    NoStore,
+    /// No instruction (an anonymous GET query: public data, cacheable by URL).
+    Default,
+}
+
 /// Serializes `response` in the media type the client accepts, with the status code
 /// GraphQL over HTTP prescribes for it.
-fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) -> HttpResponse {
+fn respond(
+    headers: &HeaderMap,
+    response: Response,
+    request_id: Option<&str>,
+    caching: Caching,
+) -> HttpResponse {
     let graphql_response = accepts(headers, GRAPHQL_RESPONSE);
     let has_code = |code: &str| response.errors.iter().any(|e| e.code() == Some(code));
     let status = if response.data.is_some() {
@@ -276,6 +315,13 @@ fn respond(headers: &HeaderMap, response: Response, request_id: Option<&str>) ->
     let mut http = (status, body).into_response();
     let headers = http.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if caching == Caching::NoStore {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
@@ -296,18 +342,6 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type))
         })
-}
-
-fn ide_page(headers: &[(String, String)]) -> String {
-    headers
-        .iter()
-        .fold(
-            async_graphql::http::GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("Portal GraphQL"),
-            |ide, (name, value)| ide.header(name, value),
-        )
-        .finish()
 }
 
 #[cfg(test)]

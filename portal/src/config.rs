@@ -78,8 +78,10 @@ pub struct IdentityConfig {
     /// Env: `PORTAL_DATA_KEY`. Without it, an SQLite deployment keeps a generated key in
     /// `secret.key` next to the database file; PostgreSQL deployments must set it.
     pub data_key: Option<String>,
-    /// Base URL of the web front end, for links in emails. Env: `PORTAL_PUBLIC_URL`.
-    pub public_url: String,
+    /// Base URL of the web front end, for links in emails (password resets, invitations)
+    /// and the SSO redirect. Env: `PORTAL_PUBLIC_URL`. Required by the processes that
+    /// send mail (all-in-one, identity) unless `--demo`, which uses the listen address.
+    pub public_url: Option<String>,
 }
 
 impl Default for IdentityConfig {
@@ -89,7 +91,7 @@ impl Default for IdentityConfig {
             access_token_ttl_secs: 300,
             key_rotation_days: 30,
             data_key: None,
-            public_url: "http://127.0.0.1:4000".into(),
+            public_url: None,
         }
     }
 }
@@ -142,6 +144,12 @@ pub struct GatewayConfig {
     pub max_root_fields: usize,
     /// Most fields in an operation once its fragments are expanded.
     pub max_fields: usize,
+    /// Most directives written in one document.
+    pub max_directives: usize,
+    /// Most times one directive may be repeated at one location.
+    pub max_repeated_directive: usize,
+    /// Most validation errors reported for one document (the rest are summarized).
+    pub max_validation_errors: usize,
     /// Most query plans kept in the plan cache.
     pub plan_cache_size: usize,
     /// Most operations executing at once (further requests queue).
@@ -150,8 +158,12 @@ pub struct GatewayConfig {
     /// `off` on a supergraph of other subgraphs), `filter` (denied fields are null with
     /// an error), `reject` (refuse the operation), `dry_run` (log only) or `off`.
     pub authorization: AuthorizationMode,
-    /// Also authorize introspection (`Query.__schema`, `Query.__type`).
-    pub authorize_introspection: bool,
+    /// Authorize introspection (`Query.__schema`, `Query.__type`) like any field: only
+    /// roles the policies allow may introspect. Unset: on, except with `--demo`.
+    pub authorize_introspection: Option<bool>,
+    /// Serve the in-browser IDE at `GET /graphql` (browsers asking for HTML). Off by
+    /// default; `--demo` turns it on. Env: `PORTAL_IDE`.
+    pub ide: bool,
     /// Load balancers / proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names
     /// the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
@@ -242,10 +254,14 @@ impl Default for GatewayConfig {
             max_aliases: limits.max_aliases,
             max_root_fields: limits.max_root_fields,
             max_fields: limits.max_fields,
+            max_directives: limits.max_directives,
+            max_repeated_directive: limits.max_repeated_directive,
+            max_validation_errors: limits.max_validation_errors,
             plan_cache_size: limits.plan_cache_size,
             max_concurrent_operations: limits.max_concurrent_operations,
             authorization: AuthorizationMode::Auto,
-            authorize_introspection: false,
+            authorize_introspection: None,
+            ide: false,
             trusted_proxies: Vec::new(),
             override_labels: Vec::new(),
             cors_origins: Vec::new(),
@@ -314,7 +330,18 @@ impl Config {
             self.identity.data_key = Some(secret);
         }
         if let Some(url) = var("PORTAL_PUBLIC_URL") {
-            self.identity.public_url = url;
+            self.identity.public_url = Some(url);
+        }
+        if let Some(ide) = var("PORTAL_IDE") {
+            self.gateway.ide = match ide.as_str() {
+                "1" | "true" | "on" => true,
+                "0" | "false" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "PORTAL_IDE must be true or false".into(),
+                    ));
+                }
+            };
         }
         if let Some(url) = var("PORTAL_SMTP_URL") {
             self.mail.smtp_url = Some(url);
@@ -379,6 +406,9 @@ impl Config {
             max_aliases: self.gateway.max_aliases,
             max_root_fields: self.gateway.max_root_fields,
             max_fields: self.gateway.max_fields,
+            max_directives: self.gateway.max_directives,
+            max_repeated_directive: self.gateway.max_repeated_directive,
+            max_validation_errors: self.gateway.max_validation_errors,
             plan_cache_size: self.gateway.plan_cache_size,
             max_concurrent_operations: self.gateway.max_concurrent_operations,
         }
@@ -438,8 +468,8 @@ impl Config {
                 "identity.key_rotation_days must be between 1 and 365".into(),
             ));
         }
-        if !(self.identity.public_url.starts_with("http://")
-            || self.identity.public_url.starts_with("https://"))
+        if let Some(url) = &self.identity.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(ConfigError::Invalid(
                 "identity.public_url must be an http(s) URL".into(),
@@ -467,6 +497,9 @@ impl Config {
             ("max_aliases", gateway.max_aliases),
             ("max_root_fields", gateway.max_root_fields),
             ("max_fields", gateway.max_fields),
+            ("max_directives", gateway.max_directives),
+            ("max_repeated_directive", gateway.max_repeated_directive),
+            ("max_validation_errors", gateway.max_validation_errors),
             ("plan_cache_size", gateway.plan_cache_size),
             (
                 "max_concurrent_operations",
@@ -517,7 +550,7 @@ impl Config {
             ConfigError::Invalid(format!("cannot use {}: {err}", path.display()))
         };
         if !path.exists() {
-            std::fs::create_dir_all(dir).map_err(invalid)?;
+            portal_kit::files::create_private_dir(dir).map_err(invalid)?;
             let bytes = portal_kit::secret::random_bytes::<32>()
                 .map_err(|_| ConfigError::Invalid("no randomness for secret.key".into()))?;
             let mut options = std::fs::OpenOptions::new();
@@ -552,7 +585,35 @@ impl Config {
         settings.issuer = self.identity.issuer.clone();
         settings.access_token_ttl = Duration::from_secs(self.identity.access_token_ttl_secs);
         settings.key_rotation = Duration::from_secs(self.identity.key_rotation_days * 86_400);
-        settings.public_url = self.identity.public_url.clone();
+        settings.public_url = self
+            .identity
+            .public_url
+            .clone()
+            .unwrap_or_else(|| DEMO_PUBLIC_URL.into());
+        Ok(settings)
+    }
+
+    /// Identity's settings for a process that sends mail: the public URL is required
+    /// (links in mail must reach users), except in demo mode, where it defaults to the
+    /// address the portal listens on.
+    pub fn identity_settings_for_mail(
+        &self,
+        demo: bool,
+        listen: SocketAddr,
+    ) -> Result<IdentitySettings, ConfigError> {
+        let mut settings = self.identity_settings()?;
+        match (&self.identity.public_url, demo) {
+            (Some(_), _) => {}
+            (None, true) => settings.public_url = format!("http://{listen}"),
+            (None, false) => {
+                return Err(ConfigError::Invalid(
+                    "identity.public_url (env PORTAL_PUBLIC_URL) is required: links in \
+                     password-reset and invitation mail point there, e.g. \
+                     https://portal.example.com (--demo uses the listen address)"
+                        .into(),
+                ));
+            }
+        }
         Ok(settings)
     }
 
@@ -635,6 +696,10 @@ pub fn sqlite_path(url: &str) -> Option<&str> {
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
+
+/// Where links point when no public URL is configured and nothing sends them (commands
+/// that send no mail).
+const DEMO_PUBLIC_URL: &str = "http://127.0.0.1:4000";
 
 /// Parses `HOST:PORT`.
 pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {

@@ -43,12 +43,18 @@ pub async fn connect_and_migrate(
     url: &str,
     max_connections: u32,
 ) -> anyhow::Result<DatabaseConnection> {
-    if let Some(path) = config::sqlite_path(url)
-        && let Some(parent) = std::path::Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating database directory {}", parent.display()))?;
+    if let Some(path) = config::sqlite_path(url).filter(|p| !p.starts_with(':')) {
+        let path = std::path::Path::new(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            portal_kit::files::create_private_dir(parent)
+                .with_context(|| format!("creating database directory {}", parent.display()))?;
+        }
+        // Owner-only before SQLite opens it (its -wal and -shm files take the same mode).
+        if portal_kit::files::ensure_private_file(path)
+            .with_context(|| format!("preparing database file {}", path.display()))?
+        {
+            tracing::warn!(path = %path.display(), "the database file was readable by others; now 0600");
+        }
     }
     let db = portal_kit::db::connect(url, max_connections)
         .await
@@ -81,8 +87,8 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// Subgraph timeouts and error exposure.
     pub subgraphs: SubgraphSettings,
-    /// Request headers the in-browser IDE starts with.
-    pub ide_headers: Vec<(String, String)>,
+    /// The in-browser IDE: `None` when off, else the request headers it starts with.
+    pub ide: Option<Vec<(String, String)>>,
     /// Field-level authorization (`None`: off).
     pub authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -123,7 +129,7 @@ pub fn gateway_app_for(
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         authentication: options.authentication.clone(),
-        ide_headers: options.ide_headers.clone(),
+        ide: options.ide.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
     });
     (

@@ -46,7 +46,7 @@ enum Command {
         role: Option<Role>,
         /// Address to listen on (default 127.0.0.1:4000 for the gateway, 4001-4005 for
         /// identity, accounts, reports, messages, integrations).
-        #[arg(long, value_parser = parse_listen)]
+        #[arg(long, env = "PORTAL_LISTEN", value_parser = parse_listen)]
         listen: Option<SocketAddr>,
         /// Gateway role: serve this supergraph (a file path or an http(s) URL) instead of
         /// composing the subgraphs' SDLs fetched at start. It is polled every second and a
@@ -203,6 +203,7 @@ async fn authorizer(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
     reaches_portal: bool,
+    demo: bool,
 ) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
     let configured = config.gateway.authorization;
     let Some(mode) = configured.gateway_mode(reaches_portal) else {
@@ -221,7 +222,8 @@ async fn authorizer(
     // A gateway may start before the subgraphs have migrated the database: wait a while.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let (authorizer, _watcher) = loop {
-        match portal::policies::start(db, mode, config.gateway.authorize_introspection).await {
+        let introspection = config.gateway.authorize_introspection.unwrap_or(!demo);
+        match portal::policies::start(db, mode, introspection).await {
             Ok(started) => break started,
             Err(err) if tokio::time::Instant::now() >= deadline => {
                 return Err(err.context("loading the authorization policies"));
@@ -248,7 +250,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         authentication,
         limits: config.limits(),
         subgraphs: config.subgraph_settings(),
-        ide_headers: Vec::new(),
+        ide: (demo || config.gateway.ide).then(Vec::new),
         authorizer: None,
         trusted_proxies: config.trusted_proxies().unwrap_or_default(),
         override_labels: config.gateway.override_labels.iter().cloned().collect(),
@@ -270,11 +272,11 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            let settings = config.identity_settings()?;
+            let settings = config.identity_settings_for_mail(demo, addr)?;
             start_mail(config, &db, &settings)?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
-            options.authorizer = authorizer(config, &db, true).await?;
+            options.authorizer = authorizer(config, &db, true, demo).await?;
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -286,11 +288,11 @@ async fn serve(
                     Some(seed) => {
                         print_demo(&seed);
                         // The IDE starts out acting as Carol, so queries work at once.
-                        options.ide_headers = vec![
+                        options.ide = Some(vec![
                             ("x-portal-tenant-id".into(), seed.tenant_id.to_string()),
                             ("x-portal-user-id".into(), seed.carol_id.to_string()),
                             ("x-portal-roles".into(), "customer_user".into()),
-                        ];
+                        ]);
                     }
                     None => tracing::warn!("no demo tenant `acme` in this database"),
                 }
@@ -319,7 +321,7 @@ async fn serve(
                     let limits = config.limits();
                     let loaded = Supergraph::load(&sdl, &limits)?;
                     options.authorizer =
-                        authorizer(config, &db_for_policies, key.is_some()).await?;
+                        authorizer(config, &db_for_policies, key.is_some(), demo).await?;
                     let overrides = config.gateway.subgraphs.clone();
                     let clients =
                         portal::clients_for_supergraph(&loaded, &overrides, key.as_ref())?;
@@ -335,7 +337,7 @@ async fn serve(
                 }
                 None => {
                     let urls = config.subgraph_urls();
-                    options.authorizer = authorizer(config, &db_for_policies, true).await?;
+                    options.authorizer = authorizer(config, &db_for_policies, true, demo).await?;
                     // The portal's own subgraphs: they only answer signed requests.
                     let key = InternalTokenKey::new(secret?.as_bytes());
                     let clients = portal::http_clients(&urls, &key)?;
@@ -354,7 +356,7 @@ async fn serve(
                     .await?;
             let authenticator = match role {
                 Role::Identity => {
-                    let settings = config.identity_settings()?;
+                    let settings = config.identity_settings_for_mail(demo, addr)?;
                     start_mail(config, &db, &settings)?;
                     let authenticator =
                         Arc::new(portal_identity::Authenticator::new(db.clone(), settings));

@@ -132,8 +132,10 @@ pub async fn publish_coordinates(
     gateway: &portal_gateway::gateway::Gateway,
 ) -> anyhow::Result<()> {
     let served = gateway.current();
-    let coordinates = portal_gateway::authz::coordinates(served.supergraph.index())
+    let index = served.supergraph.index();
+    let coordinates = portal_gateway::authz::coordinates(index)
         .into_iter()
+        .chain(portal_gateway::authz::introspection_coordinates(index))
         .map(|(t, f, action)| (format!("{t}.{f}"), action));
     portal_identity::policy_store::publish_coordinates(db, coordinates)
         .await
@@ -284,8 +286,9 @@ fn describe(rule: &portal_gateway::authz::Rule) -> String {
 /// made unreachable by a deny of the same role on a wider object (warning), and roles
 /// that appear in no rule but are inherited (warning).
 pub fn lint(policies: &Policies, index: &portal_gateway::schema::SchemaIndex) -> Vec<Finding> {
-    use portal_gateway::authz::{Effect, coordinates, key_match};
-    let all = coordinates(index);
+    use portal_gateway::authz::{Effect, coordinates, introspection_coordinates, key_match};
+    let mut all = coordinates(index);
+    all.extend(introspection_coordinates(index));
     let mut findings = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for rule in &policies.rules {

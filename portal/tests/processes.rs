@@ -40,9 +40,36 @@ fn portal() -> Command {
     command
         .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
         .env("PORTAL_DATA_KEY", SECRET)
+        .env("PORTAL_PUBLIC_URL", "http://127.0.0.1:4000")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     command
+}
+
+#[test]
+fn processes_that_send_mail_refuse_to_start_without_a_public_url() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("portal-no-url-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("portal.db").display());
+    for role in [None, Some("identity")] {
+        let port = free_port().to_string();
+        let mut command = portal();
+        command
+            .env_remove("PORTAL_PUBLIC_URL")
+            .env("DATABASE_URL", &url)
+            .arg("serve");
+        if let Some(role) = role {
+            command.arg(role);
+        }
+        let output = command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{role:?} started");
+        assert!(stderr.contains("PORTAL_PUBLIC_URL"), "{role:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
 }
 
 async fn database_url(dir: &std::path::Path) -> anyhow::Result<String> {

@@ -339,7 +339,7 @@ impl TestPortal {
             authentication: identity.authentication().with_dev_headers(),
             limits: Limits::default(),
             subgraphs: SubgraphSettings::default(),
-            ide_headers: Vec::new(),
+            ide: None,
             authorizer: authorizer.clone(),
             trusted_proxies: Vec::new(),
             override_labels: Default::default(),

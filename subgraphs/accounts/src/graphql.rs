@@ -16,6 +16,7 @@ use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::scalars::{DecimalArg, SHARED_SCALARS};
 
 use crate::domain::{self, AccountStatus};
 use crate::store;
@@ -25,7 +26,7 @@ pub type AccountsSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`; no socket needed (tests call `execute` directly).
 pub fn build_schema(db: DatabaseConnection) -> AccountsSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build_with_ignore_name_conflicts(Query, Mutation, EmptySubscription, SHARED_SCALARS)
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<AccountsById>(&db))
@@ -220,7 +221,7 @@ pub struct CreateAccountInput {
     /// ISO 4217 currency code.
     pub currency: String,
     /// Opening balance (at most four decimal places); zero when omitted.
-    pub opening_balance: Option<Decimal>,
+    pub opening_balance: Option<DecimalArg>,
 }
 
 /// Input of `updateAccount`; omitted fields stay as they are.
@@ -251,7 +252,11 @@ impl Mutation {
             currency: domain::currency("input.currency", &input.currency)?,
             balance_e4: domain::amount_e4(
                 "input.openingBalance",
-                input.opening_balance.unwrap_or_default(),
+                input
+                    .opening_balance
+                    .map(|amount| amount.parse("input.openingBalance"))
+                    .transpose()?
+                    .unwrap_or_default(),
             )?,
         };
         Ok(store::create_account(db(ctx)?, actor(ctx), meta(ctx), new)

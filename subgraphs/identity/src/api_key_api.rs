@@ -8,6 +8,7 @@ use portal_entities::identity::{api_key, service_account};
 use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta};
 use portal_kit::input;
+use portal_kit::scalars::DateTimeArg;
 
 use crate::api_keys::{self, NewApiKey};
 
@@ -119,7 +120,7 @@ pub struct CreateApiKeyInput {
     /// Roles of the tenant the key acts with.
     pub roles: Vec<String>,
     /// When the key stops working; omit for never.
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTimeArg>,
 }
 
 /// Service-account queries.
@@ -185,7 +186,10 @@ impl ApiKeyMutation {
             service_account_id: input::id("input.serviceAccountId", &input.service_account_id)?,
             name: input::text("input.name", &input.name, 200)?,
             roles,
-            expires_at: input.expires_at,
+            expires_at: input
+                .expires_at
+                .map(|at| at.parse("input.expiresAt"))
+                .transpose()?,
         };
         let (key, row) = api_keys::create_api_key(db(ctx)?, actor(ctx), meta(ctx), new).await?;
         Ok(CreatedApiKey {

@@ -9,6 +9,7 @@ use portal_entities::platform::audit_event;
 use portal_kit::context::{actor, db};
 use portal_kit::input;
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::scalars::DateTimeArg;
 use portal_kit::{ApiError, ApiResult};
 
 use crate::store;
@@ -85,9 +86,9 @@ pub struct AuditEventFilter {
     /// Which object was changed.
     pub target_id: Option<ID>,
     /// Not before this instant.
-    pub from: Option<DateTime<Utc>>,
+    pub from: Option<DateTimeArg>,
     /// Before this instant.
-    pub to: Option<DateTime<Utc>>,
+    pub to: Option<DateTimeArg>,
 }
 
 /// Audit queries.
@@ -111,7 +112,9 @@ impl AuditQuery {
         }
         let page = PageRequest::parse(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
-        if let (Some(from), Some(to)) = (filter.from, filter.to)
+        let from = filter.from.map(|at| at.parse("filter.from")).transpose()?;
+        let to = filter.to.map(|at| at.parse("filter.to")).transpose()?;
+        if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
             return Err(ApiError::invalid("filter.to", "must not be before `from`"));
@@ -129,8 +132,8 @@ impl AuditQuery {
                 .target_id
                 .map(|id| input::id("filter.targetId", &id))
                 .transpose()?,
-            from: filter.from,
-            to: filter.to,
+            from,
+            to,
         };
         let rows = store::list_audit_events(db(ctx)?, tenant_id, &criteria, page).await?;
         Ok(rows.map(AuditEvent::from).into())

@@ -35,14 +35,19 @@ pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
 /// Builds the schema over `db`, signing in through `authenticator`; no socket needed
 /// (tests call `execute` directly).
 pub fn build_schema(db: DatabaseConnection, authenticator: Arc<Authenticator>) -> IdentitySchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .enable_federation()
-        .extension(MaskInternalErrors)
-        .data(authenticator)
-        .data(batch_loader::<UsersById>(&db))
-        .data(batch_loader::<RolesOfUsers>(&db))
-        .data(db)
-        .finish()
+    Schema::build_with_ignore_name_conflicts(
+        Query::default(),
+        Mutation::default(),
+        EmptySubscription,
+        portal_kit::scalars::SHARED_SCALARS,
+    )
+    .enable_federation()
+    .extension(MaskInternalErrors)
+    .data(authenticator)
+    .data(batch_loader::<UsersById>(&db))
+    .data(batch_loader::<RolesOfUsers>(&db))
+    .data(db)
+    .finish()
 }
 
 /// A customer organisation; every other object belongs to exactly one tenant.

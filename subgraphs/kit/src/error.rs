@@ -193,7 +193,28 @@ impl Extension for MaskInternalErrorsExtension {
                 .extensions
                 .as_ref()
                 .is_some_and(|ext| ext.get("code").is_some());
-            if !has_code {
+            if !has_code && error.message.starts_with("Failed to parse \"") {
+                // A scalar the client sent that its type refused: the client's mistake.
+                // (Arguments the resolver parses itself name their field; see `scalars`.)
+                tracing::debug!(message = %error.message, "argument refused by its scalar type");
+                let field = error
+                    .path
+                    .last()
+                    .map(|segment| match segment {
+                        async_graphql::PathSegment::Field(name) => name.clone(),
+                        async_graphql::PathSegment::Index(i) => i.to_string(),
+                    })
+                    .unwrap_or_default();
+                let scalar = error.message["Failed to parse \"".len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                error.message = format!("invalid `{field}` argument: not a valid {scalar}");
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                extensions.set("code", ErrorCode::BadUserInput.as_str());
+                extensions.set("field", field);
+            } else if !has_code {
                 tracing::error!(message = %error.message, path = ?error.path, "unclassified error masked");
                 error.message = "internal error".into();
                 error

@@ -134,11 +134,12 @@ impl Mailer {
             .map_err(|err| format!("building message: {err}"))?;
         match &self.transport {
             Transport::Directory(dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
+                // Mail holds live links (password resets, invitations): owner-only files.
+                crate::files::create_private_dir(dir)
                     .map_err(|err| format!("mail directory: {err}"))?;
                 let tmp = dir.join(format!(".{id}.tmp"));
-                tokio::fs::write(&tmp, message.formatted())
+                let _ = tokio::fs::remove_file(&tmp).await;
+                crate::files::write_private_file(&tmp, &message.formatted())
                     .await
                     .map_err(|err| format!("writing mail: {err}"))?;
                 tokio::fs::rename(&tmp, dir.join(format!("{id}.eml")))

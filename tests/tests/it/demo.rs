@@ -49,7 +49,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
         authentication: portal_gateway::auth::Authentication::anonymous_only().with_dev_headers(),
         limits: Default::default(),
         subgraphs: Default::default(),
-        ide_headers: vec![("x-portal-user-id".into(), "demo-user-id".into())],
+        ide: Some(vec![("x-portal-user-id".into(), "demo-user-id".into())]),
         authorizer: None,
         trusted_proxies: Vec::new(),
         override_labels: Default::default(),
@@ -58,17 +58,46 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
     let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;
     portal::install_crypto_provider();
-    let page = reqwest::Client::new()
+    let client = reqwest::Client::new();
+    let response = client
         .get(format!("http://{addr}/graphql"))
         .header("accept", "text/html")
         .send()
-        .await?
-        .text()
         .await?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let page = response.text().await?;
     assert!(
         page.contains("x-portal-user-id") && page.contains("demo-user-id"),
         "{page}"
     );
+    // Everything the page loads comes from the portal itself (no CDN: works offline).
+    assert!(
+        !page.contains("https://") && !page.contains("http://"),
+        "{page}"
+    );
+    for src in page
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+    {
+        let asset = client.get(format!("http://{addr}{src}")).send().await?;
+        assert_eq!(asset.status(), 200, "{src}");
+        assert!(asset.bytes().await?.len() > 100, "{src}");
+    }
     server.abort();
     db.close().await?;
     test_db.cleanup().await;

@@ -87,3 +87,60 @@ async fn oversized_operations_are_refused_with_a_code_per_limit() -> anyhow::Res
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directive_overloading_is_refused_with_a_small_answer() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    // graphql-cop's "Directive Overloading": thousands of unknown directives.
+    let overloaded = format!("{{ __typename {} }}", "@aa".repeat(5_000));
+    let repeated =
+        "{ __typename @skip(if: false) @skip(if: false) @skip(if: false) @skip(if: false) }";
+    for document in [overloaded.as_str(), repeated] {
+        let response = portal
+            .http()
+            .post(&portal.endpoint)
+            .json(&json!({ "query": document }))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(response.len() < 1_000, "{} bytes", response.len());
+        let response: serde_json::Value = serde_json::from_str(&response)?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "MAX_DIRECTIVES_EXCEEDED",
+            "{response}"
+        );
+    }
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_errors_are_capped_per_request() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    // 150 unknown fields, within every other limit: at most 100 errors plus a summary.
+    let document = format!(
+        "{{ me {{ {} }} }}",
+        (0..150)
+            .map(|i| format!("f{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let response = portal.query_as_carol(&document, json!({})).await?;
+    let errors = response["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 101, "{response}");
+    assert!(
+        errors[100]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("50 more")),
+        "{}",
+        errors[100]
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED")
+    );
+    portal.stop().await;
+    Ok(())
+}

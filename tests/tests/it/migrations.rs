@@ -23,3 +23,27 @@ async fn migrations_roll_back_and_apply_again() -> anyhow::Result<()> {
     test_db.cleanup().await;
     Ok(())
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_and_its_directory_are_private_to_the_owner() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("portal-perms-{}", uuid::Uuid::now_v7()));
+    let path = root.join("data").join("portal.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = portal::connect_and_migrate(&url, 2).await?;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    assert_eq!(mode(&root.join("data")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    let wal = root.join("data").join("portal.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+    db.close().await?;
+    std::fs::remove_dir_all(&root)?;
+    Ok(())
+}

@@ -42,6 +42,14 @@ async fn invalid_mutation_input_is_bad_user_input_and_writes_nothing() -> anyhow
             json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EUR", "openingBalance": "1.000001" }),
         ),
         (
+            "input.openingBalance",
+            json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EUR", "openingBalance": "99999999999999999999999999999" }),
+        ),
+        (
+            "input.openingBalance",
+            json!({ "ownerId": carol, "number": "ACME-0100", "name": "New", "currency": "EUR", "openingBalance": "twelve" }),
+        ),
+        (
             "input.ownerId",
             json!({ "ownerId": "not-an-id", "number": "ACME-0100", "name": "New", "currency": "EUR" }),
         ),

@@ -481,6 +481,25 @@ async fn introspection_is_authorized_only_when_configured() -> anyhow::Result<()
     assert!(answer["data"]["__schema"].is_null());
     let typename = as_roles(&checked, &["customer_user"], "{ __typename }").await?;
     assert_eq!(typename["data"]["__typename"], "Query", "{typename}");
+    // Roles the seed policies let introspect: integrators, and tenant admins (inherited
+    // by platform admins).
+    for role in ["integrator", "tenant_admin", "platform_admin"] {
+        let answer = as_roles(&checked, &[role], introspect).await?;
+        assert_eq!(
+            answer["data"]["__schema"]["queryType"]["name"], "Query",
+            "{role}: {answer}"
+        );
+    }
+    // Anonymous callers never introspect when it is checked.
+    let anonymous: serde_json::Value = checked
+        .http()
+        .post(&checked.endpoint)
+        .json(&serde_json::json!({ "query": introspect }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(anonymous["data"]["__schema"].is_null(), "{anonymous}");
     checked.stop().await;
     Ok(())
 }

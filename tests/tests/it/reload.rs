@@ -52,7 +52,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
         authentication: Authentication::anonymous_only().with_dev_headers(),
         limits: Limits::default(),
         subgraphs: SubgraphSettings::default(),
-        ide_headers: Vec::new(),
+        ide: None,
         authorizer: None,
         trusted_proxies: Vec::new(),
         override_labels: Default::default(),

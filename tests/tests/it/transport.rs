@@ -92,10 +92,7 @@ async fn http_transport_follows_graphql_over_http() -> anyhow::Result<()> {
         .await?;
     assert!(response.headers().contains_key("x-request-id"));
 
-    // A browser gets the IDE; the health endpoint answers.
-    let response = http.get(url).header("accept", "text/html").send().await?;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await?.contains("graphiql"));
+    // The health endpoint answers (the IDE is off by default: see below and demo.rs).
     let health = url.replace("/graphql", "/health");
     assert_eq!(http.get(&health).send().await?.status(), StatusCode::OK);
     portal.stop().await;
@@ -295,5 +292,54 @@ async fn without_configured_origins_no_page_elsewhere_may_call() -> anyhow::Resu
             .get("access-control-allow-origin")
             .is_none()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carrying_personal_data_are_never_cached_and_the_ide_is_off_by_default()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let signed_in = portal
+        .http()
+        .post(&portal.endpoint)
+        .header(
+            portal_gateway::auth::DEV_TENANT_HEADER,
+            portal.seed.tenant_id.to_string(),
+        )
+        .header(
+            portal_gateway::auth::DEV_USER_HEADER,
+            portal.seed.carol_id.to_string(),
+        )
+        .json(&json!({ "query": "{ me { displayName } }" }))
+        .send()
+        .await?;
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(&signed_in, "cache-control").as_deref(),
+        Some("no-store")
+    );
+    assert_eq!(
+        header(&signed_in, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    // The production default serves no IDE: a browser gets a GraphQL error, and no assets.
+    let page = portal
+        .http()
+        .get(&portal.endpoint)
+        .header("accept", "text/html")
+        .send()
+        .await?;
+    assert_eq!(page.status(), 400);
+    assert!(!page.text().await?.contains("<html"));
+    let asset_url = portal.endpoint.replace("/graphql", "/ide/graphiql.min.js");
+    let asset = portal.http().get(&asset_url).send().await?;
+    assert_eq!(asset.status(), 404);
+    portal.stop().await;
     Ok(())
 }

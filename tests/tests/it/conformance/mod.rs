@@ -259,7 +259,7 @@ impl Supergraph {
                 timeout: self.timeout,
                 ..SubgraphSettings::default()
             },
-            ide_headers: Vec::new(),
+            ide: None,
             authorizer: None,
             trusted_proxies: Vec::new(),
             override_labels: self.override_labels,
