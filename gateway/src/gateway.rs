@@ -55,6 +55,19 @@ impl Supergraph {
         &self.index
     }
 
+    /// Parses and validates `query` against the API schema within `limits`, selecting
+    /// `operation_name` (the checks a request gets before planning; for tooling and tests
+    /// that check documents without running them).
+    pub fn validate(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        limits: &Limits,
+    ) -> Result<(), Vec<crate::response::GraphQLError>> {
+        let document = crate::request::parse(query, limits.max_tokens).map_err(|e| vec![e])?;
+        crate::request::prepare(&self.api_schema, document, operation_name, limits).map(|_| ())
+    }
+
     /// Loads `sdl`: a supergraph from [`crate::compose::compose`] or from another composer
     /// (root types without `@join__type`, as Federation 1 composition writes them, are
     /// normalized first).

@@ -189,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
-            print_demo(&seed);
+            print_demo(&seed, false);
             Ok(())
         }
     }
@@ -286,7 +286,7 @@ async fn serve(
                     .context("reading demo data")?
                 {
                     Some(seed) => {
-                        print_demo(&seed);
+                        print_demo(&seed, true);
                         // The IDE starts out acting as Carol, so queries work at once.
                         options.ide = Some(vec![
                             ("x-portal-tenant-id".into(), seed.tenant_id.to_string()),
@@ -545,20 +545,61 @@ async fn watch_sessions_when_ready(
     }
 }
 
-fn print_demo(seed: &portal::seed::DemoSeed) {
-    println!("Demo data: act as a user by sending these headers:");
+/// Prints who the demo data lets you act as. `headers`: whether this process trusts the
+/// development identity headers (`serve --demo`); otherwise only signing in works.
+fn print_demo(seed: &portal::seed::DemoSeed, headers: bool) {
+    let users = [
+        (
+            "acme",
+            seed.tenant_id,
+            "alice@acme.example",
+            seed.alice_id,
+            "tenant_admin",
+        ),
+        (
+            "acme",
+            seed.tenant_id,
+            "bob@acme.example",
+            seed.bob_id,
+            "billing_admin",
+        ),
+        (
+            "acme",
+            seed.tenant_id,
+            "carol@acme.example",
+            seed.carol_id,
+            "customer_user",
+        ),
+        (
+            "globex",
+            seed.other_tenant_id,
+            "gina@globex.example",
+            seed.other_user_id,
+            "tenant_admin",
+        ),
+    ];
     println!(
-        "  alice (tenant_admin):  x-portal-tenant-id: {}  x-portal-user-id: {}",
-        seed.tenant_id, seed.alice_id
+        "Demo data: two tenants, acme ({}) and globex ({}).",
+        seed.tenant_id, seed.other_tenant_id
     );
     println!(
-        "  carol (customer_user): x-portal-tenant-id: {}  x-portal-user-id: {}",
-        seed.tenant_id, seed.carol_id
-    );
-    println!(
-        "or sign in (mutation signIn) to tenant `acme` as alice@acme.example, bob@acme.example \
-         or carol@acme.example with the password \"{}\" and send the access token as \
-         `Authorization: Bearer <token>`.",
+        "Sign in (mutation signIn, see README) with the password \"{}\" as:",
         portal::seed::DEMO_PASSWORD
     );
+    for (tenant, _, email, _, role) in users {
+        println!("  tenant {tenant:<7} {email:<22} ({role})");
+    }
+    if headers {
+        println!("or, in this --demo process only, act as a user by sending these three headers:");
+        for (_, tenant_id, email, user_id, role) in users {
+            println!(
+                "  {email:<22} x-portal-tenant-id: {tenant_id}  x-portal-user-id: {user_id}  x-portal-roles: {role}"
+            );
+        }
+    } else {
+        println!(
+            "(`portal serve --demo` also lets you act as them with x-portal-* headers; \
+             a server without --demo ignores those headers.)"
+        );
+    }
 }

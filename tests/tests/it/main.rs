@@ -8,6 +8,7 @@ mod batching;
 mod conformance;
 mod cross_tenant;
 mod demo;
+mod docs_examples;
 mod federation;
 mod isolation;
 mod limits;
