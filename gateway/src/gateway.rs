@@ -55,6 +55,12 @@ impl Supergraph {
         &self.index
     }
 
+    /// The API schema (the supergraph as clients see it: no federation internals, no
+    /// `@inaccessible` elements).
+    pub fn api_schema(&self) -> &SchemaDocument {
+        &self.api_schema
+    }
+
     /// Parses and validates `query` against the API schema within `limits`, selecting
     /// `operation_name` (the checks a request gets before planning; for tooling and tests
     /// that check documents without running them).

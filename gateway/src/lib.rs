@@ -23,6 +23,7 @@ pub mod reload;
 pub mod request;
 pub mod response;
 pub mod schema;
+pub mod schema_diff;
 pub mod subgraph;
 pub mod transport;
 pub mod variables;

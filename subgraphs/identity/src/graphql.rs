@@ -93,6 +93,10 @@ pub enum UserStatusGql {
     Active,
     /// Deactivated.
     Disabled,
+    /// No longer exists (erased, or unknown to identity): a tombstone that other
+    /// subgraphs' references resolve to, so a stale reference never breaks a list.
+    /// Never accepted as input.
+    Deleted,
 }
 
 impl From<UserStatus> for UserStatusGql {
@@ -105,12 +109,17 @@ impl From<UserStatus> for UserStatusGql {
     }
 }
 
-impl From<UserStatusGql> for UserStatus {
-    fn from(status: UserStatusGql) -> Self {
-        match status {
-            UserStatusGql::Invited => Self::Invited,
-            UserStatusGql::Active => Self::Active,
-            UserStatusGql::Disabled => Self::Disabled,
+impl UserStatusGql {
+    /// The stored status a client may set, or `BAD_USER_INPUT` naming `field`.
+    fn settable(self, field: &'static str) -> ApiResult<UserStatus> {
+        match self {
+            Self::Invited => Ok(UserStatus::Invited),
+            Self::Active => Ok(UserStatus::Active),
+            Self::Disabled => Ok(UserStatus::Disabled),
+            Self::Deleted => Err(ApiError::invalid(
+                field,
+                "DELETED is not a status a user can be given",
+            )),
         }
     }
 }
@@ -128,8 +137,8 @@ pub struct User {
     pub display_name: String,
     /// Lifecycle status.
     pub status: UserStatusGql,
-    /// When the user was created.
-    pub created_at: DateTime<Utc>,
+    /// When the user was created; null for a deleted user (a tombstone).
+    pub created_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     uuid: Uuid,
     #[graphql(skip)]
@@ -143,10 +152,32 @@ impl From<user::Model> for User {
             email: Some(row.email),
             display_name: row.display_name,
             status: UserStatus::from_db(&row.status).into(),
-            created_at: row.created_at,
+            created_at: Some(row.created_at),
             uuid: row.id,
             tenant_id: row.tenant_id,
         }
+    }
+}
+
+/// Name a deleted user is shown with.
+pub const DELETED_USER_NAME: &str = "Deleted user";
+
+impl User {
+    /// The tombstone of a user that no longer exists, as the caller's tenant sees it.
+    fn tombstone(id: Uuid, tenant_id: Uuid) -> Self {
+        Self {
+            id: ID(id.to_string()),
+            email: None,
+            display_name: DELETED_USER_NAME.to_owned(),
+            status: UserStatusGql::Deleted,
+            created_at: None,
+            uuid: id,
+            tenant_id,
+        }
+    }
+
+    fn is_tombstone(&self) -> bool {
+        self.status == UserStatusGql::Deleted
     }
 }
 
@@ -160,6 +191,9 @@ impl Node for User {
 impl User {
     /// Whether the user signs in with a second factor.
     async fn mfa_enabled(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        if self.is_tombstone() {
+            return Ok(false);
+        }
         crate::mfa::is_enabled(db(ctx)?, self.uuid).await
     }
 
@@ -170,6 +204,9 @@ impl User {
 
     /// Roles the user holds in its tenant.
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+        if self.is_tombstone() {
+            return Ok(Vec::new());
+        }
         let loader = registered::<BatchLoader<RolesOfUsers>>(ctx)?
             .load_one((self.tenant_id, self.uuid))
             .await?;
@@ -289,13 +326,21 @@ impl CoreQuery {
         Ok(rows.map(Role::from).into())
     }
 
-    /// Federation entity resolver for `User`: null outside the caller's tenant.
+    /// Federation entity resolver for `User`, which other subgraphs' references reach:
+    /// a user of the caller's tenant, or — for an id no user of that tenant has (erased,
+    /// deleted behind the API, or never one of its users) — a tombstone (`DELETED`,
+    /// "Deleted user"), so a stale reference reads as a deleted user instead of breaking
+    /// the list it appears in. Anonymous callers get null.
     #[graphql(entity)]
     async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
-        let Ok(id) = Uuid::parse_str(id.as_str()) else {
+        let (Ok(id), Some(tenant_id)) = (Uuid::parse_str(id.as_str()), actor(ctx).tenant_id) else {
             return Ok(None);
         };
-        load_user(ctx, id).await
+        Ok(Some(
+            load_user(ctx, id)
+                .await?
+                .unwrap_or_else(|| User::tombstone(id, tenant_id)),
+        ))
     }
 }
 
@@ -416,7 +461,10 @@ impl CoreMutation {
                 .display_name
                 .map(|name| input::text("input.displayName", &name, 200))
                 .transpose()?,
-            status: input.status.map(UserStatus::from),
+            status: input
+                .status
+                .map(|status| status.settable("input.status"))
+                .transpose()?,
         };
         Ok(
             store::update_user(db(ctx)?, actor(ctx), meta(ctx), id, changes)

@@ -19,6 +19,7 @@ mod mutations;
 mod policy;
 mod rbac;
 mod recovery;
+mod references;
 mod reload;
 mod robustness;
 mod schema_drift;

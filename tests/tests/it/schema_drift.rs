@@ -59,3 +59,43 @@ type Product @key(fields: "id", resolvable: false) { id: ID! name: String }"#
         "an unsatisfiable supergraph composed: {broken:?}"
     );
 }
+
+/// The `## Unreleased` section of `CHANGELOG.md`.
+fn unreleased_changelog() -> anyhow::Result<String> {
+    let changelog = std::fs::read_to_string(schema_dir().join("../CHANGELOG.md"))?;
+    let start = changelog
+        .find("\n## Unreleased\n")
+        .ok_or_else(|| anyhow::anyhow!("CHANGELOG.md has no `## Unreleased` section"))?;
+    let rest = &changelog[start + "\n## Unreleased\n".len()..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    Ok(rest[..end].to_owned())
+}
+
+#[test]
+fn every_breaking_change_since_the_last_release_is_acknowledged_in_the_changelog()
+-> anyhow::Result<()> {
+    use portal_gateway::gateway::{Limits, Supergraph};
+    let limits = Limits::default();
+    let load = |name: &str| -> anyhow::Result<Supergraph> {
+        let sdl = std::fs::read_to_string(schema_dir().join(name))?;
+        Ok(Supergraph::load(&sdl, &limits)?)
+    };
+    let released = load("released/supergraph.graphql")?;
+    let current = load("supergraph.graphql")?;
+    let changes =
+        portal_gateway::schema_diff::breaking_changes(released.api_schema(), current.api_schema());
+    let changelog = unreleased_changelog()?;
+    let unacknowledged: Vec<String> = changes
+        .iter()
+        .map(ToString::to_string)
+        .filter(|change| !changelog.contains(&format!("`{change}`")))
+        .collect();
+    assert!(
+        unacknowledged.is_empty(),
+        "breaking changes to the API since the last release (schema/released/) are not \
+         acknowledged under `## Unreleased` in CHANGELOG.md (deprecate first where possible; \
+         list each as a `code span`):\n{}",
+        unacknowledged.join("\n")
+    );
+    Ok(())
+}
