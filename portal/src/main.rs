@@ -369,8 +369,12 @@ async fn serve(
                 }
                 _ => None,
             };
-            let subgraph =
-                subgraphs::build(role.name(), &db, authenticator).context("unknown subgraph")?;
+            // References to other subgraphs' entities are checked over HTTP, signed.
+            let references = portal_kit::references::References::default();
+            let peers = portal::http_clients(&config.subgraph_urls(), &key)?;
+            subgraphs::register_owners(&references, |name| peers.get(name).cloned());
+            let subgraph = subgraphs::build(role.name(), &db, authenticator, &references)
+                .context("unknown subgraph")?;
             subgraph.router(key)
         }
     };
@@ -590,16 +594,16 @@ fn print_demo(seed: &portal::seed::DemoSeed, headers: bool) {
         println!("  tenant {tenant:<7} {email:<22} ({role})");
     }
     if headers {
-        println!("or, in this --demo process only, act as a user by sending these three headers:");
-        for (_, tenant_id, email, user_id, role) in users {
-            println!(
-                "  {email:<22} x-portal-tenant-id: {tenant_id}  x-portal-user-id: {user_id}  x-portal-roles: {role}"
-            );
-        }
+        println!("or, in this --demo process, act as a user by sending these three headers:");
     } else {
         println!(
-            "(`portal serve --demo` also lets you act as them with x-portal-* headers; \
-             a server without --demo ignores those headers.)"
+            "or act as a user by sending these three headers to a server started with --demo \
+             (one without --demo ignores them):"
+        );
+    }
+    for (_, tenant_id, email, user_id, role) in users {
+        println!(
+            "  {email:<22} x-portal-tenant-id: {tenant_id}  x-portal-user-id: {user_id}  x-portal-roles: {role}"
         );
     }
 }

@@ -16,6 +16,8 @@ use portal_gateway::subgraph::{
 };
 use portal_identity::Authenticator;
 use portal_kit::internal_token::InternalTokenKey;
+use portal_kit::references::{EntityOwner, References};
+use portal_kit::{Actor, RequestMeta};
 
 /// Subgraph names, in composition order.
 pub const NAMES: [&str; 5] = [
@@ -73,6 +75,7 @@ pub fn build(
     name: &str,
     db: &DatabaseConnection,
     authenticator: Option<Arc<Authenticator>>,
+    references: &References,
 ) -> Option<Subgraph> {
     match name {
         "identity" => {
@@ -81,22 +84,22 @@ pub fn build(
             Some(Subgraph::new("identity", schema, sdl))
         }
         "accounts" => {
-            let schema = portal_accounts::build_schema(db.clone());
+            let schema = portal_accounts::build_schema(db.clone(), references.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("accounts", schema, sdl))
         }
         "reports" => {
-            let schema = portal_reports::build_schema(db.clone());
+            let schema = portal_reports::build_schema(db.clone(), references.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("reports", schema, sdl))
         }
         "messages" => {
-            let schema = portal_messages::build_schema(db.clone());
+            let schema = portal_messages::build_schema(db.clone(), references.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("messages", schema, sdl))
         }
         "integrations" => {
-            let schema = portal_integrations::build_schema(db.clone());
+            let schema = portal_integrations::build_schema(db.clone(), references.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("integrations", schema, sdl))
         }
@@ -104,12 +107,69 @@ pub fn build(
     }
 }
 
-/// Builds all five subgraphs over `db`, in [`NAMES`] order.
+/// Builds all five subgraphs over `db`, in [`NAMES`] order; they check references to
+/// each other's entities in process.
 pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) -> Vec<Subgraph> {
-    NAMES
+    let references = References::default();
+    let subgraphs: Vec<Subgraph> = NAMES
         .iter()
-        .filter_map(|name| build(name, db, Some(authenticator.clone())))
-        .collect()
+        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references))
+        .collect();
+    register_owners(&references, |name| {
+        subgraphs
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.client.clone())
+    });
+    subgraphs
+}
+
+/// Which subgraph owns each entity type other subgraphs reference.
+pub const OWNERS: [(&str, &str); 2] = [("User", "identity"), ("Account", "accounts")];
+
+/// Registers, for each type in [`OWNERS`], the client `client_of` gives for its owner
+/// (in process, or HTTP with an internal token in process-per-role mode).
+pub fn register_owners(
+    references: &References,
+    client_of: impl Fn(&str) -> Option<Arc<dyn SubgraphClient>>,
+) {
+    for (typename, owner) in OWNERS {
+        if let Some(client) = client_of(owner) {
+            references.register(typename, Arc::new(OwnerClient(client)));
+        }
+    }
+}
+
+/// A reference check sent through a subgraph client, as the checking request's actor.
+struct OwnerClient(Arc<dyn SubgraphClient>);
+
+#[async_trait::async_trait]
+impl EntityOwner for OwnerClient {
+    async fn execute(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let serde_json::Value::Object(variables) = variables else {
+            return Err("variables must be an object".into());
+        };
+        let caller = Caller {
+            actor: actor.clone(),
+            meta: meta.clone(),
+        };
+        let request = SubgraphRequest {
+            query: query.to_owned(),
+            variables,
+        };
+        let response = self
+            .0
+            .execute(request, &caller)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(serde_json::json!({ "data": response.data, "errors": response.errors }))
+    }
 }
 
 /// Executes subgraph requests by calling the schema directly, passing the actor as data.

@@ -111,7 +111,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let stdout = String::from_utf8_lossy(&seeded.stdout);
     let carol = stdout
         .lines()
-        .find(|l| l.contains("carol"))
+        .find(|l| l.contains("carol") && l.contains("x-portal-user-id:"))
         .expect("seed prints carol");
     let tenant = value_after(carol, "x-portal-tenant-id:")
         .expect("tenant id")
@@ -283,7 +283,7 @@ async fn a_policy_change_reaches_a_second_gateway_process() -> anyhow::Result<()
     let line = |who: &str| {
         stdout
             .lines()
-            .find(|l| l.contains(who))
+            .find(|l| l.contains(who) && l.contains("x-portal-user-id:"))
             .map(str::to_owned)
             .unwrap_or_default()
     };

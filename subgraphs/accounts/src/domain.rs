@@ -3,7 +3,17 @@
 
 use rust_decimal::Decimal;
 
+use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
+
+/// A user an account may refer to: a user of the caller's tenant who is
+/// active or invited (not deactivated, not deleted).
+pub const CURRENT_USER: Referent = Referent {
+    typename: "User",
+    status_field: "status",
+    usable: &["ACTIVE", "INVITED"],
+    noun: "user",
+};
 
 /// Decimal places every amount is stored with.
 pub const MONEY_SCALE: u32 = 4;

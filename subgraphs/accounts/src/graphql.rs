@@ -11,11 +11,12 @@ use uuid::Uuid;
 
 use portal_entities::accounts::account;
 use portal_kit::ApiResult;
-use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::references::References;
 use portal_kit::scalars::{DecimalArg, SHARED_SCALARS};
 
 use crate::domain::{self, AccountStatus};
@@ -24,13 +25,15 @@ use crate::store;
 /// The accounts subgraph's executable schema.
 pub type AccountsSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection) -> AccountsSchema {
+/// Builds the schema over `db`, checking references to other subgraphs' entities through
+/// `references`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection, references: References) -> AccountsSchema {
     Schema::build_with_ignore_name_conflicts(Query, Mutation, EmptySubscription, SHARED_SCALARS)
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<AccountsById>(&db))
         .data(batch_loader::<AccountsByOwner>(&db))
+        .data(references)
         .data(db)
         .finish()
 }
@@ -259,6 +262,15 @@ impl Mutation {
                     .unwrap_or_default(),
             )?,
         };
+        references(ctx)?
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "input.ownerId",
+                &domain::CURRENT_USER,
+                &[new.owner_id],
+            )
+            .await?;
         Ok(store::create_account(db(ctx)?, actor(ctx), meta(ctx), new)
             .await?
             .into())

@@ -3,7 +3,17 @@
 //! types.
 
 use portal_kit::input;
+use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
+
+/// An account an external id may refer to: visible to the caller in its
+/// tenant (accounts' row rules apply) and open.
+pub const OPEN_ACCOUNT: Referent = Referent {
+    typename: "Account",
+    status_field: "status",
+    usable: &["OPEN"],
+    noun: "account",
+};
 
 /// Longest accepted integration name, in characters.
 pub const NAME_MAX: usize = 200;

@@ -31,3 +31,10 @@ pub fn db<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c DatabaseConnection> {
     ctx.data::<DatabaseConnection>()
         .map_err(|_| ApiError::internal("database missing from schema data"))
 }
+
+/// The owners of entities this subgraph references (schema data; see
+/// [`crate::references`]).
+pub fn references<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c crate::references::References> {
+    ctx.data::<crate::references::References>()
+        .map_err(|_| ApiError::internal("references missing from schema data"))
+}

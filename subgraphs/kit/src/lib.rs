@@ -20,6 +20,7 @@ pub mod loader;
 pub mod mail;
 pub mod pagination;
 pub mod policy;
+pub mod references;
 pub mod scalars;
 pub mod secret;
 pub mod serve;

@@ -5,7 +5,26 @@
 use uuid::Uuid;
 
 use portal_kit::input;
+use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
+
+/// A user a thread may refer to: a user of the caller's tenant who is
+/// active or invited (not deactivated, not deleted).
+pub const CURRENT_USER: Referent = Referent {
+    typename: "User",
+    status_field: "status",
+    usable: &["ACTIVE", "INVITED"],
+    noun: "user",
+};
+
+/// An account a thread may refer to: visible to the caller in its
+/// tenant (accounts' row rules apply) and open.
+pub const OPEN_ACCOUNT: Referent = Referent {
+    typename: "Account",
+    status_field: "status",
+    usable: &["OPEN"],
+    noun: "account",
+};
 
 /// Longest accepted thread subject, in characters.
 pub const SUBJECT_MAX: usize = 300;

@@ -3,7 +3,17 @@
 
 use serde_json::{Map, Value};
 
+use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
+
+/// An account a report may refer to: visible to the caller in its
+/// tenant (accounts' row rules apply) and open.
+pub const OPEN_ACCOUNT: Referent = Referent {
+    typename: "Account",
+    status_field: "status",
+    usable: &["OPEN"],
+    noun: "account",
+};
 
 /// Longest accepted report name, in characters.
 pub const NAME_MAX: usize = 200;

@@ -29,6 +29,18 @@ impl Fixture {
         Ok(Self { test_db, db, seed })
     }
 
+    /// References checked through the other subgraphs, in process.
+    fn references(&self) -> portal_kit::references::References {
+        let references = portal_kit::references::References::default();
+        let all = portal::subgraphs::build_all(&self.db, &portal_tests::authenticator(&self.db));
+        portal::subgraphs::register_owners(&references, |name| {
+            all.iter()
+                .find(|s| s.name == name)
+                .map(|s| s.client.clone())
+        });
+        references
+    }
+
     fn carol(&self) -> Actor {
         Actor::user(
             self.seed.carol_id,
@@ -66,15 +78,21 @@ const USER_ENTITIES: &str =
 async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
+    let unknown = Uuid::now_v7().to_string();
     let representations = json!({ "r": [
         { "__typename": "User", "id": fx.seed.carol_id.to_string() },
         { "__typename": "User", "id": fx.seed.other_user_id.to_string() },
-        { "__typename": "User", "id": Uuid::now_v7().to_string() },
+        { "__typename": "User", "id": unknown },
     ]});
     let response = run(&schema, &fx.carol(), USER_ENTITIES, representations).await;
+    // Another tenant's user and an unknown id read alike: a tombstone that tells nothing.
     assert_eq!(
         response["data"]["_entities"],
-        json!([{ "id": fx.seed.carol_id.to_string(), "email": "carol@acme.example" }, null, null])
+        json!([
+            { "id": fx.seed.carol_id.to_string(), "email": "carol@acme.example" },
+            { "id": fx.seed.other_user_id.to_string(), "email": null },
+            { "id": unknown, "email": null },
+        ])
     );
     fx.done().await;
     Ok(())
@@ -136,7 +154,7 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
 #[tokio::test]
 async fn accounts_contributes_user_accounts_for_entity_representations() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_accounts::build_schema(fx.db.clone());
+    let schema = portal_accounts::build_schema(fx.db.clone(), Default::default());
     let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { accounts { edges { node { number balance } } } } } }";
     let response = run(
         &schema,
@@ -166,7 +184,7 @@ async fn accounts_contributes_user_accounts_for_entity_representations() -> anyh
 #[tokio::test]
 async fn reports_creates_definitions_and_queues_runs() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_reports::build_schema(fx.db.clone());
+    let schema = portal_reports::build_schema(fx.db.clone(), Default::default());
     let create = r#"mutation { createReportDefinition(input: { name: "Weekly activity", kind: ACTIVITY, format: CSV, schedule: "0 7 * * 1", parameters: { days: 7 } }) { id name schedule parameters } }"#;
     let response = run(&schema, &fx.carol(), create, json!({})).await;
     let created = &response["data"]["createReportDefinition"];
@@ -204,7 +222,7 @@ async fn reports_creates_definitions_and_queues_runs() -> anyhow::Result<()> {
 #[tokio::test]
 async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_messages::build_schema(fx.db.clone());
+    let schema = portal_messages::build_schema(fx.db.clone(), Default::default());
     let alice = Actor::user(fx.seed.alice_id, fx.seed.tenant_id, vec![]);
     let bob = Actor::user(fx.seed.bob_id, fx.seed.tenant_id, vec![]);
     let create = "mutation { createThread(input: { subject: \"Private\", body: \"Just us\" }) { id messages { edges { node { id } } } } }";
@@ -242,7 +260,7 @@ async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Resu
 #[tokio::test]
 async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_integrations::build_schema(fx.db.clone());
+    let schema = portal_integrations::build_schema(fx.db.clone(), fx.references());
     let create = "mutation { createIntegration(input: { kind: BILLING, provider: \"chargebee\", name: \"Chargebee\" }) { id status } }";
     let response = run(&schema, &fx.carol(), create, json!({})).await;
     let integration = response["data"]["createIntegration"]["id"].clone();
@@ -250,7 +268,7 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
         response["data"]["createIntegration"]["status"], "ACTIVE",
         "{response}"
     );
-    let accounts = portal_accounts::build_schema(fx.db.clone());
+    let accounts = portal_accounts::build_schema(fx.db.clone(), Default::default());
     let list = run(
         &accounts,
         &fx.carol(),

@@ -10,12 +10,14 @@ use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema}
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use portal_kit::ApiError;
 use portal_kit::ApiResult;
-use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
+use portal_kit::references::References;
 
 use crate::domain::{self, IntegrationKind, IntegrationStatus};
 use crate::store;
@@ -30,14 +32,16 @@ pub use types::{
 /// The integrations subgraph's executable schema.
 pub type IntegrationsSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection) -> IntegrationsSchema {
+/// Builds the schema over `db`, checking references to other subgraphs' entities through
+/// `references`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection, references: References) -> IntegrationsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<IntegrationsById>(&db))
         .data(batch_loader::<WebhookEndpointsById>(&db))
         .data(batch_loader::<RefsByAccount>(&db))
+        .data(references)
         .data(db)
         .finish()
 }
@@ -275,6 +279,19 @@ impl Mutation {
             account_id: input::id("input.accountId", &input.account_id)?,
             external_id: domain::external_id("input.externalId", &input.external_id)?,
         };
+        // An integration of another tenant stays indistinguishable from a missing one.
+        load::<IntegrationsById>(ctx, new.integration_id)
+            .await?
+            .ok_or(ApiError::NotFound("integration"))?;
+        references(ctx)?
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "input.accountId",
+                &domain::OPEN_ACCOUNT,
+                &[new.account_id],
+            )
+            .await?;
         Ok(
             store::link_external_ref(db(ctx)?, actor(ctx), meta(ctx), new)
                 .await?

@@ -11,11 +11,12 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::{actor, db, meta};
+use portal_kit::context::{actor, db, meta, references};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load, load_page};
 use portal_kit::pagination::PageRequest;
+use portal_kit::references::References;
 
 use crate::domain::{self, ThreadStatus};
 use crate::store;
@@ -31,8 +32,9 @@ pub use types::{
 /// The messages subgraph's executable schema.
 pub type MessagesSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection) -> MessagesSchema {
+/// Builds the schema over `db`, checking references to other subgraphs' entities through
+/// `references`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection, references: References) -> MessagesSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
@@ -41,6 +43,7 @@ pub fn build_schema(db: DatabaseConnection) -> MessagesSchema {
         .data(batch_loader::<ParticipantsOfThreads>(&db))
         .data(batch_loader::<ThreadsByParticipant>(&db))
         .data(batch_loader::<MessagesByThread>(&db))
+        .data(references)
         .data(db)
         .finish()
 }
@@ -181,6 +184,26 @@ impl Mutation {
                 .transpose()?,
             participant_ids: domain::participants("input.participantIds", creator, &others)?,
         };
+        let references = references(ctx)?;
+        references
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "input.participantIds",
+                &domain::CURRENT_USER,
+                // The caller is the creator, always a participant: no need to ask about them.
+                &new.participant_ids[1..],
+            )
+            .await?;
+        references
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "input.accountId",
+                &domain::OPEN_ACCOUNT,
+                new.account_id.as_slice(),
+            )
+            .await?;
         Ok(store::create_thread(db(ctx)?, actor(ctx), meta(ctx), new)
             .await?
             .into())

@@ -14,11 +14,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use portal_kit::ApiResult;
-use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
+use portal_kit::references::References;
 
 use crate::domain::{self, ReportFormat, ReportKind};
 use crate::store;
@@ -33,8 +34,9 @@ pub use types::{
 /// The reports subgraph's executable schema.
 pub type ReportsSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema over `db`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection) -> ReportsSchema {
+/// Builds the schema over `db`, checking references to other subgraphs' entities through
+/// `references`; no socket needed (tests call `execute` directly).
+pub fn build_schema(db: DatabaseConnection, references: References) -> ReportsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
@@ -42,6 +44,7 @@ pub fn build_schema(db: DatabaseConnection) -> ReportsSchema {
         .data(batch_loader::<RunsById>(&db))
         .data(batch_loader::<DefinitionsByAccount>(&db))
         .data(batch_loader::<RunsByDefinition>(&db))
+        .data(references)
         .data(db)
         .finish()
 }
@@ -183,6 +186,15 @@ impl Mutation {
                 .map(|id| input::id("input.accountId", &id))
                 .transpose()?,
         };
+        references(ctx)?
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "input.accountId",
+                &domain::OPEN_ACCOUNT,
+                new.account_id.as_slice(),
+            )
+            .await?;
         Ok(
             store::create_definition(db(ctx)?, actor(ctx), meta(ctx), new)
                 .await?
