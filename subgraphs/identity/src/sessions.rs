@@ -26,7 +26,7 @@ use portal_kit::audit::AuditEvent;
 use portal_kit::secret::{DataKey, opaque_token, token_hash};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::{TENANT_ADMIN, UserStatus};
+use crate::domain::UserStatus;
 use crate::keys::KeyRing;
 use crate::{mfa, password, store, throttle};
 
@@ -844,16 +844,14 @@ impl Authenticator {
             .await
     }
 
-    /// Revokes all sessions of `user_id`, a user of the actor's tenant (tenant admins).
+    /// Revokes all sessions of `user_id`, a user of the actor's tenant (who may: the
+    /// policies' decision on `Mutation.revokeUserSessions`).
     pub async fn revoke_for_user(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         user_id: Uuid,
     ) -> ApiResult<u64> {
-        if !actor.has_role(TENANT_ADMIN) {
-            return Err(ApiError::Forbidden);
-        }
         let tenant_id = actor.tenant()?;
         store::user(&self.db, tenant_id, user_id).await?;
         self.revoke_user_sessions(

@@ -261,6 +261,7 @@ impl AccessClaims {
             tenant_id: Some(self.tid),
             roles: self.roles.clone(),
             session_id: Some(self.sid),
+            grants: Vec::new(),
         }
     }
 }

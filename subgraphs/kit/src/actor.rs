@@ -33,6 +33,11 @@ pub struct Actor {
     pub roles: Vec<String>,
     /// The session the request belongs to, when there is one.
     pub session_id: Option<Uuid>,
+    /// Grants the policies give this actor's roles in its tenant (see
+    /// [`crate::policy::GRANTS`]): decided by the gateway with the field decisions, and
+    /// consulted by subgraphs' row rules instead of role names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 impl Actor {
@@ -44,6 +49,7 @@ impl Actor {
             tenant_id: None,
             roles: Vec::new(),
             session_id: None,
+            grants: Vec::new(),
         }
     }
 
@@ -55,6 +61,7 @@ impl Actor {
             tenant_id: Some(tenant_id),
             roles,
             session_id: None,
+            grants: Vec::new(),
         }
     }
 
@@ -68,9 +75,9 @@ impl Actor {
         self.id.ok_or(ApiError::Unauthenticated)
     }
 
-    /// Whether the actor holds `role` in its tenant.
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+    /// Whether the policies give this actor `grant` (one of [`crate::policy::GRANTS`]).
+    pub fn has_grant(&self, grant: &str) -> bool {
+        self.grants.iter().any(|g| g == grant)
     }
 }
 

@@ -15,6 +15,46 @@ pub const AUTHENTICATED_ROLE: &str = "authenticated";
 /// The domain of rules that hold in every tenant.
 pub const ANY_DOMAIN: &str = "*";
 
+/// Prefix of policy objects that name a grant rather than a field coordinate.
+pub const GRANT_PREFIX: &str = "grant:";
+
+/// Read threads one does not take part in (staff who work the support queue).
+pub const THREADS_ALL: &str = "Thread.all";
+/// Read accounts one neither owns nor is a member of (staff).
+pub const ACCOUNTS_ALL: &str = "Account.all";
+/// Read report definitions others own (staff).
+pub const REPORTS_ALL: &str = "ReportDefinition.all";
+/// Write policy rules for every tenant, and grant what one does not hold (platform).
+pub const POLICIES_ALL_TENANTS: &str = "Policy.allTenants";
+
+/// Grants: powers beyond field coordinates that subgraphs' row rules consult. A policy
+/// gives one with a rule on the object `grant:<name>` and the action shown (e.g.
+/// `p, support_agent, *, grant:Thread.all, read, allow`); the gateway compiles them with
+/// the field decisions and passes them on with the actor, so subgraphs never decide by
+/// role name.
+pub const GRANTS: &[(&str, Action, &str)] = &[
+    (
+        THREADS_ALL,
+        Action::Read,
+        "read every thread of the tenant, not only those one takes part in",
+    ),
+    (
+        ACCOUNTS_ALL,
+        Action::Read,
+        "read every account of the tenant, not only those one owns or is a member of",
+    ),
+    (
+        REPORTS_ALL,
+        Action::Read,
+        "read every report definition of the tenant, not only one's own",
+    ),
+    (
+        POLICIES_ALL_TENANTS,
+        Action::Write,
+        "write policy rules for every tenant and grant beyond one's own rights",
+    ),
+];
+
 /// What a field coordinate is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
@@ -211,6 +251,19 @@ impl Policies {
             }
         }
         held
+    }
+
+    /// The grants (see [`GRANTS`]) holders of `held` (a closure) have in `domain`, sorted.
+    pub fn grants(&self, held: &BTreeSet<String>, domain: &str) -> Vec<String> {
+        let mut granted: Vec<String> = GRANTS
+            .iter()
+            .filter(|(name, action, _)| {
+                self.allows(held, domain, &format!("{GRANT_PREFIX}{name}"), *action)
+            })
+            .map(|(name, _, _)| (*name).to_owned())
+            .collect();
+        granted.sort();
+        granted
     }
 
     /// The rules that match a holder of `held` (a closure) in `domain` using

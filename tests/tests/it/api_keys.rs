@@ -41,7 +41,7 @@ async fn with_key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_act_with_their_roles_until_revoked() -> anyhow::Result<()> {
-    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let (alice, _, _) = session_of(&portal, "alice@acme.example").await?;
     let (carol, _, _) = session_of(&portal, "carol@acme.example").await?;
 

@@ -19,7 +19,7 @@ fn actions(response: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_changes_are_audited_and_admins_and_auditors_read_the_trail() -> anyhow::Result<()> {
-    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let seed = portal.seed.clone();
     let auditor = role::Entity::find()
         .filter(role::Column::TenantId.eq(seed.tenant_id))

@@ -531,3 +531,53 @@ async fn a_reloaded_supergraph_republishes_its_coordinates() -> anyhow::Result<(
     portal.stop().await;
     Ok(())
 }
+
+/// Who may call an operation is the policies' decision alone: an inherited role and a
+/// custom role granted through the policy API reach what the policies allow, with no
+/// subgraph second-guessing by role name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inherited_and_custom_roles_get_exactly_what_the_policies_allow() -> anyhow::Result<()> {
+    let portal = TestPortal::start_rbac(Mode::AllInOne, RbacMode::Filter).await?;
+    let audit = "{ auditEvents(first: 3) { edges { node { action } } } }";
+    // platform_admin inherits tenant_admin, which inherits auditor.
+    let platform = as_roles(&portal, &["platform_admin"], audit).await?;
+    assert!(platform.get("errors").is_none(), "{platform}");
+    assert!(platform["data"]["auditEvents"]["edges"].is_array(), "{platform}");
+
+    // A custom role the tenant admin creates and grants the audit trail to.
+    let created = as_admin(
+        &portal,
+        "mutation { createRole(input: { name: \"compliance_reviewer\", description: \"Reviews the trail\" }) { name } }",
+        json!({}),
+    )
+    .await?;
+    assert!(created.get("errors").is_none(), "{created}");
+    let before = as_roles(&portal, &["compliance_reviewer"], audit).await?;
+    assert_eq!(forbidden(&before)[0].0, "Query.auditEvents", "{before}");
+    for object in [
+        "Query.auditEvents",
+        "AuditEvent.*",
+        "AuditEventConnection.*",
+        "AuditEventEdge.*",
+    ] {
+        let added = as_admin(
+            &portal,
+            ADD,
+            json!({ "r": "compliance_reviewer", "o": object, "a": "READ", "e": "ALLOW" }),
+        )
+        .await?;
+        assert!(added.get("errors").is_none(), "{object}: {added}");
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let after = as_roles(&portal, &["compliance_reviewer"], audit).await?;
+        if after.get("errors").is_none() {
+            assert!(after["data"]["auditEvents"]["edges"].is_array(), "{after}");
+            break;
+        }
+        anyhow::ensure!(start.elapsed().as_secs() < 3, "never allowed: {after}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    portal.stop().await;
+    Ok(())
+}

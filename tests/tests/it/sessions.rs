@@ -25,7 +25,7 @@ use crate::auth_helpers::{
 const REFRESH: &str = "mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken refreshToken session { id } } }";
 
 async fn signs_in_and_acts_through_the_gateway(mode: Mode) -> anyhow::Result<()> {
-    let portal = TestPortal::start(mode).await?;
+    let portal = TestPortal::start_enforcing(mode).await?;
     let response = sign_in(&portal, "acme", " Carol@Acme.example ", DEMO_PASSWORD).await?;
     let payload = &response["data"]["signIn"]["auth"];
     assert_eq!(payload["user"]["email"], "carol@acme.example", "{response}");
@@ -257,7 +257,7 @@ async fn users_list_and_revoke_sessions_and_the_gateway_stops_them_within_second
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_revoke_sessions_and_deactivation_is_immediate() -> anyhow::Result<()> {
-    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let (alice, _, _) = session_of(&portal, "alice@acme.example").await?;
     let (carol, _, _) = session_of(&portal, "carol@acme.example").await?;
     let carol_id = portal.seed.carol_id.to_string();
@@ -304,7 +304,7 @@ async fn admins_revoke_sessions_and_deactivation_is_immediate() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_timeouts_end_idle_and_old_sessions() -> anyhow::Result<()> {
-    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let (alice, _, _) = session_of(&portal, "alice@acme.example").await?;
     let (carol, _, _) = session_of(&portal, "carol@acme.example").await?;
     let update = "mutation($i: Int, $a: Int) { updateTenant(input: { sessionIdleTimeoutSeconds: $i, sessionAbsoluteTimeoutSeconds: $a }) { sessionIdleTimeoutSeconds sessionAbsoluteTimeoutSeconds } }";

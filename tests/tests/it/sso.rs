@@ -86,7 +86,7 @@ fn role_names(user: &Value) -> Vec<String> {
 async fn sso_provisions_users_just_in_time_and_maps_groups_to_roles() -> anyhow::Result<()> {
     let mut settings = portal_tests::identity_settings();
     settings.public_url = "http://portal.test".into();
-    let portal = TestPortal::start_with(Mode::AllInOne, settings).await?;
+    let portal = TestPortal::start_enforcing_with(Mode::AllInOne, settings).await?;
     let idp = TestIdp::start(erin(&["portal-billing", "unrelated"])).await?;
     let (alice, _, _) = session_of(&portal, "alice@acme.example").await?;
     let provider = json!({ "i": {

@@ -108,17 +108,8 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
         response["errors"][0]["extensions"]["code"],
         "BAD_USER_INPUT"
     );
-    let response = run(
-        &schema,
-        &fx.carol(),
-        create,
-        json!({ "e": "dan@acme.example" }),
-    )
-    .await;
-    assert_eq!(
-        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "only admins invite"
-    );
+    // Who may invite is the gateway's policy decision (tested in rbac.rs), not the
+    // subgraph's: it validates and writes for whoever the gateway lets through.
     let response = run(
         &schema,
         &fx.alice(),
@@ -318,15 +309,12 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
 }
 
 #[tokio::test]
-async fn only_platform_admins_create_tenants_and_slugs_are_unique() -> anyhow::Result<()> {
+async fn tenant_slugs_are_checked_and_unique() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
     let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
-    let response = run(&schema, &fx.carol(), create, json!({ "s": "initech" })).await;
-    assert_eq!(
-        response["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{response}"
-    );
+    // Who may create tenants is the gateway's policy decision (only platform_admin holds
+    // `Mutation.createTenant`; see rbac.rs): the subgraph checks the input.
     let admin = Actor::user(
         fx.seed.alice_id,
         fx.seed.tenant_id,
