@@ -432,6 +432,12 @@ impl<'a> Execution<'a> {
                 None => mapped.push(self.subgraph_error(error, service, None)),
             }
         }
+        let explained: std::collections::HashSet<usize> = mapped
+            .iter()
+            .filter_map(|e| e.path.as_ref())
+            .flat_map(|p| targets.iter().filter(move |t| p.starts_with(&t.path)))
+            .map(|t| t.representation)
+            .collect();
         self.errors.lock().extend(mapped);
         let mut data = self.data.lock();
         for target in targets {
@@ -439,6 +445,13 @@ impl<'a> Execution<'a> {
                 continue;
             };
             if let Some(slot) = get_mut(&mut data, &target.path) {
+                if entity.is_null() && !explained.contains(&target.representation) {
+                    // Resolved to null without an error: the owner knows no such entity
+                    // (or not for this caller). Remembered for projection's error.
+                    if let Value::Object(object) = slot {
+                        object.insert(ABSENT_ENTITY.to_owned(), Value::Bool(true));
+                    }
+                }
                 deep_merge(self.index, slot, entity.clone());
             }
         }
@@ -662,6 +675,10 @@ pub fn deep_merge(index: &SchemaIndex, target: &mut Value, source: Value) {
         }
     }
 }
+
+/// Key marking an object whose entity fetch answered `null` without an error (no
+/// response key can contain the control character, so no client field collides).
+pub(crate) const ABSENT_ENTITY: &str = "\u{1}absent";
 
 fn get_mut<'v>(value: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
     let mut current = value;

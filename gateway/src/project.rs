@@ -38,6 +38,9 @@ pub struct Projection<'a> {
     errors: &'a mut Vec<GraphQLError>,
     local: Option<&'a dyn LocalFields>,
     denied: Option<&'a Decisions>,
+    /// Type of the innermost object being projected whose entity its owning subgraph
+    /// could not resolve (see [`crate::execute::ABSENT_ENTITY`]).
+    absent: Option<String>,
 }
 
 /// Marker: a null reached a non-null position and must propagate upwards.
@@ -60,6 +63,7 @@ impl<'a> Projection<'a> {
             errors,
             local,
             denied: None,
+            absent: None,
         }
     }
 
@@ -88,6 +92,23 @@ impl<'a> Projection<'a> {
     }
 
     fn object(
+        &mut self,
+        type_name: &str,
+        selection_sets: &[&'a SelectionSet],
+        data: &Map<String, Value>,
+        path: &mut Vec<PathSegment>,
+        is_root: bool,
+    ) -> Result<Value, NullPropagation> {
+        let absent = data
+            .contains_key(crate::execute::ABSENT_ENTITY)
+            .then(|| type_name.to_owned());
+        let outer = std::mem::replace(&mut self.absent, absent);
+        let projected = self.object_fields(type_name, selection_sets, data, path, is_root);
+        self.absent = outer;
+        projected
+    }
+
+    fn object_fields(
         &mut self,
         type_name: &str,
         selection_sets: &[&'a SelectionSet],
@@ -301,12 +322,19 @@ impl<'a> Projection<'a> {
             Some(p) => p.starts_with(path) || path.starts_with(p),
             None => e.code().is_some_and(|code| code.starts_with("SUBGRAPH_")),
         });
-        if !explained {
-            self.errors.push(
-                GraphQLError::new("cannot return null for a non-null field", "INTERNAL")
-                    .at(path.to_vec()),
-            );
+        if explained {
+            return;
         }
+        let error = match &self.absent {
+            // The subgraph owning this field could not resolve the entity it belongs to:
+            // nothing failed, the object does not exist (or not for this caller).
+            Some(type_name) => GraphQLError::new(
+                format!("the referenced `{type_name}` does not exist or is not visible to you"),
+                "NOT_FOUND",
+            ),
+            None => GraphQLError::new("cannot return null for a non-null field", "INTERNAL"),
+        };
+        self.errors.push(error.at(path.to_vec()));
     }
 
     /// CollectFields (GraphQL spec §6.3.2): the fields of `selection_set` that apply to

@@ -23,6 +23,7 @@ mod m0014_oidc;
 mod m0015_policies;
 mod m0016_policy_coordinates;
 mod m0017_email_changes;
+mod m0018_account_members;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_policies::Migration),
             Box::new(m0016_policy_coordinates::Migration),
             Box::new(m0017_email_changes::Migration),
+            Box::new(m0018_account_members::Migration),
         ]
     }
 }

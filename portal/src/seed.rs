@@ -171,6 +171,17 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
     let globex_main =
         create_account(&txn, globex, gina, "GLX-0001", "Main", "USD", 50_000_000).await?;
 
+    // Carol also sees Alice's operating account, which her welcome thread is about.
+    portal_entities::accounts::account_member::ActiveModel {
+        account_id: Set(operating),
+        user_id: Set(carol),
+        tenant_id: Set(acme),
+        added_by: Set(alice),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+
     for (account, owner) in [
         (operating, alice),
         (savings, carol),

@@ -2,6 +2,7 @@
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
 use rust_decimal::Decimal;
+use uuid::Uuid;
 
 use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
@@ -51,6 +52,29 @@ impl AccountStatus {
             "OPEN" => Self::Open,
             "CLOSED" => Self::Closed,
             _ => Self::Suspended,
+        }
+    }
+}
+
+/// Which accounts of a tenant a caller may see: every one (the `Account.all` grant), those
+/// it owns or is a member of, or none (no principal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// Every account of the tenant.
+    Everything,
+    /// Accounts this user owns or is a member of.
+    Member(Uuid),
+    /// No account.
+    Nobody,
+}
+
+impl Viewer {
+    /// Whether this viewer may see an account owned by `owner` with `members`.
+    pub fn sees(self, owner: Uuid, members: &[Uuid]) -> bool {
+        match self {
+            Self::Everything => true,
+            Self::Member(user) => owner == user || members.contains(&user),
+            Self::Nobody => false,
         }
     }
 }

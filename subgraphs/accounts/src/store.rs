@@ -5,19 +5,19 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_entities::accounts::account;
+use portal_entities::accounts::{account, account_member};
 use portal_kit::audit::AuditEvent;
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::AccountStatus;
+use crate::domain::{AccountStatus, Viewer};
 
 /// Validated fields of a new account.
 pub struct NewAccount {
@@ -61,14 +61,119 @@ pub async fn accounts_by_ids(
     rows_by_ids(db, in_tenant(tenant_id), account::Column::Id, ids).await
 }
 
-/// A page of the tenant's accounts.
+/// A page of the tenant's accounts `viewer` may see (see [`Viewer`]).
 pub async fn list_accounts(
     db: &DatabaseConnection,
     tenant_id: Uuid,
+    viewer: Viewer,
     page: PageRequest,
 ) -> ApiResult<Page<account::Model>> {
-    page.fetch(db, in_tenant(tenant_id), account::Column::Id)
+    let scoped = match viewer {
+        Viewer::Everything => in_tenant(tenant_id),
+        Viewer::Member(user_id) => {
+            let memberships = account_member::Entity::find()
+                .select_only()
+                .column(account_member::Column::AccountId)
+                .filter(account_member::Column::TenantId.eq(tenant_id))
+                .filter(account_member::Column::UserId.eq(user_id))
+                .into_query();
+            in_tenant(tenant_id).filter(
+                Condition::any()
+                    .add(account::Column::OwnerId.eq(user_id))
+                    .add(account::Column::Id.in_subquery(memberships)),
+            )
+        }
+        Viewer::Nobody => return Ok(page.page(Vec::new())),
+    };
+    page.fetch(db, scoped, account::Column::Id).await
+}
+
+/// The members (besides the owner) of each of `account_ids`, in the order they were added,
+/// in one query.
+pub async fn members_of_accounts(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, Vec<Uuid>>> {
+    let rows = account_member::Entity::find()
+        .filter(account_member::Column::TenantId.eq(tenant_id))
+        .filter(account_member::Column::AccountId.is_in(account_ids))
+        .order_by_asc(account_member::Column::CreatedAt)
+        .order_by_asc(account_member::Column::UserId)
+        .all(db)
         .await
+        .map_err(ApiError::from_db)?;
+    let mut by_account: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for row in rows {
+        by_account
+            .entry(row.account_id)
+            .or_default()
+            .push(row.user_id);
+    }
+    Ok(by_account)
+}
+
+/// Makes `user_id` a member of the account `account_id` of the actor's tenant (`CONFLICT`
+/// when it already is one, or owns it); audited.
+pub async fn add_member(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<account::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let found = account(&txn, tenant_id, account_id).await?;
+    if found.owner_id == user_id {
+        return Err(ApiError::Conflict("the user owns this account".into()));
+    }
+    account_member::ActiveModel {
+        account_id: Set(account_id),
+        user_id: Set(user_id),
+        tenant_id: Set(tenant_id),
+        added_by: Set(actor.principal()?),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("account.member.add", "account", account_id)
+        .with_details(json!({ "userId": user_id }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(found)
+}
+
+/// Ends `user_id`'s membership of the account `account_id` of the actor's tenant
+/// (`NOT_FOUND` when there is none); audited.
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<account::Model> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let found = account(&txn, tenant_id, account_id).await?;
+    let removed = account_member::Entity::delete_many()
+        .filter(account_member::Column::TenantId.eq(tenant_id))
+        .filter(account_member::Column::AccountId.eq(account_id))
+        .filter(account_member::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if removed.rows_affected == 0 {
+        return Err(ApiError::NotFound("account member"));
+    }
+    AuditEvent::success("account.member.remove", "account", account_id)
+        .with_details(json!({ "userId": user_id }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(found)
 }
 
 /// The same page of accounts for each of `owner_ids`, in one query.

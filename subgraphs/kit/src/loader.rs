@@ -260,6 +260,22 @@ pub async fn load<Q: FetchByIds>(ctx: &Context<'_>, id: Uuid) -> ApiResult<Optio
         .await
 }
 
+/// The values of `ids` in the caller's tenant (those found), in one batch through the
+/// schema's `DataLoader<BatchLoader<Q>>`; `UNAUTHENTICATED` without a tenant.
+pub async fn load_many<Q: FetchByIds>(
+    ctx: &Context<'_>,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<std::collections::HashMap<Uuid, Q::Value>> {
+    let tenant_id = tenant(ctx)?;
+    let found = registered::<BatchLoader<Q>>(ctx)?
+        .load_many(ids.into_iter().map(|id| (tenant_id, id)))
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|((_, id), value)| (id, value))
+        .collect())
+}
+
 /// The schema's `DataLoader<L>`, or `INTERNAL` (logged) when the schema forgot to register
 /// it — a coding mistake that must not panic a request.
 pub fn registered<'c, L: Send + Sync + 'static>(

@@ -88,6 +88,11 @@ pub fn participants(field: &'static str, creator: Uuid, others: &[Uuid]) -> ApiR
     Ok(all)
 }
 
+/// Whether `user` takes part in a thread with `participants`.
+pub fn takes_part(user: Uuid, participants: &[Uuid]) -> bool {
+    participants.contains(&user)
+}
+
 /// Whether someone may post to a thread: participants only (`FORBIDDEN` otherwise), and
 /// only while it is open (`CONFLICT` otherwise).
 pub fn may_post(is_participant: bool, status: ThreadStatus) -> ApiResult<()> {

@@ -74,14 +74,18 @@ pub async fn definitions_by_ids(
     .await
 }
 
-/// A page of the tenant's report definitions.
+/// A page of the tenant's report definitions, only those `owner` owns when given.
 pub async fn list_definitions(
     db: &DatabaseConnection,
     tenant_id: Uuid,
+    owner: Option<Uuid>,
     page: PageRequest,
 ) -> ApiResult<Page<report_definition::Model>> {
-    page.fetch(db, definitions_in(tenant_id), report_definition::Column::Id)
-        .await
+    let mut scoped = definitions_in(tenant_id);
+    if let Some(owner) = owner {
+        scoped = scoped.filter(report_definition::Column::OwnerId.eq(owner));
+    }
+    page.fetch(db, scoped, report_definition::Column::Id).await
 }
 
 /// The same page of report definitions for each of `account_ids`, in one query.

@@ -22,6 +22,7 @@ mod recovery;
 mod references;
 mod reload;
 mod robustness;
+mod row_rules;
 mod schema_drift;
 mod sessions;
 mod sso;

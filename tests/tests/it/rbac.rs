@@ -542,7 +542,10 @@ async fn inherited_and_custom_roles_get_exactly_what_the_policies_allow() -> any
     // platform_admin inherits tenant_admin, which inherits auditor.
     let platform = as_roles(&portal, &["platform_admin"], audit).await?;
     assert!(platform.get("errors").is_none(), "{platform}");
-    assert!(platform["data"]["auditEvents"]["edges"].is_array(), "{platform}");
+    assert!(
+        platform["data"]["auditEvents"]["edges"].is_array(),
+        "{platform}"
+    );
 
     // A custom role the tenant admin creates and grants the audit trail to.
     let created = as_admin(

@@ -88,7 +88,7 @@ async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_u
     use portal_entities::accounts::account;
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     for mode in [Mode::AllInOne, Mode::Distributed] {
-        let portal = TestPortal::start(mode).await?;
+        let portal = TestPortal::start_enforcing(mode).await?;
         let gina = portal.seed.other_user_id.to_string();
         let nobody = uuid::Uuid::now_v7().to_string();
         let carol = portal.seed.carol_id.to_string();
@@ -180,5 +180,45 @@ async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_u
         assert!(ok.get("errors").is_none(), "{mode:?}: {ok}");
         portal.stop().await;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_gone_behind_the_api_reads_as_null_with_a_not_found_error() -> anyhow::Result<()>
+{
+    use portal_entities::accounts::account;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let payroll: uuid::Uuid = account_id(&portal, "ACME-0003").await?.parse()?;
+    account::Entity::delete_by_id(payroll)
+        .exec(&portal.db)
+        .await?;
+    // Carol's thread about her payroll account still lists, without the account.
+    let listed = portal
+        .query_with_roles(
+            portal.seed.tenant_id,
+            portal.seed.carol_id,
+            &["customer_user"],
+            "{ threads { edges { node { subject account { number } } } } }",
+            json!({}),
+        )
+        .await?;
+    let edges = listed["data"]["threads"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let invoice = edges
+        .iter()
+        .find(|e| e["node"]["subject"] == "Question about an invoice")
+        .ok_or_else(|| anyhow::anyhow!("thread missing: {listed}"))?;
+    assert!(invoice["node"]["account"].is_null(), "{listed}");
+    let errors = listed["errors"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !errors.is_empty()
+            && errors
+                .iter()
+                .all(|e| e["extensions"]["code"] == "NOT_FOUND"),
+        "{listed}"
+    );
+    portal.stop().await;
     Ok(())
 }

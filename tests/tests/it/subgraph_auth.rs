@@ -67,7 +67,7 @@ async fn subgraphs_refuse_requests_that_do_not_come_from_the_gateway() -> anyhow
         response["data"]["accounts"]["edges"]
             .as_array()
             .map(Vec::len),
-        Some(4)
+        Some(3)
     );
     portal.stop().await;
     Ok(())

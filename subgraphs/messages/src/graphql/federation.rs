@@ -22,7 +22,7 @@ impl User {
         self.key_id()
     }
 
-    /// Threads the user takes part in, oldest first.
+    /// Threads the user takes part in that the caller may read, oldest first.
     async fn threads(
         &self,
         ctx: &Context<'_>,
@@ -33,7 +33,9 @@ impl User {
         let Some(user) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
-        let found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
+        let mut found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
+        // Another user's threads: only those the caller may read too.
+        found.items = super::visibility::readable_threads(ctx, found.items).await?;
         Ok(found.map(Thread::from).into())
     }
 }

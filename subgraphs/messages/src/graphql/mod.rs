@@ -5,21 +5,23 @@
 mod federation;
 mod loaders;
 mod types;
+mod visibility;
 
 use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
-use portal_kit::loader::{batch_loader, load, load_page};
+use portal_kit::loader::{batch_loader, load_page};
 use portal_kit::pagination::PageRequest;
 use portal_kit::references::References;
+use portal_kit::{ApiError, ApiResult};
 
 use crate::domain::{self, ThreadStatus};
 use crate::store;
+use visibility::{load_readable_message, load_readable_thread};
 
 pub use federation::{Account, User};
 pub use loaders::{
@@ -110,11 +112,11 @@ impl Query {
 }
 
 async fn load_thread(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Thread>> {
-    Ok(load::<ThreadsById>(ctx, id).await?.map(Thread::from))
+    Ok(load_readable_thread(ctx, id).await?.map(Thread::from))
 }
 
 async fn load_message(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Message>> {
-    Ok(load::<MessagesById>(ctx, id).await?.map(Message::from))
+    Ok(load_readable_message(ctx, id).await?.map(Message::from))
 }
 
 /// Input of `createThread`.
@@ -217,6 +219,9 @@ impl Mutation {
         input: UpdateThreadInput,
     ) -> ApiResult<Thread> {
         let id = input::id("id", &id)?;
+        if load_readable_thread(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
         let changes = store::ThreadChanges {
             subject: input
                 .subject

@@ -22,7 +22,7 @@ impl Account {
         self.key_id()
     }
 
-    /// Report definitions about this account, oldest first.
+    /// Report definitions about this account that the caller may read, oldest first.
     async fn reports(
         &self,
         ctx: &Context<'_>,
@@ -33,7 +33,8 @@ impl Account {
         let Some(account) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
-        let found = load_page::<DefinitionsByAccount>(ctx, account, page).await?;
+        let mut found = load_page::<DefinitionsByAccount>(ctx, account, page).await?;
+        found.items = super::visibility::readable(ctx, found.items);
         Ok(found.map(ReportDefinition::from).into())
     }
 }

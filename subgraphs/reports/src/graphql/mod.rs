@@ -5,6 +5,7 @@
 mod federation;
 mod loaders;
 mod types;
+mod visibility;
 
 use async_graphql::{
     Context, EmptySubscription, ID, InputObject, Json, MaybeUndefined, Object, Schema,
@@ -17,7 +18,7 @@ use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
-use portal_kit::loader::{batch_loader, load};
+use portal_kit::loader::batch_loader;
 use portal_kit::pagination::PageRequest;
 use portal_kit::references::References;
 
@@ -54,7 +55,8 @@ pub struct Query;
 
 #[Object]
 impl Query {
-    /// One report definition of the caller's tenant, or null.
+    /// One report definition of the caller's tenant that the caller may read (its own;
+    /// staff: any), or null.
     async fn report_definition(
         &self,
         ctx: &Context<'_>,
@@ -64,7 +66,8 @@ impl Query {
         load_definition(ctx, id).await
     }
 
-    /// Report definitions of the caller's tenant, oldest first.
+    /// Report definitions of the caller's tenant that the caller may read (its own;
+    /// staff: all), oldest first.
     async fn report_definitions(
         &self,
         ctx: &Context<'_>,
@@ -72,7 +75,8 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<ReportDefinitionConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_definitions(db(ctx)?, tenant_of(ctx)?, page).await?;
+        let owner = visibility::owner_scope(ctx);
+        let rows = store::list_definitions(db(ctx)?, tenant_of(ctx)?, owner, page).await?;
         Ok(rows.map(ReportDefinition::from).into())
     }
 
@@ -122,12 +126,13 @@ impl Query {
 }
 
 async fn load_definition(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportDefinition>> {
-    let found = load::<DefinitionsById>(ctx, id).await?;
+    let found = visibility::load_readable_definition(ctx, id).await?;
     Ok(found.map(ReportDefinition::from))
 }
 
 async fn load_run(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ReportRun>> {
-    Ok(load::<RunsById>(ctx, id).await?.map(ReportRun::from))
+    let found = visibility::load_readable_run(ctx, id).await?;
+    Ok(found.map(ReportRun::from))
 }
 
 /// Input of `createReportDefinition`.
@@ -210,6 +215,7 @@ impl Mutation {
         input: UpdateReportDefinitionInput,
     ) -> ApiResult<ReportDefinition> {
         let id = input::id("id", &id)?;
+        visibility::require_readable_definition(ctx, id).await?;
         let schedule = match input.schedule {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -239,6 +245,7 @@ impl Mutation {
         definition_id: ID,
     ) -> ApiResult<ReportRun> {
         let definition_id = input::id("definitionId", &definition_id)?;
+        visibility::require_readable_definition(ctx, definition_id).await?;
         let run = store::request_run(db(ctx)?, actor(ctx), meta(ctx), definition_id).await?;
         Ok(run.into())
     }

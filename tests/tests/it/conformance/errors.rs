@@ -291,6 +291,8 @@ async fn a_missing_entity_without_an_error_still_gets_an_error_at_the_null_non_n
     assert_eq!(errors.len(), 1, "{response}");
     assert_json(&errors[0]["path"], json!(["product", "rating"]));
     assert!(errors[0]["message"].is_string(), "{response}");
+    // Nothing failed: the owner of `rating` knows no such product.
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{response}");
     Ok(())
 }
 

@@ -1,26 +1,33 @@
 //! Accounts' GraphQL surface: `Account @key(fields: "id")`, the `User.accounts` field it
 //! contributes to identity's `User`, and the account queries and mutations.
+//!
+//! Row rule, on every path (by id, list, entity reference, `User.accounts`, updates): a
+//! caller sees an account it owns or is a member of, or — with the `Account.all` grant the
+//! policies give staff — every account of its tenant. Another account reads as missing.
 
-use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, Object, Schema, SimpleObject,
-};
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
+mod types;
+
+use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_entities::accounts::account;
-use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
-use portal_kit::loader::{batch_loader, load, load_page};
-use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::loader::batch_loader;
+use portal_kit::pagination::PageRequest;
 use portal_kit::references::References;
 use portal_kit::scalars::{DecimalArg, SHARED_SCALARS};
+use portal_kit::{ApiError, ApiResult};
 
 use crate::domain::{self, AccountStatus};
 use crate::store;
+
+pub use types::{
+    Account, AccountConnection, AccountEdge, AccountStatusGql, AccountsById, AccountsByOwner,
+    MembersOfAccounts, User,
+};
+use types::{load_visible, viewer};
 
 /// The accounts subgraph's executable schema.
 pub type AccountsSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -33,154 +40,25 @@ pub fn build_schema(db: DatabaseConnection, references: References) -> AccountsS
         .extension(MaskInternalErrors)
         .data(batch_loader::<AccountsById>(&db))
         .data(batch_loader::<AccountsByOwner>(&db))
+        .data(batch_loader::<MembersOfAccounts>(&db))
         .data(references)
         .data(db)
         .finish()
 }
-
-/// Lifecycle of an account.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "AccountStatus")]
-pub enum AccountStatusGql {
-    /// In use.
-    Open,
-    /// Temporarily blocked.
-    Suspended,
-    /// Closed for good.
-    Closed,
-}
-
-impl From<AccountStatus> for AccountStatusGql {
-    fn from(status: AccountStatus) -> Self {
-        match status {
-            AccountStatus::Open => Self::Open,
-            AccountStatus::Suspended => Self::Suspended,
-            AccountStatus::Closed => Self::Closed,
-        }
-    }
-}
-
-impl From<AccountStatusGql> for AccountStatus {
-    fn from(status: AccountStatusGql) -> Self {
-        match status {
-            AccountStatusGql::Open => Self::Open,
-            AccountStatusGql::Suspended => Self::Suspended,
-            AccountStatusGql::Closed => Self::Closed,
-        }
-    }
-}
-
-/// A customer account.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct Account {
-    /// Stable id.
-    pub id: ID,
-    /// Account number, unique within the tenant.
-    pub number: String,
-    /// Display name.
-    pub name: String,
-    /// Lifecycle status.
-    pub status: AccountStatusGql,
-    /// ISO 4217 currency code.
-    pub currency: String,
-    /// Current balance, exact to four decimal places. Nullable: roles without business
-    /// reading balances get `null` (with a `FORBIDDEN` error) instead of losing the account.
-    pub balance: Option<Decimal>,
-    /// When the account was opened.
-    pub created_at: DateTime<Utc>,
-    /// When the account last changed.
-    pub updated_at: DateTime<Utc>,
-    #[graphql(skip)]
-    uuid: Uuid,
-    #[graphql(skip)]
-    owner_id: Uuid,
-}
-
-impl From<account::Model> for Account {
-    fn from(row: account::Model) -> Self {
-        Self {
-            id: ID(row.id.to_string()),
-            number: row.number,
-            name: row.name,
-            status: AccountStatus::from_db(&row.status).into(),
-            currency: row.currency,
-            balance: Some(domain::amount_from_e4(row.balance_e4)),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            uuid: row.id,
-            owner_id: row.owner_id,
-        }
-    }
-}
-
-impl Node for Account {
-    fn cursor_id(&self) -> Uuid {
-        self.uuid
-    }
-}
-
-#[ComplexObject]
-impl Account {
-    /// The user who owns the account (resolved by the identity subgraph).
-    async fn owner(&self) -> User {
-        User::stub(self.owner_id)
-    }
-}
-
-portal_kit::connection!(AccountConnection, AccountEdge, Account);
-
-portal_kit::entity_key!(
-    /// Identity's `User`, extended with the accounts the user owns.
-    User
-);
-
-#[Object]
-impl User {
-    /// Stable id (the key shared with identity).
-    async fn id(&self) -> &ID {
-        self.key_id()
-    }
-
-    /// Accounts the user owns, oldest first.
-    async fn accounts(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> ApiResult<AccountConnection> {
-        let page = PageRequest::parse(first, after.as_deref())?;
-        let Some(owner) = self.key() else {
-            return Ok(page.page(Vec::new()).into());
-        };
-        let found = load_page::<AccountsByOwner>(ctx, owner, page).await?;
-        Ok(found.map(Account::from).into())
-    }
-}
-
-portal_kit::fetch_by_ids!(
-    /// Account lookups by `(tenant, id)`, batched into one query per tenant.
-    pub AccountsById: account::Model = store::accounts_by_ids
-);
-
-portal_kit::fetch_pages!(
-    /// `User.accounts` for many users (an `_entities` call), batched into one query per
-    /// distinct `(tenant, page request)`.
-    pub AccountsByOwner: account::Model = store::pages_by_owner
-);
 
 /// Accounts queries.
 pub struct Query;
 
 #[Object]
 impl Query {
-    /// One account of the caller's tenant, or null.
+    /// One account of the caller's tenant that the caller may see, or null.
     async fn account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Account>> {
         let id = input::id("id", &id)?;
-        load_account(ctx, id).await
+        Ok(load_visible(ctx, id).await?.map(Account::from))
     }
 
-    /// Accounts of the caller's tenant, oldest first.
+    /// Accounts of the caller's tenant that the caller may see (those it owns or is a
+    /// member of; staff: all), oldest first.
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -188,17 +66,18 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<AccountConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, page).await?;
+        let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, viewer(ctx), page).await?;
         Ok(rows.map(Account::from).into())
     }
 
-    /// Federation entity resolver for `Account`: null outside the caller's tenant.
+    /// Federation entity resolver for `Account`: null outside the caller's tenant and for
+    /// accounts the caller may not see.
     #[graphql(entity)]
     async fn find_account_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Account>> {
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
-        load_account(ctx, id).await
+        Ok(load_visible(ctx, id).await?.map(Account::from))
     }
 
     /// Federation entity resolver for `User` (only the key is known here).
@@ -206,10 +85,6 @@ impl Query {
     async fn find_user_by_id(&self, id: ID) -> User {
         User::from_key(id)
     }
-}
-
-async fn load_account(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<Account>> {
-    Ok(load::<AccountsById>(ctx, id).await?.map(Account::from))
 }
 
 /// Input of `createAccount`.
@@ -276,7 +151,7 @@ impl Mutation {
             .into())
     }
 
-    /// Renames an account or changes its status.
+    /// Renames an account the caller may see, or changes its status.
     async fn update_account(
         &self,
         ctx: &Context<'_>,
@@ -291,10 +166,63 @@ impl Mutation {
                 .transpose()?,
             status: input.status.map(AccountStatus::from),
         };
+        require_visible(ctx, id).await?;
         Ok(
             store::update_account(db(ctx)?, actor(ctx), meta(ctx), id, changes)
                 .await?
                 .into(),
         )
     }
+
+    /// Lets a user of the tenant see an account (and what hangs off it: reports, threads
+    /// about it, external references) besides its owner.
+    async fn add_account_member(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        user_id: ID,
+    ) -> ApiResult<Account> {
+        let account_id = input::id("accountId", &account_id)?;
+        let user_id = input::id("userId", &user_id)?;
+        require_visible(ctx, account_id).await?;
+        references(ctx)?
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "userId",
+                &domain::CURRENT_USER,
+                &[user_id],
+            )
+            .await?;
+        Ok(
+            store::add_member(db(ctx)?, actor(ctx), meta(ctx), account_id, user_id)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Ends a user's membership of an account.
+    async fn remove_account_member(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        user_id: ID,
+    ) -> ApiResult<Account> {
+        let account_id = input::id("accountId", &account_id)?;
+        let user_id = input::id("userId", &user_id)?;
+        require_visible(ctx, account_id).await?;
+        Ok(
+            store::remove_member(db(ctx)?, actor(ctx), meta(ctx), account_id, user_id)
+                .await?
+                .into(),
+        )
+    }
+}
+
+/// `NOT_FOUND` unless the caller may see the account `id`.
+async fn require_visible(ctx: &Context<'_>, id: Uuid) -> ApiResult<()> {
+    load_visible(ctx, id)
+        .await?
+        .map(|_| ())
+        .ok_or(ApiError::NotFound("account"))
 }
