@@ -89,7 +89,8 @@ impl LocalFields for Introspection {
     }
 }
 
-fn type_definition_name(ty: &TypeDefinition) -> &str {
+/// The name a type definition declares.
+pub(crate) fn type_definition_name(ty: &TypeDefinition) -> &str {
     match ty {
         TypeDefinition::Scalar(t) => &t.name,
         TypeDefinition::Object(t) => &t.name,

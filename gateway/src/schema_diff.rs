@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::introspection::type_definition_name;
 use graphql_tools::static_graphql::schema::{
     Definition, Document, InputValue, Type, TypeDefinition,
 };
@@ -82,22 +83,11 @@ fn types(document: &Document) -> BTreeMap<&str, &TypeDefinition> {
         .definitions
         .iter()
         .filter_map(|d| match d {
-            Definition::TypeDefinition(t) => Some((name_of(t), t)),
+            Definition::TypeDefinition(t) => Some((type_definition_name(t), t)),
             _ => None,
         })
         .filter(|(name, _)| !name.starts_with("__"))
         .collect()
-}
-
-fn name_of(t: &TypeDefinition) -> &str {
-    match t {
-        TypeDefinition::Scalar(t) => &t.name,
-        TypeDefinition::Object(t) => &t.name,
-        TypeDefinition::Interface(t) => &t.name,
-        TypeDefinition::Union(t) => &t.name,
-        TypeDefinition::Enum(t) => &t.name,
-        TypeDefinition::InputObject(t) => &t.name,
-    }
 }
 
 fn kind_of(t: &TypeDefinition) -> &'static str {
