@@ -101,7 +101,9 @@ pub fn prepare(
         }
     }
     let plan = default_rules_validation_plan();
-    let errors = validate(schema, &document, &plan);
+    let mut errors = validate(schema, &document, &plan);
+    // The validator lets any `__`-prefixed field through as a meta field; only three exist.
+    errors.extend(unknown_meta_fields(&document));
     if !errors.is_empty() {
         let total = errors.len();
         let mut reported: Vec<GraphQLError> = errors
@@ -173,6 +175,44 @@ pub fn prepare(
         kind,
         name,
     })
+}
+
+/// Fields named like meta fields that GraphQL does not have (`__typenam`, `__foo`), which
+/// the validation rules let through; reported like any unknown field.
+fn unknown_meta_fields(
+    document: &Document,
+) -> Vec<graphql_tools::validation::utils::ValidationError> {
+    fn walk(
+        selection_set: &SelectionSet,
+        out: &mut Vec<graphql_tools::validation::utils::ValidationError>,
+    ) {
+        use graphql_tools::static_graphql::query::Selection;
+        for selection in &selection_set.items {
+            match selection {
+                Selection::Field(field) => {
+                    let known = matches!(field.name.as_str(), "__typename" | "__schema" | "__type");
+                    if field.name.starts_with("__") && !known {
+                        out.push(graphql_tools::validation::utils::ValidationError {
+                            locations: vec![field.position],
+                            message: format!("Cannot query field \"{}\".", field.name),
+                            error_code: "FieldsOnCorrectType",
+                        });
+                    }
+                    walk(&field.selection_set, out);
+                }
+                Selection::InlineFragment(inline) => walk(&inline.selection_set, out),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for definition in &document.definitions {
+        match definition {
+            Definition::Operation(op) => walk(selection_set(op), &mut out),
+            Definition::Fragment(fragment) => walk(&fragment.selection_set, &mut out),
+        }
+    }
+    out
 }
 
 fn fragments_of(document: &Document) -> HashMap<&str, &FragmentDefinition> {

@@ -383,7 +383,12 @@ async fn serve(
         .with_context(|| format!("binding {addr}"))?;
     let name = role.map_or("portal (all-in-one)", Role::name);
     tracing::info!("{name} listening; GraphQL endpoint: http://{addr}/graphql");
-    println!("GraphQL endpoint (and IDE in a browser): http://{addr}/graphql");
+    let ide_on = role.is_none_or(|r| matches!(r, Role::Gateway)) && (demo || config.gateway.ide);
+    if ide_on {
+        println!("GraphQL endpoint (and IDE in a browser): http://{addr}/graphql");
+    } else {
+        println!("GraphQL endpoint: http://{addr}/graphql");
+    }
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

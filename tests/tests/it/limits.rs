@@ -144,3 +144,23 @@ async fn validation_errors_are_capped_per_request() -> anyhow::Result<()> {
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_meta_fields_are_validation_errors_not_planning_failures() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    for document in [
+        "{ __typenam }",
+        "{ me { __foo } }",
+        "query { ...F } fragment F on Query { __bar }",
+    ] {
+        let response = portal.query_as_carol(document, json!({})).await?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{document}: {response}"
+        );
+    }
+    let fine = portal.query_as_carol("{ __typename }", json!({})).await?;
+    assert_eq!(fine["data"]["__typename"], "Query", "{fine}");
+    portal.stop().await;
+    Ok(())
+}
