@@ -1,8 +1,9 @@
-//! Platform tables written by every subgraph: the audit trail, the email outbox and the
-//! field-level RBAC policies.
+//! Platform tables written by every subgraph: the audit trail, the domain events outbox,
+//! the email outbox and the field-level RBAC policies.
 
 pub mod audit_event;
 pub mod casbin_rule;
+pub mod domain_event;
 pub mod email_outbox;
 pub mod policy_coordinate;
 pub mod policy_revision;

@@ -24,6 +24,7 @@ mod m0015_policies;
 mod m0016_policy_coordinates;
 mod m0017_email_changes;
 mod m0018_account_members;
+mod m0019_domain_events;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_policy_coordinates::Migration),
             Box::new(m0017_email_changes::Migration),
             Box::new(m0018_account_members::Migration),
+            Box::new(m0019_domain_events::Migration),
         ]
     }
 }

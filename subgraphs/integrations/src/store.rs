@@ -375,6 +375,11 @@ mod tests {
         db.execute(&schema.create_table_from_entity(audit_event::Entity))
             .await
             .expect("audit_events");
+        db.execute(
+            &schema.create_table_from_entity(portal_entities::platform::domain_event::Entity),
+        )
+        .await
+        .expect("domain_events");
         for (name, column) in [
             ("ux_external_refs_integration_account", "account_id"),
             ("ux_external_refs_integration_external", "external_id"),

@@ -1,5 +1,7 @@
 //! The append-only audit trail: one row per state change, written in the same
 //! transaction as the change it records, so an acknowledged change always has its event.
+//! The same call writes the change's domain event ([`crate::events`]) for successful
+//! changes: no mutation can write one without the other.
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -65,7 +67,8 @@ impl AuditEvent {
         self
     }
 
-    /// Writes the event through `db` (pass the transaction that makes the change).
+    /// Writes the audit row through `db` (pass the transaction that makes the change) and,
+    /// for a success, the domain event of the change.
     pub async fn record<C: ConnectionTrait>(
         self,
         db: &C,
@@ -77,9 +80,30 @@ impl AuditEvent {
             ActorKind::Service => "service",
             ActorKind::Anonymous => "anonymous",
         };
+        let now = Utc::now();
+        let tenant_id = self.tenant_id.or(actor.tenant_id);
+        if self.outcome == "success" {
+            crate::events::write(
+                db,
+                crate::events::NewEvent {
+                    tenant_id,
+                    event_type: crate::events::event_type(self.action),
+                    subject_type: self.target_type,
+                    subject_id: self.target_id,
+                    actor,
+                    actor_kind: kind,
+                    payload: self
+                        .details
+                        .clone()
+                        .unwrap_or_else(|| Value::Object(Default::default())),
+                    occurred_at: now,
+                },
+            )
+            .await?;
+        }
         audit_event::ActiveModel {
             id: Set(Uuid::now_v7()),
-            tenant_id: Set(self.tenant_id.or(actor.tenant_id)),
+            tenant_id: Set(tenant_id),
             actor_kind: Set(kind.to_owned()),
             actor_id: Set(actor.id),
             action: Set(self.action.to_owned()),
@@ -90,7 +114,7 @@ impl AuditEvent {
             source_ip: Set(meta.source_ip.clone()),
             user_agent: Set(meta.user_agent.clone()),
             details: Set(self.details),
-            created_at: Set(Utc::now()),
+            created_at: Set(now),
         }
         .insert(db)
         .await

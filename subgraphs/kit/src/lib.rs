@@ -12,6 +12,7 @@ pub mod audit;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod federation;
 pub mod files;
 pub mod input;

@@ -174,3 +174,119 @@ async fn audit_rows_cannot_be_changed_or_deleted_even_with_sql() -> anyhow::Resu
     portal.stop().await;
     Ok(())
 }
+
+/// Every audit action the code records as a success, as written in the source.
+fn recorded_actions() -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../subgraphs");
+    let mut actions = std::collections::BTreeSet::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path)?;
+                for rest in text.split("AuditEvent::success(\"").skip(1) {
+                    actions.extend(rest.split('"').next().map(str::to_owned));
+                }
+            }
+        }
+    }
+    // Chosen at run time in the session code (`AuditEvent::success(action, …)`).
+    actions.extend(
+        [
+            "auth.refresh_reuse",
+            "session.expire",
+            "auth.sign_out",
+            "session.revoke",
+        ]
+        .map(str::to_owned),
+    );
+    Ok(actions)
+}
+
+#[test]
+fn the_event_catalogue_lists_every_event_type_the_code_records() -> anyhow::Result<()> {
+    let catalogue = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.md"),
+    )?;
+    let actions = recorded_actions()?;
+    assert!(actions.len() > 40, "{actions:?}");
+    let missing: Vec<String> = actions
+        .iter()
+        .map(|action| portal_kit::events::event_type(action))
+        .filter(|event| !catalogue.contains(&format!("| `{event}` |")))
+        .collect();
+    assert!(missing.is_empty(), "docs/events.md lacks {missing:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_change_has_its_event_and_a_refused_one_has_none() -> anyhow::Result<()> {
+    use portal_entities::platform::domain_event;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let before = domain_event::Entity::find().count(&portal.db).await?;
+    let create = "mutation($n: String!) { createAccount(input: { ownerId: \"OWNER\", number: $n, name: \"Events\", currency: \"EUR\" }) { id } }"
+        .replace("OWNER", &portal.seed.carol_id.to_string());
+    let refused = portal
+        .query_as_carol(&create, serde_json::json!({ "n": "no spaces allowed" }))
+        .await?;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        domain_event::Entity::find().count(&portal.db).await?,
+        before
+    );
+    let created = portal
+        .query_as_carol(&create, serde_json::json!({ "n": "ACME-0777" }))
+        .await?;
+    let id: uuid::Uuid = created["data"]["createAccount"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let events = domain_event::Entity::find()
+        .filter(domain_event::Column::SubjectId.eq(id))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, "account.created");
+    assert_eq!(events[0].tenant_id, Some(portal.seed.tenant_id));
+    assert_eq!(events[0].actor_id, Some(portal.seed.carol_id));
+    assert_eq!(events[0].schema_version, portal_kit::events::SCHEMA_VERSION);
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolled_back_change_leaves_neither_audit_row_nor_event() -> anyhow::Result<()> {
+    use portal_entities::platform::{audit_event, domain_event};
+    use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
+    let test_db = portal_tests::TestDb::new().await?;
+    let db = test_db.connect().await?;
+    let actor = portal_kit::Actor::user(uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), vec![]);
+    let meta = portal_kit::RequestMeta::default();
+    let counts = || async {
+        anyhow::Ok((
+            audit_event::Entity::find().count(&db).await?,
+            domain_event::Entity::find().count(&db).await?,
+        ))
+    };
+    let txn = db.begin().await?;
+    portal_kit::audit::AuditEvent::success("account.update", "account", uuid::Uuid::now_v7())
+        .record(&txn, &actor, &meta)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    txn.rollback().await?;
+    assert_eq!(counts().await?, (0, 0));
+    let txn = db.begin().await?;
+    portal_kit::audit::AuditEvent::success("account.update", "account", uuid::Uuid::now_v7())
+        .record(&txn, &actor, &meta)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    txn.commit().await?;
+    assert_eq!(counts().await?, (1, 1));
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}
