@@ -5,5 +5,7 @@ pub mod audit_event;
 pub mod casbin_rule;
 pub mod domain_event;
 pub mod email_outbox;
+pub mod job;
+pub mod job_schedule;
 pub mod policy_coordinate;
 pub mod policy_revision;

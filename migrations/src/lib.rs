@@ -25,6 +25,7 @@ mod m0016_policy_coordinates;
 mod m0017_email_changes;
 mod m0018_account_members;
 mod m0019_domain_events;
+mod m0020_jobs;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_email_changes::Migration),
             Box::new(m0018_account_members::Migration),
             Box::new(m0019_domain_events::Migration),
+            Box::new(m0020_jobs::Migration),
         ]
     }
 }

@@ -175,22 +175,7 @@ pub fn watch(
     authorizer: Arc<Authorizer>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    let wake = Arc::new(tokio::sync::Notify::new());
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let pool = db.get_postgres_connection_pool().clone();
-        let wake = wake.clone();
-        tokio::spawn(async move {
-            loop {
-                match listen(&pool, &wake).await {
-                    Ok(()) => {}
-                    Err(err) => {
-                        tracing::warn!(%err, "policy LISTEN connection lost; polling meanwhile")
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-    }
+    let wake = portal_kit::notify::wake_on_notify(&db, CHANNEL);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -213,18 +198,6 @@ pub fn watch(
             }
         }
     })
-}
-
-async fn listen(
-    pool: &sea_orm::sqlx::PgPool,
-    wake: &tokio::sync::Notify,
-) -> Result<(), sea_orm::sqlx::Error> {
-    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    loop {
-        listener.recv().await?;
-        wake.notify_one();
-    }
 }
 
 /// Seeds if needed, loads the policies into an authorizer in `mode`, and keeps it

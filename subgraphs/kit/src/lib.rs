@@ -9,6 +9,7 @@
 pub mod access_token;
 pub mod actor;
 pub mod audit;
+pub mod clock;
 pub mod context;
 pub mod db;
 pub mod error;
@@ -17,8 +18,10 @@ pub mod federation;
 pub mod files;
 pub mod input;
 pub mod internal_token;
+pub mod jobs;
 pub mod loader;
 pub mod mail;
+pub mod notify;
 pub mod pagination;
 pub mod policy;
 pub mod references;

@@ -11,6 +11,7 @@ mod demo;
 mod docs_examples;
 mod federation;
 mod isolation;
+mod jobs;
 mod limits;
 mod mail;
 mod mfa;

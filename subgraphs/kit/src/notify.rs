@@ -1,0 +1,42 @@
+//! Wake-ups across processes: on PostgreSQL a task `LISTEN`s on a channel and wakes local
+//! waiters whenever another process `NOTIFY`s it (reconnecting after a lost connection);
+//! on SQLite there is no such channel and waiters rely on their polling interval alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use tokio::sync::Notify;
+
+/// A [`Notify`] woken by every `NOTIFY channel` on PostgreSQL (never on SQLite); the
+/// listening task lives as long as the process.
+pub fn wake_on_notify(db: &DatabaseConnection, channel: &'static str) -> Arc<Notify> {
+    let wake = Arc::new(Notify::new());
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let pool = db.get_postgres_connection_pool().clone();
+        let waker = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = listen(&pool, channel, &waker).await {
+                    tracing::warn!(%err, channel, "LISTEN connection lost; polling meanwhile");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    wake
+}
+
+async fn listen(
+    pool: &sea_orm::sqlx::PgPool,
+    channel: &str,
+    wake: &Notify,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    loop {
+        listener.recv().await?;
+        wake.notify_waiters();
+        wake.notify_one();
+    }
+}
