@@ -118,6 +118,8 @@ enum Role {
     Reports,
     Messages,
     Integrations,
+    /// Runs jobs (mail delivery, …): as many worker processes as wanted share the queue.
+    Worker,
 }
 
 impl Role {
@@ -129,6 +131,7 @@ impl Role {
             Self::Reports => "reports",
             Self::Messages => "messages",
             Self::Integrations => "integrations",
+            Self::Worker => "worker",
         }
     }
 
@@ -140,6 +143,7 @@ impl Role {
             Self::Reports => 4003,
             Self::Messages => 4004,
             Self::Integrations => 4005,
+            Self::Worker => 4006,
         }
     }
 }
@@ -273,7 +277,7 @@ async fn serve(
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
             let settings = config.identity_settings_for_mail(demo, addr)?;
-            start_mail(config, &db, &settings)?;
+            start_worker(config, &db, &settings.data_key).await?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
             options.authorizer = authorizer(config, &db, true, demo).await?;
@@ -349,6 +353,14 @@ async fn serve(
                 }
             }
         }
+        Some(Role::Worker) => {
+            let db =
+                portal::connect_and_migrate(&config.database.url, config.database.max_connections)
+                    .await?;
+            start_worker(config, &db, &config.data_key()?).await?;
+            // Only a health endpoint: the work comes from the database.
+            axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }))
+        }
         Some(role) => {
             let key = InternalTokenKey::new(config.require_token_secret()?.as_bytes());
             let db =
@@ -356,8 +368,8 @@ async fn serve(
                     .await?;
             let authenticator = match role {
                 Role::Identity => {
+                    // Identity writes mail (with links to the public URL); workers send it.
                     let settings = config.identity_settings_for_mail(demo, addr)?;
-                    start_mail(config, &db, &settings)?;
                     let authenticator =
                         Arc::new(portal_identity::Authenticator::new(db.clone(), settings));
                     authenticator
@@ -512,19 +524,28 @@ async fn policy(
 }
 
 /// Starts delivering the email outbox (SMTP or the mail directory) every second.
-fn start_mail(
+/// Runs a job worker in this process (all-in-one and the worker role): mail delivery, and
+/// every outbox row that still lacks its delivery job gets one.
+async fn start_worker(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
-    settings: &portal_identity::IdentitySettings,
+    data_key: &portal_kit::secret::DataKey,
 ) -> anyhow::Result<()> {
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
-    tracing::info!(?mailer, "delivering email");
-    portal_kit::mail::spawn_delivery(
-        db.clone(),
-        settings.data_key.clone(),
-        mailer,
-        Duration::from_secs(1),
-    );
+    tracing::info!(?mailer, "running jobs; delivering email");
+    portal_kit::mail::adopt_pending(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("adopting queued mail: {err:?}"))?;
+    let runner = portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
+        .handle(
+            portal_kit::mail::DELIVER_KIND,
+            Arc::new(portal_kit::mail::Delivery::new(
+                db.clone(),
+                data_key.clone(),
+                mailer,
+            )),
+        );
+    Arc::new(runner).spawn();
     Ok(())
 }
 

@@ -352,12 +352,20 @@ impl TestPortal {
             Transport::Directory(mail_dir.clone()),
         )
         .map_err(anyhow::Error::msg)?;
-        let delivery = portal_kit::mail::spawn_delivery(
-            db.clone(),
-            settings.data_key.clone(),
-            mailer,
-            Duration::from_millis(100),
-        );
+        // A job worker delivering the portal's mail, as all-in-one runs one.
+        let delivery = Arc::new(
+            portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
+                .handle(
+                    portal_kit::mail::DELIVER_KIND,
+                    Arc::new(portal_kit::mail::Delivery::new(
+                        db.clone(),
+                        settings.data_key.clone(),
+                        mailer,
+                    )),
+                )
+                .poll(Duration::from_millis(100)),
+        )
+        .spawn();
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
             authentication: identity.authentication().with_dev_headers(),

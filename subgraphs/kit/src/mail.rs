@@ -1,9 +1,10 @@
 //! Email through a transactional outbox: a change that must send mail writes an
-//! `email_outbox` row in its own transaction ([`enqueue`]), so a committed change always
-//! gets its email and a rolled-back one never does. A delivery worker ([`spawn_delivery`])
-//! claims due rows — safely from several processes — and hands them to a [`Mailer`]: SMTP
-//! (lettre) in production, or a directory of `.eml` files in the embedded default so the
-//! mail can be read. Failed deliveries are retried with backoff, never dropped.
+//! `email_outbox` row and a `mail.deliver` job in its own transaction ([`enqueue`]), so a
+//! committed change always gets its email and a rolled-back one never does. The job runner
+//! ([`crate::jobs`]) delivers it with [`Delivery`] — safely from several processes — over
+//! a [`Mailer`]: SMTP (lettre) in production, or a directory of `.eml` files in the
+//! embedded default so the mail can be read. Failed deliveries are retried with the
+//! runner's backoff, never dropped.
 //!
 //! Bodies can carry secrets (reset links), so they are sealed with the data key at rest.
 
@@ -13,26 +14,29 @@ use std::time::Duration;
 use chrono::Utc;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    Set,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 use portal_entities::platform::email_outbox;
 
 use crate::error::ApiError;
+use crate::jobs::runner::{JobContext, JobError, JobHandler};
+use crate::jobs::{self, NewJob};
 use crate::secret::DataKey;
 
 /// The purpose outbox bodies are sealed for.
 const SEAL_PURPOSE: &str = "mail.body";
 
-/// How long a claimed row is reserved for the process delivering it.
-const CLAIM_FOR: chrono::Duration = chrono::Duration::seconds(60);
+/// The job kind that delivers one outbox row.
+pub const DELIVER_KIND: &str = "mail.deliver";
 
-/// Longest wait between two attempts.
-const MAX_BACKOFF_SECS: i64 = 3600;
+/// Attempts before an undeliverable message is dead-lettered (about two days of backoff).
+const MAX_ATTEMPTS: i32 = 60;
 
 /// One email to send.
 #[derive(Clone, Debug)]
@@ -53,8 +57,9 @@ pub async fn enqueue(
     email: Email,
 ) -> Result<(), ApiError> {
     let now = Utc::now();
+    let id = Uuid::now_v7();
     email_outbox::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(tenant_id),
         recipient: Set(email.to),
         subject: Set(email.subject),
@@ -69,7 +74,35 @@ pub async fn enqueue(
     .insert(db)
     .await
     .map_err(ApiError::from_db)?;
-    Ok(())
+    enqueue_delivery(db, id, tenant_id).await
+}
+
+/// The delivery job of outbox row `id` (at most one per row).
+async fn enqueue_delivery(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    tenant_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let mut job = NewJob::new(DELIVER_KIND, json!({ "outboxId": id }))
+        .idempotency_key(id.to_string())
+        .max_attempts(MAX_ATTEMPTS);
+    job.tenant_id = tenant_id;
+    jobs::enqueue(db, Utc::now(), job).await.map(|_| ())
+}
+
+/// Gives every unsent outbox row a delivery job (rows queued before deliveries ran on the
+/// job runner, for instance); rows that have one already are left alone. Returns how many
+/// rows it looked at.
+pub async fn adopt_pending(db: &DatabaseConnection) -> Result<usize, ApiError> {
+    let pending = email_outbox::Entity::find()
+        .filter(email_outbox::Column::SentAt.is_null())
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    for row in &pending {
+        enqueue_delivery(db, row.id, row.tenant_id).await?;
+    }
+    Ok(pending.len())
 }
 
 /// Where mail goes.
@@ -155,98 +188,66 @@ impl Mailer {
     }
 }
 
-/// Delivers what is due, claiming each row first so that concurrent workers never send
-/// one twice. Returns how many were sent.
-pub async fn deliver_due(
-    db: &DatabaseConnection,
-    data_key: &DataKey,
-    mailer: &Mailer,
-) -> Result<usize, ApiError> {
-    let now = Utc::now();
-    let free = || {
-        email_outbox::Column::LockedUntil
-            .is_null()
-            .or(email_outbox::Column::LockedUntil.lt(now))
-    };
-    let due = email_outbox::Entity::find()
-        .filter(email_outbox::Column::SentAt.is_null())
-        .filter(email_outbox::Column::NextAttemptAt.lte(now))
-        .filter(free())
-        .order_by_asc(email_outbox::Column::Id)
-        .limit(20)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut sent = 0;
-    for row in due {
-        let claimed = email_outbox::Entity::update_many()
-            .col_expr(
-                email_outbox::Column::LockedUntil,
-                Expr::value(Utc::now() + CLAIM_FOR),
-            )
-            .filter(email_outbox::Column::Id.eq(row.id))
-            .filter(email_outbox::Column::SentAt.is_null())
-            .filter(free())
-            .exec(db)
-            .await
-            .map_err(ApiError::from_db)?;
-        if claimed.rows_affected != 1 {
-            continue;
+/// The `mail.deliver` job handler: sends one outbox row, at most once successfully.
+pub struct Delivery {
+    db: DatabaseConnection,
+    data_key: DataKey,
+    mailer: Mailer,
+}
+
+impl Delivery {
+    /// Delivers rows of `db`, opened with `data_key`, through `mailer`.
+    pub fn new(db: DatabaseConnection, data_key: DataKey, mailer: Mailer) -> Self {
+        Self {
+            db,
+            data_key,
+            mailer,
         }
-        let outcome = match data_key.open(SEAL_PURPOSE, &row.body_sealed) {
-            Ok(body) => {
-                let text = String::from_utf8_lossy(&body).into_owned();
-                mailer
-                    .send(row.id, &row.recipient, &row.subject, text)
-                    .await
-            }
-            Err(_) => Err("body cannot be opened with this data key".into()),
-        };
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Delivery {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let id = job.payload["outboxId"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| JobError::Permanent("no outbox id".into()))?;
+        let row = email_outbox::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .map_err(|err| JobError::Retry(format!("reading the outbox: {err}")))?
+            .ok_or_else(|| JobError::Permanent("the outbox row is gone".into()))?;
+        if row.sent_at.is_some() {
+            // Sent by an earlier run whose outcome was lost: never twice.
+            return Ok(());
+        }
+        let body = self
+            .data_key
+            .open(SEAL_PURPOSE, &row.body_sealed)
+            .map_err(|_| JobError::Permanent("body cannot be opened with this data key".into()))?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let outcome = self
+            .mailer
+            .send(row.id, &row.recipient, &row.subject, text)
+            .await;
         let update = email_outbox::Entity::update_many()
             .filter(email_outbox::Column::Id.eq(row.id))
-            .col_expr(
-                email_outbox::Column::LockedUntil,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
-            )
             .col_expr(
                 email_outbox::Column::Attempts,
                 Expr::value(row.attempts + 1),
             );
-        let update = match outcome {
-            Ok(()) => {
-                sent += 1;
-                update.col_expr(email_outbox::Column::SentAt, Expr::value(Utc::now()))
-            }
+        let update = match &outcome {
+            Ok(()) => update.col_expr(email_outbox::Column::SentAt, Expr::value(Utc::now())),
             Err(error) => {
-                tracing::warn!(id = %row.id, attempts = row.attempts + 1, %error, "email delivery failed; will retry");
-                let backoff = Ord::min(10i64 << row.attempts.clamp(0, 12), MAX_BACKOFF_SECS);
                 let error: String = error.chars().take(500).collect();
-                update
-                    .col_expr(email_outbox::Column::LastError, Expr::value(error))
-                    .col_expr(
-                        email_outbox::Column::NextAttemptAt,
-                        Expr::value(Utc::now() + chrono::Duration::seconds(backoff)),
-                    )
+                update.col_expr(email_outbox::Column::LastError, Expr::value(error))
             }
         };
-        update.exec(db).await.map_err(ApiError::from_db)?;
+        update
+            .exec(&self.db)
+            .await
+            .map_err(|err| JobError::Retry(format!("recording the delivery: {err}")))?;
+        outcome.map_err(JobError::Retry)
     }
-    Ok(sent)
-}
-
-/// Runs [`deliver_due`] every `interval` until the task is aborted.
-pub fn spawn_delivery(
-    db: DatabaseConnection,
-    data_key: DataKey,
-    mailer: Mailer,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(err) = deliver_due(&db, &data_key, &mailer).await {
-                tracing::warn!(?err, "email outbox pass failed");
-            }
-            tokio::time::sleep(interval).await;
-        }
-    })
 }

@@ -5,7 +5,9 @@
 use sea_orm::EntityTrait;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use portal_entities::platform::email_outbox;
+use portal_entities::platform::{email_outbox, job};
+use portal_kit::clock::ManualClock;
+use portal_kit::jobs::runner::Runner;
 use portal_kit::mail::{self, Email, Mailer};
 use portal_kit::secret::DataKey;
 use portal_tests::TestDb;
@@ -47,6 +49,27 @@ async fn one_smtp_session(listener: tokio::net::TcpListener) -> anyhow::Result<S
     Ok(data)
 }
 
+fn worker(
+    db: &sea_orm::DatabaseConnection,
+    key: &DataKey,
+    mailer: Mailer,
+    clock: &std::sync::Arc<ManualClock>,
+) -> std::sync::Arc<Runner> {
+    let shared: portal_kit::clock::SharedClock = clock.clone();
+    std::sync::Arc::new(Runner::new(db.clone(), shared).handle(
+        mail::DELIVER_KIND,
+        std::sync::Arc::new(mail::Delivery::new(db.clone(), key.clone(), mailer)),
+    ))
+}
+
+fn smtp_to(port: u16) -> anyhow::Result<Mailer> {
+    Mailer::new(
+        "Portal <no-reply@portal.test>",
+        Mailer::smtp(&format!("smtp://127.0.0.1:{port}")).map_err(anyhow::Error::msg)?,
+    )
+    .map_err(anyhow::Error::msg)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_mail_reaches_an_smtp_server_and_failures_are_retried() -> anyhow::Result<()> {
     let test_db = TestDb::new().await?;
@@ -60,47 +83,41 @@ async fn queued_mail_reaches_an_smtp_server_and_failures_are_retried() -> anyhow
     mail::enqueue(&db, &key, None, email)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let clock = ManualClock::starting_at(chrono::Utc::now() + chrono::Duration::seconds(1));
+    let run = |runner: std::sync::Arc<Runner>| async move {
+        runner
+            .run_once()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
 
-    // Nobody listens on this port: the attempt fails, the row stays for later.
+    // Nobody listens on this port: the attempt fails, the message stays for later.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let dead_port = closed.local_addr()?.port();
     drop(closed);
-    let dead = Mailer::new(
-        "Portal <no-reply@portal.test>",
-        Mailer::smtp(&format!("smtp://127.0.0.1:{dead_port}")).map_err(anyhow::Error::msg)?,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let sent = mail::deliver_due(&db, &key, &dead)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(sent, 0);
+    assert_eq!(
+        run(worker(&db, &key, smtp_to(dead_port)?, &clock)).await?,
+        1
+    );
     let row = email_outbox::Entity::find()
         .one(&db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("lost"))?;
     assert_eq!((row.attempts, row.sent_at), (1, None));
-    assert!(row.last_error.is_some() && row.next_attempt_at > chrono::Utc::now());
+    assert!(row.last_error.is_some());
+    let delivery = job::Entity::find()
+        .one(&db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no delivery job"))?;
+    assert_eq!(delivery.state, "queued", "retried later: {delivery:?}");
 
-    // Due again (as after the backoff): delivered to a live server.
-    email_outbox::Entity::update_many()
-        .col_expr(
-            email_outbox::Column::NextAttemptAt,
-            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
-        )
-        .exec(&db)
-        .await?;
+    // After the backoff, a live server gets it.
+    clock.advance(chrono::Duration::minutes(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let server = tokio::spawn(one_smtp_session(listener));
-    let live = Mailer::new(
-        "Portal <no-reply@portal.test>",
-        Mailer::smtp(&format!("smtp://127.0.0.1:{port}")).map_err(anyhow::Error::msg)?,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let sent = mail::deliver_due(&db, &key, &live)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(sent, 1);
+    let live = worker(&db, &key, smtp_to(port)?, &clock);
+    assert_eq!(run(live.clone()).await?, 1);
     let data = server.await??;
     assert!(
         data.contains("Subject: Hello over SMTP") && data.contains("It works."),
@@ -113,13 +130,13 @@ async fn queued_mail_reaches_an_smtp_server_and_failures_are_retried() -> anyhow
         .ok_or_else(|| anyhow::anyhow!("lost"))?;
     assert!(row.sent_at.is_some());
     assert_eq!(row.attempts, 2);
-    // Delivered mail is not sent twice.
-    assert_eq!(
-        mail::deliver_due(&db, &key, &live)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-        0
-    );
+    // Delivered mail is not sent twice, and adopting pending mail finds none.
+    clock.advance(chrono::Duration::hours(2));
+    assert_eq!(run(live).await?, 0);
+    mail::adopt_pending(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(job::Entity::find().all(&db).await?.len(), 1);
     db.close().await?;
     test_db.cleanup().await;
     Ok(())
