@@ -23,6 +23,7 @@ use portal_kit::{ApiError, ApiResult};
 use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::AuditQuery;
 use crate::domain::{self, UserStatus};
+use crate::jobs_api::{JobMutation, JobQuery};
 use crate::oidc_api::{OidcMutation, OidcQuery};
 use crate::policy_api::{PolicyMutation, PolicyQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
@@ -269,6 +270,7 @@ pub struct Query(
     AuditQuery,
     SessionQuery,
     ApiKeyQuery,
+    JobQuery,
     OidcQuery,
     PolicyQuery,
 );
@@ -419,6 +421,7 @@ pub struct Mutation(
     CoreMutation,
     SessionMutation,
     ApiKeyMutation,
+    JobMutation,
     OidcMutation,
     PolicyMutation,
 );

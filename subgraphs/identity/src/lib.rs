@@ -9,6 +9,7 @@ pub mod audit;
 pub mod domain;
 pub mod feed;
 pub mod graphql;
+pub mod jobs_api;
 pub mod keys;
 pub mod mfa;
 pub mod oidc;

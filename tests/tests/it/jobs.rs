@@ -163,7 +163,7 @@ async fn a_failing_job_retries_with_backoff_then_is_dead_lettered() -> anyhow::R
     clock.advance(Duration::hours(2));
     assert_eq!(run().await?, 0, "a dead job ran again");
     // An administrator's retry gives it fresh attempts.
-    portal_kit::jobs::retry(&db, clock.now(), id)
+    portal_kit::jobs::retry(&db, clock.now(), None, id)
         .await
         .map_err(|e| anyhow::anyhow!(e.message()))?;
     assert_eq!(
@@ -194,7 +194,7 @@ async fn a_permanent_failure_is_dead_at_once_and_cancelled_jobs_never_run() -> a
     )
     .await
     .map_err(|e| anyhow::anyhow!(e.message()))?;
-    portal_kit::jobs::cancel(&db, clock.now(), later)
+    portal_kit::jobs::cancel(&db, clock.now(), None, later)
         .await
         .map_err(|e| anyhow::anyhow!(e.message()))?;
     worker
@@ -389,5 +389,110 @@ async fn a_schedule_enqueues_each_occurrence_once_and_catches_up_once() -> anyho
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     db.close().await?;
     test_db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_admins_see_and_retry_their_tenants_jobs_through_the_api() -> anyhow::Result<()> {
+    use portal_tests::{Mode, TestPortal};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut job = NewJob::new("test.never_handled", json!({ "secret": "not shown" }));
+    job.tenant_id = Some(seed.tenant_id);
+    let id = enqueue(&portal.db, Utc::now(), job)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    let mut dead: job::ActiveModel = state(&portal.db, id).await?.into();
+    dead.state = Set("dead".into());
+    dead.last_error = Set(Some("remote said no".into()));
+    dead.update(&portal.db).await?;
+    let list = "{ jobs(filter: { state: DEAD }) { edges { node { id kind state lastError } } } }";
+    let admin = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            list,
+            json!({}),
+        )
+        .await?;
+    let edges = admin["data"]["jobs"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(edges.len(), 1, "{admin}");
+    assert_eq!(edges[0]["node"]["lastError"], "remote said no");
+    assert!(
+        !admin.to_string().contains("not shown"),
+        "payload leaked: {admin}"
+    );
+    // Another tenant's admin, and a customer, see none of it.
+    let other = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["tenant_admin"],
+            list,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(other["data"]["jobs"]["edges"], json!([]), "{other}");
+    let customer = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.carol_id,
+            &["customer_user"],
+            list,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        customer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{customer}"
+    );
+    let retry = "mutation($id: ID!) { retryJob(id: $id) { state attempts } }";
+    let vars = json!({ "id": id.to_string() });
+    let foreign = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["tenant_admin"],
+            retry,
+            vars.clone(),
+        )
+        .await?;
+    assert_eq!(
+        foreign["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{foreign}"
+    );
+    let retried = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            retry,
+            vars.clone(),
+        )
+        .await?;
+    assert_eq!(
+        retried["data"]["retryJob"],
+        json!({ "state": "QUEUED", "attempts": 0 }),
+        "{retried}"
+    );
+    let again = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            retry,
+            vars,
+        )
+        .await?;
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{again}"
+    );
+    portal.stop().await;
     Ok(())
 }

@@ -204,24 +204,62 @@ pub fn backoff(attempt: i32) -> Duration {
     Duration::milliseconds((base_ms as f64 * jitter) as i64)
 }
 
-/// Puts a dead or cancelled job back in the queue to run now, with fresh attempts
-/// (administrators). `NOT_FOUND` unless it is dead or cancelled.
+/// The job `id` of `tenant_id` (`None`: platform jobs), or `NOT_FOUND`.
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Option<Uuid>,
+    id: Uuid,
+) -> ApiResult<job::Model> {
+    let scoped = match tenant_id {
+        Some(tenant) => job::Entity::find_by_id(id).filter(job::Column::TenantId.eq(tenant)),
+        None => job::Entity::find_by_id(id).filter(job::Column::TenantId.is_null()),
+    };
+    crate::store::one_or_not_found(db, scoped, "job").await
+}
+
+/// Which jobs to list.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Only in this state.
+    pub state: Option<JobState>,
+    /// Only of this kind.
+    pub kind: Option<String>,
+}
+
+/// A page of the jobs of `tenant_id`, oldest first.
+pub async fn list(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: Uuid,
+    filter: &JobFilter,
+    page: crate::pagination::PageRequest,
+) -> ApiResult<crate::pagination::Page<job::Model>> {
+    let mut select = job::Entity::find().filter(job::Column::TenantId.eq(tenant_id));
+    if let Some(state) = filter.state {
+        select = select.filter(job::Column::State.eq(state.as_str()));
+    }
+    if let Some(kind) = &filter.kind {
+        select = select.filter(job::Column::Kind.eq(kind.as_str()));
+    }
+    page.fetch(db, select, job::Column::Id).await
+}
+
+/// Puts a dead or cancelled job of `tenant_id` back in the queue to run now, with fresh
+/// attempts (administrators). `NOT_FOUND` unless it is dead or cancelled.
 pub async fn retry<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
+    tenant_id: Option<Uuid>,
     id: Uuid,
 ) -> ApiResult<job::Model> {
-    let found = job::Entity::find_by_id(id)
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .filter(|j| {
-            matches!(
-                JobState::from_db(&j.state),
-                JobState::Dead | JobState::Cancelled
-            )
-        })
-        .ok_or(ApiError::NotFound("dead or cancelled job"))?;
+    let found = get(db, tenant_id, id).await?;
+    if !matches!(
+        JobState::from_db(&found.state),
+        JobState::Dead | JobState::Cancelled
+    ) {
+        return Err(ApiError::Conflict(
+            "only dead or cancelled jobs are retried".into(),
+        ));
+    }
     let mut active: job::ActiveModel = found.into();
     active.state = Set(JobState::Queued.as_str().to_owned());
     active.attempts = Set(0);
@@ -231,18 +269,17 @@ pub async fn retry<C: ConnectionTrait>(
     active.update(db).await.map_err(ApiError::from_db)
 }
 
-/// Cancels a queued job (administrators); `NOT_FOUND` unless it is queued.
+/// Cancels a queued job of `tenant_id` (administrators); `CONFLICT` unless it is queued.
 pub async fn cancel<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
+    tenant_id: Option<Uuid>,
     id: Uuid,
 ) -> ApiResult<job::Model> {
-    let found = job::Entity::find_by_id(id)
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .filter(|j| JobState::from_db(&j.state) == JobState::Queued)
-        .ok_or(ApiError::NotFound("queued job"))?;
+    let found = get(db, tenant_id, id).await?;
+    if JobState::from_db(&found.state) != JobState::Queued {
+        return Err(ApiError::Conflict("only queued jobs are cancelled".into()));
+    }
     let mut active: job::ActiveModel = found.into();
     active.state = Set(JobState::Cancelled.as_str().to_owned());
     active.finished_at = Set(Some(now));
