@@ -28,6 +28,31 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Outgoing email.
     pub mail: MailConfig,
+    /// Background job workers.
+    pub jobs: JobsConfig,
+}
+
+/// Background job workers (`docs/jobs.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How long a claimed job is a worker's before another may take it, in seconds
+    /// (heartbeats renew it while the job runs). Env: `PORTAL_JOB_LEASE_SECS`.
+    pub lease_secs: u64,
+    /// How often a worker looks for work without a wake-up, in milliseconds.
+    pub poll_ms: u64,
+    /// Most jobs a worker claims and runs at once.
+    pub batch: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 30,
+            poll_ms: 250,
+            batch: 16,
+        }
+    }
 }
 
 /// Outgoing email: SMTP when `smtp_url` is set, else `.eml` files in `dir`.
@@ -343,6 +368,11 @@ impl Config {
                 }
             };
         }
+        if let Some(secs) = var("PORTAL_JOB_LEASE_SECS") {
+            self.jobs.lease_secs = secs.parse().map_err(|_| {
+                ConfigError::Invalid("PORTAL_JOB_LEASE_SECS must be a number of seconds".into())
+            })?;
+        }
         if let Some(url) = var("PORTAL_SMTP_URL") {
             self.mail.smtp_url = Some(url);
         }
@@ -489,6 +519,16 @@ impl Config {
                     "gateway.subgraphs.{name} must be an http(s) URL"
                 )));
             }
+        }
+        if !(1..=3600).contains(&self.jobs.lease_secs) {
+            return Err(ConfigError::Invalid(
+                "jobs.lease_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if self.jobs.poll_ms == 0 || self.jobs.batch == 0 {
+            return Err(ConfigError::Invalid(
+                "jobs.poll_ms and jobs.batch must be at least 1".into(),
+            ));
         }
         let gateway = &self.gateway;
         for (name, value) in [

@@ -537,6 +537,9 @@ async fn start_worker(
         .await
         .map_err(|err| anyhow::anyhow!("adopting queued mail: {err:?}"))?;
     let runner = portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
+        .lease(chrono::Duration::seconds(config.jobs.lease_secs as i64))
+        .poll(Duration::from_millis(config.jobs.poll_ms))
+        .batch(config.jobs.batch)
         .handle(
             portal_kit::mail::DELIVER_KIND,
             Arc::new(portal_kit::mail::Delivery::new(
