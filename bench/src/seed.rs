@@ -30,6 +30,7 @@ pub async fn prepare(url: &str, accounts: usize) -> anyhow::Result<Demo> {
             email: Set(format!("bench{i}@acme.example")),
             display_name: Set(format!("Bench User {i}")),
             status: Set("ACTIVE".into()),
+            time_zone: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

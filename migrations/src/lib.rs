@@ -26,6 +26,7 @@ mod m0017_email_changes;
 mod m0018_account_members;
 mod m0019_domain_events;
 mod m0020_jobs;
+mod m0021_time_zones;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_account_members::Migration),
             Box::new(m0019_domain_events::Migration),
             Box::new(m0020_jobs::Migration),
+            Box::new(m0021_time_zones::Migration),
         ]
     }
 }

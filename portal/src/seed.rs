@@ -93,8 +93,8 @@ pub async fn demo_identities(db: &DatabaseConnection) -> Result<Option<DemoSeed>
 /// Seeds the demo data.
 pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
     let txn = db.begin().await?;
-    let acme = create_tenant(&txn, "acme", "Acme Corporation").await?;
-    let globex = create_tenant(&txn, "globex", "Globex Inc.").await?;
+    let acme = create_tenant(&txn, "acme", "Acme Corporation", "Europe/Berlin").await?;
+    let globex = create_tenant(&txn, "globex", "Globex Inc.", "America/New_York").await?;
 
     let mut roles = std::collections::HashMap::new();
     for (name, description) in [
@@ -327,7 +327,12 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
     })
 }
 
-async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Result<Uuid, DbErr> {
+async fn create_tenant(
+    txn: &DatabaseTransaction,
+    slug: &str,
+    name: &str,
+    time_zone: &str,
+) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
     tenant::ActiveModel {
         id: Set(id),
@@ -337,6 +342,7 @@ async fn create_tenant(txn: &DatabaseTransaction, slug: &str, name: &str) -> Res
         session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         mfa_required_roles: Set(String::new()),
+        time_zone: Set(time_zone.into()),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }
@@ -379,6 +385,7 @@ async fn create_user(
         email: Set(email.into()),
         display_name: Set(name.into()),
         status: Set("ACTIVE".into()),
+        time_zone: Set(None),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }

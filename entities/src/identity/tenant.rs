@@ -15,6 +15,8 @@ pub struct Model {
     pub session_absolute_timeout_secs: i32,
     /// Role names whose holders must use a second factor, comma-separated.
     pub mfa_required_roles: String,
+    /// IANA time zone (schedules, chart buckets, quiet hours).
+    pub time_zone: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

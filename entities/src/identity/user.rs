@@ -12,6 +12,8 @@ pub struct Model {
     pub email: String,
     pub display_name: String,
     pub status: String,
+    /// IANA time zone overriding the tenant's, if set.
+    pub time_zone: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

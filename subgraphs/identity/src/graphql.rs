@@ -3,8 +3,8 @@
 //! create/update mutations, `createTenant` and role assignment.
 
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, MergedObject, Object, Schema,
-    SimpleObject,
+    ComplexObject, Context, EmptySubscription, Enum, ID, InputObject, MaybeUndefined, MergedObject,
+    Object, Schema, SimpleObject,
 };
 use std::sync::Arc;
 
@@ -68,6 +68,9 @@ pub struct Tenant {
     pub session_absolute_timeout_seconds: i32,
     /// Roles whose holders must sign in with a second factor.
     pub mfa_required_roles: Vec<String>,
+    /// IANA time zone schedules, chart buckets and quiet hours are read in, unless a
+    /// user sets their own.
+    pub time_zone: String,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -80,6 +83,7 @@ impl From<tenant::Model> for Tenant {
             session_idle_timeout_seconds: row.session_idle_timeout_secs,
             session_absolute_timeout_seconds: row.session_absolute_timeout_secs,
             mfa_required_roles: domain::role_list(&row.mfa_required_roles),
+            time_zone: row.time_zone,
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct User {
     pub status: UserStatusGql,
     /// When the user was created; null for a deleted user (a tombstone).
     pub created_at: Option<DateTime<Utc>>,
+    /// The user's own IANA time zone; null when the user follows the tenant's.
+    pub time_zone: Option<String>,
     #[graphql(skip)]
     uuid: Uuid,
     #[graphql(skip)]
@@ -154,6 +160,7 @@ impl From<user::Model> for User {
             display_name: row.display_name,
             status: UserStatus::from_db(&row.status).into(),
             created_at: Some(row.created_at),
+            time_zone: row.time_zone,
             uuid: row.id,
             tenant_id: row.tenant_id,
         }
@@ -172,6 +179,7 @@ impl User {
             display_name: DELETED_USER_NAME.to_owned(),
             status: UserStatusGql::Deleted,
             created_at: None,
+            time_zone: None,
             uuid: id,
             tenant_id,
         }
@@ -374,6 +382,8 @@ pub struct UpdateUserInput {
     pub display_name: Option<String>,
     /// New status (`DISABLED` deactivates the user).
     pub status: Option<UserStatusGql>,
+    /// IANA time zone overriding the tenant's; `null` follows the tenant again.
+    pub time_zone: MaybeUndefined<String>,
 }
 
 /// Input of `createRole`.
@@ -412,6 +422,8 @@ pub struct UpdateTenantInput {
     pub session_absolute_timeout_seconds: Option<i32>,
     /// Roles whose holders must sign in with a second factor (each must exist).
     pub mfa_required_roles: Option<Vec<String>>,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub time_zone: Option<String>,
 }
 
 /// Identity mutations. Each validates all input before writing anything and records an
@@ -464,6 +476,13 @@ impl CoreMutation {
                 .status
                 .map(|status| status.settable("input.status"))
                 .transpose()?,
+            time_zone: match input.time_zone {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(zone) => {
+                    Some(Some(input::time_zone("input.timeZone", &zone)?))
+                }
+            },
         };
         Ok(
             store::update_user(db(ctx)?, actor(ctx), meta(ctx), id, changes)
@@ -557,6 +576,10 @@ impl CoreMutation {
                         .map(|role| domain::role_name("input.mfaRequiredRoles", role))
                         .collect::<ApiResult<Vec<_>>>()
                 })
+                .transpose()?,
+            time_zone: input
+                .time_zone
+                .map(|zone| input::time_zone("input.timeZone", &zone))
                 .transpose()?,
         };
         Ok(

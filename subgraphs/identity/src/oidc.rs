@@ -577,6 +577,7 @@ async fn provision(
                         email: Set(email.clone()),
                         display_name: Set(identity.name.clone().unwrap_or_else(|| email.clone())),
                         status: Set(UserStatus::Active.as_str().into()),
+                        time_zone: Set(None),
                         created_at: Set(now),
                         updated_at: Set(now),
                     }

@@ -38,6 +38,8 @@ pub struct UserChanges {
     pub display_name: Option<String>,
     /// New status.
     pub status: Option<UserStatus>,
+    /// New own time zone: `Some(None)` follows the tenant's again.
+    pub time_zone: Option<Option<String>>,
 }
 
 /// The tenant `tenant_id`.
@@ -79,6 +81,8 @@ pub struct TenantChanges {
     pub timeouts: SessionTimeouts,
     /// New list of roles that require a second factor.
     pub mfa_required_roles: Option<Vec<String>>,
+    /// New IANA time zone.
+    pub time_zone: Option<String>,
 }
 
 /// Changes the actor's tenant (tenant admins only).
@@ -118,6 +122,9 @@ pub async fn update_tenant(
     if let Some(name) = changes.name {
         active.name = Set(name);
     }
+    if let Some(zone) = changes.time_zone {
+        active.time_zone = Set(zone);
+    }
     active.session_idle_timeout_secs = Set(idle);
     active.session_absolute_timeout_secs = Set(absolute);
     active.updated_at = Set(Utc::now());
@@ -136,6 +143,7 @@ fn tenant_settings(tenant: &tenant::Model) -> serde_json::Value {
         "sessionIdleTimeoutSeconds": tenant.session_idle_timeout_secs,
         "sessionAbsoluteTimeoutSeconds": tenant.session_absolute_timeout_secs,
         "mfaRequiredRoles": tenant.mfa_required_roles,
+        "timeZone": tenant.time_zone,
     })
 }
 
@@ -183,6 +191,7 @@ pub async fn create_user(
         email: Set(new.email),
         display_name: Set(new.display_name),
         status: Set(UserStatus::Invited.as_str().to_owned()),
+        time_zone: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -210,17 +219,28 @@ pub async fn update_user(
     let tenant_id = actor.tenant()?;
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let current = user(&txn, tenant_id, id).await?;
-    let before = json!({ "displayName": current.display_name, "status": current.status });
+    let before = json!({
+        "displayName": current.display_name,
+        "status": current.status,
+        "timeZone": current.time_zone,
+    });
     let mut active: user::ActiveModel = current.into();
     if let Some(name) = changes.display_name {
         active.display_name = Set(name);
+    }
+    if let Some(zone) = changes.time_zone {
+        active.time_zone = Set(zone);
     }
     if let Some(status) = changes.status {
         active.status = Set(status.as_str().to_owned());
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
-    let after = json!({ "displayName": updated.display_name, "status": updated.status });
+    let after = json!({
+        "displayName": updated.display_name,
+        "status": updated.status,
+        "timeZone": updated.time_zone,
+    });
     // Deactivation is immediate: the user's sessions end with it.
     let sessions_revoked = if UserStatus::from_db(&updated.status) == UserStatus::Disabled {
         revoke_all_of_user(&txn, id, RevokeReason::UserDeactivated).await?
@@ -267,6 +287,7 @@ pub async fn create_tenant(
         session_idle_timeout_secs: Set(DEFAULT_IDLE_TIMEOUT_SECS),
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         mfa_required_roles: Set(String::new()),
+        time_zone: Set("UTC".into()),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -12,6 +12,14 @@ pub fn id(field: &'static str, raw: &ID) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::invalid(field, "must be an id returned by this API"))
 }
 
+/// An IANA time zone name (`Europe/Berlin`, `UTC`), or `BAD_USER_INPUT` naming `field`.
+pub fn time_zone(field: &'static str, raw: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    name.parse::<chrono_tz::Tz>()
+        .map(|zone| zone.name().to_owned())
+        .map_err(|_| ApiError::invalid(field, "must be an IANA time zone such as Europe/Berlin"))
+}
+
 /// A trimmed, non-empty text of at most `max` characters without control characters.
 pub fn text(field: &'static str, raw: &str, max: usize) -> ApiResult<String> {
     let value = raw.trim();

@@ -45,6 +45,7 @@ async fn add_users(
             email: Set(format!("extra{i}@acme.example")),
             display_name: Set(format!("Extra {i}")),
             status: Set("ACTIVE".into()),
+            time_zone: Set(None),
             created_at: Set(now()),
             updated_at: Set(now()),
         }

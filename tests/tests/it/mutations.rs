@@ -233,3 +233,51 @@ async fn variables_of_the_wrong_type_are_refused_before_anything_runs() -> anyho
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_users_have_iana_time_zones() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let as_alice = |query: &'static str, variables: serde_json::Value| {
+        let portal = &portal;
+        async move {
+            portal
+                .query_with_roles(
+                    seed.tenant_id,
+                    seed.alice_id,
+                    &["tenant_admin"],
+                    query,
+                    variables,
+                )
+                .await
+        }
+    };
+    let read = as_alice("{ tenant { timeZone } me { timeZone } }", json!({})).await?;
+    assert_eq!(
+        read["data"]["tenant"]["timeZone"], "Europe/Berlin",
+        "{read}"
+    );
+    assert!(read["data"]["me"]["timeZone"].is_null(), "{read}");
+    let tenant = "mutation($z: String) { updateTenant(input: { timeZone: $z }) { timeZone } }";
+    let bad = as_alice(tenant, json!({ "z": "Mars/Olympus" })).await?;
+    assert_eq!(
+        bad["errors"][0]["extensions"]["field"], "input.timeZone",
+        "{bad}"
+    );
+    let good = as_alice(tenant, json!({ "z": "America/Sao_Paulo" })).await?;
+    assert_eq!(
+        good["data"]["updateTenant"]["timeZone"], "America/Sao_Paulo",
+        "{good}"
+    );
+    let user = "mutation($id: ID!, $z: String) { updateUser(id: $id, input: { timeZone: $z }) { timeZone } }";
+    let carol = seed.carol_id.to_string();
+    let set = as_alice(user, json!({ "id": carol, "z": "Asia/Tokyo" })).await?;
+    assert_eq!(set["data"]["updateUser"]["timeZone"], "Asia/Tokyo", "{set}");
+    let cleared = as_alice(user, json!({ "id": carol, "z": null })).await?;
+    assert!(
+        cleared["data"]["updateUser"]["timeZone"].is_null(),
+        "{cleared}"
+    );
+    portal.stop().await;
+    Ok(())
+}
