@@ -9,6 +9,7 @@ mod conformance;
 mod cross_tenant;
 mod demo;
 mod docs_examples;
+mod event_feed;
 mod federation;
 mod isolation;
 mod jobs;

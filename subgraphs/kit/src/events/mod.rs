@@ -15,6 +15,11 @@ use uuid::Uuid;
 
 use portal_entities::platform::domain_event;
 
+pub mod feed;
+
+/// The PostgreSQL channel a committed event is announced on (payload: its id).
+pub const NOTIFY_CHANNEL: &str = "portal_events";
+
 use crate::actor::Actor;
 use crate::error::ApiError;
 
@@ -69,8 +74,9 @@ pub(crate) struct NewEvent<'a> {
 
 /// Writes `event` through `db` (the transaction of the change).
 pub(crate) async fn write<C: ConnectionTrait>(db: &C, event: NewEvent<'_>) -> Result<(), ApiError> {
+    let id = Uuid::now_v7();
     domain_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(event.tenant_id),
         event_type: Set(event.event_type),
         subject_type: Set(event.subject_type.to_owned()),
@@ -84,6 +90,12 @@ pub(crate) async fn write<C: ConnectionTrait>(db: &C, event: NewEvent<'_>) -> Re
     .insert(db)
     .await
     .map_err(ApiError::from_db)?;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Delivered at commit, never for a rolled-back change.
+        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}, '{id}'"))
+            .await
+            .map_err(ApiError::from_db)?;
+    }
     Ok(())
 }
 

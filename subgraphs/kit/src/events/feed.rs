@@ -1,0 +1,122 @@
+//! The event feed of one process: a single poller reads committed domain events and
+//! broadcasts them to every local subscriber (subscriptions filter them by tenant and
+//! subject). On PostgreSQL each commit's `NOTIFY portal_events` wakes the poller at once;
+//! on SQLite it polls — which also serves several processes on one SQLite file, with more
+//! latency.
+//!
+//! No event committed after a subscriber joined is missed: the poller re-reads a window
+//! of recent events (ids are time-ordered UUIDv7s, but transactions commit out of order)
+//! and forwards each id once. A subscriber too slow for the channel's capacity is told it
+//! lagged (`RecvError::Lagged`) and decides what to do — the policy of subscriptions is to
+//! end the stream with an error rather than silently skip events.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use portal_entities::platform::domain_event;
+
+use super::NOTIFY_CHANNEL;
+
+/// How far back each poll re-reads: a transaction that records its event and commits
+/// more than this later is missed by subscribers (transactions are short; the bound is
+/// generous).
+pub const OVERLAP: Duration = Duration::from_secs(10);
+
+/// Events buffered per subscriber before it counts as lagging.
+pub const CAPACITY: usize = 1024;
+
+/// A committed domain event, shared by every subscriber.
+pub type Event = Arc<domain_event::Model>;
+
+/// The process's feed of committed domain events.
+pub struct EventFeed {
+    sender: broadcast::Sender<Event>,
+}
+
+impl EventFeed {
+    /// Starts the poller over `db`, polling every `poll` (and at each `NOTIFY` on
+    /// PostgreSQL). Events committed before the start are not replayed.
+    pub fn start(db: DatabaseConnection, poll: Duration) -> Arc<Self> {
+        let (sender, _) = broadcast::channel(CAPACITY);
+        let feed = Arc::new(Self { sender });
+        let wake = crate::notify::wake_on_notify(&db, NOTIFY_CHANNEL);
+        let sender = feed.sender.clone();
+        tokio::spawn(async move {
+            let mut poller = Poller::new(chrono::Utc::now());
+            loop {
+                match poller.poll(&db).await {
+                    Ok(events) => {
+                        for event in events {
+                            // No receiver right now is fine: nobody is subscribed.
+                            let _ = sender.send(event);
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "reading domain events failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        });
+        feed
+    }
+
+    /// Every event committed from now on (until the receiver is dropped).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+/// Reads events not forwarded yet, re-reading an overlap window.
+struct Poller {
+    started: chrono::DateTime<chrono::Utc>,
+    seen: HashSet<Uuid>,
+    order: VecDeque<(chrono::DateTime<chrono::Utc>, Uuid)>,
+}
+
+impl Poller {
+    fn new(started: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            started,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    async fn poll(&mut self, db: &DatabaseConnection) -> Result<Vec<Event>, sea_orm::DbErr> {
+        let now = chrono::Utc::now();
+        let window = chrono::Duration::from_std(OVERLAP).unwrap_or(chrono::Duration::seconds(10));
+        let from = (now - window).max(self.started - chrono::Duration::seconds(1));
+        let millis = u64::try_from(from.timestamp_millis()).unwrap_or(0);
+        let lower = uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid();
+        let rows = domain_event::Entity::find()
+            .filter(domain_event::Column::Id.gte(lower))
+            .filter(domain_event::Column::OccurredAt.gte(self.started))
+            .order_by_asc(domain_event::Column::Id)
+            .limit(5_000)
+            .all(db)
+            .await?;
+        let mut fresh = Vec::new();
+        for row in rows {
+            if self.seen.insert(row.id) {
+                self.order.push_back((row.occurred_at, row.id));
+                fresh.push(Arc::new(row));
+            }
+        }
+        // Forget what left the window: it is never read again.
+        while let Some((at, id)) = self.order.front().copied() {
+            if at >= from - window {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&id);
+        }
+        Ok(fresh)
+    }
+}

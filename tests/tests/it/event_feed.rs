@@ -1,0 +1,92 @@
+//! The event feed: every committed domain event reaches a process's subscribers exactly
+//! once — from this connection pool or another (another process, as far as the database
+//! can tell) — and a rolled-back change's event never does.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use portal_kit::audit::AuditEvent;
+use portal_kit::events::feed::EventFeed;
+use portal_kit::{Actor, RequestMeta};
+use portal_tests::TestDb;
+use sea_orm::TransactionTrait;
+use uuid::Uuid;
+
+async fn record(
+    db: &sea_orm::DatabaseConnection,
+    subject: Uuid,
+    commit: bool,
+) -> anyhow::Result<()> {
+    let actor = Actor::user(Uuid::now_v7(), Uuid::now_v7(), vec![]);
+    let txn = db.begin().await?;
+    AuditEvent::success("account.update", "account", subject)
+        .record(&txn, &actor, &RequestMeta::default())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    if commit {
+        txn.commit().await?;
+    } else {
+        txn.rollback().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn committed_events_reach_subscribers_once_and_rolled_back_ones_never() -> anyhow::Result<()>
+{
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    // Another pool: on PostgreSQL the wake-up comes through NOTIFY from it.
+    let other = test_db.connect().await?;
+    let feed = EventFeed::start(db.clone(), Duration::from_millis(100));
+    let mut events = feed.subscribe();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let rolled_back = Uuid::now_v7();
+    record(&other, rolled_back, false).await?;
+    let mut expected = Vec::new();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let subjects: Vec<Uuid> = (0..25).map(|_| Uuid::now_v7()).collect();
+            expected.extend(subjects.iter().copied());
+            let db = other.clone();
+            tokio::spawn(async move {
+                for subject in subjects {
+                    record(&db, subject, true).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let mut received: HashMap<Uuid, u32> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while received.len() < expected.len() {
+        let event = tokio::time::timeout_at(deadline, events.recv()).await??;
+        let subject = event.subject_id.unwrap_or_default();
+        *received.entry(subject).or_default() += 1;
+        assert_eq!(event.event_type, "account.updated");
+    }
+    // A little longer: nothing arrives twice, and the rolled-back event never.
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+    {
+        *received
+            .entry(event.subject_id.unwrap_or_default())
+            .or_default() += 1;
+    }
+    assert!(
+        !received.contains_key(&rolled_back),
+        "a rolled-back event was published"
+    );
+    assert_eq!(received.len(), expected.len());
+    assert!(
+        received.values().all(|&n| n == 1),
+        "duplicates: {received:?}"
+    );
+    db.close().await?;
+    other.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}
