@@ -184,13 +184,16 @@ fn unknown_meta_fields(
 ) -> Vec<graphql_tools::validation::utils::ValidationError> {
     fn walk(
         selection_set: &SelectionSet,
+        at_root: bool,
         out: &mut Vec<graphql_tools::validation::utils::ValidationError>,
     ) {
         use graphql_tools::static_graphql::query::Selection;
         for selection in &selection_set.items {
             match selection {
                 Selection::Field(field) => {
-                    let known = matches!(field.name.as_str(), "__typename" | "__schema" | "__type");
+                    // `__schema` and `__type` exist on the query root only.
+                    let known = field.name == "__typename"
+                        || (at_root && matches!(field.name.as_str(), "__schema" | "__type"));
                     if field.name.starts_with("__") && !known {
                         out.push(graphql_tools::validation::utils::ValidationError {
                             locations: vec![field.position],
@@ -198,9 +201,9 @@ fn unknown_meta_fields(
                             error_code: "FieldsOnCorrectType",
                         });
                     }
-                    walk(&field.selection_set, out);
+                    walk(&field.selection_set, false, out);
                 }
-                Selection::InlineFragment(inline) => walk(&inline.selection_set, out),
+                Selection::InlineFragment(inline) => walk(&inline.selection_set, at_root, out),
                 Selection::FragmentSpread(_) => {}
             }
         }
@@ -208,8 +211,18 @@ fn unknown_meta_fields(
     let mut out = Vec::new();
     for definition in &document.definitions {
         match definition {
-            Definition::Operation(op) => walk(selection_set(op), &mut out),
-            Definition::Fragment(fragment) => walk(&fragment.selection_set, &mut out),
+            Definition::Operation(op) => {
+                let is_query = matches!(
+                    op,
+                    OperationDefinition::SelectionSet(_) | OperationDefinition::Query(_)
+                );
+                walk(selection_set(op), is_query, &mut out);
+            }
+            Definition::Fragment(fragment) => {
+                let graphql_tools::static_graphql::query::TypeCondition::On(on) =
+                    &fragment.type_condition;
+                walk(&fragment.selection_set, on == "Query", &mut out);
+            }
         }
     }
     out

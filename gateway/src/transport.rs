@@ -319,6 +319,11 @@ fn respond(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // The answer depends on who asks: a cache keyed by URL alone must not reuse it.
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("authorization, x-api-key"),
+    );
     if caching == Caching::NoStore {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

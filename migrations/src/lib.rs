@@ -27,6 +27,7 @@ mod m0018_account_members;
 mod m0019_domain_events;
 mod m0020_jobs;
 mod m0021_time_zones;
+mod m0022_policy_rules_0_2;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0019_domain_events::Migration),
             Box::new(m0020_jobs::Migration),
             Box::new(m0021_time_zones::Migration),
+            Box::new(m0022_policy_rules_0_2::Migration),
         ]
     }
 }

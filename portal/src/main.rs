@@ -210,6 +210,22 @@ async fn authorizer(
     demo: bool,
 ) -> anyhow::Result<Option<Arc<portal_gateway::authz::Authorizer>>> {
     let configured = config.gateway.authorization;
+    // The portal's subgraphs leave "who may call this operation" to the policies alone:
+    // with them reachable, authorization that enforces nothing would open every
+    // operation (user and role administration, the audit trail) to every caller.
+    if reaches_portal
+        && matches!(
+            configured,
+            AuthorizationMode::Off | AuthorizationMode::DryRun
+        )
+    {
+        anyhow::bail!(
+            "gateway.authorization = {configured:?} enforces nothing, and the portal's own \
+             subgraphs rely on the policies to decide who may call each operation: use \
+             \"filter\" or \"reject\" (\"off\" and \"dry_run\" are for other subgraphs' \
+             supergraphs)"
+        );
+    }
     let Some(mode) = configured.gateway_mode(reaches_portal) else {
         if configured == AuthorizationMode::Auto {
             tracing::warn!(

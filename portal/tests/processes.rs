@@ -47,6 +47,26 @@ fn portal() -> Command {
 }
 
 #[test]
+fn authorization_that_enforces_nothing_is_refused_for_the_portals_own_subgraphs()
+-> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("portal-no-authz-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("portal.db").display());
+    for mode in ["dry_run", "off"] {
+        let output = portal()
+            .env("DATABASE_URL", &url)
+            .env("PORTAL_AUTHORIZATION", mode)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{mode} started");
+        assert!(stderr.contains("enforces nothing"), "{mode}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
 fn processes_that_send_mail_refuse_to_start_without_a_public_url() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("portal-no-url-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
@@ -124,18 +144,30 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let mut gateway = portal();
     gateway.env("DATABASE_URL", &url);
     let mut composer = portal();
-    for role in ROLES {
-        let port = free_port();
+    // Every process knows every subgraph's URL: the gateway to route, the subgraphs to
+    // check references to each other's entities.
+    let ports: Vec<(&str, u16)> = ROLES.iter().map(|role| (*role, free_port())).collect();
+    let peers: Vec<(String, String)> = ports
+        .iter()
+        .map(|(role, port)| {
+            (
+                format!("PORTAL_SUBGRAPH_{}_URL", role.to_uppercase()),
+                format!("http://127.0.0.1:{port}/graphql"),
+            )
+        })
+        .collect();
+    for (role, port) in &ports {
         processes.0.push(
             portal()
                 .env("DATABASE_URL", &url)
+                .envs(peers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .args(["serve", role, "--listen", &format!("127.0.0.1:{port}")])
                 .spawn()?,
         );
-        let variable = format!("PORTAL_SUBGRAPH_{}_URL", role.to_uppercase());
-        let url = format!("http://127.0.0.1:{port}/graphql");
-        gateway.env(&variable, &url);
-        composer.env(&variable, &url);
+    }
+    for (variable, url) in &peers {
+        gateway.env(variable, url);
+        composer.env(variable, url);
     }
     let gateway_port = free_port();
     processes.0.push(

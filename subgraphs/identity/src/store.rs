@@ -277,6 +277,8 @@ pub async fn create_tenant(
     slug: String,
     name: String,
 ) -> ApiResult<tenant::Model> {
+    // Who may create tenants is the policies' decision; never an anonymous caller.
+    actor.principal()?;
     let now = Utc::now();
     let txn = db.begin().await.map_err(ApiError::from_db)?;
     let created = tenant::ActiveModel {

@@ -91,6 +91,7 @@ impl PageRequest {
         Page {
             items: rows,
             has_next_page,
+            resume_after: None,
         }
     }
 
@@ -134,6 +135,9 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more rows follow.
     pub has_next_page: bool,
+    /// The last row the page read, when a row rule left it out afterwards: the next page
+    /// continues after it, so a page the rule emptied still leads on.
+    pub resume_after: Option<Uuid>,
 }
 
 impl<T> Page<T> {
@@ -142,6 +146,7 @@ impl<T> Page<T> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             has_next_page: self.has_next_page,
+            resume_after: self.resume_after,
         }
     }
 }
@@ -200,7 +205,10 @@ macro_rules! connection {
                         node,
                     })
                     .collect();
-                let end_cursor = edges.last().map(|edge| edge.cursor.clone());
+                let end_cursor = page
+                    .resume_after
+                    .map($crate::pagination::encode_cursor)
+                    .or_else(|| edges.last().map(|edge| edge.cursor.clone()));
                 Self {
                     edges,
                     page_info: $crate::pagination::PageInfo {

@@ -152,6 +152,102 @@ impl References {
     }
 }
 
+impl References {
+    /// Which of `ids` the owner of `typename` resolves for `actor` (exists in its tenant
+    /// and is visible to it, whatever its state), in one query.
+    pub async fn visible(
+        &self,
+        actor: &Actor,
+        typename: &str,
+        ids: &[Uuid],
+    ) -> ApiResult<std::collections::HashSet<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let owner =
+            self.owners.read().get(typename).cloned().ok_or_else(|| {
+                ApiError::internal(format!("no owner registered for `{typename}`"))
+            })?;
+        let query = format!(
+            "query($representations: [_Any!]!) {{ _entities(representations: $representations) \
+             {{ ... on {typename} {{ id }} }} }}"
+        );
+        let representations: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "__typename": typename, "id": id.to_string() }))
+            .collect();
+        let response = owner
+            .execute(
+                actor,
+                &RequestMeta::default(),
+                &query,
+                json!({ "representations": representations }),
+            )
+            .await
+            .map_err(|err| ApiError::internal(format!("checking visibility: {err}")))?;
+        let found = response["data"]["_entities"]
+            .as_array()
+            .filter(|found| found.len() == ids.len())
+            .ok_or_else(|| ApiError::internal("checking visibility: unexpected answer"))?;
+        Ok(ids
+            .iter()
+            .zip(found)
+            .filter(|(_, entity)| entity["id"].is_string())
+            .map(|(id, _)| *id)
+            .collect())
+    }
+}
+
+/// Batches visibility checks of one entity type by request actor: every `(actor, id)`
+/// asked for in the same tick costs one query per distinct actor (schema data; no cache,
+/// so every request sees the current state).
+pub struct VisibilityLoader {
+    references: References,
+    typename: &'static str,
+}
+
+impl VisibilityLoader {
+    /// A loader of `typename` visibility through `references`.
+    pub fn new(references: References, typename: &'static str) -> Self {
+        Self {
+            references,
+            typename,
+        }
+    }
+
+    /// The key of `actor` asking about `id`.
+    pub fn key(actor: &Actor, id: Uuid) -> (String, Uuid) {
+        (serde_json::to_string(actor).unwrap_or_default(), id)
+    }
+}
+
+impl async_graphql::dataloader::Loader<(String, Uuid)> for VisibilityLoader {
+    type Value = bool;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[(String, Uuid)],
+    ) -> Result<HashMap<(String, Uuid), bool>, ApiError> {
+        let mut by_actor: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for (actor, id) in keys {
+            by_actor.entry(actor.as_str()).or_default().push(*id);
+        }
+        let mut answers = HashMap::new();
+        for (actor_json, ids) in by_actor {
+            // An actor that does not parse sees nothing.
+            let Ok(actor) = serde_json::from_str::<Actor>(actor_json) else {
+                continue;
+            };
+            let visible = self.references.visible(&actor, self.typename, &ids).await?;
+            for id in ids {
+                answers.insert((actor_json.to_owned(), id), visible.contains(&id));
+            }
+        }
+        Ok(answers)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

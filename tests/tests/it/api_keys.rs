@@ -141,7 +141,7 @@ async fn api_keys_act_with_their_roles_until_revoked() -> anyhow::Result<()> {
     );
 
     // The auditor key reads the audit trail, both ways of sending it; the integrator
-    // key is refused by the subgraph's own rule.
+    // key is refused by the policies.
     for header in ["authorization", "x-api-key"] {
         let (status, body) = with_key(&portal, &key, header).await?;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -149,6 +149,23 @@ async fn api_keys_act_with_their_roles_until_revoked() -> anyhow::Result<()> {
     }
     let (_, weak) = with_key(&portal, &weak_key, "x-api-key").await?;
     assert_eq!(code(&weak), "FORBIDDEN", "{weak}");
+    // A connector's key works with every account of its tenant (the Account.all grant).
+    let response = portal
+        .http()
+        .post(&portal.endpoint)
+        .header("x-api-key", &weak_key)
+        .json(&json!({ "query": "{ accounts { edges { node { number } } } }" }))
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    assert_eq!(
+        response["data"]["accounts"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(4),
+        "{response}"
+    );
     let listed = "{ serviceAccounts { name apiKeys { prefix lastUsedAt revokedAt } } }";
     let (_, list) = post(&portal, Some(&alice), listed, json!({})).await?;
     let keys = list["data"]["serviceAccounts"][0]["apiKeys"]

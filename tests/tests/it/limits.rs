@@ -164,3 +164,24 @@ async fn unknown_meta_fields_are_validation_errors_not_planning_failures() -> an
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_and_type_are_only_query_root_fields() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let nested = portal
+        .query_as_carol("{ me { __schema { queryType { name } } } }", json!({}))
+        .await?;
+    assert_eq!(
+        nested["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{nested}"
+    );
+    let root = portal
+        .query_as_carol("{ __schema { queryType { name } } }", json!({}))
+        .await?;
+    assert_eq!(
+        root["data"]["__schema"]["queryType"]["name"], "Query",
+        "{root}"
+    );
+    portal.stop().await;
+    Ok(())
+}

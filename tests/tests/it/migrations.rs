@@ -47,3 +47,53 @@ async fn the_sqlite_database_and_its_directory_are_private_to_the_owner() -> any
     std::fs::remove_dir_all(&root)?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow::Result<()> {
+    use portal_entities::platform::casbin_rule;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    portal::policies::seed_if_empty(&db).await?;
+    let shipped = casbin_rule::Entity::find().count(&db).await?;
+    let grants = || {
+        casbin_rule::Entity::find()
+            .filter(casbin_rule::Column::V2.starts_with("grant:"))
+            .count(&db)
+    };
+    assert!(grants().await? > 0);
+    // What a 0.1.0 database looks like: seeded, without this release's rules.
+    Migrator::down(&db, Some(1)).await?;
+    casbin_rule::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(casbin_rule::Column::V2.starts_with("grant:"))
+                .add(casbin_rule::Column::V2.starts_with("Job"))
+                .add(casbin_rule::Column::V2.is_in([
+                    "User.timeZone",
+                    "Tenant.timeZone",
+                    "Query.__schema",
+                    "Query.__type",
+                    "Mutation.addAccountMember",
+                    "Mutation.removeAccountMember",
+                    "Query.jobs",
+                    "Query.job",
+                    "Mutation.retryJob",
+                    "Mutation.cancelJob",
+                ])),
+        )
+        .exec(&db)
+        .await?;
+    assert_eq!(grants().await?, 0);
+    let before = portal::policies::revision(&db).await?;
+    Migrator::up(&db, None).await?;
+    assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
+    assert!(portal::policies::revision(&db).await? > before);
+    // Applying it to an up-to-date store adds nothing twice.
+    Migrator::down(&db, Some(1)).await?;
+    Migrator::up(&db, None).await?;
+    assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -252,6 +252,31 @@ async fn accounts_and_their_reports_are_seen_by_owner_members_and_staff_only() -
             Some(4),
             "{carol}"
         );
+        // A page the row rule empties still leads on: walking Alice's reports about the
+        // account one at a time ends, showing Carol none of them.
+        let mut after = Value::Null;
+        for _ in 0..5 {
+            let page = as_role(
+                &portal,
+                portal.seed.carol_id,
+                "customer_user",
+                "query($a: ID!, $c: String) { account(id: $a) { reports(first: 1, after: $c) { edges { node { name } } pageInfo { hasNextPage endCursor } } } }",
+                json!({ "a": operating, "c": after }),
+            )
+            .await?;
+            let reports = &page["data"]["account"]["reports"];
+            assert_eq!(reports["edges"], json!([]), "{page}");
+            if reports["pageInfo"]["hasNextPage"] != json!(true) {
+                after = Value::Null;
+                break;
+            }
+            assert!(
+                reports["pageInfo"]["endCursor"].is_string(),
+                "stuck: {page}"
+            );
+            after = reports["pageInfo"]["endCursor"].clone();
+        }
+        assert!(after.is_null(), "paging never ended");
 
         // Membership: only tenant admins manage it (policy), audited; it opens the
         // account to Dave, and closing it again hides it.
@@ -344,5 +369,71 @@ async fn accounts_and_their_reports_are_seen_by_owner_members_and_staff_only() -
         assert!(support["data"]["accounts"]["edges"][0]["node"]["balance"].is_null());
         portal.stop().await;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_hangs_off_an_account_stays_hidden_when_reached_through_another_subgraph()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let accounts = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        "{ accounts { edges { node { id number } } } }",
+        json!({}),
+    )
+    .await?;
+    let billing = accounts["data"]["accounts"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["node"]["number"] == "ACME-0004")
+        .and_then(|e| e["node"]["id"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no billing account: {accounts}"))?
+        .to_owned();
+    let refs = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        "query($a: ID!) { account(id: $a) { externalRefs { externalId } } }",
+        json!({ "a": billing }),
+    )
+    .await?;
+    let external_ids: Vec<String> = refs["data"]["account"]["externalRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["externalId"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !external_ids.is_empty(),
+        "the seed links Bob's account: {refs}"
+    );
+    // Support opens a thread about Bob's account with Carol, who may not see that account.
+    let opened = as_role(
+        &portal,
+        seed.alice_id,
+        "support_agent",
+        "mutation($a: ID, $p: [ID!]) { createThread(input: { subject: \"Your billing\", body: \"…\", accountId: $a, participantIds: $p }) { id } }",
+        json!({ "a": billing, "p": [seed.carol_id.to_string()] }),
+    )
+    .await?;
+    let thread = opened["data"]["createThread"]["id"].clone();
+    assert!(thread.is_string(), "{opened}");
+    let seen = as_role(
+        &portal,
+        seed.carol_id,
+        "customer_user",
+        "query($t: ID!) { thread(id: $t) { subject account { id externalRefs { externalId } } } }",
+        json!({ "t": thread }),
+    )
+    .await?;
+    assert_eq!(seen["data"]["thread"]["subject"], "Your billing", "{seen}");
+    for id in &external_ids {
+        assert!(!seen.to_string().contains(id.as_str()), "{seen}");
+    }
+    portal.stop().await;
     Ok(())
 }

@@ -4,7 +4,9 @@
 use async_graphql::{Context, ID, Object};
 
 use portal_kit::ApiResult;
-use portal_kit::loader::load;
+use portal_kit::context::actor;
+use portal_kit::loader::{load, registered};
+use portal_kit::references::VisibilityLoader;
 
 use super::loaders::RefsByAccount;
 use super::types::ExternalRef;
@@ -21,11 +23,19 @@ impl Account {
         self.key_id()
     }
 
-    /// The account's ids in external systems, oldest link first.
+    /// The account's ids in external systems, oldest link first; empty for an account the
+    /// caller may not see (accounts' row rule, asked in one batch per request).
     async fn external_refs(&self, ctx: &Context<'_>) -> ApiResult<Vec<ExternalRef>> {
         let Some(account) = self.key() else {
             return Ok(Vec::new());
         };
+        let visible = registered::<VisibilityLoader>(ctx)?
+            .load_one(VisibilityLoader::key(actor(ctx), account))
+            .await?
+            .unwrap_or(false);
+        if !visible {
+            return Ok(Vec::new());
+        }
         let found = load::<RefsByAccount>(ctx, account).await?;
         Ok(found
             .unwrap_or_default()

@@ -17,7 +17,7 @@ use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
-use portal_kit::references::References;
+use portal_kit::references::{References, VisibilityLoader};
 
 use crate::domain::{self, IntegrationKind, IntegrationStatus};
 use crate::store;
@@ -41,6 +41,10 @@ pub fn build_schema(db: DatabaseConnection, references: References) -> Integrati
         .data(batch_loader::<IntegrationsById>(&db))
         .data(batch_loader::<WebhookEndpointsById>(&db))
         .data(batch_loader::<RefsByAccount>(&db))
+        .data(async_graphql::dataloader::DataLoader::new(
+            VisibilityLoader::new(references.clone(), "Account"),
+            tokio::spawn,
+        ))
         .data(references)
         .data(db)
         .finish()

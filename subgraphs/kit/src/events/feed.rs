@@ -27,6 +27,9 @@ use super::NOTIFY_CHANNEL;
 /// generous).
 pub const OVERLAP: Duration = Duration::from_secs(10);
 
+/// Events read per query while polling.
+const PAGE: u64 = 2_000;
+
 /// Events buffered per subscriber before it counts as lagging.
 pub const CAPACITY: usize = 1024;
 
@@ -95,13 +98,28 @@ impl Poller {
         let from = (now - window).max(self.started - chrono::Duration::seconds(1));
         let millis = u64::try_from(from.timestamp_millis()).unwrap_or(0);
         let lower = uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid();
-        let rows = domain_event::Entity::find()
-            .filter(domain_event::Column::Id.gte(lower))
-            .filter(domain_event::Column::OccurredAt.gte(self.started))
-            .order_by_asc(domain_event::Column::Id)
-            .limit(5_000)
-            .all(db)
-            .await?;
+        // Page by id through the whole window: a burst larger than one page is read in full.
+        let mut rows = Vec::new();
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut select = domain_event::Entity::find()
+                .filter(domain_event::Column::Id.gte(lower))
+                .filter(domain_event::Column::OccurredAt.gte(self.started));
+            if let Some(last) = after {
+                select = select.filter(domain_event::Column::Id.gt(last));
+            }
+            let page = select
+                .order_by_asc(domain_event::Column::Id)
+                .limit(PAGE)
+                .all(db)
+                .await?;
+            let full = page.len() as u64 == PAGE;
+            after = page.last().map(|row| row.id);
+            rows.extend(page);
+            if !full {
+                break;
+            }
+        }
         let mut fresh = Vec::new();
         for row in rows {
             if self.seen.insert(row.id) {

@@ -16,9 +16,7 @@ pub mod schedule;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -244,47 +242,68 @@ pub async fn list(
 }
 
 /// Puts a dead or cancelled job of `tenant_id` back in the queue to run now, with fresh
-/// attempts (administrators). `NOT_FOUND` unless it is dead or cancelled.
+/// attempts (administrators); `CONFLICT` unless it is dead or cancelled at that moment.
 pub async fn retry<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
     tenant_id: Option<Uuid>,
     id: Uuid,
 ) -> ApiResult<job::Model> {
-    let found = get(db, tenant_id, id).await?;
-    if !matches!(
-        JobState::from_db(&found.state),
-        JobState::Dead | JobState::Cancelled
-    ) {
+    use sea_orm::sea_query::Expr;
+    get(db, tenant_id, id).await?;
+    let changed = job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
+        .col_expr(job::Column::Attempts, Expr::value(0))
+        .col_expr(job::Column::RunAt, Expr::value(now))
+        .col_expr(
+            job::Column::FinishedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::State.is_in([JobState::Dead.as_str(), JobState::Cancelled.as_str()]))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if changed.rows_affected == 0 {
         return Err(ApiError::Conflict(
             "only dead or cancelled jobs are retried".into(),
         ));
     }
-    let mut active: job::ActiveModel = found.into();
-    active.state = Set(JobState::Queued.as_str().to_owned());
-    active.attempts = Set(0);
-    active.run_at = Set(now);
-    active.finished_at = Set(None);
-    active.updated_at = Set(now);
-    active.update(db).await.map_err(ApiError::from_db)
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
+            .await
+            .map_err(ApiError::from_db)?;
+    }
+    get(db, tenant_id, id).await
 }
 
-/// Cancels a queued job of `tenant_id` (administrators); `CONFLICT` unless it is queued.
+/// Cancels a queued job of `tenant_id` (administrators); `CONFLICT` unless it is still
+/// queued at that moment (a worker may have claimed it meanwhile).
 pub async fn cancel<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
     tenant_id: Option<Uuid>,
     id: Uuid,
 ) -> ApiResult<job::Model> {
-    let found = get(db, tenant_id, id).await?;
-    if JobState::from_db(&found.state) != JobState::Queued {
+    use sea_orm::sea_query::Expr;
+    get(db, tenant_id, id).await?;
+    let changed = job::Entity::update_many()
+        .col_expr(
+            job::Column::State,
+            Expr::value(JobState::Cancelled.as_str()),
+        )
+        .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::State.eq(JobState::Queued.as_str()))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if changed.rows_affected == 0 {
         return Err(ApiError::Conflict("only queued jobs are cancelled".into()));
     }
-    let mut active: job::ActiveModel = found.into();
-    active.state = Set(JobState::Cancelled.as_str().to_owned());
-    active.finished_at = Set(Some(now));
-    active.updated_at = Set(now);
-    active.update(db).await.map_err(ApiError::from_db)
+    get(db, tenant_id, id).await
 }
 
 #[cfg(test)]

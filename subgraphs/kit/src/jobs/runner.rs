@@ -208,15 +208,21 @@ impl Runner {
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
             return Ok(());
         };
+        // A job never runs as somebody else: a principal that does not read back is fatal.
+        let principal = match job.principal.clone().map(serde_json::from_value::<Actor>) {
+            None => None,
+            Some(Ok(actor)) => Some(actor),
+            Some(Err(_)) => {
+                let unreadable = JobError::Permanent("its principal cannot be read".into());
+                return self.finish(&job, Err(unreadable)).await;
+            }
+        };
         let context = JobContext {
             id: job.id,
             kind: job.kind.clone(),
             payload: job.payload.clone(),
             tenant_id: job.tenant_id,
-            principal: job
-                .principal
-                .clone()
-                .and_then(|p| serde_json::from_value(p).ok()),
+            principal,
             attempt: job.attempts,
         };
         let heartbeat = self.clone().heartbeat(job.id);

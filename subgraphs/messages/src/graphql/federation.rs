@@ -35,6 +35,7 @@ impl User {
         };
         let mut found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
         // Another user's threads: only those the caller may read too.
+        found.resume_after = found.items.last().map(|row| row.id);
         found.items = super::visibility::readable_threads(ctx, found.items).await?;
         Ok(found.map(Thread::from).into())
     }

@@ -34,6 +34,7 @@ impl Account {
             return Ok(page.page(Vec::new()).into());
         };
         let mut found = load_page::<DefinitionsByAccount>(ctx, account, page).await?;
+        found.resume_after = found.items.last().map(|row| row.id);
         found.items = super::visibility::readable(ctx, found.items);
         Ok(found.map(ReportDefinition::from).into())
     }
