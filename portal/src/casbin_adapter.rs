@@ -8,9 +8,9 @@
 
 use casbin::error::AdapterError;
 use casbin::{Adapter, Filter, Model, Result};
+use portal_kit::db::BeginWrite;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -137,7 +137,7 @@ impl Adapter for SeaOrmAdapter {
     }
 
     async fn save_policy(&mut self, m: &mut dyn Model) -> Result<()> {
-        let txn = self.db.begin().await.map_err(failed)?;
+        let txn = self.db.begin_write().await.map_err(failed)?;
         casbin_rule::Entity::delete_many()
             .exec(&txn)
             .await
@@ -157,7 +157,7 @@ impl Adapter for SeaOrmAdapter {
     }
 
     async fn clear_policy(&mut self) -> Result<()> {
-        let txn = self.db.begin().await.map_err(failed)?;
+        let txn = self.db.begin_write().await.map_err(failed)?;
         casbin_rule::Entity::delete_many()
             .exec(&txn)
             .await
@@ -180,7 +180,7 @@ impl Adapter for SeaOrmAdapter {
         ptype: &str,
         rules: Vec<Vec<String>>,
     ) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(failed)?;
+        let txn = self.db.begin_write().await.map_err(failed)?;
         for rule in &rules {
             row(ptype, rule).insert(&txn).await.map_err(failed)?;
         }
@@ -199,7 +199,7 @@ impl Adapter for SeaOrmAdapter {
         ptype: &str,
         rules: Vec<Vec<String>>,
     ) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(failed)?;
+        let txn = self.db.begin_write().await.map_err(failed)?;
         let mut removed = false;
         for rule in &rules {
             let ids: Vec<Uuid> = Self::matching(ptype, rule)
@@ -247,7 +247,7 @@ impl Adapter for SeaOrmAdapter {
             };
             delete = delete.filter(column.eq(value.clone()));
         }
-        let txn = self.db.begin().await.map_err(failed)?;
+        let txn = self.db.begin_write().await.map_err(failed)?;
         let result = delete.exec(&txn).await.map_err(failed)?;
         self.bump(&txn).await?;
         txn.commit().await.map_err(failed)?;

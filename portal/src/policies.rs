@@ -2,11 +2,12 @@
 //! the binary) is loaded on first start; gateways load the rows and reload them within a
 //! second of any change (they poll the policy revision).
 
+use portal_kit::db::BeginWrite;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set};
 use uuid::Uuid;
 
 use portal_entities::platform::{casbin_rule, policy_revision};
@@ -80,7 +81,7 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> Result<bool, DbErr> {
     {
         return Ok(false);
     }
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let claimed = policy_revision::ActiveModel {
         id: Set(1),
         revision: Set(1),

@@ -2,9 +2,10 @@
 //! integrations, written in one transaction on first start (or by `portal seed`).
 
 use chrono::{Duration, Utc};
+use portal_kit::db::BeginWrite;
 use sea_orm::{
     ActiveModelTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
-    Set, TransactionTrait,
+    Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -92,7 +93,7 @@ pub async fn demo_identities(db: &DatabaseConnection) -> Result<Option<DemoSeed>
 
 /// Seeds the demo data.
 pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let acme = create_tenant(&txn, "acme", "Acme Corporation", "Europe/Berlin").await?;
     let globex = create_tenant(&txn, "globex", "Globex Inc.", "America/New_York").await?;
 

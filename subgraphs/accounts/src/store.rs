@@ -1,12 +1,13 @@
 //! Accounts persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -123,7 +124,7 @@ pub async fn add_member(
     user_id: Uuid,
 ) -> ApiResult<account::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let found = account(&txn, tenant_id, account_id).await?;
     if found.owner_id == user_id {
         return Err(ApiError::Conflict("the user owns this account".into()));
@@ -156,7 +157,7 @@ pub async fn remove_member(
     user_id: Uuid,
 ) -> ApiResult<account::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let found = account(&txn, tenant_id, account_id).await?;
     let removed = account_member::Entity::delete_many()
         .filter(account_member::Column::TenantId.eq(tenant_id))
@@ -205,7 +206,7 @@ pub async fn create_account(
 ) -> ApiResult<account::Model> {
     let tenant_id = actor.tenant()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = account::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -237,7 +238,7 @@ pub async fn update_account(
     changes: AccountChanges,
 ) -> ApiResult<account::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = account(&txn, tenant_id, id).await?;
     let before = json!({ "name": current.name, "status": current.status });
     let mut active: account::ActiveModel = current.into();

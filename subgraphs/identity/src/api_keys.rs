@@ -6,6 +6,7 @@
 //! acts as its service account with the roles given to the key, until it expires, is
 //! revoked, or its service account is disabled.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,6 @@ use parking_lot::Mutex;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -78,7 +78,7 @@ pub async fn create_service_account(
 ) -> ApiResult<service_account::Model> {
     let tenant_id = require_person(actor)?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = service_account::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -107,7 +107,7 @@ pub async fn disable_service_account(
     id: Uuid,
 ) -> ApiResult<service_account::Model> {
     let tenant_id = require_person(actor)?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let scoped = service_account::Entity::find_by_id(id)
         .filter(service_account::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "service account").await?;
@@ -189,7 +189,7 @@ pub async fn create_api_key(
             "cannot grant a role you do not hold",
         ));
     }
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let account = one_or_not_found(
         &txn,
         service_account::Entity::find_by_id(new.service_account_id)
@@ -242,7 +242,7 @@ pub async fn revoke_api_key(
     id: Uuid,
 ) -> ApiResult<api_key::Model> {
     let tenant_id = require_person(actor)?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let scoped = api_key::Entity::find_by_id(id).filter(api_key::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "API key").await?;
     if current.revoked_at.is_some() {

@@ -156,6 +156,40 @@ pub fn slug(field: &'static str, raw: &str) -> ApiResult<String> {
     }
 }
 
+/// Why a session ended, as stored and audited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user signed out.
+    SignOut,
+    /// The user or an admin revoked it.
+    Revoked,
+    /// A used refresh token was presented again.
+    RefreshReuse,
+    /// Idle for longer than the tenant allows.
+    IdleTimeout,
+    /// Older than the tenant allows.
+    AbsoluteTimeout,
+    /// The password changed or was reset.
+    PasswordChanged,
+    /// The user was deactivated.
+    UserDeactivated,
+}
+
+impl RevokeReason {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignOut => "sign_out",
+            Self::Revoked => "revoked",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::IdleTimeout => "idle_timeout",
+            Self::AbsoluteTimeout => "absolute_timeout",
+            Self::PasswordChanged => "password_changed",
+            Self::UserDeactivated => "user_deactivated",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use portal_kit::db::BeginWrite;
 use uuid::Uuid;
 
 use portal_entities::platform::job;
@@ -13,7 +14,6 @@ use portal_kit::input;
 use portal_kit::jobs::{self, JobFilter, JobState};
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
-use sea_orm::TransactionTrait;
 
 /// Lifecycle of a background job.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -176,7 +176,7 @@ async fn change(ctx: &Context<'_>, id: ID, action: &'static str) -> ApiResult<Jo
     let id = input::id("id", &id)?;
     let tenant = Some(tenant_of(ctx)?);
     let now = Utc::now();
-    let txn = db(ctx)?.begin().await.map_err(ApiError::from_db)?;
+    let txn = db(ctx)?.begin_write().await.map_err(ApiError::from_db)?;
     let changed = if action == "job.retry" {
         jobs::retry(&txn, now, tenant, id).await?
     } else {

@@ -6,6 +6,7 @@
 pub mod api_key_api;
 pub mod api_keys;
 pub mod audit;
+pub mod credentials;
 pub mod domain;
 pub mod feed;
 pub mod graphql;
@@ -20,8 +21,10 @@ pub mod policy_store;
 pub mod recovery;
 pub mod session_api;
 pub mod sessions;
+pub mod settings;
 pub mod store;
 pub mod throttle;
+pub mod types;
 
 pub use graphql::{IdentitySchema, build_schema};
 pub use sessions::{Authenticator, IdentitySettings};

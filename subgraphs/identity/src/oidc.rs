@@ -12,6 +12,7 @@
 //!    verified email), roles follow the provider's groups through the configured mapping,
 //!    and a session starts.
 
+use portal_kit::db::BeginWrite;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -21,7 +22,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -121,7 +121,7 @@ pub async fn configure(
     crate::store::require_roles(db, tenant_id, wanted, "input.groupRoles").await?;
     crate::mfa::require_step_up(db, actor).await?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let existing = oidc_provider::Entity::find()
         .filter(oidc_provider::Column::TenantId.eq(tenant_id))
         .filter(oidc_provider::Column::Name.eq(input.name.as_str()))
@@ -526,7 +526,7 @@ async fn provision(
     provider: &oidc_provider::Model,
     identity: &VerifiedIdentity,
 ) -> ApiResult<user::Model> {
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let now = Utc::now();
     let linked = user_identity::Entity::find_by_id((provider.id, identity.subject.clone()))
         .one(&txn)

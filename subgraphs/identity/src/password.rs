@@ -112,6 +112,16 @@ pub fn verify(password: &str, stored: &str) -> Result<bool, HashError> {
         .is_ok())
 }
 
+/// argon2id hash of `password`, off the async reactor.
+pub async fn hash_password(password: &str) -> portal_kit::ApiResult<String> {
+    use portal_kit::ApiError;
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash(&password))
+        .await
+        .map_err(|_| ApiError::internal("hashing task failed"))?
+        .map_err(|_| ApiError::internal("password hashing failed"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

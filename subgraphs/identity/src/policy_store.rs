@@ -4,13 +4,14 @@
 //! (`policy_coordinates`), confined to the editor's tenant, and may not grant more than
 //! the editor holds.
 
+use portal_kit::db::BeginWrite;
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -52,7 +53,7 @@ pub async fn publish_coordinates(
     coordinates: impl IntoIterator<Item = (String, Action)>,
 ) -> ApiResult<()> {
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     policy_coordinate::Entity::delete_many()
         .exec(&txn)
         .await
@@ -317,7 +318,7 @@ pub async fn add_rule(
             ));
         }
     }
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let row = casbin_rule::ActiveModel {
         id: Set(Uuid::now_v7()),
         ptype: Set("p".into()),
@@ -364,7 +365,7 @@ pub async fn remove_rule(
 ) -> ApiResult<StoredRule> {
     let tenant = require_admin(actor)?;
     let platform = is_platform_admin(actor);
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let found = casbin_rule::Entity::find_by_id(id)
         .filter(casbin_rule::Column::Ptype.eq("p"))
         .one(&txn)

@@ -7,13 +7,14 @@
 //! - Completing a reset sets the password, ends every session of the user and does not
 //!   sign in. Redeeming an invitation also activates the invited user.
 
+use portal_kit::db::BeginWrite;
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 use serde_json::json;
 
@@ -23,10 +24,11 @@ use portal_kit::mail::{self, Email};
 use portal_kit::secret::{opaque_token, token_hash};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+use crate::credentials::{revoke_all_of_user, set_password_in};
+use crate::domain::RevokeReason;
 use crate::domain::UserStatus;
-use crate::sessions::{
-    IdentitySettings, RevokeReason, hash_password, revoke_all_of_user, set_password_in,
-};
+use crate::password::hash_password;
+use crate::settings::IdentitySettings;
 use crate::{password, throttle};
 
 /// How long a reset link works.
@@ -176,7 +178,7 @@ pub async fn request_reset(
             .await?;
         return Ok(());
     };
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let token = issue_token(&txn, &user, Purpose::Reset).await?;
     let text = format!(
         "Hello {name},\n\nSomebody asked to reset the password of your {tenant} portal \
@@ -230,7 +232,7 @@ pub async fn complete_reset(
     password::check(new_password, &user.email, &user.display_name)
         .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
     let hash_of_password = hash_password(new_password).await?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     // Single use: claim this token, and retire every other outstanding one of the user.
     let claimed = password_reset_token::Entity::update_many()
         .col_expr(
@@ -305,7 +307,7 @@ pub async fn request_email_change(
     }
     let token = opaque_token("pec")?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     email_change::ActiveModel {
         token_hash: Set(token_hash(&token)),
         user_id: Set(user.id),
@@ -365,7 +367,7 @@ pub async fn confirm_email_change(
         .map_err(ApiError::from_db)?
         .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
         .ok_or_else(invalid)?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let claimed = email_change::Entity::update_many()
         .col_expr(email_change::Column::UsedAt, Expr::value(Utc::now()))
         .filter(email_change::Column::TokenHash.eq(hash))

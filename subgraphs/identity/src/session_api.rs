@@ -9,10 +9,10 @@ use portal_kit::context::{actor, db, meta};
 use portal_kit::input;
 use portal_kit::{ApiError, ApiResult};
 
-use crate::graphql::User;
 use crate::mfa;
 use crate::sessions::{Issued, RevokeReason, SignInOutcome, Which, authenticator, expiry};
 use crate::store;
+use crate::types::User;
 
 /// One signed-in device.
 #[derive(SimpleObject)]

@@ -8,14 +8,14 @@
 //! ([`crate::feed`]), so a revoked session stops working long before its last access
 //! token would expire.
 
+use portal_kit::db::BeginWrite;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -23,11 +23,15 @@ use uuid::Uuid;
 use portal_entities::identity::{credential, mfa_challenge, refresh_token, session, tenant, user};
 use portal_kit::access_token::{AUDIENCE, AccessClaims};
 use portal_kit::audit::AuditEvent;
-use portal_kit::secret::{DataKey, opaque_token, token_hash};
+use portal_kit::secret::{opaque_token, token_hash};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+pub use crate::credentials::{revoke_all_of_user, set_password_in};
+pub use crate::domain::RevokeReason;
 use crate::domain::UserStatus;
 use crate::keys::KeyRing;
+pub use crate::password::hash_password;
+pub use crate::settings::IdentitySettings;
 use crate::{mfa, password, store, throttle};
 
 /// Prefix of refresh tokens (`prt_…`).
@@ -38,35 +42,6 @@ const SIGN_IN_FAILED: &str = "invalid tenant, email or password";
 
 /// The message of every refused refresh token, whatever the reason.
 const REFRESH_FAILED: &str = "invalid or expired refresh token";
-
-/// Identity's run-time settings.
-#[derive(Clone, Debug)]
-pub struct IdentitySettings {
-    /// The `iss` of access tokens; gateways accept only this issuer.
-    pub issuer: String,
-    /// Lifetime of an access token (at most one hour).
-    pub access_token_ttl: Duration,
-    /// Age at which the signing key is replaced.
-    pub key_rotation: Duration,
-    /// Seals secrets at rest (signing keys, TOTP secrets, queued emails).
-    pub data_key: DataKey,
-    /// Base URL of the portal's web front end, for links in emails (never taken from the
-    /// request's Host header).
-    pub public_url: String,
-}
-
-impl IdentitySettings {
-    /// Defaults: issuer `portal`, 5-minute access tokens, 30-day key rotation.
-    pub fn new(data_key: DataKey) -> Self {
-        Self {
-            issuer: "portal".into(),
-            access_token_ttl: Duration::from_secs(300),
-            key_rotation: Duration::from_secs(30 * 24 * 3600),
-            data_key,
-            public_url: "http://127.0.0.1:4000".into(),
-        }
-    }
-}
 
 /// What sign-in and refresh hand out.
 #[derive(Debug)]
@@ -134,40 +109,6 @@ pub fn authenticator<'c>(ctx: &'c async_graphql::Context<'_>) -> ApiResult<&'c A
 /// same time as a wrong password.
 static DUMMY_HASH: LazyLock<Option<String>> =
     LazyLock::new(|| password::hash("no account has this password, ever").ok());
-
-/// Why a session ended, as stored and audited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RevokeReason {
-    /// The user signed out.
-    SignOut,
-    /// The user or an admin revoked it.
-    Revoked,
-    /// A used refresh token was presented again.
-    RefreshReuse,
-    /// Idle for longer than the tenant allows.
-    IdleTimeout,
-    /// Older than the tenant allows.
-    AbsoluteTimeout,
-    /// The password changed or was reset.
-    PasswordChanged,
-    /// The user was deactivated.
-    UserDeactivated,
-}
-
-impl RevokeReason {
-    /// Storage form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SignOut => "sign_out",
-            Self::Revoked => "revoked",
-            Self::RefreshReuse => "refresh_reuse",
-            Self::IdleTimeout => "idle_timeout",
-            Self::AbsoluteTimeout => "absolute_timeout",
-            Self::PasswordChanged => "password_changed",
-            Self::UserDeactivated => "user_deactivated",
-        }
-    }
-}
 
 /// Which of a user's sessions to revoke.
 #[derive(Clone, Copy, Debug)]
@@ -443,7 +384,7 @@ impl Authenticator {
         }
         throttle::clear(&self.db, &key).await?;
         let recovery_codes = if enrolling {
-            let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+            let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
             let codes = mfa::activate(&txn, &user).await?;
             AuditEvent::success("mfa.enable", "user", user.id)
                 .record(&txn, &actor, meta)
@@ -473,7 +414,7 @@ impl Authenticator {
             return Err(ApiError::AuthenticationFailed(CODE_FAILED));
         }
         throttle::clear(&self.db, &key).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         mark_mfa_verified(&txn, session_id).await?;
         AuditEvent::success("auth.step_up", "session", session_id)
             .record(&txn, actor, meta)
@@ -528,7 +469,7 @@ impl Authenticator {
             return Err(ApiError::invalid("code", "invalid or expired code"));
         }
         throttle::clear(&self.db, &key).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         // Not a step-up: confirm with `stepUp` before sensitive changes.
         let codes = mfa::activate(&txn, &user).await?;
         AuditEvent::success("mfa.enable", "user", user.id)
@@ -576,7 +517,7 @@ impl Authenticator {
     pub async fn disable_mfa(&self, actor: &Actor, meta: &RequestMeta) -> ApiResult<()> {
         let (user, _) = self.actor_user(actor).await?;
         mfa::require_step_up(&self.db, actor).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         mfa::remove(&txn, user.id).await?;
         AuditEvent::success("mfa.disable", "user", user.id)
             .record(&txn, actor, meta)
@@ -595,7 +536,7 @@ impl Authenticator {
             return Err(ApiError::Conflict("no active second factor".into()));
         }
         mfa::require_step_up(&self.db, actor).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let codes = mfa::new_recovery_codes(&txn, &user).await?;
         AuditEvent::success("mfa.recovery_codes", "user", user.id)
             .record(&txn, actor, meta)
@@ -645,7 +586,7 @@ impl Authenticator {
     ) -> ApiResult<Issued> {
         let now = Utc::now();
         let refresh_token = opaque_token(REFRESH_TOKEN_PREFIX)?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let session = session::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(tenant.id),
@@ -733,7 +674,7 @@ impl Authenticator {
         // tokens are signed before the rotation commits (so a failure after the commit
         // cannot lose the new refresh token and make the retry look like theft).
         let key = self.keys.signing_key(&self.db).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let Some(token) = refresh_token::Entity::find_by_id(hash.clone())
             .one(&txn)
             .await
@@ -874,7 +815,7 @@ impl Authenticator {
         which: Which,
         reason: RevokeReason,
     ) -> ApiResult<u64> {
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let mut select = session::Entity::find()
             .filter(session::Column::TenantId.eq(tenant_id))
             .filter(session::Column::UserId.eq(user_id))
@@ -941,7 +882,7 @@ impl Authenticator {
         password::check(new, &user.email, &user.display_name)
             .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;
         let hash = hash_password(new).await?;
-        let txn = self.db.begin().await.map_err(ApiError::from_db)?;
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         set_password_in(&txn, &user, hash).await?;
         let others = session::Entity::find()
             .filter(session::Column::UserId.eq(user.id))
@@ -1022,57 +963,6 @@ pub async fn revoke_in(
         .await
         .map_err(ApiError::from_db)?;
     Ok(())
-}
-
-/// Revokes every live session of `user_id` (deactivation); no audit of its own — the
-/// caller audits the change that caused it.
-pub async fn revoke_all_of_user(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    reason: RevokeReason,
-) -> ApiResult<u64> {
-    let result = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
-        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(result.rows_affected)
-}
-
-/// Stores `hash` as the password of `user`.
-pub async fn set_password_in(
-    db: &impl ConnectionTrait,
-    user: &user::Model,
-    hash: String,
-) -> ApiResult<()> {
-    let existing = credential::Entity::find_by_id(user.id)
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let row = credential::ActiveModel {
-        user_id: Set(user.id),
-        tenant_id: Set(user.tenant_id),
-        password_hash: Set(hash),
-        updated_at: Set(Utc::now()),
-    };
-    if existing.is_some() {
-        row.update(db).await.map_err(ApiError::from_db)?;
-    } else {
-        row.insert(db).await.map_err(ApiError::from_db)?;
-    }
-    Ok(())
-}
-
-/// argon2id hash of `password`, off the async reactor.
-pub async fn hash_password(password: &str) -> ApiResult<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|_| ApiError::internal("hashing task failed"))?
-        .map_err(|_| ApiError::internal("password hashing failed"))
 }
 
 /// Whether `password` matches `stored`; with no stored hash, verifies against a dummy so

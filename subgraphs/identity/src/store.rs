@@ -1,12 +1,13 @@
 //! Identity persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -18,10 +19,12 @@ use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+use crate::credentials::revoke_all_of_user;
+use crate::domain::RevokeReason;
 use crate::domain::{
     DEFAULT_ABSOLUTE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, SessionTimeouts, UserStatus,
 };
-use crate::sessions::{IdentitySettings, RevokeReason, revoke_all_of_user};
+use crate::settings::IdentitySettings;
 
 /// Validated fields of a new user.
 pub struct NewUser {
@@ -93,7 +96,7 @@ pub async fn update_tenant(
     changes: TenantChanges,
 ) -> ApiResult<tenant::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = one_or_not_found(&txn, tenant::Entity::find_by_id(tenant_id), "tenant").await?;
     let before = tenant_settings(&current);
     let idle = changes
@@ -183,7 +186,7 @@ pub async fn create_user(
 ) -> ApiResult<user::Model> {
     let tenant_id = actor.tenant()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let tenant_row = tenant(&txn, tenant_id).await?;
     let created = user::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -217,7 +220,7 @@ pub async fn update_user(
     changes: UserChanges,
 ) -> ApiResult<user::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = user(&txn, tenant_id, id).await?;
     let before = json!({
         "displayName": current.display_name,
@@ -280,7 +283,7 @@ pub async fn create_tenant(
     // Who may create tenants is the policies' decision; never an anonymous caller.
     actor.principal()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = tenant::ActiveModel {
         id: Set(Uuid::now_v7()),
         slug: Set(slug),
@@ -351,7 +354,7 @@ pub async fn create_role(
 ) -> ApiResult<role::Model> {
     let tenant_id = actor.tenant()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = role::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -379,7 +382,7 @@ pub async fn update_role(
     description: String,
 ) -> ApiResult<role::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let scoped = role::Entity::find_by_id(id).filter(role::Column::TenantId.eq(tenant_id));
     let current = one_or_not_found(&txn, scoped, "role").await?;
     let before = current.description.clone();
@@ -446,7 +449,7 @@ pub async fn assign_role(
     role_id: Uuid,
 ) -> ApiResult<user::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let target = user(&txn, tenant_id, user_id).await?;
     let role = role_in_tenant(&txn, tenant_id, role_id).await?;
     let existing = user_role::Entity::find_by_id((user_id, role_id))
@@ -481,7 +484,7 @@ pub async fn unassign_role(
     role_id: Uuid,
 ) -> ApiResult<user::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let target = user(&txn, tenant_id, user_id).await?;
     let role = role_in_tenant(&txn, tenant_id, role_id).await?;
     let removed = user_role::Entity::delete_many()

@@ -4,12 +4,13 @@
 //! Audit events of webhook endpoints never copy the URL (it may carry a token in its
 //! query); they only say whether it changed.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Select, Set, TransactionTrait,
+    QueryOrder, Select, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -131,7 +132,7 @@ pub async fn create_integration(
 ) -> ApiResult<integration::Model> {
     let tenant_id = actor.tenant()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = integration::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -163,7 +164,7 @@ pub async fn update_integration(
     changes: IntegrationChanges,
 ) -> ApiResult<integration::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = integration(&txn, tenant_id, id).await?;
     let before = json!({ "name": current.name, "status": current.status });
     let mut active: integration::ActiveModel = current.into();
@@ -229,7 +230,7 @@ pub async fn create_webhook_endpoint(
 ) -> ApiResult<webhook_endpoint::Model> {
     let tenant_id = actor.tenant()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = webhook_endpoint::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -260,7 +261,7 @@ pub async fn update_webhook_endpoint(
     changes: WebhookEndpointChanges,
 ) -> ApiResult<webhook_endpoint::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = webhook_endpoint(&txn, tenant_id, id).await?;
     let before = json!({
         "description": current.description,
@@ -329,7 +330,7 @@ pub async fn link_external_ref(
     new: NewExternalRef,
 ) -> ApiResult<external_ref::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     integration(&txn, tenant_id, new.integration_id).await?;
     let created = external_ref::ActiveModel {
         id: Set(Uuid::now_v7()),

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 /// Opens a pool to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///
@@ -24,4 +27,66 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(5))
         });
     Database::connect(options).await
+}
+
+/// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`): a transaction that reads first and then writes would otherwise
+/// fail at once with "database is locked" when another connection committed in between
+/// (SQLite cannot upgrade a stale read snapshot), instead of waiting its turn. Elsewhere
+/// it is a plain `BEGIN`.
+#[async_trait::async_trait]
+pub trait BeginWrite {
+    /// `BEGIN` (`BEGIN IMMEDIATE` on SQLite).
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr>;
+}
+
+#[async_trait::async_trait]
+impl BeginWrite for DatabaseConnection {
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_transaction_that_reads_first_survives_a_concurrent_commit_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("portal-db-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+        let first = connect(&url, 1).await.expect("first pool");
+        let second = connect(&url, 1).await.expect("second pool");
+        let sql = |s: &str| Statement::from_string(sea_orm::DatabaseBackend::Sqlite, s.to_owned());
+        first
+            .execute_raw(sql("CREATE TABLE t (n INTEGER)"))
+            .await
+            .expect("table");
+        // A transaction that reads, then — after another connection committed — writes.
+        let txn = first.begin_write().await.expect("begin");
+        txn.execute_raw(sql("SELECT count(*) FROM t"))
+            .await
+            .expect("read");
+        let other = tokio::spawn(async move {
+            // Waits for the write lock (busy timeout) instead of invalidating the reader.
+            second.execute_raw(sql("INSERT INTO t VALUES (1)")).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        txn.execute_raw(sql("INSERT INTO t VALUES (2)"))
+            .await
+            .expect("the reading transaction may still write");
+        txn.commit().await.expect("commit");
+        other
+            .await
+            .expect("task")
+            .expect("the other writer waited its turn");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -3,12 +3,13 @@
 //!
 //! Audit events of message changes name the thread and message but never copy a body.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -143,7 +144,7 @@ pub async fn create_thread(
     let tenant_id = actor.tenant()?;
     let creator = actor.principal()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = thread::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -192,7 +193,7 @@ pub async fn update_thread(
     changes: ThreadChanges,
 ) -> ApiResult<thread::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, id).await?;
     let before = json!({ "subject": current.subject, "status": current.status });
     let mut active: thread::ActiveModel = current.into();
@@ -261,7 +262,7 @@ pub async fn post_message(
 ) -> ApiResult<message::Model> {
     let tenant_id = actor.tenant()?;
     let author = actor.principal()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, thread_id).await?;
     let participant = is_participant(&txn, tenant_id, thread_id, author).await?;
     domain::may_post(participant, ThreadStatus::from_db(&current.status))?;
@@ -287,7 +288,7 @@ pub async fn edit_message(
 ) -> ApiResult<message::Model> {
     let tenant_id = actor.tenant()?;
     let editor = actor.principal()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = message(&txn, tenant_id, id).await?;
     let status = ThreadStatus::from_db(&thread(&txn, tenant_id, current.thread_id).await?.status);
     domain::may_edit(editor, current.author_id, status)?;

@@ -1,12 +1,13 @@
 //! Reports persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Select, Set, TransactionTrait,
+    Select, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -123,7 +124,7 @@ pub async fn create_definition(
     let tenant_id = actor.tenant()?;
     let owner_id = actor.principal()?;
     let now = Utc::now();
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = report_definition::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -158,7 +159,7 @@ pub async fn update_definition(
     changes: DefinitionChanges,
 ) -> ApiResult<report_definition::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = definition(&txn, tenant_id, id).await?;
     let before = json!({
         "name": current.name,
@@ -238,7 +239,7 @@ pub async fn request_run(
     definition_id: Uuid,
 ) -> ApiResult<report_run::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     definition(&txn, tenant_id, definition_id).await?;
     let created = report_run::ActiveModel {
         id: Set(Uuid::now_v7()),

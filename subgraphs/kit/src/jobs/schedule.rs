@@ -4,6 +4,7 @@
 //! idempotency key is the schedule and the occurrence, so racing workers enqueue it once;
 //! after downtime a schedule runs once, not once per missed occurrence.
 
+use crate::db::BeginWrite;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use croner::Cron;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -119,7 +120,7 @@ pub async fn remove<C: ConnectionTrait>(db: &C, name: &str) -> ApiResult<()> {
 /// Enqueues one job for every schedule due at `now` and moves each to its next
 /// occurrence after `now`; returns how many it enqueued.
 pub async fn enqueue_due(db: &DatabaseConnection, now: DateTime<Utc>) -> ApiResult<usize> {
-    let txn = db.begin().await.map_err(ApiError::from_db)?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let due = job_schedule::Entity::find()
         .filter(job_schedule::Column::Enabled.eq(true))
         .filter(job_schedule::Column::NextRunAt.lte(now))
