@@ -103,7 +103,7 @@ pub fn prepare(
     let plan = default_rules_validation_plan();
     let mut errors = validate(schema, &document, &plan);
     // The validator lets any `__`-prefixed field through as a meta field; only three exist.
-    errors.extend(unknown_meta_fields(&document));
+    errors.extend(unknown_meta_fields(&document, query_root(schema)));
     if !errors.is_empty() {
         let total = errors.len();
         let mut reported: Vec<GraphQLError> = errors
@@ -181,6 +181,7 @@ pub fn prepare(
 /// the validation rules let through; reported like any unknown field.
 fn unknown_meta_fields(
     document: &Document,
+    query_root: &str,
 ) -> Vec<graphql_tools::validation::utils::ValidationError> {
     fn walk(
         selection_set: &SelectionSet,
@@ -221,11 +222,24 @@ fn unknown_meta_fields(
             Definition::Fragment(fragment) => {
                 let graphql_tools::static_graphql::query::TypeCondition::On(on) =
                     &fragment.type_condition;
-                walk(&fragment.selection_set, on == "Query", &mut out);
+                walk(&fragment.selection_set, on == query_root, &mut out);
             }
         }
     }
     out
+}
+
+/// The name of the schema's query root type.
+fn query_root(schema: &SchemaDocument) -> &str {
+    use graphql_tools::static_graphql::schema::Definition as SchemaDefinitionKind;
+    schema
+        .definitions
+        .iter()
+        .find_map(|d| match d {
+            SchemaDefinitionKind::SchemaDefinition(s) => s.query.as_deref(),
+            _ => None,
+        })
+        .unwrap_or("Query")
 }
 
 fn fragments_of(document: &Document) -> HashMap<&str, &FragmentDefinition> {

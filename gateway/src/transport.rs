@@ -322,7 +322,7 @@ fn respond(
     // The answer depends on who asks: a cache keyed by URL alone must not reuse it.
     headers.insert(
         header::VARY,
-        HeaderValue::from_static("authorization, x-api-key"),
+        HeaderValue::from_static("accept, authorization, x-api-key"),
     );
     if caching == Caching::NoStore {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

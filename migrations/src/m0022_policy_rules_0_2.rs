@@ -43,6 +43,12 @@ const ADDED: &[(&str, &str, &str)] = &[
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// One transaction on every backend (sea-orm-migration uses one only on PostgreSQL by
+    /// default): processes upgrading one SQLite file at once never insert a rule twice.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
@@ -99,12 +105,23 @@ impl MigrationTrait for Migration {
             added += 1;
         }
         if added > 0 {
-            let bump = Query::update()
-                .table("policy_revisions")
-                .value("revision", Expr::col("revision").add(1))
-                .value("updated_at", chrono::Utc::now())
-                .to_owned();
-            manager.exec_stmt(bump).await?;
+            let revisions =
+                count("SELECT COUNT(*) FROM policy_revisions".into(), Vec::new()).await?;
+            if revisions == 0 {
+                let first = Query::insert()
+                    .into_table("policy_revisions")
+                    .columns(["id", "revision", "updated_at"])
+                    .values_panic([1.into(), 1_i64.into(), chrono::Utc::now().into()])
+                    .to_owned();
+                manager.exec_stmt(first).await?;
+            } else {
+                let bump = Query::update()
+                    .table("policy_revisions")
+                    .value("revision", Expr::col("revision").add(1))
+                    .value("updated_at", chrono::Utc::now())
+                    .to_owned();
+                manager.exec_stmt(bump).await?;
+            }
         }
         Ok(())
     }

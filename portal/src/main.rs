@@ -219,11 +219,17 @@ async fn authorizer(
             AuthorizationMode::Off | AuthorizationMode::DryRun
         )
     {
+        let name = if configured == AuthorizationMode::Off {
+            "off"
+        } else {
+            "dry_run"
+        };
         anyhow::bail!(
-            "gateway.authorization = {configured:?} enforces nothing, and the portal's own \
-             subgraphs rely on the policies to decide who may call each operation: use \
-             \"filter\" or \"reject\" (\"off\" and \"dry_run\" are for other subgraphs' \
-             supergraphs)"
+            "gateway.authorization = \"{name}\" enforces nothing, and the portal's own \
+             subgraphs (reachable from this gateway: all-in-one, or internal.token_secret \
+             is set) rely on the policies to decide who may call each operation; use \
+             \"filter\" or \"reject\" (\"off\" and \"dry_run\" are for gateways in front \
+             of other subgraphs, without the portal's secret)"
         );
     }
     let Some(mode) = configured.gateway_mode(reaches_portal) else {

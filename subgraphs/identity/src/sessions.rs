@@ -674,6 +674,14 @@ impl Authenticator {
         // tokens are signed before the rotation commits (so a failure after the commit
         // cannot lose the new refresh token and make the retry look like theft).
         let key = self.keys.signing_key(&self.db).await?;
+        // An unknown token (anyone can send one) is refused before taking the write lock.
+        let known = refresh_token::Entity::find_by_id(hash.clone())
+            .one(&self.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        if known.is_none() {
+            return Err(ApiError::AuthenticationFailed(REFRESH_FAILED));
+        }
         let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let Some(token) = refresh_token::Entity::find_by_id(hash.clone())
             .one(&txn)

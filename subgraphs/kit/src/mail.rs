@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set,
@@ -34,6 +34,10 @@ const SEAL_PURPOSE: &str = "mail.body";
 
 /// The job kind that delivers one outbox row.
 pub const DELIVER_KIND: &str = "mail.deliver";
+
+/// How long a sender holds a message it is sending: longer than the SMTP timeout (20 s),
+/// so a sender that died mid-send releases it soon.
+const SENDING: chrono::Duration = chrono::Duration::seconds(25);
 
 /// Attempts before an undeliverable message is dead-lettered (about two days of backoff).
 const MAX_ATTEMPTS: i32 = 60;
@@ -222,6 +226,38 @@ impl JobHandler for Delivery {
             // Sent by an earlier run whose outcome was lost: never twice.
             return Ok(());
         }
+        // Reserve the row while sending, so two senders (a duplicate job, an older
+        // process during an upgrade) never send it at the same time.
+        let now = Utc::now();
+        let reserved = email_outbox::Entity::update_many()
+            .col_expr(
+                email_outbox::Column::LockedUntil,
+                Expr::value(now + SENDING),
+            )
+            .filter(email_outbox::Column::Id.eq(row.id))
+            .filter(email_outbox::Column::SentAt.is_null())
+            .filter(
+                email_outbox::Column::LockedUntil
+                    .is_null()
+                    .or(email_outbox::Column::LockedUntil.lt(now)),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(|err| JobError::Retry(format!("reserving the message: {err}")))?;
+        if reserved.rows_affected != 1 {
+            // Held by another sender (or one that died): try again when its hold ends.
+            let held_until = email_outbox::Entity::find_by_id(row.id)
+                .one(&self.db)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.locked_until)
+                .unwrap_or(now + SENDING);
+            return Err(JobError::RetryAt {
+                reason: "the message is being sent elsewhere".into(),
+                at: held_until + chrono::Duration::milliseconds(100),
+            });
+        }
         let body = self
             .data_key
             .open(SEAL_PURPOSE, &row.body_sealed)
@@ -233,6 +269,10 @@ impl JobHandler for Delivery {
             .await;
         let update = email_outbox::Entity::update_many()
             .filter(email_outbox::Column::Id.eq(row.id))
+            .col_expr(
+                email_outbox::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
             .col_expr(
                 email_outbox::Column::Attempts,
                 Expr::value(row.attempts + 1),

@@ -91,7 +91,6 @@ impl PageRequest {
         Page {
             items: rows,
             has_next_page,
-            resume_after: None,
         }
     }
 
@@ -135,9 +134,6 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more rows follow.
     pub has_next_page: bool,
-    /// The last row the page read, when a row rule left it out afterwards: the next page
-    /// continues after it, so a page the rule emptied still leads on.
-    pub resume_after: Option<Uuid>,
 }
 
 impl<T> Page<T> {
@@ -146,9 +142,55 @@ impl<T> Page<T> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             has_next_page: self.has_next_page,
-            resume_after: self.resume_after,
         }
     }
+}
+
+/// Pages read at most, looking for a row a row rule lets through, before a page is cut.
+const MAX_SKIPPED_PAGES: usize = 20;
+
+/// A page of the rows a row rule lets through: reads pages with `fetch` and filters them
+/// with `keep` until some row is left or the rows run out, so the caller never gets an
+/// empty page that leads on, nor a cursor naming a row it may not see. (After
+/// [`MAX_SKIPPED_PAGES`] pages of hidden rows the list ends there.) `id` is a row's key.
+pub async fn visible_page<T, F, Fut, K, KFut>(
+    page: PageRequest,
+    id: impl Fn(&T) -> Uuid,
+    mut fetch: F,
+    mut keep: K,
+) -> ApiResult<Page<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Page<T>>>,
+    K: FnMut(Vec<T>) -> KFut,
+    KFut: std::future::Future<Output = ApiResult<Vec<T>>>,
+{
+    let mut request = page;
+    for _ in 0..MAX_SKIPPED_PAGES {
+        let read = fetch(request).await?;
+        let last_read = read.items.last().map(&id);
+        let has_next_page = read.has_next_page;
+        let kept = keep(read.items).await?;
+        match last_read {
+            Some(last) if kept.is_empty() && has_next_page => {
+                request = PageRequest {
+                    first: request.first,
+                    after: Some(last),
+                };
+            }
+            _ => {
+                return Ok(Page {
+                    items: kept,
+                    has_next_page,
+                });
+            }
+        }
+    }
+    tracing::warn!("a list ended early: {MAX_SKIPPED_PAGES} pages of rows hidden by row rules");
+    Ok(Page {
+        items: Vec::new(),
+        has_next_page: false,
+    })
 }
 
 /// The opaque cursor of the row with primary key `id`.
@@ -205,10 +247,7 @@ macro_rules! connection {
                         node,
                     })
                     .collect();
-                let end_cursor = page
-                    .resume_after
-                    .map($crate::pagination::encode_cursor)
-                    .or_else(|| edges.last().map(|edge| edge.cursor.clone()));
+                let end_cursor = edges.last().map(|edge| edge.cursor.clone());
                 Self {
                     edges,
                     page_info: $crate::pagination::PageInfo {

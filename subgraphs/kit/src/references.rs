@@ -198,9 +198,9 @@ impl References {
     }
 }
 
-/// Batches visibility checks of one entity type by request actor: every `(actor, id)`
-/// asked for in the same tick costs one query per distinct actor (schema data; no cache,
-/// so every request sees the current state).
+/// Batches visibility checks of one entity type by actor: every `(actor, id)` asked for in
+/// the same tick costs one query per distinct actor, run concurrently (schema data; no
+/// cache, so every request sees the current state).
 pub struct VisibilityLoader {
     references: References,
     typename: &'static str,
@@ -233,18 +233,29 @@ impl async_graphql::dataloader::Loader<(String, Uuid)> for VisibilityLoader {
         for (actor, id) in keys {
             by_actor.entry(actor.as_str()).or_default().push(*id);
         }
-        let mut answers = HashMap::new();
-        for (actor_json, ids) in by_actor {
-            // An actor that does not parse sees nothing.
-            let Ok(actor) = serde_json::from_str::<Actor>(actor_json) else {
-                continue;
+        // Actors are checked concurrently; one actor's failed check hides that actor's
+        // objects (fail closed) without failing the others batched in the same tick.
+        let checks = by_actor.into_iter().map(|(actor_json, ids)| async move {
+            let visible = match serde_json::from_str::<Actor>(actor_json) {
+                Ok(actor) => self
+                    .references
+                    .visible(&actor, self.typename, &ids)
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = ?err, "visibility check failed; hiding");
+                        Default::default()
+                    }),
+                Err(_) => Default::default(),
             };
-            let visible = self.references.visible(&actor, self.typename, &ids).await?;
-            for id in ids {
-                answers.insert((actor_json.to_owned(), id), visible.contains(&id));
-            }
-        }
-        Ok(answers)
+            ids.into_iter()
+                .map(|id| ((actor_json.to_owned(), id), visible.contains(&id)))
+                .collect::<Vec<_>>()
+        });
+        Ok(futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 

@@ -118,7 +118,9 @@ async fn queued_mail_reaches_an_smtp_server_and_failures_are_retried() -> anyhow
     let server = tokio::spawn(one_smtp_session(listener));
     let live = worker(&db, &key, smtp_to(port)?, &clock);
     assert_eq!(run(live.clone()).await?, 1);
-    let data = server.await??;
+    let data = tokio::time::timeout(std::time::Duration::from_secs(20), server)
+        .await
+        .map_err(|_| anyhow::anyhow!("the message never reached the SMTP server"))???;
     assert!(
         data.contains("Subject: Hello over SMTP") && data.contains("It works."),
         "{data}"

@@ -11,7 +11,7 @@ use portal_entities::accounts::account;
 use portal_kit::ApiResult;
 use portal_kit::context::actor;
 use portal_kit::loader::{load, load_many, load_page};
-use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::pagination::{Node, PageRequest, visible_page};
 use portal_kit::policy::ACCOUNTS_ALL;
 
 use crate::domain::{self, AccountStatus, Viewer};
@@ -143,10 +143,13 @@ impl User {
         let Some(owner) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
-        let mut found = load_page::<AccountsByOwner>(ctx, owner, page).await?;
-        // The row rule may leave rows out: the next page still starts after the last read.
-        found.resume_after = found.items.last().map(|row| row.id);
-        found.items = visible(ctx, found.items).await?;
+        let found = visible_page(
+            page,
+            |row: &account::Model| row.id,
+            |page| load_page::<AccountsByOwner>(ctx, owner, page),
+            |rows| visible(ctx, rows),
+        )
+        .await?;
         Ok(found.map(Account::from).into())
     }
 }

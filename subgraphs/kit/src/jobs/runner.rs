@@ -45,6 +45,15 @@ pub enum JobError {
     /// Retrying cannot help (bad input, lost rights): dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
+    /// Not now, but at a known time (a resource held elsewhere until then); counts as an
+    /// attempt like [`JobError::Retry`].
+    #[error("{reason}")]
+    RetryAt {
+        /// Why.
+        reason: String,
+        /// When to run again.
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Runs jobs of one kind. Runs are at least once: make them idempotent.
@@ -284,6 +293,10 @@ impl Runner {
                 let dead =
                     matches!(err, JobError::Permanent(_)) || job.attempts >= job.max_attempts;
                 tracing::warn!(id = %job.id, kind = %job.kind, attempt = job.attempts, dead, error = %err, "job failed");
+                let retry_at = match &err {
+                    JobError::RetryAt { at, .. } => (*at).max(now),
+                    _ => now + backoff(job.attempts),
+                };
                 let message: String = err.to_string().chars().take(2_000).collect();
                 let update = update.col_expr(job::Column::LastError, Expr::value(message));
                 if dead {
@@ -293,7 +306,7 @@ impl Runner {
                 } else {
                     update
                         .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
-                        .col_expr(job::Column::RunAt, Expr::value(now + backoff(job.attempts)))
+                        .col_expr(job::Column::RunAt, Expr::value(retry_at))
                 }
             }
         };

@@ -120,6 +120,17 @@ pub async fn remove<C: ConnectionTrait>(db: &C, name: &str) -> ApiResult<()> {
 /// Enqueues one job for every schedule due at `now` and moves each to its next
 /// occurrence after `now`; returns how many it enqueued.
 pub async fn enqueue_due(db: &DatabaseConnection, now: DateTime<Utc>) -> ApiResult<usize> {
+    // Usually nothing is due: find out without taking the write lock.
+    let any_due = job_schedule::Entity::find()
+        .filter(job_schedule::Column::Enabled.eq(true))
+        .filter(job_schedule::Column::NextRunAt.lte(now))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .is_some();
+    if !any_due {
+        return Ok(0);
+    }
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let due = job_schedule::Entity::find()
         .filter(job_schedule::Column::Enabled.eq(true))

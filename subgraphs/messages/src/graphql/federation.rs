@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object};
 
 use portal_kit::ApiResult;
 use portal_kit::loader::load_page;
-use portal_kit::pagination::PageRequest;
+use portal_kit::pagination::{PageRequest, visible_page};
 
 use super::loaders::ThreadsByParticipant;
 use super::types::{Thread, ThreadConnection};
@@ -33,10 +33,14 @@ impl User {
         let Some(user) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
-        let mut found = load_page::<ThreadsByParticipant>(ctx, user, page).await?;
         // Another user's threads: only those the caller may read too.
-        found.resume_after = found.items.last().map(|row| row.id);
-        found.items = super::visibility::readable_threads(ctx, found.items).await?;
+        let found = visible_page(
+            page,
+            |row: &portal_entities::messages::thread::Model| row.id,
+            |page| load_page::<ThreadsByParticipant>(ctx, user, page),
+            |rows| super::visibility::readable_threads(ctx, rows),
+        )
+        .await?;
         Ok(found.map(Thread::from).into())
     }
 }

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object};
 
 use portal_kit::ApiResult;
 use portal_kit::loader::load_page;
-use portal_kit::pagination::PageRequest;
+use portal_kit::pagination::{PageRequest, visible_page};
 
 use super::loaders::DefinitionsByAccount;
 use super::types::{ReportDefinition, ReportDefinitionConnection};
@@ -33,9 +33,13 @@ impl Account {
         let Some(account) = self.key() else {
             return Ok(page.page(Vec::new()).into());
         };
-        let mut found = load_page::<DefinitionsByAccount>(ctx, account, page).await?;
-        found.resume_after = found.items.last().map(|row| row.id);
-        found.items = super::visibility::readable(ctx, found.items);
+        let found = visible_page(
+            page,
+            |row: &portal_entities::reports::report_definition::Model| row.id,
+            |page| load_page::<DefinitionsByAccount>(ctx, account, page),
+            |rows| async move { Ok(super::visibility::readable(ctx, rows)) },
+        )
+        .await?;
         Ok(found.map(ReportDefinition::from).into())
     }
 }
