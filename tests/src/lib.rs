@@ -455,6 +455,18 @@ impl TestPortal {
         Ok(response.json().await?)
     }
 
+    /// The id of the account numbered `number` (read from the database directly).
+    pub async fn account_id(&self, number: &str) -> anyhow::Result<String> {
+        use portal_entities::accounts::account;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let found = account::Entity::find()
+            .filter(account::Column::Number.eq(number))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no account {number}"))?;
+        Ok(found.id.to_string())
+    }
+
     /// Sends `query` as Carol (a customer user of the demo tenant).
     pub async fn query_as_carol(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
         self.query_as(self.seed.tenant_id, self.seed.carol_id, query, variables)

@@ -71,17 +71,6 @@ async fn counts(portal: &TestPortal) -> anyhow::Result<[u64; 5]> {
     ])
 }
 
-async fn account_id(portal: &TestPortal, number: &str) -> anyhow::Result<String> {
-    use portal_entities::accounts::account;
-    use sea_orm::{ColumnTrait, QueryFilter};
-    let found = account::Entity::find()
-        .filter(account::Column::Number.eq(number))
-        .one(&portal.db)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no account {number}"))?;
-    Ok(found.id.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_usable()
 -> anyhow::Result<()> {
@@ -92,8 +81,8 @@ async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_u
         let gina = portal.seed.other_user_id.to_string();
         let nobody = uuid::Uuid::now_v7().to_string();
         let carol = portal.seed.carol_id.to_string();
-        let foreign_account = account_id(&portal, "GLX-0001").await?;
-        let closed_account = account_id(&portal, "ACME-0004").await?;
+        let foreign_account = portal.account_id("GLX-0001").await?;
+        let closed_account = portal.account_id("ACME-0004").await?;
         let mut closing: account::ActiveModel =
             account::Entity::find_by_id(closed_account.parse::<uuid::Uuid>()?)
                 .one(&portal.db)
@@ -174,7 +163,7 @@ async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_u
                createAccount(input: { ownerId: $o, number: \"ACME-0901\", name: \"X\", currency: \"EUR\" }) { owner { displayName } }
                createThread(input: { subject: \"S\", body: \"B\", participantIds: $p, accountId: $a }) { participants { displayName } }
              }",
-            json!({ "o": carol, "p": [carol], "a": account_id(&portal, "ACME-0002").await? }),
+            json!({ "o": carol, "p": [carol], "a": portal.account_id("ACME-0002").await? }),
         )
         .await?;
         assert!(ok.get("errors").is_none(), "{mode:?}: {ok}");
@@ -188,7 +177,7 @@ async fn an_account_gone_behind_the_api_reads_as_null_with_a_not_found_error() -
 {
     use portal_entities::accounts::account;
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
-    let payroll: uuid::Uuid = account_id(&portal, "ACME-0003").await?.parse()?;
+    let payroll: uuid::Uuid = portal.account_id("ACME-0003").await?.parse()?;
     account::Entity::delete_by_id(payroll)
         .exec(&portal.db)
         .await?;

@@ -189,22 +189,7 @@ async fn accounts_and_their_reports_are_seen_by_owner_members_and_staff_only() -
     for mode in [Mode::AllInOne, Mode::Distributed] {
         let portal = TestPortal::start_enforcing(mode).await?;
         let dave = dave(&portal).await?;
-        let accounts = as_role(
-            &portal,
-            portal.seed.alice_id,
-            "tenant_admin",
-            "{ accounts { edges { node { id number } } } }",
-            json!({}),
-        )
-        .await?;
-        let operating = accounts["data"]["accounts"]["edges"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["node"]["number"] == "ACME-0001")
-            .and_then(|e| e["node"]["id"].as_str())
-            .ok_or_else(|| anyhow::anyhow!("no operating account: {accounts}"))?
-            .to_owned();
+        let operating = portal.account_id("ACME-0001").await?;
         let read = "query($a: ID!) {
             account(id: $a) { number externalRefs { externalId } reports { edges { node { name } } } }
             accounts { edges { node { number } } }
@@ -366,22 +351,7 @@ async fn what_hangs_off_an_account_stays_hidden_when_reached_through_another_sub
 -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let seed = portal.seed.clone();
-    let accounts = as_role(
-        &portal,
-        seed.alice_id,
-        "tenant_admin",
-        "{ accounts { edges { node { id number } } } }",
-        json!({}),
-    )
-    .await?;
-    let billing = accounts["data"]["accounts"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["node"]["number"] == "ACME-0004")
-        .and_then(|e| e["node"]["id"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("no billing account: {accounts}"))?
-        .to_owned();
+    let billing = portal.account_id("ACME-0004").await?;
     let refs = as_role(
         &portal,
         seed.alice_id,
