@@ -633,18 +633,26 @@ impl Config {
         Ok(settings)
     }
 
-    /// Identity's settings for a process that sends mail: the public URL is required
-    /// (links in mail must reach users), except in demo mode, where it defaults to the
-    /// address the portal listens on.
+    /// Identity's settings for a process that writes mail: the public URL is required
+    /// (links in mail must reach users), except in demo mode, where it defaults to
+    /// `http://<gateway>` (`gateway`: where the demo's gateway listens).
     pub fn identity_settings_for_mail(
         &self,
         demo: bool,
-        listen: SocketAddr,
+        gateway: SocketAddr,
     ) -> Result<IdentitySettings, ConfigError> {
         let mut settings = self.identity_settings()?;
         match (&self.identity.public_url, demo) {
             (Some(_), _) => {}
-            (None, true) => settings.public_url = format!("http://{listen}"),
+            (None, true) => {
+                // A wildcard listen address is no place to send a browser to.
+                let host = if gateway.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], gateway.port()))
+                } else {
+                    gateway
+                };
+                settings.public_url = format!("http://{host}");
+            }
             (None, false) => {
                 return Err(ConfigError::Invalid(
                     "identity.public_url (env PORTAL_PUBLIC_URL) is required: links in \
@@ -750,6 +758,27 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_links_need_a_public_url_except_in_the_demo_which_uses_the_gateway() {
+        let mut config = Config::default();
+        config.identity.data_key = Some("a-data-key-for-this-test-a-data-key".into());
+        let wildcard: SocketAddr = "0.0.0.0:8080"
+            .parse()
+            .unwrap_or(SocketAddr::from(([0; 4], 8080)));
+        assert!(config.identity_settings_for_mail(false, wildcard).is_err());
+        let demo = config.identity_settings_for_mail(true, wildcard).ok();
+        assert_eq!(
+            demo.map(|s| s.public_url).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        config.identity.public_url = Some("https://portal.example.com".into());
+        let set = config.identity_settings_for_mail(false, wildcard).ok();
+        assert_eq!(
+            set.map(|s| s.public_url).as_deref(),
+            Some("https://portal.example.com")
+        );
+    }
 
     #[test]
     fn automatic_authorization_enforces_wherever_the_portals_subgraphs_are_reachable() {

@@ -391,7 +391,10 @@ async fn serve(
             let authenticator = match role {
                 Role::Identity => {
                     // Identity writes mail (with links to the public URL); workers send it.
-                    let settings = config.identity_settings_for_mail(demo, addr)?;
+                    // Links in mail go to the gateway, not to this subgraph: in a --demo
+                    // process-per-role set-up without a public URL, the gateway's default.
+                    let gateway = SocketAddr::from(([127, 0, 0, 1], Role::Gateway.default_port()));
+                    let settings = config.identity_settings_for_mail(demo, gateway)?;
                     let authenticator =
                         Arc::new(portal_identity::Authenticator::new(db.clone(), settings));
                     authenticator
