@@ -216,11 +216,7 @@ pub async fn bump_revision(db: &impl ConnectionTrait) -> ApiResult<i64> {
         .await
         .map_err(ApiError::from_db)?
         .map_or(0, |r| r.revision);
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        db.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{revision}'"))
-            .await
-            .map_err(ApiError::from_db)?;
-    }
+    portal_kit::notify::announce(db, CHANNEL, Some(&revision.to_string())).await?;
     Ok(revision)
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
 use tokio::sync::Notify;
 
 /// A [`Notify`] woken by every `NOTIFY channel` on PostgreSQL (never on SQLite); the
@@ -39,4 +39,25 @@ async fn listen(
         wake.notify_waiters();
         wake.notify_one();
     }
+}
+
+/// Announces on `channel` (with `payload`) through `db` on PostgreSQL — pass the
+/// transaction of the change, so the announcement goes out at commit and never for a
+/// rolled-back change; nothing on SQLite, where listeners poll.
+pub async fn announce(
+    db: &impl ConnectionTrait,
+    channel: &str,
+    payload: Option<&str>,
+) -> Result<(), crate::error::ApiError> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let statement = match payload {
+        Some(payload) => format!("NOTIFY {channel}, '{}'", payload.replace('\'', "''")),
+        None => format!("NOTIFY {channel}"),
+    };
+    db.execute_unprepared(&statement)
+        .await
+        .map_err(crate::error::ApiError::from_db)?;
+    Ok(())
 }

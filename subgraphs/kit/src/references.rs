@@ -88,43 +88,17 @@ impl References {
         if wanted.is_empty() {
             return Ok(());
         }
-        let owner = self
-            .owners
-            .read()
-            .get(referent.typename)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::internal(format!("no owner registered for `{}`", referent.typename))
-            })?;
-        let query = format!(
-            "query($representations: [_Any!]!) {{ _entities(representations: $representations) \
-             {{ ... on {} {{ id {} }} }} }}",
-            referent.typename, referent.status_field
-        );
-        let representations: Vec<Value> = wanted
-            .iter()
-            .map(|id| json!({ "__typename": referent.typename, "id": id.to_string() }))
-            .collect();
-        let response = owner
-            .execute(
+        let entities = self
+            .entities(
                 actor,
                 meta,
-                &query,
-                json!({ "representations": representations }),
+                referent.typename,
+                referent.status_field,
+                &wanted,
             )
             .await
             .map_err(|err| {
                 ApiError::internal(format!("checking {} references: {err}", referent.noun))
-            })?;
-        let entities = response["data"]["_entities"]
-            .as_array()
-            .filter(|found| found.len() == wanted.len())
-            .ok_or_else(|| {
-                ApiError::internal(format!(
-                    "checking {} references: unexpected answer {}",
-                    referent.noun,
-                    response.get("errors").cloned().unwrap_or(Value::Null)
-                ))
             })?;
         for (id, entity) in wanted.iter().zip(entities) {
             let status = entity[referent.status_field].as_str();
@@ -164,13 +138,37 @@ impl References {
         if ids.is_empty() {
             return Ok(Default::default());
         }
-        let owner =
-            self.owners.read().get(typename).cloned().ok_or_else(|| {
-                ApiError::internal(format!("no owner registered for `{typename}`"))
-            })?;
+        let found = self
+            .entities(actor, &RequestMeta::default(), typename, "", ids)
+            .await
+            .map_err(|err| ApiError::internal(format!("checking visibility: {err}")))?;
+        Ok(ids
+            .iter()
+            .zip(found)
+            .filter(|(_, entity)| entity["id"].is_string())
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    /// The owner's answer for each of `ids` (`id` and `fields` of each, or null), in order,
+    /// from one `_entities` query sent as `actor`.
+    async fn entities(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        typename: &str,
+        fields: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<Value>, String> {
+        let owner = self
+            .owners
+            .read()
+            .get(typename)
+            .cloned()
+            .ok_or_else(|| format!("no owner registered for `{typename}`"))?;
         let query = format!(
             "query($representations: [_Any!]!) {{ _entities(representations: $representations) \
-             {{ ... on {typename} {{ id }} }} }}"
+             {{ ... on {typename} {{ id {fields} }} }} }}"
         );
         let representations: Vec<Value> = ids
             .iter()
@@ -179,22 +177,18 @@ impl References {
         let response = owner
             .execute(
                 actor,
-                &RequestMeta::default(),
+                meta,
                 &query,
                 json!({ "representations": representations }),
             )
-            .await
-            .map_err(|err| ApiError::internal(format!("checking visibility: {err}")))?;
-        let found = response["data"]["_entities"]
-            .as_array()
-            .filter(|found| found.len() == ids.len())
-            .ok_or_else(|| ApiError::internal("checking visibility: unexpected answer"))?;
-        Ok(ids
-            .iter()
-            .zip(found)
-            .filter(|(_, entity)| entity["id"].is_string())
-            .map(|(id, _)| *id)
-            .collect())
+            .await?;
+        match response["data"]["_entities"].as_array() {
+            Some(found) if found.len() == ids.len() => Ok(found.clone()),
+            _ => Err(format!(
+                "unexpected answer {}",
+                response.get("errors").cloned().unwrap_or(Value::Null)
+            )),
+        }
     }
 }
 

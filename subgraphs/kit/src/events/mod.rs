@@ -90,12 +90,8 @@ pub(crate) async fn write<C: ConnectionTrait>(db: &C, event: NewEvent<'_>) -> Re
     .insert(db)
     .await
     .map_err(ApiError::from_db)?;
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        // Delivered at commit, never for a rolled-back change.
-        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}, '{id}'"))
-            .await
-            .map_err(ApiError::from_db)?;
-    }
+    // Announced at commit, never for a rolled-back change.
+    crate::notify::announce(db, NOTIFY_CHANNEL, Some(&id.to_string())).await?;
     Ok(())
 }
 

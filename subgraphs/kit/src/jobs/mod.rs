@@ -16,7 +16,7 @@ pub mod schedule;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -184,12 +184,7 @@ pub async fn enqueue<C: ConnectionTrait>(
     } else {
         id
     };
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        // Delivered when the transaction commits, never for a rolled-back one.
-        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
-            .await
-            .map_err(ApiError::from_db)?;
-    }
+    crate::notify::announce(db, NOTIFY_CHANNEL, None).await?;
     Ok(id)
 }
 
@@ -270,11 +265,7 @@ pub async fn retry<C: ConnectionTrait>(
             "only dead or cancelled jobs are retried".into(),
         ));
     }
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
-            .await
-            .map_err(ApiError::from_db)?;
-    }
+    crate::notify::announce(db, NOTIFY_CHANNEL, None).await?;
     get(db, tenant_id, id).await
 }
 
