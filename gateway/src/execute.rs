@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaIndex;
-use crate::subgraph::{Caller, SubgraphClients, SubgraphError, SubgraphRequest, SubgraphSettings};
+use crate::subgraph::{
+    Caller, SubgraphClients, SubgraphError, SubgraphRequest, SubgraphResponse, SubgraphSettings,
+};
 
 /// Everything one plan execution needs.
 pub struct Execution<'a> {
@@ -132,23 +134,33 @@ impl<'a> Execution<'a> {
         &self,
         usages: Option<&std::collections::BTreeSet<String>>,
     ) -> Map<String, Value> {
-        let mut variables = Map::new();
-        for name in usages.into_iter().flatten() {
-            if let Some(value) = self.variables.get(name) {
-                variables.insert(name.clone(), value.clone());
-            }
+        forwarded(self.variables, usages)
+    }
+
+    /// Runs `rest` of a subscription's plan for one `event` its primary fetch streamed,
+    /// and returns the merged data and the errors collected on the way.
+    pub async fn run_event(
+        self,
+        primary: &FetchNode,
+        event: SubgraphResponse,
+        rest: &[&PlanNode],
+    ) -> (Value, Vec<GraphQLError>) {
+        self.merge_root(primary, event);
+        for node in rest {
+            self.node(node).await;
         }
-        variables
+        self.run(None).await
     }
 
     async fn root_fetch(&self, fetch: &FetchNode) {
-        let request = SubgraphRequest {
-            query: fetch.operation.document_str.clone(),
-            variables: self.forwarded_variables(fetch.variable_usages.as_ref()),
-        };
+        let request = root_request(fetch, self.variables);
         let Some(response) = self.call(&fetch.service_name, request).await else {
             return;
         };
+        self.merge_root(fetch, response);
+    }
+
+    fn merge_root(&self, fetch: &FetchNode, response: SubgraphResponse) {
         let mut errors = Vec::new();
         for error in response.errors {
             errors.push(self.subgraph_error(error, &fetch.service_name, None));
@@ -457,11 +469,7 @@ impl<'a> Execution<'a> {
         }
     }
 
-    async fn call(
-        &self,
-        service: &str,
-        request: SubgraphRequest,
-    ) -> Option<crate::subgraph::SubgraphResponse> {
+    async fn call(&self, service: &str, request: SubgraphRequest) -> Option<SubgraphResponse> {
         let Some(client) = self.clients.get(service) else {
             self.errors.lock().push(
                 GraphQLError::new(
@@ -480,11 +488,7 @@ impl<'a> Execution<'a> {
             Ok(response) => Some(response),
             Err(err) => {
                 tracing::warn!(service, error = ?err, "subgraph request failed");
-                let code = match err {
-                    SubgraphError::Timeout => "SUBGRAPH_TIMEOUT",
-                    SubgraphError::Unreachable(_) => "SUBGRAPH_UNAVAILABLE",
-                    SubgraphError::InvalidResponse { .. } => "SUBGRAPH_INVALID_RESPONSE",
-                };
+                let code = err.code();
                 self.errors.lock().push(
                     GraphQLError::new(format!("subgraph `{service}` failed: {err}"), code)
                         .with_extension("serviceName", Value::String(service.to_owned())),
@@ -512,6 +516,28 @@ impl<'a> Execution<'a> {
         extensions.insert("serviceName".into(), Value::String(service.to_owned()));
         error
     }
+}
+
+/// The request of a root fetch (a subscription's primary fetch among them).
+pub fn root_request(fetch: &FetchNode, variables: &Map<String, Value>) -> SubgraphRequest {
+    SubgraphRequest {
+        query: fetch.operation.document_str.clone(),
+        variables: forwarded(variables, fetch.variable_usages.as_ref()),
+    }
+}
+
+/// The client's variables a fetch uses.
+fn forwarded(
+    variables: &Map<String, Value>,
+    usages: Option<&std::collections::BTreeSet<String>>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for name in usages.into_iter().flatten() {
+        if let Some(value) = variables.get(name) {
+            out.insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 fn apply_rewrite(index: &SchemaIndex, value: &mut Value, rewrite: &FetchRewrite) {

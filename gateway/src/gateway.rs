@@ -1,6 +1,7 @@
 //! The gateway proper: one loaded supergraph plus subgraph clients, executing client
 //! requests through the pipeline parse → validate → plan → execute → project.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -108,13 +109,17 @@ impl Supergraph {
     }
 }
 
-/// Options of one execution.
+/// Which operations a transport may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllowedOperations {
-    /// Queries, mutations and subscriptions.
+    /// Queries and mutations (a single response).
     All,
     /// Queries only (GET requests).
     QueriesOnly,
+    /// Queries, mutations and subscriptions (a stream of responses).
+    Streaming,
+    /// Queries and subscriptions (a stream over GET: nothing that changes state).
+    StreamingReadOnly,
 }
 
 /// A supergraph together with the clients of its subgraphs: what one request runs on.
@@ -134,6 +139,8 @@ pub struct Gateway {
     authz: Option<Arc<Authorizer>>,
     override_labels: Arc<BTreeSet<String>>,
     persisted: crate::persisted::PersistedQueries,
+    subscriptions: Arc<crate::subscribe::OpenSubscriptions>,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -155,7 +162,25 @@ impl Gateway {
             authz: None,
             override_labels: Arc::default(),
             persisted: Default::default(),
+            subscriptions: Arc::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// The subscriptions open on this gateway.
+    pub fn open_subscriptions(&self) -> &Arc<crate::subscribe::OpenSubscriptions> {
+        &self.subscriptions
+    }
+
+    /// Completes every open stream (subscriptions end as if their source had) and
+    /// refuses new ones: the first step of a graceful shutdown.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Whether [`Gateway::close_streams`] was called; changes when it is.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Documents clients registered by hash (automatic persisted queries).
@@ -220,6 +245,39 @@ impl Gateway {
         caller: &Caller,
         allowed: AllowedOperations,
     ) -> Response {
+        match self.start(request, caller, allowed).await {
+            Ok(started) => self.run(&started).await,
+            Err(response) => response,
+        }
+    }
+
+    /// Runs a started operation to its response.
+    pub(crate) async fn run(&self, started: &Started<'_>) -> Response {
+        let served = &started.served;
+        let execution = Execution::new(
+            &served.supergraph.index,
+            &served.clients,
+            &started.caller,
+            &started.variables,
+            &self.settings,
+        );
+        let (data, errors) = execution.run(started.plan.node.as_ref()).await;
+        started.respond(data, errors)
+    }
+
+    /// How subgraphs are called (timeouts, error exposure).
+    pub(crate) fn subgraph_settings(&self) -> &SubgraphSettings {
+        &self.settings
+    }
+
+    /// Prepares (or takes from the cache), checks, authorizes and plans `request` for
+    /// `caller`; `Err` is the response that refuses it.
+    pub(crate) async fn start<'c>(
+        &self,
+        request: Request,
+        caller: &'c Caller,
+        allowed: AllowedOperations,
+    ) -> Result<Started<'c>, Response> {
         let served = self.current();
         let supergraph = &served.supergraph;
         let name = request.operation_name.as_deref();
@@ -250,76 +308,145 @@ impl Gateway {
                             .operations
                             .insert(&request.query, name, operation)
                     }
-                    Ok(Err(errors)) => return Response { errors, data: None },
+                    Ok(Err(errors)) => return Err(Response { errors, data: None }),
                     Err(err) => {
                         tracing::error!(error = %err, "preparing an operation failed");
-                        return Response::request_error(plan::planning_failed());
+                        return Err(Response::request_error(plan::planning_failed()));
                     }
                 }
             }
         };
         let prepared = &operation.prepared;
-        if let Err(error) = check_allowed(prepared, allowed) {
-            return Response::request_error(error);
+        check_allowed(prepared, allowed).map_err(Response::request_error)?;
+        if supergraph.index.root_type(prepared.kind).is_none() {
+            return Err(Response::request_error(GraphQLError::new(
+                "the schema does not support this operation type",
+                "GRAPHQL_VALIDATION_FAILED",
+            )));
         }
-        // The caller's decisions: which fields it may use, and which grants (powers the
-        // subgraphs' row rules consult) it holds — passed on with the actor.
+        let granted = self
+            .authorized_plan(&served, &operation, caller, variant)
+            .await
+            .map_err(Response::request_error)?;
+        // The caller's grants (powers the subgraphs' row rules consult) go with the actor.
+        let caller = match granted.grants {
+            Some(grants) => {
+                let mut with_grants = caller.clone();
+                with_grants.actor.grants = grants;
+                Cow::Owned(with_grants)
+            }
+            None => Cow::Borrowed(caller),
+        };
+        let variables = prepared
+            .variables(&supergraph.index, request.variables)
+            .map_err(Response::request_error)?;
+        Ok(Started {
+            served,
+            operation,
+            caller,
+            plan: granted.plan,
+            denied: granted.denied,
+            variables,
+            variant,
+        })
+    }
+
+    /// What `caller` may run of `operation` now: the plan (without the fields it may not
+    /// use, where the mode filters) and the decisions projection nulls them by, and the
+    /// grants it holds. `Err` refuses the operation.
+    pub(crate) async fn authorized_plan(
+        &self,
+        served: &Arc<Served>,
+        operation: &Arc<CachedOperation>,
+        caller: &Caller,
+        variant: Variant,
+    ) -> Result<Granted, GraphQLError> {
+        let supergraph = &served.supergraph;
         let decided = self.authz.as_ref().map(|authz| {
             let decisions = decisions_for(authz, supergraph, &caller.actor);
             (authz, decisions)
         });
-        let granted;
-        let caller = match &decided {
+        let grants = match &decided {
             Some((_, decisions)) if !decisions.grants().is_empty() => {
-                let mut with_grants = caller.clone();
-                with_grants.actor.grants = decisions.grants().to_vec();
-                granted = with_grants;
-                &granted
+                Some(decisions.grants().to_vec())
             }
-            _ => caller,
+            _ => None,
         };
         let authorized = match decided {
             Some((authz, decisions)) => {
-                self.authorize(authz, &served, &operation, caller, decisions, variant)
-                    .await
+                self.authorize(authz, served, operation, caller, decisions, variant)
+                    .await?
             }
-            None => Ok(None),
+            None => None,
         };
-        let (plan, denied_fields) = match authorized {
-            Ok(Some((filtered, decisions))) => (filtered, Some(decisions)),
-            Ok(None) => match self.plan_for(&served, &operation, variant).await {
-                Ok(plan) => (plan, None),
-                Err(error) => return Response::request_error(error),
-            },
-            Err(error) => return Response::request_error(error),
+        let (plan, denied) = match authorized {
+            Some((filtered, decisions)) => (filtered, Some(decisions)),
+            None => (self.plan_for(served, operation, variant).await?, None),
         };
-        let variables = match prepared.variables(&supergraph.index, request.variables) {
-            Ok(variables) => variables,
-            Err(error) => return Response::request_error(error),
-        };
-        let execution = Execution::new(
-            &supergraph.index,
-            &served.clients,
-            caller,
-            &variables,
-            &self.settings,
-        );
-        let (data, mut errors) = execution.run(plan.node.as_ref()).await;
-        let Some(root_type) = supergraph.index.root_type(prepared.kind) else {
-            return Response::request_error(GraphQLError::new(
-                "the schema does not support this operation type",
-                "GRAPHQL_VALIDATION_FAILED",
-            ));
-        };
-        let fragments = prepared.fragments();
+        Ok(Granted {
+            plan,
+            denied,
+            grants,
+        })
+    }
+}
+
+/// What authorization grants one caller for one operation.
+pub(crate) struct Granted {
+    /// The plan to run.
+    pub plan: Arc<QueryPlan>,
+    /// The decisions denied fields are nulled by (none denied: `None`).
+    pub denied: Option<Arc<Decisions>>,
+    /// The caller's grants, if it holds any.
+    pub grants: Option<Vec<String>>,
+}
+
+/// An operation ready to run: prepared, authorized and planned for its caller.
+pub(crate) struct Started<'c> {
+    /// What it runs on.
+    pub served: Arc<Served>,
+    /// The operation.
+    pub operation: Arc<CachedOperation>,
+    /// Who runs it, with the grants it holds.
+    pub caller: Cow<'c, Caller>,
+    /// Its plan for this caller.
+    pub plan: Arc<QueryPlan>,
+    /// The decisions that null denied fields, if any are denied.
+    pub denied: Option<Arc<Decisions>>,
+    /// The coerced variables.
+    pub variables: serde_json::Map<String, serde_json::Value>,
+    /// The override variant drawn.
+    pub variant: Variant,
+}
+
+impl Started<'_> {
+    /// Owns its caller, to outlive the request (a subscription).
+    pub fn into_owned(self) -> Started<'static> {
+        Started {
+            served: self.served,
+            operation: self.operation,
+            caller: Cow::Owned(self.caller.into_owned()),
+            plan: self.plan,
+            denied: self.denied,
+            variables: self.variables,
+            variant: self.variant,
+        }
+    }
+
+    /// The client's response: `data` projected onto the client's selection (denied fields
+    /// nulled with `FORBIDDEN`), after `errors`.
+    pub fn respond(&self, data: serde_json::Value, mut errors: Vec<GraphQLError>) -> Response {
+        let supergraph = &self.served.supergraph;
+        let prepared = &self.operation.prepared;
+        let root_type = supergraph.index.root_type(prepared.kind).unwrap_or("Query");
         let projected = Projection::new(
             &supergraph.index,
-            fragments,
-            &variables,
+            prepared.fragments(),
+            &self.variables,
             &mut errors,
             Some(&supergraph.introspection),
         )
-        .with_denied(denied_fields.as_deref())
+        .with_denied(self.denied.as_deref())
         .root(root_type, prepared.selection_set(), &data);
         Response {
             errors,
@@ -370,10 +497,7 @@ impl Gateway {
             let supergraph = &served.supergraph;
             let prepared = &operation.prepared;
             let stripped = (!denied.is_empty()).then(|| {
-                let root = supergraph
-                    .index
-                    .root_type(OperationKind::Query)
-                    .unwrap_or("Query");
+                let root = supergraph.index.root_type(prepared.kind).unwrap_or("Query");
                 crate::authz::strip(&prepared.document, &supergraph.index, root, &denied)
             });
             plan::plan(
@@ -423,7 +547,20 @@ impl Gateway {
                 Ok(None)
             }
             Mode::Reject => Err(refuse()),
-            Mode::Filter if operation.prepared.kind != OperationKind::Query => Err(refuse()),
+            Mode::Filter if operation.prepared.kind == OperationKind::Mutation => Err(refuse()),
+            // A subscription streams its root field: without it there is nothing to send.
+            Mode::Filter
+                if operation.prepared.kind == OperationKind::Subscription
+                    && denied.iter().any(|(t, _)| {
+                        served
+                            .supergraph
+                            .index
+                            .root_type(OperationKind::Subscription)
+                            == Some(t.as_str())
+                    }) =>
+            {
+                Err(refuse())
+            }
             Mode::Filter => {
                 let key = (denied, variant);
                 if let Some(plan) = operation.filtered.lock().get(&key) {
@@ -501,15 +638,20 @@ fn check_allowed(
     prepared: &PreparedOperation,
     allowed: AllowedOperations,
 ) -> Result<(), GraphQLError> {
-    if allowed == AllowedOperations::QueriesOnly && prepared.kind != OperationKind::Query {
+    use AllowedOperations::*;
+    let read_only = matches!(allowed, QueriesOnly | StreamingReadOnly);
+    if read_only && prepared.kind == OperationKind::Mutation
+        || allowed == QueriesOnly && prepared.kind != OperationKind::Query
+    {
         return Err(GraphQLError::new(
             "only queries may be sent with GET",
             "METHOD_NOT_ALLOWED",
         ));
     }
-    if prepared.kind == OperationKind::Subscription {
+    if prepared.kind == OperationKind::Subscription && matches!(allowed, All | QueriesOnly) {
         return Err(GraphQLError::new(
-            "subscriptions are not supported over this transport",
+            "subscriptions need a streaming transport: a WebSocket (graphql-transport-ws), \
+             or `Accept: text/event-stream` or `multipart/mixed`",
             "OPERATION_NOT_SUPPORTED",
         ));
     }

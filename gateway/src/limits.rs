@@ -38,6 +38,17 @@ pub struct Limits {
     /// Most operations executing at once; further requests wait their turn (first come,
     /// first served). Bounds memory under load spikes without refusing anyone.
     pub max_concurrent_operations: usize,
+    /// Most subscriptions open on this gateway at once (every transport).
+    pub max_subscriptions: usize,
+    /// Most subscriptions one principal (user or service account) holds open at once.
+    pub max_subscriptions_per_principal: usize,
+    /// Most subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Most WebSocket connections open on this gateway at once.
+    pub max_websocket_connections: usize,
+    /// How often an open subscription re-checks the caller's credential and policies
+    /// while no event arrives (each event re-checks them too).
+    pub subscription_recheck: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +64,11 @@ impl Default for Limits {
             max_validation_errors: 100,
             plan_cache_size: 1_000,
             max_concurrent_operations: 128,
+            max_subscriptions: 20_000,
+            max_subscriptions_per_principal: 100,
+            max_subscriptions_per_connection: 50,
+            max_websocket_connections: 20_000,
+            subscription_recheck: std::time::Duration::from_secs(5),
         }
     }
 }

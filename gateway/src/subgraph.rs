@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,7 +58,26 @@ pub enum SubgraphError {
         /// HTTP status received.
         status: u16,
     },
+    /// This transport cannot carry subscriptions.
+    #[error("subscriptions are not supported by this subgraph transport")]
+    SubscriptionsUnsupported,
 }
+
+impl SubgraphError {
+    /// The error code clients see for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Timeout => "SUBGRAPH_TIMEOUT",
+            Self::Unreachable(_) => "SUBGRAPH_UNAVAILABLE",
+            Self::InvalidResponse { .. } => "SUBGRAPH_INVALID_RESPONSE",
+            Self::SubscriptionsUnsupported => "OPERATION_NOT_SUPPORTED",
+        }
+    }
+}
+
+/// A subgraph subscription: one response per event, until the subgraph ends it (or the
+/// stream is dropped, which ends it upstream).
+pub type SubgraphStream = BoxStream<'static, SubgraphResponse>;
 
 /// A way to send GraphQL requests to one subgraph.
 pub trait SubgraphClient: Send + Sync {
@@ -67,6 +87,17 @@ pub trait SubgraphClient: Send + Sync {
         request: SubgraphRequest,
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>>;
+
+    /// Opens the subscription `request` on behalf of `caller`; it is authorized once, when
+    /// opened (the gateway re-checks the client's session while it lasts).
+    fn subscribe<'a>(
+        &'a self,
+        request: SubgraphRequest,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<SubgraphStream, SubgraphError>> {
+        let _ = (request, caller);
+        Box::pin(async { Err(SubgraphError::SubscriptionsUnsupported) })
+    }
 }
 
 /// What clients see of errors that subgraphs return.
@@ -92,6 +123,7 @@ pub const CLIENT_ERROR_CODES: &[&str] = &[
     "CONFLICT",
     "RATE_LIMITED",
     "STEP_UP_REQUIRED",
+    "SLOW_CONSUMER",
 ];
 
 /// Message that replaces a masked subgraph error.
@@ -187,14 +219,8 @@ impl SubgraphClient for HttpSubgraph {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
-            let mut post = self.client.post(&self.url);
-            if let Some(key) = &self.key {
-                let token = key.sign(&self.name, &caller.actor, &caller.meta);
-                post = post.header(internal_token::HEADER, token);
-            }
-            let sent = post
-                .header(reqwest::header::ACCEPT, "application/json")
-                .json(&request)
+            let sent = self
+                .post(caller, &request, "application/json")
                 .send()
                 .await
                 .map_err(classify)?;
@@ -216,6 +242,98 @@ impl SubgraphClient for HttpSubgraph {
             serde_json::from_slice::<SubgraphResponse>(&body)
                 .map_err(|_| SubgraphError::InvalidResponse { status })
         })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        request: SubgraphRequest,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<SubgraphStream, SubgraphError>> {
+        Box::pin(async move {
+            let sent = self
+                .post(caller, &request, "text/event-stream")
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = sent.status().as_u16();
+            let events = sent
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if !sent.status().is_success() || !events {
+                return Err(SubgraphError::InvalidResponse { status });
+            }
+            Ok(subgraph_events(sent))
+        })
+    }
+}
+
+impl HttpSubgraph {
+    fn post(
+        &self,
+        caller: &Caller,
+        request: &SubgraphRequest,
+        accept: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut post = self.client.post(&self.url);
+        if let Some(key) = &self.key {
+            let token = key.sign(&self.name, &caller.actor, &caller.meta);
+            post = post.header(internal_token::HEADER, token);
+        }
+        post.header(reqwest::header::ACCEPT, accept).json(request)
+    }
+}
+
+/// Reads a subgraph's subscription events (`next` responses until `complete`).
+fn subgraph_events(response: reqwest::Response) -> SubgraphStream {
+    use futures::StreamExt;
+    let state = (
+        response,
+        crate::sse::SseDecoder::default(),
+        std::collections::VecDeque::new(),
+    );
+    futures::stream::unfold(Some(state), |state| async move {
+        let (mut response, mut decoder, mut pending) = state?;
+        loop {
+            if let Some(event) = pending.pop_front() {
+                let crate::sse::SseEvent { name, data } = event;
+                match name.as_str() {
+                    "next" => {
+                        let parsed = serde_json::from_str::<SubgraphResponse>(&data)
+                            .unwrap_or_else(|_| {
+                                broken_stream("an event that is not a GraphQL response")
+                            });
+                        return Some((parsed, Some((response, decoder, pending))));
+                    }
+                    "complete" => return None,
+                    _ => continue,
+                }
+            }
+            match response.chunk().await {
+                Ok(Some(chunk)) => match decoder.push(&chunk) {
+                    Ok(events) => pending.extend(events),
+                    Err(_) => return Some((broken_stream("an event too large"), None)),
+                },
+                // The connection ended without `complete`: the subgraph went away.
+                Ok(None) | Err(_) => {
+                    return Some((broken_stream("the subgraph closed the stream"), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The response that ends a subscription whose subgraph stream broke.
+fn broken_stream(why: &str) -> SubgraphResponse {
+    tracing::warn!(why, "subgraph subscription stream broken");
+    SubgraphResponse {
+        data: None,
+        errors: vec![GraphQLError::new(
+            "the subscription's source ended unexpectedly; subscribe again",
+            "SUBGRAPH_STREAM_ENDED",
+        )],
     }
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -23,7 +25,9 @@ use portal_kit::RequestMeta;
 use crate::auth::Authentication;
 use crate::gateway::{AllowedOperations, Gateway};
 use crate::response::{GraphQLError, Request, Response};
+use crate::streaming::{self, StreamingMode};
 use crate::subgraph::Caller;
+use crate::subscribe::Recheck;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -41,6 +45,8 @@ pub struct AppState {
     pub ide: Option<Vec<(String, String)>>,
     /// Proxies (load balancers) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open WebSocket connections.
+    pub websockets: crate::ws::Connections,
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy — then the
@@ -97,14 +103,19 @@ struct GetParams {
 
 async fn graphql_get(
     State(state): State<Arc<AppState>>,
+    websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     parts: Parts,
     Query(params): Query<GetParams>,
 ) -> HttpResponse {
+    let headers = parts.headers;
+    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
+    if let Ok(websocket) = websocket {
+        let meta = request_meta(&state, &headers, connect, None);
+        return crate::ws::upgrade(state.clone(), websocket, &headers, meta);
+    }
     let Some(_admitted) = state.gateway.admit(ADMISSION_WAIT).await else {
         return overloaded();
     };
-    let headers = parts.headers;
-    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     if params.query.is_none() && params.extensions.is_none() {
         if let Some(ide_headers) = &state.ide
             && accepts(&headers, "text/html")
@@ -134,6 +145,18 @@ async fn graphql_get(
         variables,
         extensions,
     };
+    if let Some(mode) = StreamingMode::negotiate(&headers) {
+        drop(_admitted);
+        return stream(
+            &state,
+            headers,
+            connect,
+            request,
+            AllowedOperations::StreamingReadOnly,
+            mode,
+        )
+        .await;
+    }
     run(
         &state,
         headers,
@@ -197,7 +220,87 @@ async fn graphql_post(
             );
         }
     };
+    if let Some(mode) = StreamingMode::negotiate(&headers) {
+        drop(_admitted);
+        return stream(
+            &state,
+            headers,
+            connect,
+            request,
+            AllowedOperations::Streaming,
+            mode,
+        )
+        .await;
+    }
     run(&state, headers, connect, request, AllowedOperations::All).await
+}
+
+/// Runs `request` as a stream of responses in the negotiated `mode`. A request refused
+/// before it runs gets a JSON error response with a 4xx status.
+async fn stream(
+    state: &Arc<AppState>,
+    headers: HeaderMap,
+    connect: Option<ConnectInfo<SocketAddr>>,
+    mut request: Request,
+    allowed: AllowedOperations,
+    mode: StreamingMode,
+) -> HttpResponse {
+    let (caller, request_id) = match authenticated(state, &headers, connect).await {
+        Ok(authenticated) => authenticated,
+        Err(response) => return response,
+    };
+    let refused = |response: Response| {
+        let status = refusal_status(&response);
+        let mut http = (status, axum::Json(response)).into_response();
+        http.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        http
+    };
+    if let Err(error) = state.gateway.persisted_queries().resolve(&mut request) {
+        return refused(Response::request_error(error));
+    }
+    let recheck = recheck(
+        &state.authentication,
+        crate::ws::credentials(&headers, None),
+    );
+    let mut http = match state
+        .gateway
+        .subscribe(request, &caller, allowed, recheck)
+        .await
+    {
+        Ok(responses) => streaming::respond(mode, responses),
+        Err(response) => refused(response),
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert("x-request-id", id);
+    }
+    http
+}
+
+/// The status of a streaming request refused before it ran.
+fn refusal_status(response: &Response) -> StatusCode {
+    let code = response.errors.first().and_then(GraphQLError::code);
+    match code {
+        Some("UNAUTHENTICATED") => StatusCode::UNAUTHORIZED,
+        Some("FORBIDDEN") => StatusCode::FORBIDDEN,
+        Some("METHOD_NOT_ALLOWED") => StatusCode::METHOD_NOT_ALLOWED,
+        Some("TOO_MANY_SUBSCRIPTIONS") => StatusCode::TOO_MANY_REQUESTS,
+        Some("UNAVAILABLE") => StatusCode::SERVICE_UNAVAILABLE,
+        Some(code) if code.starts_with("SUBGRAPH_") => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A re-check of `credentials` (the credential headers a stream was opened with) for
+/// [`Gateway::subscribe`](crate::gateway::Gateway::subscribe).
+pub fn recheck(authentication: &Authentication, credentials: HeaderMap) -> Recheck {
+    let authentication = authentication.clone();
+    let credentials = Arc::new(credentials);
+    Arc::new(move || {
+        let authentication = authentication.clone();
+        let credentials = credentials.clone();
+        Box::pin(async move { authentication.authenticate(&credentials).await.map(|_| ()) })
+    })
 }
 
 async fn run(
@@ -207,39 +310,9 @@ async fn run(
     mut request: Request,
     allowed: AllowedOperations,
 ) -> HttpResponse {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
-    let actor = match state.authentication.authenticate(&headers).await {
-        Ok(actor) => actor,
-        Err(error) => {
-            let response = Response::request_error(error);
-            let mut http = (StatusCode::UNAUTHORIZED, axum::Json(response)).into_response();
-            http.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            return http;
-        }
-    };
-    let caller = Caller {
-        actor,
-        meta: RequestMeta {
-            request_id: Some(request_id.clone()),
-            source_ip: client_ip(
-                connect.map(|ConnectInfo(addr)| addr.ip()),
-                &headers,
-                &state.trusted_proxies,
-            )
-            .map(|ip| ip.to_string()),
-            user_agent: headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(256).collect()),
-        },
+    let (caller, request_id) = match authenticated(state, &headers, connect).await {
+        Ok(authenticated) => authenticated,
+        Err(response) => return response,
     };
     // Answers to signed-in callers, and to anything but a GET query, may carry personal
     // data: no cache (browser, proxy or CDN) may keep them.
@@ -258,6 +331,56 @@ async fn run(
     }
     let response = state.gateway.execute(request, &caller, allowed).await;
     respond(&headers, response, Some(&request_id), caching)
+}
+
+/// The caller of a request and its request id, or the `401` that refuses it.
+async fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    connect: Option<ConnectInfo<SocketAddr>>,
+) -> Result<(Caller, String), HttpResponse> {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let actor = match state.authentication.authenticate(headers).await {
+        Ok(actor) => actor,
+        Err(error) => {
+            let response = Response::request_error(error);
+            let mut http = (StatusCode::UNAUTHORIZED, axum::Json(response)).into_response();
+            http.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return Err(http);
+        }
+    };
+    let meta = request_meta(state, headers, connect, Some(request_id.clone()));
+    Ok((Caller { actor, meta }, request_id))
+}
+
+/// The audit facts of a request: its id, the client's address and user agent.
+fn request_meta(
+    state: &AppState,
+    headers: &HeaderMap,
+    connect: Option<ConnectInfo<SocketAddr>>,
+    request_id: Option<String>,
+) -> RequestMeta {
+    RequestMeta {
+        request_id,
+        source_ip: client_ip(
+            connect.map(|ConnectInfo(addr)| addr.ip()),
+            headers,
+            &state.trusted_proxies,
+        )
+        .map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
 }
 
 /// How long a request may wait for an execution slot before it is turned away.
@@ -296,6 +419,9 @@ fn respond(
     let has_code = |code: &str| response.errors.iter().any(|e| e.code() == Some(code));
     let status = if response.data.is_some() {
         StatusCode::OK
+    } else if has_code("OPERATION_NOT_SUPPORTED") {
+        // A subscription asked for as a single response: not acceptable as asked.
+        StatusCode::NOT_ACCEPTABLE
     } else if has_code("METHOD_NOT_ALLOWED") {
         StatusCode::METHOD_NOT_ALLOWED
     } else if graphql_response && has_code("QUERY_PLANNING_FAILED") {

@@ -28,6 +28,8 @@ mod m0019_domain_events;
 mod m0020_jobs;
 mod m0021_time_zones;
 mod m0022_policy_rules_0_2;
+mod m0023_policy_rules_subscriptions;
+mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -60,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0020_jobs::Migration),
             Box::new(m0021_time_zones::Migration),
             Box::new(m0022_policy_rules_0_2::Migration),
+            Box::new(m0023_policy_rules_subscriptions::Migration),
         ]
     }
 }

@@ -199,6 +199,37 @@ pub struct GatewayConfig {
     /// active: the fields they label move to their new subgraph. `percent(p)` labels need
     /// nothing here: each request draws.
     pub override_labels: Vec<String>,
+    /// Subscription limits (`docs/subscriptions.md`).
+    pub subscriptions: SubscriptionsConfig,
+}
+
+/// Subscription limits of one gateway (`[gateway.subscriptions]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionsConfig {
+    /// Most subscriptions open at once, over every transport.
+    pub max_total: usize,
+    /// Most subscriptions one user or service account holds open at once.
+    pub max_per_principal: usize,
+    /// Most subscriptions on one WebSocket connection.
+    pub max_per_connection: usize,
+    /// Most WebSocket connections open at once.
+    pub max_websocket_connections: usize,
+    /// Seconds between re-checks of an idle subscription's credential and policies.
+    pub recheck_secs: u64,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        let limits = portal_gateway::limits::Limits::default();
+        Self {
+            max_total: limits.max_subscriptions,
+            max_per_principal: limits.max_subscriptions_per_principal,
+            max_per_connection: limits.max_subscriptions_per_connection,
+            max_websocket_connections: limits.max_websocket_connections,
+            recheck_secs: limits.subscription_recheck.as_secs(),
+        }
+    }
 }
 
 /// Field-level authorization mode.
@@ -290,6 +321,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             override_labels: Vec::new(),
             cors_origins: Vec::new(),
+            subscriptions: SubscriptionsConfig::default(),
         }
     }
 }
@@ -441,6 +473,13 @@ impl Config {
             max_validation_errors: self.gateway.max_validation_errors,
             plan_cache_size: self.gateway.plan_cache_size,
             max_concurrent_operations: self.gateway.max_concurrent_operations,
+            max_subscriptions: self.gateway.subscriptions.max_total,
+            max_subscriptions_per_principal: self.gateway.subscriptions.max_per_principal,
+            max_subscriptions_per_connection: self.gateway.subscriptions.max_per_connection,
+            max_websocket_connections: self.gateway.subscriptions.max_websocket_connections,
+            subscription_recheck: Duration::from_secs(
+                self.gateway.subscriptions.recheck_secs.max(1),
+            ),
         }
     }
 

@@ -293,6 +293,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let port = role.map_or(4000, Role::default_port);
     let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    // The gateway whose open streams a shutdown completes first.
+    let mut streams: Option<Arc<portal_gateway::gateway::Gateway>> = None;
     let app = match role {
         None => {
             let db =
@@ -325,6 +327,7 @@ async fn serve(
             }
             let (app, gateway) = portal::all_in_one_app(&db, &identity.authenticator, &options)?;
             portal::policies::publish_coordinates(&db, &gateway).await?;
+            streams = Some(gateway.clone());
             app.merge(portal::jwks_router(db.clone()))
         }
         Some(Role::Gateway) => {
@@ -353,6 +356,7 @@ async fn serve(
                         portal::clients_for_supergraph(&loaded, &overrides, key.as_ref())?;
                     let (app, gateway) = portal::gateway_app_for(loaded, clients, &options);
                     portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
+                    streams = Some(gateway.clone());
                     portal::policies::republish_on_reload(db_for_policies.clone(), gateway.clone());
                     let clients_for: reload::ClientsFor = Arc::new(move |supergraph| {
                         portal::clients_for_supergraph(supergraph, &overrides, key.as_ref())
@@ -371,6 +375,7 @@ async fn serve(
                         portal::compose_remote(&clients, &urls, Duration::from_secs(30)).await?;
                     let (app, gateway) = portal::gateway_app(&sdl, clients, &options)?;
                     portal::policies::publish_coordinates(&db_for_policies, &gateway).await?;
+                    streams = Some(gateway.clone());
                     app.merge(jwks)
                 }
             }
@@ -410,7 +415,11 @@ async fn serve(
             let references = portal_kit::references::References::default();
             let peers = portal::http_clients(&config.subgraph_urls(), &key)?;
             subgraphs::register_owners(&references, |name| peers.get(name).cloned());
-            let subgraph = subgraphs::build(role.name(), &db, authenticator, &references)
+            let feed = portal_kit::events::feed::EventFeed::lazy(
+                db.clone(),
+                portal_kit::events::feed::DEFAULT_POLL,
+            );
+            let subgraph = subgraphs::build(role.name(), &db, authenticator, &references, &feed)
                 .context("unknown subgraph")?;
             subgraph.router(key)
         }
@@ -426,15 +435,58 @@ async fn serve(
     } else {
         println!("GraphQL endpoint: http://{addr}/graphql");
     }
-    axum::serve(
+    // On Ctrl-C or SIGTERM: stop accepting, complete every open stream, let requests in
+    // flight finish — and give up on stragglers after a grace period.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        if let Some(gateway) = streams {
+            gateway.close_streams();
+        }
+        signalled.notify_one();
+    });
+    tokio::select! {
+        served = server => served.context("serving"),
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("connections still open after the grace period; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// How long a shutdown waits for open requests and streams to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Ctrl-C, or SIGTERM (what process managers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .context("serving")
+    }
 }
 
 async fn compose(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {

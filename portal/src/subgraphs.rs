@@ -12,9 +12,10 @@ use sea_orm::DatabaseConnection;
 
 use portal_gateway::compose::SubgraphSdl;
 use portal_gateway::subgraph::{
-    Caller, SubgraphClient, SubgraphError, SubgraphRequest, SubgraphResponse,
+    Caller, SubgraphClient, SubgraphError, SubgraphRequest, SubgraphResponse, SubgraphStream,
 };
 use portal_identity::Authenticator;
+use portal_kit::events::feed::{DEFAULT_POLL, EventFeed};
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::references::{EntityOwner, References};
 use portal_kit::{Actor, RequestMeta};
@@ -69,22 +70,24 @@ fn federation_sdl() -> SDLExportOptions {
     SDLExportOptions::new().federation().compose_directive()
 }
 
-/// Builds the subgraph `name` over `db`; identity needs the sign-in service. `None` for
-/// an unknown name, or identity without `authenticator`.
+/// Builds the subgraph `name` over `db`; identity needs the sign-in service. Subscription
+/// fields follow `feed`. `None` for an unknown name, or identity without `authenticator`.
 pub fn build(
     name: &str,
     db: &DatabaseConnection,
     authenticator: Option<Arc<Authenticator>>,
     references: &References,
+    feed: &Arc<EventFeed>,
 ) -> Option<Subgraph> {
     match name {
         "identity" => {
-            let schema = portal_identity::build_schema(db.clone(), authenticator?);
+            let schema = portal_identity::build_schema(db.clone(), authenticator?, feed.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("identity", schema, sdl))
         }
         "accounts" => {
-            let schema = portal_accounts::build_schema(db.clone(), references.clone());
+            let schema =
+                portal_accounts::build_schema(db.clone(), references.clone(), feed.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("accounts", schema, sdl))
         }
@@ -94,7 +97,8 @@ pub fn build(
             Some(Subgraph::new("reports", schema, sdl))
         }
         "messages" => {
-            let schema = portal_messages::build_schema(db.clone(), references.clone());
+            let schema =
+                portal_messages::build_schema(db.clone(), references.clone(), feed.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("messages", schema, sdl))
         }
@@ -108,12 +112,13 @@ pub fn build(
 }
 
 /// Builds all five subgraphs over `db`, in [`NAMES`] order; they check references to
-/// each other's entities in process.
+/// each other's entities in process and share one event feed.
 pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) -> Vec<Subgraph> {
     let references = References::default();
+    let feed = EventFeed::lazy(db.clone(), DEFAULT_POLL);
     let subgraphs: Vec<Subgraph> = NAMES
         .iter()
-        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references))
+        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references, &feed))
         .collect();
     register_owners(&references, |name| {
         subgraphs
@@ -184,17 +189,48 @@ impl<E: Executor> SubgraphClient for InProcess<E> {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
-            let gql = async_graphql::Request::new(request.query)
-                .variables(Variables::from_json(serde_json::Value::Object(
-                    request.variables,
-                )))
-                .data(caller.actor.clone())
-                .data(caller.meta.clone());
-            let response = self.executor.execute(gql).await;
-            let value = serde_json::to_value(&response)
-                .map_err(|_| SubgraphError::InvalidResponse { status: 200 })?;
-            serde_json::from_value(value)
-                .map_err(|_| SubgraphError::InvalidResponse { status: 200 })
+            let response = self.executor.execute(in_process(request, caller)).await;
+            convert(&response).ok_or(SubgraphError::InvalidResponse { status: 200 })
         })
     }
+
+    fn subscribe<'a>(
+        &'a self,
+        request: SubgraphRequest,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<SubgraphStream, SubgraphError>> {
+        use futures::StreamExt;
+        let responses = self
+            .executor
+            .execute_stream(in_process(request, caller), None);
+        Box::pin(async move {
+            Ok(responses
+                .map(|response| {
+                    convert(&response).unwrap_or_else(|| SubgraphResponse {
+                        data: None,
+                        errors: vec![portal_gateway::response::GraphQLError::new(
+                            "the subgraph returned an invalid event",
+                            "INTERNAL",
+                        )],
+                    })
+                })
+                .boxed())
+        })
+    }
+}
+
+/// `request` as the schema takes it, with the caller as request data.
+fn in_process(request: SubgraphRequest, caller: &Caller) -> async_graphql::Request {
+    async_graphql::Request::new(request.query)
+        .variables(Variables::from_json(serde_json::Value::Object(
+            request.variables,
+        )))
+        .data(caller.actor.clone())
+        .data(caller.meta.clone())
+}
+
+/// A schema's response in the gateway's terms (as if it had crossed the wire).
+fn convert(response: &async_graphql::Response) -> Option<SubgraphResponse> {
+    let value = serde_json::to_value(response).ok()?;
+    serde_json::from_value(value).ok()
 }

@@ -6,6 +6,7 @@
 //! (`127.0.0.1:0`), and gateway ↔ subgraph traffic in the distributed setup is real HTTP.
 
 pub mod oidc_provider;
+pub mod streams;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -236,6 +237,12 @@ pub fn identity_settings() -> IdentitySettings {
     IdentitySettings::new(DataKey::from_secret(TEST_SECRET.as_bytes()))
 }
 
+/// An event feed over `db` for subgraph schemas built by hand (polls every 50 ms once
+/// something subscribes).
+pub fn feed(db: &DatabaseConnection) -> Arc<portal_kit::events::feed::EventFeed> {
+    portal_kit::events::feed::EventFeed::lazy(db.clone(), std::time::Duration::from_millis(50))
+}
+
 /// A sign-in service over `db` with [`identity_settings`].
 pub fn authenticator(db: &DatabaseConnection) -> Arc<Authenticator> {
     Arc::new(Authenticator::new(db.clone(), identity_settings()))
@@ -369,7 +376,11 @@ impl TestPortal {
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
             authentication: identity.authentication().with_dev_headers(),
-            limits: Limits::default(),
+            // Open subscriptions re-check credentials and policies every second here.
+            limits: Limits {
+                subscription_recheck: Duration::from_secs(1),
+                ..Limits::default()
+            },
             subgraphs: SubgraphSettings::default(),
             ide: None,
             authorizer: authorizer.clone(),

@@ -3,7 +3,7 @@
 //! create/update mutations, `createTenant` and role assignment.
 
 use async_graphql::{
-    Context, EmptySubscription, ID, InputObject, MaybeUndefined, MergedObject, Object, Schema,
+    Context, ID, InputObject, MaybeUndefined, MergedObject, MergedSubscription, Object, Schema,
 };
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
+use portal_kit::events::feed::EventFeed;
 use portal_kit::input;
 use portal_kit::loader::{BatchLoader, batch_loader, load, registered};
 use portal_kit::pagination::PageRequest;
@@ -20,7 +21,7 @@ use portal_kit::pagination::PageRequest;
 use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::AuditQuery;
 use crate::domain;
-use crate::jobs_api::{JobMutation, JobQuery};
+use crate::jobs_api::{JobMutation, JobQuery, JobSubscription};
 use crate::oidc_api::{OidcMutation, OidcQuery};
 use crate::policy_api::{PolicyMutation, PolicyQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
@@ -32,20 +33,26 @@ pub use crate::types::{
 };
 
 /// The identity subgraph's executable schema.
-pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
+pub type IdentitySchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over `db`, signing in through `authenticator`; no socket needed
-/// (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection, authenticator: Arc<Authenticator>) -> IdentitySchema {
+/// Builds the schema over `db`, signing in through `authenticator` and following
+/// committed changes through `feed`; no socket needed (tests call `execute` directly).
+pub fn build_schema(
+    db: DatabaseConnection,
+    authenticator: Arc<Authenticator>,
+    feed: Arc<EventFeed>,
+) -> IdentitySchema {
     Schema::build_with_ignore_name_conflicts(
         Query::default(),
         Mutation::default(),
-        EmptySubscription,
+        Subscription::default(),
         portal_kit::scalars::SHARED_SCALARS,
     )
     .enable_federation()
+    .enable_subscription_in_federation()
     .extension(MaskInternalErrors)
     .data(authenticator)
+    .data(feed)
     .data(batch_loader::<UsersById>(&db))
     .data(batch_loader::<RolesOfUsers>(&db))
     .data(db)
@@ -63,6 +70,10 @@ pub struct Query(
     OidcQuery,
     PolicyQuery,
 );
+
+/// Identity subscriptions.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(JobSubscription);
 
 /// Identity's own queries and entity resolvers.
 #[derive(Default)]

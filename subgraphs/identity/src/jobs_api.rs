@@ -13,6 +13,7 @@ use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::input;
 use portal_kit::jobs::{self, JobFilter, JobState};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::subscription::{Updates, feed, follow};
 use portal_kit::{ApiError, ApiResult};
 
 /// Lifecycle of a background job.
@@ -188,4 +189,30 @@ async fn change(ctx: &Context<'_>, id: ID, action: &'static str) -> ApiResult<Jo
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(changed.into())
+}
+
+/// Job subscriptions.
+#[derive(Default)]
+pub struct JobSubscription;
+
+#[async_graphql::Subscription]
+impl JobSubscription {
+    /// The job `id` of the caller's tenant as it is after each change: every finished
+    /// attempt (succeeded, failed and queued again, dead-lettered), a retry or a
+    /// cancellation. `NOT_FOUND` for a job of another tenant or none.
+    async fn job_updated(&self, ctx: &Context<'_>, id: ID) -> Result<Updates<Job>, ApiError> {
+        let id = input::id("id", &id)?;
+        let tenant = tenant_of(ctx)?;
+        let db = db(ctx)?.clone();
+        jobs::get(&db, Some(tenant), id).await?;
+        Ok(follow(
+            feed(ctx)?,
+            tenant,
+            move |event| event.subject_type == "job" && event.subject_id == Some(id),
+            move |_event| {
+                let db = db.clone();
+                async move { Ok(Some(jobs::get(&db, Some(tenant), id).await?.into())) }
+            },
+        ))
+    }
 }

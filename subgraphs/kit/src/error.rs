@@ -28,6 +28,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A sensitive operation needs a second factor confirmed on this session recently.
     StepUpRequired,
+    /// A subscriber fell too far behind its events: the stream ended; resubscribe and
+    /// refetch what it shows.
+    SlowConsumer,
     /// A server-side failure; details are only in the logs.
     Internal,
 }
@@ -43,6 +46,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
             Self::StepUpRequired => "STEP_UP_REQUIRED",
+            Self::SlowConsumer => "SLOW_CONSUMER",
             Self::Internal => "INTERNAL",
         }
     }
@@ -75,6 +79,8 @@ pub enum ApiError {
     RateLimited,
     /// See [`ErrorCode::StepUpRequired`].
     StepUpRequired,
+    /// See [`ErrorCode::SlowConsumer`].
+    SlowConsumer,
     /// See [`ErrorCode::Internal`]. The source is logged, never shown.
     Internal(Arc<dyn std::error::Error + Send + Sync>),
 }
@@ -128,6 +134,10 @@ impl ApiError {
             Self::StepUpRequired => {
                 "confirm with your second factor first (stepUp); enrol one if you have none".into()
             }
+            Self::SlowConsumer => {
+                "the subscriber fell behind and events were missed: subscribe again and refetch"
+                    .into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -143,6 +153,7 @@ impl ApiError {
             Self::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
             Self::RateLimited => ErrorCode::RateLimited,
             Self::StepUpRequired => ErrorCode::StepUpRequired,
+            Self::SlowConsumer => ErrorCode::SlowConsumer,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -29,6 +29,7 @@ pub mod scalars;
 pub mod secret;
 pub mod serve;
 pub mod store;
+pub mod subscription;
 
 pub use actor::{Actor, ActorKind, RequestMeta};
 pub use error::{ApiError, ApiResult, ErrorCode};

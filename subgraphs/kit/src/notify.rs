@@ -9,18 +9,19 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
 use tokio::sync::Notify;
 
 /// A [`Notify`] woken by every `NOTIFY channel` on PostgreSQL (never on SQLite); the
-/// listening task lives as long as the process.
+/// listening task lives as long as someone holds the `Notify`.
 pub fn wake_on_notify(db: &DatabaseConnection, channel: &'static str) -> Arc<Notify> {
     let wake = Arc::new(Notify::new());
     if db.get_database_backend() == DatabaseBackend::Postgres {
         let pool = db.get_postgres_connection_pool().clone();
-        let waker = wake.clone();
+        // The listener ends (and frees its connection) once nobody holds the `Notify`.
+        let waker = Arc::downgrade(&wake);
         tokio::spawn(async move {
-            loop {
+            while waker.strong_count() > 0 {
                 if let Err(err) = listen(&pool, channel, &waker).await {
                     tracing::warn!(%err, channel, "LISTEN connection lost; polling meanwhile");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
     }
@@ -30,14 +31,24 @@ pub fn wake_on_notify(db: &DatabaseConnection, channel: &'static str) -> Arc<Not
 async fn listen(
     pool: &sea_orm::sqlx::PgPool,
     channel: &str,
-    wake: &Notify,
+    wake: &std::sync::Weak<Notify>,
 ) -> Result<(), sea_orm::sqlx::Error> {
     let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(channel).await?;
     loop {
-        listener.recv().await?;
-        wake.notify_waiters();
-        wake.notify_one();
+        tokio::select! {
+            received = listener.recv() => {
+                received?;
+                let Some(wake) = wake.upgrade() else { return Ok(()) };
+                wake.notify_waiters();
+                wake.notify_one();
+            }
+            () = tokio::time::sleep(Duration::from_secs(5)) => {
+                if wake.strong_count() == 0 {
+                    return Ok(());
+                }
+            }
+        }
     }
 }
 

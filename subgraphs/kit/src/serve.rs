@@ -3,7 +3,8 @@
 //! Every GraphQL request must carry an internal token signed by the gateway for this very
 //! subgraph ([`crate::internal_token`]). The token is checked from the headers alone,
 //! before any of the body is read: without a valid one the request is refused with 401
-//! and costs nothing. Bodies must be JSON and at most [`MAX_BODY_BYTES`]. The actor the
+//! and costs nothing. A request that accepts `text/event-stream` gets the operation's
+//! responses as server-sent events — how the gateway follows a subscription over HTTP. Bodies must be JSON and at most [`MAX_BODY_BYTES`]. The actor the
 //! token names is handed to resolvers as request data.
 
 use std::sync::Arc;
@@ -11,11 +12,13 @@ use std::sync::Arc;
 use async_graphql::Executor;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use bytes::Bytes;
+use futures::stream::BoxStream;
 
 use crate::actor::{Actor, RequestMeta};
 use crate::error::ErrorCode;
@@ -82,10 +85,80 @@ async fn admit(
 async fn graphql<E: Executor>(
     State(executor): State<Arc<E>>,
     Extension((actor, meta)): Extension<(Actor, RequestMeta)>,
+    headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
     let request = request.into_inner().data(actor).data(meta);
+    if wants_event_stream(&headers) {
+        return event_stream(executor.execute_stream(request, None));
+    }
     GraphQLResponse::from(executor.execute(request).await).into_response()
+}
+
+/// Whether the gateway asks for a subscription's events (`Accept: text/event-stream`).
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+/// How often an idle event stream carries a comment, so dead connections are noticed.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A subscription's responses as server-sent events (the `graphql-sse` protocol's
+/// distinct-connections mode): `next` per response, `complete` at the end, comments as
+/// heartbeats.
+fn event_stream(responses: BoxStream<'static, async_graphql::Response>) -> Response {
+    use futures::StreamExt;
+    let heartbeat = tokio_stream_interval(HEARTBEAT).map(|()| Bytes::from_static(b":\n\n"));
+    let events = responses
+        .map(|response| {
+            let data = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
+            sse_event("next", &data)
+        })
+        .chain(futures::stream::once(async { sse_event("complete", "") }));
+    // Heartbeats stop when the events end.
+    let body = futures::stream::select(
+        events
+            .map(Some)
+            .chain(futures::stream::once(async { None })),
+        heartbeat.map(Some),
+    )
+    .take_while(|item| futures::future::ready(item.is_some()))
+    .filter_map(|item| async move { item.map(Ok::<_, std::convert::Infallible>) });
+    let mut response = Response::new(axum::body::Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A stream that yields every `period` (first after one period).
+fn tokio_stream_interval(period: std::time::Duration) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(period).await;
+        Some(((), ()))
+    })
+}
+
+/// One server-sent event: `event: <name>` and `data:` lines (one per line of `data`).
+pub fn sse_event(name: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + name.len() + 16);
+    out.push_str("event: ");
+    out.push_str(name);
+    out.push('\n');
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
 }
 
 fn unauthenticated() -> Response {

@@ -30,4 +30,5 @@ mod sessions;
 mod sso;
 mod subgraph_auth;
 mod subgraphs;
+mod subscriptions;
 mod transport;

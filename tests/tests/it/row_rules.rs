@@ -141,7 +141,8 @@ async fn the_thread_entity_resolver_applies_the_participation_rule() -> anyhow::
     let test_db = portal_tests::TestDb::new().await?;
     let db = test_db.connect().await?;
     let seed = portal::seed::seed(&db).await?;
-    let schema = portal_messages::build_schema(db.clone(), Default::default());
+    let schema =
+        portal_messages::build_schema(db.clone(), Default::default(), portal_tests::feed(&db));
     let threads = portal_entities::messages::thread::Entity::find()
         .all(&db)
         .await?;

@@ -77,7 +77,11 @@ const USER_ENTITIES: &str =
 #[tokio::test]
 async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
+    let schema = portal_identity::build_schema(
+        fx.db.clone(),
+        portal_tests::authenticator(&fx.db),
+        portal_tests::feed(&fx.db),
+    );
     let unknown = Uuid::now_v7().to_string();
     let representations = json!({ "r": [
         { "__typename": "User", "id": fx.seed.carol_id.to_string() },
@@ -101,7 +105,11 @@ async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> any
 #[tokio::test]
 async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
+    let schema = portal_identity::build_schema(
+        fx.db.clone(),
+        portal_tests::authenticator(&fx.db),
+        portal_tests::feed(&fx.db),
+    );
     let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
     let response = run(&schema, &fx.alice(), create, json!({ "e": "dan@" })).await;
     assert_eq!(
@@ -145,7 +153,11 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
 #[tokio::test]
 async fn accounts_contributes_user_accounts_for_entity_representations() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_accounts::build_schema(fx.db.clone(), Default::default());
+    let schema = portal_accounts::build_schema(
+        fx.db.clone(),
+        Default::default(),
+        portal_tests::feed(&fx.db),
+    );
     let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { accounts { edges { node { number balance } } } } } }";
     let response = run(
         &schema,
@@ -213,7 +225,11 @@ async fn reports_creates_definitions_and_queues_runs() -> anyhow::Result<()> {
 #[tokio::test]
 async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_messages::build_schema(fx.db.clone(), Default::default());
+    let schema = portal_messages::build_schema(
+        fx.db.clone(),
+        Default::default(),
+        portal_tests::feed(&fx.db),
+    );
     let alice = Actor::user(fx.seed.alice_id, fx.seed.tenant_id, vec![]);
     let bob = Actor::user(fx.seed.bob_id, fx.seed.tenant_id, vec![]);
     let create = "mutation { createThread(input: { subject: \"Private\", body: \"Just us\" }) { id messages { edges { node { id } } } } }";
@@ -259,7 +275,11 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
         response["data"]["createIntegration"]["status"], "ACTIVE",
         "{response}"
     );
-    let accounts = portal_accounts::build_schema(fx.db.clone(), Default::default());
+    let accounts = portal_accounts::build_schema(
+        fx.db.clone(),
+        Default::default(),
+        portal_tests::feed(&fx.db),
+    );
     let list = run(
         &accounts,
         &fx.carol(),
@@ -311,7 +331,11 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
 #[tokio::test]
 async fn tenant_slugs_are_checked_and_unique() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(fx.db.clone(), portal_tests::authenticator(&fx.db));
+    let schema = portal_identity::build_schema(
+        fx.db.clone(),
+        portal_tests::authenticator(&fx.db),
+        portal_tests::feed(&fx.db),
+    );
     let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
     // Who may create tenants is the gateway's policy decision (only platform_admin holds
     // `Mutation.createTenant`; see rbac.rs): the subgraph checks the input.

@@ -5,14 +5,18 @@
 //! caller sees an account it owns or is a member of, or — with the `Account.all` grant the
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
+mod subscriptions;
 mod types;
 
-use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
+use portal_kit::events::feed::EventFeed;
 use portal_kit::input;
 use portal_kit::loader::batch_loader;
 use portal_kit::pagination::PageRequest;
@@ -23,6 +27,7 @@ use portal_kit::{ApiError, ApiResult};
 use crate::domain::{self, AccountStatus};
 use crate::store;
 
+pub use subscriptions::Subscription;
 pub use types::{
     Account, AccountConnection, AccountEdge, AccountStatusGql, AccountsById, AccountsByOwner,
     MembersOfAccounts, User,
@@ -30,18 +35,25 @@ pub use types::{
 use types::{load_visible, viewer};
 
 /// The accounts subgraph's executable schema.
-pub type AccountsSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AccountsSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection, references: References) -> AccountsSchema {
-    Schema::build_with_ignore_name_conflicts(Query, Mutation, EmptySubscription, SHARED_SCALARS)
+/// `references` and following committed changes through `feed`; no socket needed (tests
+/// call `execute` directly).
+pub fn build_schema(
+    db: DatabaseConnection,
+    references: References,
+    feed: Arc<EventFeed>,
+) -> AccountsSchema {
+    Schema::build_with_ignore_name_conflicts(Query, Mutation, Subscription, SHARED_SCALARS)
         .enable_federation()
+        .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<AccountsById>(&db))
         .data(batch_loader::<AccountsByOwner>(&db))
         .data(batch_loader::<MembersOfAccounts>(&db))
         .data(references)
+        .data(feed)
         .data(db)
         .finish()
 }

@@ -11,7 +11,7 @@
 //! end the stream with an error rather than silently skip events.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -30,49 +30,88 @@ pub const OVERLAP: Duration = Duration::from_secs(10);
 /// Events read per query while polling.
 const PAGE: u64 = 2_000;
 
+/// How often a feed polls by default: the latency of events on SQLite (PostgreSQL's
+/// `NOTIFY` wakes it at once).
+pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
+
 /// Events buffered per subscriber before it counts as lagging.
 pub const CAPACITY: usize = 1024;
 
 /// A committed domain event, shared by every subscriber.
 pub type Event = Arc<domain_event::Model>;
 
-/// The process's feed of committed domain events.
+/// The process's feed of committed domain events. Started on first use (a process that
+/// serves no subscription reads no events); stopped when dropped.
 pub struct EventFeed {
+    db: DatabaseConnection,
+    poll: Duration,
+    running: OnceLock<Running>,
+}
+
+struct Running {
     sender: broadcast::Sender<Event>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EventFeed {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.get() {
+            running.poller.abort();
+        }
+    }
 }
 
 impl EventFeed {
-    /// Starts the poller over `db`, polling every `poll` (and at each `NOTIFY` on
-    /// PostgreSQL). Events committed before the start are not replayed.
+    /// A feed over `db` that starts polling (every `poll`, and at each `NOTIFY` on
+    /// PostgreSQL) when its first subscriber arrives.
+    pub fn lazy(db: DatabaseConnection, poll: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            poll,
+            running: OnceLock::new(),
+        })
+    }
+
+    /// A feed over `db` polling from now on. Events committed before the start are not
+    /// replayed. Needs a Tokio runtime.
     pub fn start(db: DatabaseConnection, poll: Duration) -> Arc<Self> {
-        let (sender, _) = broadcast::channel(CAPACITY);
-        let feed = Arc::new(Self { sender });
-        let wake = crate::notify::wake_on_notify(&db, NOTIFY_CHANNEL);
-        let sender = feed.sender.clone();
-        tokio::spawn(async move {
-            let mut poller = Poller::new(chrono::Utc::now());
-            loop {
-                match poller.poll(&db).await {
-                    Ok(events) => {
-                        for event in events {
-                            // No receiver right now is fine: nobody is subscribed.
-                            let _ = sender.send(event);
-                        }
-                    }
-                    Err(err) => tracing::warn!(%err, "reading domain events failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(poll) => {}
-                    () = wake.notified() => {}
-                }
-            }
-        });
+        let feed = Self::lazy(db, poll);
+        feed.running();
         feed
     }
 
-    /// Every event committed from now on (until the receiver is dropped).
+    /// Every event committed from now on (until the receiver is dropped). Needs a Tokio
+    /// runtime (the first call starts the poller).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.sender.subscribe()
+        self.running().sender.subscribe()
+    }
+
+    fn running(&self) -> &Running {
+        self.running.get_or_init(|| {
+            let (sender, _) = broadcast::channel(CAPACITY);
+            let poller = tokio::spawn(poll_forever(self.db.clone(), self.poll, sender.clone()));
+            Running { sender, poller }
+        })
+    }
+}
+
+async fn poll_forever(db: DatabaseConnection, poll: Duration, sender: broadcast::Sender<Event>) {
+    let wake = crate::notify::wake_on_notify(&db, NOTIFY_CHANNEL);
+    let mut poller = Poller::new(chrono::Utc::now());
+    loop {
+        match poller.poll(&db).await {
+            Ok(events) => {
+                for event in events {
+                    // No receiver right now is fine: nobody is subscribed.
+                    let _ = sender.send(event);
+                }
+            }
+            Err(err) => tracing::warn!(%err, "reading domain events failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            () = wake.notified() => {}
+        }
     }
 }
 

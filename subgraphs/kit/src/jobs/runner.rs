@@ -17,6 +17,7 @@ use portal_entities::platform::job;
 use super::{JobState, NOTIFY_CHANNEL, backoff};
 use crate::actor::Actor;
 use crate::clock::SharedClock;
+use crate::db::BeginWrite;
 use crate::error::{ApiError, ApiResult};
 
 /// What a handler gets: the job and who it acts for.
@@ -282,13 +283,16 @@ impl Runner {
                 job::Column::LeaseUntil,
                 Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
             );
-        let update = match outcome {
-            Ok(()) => update
-                .col_expr(
-                    job::Column::State,
-                    Expr::value(JobState::Succeeded.as_str()),
-                )
-                .col_expr(job::Column::FinishedAt, Expr::value(Some(now))),
+        let (update, event) = match outcome {
+            Ok(()) => (
+                update
+                    .col_expr(
+                        job::Column::State,
+                        Expr::value(JobState::Succeeded.as_str()),
+                    )
+                    .col_expr(job::Column::FinishedAt, Expr::value(Some(now))),
+                "job.succeeded",
+            ),
             Err(err) => {
                 let dead =
                     matches!(err, JobError::Permanent(_)) || job.attempts >= job.max_attempts;
@@ -300,17 +304,43 @@ impl Runner {
                 let message: String = err.to_string().chars().take(2_000).collect();
                 let update = update.col_expr(job::Column::LastError, Expr::value(message));
                 if dead {
-                    update
-                        .col_expr(job::Column::State, Expr::value(JobState::Dead.as_str()))
-                        .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
+                    (
+                        update
+                            .col_expr(job::Column::State, Expr::value(JobState::Dead.as_str()))
+                            .col_expr(job::Column::FinishedAt, Expr::value(Some(now))),
+                        "job.dead_lettered",
+                    )
                 } else {
-                    update
-                        .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
-                        .col_expr(job::Column::RunAt, Expr::value(retry_at))
+                    (
+                        update
+                            .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
+                            .col_expr(job::Column::RunAt, Expr::value(retry_at)),
+                        "job.failed",
+                    )
                 }
             }
         };
-        update.exec(&self.db).await.map_err(ApiError::from_db)?;
+        // The new state and its event commit together (subscribers of `jobUpdated` read
+        // the event, then the row).
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
+        let updated = update.exec(&txn).await.map_err(ApiError::from_db)?;
+        if updated.rows_affected == 1 {
+            crate::events::write(
+                &txn,
+                crate::events::NewEvent {
+                    tenant_id: job.tenant_id,
+                    event_type: event.to_owned(),
+                    subject_type: "job",
+                    subject_id: Some(job.id),
+                    actor: &Actor::anonymous(),
+                    actor_kind: "system",
+                    payload: serde_json::json!({ "kind": job.kind, "attempt": job.attempts }),
+                    occurred_at: now,
+                },
+            )
+            .await?;
+        }
+        txn.commit().await.map_err(ApiError::from_db)?;
         Ok(())
     }
 

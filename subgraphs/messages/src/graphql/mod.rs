@@ -4,15 +4,19 @@
 
 mod federation;
 mod loaders;
+mod subscriptions;
 mod types;
 mod visibility;
 
-use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::context::{actor, db, meta, references};
 use portal_kit::error::MaskInternalErrors;
+use portal_kit::events::feed::EventFeed;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load_page};
 use portal_kit::pagination::PageRequest;
@@ -27,18 +31,25 @@ pub use federation::{Account, User};
 pub use loaders::{
     MessagesById, MessagesByThread, ParticipantsOfThreads, ThreadsById, ThreadsByParticipant,
 };
+pub use subscriptions::Subscription;
 pub use types::{
     Message, MessageConnection, MessageEdge, Thread, ThreadConnection, ThreadEdge, ThreadStatusGql,
 };
 
 /// The messages subgraph's executable schema.
-pub type MessagesSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type MessagesSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection, references: References) -> MessagesSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+/// `references` and following committed changes through `feed`; no socket needed (tests
+/// call `execute` directly).
+pub fn build_schema(
+    db: DatabaseConnection,
+    references: References,
+    feed: Arc<EventFeed>,
+) -> MessagesSchema {
+    Schema::build(Query, Mutation, Subscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<ThreadsById>(&db))
         .data(batch_loader::<MessagesById>(&db))
@@ -46,6 +57,7 @@ pub fn build_schema(db: DatabaseConnection, references: References) -> MessagesS
         .data(batch_loader::<ThreadsByParticipant>(&db))
         .data(batch_loader::<MessagesByThread>(&db))
         .data(references)
+        .data(feed)
         .data(db)
         .finish()
 }

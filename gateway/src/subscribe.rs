@@ -1,0 +1,309 @@
+//! Federated subscriptions: the owning subgraph streams its root field's events; the
+//! gateway completes each event through the rest of the normal plan (fields of other
+//! subgraphs fetched by entity calls, each signed afresh) and projects it exactly like a
+//! query result, with field-level RBAC applied to every event.
+//!
+//! A subscription is authorized when it opens and re-checked at every event and, while
+//! no event comes, every [`Limits::subscription_recheck`]: the transport's check of the
+//! client's credential (a revoked session or an expired token) and the policies (a policy
+//! change that denies the root field ends the stream with `FORBIDDEN`; one that denies
+//! another field nulls it from the next event on). Closing the gateway completes every
+//! stream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::future::BoxFuture;
+use futures::stream::{self, BoxStream, StreamExt};
+use hive_router_query_planner::planner::plan_nodes::{FetchNode, PlanNode};
+use parking_lot::Mutex;
+
+use crate::execute::{Execution, root_request};
+use crate::gateway::{AllowedOperations, Gateway, Started};
+use crate::limits::Limits;
+use crate::response::{GraphQLError, Request, Response};
+use crate::schema::OperationKind;
+use crate::subgraph::{Caller, SubgraphStream};
+
+/// The transport's check that the client's credential still holds; `Err` ends the
+/// subscription with that error.
+pub type Recheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), GraphQLError>> + Send + Sync>;
+
+/// A recheck that always passes (a credential that cannot lapse, or tests).
+pub fn no_recheck() -> Recheck {
+    Arc::new(|| Box::pin(async { Ok(()) }))
+}
+
+/// A stream of responses: one for a query or mutation, one per event for a subscription.
+pub type Responses = BoxStream<'static, Response>;
+
+/// The subscriptions open on one gateway, by principal, within the limits.
+#[derive(Default)]
+pub struct OpenSubscriptions {
+    total: AtomicUsize,
+    by_principal: Mutex<HashMap<String, usize>>,
+}
+
+impl OpenSubscriptions {
+    /// How many are open.
+    pub fn count(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    fn admit(self: &Arc<Self>, caller: &Caller, limits: &Limits) -> Result<Ticket, GraphQLError> {
+        let too_many = |what: &str| {
+            GraphQLError::new(
+                format!("too many open subscriptions {what}; close some first"),
+                "TOO_MANY_SUBSCRIPTIONS",
+            )
+        };
+        let principal = caller.actor.id.map(|id| id.to_string());
+        let mut by_principal = self.by_principal.lock();
+        if let Some(principal) = &principal
+            && by_principal.get(principal).copied().unwrap_or(0)
+                >= limits.max_subscriptions_per_principal
+        {
+            return Err(too_many("for this user"));
+        }
+        if self.total.load(Ordering::Acquire) >= limits.max_subscriptions {
+            return Err(too_many("on this gateway"));
+        }
+        self.total.fetch_add(1, Ordering::AcqRel);
+        if let Some(principal) = &principal {
+            *by_principal.entry(principal.clone()).or_default() += 1;
+        }
+        Ok(Ticket {
+            open: self.clone(),
+            principal,
+        })
+    }
+}
+
+/// One admitted subscription; gives its place back when dropped.
+struct Ticket {
+    open: Arc<OpenSubscriptions>,
+    principal: Option<String>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.open.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some(principal) = &self.principal {
+            let mut by_principal = self.open.by_principal.lock();
+            if let Some(count) = by_principal.get_mut(principal) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    by_principal.remove(principal);
+                }
+            }
+        }
+    }
+}
+
+impl Gateway {
+    /// Runs `request` for `caller` as a stream of responses: a subscription yields one
+    /// per event until its source ends, the caller's credential lapses (`recheck`) or the
+    /// gateway closes; a query or mutation (where `allowed` permits it) yields one. `Err`
+    /// is the response that refuses it before anything runs.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        request: Request,
+        caller: &Caller,
+        allowed: AllowedOperations,
+        recheck: Recheck,
+    ) -> Result<Responses, Response> {
+        let started = self.start(request, caller, allowed).await?;
+        let primary = match subscription_parts(started.plan.node.as_ref()) {
+            Some((primary, _))
+                if started.operation.prepared.kind == OperationKind::Subscription =>
+            {
+                primary.clone()
+            }
+            // A query, a mutation, or a subscription whose plan fetches nothing.
+            _ => {
+                let response = self.run(&started).await;
+                return Ok(stream::once(async move { response }).boxed());
+            }
+        };
+        if *self.closing().borrow() {
+            return Err(Response::request_error(GraphQLError::new(
+                "the gateway is shutting down; subscribe again shortly",
+                "UNAVAILABLE",
+            )));
+        }
+        let ticket = self
+            .open_subscriptions()
+            .admit(&started.caller, self.limits())
+            .map_err(Response::request_error)?;
+        let upstream = self.open_upstream(&started, &primary).await?;
+        let every = self.limits().subscription_recheck;
+        let state = Following {
+            gateway: self.clone(),
+            started: started.into_owned(),
+            upstream,
+            recheck,
+            closing: self.closing(),
+            ticks: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+            ended: false,
+            _ticket: ticket,
+        };
+        Ok(stream::unfold(state, |mut state| async move {
+            let response = state.next().await?;
+            Some((response, state))
+        })
+        .boxed())
+    }
+
+    async fn open_upstream(
+        &self,
+        started: &Started<'_>,
+        primary: &FetchNode,
+    ) -> Result<SubgraphStream, Response> {
+        let service = primary.service_name.as_str();
+        let failed = |code: &str, message: String| {
+            Response::request_error(
+                GraphQLError::new(message, code)
+                    .with_extension("serviceName", serde_json::json!(service)),
+            )
+        };
+        let Some(client) = started.served.clients.get(service) else {
+            return Err(failed(
+                "SUBGRAPH_UNAVAILABLE",
+                format!("subgraph `{service}` is not configured"),
+            ));
+        };
+        let request = root_request(primary, &started.variables);
+        let timeout = self.subgraph_settings().timeout_for(service);
+        match tokio::time::timeout(timeout, client.subscribe(request, &started.caller)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err)) => {
+                tracing::warn!(service, error = ?err, "opening a subgraph subscription failed");
+                Err(failed(
+                    err.code(),
+                    format!("subgraph `{service}` failed: {err}"),
+                ))
+            }
+            Err(_) => Err(failed(
+                "SUBGRAPH_TIMEOUT",
+                format!("subgraph `{service}` did not open the subscription in time"),
+            )),
+        }
+    }
+}
+
+/// An open subscription: its source and what each event is completed with.
+struct Following {
+    gateway: Arc<Gateway>,
+    started: Started<'static>,
+    upstream: SubgraphStream,
+    recheck: Recheck,
+    closing: tokio::sync::watch::Receiver<bool>,
+    ticks: tokio::time::Interval,
+    ended: bool,
+    _ticket: Ticket,
+}
+
+impl Following {
+    /// The next response, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Response> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let woke = tokio::select! {
+                biased;
+                () = closed(&mut self.closing) => Woke::Closing,
+                event = self.upstream.next() => Woke::Event(event),
+                _ = self.ticks.tick() => Woke::Tick,
+            };
+            match woke {
+                Woke::Closing | Woke::Event(None) => return None,
+                Woke::Event(Some(event)) => {
+                    if let Err(error) = self.still_allowed().await {
+                        self.ended = true;
+                        return Some(Response::request_error(error));
+                    }
+                    return Some(complete(&self.gateway, &self.started, event).await);
+                }
+                Woke::Tick => {
+                    if let Err(error) = self.still_allowed().await {
+                        self.ended = true;
+                        return Some(Response::request_error(error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-checks the caller's credential and the policies; takes the plan the current
+    /// policies give.
+    async fn still_allowed(&mut self) -> Result<(), GraphQLError> {
+        (self.recheck)().await?;
+        let started = &self.started;
+        let granted = self
+            .gateway
+            .authorized_plan(
+                &started.served,
+                &started.operation,
+                &started.caller,
+                started.variant,
+            )
+            .await?;
+        self.started.plan = granted.plan;
+        self.started.denied = granted.denied;
+        Ok(())
+    }
+}
+
+/// Completes one event through the rest of the plan and projects it.
+async fn complete(
+    gateway: &Gateway,
+    started: &Started<'static>,
+    event: crate::subgraph::SubgraphResponse,
+) -> Response {
+    let Some((primary, rest)) = subscription_parts(started.plan.node.as_ref()) else {
+        return started.respond(serde_json::Value::Null, Vec::new());
+    };
+    let served = &started.served;
+    let execution = Execution::new(
+        served.supergraph.index(),
+        &served.clients,
+        &started.caller,
+        &started.variables,
+        gateway.subgraph_settings(),
+    );
+    let (data, errors) = execution.run_event(primary, event, &rest).await;
+    started.respond(data, errors)
+}
+
+/// Returns once the gateway closes its streams.
+pub async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    // An error means the gateway is gone: closed too.
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// What a waiting subscription woke up for.
+enum Woke {
+    Closing,
+    Event(Option<crate::subgraph::SubgraphResponse>),
+    Tick,
+}
+
+/// A subscription plan's primary fetch (the owning subgraph's stream) and the nodes that
+/// complete each of its events.
+fn subscription_parts(node: Option<&PlanNode>) -> Option<(&FetchNode, Vec<&PlanNode>)> {
+    match node? {
+        PlanNode::Subscription(subscription) => Some((&subscription.primary, Vec::new())),
+        PlanNode::Sequence(sequence) => {
+            let (first, rest) = sequence.nodes.split_first()?;
+            match first {
+                PlanNode::Subscription(subscription) => {
+                    Some((&subscription.primary, rest.iter().collect()))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
