@@ -307,3 +307,51 @@ fn subscription_parts(node: Option<&PlanNode>) -> Option<(&FetchNode, Vec<&PlanN
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_kit::{Actor, RequestMeta};
+    use uuid::Uuid;
+
+    fn caller(user: Uuid) -> Caller {
+        Caller {
+            actor: Actor::user(user, Uuid::now_v7(), vec![]),
+            meta: RequestMeta::default(),
+        }
+    }
+
+    #[test]
+    fn subscriptions_are_limited_per_principal_and_per_gateway_and_given_back() {
+        let limits = Limits {
+            max_subscriptions: 3,
+            max_subscriptions_per_principal: 2,
+            ..Limits::default()
+        };
+        let open = Arc::new(OpenSubscriptions::default());
+        let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = open.admit(&caller(ann), &limits);
+        let second = open.admit(&caller(ann), &limits);
+        assert!(first.is_ok() && second.is_ok());
+        let refused = open.admit(&caller(ann), &limits).err();
+        assert_eq!(
+            refused.as_ref().and_then(GraphQLError::code),
+            Some("TOO_MANY_SUBSCRIPTIONS")
+        );
+        let third = open.admit(&caller(bob), &limits);
+        assert!(third.is_ok());
+        assert!(
+            open.admit(&caller(Uuid::now_v7()), &limits).is_err(),
+            "gateway full"
+        );
+        assert_eq!(open.count(), 3);
+        drop(first);
+        assert_eq!(open.count(), 2);
+        assert!(
+            open.admit(&caller(ann), &limits).is_ok(),
+            "a place was given back"
+        );
+        drop((second, third));
+        assert!(open.by_principal.lock().get(&bob.to_string()).is_none());
+    }
+}

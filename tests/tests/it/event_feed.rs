@@ -90,3 +90,52 @@ async fn committed_events_reach_subscribers_once_and_rolled_back_ones_never() ->
     test_db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_ends_with_slow_consumer_not_a_gap() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use portal_kit::subscription::{SUBSCRIBER_BUFFER, follow};
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    let feed = EventFeed::start(db.clone(), Duration::from_millis(50));
+    let tenant = Uuid::now_v7();
+    let subject = Uuid::now_v7();
+    let mut updates = follow(
+        &feed,
+        tenant,
+        move |event| event.subject_id == Some(subject),
+        |event| async move { Ok(Some(event.id)) },
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // More events than the subscriber's buffer, none read meanwhile.
+    let actor = Actor::user(Uuid::now_v7(), tenant, vec![]);
+    for _ in 0..SUBSCRIBER_BUFFER + 8 {
+        AuditEvent::success("account.update", "account", subject)
+            .record(&db, &actor, &RequestMeta::default())
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message()))?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut delivered = 0;
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), updates.next()).await? {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(err)) => break err,
+            None => anyhow::bail!("ended without telling the subscriber"),
+        }
+    };
+    assert_eq!(
+        delivered, SUBSCRIBER_BUFFER,
+        "what was buffered is delivered"
+    );
+    assert_eq!(ended.code().as_str(), "SLOW_CONSUMER");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), updates.next())
+            .await?
+            .is_none(),
+        "the stream ends after SLOW_CONSUMER"
+    );
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -160,6 +160,20 @@ async fn a_failing_job_retries_with_backoff_then_is_dead_lettered() -> anyhow::R
     let dead = state(&db, id).await?;
     assert_eq!(JobState::from_db(&dead.state), JobState::Dead, "{dead:?}");
     assert_eq!(dead.attempts, 3);
+    // Each outcome is a domain event, committed with it (what `jobUpdated` follows).
+    let outcomes: Vec<String> = {
+        use portal_entities::platform::domain_event;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        domain_event::Entity::find()
+            .filter(domain_event::Column::SubjectId.eq(id))
+            .order_by_asc(domain_event::Column::Id)
+            .all(&db)
+            .await?
+            .into_iter()
+            .map(|event| event.event_type)
+            .collect()
+    };
+    assert_eq!(outcomes, ["job.failed", "job.failed", "job.dead_lettered"]);
     clock.advance(Duration::hours(2));
     assert_eq!(run().await?, 0, "a dead job ran again");
     // An administrator's retry gives it fresh attempts.

@@ -603,3 +603,57 @@ async fn threads_messages_and_jobs_have_live_updates() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn tenant_admins_follow_their_tenants_jobs() -> anyhow::Result<()> {
+    use portal_kit::jobs::{NewJob, enqueue};
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut job = NewJob::new("test.never_handled", json!({}))
+        .at(chrono::Utc::now() + chrono::Duration::hours(1));
+    job.tenant_id = Some(seed.tenant_id);
+    let id = enqueue(&portal.db, chrono::Utc::now(), job)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    let query = "subscription($id: ID!) { jobUpdated(id: $id) { id state kind } }";
+    // Another tenant's admin cannot follow it.
+    let mut gina = WsClient::connect(
+        &portal.endpoint,
+        init_payload(seed.other_tenant_id, seed.other_user_id, "tenant_admin"),
+    )
+    .await?;
+    gina.subscribe("1", query, json!({ "id": id })).await?;
+    let refused = gina.next().await?;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
+    );
+    let mut alice = WsClient::connect(
+        &portal.endpoint,
+        init_payload(seed.tenant_id, seed.alice_id, "tenant_admin"),
+    )
+    .await?;
+    alice.subscribe("1", query, json!({ "id": id })).await?;
+    settle().await;
+    let cancelled = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            "mutation($id: ID!) { cancelJob(id: $id) { state } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert!(cancelled["errors"].is_null(), "{cancelled}");
+    let next = alice.next().await?;
+    assert_eq!(
+        next["payload"]["data"]["jobUpdated"]["state"], "CANCELLED",
+        "{next}"
+    );
+    assert_eq!(
+        next["payload"]["data"]["jobUpdated"]["kind"],
+        "test.never_handled"
+    );
+    portal.stop().await;
+    Ok(())
+}
