@@ -2,10 +2,11 @@
 //! (field-level authorization on, and off for comparison),
 //! each on its own local port, killed when the cluster is dropped.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use portal_bench::{free_port, portal_binary, wait_healthy};
 
 /// The internal token secret shared by the benchmark's processes.
 pub const SECRET: &str = "benchmark-secret-benchmark-secret-benchmark";
@@ -30,38 +31,6 @@ pub struct Cluster {
     pub accounts_url: String,
     /// Time from spawning the gateway to its first healthy answer.
     pub gateway_startup: Duration,
-}
-
-fn portal_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let candidate = exe.with_file_name("portal");
-    anyhow::ensure!(
-        candidate.exists(),
-        "no `portal` binary next to {} — build both: cargo build --release -p portal -p portal-bench",
-        exe.display()
-    );
-    Ok(candidate)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-async fn wait_healthy(url: &str, within: Duration) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + within;
-    loop {
-        if http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{url} did not become healthy");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Spawns `portal <args>` over `database_url` with the benchmark's secret, quiet logs to
@@ -157,10 +126,7 @@ impl Cluster {
 
     /// The gateway process's peak resident set size (Linux `VmHWM`), in MiB.
     pub fn gateway_peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.gateway_pid)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        portal_bench::memory_kib(self.gateway_pid, "VmHWM:").map(|kib| kib as f64 / 1024.0)
     }
 }
 

@@ -136,6 +136,22 @@ impl Decisions {
             .get(type_name)
             .is_some_and(|fields| fields.contains(field))
     }
+
+    /// What `self` or `other` denies (the grants of `other`): for a stream planned under
+    /// `self` and re-checked under `other`, whose plan lacks what `self` denied.
+    pub fn union(&self, other: &Decisions) -> Decisions {
+        let mut denied = self.denied.clone();
+        for (type_name, fields) in &other.denied {
+            denied
+                .entry(type_name.clone())
+                .or_default()
+                .extend(fields.iter().cloned());
+        }
+        Decisions {
+            denied,
+            grants: other.grants.clone(),
+        }
+    }
 }
 
 /// What to do with denied fields.

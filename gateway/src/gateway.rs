@@ -140,6 +140,7 @@ pub struct Gateway {
     override_labels: Arc<BTreeSet<String>>,
     persisted: crate::persisted::PersistedQueries,
     subscriptions: Arc<crate::subscribe::OpenSubscriptions>,
+    websockets: crate::ws::Connections,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -163,8 +164,14 @@ impl Gateway {
             override_labels: Arc::default(),
             persisted: Default::default(),
             subscriptions: Arc::default(),
+            websockets: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// The WebSocket connections open on this gateway.
+    pub fn websockets(&self) -> &crate::ws::Connections {
+        &self.websockets
     }
 
     /// The subscriptions open on this gateway.

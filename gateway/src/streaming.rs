@@ -92,7 +92,15 @@ const BOUNDARY_PART: &[u8] = b"\r\n--graphql\r\ncontent-type: application/json\r
 
 fn multipart(responses: Responses) -> HttpResponse {
     let parts = responses
-        .map(|response| part(&serde_json::json!({ "payload": response })))
+        .map(|response| {
+            if response.data.is_none() {
+                // The stream failed as a whole (refused mid-way, source gone): a
+                // transport-level error, outside the payload.
+                part(&serde_json::json!({ "payload": null, "errors": response.errors }))
+            } else {
+                part(&serde_json::json!({ "payload": response }))
+            }
+        })
         .chain(stream::once(async {
             Bytes::from_static(b"\r\n--graphql--\r\n")
         }));

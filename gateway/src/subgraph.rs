@@ -310,7 +310,12 @@ fn subgraph_events(response: reqwest::Response) -> SubgraphStream {
                     _ => continue,
                 }
             }
-            match response.chunk().await {
+            // Subgraphs send a heartbeat every 15 s: silence far longer is a dead peer.
+            let chunk = match tokio::time::timeout(STREAM_SILENCE, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => return Some((broken_stream("the subgraph went silent"), None)),
+            };
+            match chunk {
                 Ok(Some(chunk)) => match decoder.push(&chunk) {
                     Ok(events) => pending.extend(events),
                     Err(_) => return Some((broken_stream("an event too large"), None)),
@@ -324,6 +329,10 @@ fn subgraph_events(response: reqwest::Response) -> SubgraphStream {
     })
     .boxed()
 }
+
+/// How long a subgraph's event stream may stay silent (no event, no heartbeat) before it
+/// counts as broken.
+const STREAM_SILENCE: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// The response that ends a subscription whose subgraph stream broke.
 fn broken_stream(why: &str) -> SubgraphResponse {

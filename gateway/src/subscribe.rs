@@ -19,6 +19,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use hive_router_query_planner::planner::plan_nodes::{FetchNode, PlanNode};
 use parking_lot::Mutex;
 
+use portal_kit::Actor;
+
+use crate::authz::Decisions;
 use crate::execute::{Execution, root_request};
 use crate::gateway::{AllowedOperations, Gateway, Started};
 use crate::limits::Limits;
@@ -26,14 +29,9 @@ use crate::response::{GraphQLError, Request, Response};
 use crate::schema::OperationKind;
 use crate::subgraph::{Caller, SubgraphStream};
 
-/// The transport's check that the client's credential still holds; `Err` ends the
-/// subscription with that error.
-pub type Recheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), GraphQLError>> + Send + Sync>;
-
-/// A recheck that always passes (a credential that cannot lapse, or tests).
-pub fn no_recheck() -> Recheck {
-    Arc::new(|| Box::pin(async { Ok(()) }))
-}
+/// The transport's re-authentication of the client's credential: the actor it stands for
+/// now, or the error that ends the subscription.
+pub type Recheck = Arc<dyn Fn() -> BoxFuture<'static, Result<Actor, GraphQLError>> + Send + Sync>;
 
 /// A stream of responses: one for a query or mutation, one per event for a subscription.
 pub type Responses = BoxStream<'static, Response>;
@@ -120,8 +118,15 @@ impl Gateway {
             {
                 primary.clone()
             }
-            // A query, a mutation, or a subscription whose plan fetches nothing.
+            // A query, a mutation, or a subscription whose plan fetches nothing: one
+            // response, within the gateway's concurrency limit like any other.
             _ => {
+                let Some(_admitted) = self.admit(ADMISSION_WAIT).await else {
+                    return Err(Response::request_error(GraphQLError::new(
+                        "the gateway is overloaded; retry later",
+                        "UNAVAILABLE",
+                    )));
+                };
                 let response = self.run(&started).await;
                 return Ok(stream::once(async move { response }).boxed());
             }
@@ -140,6 +145,8 @@ impl Gateway {
         let every = self.limits().subscription_recheck;
         let state = Following {
             gateway: self.clone(),
+            opened_as: started.caller.actor.clone(),
+            opened_with: started.denied.clone(),
             started: started.into_owned(),
             upstream,
             recheck,
@@ -195,6 +202,11 @@ impl Gateway {
 /// An open subscription: its source and what each event is completed with.
 struct Following {
     gateway: Arc<Gateway>,
+    /// Who the stream was opened for, with the grants it was opened with: the subgraph's
+    /// side of the stream applies them to every event.
+    opened_as: Actor,
+    /// What was denied when it opened (the plan lacks those fields).
+    opened_with: Option<Arc<Decisions>>,
     started: Started<'static>,
     upstream: SubgraphStream,
     recheck: Recheck,
@@ -236,10 +248,20 @@ impl Following {
         }
     }
 
-    /// Re-checks the caller's credential and the policies; takes the plan the current
-    /// policies give.
+    /// Re-checks the caller's credential and the policies. The stream keeps the plan it
+    /// opened with; fields denied since are nulled too. A credential that now stands for
+    /// someone else or other roles, and grants that changed, end it: the subgraph's side
+    /// was opened — and applies row rules — with the old ones.
     async fn still_allowed(&mut self) -> Result<(), GraphQLError> {
-        (self.recheck)().await?;
+        let actor = (self.recheck)().await?;
+        let opened = &self.opened_as;
+        let same = actor.kind == opened.kind
+            && actor.id == opened.id
+            && actor.tenant_id == opened.tenant_id
+            && actor.roles == opened.roles;
+        if !same {
+            return Err(access_changed());
+        }
         let started = &self.started;
         let granted = self
             .gateway
@@ -250,11 +272,26 @@ impl Following {
                 started.variant,
             )
             .await?;
-        self.started.plan = granted.plan;
-        self.started.denied = granted.denied;
+        if granted.grants.unwrap_or_default() != opened.grants {
+            return Err(access_changed());
+        }
+        self.started.denied = match (&self.opened_with, granted.denied) {
+            (Some(then), Some(now)) => Some(Arc::new(then.union(&now))),
+            (then, now) => now.or_else(|| then.clone()),
+        };
         Ok(())
     }
 }
+
+fn access_changed() -> GraphQLError {
+    GraphQLError::new(
+        "your access changed while this subscription was open; subscribe again",
+        "FORBIDDEN",
+    )
+}
+
+/// How long a query or mutation over a streaming transport waits for an execution slot.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Completes one event through the rest of the plan and projects it.
 async fn complete(

@@ -45,8 +45,6 @@ pub struct AppState {
     pub ide: Option<Vec<(String, String)>>,
     /// Proxies (load balancers) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Open WebSocket connections.
-    pub websockets: crate::ws::Connections,
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy — then the
@@ -299,7 +297,7 @@ pub fn recheck(authentication: &Authentication, credentials: HeaderMap) -> Reche
     Arc::new(move || {
         let authentication = authentication.clone();
         let credentials = credentials.clone();
-        Box::pin(async move { authentication.authenticate(&credentials).await.map(|_| ()) })
+        Box::pin(async move { authentication.authenticate(&credentials).await })
     })
 }
 

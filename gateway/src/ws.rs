@@ -57,7 +57,7 @@ const OUTGOING: usize = 32;
 
 /// Open WebSocket connections of one gateway.
 #[derive(Default)]
-pub struct Connections(AtomicUsize);
+pub struct Connections(pub(crate) AtomicUsize);
 
 impl Connections {
     /// How many are open.
@@ -70,7 +70,7 @@ struct ConnectionSlot(Arc<AppState>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.websockets.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.gateway.websockets().0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -82,7 +82,7 @@ pub fn upgrade(
     meta: RequestMeta,
 ) -> HttpResponse {
     let limit = state.gateway.limits().max_websocket_connections;
-    let full = state.websockets.0.fetch_add(1, Ordering::AcqRel) >= limit;
+    let full = state.gateway.websockets().0.fetch_add(1, Ordering::AcqRel) >= limit;
     let slot = ConnectionSlot(state.clone());
     let closing = *state.gateway.closing().borrow();
     let credentials = credentials(headers, None);
@@ -184,9 +184,11 @@ impl Connection {
         let mut closing = self.state.gateway.closing();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 received = source.next() => {
+                    heard = tokio::time::Instant::now();
                     let text = match received {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Binary(_))) => {
@@ -216,10 +218,12 @@ impl Connection {
                     return Some(Close(1001, "the gateway is shutting down".into()));
                 }
                 _ = ping.tick() => {
-                    if out.try_send(Message::Ping(Default::default())).is_err() {
-                        // Nothing drains the queue: the client stopped reading.
+                    // A peer that answered nothing (not even a pong) for two pings is gone.
+                    if heard.elapsed() > PING_EVERY * 2 {
                         return None;
                     }
+                    // A full queue is busy, not dead: that ping can be skipped.
+                    let _ = out.try_send(Message::Ping(Default::default()));
                 }
             }
         }
@@ -416,9 +420,14 @@ fn invalid(why: &str) -> Close {
 }
 
 fn close(code: u16, reason: &str) -> Message {
+    // A close frame's reason holds at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     Message::Close(Some(CloseFrame {
         code,
-        reason: Utf8Bytes::from(reason.chars().take(120).collect::<String>()),
+        reason: Utf8Bytes::from(&reason[..end]),
     }))
 }
 

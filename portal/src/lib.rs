@@ -131,7 +131,6 @@ pub fn gateway_app_for(
         authentication: options.authentication.clone(),
         ide: options.ide.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
-        websockets: Default::default(),
     });
     (
         with_cors(transport::router(state), &options.cors_origins),

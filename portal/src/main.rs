@@ -439,6 +439,7 @@ async fn serve(
     // flight finish — and give up on stragglers after a grace period.
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
+    let websockets = streams.clone();
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -451,8 +452,19 @@ async fn serve(
         }
         signalled.notify_one();
     });
+    let drained = async move {
+        server.await.context("serving")?;
+        // WebSocket connections outlive the HTTP server's drain (they were upgraded):
+        // wait for them to say goodbye (each completes its streams, then closes 1001).
+        if let Some(gateway) = websockets {
+            while gateway.websockets().count() > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        anyhow::Ok(())
+    };
     tokio::select! {
-        served = server => served.context("serving"),
+        served = drained => served,
         () = async {
             stopping.notified().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -200,10 +200,12 @@ impl<E: Executor> SubgraphClient for InProcess<E> {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphStream, SubgraphError>> {
         use futures::StreamExt;
-        let responses = self
-            .executor
-            .execute_stream(in_process(request, caller), None);
+        let (ready, opened) = portal_kit::subscription::ready_signal();
+        let request = in_process(request, caller).data(ready);
+        let responses = self.executor.execute_stream(request, None);
         Box::pin(async move {
+            // Returned once the field follows events: nothing committed later is missed.
+            let responses = portal_kit::subscription::until_ready(responses, opened).await;
             Ok(responses
                 .map(|response| {
                     convert(&response).unwrap_or_else(|| SubgraphResponse {

@@ -50,7 +50,7 @@ impl JobHandler for Count {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = scratch_database(args.database_url.as_deref()).await?;
+    let url = portal_bench::scratch_database(args.database_url.as_deref(), "jobs").await?;
     let db = portal::connect_and_migrate(&url, 8).await?;
     println!(
         "# job runner benchmark ({})",
@@ -145,17 +145,7 @@ async fn main() -> anyhow::Result<()> {
         ran / baseline * 100.0
     );
     db.close().await?;
-    if let Some(admin) = args
-        .database_url
-        .as_deref()
-        .filter(|u| u.starts_with("postgres"))
-        && let Some((_, name)) = url.rsplit_once('/')
-    {
-        let db = sea_orm::Database::connect(admin).await?;
-        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await?;
-        db.close().await?;
-    }
+    portal_bench::drop_scratch_database(args.database_url.as_deref(), &url).await?;
     Ok(())
 }
 
@@ -186,30 +176,4 @@ fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
         }
     }
     out
-}
-
-/// A fresh database for the run: a new PostgreSQL database next to `admin`, or a temporary
-/// SQLite file.
-async fn scratch_database(admin: Option<&str>) -> anyhow::Result<String> {
-    match admin {
-        Some(url) if url.starts_with("postgres") => {
-            let name = format!("portal_bench_{}", uuid::Uuid::now_v7().simple());
-            let db: DatabaseConnection = sea_orm::Database::connect(url).await?;
-            db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            db.close().await?;
-            let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-            Ok(format!("{base}/{name}"))
-        }
-        Some(url) => Ok(url.to_owned()),
-        None => {
-            let dir =
-                std::env::temp_dir().join(format!("portal-bench-jobs-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&dir)?;
-            Ok(format!(
-                "sqlite://{}?mode=rwc",
-                dir.join("jobs.db").display()
-            ))
-        }
-    }
 }

@@ -13,7 +13,7 @@ use portal_kit::context::{actor, db, meta, tenant as tenant_of};
 use portal_kit::input;
 use portal_kit::jobs::{self, JobFilter, JobState};
 use portal_kit::pagination::{Node, PageRequest};
-use portal_kit::subscription::{Updates, feed, follow};
+use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{ApiError, ApiResult};
 
 /// Lifecycle of a background job.
@@ -202,11 +202,12 @@ impl JobSubscription {
     /// cancellation. `NOT_FOUND` for a job of another tenant or none.
     async fn job_updated(&self, ctx: &Context<'_>, id: ID) -> Result<Updates<Job>, ApiError> {
         let id = input::id("id", &id)?;
+        let subscribed = events(ctx)?;
         let tenant = tenant_of(ctx)?;
         let db = db(ctx)?.clone();
         jobs::get(&db, Some(tenant), id).await?;
         Ok(follow(
-            feed(ctx)?,
+            subscribed,
             tenant,
             move |event| event.subject_type == "job" && event.subject_id == Some(id),
             move |_event| {

@@ -90,7 +90,11 @@ async fn graphql<E: Executor>(
 ) -> Response {
     let request = request.into_inner().data(actor).data(meta);
     if wants_event_stream(&headers) {
-        return event_stream(executor.execute_stream(request, None));
+        // The answer starts once the field follows events: nothing committed later is
+        // missed by the gateway that asked.
+        let (ready, opened) = crate::subscription::ready_signal();
+        let responses = executor.execute_stream(request.data(ready), None);
+        return event_stream(crate::subscription::until_ready(responses, opened).await);
     }
     GraphQLResponse::from(executor.execute(request).await).into_response()
 }

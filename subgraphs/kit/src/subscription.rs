@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_graphql::Context;
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use portal_entities::platform::domain_event;
@@ -30,23 +30,84 @@ pub const SUBSCRIBER_BUFFER: usize = 64;
 /// What a subscription field returns: its items, ending after the first error.
 pub type Updates<T> = BoxStream<'static, ApiResult<T>>;
 
-/// The process's event feed (schema data).
-pub fn feed<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Arc<EventFeed>> {
-    ctx.data::<Arc<EventFeed>>()
-        .map_err(|_| ApiError::internal("event feed missing from schema data"))
+/// Request data of a subscription request: fired once its field follows events (see
+/// [`until_ready`]).
+pub struct Ready(parking_lot::Mutex<Option<oneshot::Sender<()>>>);
+
+/// A [`Ready`] to put in a subscription request's data, and what fires when it is.
+pub fn ready_signal() -> (Ready, oneshot::Receiver<()>) {
+    let (sender, receiver) = oneshot::channel();
+    (Ready(parking_lot::Mutex::new(Some(sender))), receiver)
 }
 
-/// From now on, each committed event of `tenant` that `wanted` accepts, turned into an
+/// The committed events a subscription field is about to follow: subscribed to the
+/// process's feed before the field checks anything, so nothing committed after the check
+/// is missed.
+pub struct Subscribed {
+    receiver: broadcast::Receiver<Event>,
+    ready: Option<oneshot::Sender<()>>,
+}
+
+impl Subscribed {
+    /// Every event `feed` reads from now on (no request to tell when it follows them).
+    pub fn to(feed: &EventFeed) -> Self {
+        Self {
+            receiver: feed.subscribe(),
+            ready: None,
+        }
+    }
+}
+
+/// Subscribes the field resolving in `ctx` to the process's event feed (schema data).
+pub fn events(ctx: &Context<'_>) -> ApiResult<Subscribed> {
+    let feed = ctx
+        .data::<Arc<EventFeed>>()
+        .map_err(|_| ApiError::internal("event feed missing from schema data"))?;
+    Ok(Subscribed {
+        receiver: feed.subscribe(),
+        ready: ctx
+            .data_opt::<Ready>()
+            .and_then(|ready| ready.0.lock().take()),
+    })
+}
+
+/// Drives a subscription request's `responses` until its field follows events (`ready`
+/// fired) or it yielded a first response (an early error) or ended — so whoever opened
+/// it knows that every event committed from then on reaches it. Returns the stream with
+/// that first response, if any, put back in front.
+pub async fn until_ready<R: Send + 'static>(
+    mut responses: BoxStream<'static, R>,
+    ready: oneshot::Receiver<()>,
+) -> BoxStream<'static, R> {
+    let first = tokio::select! {
+        // Fired, or dropped by a field that failed before following: either way go on.
+        _ = ready => None,
+        first = responses.next() => Some(first),
+    };
+    match first {
+        None => responses,
+        Some(Some(first)) => stream::once(async move { first }).chain(responses).boxed(),
+        Some(None) => stream::empty().boxed(),
+    }
+}
+
+/// Each committed event of `tenant` among `events` that `wanted` accepts, turned into an
 /// item by `load` (`None`: nothing to tell this subscriber). Ends after the first error,
 /// which it yields.
-pub fn follow<T, W, L, F>(feed: &EventFeed, tenant: Uuid, wanted: W, load: L) -> Updates<T>
+pub fn follow<T, W, L, F>(events: Subscribed, tenant: Uuid, wanted: W, load: L) -> Updates<T>
 where
     T: Send + 'static,
     W: Fn(&domain_event::Model) -> bool + Send + 'static,
     L: FnMut(Event) -> F + Send + 'static,
     F: Future<Output = ApiResult<Option<T>>> + Send + 'static,
 {
-    let mut receiver = feed.subscribe();
+    let Subscribed {
+        mut receiver,
+        ready,
+    } = events;
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     let (sender, mut matching) = mpsc::channel::<Event>(SUBSCRIBER_BUFFER);
     let lagged = Arc::new(AtomicBool::new(false));
     let lag = lagged.clone();

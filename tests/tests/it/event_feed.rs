@@ -94,14 +94,14 @@ async fn committed_events_reach_subscribers_once_and_rolled_back_ones_never() ->
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_ends_with_slow_consumer_not_a_gap() -> anyhow::Result<()> {
     use futures::StreamExt;
-    use portal_kit::subscription::{SUBSCRIBER_BUFFER, follow};
+    use portal_kit::subscription::{SUBSCRIBER_BUFFER, Subscribed, follow};
     let test_db = TestDb::new().await?;
     let db = test_db.connect().await?;
     let feed = EventFeed::start(db.clone(), Duration::from_millis(50));
     let tenant = Uuid::now_v7();
     let subject = Uuid::now_v7();
     let mut updates = follow(
-        &feed,
+        Subscribed::to(&feed),
         tenant,
         move |event| event.subject_id == Some(subject),
         |event| async move { Ok(Some(event.id)) },

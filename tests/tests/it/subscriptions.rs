@@ -155,7 +155,7 @@ async fn server_sent_events_and_multipart_stream_the_same_events() -> anyhow::Re
             "{}",
             multipart.content_type
         );
-        settle().await;
+        // No pause: once a stream's answer has started, no later commit is missed.
         rename_as(
             &portal,
             seed.tenant_id,
@@ -469,6 +469,24 @@ async fn policies_apply_to_every_event_and_changes_reach_open_streams() -> anyho
         next["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{next}"
     );
+    // Bob (billing: the `Account.all` grant) follows an account he does not own; taking
+    // the grant from his role ends his stream: it was opened with it.
+    let mut bob = WsClient::connect(
+        &portal.endpoint,
+        init_payload(seed.tenant_id, seed.bob_id, "billing_admin"),
+    )
+    .await?;
+    bob.subscribe("1", ACCOUNT_UPDATED, json!({ "id": savings }))
+        .await?;
+    settle().await;
+    let rule = admin(add, json!({ "o": "grant:Account.all" })).await?;
+    assert!(rule["errors"].is_null(), "{rule}");
+    let ended = bob.next().await?;
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{ended}"
+    );
+    assert_eq!(bob.next().await?["type"], "complete");
     // Denying the subscription itself ends the open stream within seconds, no event needed.
     let rule = admin(add, json!({ "o": "Subscription.accountUpdated" })).await?;
     assert!(rule["errors"].is_null(), "{rule}");

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use portal_entities::accounts::account;
 use portal_kit::context::{db, tenant as tenant_of};
-use portal_kit::subscription::{Updates, feed, follow};
+use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{ApiError, ApiResult, input};
 
 use super::types::{Account, load_visible, viewer};
@@ -29,6 +29,7 @@ impl Subscription {
         id: ID,
     ) -> Result<Updates<Account>, ApiError> {
         let id = input::id("id", &id)?;
+        let subscribed = events(ctx)?;
         let tenant = tenant_of(ctx)?;
         if load_visible(ctx, id).await?.is_none() {
             return Err(ApiError::NotFound("account"));
@@ -36,7 +37,7 @@ impl Subscription {
         let db = db(ctx)?.clone();
         let viewer = viewer(ctx);
         Ok(follow(
-            feed(ctx)?,
+            subscribed,
             tenant,
             move |event| event.subject_type == "account" && event.subject_id == Some(id),
             move |_event| {

@@ -89,15 +89,26 @@ impl EventFeed {
     fn running(&self) -> &Running {
         self.running.get_or_init(|| {
             let (sender, _) = broadcast::channel(CAPACITY);
-            let poller = tokio::spawn(poll_forever(self.db.clone(), self.poll, sender.clone()));
+            // From the moment of the first subscription, not from when the task first runs.
+            let from = Poller::new(chrono::Utc::now());
+            let poller = tokio::spawn(poll_forever(
+                self.db.clone(),
+                self.poll,
+                sender.clone(),
+                from,
+            ));
             Running { sender, poller }
         })
     }
 }
 
-async fn poll_forever(db: DatabaseConnection, poll: Duration, sender: broadcast::Sender<Event>) {
+async fn poll_forever(
+    db: DatabaseConnection,
+    poll: Duration,
+    sender: broadcast::Sender<Event>,
+    mut poller: Poller,
+) {
     let wake = crate::notify::wake_on_notify(&db, NOTIFY_CHANNEL);
-    let mut poller = Poller::new(chrono::Utc::now());
     loop {
         match poller.poll(&db).await {
             Ok(events) => {
@@ -143,7 +154,12 @@ impl Poller {
         loop {
             let mut select = domain_event::Entity::find()
                 .filter(domain_event::Column::Id.gte(lower))
-                .filter(domain_event::Column::OccurredAt.gte(self.started));
+                // A transaction that recorded its event just before the start may commit
+                // after it: a second of tolerance, as for the ids.
+                .filter(
+                    domain_event::Column::OccurredAt
+                        .gte(self.started - chrono::Duration::seconds(1)),
+                );
             if let Some(last) = after {
                 select = select.filter(domain_event::Column::Id.gt(last));
             }

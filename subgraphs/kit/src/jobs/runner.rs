@@ -335,7 +335,8 @@ impl Runner {
                     actor: &Actor::anonymous(),
                     actor_kind: "system",
                     payload: serde_json::json!({ "kind": job.kind, "attempt": job.attempts }),
-                    occurred_at: now,
+                    // Wall time, like the event's id: the feed windows on both.
+                    occurred_at: chrono::Utc::now(),
                 },
             )
             .await?;

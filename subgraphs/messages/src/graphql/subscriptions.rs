@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use portal_kit::context::{actor, db, tenant as tenant_of};
 use portal_kit::policy::THREADS_ALL;
-use portal_kit::subscription::{Updates, feed, follow};
+use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{Actor, ApiError, ApiResult, input};
 
 use super::types::{Message, Thread};
@@ -28,10 +28,11 @@ impl Subscription {
         thread_id: ID,
     ) -> Result<Updates<Message>, ApiError> {
         let thread_id = input::id("threadId", &thread_id)?;
+        let subscribed = events(ctx)?;
         let (tenant, db, reader) = open(ctx, thread_id).await?;
         let thread = thread_id.to_string();
         Ok(follow(
-            feed(ctx)?,
+            subscribed,
             tenant,
             move |event| {
                 event.event_type == "message.posted"
@@ -60,9 +61,10 @@ impl Subscription {
     /// ends).
     async fn thread_updated(&self, ctx: &Context<'_>, id: ID) -> Result<Updates<Thread>, ApiError> {
         let id = input::id("id", &id)?;
+        let subscribed = events(ctx)?;
         let (tenant, db, reader) = open(ctx, id).await?;
         Ok(follow(
-            feed(ctx)?,
+            subscribed,
             tenant,
             move |event| event.subject_type == "thread" && event.subject_id == Some(id),
             move |_event| {
