@@ -232,14 +232,16 @@ impl Following {
             match woke {
                 Woke::Closing | Woke::Event(None) => return None,
                 Woke::Event(Some(event)) => {
-                    if let Err(error) = self.still_allowed().await {
+                    // Boxed: the (large) futures of re-checks and completions live only while
+                    // they run, not in every idle subscription.
+                    if let Err(error) = Box::pin(self.still_allowed()).await {
                         self.ended = true;
                         return Some(Response::request_error(error));
                     }
-                    return Some(complete(&self.gateway, &self.started, event).await);
+                    return Some(Box::pin(complete(&self.gateway, &self.started, event)).await);
                 }
                 Woke::Tick => {
-                    if let Err(error) = self.still_allowed().await {
+                    if let Err(error) = Box::pin(self.still_allowed()).await {
                         self.ended = true;
                         return Some(Response::request_error(error));
                     }

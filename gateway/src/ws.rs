@@ -340,7 +340,7 @@ impl Connection {
 
     /// Starts the operation `id`: its responses as `next`, then `complete` — or `error`
     /// when it is refused before it runs.
-    fn start(&mut self, id: String, mut request: Request, done: mpsc::UnboundedSender<String>) {
+    fn start(&mut self, id: String, request: Request, done: mpsc::UnboundedSender<String>) {
         let Some(out) = self.out.clone() else {
             return;
         };
@@ -365,29 +365,13 @@ impl Connection {
         meta.request_id = Some(uuid::Uuid::now_v7().to_string());
         let task_id = id.clone();
         let task = tokio::spawn(async move {
-            let refuse = |errors: Vec<GraphQLError>| json!({ "id": task_id, "type": "error", "payload": errors });
-            let actor = match state.authentication.authenticate(&credentials).await {
-                Ok(actor) => actor,
-                Err(error) => {
-                    send(&out, refuse(vec![error])).await;
-                    let _ = done.send(task_id);
-                    return;
-                }
-            };
-            let caller = Caller { actor, meta };
-            if let Err(error) = state.gateway.persisted_queries().resolve(&mut request) {
-                send(&out, refuse(vec![error])).await;
-                let _ = done.send(task_id);
-                return;
-            }
-            let recheck = crate::transport::recheck(&state.authentication, credentials);
-            match state
-                .gateway
-                .subscribe(request, &caller, AllowedOperations::Streaming, recheck)
-                .await
-            {
-                Err(refused) => {
-                    send(&out, refuse(refused.errors)).await;
+            // Opening runs boxed: its large future is freed once the stream runs, so an
+            // idle subscription holds little more than its stream.
+            let opened = Box::pin(open(state, credentials, meta, request)).await;
+            match opened {
+                Err(errors) => {
+                    let error = json!({ "id": task_id, "type": "error", "payload": errors });
+                    send(&out, error).await;
                 }
                 Ok(mut responses) => {
                     while let Some(response) = responses.next().await {
@@ -403,6 +387,33 @@ impl Connection {
         });
         self.active.insert(id, task);
     }
+}
+
+/// Authenticates `credentials` again (they may have lapsed since `connection_init`) and
+/// starts `request`: its responses, or the errors that refuse it.
+async fn open(
+    state: Arc<AppState>,
+    credentials: HeaderMap,
+    meta: RequestMeta,
+    mut request: Request,
+) -> Result<crate::subscribe::Responses, Vec<GraphQLError>> {
+    let actor = state
+        .authentication
+        .authenticate(&credentials)
+        .await
+        .map_err(|error| vec![error])?;
+    let caller = Caller { actor, meta };
+    state
+        .gateway
+        .persisted_queries()
+        .resolve(&mut request)
+        .map_err(|error| vec![error])?;
+    let recheck = crate::transport::recheck(&state.authentication, credentials);
+    state
+        .gateway
+        .subscribe(request, &caller, AllowedOperations::Streaming, recheck)
+        .await
+        .map_err(|refused| refused.errors)
 }
 
 /// Queues `message` for the socket; `false` when the connection is gone.

@@ -139,6 +139,12 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     let user = value_after(carol, "x-portal-user-id:")
         .expect("user id")
         .to_owned();
+    let alice = stdout
+        .lines()
+        .find(|l| l.contains("alice") && l.contains("x-portal-user-id:"))
+        .and_then(|l| value_after(l, "x-portal-user-id:"))
+        .expect("seed prints alice")
+        .to_owned();
 
     let mut processes = Processes(Vec::new());
     let mut gateway = portal();
@@ -210,9 +216,101 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     );
     wait_healthy(&http, file_gateway_port, None).await;
     carol_sees_all_five_subgraphs(&http, file_gateway_port, &tenant, &user).await?;
+    // A change made through one gateway replica reaches a subscriber of the other, through
+    // the accounts process's stream (server-sent events) and identity's entity call.
+    let ids = Ids {
+        tenant: &tenant,
+        carol: &user,
+        alice: &alice,
+    };
+    a_change_through_one_gateway_reaches_a_subscriber_of_another(
+        &http,
+        (gateway_port, file_gateway_port),
+        &ids,
+    )
+    .await?;
 
     drop(processes);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+struct Ids<'a> {
+    tenant: &'a str,
+    carol: &'a str,
+    alice: &'a str,
+}
+
+async fn a_change_through_one_gateway_reaches_a_subscriber_of_another(
+    http: &reqwest::Client,
+    (subscribed_at, changed_at): (u16, u16),
+    ids: &Ids<'_>,
+) -> anyhow::Result<()> {
+    let as_user = |request: reqwest::RequestBuilder, user: &str, role: &str| {
+        request
+            .header("x-portal-tenant-id", ids.tenant)
+            .header("x-portal-user-id", user)
+            .header("x-portal-roles", role)
+    };
+    let listed: Value = as_user(
+        http.post(format!("http://127.0.0.1:{subscribed_at}/graphql")),
+        ids.carol,
+        "customer_user",
+    )
+    .json(&json!({ "query": "{ me { accounts { edges { node { id number } } } } }" }))
+    .send()
+    .await?
+    .json()
+    .await?;
+    let account = listed["data"]["me"]["accounts"]["edges"]
+        .as_array()
+        .and_then(|edges| edges.iter().find(|e| e["node"]["number"] == "ACME-0002"))
+        .and_then(|e| e["node"]["id"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no ACME-0002: {listed}"))?
+        .to_owned();
+    let mut stream = as_user(
+        http.post(format!("http://127.0.0.1:{subscribed_at}/graphql")),
+        ids.carol,
+        "customer_user",
+    )
+    .header("accept", "text/event-stream")
+    .json(&json!({
+        "query": "subscription($id: ID!) { accountUpdated(id: $id) { name owner { displayName } } }",
+        "variables": { "id": account },
+    }))
+    .send()
+    .await?;
+    assert_eq!(stream.status(), 200);
+    let renamed: Value = as_user(
+        http.post(format!("http://127.0.0.1:{changed_at}/graphql")),
+        ids.alice,
+        "tenant_admin",
+    )
+    .json(&json!({
+        "query": "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Across processes\" }) { id } }",
+        "variables": { "id": account },
+    }))
+    .send()
+    .await?
+    .json()
+    .await?;
+    assert!(renamed["errors"].is_null(), "{renamed}");
+    let mut received = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let complete = |r: &str| {
+        r.find("event: next")
+            .is_some_and(|i| r[i..].contains("\n\n"))
+    };
+    while !complete(&received) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .map_err(|_| anyhow::anyhow!("no event in time; got {received:?}"))??
+            .ok_or_else(|| anyhow::anyhow!("the stream ended; got {received:?}"))?;
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains("Across processes"), "{received}");
+    assert!(received.contains("Carol Customer"), "{received}");
     Ok(())
 }
 

@@ -184,6 +184,7 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    portal::install_crypto_provider();
     let url = portal_bench::scratch_database(args.database_url.as_deref(), "subscriptions").await?;
     // Seeded and migrated by the portal itself (`--demo`).
     let workdir = std::env::temp_dir().join(format!("portal-bench-subs-{}", Uuid::now_v7()));
@@ -202,6 +203,8 @@ async fn main() -> anyhow::Result<()> {
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &url)
         .env("PORTAL_CONFIG", &config)
+        // A throw-away key for the scratch database (PostgreSQL requires one).
+        .env("PORTAL_DATA_KEY", Uuid::now_v7().to_string())
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
