@@ -259,7 +259,7 @@ async fn stream(
     }
     let recheck = recheck(
         &state.authentication,
-        crate::ws::credentials(&headers, None),
+        Arc::new(crate::ws::credentials(&headers, None)),
     );
     let mut http = match state
         .gateway
@@ -291,9 +291,8 @@ fn refusal_status(response: &Response) -> StatusCode {
 
 /// A re-check of `credentials` (the credential headers a stream was opened with) for
 /// [`Gateway::subscribe`](crate::gateway::Gateway::subscribe).
-pub fn recheck(authentication: &Authentication, credentials: HeaderMap) -> Recheck {
+pub fn recheck(authentication: &Authentication, credentials: Arc<HeaderMap>) -> Recheck {
     let authentication = authentication.clone();
-    let credentials = Arc::new(credentials);
     Arc::new(move || {
         let authentication = authentication.clone();
         let credentials = credentials.clone();

@@ -88,7 +88,8 @@ pub fn upgrade(
     let credentials = credentials(headers, None);
     upgrade
         .protocols([PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        // Small buffers: most connections idle; a large message grows them as it arrives.
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_message_size(crate::transport::MAX_BODY_BYTES)
         .on_upgrade(move |socket| async move {
@@ -128,7 +129,8 @@ struct Close(u16, String);
 
 struct Connection {
     state: Arc<AppState>,
-    credentials: HeaderMap,
+    /// Shared by the connection's subscriptions (each re-checks them).
+    credentials: Arc<HeaderMap>,
     meta: RequestMeta,
     out: Option<mpsc::Sender<Message>>,
     active: HashMap<String, tokio::task::JoinHandle<()>>,
@@ -138,7 +140,7 @@ impl Connection {
     fn new(state: Arc<AppState>, credentials: HeaderMap, meta: RequestMeta) -> Self {
         Self {
             state,
-            credentials,
+            credentials: Arc::new(credentials),
             meta,
             out: None,
             active: HashMap::new(),
@@ -177,7 +179,9 @@ impl Connection {
         source: &mut futures::stream::SplitStream<WebSocket>,
         out: &mpsc::Sender<Message>,
     ) -> Option<Close> {
-        if let Err(close) = self.initialise(source, out).await {
+        // Boxed, like `handle` below: what authenticating takes is held only while it runs,
+        // not for the life of every idle connection.
+        if let Err(close) = Box::pin(self.initialise(source, out)).await {
             return close;
         }
         let (done, mut finished) = mpsc::unbounded_channel::<String>();
@@ -197,7 +201,7 @@ impl Connection {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
                     };
-                    if let Err(close) = self.handle(&text, &done).await {
+                    if let Err(close) = Box::pin(self.handle(&text, &done)).await {
                         return Some(close);
                     }
                 }
@@ -269,7 +273,7 @@ impl Connection {
                         };
                         let from_payload = credentials(&HeaderMap::new(), Some(payload));
                         if !from_payload.is_empty() {
-                            self.credentials = from_payload;
+                            self.credentials = Arc::new(from_payload);
                         }
                     }
                     if let Err(error) = self
@@ -393,7 +397,7 @@ impl Connection {
 /// starts `request`: its responses, or the errors that refuse it.
 async fn open(
     state: Arc<AppState>,
-    credentials: HeaderMap,
+    credentials: Arc<HeaderMap>,
     meta: RequestMeta,
     mut request: Request,
 ) -> Result<crate::subscribe::Responses, Vec<GraphQLError>> {

@@ -270,8 +270,14 @@ async fn run(args: &Args, url: &str, port: u16, pid: u32) -> anyhow::Result<()> 
     drop(opening);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let connected_kib = portal_bench::memory_kib(pid, "VmRSS:").unwrap_or(0);
-    for socket in &mut sockets {
-        subscribe(socket, "1", &savings).await?;
+    // Paced (200 at a time), as clients arrive over time: what is measured is what idle
+    // subscriptions hold, not what a burst of 10 000 simultaneous openings leaves behind
+    // in the allocator.
+    for batch in sockets.chunks_mut(200) {
+        for socket in batch {
+            subscribe(socket, "1", &savings).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Let every subscription open (each checks the account's visibility once).
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -300,7 +300,7 @@ impl Authenticator {
             Some(mfa::begin_enrollment(&self.db, &self.settings.data_key, user).await?)
         };
         let challenge = opaque_token(CHALLENGE_PREFIX)?;
-        let now = Utc::now();
+        let now = self.settings.clock.now();
         mfa_challenge::ActiveModel {
             token_hash: Set(token_hash(&challenge)),
             user_id: Set(user.id),
@@ -346,7 +346,7 @@ impl Authenticator {
             .one(&self.db)
             .await
             .map_err(ApiError::from_db)?
-            .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
+            .filter(|c| c.used_at.is_none() && c.expires_at > self.settings.clock.now())
             .ok_or(ApiError::AuthenticationFailed(CODE_FAILED))?;
         let tenant = store::tenant(&self.db, found.tenant_id).await?;
         let user = store::user(&self.db, tenant.id, found.user_id).await?;
@@ -373,7 +373,10 @@ impl Authenticator {
         }
         // Single use: of two concurrent completions only one claims the challenge.
         let claimed = mfa_challenge::Entity::update_many()
-            .col_expr(mfa_challenge::Column::UsedAt, Expr::value(Utc::now()))
+            .col_expr(
+                mfa_challenge::Column::UsedAt,
+                Expr::value(self.settings.clock.now()),
+            )
             .filter(mfa_challenge::Column::TokenHash.eq(hash))
             .filter(mfa_challenge::Column::UsedAt.is_null())
             .exec(&self.db)
@@ -584,7 +587,7 @@ impl Authenticator {
         mfa: bool,
         meta: &RequestMeta,
     ) -> ApiResult<Issued> {
-        let now = Utc::now();
+        let now = self.settings.clock.now();
         let refresh_token = opaque_token(REFRESH_TOKEN_PREFIX)?;
         let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let session = session::ActiveModel {
@@ -702,7 +705,10 @@ impl Authenticator {
         };
         // Claim the token atomically: of two concurrent uses, exactly one wins.
         let claimed = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::UsedAt, Expr::value(Utc::now()))
+            .col_expr(
+                refresh_token::Column::UsedAt,
+                Expr::value(self.settings.clock.now()),
+            )
             .filter(refresh_token::Column::TokenHash.eq(hash))
             .filter(refresh_token::Column::UsedAt.is_null())
             .exec(&txn)
@@ -714,7 +720,7 @@ impl Authenticator {
             None
         } else {
             let (ends, reason) = expiry(&tenant, &session);
-            (ends <= Utc::now()).then_some(reason)
+            (ends <= self.settings.clock.now()).then_some(reason)
         };
         if session.revoked_at.is_some() || refusal.is_some() {
             if let Some(reason) = refusal
@@ -744,7 +750,7 @@ impl Authenticator {
         let next = opaque_token(REFRESH_TOKEN_PREFIX)?;
         insert_refresh_token(&txn, session.id, &next).await?;
         let mut active: session::ActiveModel = session.into();
-        active.last_seen_at = Set(Utc::now());
+        active.last_seen_at = Set(self.settings.clock.now());
         if meta.source_ip.is_some() {
             active.source_ip = Set(meta.source_ip.clone());
         }
@@ -764,7 +770,7 @@ impl Authenticator {
         user_id: Uuid,
     ) -> ApiResult<Vec<session::Model>> {
         let tenant = store::tenant(&self.db, tenant_id).await?;
-        let now = Utc::now();
+        let now = self.settings.clock.now();
         let rows = session::Entity::find()
             .filter(session::Column::TenantId.eq(tenant_id))
             .filter(session::Column::UserId.eq(user_id))

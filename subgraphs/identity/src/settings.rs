@@ -18,6 +18,10 @@ pub struct IdentitySettings {
     /// Base URL of the portal's web front end, for links in emails (never taken from the
     /// request's Host header).
     pub public_url: String,
+    /// The clock session lifetimes (idle and absolute timeouts) and second-factor
+    /// challenges are measured with; tests move it instead of sleeping. Access tokens
+    /// carry wall time: gateways verify them with theirs.
+    pub clock: portal_kit::clock::SharedClock,
 }
 
 impl IdentitySettings {
@@ -29,6 +33,7 @@ impl IdentitySettings {
             key_rotation: Duration::from_secs(30 * 24 * 3600),
             data_key,
             public_url: "http://127.0.0.1:4000".into(),
+            clock: portal_kit::clock::system(),
         }
     }
 }

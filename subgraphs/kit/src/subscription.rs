@@ -153,12 +153,14 @@ where
     let items = events
         .then(move |event| {
             let loaded = event.map(&mut load);
-            async move {
+            // Boxed: a reload's (database) future exists only while it runs, instead of
+            // taking room in every idle subscription's stream.
+            Box::pin(async move {
                 match loaded {
                     Ok(future) => future.await,
                     Err(err) => Err(err),
                 }
-            }
+            })
         })
         .filter_map(|item| async move { item.transpose() });
     until_error(items)

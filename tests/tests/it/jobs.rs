@@ -510,3 +510,67 @@ async fn tenant_admins_see_and_retry_their_tenants_jobs_through_the_api() -> any
     portal.stop().await;
     Ok(())
 }
+
+/// Records an audit event as the job's principal, as job handlers do.
+struct Auditing(DatabaseConnection);
+
+#[async_trait::async_trait]
+impl JobHandler for Auditing {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let principal = job
+            .principal
+            .clone()
+            .ok_or_else(|| JobError::Permanent("no principal".into()))?;
+        portal_kit::audit::AuditEvent::success("report_run.request", "report_run", job.id)
+            .record(&self.0, &principal, &job.audit_meta())
+            .await
+            .map_err(|e| JobError::Retry(e.message()))
+    }
+}
+
+#[tokio::test]
+async fn audit_events_a_job_causes_name_its_principal_and_the_job() -> anyhow::Result<()> {
+    use portal_entities::platform::audit_event;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let (test_db, db) = database().await?;
+    let clock = ManualClock::starting_at(start());
+    let shared: SharedClock = clock.clone();
+    let worker = Arc::new(
+        Runner::new(db.clone(), shared).handle("test.audit", Arc::new(Auditing(db.clone()))),
+    );
+    let (tenant, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let principal = portal_kit::Actor::user(user, tenant, vec!["customer_user".into()]);
+    let id = enqueue(
+        &db,
+        clock.now(),
+        NewJob::new("test.audit", json!({})).acting_for(&principal),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message()))?;
+    assert_eq!(
+        worker
+            .run_once()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message()))?,
+        1
+    );
+    let rows = audit_event::Entity::find()
+        .filter(audit_event::Column::TargetId.eq(id))
+        .all(&db)
+        .await?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // For whom (the actor) and by which job (the request id, the agent).
+    assert_eq!(rows[0].actor_id, Some(user));
+    assert_eq!(rows[0].tenant_id, Some(tenant));
+    assert_eq!(
+        rows[0].request_id.as_deref(),
+        Some(format!("job:{id}").as_str())
+    );
+    assert_eq!(
+        rows[0].user_agent.as_deref(),
+        Some("portal-worker (test.audit)")
+    );
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::StatusCode;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -304,7 +303,10 @@ async fn admins_revoke_sessions_and_deactivation_is_immediate() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_timeouts_end_idle_and_old_sessions() -> anyhow::Result<()> {
-    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let clock = portal_kit::clock::ManualClock::starting_at(Utc::now());
+    let mut settings = portal_tests::identity_settings();
+    settings.clock = clock.clone();
+    let portal = TestPortal::start_enforcing_with(Mode::AllInOne, settings).await?;
     let (alice, _, _) = session_of(&portal, "alice@acme.example").await?;
     let (carol, _, _) = session_of(&portal, "carol@acme.example").await?;
     let update = "mutation($i: Int, $a: Int) { updateTenant(input: { sessionIdleTimeoutSeconds: $i, sessionAbsoluteTimeoutSeconds: $a }) { sessionIdleTimeoutSeconds sessionAbsoluteTimeoutSeconds } }";
@@ -325,31 +327,29 @@ async fn tenant_timeouts_end_idle_and_old_sessions() -> anyhow::Result<()> {
         "{set}"
     );
 
-    // Idle: last seen 301 s ago. Absolute: signed in 901 s ago, though seen just now.
-    let (_, idle_refresh, idle) = session_of(&portal, "carol@acme.example").await?;
-    let (_, old_refresh, old) = session_of(&portal, "carol@acme.example").await?;
-    session::Entity::update_many()
-        .col_expr(
-            session::Column::LastSeenAt,
-            Expr::value(Utc::now() - chrono::Duration::seconds(301)),
-        )
-        .filter(session::Column::Id.eq(idle))
-        .exec(&portal.db)
-        .await?;
-    session::Entity::update_many()
-        .col_expr(
-            session::Column::CreatedAt,
-            Expr::value(Utc::now() - chrono::Duration::seconds(901)),
-        )
-        .filter(session::Column::Id.eq(old))
-        .exec(&portal.db)
-        .await?;
-    for (token, reason) in [
-        (idle_refresh, "idle_timeout"),
-        (old_refresh, "absolute_timeout"),
-    ] {
-        let (_, refused) = post(&portal, None, REFRESH, json!({ "r": token })).await?;
-        assert_eq!(code(&refused), "UNAUTHENTICATED", "{refused}");
+    // Time moves on the identity clock: no sleeping, no rewritten rows. Both sessions
+    // start now; one is never used again (idle), the other is refreshed every 250 s (never
+    // idle) until it is older than 900 s (absolute).
+    let (_, idle_refresh, _) = session_of(&portal, "carol@acme.example").await?;
+    let (_, mut busy_refresh, _) = session_of(&portal, "carol@acme.example").await?;
+    let mut refused_busy = None;
+    for _ in 0..4 {
+        clock.advance(chrono::Duration::seconds(250));
+        let (_, out) = post(&portal, None, REFRESH, json!({ "r": busy_refresh })).await?;
+        match out["data"]["refreshSession"]["refreshToken"].as_str() {
+            Some(next) => busy_refresh = next.to_owned(),
+            None => {
+                refused_busy = Some(out);
+                break;
+            }
+        }
+    }
+    // 1 000 s after sign-in: the busy session ended by its age, on the fourth refresh.
+    let refused_busy = refused_busy.ok_or_else(|| anyhow::anyhow!("never refused"))?;
+    assert_eq!(code(&refused_busy), "UNAUTHENTICATED", "{refused_busy}");
+    let (_, refused_idle) = post(&portal, None, REFRESH, json!({ "r": idle_refresh })).await?;
+    assert_eq!(code(&refused_idle), "UNAUTHENTICATED", "{refused_idle}");
+    for reason in ["idle_timeout", "absolute_timeout"] {
         let ended = session::Entity::find()
             .filter(session::Column::RevokedReason.eq(reason))
             .all(&portal.db)

@@ -37,6 +37,19 @@ pub struct JobContext {
     pub attempt: i32,
 }
 
+impl JobContext {
+    /// The request facts for audit events this job's work records. With the principal as
+    /// the actor, every such event names both who it was for and which job did it: the
+    /// job stands where a request id would (`job:<id>`), the worker and kind as the agent.
+    pub fn audit_meta(&self) -> crate::actor::RequestMeta {
+        crate::actor::RequestMeta {
+            request_id: Some(format!("job:{}", self.id)),
+            source_ip: None,
+            user_agent: Some(format!("portal-worker ({})", self.kind)),
+        }
+    }
+}
+
 /// Why a run did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
