@@ -303,8 +303,10 @@ async fn run(args: &Args, url: &str, port: u16, pid: u32) -> anyhow::Result<()> 
         subscribed_kib as f64 / 1024.0,
         subscribed_kib.saturating_sub(idle_kib) as f64 / n
     );
+    // The gateway ends 10 000 subscriptions as their connections close: let it finish
+    // before measuring latency.
     drop(sockets);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
 
     // 2. Fan-out: one account, many subscribers.
     let latencies = Arc::new(Mutex::new(Vec::new()));

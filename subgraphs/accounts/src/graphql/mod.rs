@@ -54,6 +54,7 @@ pub fn build_schema(
         .data(batch_loader::<MembersOfAccounts>(&db))
         .data(references)
         .data(feed)
+        .data(Arc::new(subscriptions::AccountLoads::default()))
         .data(db)
         .finish()
 }
