@@ -15,7 +15,8 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use portal_kit::Actor;
@@ -161,4 +162,33 @@ fn dev_actor(headers: &HeaderMap) -> Result<Actor, GraphQLError> {
         })
         .unwrap_or_default();
     Ok(Actor::user(parse(user)?, parse(tenant)?, roles))
+}
+
+/// The credential headers of a request, or of a WebSocket `connection_init` payload (its
+/// keys read case-insensitively, as headers are): what a stream is authenticated with,
+/// and re-checked with while it lasts.
+pub fn credential_headers(headers: &HeaderMap, payload: Option<&Map<String, Value>>) -> HeaderMap {
+    const NAMES: [&str; 5] = [
+        "authorization",
+        API_KEY_HEADER,
+        DEV_USER_HEADER,
+        DEV_TENANT_HEADER,
+        DEV_ROLES_HEADER,
+    ];
+    let mut out = HeaderMap::new();
+    for name in NAMES {
+        let header = HeaderName::from_static(name);
+        let value = match payload {
+            Some(payload) => payload
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .and_then(|(_, value)| value.as_str())
+                .and_then(|value| HeaderValue::from_str(value).ok()),
+            None => headers.get(&header).cloned(),
+        };
+        if let Some(value) = value {
+            out.insert(header, value);
+        }
+    }
+    out
 }

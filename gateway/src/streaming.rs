@@ -18,6 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response as HttpResponse;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
+use portal_kit::serve::with_heartbeats;
 
 use crate::subscribe::Responses;
 
@@ -114,26 +115,6 @@ fn part(json: &serde_json::Value) -> Bytes {
     let mut out = BOUNDARY_PART.to_vec();
     out.extend(serde_json::to_vec(json).unwrap_or_else(|_| b"{}".to_vec()));
     Bytes::from(out)
-}
-
-/// `items`, with `heartbeat` whenever nothing was sent for `every`; ends with `items`.
-fn with_heartbeats(
-    items: impl futures::Stream<Item = Bytes> + Send + 'static,
-    every: Duration,
-    heartbeat: Bytes,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
-    let items = Box::pin(items);
-    stream::unfold(Some(items), move |items| {
-        let heartbeat = heartbeat.clone();
-        async move {
-            let mut items = items?;
-            match tokio::time::timeout(every, items.next()).await {
-                Ok(Some(item)) => Some((item, Some(items))),
-                Ok(None) => None,
-                Err(_) => Some((heartbeat, Some(items))),
-            }
-        }
-    })
 }
 
 fn stream_response(

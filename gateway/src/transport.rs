@@ -143,24 +143,12 @@ async fn graphql_get(
         variables,
         extensions,
     };
-    if let Some(mode) = StreamingMode::negotiate(&headers) {
-        drop(_admitted);
-        return stream(
-            &state,
-            headers,
-            connect,
-            request,
-            AllowedOperations::StreamingReadOnly,
-            mode,
-        )
-        .await;
-    }
-    run(
+    answer(
         &state,
-        headers,
-        connect,
+        (headers, connect),
         request,
         AllowedOperations::QueriesOnly,
+        _admitted,
     )
     .await
 }
@@ -218,19 +206,37 @@ async fn graphql_post(
             );
         }
     };
-    if let Some(mode) = StreamingMode::negotiate(&headers) {
-        drop(_admitted);
-        return stream(
-            &state,
-            headers,
-            connect,
-            request,
-            AllowedOperations::Streaming,
-            mode,
-        )
-        .await;
-    }
-    run(&state, headers, connect, request, AllowedOperations::All).await
+    answer(
+        &state,
+        (headers, connect),
+        request,
+        AllowedOperations::All,
+        _admitted,
+    )
+    .await
+}
+
+/// Answers `request` as one response, or — when the client asks for a stream — as a
+/// stream in the negotiated mode (which holds no execution slot while it lasts).
+async fn answer(
+    state: &Arc<AppState>,
+    (headers, connect): (HeaderMap, Option<ConnectInfo<SocketAddr>>),
+    request: Request,
+    allowed: AllowedOperations,
+    admitted: tokio::sync::SemaphorePermit<'_>,
+) -> HttpResponse {
+    let Some(mode) = StreamingMode::negotiate(&headers) else {
+        let response = run(state, headers, connect, request, allowed).await;
+        drop(admitted);
+        return response;
+    };
+    drop(admitted);
+    let streaming = if allowed == AllowedOperations::QueriesOnly {
+        AllowedOperations::StreamingReadOnly
+    } else {
+        AllowedOperations::Streaming
+    };
+    stream(state, headers, connect, request, streaming, mode).await
 }
 
 /// Runs `request` as a stream of responses in the negotiated `mode`. A request refused
@@ -259,7 +265,7 @@ async fn stream(
     }
     let recheck = recheck(
         &state.authentication,
-        Arc::new(crate::ws::credentials(&headers, None)),
+        Arc::new(crate::auth::credential_headers(&headers, None)),
     );
     let mut http = match state
         .gateway

@@ -25,11 +25,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response as HttpResponse;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use portal_kit::RequestMeta;
@@ -85,7 +85,7 @@ pub fn upgrade(
     let full = state.gateway.websockets().0.fetch_add(1, Ordering::AcqRel) >= limit;
     let slot = ConnectionSlot(state.clone());
     let closing = *state.gateway.closing().borrow();
-    let credentials = credentials(headers, None);
+    let credentials = crate::auth::credential_headers(headers, None);
     upgrade
         .protocols([PROTOCOL])
         // Small buffers: most connections idle; a large message grows them as it arrives.
@@ -271,7 +271,8 @@ impl Connection {
                                 "Invalid message received: the payload must be an object".into(),
                             )));
                         };
-                        let from_payload = credentials(&HeaderMap::new(), Some(payload));
+                        let from_payload =
+                            crate::auth::credential_headers(&HeaderMap::new(), Some(payload));
                         if !from_payload.is_empty() {
                             self.credentials = Arc::new(from_payload);
                         }
@@ -444,32 +445,4 @@ fn close(code: u16, reason: &str) -> Message {
         code,
         reason: Utf8Bytes::from(&reason[..end]),
     }))
-}
-
-/// The credential headers of a request, or of a `connection_init` payload (its keys
-/// read case-insensitively, as headers are).
-pub fn credentials(headers: &HeaderMap, payload: Option<&Map<String, Value>>) -> HeaderMap {
-    const NAMES: [&str; 5] = [
-        "authorization",
-        crate::auth::API_KEY_HEADER,
-        crate::auth::DEV_USER_HEADER,
-        crate::auth::DEV_TENANT_HEADER,
-        crate::auth::DEV_ROLES_HEADER,
-    ];
-    let mut out = HeaderMap::new();
-    for name in NAMES {
-        let header = HeaderName::from_static(name);
-        let value = match payload {
-            Some(payload) => payload
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .and_then(|(_, value)| value.as_str())
-                .and_then(|value| HeaderValue::from_str(value).ok()),
-            None => headers.get(&header).cloned(),
-        };
-        if let Some(value) = value {
-            out.insert(header, value);
-        }
-    }
-    out
 }

@@ -130,6 +130,8 @@ impl WsClient {
 pub struct HttpStream {
     response: reqwest::Response,
     buffer: Vec<u8>,
+    events: portal_gateway::sse::SseDecoder,
+    pending: std::collections::VecDeque<(String, Value)>,
     multipart: bool,
     /// The response's status.
     pub status: u16,
@@ -171,6 +173,8 @@ impl HttpStream {
             content_type,
             response,
             buffer: Vec::new(),
+            events: Default::default(),
+            pending: Default::default(),
         })
     }
 
@@ -207,8 +211,8 @@ impl HttpStream {
     }
 
     fn take(&mut self) -> anyhow::Result<Option<(String, Value)>> {
-        let text = String::from_utf8_lossy(&self.buffer).to_string();
         if self.multipart {
+            let text = String::from_utf8_lossy(&self.buffer).to_string();
             // Parts: "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n{json}".
             let Some(start) = text.find("\r\n--graphql") else {
                 return Ok(None);
@@ -230,28 +234,15 @@ impl HttpStream {
             self.buffer.drain(..consumed.min(self.buffer.len()));
             return Ok(Some(("part".into(), json)));
         }
-        let Some(end) = text.find("\n\n") else {
-            return Ok(None);
-        };
-        let block = text[..end].to_owned();
-        self.buffer.drain(..end + 2);
-        let mut name = String::from("message");
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(value) = line.strip_prefix("event:") {
-                name = value.trim().to_owned();
-            } else if let Some(value) = line.strip_prefix("data:") {
-                data.push_str(value.trim_start());
-            }
+        // Server-sent events: the gateway's own decoder (comments are heartbeats).
+        for event in self.events.push(&std::mem::take(&mut self.buffer))? {
+            let value = if event.data.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&event.data)?
+            };
+            self.pending.push_back((event.name, value));
         }
-        if block.lines().all(|line| line.starts_with(':')) {
-            return self.take();
-        }
-        let value = if data.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&data)?
-        };
-        Ok(Some((name, value)))
+        Ok(self.pending.pop_front())
     }
 }

@@ -116,22 +116,14 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 /// heartbeats.
 fn event_stream(responses: BoxStream<'static, async_graphql::Response>) -> Response {
     use futures::StreamExt;
-    let heartbeat = tokio_stream_interval(HEARTBEAT).map(|()| Bytes::from_static(b":\n\n"));
     let events = responses
         .map(|response| {
             let data = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
             sse_event("next", &data)
         })
         .chain(futures::stream::once(async { sse_event("complete", "") }));
-    // Heartbeats stop when the events end.
-    let body = futures::stream::select(
-        events
-            .map(Some)
-            .chain(futures::stream::once(async { None })),
-        heartbeat.map(Some),
-    )
-    .take_while(|item| futures::future::ready(item.is_some()))
-    .filter_map(|item| async move { item.map(Ok::<_, std::convert::Infallible>) });
+    let body = with_heartbeats(events, HEARTBEAT, Bytes::from_static(b":\n\n"))
+        .map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(axum::body::Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -142,11 +134,24 @@ fn event_stream(responses: BoxStream<'static, async_graphql::Response>) -> Respo
     response
 }
 
-/// A stream that yields every `period` (first after one period).
-fn tokio_stream_interval(period: std::time::Duration) -> impl futures::Stream<Item = ()> + Send {
-    futures::stream::unfold((), move |()| async move {
-        tokio::time::sleep(period).await;
-        Some(((), ()))
+/// `items`, with `heartbeat` whenever nothing was sent for `every`; ends with `items`.
+pub fn with_heartbeats(
+    items: impl futures::Stream<Item = Bytes> + Send + 'static,
+    every: std::time::Duration,
+    heartbeat: Bytes,
+) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    use futures::StreamExt;
+    let items = Box::pin(items);
+    futures::stream::unfold(Some(items), move |items| {
+        let heartbeat = heartbeat.clone();
+        async move {
+            let mut items = items?;
+            match tokio::time::timeout(every, items.next()).await {
+                Ok(Some(item)) => Some((item, Some(items))),
+                Ok(None) => None,
+                Err(_) => Some((heartbeat, Some(items))),
+            }
+        }
     })
 }
 
