@@ -75,6 +75,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, ComposeError> {
     })?;
     let rendered = graphql_composition::render_federated_sdl(&graph)
         .map_err(|err| ComposeError::Composition(err.to_string()))?;
+    let rendered = dedupe_directive_arguments(&rendered);
     let supergraph = normalize(&rendered).map_err(ComposeError::Planner)?;
     probe(&supergraph)?;
     Ok(supergraph)
@@ -94,6 +95,46 @@ pub fn normalize(supergraph: &str) -> Result<String, String> {
     } else {
         with_roots
     })
+}
+
+/// `graphql-composition` merges the definitions of a directive composed from several
+/// subgraphs (`@composeDirective`) by concatenating their arguments; each argument is kept
+/// once (the first definition wins), on the definition's own line.
+fn dedupe_directive_arguments(supergraph: &str) -> String {
+    let mut out = String::with_capacity(supergraph.len());
+    for line in supergraph.split_inclusive('\n') {
+        out.push_str(&dedupe_line(line).unwrap_or_else(|| line.to_owned()));
+    }
+    out
+}
+
+/// `directive @name(a: A, b: B, a: A) on …` without the repeated arguments; `None` when
+/// the line is something else or repeats nothing.
+fn dedupe_line(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("directive @")?;
+    let open = rest.find('(')?;
+    let close = rest.rfind(") on ")?;
+    let arguments = &rest[open + 1..close];
+    // Top-level commas only (list types and defaults hold brackets, not commas, here;
+    // a nested comma leaves the line unchanged below).
+    if arguments.contains('{') || arguments.contains('"') {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let kept: Vec<&str> = arguments
+        .split(',')
+        .map(str::trim)
+        .filter(|argument| seen.insert(argument.split(':').next().unwrap_or("").trim()))
+        .collect();
+    if kept.len() == arguments.split(',').count() {
+        return None;
+    }
+    Some(format!(
+        "directive @{}({}{}",
+        &rest[..open],
+        kept.join(", "),
+        &rest[close..]
+    ))
 }
 
 /// Adds `@join__type(graph: G)` to each root operation type that has none, for every
@@ -252,5 +293,16 @@ mod tests {
             add_root_join_types(&normalized).ok(),
             Some(normalized.clone())
         );
+    }
+
+    #[test]
+    fn a_directive_composed_from_two_subgraphs_is_defined_once() {
+        let twice = "directive @events(subject: String!, types: [String!], subject: String!, types: [String!]) on FIELD_DEFINITION\ntype Query { a: Int }\n";
+        assert_eq!(
+            dedupe_directive_arguments(twice),
+            "directive @events(subject: String!, types: [String!]) on FIELD_DEFINITION\ntype Query { a: Int }\n"
+        );
+        let once = "directive @key(fields: String!) on OBJECT\n";
+        assert_eq!(dedupe_directive_arguments(once), once);
     }
 }

@@ -48,9 +48,16 @@ pub struct Supergraph {
     operations: OperationCache,
     decisions: DecisionCache,
     overrides: OverrideLabels,
+    events: std::collections::HashMap<String, Arc<crate::events::EventSource>>,
 }
 
 impl Supergraph {
+    /// How the subscription field `field` follows events, when it is event-driven
+    /// (`@events`).
+    pub fn event_source(&self, field: &str) -> Option<&Arc<crate::events::EventSource>> {
+        self.events.get(field)
+    }
+
     /// The API schema, indexed (what clients see).
     pub fn index(&self) -> &SchemaIndex {
         &self.index
@@ -95,6 +102,7 @@ impl Supergraph {
             operations: OperationCache::new(limits.plan_cache_size),
             decisions: DecisionCache::default(),
             overrides: OverrideLabels::of(&document),
+            events: crate::events::event_sources(&document),
         })
     }
 
@@ -142,6 +150,7 @@ pub struct Gateway {
     subscriptions: Arc<crate::subscribe::OpenSubscriptions>,
     websockets: crate::ws::Connections,
     closing: tokio::sync::watch::Sender<bool>,
+    events: Option<Arc<crate::events::EventRouter>>,
 }
 
 impl Gateway {
@@ -166,7 +175,20 @@ impl Gateway {
             subscriptions: Arc::default(),
             websockets: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            events: None,
         }
+    }
+
+    /// Follows event-driven subscription fields (`@events`) on `feed`, the process's
+    /// feed of committed domain events; without one, they stream from their subgraph.
+    pub fn with_events(mut self, feed: Arc<portal_kit::events::feed::EventFeed>) -> Self {
+        self.events = Some(crate::events::EventRouter::new(feed));
+        self
+    }
+
+    /// The router of event-driven subscriptions, if the gateway follows events.
+    pub fn events(&self) -> Option<&Arc<crate::events::EventRouter>> {
+        self.events.as_ref()
     }
 
     /// The WebSocket connections open on this gateway.

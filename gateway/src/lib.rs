@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod authz;
 pub mod compose;
+pub mod events;
 pub mod execute;
 pub mod gateway;
 pub mod ide;

@@ -83,6 +83,12 @@ impl GraphQLError {
         self
     }
 
+    /// Sets where in the response the error applies.
+    pub fn with_path(mut self, path: Vec<PathSegment>) -> Self {
+        self.path = Some(path);
+        self
+    }
+
     /// The `extensions.code`, if any.
     pub fn code(&self) -> Option<&str> {
         self.extensions.as_ref()?.get("code")?.as_str()

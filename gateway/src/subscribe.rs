@@ -21,13 +21,17 @@ use parking_lot::Mutex;
 
 use portal_kit::Actor;
 
+use hive_router_query_planner::ast::selection_item::SelectionItem;
+use portal_kit::events::feed::Event;
+
 use crate::authz::Decisions;
+use crate::events::{EntityFetch, EventRouter, EventSource, Events};
 use crate::execute::{Execution, root_request};
 use crate::gateway::{AllowedOperations, Gateway, Started};
 use crate::limits::Limits;
-use crate::response::{GraphQLError, Request, Response};
+use crate::response::{GraphQLError, PathSegment, Request, Response};
 use crate::schema::OperationKind;
-use crate::subgraph::{Caller, SubgraphStream};
+use crate::subgraph::{Caller, SubgraphRequest, SubgraphResponse, SubgraphStream};
 
 /// The transport's re-authentication of the client's credential: the actor it stands for
 /// now, or the error that ends the subscription.
@@ -141,7 +145,19 @@ impl Gateway {
             .open_subscriptions()
             .admit(&started.caller, self.limits())
             .map_err(Response::request_error)?;
-        let upstream = self.open_upstream(&started, &primary).await?;
+        let upstream = match self.event_driven(&started, &primary) {
+            Some((router, source, fetch)) => {
+                match self.open_events(&started, router, source, fetch).await? {
+                    Ok(following) => Upstream::Events(Box::new(following)),
+                    // The field refused to open (not visible, bad input): that answer.
+                    Err(refusal) => {
+                        let response = complete(self, &started.into_owned(), refusal).await;
+                        return Ok(stream::once(async move { response }).boxed());
+                    }
+                }
+            }
+            None => Upstream::Subgraph(self.open_upstream(&started, &primary).await?),
+        };
         let every = self.limits().subscription_recheck;
         let state = Following {
             gateway: self.clone(),
@@ -160,6 +176,129 @@ impl Gateway {
             Some((response, state))
         })
         .boxed())
+    }
+
+    /// The router, source and entity fetch of an event-driven subscription, if this is
+    /// one and the gateway follows events.
+    fn event_driven(
+        &self,
+        started: &Started<'_>,
+        primary: &FetchNode,
+    ) -> Option<(Arc<EventRouter>, Arc<EventSource>, EntityFetch)> {
+        let router = self.events()?;
+        let [SelectionItem::Field(root)] = primary
+            .operation
+            .document
+            .operation
+            .selection_set
+            .items
+            .as_slice()
+        else {
+            return None;
+        };
+        let source = started.served.supergraph.event_source(&root.name)?;
+        let fetch = EntityFetch::plan(source, primary, &started.variables)?;
+        Some((router.clone(), source.clone(), fetch))
+    }
+
+    /// Follows the events of an event-driven subscription — routed before the check, so
+    /// nothing committed after it is missed — once the subgraph says that the caller may
+    /// see the entity the argument names. `Ok(Err(answer))`: the subgraph's refusal.
+    async fn open_events(
+        &self,
+        started: &Started<'_>,
+        router: Arc<EventRouter>,
+        source: Arc<EventSource>,
+        fetch: EntityFetch,
+    ) -> Result<Result<EventDriven, SubgraphResponse>, Response> {
+        let not_found = |fetch: &EntityFetch, what: &str| SubgraphResponse {
+            data: None,
+            errors: vec![
+                GraphQLError::new(format!("{} not found", what.to_lowercase()), "NOT_FOUND")
+                    .with_path(vec![PathSegment::Key(fetch.key.clone())]),
+            ],
+        };
+        let Some(tenant) = started.caller.actor.tenant_id else {
+            return Ok(Err(not_found(&fetch, &source.check)));
+        };
+        let events = router.follow(tenant, &source, &fetch.value);
+        let checked = self
+            .entity(started, &fetch, fetch.check(&source.check))
+            .await?;
+        Ok(match checked {
+            Fetched::Entity(_) | Fetched::Partial(..) => Ok(EventDriven {
+                events,
+                source,
+                fetch,
+            }),
+            Fetched::Missing => Err(not_found(&fetch, &source.check)),
+            Fetched::Errors(errors) => Err(SubgraphResponse { data: None, errors }),
+        })
+    }
+
+    /// Runs one entity fetch of an event-driven subscription as its caller.
+    async fn entity(
+        &self,
+        started: &Started<'_>,
+        fetch: &EntityFetch,
+        request: SubgraphRequest,
+    ) -> Result<Fetched, Response> {
+        let service = fetch.service.as_str();
+        let failed = |code: &str, message: String| {
+            Response::request_error(
+                GraphQLError::new(message, code)
+                    .with_extension("serviceName", serde_json::json!(service)),
+            )
+        };
+        let Some(client) = started.served.clients.get(service) else {
+            return Err(failed(
+                "SUBGRAPH_UNAVAILABLE",
+                format!("subgraph `{service}` is not configured"),
+            ));
+        };
+        let timeout = self.subgraph_settings().timeout_for(service);
+        let response =
+            match tokio::time::timeout(timeout, client.execute(request, &started.caller)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    tracing::warn!(service, error = ?err, "an event's entity fetch failed");
+                    return Err(failed(
+                        err.code(),
+                        format!("subgraph `{service}` failed: {err}"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(failed(
+                        "SUBGRAPH_TIMEOUT",
+                        format!("subgraph `{service}` did not answer in time"),
+                    ));
+                }
+            };
+        let entity = response
+            .data
+            .as_ref()
+            .and_then(|data| data.get("_entities"))
+            .and_then(|entities| entities.get(0))
+            .filter(|entity| !entity.is_null())
+            .cloned();
+        let mut errors = response.errors;
+        for error in &mut errors {
+            // `_entities.0.field` is `<root field>.field` to the client.
+            if let Some(path) = &mut error.path
+                && path.first() == Some(&PathSegment::Key("_entities".into()))
+            {
+                let rest = path.split_off(path.len().min(2));
+                *path = std::iter::once(PathSegment::Key(fetch.key.clone()))
+                    .chain(rest)
+                    .collect();
+            }
+        }
+        Ok(match entity {
+            Some(entity) if errors.is_empty() => Fetched::Entity(entity),
+            Some(entity) => Fetched::Partial(entity, errors),
+            None if errors.is_empty() => Fetched::Missing,
+            None => Fetched::Errors(errors),
+        })
     }
 
     async fn open_upstream(
@@ -208,7 +347,7 @@ struct Following {
     /// What was denied when it opened (the plan lacks those fields).
     opened_with: Option<Arc<Decisions>>,
     started: Started<'static>,
-    upstream: SubgraphStream,
+    upstream: Upstream,
     recheck: Recheck,
     closing: tokio::sync::watch::Receiver<bool>,
     ticks: tokio::time::Interval,
@@ -231,13 +370,42 @@ impl Following {
             };
             match woke {
                 Woke::Closing | Woke::Event(None) => return None,
-                Woke::Event(Some(event)) => {
+                Woke::Event(Some(incoming)) => {
                     // Boxed: the (large) futures of re-checks and completions live only while
                     // they run, not in every idle subscription.
                     if let Err(error) = Box::pin(self.still_allowed()).await {
                         self.ended = true;
                         return Some(Response::request_error(error));
                     }
+                    let event = match incoming {
+                        Incoming::Response(event) => event,
+                        Incoming::Event(event) => {
+                            let Upstream::Events(following) = &self.upstream else {
+                                continue;
+                            };
+                            let fetched =
+                                fetch_entity(&self.gateway, &self.started, following, event);
+                            match Box::pin(fetched).await {
+                                Ok(Some(event)) => event,
+                                // Not about anything this subscriber is told of.
+                                Ok(None) => continue,
+                                Err(ended) => {
+                                    self.ended = true;
+                                    return Some(ended);
+                                }
+                            }
+                        }
+                        Incoming::Lagged => {
+                            self.ended = true;
+                            let error = GraphQLError::new(
+                                "this subscription fell behind its events; subscribe again and refetch",
+                                "SLOW_CONSUMER",
+                            );
+                            return Some(
+                                self.started.respond(serde_json::Value::Null, vec![error]),
+                            );
+                        }
+                    };
                     return Some(Box::pin(complete(&self.gateway, &self.started, event)).await);
                 }
                 Woke::Tick => {
@@ -249,7 +417,52 @@ impl Following {
             }
         }
     }
+}
 
+/// The event-driven subscription's entity for `event`, fetched as the caller, as the
+/// subgraph's answer for the root field; `Err` ends the stream with that response (the
+/// caller no longer sees the subject: `NOT_FOUND`).
+async fn fetch_entity(
+    gateway: &Gateway,
+    started: &Started<'static>,
+    following: &EventDriven,
+    event: Event,
+) -> Result<Option<SubgraphResponse>, Response> {
+    let Some(subject) = event.subject_id else {
+        return Ok(None);
+    };
+    let fetch = &following.fetch;
+    let request = fetch.request(&following.source.entity, &subject.to_string());
+    let fetched = match gateway.entity(started, fetch, request).await {
+        Ok(fetched) => fetched,
+        // A failed fetch fails this event; the stream goes on.
+        Err(failed) => {
+            return Ok(Some(SubgraphResponse {
+                data: None,
+                errors: failed.errors,
+            }));
+        }
+    };
+    let answer = |entity: serde_json::Value, errors| SubgraphResponse {
+        data: Some(serde_json::json!({ fetch.key.clone(): entity })),
+        errors,
+    };
+    match fetched {
+        Fetched::Entity(entity) => Ok(Some(answer(entity, Vec::new()))),
+        Fetched::Partial(entity, errors) => Ok(Some(answer(entity, errors))),
+        Fetched::Errors(errors) => Ok(Some(SubgraphResponse { data: None, errors })),
+        Fetched::Missing => {
+            let error = GraphQLError::new(
+                format!("{} not found", following.source.entity.to_lowercase()),
+                "NOT_FOUND",
+            )
+            .with_path(vec![PathSegment::Key(fetch.key.clone())]);
+            Err(started.respond(serde_json::Value::Null, vec![error]))
+        }
+    }
+}
+
+impl Following {
     /// Re-checks the caller's credential and the policies. The stream keeps the plan it
     /// opened with; fields denied since are nulled too. A credential that now stands for
     /// someone else or other roles, and grants that changed, end it: the subgraph's side
@@ -325,8 +538,61 @@ pub async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
 /// What a waiting subscription woke up for.
 enum Woke {
     Closing,
-    Event(Option<crate::subgraph::SubgraphResponse>),
+    Event(Option<Incoming>),
     Tick,
+}
+
+/// Where a subscription's events come from: the owning subgraph's stream, or (for an
+/// event-driven field) the gateway's event router.
+enum Upstream {
+    Subgraph(SubgraphStream),
+    Events(Box<EventDriven>),
+}
+
+/// An event-driven subscription: its routed events, and how each is completed.
+struct EventDriven {
+    events: Events,
+    source: Arc<EventSource>,
+    fetch: EntityFetch,
+}
+
+/// What came from upstream.
+enum Incoming {
+    /// The subgraph's answer for one event.
+    Response(SubgraphResponse),
+    /// A routed domain event, to fetch the entity of.
+    Event(Event),
+    /// Events were dropped for this subscription.
+    Lagged,
+}
+
+impl futures::Stream for Upstream {
+    type Item = Incoming;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Incoming>> {
+        match self.get_mut() {
+            Upstream::Subgraph(stream) => stream
+                .poll_next_unpin(cx)
+                .map(|r| r.map(Incoming::Response)),
+            Upstream::Events(following) => following.events.poll_next_unpin(cx).map(|event| {
+                event.map(|event| match event {
+                    Ok(event) => Incoming::Event(event),
+                    Err(crate::events::Lagged) => Incoming::Lagged,
+                })
+            }),
+        }
+    }
+}
+
+/// One entity fetch's outcome.
+enum Fetched {
+    Entity(serde_json::Value),
+    Partial(serde_json::Value, Vec<GraphQLError>),
+    Missing,
+    Errors(Vec<GraphQLError>),
 }
 
 /// A subscription plan's primary fetch (the owning subgraph's stream) and the nodes that

@@ -27,10 +27,10 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response as HttpResponse;
+use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use portal_kit::RequestMeta;
 
@@ -88,8 +88,9 @@ pub fn upgrade(
     let credentials = crate::auth::credential_headers(headers, None);
     upgrade
         .protocols([PROTOCOL])
-        // Small buffers: most connections idle; a large message grows them as it arrives.
-        .read_buffer_size(2 * 1024)
+        // Small buffers: most connections idle; a large message grows them as it arrives
+        // (read in chunks of this size).
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(crate::transport::MAX_BODY_BYTES)
         .on_upgrade(move |socket| async move {
@@ -149,10 +150,12 @@ impl Connection {
 
     async fn serve(mut self, socket: WebSocket) {
         let (mut sink, mut source) = socket.split();
+        // `futures`' channels: an empty one holds a few hundred bytes less than Tokio's
+        // (which allocate a block of 32 slots up front), in every idle connection.
         let (out, mut outgoing) = mpsc::channel::<Message>(OUTGOING);
         self.out = Some(out.clone());
         let writer = tokio::spawn(async move {
-            while let Some(message) = outgoing.recv().await {
+            while let Some(message) = outgoing.next().await {
                 let last = matches!(message, Message::Close(_));
                 match tokio::time::timeout(WRITE_PATIENCE, sink.send(message)).await {
                     Ok(Ok(())) if !last => {}
@@ -161,14 +164,15 @@ impl Connection {
             }
             let _ = sink.close().await;
         });
-        let ended = self.run(&mut source, &out).await;
+        let mut own = out.clone();
+        let ended = self.run(&mut source, &mut own).await;
         for (_, task) in self.active.drain() {
             task.abort();
         }
         if let Some(Close(code, reason)) = ended {
-            let _ = out.send(close(code, &reason)).await;
+            let _ = own.send(close(code, &reason)).await;
         }
-        drop(out);
+        drop((out, own));
         self.out = None;
         let _ = writer.await;
     }
@@ -177,14 +181,14 @@ impl Connection {
     async fn run(
         &mut self,
         source: &mut futures::stream::SplitStream<WebSocket>,
-        out: &mpsc::Sender<Message>,
+        out: &mut mpsc::Sender<Message>,
     ) -> Option<Close> {
         // Boxed, like `handle` below: what authenticating takes is held only while it runs,
         // not for the life of every idle connection.
         if let Err(close) = Box::pin(self.initialise(source, out)).await {
             return close;
         }
-        let (done, mut finished) = mpsc::unbounded_channel::<String>();
+        let (done, mut finished) = mpsc::unbounded::<String>();
         let mut closing = self.state.gateway.closing();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
@@ -205,14 +209,14 @@ impl Connection {
                         return Some(close);
                     }
                 }
-                Some(id) = finished.recv() => {
+                Some(id) = finished.next() => {
                     self.active.remove(&id);
                 }
                 () = crate::subscribe::closed(&mut closing) => {
                     // Every stream completes itself; wait for their `complete`s to go out.
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
                     while !self.active.is_empty() {
-                        match tokio::time::timeout_at(deadline, finished.recv()).await {
+                        match tokio::time::timeout_at(deadline, finished.next()).await {
                             Ok(Some(id)) => {
                                 self.active.remove(&id);
                             }
@@ -237,7 +241,7 @@ impl Connection {
     async fn initialise(
         &mut self,
         source: &mut futures::stream::SplitStream<WebSocket>,
-        out: &mpsc::Sender<Message>,
+        out: &mut mpsc::Sender<Message>,
     ) -> Result<(), Option<Close>> {
         let deadline = tokio::time::Instant::now() + INIT_WAIT;
         loop {
@@ -308,9 +312,8 @@ impl Connection {
         let message = parse(text)?;
         match message.kind.as_str() {
             "ping" => {
-                let out = self.out.clone();
-                if let Some(out) = out {
-                    send(&out, json!({ "type": "pong" })).await;
+                if let Some(out) = &mut self.out {
+                    send(out, json!({ "type": "pong" })).await;
                 }
             }
             "pong" => {}
@@ -346,7 +349,7 @@ impl Connection {
     /// Starts the operation `id`: its responses as `next`, then `complete` — or `error`
     /// when it is refused before it runs.
     fn start(&mut self, id: String, request: Request, done: mpsc::UnboundedSender<String>) {
-        let Some(out) = self.out.clone() else {
+        let Some(mut out) = self.out.clone() else {
             return;
         };
         let max = self.state.gateway.limits().max_subscriptions_per_connection;
@@ -357,7 +360,7 @@ impl Connection {
             );
             tokio::spawn(async move {
                 send(
-                    &out,
+                    &mut out,
                     json!({ "id": id, "type": "error", "payload": [error] }),
                 )
                 .await;
@@ -376,19 +379,19 @@ impl Connection {
             match opened {
                 Err(errors) => {
                     let error = json!({ "id": task_id, "type": "error", "payload": errors });
-                    send(&out, error).await;
+                    send(&mut out, error).await;
                 }
                 Ok(mut responses) => {
                     while let Some(response) = responses.next().await {
                         let next = json!({ "id": task_id, "type": "next", "payload": response });
-                        if !send(&out, next).await {
+                        if !send(&mut out, next).await {
                             break;
                         }
                     }
-                    send(&out, json!({ "id": task_id, "type": "complete" })).await;
+                    send(&mut out, json!({ "id": task_id, "type": "complete" })).await;
                 }
             }
-            let _ = done.send(task_id);
+            let _ = done.unbounded_send(task_id);
         });
         self.active.insert(id, task);
     }
@@ -421,8 +424,9 @@ async fn open(
         .map_err(|refused| refused.errors)
 }
 
-/// Queues `message` for the socket; `false` when the connection is gone.
-async fn send(out: &mpsc::Sender<Message>, message: Value) -> bool {
+/// Queues `message` for the socket; `false` when the connection is gone. Every operation
+/// sends through a sender of its own (a `futures` channel's bound counts per sender).
+async fn send(out: &mut mpsc::Sender<Message>, message: Value) -> bool {
     let text = serde_json::to_string(&message).unwrap_or_default();
     out.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
 }

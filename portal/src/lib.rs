@@ -97,6 +97,10 @@ pub struct GatewayOptions {
     pub override_labels: std::collections::BTreeSet<String>,
     /// Web origins allowed to call from the browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// The feed of committed domain events the gateway follows event-driven subscription
+    /// fields on (`@events`); `None`: they stream from their subgraphs. The all-in-one
+    /// app shares its subgraphs' feed.
+    pub events: Option<Arc<portal_kit::events::feed::EventFeed>>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -124,6 +128,9 @@ pub fn gateway_app_for(
     .with_override_labels(options.override_labels.clone());
     if let Some(authorizer) = &options.authorizer {
         gateway = gateway.with_authorizer(authorizer.clone());
+    }
+    if let Some(feed) = &options.events {
+        gateway = gateway.with_events(feed.clone());
     }
     let gateway = Arc::new(gateway);
     let state = Arc::new(AppState {
@@ -273,13 +280,24 @@ pub fn all_in_one_app(
     authenticator: &Arc<Authenticator>,
     options: &GatewayOptions,
 ) -> anyhow::Result<(Router, Arc<Gateway>)> {
-    let subgraphs = subgraphs::build_all(db, authenticator);
+    // One feed of committed events for the subgraphs and the gateway.
+    let feed = options.events.clone().unwrap_or_else(|| {
+        portal_kit::events::feed::EventFeed::lazy(
+            db.clone(),
+            portal_kit::events::feed::DEFAULT_POLL,
+        )
+    });
+    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()
         .map(|s| (s.name.to_owned(), s.client.clone()))
         .collect();
-    gateway_app(&supergraph, clients, options)
+    let options = GatewayOptions {
+        events: Some(feed),
+        ..options.clone()
+    };
+    gateway_app(&supergraph, clients, &options)
 }
 
 /// HTTP clients for the subgraphs at `urls`, signing requests with `key`.

@@ -24,6 +24,7 @@ use portal_kit::internal_token::InternalTokenKey;
 // Built without transparent huge pages (feature `no_thp`): with them, its arenas grow the
 // resident set in 2 MiB steps (idle gateway 23 → 9 MiB of heap, peak at 1000 connections
 // 150 → 128 MiB, same run conditions).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -281,6 +282,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         trusted_proxies: config.trusted_proxies().unwrap_or_default(),
         override_labels: config.gateway.override_labels.iter().cloned().collect(),
         cors_origins: config.cors_origins().unwrap_or_default(),
+        events: None,
     }
 }
 
@@ -343,6 +345,11 @@ async fn serve(
             let authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
             let mut options = options(config, demo, authentication);
+            // Event-driven subscriptions follow the committed events in the database.
+            options.events = Some(portal_kit::events::feed::EventFeed::lazy(
+                db_for_policies.clone(),
+                portal_kit::events::feed::DEFAULT_POLL,
+            ));
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();

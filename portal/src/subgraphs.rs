@@ -114,11 +114,23 @@ pub fn build(
 /// Builds all five subgraphs over `db`, in [`NAMES`] order; they check references to
 /// each other's entities in process and share one event feed.
 pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) -> Vec<Subgraph> {
+    build_all_with(
+        db,
+        authenticator,
+        &EventFeed::lazy(db.clone(), DEFAULT_POLL),
+    )
+}
+
+/// [`build_all`] on the event feed `feed` (shared with a gateway in the same process).
+pub fn build_all_with(
+    db: &DatabaseConnection,
+    authenticator: &Arc<Authenticator>,
+    feed: &Arc<EventFeed>,
+) -> Vec<Subgraph> {
     let references = References::default();
-    let feed = EventFeed::lazy(db.clone(), DEFAULT_POLL);
     let subgraphs: Vec<Subgraph> = NAMES
         .iter()
-        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references, &feed))
+        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references, feed))
         .collect();
     register_owners(&references, |name| {
         subgraphs

@@ -387,6 +387,9 @@ impl TestPortal {
             trusted_proxies: Vec::new(),
             override_labels: Default::default(),
             cors_origins: Vec::new(),
+            // The gateway follows event-driven subscriptions on the database's events (in
+            // both modes; all-in-one shares it with the subgraphs).
+            events: Some(feed(&db)),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod db;
+pub mod directives;
 pub mod error;
 pub mod events;
 pub mod federation;

@@ -54,6 +54,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
         trusted_proxies: Vec::new(),
         override_labels: Default::default(),
         cors_origins: Vec::new(),
+        events: None,
     };
     let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;

@@ -57,6 +57,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
         trusted_proxies: Vec::new(),
         override_labels: Default::default(),
         cors_origins: Vec::new(),
+        events: None,
     };
     let (router, gateway) = portal::gateway_app(&partial, clients, &options)?;
     let source = SupergraphSource::parse(&file.display().to_string());

@@ -349,6 +349,13 @@ async fn events_never_cross_tenants_and_row_rules_hold_per_event() -> anyhow::Re
         .subscribe("op", query, json!({ "id": operating }))
         .await?;
     settle().await;
+    // `accountUpdated` is event-driven (`@events`): the gateway's router follows both
+    // open streams; no subgraph holds one.
+    let routed = portal
+        .gateway
+        .as_ref()
+        .and_then(|gateway| gateway.events().map(|router| router.subscriptions()));
+    assert_eq!(routed, Some(2));
     rename_as(
         &portal,
         seed.tenant_id,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use portal_entities::accounts::account;
 use portal_kit::context::{db, tenant as tenant_of};
+use portal_kit::directives::events as event_source;
 use portal_kit::subscription::{PerEvent, Updates, events, follow};
 use portal_kit::{ApiError, ApiResult, input};
 
@@ -24,6 +25,7 @@ impl Subscription {
     /// The account `id` as it is after each change to it (name, status, members), for as
     /// long as the caller may see it. `NOT_FOUND` when it may not (now or later: the
     /// stream then ends).
+    #[graphql(directive = event_source::apply("account".into(), "id".into(), None, None, None))]
     async fn account_updated(
         &self,
         ctx: &Context<'_>,

@@ -42,12 +42,14 @@ pub type Event = Arc<domain_event::Model>;
 
 /// The process's feed of committed domain events. Started on first use (a process that
 /// serves no subscription reads no events); stopped when dropped.
+#[derive(Debug)]
 pub struct EventFeed {
     db: DatabaseConnection,
     poll: Duration,
     running: OnceLock<Running>,
 }
 
+#[derive(Debug)]
 struct Running {
     sender: broadcast::Sender<Event>,
     poller: tokio::task::JoinHandle<()>,

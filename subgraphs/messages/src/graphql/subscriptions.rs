@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::context::{actor, db, tenant as tenant_of};
+use portal_kit::directives::events as event_source;
 use portal_kit::policy::THREADS_ALL;
 use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{Actor, ApiError, ApiResult, input};
@@ -22,6 +23,13 @@ pub struct Subscription;
 impl Subscription {
     /// Each message posted to the thread `threadId` from now on, while the caller may
     /// read the thread. `NOT_FOUND` when it may not (now or later: the stream then ends).
+    #[graphql(directive = event_source::apply(
+        "message".into(),
+        "threadId".into(),
+        Some("threadId".into()),
+        Some(vec!["message.posted".into()]),
+        Some("Thread".into()),
+    ))]
     async fn message_posted(
         &self,
         ctx: &Context<'_>,
@@ -59,6 +67,7 @@ impl Subscription {
     /// The thread `id` as it is after each change to it (subject, status), while the
     /// caller may read it. `NOT_FOUND` when it may not (now or later: the stream then
     /// ends).
+    #[graphql(directive = event_source::apply("thread".into(), "id".into(), None, None, None))]
     async fn thread_updated(&self, ctx: &Context<'_>, id: ID) -> Result<Updates<Thread>, ApiError> {
         let id = input::id("id", &id)?;
         let subscribed = events(ctx)?;

@@ -264,6 +264,7 @@ impl Supergraph {
             trusted_proxies: Vec::new(),
             override_labels: self.override_labels,
             cors_origins: self.cors_origins,
+            events: None,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;
