@@ -297,6 +297,8 @@ async fn serve(
     let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
     // The gateway whose open streams a shutdown completes first.
     let mut streams: Option<Arc<portal_gateway::gateway::Gateway>> = None;
+    // A subgraph process's open event streams, ended on shutdown.
+    let subgraph_closing = tokio::sync::watch::Sender::new(false);
     let app = match role {
         None => {
             let db =
@@ -428,7 +430,7 @@ async fn serve(
             );
             let subgraph = subgraphs::build(role.name(), &db, authenticator, &references, &feed)
                 .context("unknown subgraph")?;
-            subgraph.router(key)
+            subgraph.router_until(key, subgraph_closing.subscribe())
         }
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -457,6 +459,7 @@ async fn serve(
         if let Some(gateway) = streams {
             gateway.close_streams();
         }
+        subgraph_closing.send_replace(true);
         signalled.notify_one();
     });
     let drained = async move {

@@ -18,6 +18,7 @@ use portal_identity::Authenticator;
 use portal_kit::events::feed::{DEFAULT_POLL, EventFeed};
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::references::{EntityOwner, References};
+use portal_kit::serve::Closing;
 use portal_kit::{Actor, RequestMeta};
 
 /// Subgraph names, in composition order.
@@ -37,7 +38,7 @@ pub struct Subgraph {
     pub sdl: String,
     /// An in-process client (no HTTP hop).
     pub client: Arc<dyn SubgraphClient>,
-    router: Box<dyn Fn(InternalTokenKey) -> Router + Send + Sync>,
+    router: Box<dyn Fn(InternalTokenKey, Option<Closing>) -> Router + Send + Sync>,
 }
 
 impl Subgraph {
@@ -47,13 +48,21 @@ impl Subgraph {
             name,
             sdl,
             client: Arc::new(InProcess { executor }),
-            router: Box::new(move |key| portal_kit::serve::router(name, for_router.clone(), key)),
+            router: Box::new(move |key, closing| {
+                portal_kit::serve::router_until(name, for_router.clone(), key, closing)
+            }),
         }
     }
 
     /// The subgraph's HTTP app, trusting internal tokens signed with `key`.
     pub fn router(&self, key: InternalTokenKey) -> Router {
-        (self.router)(key)
+        (self.router)(key, None)
+    }
+
+    /// [`Subgraph::router`] whose open event streams end (without `complete`, so the
+    /// gateway's clients subscribe again elsewhere) once `closing` turns `true`.
+    pub fn router_until(&self, key: InternalTokenKey, closing: Closing) -> Router {
+        (self.router)(key, Some(closing))
     }
 
     /// Composition input for this subgraph reachable at `url` (empty: in process).

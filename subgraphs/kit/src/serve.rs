@@ -6,6 +6,10 @@
 //! and costs nothing. A request that accepts `text/event-stream` gets the operation's
 //! responses as server-sent events — how the gateway follows a subscription over HTTP. Bodies must be JSON and at most [`MAX_BODY_BYTES`]. The actor the
 //! token names is handed to resolvers as request data.
+//!
+//! When the subgraph shuts down ([`router_until`]), its open event streams end at once
+//! *without* `complete`: the gateway tells each client `SUBGRAPH_STREAM_ENDED`, and the
+//! client subscribes again (to a replica that is up) instead of taking the end as final.
 
 use std::sync::Arc;
 
@@ -32,6 +36,9 @@ struct Gatekeeper {
     key: InternalTokenKey,
 }
 
+/// Tells a subgraph's HTTP app that it shuts down (`true`).
+pub type Closing = tokio::sync::watch::Receiver<bool>;
+
 /// The HTTP app of the subgraph `name` whose schema is `executor`, trusting tokens signed
 /// with `key` for `name`.
 pub fn router<E: Executor + 'static>(
@@ -39,9 +46,19 @@ pub fn router<E: Executor + 'static>(
     executor: E,
     key: InternalTokenKey,
 ) -> Router {
+    router_until(name, executor, key, None)
+}
+
+/// [`router`] whose open event streams end when `closing` (if any) turns `true`.
+pub fn router_until<E: Executor + 'static>(
+    name: &'static str,
+    executor: E,
+    key: InternalTokenKey,
+    closing: Option<Closing>,
+) -> Router {
     let gatekeeper = Arc::new(Gatekeeper { name, key });
     let graphql = post(graphql::<E>)
-        .with_state(Arc::new(executor))
+        .with_state(Arc::new(Endpoint { executor, closing }))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
@@ -82,8 +99,14 @@ async fn admit(
     next.run(request).await
 }
 
+/// What the GraphQL route serves: the schema, and when to end its streams.
+struct Endpoint<E> {
+    executor: E,
+    closing: Option<Closing>,
+}
+
 async fn graphql<E: Executor>(
-    State(executor): State<Arc<E>>,
+    State(endpoint): State<Arc<Endpoint<E>>>,
     Extension((actor, meta)): Extension<(Actor, RequestMeta)>,
     headers: HeaderMap,
     request: GraphQLRequest,
@@ -93,10 +116,11 @@ async fn graphql<E: Executor>(
         // The answer starts once the field follows events: nothing committed later is
         // missed by the gateway that asked.
         let (ready, opened) = crate::subscription::ready_signal();
-        let responses = executor.execute_stream(request.data(ready), None);
-        return event_stream(crate::subscription::until_ready(responses, opened).await);
+        let responses = endpoint.executor.execute_stream(request.data(ready), None);
+        let responses = crate::subscription::until_ready(responses, opened).await;
+        return event_stream(responses, endpoint.closing.clone());
     }
-    GraphQLResponse::from(executor.execute(request).await).into_response()
+    GraphQLResponse::from(endpoint.executor.execute(request).await).into_response()
 }
 
 /// Whether the gateway asks for a subscription's events (`Accept: text/event-stream`).
@@ -113,8 +137,11 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A subscription's responses as server-sent events (the `graphql-sse` protocol's
 /// distinct-connections mode): `next` per response, `complete` at the end, comments as
-/// heartbeats.
-fn event_stream(responses: BoxStream<'static, async_graphql::Response>) -> Response {
+/// heartbeats. Ends without `complete` when `closing` turns `true`.
+fn event_stream(
+    responses: BoxStream<'static, async_graphql::Response>,
+    closing: Option<Closing>,
+) -> Response {
     use futures::StreamExt;
     let events = responses
         .map(|response| {
@@ -122,6 +149,16 @@ fn event_stream(responses: BoxStream<'static, async_graphql::Response>) -> Respo
             sse_event("next", &data)
         })
         .chain(futures::stream::once(async { sse_event("complete", "") }));
+    let shut_down = async move {
+        match closing {
+            // A dropped sender closes too: the process is going away.
+            Some(mut closing) => {
+                let _ = closing.wait_for(|closing| *closing).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let events = events.take_until(Box::pin(shut_down));
     let body = with_heartbeats(events, HEARTBEAT, Bytes::from_static(b":\n\n"))
         .map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(axum::body::Body::from_stream(body));

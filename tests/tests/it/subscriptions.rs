@@ -682,3 +682,38 @@ async fn tenant_admins_follow_their_tenants_jobs() -> anyhow::Result<()> {
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_subgraph_shutting_down_ends_its_streams_without_completing_them() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let account = portal.account_id("ACME-0001").await?;
+    let key =
+        portal_kit::internal_token::InternalTokenKey::new(portal_tests::TEST_SECRET.as_bytes());
+    let accounts =
+        portal::subgraphs::build_all(&portal.db, &portal_tests::authenticator(&portal.db))
+            .into_iter()
+            .find(|subgraph| subgraph.name == "accounts")
+            .context("accounts subgraph")?;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let (addr, _task) = portal_tests::serve(accounts.router_until(key.clone(), closed)).await?;
+    let actor = portal_kit::Actor::user(seed.alice_id, seed.tenant_id, vec!["tenant_admin".into()]);
+    let token = key.sign("accounts", &actor, &portal_kit::RequestMeta::default());
+    let mut stream = HttpStream::post(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/graphql"),
+        "text/event-stream",
+        &[(portal_kit::internal_token::HEADER, token)],
+        "subscription($id: ID!) { accountUpdated(id: $id) { id } }",
+        json!({ "id": account }),
+    )
+    .await?;
+    assert_eq!(stream.status, 200);
+    closing.send_replace(true);
+    // The body ends at once, with no `complete`: the gateway reports the stream as broken
+    // (`SUBGRAPH_STREAM_ENDED`) and its client subscribes again elsewhere.
+    let (kind, _) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await??;
+    assert_eq!(kind, "end");
+    portal.stop().await;
+    Ok(())
+}
