@@ -659,10 +659,13 @@ async fn watch_sessions_when_ready(
     config: &Config,
     verifier: Arc<AccessTokenVerifier>,
 ) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    // Sessions, API keys, policies and the event feed share it; on PostgreSQL each
+    // `LISTEN` (revocations, events) holds a connection of its own.
+    let connections = config.database.max_connections.clamp(4, 8);
     let db = if portal::config::sqlite_path(&config.database.url).is_some() {
-        portal::connect_and_migrate(&config.database.url, 2).await?
+        portal::connect_and_migrate(&config.database.url, connections).await?
     } else {
-        portal_kit::db::connect(&config.database.url, 2)
+        portal_kit::db::connect(&config.database.url, connections)
             .await
             .context("connecting to the database")?
     };

@@ -10,7 +10,7 @@
 use portal_kit::db::BeginWrite;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -70,9 +70,9 @@ async fn issue_token(
     db: &impl ConnectionTrait,
     user: &user::Model,
     purpose: Purpose,
+    now: DateTime<Utc>,
 ) -> ApiResult<String> {
     let token = opaque_token("prs")?;
-    let now = Utc::now();
     let ttl = match purpose {
         Purpose::Reset => RESET_TTL,
         Purpose::Invite => INVITE_TTL,
@@ -107,7 +107,7 @@ pub async fn invite_in(
     tenant: &tenant::Model,
     user: &user::Model,
 ) -> ApiResult<()> {
-    let token = issue_token(db, user, Purpose::Invite).await?;
+    let token = issue_token(db, user, Purpose::Invite, settings.clock.now()).await?;
     let text = format!(
         "Hello {name},\n\nYou have been invited to the {tenant} portal. Choose your password \
          here (the link works once, for 72 hours):\n\n{link}\n\nIf you did not expect this, \
@@ -147,13 +147,14 @@ pub async fn request_reset(
         .map(|ip| format!("reset-source:{ip}"));
     let mut keys = vec![account_key.clone()];
     keys.extend(source_key.clone());
-    if throttle::ensure_open(db, &keys).await.is_err() {
+    let now = settings.clock.now();
+    if throttle::ensure_open(db, &keys, now).await.is_err() {
         return Ok(());
     }
     // Every request counts, so the caps hold whether or not the account exists.
-    throttle::record_failure(db, &account_key, ACCOUNT_REQUESTS).await?;
+    throttle::record_failure(db, &account_key, ACCOUNT_REQUESTS, now).await?;
     if let Some(key) = &source_key {
-        throttle::record_failure(db, key, SOURCE_REQUESTS).await?;
+        throttle::record_failure(db, key, SOURCE_REQUESTS, now).await?;
     }
     let Some(tenant) = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(slug.as_str()))
@@ -179,7 +180,7 @@ pub async fn request_reset(
         return Ok(());
     };
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    let token = issue_token(&txn, &user, Purpose::Reset).await?;
+    let token = issue_token(&txn, &user, Purpose::Reset, now).await?;
     let text = format!(
         "Hello {name},\n\nSomebody asked to reset the password of your {tenant} portal \
          account. Choose a new password here (the link works once, for 30 minutes):\n\n\
@@ -210,17 +211,19 @@ pub async fn request_reset(
 /// of the user, activates an invited user. Does not sign in.
 pub async fn complete_reset(
     db: &DatabaseConnection,
+    settings: &IdentitySettings,
     meta: &RequestMeta,
     token: &str,
     new_password: &str,
 ) -> ApiResult<()> {
     let invalid = || ApiError::invalid("token", "invalid or expired link; request a new one");
     let hash = token_hash(token.trim());
+    let now = settings.clock.now();
     let found = password_reset_token::Entity::find_by_id(hash.clone())
         .one(db)
         .await
         .map_err(ApiError::from_db)?
-        .filter(|t| t.used_at.is_none() && t.expires_at > Utc::now())
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
         .ok_or_else(invalid)?;
     let user = user::Entity::find_by_id(found.user_id)
         .filter(user::Column::TenantId.eq(found.tenant_id))
@@ -306,7 +309,7 @@ pub async fn request_email_change(
         ));
     }
     let token = opaque_token("pec")?;
-    let now = Utc::now();
+    let now = settings.clock.now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     email_change::ActiveModel {
         token_hash: Set(token_hash(&token)),
@@ -356,6 +359,7 @@ pub async fn request_email_change(
 /// Confirms an email change with the token from the link sent to the new address.
 pub async fn confirm_email_change(
     db: &DatabaseConnection,
+    settings: &IdentitySettings,
     meta: &RequestMeta,
     token: &str,
 ) -> ApiResult<user::Model> {
@@ -365,7 +369,7 @@ pub async fn confirm_email_change(
         .one(db)
         .await
         .map_err(ApiError::from_db)?
-        .filter(|c| c.used_at.is_none() && c.expires_at > Utc::now())
+        .filter(|c| c.used_at.is_none() && c.expires_at > settings.clock.now())
         .ok_or_else(invalid)?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let claimed = email_change::Entity::update_many()

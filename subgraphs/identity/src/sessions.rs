@@ -211,7 +211,7 @@ impl Authenticator {
         token: &str,
         new_password: &str,
     ) -> ApiResult<()> {
-        crate::recovery::complete_reset(&self.db, meta, token, new_password).await
+        crate::recovery::complete_reset(&self.db, &self.settings, meta, token, new_password).await
     }
 
     /// Signs in with a password. Every failure — unknown tenant or email, wrong password,
@@ -256,10 +256,21 @@ impl Authenticator {
         };
         // The account's attempt counts before the password is checked (concurrent guesses
         // cannot all pass under the limit); the source counts failures only.
-        let open = match throttle::ensure_open(&self.db, &throttle_keys[1..]).await {
-            Ok(()) => throttle::attempt(&self.db, &throttle_keys[0], throttle::ACCOUNT).await,
-            Err(err) => Err(err),
-        };
+        let open =
+            match throttle::ensure_open(&self.db, &throttle_keys[1..], self.settings.clock.now())
+                .await
+            {
+                Ok(()) => {
+                    throttle::attempt(
+                        &self.db,
+                        &throttle_keys[0],
+                        throttle::ACCOUNT,
+                        self.settings.clock.now(),
+                    )
+                    .await
+                }
+                Err(err) => Err(err),
+            };
         if let Err(err) = open {
             audit_failure("locked").await?;
             return Err(err);
@@ -275,7 +286,13 @@ impl Authenticator {
         });
         let (Some((user, _)), true) = (usable, matches) else {
             if let Some(key) = throttle_keys.get(1) {
-                throttle::record_failure(&self.db, key, throttle::SOURCE).await?;
+                throttle::record_failure(
+                    &self.db,
+                    key,
+                    throttle::SOURCE,
+                    self.settings.clock.now(),
+                )
+                .await?;
             }
             let reason = match (&account, matches) {
                 (None, _) => "unknown_account",
@@ -355,7 +372,7 @@ impl Authenticator {
             return Err(ApiError::AuthenticationFailed(CODE_FAILED));
         }
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT, self.settings.clock.now()).await?;
         let factor = mfa::factor(&self.db, user.id).await?;
         let enrolling = factor.as_ref().is_some_and(|f| f.status == mfa::PENDING);
         let accepted = if enrolling {
@@ -409,7 +426,7 @@ impl Authenticator {
         let (user, tenant) = self.actor_user(actor).await?;
         let session_id = actor.session_id.ok_or(ApiError::Unauthenticated)?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT, self.settings.clock.now()).await?;
         if !mfa::check_any(&self.db, &self.settings.data_key, &user, code).await? {
             AuditEvent::failure("auth.step_up", "session", Some(session_id))
                 .record(&self.db, actor, meta)
@@ -441,7 +458,7 @@ impl Authenticator {
             .map(|c| c.password_hash);
         if stored.is_some() {
             let key = throttle::account_key(&tenant.slug, &user.email);
-            throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+            throttle::attempt(&self.db, &key, throttle::ACCOUNT, self.settings.clock.now()).await?;
             let given = current_password.unwrap_or_default();
             if !verify_password(given, stored).await? {
                 return Err(ApiError::invalid("currentPassword", "does not match"));
@@ -461,7 +478,7 @@ impl Authenticator {
     ) -> ApiResult<Vec<String>> {
         let (user, tenant) = self.actor_user(actor).await?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT, self.settings.clock.now()).await?;
         let pending = mfa::factor(&self.db, user.id)
             .await?
             .is_some_and(|f| f.status == mfa::PENDING);
@@ -513,7 +530,7 @@ impl Authenticator {
         meta: &RequestMeta,
         token: &str,
     ) -> ApiResult<user::Model> {
-        crate::recovery::confirm_email_change(&self.db, meta, token).await
+        crate::recovery::confirm_email_change(&self.db, &self.settings, meta, token).await
     }
 
     /// Turns the actor's second factor off (needs a recent step-up).
@@ -880,7 +897,7 @@ impl Authenticator {
         let user = store::user(&self.db, tenant_id, actor.principal()?).await?;
         let tenant = store::tenant(&self.db, tenant_id).await?;
         let key = throttle::account_key(&tenant.slug, &user.email);
-        throttle::attempt(&self.db, &key, throttle::ACCOUNT).await?;
+        throttle::attempt(&self.db, &key, throttle::ACCOUNT, self.settings.clock.now()).await?;
         let stored = credential::Entity::find_by_id(user.id)
             .one(&self.db)
             .await

@@ -18,9 +18,11 @@ pub struct IdentitySettings {
     /// Base URL of the portal's web front end, for links in emails (never taken from the
     /// request's Host header).
     pub public_url: String,
-    /// The clock session lifetimes (idle and absolute timeouts) and second-factor
-    /// challenges are measured with; tests move it instead of sleeping. Access tokens
-    /// carry wall time: gateways verify them with theirs.
+    /// The clock identity's timeouts are measured with — session lifetimes (idle and
+    /// absolute), second-factor challenges, password-reset, invitation and email-change
+    /// links, sign-in and reset throttling windows and locks; tests move it instead of
+    /// sleeping or rewriting rows. Access tokens carry wall time: gateways verify them
+    /// with theirs.
     pub clock: portal_kit::clock::SharedClock,
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
@@ -47,11 +47,15 @@ pub fn source_key(source_ip: &str) -> String {
     format!("source:{source_ip}")
 }
 
-/// `RATE_LIMITED` when any of `keys` is locked now.
-pub async fn ensure_open(db: &DatabaseConnection, keys: &[String]) -> ApiResult<()> {
+/// `RATE_LIMITED` when any of `keys` is locked at `now` (identity's clock).
+pub async fn ensure_open(
+    db: &DatabaseConnection,
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     let locked = auth_throttle::Entity::find()
         .filter(auth_throttle::Column::Key.is_in(keys.iter().cloned()))
-        .filter(auth_throttle::Column::LockedUntil.gt(Utc::now()))
+        .filter(auth_throttle::Column::LockedUntil.gt(now))
         .one(db)
         .await
         .map_err(ApiError::from_db)?;
@@ -62,9 +66,14 @@ pub async fn ensure_open(db: &DatabaseConnection, keys: &[String]) -> ApiResult<
 }
 
 /// Counts one failure against `key`, locking it when `policy` says so. The increment is
-/// a single `UPDATE`, so concurrent failures in several processes all count.
-pub async fn record_failure(db: &DatabaseConnection, key: &str, policy: Policy) -> ApiResult<()> {
-    let now = Utc::now();
+/// a single `UPDATE`, so concurrent failures in several processes all count. Windows and
+/// locks are measured from `now` (identity's clock).
+pub async fn record_failure(
+    db: &DatabaseConnection,
+    key: &str,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     auth_throttle::Entity::insert(auth_throttle::ActiveModel {
         key: Set(key.to_owned()),
         failures: Set(0),
@@ -123,15 +132,20 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str, policy: Policy) 
 /// cannot all slip in under the limit: `RATE_LIMITED` once more than `policy.max_failures`
 /// attempts were made in the window (or the key is locked). A successful attempt is
 /// forgiven with [`clear`].
-pub async fn attempt(db: &DatabaseConnection, key: &str, policy: Policy) -> ApiResult<()> {
+pub async fn attempt(
+    db: &DatabaseConnection,
+    key: &str,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     let key = key.to_owned();
-    ensure_open(db, std::slice::from_ref(&key)).await?;
+    ensure_open(db, std::slice::from_ref(&key), now).await?;
     let counting = Policy {
         max_failures: policy.max_failures + 1,
         ..policy
     };
-    record_failure(db, &key, counting).await?;
-    ensure_open(db, std::slice::from_ref(&key)).await
+    record_failure(db, &key, counting, now).await?;
+    ensure_open(db, std::slice::from_ref(&key), now).await
 }
 
 /// Forgets the failures of `key` (after a successful sign-in). A running lock stays.

@@ -86,7 +86,10 @@ async fn signs_in_and_acts_through_the_gateway_over_http() -> anyhow::Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_sign_ins_look_alike_and_lock_the_account() -> anyhow::Result<()> {
-    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let clock = portal_kit::clock::ManualClock::starting_at(Utc::now());
+    let mut settings = portal_tests::identity_settings();
+    settings.clock = clock.clone();
+    let portal = TestPortal::start_with(Mode::AllInOne, settings).await?;
     let failures = [
         sign_in(&portal, "acme", "carol@acme.example", "wrong password 123").await?,
         sign_in(&portal, "acme", "nobody@acme.example", DEMO_PASSWORD).await?,
@@ -150,6 +153,15 @@ async fn failed_sign_ins_look_alike_and_lock_the_account() -> anyhow::Result<()>
         !details.iter().any(|d| d.contains("wrong password")),
         "{details:?}"
     );
+
+    // The lock lasts 15 minutes on identity's clock; then the right password works again.
+    clock.advance(chrono::Duration::minutes(14));
+    let still = sign_in(&portal, "acme", "carol@acme.example", DEMO_PASSWORD).await?;
+    assert_eq!(code(&still), "RATE_LIMITED", "{still}");
+    clock.advance(chrono::Duration::minutes(1) + chrono::Duration::seconds(1));
+    let open = sign_in(&portal, "acme", "carol@acme.example", DEMO_PASSWORD).await?;
+    assert!(open["data"]["signIn"]["auth"].is_object(), "{open}");
+    // (The second gateway shares the database: stopped last.)
     second.stop().await;
     portal.stop().await;
     Ok(())
