@@ -37,6 +37,7 @@ use portal_kit::store::one_or_not_found;
 use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{PLATFORM_ADMIN, UserStatus};
+use crate::settings::IdentitySettings;
 
 /// How long a started SSO sign-in may take.
 const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -250,11 +251,11 @@ pub fn redirect_uri(public_url: &str) -> String {
 pub async fn start(
     db: &DatabaseConnection,
     http: &reqwest::Client,
-    data_key: &DataKey,
-    public_url: &str,
+    settings: &IdentitySettings,
     tenant_slug: &str,
     provider_name: &str,
 ) -> ApiResult<(String, String)> {
+    let (data_key, public_url) = (&settings.data_key, settings.public_url.as_str());
     let not_found = || ApiError::NotFound("identity provider");
     let tenant = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(tenant_slug.trim().to_lowercase()))
@@ -276,7 +277,8 @@ pub async fn start(
     let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let verifier = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let now = Utc::now();
+    // The login's lifetime runs on identity's clock.
+    let now = settings.clock.now();
     oidc_login::ActiveModel {
         state_hash: Set(token_hash(&state)),
         tenant_id: Set(tenant.id),
@@ -422,19 +424,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn complete(
     db: &DatabaseConnection,
     http: &reqwest::Client,
-    data_key: &DataKey,
-    public_url: &str,
+    settings: &IdentitySettings,
     meta: &RequestMeta,
     state: &str,
     code: &str,
 ) -> ApiResult<(tenant::Model, user::Model)> {
+    let (data_key, public_url) = (&settings.data_key, settings.public_url.as_str());
     let failed = || ApiError::AuthenticationFailed(SSO_FAILED);
     let hash = token_hash(state.trim());
     let login = oidc_login::Entity::find_by_id(hash.clone())
         .one(db)
         .await
         .map_err(ApiError::from_db)?
-        .filter(|l| l.used_at.is_none() && l.expires_at > Utc::now())
+        .filter(|l| l.used_at.is_none() && l.expires_at > settings.clock.now())
         .ok_or_else(failed)?;
     let claimed = oidc_login::Entity::update_many()
         .col_expr(oidc_login::Column::UsedAt, Expr::value(Utc::now()))

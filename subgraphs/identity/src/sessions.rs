@@ -163,15 +163,7 @@ impl Authenticator {
         tenant_slug: &str,
         provider: &str,
     ) -> ApiResult<(String, String)> {
-        crate::oidc::start(
-            &self.db,
-            &self.http,
-            &self.settings.data_key,
-            &self.settings.public_url,
-            tenant_slug,
-            provider,
-        )
-        .await
+        crate::oidc::start(&self.db, &self.http, &self.settings, tenant_slug, provider).await
     }
 
     /// Completes single sign-on with the provider's `code` for `state`, and signs in.
@@ -181,16 +173,8 @@ impl Authenticator {
         state: &str,
         code: &str,
     ) -> ApiResult<Issued> {
-        let (tenant, user) = crate::oidc::complete(
-            &self.db,
-            &self.http,
-            &self.settings.data_key,
-            &self.settings.public_url,
-            meta,
-            state,
-            code,
-        )
-        .await?;
+        let (tenant, user) =
+            crate::oidc::complete(&self.db, &self.http, &self.settings, meta, state, code).await?;
         self.start_session(&tenant, &user, "sso", false, meta).await
     }
 

@@ -31,8 +31,9 @@ pub const OVERLAP: Duration = Duration::from_secs(10);
 const PAGE: u64 = 2_000;
 
 /// How often a feed polls by default: the latency of events on SQLite (PostgreSQL's
-/// `NOTIFY` wakes it at once).
-pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
+/// `NOTIFY` wakes it at once). A poll is one indexed range read, and only a process with
+/// a subscriber polls at all.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
 
 /// Events buffered per subscriber before it counts as lagging.
 pub const CAPACITY: usize = 1024;
