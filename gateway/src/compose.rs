@@ -114,6 +114,9 @@ fn dedupe_line(line: &str) -> Option<String> {
     let rest = line.strip_prefix("directive @")?;
     let open = rest.find('(')?;
     let close = rest.rfind(") on ")?;
+    if close <= open {
+        return None;
+    }
     let arguments = &rest[open + 1..close];
     // Top-level commas only (list types and defaults hold brackets, not commas, here;
     // a nested comma leaves the line unchanged below).

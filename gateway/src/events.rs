@@ -147,7 +147,9 @@ pub struct EntityFetch {
 impl EntityFetch {
     /// The fetch of `source`'s entities for the subscription `primary` plans (its root
     /// field with the client's `variables`); `None` when the plan does not have that
-    /// shape or the argument is not given.
+    /// shape — one root field, with no argument but `source.argument` and no `@skip` or
+    /// `@include` — the argument is not given, or the selection uses a variable named
+    /// `representations`. (The subscription then streams from its subgraph.)
     pub fn plan(
         source: &EventSource,
         primary: &FetchNode,
@@ -157,7 +159,14 @@ impl EntityFetch {
         let [SelectionItem::Field(root)] = document.operation.selection_set.items.as_slice() else {
             return None;
         };
-        let value = match root.arguments.as_ref()?.get_argument(&source.argument)? {
+        let arguments = root.arguments.as_ref()?;
+        if root.skip_if.is_some()
+            || root.include_if.is_some()
+            || arguments.keys().any(|name| *name != source.argument)
+        {
+            return None;
+        }
+        let value = match arguments.get_argument(&source.argument)? {
             PlanValue::Variable(name) => plain(variables.get(name)?)?,
             PlanValue::String(text) => text.clone(),
             PlanValue::Int(number) => number.to_string(),
@@ -169,19 +178,18 @@ impl EntityFetch {
             .iter()
             .map(|fragment| format!("\n{fragment}"))
             .collect();
-        let uses = |name: &str| {
-            let needle = format!("${name}");
-            [selection.as_str(), fragments.as_str()].iter().any(|text| {
-                text.match_indices(&needle).any(|(at, _)| {
-                    !text[at + needle.len()..]
-                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                })
-            })
-        };
+        // The variables the selection (and its fragments) use, from the syntax tree.
+        let mut used = root.selections.variable_usages();
+        for fragment in &document.fragments {
+            used.extend(fragment.selection_set.variable_usages());
+        }
+        if used.contains("representations") {
+            return None;
+        }
         let mut definitions = String::from("$representations:[_Any!]!");
         let mut forwarded = Map::new();
         for definition in document.operation.variable_definitions.iter().flatten() {
-            if uses(&definition.name) {
+            if used.contains(&definition.name) {
                 definitions.push_str(&format!(",{definition}"));
                 if let Some(value) = variables.get(&definition.name) {
                     forwarded.insert(definition.name.clone(), value.clone());
@@ -274,6 +282,10 @@ impl Inbox {
         }
         {
             let mut queue = self.queue.lock();
+            if self.lagged.load(Ordering::Acquire) {
+                // Past a gap nothing more is queued: the stream ends once it is drained.
+                return;
+            }
             if queue.len() >= INBOX {
                 self.lagged.store(true, Ordering::Release);
             } else {
@@ -297,6 +309,8 @@ pub struct EventRouter {
     feed: Arc<EventFeed>,
     routes: Mutex<Routes>,
     started: OnceLock<()>,
+    /// The feed ended (the process is going away): new routes end at once.
+    closed: AtomicBool,
 }
 
 impl EventRouter {
@@ -306,6 +320,7 @@ impl EventRouter {
             feed,
             routes: Mutex::default(),
             started: OnceLock::new(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -331,6 +346,10 @@ impl EventRouter {
             closed: AtomicBool::new(false),
         });
         let mut routes = self.routes.lock();
+        // Under the routes' lock, which the router's close takes too.
+        if self.closed.load(Ordering::Acquire) {
+            inbox.closed.store(true, Ordering::Release);
+        }
         *routes
             .selectors
             .entry(route.subject.clone())
@@ -434,6 +453,10 @@ async fn route_events(
                 router.every_inbox(|inbox| inbox.lagged.store(true, Ordering::Release));
             }
             Err(RecvError::Closed) => {
+                {
+                    let _routes = router.routes.lock();
+                    router.closed.store(true, Ordering::Release);
+                }
                 router.every_inbox(|inbox| inbox.closed.store(true, Ordering::Release));
                 return;
             }
@@ -608,6 +631,8 @@ type Message { id: ID! }
         for _ in 0..=INBOX {
             router.deliver(&mine);
         }
+        // Past the gap nothing more is queued: the stream ends once drained.
+        router.deliver(&mine);
         let mut taken = 0;
         while let Some(Ok(_)) = follows.next().await {
             taken += 1;

@@ -452,11 +452,32 @@ async fn fetch_entity(
         Fetched::Partial(entity, errors) => Ok(Some(answer(entity, errors))),
         Fetched::Errors(errors) => Ok(Some(SubgraphResponse { data: None, errors })),
         Fetched::Missing => {
-            let error = GraphQLError::new(
-                format!("{} not found", following.source.entity.to_lowercase()),
-                "NOT_FOUND",
-            )
-            .with_path(vec![PathSegment::Key(fetch.key.clone())]);
+            let source = &following.source;
+            let mut gone = source.entity.as_str();
+            if source.payload.is_some() {
+                // Routed by another object (a message by its thread): the subject may just
+                // be gone again (deleted) while that object is still visible — nothing to
+                // tell then. The stream ends only when that object is not.
+                match gateway
+                    .entity(started, fetch, fetch.check(&source.check))
+                    .await
+                {
+                    Ok(Fetched::Entity(_) | Fetched::Partial(..)) => return Ok(None),
+                    Ok(Fetched::Errors(errors)) => {
+                        return Ok(Some(SubgraphResponse { data: None, errors }));
+                    }
+                    Err(failed) => {
+                        return Ok(Some(SubgraphResponse {
+                            data: None,
+                            errors: failed.errors,
+                        }));
+                    }
+                    Ok(Fetched::Missing) => gone = source.check.as_str(),
+                }
+            }
+            let error =
+                GraphQLError::new(format!("{} not found", gone.to_lowercase()), "NOT_FOUND")
+                    .with_path(vec![PathSegment::Key(fetch.key.clone())]);
             Err(started.respond(serde_json::Value::Null, vec![error]))
         }
     }
