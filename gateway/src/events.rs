@@ -134,6 +134,10 @@ fn named_type(ty: &Type) -> &str {
 pub struct EntityFetch {
     /// The subgraph.
     pub service: String,
+    /// The entity type each event yields (the field's type).
+    pub entity: String,
+    /// The entity type checked when the subscription opens, keyed by the argument.
+    pub check: String,
     /// The root field's response key in the subgraph's answer.
     pub key: String,
     /// `_entities` with the root field's selection on the entity type.
@@ -198,6 +202,8 @@ impl EntityFetch {
         }
         Some(Self {
             service: primary.service_name.clone(),
+            entity: source.entity.clone(),
+            check: source.check.clone(),
             key: root.alias.clone().unwrap_or_else(|| root.name.clone()),
             query: format!(
                 "query({definitions}){{_entities(representations:$representations){{...on {}{selection}}}}}{fragments}",
@@ -208,12 +214,12 @@ impl EntityFetch {
         })
     }
 
-    /// The request for the entity `typename` keyed by `id`.
-    pub fn request(&self, typename: &str, id: &str) -> crate::subgraph::SubgraphRequest {
+    /// The request for the entity keyed by `id` (an event's subject).
+    pub fn request(&self, id: &str) -> crate::subgraph::SubgraphRequest {
         let mut variables = self.variables.clone();
         variables.insert(
             "representations".into(),
-            json!([{ "__typename": typename, "id": id }]),
+            json!([{ "__typename": self.entity, "id": id }]),
         );
         crate::subgraph::SubgraphRequest {
             query: self.query.clone(),
@@ -221,13 +227,13 @@ impl EntityFetch {
         }
     }
 
-    /// The check when the field opens: whether the entity `typename` keyed by the
+    /// The check when the field opens: whether the entity of type `check` keyed by the
     /// argument is visible.
-    pub fn check(&self, typename: &str) -> crate::subgraph::SubgraphRequest {
+    pub fn check(&self) -> crate::subgraph::SubgraphRequest {
         let mut variables = Map::new();
         variables.insert(
             "representations".into(),
-            json!([{ "__typename": typename, "id": self.value }]),
+            json!([{ "__typename": self.check, "id": self.value }]),
         );
         crate::subgraph::SubgraphRequest {
             query: "query($representations:[_Any!]!){_entities(representations:$representations){__typename}}".into(),
@@ -407,8 +413,13 @@ impl EventRouter {
         }
     }
 
-    fn every_inbox(&self, mark: impl Fn(&Inbox)) {
-        for inbox in self.routes.lock().inboxes.values().flatten() {
+    /// Marks every inbox with `mark` (and the router as closed, with `close`).
+    fn every_inbox(&self, mark: impl Fn(&Inbox), close: bool) {
+        let routes = self.routes.lock();
+        if close {
+            self.closed.store(true, Ordering::Release);
+        }
+        for inbox in routes.inboxes.values().flatten() {
             mark(inbox);
             inbox.waker.wake();
         }
@@ -450,14 +461,11 @@ async fn route_events(
             Err(RecvError::Lagged(missed)) => {
                 // Some subscriber may have missed one: every stream ends, clients refetch.
                 tracing::warn!(missed, "the event router fell behind the feed");
-                router.every_inbox(|inbox| inbox.lagged.store(true, Ordering::Release));
+                router.every_inbox(|inbox| inbox.lagged.store(true, Ordering::Release), false);
             }
             Err(RecvError::Closed) => {
-                {
-                    let _routes = router.routes.lock();
-                    router.closed.store(true, Ordering::Release);
-                }
-                router.every_inbox(|inbox| inbox.closed.store(true, Ordering::Release));
+                // Under the routes' lock: a route opened meanwhile is closed by `follow`.
+                router.every_inbox(|inbox| inbox.closed.store(true, Ordering::Release), true);
                 return;
             }
         }
@@ -465,7 +473,8 @@ async fn route_events(
 }
 
 /// One subscription's events: each matching event, then `Err(Lagged)` once events were
-/// dropped for it (after those that arrived before); ends when the feed does. Leaves its route when dropped.
+/// dropped for it (after those that arrived before); ends when the feed does. Leaves its
+/// route when dropped.
 pub struct Events {
     router: Arc<EventRouter>,
     route: Route,

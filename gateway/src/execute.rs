@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaIndex;
 use crate::subgraph::{
-    Caller, SubgraphClients, SubgraphError, SubgraphRequest, SubgraphResponse, SubgraphSettings,
+    Caller, SubgraphClients, SubgraphRequest, SubgraphResponse, SubgraphSettings,
 };
 
 /// Everything one plan execution needs.
@@ -470,32 +470,14 @@ impl<'a> Execution<'a> {
     }
 
     async fn call(&self, service: &str, request: SubgraphRequest) -> Option<SubgraphResponse> {
-        let Some(client) = self.clients.get(service) else {
-            self.errors.lock().push(
-                GraphQLError::new(
-                    format!("subgraph `{service}` is not configured"),
-                    "SUBGRAPH_UNAVAILABLE",
-                )
-                .with_extension("serviceName", Value::String(service.to_owned())),
-            );
-            return None;
-        };
-        let timeout = self.settings.timeout_for(service);
-        let outcome = tokio::time::timeout(timeout, client.execute(request, self.caller))
-            .await
-            .unwrap_or(Err(SubgraphError::Timeout));
-        match outcome {
-            Ok(response) => Some(response),
-            Err(err) => {
-                tracing::warn!(service, error = ?err, "subgraph request failed");
-                let code = err.code();
-                self.errors.lock().push(
-                    GraphQLError::new(format!("subgraph `{service}` failed: {err}"), code)
-                        .with_extension("serviceName", Value::String(service.to_owned())),
-                );
-                None
-            }
-        }
+        let caller = self.caller;
+        let called = self
+            .settings
+            .call(self.clients, service, |client| {
+                client.execute(request, caller)
+            })
+            .await;
+        called.map_err(|error| self.errors.lock().push(error)).ok()
     }
 
     fn subgraph_error(

@@ -156,6 +156,33 @@ impl SubgraphSettings {
         self.timeouts.get(service).copied().unwrap_or(self.timeout)
     }
 
+    /// Calls the subgraph `service` of `clients` with `call`, within its timeout: the
+    /// answer, or the error a client sees (`SUBGRAPH_UNAVAILABLE` when it is not
+    /// configured, else the failure's code), naming the subgraph.
+    pub async fn call<'a, T>(
+        &self,
+        clients: &'a SubgraphClients,
+        service: &str,
+        call: impl FnOnce(&'a Arc<dyn SubgraphClient>) -> BoxFuture<'a, Result<T, SubgraphError>>,
+    ) -> Result<T, GraphQLError> {
+        let failed = |message: String, code: &str| {
+            GraphQLError::new(message, code).with_extension("serviceName", Value::from(service))
+        };
+        let Some(client) = clients.get(service) else {
+            return Err(failed(
+                format!("subgraph `{service}` is not configured"),
+                "SUBGRAPH_UNAVAILABLE",
+            ));
+        };
+        tokio::time::timeout(self.timeout_for(service), call(client))
+            .await
+            .unwrap_or(Err(SubgraphError::Timeout))
+            .map_err(|err| {
+                tracing::warn!(service, error = ?err, "subgraph request failed");
+                failed(format!("subgraph `{service}` failed: {err}"), err.code())
+            })
+    }
+
     /// `error` as clients may see it.
     pub fn exposed(&self, mut error: GraphQLError, service: &str) -> GraphQLError {
         let deliberate = error

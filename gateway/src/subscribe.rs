@@ -211,27 +211,25 @@ impl Gateway {
         source: Arc<EventSource>,
         fetch: EntityFetch,
     ) -> Result<Result<EventDriven, SubgraphResponse>, Response> {
-        let not_found = |fetch: &EntityFetch, what: &str| SubgraphResponse {
+        let refused = |error| SubgraphResponse {
             data: None,
-            errors: vec![
-                GraphQLError::new(format!("{} not found", what.to_lowercase()), "NOT_FOUND")
-                    .with_path(vec![PathSegment::Key(fetch.key.clone())]),
-            ],
+            errors: vec![error],
         };
         let Some(tenant) = started.caller.actor.tenant_id else {
-            return Ok(Err(not_found(&fetch, &source.check)));
+            return Ok(Err(refused(not_found(&fetch, &fetch.check))));
         };
         let events = router.follow(tenant, &source, &fetch.value);
         let checked = self
-            .entity(started, &fetch, fetch.check(&source.check))
-            .await?;
+            .entity(started, &fetch, fetch.check())
+            .await
+            .map_err(Response::request_error)?;
         Ok(match checked {
             Fetched::Entity(_) | Fetched::Partial(..) => Ok(EventDriven {
                 events,
                 source,
                 fetch,
             }),
-            Fetched::Missing => Err(not_found(&fetch, &source.check)),
+            Fetched::Missing => Err(refused(not_found(&fetch, &fetch.check))),
             Fetched::Errors(errors) => Err(SubgraphResponse { data: None, errors }),
         })
     }
@@ -242,38 +240,14 @@ impl Gateway {
         started: &Started<'_>,
         fetch: &EntityFetch,
         request: SubgraphRequest,
-    ) -> Result<Fetched, Response> {
-        let service = fetch.service.as_str();
-        let failed = |code: &str, message: String| {
-            Response::request_error(
-                GraphQLError::new(message, code)
-                    .with_extension("serviceName", serde_json::json!(service)),
-            )
-        };
-        let Some(client) = started.served.clients.get(service) else {
-            return Err(failed(
-                "SUBGRAPH_UNAVAILABLE",
-                format!("subgraph `{service}` is not configured"),
-            ));
-        };
-        let timeout = self.subgraph_settings().timeout_for(service);
-        let response =
-            match tokio::time::timeout(timeout, client.execute(request, &started.caller)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(err)) => {
-                    tracing::warn!(service, error = ?err, "an event's entity fetch failed");
-                    return Err(failed(
-                        err.code(),
-                        format!("subgraph `{service}` failed: {err}"),
-                    ));
-                }
-                Err(_) => {
-                    return Err(failed(
-                        "SUBGRAPH_TIMEOUT",
-                        format!("subgraph `{service}` did not answer in time"),
-                    ));
-                }
-            };
+    ) -> Result<Fetched, GraphQLError> {
+        let caller = started.caller.as_ref();
+        let response = self
+            .subgraph_settings()
+            .call(&started.served.clients, &fetch.service, |client| {
+                client.execute(request, caller)
+            })
+            .await?;
         let entity = response
             .data
             .as_ref()
@@ -306,35 +280,14 @@ impl Gateway {
         started: &Started<'_>,
         primary: &FetchNode,
     ) -> Result<SubgraphStream, Response> {
-        let service = primary.service_name.as_str();
-        let failed = |code: &str, message: String| {
-            Response::request_error(
-                GraphQLError::new(message, code)
-                    .with_extension("serviceName", serde_json::json!(service)),
-            )
-        };
-        let Some(client) = started.served.clients.get(service) else {
-            return Err(failed(
-                "SUBGRAPH_UNAVAILABLE",
-                format!("subgraph `{service}` is not configured"),
-            ));
-        };
         let request = root_request(primary, &started.variables);
-        let timeout = self.subgraph_settings().timeout_for(service);
-        match tokio::time::timeout(timeout, client.subscribe(request, &started.caller)).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(err)) => {
-                tracing::warn!(service, error = ?err, "opening a subgraph subscription failed");
-                Err(failed(
-                    err.code(),
-                    format!("subgraph `{service}` failed: {err}"),
-                ))
-            }
-            Err(_) => Err(failed(
-                "SUBGRAPH_TIMEOUT",
-                format!("subgraph `{service}` did not open the subscription in time"),
-            )),
-        }
+        let caller = started.caller.as_ref();
+        self.subgraph_settings()
+            .call(&started.served.clients, &primary.service_name, |client| {
+                client.subscribe(request, caller)
+            })
+            .await
+            .map_err(Response::request_error)
     }
 }
 
@@ -432,55 +385,43 @@ async fn fetch_entity(
         return Ok(None);
     };
     let fetch = &following.fetch;
-    let request = fetch.request(&following.source.entity, &subject.to_string());
-    let fetched = match gateway.entity(started, fetch, request).await {
-        Ok(fetched) => fetched,
-        // A failed fetch fails this event; the stream goes on.
-        Err(failed) => {
-            return Ok(Some(SubgraphResponse {
-                data: None,
-                errors: failed.errors,
-            }));
-        }
+    // A failed fetch fails this event; the stream goes on.
+    let fetch_as_caller = |request| async move {
+        gateway
+            .entity(started, fetch, request)
+            .await
+            .unwrap_or_else(|error| Fetched::Errors(vec![error]))
     };
     let answer = |entity: serde_json::Value, errors| SubgraphResponse {
         data: Some(serde_json::json!({ fetch.key.clone(): entity })),
         errors,
     };
-    match fetched {
-        Fetched::Entity(entity) => Ok(Some(answer(entity, Vec::new()))),
-        Fetched::Partial(entity, errors) => Ok(Some(answer(entity, errors))),
-        Fetched::Errors(errors) => Ok(Some(SubgraphResponse { data: None, errors })),
-        Fetched::Missing => {
-            let source = &following.source;
-            let mut gone = source.entity.as_str();
-            if source.payload.is_some() {
-                // Routed by another object (a message by its thread): the subject may just
-                // be gone again (deleted) while that object is still visible — nothing to
-                // tell then. The stream ends only when that object is not.
-                match gateway
-                    .entity(started, fetch, fetch.check(&source.check))
-                    .await
-                {
-                    Ok(Fetched::Entity(_) | Fetched::Partial(..)) => return Ok(None),
-                    Ok(Fetched::Errors(errors)) => {
-                        return Ok(Some(SubgraphResponse { data: None, errors }));
-                    }
-                    Err(failed) => {
-                        return Ok(Some(SubgraphResponse {
-                            data: None,
-                            errors: failed.errors,
-                        }));
-                    }
-                    Ok(Fetched::Missing) => gone = source.check.as_str(),
+    let mut gone = &fetch.entity;
+    match fetch_as_caller(fetch.request(&subject.to_string())).await {
+        Fetched::Entity(entity) => return Ok(Some(answer(entity, Vec::new()))),
+        Fetched::Partial(entity, errors) => return Ok(Some(answer(entity, errors))),
+        Fetched::Errors(errors) => return Ok(Some(SubgraphResponse { data: None, errors })),
+        Fetched::Missing if following.source.payload.is_some() => {
+            // Routed by another object (a message by its thread): the subject may just be
+            // gone again (deleted) while that object is still visible — nothing to tell
+            // then. The stream ends only when that object is not.
+            match fetch_as_caller(fetch.check()).await {
+                Fetched::Entity(_) | Fetched::Partial(..) => return Ok(None),
+                Fetched::Errors(errors) => {
+                    return Ok(Some(SubgraphResponse { data: None, errors }));
                 }
+                Fetched::Missing => gone = &fetch.check,
             }
-            let error =
-                GraphQLError::new(format!("{} not found", gone.to_lowercase()), "NOT_FOUND")
-                    .with_path(vec![PathSegment::Key(fetch.key.clone())]);
-            Err(started.respond(serde_json::Value::Null, vec![error]))
         }
+        Fetched::Missing => {}
     }
+    Err(started.respond(serde_json::Value::Null, vec![not_found(fetch, gone)]))
+}
+
+/// `NOT_FOUND` for the entity type `what` of an event-driven subscription.
+fn not_found(fetch: &EntityFetch, what: &str) -> GraphQLError {
+    GraphQLError::new(format!("{} not found", what.to_lowercase()), "NOT_FOUND")
+        .with_path(vec![PathSegment::Key(fetch.key.clone())])
 }
 
 impl Following {

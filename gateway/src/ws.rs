@@ -164,7 +164,8 @@ impl Connection {
             }
             let _ = sink.close().await;
         });
-        let mut own = out.clone();
+        // The connection's own sender (each operation gets a clone of `self.out`).
+        let mut own = out;
         let ended = self.run(&mut source, &mut own).await;
         for (_, task) in self.active.drain() {
             task.abort();
@@ -172,7 +173,7 @@ impl Connection {
         if let Some(Close(code, reason)) = ended {
             let _ = own.send(close(code, &reason)).await;
         }
-        drop((out, own));
+        drop(own);
         self.out = None;
         let _ = writer.await;
     }
