@@ -8,11 +8,9 @@
 //! were missed, so the client must resubscribe and refetch rather than trust a gap), or
 //! the row rule's `NOT_FOUND` when the object is no longer visible.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use async_graphql::Context;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -168,50 +166,6 @@ where
     until_error(items)
 }
 
-/// Reloads shared by every subscriber of one event: the first subscriber's load runs,
-/// the others wait for its result (one query per event, not one per subscriber; each
-/// subscriber still applies its own row rule to what was loaded). Entries are kept for
-/// [`PerEvent::KEEP`].
-pub struct PerEvent<V> {
-    entries: parking_lot::Mutex<HashMap<Uuid, Shared<V>>>,
-}
-
-/// One event's shared load: when it was first asked for, and its (single-flight) value.
-type Shared<V> = (Instant, Arc<tokio::sync::OnceCell<V>>);
-
-impl<V> Default for PerEvent<V> {
-    fn default() -> Self {
-        Self {
-            entries: Default::default(),
-        }
-    }
-}
-
-impl<V: Clone> PerEvent<V> {
-    /// How long a shared load is kept (subscribers of one event read it within moments).
-    pub const KEEP: Duration = Duration::from_secs(10);
-
-    /// The value loaded for `event`, loading it with `load` if nobody has.
-    pub async fn get_or_load<F, Fut>(&self, event: Uuid, load: F) -> V
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = V>,
-    {
-        let cell = {
-            let mut entries = self.entries.lock();
-            if entries.len() > 256 {
-                entries.retain(|_, (at, _)| at.elapsed() < Self::KEEP);
-            }
-            entries
-                .entry(event)
-                .or_insert_with(|| (Instant::now(), Arc::default()))
-                .1
-                .clone()
-        };
-        cell.get_or_init(load).await.clone()
-    }
-}
-
 /// `stream` up to and including its first error (ending at once, without waiting for
 /// another item of `stream`).
 pub fn until_error<T: Send + 'static>(
@@ -229,31 +183,6 @@ pub fn until_error<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn subscribers_of_one_event_share_one_load() {
-        let shared = Arc::new(PerEvent::<u32>::default());
-        let loads = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let event = Uuid::now_v7();
-        let waiting = (0..50).map(|_| {
-            let (shared, loads) = (shared.clone(), loads.clone());
-            tokio::spawn(async move {
-                shared
-                    .get_or_load(event, || async move {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        loads.fetch_add(1, Ordering::SeqCst) + 1
-                    })
-                    .await
-            })
-        });
-        for value in futures::future::join_all(waiting).await {
-            assert_eq!(value.ok(), Some(1));
-        }
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-        // Another event loads anew.
-        let other = shared.get_or_load(Uuid::now_v7(), || async { 7 }).await;
-        assert_eq!(other, 7);
-    }
 
     #[tokio::test]
     async fn streams_end_after_their_first_error() {

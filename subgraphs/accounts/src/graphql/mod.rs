@@ -54,7 +54,6 @@ pub fn build_schema(
         .data(batch_loader::<MembersOfAccounts>(&db))
         .data(references)
         .data(feed)
-        .data(Arc::new(subscriptions::AccountLoads::default()))
         .data(db)
         .finish()
 }

@@ -2,8 +2,6 @@
 //! caller who loses sight of the account (removed as a member) gets `NOT_FOUND` and the
 //! stream ends.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -11,10 +9,11 @@ use uuid::Uuid;
 use portal_entities::accounts::account;
 use portal_kit::context::{db, tenant as tenant_of};
 use portal_kit::directives::events as event_source;
-use portal_kit::subscription::{PerEvent, Updates, events, follow};
+use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{ApiError, ApiResult, input};
 
 use super::types::{Account, load_visible, viewer};
+use crate::domain::Viewer;
 use crate::store;
 
 /// Accounts subscriptions.
@@ -39,23 +38,15 @@ impl Subscription {
         }
         let db = db(ctx)?.clone();
         let viewer = viewer(ctx);
-        let shared = ctx
-            .data::<Arc<AccountLoads>>()
-            .map_err(|_| ApiError::internal("account loads missing from schema data"))?
-            .clone();
         Ok(follow(
             subscribed,
             tenant,
             move |event| event.subject_type == "account" && event.subject_id == Some(id),
-            move |event| {
-                let (db, shared) = (db.clone(), shared.clone());
+            move |_event| {
+                let db = db.clone();
                 async move {
-                    // One load per event for all its subscribers; the rule per subscriber.
-                    let loaded = shared
-                        .get_or_load(event.id, || load_now(&db, tenant, id))
-                        .await?;
-                    match loaded.filter(|(row, members)| viewer.sees(row.owner_id, members)) {
-                        Some((row, _)) => Ok(Some(Account::from(row))),
+                    match visible_now(&db, tenant, viewer, id).await? {
+                        Some(row) => Ok(Some(Account::from(row))),
                         None => Err(ApiError::NotFound("account")),
                     }
                 }
@@ -64,24 +55,27 @@ impl Subscription {
     }
 }
 
-/// Loads of an account as it is after an event, shared by the event's subscribers.
-pub type AccountLoads = PerEvent<ApiResult<Option<(account::Model, Vec<Uuid>)>>>;
-
-/// The account `id` as stored now, with its members (outside a request: no DataLoader to
-/// batch through).
-async fn load_now(
+/// The account `id` as stored now, if `viewer` may see it (outside a request: no
+/// DataLoader to batch through).
+async fn visible_now(
     db: &DatabaseConnection,
     tenant: Uuid,
+    viewer: Viewer,
     id: Uuid,
-) -> ApiResult<Option<(account::Model, Vec<Uuid>)>> {
+) -> ApiResult<Option<account::Model>> {
     let row = match store::account(db, tenant, id).await {
         Ok(row) => row,
         Err(ApiError::NotFound(_)) => return Ok(None),
         Err(err) => return Err(err),
     };
-    let members = store::members_of_accounts(db, tenant, [id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    Ok(Some((row, members)))
+    let members = match viewer {
+        Viewer::Member(user) if row.owner_id != user => {
+            store::members_of_accounts(db, tenant, [id])
+                .await?
+                .remove(&id)
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    Ok(viewer.sees(row.owner_id, &members).then_some(row))
 }
