@@ -39,7 +39,7 @@ pub async fn prepare(url: &str, accounts: usize) -> anyhow::Result<Demo> {
         owners.push(id);
     }
     for i in 0..accounts {
-        account::ActiveModel {
+        let created = account::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(seed.tenant_id),
             owner_id: Set(owners[i % owners.len()]),
@@ -53,6 +53,9 @@ pub async fn prepare(url: &str, accounts: usize) -> anyhow::Result<Demo> {
         }
         .insert(&db)
         .await?;
+        if let Some(opening) = portal_accounts::store::ledger::opening_balance_entry(&created) {
+            opening.insert(&db).await?;
+        }
     }
     db.close().await?;
     Ok(Demo {

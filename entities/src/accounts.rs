@@ -2,3 +2,6 @@
 
 pub mod account;
 pub mod account_member;
+pub mod invoice;
+pub mod ledger_entry;
+pub mod payment;

@@ -29,6 +29,8 @@ mod m0020_jobs;
 mod m0021_time_zones;
 mod m0022_policy_rules_0_2;
 mod m0023_policy_rules_subscriptions;
+mod m0024_ledger;
+mod m0025_policy_rules_ledger;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -63,6 +65,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_time_zones::Migration),
             Box::new(m0022_policy_rules_0_2::Migration),
             Box::new(m0023_policy_rules_subscriptions::Migration),
+            Box::new(m0024_ledger::Migration),
+            Box::new(m0025_policy_rules_ledger::Migration),
         ]
     }
 }

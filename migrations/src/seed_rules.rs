@@ -8,6 +8,18 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
 /// database lacks, and moves the policy revision when it added any. A database not seeded
 /// yet gets them from `policies/*.csv` on first start: nothing to do.
 pub async fn add(manager: &SchemaManager<'_>, rules: &[(&str, &str, &str)]) -> Result<(), DbErr> {
+    let allows: Vec<_> = rules
+        .iter()
+        .map(|(role, object, action)| (*role, *object, *action, "allow"))
+        .collect();
+    add_with_effect(manager, &allows).await
+}
+
+/// [`add`] for rules with an effect (`(role, object, action, "allow" | "deny")`).
+pub async fn add_with_effect(
+    manager: &SchemaManager<'_>,
+    rules: &[(&str, &str, &str, &str)],
+) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
     let count = |sql: String, values: Vec<Value>| {
@@ -30,16 +42,22 @@ pub async fn add(manager: &SchemaManager<'_>, rules: &[(&str, &str, &str)]) -> R
         _ => "?".to_owned(),
     };
     let mut added = 0;
-    for (role, object, action) in rules {
+    for (role, object, action, effect) in rules {
         let exists = count(
             format!(
                 "SELECT COUNT(*) FROM casbin_rule WHERE ptype = 'p' AND v0 = {} AND v1 = '*' \
-                 AND v2 = {} AND v3 = {}",
+                 AND v2 = {} AND v3 = {} AND v4 = {}",
                 placeholder(1),
                 placeholder(2),
-                placeholder(3)
+                placeholder(3),
+                placeholder(4)
             ),
-            vec![(*role).into(), (*object).into(), (*action).into()],
+            vec![
+                (*role).into(),
+                (*object).into(),
+                (*action).into(),
+                (*effect).into(),
+            ],
         )
         .await?;
         if exists > 0 {
@@ -55,7 +73,7 @@ pub async fn add(manager: &SchemaManager<'_>, rules: &[(&str, &str, &str)]) -> R
                 "*".into(),
                 (*object).into(),
                 (*action).into(),
-                "allow".into(),
+                (*effect).into(),
                 "".into(),
             ])
             .to_owned();

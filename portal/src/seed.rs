@@ -424,7 +424,7 @@ async fn create_account(
     balance_e4: i64,
 ) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
-    account::ActiveModel {
+    let created = account::ActiveModel {
         id: Set(id),
         tenant_id: Set(tenant_id),
         owner_id: Set(owner),
@@ -438,6 +438,9 @@ async fn create_account(
     }
     .insert(txn)
     .await?;
+    if let Some(opening) = portal_accounts::store::ledger::opening_balance_entry(&created) {
+        opening.insert(txn).await?;
+    }
     Ok(id)
 }
 

@@ -1,5 +1,6 @@
-//! The accounts subgraph: customer accounts with exact-decimal balances, and the
-//! `User.accounts` field it contributes to the identity-owned `User` entity.
+//! The accounts subgraph: customer accounts, their ledgers (entries, invoices, payments;
+//! the balance is the ledger's running total), and the `User.accounts` field it
+//! contributes to the identity-owned `User` entity.
 //!
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped).

@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
+pub mod sorted;
+
 /// Page size when the client does not ask for one.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// Largest page a client may ask for.
@@ -234,6 +236,26 @@ macro_rules! connection {
             pub edges: Vec<$edge>,
             /// Pagination facts.
             pub page_info: $crate::pagination::PageInfo,
+        }
+
+        impl $connection {
+            /// A connection of rows that carry their own cursors (sorted lists, see
+            /// [`$crate::pagination::sorted`]).
+            pub fn with_cursors(page: $crate::pagination::Page<(String, $node)>) -> Self {
+                let edges: Vec<$edge> = page
+                    .items
+                    .into_iter()
+                    .map(|(cursor, node)| $edge { cursor, node })
+                    .collect();
+                let end_cursor = edges.last().map(|edge| edge.cursor.clone());
+                Self {
+                    edges,
+                    page_info: $crate::pagination::PageInfo {
+                        has_next_page: page.has_next_page,
+                        end_cursor,
+                    },
+                }
+            }
         }
 
         impl From<$crate::pagination::Page<$node>> for $connection {

@@ -7,13 +7,13 @@
 //! [`SHARED_SCALARS`] with `ignore_name_conflicts`.
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, ApiResult};
 
 /// Scalar names both an output type and an argument type of this module carry.
-pub const SHARED_SCALARS: [&str; 2] = ["Decimal", "DateTime"];
+pub const SHARED_SCALARS: [&str; 3] = ["Decimal", "DateTime", "Date"];
 
 /// A `Decimal` argument, unparsed (see [`DecimalArg::parse`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +97,59 @@ impl From<&str> for DateTimeArg {
     }
 }
 
+/// A calendar date without a time zone, `YYYY-MM-DD` (ISO 8601), as returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub NaiveDate);
+
+/// A calendar date, `YYYY-MM-DD` (ISO 8601).
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(Self)
+                .map_err(|_| InputValueError::custom("must be a date, e.g. 2026-01-31")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// A `Date` argument, unparsed (see [`DateArg::parse`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DateArg(String);
+
+#[Scalar(name = "Date")]
+impl ScalarType for DateArg {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match value {
+            Value::String(text) => Ok(Self(text)),
+            other => Err(InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
+
+impl DateArg {
+    /// The date, or `BAD_USER_INPUT` naming `field` (not `YYYY-MM-DD`).
+    pub fn parse(&self, field: &'static str) -> ApiResult<NaiveDate> {
+        NaiveDate::parse_from_str(self.0.trim(), "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid(field, "must be a date, e.g. 2026-01-31"))
+    }
+}
+
+impl From<&str> for DateArg {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +182,17 @@ mod tests {
         );
         let err = DateTimeArg::from("yesterday").parse("filter.from").err();
         assert_eq!(err.map(field_of), Some("filter.from"));
+    }
+
+    #[test]
+    fn dates_must_be_iso_calendar_dates() {
+        assert_eq!(
+            DateArg::from("2026-02-28").parse("d").ok(),
+            NaiveDate::from_ymd_opt(2026, 2, 28)
+        );
+        for bad in ["2026-02-30", "28.02.2026", "2026-02-28T00:00:00Z"] {
+            let err = DateArg::from(bad).parse("input.dueDate").err();
+            assert_eq!(err.map(field_of), Some("input.dueDate"), "{bad}");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod event_feed;
 mod federation;
 mod isolation;
 mod jobs;
+mod ledger;
 mod limits;
 mod mail;
 mod mfa;

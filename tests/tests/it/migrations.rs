@@ -63,14 +63,17 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     };
     assert!(grants().await? > 0);
     // What a 0.1.0 database looks like: seeded, without this release's rules (added by
-    // the last two migrations).
-    Migrator::down(&db, Some(2)).await?;
+    // the rule migrations among the last four: m0022, m0023, m0025).
+    Migrator::down(&db, Some(4)).await?;
     casbin_rule::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
                 .add(casbin_rule::Column::V2.starts_with("grant:"))
                 .add(casbin_rule::Column::V2.starts_with("Job"))
                 .add(casbin_rule::Column::V2.starts_with("Subscription."))
+                .add(casbin_rule::Column::V2.starts_with("LedgerEntry"))
+                .add(casbin_rule::Column::V2.starts_with("Invoice"))
+                .add(casbin_rule::Column::V2.starts_with("Payment"))
                 .add(casbin_rule::Column::V2.is_in([
                     "User.timeZone",
                     "Tenant.timeZone",
@@ -82,6 +85,14 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                     "Query.job",
                     "Mutation.retryJob",
                     "Mutation.cancelJob",
+                    "Query.invoice",
+                    "Mutation.postLedgerEntry",
+                    "Mutation.issueInvoice",
+                    "Mutation.voidInvoice",
+                    "Mutation.recordPayment",
+                    "Account.ledgerEntries",
+                    "Account.invoices",
+                    "Account.payments",
                 ])),
         )
         .exec(&db)
@@ -92,9 +103,44 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     assert!(portal::policies::revision(&db).await? > before);
     // Applying them to an up-to-date store adds nothing twice.
-    Migrator::down(&db, Some(2)).await?;
+    Migrator::down(&db, Some(4)).await?;
     Migrator::up(&db, None).await?;
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn accounts_opened_before_the_ledger_get_their_opening_balance_entry() -> anyhow::Result<()> {
+    use portal_entities::accounts::{account, ledger_entry};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    portal::seed::seed(&db).await?;
+    // Back to the schema before the ledger (its tables dropped), then up again.
+    Migrator::down(&db, Some(2)).await?;
+    Migrator::up(&db, None).await?;
+    let accounts = account::Entity::find().all(&db).await?;
+    assert!(accounts.iter().any(|a| a.balance_e4 == 0));
+    for row in accounts {
+        let entries = ledger_entry::Entity::find()
+            .filter(ledger_entry::Column::AccountId.eq(row.id))
+            .all(&db)
+            .await?;
+        if row.balance_e4 == 0 {
+            assert!(entries.is_empty(), "{}", row.number);
+            continue;
+        }
+        assert_eq!(entries.len(), 1, "{}", row.number);
+        let opening = &entries[0];
+        assert_eq!(opening.amount_e4, row.balance_e4);
+        assert_eq!(opening.balance_after_e4, row.balance_e4);
+        assert_eq!(opening.kind, "ADJUSTMENT");
+        assert_eq!(opening.reference.as_deref(), Some("opening-balance"));
+        assert_eq!(opening.tenant_id, row.tenant_id);
+        assert_eq!(opening.currency, row.currency);
+    }
     db.close().await?;
     test_db.cleanup().await;
     Ok(())

@@ -175,9 +175,16 @@ async fn references_to_other_subgraphs_must_exist_in_the_callers_tenant_and_be_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_gone_behind_the_api_reads_as_null_with_a_not_found_error() -> anyhow::Result<()>
 {
-    use portal_entities::accounts::account;
+    use portal_entities::accounts::{account, ledger_entry};
+    use sea_orm::{ColumnTrait, QueryFilter};
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let payroll: uuid::Uuid = portal.account_id("ACME-0003").await?.parse()?;
+    // Gone behind the API's back, ledger and all (the ledger's foreign key keeps an
+    // account with entries from being deleted on its own).
+    ledger_entry::Entity::delete_many()
+        .filter(ledger_entry::Column::AccountId.eq(payroll))
+        .exec(&portal.db)
+        .await?;
     account::Entity::delete_by_id(payroll)
         .exec(&portal.db)
         .await?;

@@ -5,12 +5,13 @@
 //! caller sees an account it owns or is a member of, or — with the `Account.all` grant the
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
+mod ledger;
 mod subscriptions;
 mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, Schema};
+use async_graphql::{Context, ID, InputObject, MergedObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -27,6 +28,7 @@ use portal_kit::{ApiError, ApiResult};
 use crate::domain::{self, AccountStatus};
 use crate::store;
 
+pub use ledger::{Invoice, InvoicesById, LedgerEntry, LedgerMutation, Payment, PaymentsOfInvoices};
 pub use subscriptions::Subscription;
 pub use types::{
     Account, AccountConnection, AccountEdge, AccountStatusGql, AccountsById, AccountsByOwner,
@@ -45,13 +47,16 @@ pub fn build_schema(
     references: References,
     feed: Arc<EventFeed>,
 ) -> AccountsSchema {
-    Schema::build_with_ignore_name_conflicts(Query, Mutation, Subscription, SHARED_SCALARS)
+    let mutation = Mutation(AccountMutation, LedgerMutation);
+    Schema::build_with_ignore_name_conflicts(Query, mutation, Subscription, SHARED_SCALARS)
         .enable_federation()
         .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<AccountsById>(&db))
         .data(batch_loader::<AccountsByOwner>(&db))
         .data(batch_loader::<MembersOfAccounts>(&db))
+        .data(batch_loader::<InvoicesById>(&db))
+        .data(batch_loader::<PaymentsOfInvoices>(&db))
         .data(references)
         .data(feed)
         .data(db)
@@ -80,6 +85,11 @@ impl Query {
         let page = PageRequest::parse(first, after.as_deref())?;
         let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, viewer(ctx), page).await?;
         Ok(rows.map(Account::from).into())
+    }
+
+    /// One invoice of an account the caller may see, or null.
+    async fn invoice(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Invoice>> {
+        ledger::invoice(ctx, &id).await
     }
 
     /// Federation entity resolver for `Account`: null outside the caller's tenant and for
@@ -123,12 +133,16 @@ pub struct UpdateAccountInput {
     pub status: Option<AccountStatusGql>,
 }
 
-/// Accounts mutations. Each validates all input before writing anything and records an
+/// Accounts mutations: the accounts' own and the ledger's.
+#[derive(MergedObject)]
+pub struct Mutation(AccountMutation, LedgerMutation);
+
+/// Account mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
-pub struct Mutation;
+pub struct AccountMutation;
 
 #[Object]
-impl Mutation {
+impl AccountMutation {
     /// Opens an account in the caller's tenant.
     async fn create_account(
         &self,

@@ -14,6 +14,10 @@ use portal_kit::loader::{load, load_many, load_page};
 use portal_kit::pagination::{Node, PageRequest, visible_page};
 use portal_kit::policy::ACCOUNTS_ALL;
 
+use super::ledger::{
+    self, InvoiceConnection, InvoiceFilter, InvoiceOrder, LedgerEntryConnection, LedgerEntryFilter,
+    LedgerEntryOrder, PaymentConnection, PaymentFilter, PaymentOrder,
+};
 use crate::domain::{self, AccountStatus, Viewer};
 use crate::store;
 
@@ -63,8 +67,9 @@ pub struct Account {
     pub status: AccountStatusGql,
     /// ISO 4217 currency code.
     pub currency: String,
-    /// Current balance, exact to four decimal places. Nullable: roles without business
-    /// reading balances get `null` (with a `FORBIDDEN` error) instead of losing the account.
+    /// Current balance, exact to four decimal places: the sum of the account's ledger
+    /// entries (never edited directly). Nullable: roles without business reading
+    /// balances get `null` (with a `FORBIDDEN` error) instead of losing the account.
     pub balance: Option<Decimal>,
     /// When the account was opened.
     pub created_at: DateTime<Utc>,
@@ -104,6 +109,46 @@ impl Account {
     /// The user who owns the account (resolved by the identity subgraph).
     async fn owner(&self) -> User {
         User::stub(self.owner_id)
+    }
+
+    /// The account's ledger: every posting that moved its balance, newest first unless
+    /// `orderBy` says otherwise. Null (with `FORBIDDEN`) for roles that may not see money.
+    async fn ledger_entries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<LedgerEntryFilter>,
+        #[graphql(default)] order_by: LedgerEntryOrder,
+    ) -> ApiResult<Option<LedgerEntryConnection>> {
+        let found = ledger::ledger_entries(ctx, self.uuid, first, after, filter, order_by);
+        Ok(Some(found.await?))
+    }
+
+    /// The account's invoices, newest first unless `orderBy` says otherwise.
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<InvoiceFilter>,
+        #[graphql(default)] order_by: InvoiceOrder,
+    ) -> ApiResult<Option<InvoiceConnection>> {
+        let found = ledger::invoices(ctx, self.uuid, first, after, filter, order_by);
+        Ok(Some(found.await?))
+    }
+
+    /// Payments received for the account, newest first unless `orderBy` says otherwise.
+    async fn payments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PaymentFilter>,
+        #[graphql(default)] order_by: PaymentOrder,
+    ) -> ApiResult<Option<PaymentConnection>> {
+        let found = ledger::payments(ctx, self.uuid, first, after, filter, order_by);
+        Ok(Some(found.await?))
     }
 
     /// Users besides the owner who may see the account, in the order they were added

@@ -1,6 +1,8 @@
 //! Account rules: numbers, currencies, statuses and exact money amounts.
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
+pub mod ledger;
+
 use rust_decimal::Decimal;
 use uuid::Uuid;
 

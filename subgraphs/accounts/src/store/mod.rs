@@ -1,6 +1,8 @@
 //! Accounts persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 
+pub mod ledger;
+
 use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
@@ -215,16 +217,19 @@ pub async fn create_account(
         name: Set(new.name),
         status: Set(AccountStatus::Open.as_str().to_owned()),
         currency: Set(new.currency),
-        balance_e4: Set(new.balance_e4),
+        balance_e4: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
+    let opening = ledger::post_opening_balance(&txn, actor, &created, new.balance_e4).await?;
     AuditEvent::success("account.create", "account", created.id)
+        .with_details(json!({ "openingEntryId": opening.as_ref().map(|entry| entry.id) }))
         .record(&txn, actor, meta)
         .await?;
+    let created = account(&txn, tenant_id, created.id).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
 }
