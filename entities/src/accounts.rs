@@ -5,3 +5,5 @@ pub mod account_member;
 pub mod invoice;
 pub mod ledger_entry;
 pub mod payment;
+pub mod usage_event;
+pub mod usage_rollup;

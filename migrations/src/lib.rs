@@ -31,6 +31,8 @@ mod m0022_policy_rules_0_2;
 mod m0023_policy_rules_subscriptions;
 mod m0024_ledger;
 mod m0025_policy_rules_ledger;
+mod m0026_usage;
+mod m0027_policy_rules_usage;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -67,6 +69,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0023_policy_rules_subscriptions::Migration),
             Box::new(m0024_ledger::Migration),
             Box::new(m0025_policy_rules_ledger::Migration),
+            Box::new(m0026_usage::Migration),
+            Box::new(m0027_policy_rules_usage::Migration),
         ]
     }
 }

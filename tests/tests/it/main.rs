@@ -33,3 +33,4 @@ mod subgraph_auth;
 mod subgraphs;
 mod subscriptions;
 mod transport;
+mod usage;

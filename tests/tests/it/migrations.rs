@@ -63,8 +63,8 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     };
     assert!(grants().await? > 0);
     // What a 0.1.0 database looks like: seeded, without this release's rules (added by
-    // the rule migrations among the last four: m0022, m0023, m0025).
-    Migrator::down(&db, Some(4)).await?;
+    // the rule migrations among the last six: m0022, m0023, m0025, m0027).
+    Migrator::down(&db, Some(6)).await?;
     casbin_rule::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
@@ -74,6 +74,9 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                 .add(casbin_rule::Column::V2.starts_with("LedgerEntry"))
                 .add(casbin_rule::Column::V2.starts_with("Invoice"))
                 .add(casbin_rule::Column::V2.starts_with("Payment"))
+                .add(casbin_rule::Column::V2.starts_with("TimeSeries"))
+                .add(casbin_rule::Column::V2.starts_with("SeriesPoint"))
+                .add(casbin_rule::Column::V2.starts_with("UsageBatch"))
                 .add(casbin_rule::Column::V2.is_in([
                     "User.timeZone",
                     "Tenant.timeZone",
@@ -93,6 +96,8 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                     "Account.ledgerEntries",
                     "Account.invoices",
                     "Account.payments",
+                    "Account.balanceHistory",
+                    "Mutation.recordUsage",
                 ])),
         )
         .exec(&db)
@@ -103,7 +108,7 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     assert!(portal::policies::revision(&db).await? > before);
     // Applying them to an up-to-date store adds nothing twice.
-    Migrator::down(&db, Some(4)).await?;
+    Migrator::down(&db, Some(6)).await?;
     Migrator::up(&db, None).await?;
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     db.close().await?;
@@ -119,7 +124,7 @@ async fn accounts_opened_before_the_ledger_get_their_opening_balance_entry() -> 
     let db = test_db.connect().await?;
     portal::seed::seed(&db).await?;
     // Back to the schema before the ledger (its tables dropped), then up again.
-    Migrator::down(&db, Some(2)).await?;
+    Migrator::down(&db, Some(4)).await?;
     Migrator::up(&db, None).await?;
     let accounts = account::Entity::find().all(&db).await?;
     assert!(accounts.iter().any(|a| a.balance_e4 == 0));

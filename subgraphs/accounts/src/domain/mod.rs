@@ -2,6 +2,7 @@
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
 pub mod ledger;
+pub mod series;
 
 use rust_decimal::Decimal;
 use uuid::Uuid;

@@ -6,6 +6,7 @@
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
 mod ledger;
+mod series;
 mod subscriptions;
 mod types;
 
@@ -29,6 +30,7 @@ use crate::domain::{self, AccountStatus};
 use crate::store;
 
 pub use ledger::{Invoice, InvoicesById, LedgerEntry, LedgerMutation, Payment, PaymentsOfInvoices};
+pub use series::UsageMutation;
 pub use subscriptions::Subscription;
 pub use types::{
     Account, AccountConnection, AccountEdge, AccountStatusGql, AccountsById, AccountsByOwner,
@@ -47,7 +49,7 @@ pub fn build_schema(
     references: References,
     feed: Arc<EventFeed>,
 ) -> AccountsSchema {
-    let mutation = Mutation(AccountMutation, LedgerMutation);
+    let mutation = Mutation(AccountMutation, LedgerMutation, UsageMutation);
     Schema::build_with_ignore_name_conflicts(Query, mutation, Subscription, SHARED_SCALARS)
         .enable_federation()
         .enable_subscription_in_federation()
@@ -133,9 +135,9 @@ pub struct UpdateAccountInput {
     pub status: Option<AccountStatusGql>,
 }
 
-/// Accounts mutations: the accounts' own and the ledger's.
+/// Accounts mutations: the accounts' own, the ledger's and usage metering.
 #[derive(MergedObject)]
-pub struct Mutation(AccountMutation, LedgerMutation);
+pub struct Mutation(AccountMutation, LedgerMutation, UsageMutation);
 
 /// Account mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.

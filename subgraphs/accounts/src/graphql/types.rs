@@ -18,8 +18,10 @@ use super::ledger::{
     self, InvoiceConnection, InvoiceFilter, InvoiceOrder, LedgerEntryConnection, LedgerEntryFilter,
     LedgerEntryOrder, PaymentConnection, PaymentFilter, PaymentOrder,
 };
+use super::series::{self, SeriesInterval, TimeSeries};
 use crate::domain::{self, AccountStatus, Viewer};
 use crate::store;
+use portal_kit::scalars::DateTimeArg;
 
 /// Lifecycle of an account.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -149,6 +151,43 @@ impl Account {
     ) -> ApiResult<Option<PaymentConnection>> {
         let found = ledger::payments(ctx, self.uuid, first, after, filter, order_by);
         Ok(Some(found.await?))
+    }
+
+    /// The balance at the end of each bucket of `[from, to)` (by posting time), buckets
+    /// cut in `timeZone` (IANA; UTC when omitted), at most 1 000 of them. Null (with
+    /// `FORBIDDEN`) for roles that may not see money.
+    async fn balance_history(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTimeArg,
+        to: DateTimeArg,
+        interval: SeriesInterval,
+        time_zone: Option<String>,
+    ) -> ApiResult<Option<TimeSeries>> {
+        let zone = time_zone.as_deref().unwrap_or("UTC");
+        let found = series::balance_history(ctx, self.uuid, &from, &to, interval, zone);
+        Ok(Some(found.await?))
+    }
+
+    /// The metered quantity of `metric` in each bucket of `[from, to)` (see
+    /// `recordUsage`), buckets cut in `timeZone` (IANA; UTC when omitted), at most 1 000.
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        metric: String,
+        from: DateTimeArg,
+        to: DateTimeArg,
+        interval: SeriesInterval,
+        time_zone: Option<String>,
+    ) -> ApiResult<Option<TimeSeries>> {
+        let zone = time_zone.as_deref().unwrap_or("UTC");
+        let found = series::usage(ctx, self.uuid, &metric, &from, &to, interval, zone);
+        Ok(Some(found.await?))
+    }
+
+    /// The metrics the account has recorded usage of, alphabetically.
+    async fn usage_metrics(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        series::metrics(ctx, self.uuid).await
     }
 
     /// Users besides the owner who may see the account, in the order they were added

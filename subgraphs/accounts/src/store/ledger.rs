@@ -14,7 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Select, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -315,7 +315,7 @@ pub async fn void_invoice(
     let tenant_id = actor.tenant()?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let found = invoice_in(&txn, tenant_id, id).await?;
-    let account = locked_account(&txn, tenant_id, found.account_id).await?;
+    let account = super::account_locked(&txn, tenant_id, found.account_id).await?;
     let found = invoice_in(&txn, tenant_id, id).await?;
     match found.status.as_str() {
         "VOID" => return Err(ApiError::Conflict("the invoice is already void".into())),
@@ -604,7 +604,7 @@ async fn postable(
     id: Uuid,
     currency: &str,
 ) -> ApiResult<account::Model> {
-    let account = locked_account(txn, tenant_id, id).await?;
+    let account = super::account_locked(txn, tenant_id, id).await?;
     if AccountStatus::from_db(&account.status) == AccountStatus::Closed {
         return Err(ApiError::invalid(
             "input.accountId",
@@ -613,18 +613,6 @@ async fn postable(
     }
     crate::domain::ledger::same_currency("input.currency", currency, &account.currency)?;
     Ok(account)
-}
-
-/// The account `id` of the tenant, locked until the transaction ends.
-async fn locked_account(
-    txn: &DatabaseTransaction,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> ApiResult<account::Model> {
-    let scoped = account::Entity::find_by_id(id)
-        .filter(account::Column::TenantId.eq(tenant_id))
-        .lock_exclusive();
-    one_or_not_found(txn, scoped, "account").await
 }
 
 /// Runs `attempt`; when it loses a race on the idempotency key's unique index (another

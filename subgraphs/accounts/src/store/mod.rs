@@ -2,6 +2,7 @@
 //! another tenant is indistinguishable from a missing row.
 
 pub mod ledger;
+pub mod series;
 
 use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
@@ -62,6 +63,20 @@ pub async fn accounts_by_ids(
     ids: impl IntoIterator<Item = Uuid>,
 ) -> ApiResult<HashMap<Uuid, account::Model>> {
     rows_by_ids(db, in_tenant(tenant_id), account::Column::Id, ids).await
+}
+
+/// The account `id` of the tenant, locked until the transaction `txn` ends (`SELECT … FOR
+/// UPDATE` on PostgreSQL; SQLite's write transaction is exclusive anyway): the writes to
+/// one account's ledger and usage are serialized.
+pub(crate) async fn account_locked(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<account::Model> {
+    let scoped = account::Entity::find_by_id(id)
+        .filter(account::Column::TenantId.eq(tenant_id))
+        .lock_exclusive();
+    one_or_not_found(txn, scoped, "account").await
 }
 
 /// A page of the tenant's accounts `viewer` may see (see [`Viewer`]).

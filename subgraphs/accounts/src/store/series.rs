@@ -1,0 +1,333 @@
+//! Time series and usage metering persistence. A series is summed per bucket in SQL: the
+//! bucket edges (at most [`MAX_POINTS`](crate::domain::series::MAX_POINTS), computed in
+//! the caller's time zone) are a `VALUES` list joined to the rows, so the database
+//! returns one row per bucket whatever the number of rows behind it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::accounts::{usage_event, usage_rollup};
+use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::domain::AccountStatus;
+use crate::domain::series::{Bucket, quarter_hour};
+
+/// One validated metered event.
+pub struct NewUsage {
+    /// Metric name.
+    pub metric: String,
+    /// Quantity, 10^-4 units.
+    pub quantity_e4: i64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The client's key for this event.
+    pub key: String,
+}
+
+/// What a usage batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageOutcome {
+    /// Events stored now.
+    pub accepted: usize,
+    /// Events whose key was already stored (sent before): skipped.
+    pub duplicates: usize,
+}
+
+/// Stores the events of `batch` whose keys are new for the tenant and adds them to the
+/// account's 15-minute rollups, in one transaction with one audit event
+/// (`account.usage.record`). Events whose key is already stored are counted as
+/// duplicates and change nothing, so a retried batch is harmless.
+pub async fn record_usage(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    batch: Vec<NewUsage>,
+) -> ApiResult<UsageOutcome> {
+    let tenant_id = actor.tenant()?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    // The account row lock serializes batches of one account (see the ledger).
+    let account = super::account_locked(&txn, tenant_id, account_id).await?;
+    if AccountStatus::from_db(&account.status) == AccountStatus::Closed {
+        return Err(ApiError::invalid(
+            "input.accountId",
+            "the account is closed and takes no usage",
+        ));
+    }
+    let keys: Vec<&str> = batch.iter().map(|event| event.key.as_str()).collect();
+    let mut seen: HashSet<String> = usage_event::Entity::find()
+        .select_only()
+        .column(usage_event::Column::ClientKey)
+        .filter(usage_event::Column::TenantId.eq(tenant_id))
+        .filter(usage_event::Column::ClientKey.is_in(keys))
+        .into_tuple::<String>()
+        .all(&txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .into_iter()
+        .collect();
+    let now = Utc::now();
+    let mut fresh = Vec::new();
+    let mut rollups: BTreeMap<(String, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
+    let total = batch.len();
+    for event in batch {
+        if !seen.insert(event.key.clone()) {
+            continue;
+        }
+        let slot = rollups
+            .entry((event.metric.clone(), quarter_hour(event.occurred_at)))
+            .or_default();
+        slot.0 += event.quantity_e4;
+        slot.1 += 1;
+        fresh.push(usage_event::ActiveModel {
+            id: sea_orm::Set(Uuid::now_v7()),
+            tenant_id: sea_orm::Set(tenant_id),
+            account_id: sea_orm::Set(account_id),
+            metric: sea_orm::Set(event.metric),
+            quantity_e4: sea_orm::Set(event.quantity_e4),
+            occurred_at: sea_orm::Set(event.occurred_at),
+            client_key: sea_orm::Set(event.key),
+            created_by: sea_orm::Set(actor.id),
+            created_at: sea_orm::Set(now),
+        });
+    }
+    let outcome = UsageOutcome {
+        accepted: fresh.len(),
+        duplicates: total - fresh.len(),
+    };
+    if fresh.is_empty() {
+        // A batch sent before: nothing to write, nothing to audit.
+        return Ok(outcome);
+    }
+    let metrics: Vec<String> = rollups
+        .keys()
+        .map(|(metric, _)| metric.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    usage_event::Entity::insert_many(fresh)
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    for ((metric, bucket), (quantity, events)) in rollups {
+        let upsert = Query::insert()
+            .into_table(usage_rollup::Entity)
+            .columns([
+                usage_rollup::Column::TenantId,
+                usage_rollup::Column::AccountId,
+                usage_rollup::Column::Metric,
+                usage_rollup::Column::BucketStart,
+                usage_rollup::Column::QuantityE4,
+                usage_rollup::Column::Events,
+            ])
+            .values_panic([
+                tenant_id.into(),
+                account_id.into(),
+                metric.into(),
+                bucket.into(),
+                quantity.into(),
+                events.into(),
+            ])
+            .on_conflict(
+                OnConflict::columns([
+                    usage_rollup::Column::TenantId,
+                    usage_rollup::Column::AccountId,
+                    usage_rollup::Column::Metric,
+                    usage_rollup::Column::BucketStart,
+                ])
+                .value(
+                    usage_rollup::Column::QuantityE4,
+                    Expr::cust("usage_rollups.quantity_e4 + excluded.quantity_e4"),
+                )
+                .value(
+                    usage_rollup::Column::Events,
+                    Expr::cust("usage_rollups.events + excluded.events"),
+                )
+                .to_owned(),
+            )
+            .to_owned();
+        txn.execute(&upsert).await.map_err(ApiError::from_db)?;
+    }
+    AuditEvent::success("account.usage.record", "account", account_id)
+        .with_details(json!({
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "metrics": metrics,
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(outcome)
+}
+
+/// The sum of `value` over the rows of `table` (restricted by `filters`, column = value)
+/// whose `time` falls in each of `buckets`, in bucket order; one statement.
+async fn sums_per_bucket(
+    db: &impl ConnectionTrait,
+    table: &str,
+    time: &str,
+    value: &str,
+    filters: Vec<(&str, Value)>,
+    buckets: &[Bucket],
+) -> ApiResult<Vec<i64>> {
+    if buckets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(buckets.len() * 2 + filters.len());
+    let mut placeholder = |value: Value, time: bool| {
+        values.push(value);
+        match backend {
+            DatabaseBackend::Postgres if time => format!("CAST(${} AS timestamptz)", values.len()),
+            DatabaseBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let rows: Vec<String> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (start, end))| {
+            let lo = placeholder((*start).into(), true);
+            let hi = placeholder((*end).into(), true);
+            format!("({i}, {lo}, {hi})")
+        })
+        .collect();
+    let conditions: Vec<String> = filters
+        .into_iter()
+        .map(|(column, value)| format!("r.{column} = {}", placeholder(value, false)))
+        .collect();
+    let sql = format!(
+        "WITH edges(i, lo, hi) AS (VALUES {rows}) \
+         SELECT CAST(edges.i AS BIGINT) AS i, CAST(COALESCE(SUM(r.{value}), 0) AS BIGINT) AS total \
+         FROM edges LEFT JOIN {table} r ON {conditions} AND r.{time} >= edges.lo AND r.{time} < edges.hi \
+         GROUP BY edges.i ORDER BY edges.i",
+        rows = rows.join(", "),
+        conditions = conditions.join(" AND "),
+    );
+    let found = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut sums = vec![0_i64; buckets.len()];
+    for row in found {
+        let i: i64 = row.try_get("", "i").map_err(ApiError::from_db)?;
+        let total: i64 = row.try_get("", "total").map_err(ApiError::from_db)?;
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| sums.get_mut(i)) {
+            *slot = total;
+        }
+    }
+    Ok(sums)
+}
+
+/// The metered quantity of `metric` on the account in each bucket (from the 15-minute
+/// rollups).
+pub async fn usage_per_bucket(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    metric: &str,
+    buckets: &[Bucket],
+) -> ApiResult<Vec<i64>> {
+    let filters = vec![
+        ("tenant_id", tenant_id.into()),
+        ("account_id", account_id.into()),
+        ("metric", metric.into()),
+    ];
+    sums_per_bucket(
+        db,
+        "usage_rollups",
+        "bucket_start",
+        "quantity_e4",
+        filters,
+        buckets,
+    )
+    .await
+}
+
+/// The account's balance at the end of each bucket, by posting time: the sum of the
+/// entries posted before the first bucket, then each bucket's sum added in turn.
+pub async fn balance_per_bucket(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    buckets: &[Bucket],
+) -> ApiResult<Vec<i64>> {
+    let Some((first, _)) = buckets.first() else {
+        return Ok(Vec::new());
+    };
+    let filters = vec![
+        ("tenant_id", tenant_id.into()),
+        ("account_id", account_id.into()),
+    ];
+    let before = balance_before(db, tenant_id, account_id, *first).await?;
+    let deltas = sums_per_bucket(
+        db,
+        "ledger_entries",
+        "posted_at",
+        "amount_e4",
+        filters,
+        buckets,
+    )
+    .await?;
+    let mut balance = before;
+    Ok(deltas
+        .into_iter()
+        .map(|delta| {
+            balance += delta;
+            balance
+        })
+        .collect())
+}
+
+/// The sum of the account's entries posted before `at`.
+async fn balance_before(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    at: DateTime<Utc>,
+) -> ApiResult<i64> {
+    use portal_entities::accounts::ledger_entry::{Column as C, Entity};
+    let total: Option<i64> = Entity::find()
+        .select_only()
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(amount_e4), 0) AS BIGINT)"),
+            "total",
+        )
+        .filter(C::TenantId.eq(tenant_id))
+        .filter(C::AccountId.eq(account_id))
+        .filter(C::PostedAt.lt(at))
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(total.unwrap_or(0))
+}
+
+/// The metrics the account has usage of, alphabetically.
+pub async fn metrics_of(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+) -> ApiResult<Vec<String>> {
+    usage_rollup::Entity::find()
+        .select_only()
+        .column(usage_rollup::Column::Metric)
+        .distinct()
+        .filter(usage_rollup::Column::TenantId.eq(tenant_id))
+        .filter(usage_rollup::Column::AccountId.eq(account_id))
+        .order_by_asc(usage_rollup::Column::Metric)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)
+}
