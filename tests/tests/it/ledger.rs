@@ -291,6 +291,10 @@ async fn bad_postings_are_refused_with_the_field_and_write_nothing() -> anyhow::
         ),
         (entry(json!({ "postedAt": "yesterday" })), "input.postedAt"),
         (
+            entry(json!({ "postedAt": "1969-12-31T23:59:59Z" })),
+            "input.postedAt",
+        ),
+        (
             entry(json!({ "idempotencyKey": "short" })),
             "input.idempotencyKey",
         ),
@@ -354,6 +358,7 @@ async fn a_retried_posting_payment_or_invoice_applies_once() -> anyhow::Result<(
         ids.insert(data(&answer, "postLedgerEntry")?["id"].clone());
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
+    let entry_id = ids.iter().next().cloned().unwrap_or_default();
     let posted = ledger_entry::Entity::find()
         .filter(ledger_entry::Column::IdempotencyKey.eq(entry_key.as_str()))
         .count(&portal.db)
@@ -406,6 +411,22 @@ async fn a_retried_posting_payment_or_invoice_applies_once() -> anyhow::Result<(
     assert_eq!(
         taken["errors"][0]["extensions"]["code"], "CONFLICT",
         "{taken}"
+    );
+    // Once the account is closed, a retry still gets the first result; a new posting is
+    // refused.
+    let close = "mutation($id: ID!) { updateAccount(id: $id, input: { status: CLOSED }) { id } }";
+    data(
+        &as_bob(&portal, close, json!({ "id": operating })).await?,
+        "updateAccount",
+    )?;
+    let late_retry = as_bob(&portal, POST, input.clone()).await?;
+    assert_eq!(data(&late_retry, "postLedgerEntry")?["id"], entry_id);
+    let mut fresh = input;
+    fresh["input"]["idempotencyKey"] = json!(key());
+    let refused = as_bob(&portal, POST, fresh).await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"], "input.accountId",
+        "{refused}"
     );
     ledgers_sum_to_balances(&portal.db).await?;
     portal.stop().await;

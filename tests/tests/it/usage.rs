@@ -140,6 +140,7 @@ async fn usage_batches_apply_once_and_chart_by_local_day_across_a_dst_change() -
     let bad_events = [
         json!([{ "metric": "API Calls", "quantity": "1", "occurredAt": at(midnight), "key": "key-bad-1" }]),
         json!([{ "metric": "api.calls", "quantity": "-1", "occurredAt": at(midnight), "key": "key-bad-2" }]),
+        json!([{ "metric": "api.calls", "quantity": "1000000000.0001", "occurredAt": at(midnight), "key": "key-bad-4" }]),
         json!([{ "metric": "api.calls", "quantity": "1", "occurredAt": "2099-01-01T00:00:00Z", "key": "key-bad-3" }]),
         json!([{ "metric": "api.calls", "quantity": "1", "occurredAt": at(midnight), "key": "k" }]),
         json!([]),

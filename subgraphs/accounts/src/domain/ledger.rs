@@ -178,7 +178,8 @@ pub fn request_hash(request: &Value) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A posting or receipt time: `now` when omitted, never more than [`MAX_FUTURE`] ahead.
+/// A posting or receipt time: `now` when omitted, never more than [`MAX_FUTURE`] ahead,
+/// not before 1970.
 pub fn effective_time(
     field: &'static str,
     given: Option<DateTime<Utc>>,
@@ -189,8 +190,20 @@ pub fn effective_time(
         Some(at) if at > now + MAX_FUTURE => {
             Err(ApiError::invalid(field, "must not lie in the future"))
         }
+        Some(at) if at < DateTime::UNIX_EPOCH => {
+            Err(ApiError::invalid(field, "must not be before 1970"))
+        }
         Some(at) => Ok(at),
     }
+}
+
+/// An opening balance: at most [`MAX_AMOUNT_E4`] either way.
+pub fn opening_balance(field: &'static str, value: Decimal) -> ApiResult<i64> {
+    let units = amount_e4(field, value)?;
+    if units.unsigned_abs() > MAX_AMOUNT_E4 as u64 {
+        return Err(ApiError::invalid(field, "is too large"));
+    }
+    Ok(units)
 }
 
 /// An invoice number: 3–32 characters of `A-Z`, `0-9`, `-`, `/` and `_` (upper-cased).

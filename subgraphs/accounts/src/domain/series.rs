@@ -154,13 +154,18 @@ pub fn metric(field: &'static str, raw: &str) -> ApiResult<String> {
     }
 }
 
-/// A metered quantity: not negative, at most four decimal places.
+/// Largest quantity one metered event may carry (10^9): a batch of them stays far from
+/// the 64-bit range of a rollup.
+pub const MAX_QUANTITY_E4: i64 = 1_000_000_000 * 10_000;
+
+/// A metered quantity: not negative, at most four decimal places, at most
+/// [`MAX_QUANTITY_E4`].
 pub fn quantity(field: &'static str, value: rust_decimal::Decimal) -> ApiResult<i64> {
     let units = amount_e4(field, value)?;
     if units < 0 {
         return Err(ApiError::invalid(field, "must not be negative"));
     }
-    if units > super::ledger::MAX_AMOUNT_E4 {
+    if units > MAX_QUANTITY_E4 {
         return Err(ApiError::invalid(field, "is too large"));
     }
     Ok(units)

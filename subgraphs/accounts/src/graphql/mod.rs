@@ -156,7 +156,7 @@ impl AccountMutation {
             number: domain::account_number("input.number", &input.number)?,
             name: input::text("input.name", &input.name, 200)?,
             currency: domain::currency("input.currency", &input.currency)?,
-            balance_e4: domain::amount_e4(
+            balance_e4: domain::ledger::opening_balance(
                 "input.openingBalance",
                 input
                     .opening_balance

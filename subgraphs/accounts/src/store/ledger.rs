@@ -170,7 +170,9 @@ pub async fn post_entry(
     };
     idempotent(&hash, by_key, async {
         let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-        let account = postable(&txn, tenant_id, new.account_id, &new.currency).await?;
+        // Replays are answered before the account's state is checked: a retry after the
+        // account was closed still gets the first result.
+        let account = super::account_locked(&txn, tenant_id, new.account_id).await?;
         let replayed = ledger_entry::Entity::find()
             .filter(ledger_entry::Column::TenantId.eq(tenant_id))
             .filter(ledger_entry::Column::IdempotencyKey.eq(new.idempotency_key.as_str()))
@@ -180,6 +182,7 @@ pub async fn post_entry(
         if let Some(row) = replayed {
             return replay(row.request_hash.as_deref(), &new.request_hash).map(|()| row);
         }
+        postable(&account, &new.currency)?;
         let entry = post(
             &txn,
             actor,
@@ -223,10 +226,11 @@ pub async fn issue_invoice(
     };
     idempotent(&hash, by_key, async {
         let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-        let account = postable(&txn, tenant_id, new.account_id, &new.currency).await?;
+        let account = super::account_locked(&txn, tenant_id, new.account_id).await?;
         if let Some(row) = invoice_by_key(&txn, tenant_id, &new.idempotency_key).await? {
             return replay(row.request_hash.as_deref(), &new.request_hash).map(|()| row);
         }
+        postable(&account, &new.currency)?;
         let taken = invoice::Entity::find()
             .filter(invoice::Column::TenantId.eq(tenant_id))
             .filter(invoice::Column::Number.eq(new.number.as_str()))
@@ -317,6 +321,11 @@ pub async fn void_invoice(
     let found = invoice_in(&txn, tenant_id, id).await?;
     let account = super::account_locked(&txn, tenant_id, found.account_id).await?;
     let found = invoice_in(&txn, tenant_id, id).await?;
+    if AccountStatus::from_db(&account.status) == AccountStatus::Closed {
+        return Err(ApiError::Conflict(
+            "the invoice's account is closed and takes no postings".into(),
+        ));
+    }
     match found.status.as_str() {
         "VOID" => return Err(ApiError::Conflict("the invoice is already void".into())),
         "PAID" => return Err(ApiError::Conflict("a paid invoice cannot be voided".into())),
@@ -382,10 +391,11 @@ pub async fn record_payment(
     };
     idempotent(&hash, by_key, async {
         let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-        let account = postable(&txn, tenant_id, new.account_id, &new.currency).await?;
+        let account = super::account_locked(&txn, tenant_id, new.account_id).await?;
         if let Some(row) = payment_by_key(&txn, tenant_id, &new.idempotency_key).await? {
             return replay(row.request_hash.as_deref(), &new.request_hash).map(|()| row);
         }
+        postable(&account, &new.currency)?;
         let settles = match new.invoice_id {
             None => None,
             Some(invoice_id) => {
@@ -562,7 +572,7 @@ async fn post(
     let balance_after = account
         .balance_e4
         .checked_add(posting.amount_e4)
-        .filter(|balance| balance.abs() <= i64::MAX / 2)
+        .filter(|balance| balance.unsigned_abs() <= (i64::MAX / 2) as u64)
         .ok_or_else(|| ApiError::invalid("input.amount", "would take the balance out of range"))?;
     account::Entity::update_many()
         .col_expr(account::Column::BalanceE4, balance_after.into())
@@ -596,23 +606,16 @@ async fn post(
     .map_err(ApiError::from_db)
 }
 
-/// The account `id`, locked for this posting, if it takes postings in `currency`:
-/// `BAD_USER_INPUT` for a closed account or another currency.
-async fn postable(
-    txn: &DatabaseTransaction,
-    tenant_id: Uuid,
-    id: Uuid,
-    currency: &str,
-) -> ApiResult<account::Model> {
-    let account = super::account_locked(txn, tenant_id, id).await?;
+/// `BAD_USER_INPUT` unless `account` (read under the posting's lock) takes postings in
+/// `currency`: not closed, and held in that currency.
+fn postable(account: &account::Model, currency: &str) -> ApiResult<()> {
     if AccountStatus::from_db(&account.status) == AccountStatus::Closed {
         return Err(ApiError::invalid(
             "input.accountId",
             "the account is closed and takes no postings",
         ));
     }
-    crate::domain::ledger::same_currency("input.currency", currency, &account.currency)?;
-    Ok(account)
+    crate::domain::ledger::same_currency("input.currency", currency, &account.currency)
 }
 
 /// Runs `attempt`; when it loses a race on the idempotency key's unique index (another

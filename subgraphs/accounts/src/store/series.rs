@@ -87,7 +87,12 @@ pub async fn record_usage(
         let slot = rollups
             .entry((event.metric.clone(), quarter_hour(event.occurred_at)))
             .or_default();
-        slot.0 += event.quantity_e4;
+        slot.0 = slot.0.checked_add(event.quantity_e4).ok_or_else(|| {
+            ApiError::invalid(
+                "input.events",
+                "the quantities of one quarter hour are too large",
+            )
+        })?;
         slot.1 += 1;
         fresh.push(usage_event::ActiveModel {
             id: sea_orm::Set(Uuid::now_v7()),
@@ -283,7 +288,7 @@ pub async fn balance_per_bucket(
     Ok(deltas
         .into_iter()
         .map(|delta| {
-            balance += delta;
+            balance = balance.saturating_add(delta);
             balance
         })
         .collect())
