@@ -33,6 +33,7 @@ mod m0024_ledger;
 mod m0025_policy_rules_ledger;
 mod m0026_usage;
 mod m0027_policy_rules_usage;
+mod m0028_policy_rules_dashboard;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0025_policy_rules_ledger::Migration),
             Box::new(m0026_usage::Migration),
             Box::new(m0027_policy_rules_usage::Migration),
+            Box::new(m0028_policy_rules_dashboard::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ mod auth_helpers;
 mod batching;
 mod conformance;
 mod cross_tenant;
+mod dashboard;
 mod demo;
 mod docs_examples;
 mod event_feed;

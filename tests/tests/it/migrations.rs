@@ -63,8 +63,8 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     };
     assert!(grants().await? > 0);
     // What a 0.1.0 database looks like: seeded, without this release's rules (added by
-    // the rule migrations among the last six: m0022, m0023, m0025, m0027).
-    Migrator::down(&db, Some(6)).await?;
+    // the rule migrations among the last seven: m0022, m0023, m0025, m0027, m0028).
+    Migrator::down(&db, Some(7)).await?;
     casbin_rule::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
@@ -77,6 +77,10 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                 .add(casbin_rule::Column::V2.starts_with("TimeSeries"))
                 .add(casbin_rule::Column::V2.starts_with("SeriesPoint"))
                 .add(casbin_rule::Column::V2.starts_with("UsageBatch"))
+                .add(casbin_rule::Column::V2.starts_with("Dashboard"))
+                .add(casbin_rule::Column::V2.starts_with("MoneyTotal"))
+                .add(casbin_rule::Column::V2.starts_with("InvoiceSummary"))
+                .add(casbin_rule::Column::V2.starts_with("UsageComparison"))
                 .add(casbin_rule::Column::V2.is_in([
                     "User.timeZone",
                     "Tenant.timeZone",
@@ -98,6 +102,7 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                     "Account.payments",
                     "Account.balanceHistory",
                     "Mutation.recordUsage",
+                    "Query.dashboard",
                 ])),
         )
         .exec(&db)
@@ -108,7 +113,7 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     assert!(portal::policies::revision(&db).await? > before);
     // Applying them to an up-to-date store adds nothing twice.
-    Migrator::down(&db, Some(6)).await?;
+    Migrator::down(&db, Some(7)).await?;
     Migrator::up(&db, None).await?;
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     db.close().await?;
@@ -124,7 +129,7 @@ async fn accounts_opened_before_the_ledger_get_their_opening_balance_entry() -> 
     let db = test_db.connect().await?;
     portal::seed::seed(&db).await?;
     // Back to the schema before the ledger (its tables dropped), then up again.
-    Migrator::down(&db, Some(4)).await?;
+    Migrator::down(&db, Some(5)).await?;
     Migrator::up(&db, None).await?;
     let accounts = account::Entity::find().all(&db).await?;
     assert!(accounts.iter().any(|a| a.balance_e4 == 0));

@@ -73,6 +73,14 @@ pub fn buckets(
     Ok(edges)
 }
 
+/// The calendar month in `zone` that holds `now`, and the month before it.
+pub fn this_and_last_month(now: DateTime<Utc>, zone: Tz) -> (Bucket, Bucket) {
+    let this_start = align(now, Interval::Month, zone);
+    let this_end = next(this_start, Interval::Month, zone);
+    let last_start = align(this_start - Duration::days(1), Interval::Month, zone);
+    ((this_start, this_end), (last_start, this_start))
+}
+
 /// The start of the bucket holding `at`.
 fn align(at: DateTime<Utc>, interval: Interval, zone: Tz) -> DateTime<Utc> {
     let local = at.with_timezone(&zone).naive_local();
@@ -279,6 +287,23 @@ mod tests {
                 .map(|b| b.len())
                 .ok(),
             Some(984)
+        );
+    }
+
+    #[test]
+    fn this_and_last_month_are_calendar_months_in_the_zone() {
+        let (this, last) = this_and_last_month(
+            utc("2026-03-01T03:00:00Z"),
+            "America/New_York".parse().expect("zone"),
+        );
+        // Still February in New York.
+        assert_eq!(
+            this,
+            (utc("2026-02-01T05:00:00Z"), utc("2026-03-01T05:00:00Z"))
+        );
+        assert_eq!(
+            last,
+            (utc("2026-01-01T05:00:00Z"), utc("2026-02-01T05:00:00Z"))
         );
     }
 

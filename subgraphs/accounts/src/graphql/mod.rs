@@ -5,6 +5,7 @@
 //! caller sees an account it owns or is a member of, or — with the `Account.all` grant the
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
+mod dashboard;
 mod ledger;
 mod series;
 mod subscriptions;
@@ -87,6 +88,34 @@ impl Query {
         let page = PageRequest::parse(first, after.as_deref())?;
         let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, viewer(ctx), page).await?;
         Ok(rows.map(Account::from).into())
+    }
+
+    /// The signed-in user's portal home page: KPIs over the accounts the user may see,
+    /// periods cut in `timeZone` (IANA; UTC when omitted). `UNAUTHENTICATED` without a
+    /// signed-in user.
+    async fn dashboard(
+        &self,
+        ctx: &Context<'_>,
+        time_zone: Option<String>,
+    ) -> ApiResult<dashboard::Dashboard> {
+        let user = actor(ctx).principal()?;
+        let zone = time_zone.as_deref().unwrap_or("UTC");
+        dashboard::Dashboard::of_caller(ctx, user, zone)?.ok_or(ApiError::Unauthenticated)
+    }
+
+    /// Federation entity resolver for `Dashboard` (key: the user's id and the time zone
+    /// its periods are cut in): only the caller's own, null for any other user's id.
+    #[graphql(entity)]
+    async fn find_dashboard_by_id_and_time_zone(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        time_zone: String,
+    ) -> ApiResult<Option<dashboard::Dashboard>> {
+        let Ok(user) = Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        dashboard::Dashboard::of_caller(ctx, user, &time_zone)
     }
 
     /// One invoice of an account the caller may see, or null.

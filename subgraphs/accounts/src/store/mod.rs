@@ -1,6 +1,7 @@
 //! Accounts persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 
+pub mod dashboard;
 pub mod ledger;
 pub mod series;
 
@@ -86,8 +87,16 @@ pub async fn list_accounts(
     viewer: Viewer,
     page: PageRequest,
 ) -> ApiResult<Page<account::Model>> {
-    let scoped = match viewer {
-        Viewer::Everything => in_tenant(tenant_id),
+    match visible_accounts(tenant_id, viewer) {
+        Some(scoped) => page.fetch(db, scoped, account::Column::Id).await,
+        None => Ok(page.page(Vec::new())),
+    }
+}
+
+/// The tenant's accounts `viewer` may see, as a select to refine (`None`: no account).
+pub fn visible_accounts(tenant_id: Uuid, viewer: Viewer) -> Option<Select<account::Entity>> {
+    match viewer {
+        Viewer::Everything => Some(in_tenant(tenant_id)),
         Viewer::Member(user_id) => {
             let memberships = account_member::Entity::find()
                 .select_only()
@@ -95,15 +104,16 @@ pub async fn list_accounts(
                 .filter(account_member::Column::TenantId.eq(tenant_id))
                 .filter(account_member::Column::UserId.eq(user_id))
                 .into_query();
-            in_tenant(tenant_id).filter(
-                Condition::any()
-                    .add(account::Column::OwnerId.eq(user_id))
-                    .add(account::Column::Id.in_subquery(memberships)),
+            Some(
+                in_tenant(tenant_id).filter(
+                    Condition::any()
+                        .add(account::Column::OwnerId.eq(user_id))
+                        .add(account::Column::Id.in_subquery(memberships)),
+                ),
             )
         }
-        Viewer::Nobody => return Ok(page.page(Vec::new())),
-    };
-    page.fetch(db, scoped, account::Column::Id).await
+        Viewer::Nobody => None,
+    }
 }
 
 /// The members (besides the owner) of each of `account_ids`, in the order they were added,

@@ -1,0 +1,142 @@
+//! The dashboard's aggregates over the accounts a viewer may see: balances per currency,
+//! open and overdue invoices, usage per metric in two periods. Each is one grouped SQL
+//! statement whatever the number of accounts (the visible accounts are a subquery).
+
+use chrono::NaiveDate;
+use sea_orm::sea_query::{Expr, SelectStatement};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
+use uuid::Uuid;
+
+use portal_entities::accounts::{account, invoice, usage_rollup};
+use portal_kit::{ApiError, ApiResult};
+
+use super::visible_accounts;
+use crate::domain::Viewer;
+use crate::domain::series::Bucket;
+
+/// A sum of money in one currency over `count` rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Total {
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Sum, 10^-4 units.
+    pub amount_e4: i64,
+    /// Rows summed.
+    pub count: i64,
+}
+
+/// Ids of the accounts `viewer` may see, as a subquery (`None`: no account).
+fn visible_ids(tenant_id: Uuid, viewer: Viewer) -> Option<SelectStatement> {
+    visible_accounts(tenant_id, viewer).map(|select| {
+        select
+            .select_only()
+            .column(account::Column::Id)
+            .into_query()
+    })
+}
+
+/// Balances of the visible accounts that are not closed, per currency.
+pub async fn balances(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    viewer: Viewer,
+) -> ApiResult<Vec<Total>> {
+    let Some(scoped) = visible_accounts(tenant_id, viewer) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(String, i64, i64)> = scoped
+        .select_only()
+        .column(account::Column::Currency)
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(balance_e4), 0) AS BIGINT)"),
+            "amount",
+        )
+        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .filter(account::Column::Status.ne("CLOSED"))
+        .group_by(account::Column::Currency)
+        .order_by_asc(account::Column::Currency)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(totals(rows))
+}
+
+/// What is still owed on the visible accounts' open invoices, per currency: those not yet
+/// due on `today` (`overdue = false`) or past due (`overdue = true`).
+pub async fn open_invoices(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    viewer: Viewer,
+    today: NaiveDate,
+    overdue: bool,
+) -> ApiResult<Vec<Total>> {
+    let Some(ids) = visible_ids(tenant_id, viewer) else {
+        return Ok(Vec::new());
+    };
+    let due = if overdue {
+        invoice::Column::DueDate.lt(today)
+    } else {
+        invoice::Column::DueDate.gte(today)
+    };
+    let rows: Vec<(String, i64, i64)> = invoice::Entity::find()
+        .select_only()
+        .column(invoice::Column::Currency)
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(amount_e4 - paid_e4), 0) AS BIGINT)"),
+            "amount",
+        )
+        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .filter(invoice::Column::TenantId.eq(tenant_id))
+        .filter(invoice::Column::Status.eq("OPEN"))
+        .filter(due)
+        .filter(invoice::Column::AccountId.in_subquery(ids))
+        .group_by(invoice::Column::Currency)
+        .order_by_asc(invoice::Column::Currency)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(totals(rows))
+}
+
+/// Metered quantity per metric on the visible accounts within `period`.
+pub async fn usage_in(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    viewer: Viewer,
+    period: Bucket,
+) -> ApiResult<Vec<(String, i64)>> {
+    let Some(ids) = visible_ids(tenant_id, viewer) else {
+        return Ok(Vec::new());
+    };
+    usage_rollup::Entity::find()
+        .select_only()
+        .column(usage_rollup::Column::Metric)
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(quantity_e4), 0) AS BIGINT)"),
+            "amount",
+        )
+        .filter(usage_rollup::Column::TenantId.eq(tenant_id))
+        .filter(usage_rollup::Column::AccountId.in_subquery(ids))
+        .filter(usage_rollup::Column::BucketStart.gte(period.0))
+        .filter(usage_rollup::Column::BucketStart.lt(period.1))
+        .group_by(usage_rollup::Column::Metric)
+        .order_by_asc(usage_rollup::Column::Metric)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+fn totals(rows: Vec<(String, i64, i64)>) -> Vec<Total> {
+    rows.into_iter()
+        .map(|(currency, amount_e4, count)| Total {
+            currency,
+            amount_e4,
+            count,
+        })
+        .collect()
+}
