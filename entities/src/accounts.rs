@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_member;
+pub mod dashboard_layout;
 pub mod invoice;
 pub mod ledger_entry;
 pub mod payment;

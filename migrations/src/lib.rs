@@ -34,6 +34,8 @@ mod m0025_policy_rules_ledger;
 mod m0026_usage;
 mod m0027_policy_rules_usage;
 mod m0028_policy_rules_dashboard;
+mod m0029_dashboard_layouts;
+mod m0030_policy_rules_layouts;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -73,6 +75,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0026_usage::Migration),
             Box::new(m0027_policy_rules_usage::Migration),
             Box::new(m0028_policy_rules_dashboard::Migration),
+            Box::new(m0029_dashboard_layouts::Migration),
+            Box::new(m0030_policy_rules_layouts::Migration),
         ]
     }
 }

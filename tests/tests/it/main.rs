@@ -14,6 +14,7 @@ mod event_feed;
 mod federation;
 mod isolation;
 mod jobs;
+mod layouts;
 mod ledger;
 mod limits;
 mod mail;

@@ -4,6 +4,16 @@ use portal_migrations::{Migrator, MigratorTrait};
 use portal_tests::TestDb;
 use sea_orm::ConnectionTrait;
 
+/// How many migrations, counted from the last, roll back to before `name`.
+fn applied_since(name: &str) -> u32 {
+    let all = Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    u32::try_from(all.len() - at).unwrap_or(u32::MAX)
+}
+
 #[tokio::test]
 async fn migrations_roll_back_and_apply_again() -> anyhow::Result<()> {
     let test_db = TestDb::new().await?;
@@ -63,8 +73,9 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     };
     assert!(grants().await? > 0);
     // What a 0.1.0 database looks like: seeded, without this release's rules (added by
-    // the rule migrations among the last seven: m0022, m0023, m0025, m0027, m0028).
-    Migrator::down(&db, Some(7)).await?;
+    // the rule migrations from m0022 on).
+    let since_0_1 = applied_since("m0022_policy_rules_0_2");
+    Migrator::down(&db, Some(since_0_1)).await?;
     casbin_rule::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
@@ -81,6 +92,13 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
                 .add(casbin_rule::Column::V2.starts_with("MoneyTotal"))
                 .add(casbin_rule::Column::V2.starts_with("InvoiceSummary"))
                 .add(casbin_rule::Column::V2.starts_with("UsageComparison"))
+                .add(casbin_rule::Column::V2.starts_with("DashboardLayout"))
+                .add(casbin_rule::Column::V2.starts_with("DashboardWidget"))
+                .add(casbin_rule::Column::V2.starts_with("WidgetBinding"))
+                .add(casbin_rule::Column::V2.starts_with("WidgetPlacement"))
+                .add(casbin_rule::Column::V2.starts_with("GridCell"))
+                .add(casbin_rule::Column::V2.ends_with("DashboardLayout"))
+                .add(casbin_rule::Column::V2.ends_with("DashboardLayouts"))
                 .add(casbin_rule::Column::V2.is_in([
                     "User.timeZone",
                     "Tenant.timeZone",
@@ -113,7 +131,7 @@ async fn a_database_seeded_before_the_new_rules_gets_them_on_upgrade() -> anyhow
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     assert!(portal::policies::revision(&db).await? > before);
     // Applying them to an up-to-date store adds nothing twice.
-    Migrator::down(&db, Some(7)).await?;
+    Migrator::down(&db, Some(since_0_1)).await?;
     Migrator::up(&db, None).await?;
     assert_eq!(casbin_rule::Entity::find().count(&db).await?, shipped);
     db.close().await?;
@@ -129,7 +147,7 @@ async fn accounts_opened_before_the_ledger_get_their_opening_balance_entry() -> 
     let db = test_db.connect().await?;
     portal::seed::seed(&db).await?;
     // Back to the schema before the ledger (its tables dropped), then up again.
-    Migrator::down(&db, Some(5)).await?;
+    Migrator::down(&db, Some(applied_since("m0024_ledger"))).await?;
     Migrator::up(&db, None).await?;
     let accounts = account::Entity::find().all(&db).await?;
     assert!(accounts.iter().any(|a| a.balance_e4 == 0));

@@ -6,6 +6,7 @@
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
 mod dashboard;
+mod layout;
 mod ledger;
 mod series;
 mod subscriptions;
@@ -30,6 +31,7 @@ use portal_kit::{ApiError, ApiResult};
 use crate::domain::{self, AccountStatus};
 use crate::store;
 
+pub use layout::{LayoutMutation, LayoutQuery};
 pub use ledger::{Invoice, InvoicesById, LedgerEntry, LedgerMutation, Payment, PaymentsOfInvoices};
 pub use series::UsageMutation;
 pub use subscriptions::Subscription;
@@ -50,8 +52,14 @@ pub fn build_schema(
     references: References,
     feed: Arc<EventFeed>,
 ) -> AccountsSchema {
-    let mutation = Mutation(AccountMutation, LedgerMutation, UsageMutation);
-    Schema::build_with_ignore_name_conflicts(Query, mutation, Subscription, SHARED_SCALARS)
+    let mutation = Mutation(
+        AccountMutation,
+        LedgerMutation,
+        UsageMutation,
+        LayoutMutation,
+    );
+    let query = Query(AccountQuery, LayoutQuery);
+    Schema::build_with_ignore_name_conflicts(query, mutation, Subscription, SHARED_SCALARS)
         .enable_federation()
         .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
@@ -66,11 +74,15 @@ pub fn build_schema(
         .finish()
 }
 
-/// Accounts queries.
-pub struct Query;
+/// Accounts queries: the accounts' own (with the entity resolvers) and saved layouts.
+#[derive(MergedObject)]
+pub struct Query(AccountQuery, LayoutQuery);
+
+/// Account, ledger and dashboard queries, and the federation entity resolvers.
+pub struct AccountQuery;
 
 #[Object]
-impl Query {
+impl AccountQuery {
     /// One account of the caller's tenant that the caller may see, or null.
     async fn account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Account>> {
         let id = input::id("id", &id)?;
@@ -164,9 +176,14 @@ pub struct UpdateAccountInput {
     pub status: Option<AccountStatusGql>,
 }
 
-/// Accounts mutations: the accounts' own, the ledger's and usage metering.
+/// Accounts mutations: the accounts' own, the ledger's, usage metering and layouts.
 #[derive(MergedObject)]
-pub struct Mutation(AccountMutation, LedgerMutation, UsageMutation);
+pub struct Mutation(
+    AccountMutation,
+    LedgerMutation,
+    UsageMutation,
+    LayoutMutation,
+);
 
 /// Account mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
