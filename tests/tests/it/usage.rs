@@ -228,6 +228,21 @@ async fn balance_history_is_the_running_balance_at_each_bucket_end() -> anyhow::
         .collect();
     // The opening balance was posted when the demo was seeded (now): not yet in range.
     assert_eq!(points, ["0.0000", "100.0000", "70.0000"], "{out}");
+    // Activity: entries posted per day.
+    let activity = "query($id: ID!, $from: DateTime!, $to: DateTime!) {
+        account(id: $id) { activity(from: $from, to: $to, interval: DAY) { points { value } } }
+    }";
+    let out = as_bob(
+        &portal,
+        activity,
+        json!({ "id": savings, "from": from.to_rfc3339(), "to": to.to_rfc3339() }),
+    )
+    .await?;
+    assert_eq!(
+        out["data"]["account"]["activity"]["points"],
+        json!([{ "value": "0" }, { "value": "1" }, { "value": "1" }]),
+        "{out}"
+    );
 
     // Support sees usage charts but not the balance history; Dave (no member) neither.
     let seed = portal.seed.clone();

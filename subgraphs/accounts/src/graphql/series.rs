@@ -80,11 +80,22 @@ fn buckets_of(
     Ok((rules::buckets(from, to, interval.into(), zone)?, zone_name))
 }
 
+/// A series of amounts stored in 10^-4 units.
 fn series(
     interval: SeriesInterval,
     time_zone: String,
     buckets: Vec<Bucket>,
     values: Vec<i64>,
+) -> TimeSeries {
+    series_of(interval, time_zone, buckets, values, amount_from_e4)
+}
+
+fn series_of(
+    interval: SeriesInterval,
+    time_zone: String,
+    buckets: Vec<Bucket>,
+    values: Vec<i64>,
+    value: impl Fn(i64) -> Decimal,
 ) -> TimeSeries {
     TimeSeries {
         interval,
@@ -92,10 +103,10 @@ fn series(
         points: buckets
             .into_iter()
             .zip(values)
-            .map(|((start, end), value)| SeriesPoint {
+            .map(|((start, end), raw)| SeriesPoint {
                 start,
                 end,
-                value: amount_from_e4(value),
+                value: value(raw),
             })
             .collect(),
     }
@@ -131,6 +142,21 @@ pub async fn balance_history(
     let tenant = tenant_of(ctx)?;
     let values = store::balance_per_bucket(db(ctx)?, tenant, account_id, &buckets).await?;
     Ok(series(interval, zone, buckets, values))
+}
+
+/// `Account.activity` of the (visible) account `account_id`: ledger entries per bucket.
+pub async fn activity(
+    ctx: &Context<'_>,
+    account_id: Uuid,
+    from: &DateTimeArg,
+    to: &DateTimeArg,
+    interval: SeriesInterval,
+    time_zone: &str,
+) -> ApiResult<TimeSeries> {
+    let (buckets, zone) = buckets_of(from, to, interval, time_zone)?;
+    let tenant = tenant_of(ctx)?;
+    let counts = store::entries_per_bucket(db(ctx)?, tenant, account_id, &buckets).await?;
+    Ok(series_of(interval, zone, buckets, counts, Decimal::from))
 }
 
 /// `Account.usageMetrics` of the (visible) account `account_id`.

@@ -185,6 +185,22 @@ impl Account {
         Ok(Some(found.await?))
     }
 
+    /// How many ledger entries were posted in each bucket of `[from, to)` (by posting
+    /// time; a count, not money: every role that reads the account reads it), buckets cut
+    /// in `timeZone` (IANA; UTC when omitted), at most 1 000.
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTimeArg,
+        to: DateTimeArg,
+        interval: SeriesInterval,
+        time_zone: Option<String>,
+    ) -> ApiResult<Option<TimeSeries>> {
+        let zone = time_zone.as_deref().unwrap_or("UTC");
+        let found = series::activity(ctx, self.uuid, &from, &to, interval, zone);
+        Ok(Some(found.await?))
+    }
+
     /// The metrics the account has recorded usage of, alphabetically.
     async fn usage_metrics(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         series::metrics(ctx, self.uuid).await

@@ -175,13 +175,15 @@ pub async fn record_usage(
     Ok(outcome)
 }
 
-/// The sum of `value` over the rows of `table` (restricted by `filters`, column = value)
-/// whose `time` falls in each of `buckets`, in bucket order; one statement.
+/// `aggregate` (over the rows `r` of `table`, e.g. `SUM(r.amount_e4)` or `COUNT(r.id)`;
+/// restricted by `filters`, column = value) of the rows whose `time` falls in each of
+/// `buckets`, in bucket order; one statement. Table, columns and aggregate are constants
+/// of this module, never input.
 async fn sums_per_bucket(
     db: &impl ConnectionTrait,
     table: &str,
     time: &str,
-    value: &str,
+    aggregate: &str,
     filters: Vec<(&str, Value)>,
     buckets: &[Bucket],
 ) -> ApiResult<Vec<i64>> {
@@ -213,7 +215,7 @@ async fn sums_per_bucket(
         .collect();
     let sql = format!(
         "WITH edges(i, lo, hi) AS (VALUES {rows}) \
-         SELECT CAST(edges.i AS BIGINT) AS i, CAST(COALESCE(SUM(r.{value}), 0) AS BIGINT) AS total \
+         SELECT CAST(edges.i AS BIGINT) AS i, CAST(COALESCE({aggregate}, 0) AS BIGINT) AS total \
          FROM edges LEFT JOIN {table} r ON {conditions} AND r.{time} >= edges.lo AND r.{time} < edges.hi \
          GROUP BY edges.i ORDER BY edges.i",
         rows = rows.join(", "),
@@ -292,6 +294,28 @@ pub async fn balance_per_bucket(
             balance
         })
         .collect())
+}
+
+/// How many ledger entries the account has posted in each bucket (its activity).
+pub async fn entries_per_bucket(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    buckets: &[Bucket],
+) -> ApiResult<Vec<i64>> {
+    let filters = vec![
+        ("tenant_id", tenant_id.into()),
+        ("account_id", account_id.into()),
+    ];
+    sums_per_bucket(
+        db,
+        "ledger_entries",
+        "posted_at",
+        "COUNT(r.id)",
+        filters,
+        buckets,
+    )
+    .await
 }
 
 /// The sum of the account's entries posted before `at`.
