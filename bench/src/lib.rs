@@ -1,6 +1,8 @@
 //! What the benchmark binaries share: finding the `portal` binary, free ports, waiting
 //! for health, reading a process's memory, and scratch databases.
 
+pub mod processes;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

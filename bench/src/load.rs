@@ -8,8 +8,8 @@ use portal_kit::internal_token::{HEADER, InternalTokenKey};
 use portal_kit::{Actor, RequestMeta};
 use serde_json::Value;
 
-use crate::processes::SECRET;
 use crate::seed::Demo;
+use portal_bench::processes::SECRET;
 
 /// Where requests go and how they authenticate.
 pub enum Target {

@@ -10,7 +10,6 @@
 //! Run it with `bash bench/run.sh` (builds in release first); see bench/README.md.
 
 mod load;
-mod processes;
 mod seed;
 
 use std::time::Duration;
@@ -73,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency, args.duration, args.warmup
     );
     let demo = seed::prepare(&database_url, args.accounts).await?;
-    let cluster = processes::Cluster::start(&workdir, &database_url).await?;
+    let cluster = portal_bench::processes::Cluster::start(&workdir, &database_url).await?;
     println!(
         "gateway ready {:.0} ms after its process started\n",
         cluster.gateway_startup.as_secs_f64() * 1000.0

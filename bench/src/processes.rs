@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portal_bench::{free_port, portal_binary, wait_healthy};
+use crate::{free_port, portal_binary, wait_healthy};
 
 /// The internal token secret shared by the benchmark's processes.
 pub const SECRET: &str = "benchmark-secret-benchmark-secret-benchmark";
@@ -126,7 +126,7 @@ impl Cluster {
 
     /// The gateway process's peak resident set size (Linux `VmHWM`), in MiB.
     pub fn gateway_peak_rss_mib(&self) -> Option<f64> {
-        portal_bench::memory_kib(self.gateway_pid, "VmHWM:").map(|kib| kib as f64 / 1024.0)
+        crate::memory_kib(self.gateway_pid, "VmHWM:").map(|kib| kib as f64 / 1024.0)
     }
 }
 

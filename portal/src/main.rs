@@ -69,7 +69,12 @@ enum Command {
         out: PathBuf,
     },
     /// Insert the demo data (two tenants with users, accounts, reports, threads, integrations).
-    Seed,
+    Seed {
+        /// Also load benchmark volume into the demo tenant: 10×N accounts, 100 000×N ledger
+        /// entries, 1 000 000×N usage events (seeds the demo data first if it is missing).
+        #[arg(long)]
+        scale: Option<u32>,
+    },
     /// Publish a new access-token signing key now; it signs after 15 s, the old keys keep
     /// verifying for two hours.
     RotateKeys,
@@ -191,10 +196,33 @@ async fn main() -> anyhow::Result<()> {
             println!("published signing key {kid}; it signs from 15 s on");
             Ok(())
         }
-        Command::Seed => {
+        Command::Seed { scale: None } => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
             print_demo(&seed, false);
+            Ok(())
+        }
+        Command::Seed { scale: Some(n) } => {
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            portal::seed::seed_if_empty(&db)
+                .await
+                .context("seeding demo data")?;
+            let seed = portal::seed::demo_identities(&db)
+                .await
+                .context("reading the demo identities")?
+                .context("the database holds data that is not the demo's: scale seeds only the demo tenant")?;
+            let report = portal::scale::seed_scale(&db, &seed, n)
+                .await
+                .context("loading scale data")?;
+            println!(
+                "scale {n}: {} accounts, {} ledger entries, {} usage events ({} rollups) in {:.1} s; busiest account {}",
+                report.accounts,
+                report.ledger_entries,
+                report.usage_events,
+                report.rollups,
+                report.elapsed.as_secs_f64(),
+                report.busiest_account,
+            );
             Ok(())
         }
     }
