@@ -46,6 +46,8 @@ fn spawn(
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("PORTAL_INTERNAL_TOKEN_SECRET", SECRET)
+        .env("PORTAL_DATA_KEY", SECRET)
+        .env("PORTAL_PUBLIC_URL", "http://127.0.0.1:4000")
         .env("RUST_LOG", "warn")
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -57,6 +59,15 @@ fn spawn(
 impl Cluster {
     /// Starts the subgraphs, then the gateways, over `database_url`; logs go to `workdir`.
     pub async fn start(workdir: &Path, database_url: &str) -> anyhow::Result<Self> {
+        Self::start_with(workdir, database_url, true).await
+    }
+
+    /// [`Cluster::start`], with the second gateway (authorization off) only when `open`.
+    pub async fn start_with(
+        workdir: &Path,
+        database_url: &str,
+        open: bool,
+    ) -> anyhow::Result<Self> {
         let binary = portal_binary()?;
         let mut children = Vec::new();
         let mut subgraph_urls = Vec::new();
@@ -80,16 +91,18 @@ impl Cluster {
             subgraph_urls.push((format!("PORTAL_SUBGRAPH_{}_URL", name.to_uppercase()), url));
         }
         let open_port = free_port()?;
-        let mut open_envs = subgraph_urls.clone();
-        open_envs.push(("PORTAL_AUTHORIZATION".into(), "off".into()));
-        let open_listen = format!("127.0.0.1:{open_port}");
-        children.push(spawn(
-            &binary,
-            &["serve", "gateway", "--demo", "--listen", &open_listen],
-            database_url,
-            &open_envs,
-            std::fs::File::create(workdir.join("gateway-open.log"))?,
-        )?);
+        if open {
+            let mut open_envs = subgraph_urls.clone();
+            open_envs.push(("PORTAL_AUTHORIZATION".into(), "off".into()));
+            let open_listen = format!("127.0.0.1:{open_port}");
+            children.push(spawn(
+                &binary,
+                &["serve", "gateway", "--demo", "--listen", &open_listen],
+                database_url,
+                &open_envs,
+                std::fs::File::create(workdir.join("gateway-open.log"))?,
+            )?);
+        }
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let started = Instant::now();
@@ -116,11 +129,13 @@ impl Cluster {
         )
         .await?;
         cluster.gateway_startup = started.elapsed();
-        wait_healthy(
-            &format!("http://127.0.0.1:{open_port}/health"),
-            Duration::from_secs(30),
-        )
-        .await?;
+        if open {
+            wait_healthy(
+                &format!("http://127.0.0.1:{open_port}/health"),
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
         Ok(cluster)
     }
 

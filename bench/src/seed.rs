@@ -53,9 +53,7 @@ pub async fn prepare(url: &str, accounts: usize) -> anyhow::Result<Demo> {
         }
         .insert(&db)
         .await?;
-        if let Some(opening) = portal_accounts::store::ledger::opening_balance_entry(&created) {
-            opening.insert(&db).await?;
-        }
+        portal_accounts::store::ledger::insert_opening_balance(&db, &created).await?;
     }
     db.close().await?;
     Ok(Demo {

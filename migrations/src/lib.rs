@@ -36,6 +36,7 @@ mod m0027_policy_rules_usage;
 mod m0028_policy_rules_dashboard;
 mod m0029_dashboard_layouts;
 mod m0030_policy_rules_layouts;
+mod m0031_ledger_rollups;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0028_policy_rules_dashboard::Migration),
             Box::new(m0029_dashboard_layouts::Migration),
             Box::new(m0030_policy_rules_layouts::Migration),
+            Box::new(m0031_ledger_rollups::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! demo tenant (seeded first if empty), owned by the demo customer (Carol): `10 × N`
 //! accounts `SCALE-00000…`, `100 000 × N` ledger entries over the last year and
 //! `1 000 000 × N` usage events over the last 90 days (three metrics), with their
-//! 15-minute rollups. Skewed like real portfolios: the first account holds half of the
+//! 15-minute rollups (and the ledger's). Skewed like real portfolios: the first account holds half of the
 //! entries and events, the rest share the other half. Rows go in as multi-row `INSERT`s
 //! of 1 000 (one statement each); every ledger stays consistent (running balances, the
 //! balance is the sum). Deterministic: the same `N` gives the same data.
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use portal_entities::accounts::{account, ledger_entry, usage_event, usage_rollup};
+use portal_entities::accounts::{account, ledger_entry, ledger_rollup, usage_event, usage_rollup};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::{
@@ -111,6 +111,7 @@ pub async fn seed_scale(
         times.sort_unstable();
         let mut balance: i64 = 0;
         let mut batch = Vec::with_capacity(BATCH);
+        let mut quarters: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
         for posted_at in times {
             let (kind, sign) = match rng.random_range(0..10) {
                 0..=4 => ("CHARGE", -1),
@@ -120,6 +121,11 @@ pub async fn seed_scale(
             };
             let amount = sign * rng.random_range(100..10_000_000_i64);
             balance += amount;
+            let slot = quarters
+                .entry(posted_at.timestamp() - posted_at.timestamp().rem_euclid(900))
+                .or_default();
+            slot.0 += amount;
+            slot.1 += 1;
             batch.push(ledger_entry::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 tenant_id: Set(seed.tenant_id),
@@ -149,6 +155,21 @@ pub async fn seed_scale(
         if !batch.is_empty() {
             entries_written += batch.len() as u64;
             ledger_entry::Entity::insert_many(batch).exec(db).await?;
+        }
+        let rows: Vec<ledger_rollup::ActiveModel> = quarters
+            .into_iter()
+            .map(|(bucket, (amount, entries))| ledger_rollup::ActiveModel {
+                tenant_id: Set(seed.tenant_id),
+                account_id: Set(account_id),
+                bucket_start: Set(DateTime::from_timestamp(bucket, 0).unwrap_or(now)),
+                amount_e4: Set(amount),
+                entries: Set(entries),
+            })
+            .collect();
+        for chunk in rows.chunks(BATCH) {
+            ledger_rollup::Entity::insert_many(chunk.to_vec())
+                .exec(db)
+                .await?;
         }
         account::Entity::update_many()
             .col_expr(account::Column::BalanceE4, balance.into())

@@ -438,9 +438,7 @@ async fn create_account(
     }
     .insert(txn)
     .await?;
-    if let Some(opening) = portal_accounts::store::ledger::opening_balance_entry(&created) {
-        opening.insert(txn).await?;
-    }
+    portal_accounts::store::ledger::insert_opening_balance(txn, &created).await?;
     Ok(id)
 }
 

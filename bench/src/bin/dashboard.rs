@@ -29,6 +29,33 @@ struct Args {
     /// Requests per query.
     #[arg(long, default_value_t = 100)]
     requests: usize,
+    /// `--database-url` already holds scale data (an earlier run's, or `portal seed
+    /// --scale`): measure it as it is, load and drop nothing.
+    #[arg(long)]
+    loaded: bool,
+}
+
+/// What the measurement needs to know about the loaded data.
+struct Loaded {
+    tenant_id: uuid::Uuid,
+    owner_id: uuid::Uuid,
+    busiest_account: uuid::Uuid,
+}
+
+/// Finds the scale data already in `db` (the account `SCALE-00000`).
+async fn find_loaded(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Loaded> {
+    use portal_entities::accounts::account;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let busiest = account::Entity::find()
+        .filter(account::Column::Number.eq("SCALE-00000"))
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no scale data (account SCALE-00000) in the database"))?;
+    Ok(Loaded {
+        tenant_id: busiest.tenant_id,
+        owner_id: busiest.owner_id,
+        busiest_account: busiest.id,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -43,31 +70,39 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = portal_bench::scratch_database(args.database_url.as_deref(), "dashboard").await?;
+    portal::install_crypto_provider();
+    let url = match (&args.database_url, args.loaded) {
+        (Some(url), true) => url.clone(),
+        (None, true) => anyhow::bail!("--loaded needs --database-url"),
+        (admin, false) => portal_bench::scratch_database(admin.as_deref(), "dashboard").await?,
+    };
     let db = portal::connect_and_migrate(&url, 8).await?;
     let backend = db.get_database_backend().as_str().to_owned();
-    let seed = portal::seed::seed(&db).await?;
-    let report = portal::scale::seed_scale(&db, &seed, args.scale).await?;
-    if url.starts_with("postgres") {
-        use sea_orm::ConnectionTrait;
-        // As an operator would after a bulk load: fresh statistics and visibility map.
-        db.execute_unprepared("VACUUM ANALYZE").await?;
-    }
-    db.close().await?;
     println!("# dashboard queries at scale ({backend})");
-    println!(
-        "scale {}: {} accounts, {} ledger entries, {} usage events, {} rollups, loaded in {:.1} s\n",
-        args.scale,
-        report.accounts,
-        report.ledger_entries,
-        report.usage_events,
-        report.rollups,
-        report.elapsed.as_secs_f64()
-    );
+    if !args.loaded {
+        let seed = portal::seed::seed(&db).await?;
+        let report = portal::scale::seed_scale(&db, &seed, args.scale).await?;
+        println!(
+            "scale {}: {} accounts, {} ledger entries, {} usage events, {} rollups, loaded in {:.1} s\n",
+            args.scale,
+            report.accounts,
+            report.ledger_entries,
+            report.usage_events,
+            report.rollups,
+            report.elapsed.as_secs_f64()
+        );
+        if url.starts_with("postgres") {
+            use sea_orm::ConnectionTrait;
+            // As an operator would after a bulk load: fresh statistics and visibility map.
+            db.execute_unprepared("VACUUM ANALYZE").await?;
+        }
+    }
+    let report = find_loaded(&db).await?;
+    db.close().await?;
     let workdir =
         std::env::temp_dir().join(format!("portal-bench-dashboard-{}", std::process::id()));
     std::fs::create_dir_all(&workdir)?;
-    let cluster = Cluster::start(&workdir, &url).await?;
+    let cluster = Cluster::start_with(&workdir, &url, false).await?;
     let http = reqwest::Client::new();
     let account = report.busiest_account.to_string();
     let now = Utc::now();
@@ -142,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(cluster);
-    portal_bench::drop_scratch_database(args.database_url.as_deref(), &url).await?;
+    if !args.loaded {
+        portal_bench::drop_scratch_database(args.database_url.as_deref(), &url).await?;
+    }
     Ok(())
 }

@@ -43,9 +43,7 @@ async fn add_accounts(
         }
         .insert(db)
         .await?;
-        if let Some(opening) = portal_accounts::store::ledger::opening_balance_entry(&created) {
-            opening.insert(db).await?;
-        }
+        portal_accounts::store::ledger::insert_opening_balance(db, &created).await?;
         if owner == alice {
             account_member::ActiveModel {
                 account_id: Set(id),

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use portal_entities::accounts::{account, invoice, ledger_entry, payment};
+use portal_entities::accounts::{account, invoice, ledger_entry, ledger_rollup, payment};
 use portal_entities::platform::{audit_event, domain_event};
 use portal_tests::streams::WsClient;
 use portal_tests::{Mode, TestPortal};
@@ -81,6 +81,19 @@ async fn ledgers_sum_to_balances(db: &DatabaseConnection) -> anyhow::Result<()> 
         if let Some(last) = entries.iter().max_by_key(|e| (e.created_at, e.id)) {
             assert_eq!(last.balance_after_e4, row.balance_e4, "{}", row.number);
         }
+        // The chart rollups hold the same entries.
+        let rollups = ledger_rollup::Entity::find()
+            .filter(ledger_rollup::Column::AccountId.eq(row.id))
+            .all(db)
+            .await?;
+        let rolled: i64 = rollups.iter().map(|r| r.amount_e4).sum();
+        let counted: i64 = rollups.iter().map(|r| r.entries).sum();
+        assert_eq!(
+            (rolled, counted),
+            (row.balance_e4, entries.len() as i64),
+            "{}",
+            row.number
+        );
     }
     Ok(())
 }

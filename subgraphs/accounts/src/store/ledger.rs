@@ -534,12 +534,18 @@ pub async fn post_opening_balance(
     Ok(Some(entry))
 }
 
-/// The opening-balance entry of an account written with its balance already set (bulk
-/// loaders: the demo seed, the benchmark's seed), to insert in the same transaction: the
-/// ledger then sums to the balance as for accounts opened through the API. `None` for a
-/// zero balance.
-pub fn opening_balance_entry(account: &account::Model) -> Option<ledger_entry::ActiveModel> {
-    (account.balance_e4 != 0).then(|| ledger_entry::ActiveModel {
+/// Inserts the opening-balance entry (and its rollup) of an account written with its
+/// balance already set — bulk loaders: the demo seed, the benchmark's seed — in the
+/// caller's transaction: the ledger then sums to the balance as for accounts opened
+/// through the API. Nothing for a zero balance.
+pub async fn insert_opening_balance(
+    db: &impl ConnectionTrait,
+    account: &account::Model,
+) -> Result<(), sea_orm::DbErr> {
+    if account.balance_e4 == 0 {
+        return Ok(());
+    }
+    ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(account.tenant_id),
         account_id: Set(account.id),
@@ -557,7 +563,60 @@ pub fn opening_balance_entry(account: &account::Model) -> Option<ledger_entry::A
         request_hash: Set(None),
         created_by: Set(None),
         created_at: Set(account.created_at),
-    })
+    }
+    .insert(db)
+    .await?;
+    roll_up(
+        db,
+        account.tenant_id,
+        account.id,
+        account.created_at,
+        account.balance_e4,
+    )
+    .await
+}
+
+/// Adds one entry of `amount_e4` posted at `posted_at` to its account's quarter-hour
+/// rollup (in the posting's transaction).
+pub async fn roll_up(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    posted_at: DateTime<Utc>,
+    amount_e4: i64,
+) -> Result<(), sea_orm::DbErr> {
+    use portal_entities::accounts::ledger_rollup::{Column as C, Entity};
+    use sea_orm::sea_query::{Expr, OnConflict, Query};
+    let upsert = Query::insert()
+        .into_table(Entity)
+        .columns([
+            C::TenantId,
+            C::AccountId,
+            C::BucketStart,
+            C::AmountE4,
+            C::Entries,
+        ])
+        .values_panic([
+            tenant_id.into(),
+            account_id.into(),
+            crate::domain::series::quarter_hour(posted_at).into(),
+            amount_e4.into(),
+            1_i64.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::AccountId, C::BucketStart])
+                .value(
+                    C::AmountE4,
+                    Expr::cust("ledger_rollups.amount_e4 + excluded.amount_e4"),
+                )
+                .value(
+                    C::Entries,
+                    Expr::cust("ledger_rollups.entries + excluded.entries"),
+                )
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&upsert).await.map(|_| ())
 }
 
 /// Writes one entry and moves the account's balance by its amount. `account` was read
@@ -582,6 +641,15 @@ async fn post(
         .exec(txn)
         .await
         .map_err(ApiError::from_db)?;
+    roll_up(
+        txn,
+        account.tenant_id,
+        account.id,
+        posting.posted_at,
+        posting.amount_e4,
+    )
+    .await
+    .map_err(ApiError::from_db)?;
     ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(account.tenant_id),

@@ -254,7 +254,7 @@ pub async fn usage_per_bucket(
         db,
         "usage_rollups",
         "bucket_start",
-        "quantity_e4",
+        "SUM(r.quantity_e4)",
         filters,
         buckets,
     )
@@ -262,7 +262,9 @@ pub async fn usage_per_bucket(
 }
 
 /// The account's balance at the end of each bucket, by posting time: the sum of the
-/// entries posted before the first bucket, then each bucket's sum added in turn.
+/// entries posted before the first bucket, then each bucket's sum added in turn — read
+/// from the quarter-hour ledger rollups (every bucket edge is a quarter hour), not from
+/// every entry.
 pub async fn balance_per_bucket(
     db: &DatabaseConnection,
     tenant_id: Uuid,
@@ -279,9 +281,9 @@ pub async fn balance_per_bucket(
     let before = balance_before(db, tenant_id, account_id, *first).await?;
     let deltas = sums_per_bucket(
         db,
-        "ledger_entries",
-        "posted_at",
-        "amount_e4",
+        "ledger_rollups",
+        "bucket_start",
+        "SUM(r.amount_e4)",
         filters,
         buckets,
     )
@@ -309,9 +311,9 @@ pub async fn entries_per_bucket(
     ];
     sums_per_bucket(
         db,
-        "ledger_entries",
-        "posted_at",
-        "COUNT(r.id)",
+        "ledger_rollups",
+        "bucket_start",
+        "SUM(r.entries)",
         filters,
         buckets,
     )
@@ -325,7 +327,7 @@ async fn balance_before(
     account_id: Uuid,
     at: DateTime<Utc>,
 ) -> ApiResult<i64> {
-    use portal_entities::accounts::ledger_entry::{Column as C, Entity};
+    use portal_entities::accounts::ledger_rollup::{Column as C, Entity};
     let total: Option<i64> = Entity::find()
         .select_only()
         .expr_as(
@@ -334,7 +336,7 @@ async fn balance_before(
         )
         .filter(C::TenantId.eq(tenant_id))
         .filter(C::AccountId.eq(account_id))
-        .filter(C::PostedAt.lt(at))
+        .filter(C::BucketStart.lt(at))
         .into_tuple::<i64>()
         .one(db)
         .await
