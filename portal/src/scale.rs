@@ -19,6 +19,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use portal_accounts::domain::series::quarter_hour;
+
 use crate::seed::DemoSeed;
 
 /// Rows per `INSERT` statement.
@@ -122,7 +124,7 @@ pub async fn seed_scale(
             let amount = sign * rng.random_range(100..10_000_000_i64);
             balance += amount;
             let slot = quarters
-                .entry(posted_at.timestamp() - posted_at.timestamp().rem_euclid(900))
+                .entry(quarter_hour(posted_at).timestamp())
                 .or_default();
             slot.0 += amount;
             slot.1 += 1;
@@ -187,7 +189,7 @@ pub async fn seed_scale(
             let metric = rng.random_range(0..METRICS.len());
             let quantity = rng.random_range(1..1_000_i64) * 10_000;
             let slot = rollups
-                .entry((metric, at.timestamp() - at.timestamp().rem_euclid(900)))
+                .entry((metric, quarter_hour(at).timestamp()))
                 .or_default();
             slot.0 += quantity;
             slot.1 += 1;

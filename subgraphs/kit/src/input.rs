@@ -14,9 +14,13 @@ pub fn id(field: &'static str, raw: &ID) -> ApiResult<Uuid> {
 
 /// An IANA time zone name (`Europe/Berlin`, `UTC`), or `BAD_USER_INPUT` naming `field`.
 pub fn time_zone(field: &'static str, raw: &str) -> ApiResult<String> {
-    let name = raw.trim();
-    name.parse::<chrono_tz::Tz>()
-        .map(|zone| zone.name().to_owned())
+    zone(field, raw).map(|zone| zone.name().to_owned())
+}
+
+/// The IANA time zone named `raw`, or `BAD_USER_INPUT` naming `field`.
+pub fn zone(field: &'static str, raw: &str) -> ApiResult<chrono_tz::Tz> {
+    raw.trim()
+        .parse::<chrono_tz::Tz>()
         .map_err(|_| ApiError::invalid(field, "must be an IANA time zone such as Europe/Berlin"))
 }
 

@@ -6,13 +6,12 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use portal_kit::context::{actor, db, tenant as tenant_of};
 use portal_kit::pagination::PageRequest;
-use portal_kit::{ApiError, ApiResult, input};
+use portal_kit::{ApiResult, input};
 
 use super::types::{Account, AccountConnection, viewer};
 use crate::domain::Viewer;
@@ -75,15 +74,12 @@ impl Dashboard {
         if actor(ctx).id != Some(user) {
             return Ok(None);
         }
-        let time_zone = input::time_zone("timeZone", time_zone)?;
-        let zone: Tz = time_zone
-            .parse()
-            .map_err(|_| ApiError::invalid("timeZone", "must be an IANA time zone"))?;
+        let zone = input::zone("timeZone", time_zone)?;
         let (current, previous) = this_and_last_month(Utc::now(), zone);
         Ok(Some(Self {
             user,
             viewer: viewer(ctx),
-            time_zone,
+            time_zone: zone.name().to_owned(),
             current,
             previous,
         }))

@@ -76,6 +76,15 @@ pub enum DirectionGql {
     Debit,
 }
 
+impl From<DirectionGql> for Direction {
+    fn from(direction: DirectionGql) -> Self {
+        match direction {
+            DirectionGql::Credit => Self::Credit,
+            DirectionGql::Debit => Self::Debit,
+        }
+    }
+}
+
 /// Where a ledger row came from.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "LedgerSource")]
@@ -84,6 +93,15 @@ pub enum SourceGql {
     Manual,
     /// Written by a billing connector's service account.
     BillingSync,
+}
+
+impl From<SourceGql> for Source {
+    fn from(source: SourceGql) -> Self {
+        match source {
+            SourceGql::Manual => Self::Manual,
+            SourceGql::BillingSync => Self::BillingSync,
+        }
+    }
 }
 
 impl From<Source> for SourceGql {
@@ -548,10 +566,7 @@ impl LedgerEntryFilter {
                 .sources
                 .unwrap_or_default()
                 .into_iter()
-                .map(|source| match source {
-                    SourceGql::Manual => Source::Manual,
-                    SourceGql::BillingSync => Source::BillingSync,
-                })
+                .map(Source::from)
                 .collect(),
             posted_from,
             posted_to,
@@ -774,10 +789,7 @@ impl LedgerMutation {
     ) -> ApiResult<LedgerEntry> {
         let account_id = input::id("input.accountId", &input.account_id)?;
         let kind = EntryKind::from(input.kind);
-        let direction = input.direction.map(|d| match d {
-            DirectionGql::Credit => Direction::Credit,
-            DirectionGql::Debit => Direction::Debit,
-        });
+        let direction = input.direction.map(Direction::from);
         let amount = rules::positive_amount("input.amount", input.amount.parse("input.amount")?)?;
         let amount_e4 = rules::signed_amount(kind, direction, amount)?;
         let currency = crate::domain::currency("input.currency", &input.currency)?;

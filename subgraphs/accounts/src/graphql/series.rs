@@ -3,7 +3,6 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -73,11 +72,9 @@ fn buckets_of(
 ) -> ApiResult<(Vec<Bucket>, String)> {
     let from = from.parse("from")?;
     let to = to.parse("to")?;
-    let zone_name = input::time_zone("timeZone", time_zone)?;
-    let zone: Tz = zone_name
-        .parse()
-        .map_err(|_| ApiError::invalid("timeZone", "must be an IANA time zone"))?;
-    Ok((rules::buckets(from, to, interval.into(), zone)?, zone_name))
+    let zone = input::zone("timeZone", time_zone)?;
+    let buckets = rules::buckets(from, to, interval.into(), zone)?;
+    Ok((buckets, zone.name().to_owned()))
 }
 
 /// A series of amounts stored in 10^-4 units.

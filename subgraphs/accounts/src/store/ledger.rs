@@ -160,12 +160,7 @@ pub async fn post_entry(
     let tenant_id = actor.tenant()?;
     let (key, hash) = (new.idempotency_key.clone(), new.request_hash.clone());
     let by_key = || async {
-        let found = ledger_entry::Entity::find()
-            .filter(ledger_entry::Column::TenantId.eq(tenant_id))
-            .filter(ledger_entry::Column::IdempotencyKey.eq(key.as_str()))
-            .one(db)
-            .await
-            .map_err(ApiError::from_db)?;
+        let found = entry_by_key(db, tenant_id, &key).await?;
         Ok(found.map(|row| (row.request_hash.clone(), row)))
     };
     idempotent(&hash, by_key, async {
@@ -173,13 +168,7 @@ pub async fn post_entry(
         // Replays are answered before the account's state is checked: a retry after the
         // account was closed still gets the first result.
         let account = super::account_locked(&txn, tenant_id, new.account_id).await?;
-        let replayed = ledger_entry::Entity::find()
-            .filter(ledger_entry::Column::TenantId.eq(tenant_id))
-            .filter(ledger_entry::Column::IdempotencyKey.eq(new.idempotency_key.as_str()))
-            .one(&txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        if let Some(row) = replayed {
+        if let Some(row) = entry_by_key(&txn, tenant_id, &new.idempotency_key).await? {
             return replay(row.request_hash.as_deref(), &new.request_hash).map(|()| row);
         }
         postable(&account, &new.currency)?;
@@ -717,6 +706,19 @@ fn replay(stored: Option<&str>, hash: &str) -> ApiResult<()> {
     }
 }
 
+async fn entry_by_key(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    key: &str,
+) -> ApiResult<Option<ledger_entry::Model>> {
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::TenantId.eq(tenant_id))
+        .filter(ledger_entry::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
 async fn invoice_by_key(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -831,18 +833,14 @@ pub async fn entries_page(
         EntrySort::PostedAt => C::PostedAt,
         EntrySort::Amount => C::AmountE4,
     };
-    let rows = page
-        .apply(select, column, C::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows, |row| {
+    page.fetch(db, select, column, C::Id, |row| {
         let value = match sort {
             EntrySort::PostedAt => SortValue::Time(row.posted_at),
             EntrySort::Amount => SortValue::Int(row.amount_e4),
         };
         (value, row.id)
-    }))
+    })
+    .await
 }
 
 /// A page of the account's invoices; `today` decides which open invoices are overdue.
@@ -887,19 +885,15 @@ pub async fn invoices_page(
         InvoiceSort::DueDate => C::DueDate,
         InvoiceSort::Amount => C::AmountE4,
     };
-    let rows = page
-        .apply(select, column, C::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows, |row| {
+    page.fetch(db, select, column, C::Id, |row| {
         let value = match sort {
             InvoiceSort::IssuedAt => SortValue::Time(row.issued_at),
             InvoiceSort::DueDate => SortValue::Date(row.due_date),
             InvoiceSort::Amount => SortValue::Int(row.amount_e4),
         };
         (value, row.id)
-    }))
+    })
+    .await
 }
 
 /// A page of the account's payments.
@@ -928,16 +922,12 @@ pub async fn payments_page(
         PaymentSort::ReceivedAt => C::ReceivedAt,
         PaymentSort::Amount => C::AmountE4,
     };
-    let rows = page
-        .apply(select, column, C::Id)
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(page.page(rows, |row| {
+    page.fetch(db, select, column, C::Id, |row| {
         let value = match sort {
             PaymentSort::ReceivedAt => SortValue::Time(row.received_at),
             PaymentSort::Amount => SortValue::Int(row.amount_e4),
         };
         (value, row.id)
-    }))
+    })
+    .await
 }

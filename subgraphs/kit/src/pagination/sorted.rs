@@ -7,7 +7,10 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -152,6 +155,24 @@ impl SortedPageRequest {
             select.order_by_asc(sort).order_by_asc(id)
         };
         select.limit(self.first + 1)
+    }
+
+    /// Reads this page of `select` sorted by `sort` (see [`SortedPageRequest::apply`]) and
+    /// turns it into a page of `(cursor, row)` (see [`SortedPageRequest::page`]).
+    pub async fn fetch<E: EntityTrait>(
+        &self,
+        db: &impl ConnectionTrait,
+        select: Select<E>,
+        sort: E::Column,
+        id: E::Column,
+        key: impl Fn(&E::Model) -> (SortValue, Uuid),
+    ) -> ApiResult<Page<(String, E::Model)>> {
+        let rows = self
+            .apply(select, sort, id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        Ok(self.page(rows, key))
     }
 
     /// Turns the rows read with [`SortedPageRequest::apply`] into a page of
