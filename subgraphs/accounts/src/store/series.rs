@@ -1,7 +1,8 @@
 //! Time series and usage metering persistence. A series is summed per bucket in SQL: the
 //! bucket edges (at most [`MAX_POINTS`](crate::domain::series::MAX_POINTS), computed in
-//! the caller's time zone) are a `VALUES` list joined to the rows, so the database
-//! returns one row per bucket whatever the number of rows behind it.
+//! the caller's time zone) are bound as parameters and each bucket is one correlated
+//! subquery over the rollups' primary key, so the database returns one row per bucket
+//! whatever the number of rows behind it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -192,33 +193,55 @@ async fn sums_per_bucket(
     }
     let backend = db.get_database_backend();
     let mut values: Vec<Value> = Vec::with_capacity(buckets.len() * 2 + filters.len());
-    let mut placeholder = |value: Value, time: bool| {
+    let mut placeholder = |value: Value| {
         values.push(value);
         match backend {
-            DatabaseBackend::Postgres if time => format!("CAST(${} AS timestamptz)", values.len()),
             DatabaseBackend::Postgres => format!("${}", values.len()),
             _ => "?".to_owned(),
         }
     };
-    let rows: Vec<String> = buckets
-        .iter()
-        .enumerate()
-        .map(|(i, (start, end))| {
-            let lo = placeholder((*start).into(), true);
-            let hi = placeholder((*end).into(), true);
-            format!("({i}, {lo}, {hi})")
-        })
-        .collect();
+    // The edges: on PostgreSQL two array parameters (one plan whatever the number of
+    // buckets); on SQLite a `VALUES` list.
+    let edges = match backend {
+        DatabaseBackend::Postgres => {
+            let array = |edges: &mut dyn Iterator<Item = DateTime<Utc>>| {
+                let items: Vec<String> =
+                    edges.map(|at| format!("\"{}\"", at.to_rfc3339())).collect();
+                Value::from(format!("{{{}}}", items.join(",")))
+            };
+            let lo = placeholder(array(&mut buckets.iter().map(|(lo, _)| *lo)));
+            let hi = placeholder(array(&mut buckets.iter().map(|(_, hi)| *hi)));
+            format!(
+                "SELECT CAST(n - 1 AS BIGINT) AS i, lo, hi FROM \
+                 unnest(CAST({lo} AS timestamptz[]), CAST({hi} AS timestamptz[])) \
+                 WITH ORDINALITY AS e(lo, hi, n)"
+            )
+        }
+        _ => {
+            let rows: Vec<String> = buckets
+                .iter()
+                .enumerate()
+                .map(|(i, (lo, hi))| {
+                    let lo = placeholder((*lo).into());
+                    let hi = placeholder((*hi).into());
+                    format!("({i}, {lo}, {hi})")
+                })
+                .collect();
+            format!("VALUES {}", rows.join(", "))
+        }
+    };
     let conditions: Vec<String> = filters
         .into_iter()
-        .map(|(column, value)| format!("r.{column} = {}", placeholder(value, false)))
+        .map(|(column, value)| format!("r.{column} = {}", placeholder(value)))
         .collect();
+    // A correlated subquery per bucket: one index range scan each, whatever the
+    // planner estimates for the edges (a join over bound edges planned badly: 450 ms
+    // instead of 8 ms on the bench's busiest account).
     let sql = format!(
-        "WITH edges(i, lo, hi) AS (VALUES {rows}) \
-         SELECT CAST(edges.i AS BIGINT) AS i, CAST(COALESCE({aggregate}, 0) AS BIGINT) AS total \
-         FROM edges LEFT JOIN {table} r ON {conditions} AND r.{time} >= edges.lo AND r.{time} < edges.hi \
-         GROUP BY edges.i ORDER BY edges.i",
-        rows = rows.join(", "),
+        "WITH edges(i, lo, hi) AS ({edges}) \
+         SELECT CAST(edges.i AS BIGINT) AS i, CAST(COALESCE((SELECT {aggregate} FROM {table} r \
+         WHERE {conditions} AND r.{time} >= edges.lo AND r.{time} < edges.hi), 0) AS BIGINT) AS total \
+         FROM edges ORDER BY edges.i",
         conditions = conditions.join(" AND "),
     );
     let found = db
