@@ -1,6 +1,7 @@
 //! Tables owned by the accounts subgraph.
 
 pub mod account;
+pub mod account_export;
 pub mod account_member;
 pub mod dashboard_layout;
 pub mod invoice;

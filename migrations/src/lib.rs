@@ -37,6 +37,8 @@ mod m0028_policy_rules_dashboard;
 mod m0029_dashboard_layouts;
 mod m0030_policy_rules_layouts;
 mod m0031_ledger_rollups;
+mod m0032_files_and_exports;
+mod m0033_policy_rules_exports;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -79,6 +81,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0029_dashboard_layouts::Migration),
             Box::new(m0030_policy_rules_layouts::Migration),
             Box::new(m0031_ledger_rollups::Migration),
+            Box::new(m0032_files_and_exports::Migration),
+            Box::new(m0033_policy_rules_exports::Migration),
         ]
     }
 }

@@ -30,6 +30,32 @@ pub struct Config {
     pub mail: MailConfig,
     /// Background job workers.
     pub jobs: JobsConfig,
+    /// Stored files (exports).
+    pub files: FilesConfig,
+}
+
+/// Stored files: exports today (`docs/operations.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// The directory files are kept in; every process of a deployment must see the same
+    /// one. Default: `files` next to the SQLite database, else `data/files`. Env:
+    /// `PORTAL_FILES_DIR`.
+    pub dir: Option<std::path::PathBuf>,
+    /// How long a download link works, in seconds.
+    pub link_ttl_secs: u64,
+    /// How long a file is kept, in days.
+    pub retention_days: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            link_ttl_secs: 300,
+            retention_days: 7,
+        }
+    }
 }
 
 /// Background job workers (`docs/jobs.md`).
@@ -389,6 +415,9 @@ impl Config {
         if let Some(url) = var("PORTAL_PUBLIC_URL") {
             self.identity.public_url = Some(url);
         }
+        if let Some(dir) = var("PORTAL_FILES_DIR") {
+            self.files.dir = Some(dir.into());
+        }
         if let Some(ide) = var("PORTAL_IDE") {
             self.gateway.ide = match ide.as_str() {
                 "1" | "true" | "on" => true,
@@ -606,7 +635,36 @@ impl Config {
                 "gateway.subgraph_timeout_ms must be positive".into(),
             ));
         }
+        if !(10..=86_400).contains(&self.files.link_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "files.link_ttl_secs must be between 10 and 86400".into(),
+            ));
+        }
+        if !(1..=3_650).contains(&self.files.retention_days) {
+            return Err(ConfigError::Invalid(
+                "files.retention_days must be between 1 and 3650".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Where stored files are kept (links signed with a key derived from the data key).
+    pub fn file_store(&self) -> Result<portal_kit::storage::FileStore, ConfigError> {
+        let dir = match (&self.files.dir, sqlite_path(&self.database.url)) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(db)) => Path::new(db)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("files"),
+            (None, None) => Path::new("data").join("files"),
+        };
+        let store = portal_kit::storage::FileStore::local(&dir, &self.data_key()?)
+            .map_err(|err| ConfigError::Invalid(format!("files.dir {}: {err:?}", dir.display())))?;
+        Ok(store
+            .with_link_ttl(chrono::Duration::seconds(self.files.link_ttl_secs as i64))
+            .with_retention(chrono::Duration::days(self.files.retention_days as i64))
+            .with_base_url(self.identity.public_url.clone()))
     }
 
     /// The key sealing secrets at rest: `identity.data_key`, else (SQLite only) the key in

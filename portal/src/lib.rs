@@ -4,6 +4,7 @@
 
 pub mod casbin_adapter;
 pub mod config;
+pub mod files;
 pub mod policies;
 pub mod scale;
 pub mod seed;
@@ -102,6 +103,9 @@ pub struct GatewayOptions {
     /// fields on (`@events`); `None`: they stream from their subgraphs. The all-in-one
     /// app shares its subgraphs' feed.
     pub events: Option<Arc<portal_kit::events::feed::EventFeed>>,
+    /// Stored files: when set, the gateway serves their downloads at `/files/…` (and the
+    /// all-in-one app's subgraphs keep their exports there). `None`: no downloads.
+    pub files: Option<files::FileService>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -140,10 +144,15 @@ pub fn gateway_app_for(
         ide: options.ide.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
     });
-    (
-        with_cors(transport::router(state), &options.cors_origins),
-        gateway,
-    )
+    let mut router = transport::router(state);
+    if let Some(files) = &options.files {
+        router = router.merge(files::router(
+            files.clone(),
+            gateway.clone(),
+            options.trusted_proxies.clone(),
+        ));
+    }
+    (with_cors(router, &options.cors_origins), gateway)
 }
 
 /// Lets pages of `origins` call `router` from the browser: preflights are answered for
@@ -288,7 +297,11 @@ pub fn all_in_one_app(
             portal_kit::events::feed::DEFAULT_POLL,
         )
     });
-    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed);
+    let files = match &options.files {
+        Some(files) => files.store.clone(),
+        None => portal_kit::storage::FileStore::in_memory(&authenticator.settings().data_key),
+    };
+    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()

@@ -311,6 +311,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         override_labels: config.gateway.override_labels.iter().cloned().collect(),
         cors_origins: config.cors_origins().unwrap_or_default(),
         events: None,
+        files: None,
     }
 }
 
@@ -333,10 +334,15 @@ async fn serve(
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
             let settings = config.identity_settings_for_mail(demo, addr)?;
-            start_worker(config, &db, &settings.data_key).await?;
+            let files = config.file_store()?;
+            start_worker(config, &db, &settings.data_key, &files).await?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
             options.authorizer = authorizer(config, &db, true, demo).await?;
+            options.files = Some(portal::files::FileService {
+                store: files,
+                db: db.clone(),
+            });
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -380,6 +386,17 @@ async fn serve(
                 db_for_policies.clone(),
                 portal_kit::events::feed::DEFAULT_POLL,
             ));
+            // Downloads of stored files need the data key (their links are signed with it).
+            options.files = match config.file_store() {
+                Ok(store) => Some(portal::files::FileService {
+                    store,
+                    db: db_for_policies.clone(),
+                }),
+                Err(err) => {
+                    tracing::warn!(%err, "not serving file downloads");
+                    None
+                }
+            };
             match supergraph.map(|raw| SupergraphSource::parse(&raw)) {
                 Some(source) => {
                     let http = reqwest::Client::new();
@@ -421,7 +438,7 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            start_worker(config, &db, &config.data_key()?).await?;
+            start_worker(config, &db, &config.data_key()?, &config.file_store()?).await?;
             // Only a health endpoint: the work comes from the database.
             axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }))
         }
@@ -456,8 +473,10 @@ async fn serve(
                 db.clone(),
                 portal_kit::events::feed::DEFAULT_POLL,
             );
-            let subgraph = subgraphs::build(role.name(), &db, authenticator, &references, &feed)
-                .context("unknown subgraph")?;
+            let files = config.file_store()?;
+            let subgraph =
+                subgraphs::build(role.name(), &db, authenticator, &references, &feed, &files)
+                    .context("unknown subgraph")?;
             subgraph.router_until(key, subgraph_closing.subscribe())
         }
     };
@@ -650,13 +669,14 @@ async fn policy(
     }
 }
 
-/// Starts delivering the email outbox (SMTP or the mail directory) every second.
-/// Runs a job worker in this process (all-in-one and the worker role): mail delivery, and
-/// every outbox row that still lacks its delivery job gets one.
+/// Runs a job worker in this process (all-in-one and the worker role): mail delivery
+/// (every outbox row that still lacks its delivery job gets one), large exports, and the
+/// removal of expired files.
 async fn start_worker(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
     data_key: &portal_kit::secret::DataKey,
+    files: &portal_kit::storage::FileStore,
 ) -> anyhow::Result<()> {
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
@@ -674,7 +694,18 @@ async fn start_worker(
                 data_key.clone(),
                 mailer,
             )),
+        )
+        .handle(
+            portal_accounts::jobs::ExportJob::KIND,
+            portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
+        )
+        .handle(
+            portal_kit::storage::PURGE_KIND,
+            portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
         );
+    portal_kit::storage::schedule_purge(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("scheduling the purge of expired files: {err:?}"))?;
     Arc::new(runner).spawn();
     Ok(())
 }

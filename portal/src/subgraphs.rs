@@ -19,6 +19,7 @@ use portal_kit::events::feed::{DEFAULT_POLL, EventFeed};
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::references::{EntityOwner, References};
 use portal_kit::serve::Closing;
+use portal_kit::storage::FileStore;
 use portal_kit::{Actor, RequestMeta};
 
 /// Subgraph names, in composition order.
@@ -80,13 +81,15 @@ fn federation_sdl() -> SDLExportOptions {
 }
 
 /// Builds the subgraph `name` over `db`; identity needs the sign-in service. Subscription
-/// fields follow `feed`. `None` for an unknown name, or identity without `authenticator`.
+/// fields follow `feed`; files (exports) are kept in `files`. `None` for an unknown name,
+/// or identity without `authenticator`.
 pub fn build(
     name: &str,
     db: &DatabaseConnection,
     authenticator: Option<Arc<Authenticator>>,
     references: &References,
     feed: &Arc<EventFeed>,
+    files: &FileStore,
 ) -> Option<Subgraph> {
     match name {
         "identity" => {
@@ -95,8 +98,12 @@ pub fn build(
             Some(Subgraph::new("identity", schema, sdl))
         }
         "accounts" => {
-            let schema =
-                portal_accounts::build_schema(db.clone(), references.clone(), feed.clone());
+            let schema = portal_accounts::build_schema(
+                db.clone(),
+                references.clone(),
+                feed.clone(),
+                files.clone(),
+            );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("accounts", schema, sdl))
         }
@@ -121,25 +128,39 @@ pub fn build(
 }
 
 /// Builds all five subgraphs over `db`, in [`NAMES`] order; they check references to
-/// each other's entities in process and share one event feed.
+/// each other's entities in process and share one event feed. Files they write are kept
+/// in memory: for composition and tests that download nothing.
 pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) -> Vec<Subgraph> {
+    let files = FileStore::in_memory(&authenticator.settings().data_key);
     build_all_with(
         db,
         authenticator,
         &EventFeed::lazy(db.clone(), DEFAULT_POLL),
+        &files,
     )
 }
 
-/// [`build_all`] on the event feed `feed` (shared with a gateway in the same process).
+/// [`build_all`] on the event feed `feed` (shared with a gateway in the same process),
+/// keeping files in `files`.
 pub fn build_all_with(
     db: &DatabaseConnection,
     authenticator: &Arc<Authenticator>,
     feed: &Arc<EventFeed>,
+    files: &FileStore,
 ) -> Vec<Subgraph> {
     let references = References::default();
     let subgraphs: Vec<Subgraph> = NAMES
         .iter()
-        .filter_map(|name| build(name, db, Some(authenticator.clone()), &references, feed))
+        .filter_map(|name| {
+            build(
+                name,
+                db,
+                Some(authenticator.clone()),
+                &references,
+                feed,
+                files,
+            )
+        })
         .collect();
     register_owners(&references, |name| {
         subgraphs

@@ -215,6 +215,10 @@ pub struct TestPortal {
     pub gateway: Option<Arc<portal_gateway::gateway::Gateway>>,
     /// Where the portal's outgoing email is written (one `.eml` file per message).
     pub mail_dir: std::path::PathBuf,
+    /// Where stored files (exports) are kept.
+    pub files: portal_kit::storage::FileStore,
+    /// The directory behind `files`.
+    pub files_dir: std::path::PathBuf,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     test_db: Option<TestDb>,
@@ -359,7 +363,10 @@ impl TestPortal {
             Transport::Directory(mail_dir.clone()),
         )
         .map_err(anyhow::Error::msg)?;
-        // A job worker delivering the portal's mail, as all-in-one runs one.
+        let files_dir = std::env::temp_dir().join(format!("portal-files-{}", Uuid::now_v7()));
+        let files = portal_kit::storage::FileStore::local(&files_dir, &settings.data_key)
+            .map_err(|err| anyhow::anyhow!("file store: {err:?}"))?;
+        // A job worker as all-in-one runs one: mail delivery, large exports, file expiry.
         let delivery = Arc::new(
             portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
                 .handle(
@@ -369,6 +376,14 @@ impl TestPortal {
                         settings.data_key.clone(),
                         mailer,
                     )),
+                )
+                .handle(
+                    portal_accounts::jobs::ExportJob::KIND,
+                    portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
+                )
+                .handle(
+                    portal_kit::storage::PURGE_KIND,
+                    portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
                 )
                 .poll(Duration::from_millis(100)),
         )
@@ -390,6 +405,10 @@ impl TestPortal {
             // The gateway follows event-driven subscriptions on the database's events (in
             // both modes; all-in-one shares it with the subgraphs).
             events: Some(feed(&db)),
+            files: Some(portal::files::FileService {
+                store: files.clone(),
+                db: db.clone(),
+            }),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
@@ -397,7 +416,10 @@ impl TestPortal {
             Mode::AllInOne => portal::all_in_one_app(&db, &identity.authenticator, &options)?,
             Mode::Distributed => {
                 let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
-                for subgraph in subgraphs::build_all(&db, &identity.authenticator) {
+                let subgraph_feed = feed(&db);
+                for subgraph in
+                    subgraphs::build_all_with(&db, &identity.authenticator, &subgraph_feed, &files)
+                {
                     let (addr, task) = serve(subgraph.router(key.clone())).await?;
                     tasks.push(task);
                     subgraph_endpoints
@@ -419,6 +441,8 @@ impl TestPortal {
             db,
             gateway: Some(gateway),
             mail_dir,
+            files,
+            files_dir,
             http: {
                 portal::install_crypto_provider();
                 reqwest::Client::new()

@@ -7,6 +7,7 @@
 
 pub mod domain;
 pub mod graphql;
+pub mod jobs;
 pub mod store;
 
 pub use graphql::{AccountsSchema, build_schema};

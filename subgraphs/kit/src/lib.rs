@@ -15,6 +15,7 @@ pub mod db;
 pub mod directives;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod federation;
 pub mod files;
 pub mod input;
@@ -29,6 +30,7 @@ pub mod references;
 pub mod scalars;
 pub mod secret;
 pub mod serve;
+pub mod storage;
 pub mod store;
 pub mod subscription;
 

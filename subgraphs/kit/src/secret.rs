@@ -60,6 +60,16 @@ impl DataKey {
         }
     }
 
+    /// A 32-byte key for `purpose` derived from this one (HMAC-SHA256 of the purpose), for
+    /// MACs that must verify in every process holding the data key (e.g. file links).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        let tag = ring::hmac::sign(&key, purpose.as_bytes());
+        let mut out = [0_u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     fn cipher(&self) -> LessSafeKey {
         // 32 bytes is always a valid AES-256 key.
         let unbound = UnboundKey::new(&AES_256_GCM, &self.key).expect("AES-256 key is 32 bytes");

@@ -55,6 +55,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
         override_labels: Default::default(),
         cors_origins: Vec::new(),
         events: None,
+        files: None,
     };
     let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;

@@ -11,6 +11,7 @@ mod dashboard;
 mod demo;
 mod docs_examples;
 mod event_feed;
+mod exports;
 mod federation;
 mod isolation;
 mod jobs;

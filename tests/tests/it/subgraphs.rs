@@ -157,6 +157,7 @@ async fn accounts_contributes_user_accounts_for_entity_representations() -> anyh
         fx.db.clone(),
         Default::default(),
         portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { accounts { edges { node { number balance } } } } } }";
     let response = run(
@@ -279,6 +280,7 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
         fx.db.clone(),
         Default::default(),
         portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let list = run(
         &accounts,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use portal_kit::actor::ActorKind;
 use portal_kit::pagination::sorted::{SortKind, SortOrder};
@@ -24,7 +25,8 @@ pub const MAX_AMOUNT_E4: i64 = 1_000_000_000_000 * 10_000;
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
 
 /// What a ledger entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EntryKind {
     /// Money owed by the customer (an invoice posts one).
     Charge,
@@ -72,7 +74,8 @@ pub enum Direction {
 }
 
 /// Where a ledger row came from: a person, or a billing system's sync (a service account).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Source {
     /// Entered by a user.
     Manual,
@@ -242,7 +245,8 @@ pub fn invoice_dates(start: NaiveDate, end: NaiveDate, due: NaiveDate) -> ApiRes
 }
 
 /// An invoice's status as clients see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvoiceStatus {
     /// Issued, not fully paid, not yet due.
     Open,
@@ -302,6 +306,36 @@ pub enum PaymentSort {
     ReceivedAt,
     /// Amount.
     Amount,
+}
+
+/// Filters of an account's ledger; empty lists and `None` do not filter.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryFilter {
+    /// Only these kinds.
+    pub kinds: Vec<EntryKind>,
+    /// Only these sources.
+    pub sources: Vec<Source>,
+    /// Posted at or after.
+    pub posted_from: Option<DateTime<Utc>>,
+    /// Posted before.
+    pub posted_to: Option<DateTime<Utc>>,
+    /// Exactly this reference.
+    pub reference: Option<String>,
+    /// Entries of this invoice.
+    pub invoice_id: Option<Uuid>,
+}
+
+/// Filters of an account's invoices.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceFilter {
+    /// Only these statuses (as clients see them: `OVERDUE` is an open invoice past due).
+    pub statuses: Vec<InvoiceStatus>,
+    /// Due on or after.
+    pub due_from: Option<NaiveDate>,
+    /// Due on or before.
+    pub due_to: Option<NaiveDate>,
 }
 
 /// A sort order named `name` over a column of `kind`.

@@ -1,6 +1,7 @@
 //! Account rules: numbers, currencies, statuses and exact money amounts.
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
+pub mod export;
 pub mod layout;
 pub mod ledger;
 pub mod series;

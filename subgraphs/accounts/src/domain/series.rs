@@ -25,7 +25,8 @@ pub const MAX_BATCH: usize = 1_000;
 pub const MAX_USAGE_AGE: Duration = Duration::days(400);
 
 /// Width of one chart bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Interval {
     /// One hour.
     Hour,

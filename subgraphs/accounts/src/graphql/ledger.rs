@@ -545,7 +545,7 @@ pub struct PaymentFilter {
 }
 
 impl LedgerEntryFilter {
-    fn validate(self) -> ApiResult<EntryFilter> {
+    pub(super) fn validate(self) -> ApiResult<EntryFilter> {
         let from = self
             .posted_from
             .map(|t| t.parse("filter.postedFrom"))
@@ -583,7 +583,7 @@ impl LedgerEntryFilter {
 }
 
 impl InvoiceFilter {
-    fn validate(self) -> ApiResult<store::InvoiceFilter> {
+    pub(super) fn validate(self) -> ApiResult<store::InvoiceFilter> {
         let from = self
             .due_from
             .map(|d| d.parse("filter.dueFrom"))

@@ -6,6 +6,7 @@
 //! policies give staff — every account of its tenant. Another account reads as missing.
 
 mod dashboard;
+mod export;
 mod layout;
 mod ledger;
 mod series;
@@ -26,11 +27,13 @@ use portal_kit::loader::batch_loader;
 use portal_kit::pagination::PageRequest;
 use portal_kit::references::References;
 use portal_kit::scalars::{DecimalArg, SHARED_SCALARS};
+use portal_kit::storage::FileStore;
 use portal_kit::{ApiError, ApiResult};
 
 use crate::domain::{self, AccountStatus};
 use crate::store;
 
+pub use export::ExportMutation;
 pub use layout::{LayoutMutation, LayoutQuery};
 pub use ledger::{Invoice, InvoicesById, LedgerEntry, LedgerMutation, Payment, PaymentsOfInvoices};
 pub use series::UsageMutation;
@@ -45,18 +48,20 @@ use types::{load_visible, viewer};
 pub type AccountsSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references` and following committed changes through `feed`; no socket needed (tests
-/// call `execute` directly).
+/// `references`, following committed changes through `feed` and keeping export files in
+/// `files`; no socket needed (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     feed: Arc<EventFeed>,
+    files: FileStore,
 ) -> AccountsSchema {
     let mutation = Mutation(
         AccountMutation,
         LedgerMutation,
         UsageMutation,
         LayoutMutation,
+        ExportMutation,
     );
     let query = Query(AccountQuery, LayoutQuery);
     Schema::build_with_ignore_name_conflicts(query, mutation, Subscription, SHARED_SCALARS)
@@ -70,6 +75,7 @@ pub fn build_schema(
         .data(batch_loader::<PaymentsOfInvoices>(&db))
         .data(references)
         .data(feed)
+        .data(files)
         .data(db)
         .finish()
 }
@@ -130,6 +136,15 @@ impl AccountQuery {
         dashboard::Dashboard::of_caller(ctx, user, &time_zone)
     }
 
+    /// One of the caller's own exports, of an account the caller may still see, or null.
+    async fn account_export(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<export::AccountExport>> {
+        export::account_export(ctx, &id).await
+    }
+
     /// One invoice of an account the caller may see, or null.
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Invoice>> {
         ledger::invoice(ctx, &id).await
@@ -176,13 +191,15 @@ pub struct UpdateAccountInput {
     pub status: Option<AccountStatusGql>,
 }
 
-/// Accounts mutations: the accounts' own, the ledger's, usage metering and layouts.
+/// Accounts mutations: the accounts' own, the ledger's, usage metering, layouts and
+/// exports.
 #[derive(MergedObject)]
 pub struct Mutation(
     AccountMutation,
     LedgerMutation,
     UsageMutation,
     LayoutMutation,
+    ExportMutation,
 );
 
 /// Account mutations. Each validates all input before writing anything and records an

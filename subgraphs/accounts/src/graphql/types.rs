@@ -201,6 +201,15 @@ impl Account {
         Ok(Some(found.await?))
     }
 
+    /// The caller's own exports of this account, newest first (`first`: 1–50, default 10).
+    async fn exports(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> ApiResult<Vec<super::export::AccountExport>> {
+        super::export::exports_of(ctx, self.uuid, first).await
+    }
+
     /// The metrics the account has recorded usage of, alphabetically.
     async fn usage_metrics(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         series::metrics(ctx, self.uuid).await

@@ -27,6 +27,7 @@ use portal_kit::pagination::sorted::{SortValue, SortedPageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+pub use crate::domain::ledger::{EntryFilter, InvoiceFilter};
 use crate::domain::ledger::{
     EntryKind, EntrySort, InvoiceSort, InvoiceStatus, PaymentSort, Source,
 };
@@ -94,34 +95,6 @@ pub struct NewPayment {
     pub idempotency_key: String,
     /// Hash of the request.
     pub request_hash: String,
-}
-
-/// Filters of an account's ledger; empty lists and `None` do not filter.
-#[derive(Default)]
-pub struct EntryFilter {
-    /// Only these kinds.
-    pub kinds: Vec<EntryKind>,
-    /// Only these sources.
-    pub sources: Vec<Source>,
-    /// Posted at or after.
-    pub posted_from: Option<DateTime<Utc>>,
-    /// Posted before.
-    pub posted_to: Option<DateTime<Utc>>,
-    /// Exactly this reference.
-    pub reference: Option<String>,
-    /// Entries of this invoice.
-    pub invoice_id: Option<Uuid>,
-}
-
-/// Filters of an account's invoices.
-#[derive(Default)]
-pub struct InvoiceFilter {
-    /// Only these statuses (as clients see them: `OVERDUE` is an open invoice past due).
-    pub statuses: Vec<InvoiceStatus>,
-    /// Due on or after.
-    pub due_from: Option<NaiveDate>,
-    /// Due on or before.
-    pub due_to: Option<NaiveDate>,
 }
 
 /// Filters of an account's payments.
@@ -798,15 +771,12 @@ pub async fn payments_of_invoices(
     Ok(by_invoice)
 }
 
-/// A page of the account's ledger entries.
-pub async fn entries_page(
-    db: &DatabaseConnection,
+/// The account's ledger entries that `filter` keeps.
+pub fn entries_matching(
     tenant_id: Uuid,
     account_id: Uuid,
     filter: &EntryFilter,
-    sort: EntrySort,
-    page: &SortedPageRequest,
-) -> ApiResult<Page<(String, ledger_entry::Model)>> {
+) -> Select<ledger_entry::Entity> {
     use ledger_entry::Column as C;
     let mut select: Select<ledger_entry::Entity> = ledger_entry::Entity::find()
         .filter(C::TenantId.eq(tenant_id))
@@ -829,6 +799,20 @@ pub async fn entries_page(
     if let Some(invoice_id) = filter.invoice_id {
         select = select.filter(C::InvoiceId.eq(invoice_id));
     }
+    select
+}
+
+/// A page of the account's ledger entries.
+pub async fn entries_page(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    filter: &EntryFilter,
+    sort: EntrySort,
+    page: &SortedPageRequest,
+) -> ApiResult<Page<(String, ledger_entry::Model)>> {
+    use ledger_entry::Column as C;
+    let select = entries_matching(tenant_id, account_id, filter);
     let column = match sort {
         EntrySort::PostedAt => C::PostedAt,
         EntrySort::Amount => C::AmountE4,
@@ -843,16 +827,14 @@ pub async fn entries_page(
     .await
 }
 
-/// A page of the account's invoices; `today` decides which open invoices are overdue.
-pub async fn invoices_page(
-    db: &DatabaseConnection,
+/// The account's invoices that `filter` keeps; `today` decides which open invoices are
+/// overdue.
+pub fn invoices_matching(
     tenant_id: Uuid,
     account_id: Uuid,
     filter: &InvoiceFilter,
     today: NaiveDate,
-    sort: InvoiceSort,
-    page: &SortedPageRequest,
-) -> ApiResult<Page<(String, invoice::Model)>> {
+) -> Select<invoice::Entity> {
     use invoice::Column as C;
     let mut select = invoice::Entity::find()
         .filter(C::TenantId.eq(tenant_id))
@@ -880,6 +862,21 @@ pub async fn invoices_page(
     if let Some(to) = filter.due_to {
         select = select.filter(C::DueDate.lte(to));
     }
+    select
+}
+
+/// A page of the account's invoices; `today` decides which open invoices are overdue.
+pub async fn invoices_page(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    filter: &InvoiceFilter,
+    today: NaiveDate,
+    sort: InvoiceSort,
+    page: &SortedPageRequest,
+) -> ApiResult<Page<(String, invoice::Model)>> {
+    use invoice::Column as C;
+    let select = invoices_matching(tenant_id, account_id, filter, today);
     let column = match sort {
         InvoiceSort::IssuedAt => C::IssuedAt,
         InvoiceSort::DueDate => C::DueDate,

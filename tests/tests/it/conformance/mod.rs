@@ -265,6 +265,7 @@ impl Supergraph {
             override_labels: self.override_labels,
             cors_origins: self.cors_origins,
             events: None,
+            files: None,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;

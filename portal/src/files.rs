@@ -1,0 +1,341 @@
+//! `GET /files/<link>`: downloads of stored files (exports today), served by the gateway
+//! process in every deployment mode.
+//!
+//! A link is signed for one file and one principal and expires within minutes (see
+//! [`portal_kit::storage`]). Holding it is not enough: before a byte is sent, the
+//! principal's *current* standing is read from identity (a disabled user, a disabled
+//! service account or a suspended tenant gets nothing; a user acts with the roles held
+//! now, not when the link was issued), and the file's owning entity is asked through the
+//! gateway — as that principal, with field-level policies and the subgraph's row rules —
+//! whether it may still be read: for an `AccountExport`, `accountExport(id)` must return
+//! it. Every download and every refusal after a valid link is audited (`file.download`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use portal_entities::identity::{service_account, tenant, user};
+use portal_entities::platform::file;
+use portal_gateway::gateway::{AllowedOperations, Gateway};
+use portal_gateway::response::Request;
+use portal_gateway::subgraph::Caller;
+use portal_kit::audit::AuditEvent;
+use portal_kit::storage::{FileStore, LinkClaims, LinkError};
+use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
+
+/// What serving downloads needs: where files are and the database their rows are in.
+#[derive(Clone, Debug)]
+pub struct FileService {
+    /// The object store and link keys.
+    pub store: FileStore,
+    /// The database (file rows, principals, audit).
+    pub db: DatabaseConnection,
+}
+
+struct Downloads {
+    files: FileService,
+    gateway: Arc<Gateway>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The `/files/{link}` route, re-checking access through `gateway`.
+pub fn router(
+    files: FileService,
+    gateway: Arc<Gateway>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+) -> Router {
+    let state = Arc::new(Downloads {
+        files,
+        gateway,
+        trusted_proxies,
+    });
+    Router::new()
+        .route("/files/{link}", get(download))
+        .with_state(state)
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn download(
+    State(state): State<Arc<Downloads>>,
+    Path(link): Path<String>,
+    parts: Parts,
+) -> Response {
+    let headers = &parts.headers;
+    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    let now = Utc::now();
+    let claims = match state.files.store.verify(&link, now) {
+        Ok(claims) => claims,
+        Err(LinkError::Expired) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "LINK_EXPIRED",
+                "this download link has expired: ask for a new one",
+            );
+        }
+        Err(LinkError::Invalid) => {
+            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid download link");
+        }
+    };
+    let meta = RequestMeta {
+        request_id: Some(Uuid::now_v7().to_string()),
+        source_ip: portal_gateway::transport::client_ip(
+            connect.map(|c| c.0.ip()),
+            headers,
+            &state.trusted_proxies,
+        )
+        .map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    };
+    match state.serve(&claims, &meta).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(?err, file = %claims.file_id, "serving a download failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the file could not be read",
+            )
+        }
+    }
+}
+
+impl Downloads {
+    async fn serve(&self, claims: &LinkClaims, meta: &RequestMeta) -> ApiResult<Response> {
+        let db = &self.files.db;
+        let now = Utc::now();
+        let Some(row) =
+            portal_kit::storage::find(db, claims.tenant_id, claims.file_id, now).await?
+        else {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "the file does not exist or has expired",
+            ));
+        };
+        let actor = current_actor(db, claims).await?;
+        let allowed = match &actor {
+            Some(actor) => self.may_read(actor, meta, &row).await,
+            None => false,
+        };
+        let Some(actor) = actor.filter(|_| allowed) else {
+            let who = Actor {
+                kind: if claims.kind == "service" {
+                    ActorKind::Service
+                } else {
+                    ActorKind::User
+                },
+                id: Some(claims.principal),
+                tenant_id: Some(claims.tenant_id),
+                roles: Vec::new(),
+                session_id: None,
+                grants: Vec::new(),
+            };
+            AuditEvent::failure("file.download", "file", Some(row.id))
+                .with_details(json!({ "ownerType": row.owner_type, "ownerId": row.owner_id }))
+                .record(db, &who, meta)
+                .await?;
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "you may no longer read this file",
+            ));
+        };
+        AuditEvent::success("file.download", "file", row.id)
+            .with_details(json!({
+                "ownerType": row.owner_type,
+                "ownerId": row.owner_id,
+                "name": row.name,
+                "bytes": row.size_bytes,
+            }))
+            .record(db, &actor, meta)
+            .await?;
+        let stream = futures::TryStreamExt::map_err(self.files.store.open(&row).await?, |err| {
+            std::io::Error::other(format!("{err:?}"))
+        });
+        let mut response = Response::new(Body::from_stream(stream));
+        let headers = response.headers_mut();
+        let value = |v: &str| HeaderValue::from_str(v).ok();
+        if let Some(v) = value(&row.content_type) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size_bytes));
+        if let Some(v) = value(&content_disposition(&row.name)) {
+            headers.insert(header::CONTENT_DISPOSITION, v);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(v) = hex::decode(&row.sha256)
+            .ok()
+            .map(|raw| base64::engine::general_purpose::STANDARD.encode(raw))
+            .and_then(|b64| value(&format!("sha-256=:{b64}:")))
+        {
+            headers.insert("repr-digest", v);
+        }
+        if let Some(rows) = row.row_count {
+            headers.insert("x-row-count", HeaderValue::from(rows));
+        }
+        Ok(response)
+    }
+
+    /// Whether `actor` may read `row` now: the owning entity's query field (the owner type
+    /// in lower camel case, e.g. `accountExport`) returns it with the file's access
+    /// selection (the fields its data came from), through the gateway, without an error.
+    async fn may_read(&self, actor: &Actor, meta: &RequestMeta, row: &file::Model) -> bool {
+        let field = lower_camel(&row.owner_type);
+        let mut variables = Map::new();
+        variables.insert("id".into(), Value::String(row.owner_id.to_string()));
+        let request = Request {
+            query: format!(
+                "query FileAccess($id: ID!) {{ {field}(id: $id) {{ id {} }} }}",
+                row.access_selection.as_deref().unwrap_or_default()
+            ),
+            operation_name: None,
+            variables: Some(variables),
+            extensions: None,
+        };
+        let caller = Caller {
+            actor: actor.clone(),
+            meta: meta.clone(),
+        };
+        let response = self
+            .gateway
+            .execute(request, &caller, AllowedOperations::QueriesOnly)
+            .await;
+        let owner = row.owner_id.to_string();
+        response.errors.is_empty()
+            && response
+                .data
+                .as_ref()
+                .and_then(|data| data.get(&field))
+                .and_then(|found| found.get("id"))
+                .and_then(Value::as_str)
+                == Some(owner.as_str())
+    }
+}
+
+/// The link's principal as it stands now: an active user of an active tenant with the
+/// roles held now, or an active service account (with the roles of the key it called
+/// with, which the link carries); `None` otherwise.
+async fn current_actor(db: &DatabaseConnection, claims: &LinkClaims) -> ApiResult<Option<Actor>> {
+    let tenant_active = tenant::Entity::find_by_id(claims.tenant_id)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .is_some_and(|t| t.status == "ACTIVE");
+    if !tenant_active {
+        return Ok(None);
+    }
+    match claims.kind.as_str() {
+        "user" => {
+            let Some(found) = user::Entity::find_by_id(claims.principal)
+                .one(db)
+                .await
+                .map_err(ApiError::from_db)?
+                .filter(|u| u.tenant_id == claims.tenant_id && u.status == "ACTIVE")
+            else {
+                return Ok(None);
+            };
+            let roles = portal_identity::store::roles_of_users(db, claims.tenant_id, [found.id])
+                .await?
+                .remove(&found.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|role| role.name)
+                .collect();
+            Ok(Some(Actor::user(found.id, claims.tenant_id, roles)))
+        }
+        "service" => {
+            let active = service_account::Entity::find_by_id(claims.principal)
+                .one(db)
+                .await
+                .map_err(ApiError::from_db)?
+                .is_some_and(|s| s.tenant_id == claims.tenant_id && s.status == "ACTIVE");
+            Ok(active.then(|| Actor {
+                kind: ActorKind::Service,
+                id: Some(claims.principal),
+                tenant_id: Some(claims.tenant_id),
+                roles: claims.roles.clone(),
+                session_id: None,
+                grants: Vec::new(),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn lower_camel(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in RFC 5987 form.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_types_name_their_query_field() {
+        assert_eq!(lower_camel("AccountExport"), "accountExport");
+    }
+
+    #[test]
+    fn download_names_are_safe_in_the_header() {
+        assert_eq!(
+            content_disposition("a b\"c.csv"),
+            "attachment; filename=\"a_b_c.csv\"; filename*=UTF-8''a%20b%22c.csv"
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! Tabular exports: rows of typed cells written as CSV, XLSX or JSON into a file, one row
+//! at a time, so an export of any length needs the memory of one row (XLSX: of one row
+//! and the workbook's shared strings — none, cells are written inline).
+//!
+//! - **CSV**: RFC 4180 (comma, `"` quoting when needed, CRLF line ends), a header row of
+//!   column keys, UTF-8. Text cells that a spreadsheet would run as a formula (starting
+//!   with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'` (OWASP's CSV
+//!   injection advice); numbers are written as numbers, so a negative amount stays `-5.00`.
+//! - **XLSX**: real typed cells — decimals as numbers with a number format, dates and
+//!   times as Excel dates with a date format (times in UTC unless the column carries an
+//!   offset), text as inline strings; a bold, frozen header row. A sheet holds at most
+//!   1 048 575 data rows: longer exports continue on the next sheet, header repeated.
+//! - **JSON**: an array of objects keyed by column; decimals as strings (exact), integers
+//!   as numbers, dates `YYYY-MM-DD`, times RFC 3339, empty cells `null`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+/// A file format of exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Format {
+    /// Comma-separated values (RFC 4180).
+    Csv,
+    /// Office Open XML workbook.
+    Xlsx,
+    /// A JSON array of objects.
+    Json,
+}
+
+impl Format {
+    /// As stored: `CSV`, `XLSX`, `JSON`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "CSV",
+            Self::Xlsx => "XLSX",
+            Self::Json => "JSON",
+        }
+    }
+
+    /// From the stored form (`JSON` for anything unknown is never needed: rows are ours).
+    pub fn from_db(value: &str) -> Option<Self> {
+        match value {
+            "CSV" => Some(Self::Csv),
+            "XLSX" => Some(Self::Xlsx),
+            "JSON" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The media type of files in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Json => "application/json",
+        }
+    }
+
+    /// The file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// What a column holds (decides the XLSX cell type and format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// Text.
+    Text,
+    /// An exact decimal (money, quantities).
+    Decimal,
+    /// A whole number.
+    Integer,
+    /// A calendar date.
+    Date,
+    /// An instant.
+    Time,
+}
+
+/// One column: its key (header and JSON member name) and kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// Header text and JSON key.
+    pub key: &'static str,
+    /// What its cells hold.
+    pub kind: CellKind,
+}
+
+impl Column {
+    /// A column `key` of `kind`.
+    pub const fn new(key: &'static str, kind: CellKind) -> Self {
+        Self { key, kind }
+    }
+}
+
+/// One cell value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// No value.
+    Empty,
+    /// Text.
+    Text(String),
+    /// An exact decimal.
+    Decimal(Decimal),
+    /// A whole number.
+    Integer(i64),
+    /// A date.
+    Date(NaiveDate),
+    /// An instant, with the offset it is shown in.
+    Time(DateTime<FixedOffset>),
+}
+
+impl From<Option<String>> for Cell {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(Self::Empty, Self::Text)
+    }
+}
+
+/// Writes rows of one table into a file in one [`Format`].
+pub struct TableWriter {
+    inner: Inner,
+    columns: Vec<Column>,
+    rows: u64,
+}
+
+enum Inner {
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Json { out: BufWriter<File>, first: bool },
+    Xlsx(Box<Xlsx>),
+}
+
+struct Xlsx {
+    workbook: rust_xlsxwriter::Workbook,
+    sheet: usize,
+    row: u32,
+    path: std::path::PathBuf,
+    header: rust_xlsxwriter::Format,
+    decimal: rust_xlsxwriter::Format,
+    date: rust_xlsxwriter::Format,
+    time: rust_xlsxwriter::Format,
+}
+
+/// Rows per XLSX sheet after the header (Excel's limit is 1 048 576 rows).
+const XLSX_ROWS_PER_SHEET: u32 = 1_048_575;
+
+fn xlsx_error(err: rust_xlsxwriter::XlsxError) -> io::Error {
+    io::Error::other(err.to_string())
+}
+
+impl TableWriter {
+    /// Starts a table with `columns` in `format` at `path` (created; must not exist) and
+    /// writes the header.
+    pub fn create(format: Format, path: &Path, columns: &[Column]) -> io::Result<Self> {
+        let inner = match format {
+            Format::Csv => {
+                let file = create_new(path)?;
+                let mut writer = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(BufWriter::with_capacity(64 * 1024, file));
+                writer.write_record(columns.iter().map(|c| c.key))?;
+                Inner::Csv(Box::new(writer))
+            }
+            Format::Json => {
+                let mut out = BufWriter::with_capacity(64 * 1024, create_new(path)?);
+                out.write_all(b"[")?;
+                Inner::Json { out, first: true }
+            }
+            Format::Xlsx => {
+                // The workbook writes the file at the end; claim the name now.
+                drop(create_new(path)?);
+                let mut xlsx = Xlsx {
+                    workbook: rust_xlsxwriter::Workbook::new(),
+                    sheet: 0,
+                    row: 0,
+                    path: path.to_owned(),
+                    header: rust_xlsxwriter::Format::new().set_bold(),
+                    decimal: rust_xlsxwriter::Format::new().set_num_format("#,##0.00##"),
+                    date: rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd"),
+                    time: rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+                };
+                xlsx.add_sheet(columns)?;
+                Inner::Xlsx(Box::new(xlsx))
+            }
+        };
+        Ok(Self {
+            inner,
+            columns: columns.to_vec(),
+            rows: 0,
+        })
+    }
+
+    /// Appends one row (one cell per column, in column order).
+    pub fn row(&mut self, cells: &[Cell]) -> io::Result<()> {
+        if cells.len() != self.columns.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a row must have one cell per column",
+            ));
+        }
+        match &mut self.inner {
+            Inner::Csv(writer) => {
+                writer.write_record(cells.iter().map(csv_field))?;
+            }
+            Inner::Json { out, first } => {
+                if !*first {
+                    out.write_all(b",")?;
+                }
+                *first = false;
+                let mut object = serde_json::Map::with_capacity(cells.len());
+                for (column, cell) in self.columns.iter().zip(cells) {
+                    object.insert(column.key.to_owned(), json_value(cell));
+                }
+                out.write_all(b"\n")?;
+                serde_json::to_writer(&mut *out, &object)?;
+            }
+            Inner::Xlsx(xlsx) => {
+                if xlsx.row > XLSX_ROWS_PER_SHEET {
+                    let columns = self.columns.clone();
+                    xlsx.add_sheet(&columns)?;
+                }
+                xlsx.write_row(cells)?;
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Data rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finishes the file (flushed and synced); returns the number of data rows.
+    pub fn finish(self) -> io::Result<u64> {
+        match self.inner {
+            Inner::Csv(writer) => {
+                let out = writer.into_inner().map_err(|err| err.into_error())?;
+                finish_file(out)?;
+            }
+            Inner::Json { mut out, .. } => {
+                out.write_all(b"\n]\n")?;
+                finish_file(out)?;
+            }
+            Inner::Xlsx(mut xlsx) => {
+                let path = xlsx.path.clone();
+                xlsx.workbook.save(&path).map_err(xlsx_error)?;
+                File::open(&path)?.sync_all()?;
+            }
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Xlsx {
+    fn add_sheet(&mut self, columns: &[Column]) -> io::Result<()> {
+        let sheet = self
+            .workbook
+            .add_worksheet_with_constant_memory()
+            .map_err(xlsx_error)?;
+        sheet
+            .set_name(format!("Data {}", self.sheet + 1))
+            .map_err(xlsx_error)?;
+        sheet.set_freeze_panes(1, 0).map_err(xlsx_error)?;
+        for (col, column) in columns.iter().enumerate() {
+            let col = u16::try_from(col).map_err(|_| io::Error::other("too many columns"))?;
+            let width = match column.kind {
+                CellKind::Time => 20.0,
+                CellKind::Text => 24.0,
+                _ => 14.0,
+            };
+            sheet.set_column_width(col, width).map_err(xlsx_error)?;
+            sheet
+                .write_string_with_format(0, col, column.key, &self.header)
+                .map_err(xlsx_error)?;
+        }
+        self.sheet += 1;
+        self.row = 1;
+        Ok(())
+    }
+
+    fn write_row(&mut self, cells: &[Cell]) -> io::Result<()> {
+        let row = self.row;
+        let sheet = self
+            .workbook
+            .worksheet_from_index(self.sheet - 1)
+            .map_err(xlsx_error)?;
+        for (col, cell) in cells.iter().enumerate() {
+            let col = u16::try_from(col).map_err(|_| io::Error::other("too many columns"))?;
+            match cell {
+                Cell::Empty => Ok(&mut *sheet),
+                Cell::Text(text) => sheet.write_string(row, col, text),
+                Cell::Decimal(value) => sheet.write_number_with_format(
+                    row,
+                    col,
+                    value.to_f64().unwrap_or(f64::NAN),
+                    &self.decimal,
+                ),
+                // Integers beyond 2^53 lose precision in Excel's doubles; counts never get there.
+                Cell::Integer(value) => sheet.write_number(row, col, *value as f64),
+                Cell::Date(date) => sheet.write_datetime_with_format(row, col, date, &self.date),
+                Cell::Time(at) => {
+                    sheet.write_datetime_with_format(row, col, at.naive_local(), &self.time)
+                }
+            }
+            .map_err(xlsx_error)?;
+        }
+        self.row += 1;
+        Ok(())
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+fn finish_file(out: BufWriter<File>) -> io::Result<()> {
+    let file = out.into_inner().map_err(|err| err.into_error())?;
+    file.sync_all()
+}
+
+/// Characters that make a spreadsheet treat a cell as a formula.
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `text` made safe for a spreadsheet: prefixed with `'` when it would start a formula.
+pub fn formula_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(FORMULA_TRIGGERS) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+fn csv_field(cell: &Cell) -> String {
+    match cell {
+        Cell::Empty => String::new(),
+        Cell::Text(text) => formula_safe(text).into_owned(),
+        Cell::Decimal(value) => value.normalize().to_string(),
+        Cell::Integer(value) => value.to_string(),
+        Cell::Date(date) => date.format("%Y-%m-%d").to_string(),
+        Cell::Time(at) => at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    }
+}
+
+fn json_value(cell: &Cell) -> serde_json::Value {
+    use serde_json::Value;
+    match cell {
+        Cell::Empty => Value::Null,
+        Cell::Text(text) => Value::String(text.clone()),
+        Cell::Decimal(value) => Value::String(value.normalize().to_string()),
+        Cell::Integer(value) => Value::from(*value),
+        Cell::Date(date) => Value::String(date.format("%Y-%m-%d").to_string()),
+        Cell::Time(at) => Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("name", CellKind::Text),
+            Column::new("amount", CellKind::Decimal),
+            Column::new("count", CellKind::Integer),
+            Column::new("due", CellKind::Date),
+            Column::new("at", CellKind::Time),
+        ]
+    }
+
+    fn row(name: &str) -> Vec<Cell> {
+        let at = DateTime::parse_from_rfc3339("2026-03-29T01:30:00+01:00").ok();
+        vec![
+            Cell::Text(name.into()),
+            Cell::Decimal(Decimal::new(-12_5000, 4)),
+            Cell::Integer(7),
+            NaiveDate::from_ymd_opt(2026, 2, 28).map_or(Cell::Empty, Cell::Date),
+            at.map_or(Cell::Empty, Cell::Time),
+        ]
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("portal-export-{}-{name}", uuid::Uuid::now_v7()))
+    }
+
+    #[test]
+    fn csv_is_rfc4180_and_formula_safe() -> io::Result<()> {
+        let path = temp("t.csv");
+        let mut table = TableWriter::create(Format::Csv, &path, &columns())?;
+        table.row(&row("=HYPERLINK(\"http://evil\")"))?;
+        table.row(&row("plain, with \"quotes\"\nand a line"))?;
+        table.row(&row("@SUM(A1)"))?;
+        assert_eq!(table.finish()?, 3);
+        let text = std::fs::read_to_string(&path)?;
+        std::fs::remove_file(&path)?;
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], "name,amount,count,due,at");
+        assert_eq!(
+            lines[1],
+            "\"'=HYPERLINK(\"\"http://evil\"\")\",-12.5,7,2026-02-28,2026-03-29T01:30:00+01:00"
+        );
+        assert!(lines[2].starts_with("\"plain, with \"\"quotes\"\"\nand a line\",-12.5"));
+        assert!(lines[3].starts_with("'@SUM(A1),"));
+        Ok(())
+    }
+
+    #[test]
+    fn json_keeps_decimals_exact() -> io::Result<()> {
+        let path = temp("t.json");
+        let mut table = TableWriter::create(Format::Json, &path, &columns())?;
+        table.row(&row("a"))?;
+        table.row(&[
+            Cell::Empty,
+            Cell::Decimal(Decimal::new(1, 4)),
+            Cell::Integer(0),
+            Cell::Empty,
+            Cell::Empty,
+        ])?;
+        assert_eq!(table.finish()?, 2);
+        let parsed: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(parsed[0]["amount"], "-12.5");
+        assert_eq!(parsed[0]["due"], "2026-02-28");
+        assert_eq!(parsed[1]["amount"], "0.0001");
+        assert_eq!(parsed[1]["name"], serde_json::Value::Null);
+        Ok(())
+    }
+
+    #[test]
+    fn a_row_of_the_wrong_width_is_refused() -> io::Result<()> {
+        let path = temp("t.csv");
+        let mut table = TableWriter::create(Format::Csv, &path, &columns())?;
+        assert!(table.row(&[Cell::Empty]).is_err());
+        table.finish()?;
+        std::fs::remove_file(&path)
+    }
+}
