@@ -31,6 +31,19 @@ pub struct Cluster {
     pub accounts_url: String,
     /// Time from spawning the gateway to its first healthy answer.
     pub gateway_startup: Duration,
+    /// The job worker's process id (when started).
+    pub worker_pid: Option<u32>,
+}
+
+/// What [`Cluster::start_full`] starts besides the subgraphs and the gateway.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// A second gateway with field-level authorization off.
+    pub open_gateway: bool,
+    /// A job worker process (`serve worker`).
+    pub worker: bool,
+    /// Environment for every process.
+    pub envs: Vec<(String, String)>,
 }
 
 /// Spawns `portal <args>` over `database_url` with the benchmark's secret, quiet logs to
@@ -68,6 +81,21 @@ impl Cluster {
         database_url: &str,
         open: bool,
     ) -> anyhow::Result<Self> {
+        let extras = Extras {
+            open_gateway: open,
+            ..Extras::default()
+        };
+        Self::start_full(workdir, database_url, &extras).await
+    }
+
+    /// Starts the subgraphs, the gateway and `extras` over `database_url`.
+    pub async fn start_full(
+        workdir: &Path,
+        database_url: &str,
+        extras: &Extras,
+    ) -> anyhow::Result<Self> {
+        let open = extras.open_gateway;
+        let common = &extras.envs;
         let binary = portal_binary()?;
         let mut children = Vec::new();
         let mut subgraph_urls = Vec::new();
@@ -80,7 +108,7 @@ impl Cluster {
                 &binary,
                 &["serve", name, "--listen", &listen],
                 database_url,
-                &[],
+                common,
                 log,
             )?);
             let url = format!("http://127.0.0.1:{port}/graphql");
@@ -93,6 +121,7 @@ impl Cluster {
         let open_port = free_port()?;
         if open {
             let mut open_envs = subgraph_urls.clone();
+            open_envs.extend(common.iter().cloned());
             open_envs.push(("PORTAL_AUTHORIZATION".into(), "off".into()));
             let open_listen = format!("127.0.0.1:{open_port}");
             children.push(spawn(
@@ -103,14 +132,35 @@ impl Cluster {
                 std::fs::File::create(workdir.join("gateway-open.log"))?,
             )?);
         }
+        let mut worker_pid = None;
+        if extras.worker {
+            let port = free_port()?;
+            let listen = format!("127.0.0.1:{port}");
+            let child = spawn(
+                &binary,
+                &["serve", "worker", "--listen", &listen],
+                database_url,
+                common,
+                std::fs::File::create(workdir.join("worker.log"))?,
+            )?;
+            worker_pid = Some(child.id());
+            children.push(child);
+            wait_healthy(
+                &format!("http://127.0.0.1:{port}/health"),
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let started = Instant::now();
+        let mut gateway_envs = subgraph_urls.clone();
+        gateway_envs.extend(common.iter().cloned());
         let child = spawn(
             &binary,
             &["serve", "gateway", "--demo", "--listen", &listen],
             database_url,
-            &subgraph_urls,
+            &gateway_envs,
             std::fs::File::create(workdir.join("gateway.log"))?,
         )?;
         let gateway_pid = child.id();
@@ -122,6 +172,7 @@ impl Cluster {
             open_gateway_url: format!("http://127.0.0.1:{open_port}/graphql"),
             accounts_url,
             gateway_startup: Duration::ZERO,
+            worker_pid,
         };
         wait_healthy(
             &format!("http://127.0.0.1:{port}/health"),
@@ -137,6 +188,11 @@ impl Cluster {
             .await?;
         }
         Ok(cluster)
+    }
+
+    /// The gateway's process id.
+    pub fn gateway_pid(&self) -> u32 {
+        self.gateway_pid
     }
 
     /// The gateway process's peak resident set size (Linux `VmHWM`), in MiB.
