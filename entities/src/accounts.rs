@@ -8,5 +8,6 @@ pub mod invoice;
 pub mod ledger_entry;
 pub mod ledger_rollup;
 pub mod payment;
+pub mod usage_daily_rollup;
 pub mod usage_event;
 pub mod usage_rollup;

@@ -2,7 +2,7 @@
 //! demo tenant (seeded first if empty), owned by the demo customer (Carol): `10 × N`
 //! accounts `SCALE-00000…`, `100 000 × N` ledger entries over the last year and
 //! `1 000 000 × N` usage events over the last 90 days (three metrics), with their
-//! 15-minute rollups (and the ledger's). Skewed like real portfolios: the first account holds half of the
+//! 15-minute and daily rollups (and the ledger's). Skewed like real portfolios: the first account holds half of the
 //! entries and events, the rest share the other half. Rows go in as multi-row `INSERT`s
 //! of 1 000 (one statement each); every ledger stays consistent (running balances, the
 //! balance is the sum). Deterministic: the same `N` gives the same data.
@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use portal_entities::accounts::{account, ledger_entry, ledger_rollup, usage_event, usage_rollup};
+use portal_entities::accounts::{
+    account, ledger_entry, ledger_rollup, usage_daily_rollup, usage_event, usage_rollup,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::{
@@ -214,6 +216,33 @@ pub async fn seed_scale(
         if !batch.is_empty() {
             events_written += batch.len() as u64;
             usage_event::Entity::insert_many(batch).exec(db).await?;
+        }
+        let mut days: BTreeMap<(usize, i64), (i64, i64)> = BTreeMap::new();
+        for ((metric, bucket), (quantity, events)) in &rollups {
+            let slot = days
+                .entry((*metric, bucket - bucket.rem_euclid(86_400)))
+                .or_default();
+            slot.0 += quantity;
+            slot.1 += events;
+        }
+        let daily: Vec<usage_daily_rollup::ActiveModel> = days
+            .into_iter()
+            .map(
+                |((metric, day), (quantity, events))| usage_daily_rollup::ActiveModel {
+                    tenant_id: Set(seed.tenant_id),
+                    account_id: Set(account_id),
+                    metric: Set(METRICS[metric].into()),
+                    bucket_start: Set(DateTime::from_timestamp(day, 0).unwrap_or(now)),
+                    quantity_e4: Set(quantity),
+                    events: Set(events),
+                },
+            )
+            .collect();
+        for chunk in daily.chunks(BATCH) {
+            rollups_written += chunk.len() as u64;
+            usage_daily_rollup::Entity::insert_many(chunk.to_vec())
+                .exec(db)
+                .await?;
         }
         let rows: Vec<usage_rollup::ActiveModel> = rollups
             .into_iter()

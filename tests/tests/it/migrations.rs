@@ -173,3 +173,67 @@ async fn accounts_opened_before_the_ledger_get_their_opening_balance_entry() -> 
     test_db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn usage_recorded_before_daily_rollups_is_summed_into_days() -> anyhow::Result<()> {
+    use chrono::{DateTime, Utc};
+    use portal_entities::accounts::{account, usage_daily_rollup, usage_rollup};
+    use sea_orm::{EntityTrait, QueryOrder, Set};
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    portal::seed::seed(&db).await?;
+    let accounts = account::Entity::find().all(&db).await?;
+    let at = |text: &str| -> anyhow::Result<DateTime<Utc>> {
+        Ok(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc))
+    };
+    // Two quarter hours of one UTC day, one of the next, another metric, another account.
+    let rows = [
+        (0, "api.calls", "2026-11-30T00:00:00Z", 10, 1),
+        (0, "api.calls", "2026-11-30T23:45:00Z", 20, 2),
+        (0, "api.calls", "2026-12-01T00:00:00Z", 40, 4),
+        (0, "storage.gb", "2026-11-30T12:00:00Z", 80, 8),
+        (1, "api.calls", "2026-11-30T12:00:00Z", 160, 16),
+    ];
+    for (i, metric, bucket, quantity, events) in rows {
+        usage_rollup::Entity::insert(usage_rollup::ActiveModel {
+            tenant_id: Set(accounts[i].tenant_id),
+            account_id: Set(accounts[i].id),
+            metric: Set(metric.into()),
+            bucket_start: Set(at(bucket)?),
+            quantity_e4: Set(quantity),
+            events: Set(events),
+        })
+        .exec(&db)
+        .await?;
+    }
+    Migrator::down(&db, Some(applied_since("m0034_usage_daily_rollups"))).await?;
+    Migrator::up(&db, None).await?;
+    let days: Vec<(usize, String, DateTime<Utc>, i64, i64)> = usage_daily_rollup::Entity::find()
+        .order_by_asc(usage_daily_rollup::Column::Metric)
+        .order_by_asc(usage_daily_rollup::Column::BucketStart)
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let i = accounts
+                .iter()
+                .position(|a| a.id == d.account_id)
+                .unwrap_or(99);
+            (i, d.metric, d.bucket_start, d.quantity_e4, d.events)
+        })
+        .collect();
+    let mut days = days;
+    days.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    assert_eq!(
+        days,
+        vec![
+            (0, "api.calls".into(), at("2026-11-30T00:00:00Z")?, 30, 3),
+            (0, "api.calls".into(), at("2026-12-01T00:00:00Z")?, 40, 4),
+            (0, "storage.gb".into(), at("2026-11-30T00:00:00Z")?, 80, 8),
+            (1, "api.calls".into(), at("2026-11-30T00:00:00Z")?, 160, 16),
+        ]
+    );
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -303,3 +303,76 @@ async fn balance_history_is_the_running_balance_at_each_bucket_end() -> anyhow::
     portal.stop().await;
     Ok(())
 }
+
+/// The first instant of the calendar month holding `at` in `zone`, and of the month before.
+fn month_starts(at: DateTime<Utc>, zone: Tz) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    use chrono::Datelike;
+    let local = at.with_timezone(&zone).date_naive();
+    let first = NaiveDate::from_ymd_opt(local.year(), local.month(), 1)
+        .ok_or_else(|| anyhow::anyhow!("no first day"))?;
+    let previous = (first - Duration::days(1)).with_day(1).unwrap_or(first);
+    let start = |day: NaiveDate| -> anyhow::Result<DateTime<Utc>> {
+        Ok(zone
+            .from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .ok_or_else(|| anyhow::anyhow!("no midnight"))?
+            .with_timezone(&Utc))
+    };
+    Ok((start(first)?, start(previous)?))
+}
+
+#[tokio::test]
+async fn dashboard_usage_adds_whole_days_and_the_quarter_hours_at_a_months_ragged_ends()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let payroll = portal.account_id("ACME-0003").await?;
+    // Kolkata is UTC+05:30: its months start and end in the middle of UTC days, so a month
+    // is whole UTC days (daily rollups) plus quarter hours at both ends.
+    let zone: Tz = "Asia/Kolkata".parse()?;
+    let now = Utc::now();
+    let (this_month, last_month) = month_starts(now, zone)?;
+    let minute = Duration::minutes(1);
+    let events = [
+        (last_month - Duration::minutes(30), 1), // the month before last: not counted
+        (last_month + Duration::minutes(30), 10), // last month's first (ragged) UTC day
+        (last_month + Duration::days(10), 100),  // a whole day of last month
+        (this_month - Duration::minutes(30), 1_000), // last month's last (ragged) UTC day
+        (this_month + minute, 10_000),           // this month's first quarter hour
+    ];
+    let mut sent = Vec::new();
+    for (at, quantity) in events {
+        if at <= now {
+            sent.push(
+                json!({ "metric": "api.calls", "quantity": quantity.to_string(),
+                "occurredAt": at.to_rfc3339(), "key": format!("month-{}", Uuid::now_v7()) }),
+            );
+        }
+    }
+    let recorded = as_bob(
+        &portal,
+        RECORD,
+        json!({ "input": { "accountId": payroll, "events": sent } }),
+    )
+    .await?;
+    assert!(recorded["errors"].is_null(), "{recorded}");
+    let board = portal
+        .query_with_roles(
+            portal.seed.tenant_id,
+            portal.seed.carol_id,
+            &["customer_user"],
+            "query { dashboard(timeZone: \"Asia/Kolkata\") { usage { metric current previous } } }",
+            json!({}),
+        )
+        .await?;
+    let usage = &board["data"]["dashboard"]["usage"];
+    assert_eq!(usage[0]["metric"], "api.calls", "{board}");
+    assert_eq!(usage[0]["previous"], "1110.0000", "{board}");
+    let current = if this_month + minute <= now {
+        "10000.0000"
+    } else {
+        "0.0000"
+    };
+    assert_eq!(usage[0]["current"], current, "{board}");
+    portal.stop().await;
+    Ok(())
+}

@@ -137,6 +137,29 @@ fn local_midnight(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
     midnight.and_utc()
 }
 
+/// The UTC midnight starting the day that holds `at`: the grain of daily usage rollups.
+pub fn utc_day(at: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = at.timestamp();
+    DateTime::from_timestamp(seconds - seconds.rem_euclid(86_400), 0).unwrap_or(at)
+}
+
+/// `[lo, hi)` split into the whole UTC days inside it and the parts before and after
+/// them: `(head, days, tail)`, any of which may be empty (`start == end`). Long periods
+/// read the days from daily rollups and only head and tail from quarter hours.
+pub fn whole_days(lo: DateTime<Utc>, hi: DateTime<Utc>) -> (Bucket, Bucket, Bucket) {
+    let first = utc_day(lo);
+    let first = if first < lo {
+        first + Duration::days(1)
+    } else {
+        first
+    };
+    let last = utc_day(hi);
+    if first >= last {
+        return ((lo, hi), (hi, hi), (hi, hi));
+    }
+    ((lo, first), (first, last), (last, hi))
+}
+
 /// The start of the quarter hour (UTC) holding `at`: the grain of usage rollups.
 pub fn quarter_hour(at: DateTime<Utc>) -> DateTime<Utc> {
     let seconds = at.timestamp();
@@ -318,5 +341,42 @@ mod tests {
         for bad in ["", "API", "1calls", "a b", &"a".repeat(65)] {
             assert!(metric("m", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn periods_split_into_whole_utc_days_and_quarter_hour_ends() {
+        // A Kolkata month (+05:30): ragged at both ends.
+        let (head, days, tail) =
+            whole_days(utc("2026-11-30T18:30:00Z"), utc("2026-12-31T18:30:00Z"));
+        assert_eq!(
+            head,
+            (utc("2026-11-30T18:30:00Z"), utc("2026-12-01T00:00:00Z"))
+        );
+        assert_eq!(
+            days,
+            (utc("2026-12-01T00:00:00Z"), utc("2026-12-31T00:00:00Z"))
+        );
+        assert_eq!(
+            tail,
+            (utc("2026-12-31T00:00:00Z"), utc("2026-12-31T18:30:00Z"))
+        );
+        // A UTC month is whole days only.
+        let (head, days, tail) =
+            whole_days(utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z"));
+        assert_eq!(head.0, head.1);
+        assert_eq!(
+            days,
+            (utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z"))
+        );
+        assert_eq!(tail.0, tail.1);
+        // Less than a day: quarter hours only.
+        let short = (utc("2026-12-01T06:00:00Z"), utc("2026-12-01T20:00:00Z"));
+        let (head, days, tail) = whole_days(short.0, short.1);
+        assert_eq!(head, short);
+        assert_eq!((days.0 == days.1, tail.0 == tail.1), (true, true));
+        assert_eq!(
+            utc_day(utc("2026-12-01T23:59:59Z")),
+            utc("2026-12-01T00:00:00Z")
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The dashboard's aggregates over the accounts a viewer may see: balances per currency,
-//! open and overdue invoices, usage per metric in two periods. Each is one grouped SQL
-//! statement whatever the number of accounts (the visible accounts are a subquery).
+//! open and overdue invoices, usage per metric in two periods. Each is one or two grouped
+//! SQL statements whatever the number of accounts (the visible accounts are a subquery).
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, SelectStatement};
@@ -9,12 +11,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use portal_entities::accounts::{account, invoice, usage_rollup};
+use portal_entities::accounts::{account, invoice, usage_daily_rollup, usage_rollup};
 use portal_kit::{ApiError, ApiResult};
 
 use super::visible_accounts;
 use crate::domain::Viewer;
-use crate::domain::series::Bucket;
+use crate::domain::series::{Bucket, whole_days};
 
 /// A sum of money in one currency over `count` rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,33 +104,73 @@ pub async fn open_invoices(
     Ok(totals(rows))
 }
 
-/// Metered quantity per metric on the visible accounts within `period`.
+/// Metered quantity per metric on the visible accounts within `period`, by metric: the
+/// whole UTC days inside it from the daily rollups, its ragged ends (a time zone's
+/// midnight is rarely UTC's) from the quarter-hour rollups — two grouped statements, a
+/// month costing ~30 rows per account and metric instead of ~3 000.
 pub async fn usage_in(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     viewer: Viewer,
     period: Bucket,
 ) -> ApiResult<Vec<(String, i64)>> {
+    use sea_orm::Condition;
     let Some(ids) = visible_ids(tenant_id, viewer) else {
         return Ok(Vec::new());
     };
-    usage_rollup::Entity::find()
-        .select_only()
-        .column(usage_rollup::Column::Metric)
-        .expr_as(
-            Expr::cust("CAST(COALESCE(SUM(quantity_e4), 0) AS BIGINT)"),
-            "amount",
-        )
-        .filter(usage_rollup::Column::TenantId.eq(tenant_id))
-        .filter(usage_rollup::Column::AccountId.in_subquery(ids))
-        .filter(usage_rollup::Column::BucketStart.gte(period.0))
-        .filter(usage_rollup::Column::BucketStart.lt(period.1))
-        .group_by(usage_rollup::Column::Metric)
-        .order_by_asc(usage_rollup::Column::Metric)
-        .into_tuple()
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)
+    let (head, days, tail) = whole_days(period.0, period.1);
+    let sum = || Expr::cust("CAST(COALESCE(SUM(quantity_e4), 0) AS BIGINT)");
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    if days.0 < days.1 {
+        use usage_daily_rollup::Column as C;
+        let rows: Vec<(String, i64)> = usage_daily_rollup::Entity::find()
+            .select_only()
+            .column(C::Metric)
+            .expr_as(sum(), "amount")
+            .filter(C::TenantId.eq(tenant_id))
+            .filter(C::AccountId.in_subquery(ids.clone()))
+            .filter(C::BucketStart.gte(days.0))
+            .filter(C::BucketStart.lt(days.1))
+            .group_by(C::Metric)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        for (metric, amount) in rows {
+            *totals.entry(metric).or_default() += amount;
+        }
+    }
+    let ends: Vec<Bucket> = [head, tail]
+        .into_iter()
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    if !ends.is_empty() {
+        use usage_rollup::Column as C;
+        let mut within = Condition::any();
+        for (lo, hi) in ends {
+            within = within.add(
+                Condition::all()
+                    .add(C::BucketStart.gte(lo))
+                    .add(C::BucketStart.lt(hi)),
+            );
+        }
+        let rows: Vec<(String, i64)> = usage_rollup::Entity::find()
+            .select_only()
+            .column(C::Metric)
+            .expr_as(sum(), "amount")
+            .filter(C::TenantId.eq(tenant_id))
+            .filter(C::AccountId.in_subquery(ids))
+            .filter(within)
+            .group_by(C::Metric)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        for (metric, amount) in rows {
+            *totals.entry(metric).or_default() += amount;
+        }
+    }
+    Ok(totals.into_iter().collect())
 }
 
 fn totals(rows: Vec<(String, i64, i64)>) -> Vec<Total> {

@@ -21,7 +21,7 @@ use portal_kit::db::BeginWrite;
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::AccountStatus;
-use crate::domain::series::{Bucket, quarter_hour};
+use crate::domain::series::{Bucket, quarter_hour, utc_day};
 
 /// One validated metered event.
 pub struct NewUsage {
@@ -125,44 +125,19 @@ pub async fn record_usage(
         .exec(&txn)
         .await
         .map_err(ApiError::from_db)?;
-    for ((metric, bucket), (quantity, events)) in rollups {
-        let upsert = Query::insert()
-            .into_table(usage_rollup::Entity)
-            .columns([
-                usage_rollup::Column::TenantId,
-                usage_rollup::Column::AccountId,
-                usage_rollup::Column::Metric,
-                usage_rollup::Column::BucketStart,
-                usage_rollup::Column::QuantityE4,
-                usage_rollup::Column::Events,
-            ])
-            .values_panic([
-                tenant_id.into(),
-                account_id.into(),
-                metric.into(),
-                bucket.into(),
-                quantity.into(),
-                events.into(),
-            ])
-            .on_conflict(
-                OnConflict::columns([
-                    usage_rollup::Column::TenantId,
-                    usage_rollup::Column::AccountId,
-                    usage_rollup::Column::Metric,
-                    usage_rollup::Column::BucketStart,
-                ])
-                .value(
-                    usage_rollup::Column::QuantityE4,
-                    Expr::cust("usage_rollups.quantity_e4 + excluded.quantity_e4"),
-                )
-                .value(
-                    usage_rollup::Column::Events,
-                    Expr::cust("usage_rollups.events + excluded.events"),
-                )
-                .to_owned(),
-            )
-            .to_owned();
-        txn.execute(&upsert).await.map_err(ApiError::from_db)?;
+    let mut days: BTreeMap<(String, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
+    for ((metric, bucket), (quantity, events)) in &rollups {
+        let slot = days.entry((metric.clone(), utc_day(*bucket))).or_default();
+        slot.0 = slot.0.saturating_add(*quantity);
+        slot.1 += events;
+    }
+    for (table, sums) in [("usage_rollups", rollups), ("usage_daily_rollups", days)] {
+        for ((metric, bucket), (quantity, events)) in sums {
+            let row = (tenant_id, account_id, metric, bucket);
+            txn.execute(&add_to_rollup(table, row, quantity, events))
+                .await
+                .map_err(ApiError::from_db)?;
+        }
     }
     AuditEvent::success("account.usage.record", "account", account_id)
         .with_details(json!({
@@ -174,6 +149,49 @@ pub async fn record_usage(
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(outcome)
+}
+
+/// The upsert adding `quantity` and `events` to the `table` rollup row of `(tenant,
+/// account, metric, bucket start)` (`usage_rollups` or `usage_daily_rollups`, whose columns
+/// are the same).
+fn add_to_rollup(
+    table: &'static str,
+    (tenant_id, account_id, metric, bucket): (Uuid, Uuid, String, DateTime<Utc>),
+    quantity: i64,
+    events: i64,
+) -> sea_orm::sea_query::InsertStatement {
+    use usage_rollup::Column as C;
+    Query::insert()
+        .into_table(sea_orm::sea_query::Alias::new(table))
+        .columns([
+            C::TenantId,
+            C::AccountId,
+            C::Metric,
+            C::BucketStart,
+            C::QuantityE4,
+            C::Events,
+        ])
+        .values_panic([
+            tenant_id.into(),
+            account_id.into(),
+            metric.into(),
+            bucket.into(),
+            quantity.into(),
+            events.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::AccountId, C::Metric, C::BucketStart])
+                .value(
+                    C::QuantityE4,
+                    Expr::cust(format!("{table}.quantity_e4 + excluded.quantity_e4")),
+                )
+                .value(
+                    C::Events,
+                    Expr::cust(format!("{table}.events + excluded.events")),
+                )
+                .to_owned(),
+        )
+        .to_owned()
 }
 
 /// `aggregate` (over the rows `r` of `table`, e.g. `SUM(r.amount_e4)` or `COUNT(r.id)`;
