@@ -42,6 +42,15 @@ pub struct FilesConfig {
     /// one. Default: `files` next to the SQLite database, else `data/files`. Env:
     /// `PORTAL_FILES_DIR`.
     pub dir: Option<std::path::PathBuf>,
+    /// Keep files in an S3-compatible bucket instead: `s3://bucket[/prefix]` (then `dir`
+    /// only holds scratch files). Credentials from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). Env: `PORTAL_FILES_URL`.
+    pub url: Option<String>,
+    /// The bucket's region (default `us-east-1`). Env: `PORTAL_FILES_S3_REGION`.
+    pub s3_region: Option<String>,
+    /// An S3-compatible endpoint (`http(s)://host:port`: MinIO, Ceph, …); unset: AWS. Env:
+    /// `PORTAL_FILES_S3_ENDPOINT`.
+    pub s3_endpoint: Option<String>,
     /// How long a download link works, in seconds.
     pub link_ttl_secs: u64,
     /// How long a file is kept, in days.
@@ -52,6 +61,9 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             dir: None,
+            url: None,
+            s3_region: None,
+            s3_endpoint: None,
             link_ttl_secs: 300,
             retention_days: 7,
         }
@@ -418,6 +430,15 @@ impl Config {
         if let Some(dir) = var("PORTAL_FILES_DIR") {
             self.files.dir = Some(dir.into());
         }
+        if let Some(url) = var("PORTAL_FILES_URL") {
+            self.files.url = Some(url);
+        }
+        if let Some(region) = var("PORTAL_FILES_S3_REGION") {
+            self.files.s3_region = Some(region);
+        }
+        if let Some(endpoint) = var("PORTAL_FILES_S3_ENDPOINT") {
+            self.files.s3_endpoint = Some(endpoint);
+        }
         if let Some(ide) = var("PORTAL_IDE") {
             self.gateway.ide = match ide.as_str() {
                 "1" | "true" | "on" => true,
@@ -635,9 +656,20 @@ impl Config {
                 "gateway.subgraph_timeout_ms must be positive".into(),
             ));
         }
-        if !(10..=86_400).contains(&self.files.link_ttl_secs) {
+        if let Some(url) = &self.files.url {
+            portal_kit::storage::S3Location::parse(url)
+                .map_err(|err| ConfigError::Invalid(format!("files.url: {err}")))?;
+        }
+        if let Some(endpoint) = &self.files.s3_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
             return Err(ConfigError::Invalid(
-                "files.link_ttl_secs must be between 10 and 86400".into(),
+                "files.s3_endpoint must be an http(s) URL".into(),
+            ));
+        }
+        if !(10..=3_600).contains(&self.files.link_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "files.link_ttl_secs must be between 10 and 3600".into(),
             ));
         }
         if !(1..=3_650).contains(&self.files.retention_days) {
@@ -648,7 +680,8 @@ impl Config {
         Ok(())
     }
 
-    /// Where stored files are kept (links signed with a key derived from the data key).
+    /// Where stored files are kept — `files.url`'s bucket, else `files.dir` — with links
+    /// signed with a key derived from the data key.
     pub fn file_store(&self) -> Result<portal_kit::storage::FileStore, ConfigError> {
         let dir = match (&self.files.dir, sqlite_path(&self.database.url)) {
             (Some(dir), _) => dir.clone(),
@@ -659,8 +692,26 @@ impl Config {
                 .join("files"),
             (None, None) => Path::new("data").join("files"),
         };
-        let store = portal_kit::storage::FileStore::local(&dir, &self.data_key()?)
-            .map_err(|err| ConfigError::Invalid(format!("files.dir {}: {err:?}", dir.display())))?;
+        let store =
+            match &self.files.url {
+                Some(url) => {
+                    let mut location = portal_kit::storage::S3Location::parse(url)
+                        .map_err(|err| ConfigError::Invalid(format!("files.url: {err}")))?;
+                    if let Some(region) = &self.files.s3_region {
+                        location.region = region.clone();
+                    }
+                    location.endpoint = self.files.s3_endpoint.clone();
+                    portal_kit::storage::FileStore::s3(
+                        &location,
+                        &dir.join(".scratch"),
+                        &self.data_key()?,
+                    )
+                    .map_err(|err| ConfigError::Invalid(format!("files.url {url}: {err:?}")))?
+                }
+                None => portal_kit::storage::FileStore::local(&dir, &self.data_key()?).map_err(
+                    |err| ConfigError::Invalid(format!("files.dir {}: {err:?}", dir.display())),
+                )?,
+            };
         Ok(store
             .with_link_ttl(chrono::Duration::seconds(self.files.link_ttl_secs as i64))
             .with_retention(chrono::Duration::days(self.files.retention_days as i64))

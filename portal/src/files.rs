@@ -26,7 +26,7 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use portal_entities::identity::{service_account, tenant, user};
+use portal_entities::identity::{service_account, session, tenant, user};
 use portal_entities::platform::file;
 use portal_gateway::gateway::{AllowedOperations, Gateway};
 use portal_gateway::response::Request;
@@ -82,20 +82,6 @@ async fn download(
 ) -> Response {
     let headers = &parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-    let now = Utc::now();
-    let claims = match state.files.store.verify(&link, now) {
-        Ok(claims) => claims,
-        Err(LinkError::Expired) => {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "LINK_EXPIRED",
-                "this download link has expired: ask for a new one",
-            );
-        }
-        Err(LinkError::Invalid) => {
-            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid download link");
-        }
-    };
     let meta = RequestMeta {
         request_id: Some(Uuid::now_v7().to_string()),
         source_ip: portal_gateway::transport::client_ip(
@@ -108,6 +94,22 @@ async fn download(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
+    };
+    let claims = match state.files.store.verify(&link, Utc::now()) {
+        Ok(claims) => claims,
+        Err(LinkError::Expired(claims)) => {
+            state.refused(&claims, &meta, "the link had expired").await;
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "LINK_EXPIRED",
+                "this download link has expired: ask for a new one",
+            );
+        }
+        Err(LinkError::Invalid) => {
+            // Nobody to attribute it to: a log line, not an audit event.
+            tracing::warn!(source = ?meta.source_ip, "a download link that this portal did not sign");
+            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid download link");
+        }
     };
     match state.serve(&claims, &meta).await {
         Ok(response) => response,
@@ -129,6 +131,8 @@ impl Downloads {
         let Some(row) =
             portal_kit::storage::find(db, claims.tenant_id, claims.file_id, now).await?
         else {
+            self.refused(claims, meta, "the file does not exist or has expired")
+                .await;
             return Ok(refuse(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -141,28 +145,19 @@ impl Downloads {
             None => false,
         };
         let Some(actor) = actor.filter(|_| allowed) else {
-            let who = Actor {
-                kind: if claims.kind == "service" {
-                    ActorKind::Service
-                } else {
-                    ActorKind::User
-                },
-                id: Some(claims.principal),
-                tenant_id: Some(claims.tenant_id),
-                roles: Vec::new(),
-                session_id: None,
-                grants: Vec::new(),
-            };
-            AuditEvent::failure("file.download", "file", Some(row.id))
-                .with_details(json!({ "ownerType": row.owner_type, "ownerId": row.owner_id }))
-                .record(db, &who, meta)
-                .await?;
+            self.refused(claims, meta, "the principal may no longer read it")
+                .await;
             return Ok(refuse(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",
                 "you may no longer read this file",
             ));
         };
+        // Opened before the download is recorded: a file that cannot be read is not one
+        // that was downloaded.
+        let stream = futures::TryStreamExt::map_err(self.files.store.open(&row).await?, |err| {
+            std::io::Error::other(format!("{err:?}"))
+        });
         AuditEvent::success("file.download", "file", row.id)
             .with_details(json!({
                 "ownerType": row.owner_type,
@@ -172,9 +167,6 @@ impl Downloads {
             }))
             .record(db, &actor, meta)
             .await?;
-        let stream = futures::TryStreamExt::map_err(self.files.store.open(&row).await?, |err| {
-            std::io::Error::other(format!("{err:?}"))
-        });
         let mut response = Response::new(Body::from_stream(stream));
         let headers = response.headers_mut();
         let value = |v: &str| HeaderValue::from_str(v).ok();
@@ -201,6 +193,30 @@ impl Downloads {
             headers.insert("x-row-count", HeaderValue::from(rows));
         }
         Ok(response)
+    }
+
+    /// Audits a refused download of the link's file (`file.download`, failure) for the
+    /// link's principal; a failure to record it is logged.
+    async fn refused(&self, claims: &LinkClaims, meta: &RequestMeta, reason: &str) {
+        let who = Actor {
+            kind: if claims.kind == "service" {
+                ActorKind::Service
+            } else {
+                ActorKind::User
+            },
+            id: Some(claims.principal),
+            tenant_id: Some(claims.tenant_id),
+            roles: Vec::new(),
+            session_id: claims.session,
+            grants: Vec::new(),
+        };
+        let recorded = AuditEvent::failure("file.download", "file", Some(claims.file_id))
+            .with_details(json!({ "reason": reason }))
+            .record(&self.files.db, &who, meta)
+            .await;
+        if let Err(err) = recorded {
+            tracing::error!(?err, "recording a refused download failed");
+        }
     }
 
     /// Whether `actor` may read `row` now: the owning entity's query field (the owner type
@@ -240,16 +256,30 @@ impl Downloads {
 }
 
 /// The link's principal as it stands now: an active user of an active tenant with the
-/// roles held now, or an active service account (with the roles of the key it called
-/// with, which the link carries); `None` otherwise.
+/// roles held now (and, for a link made in a session, that session still live), or an
+/// active service account (with the roles of the key it called with, which the link
+/// carries); `None` otherwise.
 async fn current_actor(db: &DatabaseConnection, claims: &LinkClaims) -> ApiResult<Option<Actor>> {
-    let tenant_active = tenant::Entity::find_by_id(claims.tenant_id)
+    let Some(tenant) = tenant::Entity::find_by_id(claims.tenant_id)
         .one(db)
         .await
         .map_err(ApiError::from_db)?
-        .is_some_and(|t| t.status == "ACTIVE");
-    if !tenant_active {
+        .filter(|t| t.status == "ACTIVE")
+    else {
         return Ok(None);
+    };
+    // A link made in a session dies with it (sign-out, revocation, idle or absolute
+    // timeout).
+    if let Some(id) = claims.session {
+        let live = session::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .filter(|s| s.user_id == claims.principal && s.revoked_at.is_none())
+            .is_some_and(|s| portal_identity::sessions::expiry(&tenant, &s).0 > Utc::now());
+        if !live {
+            return Ok(None);
+        }
     }
     match claims.kind.as_str() {
         "user" => {

@@ -5,7 +5,7 @@
 //! - **CSV**: RFC 4180 (comma, `"` quoting when needed, CRLF line ends), a header row of
 //!   column keys, UTF-8. Text cells that a spreadsheet would run as a formula (starting
 //!   with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'` (OWASP's CSV
-//!   injection advice); numbers are written as numbers, so a negative amount stays `-5.00`.
+//!   injection advice); numbers are written as numbers, so a negative amount stays `-5.25`.
 //! - **XLSX**: real typed cells — decimals as numbers with a number format, dates and
 //!   times as Excel dates with a date format (times in UTC unless the column carries an
 //!   offset), text as inline strings; a bold, frozen header row. A sheet holds at most
@@ -178,8 +178,14 @@ impl TableWriter {
             Format::Xlsx => {
                 // The workbook writes the file at the end; claim the name now.
                 drop(create_new(path)?);
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                // Its constant-memory temporary files go next to the file (private scratch
+                // space), not to the system's temporary directory (often RAM).
+                if let Some(dir) = path.parent() {
+                    workbook.set_tempdir(dir).map_err(xlsx_error)?;
+                }
                 let mut xlsx = Xlsx {
-                    workbook: rust_xlsxwriter::Workbook::new(),
+                    workbook,
                     sheet: 0,
                     row: 0,
                     path: path.to_owned(),
@@ -403,7 +409,10 @@ mod tests {
         table.row(&row("=HYPERLINK(\"http://evil\")"))?;
         table.row(&row("plain, with \"quotes\"\nand a line"))?;
         table.row(&row("@SUM(A1)"))?;
-        assert_eq!(table.finish()?, 3);
+        for trigger in ["+1", "-1", "\tx", "\rx"] {
+            table.row(&row(trigger))?;
+        }
+        assert_eq!(table.finish()?, 7);
         let text = std::fs::read_to_string(&path)?;
         std::fs::remove_file(&path)?;
         let lines: Vec<&str> = text.split("\r\n").collect();
@@ -414,6 +423,10 @@ mod tests {
         );
         assert!(lines[2].starts_with("\"plain, with \"\"quotes\"\"\nand a line\",-12.5"));
         assert!(lines[3].starts_with("'@SUM(A1),"));
+        assert!(lines[4].starts_with("'+1,"));
+        assert!(lines[5].starts_with("'-1,"));
+        assert!(lines[6].starts_with("'\tx,"));
+        assert!(lines[7].starts_with("\"'\rx\","), "{}", lines[7]);
         Ok(())
     }
 

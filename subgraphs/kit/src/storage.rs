@@ -1,5 +1,5 @@
 //! Stored files: contents in object storage (the `object_store` crate — a local directory
-//! by default), one `files` row each (owning domain and entity, tenant, name, type, size,
+//! by default, an S3-compatible bucket by configuration), one `files` row each (owning domain and entity, tenant, name, type, size,
 //! SHA-256, row count, expiry), and short-lived signed download links.
 //!
 //! A link names the file and the principal it was issued to, and expires (five minutes by
@@ -78,6 +78,44 @@ pub struct Stored {
     pub sha256: String,
 }
 
+/// An S3-compatible bucket: `s3://<bucket>[/<prefix>]`, and how to reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// Keys go under this prefix (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// The region (`us-east-1` unless configured).
+    pub region: String,
+    /// An S3-compatible endpoint (`http(s)://host:port`); `None`: AWS.
+    pub endpoint: Option<String>,
+    /// Access key id, when not from the environment (`AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// Secret access key, when not from the environment (`AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<String>,
+}
+
+impl S3Location {
+    /// Parses `s3://bucket[/prefix]`; the rest defaults (region `us-east-1`, AWS, keys from
+    /// the environment).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+        if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
+            return Err(format!("`{bucket}` is not an S3 bucket name"));
+        }
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            region: "us-east-1".to_owned(),
+            ..Self::default()
+        })
+    }
+}
+
 /// Who a link was issued to, as its claims say (checked again at download).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkClaims {
@@ -97,6 +135,10 @@ pub struct LinkClaims {
     /// their roles belong to the key they called with).
     #[serde(rename = "r")]
     pub roles: Vec<String>,
+    /// The session the link was issued in (users signed in with a token): the link dies
+    /// with it (sign-out, revocation, timeout).
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Uuid>,
     /// Expiry, Unix seconds.
     #[serde(rename = "e")]
     pub expires: i64,
@@ -108,9 +150,9 @@ pub enum LinkError {
     /// Not a link this portal signed (or altered).
     #[error("invalid download link")]
     Invalid,
-    /// Signed, but past its expiry.
+    /// Signed, but past its expiry (its claims, to say whose it was).
     #[error("expired download link")]
-    Expired,
+    Expired(Box<LinkClaims>),
 }
 
 impl FileStore {
@@ -132,6 +174,51 @@ impl FileStore {
             retention: DEFAULT_RETENTION,
             base_url: None,
             scratch,
+        })
+    }
+
+    /// Files in an S3-compatible bucket (`location`: keys under its prefix, reached at its
+    /// endpoint — AWS when none — in its region); credentials as configured, else from the
+    /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    /// Scratch files are written under `scratch` (created 0700). Links signed with a key
+    /// derived from `data_key`.
+    pub fn s3(location: &S3Location, scratch: &Path, data_key: &DataKey) -> ApiResult<Self> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&location.bucket)
+            .with_region(&location.region);
+        if let Some(key) = &location.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &location.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let bucket = builder
+            .build()
+            .map_err(|err| ApiError::internal(format!("configuring S3 storage: {err}")))?;
+        let objects: Arc<dyn ObjectStore> = if location.prefix.is_empty() {
+            Arc::new(bucket)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                bucket,
+                location.prefix.as_str(),
+            ))
+        };
+        crate::files::create_private_dir(scratch)
+            .map_err(|err| ApiError::internal(format!("creating the scratch directory: {err}")))?;
+        Ok(Self {
+            objects,
+            describe: format!("s3://{}/{}", location.bucket, location.prefix),
+            link_key: data_key.derive("portal file links v1"),
+            link_ttl: DEFAULT_LINK_TTL,
+            retention: DEFAULT_RETENTION,
+            base_url: None,
+            scratch: scratch.to_owned(),
         })
     }
 
@@ -213,10 +300,10 @@ impl FileStore {
             };
             hasher.update(&buffer[..read]);
             size += read as i64;
-            writer
-                .wait_for_capacity(2)
-                .await
-                .map_err(|err| failed("upload", &err))?;
+            if let Err(err) = writer.wait_for_capacity(2).await {
+                writer.abort().await.ok();
+                return Err(failed("upload", &err));
+            }
             writer.write(&buffer[..read]);
         }
         writer
@@ -278,6 +365,7 @@ impl FileStore {
             principal: actor.principal()?,
             tenant_id: actor.tenant()?,
             roles: actor.roles.clone(),
+            session: actor.session_id,
             expires: expires.timestamp(),
         };
         let body = serde_json::to_vec(&claims)
@@ -308,7 +396,7 @@ impl FileStore {
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .ok_or(LinkError::Invalid)?;
         if claims.expires <= now.timestamp() {
-            return Err(LinkError::Expired);
+            return Err(LinkError::Expired(Box::new(claims)));
         }
         Ok(claims)
     }
@@ -361,7 +449,8 @@ pub async fn find(
 }
 
 /// Deletes the files that expired before `now` — objects first, then rows — at most
-/// `limit` per call; returns how many went.
+/// `limit` per call; returns how many went (a file whose object cannot be removed stays
+/// for the next call).
 pub async fn purge_expired(
     db: &impl ConnectionTrait,
     store: &FileStore,
@@ -376,18 +465,24 @@ pub async fn purge_expired(
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
+    let mut removed = Vec::with_capacity(expired.len());
     for row in &expired {
-        store.remove(&row.storage_key).await?;
+        // One object that cannot be removed now must not hold up the others: its row stays
+        // and the next run tries again.
+        match store.remove(&row.storage_key).await {
+            Ok(()) => removed.push(row.id),
+            Err(err) => tracing::warn!(file = %row.id, ?err, "deleting an expired file failed"),
+        }
     }
-    let ids: Vec<Uuid> = expired.iter().map(|f| f.id).collect();
-    if !ids.is_empty() {
+    let count = removed.len();
+    if !removed.is_empty() {
         file::Entity::delete_many()
-            .filter(file::Column::Id.is_in(ids))
+            .filter(file::Column::Id.is_in(removed))
             .exec(db)
             .await
             .map_err(ApiError::from_db)?;
     }
-    Ok(expired.len())
+    Ok(count)
 }
 
 /// The job kind that deletes expired files.
@@ -513,10 +608,10 @@ mod tests {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         assert_eq!(claims.file_id, file.id);
         assert_eq!(Some(claims.principal), actor.id);
-        assert_eq!(
+        assert!(matches!(
             store.verify(token, now + DEFAULT_LINK_TTL),
-            Err(LinkError::Expired)
-        );
+            Err(LinkError::Expired(expired)) if expired.file_id == file.id
+        ));
         // Another file id in the claims, same signature: refused.
         let (body, signature) = token.split_once('.').unwrap_or_default();
         let mut altered: LinkClaims = serde_json::from_slice(

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::Utc;
 use portal_entities::accounts::{account_export, account_member, ledger_entry};
-use portal_entities::identity::user_role;
+use portal_entities::identity::{role, user_role};
 use portal_entities::platform::{audit_event, file};
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{
@@ -430,37 +430,72 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
         .await?;
     let (status, _, body) = download(&portal, &url).await?;
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // Refusals of signed links are audited (the expired one, and this one).
     let refused = audit_event::Entity::find()
         .filter(audit_event::Column::Action.eq("file.download"))
         .filter(audit_event::Column::Outcome.eq("failure"))
         .count(&portal.db)
         .await?;
-    assert_eq!(refused, 1);
+    assert_eq!(refused, 2);
     let gone = as_carol(&portal, FOLLOW, json!({ "id": first["id"] })).await?;
     assert_eq!(gone["data"]["accountExport"], Value::Null, "{gone}");
 
-    // On her own account, a link works until her role goes: the download acts with the
-    // roles she holds now, not those she held when the link was made.
+    // On her own account, links work until her roles change: a download acts with the
+    // roles she holds now, not those she held when the link was made, and re-reads the
+    // fields the file's data came from.
     let payroll = portal.account_id("ACME-0003").await?;
-    let own = as_carol(
-        &portal,
-        EXPORT,
-        json!({ "input": { "accountId": payroll, "dataset": "INVOICES", "format": "XLSX" } }),
+    let export_url = |dataset: &'static str, extra: Value| {
+        let portal = &portal;
+        let payroll = payroll.clone();
+        async move {
+            let mut input = json!({ "accountId": payroll, "dataset": dataset, "format": "XLSX" });
+            if let (Value::Object(input), Value::Object(extra)) = (&mut input, extra) {
+                input.extend(extra);
+            }
+            let made = as_carol(portal, EXPORT, json!({ "input": input })).await?;
+            let made = data(&made, "exportAccountData")?;
+            anyhow::Ok(
+                made["file"]["download"]["url"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let invoices_url = export_url("INVOICES", json!({})).await?;
+    let activity_url = export_url(
+        "ACTIVITY",
+        json!({ "series": { "from": "2026-01-01T00:00:00Z", "to": "2026-01-08T00:00:00Z", "interval": "DAY" } }),
     )
     .await?;
-    let own = data(&own, "exportAccountData")?.clone();
-    let own_url = own["file"]["download"]["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(download(&portal, &own_url).await?.0, 200);
+    assert_eq!(download(&portal, &invoices_url).await?.0, 200);
+    assert_eq!(download(&portal, &activity_url).await?.0, 200);
+    // She also becomes support staff, whose rules deny invoices (a deny wins) but not
+    // activity counts: the invoice file is refused, the activity file is not.
+    let support = role::Entity::find()
+        .filter(role::Column::TenantId.eq(seed.tenant_id))
+        .filter(role::Column::Name.eq("support_agent"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no support_agent role"))?;
+    user_role::Entity::insert(user_role::ActiveModel {
+        user_id: Set(seed.carol_id),
+        role_id: Set(support.id),
+        tenant_id: Set(seed.tenant_id),
+        created_at: Set(Utc::now()),
+    })
+    .exec(&portal.db)
+    .await?;
+    assert_eq!(download(&portal, &invoices_url).await?.0, 403);
+    assert_eq!(download(&portal, &activity_url).await?.0, 200);
+    // Without any role she reads no export at all.
     let txn = portal.db.begin().await?;
     user_role::Entity::delete_many()
         .filter(user_role::Column::UserId.eq(seed.carol_id))
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    assert_eq!(download(&portal, &own_url).await?.0, 403);
+    assert_eq!(download(&portal, &activity_url).await?.0, 403);
     portal.stop().await;
     Ok(())
 }

@@ -32,6 +32,7 @@ mod row_rules;
 mod schema_drift;
 mod sessions;
 mod sso;
+mod storage_s3;
 mod subgraph_auth;
 mod subgraphs;
 mod subscriptions;

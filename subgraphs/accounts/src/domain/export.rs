@@ -88,6 +88,27 @@ impl Dataset {
         }
     }
 
+    /// Checks what a job could otherwise only fail on later: a series' buckets (at most
+    /// 1 000, a known time zone) and its metric's name. `BAD_USER_INPUT` naming `field`.
+    pub fn check(&self, field: &'static str) -> ApiResult<()> {
+        let series = match self {
+            Self::BalanceHistory(series) | Self::Activity(series) => series,
+            Self::Usage { metric, series } => {
+                super::series::metric(field, metric)?;
+                series
+            }
+            _ => return Ok(()),
+        };
+        let zone = portal_kit::input::zone(field, &series.time_zone)?;
+        super::series::buckets(series.from, series.to, series.interval, zone).map_err(|err| {
+            match err {
+                ApiError::BadUserInput { message, .. } => ApiError::invalid(field, message),
+                other => other,
+            }
+        })?;
+        Ok(())
+    }
+
     /// Whether it is a chart series (at most 1 000 rows: always produced in the request).
     pub fn is_series(&self) -> bool {
         matches!(
@@ -104,7 +125,7 @@ impl Dataset {
         const DAY: &str =
             "from: \"2000-01-01T00:00:00Z\", to: \"2000-01-02T00:00:00Z\", interval: DAY";
         let fields = match self {
-            Self::LedgerEntries { .. } => "ledgerEntries(first: 1) { edges { node { id postedAt kind source amount currency balanceAfter reference description } } }".to_owned(),
+            Self::LedgerEntries { .. } => "ledgerEntries(first: 1) { edges { node { id postedAt kind source amount currency balanceAfter reference description invoice { id } } } }".to_owned(),
             Self::Invoices { .. } => "invoices(first: 1) { edges { node { id number status periodStart periodEnd dueDate issuedAt currency amount amountPaid amountDue } } }".to_owned(),
             Self::Balance => "number balance currency".to_owned(),
             Self::BalanceHistory(_) => format!("balanceHistory({DAY}) {{ points {{ start end value }} }}"),

@@ -406,15 +406,23 @@ async fn start(
     if !in_request {
         return Ok(AccountExport { row, file: None });
     }
-    let files = file_store(ctx)?;
-    match export_store::produce(db, files, actor, meta, &row, &account).await {
-        Ok(ready) => with_file(ctx, ready).await,
-        Err(err) => {
+    // Written by a task of its own: a client that hangs up does not leave it half done.
+    let files = file_store(ctx)?.clone();
+    let (db, actor, meta) = (db.clone(), actor.clone(), meta.clone());
+    let written = tokio::spawn(async move {
+        let produced = export_store::produce(&db, &files, &actor, &meta, &row, &account).await;
+        if let Err(err) = &produced {
             tracing::error!(export = %row.id, ?err, "writing an export failed");
-            export_store::fail(db, actor, meta, &row, "the export could not be written").await?;
-            Err(err)
+            let reason = "the export could not be written";
+            if let Err(err) = export_store::fail(&db, &actor, &meta, &row, reason).await {
+                tracing::error!(export = %row.id, ?err, "recording a failed export failed");
+            }
         }
-    }
+        produced
+    })
+    .await
+    .map_err(|err| ApiError::internal(format!("writing an export: {err}")))??;
+    with_file(ctx, written).await
 }
 
 /// `Mutation.exportAccountData`.
@@ -447,6 +455,7 @@ pub async fn export_widget_data(
         .find(|w| w.id == widget_id)
         .ok_or(ApiError::NotFound("widget"))?;
     let (account_id, dataset) = rules::of_widget(&widget, zone.name(), Utc::now())?;
+    dataset.check("input.widgetId")?;
     start(ctx, account_id, dataset, input.format.into()).await
 }
 

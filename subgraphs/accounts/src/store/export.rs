@@ -2,6 +2,7 @@
 //! export of any length holds one page in memory), and the file they produce.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -30,6 +31,9 @@ use crate::domain::series::{Bucket, buckets};
 
 /// Rows read from the database per page while writing an export.
 const PAGE: u64 = 1_000;
+
+/// An export still waiting after this long was interrupted (its process stopped).
+const STALE_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 /// The owner type of export files: downloads are re-checked through `Query.accountExport`.
 pub const FILE_OWNER: &str = "AccountExport";
@@ -123,6 +127,23 @@ pub async fn request(
     let parameters = serde_json::to_value(dataset)
         .map_err(|err| ApiError::internal(format!("export parameters: {err}")))?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let now = Utc::now();
+    // An export whose process stopped mid-way never finishes: after a while it fails, so
+    // it neither counts as waiting nor reads as running for ever.
+    account_export::Entity::update_many()
+        .col_expr(account_export::Column::Status, Expr::value("FAILED"))
+        .col_expr(
+            account_export::Column::Error,
+            Expr::value("interrupted before it was ready: ask again"),
+        )
+        .col_expr(account_export::Column::FinishedAt, Expr::value(now))
+        .filter(account_export::Column::TenantId.eq(tenant_id))
+        .filter(account_export::Column::RequestedBy.eq(user))
+        .filter(account_export::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .filter(account_export::Column::CreatedAt.lt(now - STALE_AFTER))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
     let waiting = account_export::Entity::find()
         .filter(account_export::Column::TenantId.eq(tenant_id))
         .filter(account_export::Column::RequestedBy.eq(user))
@@ -135,7 +156,6 @@ pub async fn request(
             "{MAX_PENDING} exports are already waiting: try again when one is ready"
         )));
     }
-    let now = Utc::now();
     let status = if in_request {
         ExportStatus::Running
     } else {
@@ -182,10 +202,7 @@ pub async fn request(
 /// waiting (done or failed by an earlier run).
 pub async fn start(db: &DatabaseConnection, export: &account_export::Model) -> ApiResult<bool> {
     let updated = account_export::Entity::update_many()
-        .col_expr(
-            account_export::Column::Status,
-            sea_orm::sea_query::Expr::value("RUNNING"),
-        )
+        .col_expr(account_export::Column::Status, Expr::value("RUNNING"))
         .filter(account_export::Column::Id.eq(export.id))
         .filter(account_export::Column::Status.is_in(["QUEUED", "RUNNING"]))
         .exec(db)
@@ -228,19 +245,63 @@ pub async fn produce(
     drop(scratch);
     let now = Utc::now();
     let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+    let name = file_name(&account.number, &dataset, format.extension(), now);
+    match record_ready(
+        db, files, actor, meta, export, &dataset, format, &stored, file_id, rows, name,
+    )
+    .await
+    {
+        Ok(Some(ready)) => Ok(ready),
+        outcome => {
+            // Not recorded (another run finished it, or the database failed): the object
+            // would have no row, so nothing would ever delete it.
+            files.remove(&stored.key).await.ok();
+            match outcome {
+                Err(err) => Err(err),
+                _ => export_in(db, export.tenant_id, export.id).await,
+            }
+        }
+    }
+}
+
+/// Records the stored file and marks the export `READY` — only if it is still `RUNNING`
+/// (`None` otherwise: a concurrent run or the stale sweep decided first).
+#[allow(clippy::too_many_arguments)]
+async fn record_ready(
+    db: &DatabaseConnection,
+    files: &FileStore,
+    actor: &Actor,
+    meta: &RequestMeta,
+    export: &account_export::Model,
+    dataset: &Dataset,
+    format: Format,
+    stored: &portal_kit::storage::Stored,
+    file_id: Uuid,
+    rows: i64,
+    name: String,
+) -> ApiResult<Option<account_export::Model>> {
+    let now = Utc::now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let claimed = account_export::Entity::update_many()
+        .col_expr(account_export::Column::Status, Expr::value("READY"))
+        .col_expr(account_export::Column::RowCount, Expr::value(rows))
+        .col_expr(account_export::Column::FileId, Expr::value(file_id))
+        .col_expr(account_export::Column::FinishedAt, Expr::value(now))
+        .filter(account_export::Column::Id.eq(export.id))
+        .filter(account_export::Column::Status.eq("RUNNING"))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if claimed.rows_affected != 1 {
+        return Ok(None);
+    }
     file::ActiveModel {
         id: Set(file_id),
         tenant_id: Set(export.tenant_id),
         domain: Set("accounts".to_owned()),
         owner_type: Set(FILE_OWNER.to_owned()),
         owner_id: Set(export.id),
-        name: Set(file_name(
-            &account.number,
-            &dataset,
-            format.extension(),
-            now,
-        )),
+        name: Set(name),
         content_type: Set(format.content_type().to_owned()),
         size_bytes: Set(stored.size),
         sha256: Set(stored.sha256.clone()),
@@ -254,13 +315,6 @@ pub async fn produce(
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
-    let mut ready: account_export::ActiveModel = export.clone().into();
-    ready.status = Set(ExportStatus::Ready.as_str().to_owned());
-    ready.row_count = Set(Some(rows));
-    ready.file_id = Set(Some(file_id));
-    ready.error = Set(None);
-    ready.finished_at = Set(Some(now));
-    let ready = ready.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("account.export.complete", "account_export", export.id)
         .with_details(json!({
             "accountId": export.account_id,
@@ -271,12 +325,13 @@ pub async fn produce(
         }))
         .record(&txn, actor, meta)
         .await?;
+    let ready = export_in(&txn, export.tenant_id, export.id).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
-    Ok(ready)
+    Ok(Some(ready))
 }
 
 /// Marks the export `FAILED` with `reason` (shown to its requester), audited as
-/// `account.export.fail`.
+/// `account.export.fail` — unless it is no longer waiting.
 pub async fn fail(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -285,11 +340,19 @@ pub async fn fail(
     reason: &str,
 ) -> ApiResult<()> {
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    let mut failed: account_export::ActiveModel = export.clone().into();
-    failed.status = Set(ExportStatus::Failed.as_str().to_owned());
-    failed.error = Set(Some(reason.to_owned()));
-    failed.finished_at = Set(Some(Utc::now()));
-    failed.update(&txn).await.map_err(ApiError::from_db)?;
+    let failed = account_export::Entity::update_many()
+        .col_expr(account_export::Column::Status, Expr::value("FAILED"))
+        .col_expr(account_export::Column::Error, Expr::value(reason))
+        .col_expr(account_export::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(account_export::Column::Id.eq(export.id))
+        .filter(account_export::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if failed.rows_affected != 1 {
+        // Finished (or failed) already: nothing to record.
+        return Ok(());
+    }
     AuditEvent::success("account.export.fail", "account_export", export.id)
         .with_details(json!({ "accountId": export.account_id, "reason": reason }))
         .record(&txn, actor, meta)
