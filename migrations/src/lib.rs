@@ -40,6 +40,7 @@ mod m0031_ledger_rollups;
 mod m0032_files_and_exports;
 mod m0033_policy_rules_exports;
 mod m0034_usage_daily_rollups;
+mod m0035_usage_rollups_by_time;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0032_files_and_exports::Migration),
             Box::new(m0033_policy_rules_exports::Migration),
             Box::new(m0034_usage_daily_rollups::Migration),
+            Box::new(m0035_usage_rollups_by_time::Migration),
         ]
     }
 }
