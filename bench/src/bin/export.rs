@@ -181,11 +181,14 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         let ready = started.elapsed();
+        // The link is absolute under the configured public URL; this run's gateway listens
+        // elsewhere: keep its path.
         let link = export["file"]["download"]["url"]
             .as_str()
             .unwrap_or_default();
+        let path = link.find("/files/").map_or(link, |at| &link[at..]);
         let started = Instant::now();
-        let mut response = http.get(format!("{base}{link}")).send().await?;
+        let mut response = http.get(format!("{base}{path}")).send().await?;
         anyhow::ensure!(
             response.status().is_success(),
             "download: {}",

@@ -151,6 +151,44 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
 }
 
 #[tokio::test]
+async fn a_dashboard_entity_resolves_only_for_its_own_user() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let schema = portal_accounts::build_schema(
+        fx.db.clone(),
+        Default::default(),
+        portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
+    );
+    let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Dashboard { id timeZone balances { currency } } } }";
+    let representation = |id: Uuid, zone: &str| json!({ "__typename": "Dashboard", "id": id.to_string(), "timeZone": zone });
+    let response = run(
+        &schema,
+        &fx.carol(),
+        query,
+        json!({ "r": [
+            representation(fx.seed.carol_id, "Europe/Berlin"),
+            // Alice's home page, asked for by Carol: nothing (not Alice's KPIs as Carol's,
+            // not Carol's under Alice's id).
+            representation(fx.seed.alice_id, "Europe/Berlin"),
+            representation(fx.seed.other_user_id, "UTC"),
+        ]}),
+    )
+    .await;
+    let entities = &response["data"]["_entities"];
+    assert_eq!(
+        entities[0]["id"],
+        fx.seed.carol_id.to_string(),
+        "{response}"
+    );
+    assert_eq!(entities[0]["timeZone"], "Europe/Berlin");
+    assert_eq!(entities[0]["balances"][0]["currency"], "EUR");
+    assert_eq!(entities[1], Value::Null, "{response}");
+    assert_eq!(entities[2], Value::Null, "{response}");
+    fx.done().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn accounts_contributes_user_accounts_for_entity_representations() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let schema = portal_accounts::build_schema(
