@@ -1,9 +1,8 @@
 //! Time series and usage metering persistence. A series is summed per bucket in SQL: the
 //! bucket edges (at most [`MAX_POINTS`](crate::domain::series::MAX_POINTS), computed in
-//! the caller's time zone) are bound as parameters — on PostgreSQL one array that
-//! `width_bucket` sorts the rows of one range scan into, elsewhere a correlated subquery
-//! per bucket over the rollups' primary key — so the database returns at most one row per
-//! bucket whatever the number of rows behind it.
+//! the caller's time zone) are bound as parameters and each bucket is one correlated
+//! subquery over the rollups' primary key, so the database returns one row per bucket
+//! whatever the number of rows behind it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -195,65 +194,6 @@ fn add_to_rollup(
         .to_owned()
 }
 
-/// [`sums_per_bucket`] on PostgreSQL for contiguous buckets: one range scan over the
-/// whole span, each row put in its bucket by `width_bucket` over the sorted edges (one
-/// array parameter) and summed per bucket — as cheap for 1 000 narrow buckets as for a few
-/// wide ones.
-async fn sums_in_one_scan(
-    db: &impl ConnectionTrait,
-    table: &str,
-    time: &str,
-    aggregate: &str,
-    filters: Vec<(&str, Value)>,
-    buckets: &[Bucket],
-) -> ApiResult<Vec<i64>> {
-    let (Some((first, _)), Some((_, last))) = (buckets.first(), buckets.last()) else {
-        return Ok(Vec::new());
-    };
-    let edges: Vec<String> = buckets
-        .iter()
-        .map(|(lo, _)| *lo)
-        .chain([*last])
-        .map(|at| format!("\"{}\"", at.to_rfc3339()))
-        .collect();
-    let mut values: Vec<Value> = vec![
-        Value::from(format!("{{{}}}", edges.join(","))),
-        (*first).into(),
-        (*last).into(),
-    ];
-    let conditions: Vec<String> = filters
-        .into_iter()
-        .map(|(column, value)| {
-            values.push(value);
-            format!("r.{column} = ${}", values.len())
-        })
-        .collect();
-    let sql = format!(
-        "SELECT CAST(width_bucket(r.{time}, CAST($1 AS timestamptz[])) - 1 AS BIGINT) AS i, \
-         CAST(COALESCE({aggregate}, 0) AS BIGINT) AS total FROM {table} r \
-         WHERE {conditions} AND r.{time} >= CAST($2 AS timestamptz) AND r.{time} < CAST($3 AS timestamptz) \
-         GROUP BY 1",
-        conditions = conditions.join(" AND "),
-    );
-    let found = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut sums = vec![0_i64; buckets.len()];
-    for row in found {
-        let i: i64 = row.try_get("", "i").map_err(ApiError::from_db)?;
-        let total: i64 = row.try_get("", "total").map_err(ApiError::from_db)?;
-        if let Some(slot) = usize::try_from(i).ok().and_then(|i| sums.get_mut(i)) {
-            *slot = total;
-        }
-    }
-    Ok(sums)
-}
-
 /// `aggregate` (over the rows `r` of `table`, e.g. `SUM(r.amount_e4)` or `COUNT(r.id)`;
 /// restricted by `filters`, column = value) of the rows whose `time` falls in each of
 /// `buckets`, in bucket order; one statement. Table, columns and aggregate are constants
@@ -270,10 +210,6 @@ async fn sums_per_bucket(
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    let contiguous = buckets.windows(2).all(|pair| pair[0].1 == pair[1].0);
-    if backend == DatabaseBackend::Postgres && contiguous {
-        return sums_in_one_scan(db, table, time, aggregate, filters, buckets).await;
-    }
     let mut values: Vec<Value> = Vec::with_capacity(buckets.len() * 2 + filters.len());
     let mut placeholder = |value: Value| {
         values.push(value);
