@@ -10,10 +10,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 use uuid::Uuid;
 
 use portal_entities::accounts::account;
+use portal_kit::ApiError;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
-use portal_kit::policy::ACCOUNTS_ALL;
 use portal_kit::storage::FileStore;
-use portal_kit::{Actor, ApiError};
 
 use crate::domain::Viewer;
 use crate::domain::export::{ExportStatus, JOB_ATTEMPTS, JOB_KIND};
@@ -34,14 +33,6 @@ impl ExportJob {
 
     /// The job kind it handles.
     pub const KIND: &'static str = JOB_KIND;
-}
-
-fn viewer_of(actor: &Actor) -> Viewer {
-    match actor.id {
-        _ if actor.has_grant(ACCOUNTS_ALL) => Viewer::Everything,
-        Some(user) => Viewer::Member(user),
-        None => Viewer::Nobody,
-    }
 }
 
 fn retry(err: ApiError) -> JobError {
@@ -75,7 +66,7 @@ impl JobHandler for ExportJob {
             // Done (or failed) by an earlier run of this job.
             return Ok(());
         }
-        let visible = match store::visible_accounts(tenant, viewer_of(actor)) {
+        let visible = match store::visible_accounts(tenant, Viewer::of(actor)) {
             Some(select) => select
                 .filter(account::Column::Id.eq(export.account_id))
                 .one(&self.db)

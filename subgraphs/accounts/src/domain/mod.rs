@@ -74,6 +74,16 @@ pub enum Viewer {
 }
 
 impl Viewer {
+    /// What `actor` may see: every account with the `Account.all` grant (the policies give
+    /// it to staff), else those it owns or is a member of; nothing without a principal.
+    pub fn of(actor: &portal_kit::Actor) -> Self {
+        match actor.id {
+            _ if actor.has_grant(portal_kit::policy::ACCOUNTS_ALL) => Self::Everything,
+            Some(user) => Self::Member(user),
+            None => Self::Nobody,
+        }
+    }
+
     /// Whether this viewer may see an account owned by `owner` with `members`.
     pub fn sees(self, owner: Uuid, members: &[Uuid]) -> bool {
         match self {

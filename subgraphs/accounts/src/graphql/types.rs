@@ -12,7 +12,6 @@ use portal_kit::ApiResult;
 use portal_kit::context::actor;
 use portal_kit::loader::{load, load_many, load_page};
 use portal_kit::pagination::{Node, PageRequest, visible_page};
-use portal_kit::policy::ACCOUNTS_ALL;
 
 use super::ledger::{
     self, InvoiceConnection, InvoiceFilter, InvoiceOrder, LedgerEntryConnection, LedgerEntryFilter,
@@ -282,12 +281,7 @@ portal_kit::fetch_pages!(
 /// Which accounts the caller may see: all of its tenant's with the `Account.all` grant,
 /// else those it owns or is a member of.
 pub fn viewer(ctx: &Context<'_>) -> Viewer {
-    let actor = actor(ctx);
-    match actor.id {
-        _ if actor.has_grant(ACCOUNTS_ALL) => Viewer::Everything,
-        Some(user) => Viewer::Member(user),
-        None => Viewer::Nobody,
-    }
+    Viewer::of(actor(ctx))
 }
 
 /// Those of `rows` the caller may see (membership looked up in one batch).

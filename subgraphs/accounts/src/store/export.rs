@@ -375,7 +375,7 @@ async fn write_rows(
     };
     match dataset {
         Dataset::LedgerEntries { filter, latest } => {
-            let mut page = keyset(*latest, "POSTED_AT", SortKind::Time);
+            let mut page = keyset(*latest, ("POSTED_AT_ASC", "POSTED_AT_DESC"));
             loop {
                 let rows =
                     super::ledger::entries_page(db, tenant, id, filter, EntrySort::PostedAt, &page)
@@ -393,7 +393,7 @@ async fn write_rows(
         }
         Dataset::Invoices { filter, latest } => {
             let today = Utc::now().date_naive();
-            let mut page = keyset(*latest, "ISSUED_AT", SortKind::Time);
+            let mut page = keyset(*latest, ("ISSUED_AT_ASC", "ISSUED_AT_DESC"));
             loop {
                 let rows = super::ledger::invoices_page(
                     db,
@@ -459,32 +459,16 @@ async fn write_rows(
     Ok(())
 }
 
-/// The first page of an export's keyset walk: oldest first in pages of [`PAGE`], or the
-/// newest `latest` in one page.
-fn keyset(latest: Option<u64>, column: &'static str, kind: SortKind) -> SortedPageRequest {
+/// The first page of an export's keyset walk over a time column (its `asc` and `desc`
+/// order names): oldest first in pages of [`PAGE`], or the newest `latest` in one page.
+fn keyset(latest: Option<u64>, (asc, desc): (&'static str, &'static str)) -> SortedPageRequest {
     let (name, descending, first) = match latest {
-        Some(n) => (
-            if column == "POSTED_AT" {
-                "POSTED_AT_DESC"
-            } else {
-                "ISSUED_AT_DESC"
-            },
-            true,
-            n,
-        ),
-        None => (
-            if column == "POSTED_AT" {
-                "POSTED_AT_ASC"
-            } else {
-                "ISSUED_AT_ASC"
-            },
-            false,
-            PAGE,
-        ),
+        Some(n) => (desc, true, n),
+        None => (asc, false, PAGE),
     };
     SortedPageRequest {
         first,
-        order: order(name, kind, descending),
+        order: order(name, SortKind::Time, descending),
         after: None,
     }
 }
