@@ -41,6 +41,7 @@ mod m0032_files_and_exports;
 mod m0033_policy_rules_exports;
 mod m0034_usage_daily_rollups;
 mod m0035_usage_rollups_by_time;
+mod m0036_dashboard_exports;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -87,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0033_policy_rules_exports::Migration),
             Box::new(m0034_usage_daily_rollups::Migration),
             Box::new(m0035_usage_rollups_by_time::Migration),
+            Box::new(m0036_dashboard_exports::Migration),
         ]
     }
 }

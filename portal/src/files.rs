@@ -7,8 +7,10 @@
 //! service account or a suspended tenant gets nothing; a user acts with the roles held
 //! now, not when the link was issued), and the file's owning entity is asked through the
 //! gateway — as that principal, with field-level policies and the subgraph's row rules —
-//! whether it may still be read: for an `AccountExport`, `accountExport(id)` must return
-//! it. Every download and every refusal after a valid link is audited (`file.download`).
+//! whether it may still be read: its owner's query field (for an `AccountExport`,
+//! `accountExport(id)`) must return it, and the file's access selection (the fields its
+//! data came from, e.g. `accountExport(id: $id) { account { ledgerEntries … } }` or
+//! `dashboard { balances … }`) must resolve without an error. Every download and every refusal after a valid link is audited (`file.download`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,15 +222,16 @@ impl Downloads {
     }
 
     /// Whether `actor` may read `row` now: the owning entity's query field (the owner type
-    /// in lower camel case, e.g. `accountExport`) returns it with the file's access
-    /// selection (the fields its data came from), through the gateway, without an error.
+    /// in lower camel case, e.g. `accountExport`) returns it, and the file's access
+    /// selection (a root selection, `$id` being the owner's id) resolves, through the
+    /// gateway, without an error.
     async fn may_read(&self, actor: &Actor, meta: &RequestMeta, row: &file::Model) -> bool {
         let field = lower_camel(&row.owner_type);
         let mut variables = Map::new();
         variables.insert("id".into(), Value::String(row.owner_id.to_string()));
         let request = Request {
             query: format!(
-                "query FileAccess($id: ID!) {{ {field}(id: $id) {{ id {} }} }}",
+                "query FileAccess($id: ID!) {{ owner: {field}(id: $id) {{ id }} {} }}",
                 row.access_selection.as_deref().unwrap_or_default()
             ),
             operation_name: None,
@@ -248,7 +251,7 @@ impl Downloads {
             && response
                 .data
                 .as_ref()
-                .and_then(|data| data.get(&field))
+                .and_then(|data| data.get("owner"))
                 .and_then(|found| found.get("id"))
                 .and_then(Value::as_str)
                 == Some(owner.as_str())

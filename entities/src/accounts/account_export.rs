@@ -2,16 +2,19 @@
 
 use sea_orm::entity::prelude::*;
 
-/// One row of `account_exports`: an export of an account's data requested by a user.
+/// One row of `account_exports`: an export of an account's data (or of a dashboard KPI)
+/// requested by a user.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "account_exports")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub account_id: Uuid,
+    /// The account; null for a dashboard KPI (every account the requester sees).
+    pub account_id: Option<Uuid>,
     pub requested_by: Uuid,
-    /// `LEDGER_ENTRIES`, `INVOICES`, `BALANCE_HISTORY`, `USAGE`, `ACTIVITY`.
+    /// `LEDGER_ENTRIES`, `INVOICES`, `BALANCE`, `BALANCE_HISTORY`, `USAGE`, `ACTIVITY`,
+    /// `KPI_BALANCES`, `KPI_OPEN_INVOICES`, `KPI_OVERDUE_INVOICES`, `KPI_USAGE`.
     pub dataset: String,
     /// `CSV`, `XLSX`, `JSON`.
     pub format: String,

@@ -66,20 +66,28 @@ impl JobHandler for ExportJob {
             // Done (or failed) by an earlier run of this job.
             return Ok(());
         }
-        let visible = match store::visible_accounts(tenant, Viewer::of(actor)) {
-            Some(select) => select
-                .filter(account::Column::Id.eq(export.account_id))
-                .one(&self.db)
-                .await
-                .map_err(|err| retry(ApiError::from_db(err)))?,
+        // A KPI export covers whatever the requester sees when it runs; an account's
+        // export needs that account still visible.
+        let account = match export.account_id {
             None => None,
-        };
-        let Some(account) = visible else {
-            let reason = "the requester may no longer see this account";
-            export_store::fail(&self.db, actor, &meta, &export, reason)
-                .await
-                .map_err(retry)?;
-            return Err(JobError::Permanent(reason.into()));
+            Some(id) => {
+                let visible = match store::visible_accounts(tenant, Viewer::of(actor)) {
+                    Some(select) => select
+                        .filter(account::Column::Id.eq(id))
+                        .one(&self.db)
+                        .await
+                        .map_err(|err| retry(ApiError::from_db(err)))?,
+                    None => None,
+                };
+                let Some(account) = visible else {
+                    let reason = "the requester may no longer see this account";
+                    export_store::fail(&self.db, actor, &meta, &export, reason)
+                        .await
+                        .map_err(retry)?;
+                    return Err(JobError::Permanent(reason.into()));
+                };
+                Some(account)
+            }
         };
         if !export_store::start(&self.db, &export)
             .await
@@ -87,7 +95,16 @@ impl JobHandler for ExportJob {
         {
             return Ok(());
         }
-        match export_store::produce(&self.db, &self.files, actor, &meta, &export, &account).await {
+        match export_store::produce(
+            &self.db,
+            &self.files,
+            actor,
+            &meta,
+            &export,
+            account.as_ref(),
+        )
+        .await
+        {
             Ok(_) => Ok(()),
             Err(err) if job.attempt >= JOB_ATTEMPTS => {
                 tracing::error!(export = %export.id, ?err, "writing an export failed for good");

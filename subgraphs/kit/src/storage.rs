@@ -448,6 +448,30 @@ pub async fn find(
     Ok(found.filter(|f| f.expires_at.is_none_or(|at| at > now)))
 }
 
+/// Files of the tenant among `ids` that have not expired at `now`, by id (one query).
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+    now: DateTime<Utc>,
+) -> ApiResult<std::collections::HashMap<Uuid, file::Model>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let found = file::Entity::find()
+        .filter(file::Column::TenantId.eq(tenant_id))
+        .filter(file::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(found
+        .into_iter()
+        .filter(|f| f.expires_at.is_none_or(|at| at > now))
+        .map(|f| (f.id, f))
+        .collect())
+}
+
 /// Deletes the files that expired before `now` — objects first, then rows — at most
 /// `limit` per call; returns how many went (a file whose object cannot be removed stays
 /// for the next call).

@@ -259,7 +259,8 @@ async fn series_and_widget_exports_follow_the_callers_time_zone() -> anyhow::Res
     // The demo's opening balance was posted when the data was seeded (today).
     assert_eq!(rows[2]["value"], "0");
 
-    // A saved chart widget exports what it shows; a KPI widget is not account data.
+    // A saved chart widget exports what it shows; a KPI widget the dashboard's totals
+    // over every account the caller sees.
     let layout = as_carol(
         &portal,
         "mutation($input: CreateDashboardLayoutInput!) { createDashboardLayout(input: $input) {
@@ -273,14 +274,19 @@ async fn series_and_widget_exports_follow_the_callers_time_zone() -> anyhow::Res
             { "kind": "KPI", "binding": {}, "options": { "kpi": "BALANCES" },
               "placement": { "lg": { "x": 6, "y": 0, "w": 6, "h": 4 },
                              "md": { "x": 6, "y": 0, "w": 6, "h": 4 },
-                             "sm": { "x": 0, "y": 4, "w": 4, "h": 4 } } }
+                             "sm": { "x": 0, "y": 4, "w": 4, "h": 4 } } },
+            { "kind": "KPI", "binding": {}, "options": { "kpi": "USAGE" },
+              "placement": { "lg": { "x": 0, "y": 4, "w": 6, "h": 4 },
+                             "md": { "x": 0, "y": 4, "w": 6, "h": 4 },
+                             "sm": { "x": 0, "y": 8, "w": 4, "h": 4 } } }
         ] } }),
     )
     .await?;
     let layout = data(&layout, "createDashboardLayout")?;
     let widget = |i: usize| layout["widgets"][i]["id"].clone();
     let export_widget = "mutation($input: ExportWidgetDataInput!) {
-        exportWidgetData(input: $input) { dataset status rowCount file { rowCount } } }";
+        exportWidgetData(input: $input) {
+            id dataset status rowCount account { id } file { name rowCount download { url } } } }";
     let chart = as_carol(
         &portal,
         export_widget,
@@ -297,10 +303,98 @@ async fn series_and_widget_exports_follow_the_callers_time_zone() -> anyhow::Res
     let kpi = as_carol(
         &portal,
         export_widget,
-        json!({ "input": { "layoutId": layout["id"], "widgetId": widget(1), "format": "CSV" } }),
+        json!({ "input": { "layoutId": layout["id"], "widgetId": widget(1), "format": "JSON" } }),
     )
     .await?;
-    assert_eq!(code(&kpi), "BAD_USER_INPUT", "{kpi}");
+    let kpi = data(&kpi, "exportWidgetData")?;
+    assert_eq!(kpi["dataset"], "KPI_BALANCES", "{kpi}");
+    assert_eq!(kpi["status"], "READY");
+    assert_eq!(kpi["account"], Value::Null);
+    assert!(
+        kpi["file"]["name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("dashboard-kpi-balances-")),
+        "{kpi}"
+    );
+    let (status, _, body) = download(
+        &portal,
+        kpi["file"]["download"]["url"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let rows: Value = serde_json::from_slice(&body)?;
+    let shown = as_carol(
+        &portal,
+        "{ dashboard { balances { currency amount count } } }",
+        json!({}),
+    )
+    .await?;
+    let shown = data(&shown, "dashboard")?["balances"].clone();
+    let expected: Vec<Value> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|total| {
+            // Exports write decimals normalized (3000, not 3000.0000).
+            let amount: rust_decimal::Decimal = total["amount"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or_default();
+            json!({ "currency": total["currency"], "balance": amount.normalize().to_string(),
+                    "accounts": total["count"] })
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{shown}");
+    assert_eq!(rows, Value::Array(expected), "{shown}");
+    // Followed like any export of hers.
+    let followed = as_carol(&portal, FOLLOW, json!({ "id": kpi["id"] })).await?;
+    assert_eq!(data(&followed, "accountExport")?["status"], "READY");
+
+    // Usage metered on Savings (visible to her) a minute ago.
+    let recorded = as_role(
+        &portal,
+        portal.seed.bob_id,
+        "billing_admin",
+        "mutation($input: RecordUsageInput!) { recordUsage(input: $input) { accepted } }",
+        json!({ "input": { "accountId": savings, "events": [
+            { "metric": "api.calls", "quantity": "12.5",
+              "occurredAt": (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+              "key": Uuid::now_v7().to_string() } ] } }),
+    )
+    .await?;
+    assert_eq!(data(&recorded, "recordUsage")?["accepted"], 1);
+    let usage = as_carol(
+        &portal,
+        export_widget,
+        json!({ "input": { "layoutId": layout["id"], "widgetId": widget(2), "format": "CSV",
+                           "timeZone": "Asia/Kolkata" } }),
+    )
+    .await?;
+    let usage = data(&usage, "exportWidgetData")?;
+    assert_eq!(usage["dataset"], "KPI_USAGE", "{usage}");
+    let (status, _, body) = download(
+        &portal,
+        usage["file"]["download"]["url"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body)?;
+    assert!(
+        text.starts_with("metric,currentPeriodStart,current,previousPeriodStart,previous\r\n"),
+        "{text}"
+    );
+    // Periods start at local midnight of the month's first day.
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let cells: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(cells[0], "api.calls");
+    assert!(cells[1].ends_with("-01T00:00:00+05:30"), "{text}");
+    assert_eq!(cells[2], "12.5");
+    assert!(cells[3].ends_with("-01T00:00:00+05:30"), "{text}");
+    assert_eq!(cells[4], "0");
     portal.stop().await;
     Ok(())
 }
@@ -463,6 +557,32 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
         }
     };
     let invoices_url = export_url("INVOICES", json!({})).await?;
+    let kpi_layout = as_carol(
+        &portal,
+        "mutation($input: CreateDashboardLayoutInput!) { createDashboardLayout(input: $input) {
+            id widgets { id } } }",
+        json!({ "input": { "name": "KPIs", "widgets": [
+            { "kind": "KPI", "binding": {}, "options": { "kpi": "OPEN_INVOICES" },
+              "placement": { "lg": { "x": 0, "y": 0, "w": 6, "h": 4 },
+                             "md": { "x": 0, "y": 0, "w": 6, "h": 4 },
+                             "sm": { "x": 0, "y": 0, "w": 4, "h": 4 } } }
+        ] } }),
+    )
+    .await?;
+    let kpi_layout = data(&kpi_layout, "createDashboardLayout")?;
+    let kpi = as_carol(
+        &portal,
+        "mutation($input: ExportWidgetDataInput!) {
+            exportWidgetData(input: $input) { file { download { url } } } }",
+        json!({ "input": { "layoutId": kpi_layout["id"],
+                           "widgetId": kpi_layout["widgets"][0]["id"], "format": "XLSX" } }),
+    )
+    .await?;
+    let kpi_url = data(&kpi, "exportWidgetData")?["file"]["download"]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(download(&portal, &kpi_url).await?.0, 200);
     let activity_url = export_url(
         "ACTIVITY",
         json!({ "series": { "from": "2026-01-01T00:00:00Z", "to": "2026-01-08T00:00:00Z", "interval": "DAY" } }),
@@ -471,7 +591,8 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
     assert_eq!(download(&portal, &invoices_url).await?.0, 200);
     assert_eq!(download(&portal, &activity_url).await?.0, 200);
     // She also becomes support staff, whose rules deny invoices (a deny wins) but not
-    // activity counts: the invoice file is refused, the activity file is not.
+    // activity counts: the invoice files (the account's, the dashboard's) are refused,
+    // the activity file is not.
     let support = role::Entity::find()
         .filter(role::Column::TenantId.eq(seed.tenant_id))
         .filter(role::Column::Name.eq("support_agent"))
@@ -487,6 +608,7 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
     .exec(&portal.db)
     .await?;
     assert_eq!(download(&portal, &invoices_url).await?.0, 403);
+    assert_eq!(download(&portal, &kpi_url).await?.0, 403);
     assert_eq!(download(&portal, &activity_url).await?.0, 200);
     // Without any role she reads no export at all.
     let txn = portal.db.begin().await?;

@@ -237,3 +237,96 @@ async fn usage_recorded_before_daily_rollups_is_summed_into_days() -> anyhow::Re
     test_db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn export_files_made_before_dashboard_exports_keep_their_access_check() -> anyhow::Result<()>
+{
+    use chrono::Utc;
+    use portal_entities::accounts::{account, account_export};
+    use portal_entities::platform::file;
+    use sea_orm::{EntityTrait, Set};
+    use uuid::Uuid;
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    portal::seed::seed(&db).await?;
+    let account = account::Entity::find()
+        .one(&db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account"))?;
+    Migrator::down(&db, Some(applied_since("m0036_dashboard_exports"))).await?;
+    // An export and its file as m0032 stored them: the access selection inside
+    // `accountExport`.
+    let (export_id, file_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let export = |id: Uuid, account_id: Option<Uuid>| account_export::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(account.tenant_id),
+        account_id: Set(account_id),
+        requested_by: Set(account.owner_id),
+        dataset: Set("BALANCE".into()),
+        format: Set("CSV".into()),
+        parameters: Set(serde_json::json!({ "dataset": "BALANCE" })),
+        status: Set("READY".into()),
+        row_count: Set(Some(1)),
+        file_id: Set(Some(file_id)),
+        error: Set(None),
+        created_at: Set(Utc::now()),
+        finished_at: Set(Some(Utc::now())),
+    };
+    account_export::Entity::insert(export(export_id, Some(account.id)))
+        .exec(&db)
+        .await?;
+    let old = "account { id number balance currency }";
+    file::Entity::insert(file::ActiveModel {
+        id: Set(file_id),
+        tenant_id: Set(account.tenant_id),
+        domain: Set("accounts".into()),
+        owner_type: Set("AccountExport".into()),
+        owner_id: Set(export_id),
+        name: Set("x.csv".into()),
+        content_type: Set("text/csv".into()),
+        size_bytes: Set(1),
+        sha256: Set("0".repeat(64)),
+        row_count: Set(Some(1)),
+        storage_key: Set("k".into()),
+        access_selection: Set(Some(old.into())),
+        created_by: Set(None),
+        created_at: Set(Utc::now()),
+        expires_at: Set(None),
+    })
+    .exec(&db)
+    .await?;
+    Migrator::up(&db, None).await?;
+    let selection = |db: sea_orm::DatabaseConnection| async move {
+        anyhow::Ok(
+            file::Entity::find_by_id(file_id)
+                .one(&db)
+                .await?
+                .and_then(|f| f.access_selection),
+        )
+    };
+    assert_eq!(
+        selection(db.clone()).await?.as_deref(),
+        Some("accountExport(id: $id) { account { id number balance currency } }")
+    );
+    // The export survived the rebuild; a KPI export (no account) can now be stored.
+    let kept = account_export::Entity::find_by_id(export_id)
+        .one(&db)
+        .await?;
+    assert_eq!(kept.and_then(|e| e.account_id), Some(account.id));
+    account_export::Entity::insert(export(Uuid::now_v7(), None))
+        .exec(&db)
+        .await?;
+    // Rolled back: the selection is as it was, the KPI export is gone.
+    Migrator::down(&db, Some(1)).await?;
+    assert_eq!(selection(db.clone()).await?.as_deref(), Some(old));
+    let left: Vec<Uuid> = account_export::Entity::find()
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![export_id]);
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -1,6 +1,7 @@
-//! Data exports of an account: what can be exported (datasets and their columns), which
-//! exports are produced in the request and which by a job, how a widget's data maps to a
-//! dataset, and the download file's name.
+//! Data exports of an account (or of a dashboard KPI, over every account the requester
+//! sees): what can be exported (datasets and their columns), which exports are produced
+//! in the request and which by a job, how a widget's data maps to a dataset, and the
+//! download file's name.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,40 @@ pub enum Dataset {
     },
     /// Ledger entries posted per bucket.
     Activity(SeriesRequest),
+    /// A dashboard KPI over every account the requester sees (a `KPI` widget).
+    Kpi {
+        /// Which KPI.
+        kpi: Kpi,
+        /// IANA time zone its periods are cut in (`USAGE`: this month and the last).
+        time_zone: String,
+    },
+}
+
+/// A KPI of the dashboard (a `KPI` widget's `kpi` option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Kpi {
+    /// Balances summed per currency.
+    Balances,
+    /// Open invoices not yet due, owed per currency.
+    OpenInvoices,
+    /// Open invoices past due, owed per currency.
+    OverdueInvoices,
+    /// Usage per metric, this month and the last.
+    Usage,
+}
+
+impl Kpi {
+    /// From a widget's `kpi` option.
+    pub fn parse(option: &str) -> Option<Self> {
+        Some(match option {
+            "BALANCES" => Self::Balances,
+            "OPEN_INVOICES" => Self::OpenInvoices,
+            "OVERDUE_INVOICES" => Self::OverdueInvoices,
+            "USAGE" => Self::Usage,
+            _ => return None,
+        })
+    }
 }
 
 /// The buckets of a series export.
@@ -85,6 +120,12 @@ impl Dataset {
             Self::BalanceHistory(_) => "BALANCE_HISTORY",
             Self::Usage { .. } => "USAGE",
             Self::Activity(_) => "ACTIVITY",
+            Self::Kpi { kpi, .. } => match kpi {
+                Kpi::Balances => "KPI_BALANCES",
+                Kpi::OpenInvoices => "KPI_OPEN_INVOICES",
+                Kpi::OverdueInvoices => "KPI_OVERDUE_INVOICES",
+                Kpi::Usage => "KPI_USAGE",
+            },
         }
     }
 
@@ -96,6 +137,10 @@ impl Dataset {
             Self::Usage { metric, series } => {
                 super::series::metric(field, metric)?;
                 series
+            }
+            Self::Kpi { time_zone, .. } => {
+                portal_kit::input::zone(field, time_zone)?;
+                return Ok(());
             }
             _ => return Ok(()),
         };
@@ -109,19 +154,36 @@ impl Dataset {
         Ok(())
     }
 
-    /// Whether it is a chart series (at most 1 000 rows: always produced in the request).
-    pub fn is_series(&self) -> bool {
-        matches!(
-            self,
-            Self::Balance | Self::BalanceHistory(_) | Self::Usage { .. } | Self::Activity(_)
-        )
+    /// Whether it is always small (the balance, a chart series of at most 1 000 buckets,
+    /// a KPI's few totals): always produced in the request.
+    pub fn is_small(&self) -> bool {
+        !matches!(self, Self::LedgerEntries { .. } | Self::Invoices { .. })
     }
 
-    /// The selection on `AccountExport` a download runs again as the downloader: the
-    /// account fields this dataset's columns come from, so a role the policies deny them
-    /// cannot download the file either (chart fields with a one-day range: only their
-    /// permission matters).
+    /// The account's number names the file; a KPI is of no single account.
+    pub fn is_of_account(&self) -> bool {
+        !matches!(self, Self::Kpi { .. })
+    }
+
+    /// The root selection a download runs again as the downloader, next to
+    /// `accountExport(id: $id)`: the fields this dataset's columns come from (the
+    /// account's, or the dashboard's), so a role the policies deny them cannot download
+    /// the file either (chart fields with a one-day range: only their permission
+    /// matters).
     pub fn access_selection(&self) -> String {
+        if let Self::Kpi { kpi, .. } = self {
+            let fields = match kpi {
+                Kpi::Balances => "balances { currency amount count }",
+                Kpi::OpenInvoices => "openInvoices { count amountDue { currency amount count } }",
+                Kpi::OverdueInvoices => {
+                    "overdueInvoices { count amountDue { currency amount count } }"
+                }
+                Kpi::Usage => {
+                    "currentPeriod { start } previousPeriod { start } usage { metric current previous }"
+                }
+            };
+            return format!("dashboard {{ id {fields} }}");
+        }
         const DAY: &str =
             "from: \"2000-01-01T00:00:00Z\", to: \"2000-01-02T00:00:00Z\", interval: DAY";
         let fields = match self {
@@ -134,8 +196,9 @@ impl Dataset {
                 serde_json::Value::String(metric.clone())
             ),
             Self::Activity(_) => format!("activity({DAY}) {{ points {{ start end value }} }}"),
+            Self::Kpi { .. } => String::new(),
         };
-        format!("account {{ id {fields} }}")
+        format!("accountExport(id: $id) {{ account {{ id {fields} }} }}")
     }
 
     /// Its columns, in order.
@@ -146,6 +209,11 @@ impl Dataset {
             Self::Balance => BALANCE_COLUMNS,
             Self::BalanceHistory(_) | Self::Usage { .. } => SERIES_COLUMNS,
             Self::Activity(_) => ACTIVITY_COLUMNS,
+            Self::Kpi { kpi, .. } => match kpi {
+                Kpi::Balances => BALANCES_KPI_COLUMNS,
+                Kpi::OpenInvoices | Kpi::OverdueInvoices => INVOICES_KPI_COLUMNS,
+                Kpi::Usage => USAGE_KPI_COLUMNS,
+            },
         }
     }
 }
@@ -196,6 +264,26 @@ const ACTIVITY_COLUMNS: &[Column] = &[
     Column::new("entries", CellKind::Integer),
 ];
 
+const BALANCES_KPI_COLUMNS: &[Column] = &[
+    Column::new("currency", CellKind::Text),
+    Column::new("balance", CellKind::Decimal),
+    Column::new("accounts", CellKind::Integer),
+];
+
+const INVOICES_KPI_COLUMNS: &[Column] = &[
+    Column::new("currency", CellKind::Text),
+    Column::new("amountDue", CellKind::Decimal),
+    Column::new("invoices", CellKind::Integer),
+];
+
+const USAGE_KPI_COLUMNS: &[Column] = &[
+    Column::new("metric", CellKind::Text),
+    Column::new("currentPeriodStart", CellKind::Time),
+    Column::new("current", CellKind::Decimal),
+    Column::new("previousPeriodStart", CellKind::Time),
+    Column::new("previous", CellKind::Decimal),
+];
+
 /// How an export is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportStatus {
@@ -235,15 +323,16 @@ impl ExportStatus {
     }
 }
 
-/// The download name: `<account number>-<dataset>-<UTC date and time>.<ext>`, reduced to
-/// characters safe in any file system and header.
+/// The download name: `<account number>-<dataset>-<UTC date and time>.<ext>` (a KPI's:
+/// `dashboard-kpi-<kpi>-…`), reduced to characters safe in any file system and header.
 pub fn file_name(
-    account_number: &str,
+    account_number: Option<&str>,
     dataset: &Dataset,
     extension: &str,
     at: DateTime<Utc>,
 ) -> String {
     let number: String = account_number
+        .unwrap_or("dashboard")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -260,20 +349,14 @@ pub fn file_name(
     )
 }
 
-/// The dataset a widget shows, as of `now`: its binding and options become the export's
-/// parameters (a chart's range ends now). `KPI` widgets show the dashboard, not an
-/// account: `BAD_USER_INPUT`.
+/// The dataset a widget shows, as of `now`, and its account (none for a `KPI` widget,
+/// which shows the dashboard over every account the requester sees): its binding and
+/// options become the export's parameters (a chart's range ends now).
 pub fn of_widget(
     widget: &Widget,
     time_zone: &str,
     now: DateTime<Utc>,
-) -> ApiResult<(Uuid, Dataset)> {
-    let account_id = widget.binding.account_id.ok_or_else(|| {
-        ApiError::invalid(
-            "input.widgetId",
-            "this widget shows no account's data (KPI widgets show the dashboard: query `dashboard`)",
-        )
-    })?;
+) -> ApiResult<(Option<Uuid>, Dataset)> {
     let options = &widget.options;
     let number =
         |name: &str, default: i64| options.get(name).and_then(Value::as_i64).unwrap_or(default);
@@ -294,10 +377,13 @@ pub fn of_widget(
     let latest = u64::try_from(number("limit", 10)).ok();
     let dataset = match widget.kind {
         WidgetKind::Kpi => {
-            return Err(ApiError::invalid(
-                "input.widgetId",
-                "KPI widgets show the dashboard: query `dashboard`",
-            ));
+            let kpi = options
+                .get("kpi")
+                .and_then(Value::as_str)
+                .and_then(Kpi::parse)
+                .ok_or_else(|| ApiError::invalid("input.widgetId", "the widget names no KPI"))?;
+            let time_zone = time_zone.to_owned();
+            return Ok((None, Dataset::Kpi { kpi, time_zone }));
         }
         WidgetKind::Balance => Dataset::Balance,
         WidgetKind::BalanceHistory => Dataset::BalanceHistory(series()),
@@ -320,7 +406,11 @@ pub fn of_widget(
             latest,
         },
     };
-    Ok((account_id, dataset))
+    let account_id = widget
+        .binding
+        .account_id
+        .ok_or_else(|| ApiError::invalid("input.widgetId", "the widget names no account"))?;
+    Ok((Some(account_id), dataset))
 }
 
 #[cfg(test)]
@@ -333,7 +423,7 @@ mod tests {
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default();
         assert_eq!(
-            file_name("ACME/001 \"x\"", &Dataset::Balance, "csv", at),
+            file_name(Some("ACME/001 \"x\""), &Dataset::Balance, "csv", at),
             "ACME_001__x_-balance-20261206T080000Z.csv"
         );
     }

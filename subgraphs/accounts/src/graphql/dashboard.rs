@@ -171,19 +171,17 @@ impl Dashboard {
     /// Usage of those accounts per metric: this calendar month so far and the whole
     /// month before, in the time zone.
     async fn usage(&self, ctx: &Context<'_>) -> ApiResult<Vec<UsageComparison>> {
-        let (db, tenant) = (db(ctx)?, tenant_of(ctx)?);
-        let current = kpis::usage_in(db, tenant, self.viewer, self.current).await?;
-        let previous = kpis::usage_in(db, tenant, self.viewer, self.previous).await?;
-        let mut by_metric: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-        for (metric, amount) in current {
-            by_metric.entry(metric).or_default().0 = amount;
-        }
-        for (metric, amount) in previous {
-            by_metric.entry(metric).or_default().1 = amount;
-        }
-        Ok(by_metric
+        let compared = kpis::usage_compared(
+            db(ctx)?,
+            tenant_of(ctx)?,
+            self.viewer,
+            self.current,
+            self.previous,
+        );
+        Ok(compared
+            .await?
             .into_iter()
-            .map(|(metric, (current, previous))| UsageComparison {
+            .map(|(metric, current, previous)| UsageComparison {
                 metric,
                 current: amount_from_e4(current),
                 previous: amount_from_e4(previous),

@@ -1,6 +1,6 @@
 //! Data exports: `exportAccountData` (a ledger range, an invoice list, a chart series or
-//! the balance) and `exportWidgetData` (what a saved widget shows), as CSV, XLSX or
-//! JSON; `accountExport` and `Account.exports` to follow them; each ready export's file
+//! the balance) and `exportWidgetData` (what a saved widget shows, a dashboard KPI
+//! included), as CSV, XLSX or JSON; `accountExport` and `Account.exports` to follow them; each ready export's file
 //! with its SHA-256, size, row count and a short-lived download link for the caller.
 //!
 //! Small exports (at most [`INLINE_ROWS`] rows, and every series) are written while the
@@ -210,14 +210,18 @@ impl AccountExport {
         ID(self.row.id.to_string())
     }
 
-    /// The account exported (null if the caller may no longer see it).
+    /// The account exported (null for a dashboard KPI, which covers every account the
+    /// caller sees, and if the caller may no longer see it).
     async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
-        Ok(load_visible(ctx, self.row.account_id)
-            .await?
-            .map(Account::from))
+        let Some(id) = self.row.account_id else {
+            return Ok(None);
+        };
+        Ok(load_visible(ctx, id).await?.map(Account::from))
     }
 
-    /// What it holds (`LEDGER_ENTRIES`, …).
+    /// What it holds: `LEDGER_ENTRIES`, `INVOICES`, `BALANCE`, `BALANCE_HISTORY`, `USAGE`,
+    /// `ACTIVITY`, or a dashboard KPI: `KPI_BALANCES`, `KPI_OPEN_INVOICES`,
+    /// `KPI_OVERDUE_INVOICES`, `KPI_USAGE`.
     async fn dataset(&self) -> &str {
         &self.row.dataset
     }
@@ -273,7 +277,8 @@ async fn with_file(ctx: &Context<'_>, row: account_export::Model) -> ApiResult<A
     Ok(AccountExport { row, file })
 }
 
-/// `Query.accountExport`: one of the caller's own exports of an account it may still see.
+/// `Query.accountExport`: one of the caller's own exports (of an account it may still
+/// see, or of a dashboard KPI).
 pub async fn account_export(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<AccountExport>> {
     let id = input::id("id", id)?;
     let caller = actor(ctx).principal()?;
@@ -282,7 +287,12 @@ pub async fn account_export(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Acco
         Err(ApiError::NotFound(_)) => return Ok(None),
         Err(err) => return Err(err),
     };
-    if row.requested_by != caller || load_visible(ctx, row.account_id).await?.is_none() {
+    if row.requested_by != caller {
+        return Ok(None);
+    }
+    if let Some(account) = row.account_id
+        && load_visible(ctx, account).await?.is_none()
+    {
         return Ok(None);
     }
     Ok(Some(with_file(ctx, row).await?))
@@ -300,13 +310,17 @@ pub async fn exports_of(
         Some(_) => return Err(ApiError::invalid("first", "must be between 1 and 50")),
     };
     let caller = actor(ctx).principal()?;
-    let rows =
-        export_store::exports_of(db(ctx)?, tenant_of(ctx)?, account_id, caller, first).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(with_file(ctx, row).await?);
-    }
-    Ok(out)
+    let (db, tenant) = (db(ctx)?, tenant_of(ctx)?);
+    let rows = export_store::exports_of(db, tenant, account_id, caller, first).await?;
+    let file_ids = rows.iter().filter_map(|row| row.file_id);
+    let mut files = portal_kit::storage::find_many(db, tenant, file_ids, Utc::now()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let file = row.file_id.and_then(|id| files.remove(&id));
+            AccountExport { row, file }
+        })
+        .collect())
 }
 
 /// Validates what `exportAccountData` asks for.
@@ -386,23 +400,47 @@ fn dataset_of(input: ExportAccountDataInput) -> ApiResult<Dataset> {
     })
 }
 
-/// Starts an export of `dataset` of the visible account `account_id`: written now when
-/// small, else queued for a job.
+/// Starts an export of `dataset` of the visible account `account_id` (none: a dashboard
+/// KPI over the accounts the caller sees): written now when small, else queued for a
+/// job.
 async fn start(
     ctx: &Context<'_>,
-    account_id: Uuid,
+    account_id: Option<Uuid>,
     dataset: Dataset,
     format: Format,
 ) -> ApiResult<AccountExport> {
     let db = db(ctx)?;
-    let account: account::Model = load_visible(ctx, account_id)
-        .await?
-        .ok_or(ApiError::NotFound("account"))?;
-    let in_request = dataset.is_series()
-        || export_store::count_up_to(db, &account, &dataset, INLINE_ROWS + 1).await? <= INLINE_ROWS;
+    let account: Option<account::Model> = match account_id {
+        Some(id) => Some(
+            load_visible(ctx, id)
+                .await?
+                .ok_or(ApiError::NotFound("account"))?,
+        ),
+        None => None,
+    };
+    let in_request = match &account {
+        _ if dataset.is_small() => true,
+        Some(account) => {
+            let rows = export_store::count_up_to(db, account, &dataset, INLINE_ROWS + 1).await?;
+            rows <= INLINE_ROWS
+        }
+        None => {
+            return Err(ApiError::internal(
+                "an account's dataset without its account",
+            ));
+        }
+    };
     let (actor, meta) = (actor(ctx), meta(ctx));
-    let row =
-        export_store::request(db, actor, meta, &account, &dataset, format, in_request).await?;
+    let row = export_store::request(
+        db,
+        actor,
+        meta,
+        account.as_ref(),
+        &dataset,
+        format,
+        in_request,
+    )
+    .await?;
     if !in_request {
         return Ok(AccountExport { row, file: None });
     }
@@ -410,7 +448,8 @@ async fn start(
     let files = file_store(ctx)?.clone();
     let (db, actor, meta) = (db.clone(), actor.clone(), meta.clone());
     let written = tokio::spawn(async move {
-        let produced = export_store::produce(&db, &files, &actor, &meta, &row, &account).await;
+        let produced =
+            export_store::produce(&db, &files, &actor, &meta, &row, account.as_ref()).await;
         if let Err(err) = &produced {
             tracing::error!(export = %row.id, ?err, "writing an export failed");
             let reason = "the export could not be written";
@@ -433,11 +472,12 @@ pub async fn export_account_data(
     let account_id = input::id("input.accountId", &input.account_id)?;
     let format = input.format.into();
     let dataset = dataset_of(input)?;
-    start(ctx, account_id, dataset, format).await
+    start(ctx, Some(account_id), dataset, format).await
 }
 
 /// `Mutation.exportWidgetData`: exports what a widget of one of the caller's layouts
-/// shows, as of now.
+/// shows, as of now (a KPI widget: the dashboard's totals over the accounts the caller
+/// sees).
 pub async fn export_widget_data(
     ctx: &Context<'_>,
     input: ExportWidgetDataInput,
@@ -479,8 +519,8 @@ impl ExportMutation {
     }
 
     /// Exports the data a widget of one of the caller's saved layouts shows (charts: the
-    /// widget's range ending now, in `timeZone`). KPI widgets are not account data:
-    /// `BAD_USER_INPUT`.
+    /// widget's range ending now, in `timeZone`; a KPI widget: its `dashboard` totals over
+    /// every account the caller sees, usage periods cut in `timeZone`).
     async fn export_widget_data(
         &self,
         ctx: &Context<'_>,

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use sea_orm::sea_query::{Expr, SelectStatement};
+use sea_orm::sea_query::{Expr, SelectStatement, UnionType};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -114,7 +115,6 @@ pub async fn usage_in(
     viewer: Viewer,
     period: Bucket,
 ) -> ApiResult<Vec<(String, i64)>> {
-    use sea_orm::Condition;
     let Some(ids) = visible_ids(tenant_id, viewer) else {
         return Ok(Vec::new());
     };
@@ -140,37 +140,62 @@ pub async fn usage_in(
             *totals.entry(metric).or_default() += amount;
         }
     }
-    let ends: Vec<Bucket> = [head, tail]
+    // One grouped select per ragged end, joined by UNION ALL: each is a range over
+    // (tenant, account, time) that the index serves; an OR of the two ranges is not.
+    let mut ends = [head, tail]
         .into_iter()
         .filter(|(lo, hi)| lo < hi)
-        .collect();
-    if !ends.is_empty() {
-        use usage_rollup::Column as C;
-        let mut within = Condition::any();
-        for (lo, hi) in ends {
-            within = within.add(
-                Condition::all()
-                    .add(C::BucketStart.gte(lo))
-                    .add(C::BucketStart.lt(hi)),
-            );
+        .map(|(lo, hi)| {
+            use usage_rollup::Column as C;
+            usage_rollup::Entity::find()
+                .select_only()
+                .column(C::Metric)
+                .expr_as(sum(), "amount")
+                .filter(C::TenantId.eq(tenant_id))
+                .filter(C::AccountId.in_subquery(ids.clone()))
+                .filter(C::BucketStart.gte(lo))
+                .filter(C::BucketStart.lt(hi))
+                .group_by(C::Metric)
+                .into_query()
+        });
+    if let Some(mut union) = ends.next() {
+        for other in ends {
+            union.union(UnionType::All, other);
         }
-        let rows: Vec<(String, i64)> = usage_rollup::Entity::find()
-            .select_only()
-            .column(C::Metric)
-            .expr_as(sum(), "amount")
-            .filter(C::TenantId.eq(tenant_id))
-            .filter(C::AccountId.in_subquery(ids))
-            .filter(within)
-            .group_by(C::Metric)
-            .into_tuple()
-            .all(db)
+        let statement = db.get_database_backend().build(&union);
+        for row in db
+            .query_all_raw(statement)
             .await
-            .map_err(ApiError::from_db)?;
-        for (metric, amount) in rows {
+            .map_err(ApiError::from_db)?
+        {
+            let metric: String = row.try_get("", "metric").map_err(ApiError::from_db)?;
+            let amount: i64 = row.try_get("", "amount").map_err(ApiError::from_db)?;
             *totals.entry(metric).or_default() += amount;
         }
     }
     Ok(totals.into_iter().collect())
+}
+
+/// Usage per metric of the visible accounts in `current` and in `previous`, by metric
+/// (0 where a metric has none in one of them).
+pub async fn usage_compared(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    viewer: Viewer,
+    current: Bucket,
+    previous: Bucket,
+) -> ApiResult<Vec<(String, i64, i64)>> {
+    let mut by_metric: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (metric, amount) in usage_in(db, tenant_id, viewer, current).await? {
+        by_metric.entry(metric).or_default().0 = amount;
+    }
+    for (metric, amount) in usage_in(db, tenant_id, viewer, previous).await? {
+        by_metric.entry(metric).or_default().1 = amount;
+    }
+    Ok(by_metric
+        .into_iter()
+        .map(|(metric, (current, previous))| (metric, current, previous))
+        .collect())
 }
 
 fn totals(rows: Vec<(String, i64, i64)>) -> Vec<Total> {

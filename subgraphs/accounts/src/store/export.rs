@@ -1,5 +1,6 @@
 //! Account data exports: the export rows, the rows they read (paged by keyset, so an
-//! export of any length holds one page in memory), and the file they produce.
+//! export of any length holds one page in memory; a dashboard KPI's few totals over the
+//! requester's accounts), and the file they produce.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -22,12 +23,12 @@ use portal_kit::storage::{FileStore, object_key};
 use portal_kit::store::one_or_not_found;
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::amount_from_e4;
 use crate::domain::export::{
-    Dataset, ExportStatus, JOB_ATTEMPTS, JOB_KIND, MAX_PENDING, SeriesRequest, file_name,
+    Dataset, ExportStatus, JOB_ATTEMPTS, JOB_KIND, Kpi, MAX_PENDING, SeriesRequest, file_name,
 };
 use crate::domain::ledger::{EntrySort, InvoiceSort, InvoiceStatus, order};
-use crate::domain::series::{Bucket, buckets};
+use crate::domain::series::{Bucket, buckets, this_and_last_month};
+use crate::domain::{Viewer, amount_from_e4};
 
 /// Rows read from the database per page while writing an export.
 const PAGE: u64 = 1_000;
@@ -110,7 +111,7 @@ pub async fn count_up_to(
     found.map_err(ApiError::from_db)
 }
 
-/// Records a requested export of `account` by `actor` — `RUNNING` when the request
+/// Records a requested export of `account` (none: a dashboard KPI) by `actor` — `RUNNING` when the request
 /// writes it now, else `QUEUED` with its job enqueued in the same transaction — and
 /// audits the request (`account.export.request`). `CONFLICT` when the user already has
 /// [`MAX_PENDING`] exports waiting.
@@ -118,7 +119,7 @@ pub async fn request(
     db: &DatabaseConnection,
     actor: &Actor,
     meta: &RequestMeta,
-    account: &account::Model,
+    account: Option<&account::Model>,
     dataset: &Dataset,
     format: Format,
     in_request: bool,
@@ -164,7 +165,7 @@ pub async fn request(
     let row = account_export::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
-        account_id: Set(account.id),
+        account_id: Set(account.map(|a| a.id)),
         requested_by: Set(user),
         dataset: Set(dataset.name().to_owned()),
         format: Set(format.as_str().to_owned()),
@@ -187,7 +188,7 @@ pub async fn request(
     }
     AuditEvent::success("account.export.request", "account_export", row.id)
         .with_details(json!({
-            "accountId": account.id,
+            "accountId": row.account_id,
             "dataset": row.dataset,
             "format": row.format,
             "inRequest": in_request,
@@ -214,14 +215,15 @@ pub async fn start(db: &DatabaseConnection, export: &account_export::Model) -> A
 /// Writes the export's file (rows paged from the database into a scratch file, then
 /// uploaded in parts), records it (`files` row: name, type, size, SHA-256, row count,
 /// expiry) and marks the export `READY`, audited as `account.export.complete` for
-/// `actor`.
+/// `actor`. `account` is the exported account, none for a dashboard KPI (which covers
+/// the accounts `actor` sees).
 pub async fn produce(
     db: &DatabaseConnection,
     files: &FileStore,
     actor: &Actor,
     meta: &RequestMeta,
     export: &account_export::Model,
-    account: &account::Model,
+    account: Option<&account::Model>,
 ) -> ApiResult<account_export::Model> {
     let dataset: Dataset = serde_json::from_value(export.parameters.clone())
         .map_err(|err| ApiError::internal(format!("stored export parameters: {err}")))?;
@@ -230,7 +232,20 @@ pub async fn produce(
     let scratch = files.scratch(format.extension());
     let mut table = TableWriter::create(format, scratch.path(), dataset.columns())
         .map_err(|err| ApiError::internal(format!("starting an export file: {err}")))?;
-    write_rows(db, account, &dataset, &mut table).await?;
+    match (&dataset, account) {
+        (Dataset::Kpi { kpi, time_zone }, None) => {
+            let (tenant, viewer) = (export.tenant_id, Viewer::of(actor));
+            write_kpi(db, tenant, viewer, *kpi, time_zone, &mut table).await?;
+        }
+        (_, Some(account)) if dataset.is_of_account() => {
+            write_rows(db, account, &dataset, &mut table).await?;
+        }
+        _ => {
+            return Err(ApiError::internal(
+                "an export's dataset does not fit its scope",
+            ));
+        }
+    }
     let rows = tokio::task::spawn_blocking(move || table.finish())
         .await
         .map_err(|err| ApiError::internal(format!("finishing an export file: {err}")))?
@@ -245,7 +260,8 @@ pub async fn produce(
     drop(scratch);
     let now = Utc::now();
     let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-    let name = file_name(&account.number, &dataset, format.extension(), now);
+    let number = account.map(|a| a.number.as_str());
+    let name = file_name(number, &dataset, format.extension(), now);
     match record_ready(
         db, files, actor, meta, export, &dataset, format, &stored, file_id, rows, name,
     )
@@ -360,7 +376,60 @@ pub async fn fail(
     txn.commit().await.map_err(ApiError::from_db)
 }
 
-/// Writes every row of `dataset` into `table`.
+fn write(table: &mut TableWriter, cells: &[Cell]) -> ApiResult<()> {
+    table
+        .row(cells)
+        .map_err(|err| ApiError::internal(format!("writing an export row: {err}")))
+}
+
+/// Writes a dashboard KPI over the accounts `viewer` sees into `table`: one row per
+/// currency (balances, invoices) or metric (usage, this month and the last in
+/// `time_zone`) — the totals `dashboard` shows.
+async fn write_kpi(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    viewer: Viewer,
+    kpi: Kpi,
+    time_zone: &str,
+    table: &mut TableWriter,
+) -> ApiResult<()> {
+    use super::dashboard as kpis;
+    let totals = match kpi {
+        Kpi::Balances => kpis::balances(db, tenant, viewer).await?,
+        Kpi::OpenInvoices | Kpi::OverdueInvoices => {
+            let (today, overdue) = (Utc::now().date_naive(), kpi == Kpi::OverdueInvoices);
+            kpis::open_invoices(db, tenant, viewer, today, overdue).await?
+        }
+        Kpi::Usage => {
+            let zone = input::zone("input.timeZone", time_zone)?;
+            let (current, previous) = this_and_last_month(Utc::now(), zone);
+            let start = |bucket: Bucket| Cell::Time(bucket.0.with_timezone(&zone).fixed_offset());
+            let compared = kpis::usage_compared(db, tenant, viewer, current, previous).await?;
+            for (metric, now, before) in compared {
+                let cells = [
+                    Cell::Text(metric),
+                    start(current),
+                    Cell::Decimal(amount_from_e4(now)),
+                    start(previous),
+                    Cell::Decimal(amount_from_e4(before)),
+                ];
+                write(table, &cells)?;
+            }
+            return Ok(());
+        }
+    };
+    for total in totals {
+        let cells = [
+            Cell::Text(total.currency),
+            Cell::Decimal(amount_from_e4(total.amount_e4)),
+            Cell::Integer(total.count),
+        ];
+        write(table, &cells)?;
+    }
+    Ok(())
+}
+
+/// Writes every row of `dataset` of `account` into `table`.
 async fn write_rows(
     db: &DatabaseConnection,
     account: &account::Model,
@@ -368,11 +437,6 @@ async fn write_rows(
     table: &mut TableWriter,
 ) -> ApiResult<()> {
     let (tenant, id) = (account.tenant_id, account.id);
-    let write = |table: &mut TableWriter, cells: &[Cell]| {
-        table
-            .row(cells)
-            .map_err(|err| ApiError::internal(format!("writing an export row: {err}")))
-    };
     match dataset {
         Dataset::LedgerEntries { filter, latest } => {
             let mut page = keyset(*latest, ("POSTED_AT_ASC", "POSTED_AT_DESC"));
@@ -455,6 +519,8 @@ async fn write_rows(
                 write(table, &series_cells(start, end, zone, Cell::Integer(value)))?;
             }
         }
+        // Not of one account: see `write_kpi`.
+        Dataset::Kpi { .. } => {}
     }
     Ok(())
 }
