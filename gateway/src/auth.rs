@@ -8,6 +8,12 @@
 //!   anyone with them.
 //! - `Authorization: Bearer pk_…` or `X-API-Key: pk_…`: an integrator's API key, acting
 //!   as its service account with the key's roles ([`ApiKeyResolver`]).
+//! - `X-Portal-Delegation: <internal token>`: a platform component (a worker running a
+//!   scheduled report) acting for a user or service account who is not present. The token
+//!   is signed with the internal secret only the portal's own processes hold, is
+//!   addressed to the gateway, lives a minute, and must name its [`Delegation`] (who acts,
+//!   what for), which audit events then record. Off unless the internal secret is
+//!   configured ([`Authentication::with_delegation`]).
 //! - Nothing: the anonymous actor (which can sign in and little else).
 //!
 //! A presented but invalid credential is never downgraded to anonymous: it is refused
@@ -19,8 +25,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use portal_kit::Actor;
 use portal_kit::access_token::{API_KEY_PREFIX, AccessTokenVerifier, ApiKeyResolver, TokenError};
+use portal_kit::internal_token::InternalTokenKey;
+use portal_kit::{Actor, ActorKind};
 
 use crate::response::GraphQLError;
 
@@ -37,11 +44,19 @@ const KEY_RELOAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 /// Header that may carry an integrator's API key (instead of `Authorization: Bearer`).
 pub const API_KEY_HEADER: &str = "x-api-key";
 
+/// Header carrying a delegated credential: an internal token addressed to
+/// [`GATEWAY_AUDIENCE`] whose actor names its delegation.
+pub const DELEGATION_HEADER: &str = "x-portal-delegation";
+
+/// The audience of internal tokens the gateway accepts (delegated credentials).
+pub const GATEWAY_AUDIENCE: &str = "gateway";
+
 /// How the gateway establishes who is calling.
 #[derive(Clone, Default)]
 pub struct Authentication {
     tokens: Option<Arc<AccessTokenVerifier>>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
+    delegation: Option<InternalTokenKey>,
     dev_headers: bool,
 }
 
@@ -50,6 +65,7 @@ impl std::fmt::Debug for Authentication {
         f.debug_struct("Authentication")
             .field("tokens", &self.tokens.is_some())
             .field("api_keys", &self.api_keys.is_some())
+            .field("delegation", &self.delegation.is_some())
             .field("dev_headers", &self.dev_headers)
             .finish()
     }
@@ -75,6 +91,12 @@ impl Authentication {
         self
     }
 
+    /// Also accept delegated credentials signed with `key` (the internal secret).
+    pub fn with_delegation(mut self, key: InternalTokenKey) -> Self {
+        self.delegation = Some(key);
+        self
+    }
+
     /// Also trust the development identity headers. For local demos and tests only.
     pub fn with_dev_headers(mut self) -> Self {
         self.dev_headers = true;
@@ -88,6 +110,9 @@ impl Authentication {
 
     /// The actor of a request with `headers`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Actor, GraphQLError> {
+        if let Some(value) = headers.get(DELEGATION_HEADER) {
+            return self.delegated(value.to_str().unwrap_or("").trim());
+        }
         if let Some(value) = headers.get(API_KEY_HEADER) {
             return self.api_key(value.to_str().unwrap_or("").trim()).await;
         }
@@ -132,6 +157,35 @@ impl Authentication {
 }
 
 impl Authentication {
+    /// Whether `headers` carry a valid internal token addressed to the gateway (one of the
+    /// portal's own processes calling).
+    pub fn is_internal(&self, headers: &HeaderMap) -> bool {
+        let token = headers
+            .get(portal_kit::internal_token::HEADER)
+            .and_then(|v| v.to_str().ok());
+        match (&self.delegation, token) {
+            (Some(key), Some(token)) => key.verify(GATEWAY_AUDIENCE, token.trim()).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// The actor a delegated credential names: a user or service account of a tenant,
+    /// marked with its delegation. Grants are the gateway's to decide, never the token's.
+    fn delegated(&self, token: &str) -> Result<Actor, GraphQLError> {
+        let refused = || GraphQLError::new("invalid delegated credential", "UNAUTHENTICATED");
+        let key = self.delegation.as_ref().ok_or_else(refused)?;
+        let (mut actor, _) = key.verify(GATEWAY_AUDIENCE, token).map_err(|_| refused())?;
+        let acting_for_someone = matches!(actor.kind, ActorKind::User | ActorKind::Service)
+            && actor.id.is_some()
+            && actor.tenant_id.is_some()
+            && actor.delegation.is_some();
+        if !acting_for_someone {
+            return Err(refused());
+        }
+        actor.grants.clear();
+        Ok(actor)
+    }
+
     async fn api_key(&self, key: &str) -> Result<Actor, GraphQLError> {
         let resolved = match &self.api_keys {
             Some(resolver) => resolver.resolve(key).await,

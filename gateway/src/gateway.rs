@@ -673,7 +673,7 @@ fn check_allowed(
         || allowed == QueriesOnly && prepared.kind != OperationKind::Query
     {
         return Err(GraphQLError::new(
-            "only queries may be sent with GET",
+            "only queries may be sent this way (with GET, or with a delegated credential)",
             "METHOD_NOT_ALLOWED",
         ));
     }

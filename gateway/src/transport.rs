@@ -81,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let ide_enabled = state.ide.is_some();
     let router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/internal/supergraph", get(supergraph_sdl))
         .route("/health", get(|| async { "ok" }));
     let router = if ide_enabled {
         router.merge(crate::ide::routes())
@@ -88,6 +89,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         router
     };
     router.with_state(state)
+}
+
+/// `GET /internal/supergraph`: the supergraph SDL served now, for the portal's own
+/// processes (an internal token addressed to the gateway), which validate what they will
+/// ask (report definitions) against it. `401` for anyone else.
+async fn supergraph_sdl(State(state): State<Arc<AppState>>, headers: HeaderMap) -> HttpResponse {
+    if !state.authentication.is_internal(&headers) {
+        return (StatusCode::UNAUTHORIZED, "internal callers only").into_response();
+    }
+    let sdl = state.gateway.current().supergraph.sdl.clone();
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], sdl).into_response()
 }
 
 #[derive(Deserialize)]
@@ -253,6 +265,11 @@ async fn stream(
         Ok(authenticated) => authenticated,
         Err(response) => return response,
     };
+    let allowed = if caller.actor.delegation.is_some() {
+        AllowedOperations::StreamingReadOnly
+    } else {
+        allowed
+    };
     let refused = |response: Response| {
         let status = refusal_status(&response);
         let mut http = (status, axum::Json(response)).into_response();
@@ -332,6 +349,12 @@ async fn run(
             caching,
         );
     }
+    // A component acting for someone absent reads; it never changes anything for them.
+    let allowed = if caller.actor.delegation.is_some() {
+        AllowedOperations::QueriesOnly
+    } else {
+        allowed
+    };
     let response = state.gateway.execute(request, &caller, allowed).await;
     respond(&headers, response, Some(&request_id), caching)
 }

@@ -24,18 +24,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use portal_entities::identity::{service_account, session, tenant, user};
 use portal_entities::platform::file;
 use portal_gateway::gateway::{AllowedOperations, Gateway};
 use portal_gateway::response::Request;
 use portal_gateway::subgraph::Caller;
 use portal_kit::audit::AuditEvent;
 use portal_kit::storage::{FileStore, LinkClaims, LinkError};
-use portal_kit::{Actor, ActorKind, ApiError, ApiResult, RequestMeta};
+use portal_kit::{Actor, ActorKind, ApiResult, RequestMeta};
 
 /// What serving downloads needs: where files are and the database their rows are in.
 #[derive(Clone, Debug)]
@@ -211,6 +210,7 @@ impl Downloads {
             roles: Vec::new(),
             session_id: claims.session,
             grants: Vec::new(),
+            delegation: None,
         };
         let recorded = AuditEvent::failure("file.download", "file", Some(claims.file_id))
             .with_details(json!({ "reason": reason }))
@@ -263,63 +263,19 @@ impl Downloads {
 /// active service account (with the roles of the key it called with, which the link
 /// carries); `None` otherwise.
 async fn current_actor(db: &DatabaseConnection, claims: &LinkClaims) -> ApiResult<Option<Actor>> {
-    let Some(tenant) = tenant::Entity::find_by_id(claims.tenant_id)
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?
-        .filter(|t| t.status == "ACTIVE")
-    else {
-        return Ok(None);
+    let kind = match claims.kind.as_str() {
+        "user" => ActorKind::User,
+        "service" => ActorKind::Service,
+        _ => return Ok(None),
     };
-    // A link made in a session dies with it (sign-out, revocation, idle or absolute
-    // timeout).
-    if let Some(id) = claims.session {
-        let live = session::Entity::find_by_id(id)
-            .one(db)
-            .await
-            .map_err(ApiError::from_db)?
-            .filter(|s| s.user_id == claims.principal && s.revoked_at.is_none())
-            .is_some_and(|s| portal_identity::sessions::expiry(&tenant, &s).0 > Utc::now());
-        if !live {
-            return Ok(None);
-        }
-    }
-    match claims.kind.as_str() {
-        "user" => {
-            let Some(found) = user::Entity::find_by_id(claims.principal)
-                .one(db)
-                .await
-                .map_err(ApiError::from_db)?
-                .filter(|u| u.tenant_id == claims.tenant_id && u.status == "ACTIVE")
-            else {
-                return Ok(None);
-            };
-            let roles = portal_identity::store::roles_of_users(db, claims.tenant_id, [found.id])
-                .await?
-                .remove(&found.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|role| role.name)
-                .collect();
-            Ok(Some(Actor::user(found.id, claims.tenant_id, roles)))
-        }
-        "service" => {
-            let active = service_account::Entity::find_by_id(claims.principal)
-                .one(db)
-                .await
-                .map_err(ApiError::from_db)?
-                .is_some_and(|s| s.tenant_id == claims.tenant_id && s.status == "ACTIVE");
-            Ok(active.then(|| Actor {
-                kind: ActorKind::Service,
-                id: Some(claims.principal),
-                tenant_id: Some(claims.tenant_id),
-                roles: claims.roles.clone(),
-                session_id: None,
-                grants: Vec::new(),
-            }))
-        }
-        _ => Ok(None),
-    }
+    let who = portal_kit::principal::Principal {
+        kind,
+        tenant_id: claims.tenant_id,
+        id: claims.principal,
+        session: claims.session,
+        key_roles: &claims.roles,
+    };
+    portal_identity::principals::current(db, who).await
 }
 
 fn lower_camel(name: &str) -> String {

@@ -5,6 +5,7 @@
 pub mod casbin_adapter;
 pub mod config;
 pub mod files;
+pub mod gateway_client;
 pub mod policies;
 pub mod scale;
 pub mod seed;

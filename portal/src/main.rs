@@ -378,8 +378,13 @@ async fn serve(
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
             let jwks = portal::jwks_router(db.clone());
             let db_for_policies = db.clone();
-            let authentication = Authentication::tokens(verifier)
+            let mut authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
+            // Workers act for users who are not present (scheduled reports) with credentials
+            // signed by the internal secret.
+            if let Some(key) = &key {
+                authentication = authentication.with_delegation(key.clone());
+            }
             let mut options = options(config, demo, authentication);
             // Event-driven subscriptions follow the committed events in the database.
             options.events = Some(portal_kit::events::feed::EventFeed::lazy(

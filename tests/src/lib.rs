@@ -390,7 +390,10 @@ impl TestPortal {
         .spawn();
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
-            authentication: identity.authentication().with_dev_headers(),
+            authentication: identity
+                .authentication()
+                .with_dev_headers()
+                .with_delegation(InternalTokenKey::new(TEST_SECRET.as_bytes())),
             // Open subscriptions re-check credentials and policies every second here.
             limits: Limits {
                 subscription_recheck: Duration::from_secs(1),

@@ -318,6 +318,7 @@ impl DbApiKeys {
             roles: roles_of(&key),
             session_id: None,
             grants: Vec::new(),
+            delegation: None,
         }))
     }
 }

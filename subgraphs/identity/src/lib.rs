@@ -18,6 +18,7 @@ pub mod oidc_api;
 pub mod password;
 pub mod policy_api;
 pub mod policy_store;
+pub mod principals;
 pub mod recovery;
 pub mod session_api;
 pub mod sessions;

@@ -262,6 +262,7 @@ impl AccessClaims {
             roles: self.roles.clone(),
             session_id: Some(self.sid),
             grants: Vec::new(),
+            delegation: None,
         }
     }
 }

@@ -38,6 +38,20 @@ pub struct Actor {
     /// consulted by subgraphs' row rules instead of role names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+    /// Set when a platform component acts for this principal without them being present
+    /// (a scheduled report run): audit events record it, and the gateway accepts such an
+    /// actor only from an internal caller (see [`crate::internal_token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<Delegation>,
+}
+
+/// Who acts for a principal, and why: a worker running their report, say.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The component acting (`reports`).
+    pub by: String,
+    /// What for, naming the entity (`report run 0190…`).
+    pub purpose: String,
 }
 
 impl Actor {
@@ -50,6 +64,7 @@ impl Actor {
             roles: Vec::new(),
             session_id: None,
             grants: Vec::new(),
+            delegation: None,
         }
     }
 
@@ -62,7 +77,17 @@ impl Actor {
             roles,
             session_id: None,
             grants: Vec::new(),
+            delegation: None,
         }
+    }
+
+    /// This actor, acted for by `by` for `purpose`.
+    pub fn delegated(mut self, by: &str, purpose: impl Into<String>) -> Self {
+        self.delegation = Some(Delegation {
+            by: by.to_owned(),
+            purpose: purpose.into(),
+        });
+        self
     }
 
     /// The tenant this actor is confined to, or `UNAUTHENTICATED` for anonymous callers.

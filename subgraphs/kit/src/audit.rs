@@ -69,12 +69,26 @@ impl AuditEvent {
 
     /// Writes the audit row through `db` (pass the transaction that makes the change) and,
     /// for a success, the domain event of the change.
+    /// A change made by a component acting for the principal (see
+    /// [`Actor::delegation`]) records who acted and why under `details.delegation`.
     pub async fn record<C: ConnectionTrait>(
-        self,
+        mut self,
         db: &C,
         actor: &Actor,
         meta: &RequestMeta,
     ) -> Result<(), ApiError> {
+        if let Some(delegation) = &actor.delegation {
+            let mut details = match self.details.take() {
+                Some(Value::Object(map)) => map,
+                Some(other) => [("details".to_owned(), other)].into_iter().collect(),
+                None => Default::default(),
+            };
+            details.insert(
+                "delegation".into(),
+                serde_json::json!({ "by": delegation.by, "purpose": delegation.purpose }),
+            );
+            self.details = Some(Value::Object(details));
+        }
         let kind = match actor.kind {
             ActorKind::User => "user",
             ActorKind::Service => "service",

@@ -8,6 +8,7 @@ mod batching;
 mod conformance;
 mod cross_tenant;
 mod dashboard;
+mod delegation;
 mod demo;
 mod docs_examples;
 mod event_feed;
