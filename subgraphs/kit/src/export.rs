@@ -88,10 +88,10 @@ pub enum CellKind {
 }
 
 /// One column: its key (header and JSON member name) and kind.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Column {
     /// Header text and JSON key.
-    pub key: &'static str,
+    pub key: std::borrow::Cow<'static, str>,
     /// What its cells hold.
     pub kind: CellKind,
 }
@@ -99,7 +99,18 @@ pub struct Column {
 impl Column {
     /// A column `key` of `kind`.
     pub const fn new(key: &'static str, kind: CellKind) -> Self {
-        Self { key, kind }
+        Self {
+            key: std::borrow::Cow::Borrowed(key),
+            kind,
+        }
+    }
+
+    /// A column whose header is known at run time (a report's labels).
+    pub fn named(key: String, kind: CellKind) -> Self {
+        Self {
+            key: std::borrow::Cow::Owned(key),
+            kind,
+        }
     }
 }
 
@@ -167,7 +178,7 @@ impl TableWriter {
                 let mut writer = csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(BufWriter::with_capacity(64 * 1024, file));
-                writer.write_record(columns.iter().map(|c| c.key))?;
+                writer.write_record(columns.iter().map(|c| c.key.as_ref()))?;
                 Inner::Csv(Box::new(writer))
             }
             Format::Json => {
@@ -224,7 +235,7 @@ impl TableWriter {
                 *first = false;
                 let mut object = serde_json::Map::with_capacity(cells.len());
                 for (column, cell) in self.columns.iter().zip(cells) {
-                    object.insert(column.key.to_owned(), json_value(cell));
+                    object.insert(column.key.to_string(), json_value(cell));
                 }
                 out.write_all(b"\n")?;
                 serde_json::to_writer(&mut *out, &object)?;
@@ -286,7 +297,7 @@ impl Xlsx {
             };
             sheet.set_column_width(col, width).map_err(xlsx_error)?;
             sheet
-                .write_string_with_format(0, col, column.key, &self.header)
+                .write_string_with_format(0, col, column.key.as_ref(), &self.header)
                 .map_err(xlsx_error)?;
         }
         self.sheet += 1;

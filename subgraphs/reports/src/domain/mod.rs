@@ -3,6 +3,10 @@
 
 use serde_json::{Map, Value};
 
+pub mod query;
+pub mod rows;
+pub mod schema;
+
 use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
 
