@@ -42,6 +42,8 @@ mod m0033_policy_rules_exports;
 mod m0034_usage_daily_rollups;
 mod m0035_usage_rollups_by_time;
 mod m0036_dashboard_exports;
+mod m0037_report_queries_and_runs;
+mod m0038_policy_rules_report_runs;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -89,6 +91,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0034_usage_daily_rollups::Migration),
             Box::new(m0035_usage_rollups_by_time::Migration),
             Box::new(m0036_dashboard_exports::Migration),
+            Box::new(m0037_report_queries_and_runs::Migration),
+            Box::new(m0038_policy_rules_report_runs::Migration),
         ]
     }
 }

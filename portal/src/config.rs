@@ -312,6 +312,10 @@ pub struct InternalConfig {
     /// Secret the gateway signs subgraph requests with (≥ 32 bytes).
     /// Env: `PORTAL_INTERNAL_TOKEN_SECRET`. Required when processes talk over HTTP.
     pub token_secret: Option<String>,
+    /// The gateway's GraphQL endpoint as the portal's other processes reach it (workers
+    /// and the reports subgraph read through it as a user). Default
+    /// `http://127.0.0.1:4000/graphql`. Env: `PORTAL_GATEWAY_URL`.
+    pub gateway_url: Option<String>,
 }
 
 impl std::fmt::Debug for InternalConfig {
@@ -321,6 +325,7 @@ impl std::fmt::Debug for InternalConfig {
                 "token_secret",
                 &self.token_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("gateway_url", &self.gateway_url)
             .finish()
     }
 }
@@ -412,11 +417,15 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `DATABASE_URL`, `PORTAL_INTERNAL_TOKEN_SECRET`, `PORTAL_DEV_HEADERS`,
+    /// Applies `DATABASE_URL`, `PORTAL_INTERNAL_TOKEN_SECRET`, `PORTAL_GATEWAY_URL`,
+    /// `PORTAL_DEV_HEADERS`,
     /// `PORTAL_SUBGRAPH_TIMEOUT_MS` and `PORTAL_SUBGRAPH_<NAME>_URL`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(url) = var("DATABASE_URL") {
             self.database.url = url;
+        }
+        if let Some(url) = var("PORTAL_GATEWAY_URL") {
+            self.internal.gateway_url = Some(url);
         }
         if let Some(secret) = var("PORTAL_INTERNAL_TOKEN_SECRET") {
             self.internal.token_secret = Some(secret);
@@ -880,6 +889,14 @@ impl Config {
                     .into(),
             )
         })
+    }
+
+    /// The gateway's GraphQL endpoint for the portal's other processes.
+    pub fn gateway_url(&self) -> String {
+        self.internal
+            .gateway_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:4000/graphql".to_owned())
     }
 }
 

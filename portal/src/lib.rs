@@ -107,6 +107,9 @@ pub struct GatewayOptions {
     /// Stored files: when set, the gateway serves their downloads at `/files/…` (and the
     /// all-in-one app's subgraphs keep their exports there). `None`: no downloads.
     pub files: Option<files::FileService>,
+    /// How components of this process read through the gateway as a user (report runs,
+    /// report checks): the all-in-one app sets it to its gateway once that exists.
+    pub gateway_client: portal_kit::gateway_client::LateGateway,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -302,7 +305,8 @@ pub fn all_in_one_app(
         Some(files) => files.store.clone(),
         None => portal_kit::storage::FileStore::in_memory(&authenticator.settings().data_key),
     };
-    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files);
+    let late = &options.gateway_client;
+    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files, late);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()
@@ -312,7 +316,9 @@ pub fn all_in_one_app(
         events: Some(feed),
         ..options.clone()
     };
-    gateway_app(&supergraph, clients, &options)
+    let (app, gateway) = gateway_app(&supergraph, clients, &options)?;
+    late.set(gateway_client::InProcess::new(gateway.clone()));
+    Ok((app, gateway))
 }
 
 /// HTTP clients for the subgraphs at `urls`, signing requests with `key`.

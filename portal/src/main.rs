@@ -312,6 +312,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         cors_origins: config.cors_origins().unwrap_or_default(),
         events: None,
         files: None,
+        gateway_client: Default::default(),
     }
 }
 
@@ -335,9 +336,18 @@ async fn serve(
                     .await?;
             let settings = config.identity_settings_for_mail(demo, addr)?;
             let files = config.file_store()?;
-            start_worker(config, &db, &settings.data_key, &files).await?;
+            // Report runs read through this process's gateway, set once it is built.
+            let gateway_client = portal_kit::gateway_client::LateGateway::default();
+            let worker = Worker {
+                db: &db,
+                data_key: &settings.data_key,
+                files: &files,
+                gateway: gateway_client.clone(),
+            };
+            start_worker(config, worker).await?;
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
+            options.gateway_client = gateway_client;
             options.authorizer = authorizer(config, &db, true, demo).await?;
             options.files = Some(portal::files::FileService {
                 store: files,
@@ -443,7 +453,26 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
-            start_worker(config, &db, &config.data_key()?, &config.file_store()?).await?;
+            // Report runs read through the gateway over HTTP, as their owners: that needs
+            // the internal secret (without it they fail, saying they could not be produced).
+            let gateway = match config.require_token_secret() {
+                Ok(secret) => {
+                    let key = InternalTokenKey::new(secret.as_bytes());
+                    let client = portal::gateway_client::OverHttp::new(&config.gateway_url(), key)?;
+                    portal_kit::gateway_client::LateGateway::ready(client)
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "report runs cannot read through the gateway");
+                    portal_kit::gateway_client::LateGateway::default()
+                }
+            };
+            let worker = Worker {
+                db: &db,
+                data_key: &config.data_key()?,
+                files: &config.file_store()?,
+                gateway,
+            };
+            start_worker(config, worker).await?;
             // Only a health endpoint: the work comes from the database.
             axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }))
         }
@@ -479,9 +508,20 @@ async fn serve(
                 portal_kit::events::feed::DEFAULT_POLL,
             );
             let files = config.file_store()?;
-            let subgraph =
-                subgraphs::build(role.name(), &db, authenticator, &references, &feed, &files)
-                    .context("unknown subgraph")?;
+            // Report definitions are checked against the gateway's supergraph, over HTTP.
+            let gateway = portal_kit::gateway_client::LateGateway::ready(
+                portal::gateway_client::OverHttp::new(&config.gateway_url(), key.clone())?,
+            );
+            let subgraph = subgraphs::build(
+                role.name(),
+                &db,
+                authenticator,
+                &references,
+                &feed,
+                &files,
+                &gateway,
+            )
+            .context("unknown subgraph")?;
             subgraph.router_until(key, subgraph_closing.subscribe())
         }
     };
@@ -674,15 +714,25 @@ async fn policy(
     }
 }
 
+/// What a job worker works with.
+struct Worker<'a> {
+    db: &'a sea_orm::DatabaseConnection,
+    data_key: &'a portal_kit::secret::DataKey,
+    files: &'a portal_kit::storage::FileStore,
+    /// How report runs read through the gateway as their owners.
+    gateway: portal_kit::gateway_client::LateGateway,
+}
+
 /// Runs a job worker in this process (all-in-one and the worker role): mail delivery
-/// (every outbox row that still lacks its delivery job gets one), large exports, and the
-/// removal of expired files.
-async fn start_worker(
-    config: &Config,
-    db: &sea_orm::DatabaseConnection,
-    data_key: &portal_kit::secret::DataKey,
-    files: &portal_kit::storage::FileStore,
-) -> anyhow::Result<()> {
+/// (every outbox row that still lacks its delivery job gets one), large exports, report
+/// runs, and the removal of expired files.
+async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()> {
+    let Worker {
+        db,
+        data_key,
+        files,
+        gateway,
+    } = worker;
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
     portal_kit::mail::adopt_pending(db)
@@ -703,6 +753,15 @@ async fn start_worker(
         .handle(
             portal_accounts::jobs::ExportJob::KIND,
             portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
+        )
+        .handle(
+            portal_reports::jobs::RunReport::KIND,
+            portal_reports::jobs::RunReport::new(
+                db.clone(),
+                Arc::new(gateway),
+                portal_identity::principals::FromIdentity::new(db.clone()),
+                files.clone(),
+            ),
         )
         .handle(
             portal_kit::storage::PURGE_KIND,

@@ -1,7 +1,7 @@
 //! Demo data: two tenants with users, roles, accounts, report definitions, threads and
 //! integrations, written in one transaction on first start (or by `portal seed`).
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use portal_kit::db::BeginWrite;
 use sea_orm::{
     ActiveModelTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
@@ -15,7 +15,7 @@ use portal_entities::identity::{credential, role, tenant, user, user_role};
 use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
 use portal_entities::messages::{message, thread, thread_participant};
 use portal_entities::platform::audit_event;
-use portal_entities::reports::{report_definition, report_run};
+use portal_entities::reports::report_definition;
 use portal_identity::domain::{DEFAULT_ABSOLUTE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS};
 
 /// The password of every demo user (demo data only: never in production).
@@ -191,7 +191,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         (globex_main, gina),
     ] {
         let tenant_id = if account == globex_main { globex } else { acme };
-        let statement = create_report(
+        create_report(
             &txn,
             tenant_id,
             account,
@@ -213,7 +213,6 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
             None,
         )
         .await?;
-        create_run(&txn, tenant_id, statement, owner).await?;
     }
 
     let welcome = create_thread(
@@ -469,34 +468,12 @@ async fn create_report(
         parameters: Set(json!({})),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
+        query: Set(None),
+        version: Set(1),
     }
     .insert(txn)
     .await?;
     Ok(id)
-}
-
-async fn create_run(
-    txn: &DatabaseTransaction,
-    tenant_id: Uuid,
-    definition: Uuid,
-    by: Uuid,
-) -> Result<(), DbErr> {
-    let finished = Utc::now();
-    report_run::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(tenant_id),
-        definition_id: Set(definition),
-        requested_by: Set(Some(by)),
-        status: Set("SUCCEEDED".into()),
-        row_count: Set(Some(42)),
-        error: Set(None),
-        created_at: Set(finished - Duration::seconds(3)),
-        started_at: Set(Some(finished - Duration::seconds(2))),
-        finished_at: Set(Some(finished)),
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 async fn create_thread(

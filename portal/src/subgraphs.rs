@@ -16,6 +16,7 @@ use portal_gateway::subgraph::{
 };
 use portal_identity::Authenticator;
 use portal_kit::events::feed::{DEFAULT_POLL, EventFeed};
+use portal_kit::gateway_client::LateGateway;
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::references::{EntityOwner, References};
 use portal_kit::serve::Closing;
@@ -90,6 +91,7 @@ pub fn build(
     references: &References,
     feed: &Arc<EventFeed>,
     files: &FileStore,
+    gateway: &LateGateway,
 ) -> Option<Subgraph> {
     match name {
         "identity" => {
@@ -108,7 +110,12 @@ pub fn build(
             Some(Subgraph::new("accounts", schema, sdl))
         }
         "reports" => {
-            let schema = portal_reports::build_schema(db.clone(), references.clone());
+            let schema = portal_reports::build_schema(
+                db.clone(),
+                references.clone(),
+                gateway.clone(),
+                files.clone(),
+            );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("reports", schema, sdl))
         }
@@ -137,16 +144,18 @@ pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) ->
         authenticator,
         &EventFeed::lazy(db.clone(), DEFAULT_POLL),
         &files,
+        &LateGateway::default(),
     )
 }
 
 /// [`build_all`] on the event feed `feed` (shared with a gateway in the same process),
-/// keeping files in `files`.
+/// keeping files in `files`, reading through the gateway as a user with `gateway`.
 pub fn build_all_with(
     db: &DatabaseConnection,
     authenticator: &Arc<Authenticator>,
     feed: &Arc<EventFeed>,
     files: &FileStore,
+    gateway: &LateGateway,
 ) -> Vec<Subgraph> {
     let references = References::default();
     let subgraphs: Vec<Subgraph> = NAMES
@@ -159,6 +168,7 @@ pub fn build_all_with(
                 &references,
                 feed,
                 files,
+                gateway,
             )
         })
         .collect();

@@ -366,7 +366,11 @@ impl TestPortal {
         let files_dir = std::env::temp_dir().join(format!("portal-files-{}", Uuid::now_v7()));
         let files = portal_kit::storage::FileStore::local(&files_dir, &settings.data_key)
             .map_err(|err| anyhow::anyhow!("file store: {err:?}"))?;
-        // A job worker as all-in-one runs one: mail delivery, large exports, file expiry.
+        // Report runs and checks read through this portal's gateway, set once it is up (in
+        // process for all-in-one, over HTTP with delegated credentials when distributed).
+        let gateway_client = portal_kit::gateway_client::LateGateway::default();
+        // A job worker as all-in-one runs one: mail delivery, large exports, report runs,
+        // file expiry.
         let delivery = Arc::new(
             portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
                 .handle(
@@ -380,6 +384,15 @@ impl TestPortal {
                 .handle(
                     portal_accounts::jobs::ExportJob::KIND,
                     portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
+                )
+                .handle(
+                    portal_reports::jobs::RunReport::KIND,
+                    portal_reports::jobs::RunReport::new(
+                        db.clone(),
+                        Arc::new(gateway_client.clone()),
+                        portal_identity::principals::FromIdentity::new(db.clone()),
+                        files.clone(),
+                    ),
                 )
                 .handle(
                     portal_kit::storage::PURGE_KIND,
@@ -412,6 +425,7 @@ impl TestPortal {
                 store: files.clone(),
                 db: db.clone(),
             }),
+            gateway_client: gateway_client.clone(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
@@ -420,9 +434,14 @@ impl TestPortal {
             Mode::Distributed => {
                 let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
                 let subgraph_feed = feed(&db);
-                for subgraph in
-                    subgraphs::build_all_with(&db, &identity.authenticator, &subgraph_feed, &files)
-                {
+                let subgraphs = subgraphs::build_all_with(
+                    &db,
+                    &identity.authenticator,
+                    &subgraph_feed,
+                    &files,
+                    &gateway_client,
+                );
+                for subgraph in subgraphs {
                     let (addr, task) = serve(subgraph.router(key.clone())).await?;
                     tasks.push(task);
                     subgraph_endpoints
@@ -437,6 +456,11 @@ impl TestPortal {
         };
         let (addr, task) = serve(router.merge(portal::jwks_router(db.clone()))).await?;
         tasks.push(task);
+        if mode == Mode::Distributed {
+            let key = InternalTokenKey::new(TEST_SECRET.as_bytes());
+            let endpoint = format!("http://{addr}/graphql");
+            gateway_client.set(portal::gateway_client::OverHttp::new(&endpoint, key)?);
+        }
         Ok(Self {
             endpoint: format!("http://{addr}/graphql"),
             seed,

@@ -18,6 +18,10 @@ pub struct Model {
     pub parameters: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// What it reads (dataset, columns, grouping, limit), as saved.
+    pub query: Option<Json>,
+    /// Changes whenever the query, format or parameters do (runs record it).
+    pub version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

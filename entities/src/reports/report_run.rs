@@ -17,6 +17,20 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// Why it ran: `MANUAL` (asked for) or `SCHEDULED`.
+    pub cause: String,
+    /// The definition version it produced.
+    pub definition_version: Option<i32>,
+    /// The format it produced.
+    pub format: Option<String>,
+    /// Whom it read the data as (the definition's owner).
+    pub run_as: Option<Uuid>,
+    /// Its file, once it succeeded.
+    pub file_id: Option<Uuid>,
+    /// The file's size.
+    pub bytes: Option<i64>,
+    /// The full reason it failed (for admins; `error` is what users see).
+    pub error_detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Select, Set,
@@ -12,9 +13,12 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use portal_entities::platform::file;
 use portal_entities::reports::{report_definition, report_run};
 use portal_kit::audit::AuditEvent;
+use portal_kit::jobs::{self, NewJob};
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::storage::Stored;
 use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
@@ -34,6 +38,8 @@ pub struct NewDefinition {
     pub parameters: Value,
     /// The account the report is about (accounts' id), if any.
     pub account_id: Option<Uuid>,
+    /// What a custom report reads (validated against the supergraph).
+    pub query: Option<Value>,
 }
 
 /// Validated changes to a report definition; `None` leaves a field as it is.
@@ -47,6 +53,8 @@ pub struct DefinitionChanges {
     pub schedule: Option<Option<String>>,
     /// New parameters object.
     pub parameters: Option<Value>,
+    /// New query (validated against the supergraph).
+    pub query: Option<Value>,
 }
 
 /// One report definition of the tenant.
@@ -137,6 +145,8 @@ pub async fn create_definition(
         parameters: Set(new.parameters),
         created_at: Set(now),
         updated_at: Set(now),
+        query: Set(new.query),
+        version: Set(1),
     }
     .insert(&txn)
     .await
@@ -167,7 +177,17 @@ pub async fn update_definition(
         "schedule": current.schedule,
     });
     let parameters_changed = changes.parameters.is_some();
+    let query_changed = changes.query.is_some();
+    // What a run produces changes with these: runs record the version they produced.
+    let new_version = (parameters_changed || query_changed || changes.format.is_some())
+        .then_some(current.version + 1);
     let mut active: report_definition::ActiveModel = current.into();
+    if let Some(version) = new_version {
+        active.version = Set(version);
+    }
+    if let Some(query) = changes.query {
+        active.query = Set(Some(query));
+    }
     if let Some(name) = changes.name {
         active.name = Set(name);
     }
@@ -192,6 +212,8 @@ pub async fn update_definition(
             "before": before,
             "after": after,
             "parametersChanged": parameters_changed,
+            "queryChanged": query_changed,
+            "version": updated.version,
         }))
         .record(&txn, actor, meta)
         .await?;
@@ -231,16 +253,44 @@ fn runs_in(tenant_id: Uuid) -> Select<report_run::Entity> {
     report_run::Entity::find().filter(report_run::Column::TenantId.eq(tenant_id))
 }
 
-/// Queues a run of a report definition of the actor's tenant, requested by the actor.
+/// The job kind that produces report runs.
+pub const RUN_JOB: &str = "reports.run";
+
+/// Attempts a run gets (a gateway that could not be reached is tried again).
+pub const RUN_ATTEMPTS: i32 = 3;
+
+/// Why a run happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Someone asked for it.
+    Manual,
+    /// Its schedule came due.
+    Scheduled,
+}
+
+impl Cause {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "MANUAL",
+            Self::Scheduled => "SCHEDULED",
+        }
+    }
+}
+
+/// Queues a run of a report definition of the actor's tenant, requested by the actor, and
+/// the job that produces it, in one transaction.
 pub async fn request_run(
     db: &DatabaseConnection,
     actor: &Actor,
     meta: &RequestMeta,
     definition_id: Uuid,
+    cause: Cause,
 ) -> ApiResult<report_run::Model> {
     let tenant_id = actor.tenant()?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    definition(&txn, tenant_id, definition_id).await?;
+    let found = definition(&txn, tenant_id, definition_id).await?;
+    let now = Utc::now();
     let created = report_run::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -249,19 +299,188 @@ pub async fn request_run(
         status: Set(ReportRunStatus::Queued.as_str().to_owned()),
         row_count: Set(None),
         error: Set(None),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         started_at: Set(None),
         finished_at: Set(None),
+        cause: Set(cause.as_str().to_owned()),
+        definition_version: Set(Some(found.version)),
+        format: Set(Some(found.format.clone())),
+        run_as: Set(Some(found.owner_id)),
+        file_id: Set(None),
+        bytes: Set(None),
+        error_detail: Set(None),
     }
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
+    let job = NewJob::new(RUN_JOB, json!({ "runId": created.id }))
+        .acting_for(actor)
+        .max_attempts(RUN_ATTEMPTS);
+    jobs::enqueue(&txn, now, job).await?;
     AuditEvent::success("report_run.request", "report_run", created.id)
-        .with_details(json!({ "definitionId": definition_id }))
+        .with_details(json!({ "definitionId": definition_id, "cause": cause.as_str() }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
+}
+
+/// One report run of the tenant.
+pub async fn run_in(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<report_run::Model> {
+    one_or_not_found(
+        db,
+        runs_in(tenant_id).filter(report_run::Column::Id.eq(id)),
+        "report run",
+    )
+    .await
+}
+
+/// Marks a waiting run `RUNNING` as of now, reading as `run_as` the definition `version`
+/// in `format`; `false` when it is no longer waiting (finished by an earlier attempt).
+pub async fn start_run(
+    db: &DatabaseConnection,
+    run: &report_run::Model,
+    run_as: Uuid,
+    version: i32,
+    format: &str,
+) -> ApiResult<bool> {
+    let updated = report_run::Entity::update_many()
+        .col_expr(report_run::Column::Status, Expr::value("RUNNING"))
+        .col_expr(report_run::Column::StartedAt, Expr::value(Utc::now()))
+        .col_expr(report_run::Column::RunAs, Expr::value(run_as))
+        .col_expr(report_run::Column::DefinitionVersion, Expr::value(version))
+        .col_expr(report_run::Column::Format, Expr::value(format))
+        .filter(report_run::Column::Id.eq(run.id))
+        .filter(report_run::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// A produced run's file, as it will be recorded.
+pub struct RunFile {
+    /// Its id (the object key's last part).
+    pub id: Uuid,
+    /// Download name.
+    pub name: String,
+    /// Media type.
+    pub content_type: String,
+    /// Where it is stored, its size and SHA-256.
+    pub stored: Stored,
+    /// Data rows in it.
+    pub rows: i64,
+    /// When it is deleted.
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// Records a run's file and marks the run `SUCCEEDED` (only if it is still `RUNNING`:
+/// `false` otherwise), audited as `report_run.complete` for `actor`.
+pub async fn complete_run(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    run: &report_run::Model,
+    produced: RunFile,
+) -> ApiResult<bool> {
+    let now = Utc::now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let claimed = report_run::Entity::update_many()
+        .col_expr(report_run::Column::Status, Expr::value("SUCCEEDED"))
+        .col_expr(report_run::Column::RowCount, Expr::value(produced.rows))
+        .col_expr(report_run::Column::Bytes, Expr::value(produced.stored.size))
+        .col_expr(report_run::Column::FileId, Expr::value(produced.id))
+        .col_expr(report_run::Column::FinishedAt, Expr::value(now))
+        .filter(report_run::Column::Id.eq(run.id))
+        .filter(report_run::Column::Status.eq("RUNNING"))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if claimed.rows_affected != 1 {
+        return Ok(false);
+    }
+    file::ActiveModel {
+        id: Set(produced.id),
+        tenant_id: Set(run.tenant_id),
+        domain: Set("reports".to_owned()),
+        owner_type: Set(FILE_OWNER.to_owned()),
+        owner_id: Set(run.id),
+        name: Set(produced.name),
+        content_type: Set(produced.content_type),
+        size_bytes: Set(produced.stored.size),
+        sha256: Set(produced.stored.sha256.clone()),
+        row_count: Set(Some(produced.rows)),
+        storage_key: Set(produced.stored.key.clone()),
+        access_selection: Set(None),
+        created_by: Set(run.requested_by),
+        created_at: Set(now),
+        expires_at: Set(Some(produced.expires_at)),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    AuditEvent::success("report_run.complete", "report_run", run.id)
+        .with_details(json!({
+            "definitionId": run.definition_id,
+            "fileId": produced.id,
+            "rows": produced.rows,
+            "bytes": produced.stored.size,
+            "sha256": produced.stored.sha256,
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(true)
+}
+
+/// Marks a waiting or running run `FAILED` with `shown` (for everyone who may see it) and
+/// `detail` (for admins), audited as `report_run.fail` — unless it already finished.
+pub async fn fail_run(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    run: &report_run::Model,
+    shown: &str,
+    detail: &str,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let failed = report_run::Entity::update_many()
+        .col_expr(report_run::Column::Status, Expr::value("FAILED"))
+        .col_expr(report_run::Column::Error, Expr::value(shown))
+        .col_expr(report_run::Column::ErrorDetail, Expr::value(detail))
+        .col_expr(report_run::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(report_run::Column::Id.eq(run.id))
+        .filter(report_run::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if failed.rows_affected != 1 {
+        return Ok(());
+    }
+    AuditEvent::success("report_run.fail", "report_run", run.id)
+        .with_details(json!({ "definitionId": run.definition_id, "reason": shown }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)
+}
+
+/// The owner type of report files: downloads are re-checked through `Query.reportRun`.
+pub const FILE_OWNER: &str = "ReportRun";
+
+/// The file of a run, unless it has expired at `now`.
+pub async fn file_of(
+    db: &impl ConnectionTrait,
+    run: &report_run::Model,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<Option<file::Model>> {
+    match run.file_id {
+        Some(id) => portal_kit::storage::find(db, run.tenant_id, id, now).await,
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +510,13 @@ mod tests {
             created_at: Set(Utc::now()),
             started_at: Set(None),
             finished_at: Set(None),
+            cause: Set("MANUAL".into()),
+            definition_version: Set(None),
+            format: Set(None),
+            run_as: Set(None),
+            file_id: Set(None),
+            bytes: Set(None),
+            error_detail: Set(None),
         }
         .insert(db)
         .await

@@ -40,14 +40,45 @@ async fn acme_ids(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<AcmeI
                 .ok_or_else(|| anyhow::anyhow!("no seeded row"))?
         };
     }
+    // A run of acme's first report (the demo data has definitions, not runs).
+    let definition = first!(
+        report_definition::Entity,
+        report_definition::Column::TenantId
+    );
+    if report_run::Entity::find()
+        .filter(report_run::Column::TenantId.eq(tenant))
+        .one(db)
+        .await?
+        .is_none()
+    {
+        use sea_orm::{ActiveModelTrait, Set};
+        report_run::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tenant),
+            definition_id: Set(definition),
+            requested_by: Set(None),
+            status: Set("FAILED".into()),
+            row_count: Set(None),
+            error: Set(Some("test run".into())),
+            created_at: Set(chrono::Utc::now()),
+            started_at: Set(None),
+            finished_at: Set(Some(chrono::Utc::now())),
+            cause: Set("MANUAL".into()),
+            definition_version: Set(Some(1)),
+            format: Set(Some("CSV".into())),
+            run_as: Set(None),
+            file_id: Set(None),
+            bytes: Set(None),
+            error_detail: Set(None),
+        }
+        .insert(db)
+        .await?;
+    }
     Ok(AcmeIds {
         user: first!(user::Entity, user::Column::TenantId),
         role: first!(role::Entity, role::Column::TenantId),
         account: first!(account::Entity, account::Column::TenantId),
-        definition: first!(
-            report_definition::Entity,
-            report_definition::Column::TenantId
-        ),
+        definition,
         run: first!(report_run::Entity, report_run::Column::TenantId),
         thread: first!(thread::Entity, thread::Column::TenantId),
         message: first!(message::Entity, message::Column::TenantId),

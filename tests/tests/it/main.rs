@@ -28,6 +28,7 @@ mod rbac;
 mod recovery;
 mod references;
 mod reload;
+mod reports;
 mod robustness;
 mod row_rules;
 mod schema_drift;

@@ -317,7 +317,7 @@ async fn export_files_made_before_dashboard_exports_keep_their_access_check() ->
         .exec(&db)
         .await?;
     // Rolled back: the selection is as it was, the KPI export is gone.
-    Migrator::down(&db, Some(1)).await?;
+    Migrator::down(&db, Some(applied_since("m0036_dashboard_exports"))).await?;
     assert_eq!(selection(db.clone()).await?.as_deref(), Some(old));
     let left: Vec<Uuid> = account_export::Entity::find()
         .all(&db)

@@ -144,6 +144,7 @@ pub struct ExportWidgetDataInput {
 /// A link that downloads a file for the caller; it expires within minutes, and access is
 /// checked again when it is used.
 #[derive(SimpleObject)]
+#[graphql(shareable)]
 pub struct FileDownload {
     /// `GET` it (no other credentials needed); absolute when the portal knows its public
     /// URL, else a path on the gateway.

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+pub mod kinds;
 pub mod query;
 pub mod rows;
 pub mod schema;
@@ -70,6 +71,8 @@ pub enum ReportFormat {
     Xlsx,
     /// PDF document.
     Pdf,
+    /// A JSON array of objects.
+    Json,
 }
 
 impl ReportFormat {
@@ -79,6 +82,7 @@ impl ReportFormat {
             Self::Csv => "CSV",
             Self::Xlsx => "XLSX",
             Self::Pdf => "PDF",
+            Self::Json => "JSON",
         }
     }
 
@@ -87,6 +91,7 @@ impl ReportFormat {
         match value {
             "XLSX" => Self::Xlsx,
             "PDF" => Self::Pdf,
+            "JSON" => Self::Json,
             _ => Self::Csv,
         }
     }

@@ -189,6 +189,8 @@ pub struct Compiled {
     pub outputs: Vec<Output>,
     /// Whether rows are grouped (aggregates present).
     pub grouped: bool,
+    /// Most rows read.
+    pub limit: u64,
 }
 
 fn invalid(field: &'static str, message: String) -> ApiError {
@@ -516,6 +518,7 @@ pub fn compile(schema: &SchemaView, query: &ReportQuery) -> ApiResult<Compiled> 
             .collect(),
         outputs,
         grouped,
+        limit: query.limit,
     })
 }
 

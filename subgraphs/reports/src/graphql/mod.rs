@@ -4,6 +4,7 @@
 
 mod federation;
 mod loaders;
+mod query_input;
 mod types;
 mod visibility;
 
@@ -17,27 +18,40 @@ use uuid::Uuid;
 use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::error::MaskInternalErrors;
+use portal_kit::gateway_client::LateGateway;
 use portal_kit::input;
 use portal_kit::loader::batch_loader;
 use portal_kit::pagination::PageRequest;
 use portal_kit::references::References;
+use portal_kit::storage::FileStore;
 
 use crate::domain::{self, ReportFormat, ReportKind};
 use crate::store;
 
+pub use query_input::{
+    AggregateFunction, DatasetStep, ReportAggregate, ReportColumn, ReportQueryGql,
+};
+
 pub use federation::{Account, User};
 pub use loaders::{DefinitionsByAccount, DefinitionsById, RunsByDefinition, RunsById};
 pub use types::{
-    ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFormatGql,
-    ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge, ReportRunStatusGql,
+    FileDownload, ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFile,
+    ReportFormatGql, ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge,
+    ReportRunStatusGql,
 };
 
 /// The reports subgraph's executable schema.
 pub type ReportsSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection, references: References) -> ReportsSchema {
+/// `references`, validating report queries against the supergraph through `gateway`, and
+/// linking run files kept in `files`; no socket needed (tests call `execute` directly).
+pub fn build_schema(
+    db: DatabaseConnection,
+    references: References,
+    gateway: LateGateway,
+    files: FileStore,
+) -> ReportsSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
@@ -46,6 +60,8 @@ pub fn build_schema(db: DatabaseConnection, references: References) -> ReportsSc
         .data(batch_loader::<DefinitionsByAccount>(&db))
         .data(batch_loader::<RunsByDefinition>(&db))
         .data(references)
+        .data(gateway)
+        .data(files)
         .data(db)
         .finish()
 }
@@ -150,6 +166,9 @@ pub struct CreateReportDefinitionInput {
     pub parameters: Option<Json<Value>>,
     /// The account the report is about (accounts' id).
     pub account_id: Option<ID>,
+    /// What a `CUSTOM` report reads (other kinds read their own): checked against the
+    /// supergraph, and read once as the caller, before it is saved.
+    pub query: Option<ReportQueryGql>,
 }
 
 /// Input of `updateReportDefinition`; omitted fields stay as they are.
@@ -163,6 +182,8 @@ pub struct UpdateReportDefinitionInput {
     pub schedule: MaybeUndefined<String>,
     /// New parameters: a JSON object of at most 10 KB.
     pub parameters: Option<Json<Value>>,
+    /// New query (`CUSTOM` reports), checked as on creation.
+    pub query: Option<ReportQueryGql>,
 }
 
 /// Reports mutations. Each validates all input before writing anything and records an
@@ -177,9 +198,21 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateReportDefinitionInput,
     ) -> ApiResult<ReportDefinition> {
-        let new = store::NewDefinition {
+        let kind = ReportKind::from(input.kind);
+        let query = input
+            .query
+            .as_ref()
+            .map(ReportQueryGql::to_domain)
+            .transpose()?;
+        if query.is_some() && kind != ReportKind::Custom {
+            return Err(portal_kit::ApiError::invalid(
+                "input.query",
+                "only CUSTOM reports take a query (the other kinds read their own)",
+            ));
+        }
+        let mut new = store::NewDefinition {
             name: input::text("input.name", &input.name, domain::NAME_MAX)?,
-            kind: ReportKind::from(input.kind),
+            kind,
             format: ReportFormat::from(input.format),
             schedule: input
                 .schedule
@@ -190,6 +223,7 @@ impl Mutation {
                 .account_id
                 .map(|id| input::id("input.accountId", &id))
                 .transpose()?,
+            query: None,
         };
         references(ctx)?
             .require(
@@ -200,6 +234,7 @@ impl Mutation {
                 new.account_id.as_slice(),
             )
             .await?;
+        new.query = query_input::check(ctx, kind, query, new.account_id, &new.parameters).await?;
         Ok(
             store::create_definition(db(ctx)?, actor(ctx), meta(ctx), new)
                 .await?
@@ -215,13 +250,15 @@ impl Mutation {
         input: UpdateReportDefinitionInput,
     ) -> ApiResult<ReportDefinition> {
         let id = input::id("id", &id)?;
-        visibility::require_readable_definition(ctx, id).await?;
+        let current = visibility::load_readable_definition(ctx, id)
+            .await?
+            .ok_or(portal_kit::ApiError::NotFound("report definition"))?;
         let schedule = match input.schedule {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(raw) => Some(Some(domain::schedule("input.schedule", &raw)?)),
         };
-        let changes = store::DefinitionChanges {
+        let mut changes = store::DefinitionChanges {
             name: input
                 .name
                 .map(|name| input::text("input.name", &name, domain::NAME_MAX))
@@ -232,13 +269,44 @@ impl Mutation {
                 .parameters
                 .map(|p| domain::parameters("input.parameters", Some(p.0)))
                 .transpose()?,
+            query: None,
         };
+        let kind = ReportKind::from_db(&current.kind);
+        let query = input
+            .query
+            .as_ref()
+            .map(ReportQueryGql::to_domain)
+            .transpose()?;
+        if query.is_some() && kind != ReportKind::Custom {
+            return Err(portal_kit::ApiError::invalid(
+                "input.query",
+                "only CUSTOM reports take a query (the other kinds read their own)",
+            ));
+        }
+        // What it will read with the changes applied is checked before they are saved.
+        if query.is_some() || changes.parameters.is_some() {
+            let saved = match query {
+                Some(query) => Some(query),
+                None => current
+                    .query
+                    .clone()
+                    .and_then(|q| serde_json::from_value(q).ok()),
+            };
+            let parameters = changes.parameters.as_ref().unwrap_or(&current.parameters);
+            let checked =
+                query_input::check(ctx, kind, saved, current.account_id, parameters).await?;
+            if input.query.is_some() {
+                changes.query = checked;
+            }
+        }
         let updated =
             store::update_definition(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?;
         Ok(updated.into())
     }
 
-    /// Queues a run of a report definition of the caller's tenant (status `QUEUED`).
+    /// Queues a run of a report definition the caller may read (status `QUEUED`): a job
+    /// produces it as the definition's owner — through the gateway, with the owner's
+    /// current roles — and records its file (`ReportRun.file`).
     async fn request_report_run(
         &self,
         ctx: &Context<'_>,
@@ -246,7 +314,14 @@ impl Mutation {
     ) -> ApiResult<ReportRun> {
         let definition_id = input::id("definitionId", &definition_id)?;
         visibility::require_readable_definition(ctx, definition_id).await?;
-        let run = store::request_run(db(ctx)?, actor(ctx), meta(ctx), definition_id).await?;
+        let run = store::request_run(
+            db(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            definition_id,
+            store::Cause::Manual,
+        )
+        .await?;
         Ok(run.into())
     }
 }

@@ -6,13 +6,19 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use portal_entities::platform::file;
 use portal_entities::reports::{report_definition, report_run};
+use portal_kit::context::{actor, db};
 use portal_kit::loader::{load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::storage::FileStore;
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
 use super::loaders::{DefinitionsById, RunsByDefinition};
+use super::query_input::ReportQueryGql;
+use crate::domain::kinds;
+use crate::domain::query::ReportQuery;
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 
 /// What a report is about.
@@ -55,12 +61,14 @@ impl From<ReportKindGql> for ReportKind {
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "ReportFormat")]
 pub enum ReportFormatGql {
-    /// Comma-separated values.
+    /// RFC 4180 CSV, UTF-8, formula-injection safe.
     Csv,
-    /// Excel workbook.
+    /// An Excel workbook with typed cells, number formats and a frozen header.
     Xlsx,
-    /// PDF document.
+    /// PDF document (not produced yet: a run in PDF fails saying so).
     Pdf,
+    /// A JSON array of objects keyed by column label; decimals as exact strings.
+    Json,
 }
 
 impl From<ReportFormat> for ReportFormatGql {
@@ -69,6 +77,7 @@ impl From<ReportFormat> for ReportFormatGql {
             ReportFormat::Csv => Self::Csv,
             ReportFormat::Xlsx => Self::Xlsx,
             ReportFormat::Pdf => Self::Pdf,
+            ReportFormat::Json => Self::Json,
         }
     }
 }
@@ -79,6 +88,7 @@ impl From<ReportFormatGql> for ReportFormat {
             ReportFormatGql::Csv => Self::Csv,
             ReportFormatGql::Xlsx => Self::Xlsx,
             ReportFormatGql::Pdf => Self::Pdf,
+            ReportFormatGql::Json => Self::Json,
         }
     }
 }
@@ -128,6 +138,11 @@ pub struct ReportDefinition {
     pub created_at: DateTime<Utc>,
     /// When the definition last changed.
     pub updated_at: DateTime<Utc>,
+    /// Goes up whenever what it produces changes (query, parameters, format); each run
+    /// records the version it produced.
+    pub version: i32,
+    #[graphql(skip)]
+    saved_query: Option<Value>,
     #[graphql(skip)]
     uuid: Uuid,
     #[graphql(skip)]
@@ -147,6 +162,8 @@ impl From<report_definition::Model> for ReportDefinition {
             parameters: Json(row.parameters),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            version: row.version,
+            saved_query: row.query,
             uuid: row.id,
             account_id: row.account_id,
             owner_id: row.owner_id,
@@ -167,9 +184,23 @@ impl ReportDefinition {
         self.account_id.map(Account::stub)
     }
 
-    /// The user who owns the definition (resolved by the identity subgraph).
+    /// The user who owns the definition (resolved by the identity subgraph). Runs read the
+    /// data as this user, with the roles they hold when the run starts.
     async fn owner(&self) -> User {
         User::stub(self.owner_id)
+    }
+
+    /// What the report reads: the saved query of a `CUSTOM` report, the kind's own query
+    /// otherwise (null when it cannot be made, e.g. an account report without an account).
+    async fn query(&self) -> Option<ReportQueryGql> {
+        let saved: Option<ReportQuery> = self
+            .saved_query
+            .clone()
+            .and_then(|q| serde_json::from_value(q).ok());
+        let kind = ReportKind::from(self.kind);
+        kinds::query_of(kind, saved, self.account_id, &self.parameters.0)
+            .ok()
+            .map(|q| ReportQueryGql::of(&q))
     }
 
     /// Runs of this report, oldest first.
@@ -209,10 +240,29 @@ pub struct ReportRun {
     pub started_at: Option<DateTime<Utc>>,
     /// When it succeeded or failed.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why it ran: `MANUAL` (asked for) or `SCHEDULED`.
+    pub cause: String,
+    /// The definition version it produced.
+    pub definition_version: Option<i32>,
+    /// The format it produced.
+    pub format: Option<ReportFormatGql>,
+    /// Bytes in its file.
+    pub bytes: Option<i64>,
+    /// The full reason it failed, with the gateway's errors and their paths (for admins;
+    /// `error` is what everyone sees).
+    pub error_detail: Option<String>,
     #[graphql(skip)]
     uuid: Uuid,
     #[graphql(skip)]
     definition_id: Uuid,
+    #[graphql(skip)]
+    tenant_id: Uuid,
+    #[graphql(skip)]
+    requested_by: Option<Uuid>,
+    #[graphql(skip)]
+    run_as: Option<Uuid>,
+    #[graphql(skip)]
+    file_id: Option<Uuid>,
 }
 
 impl From<report_run::Model> for ReportRun {
@@ -225,8 +275,20 @@ impl From<report_run::Model> for ReportRun {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            cause: row.cause,
+            definition_version: row.definition_version,
+            format: row
+                .format
+                .as_deref()
+                .map(|f| ReportFormat::from_db(f).into()),
+            bytes: row.bytes,
+            error_detail: row.error_detail,
             uuid: row.id,
             definition_id: row.definition_id,
+            tenant_id: row.tenant_id,
+            requested_by: row.requested_by,
+            run_as: row.run_as,
+            file_id: row.file_id,
         }
     }
 }
@@ -246,6 +308,90 @@ impl ReportRun {
             .map(ReportDefinition::from)
             .ok_or(ApiError::NotFound("report definition"))
     }
+
+    /// Who asked for it (null for a scheduled run).
+    async fn requested_by(&self) -> Option<User> {
+        self.requested_by.map(User::stub)
+    }
+
+    /// Whom it read the data as (the definition's owner when it ran).
+    async fn run_as(&self) -> Option<User> {
+        self.run_as.map(User::stub)
+    }
+
+    /// How long it took, once finished.
+    async fn duration_ms(&self) -> Option<i64> {
+        Some((self.finished_at? - self.started_at?).num_milliseconds())
+    }
+
+    /// Its file, while it is kept (null before it succeeded and after retention).
+    async fn file(&self, ctx: &Context<'_>) -> ApiResult<Option<ReportFile>> {
+        let Some(id) = self.file_id else {
+            return Ok(None);
+        };
+        let found = portal_kit::storage::find(db(ctx)?, self.tenant_id, id, Utc::now()).await?;
+        Ok(found.map(|row| ReportFile { row }))
+    }
 }
 
 portal_kit::connection!(ReportRunConnection, ReportRunEdge, ReportRun);
+
+/// A link that downloads a file for the caller; it expires within minutes, and access is
+/// checked again when it is used.
+#[derive(SimpleObject)]
+#[graphql(shareable)]
+pub struct FileDownload {
+    /// `GET` it (no other credentials needed); absolute when the portal knows its public
+    /// URL, else a path on the gateway.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A report run's file.
+pub struct ReportFile {
+    row: file::Model,
+}
+
+#[async_graphql::Object]
+impl ReportFile {
+    /// The name it downloads as.
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// Its media type.
+    async fn content_type(&self) -> &str {
+        &self.row.content_type
+    }
+
+    /// Its size in bytes.
+    async fn size_bytes(&self) -> i64 {
+        self.row.size_bytes
+    }
+
+    /// SHA-256 of its contents, lowercase hex (also sent as `Repr-Digest` on download).
+    async fn sha256(&self) -> &str {
+        &self.row.sha256
+    }
+
+    /// Data rows in it (groups, for a grouped report).
+    async fn row_count(&self) -> Option<i64> {
+        self.row.row_count
+    }
+
+    /// When it is deleted.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.row.expires_at
+    }
+
+    /// A fresh download link for the caller (who must still be able to read the run when
+    /// it is used).
+    async fn download(&self, ctx: &Context<'_>) -> ApiResult<FileDownload> {
+        let files = ctx
+            .data::<FileStore>()
+            .map_err(|_| ApiError::internal("file store missing from schema data"))?;
+        let (url, expires_at) = files.link(&self.row, actor(ctx), Utc::now())?;
+        Ok(FileDownload { url, expires_at })
+    }
+}

@@ -266,6 +266,7 @@ impl Supergraph {
             cors_origins: self.cors_origins,
             events: None,
             files: None,
+            gateway_client: Default::default(),
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;

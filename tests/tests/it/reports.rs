@@ -1,0 +1,371 @@
+//! Reports that run: definitions checked against the supergraph when saved, runs produced
+//! by a job that reads through the gateway as the report's owner (their current roles,
+//! field policies and memberships), files read back in each format, failures that name
+//! what the owner may not read, and audit events that name the delegation.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use chrono::Utc;
+use portal_entities::identity::{role, user_role};
+use portal_entities::platform::audit_event;
+use portal_tests::{Mode, TestPortal};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const CREATE: &str = "mutation($input: CreateReportDefinitionInput!) {
+    createReportDefinition(input: $input) {
+        id version query { dataset { field arguments } columns { path label } limit }
+    }
+}";
+const RUN: &str = "mutation($d: ID!) { requestReportRun(definitionId: $d) { id status cause } }";
+const FOLLOW: &str = "query($id: ID!) { reportRun(id: $id) {
+    id status cause error errorDetail rowCount bytes definitionVersion format durationMs
+    runAs { id } requestedBy { id }
+    file { name contentType sizeBytes sha256 rowCount download { url } }
+} }";
+
+async fn as_role(
+    portal: &TestPortal,
+    user: Uuid,
+    role: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    portal
+        .query_with_roles(portal.seed.tenant_id, user, &[role], query, variables)
+        .await
+}
+
+fn data<'a>(response: &'a Value, field: &str) -> anyhow::Result<&'a Value> {
+    anyhow::ensure!(response["errors"].is_null(), "{field} failed: {response}");
+    Ok(&response["data"][field])
+}
+
+/// Creates a definition as Bob (billing admin); its id.
+async fn define(portal: &TestPortal, input: Value) -> anyhow::Result<String> {
+    let created = as_role(
+        portal,
+        portal.seed.bob_id,
+        "billing_admin",
+        CREATE,
+        json!({ "input": input }),
+    )
+    .await?;
+    Ok(data(&created, "createReportDefinition")?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Requests a run as `user` holding `role` and waits until it is finished; the run.
+async fn run_to_end(
+    portal: &TestPortal,
+    (user, role): (Uuid, &str),
+    definition: &str,
+) -> anyhow::Result<Value> {
+    let requested = as_role(portal, user, role, RUN, json!({ "d": definition })).await?;
+    let run = data(&requested, "requestReportRun")?.clone();
+    assert_eq!(run["status"], "QUEUED", "{run}");
+    for _ in 0..300 {
+        let followed = as_role(portal, user, role, FOLLOW, json!({ "id": run["id"] })).await?;
+        let now = &followed["data"]["reportRun"];
+        if matches!(now["status"].as_str(), Some("SUCCEEDED" | "FAILED")) {
+            return Ok(followed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("run {} did not finish", run["id"])
+}
+
+async fn download(portal: &TestPortal, url: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let base = portal.endpoint.trim_end_matches("/graphql");
+    let response = portal.http().get(format!("{base}{url}")).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.bytes().await?.to_vec()))
+}
+
+fn balances_report() -> Value {
+    json!({
+        "name": "Balances by owner", "kind": "CUSTOM", "format": "CSV",
+        "query": {
+            "dataset": [{ "field": "accounts" }],
+            "columns": [{ "path": "number" }, { "path": "owner.displayName", "label": "Owner" },
+                        { "path": "balance" }, { "path": "currency" }],
+            "limit": 1000
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_custom_report_runs_as_its_owner_across_subgraphs() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition = define(&portal, balances_report()).await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = &run["data"]["reportRun"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["cause"], "MANUAL");
+    assert_eq!(run["definitionVersion"], 1);
+    assert_eq!(run["format"], "CSV");
+    assert_eq!(run["runAs"]["id"], seed.bob_id.to_string());
+    assert!(run["durationMs"].as_i64().is_some(), "{run}");
+
+    // What Bob's own request reads, row for row.
+    let own = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "{ accounts(first: 100) { edges { node { number owner { displayName } balance currency } } } }",
+        json!({}),
+    )
+    .await?;
+    let expected: Vec<String> = data(&own, "accounts")?["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|edge| {
+            let node = &edge["node"];
+            let balance: rust_decimal::Decimal = node["balance"]
+                .as_str()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or_default();
+            format!(
+                "{},{},{},{}",
+                node["number"].as_str().unwrap_or_default(),
+                node["owner"]["displayName"].as_str().unwrap_or_default(),
+                balance.normalize(),
+                node["currency"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(expected.len() >= 3, "{own}");
+    let file = &run["file"];
+    assert_eq!(file["rowCount"], expected.len());
+    assert_eq!(run["rowCount"], expected.len());
+    assert_eq!(file["contentType"], "text/csv; charset=utf-8");
+    let (status, body) = download(&portal, file["download"]["url"].as_str().unwrap_or("")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(run["bytes"], body.len());
+    let text = String::from_utf8(body)?;
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("number,Owner,balance,currency"));
+    assert_eq!(lines.collect::<Vec<_>>(), expected);
+
+    // The run's work is audited for Bob, naming the delegation.
+    let completed = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("report_run.complete"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no report_run.complete"))?;
+    assert_eq!(completed.actor_id, Some(seed.bob_id));
+    let details = completed.details.unwrap_or_default();
+    assert_eq!(details["delegation"]["by"], "reports");
+    assert_eq!(
+        details["delegation"]["purpose"],
+        format!("report run {}", run["id"].as_str().unwrap_or_default())
+    );
+    // Another tenant sees nothing of it.
+    let peek = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["billing_admin"],
+            FOLLOW,
+            json!({ "id": run["id"] }),
+        )
+        .await?;
+    assert_eq!(peek["data"]["reportRun"], Value::Null, "{peek}");
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn definitions_are_checked_against_the_supergraph_when_saved() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let with_query =
+        |query: Value| json!({ "name": "Bad", "kind": "CUSTOM", "format": "CSV", "query": query });
+    let cases = [
+        (
+            with_query(json!({ "dataset": [{ "field": "accounts" }],
+                               "columns": [{ "path": "owner.nickname" }], "limit": 10 })),
+            "`User` has no field `nickname`",
+        ),
+        (
+            with_query(json!({ "dataset": [{ "field": "accounts" }],
+                               "aggregates": [{ "function": "SUM", "path": "number" }], "limit": 10 })),
+            "SUM of `number` needs a number",
+        ),
+        (
+            with_query(json!({ "dataset": [{ "field": "me" }],
+                               "columns": [{ "path": "id" }], "limit": 10 })),
+            "is not a paginated list",
+        ),
+        (
+            json!({ "name": "No query", "kind": "CUSTOM", "format": "CSV" }),
+            "a custom report needs a query",
+        ),
+    ];
+    for (input, expected) in cases {
+        let response = as_role(
+            &portal,
+            seed.bob_id,
+            "billing_admin",
+            CREATE,
+            json!({ "input": input }),
+        )
+        .await?;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{input}: {response}"
+        );
+        let message = response["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains(expected), "{input}: {message}");
+    }
+    // A field the caller's roles may not read is refused by name: support staff and
+    // balances (Alice, holding only support_agent here, with the policies' grant to save).
+    let response = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["support_agent", "billing_admin"],
+            CREATE,
+            json!({ "input": balances_report() }),
+        )
+        .await?;
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("may not read `balance`"), "{response}");
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_uses_the_owners_rights_when_it_runs_and_fails_closed() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition = define(&portal, balances_report()).await?;
+    // Bob becomes support staff too, whose rules deny balances (a deny wins): his next run
+    // fails, naming the field, though he could read it when he saved the report.
+    let support = role::Entity::find()
+        .filter(role::Column::TenantId.eq(seed.tenant_id))
+        .filter(role::Column::Name.eq("support_agent"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no support_agent role"))?;
+    user_role::Entity::insert(user_role::ActiveModel {
+        user_id: Set(seed.bob_id),
+        role_id: Set(support.id),
+        tenant_id: Set(seed.tenant_id),
+        created_at: Set(Utc::now()),
+    })
+    .exec(&portal.db)
+    .await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = &run["data"]["reportRun"];
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("may not read `balance`")),
+        "{run}"
+    );
+    assert_eq!(run["file"], Value::Null);
+    // The full detail is for admins: Bob reads `error` but not `errorDetail`.
+    assert_eq!(run["errorDetail"], Value::Null, "{run}");
+    let admin = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        FOLLOW,
+        json!({ "id": run["id"] }),
+    )
+    .await?;
+    assert!(
+        admin["data"]["reportRun"]["errorDetail"]
+            .as_str()
+            .is_some_and(|d| d.contains("FORBIDDEN at accounts.edges.0.node.balance")),
+        "{admin}"
+    );
+    let failed = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("report_run.fail"))
+        .order_by_desc(audit_event::Column::CreatedAt)
+        .one(&portal.db)
+        .await?;
+    assert!(failed.is_some());
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn grouped_reports_sum_exactly_and_read_back_as_typed_cells() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::Distributed).await?;
+    let seed = portal.seed.clone();
+    let operating = portal.account_id("ACME-0001").await?;
+    for (i, amount) in ["0.10", "0.20", "12.3456"].iter().enumerate() {
+        let posted = as_role(
+            &portal,
+            seed.bob_id,
+            "billing_admin",
+            "mutation($input: PostLedgerEntryInput!) { postLedgerEntry(input: $input) { id } }",
+            json!({ "input": { "accountId": operating, "kind": "CHARGE", "amount": amount,
+                               "currency": "USD", "idempotencyKey": format!("grouped-{i}") } }),
+        )
+        .await?;
+        data(&posted, "postLedgerEntry")?;
+    }
+    let definition = define(
+        &portal,
+        json!({
+            "name": "Charges by kind", "kind": "CUSTOM", "format": "XLSX",
+            "query": {
+                "dataset": [{ "field": "account", "arguments": { "id": operating } },
+                            { "field": "ledgerEntries", "arguments": { "filter": { "kinds": ["CHARGE"] } } }],
+                "groupBy": [{ "path": "kind" }],
+                "aggregates": [{ "function": "COUNT", "label": "entries" },
+                               { "function": "SUM", "path": "amount", "label": "total" },
+                               { "function": "MAX", "path": "postedAt", "label": "last" }],
+                "limit": 10000
+            }
+        }),
+    )
+    .await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = &run["data"]["reportRun"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["rowCount"], 1);
+    let (status, body) = download(
+        &portal,
+        run["file"]["download"]["url"].as_str().unwrap_or(""),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let mut workbook: Xlsx<_> = open_workbook_from_rs(Cursor::new(body))?;
+    let sheet = workbook
+        .worksheet_range_at(0)
+        .ok_or_else(|| anyhow::anyhow!("no sheet"))??;
+    let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+    assert_eq!(
+        rows[0],
+        vec![
+            Data::String("kind".into()),
+            Data::String("entries".into()),
+            Data::String("total".into()),
+            Data::String("last".into())
+        ]
+    );
+    assert_eq!(rows[1][0], Data::String("CHARGE".into()));
+    assert_eq!(rows[1][1], Data::Float(3.0));
+    // Charges are posted as debits: 0.10 + 0.20 + 12.3456 owed, summed exactly.
+    assert_eq!(rows[1][2], Data::Float(-12.6456));
+    assert!(matches!(rows[1][3], Data::DateTime(_)), "{:?}", rows[1][3]);
+    portal.stop().await;
+    Ok(())
+}
