@@ -44,6 +44,7 @@ mod m0035_usage_rollups_by_time;
 mod m0036_dashboard_exports;
 mod m0037_report_queries_and_runs;
 mod m0038_policy_rules_report_runs;
+mod m0039_report_schedules;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -93,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0036_dashboard_exports::Migration),
             Box::new(m0037_report_queries_and_runs::Migration),
             Box::new(m0038_policy_rules_report_runs::Migration),
+            Box::new(m0039_report_schedules::Migration),
         ]
     }
 }

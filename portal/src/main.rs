@@ -357,6 +357,10 @@ async fn serve(
                 portal::seed::seed_if_empty(&db)
                     .await
                     .context("seeding demo data")?;
+                // The demo's scheduled reports run on their schedules.
+                portal_reports::store::adopt_schedules(&db)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("adopting report schedules: {err:?}"))?;
                 match portal::seed::demo_identities(&db)
                     .await
                     .context("reading demo data")?
@@ -755,6 +759,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
             portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
         )
         .handle(
+            portal_reports::jobs::ScheduledReport::KIND,
+            portal_reports::jobs::ScheduledReport::new(db.clone()),
+        )
+        .handle(
             portal_reports::jobs::RunReport::KIND,
             portal_reports::jobs::RunReport::new(
                 db.clone(),
@@ -767,6 +775,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
             portal_kit::storage::PURGE_KIND,
             portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
         );
+    portal_reports::store::adopt_schedules(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("adopting report schedules: {err:?}"))?;
     portal_kit::storage::schedule_purge(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the purge of expired files: {err:?}"))?;

@@ -470,6 +470,8 @@ async fn create_report(
         updated_at: Set(Utc::now()),
         query: Set(None),
         version: Set(1),
+        time_zone: Set("UTC".into()),
+        paused: Set(false),
     }
     .insert(txn)
     .await?;

@@ -386,6 +386,10 @@ impl TestPortal {
                     portal_accounts::jobs::ExportJob::new(db.clone(), files.clone()),
                 )
                 .handle(
+                    portal_reports::jobs::ScheduledReport::KIND,
+                    portal_reports::jobs::ScheduledReport::new(db.clone()),
+                )
+                .handle(
                     portal_reports::jobs::RunReport::KIND,
                     portal_reports::jobs::RunReport::new(
                         db.clone(),

@@ -22,6 +22,10 @@ pub struct Model {
     pub query: Option<Json>,
     /// Changes whenever the query, format or parameters do (runs record it).
     pub version: i32,
+    /// IANA time zone the schedule is read in.
+    pub time_zone: String,
+    /// Whether the schedule is paused (kept, but starts no runs).
+    pub paused: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -131,6 +131,21 @@ pub enum Cell {
     Time(DateTime<FixedOffset>),
 }
 
+impl Cell {
+    /// Its value as text for an API (not a spreadsheet: no formula guard): decimals
+    /// normalized, dates `YYYY-MM-DD`, times RFC 3339; `None` when empty.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Self::Empty => None,
+            Self::Text(text) => Some(text.clone()),
+            Self::Decimal(value) => Some(value.normalize().to_string()),
+            Self::Integer(value) => Some(value.to_string()),
+            Self::Date(date) => Some(date.format("%Y-%m-%d").to_string()),
+            Self::Time(at) => Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        }
+    }
+}
+
 impl From<Option<String>> for Cell {
     fn from(value: Option<String>) -> Self {
         value.map_or(Self::Empty, Self::Text)

@@ -1,4 +1,5 @@
-//! The reports subgraph's job: producing a report run (`reports.run`).
+//! The reports subgraph's jobs: producing a report run (`reports.run`), and starting one
+//! when a definition's schedule comes due (`reports.scheduled`).
 //!
 //! A run reads as the report's owner *as they stand when it runs*: identity is asked for
 //! their current status and roles (an owner who left, or whose tenant is suspended, gets
@@ -229,5 +230,55 @@ impl JobHandler for RunReport {
                 outcome.map(|_| ()).map_err(retry)
             }
         }
+    }
+}
+
+/// Starts a run of a definition whose schedule came due: records it (`SCHEDULED`, asked
+/// for by nobody) and enqueues its `reports.run` job, which reads as the owner. A paused
+/// or unscheduled definition (changed since the occurrence was enqueued) starts nothing.
+pub struct ScheduledReport {
+    db: DatabaseConnection,
+}
+
+impl ScheduledReport {
+    /// The handler, over `db`.
+    pub fn new(db: DatabaseConnection) -> Arc<Self> {
+        Arc::new(Self { db })
+    }
+
+    /// The job kind it handles.
+    pub const KIND: &'static str = store::SCHEDULE_JOB;
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ScheduledReport {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let id = job
+            .payload
+            .get("definitionId")
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or_else(|| JobError::Permanent("the job names no report definition".into()))?;
+        let (Some(tenant), Some(owner)) = (job.tenant_id, job.principal.as_ref()) else {
+            return Err(JobError::Permanent("the job acts for nobody".into()));
+        };
+        let definition = match store::definition(&self.db, tenant, id).await {
+            Ok(found) => found,
+            Err(ApiError::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(retry(err)),
+        };
+        if definition.paused || definition.schedule.is_none() {
+            return Ok(());
+        }
+        store::request_run(
+            &self.db,
+            owner,
+            &job.audit_meta(),
+            id,
+            store::Cause::Scheduled,
+        )
+        .await
+        .map(|_| ())
+        .map_err(retry)
     }
 }

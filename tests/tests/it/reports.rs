@@ -369,3 +369,257 @@ async fn grouped_reports_sum_exactly_and_read_back_as_typed_cells() -> anyhow::R
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn schedules_are_checked_shown_in_their_zone_and_start_runs_when_due() -> anyhow::Result<()> {
+    use portal_entities::platform::job_schedule;
+    use portal_entities::reports::report_run;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut input = balances_report();
+    input["schedule"] = json!("99 99 * * *");
+    let refused = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        CREATE,
+        json!({ "input": input.clone() }),
+    )
+    .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+    input["schedule"] = json!("0 6 * * MON");
+    input["timeZone"] = json!("Mars/Olympus");
+    let refused = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        CREATE,
+        json!({ "input": input.clone() }),
+    )
+    .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+
+    input["timeZone"] = json!("Europe/Berlin");
+    let created = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "mutation($input: CreateReportDefinitionInput!) { createReportDefinition(input: $input) {
+            id schedule timeZone paused nextRunAt scheduleDescription } }",
+        json!({ "input": input }),
+    )
+    .await?;
+    let created = data(&created, "createReportDefinition")?.clone();
+    assert_eq!(created["schedule"], "0 6 * * MON");
+    assert_eq!(created["timeZone"], "Europe/Berlin");
+    // Next Monday 06:00 in Berlin: 04:00 or 05:00 UTC depending on the season.
+    let next = chrono::DateTime::parse_from_rfc3339(created["nextRunAt"].as_str().unwrap_or(""))?;
+    let local = next.with_timezone(&chrono_tz::Europe::Berlin);
+    assert_eq!(
+        local.format("%a %H:%M").to_string(),
+        "Mon 06:00",
+        "{created}"
+    );
+    assert!(created["scheduleDescription"].is_string(), "{created}");
+    let id: Uuid = created["id"].as_str().unwrap_or_default().parse()?;
+    let name = format!("report:{id}");
+    let schedule = job_schedule::Entity::find_by_id(name.clone())
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no job schedule"))?;
+    assert_eq!(schedule.next_run_at, next.with_timezone(&Utc));
+
+    // Paused: no schedule, no next run; resumed: back.
+    let update = "mutation($id: ID!, $input: UpdateReportDefinitionInput!) {
+        updateReportDefinition(id: $id, input: $input) { paused nextRunAt } }";
+    let paused = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        update,
+        json!({ "id": id, "input": { "paused": true } }),
+    )
+    .await?;
+    assert_eq!(
+        data(&paused, "updateReportDefinition")?["nextRunAt"],
+        Value::Null
+    );
+    assert!(
+        job_schedule::Entity::find_by_id(name.clone())
+            .one(&portal.db)
+            .await?
+            .is_none()
+    );
+    let resumed = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        update,
+        json!({ "id": id, "input": { "paused": false } }),
+    )
+    .await?;
+    assert!(data(&resumed, "updateReportDefinition")?["nextRunAt"].is_string());
+
+    // Its occurrence comes due (as after downtime: long past): one scheduled run, asked
+    // for by nobody, produced as the owner.
+    let mut due: job_schedule::ActiveModel = job_schedule::Entity::find_by_id(name.clone())
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no job schedule"))?
+        .into();
+    due.next_run_at = Set(Utc::now() - chrono::Duration::days(30));
+    sea_orm::ActiveModelTrait::update(due, &portal.db).await?;
+    let mut finished = None;
+    for _ in 0..300 {
+        let runs = report_run::Entity::find()
+            .filter(report_run::Column::DefinitionId.eq(id))
+            .all(&portal.db)
+            .await?;
+        if runs
+            .iter()
+            .any(|r| r.status == "SUCCEEDED" || r.status == "FAILED")
+        {
+            finished = Some(runs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = finished.ok_or_else(|| anyhow::anyhow!("no scheduled run finished"))?;
+    assert_eq!(
+        runs.len(),
+        1,
+        "one catch-up run, not one per missed week: {runs:?}"
+    );
+    let run = &runs[0];
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert_eq!(run.cause, "SCHEDULED");
+    assert_eq!(run.requested_by, None);
+    assert_eq!(run.run_as, Some(seed.bob_id));
+    let after = job_schedule::Entity::find_by_id(name)
+        .one(&portal.db)
+        .await?;
+    assert!(after.is_some_and(|s| s.next_run_at > Utc::now()));
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn scheduled_definitions_saved_before_schedules_ran_are_adopted_once() -> anyhow::Result<()> {
+    use portal_entities::platform::job_schedule;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    // The demo data's monthly statements are scheduled but were inserted directly.
+    let adopted = portal_reports::store::adopt_schedules(&portal.db)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    assert!(adopted >= 1, "{adopted}");
+    let schedules = job_schedule::Entity::find()
+        .filter(job_schedule::Column::Kind.eq("reports.scheduled"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(schedules.len(), adopted);
+    assert!(schedules.iter().all(|s| s.cron == "0 6 1 * *" && s.enabled));
+    let again = portal_reports::store::adopt_schedules(&portal.db)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    assert_eq!(again, 0);
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn previews_show_the_first_rows_as_the_caller_sees_them() -> anyhow::Result<()> {
+    use portal_entities::reports::report_definition;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    const PREVIEW: &str = "query($d: ID, $q: ReportQueryInput) {
+        previewReport(definitionId: $d, query: $q) { columns { label kind } rows truncated note } }";
+    let query = balances_report()["query"].clone();
+    let bob = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        PREVIEW,
+        json!({ "q": query.clone() }),
+    )
+    .await?;
+    let bob = data(&bob, "previewReport")?.clone();
+    assert_eq!(
+        bob["columns"],
+        json!([{ "label": "number", "kind": "TEXT" }, { "label": "Owner", "kind": "TEXT" },
+               { "label": "balance", "kind": "DECIMAL" }, { "label": "currency", "kind": "TEXT" }])
+    );
+    assert_eq!(bob["truncated"], false);
+    let billing_rows = bob["rows"].as_array().map_or(0, Vec::len);
+    assert!(billing_rows >= 3, "{bob}");
+
+    // Carol previews her own balance summary: only the accounts she is a member of.
+    let summary = report_definition::Entity::find()
+        .filter(report_definition::Column::OwnerId.eq(seed.carol_id))
+        .filter(report_definition::Column::Kind.eq("BALANCE_SUMMARY"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("Carol has no balance summary"))?;
+    let carol = as_role(
+        &portal,
+        seed.carol_id,
+        "customer_user",
+        PREVIEW,
+        json!({ "d": summary.id.to_string() }),
+    )
+    .await?;
+    let carol = data(&carol, "previewReport")?.clone();
+    let numbers: Vec<&str> = carol["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row[0].as_str())
+        .collect();
+    assert!(
+        !numbers.is_empty() && numbers.len() < billing_rows,
+        "{carol}"
+    );
+
+    // Support staff may not read balances (a deny wins over the customer rules): refused
+    // by name.
+    let support = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["customer_user", "support_agent"],
+            PREVIEW,
+            json!({ "q": query }),
+        )
+        .await?;
+    assert_eq!(
+        support["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{support}"
+    );
+    assert!(
+        support["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("may not read `balance`")),
+        "{support}"
+    );
+    // Another tenant cannot preview acme's definition.
+    let other = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["billing_admin"],
+            PREVIEW,
+            json!({ "d": summary.id.to_string() }),
+        )
+        .await?;
+    assert_eq!(
+        other["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{other}"
+    );
+    portal.stop().await;
+    Ok(())
+}

@@ -1,6 +1,9 @@
 //! Report rules: kinds, formats, run statuses, cron schedules and report parameters.
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub mod kinds;
@@ -132,8 +135,9 @@ impl ReportRunStatus {
     }
 }
 
-/// A cron schedule: five space-separated fields of `0-9 * / , -`, at most
-/// [`SCHEDULE_MAX`] characters. Runs of spaces are collapsed to one.
+/// A cron schedule: five space-separated fields (minute, hour, day of month, month, day
+/// of week; names such as `MON` or `JAN`, ranges, lists and steps), every value in range,
+/// at most [`SCHEDULE_MAX`] characters. Runs of spaces are collapsed to one.
 pub fn schedule(field: &'static str, raw: &str) -> ApiResult<String> {
     let value = raw.trim();
     if value.chars().count() > SCHEDULE_MAX {
@@ -142,21 +146,35 @@ pub fn schedule(field: &'static str, raw: &str) -> ApiResult<String> {
             format!("must be at most {SCHEDULE_MAX} characters"),
         ));
     }
-    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-');
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?');
     if !value.chars().all(|c| c == ' ' || allowed(c)) {
         return Err(ApiError::invalid(
             field,
-            "must contain only 0-9, *, /, , and - separated by spaces",
+            "must be a cron expression: 5 fields of numbers, names, *, /, , and - separated by spaces",
         ));
     }
     let fields: Vec<&str> = value.split(' ').filter(|part| !part.is_empty()).collect();
     if fields.len() != 5 {
         return Err(ApiError::invalid(
             field,
-            "must be a cron expression of 5 space-separated fields",
+            "must be a cron expression of 5 space-separated fields (minute hour day month weekday)",
         ));
     }
-    Ok(fields.join(" "))
+    let normalized = fields.join(" ");
+    croner::Cron::from_str(&normalized).map_err(|err| {
+        ApiError::invalid(field, format!("is not a valid cron expression: {err}"))
+    })?;
+    Ok(normalized)
+}
+
+/// In words (`At 06:00 on Monday`), for people reading a definition.
+pub fn describe_schedule(cron: &str) -> Option<String> {
+    croner::Cron::from_str(cron).ok().map(|c| c.describe())
+}
+
+/// The next time after `now` that a report scheduled by `cron` in `time_zone` runs.
+pub fn next_run(cron: &str, time_zone: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    portal_kit::jobs::schedule::next_after(cron, time_zone, now).ok()
 }
 
 /// Report parameters: a JSON object of at most [`PARAMETERS_MAX_BYTES`] bytes when
@@ -185,7 +203,14 @@ mod tests {
 
     #[test]
     fn common_cron_expressions_are_accepted_and_spaces_collapsed() {
-        for ok in ["0 6 * * 1-5", "*/15 * * * *", "0 0 1,15 * *", "30 2 * * 0"] {
+        for ok in [
+            "0 6 * * 1-5",
+            "*/15 * * * *",
+            "0 0 1,15 * *",
+            "30 2 * * 0",
+            "0 6 * * MON",
+            "0 6 1 JAN-MAR *",
+        ] {
             assert_eq!(schedule("s", ok).ok().as_deref(), Some(ok));
         }
         assert_eq!(
@@ -200,13 +225,28 @@ mod tests {
             "",
             "* * * *",
             "* * * * * *",
-            "0 6 * * MON",
+            "99 99 * * *",
+            "0 24 * * *",
+            "0 6 32 * *",
+            "0 6 * 13 *",
+            "0 6 * * FUNDAY",
             "@daily",
             "0\t6 * * *",
             "0 6 * * 1;rm",
         ] {
             assert!(schedule("s", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn schedules_run_at_their_local_time_and_say_so() {
+        let now = DateTime::parse_from_rfc3339("2026-03-27T12:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        // Monday 06:00 in Berlin: the Monday after summer time starts is at UTC+2.
+        let next = next_run("0 6 * * MON", "Europe/Berlin", now).map(|t| t.to_rfc3339());
+        assert_eq!(next.as_deref(), Some("2026-03-30T04:00:00+00:00"));
+        assert!(describe_schedule("0 6 * * MON").is_some_and(|d| !d.is_empty()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod federation;
 mod loaders;
+mod preview;
 mod query_input;
 mod types;
 mod visibility;
@@ -96,6 +97,19 @@ impl Query {
         Ok(rows.map(ReportDefinition::from).into())
     }
 
+    /// A report's first rows (at most 100), read now as the caller within a time budget:
+    /// of a definition the caller may read (`definitionId`), or of a query being written
+    /// (`query`, as for a `CUSTOM` report). Field policies and row rules apply as to any
+    /// query; a field the caller may not read is `BAD_USER_INPUT` naming it.
+    async fn preview_report(
+        &self,
+        ctx: &Context<'_>,
+        definition_id: Option<ID>,
+        query: Option<ReportQueryGql>,
+    ) -> ApiResult<preview::ReportPreview> {
+        preview::preview(ctx, definition_id, query).await
+    }
+
     /// One report run of the caller's tenant, or null.
     async fn report_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ReportRun>> {
         let id = input::id("id", &id)?;
@@ -160,8 +174,12 @@ pub struct CreateReportDefinitionInput {
     pub kind: ReportKindGql,
     /// Output format.
     pub format: ReportFormatGql,
-    /// Cron expression of 5 space-separated fields (`0-9 * / , -`); omit for on-demand.
+    /// Cron expression of 5 space-separated fields (minute hour day month weekday; names
+    /// such as `MON`, ranges, lists, steps); omit for on-demand reports.
     pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in (UTC when omitted): `0 6 * * MON` in
+    /// `Europe/Berlin` runs at 06:00 Berlin time in summer and winter.
+    pub time_zone: Option<String>,
     /// Kind-specific parameters: a JSON object of at most 10 KB; `{}` when omitted.
     pub parameters: Option<Json<Value>>,
     /// The account the report is about (accounts' id).
@@ -180,6 +198,11 @@ pub struct UpdateReportDefinitionInput {
     pub format: Option<ReportFormatGql>,
     /// New cron expression; `null` removes the schedule (the report becomes on-demand).
     pub schedule: MaybeUndefined<String>,
+    /// New time zone of the schedule.
+    pub time_zone: Option<String>,
+    /// `true` pauses the schedule (it starts no runs and shows no next run), `false`
+    /// resumes it from the next occurrence (missed ones are not caught up).
+    pub paused: Option<bool>,
     /// New parameters: a JSON object of at most 10 KB.
     pub parameters: Option<Json<Value>>,
     /// New query (`CUSTOM` reports), checked as on creation.
@@ -224,6 +247,12 @@ impl Mutation {
                 .map(|id| input::id("input.accountId", &id))
                 .transpose()?,
             query: None,
+            time_zone: input::zone(
+                "input.timeZone",
+                input.time_zone.as_deref().unwrap_or("UTC"),
+            )?
+            .name()
+            .to_owned(),
         };
         references(ctx)?
             .require(
@@ -270,6 +299,12 @@ impl Mutation {
                 .map(|p| domain::parameters("input.parameters", Some(p.0)))
                 .transpose()?,
             query: None,
+            time_zone: input
+                .time_zone
+                .as_deref()
+                .map(|zone| input::zone("input.timeZone", zone).map(|z| z.name().to_owned()))
+                .transpose()?,
+            paused: input.paused,
         };
         let kind = ReportKind::from_db(&current.kind);
         let query = input

@@ -132,6 +132,10 @@ pub struct ReportDefinition {
     pub format: ReportFormatGql,
     /// Cron expression (5 fields) the report runs on, or null for on-demand reports.
     pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in.
+    pub time_zone: String,
+    /// Whether the schedule is paused.
+    pub paused: bool,
     /// Kind-specific parameters (a JSON object).
     pub parameters: Json<Value>,
     /// When the definition was created.
@@ -159,6 +163,8 @@ impl From<report_definition::Model> for ReportDefinition {
             kind: ReportKind::from_db(&row.kind).into(),
             format: ReportFormat::from_db(&row.format).into(),
             schedule: row.schedule,
+            time_zone: row.time_zone,
+            paused: row.paused,
             parameters: Json(row.parameters),
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -188,6 +194,19 @@ impl ReportDefinition {
     /// data as this user, with the roles they hold when the run starts.
     async fn owner(&self) -> User {
         User::stub(self.owner_id)
+    }
+
+    /// When the schedule next starts a run (null for on-demand or paused reports).
+    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        if self.paused {
+            return None;
+        }
+        crate::domain::next_run(self.schedule.as_deref()?, &self.time_zone, Utc::now())
+    }
+
+    /// The schedule in words (`At 06:00 on Monday`), or null for on-demand reports.
+    async fn schedule_description(&self) -> Option<String> {
+        crate::domain::describe_schedule(self.schedule.as_deref()?)
     }
 
     /// What the report reads: the saved query of a `CUSTOM` report, the kind's own query
