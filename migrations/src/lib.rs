@@ -45,6 +45,7 @@ mod m0036_dashboard_exports;
 mod m0037_report_queries_and_runs;
 mod m0038_policy_rules_report_runs;
 mod m0039_report_schedules;
+mod m0040_policy_rules_report_updates;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -95,6 +96,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0037_report_queries_and_runs::Migration),
             Box::new(m0038_policy_rules_report_runs::Migration),
             Box::new(m0039_report_schedules::Migration),
+            Box::new(m0040_policy_rules_report_updates::Migration),
         ]
     }
 }

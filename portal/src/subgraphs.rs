@@ -115,6 +115,7 @@ pub fn build(
                 references.clone(),
                 gateway.clone(),
                 files.clone(),
+                feed.clone(),
             );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("reports", schema, sdl))

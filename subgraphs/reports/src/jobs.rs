@@ -178,10 +178,10 @@ impl JobHandler for RunReport {
         };
         let started = store::start_run(
             &self.db,
+            &actor,
+            &meta,
             &run,
-            definition.owner_id,
-            definition.version,
-            format.as_str(),
+            (definition.version, format.as_str()),
         )
         .await
         .map_err(retry)?;

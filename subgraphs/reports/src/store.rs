@@ -423,15 +423,18 @@ pub async fn run_in(
     .await
 }
 
-/// Marks a waiting run `RUNNING` as of now, reading as `run_as` the definition `version`
-/// in `format`; `false` when it is no longer waiting (finished by an earlier attempt).
+/// Marks a waiting run `RUNNING` as of now, reading as `actor` (the definition's owner)
+/// the definition `version` in `format`, audited as `report_run.start` (its event tells
+/// subscribers); `false` when it is no longer waiting (finished by an earlier attempt).
 pub async fn start_run(
     db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
     run: &report_run::Model,
-    run_as: Uuid,
-    version: i32,
-    format: &str,
+    (version, format): (i32, &str),
 ) -> ApiResult<bool> {
+    let run_as = actor.principal()?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let updated = report_run::Entity::update_many()
         .col_expr(report_run::Column::Status, Expr::value("RUNNING"))
         .col_expr(report_run::Column::StartedAt, Expr::value(Utc::now()))
@@ -440,10 +443,18 @@ pub async fn start_run(
         .col_expr(report_run::Column::Format, Expr::value(format))
         .filter(report_run::Column::Id.eq(run.id))
         .filter(report_run::Column::Status.is_in(["QUEUED", "RUNNING"]))
-        .exec(db)
+        .exec(&txn)
         .await
         .map_err(ApiError::from_db)?;
-    Ok(updated.rows_affected == 1)
+    if updated.rows_affected != 1 {
+        return Ok(false);
+    }
+    AuditEvent::success("report_run.start", "report_run", run.id)
+        .with_details(json!({ "definitionId": run.definition_id, "version": version }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(true)
 }
 
 /// A produced run's file, as it will be recorded.

@@ -623,3 +623,82 @@ async fn previews_show_the_first_rows_as_the_caller_sees_them() -> anyhow::Resul
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn subscribers_follow_a_run_from_start_to_file() -> anyhow::Result<()> {
+    use portal_entities::reports::report_run;
+    use portal_tests::streams::WsClient;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition: Uuid = define(&portal, balances_report()).await?.parse()?;
+    // A run waiting for its job (enqueued below, once the subscriber listens).
+    let run_id = Uuid::now_v7();
+    sea_orm::ActiveModelTrait::insert(
+        report_run::ActiveModel {
+            id: Set(run_id),
+            tenant_id: Set(seed.tenant_id),
+            definition_id: Set(definition),
+            requested_by: Set(Some(seed.bob_id)),
+            status: Set("QUEUED".into()),
+            row_count: Set(None),
+            error: Set(None),
+            created_at: Set(Utc::now()),
+            started_at: Set(None),
+            finished_at: Set(None),
+            cause: Set("MANUAL".into()),
+            definition_version: Set(Some(1)),
+            format: Set(Some("CSV".into())),
+            run_as: Set(None),
+            file_id: Set(None),
+            bytes: Set(None),
+            error_detail: Set(None),
+        },
+        &portal.db,
+    )
+    .await?;
+    let mut payload = serde_json::Map::new();
+    payload.insert(
+        "x-portal-tenant-id".into(),
+        json!(seed.tenant_id.to_string()),
+    );
+    payload.insert("x-portal-user-id".into(), json!(seed.bob_id.to_string()));
+    payload.insert("x-portal-roles".into(), json!("billing_admin"));
+    let mut ws = WsClient::connect(&portal.endpoint, Value::Object(payload)).await?;
+    ws.subscribe(
+        "1",
+        "subscription($id: ID!) { reportRunUpdated(id: $id) { status rowCount file { name } runAs { displayName } } }",
+        json!({ "id": run_id }),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bob = portal_kit::Actor::user(seed.bob_id, seed.tenant_id, vec!["billing_admin".into()]);
+    let job = portal_kit::jobs::NewJob::new("reports.run", json!({ "runId": run_id }))
+        .acting_for(&bob)
+        .max_attempts(3);
+    portal_kit::jobs::enqueue(&portal.db, Utc::now(), job)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    // Each event is completed with the run as it is when the gateway fetches it: the
+    // start may already read as finished under load, never the other way round.
+    let mut seen = Vec::new();
+    let done = loop {
+        let next = ws.next().await?;
+        let run = next["payload"]["data"]["reportRunUpdated"].clone();
+        let status = run["status"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            ["RUNNING", "SUCCEEDED"].contains(&status.as_str()),
+            "{next}"
+        );
+        seen.push(status.clone());
+        if status == "SUCCEEDED" {
+            break run;
+        }
+    };
+    assert!(seen.len() <= 2, "{seen:?}");
+    let done = &done;
+    assert!(done["rowCount"].as_i64().is_some_and(|n| n >= 3), "{done}");
+    assert!(done["file"]["name"].is_string(), "{done}");
+    assert!(done["runAs"]["displayName"].is_string(), "{done}");
+    portal.stop().await;
+    Ok(())
+}

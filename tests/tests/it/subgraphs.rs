@@ -237,6 +237,7 @@ async fn reports_queues_runs_of_readable_definitions_only() -> anyhow::Result<()
         portal_kit::storage::FileStore::in_memory(&portal_kit::secret::DataKey::from_secret(
             portal_tests::TEST_SECRET.as_bytes(),
         )),
+        portal_tests::feed(&fx.db),
     );
     let owned = report_definition::Entity::find()
         .filter(report_definition::Column::OwnerId.eq(fx.seed.carol_id))

@@ -6,12 +6,13 @@ mod federation;
 mod loaders;
 mod preview;
 mod query_input;
+mod subscriptions;
 mod types;
 mod visibility;
 
-use async_graphql::{
-    Context, EmptySubscription, ID, InputObject, Json, MaybeUndefined, Object, Schema,
-};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Schema};
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use uuid::Uuid;
@@ -42,19 +43,24 @@ pub use types::{
 };
 
 /// The reports subgraph's executable schema.
-pub type ReportsSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ReportsSchema = Schema<Query, Mutation, Subscription>;
+
+pub use subscriptions::Subscription;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`, validating report queries against the supergraph through `gateway`, and
-/// linking run files kept in `files`; no socket needed (tests call `execute` directly).
+/// `references`, validating report queries against the supergraph through `gateway`,
+/// linking run files kept in `files`, and following runs' changes through `feed`; no
+/// socket needed (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     gateway: LateGateway,
     files: FileStore,
+    feed: Arc<portal_kit::events::feed::EventFeed>,
 ) -> ReportsSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, Subscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<DefinitionsById>(&db))
         .data(batch_loader::<RunsById>(&db))
@@ -63,6 +69,7 @@ pub fn build_schema(
         .data(references)
         .data(gateway)
         .data(files)
+        .data(feed)
         .data(db)
         .finish()
 }
