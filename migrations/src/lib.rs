@@ -46,6 +46,7 @@ mod m0037_report_queries_and_runs;
 mod m0038_policy_rules_report_runs;
 mod m0039_report_schedules;
 mod m0040_policy_rules_report_updates;
+mod m0041_policy_rules_report_access_log;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0038_policy_rules_report_runs::Migration),
             Box::new(m0039_report_schedules::Migration),
             Box::new(m0040_policy_rules_report_updates::Migration),
+            Box::new(m0041_policy_rules_report_access_log::Migration),
         ]
     }
 }

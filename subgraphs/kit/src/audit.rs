@@ -22,6 +22,8 @@ pub struct AuditEvent {
     outcome: &'static str,
     details: Option<Value>,
     tenant_id: Option<Uuid>,
+    /// Whether a success also records the domain event of a change (not for reads).
+    change: bool,
 }
 
 impl AuditEvent {
@@ -34,6 +36,7 @@ impl AuditEvent {
             outcome: "success",
             details: None,
             tenant_id: None,
+            change: true,
         }
     }
 
@@ -51,6 +54,25 @@ impl AuditEvent {
             outcome: "failure",
             details: None,
             tenant_id: None,
+            change: true,
+        }
+    }
+
+    /// A read worth an audit row (a report previewed, a run viewed): audited like a
+    /// change, but no domain event — nothing changed, so nothing follows it.
+    pub fn access(
+        action: &'static str,
+        target_type: &'static str,
+        target_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id,
+            outcome: "success",
+            details: None,
+            tenant_id: None,
+            change: false,
         }
     }
 
@@ -96,7 +118,7 @@ impl AuditEvent {
         };
         let now = Utc::now();
         let tenant_id = self.tenant_id.or(actor.tenant_id);
-        if self.outcome == "success" {
+        if self.outcome == "success" && self.change {
             crate::events::write(
                 db,
                 crate::events::NewEvent {

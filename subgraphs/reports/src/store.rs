@@ -13,7 +13,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use portal_entities::platform::file;
+use portal_entities::platform::{audit_event, file};
 use portal_entities::reports::{report_definition, report_run};
 use portal_kit::audit::AuditEvent;
 use portal_kit::jobs::schedule::{self, NewSchedule};
@@ -561,6 +561,58 @@ pub async fn fail_run(
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)
+}
+
+/// The audit actions a definition's access log shows.
+pub const ACCESS_ACTIONS: [&str; 4] = [
+    "report.preview",
+    "report_run.request",
+    "report_run.view",
+    "file.download",
+];
+
+/// A page of the access log of `definition_id`, oldest first: its previews, its runs
+/// requested and viewed, its runs' files downloaded — read from the audit trail, where
+/// each was recorded when it happened.
+pub async fn access_log(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    definition_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<audit_event::Model>> {
+    use audit_event::Column as A;
+    use sea_orm::Condition;
+    use sea_orm::sea_query::Query as Sql;
+    let runs_of = |column: report_run::Column| {
+        Sql::select()
+            .column(column)
+            .from(report_run::Entity)
+            .and_where(report_run::Column::TenantId.eq(tenant_id))
+            .and_where(report_run::Column::DefinitionId.eq(definition_id))
+            .and_where(column.is_not_null())
+            .to_owned()
+    };
+    let about = Condition::any()
+        .add(
+            Condition::all()
+                .add(A::TargetType.eq("report_definition"))
+                .add(A::TargetId.eq(definition_id)),
+        )
+        .add(
+            Condition::all()
+                .add(A::TargetType.eq("report_run"))
+                .add(A::TargetId.in_subquery(runs_of(report_run::Column::Id))),
+        )
+        .add(
+            Condition::all()
+                .add(A::TargetType.eq("file"))
+                .add(A::TargetId.in_subquery(runs_of(report_run::Column::FileId))),
+        );
+    let scoped = audit_event::Entity::find()
+        .filter(A::TenantId.eq(tenant_id))
+        .filter(A::Action.is_in(ACCESS_ACTIONS))
+        .filter(about);
+    page.fetch(db, scoped, A::Id).await
 }
 
 /// The owner type of report files: downloads are re-checked through `Query.reportRun`.

@@ -702,3 +702,100 @@ async fn subscribers_follow_a_run_from_start_to_file() -> anyhow::Result<()> {
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_access_log_shows_previews_runs_views_and_downloads_to_admins() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition = define(&portal, balances_report()).await?;
+    let previewed = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "query($d: ID) { previewReport(definitionId: $d) { truncated } }",
+        json!({ "d": definition }),
+    )
+    .await?;
+    data(&previewed, "previewReport")?;
+    // run_to_end views the run while it waits; then the file is downloaded.
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let url = run["data"]["reportRun"]["file"]["download"]["url"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(download(&portal, &url).await?.0, 200);
+
+    const LOG: &str = "query($d: ID!) { reportAccessLog(definitionId: $d, first: 100) {
+        edges { node { action outcome actorKind runId sourceIp userAgent actor { id } } } } }";
+    let log = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        LOG,
+        json!({ "d": definition }),
+    )
+    .await?;
+    let entries: Vec<Value> = data(&log, "reportAccessLog")?["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|edge| edge["node"].clone())
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions.first(), Some(&"PREVIEW"), "{actions:?}");
+    assert_eq!(actions.get(1), Some(&"RUN"), "{actions:?}");
+    assert!(actions.contains(&"VIEW"), "{actions:?}");
+    assert_eq!(actions.last(), Some(&"DOWNLOAD"), "{actions:?}");
+    let bob = seed.bob_id.to_string();
+    for entry in &entries {
+        assert_eq!(entry["actor"]["id"], bob.as_str(), "{entry}");
+        assert_eq!(entry["outcome"], "success", "{entry}");
+    }
+    let run_entry = entries
+        .iter()
+        .find(|e| e["action"] == "RUN")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(run_entry["runId"], run["data"]["reportRun"]["id"]);
+    assert_eq!(run_entry["userAgent"], "portal-tests/1");
+
+    // Auditors read it too; customers and billing admins do not; nor does another tenant.
+    let auditor = as_role(
+        &portal,
+        seed.alice_id,
+        "auditor",
+        LOG,
+        json!({ "d": definition }),
+    )
+    .await?;
+    assert!(
+        data(&auditor, "reportAccessLog")?["edges"]
+            .as_array()
+            .is_some_and(|e| e.len() == entries.len())
+    );
+    for role in ["customer_user", "billing_admin"] {
+        let denied = as_role(&portal, seed.bob_id, role, LOG, json!({ "d": definition })).await?;
+        assert_eq!(
+            denied["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{role}: {denied}"
+        );
+    }
+    let other = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["tenant_admin"],
+            LOG,
+            json!({ "d": definition }),
+        )
+        .await?;
+    assert_eq!(
+        other["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{other}"
+    );
+    portal.stop().await;
+    Ok(())
+}

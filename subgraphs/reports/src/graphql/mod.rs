@@ -2,6 +2,7 @@
 //! the `Account.reports` field it contributes to accounts' `Account`, and the report
 //! queries and mutations.
 
+mod access_log;
 mod federation;
 mod loaders;
 mod preview;
@@ -117,10 +118,36 @@ impl Query {
         preview::preview(ctx, definition_id, query).await
     }
 
-    /// One report run of the caller's tenant, or null.
+    /// One report run of the caller's tenant, or null. Reading one is recorded in the
+    /// report's access log (`reportAccessLog`).
     async fn report_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ReportRun>> {
         let id = input::id("id", &id)?;
-        load_run(ctx, id).await
+        let found = visibility::load_readable_run(ctx, id).await?;
+        if let Some(run) = &found {
+            let details = serde_json::json!({ "definitionId": run.definition_id });
+            access_log::record(
+                ctx,
+                "report_run.view",
+                ("report_run", Some(run.id)),
+                details,
+            )
+            .await?;
+        }
+        Ok(found.map(ReportRun::from))
+    }
+
+    /// Who previewed a report, asked for its runs, viewed them and downloaded their
+    /// files — when, from where, and whether a component acted for them — oldest first.
+    /// For tenant admins and auditors (the policies decide); `NOT_FOUND` for a definition
+    /// of another tenant.
+    async fn report_access_log(
+        &self,
+        ctx: &Context<'_>,
+        definition_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<access_log::ReportAccessEntryConnection> {
+        access_log::access_log(ctx, &definition_id, first, after).await
     }
 
     /// Federation entity resolver for `ReportDefinition`: null outside the caller's tenant.

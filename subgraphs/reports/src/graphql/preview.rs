@@ -85,9 +85,11 @@ pub async fn preview(
     let gateway = ctx
         .data::<LateGateway>()
         .map_err(|_| ApiError::internal("gateway client missing from schema data"))?;
+    let mut previewed = None;
     let compiled = match (definition_id, query) {
         (Some(id), None) => {
             let id = input::id("definitionId", &id)?;
+            previewed = Some(id);
             let definition = visibility::load_readable_definition(ctx, id)
                 .await?
                 .ok_or(ApiError::NotFound("report definition"))?;
@@ -117,7 +119,16 @@ pub async fn preview(
         }
     };
     let caller = actor(ctx).clone().delegated("reports", "report preview");
-    read(gateway, &caller, meta(ctx), &compiled).await
+    let shown = read(gateway, &caller, meta(ctx), &compiled).await?;
+    let details = serde_json::json!({ "rows": shown.rows.len(), "truncated": shown.truncated });
+    super::access_log::record(
+        ctx,
+        "report.preview",
+        ("report_definition", previewed),
+        details,
+    )
+    .await?;
+    Ok(shown)
 }
 
 async fn read(
