@@ -31,6 +31,8 @@ pub enum Format {
     Xlsx,
     /// A JSON array of objects.
     Json,
+    /// Newline-delimited JSON: one object per line (read as a stream, however large).
+    Ndjson,
 }
 
 impl Format {
@@ -40,6 +42,7 @@ impl Format {
             Self::Csv => "CSV",
             Self::Xlsx => "XLSX",
             Self::Json => "JSON",
+            Self::Ndjson => "NDJSON",
         }
     }
 
@@ -49,6 +52,7 @@ impl Format {
             "CSV" => Some(Self::Csv),
             "XLSX" => Some(Self::Xlsx),
             "JSON" => Some(Self::Json),
+            "NDJSON" => Some(Self::Ndjson),
             _ => None,
         }
     }
@@ -59,6 +63,7 @@ impl Format {
             Self::Csv => "text/csv; charset=utf-8",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Self::Json => "application/json",
+            Self::Ndjson => "application/x-ndjson",
         }
     }
 
@@ -68,6 +73,7 @@ impl Format {
             Self::Csv => "csv",
             Self::Xlsx => "xlsx",
             Self::Json => "json",
+            Self::Ndjson => "ndjson",
         }
     }
 }
@@ -161,7 +167,12 @@ pub struct TableWriter {
 
 enum Inner {
     Csv(Box<csv::Writer<BufWriter<File>>>),
-    Json { out: BufWriter<File>, first: bool },
+    Json {
+        out: BufWriter<File>,
+        first: bool,
+        /// One object per line (NDJSON) rather than an array.
+        lines: bool,
+    },
     Xlsx(Box<Xlsx>),
 }
 
@@ -196,10 +207,17 @@ impl TableWriter {
                 writer.write_record(columns.iter().map(|c| c.key.as_ref()))?;
                 Inner::Csv(Box::new(writer))
             }
-            Format::Json => {
+            Format::Json | Format::Ndjson => {
+                let lines = format == Format::Ndjson;
                 let mut out = BufWriter::with_capacity(64 * 1024, create_new(path)?);
-                out.write_all(b"[")?;
-                Inner::Json { out, first: true }
+                if !lines {
+                    out.write_all(b"[")?;
+                }
+                Inner::Json {
+                    out,
+                    first: true,
+                    lines,
+                }
             }
             Format::Xlsx => {
                 // The workbook writes the file at the end; claim the name now.
@@ -243,8 +261,8 @@ impl TableWriter {
             Inner::Csv(writer) => {
                 writer.write_record(cells.iter().map(csv_field))?;
             }
-            Inner::Json { out, first } => {
-                if !*first {
+            Inner::Json { out, first, lines } => {
+                if !*first && !*lines {
                     out.write_all(b",")?;
                 }
                 *first = false;
@@ -252,8 +270,13 @@ impl TableWriter {
                 for (column, cell) in self.columns.iter().zip(cells) {
                     object.insert(column.key.to_string(), json_value(cell));
                 }
-                out.write_all(b"\n")?;
-                serde_json::to_writer(&mut *out, &object)?;
+                if *lines {
+                    serde_json::to_writer(&mut *out, &object)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    out.write_all(b"\n")?;
+                    serde_json::to_writer(&mut *out, &object)?;
+                }
             }
             Inner::Xlsx(xlsx) => {
                 if xlsx.row > XLSX_ROWS_PER_SHEET {
@@ -279,8 +302,10 @@ impl TableWriter {
                 let out = writer.into_inner().map_err(|err| err.into_error())?;
                 finish_file(out)?;
             }
-            Inner::Json { mut out, .. } => {
-                out.write_all(b"\n]\n")?;
+            Inner::Json { mut out, lines, .. } => {
+                if !lines {
+                    out.write_all(b"\n]\n")?;
+                }
                 finish_file(out)?;
             }
             Inner::Xlsx(mut xlsx) => {
@@ -475,6 +500,25 @@ mod tests {
         assert_eq!(parsed[0]["due"], "2026-02-28");
         assert_eq!(parsed[1]["amount"], "0.0001");
         assert_eq!(parsed[1]["name"], serde_json::Value::Null);
+        Ok(())
+    }
+
+    #[test]
+    fn ndjson_is_one_object_per_line() -> io::Result<()> {
+        let path = temp("t.ndjson");
+        let mut table = TableWriter::create(Format::Ndjson, &path, &columns())?;
+        table.row(&row("a"))?;
+        table.row(&row("b"))?;
+        assert_eq!(table.finish()?, 2);
+        let text = std::fs::read_to_string(&path)?;
+        std::fs::remove_file(&path)?;
+        assert!(text.ends_with("}\n"), "{text}");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["amount"], "-12.5");
         Ok(())
     }
 

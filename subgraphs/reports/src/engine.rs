@@ -173,6 +173,7 @@ pub fn table_format(format: ReportFormat) -> Option<Format> {
         ReportFormat::Csv => Some(Format::Csv),
         ReportFormat::Xlsx => Some(Format::Xlsx),
         ReportFormat::Json => Some(Format::Json),
+        ReportFormat::Ndjson => Some(Format::Ndjson),
         ReportFormat::Pdf => None,
     }
 }

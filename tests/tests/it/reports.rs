@@ -799,3 +799,33 @@ async fn the_access_log_shows_previews_runs_views_and_downloads_to_admins() -> a
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn large_reports_can_be_newline_delimited_json() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut input = balances_report();
+    input["format"] = json!("NDJSON");
+    let definition = define(&portal, input).await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = &run["data"]["reportRun"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["file"]["contentType"], "application/x-ndjson");
+    let (status, body) = download(
+        &portal,
+        run["file"]["download"]["url"].as_str().unwrap_or(""),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let rows: Vec<Value> = String::from_utf8(body)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(Some(rows.len() as i64), run["rowCount"].as_i64());
+    assert!(
+        rows.iter()
+            .all(|row| row["Owner"].is_string() && row["number"].is_string())
+    );
+    portal.stop().await;
+    Ok(())
+}

@@ -76,6 +76,8 @@ pub enum ReportFormat {
     Pdf,
     /// A JSON array of objects.
     Json,
+    /// Newline-delimited JSON (one object per line): for large reports.
+    Ndjson,
 }
 
 impl ReportFormat {
@@ -86,6 +88,7 @@ impl ReportFormat {
             Self::Xlsx => "XLSX",
             Self::Pdf => "PDF",
             Self::Json => "JSON",
+            Self::Ndjson => "NDJSON",
         }
     }
 
@@ -95,6 +98,7 @@ impl ReportFormat {
             "XLSX" => Self::Xlsx,
             "PDF" => Self::Pdf,
             "JSON" => Self::Json,
+            "NDJSON" => Self::Ndjson,
             _ => Self::Csv,
         }
     }

@@ -69,6 +69,9 @@ pub enum ReportFormatGql {
     Pdf,
     /// A JSON array of objects keyed by column label; decimals as exact strings.
     Json,
+    /// Newline-delimited JSON: one such object per line, for large reports (read as a
+    /// stream).
+    Ndjson,
 }
 
 impl From<ReportFormat> for ReportFormatGql {
@@ -78,6 +81,7 @@ impl From<ReportFormat> for ReportFormatGql {
             ReportFormat::Xlsx => Self::Xlsx,
             ReportFormat::Pdf => Self::Pdf,
             ReportFormat::Json => Self::Json,
+            ReportFormat::Ndjson => Self::Ndjson,
         }
     }
 }
@@ -89,6 +93,7 @@ impl From<ReportFormatGql> for ReportFormat {
             ReportFormatGql::Xlsx => Self::Xlsx,
             ReportFormatGql::Pdf => Self::Pdf,
             ReportFormatGql::Json => Self::Json,
+            ReportFormatGql::Ndjson => Self::Ndjson,
         }
     }
 }
