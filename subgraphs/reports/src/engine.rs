@@ -30,6 +30,8 @@ pub struct Failure {
     pub detail: String,
     /// Whether a later attempt may succeed (the gateway was unreachable).
     pub transient: bool,
+    /// The fields the reader was refused (`FORBIDDEN`), by name.
+    pub denied: Vec<String>,
 }
 
 impl Failure {
@@ -38,8 +40,31 @@ impl Failure {
             shown: shown.into(),
             detail: detail.into(),
             transient: false,
+            denied: Vec::new(),
         }
     }
+
+    /// The error for a caller reading for themselves (a check at save, a preview):
+    /// `BAD_USER_INPUT` about `field` naming what they may not read or why the read
+    /// failed; internal when the gateway could not be asked.
+    pub fn for_caller(self, field: &'static str) -> ApiError {
+        if self.transient {
+            return ApiError::internal(self.detail);
+        }
+        if self.denied.is_empty() {
+            return ApiError::invalid(field, self.shown);
+        }
+        tracing::info!(detail = %self.detail, "report read refused");
+        ApiError::invalid(field, format!("you may not read {}", quoted(&self.denied)))
+    }
+}
+
+fn quoted(fields: &[String]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<&ApiError> for Failure {
@@ -53,6 +78,7 @@ impl From<&ApiError> for Failure {
                 shown: "the report could not be produced (the gateway or the file store could not be reached)".into(),
                 detail: source.to_string(),
                 transient: true,
+                denied: Vec::new(),
             },
             other => Self::permanent("the report could not be produced", format!("{other:?}")),
         }
@@ -103,16 +129,12 @@ fn refusal(errors: &[GraphError]) -> Failure {
     let shown = if denied.is_empty() {
         "the data could not be read for the report's owner".to_owned()
     } else {
-        format!(
-            "the report's owner may not read {}",
-            denied
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("the report's owner may not read {}", quoted(&denied))
     };
-    Failure::permanent(shown, detail)
+    Failure {
+        denied,
+        ..Failure::permanent(shown, detail)
+    }
 }
 
 /// Reads the rows of `compiled` through `gateway` as `actor`, at most `limit`, handing
@@ -201,8 +223,6 @@ pub struct Produced {
     pub stored: Stored,
     /// Rows in it (groups, for a grouped report).
     pub rows: u64,
-    /// Rows read from the dataset.
-    pub read: u64,
 }
 
 /// Reads `compiled` as `actor` and writes it in `format` into the store under `file_id`.
@@ -219,33 +239,25 @@ pub async fn produce(
         shown: "the report file could not be written".into(),
         detail: err.to_string(),
         transient: true,
+        denied: Vec::new(),
     };
     let mut table =
         TableWriter::create(format, scratch.path(), &columns(compiled)).map_err(writing)?;
     let limit = compiled.limit;
-    let read = if compiled.grouped {
+    if compiled.grouped {
         let mut groups = Groups::new(compiled);
-        let read = read_rows(gateway, actor, meta, compiled, limit, |row| groups.add(row)).await?;
+        read_rows(gateway, actor, meta, compiled, limit, |row| groups.add(row)).await?;
         for row in groups.finish() {
             table.row(&row).map_err(writing)?;
         }
-        read
     } else {
-        let mut failed = None;
-        let read = read_rows(gateway, actor, meta, compiled, limit, |row| {
-            if failed.is_none()
-                && let Err(err) = table.row(&cells(compiled, row))
-            {
-                failed = Some(err);
-            }
-            Ok(())
+        read_rows(gateway, actor, meta, compiled, limit, |row| {
+            table
+                .row(&cells(compiled, row))
+                .map_err(|err| ApiError::internal(format!("writing a report row: {err}")))
         })
         .await?;
-        if let Some(err) = failed {
-            return Err(writing(err));
-        }
-        read
-    };
+    }
     let rows = tokio::task::spawn_blocking(move || table.finish())
         .await
         .map_err(|err| writing(std::io::Error::other(err)))?
@@ -254,5 +266,5 @@ pub async fn produce(
         .put(&object_key("reports", tenant_id, file_id), scratch.path())
         .await
         .map_err(|err| Failure::from(&err))?;
-    Ok(Produced { stored, rows, read })
+    Ok(Produced { stored, rows })
 }

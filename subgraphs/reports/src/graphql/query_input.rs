@@ -174,7 +174,7 @@ impl ReportQueryGql {
 
 /// Checks what a definition of `kind` will read: its query compiled against the supergraph
 /// (`BAD_USER_INPUT` naming the offending part), then one row read as the caller
-/// (`FORBIDDEN` naming the fields the caller may not read). The query to save (custom
+/// (`BAD_USER_INPUT` naming the fields the caller may not read). The query to save (custom
 /// reports only) as JSON.
 pub async fn check(
     ctx: &Context<'_>,
@@ -195,17 +195,8 @@ pub async fn check(
     let caller = actor(ctx)
         .clone()
         .delegated("reports", "checking a report definition");
-    let read = engine::read_rows(gateway, &caller, meta(ctx), &compiled, 1, |_| Ok(())).await;
-    match read {
-        Ok(_) => Ok(saved),
-        Err(failure) if failure.transient => Err(ApiError::internal(failure.detail)),
-        Err(failure) if failure.shown.contains("may not read") => {
-            tracing::info!(detail = %failure.detail, "report definition refused");
-            Err(ApiError::invalid(
-                "input.query",
-                failure.shown.replace("the report's owner", "you"),
-            ))
-        }
-        Err(failure) => Err(ApiError::invalid("input.query", failure.shown)),
-    }
+    engine::read_rows(gateway, &caller, meta(ctx), &compiled, 1, |_| Ok(()))
+        .await
+        .map_err(|failure| failure.for_caller("input.query"))?;
+    Ok(saved)
 }
