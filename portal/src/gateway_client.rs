@@ -11,7 +11,7 @@ use portal_gateway::auth::{DELEGATION_HEADER, GATEWAY_AUDIENCE};
 use portal_gateway::gateway::{AllowedOperations, Gateway};
 use portal_gateway::response::Request;
 use portal_gateway::subgraph::Caller;
-use portal_kit::gateway_client::{GatewayClient, GraphResponse};
+use portal_kit::gateway_client::{GatewayClient, GraphError, GraphResponse};
 use portal_kit::internal_token::{self, InternalTokenKey};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
@@ -54,10 +54,23 @@ impl GatewayClient for InProcess {
             .gateway
             .execute(request, &caller, AllowedOperations::QueriesOnly)
             .await;
-        let value = serde_json::to_value(&response)
-            .map_err(|err| ApiError::internal(format!("reading a gateway response: {err}")))?;
-        serde_json::from_value(value)
-            .map_err(|err| ApiError::internal(format!("reading a gateway response: {err}")))
+        // Only the errors change shape; the data is passed on as it is.
+        let errors = response
+            .errors
+            .into_iter()
+            .map(|error| GraphError {
+                message: error.message,
+                path: error
+                    .path
+                    .and_then(|path| serde_json::to_value(path).ok())
+                    .and_then(|path| serde_json::from_value(path).ok()),
+                extensions: error.extensions.map(|extensions| *extensions),
+            })
+            .collect();
+        Ok(GraphResponse {
+            data: response.data,
+            errors,
+        })
     }
 
     async fn supergraph_sdl(&self) -> ApiResult<Arc<str>> {

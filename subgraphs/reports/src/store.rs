@@ -108,14 +108,18 @@ pub async fn adopt_schedules(db: &DatabaseConnection) -> ApiResult<usize> {
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
+    // The report schedules there are, in one query.
+    let kept: std::collections::HashSet<String> = job_schedule::Entity::find()
+        .filter(job_schedule::Column::Kind.eq(SCHEDULE_JOB))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .into_iter()
+        .map(|schedule| schedule.name)
+        .collect();
     let mut adopted = 0;
     for definition in scheduled {
-        let exists = job_schedule::Entity::find_by_id(schedule_name(definition.id))
-            .one(db)
-            .await
-            .map_err(ApiError::from_db)?
-            .is_some();
-        if !exists {
+        if !kept.contains(&schedule_name(definition.id)) {
             sync_schedule(db, &definition).await?;
             adopted += 1;
         }
