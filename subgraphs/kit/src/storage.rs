@@ -661,3 +661,84 @@ mod tests {
         std::fs::remove_dir_all(dir).map_err(|e| ApiError::internal(e.to_string()))
     }
 }
+
+/// A link that downloads a file for the caller; it expires within minutes, and access is
+/// checked again when it is used. Shared by every subgraph that serves files.
+#[derive(async_graphql::SimpleObject, Clone, Debug)]
+#[graphql(shareable)]
+pub struct FileDownload {
+    /// `GET` it (no other credentials needed); absolute when the portal knows its public
+    /// URL, else a path on the gateway.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A fresh download link to `file` for the caller of `ctx` (the schema holds the
+/// [`FileStore`]).
+pub fn download_link(
+    ctx: &async_graphql::Context<'_>,
+    file: &file::Model,
+) -> ApiResult<FileDownload> {
+    let files = ctx
+        .data::<FileStore>()
+        .map_err(|_| ApiError::internal("file store missing from schema data"))?;
+    let (url, expires_at) = files.link(file, crate::context::actor(ctx), Utc::now())?;
+    Ok(FileDownload { url, expires_at })
+}
+
+/// Declares a GraphQL object type `$name` over a stored file row (`row`): its name, media
+/// type, size, SHA-256, row count (described by `$rows`), expiry and a download link. Each
+/// subgraph that serves files names its own type (`ExportFile`, `ReportFile`).
+#[macro_export]
+macro_rules! file_object {
+    ($(#[$doc:meta])* $name:ident, rows: $rows:literal) => {
+        $(#[$doc])*
+        pub struct $name {
+            row: ::portal_entities::platform::file::Model,
+        }
+
+        #[::async_graphql::Object]
+        impl $name {
+            /// The name it downloads as.
+            async fn name(&self) -> &str {
+                &self.row.name
+            }
+
+            /// Its media type.
+            async fn content_type(&self) -> &str {
+                &self.row.content_type
+            }
+
+            /// Its size in bytes.
+            async fn size_bytes(&self) -> i64 {
+                self.row.size_bytes
+            }
+
+            /// SHA-256 of its contents, lowercase hex (also sent as `Repr-Digest` on
+            /// download).
+            async fn sha256(&self) -> &str {
+                &self.row.sha256
+            }
+
+            #[doc = $rows]
+            async fn row_count(&self) -> Option<i64> {
+                self.row.row_count
+            }
+
+            /// When it is deleted.
+            async fn expires_at(&self) -> Option<::chrono::DateTime<::chrono::Utc>> {
+                self.row.expires_at
+            }
+
+            /// A fresh download link for the caller (who must still be allowed to read
+            /// what the file holds when it is used).
+            async fn download(
+                &self,
+                ctx: &::async_graphql::Context<'_>,
+            ) -> $crate::ApiResult<$crate::storage::FileDownload> {
+                $crate::storage::download_link(ctx, &self.row)
+            }
+        }
+    };
+}

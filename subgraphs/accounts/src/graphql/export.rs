@@ -8,7 +8,7 @@
 //! them. Downloads re-check access: the portal serving `/files/…` asks `accountExport`,
 //! as the link's holder with their current roles, before it sends a byte.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -141,62 +141,11 @@ pub struct ExportWidgetDataInput {
     pub time_zone: Option<String>,
 }
 
-/// A link that downloads a file for the caller; it expires within minutes, and access is
-/// checked again when it is used.
-#[derive(SimpleObject)]
-#[graphql(shareable)]
-pub struct FileDownload {
-    /// `GET` it (no other credentials needed); absolute when the portal knows its public
-    /// URL, else a path on the gateway.
-    pub url: String,
-    /// When it stops working.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A stored export file.
-pub struct ExportFile {
-    row: file::Model,
-}
-
-#[Object]
-impl ExportFile {
-    /// The name it downloads as.
-    async fn name(&self) -> &str {
-        &self.row.name
-    }
-
-    /// Its media type.
-    async fn content_type(&self) -> &str {
-        &self.row.content_type
-    }
-
-    /// Its size in bytes.
-    async fn size_bytes(&self) -> i64 {
-        self.row.size_bytes
-    }
-
-    /// SHA-256 of its contents, lowercase hex (also sent as `Repr-Digest` on download).
-    async fn sha256(&self) -> &str {
-        &self.row.sha256
-    }
-
-    /// Data rows in it (the header excluded).
-    async fn row_count(&self) -> Option<i64> {
-        self.row.row_count
-    }
-
-    /// When it is deleted.
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.row.expires_at
-    }
-
-    /// A fresh download link for the caller.
-    async fn download(&self, ctx: &Context<'_>) -> ApiResult<FileDownload> {
-        let files = file_store(ctx)?;
-        let (url, expires_at) = files.link(&self.row, actor(ctx), Utc::now())?;
-        Ok(FileDownload { url, expires_at })
-    }
-}
+portal_kit::file_object!(
+    /// A stored export file.
+    ExportFile,
+    rows: "Data rows in it (the header excluded)."
+);
 
 /// An export of an account's data, requested by the caller.
 pub struct AccountExport {

@@ -38,7 +38,7 @@ pub use query_input::{
 pub use federation::{Account, User};
 pub use loaders::{DefinitionsByAccount, DefinitionsById, RunsByDefinition, RunsById};
 pub use types::{
-    FileDownload, ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFile,
+    ReportDefinition, ReportDefinitionConnection, ReportDefinitionEdge, ReportFile,
     ReportFormatGql, ReportKindGql, ReportRun, ReportRunConnection, ReportRunEdge,
     ReportRunStatusGql,
 };

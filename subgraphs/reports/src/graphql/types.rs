@@ -6,12 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use portal_entities::platform::file;
 use portal_entities::reports::{report_definition, report_run};
-use portal_kit::context::{actor, db};
+use portal_kit::context::db;
 use portal_kit::loader::{load, load_page};
 use portal_kit::pagination::{Node, PageRequest};
-use portal_kit::storage::FileStore;
 use portal_kit::{ApiError, ApiResult};
 
 use super::federation::{Account, User};
@@ -360,62 +358,8 @@ impl ReportRun {
 
 portal_kit::connection!(ReportRunConnection, ReportRunEdge, ReportRun);
 
-/// A link that downloads a file for the caller; it expires within minutes, and access is
-/// checked again when it is used.
-#[derive(SimpleObject)]
-#[graphql(shareable)]
-pub struct FileDownload {
-    /// `GET` it (no other credentials needed); absolute when the portal knows its public
-    /// URL, else a path on the gateway.
-    pub url: String,
-    /// When it stops working.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A report run's file.
-pub struct ReportFile {
-    row: file::Model,
-}
-
-#[async_graphql::Object]
-impl ReportFile {
-    /// The name it downloads as.
-    async fn name(&self) -> &str {
-        &self.row.name
-    }
-
-    /// Its media type.
-    async fn content_type(&self) -> &str {
-        &self.row.content_type
-    }
-
-    /// Its size in bytes.
-    async fn size_bytes(&self) -> i64 {
-        self.row.size_bytes
-    }
-
-    /// SHA-256 of its contents, lowercase hex (also sent as `Repr-Digest` on download).
-    async fn sha256(&self) -> &str {
-        &self.row.sha256
-    }
-
-    /// Data rows in it (groups, for a grouped report).
-    async fn row_count(&self) -> Option<i64> {
-        self.row.row_count
-    }
-
-    /// When it is deleted.
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.row.expires_at
-    }
-
-    /// A fresh download link for the caller (who must still be able to read the run when
-    /// it is used).
-    async fn download(&self, ctx: &Context<'_>) -> ApiResult<FileDownload> {
-        let files = ctx
-            .data::<FileStore>()
-            .map_err(|_| ApiError::internal("file store missing from schema data"))?;
-        let (url, expires_at) = files.link(&self.row, actor(ctx), Utc::now())?;
-        Ok(FileDownload { url, expires_at })
-    }
-}
+portal_kit::file_object!(
+    /// A report run's file.
+    ReportFile,
+    rows: "Data rows in it (groups, for a grouped report)."
+);
