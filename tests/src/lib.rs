@@ -524,6 +524,28 @@ impl TestPortal {
         Ok(response.json().await?)
     }
 
+    /// Gives `user` of the demo tenant the role named `role` as well (in the database, as
+    /// an admin would): what a later download or report run reads as their roles.
+    pub async fn grant_role(&self, user: Uuid, role: &str) -> anyhow::Result<()> {
+        use portal_entities::identity::{role, user_role};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+        let found = role::Entity::find()
+            .filter(role::Column::TenantId.eq(self.seed.tenant_id))
+            .filter(role::Column::Name.eq(role))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no role {role}"))?;
+        user_role::Entity::insert(user_role::ActiveModel {
+            user_id: Set(user),
+            role_id: Set(found.id),
+            tenant_id: Set(self.seed.tenant_id),
+            created_at: Set(chrono::Utc::now()),
+        })
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
     /// The id of the account numbered `number` (read from the database directly).
     pub async fn account_id(&self, number: &str) -> anyhow::Result<String> {
         use portal_entities::accounts::account;

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::Utc;
 use portal_entities::accounts::{account_export, account_member, ledger_entry};
-use portal_entities::identity::{role, user_role};
+use portal_entities::identity::user_role;
 use portal_entities::platform::{audit_event, file};
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{
@@ -593,20 +593,7 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
     // She also becomes support staff, whose rules deny invoices (a deny wins) but not
     // activity counts: the invoice files (the account's, the dashboard's) are refused,
     // the activity file is not.
-    let support = role::Entity::find()
-        .filter(role::Column::TenantId.eq(seed.tenant_id))
-        .filter(role::Column::Name.eq("support_agent"))
-        .one(&portal.db)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no support_agent role"))?;
-    user_role::Entity::insert(user_role::ActiveModel {
-        user_id: Set(seed.carol_id),
-        role_id: Set(support.id),
-        tenant_id: Set(seed.tenant_id),
-        created_at: Set(Utc::now()),
-    })
-    .exec(&portal.db)
-    .await?;
+    portal.grant_role(seed.carol_id, "support_agent").await?;
     assert_eq!(download(&portal, &invoices_url).await?.0, 403);
     assert_eq!(download(&portal, &kpi_url).await?.0, 403);
     assert_eq!(download(&portal, &activity_url).await?.0, 200);

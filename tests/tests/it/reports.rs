@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::Utc;
-use portal_entities::identity::{role, user_role};
 use portal_entities::platform::audit_event;
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -254,20 +253,7 @@ async fn a_run_uses_the_owners_rights_when_it_runs_and_fails_closed() -> anyhow:
     let definition = define(&portal, balances_report()).await?;
     // Bob becomes support staff too, whose rules deny balances (a deny wins): his next run
     // fails, naming the field, though he could read it when he saved the report.
-    let support = role::Entity::find()
-        .filter(role::Column::TenantId.eq(seed.tenant_id))
-        .filter(role::Column::Name.eq("support_agent"))
-        .one(&portal.db)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no support_agent role"))?;
-    user_role::Entity::insert(user_role::ActiveModel {
-        user_id: Set(seed.bob_id),
-        role_id: Set(support.id),
-        tenant_id: Set(seed.tenant_id),
-        created_at: Set(Utc::now()),
-    })
-    .exec(&portal.db)
-    .await?;
+    portal.grant_role(seed.bob_id, "support_agent").await?;
     let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
     let run = &run["data"]["reportRun"];
     assert_eq!(run["status"], "FAILED", "{run}");
@@ -377,33 +363,23 @@ async fn schedules_are_checked_shown_in_their_zone_and_start_runs_when_due() -> 
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let seed = portal.seed.clone();
     let mut input = balances_report();
-    input["schedule"] = json!("99 99 * * *");
-    let refused = as_role(
-        &portal,
-        seed.bob_id,
-        "billing_admin",
-        CREATE,
-        json!({ "input": input.clone() }),
-    )
-    .await?;
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{refused}"
-    );
-    input["schedule"] = json!("0 6 * * MON");
-    input["timeZone"] = json!("Mars/Olympus");
-    let refused = as_role(
-        &portal,
-        seed.bob_id,
-        "billing_admin",
-        CREATE,
-        json!({ "input": input.clone() }),
-    )
-    .await?;
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{refused}"
-    );
+    // An hour and minute out of range; a time zone that does not exist.
+    for (schedule, zone) in [("99 99 * * *", "UTC"), ("0 6 * * MON", "Mars/Olympus")] {
+        input["schedule"] = json!(schedule);
+        input["timeZone"] = json!(zone);
+        let refused = as_role(
+            &portal,
+            seed.bob_id,
+            "billing_admin",
+            CREATE,
+            json!({ "input": input.clone() }),
+        )
+        .await?;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{schedule} in {zone}: {refused}"
+        );
+    }
 
     input["timeZone"] = json!("Europe/Berlin");
     let created = as_role(
