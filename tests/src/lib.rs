@@ -237,6 +237,36 @@ pub enum Mode {
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 
 /// Identity settings for tests: defaults with a fixed test data key.
+/// The text of a PDF as `pdftotext -layout` reads it, or `None` where poppler-utils is not
+/// installed and not required (CI sets `PORTAL_TEST_PDF_REQUIRED`, and installs it).
+pub fn pdf_text(pdf: &[u8]) -> anyhow::Result<Option<String>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("read.pdf");
+    std::fs::write(&path, pdf)?;
+    match std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+    {
+        Ok(out) => {
+            anyhow::ensure!(
+                out.status.success(),
+                "pdftotext: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(Some(String::from_utf8(out.stdout)?))
+        }
+        Err(err) if std::env::var_os("PORTAL_TEST_PDF_REQUIRED").is_none() => {
+            eprintln!("skipping a PDF read-back: pdftotext is not installed ({err})");
+            Ok(None)
+        }
+        Err(err) => Err(anyhow::anyhow!(
+            "pdftotext (poppler-utils) is required: {err}"
+        )),
+    }
+}
+
 pub fn identity_settings() -> IdentitySettings {
     IdentitySettings::new(DataKey::from_secret(TEST_SECRET.as_bytes()))
 }

@@ -12,6 +12,8 @@
 //!   1 048 575 data rows: longer exports continue on the next sheet, header repeated.
 //! - **JSON**: an array of objects keyed by column; decimals as strings (exact), integers
 //!   as numbers, dates `YYYY-MM-DD`, times RFC 3339, empty cells `null`.
+//! - **PDF**: a paginated table for reading and printing, written page by page (see
+//!   [`pdf`]): a title, the header repeated on every page, page numbers, embedded fonts.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -20,6 +22,8 @@ use std::path::Path;
 use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+
+mod pdf;
 
 /// A file format of exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +37,8 @@ pub enum Format {
     Json,
     /// Newline-delimited JSON: one object per line (read as a stream, however large).
     Ndjson,
+    /// A paginated PDF table.
+    Pdf,
 }
 
 impl Format {
@@ -43,6 +49,7 @@ impl Format {
             Self::Xlsx => "XLSX",
             Self::Json => "JSON",
             Self::Ndjson => "NDJSON",
+            Self::Pdf => "PDF",
         }
     }
 
@@ -53,6 +60,7 @@ impl Format {
             "XLSX" => Some(Self::Xlsx),
             "JSON" => Some(Self::Json),
             "NDJSON" => Some(Self::Ndjson),
+            "PDF" => Some(Self::Pdf),
             _ => None,
         }
     }
@@ -64,6 +72,7 @@ impl Format {
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Self::Json => "application/json",
             Self::Ndjson => "application/x-ndjson",
+            Self::Pdf => "application/pdf",
         }
     }
 
@@ -74,6 +83,7 @@ impl Format {
             Self::Xlsx => "xlsx",
             Self::Json => "json",
             Self::Ndjson => "ndjson",
+            Self::Pdf => "pdf",
         }
     }
 }
@@ -158,6 +168,15 @@ impl From<Option<String>> for Cell {
     }
 }
 
+/// What a document says above its table (PDF; the other formats carry only the table).
+#[derive(Clone, Debug, Default)]
+pub struct Heading {
+    /// The title, also the document's metadata title.
+    pub title: String,
+    /// A line under the title (when and for whom it was made, say).
+    pub subtitle: Option<String>,
+}
+
 /// Writes rows of one table into a file in one [`Format`].
 pub struct TableWriter {
     inner: Inner,
@@ -174,6 +193,7 @@ enum Inner {
         lines: bool,
     },
     Xlsx(Box<Xlsx>),
+    Pdf(Box<pdf::PdfTable>),
 }
 
 struct Xlsx {
@@ -198,7 +218,26 @@ impl TableWriter {
     /// Starts a table with `columns` in `format` at `path` (created; must not exist) and
     /// writes the header.
     pub fn create(format: Format, path: &Path, columns: &[Column]) -> io::Result<Self> {
+        let heading = Heading {
+            title: "Export".into(),
+            subtitle: None,
+        };
+        Self::create_with(format, path, columns, heading)
+    }
+
+    /// As [`TableWriter::create`], with a title for the formats that show one.
+    pub fn create_with(
+        format: Format,
+        path: &Path,
+        columns: &[Column],
+        heading: Heading,
+    ) -> io::Result<Self> {
         let inner = match format {
+            Format::Pdf => Inner::Pdf(Box::new(pdf::PdfTable::create(
+                create_new(path)?,
+                columns,
+                heading,
+            )?)),
             Format::Csv => {
                 let file = create_new(path)?;
                 let mut writer = csv::WriterBuilder::new()
@@ -285,6 +324,7 @@ impl TableWriter {
                 }
                 xlsx.write_row(cells)?;
             }
+            Inner::Pdf(pdf) => pdf.row(cells)?,
         }
         self.rows += 1;
         Ok(())
@@ -313,6 +353,7 @@ impl TableWriter {
                 xlsx.workbook.save(&path).map_err(xlsx_error)?;
                 File::open(&path)?.sync_all()?;
             }
+            Inner::Pdf(pdf) => pdf.finish()?,
         }
         Ok(self.rows)
     }
@@ -519,6 +560,103 @@ mod tests {
             .collect::<Result<_, _>>()?;
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["amount"], "-12.5");
+        Ok(())
+    }
+
+    /// The text `pdftotext` reads from `path` (layout kept), or `None` where poppler-utils
+    /// is not installed and not required (`PORTAL_TEST_PDF_REQUIRED`, set by CI).
+    pub(crate) fn pdftotext(path: &Path) -> Option<String> {
+        match std::process::Command::new("pdftotext")
+            .args(["-layout", "-enc", "UTF-8"])
+            .arg(path)
+            .arg("-")
+            .output()
+        {
+            Ok(out) => {
+                assert!(
+                    out.status.success(),
+                    "pdftotext: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            Err(err) => {
+                assert!(
+                    std::env::var_os("PORTAL_TEST_PDF_REQUIRED").is_none(),
+                    "pdftotext (poppler-utils) is required here: {err}"
+                );
+                eprintln!("skipping the PDF read-back: pdftotext is not installed ({err})");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn pdf_pages_repeat_the_header_and_read_back() -> io::Result<()> {
+        let path = temp("t.pdf");
+        let heading = Heading {
+            title: "Ledger — Ünïcode Straße".into(),
+            subtitle: Some("Generated 2026-12-06 for Ada".into()),
+        };
+        let mut table = TableWriter::create_with(Format::Pdf, &path, &columns(), heading)?;
+        for n in 0..300 {
+            let mut cells = row(&format!(
+                "Customer {n:03} with a name long enough to wrap in its column"
+            ));
+            cells[1] = Cell::Decimal(Decimal::new(123_456_789 + n, 2));
+            table.row(&cells)?;
+        }
+        assert_eq!(table.finish()?, 300);
+        let bytes = std::fs::read(&path)?;
+        assert!(bytes.starts_with(b"%PDF-1.7"));
+        assert!(bytes.ends_with(b"%%EOF\n"));
+        // Subsets, not the whole 700 KB font.
+        assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
+        let Some(text) = pdftotext(&path) else {
+            return std::fs::remove_file(&path);
+        };
+        if std::env::var_os("PORTAL_TEST_KEEP_PDF").is_none() {
+            std::fs::remove_file(&path)?;
+        }
+        let pages: Vec<&str> = text
+            .split('\u{c}')
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        assert!(pages.len() > 3, "{} pages", pages.len());
+        assert!(pages[0].contains("Ledger — Ünïcode Straße"), "{}", pages[0]);
+        assert!(pages[0].contains("Generated 2026-12-06 for Ada"));
+        for (n, page) in pages.iter().enumerate() {
+            let squeezed = page.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                squeezed.contains("name amount count due at"),
+                "page {n}: {page}"
+            );
+            assert!(
+                squeezed.contains(&format!("Page {} of {}", n + 1, pages.len())),
+                "page {n}: {squeezed}"
+            );
+        }
+        let all = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(all.contains("Customer 000"), "{all}");
+        assert!(all.contains("Customer 299"));
+        assert!(all.contains("1,234,567.89"));
+        assert!(all.contains("-12.5") || all.contains("1,234,570.88"));
+        assert!(all.contains("2026-02-28"));
+        assert!(all.contains("2026-03-29 01:30:00 +01:00"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_pdf_says_so() -> io::Result<()> {
+        let path = temp("empty.pdf");
+        let table = TableWriter::create(Format::Pdf, &path, &columns())?;
+        assert_eq!(table.finish()?, 0);
+        let text = pdftotext(&path);
+        std::fs::remove_file(&path)?;
+        if let Some(text) = text {
+            assert!(text.contains("No rows."), "{text}");
+            assert!(text.contains("Page 1 of 1"), "{text}");
+        }
         Ok(())
     }
 

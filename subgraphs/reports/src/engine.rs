@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use portal_kit::export::{CellKind, Column, Format, TableWriter};
+use portal_kit::export::{CellKind, Column, Format, Heading, TableWriter};
 use portal_kit::gateway_client::{GatewayClient, GraphError};
 use portal_kit::storage::{FileStore, ScratchFile, Stored, object_key};
 use portal_kit::{Actor, ApiError, RequestMeta};
@@ -189,14 +189,14 @@ pub async fn read_rows(
     }
 }
 
-/// The export format of a report format; `None` for PDF, which has no writer yet.
-pub fn table_format(format: ReportFormat) -> Option<Format> {
+/// The export format of a report format.
+pub fn table_format(format: ReportFormat) -> Format {
     match format {
-        ReportFormat::Csv => Some(Format::Csv),
-        ReportFormat::Xlsx => Some(Format::Xlsx),
-        ReportFormat::Json => Some(Format::Json),
-        ReportFormat::Ndjson => Some(Format::Ndjson),
-        ReportFormat::Pdf => None,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Xlsx => Format::Xlsx,
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Ndjson => Format::Ndjson,
+        ReportFormat::Pdf => Format::Pdf,
     }
 }
 
@@ -231,7 +231,7 @@ pub async fn produce(
     files: &FileStore,
     (actor, meta): (&Actor, &RequestMeta),
     compiled: &Compiled,
-    format: Format,
+    (format, heading): (Format, Heading),
     (tenant_id, file_id): (Uuid, Uuid),
 ) -> Result<Produced, Failure> {
     let scratch: ScratchFile = files.scratch(format.extension());
@@ -241,8 +241,8 @@ pub async fn produce(
         transient: true,
         denied: Vec::new(),
     };
-    let mut table =
-        TableWriter::create(format, scratch.path(), &columns(compiled)).map_err(writing)?;
+    let mut table = TableWriter::create_with(format, scratch.path(), &columns(compiled), heading)
+        .map_err(writing)?;
     let limit = compiled.limit;
     if compiled.grouped {
         let mut groups = Groups::new(compiled);

@@ -16,6 +16,8 @@ use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use portal_entities::reports::report_definition;
+use portal_kit::export::Heading;
 use portal_kit::gateway_client::GatewayClient;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
 use portal_kit::principal::{Principal, Standing};
@@ -141,10 +143,7 @@ impl JobHandler for RunReport {
         };
         let actor = owner.delegated("reports", format!("report run {}", run.id));
         let format = ReportFormat::from_db(&definition.format);
-        let Some(table) = engine::table_format(format) else {
-            let why = "PDF reports cannot be produced yet: choose CSV, XLSX or JSON".to_owned();
-            return fail(why.clone(), why).await;
-        };
+        let table = engine::table_format(format);
         let saved: Option<ReportQuery> = match &definition.query {
             Some(value) => match serde_json::from_value(value.clone()) {
                 Ok(query) => Some(query),
@@ -194,7 +193,7 @@ impl JobHandler for RunReport {
             &self.files,
             (&actor, &meta),
             &compiled,
-            table,
+            (table, heading(&definition, Utc::now())),
             (tenant, file_id),
         )
         .await;
@@ -230,6 +229,26 @@ impl JobHandler for RunReport {
                 outcome.map(|_| ()).map_err(retry)
             }
         }
+    }
+}
+
+/// What a PDF says above its table: the report's name, and when (in the report's time
+/// zone) and from which version of its definition it was made.
+fn heading(definition: &report_definition::Model, now: chrono::DateTime<Utc>) -> Heading {
+    let generated = match definition.time_zone.parse::<chrono_tz::Tz>() {
+        Ok(zone) => format!(
+            "{} ({})",
+            now.with_timezone(&zone).format("%Y-%m-%d %H:%M"),
+            zone.name()
+        ),
+        Err(_) => now.format("%Y-%m-%d %H:%M UTC").to_string(),
+    };
+    Heading {
+        title: definition.name.clone(),
+        subtitle: Some(format!(
+            "Generated {generated} · definition version {}",
+            definition.version
+        )),
     }
 }
 

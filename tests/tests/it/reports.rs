@@ -805,3 +805,72 @@ async fn large_reports_can_be_newline_delimited_json() -> anyhow::Result<()> {
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn pdf_reports_are_paginated_tables_that_read_back() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut input = balances_report();
+    input["format"] = json!("PDF");
+    input["name"] = json!("Soldes par propriétaire");
+    input["timeZone"] = json!("Europe/Paris");
+    let definition = define(&portal, input).await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = &run["data"]["reportRun"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["format"], "PDF");
+    assert_eq!(run["file"]["contentType"], "application/pdf");
+    assert!(
+        run["file"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(".pdf"),
+        "{run}"
+    );
+    let (status, body) = download(
+        &portal,
+        run["file"]["download"]["url"].as_str().unwrap_or(""),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"%PDF-"));
+    assert_eq!(run["bytes"], body.len());
+    let Some(text) = portal_tests::pdf_text(&body)? else {
+        portal.stop().await;
+        return Ok(());
+    };
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("Soldes par propriétaire"), "{words}");
+    assert!(
+        words.contains("(Europe/Paris) · definition version 1"),
+        "{words}"
+    );
+    assert!(words.contains("number Owner balance currency"), "{words}");
+    assert!(words.contains("Page 1 of 1"), "{words}");
+    // Every row Bob can read is there, as he reads it.
+    let own = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "{ accounts(first: 100) { edges { node { number owner { displayName } } } } }",
+        json!({}),
+    )
+    .await?;
+    let edges = data(&own, "accounts")?["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(Some(edges.len() as i64), run["rowCount"].as_i64());
+    for edge in edges {
+        let number = edge["node"]["number"].as_str().unwrap_or_default();
+        let owner = edge["node"]["owner"]["displayName"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            words.contains(&format!("{number} {owner}")),
+            "{number} {owner}: {words}"
+        );
+    }
+    portal.stop().await;
+    Ok(())
+}

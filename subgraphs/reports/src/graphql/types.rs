@@ -63,7 +63,7 @@ pub enum ReportFormatGql {
     Csv,
     /// An Excel workbook with typed cells, number formats and a frozen header.
     Xlsx,
-    /// PDF document (not produced yet: a run in PDF fails saying so).
+    /// A paginated PDF table: title, header row on every page, page numbers, embedded fonts.
     Pdf,
     /// A JSON array of objects keyed by column label; decimals as exact strings.
     Json,
