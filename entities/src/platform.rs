@@ -1,10 +1,11 @@
 //! Platform tables written by every subgraph: the audit trail, the domain events outbox,
-//! the email outbox, stored files, jobs and the field-level RBAC policies.
+//! the email outbox, stored files, jobs, the evidence keys and the field-level RBAC policies.
 
 pub mod audit_event;
 pub mod casbin_rule;
 pub mod domain_event;
 pub mod email_outbox;
+pub mod evidence_key;
 pub mod file;
 pub mod job;
 pub mod job_schedule;

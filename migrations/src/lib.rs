@@ -47,6 +47,7 @@ mod m0038_policy_rules_report_runs;
 mod m0039_report_schedules;
 mod m0040_policy_rules_report_updates;
 mod m0041_policy_rules_report_access_log;
+mod m0042_evidence_manifests;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -99,6 +100,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0039_report_schedules::Migration),
             Box::new(m0040_policy_rules_report_updates::Migration),
             Box::new(m0041_policy_rules_report_access_log::Migration),
+            Box::new(m0042_evidence_manifests::Migration),
         ]
     }
 }

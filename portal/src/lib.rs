@@ -10,6 +10,7 @@ pub mod policies;
 pub mod scale;
 pub mod seed;
 pub mod subgraphs;
+pub mod verify_report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -187,31 +188,47 @@ fn with_cors(router: Router, origins: &[String]) -> Router {
     )
 }
 
-/// `GET /.well-known/jwks.json`: the public keys that verify access tokens (JSON Web Key
-/// Set), for integrators and other services that verify portal tokens themselves.
-pub fn jwks_router(db: DatabaseConnection) -> Router {
+/// The public keys, for anyone who checks what the portal signed:
+/// - `GET /.well-known/jwks.json`: the keys that verify access tokens (JSON Web Key Set),
+///   for integrators and services that verify portal tokens themselves;
+/// - `GET /.well-known/portal-evidence-keys.json`: every evidence key ever used, with its
+///   signing period, for checking report manifests (`portal verify-report`) offline.
+pub fn well_known_router(db: DatabaseConnection) -> Router {
     use axum::http::{HeaderValue, StatusCode, header};
-    use axum::response::IntoResponse;
-    let handler = move || {
-        let db = db.clone();
-        async move {
-            match portal_identity::keys::jwks(&db).await {
-                Ok(keys) => {
-                    let mut response = axum::Json(keys).into_response();
-                    response.headers_mut().insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=60"),
-                    );
-                    response
-                }
-                Err(err) => {
-                    tracing::error!(?err, "reading the verification keys failed");
-                    StatusCode::SERVICE_UNAVAILABLE.into_response()
-                }
+    use axum::response::{IntoResponse, Response};
+    fn public<T: serde::Serialize>(found: portal_kit::ApiResult<T>, what: &str) -> Response {
+        match found {
+            Ok(keys) => {
+                let mut response = axum::Json(keys).into_response();
+                response.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=60"),
+                );
+                response
+            }
+            Err(err) => {
+                tracing::error!(?err, "reading the {what} failed");
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
             }
         }
+    }
+    let jwks = {
+        let db = db.clone();
+        move || {
+            let db = db.clone();
+            async move { public(portal_identity::keys::jwks(&db).await, "verification keys") }
+        }
     };
-    Router::new().route("/.well-known/jwks.json", axum::routing::get(handler))
+    let evidence = move || {
+        let db = db.clone();
+        async move { public(portal_kit::evidence::published(&db).await, "evidence keys") }
+    };
+    Router::new()
+        .route("/.well-known/jwks.json", axum::routing::get(jwks))
+        .route(
+            portal_kit::evidence::KEYS_PATH,
+            axum::routing::get(evidence),
+        )
 }
 
 /// HTTP clients for `supergraph`'s subgraphs at the URLs its `join__Graph` names, except

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -78,6 +78,22 @@ enum Command {
     /// Publish a new access-token signing key now; it signs after 15 s, the old keys keep
     /// verifying for two hours.
     RotateKeys,
+    /// Start a new evidence key (report manifests are signed with it from now on); the
+    /// previous one stops signing but stays published, so what it signed keeps verifying.
+    RotateEvidenceKey,
+    /// Check a downloaded report file offline against its signed manifest and the published
+    /// evidence keys (exit status 1 when it does not verify).
+    VerifyReport {
+        /// The report file.
+        file: PathBuf,
+        /// Its manifest (`ReportRun.manifest`); default `FILE.manifest.json`.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The evidence keys, as saved from the portal's
+        /// `/.well-known/portal-evidence-keys.json`.
+        #[arg(long)]
+        keys: PathBuf,
+    },
     /// Field-level RBAC policies: lint, test assertions, explain a decision.
     Policy {
         #[command(subcommand)]
@@ -196,6 +212,21 @@ async fn main() -> anyhow::Result<()> {
             println!("published signing key {kid}; it signs from 15 s on");
             Ok(())
         }
+        Command::RotateEvidenceKey => {
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            let settings = config.identity_settings()?;
+            let id = portal_kit::evidence::EvidenceSigner::new(db, settings.data_key)
+                .rotate()
+                .await
+                .map_err(|err| anyhow::anyhow!("rotating the evidence key: {err:?}"))?;
+            println!("evidence key {id} signs from now on; earlier keys stay published");
+            Ok(())
+        }
+        Command::VerifyReport {
+            file,
+            manifest,
+            keys,
+        } => verify_report(&file, manifest, &keys),
         Command::Seed { scale: None } => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
@@ -380,7 +411,7 @@ async fn serve(
             let (app, gateway) = portal::all_in_one_app(&db, &identity.authenticator, &options)?;
             portal::policies::publish_coordinates(&db, &gateway).await?;
             streams = Some(gateway.clone());
-            app.merge(portal::jwks_router(db.clone()))
+            app.merge(portal::well_known_router(db.clone()))
         }
         Some(Role::Gateway) => {
             let secret = config.require_token_secret();
@@ -390,7 +421,7 @@ async fn serve(
                 .map(|secret| InternalTokenKey::new(secret.as_bytes()));
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
-            let jwks = portal::jwks_router(db.clone());
+            let jwks = portal::well_known_router(db.clone());
             let db_for_policies = db.clone();
             let mut authentication = Authentication::tokens(verifier)
                 .with_api_keys(Arc::new(portal_identity::api_keys::DbApiKeys::new(db)));
@@ -718,6 +749,34 @@ async fn policy(
     }
 }
 
+fn verify_report(file: &Path, manifest: Option<PathBuf>, keys: &Path) -> anyhow::Result<()> {
+    let manifest = manifest.unwrap_or_else(|| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".manifest.json");
+        PathBuf::from(name)
+    });
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    match portal::verify_report::verify(&read(file)?, &read(&manifest)?, &read(keys)?) {
+        Ok(verified) => {
+            println!(
+                "OK {}: report \"{}\" (definition version {}), {} rows, generated {}, signed by evidence key {}",
+                file.display(),
+                verified.report.0,
+                verified.report.1,
+                verified.rows,
+                verified.generated_at,
+                verified.key_id
+            );
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("NOT VERIFIED {}: {err}", file.display());
+            std::process::exit(1);
+        }
+    }
+}
+
 /// What a job worker works with.
 struct Worker<'a> {
     db: &'a sea_orm::DatabaseConnection,
@@ -768,7 +827,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
                 db.clone(),
                 Arc::new(gateway),
                 portal_identity::principals::FromIdentity::new(db.clone()),
-                files.clone(),
+                (
+                    files.clone(),
+                    portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+                ),
             ),
         )
         .handle(

@@ -202,6 +202,59 @@ async fn a_report_run_survives_kill_9_of_its_worker() -> anyhow::Result<()> {
         .filter(|l| !l.is_empty())
         .count();
     assert_eq!(lines as u64, entries + 1);
+
+    // Downloaded with its manifest and the published keys, it verifies offline — and a
+    // copy with one byte changed does not.
+    let keys = http
+        .get(format!(
+            "http://127.0.0.1:{port}/.well-known/portal-evidence-keys.json"
+        ))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let copy = dir.join("ledger.csv");
+    std::fs::write(&copy, &bytes)?;
+    std::fs::write(
+        dir.join("ledger.csv.manifest.json"),
+        run.manifest.clone().unwrap_or_default(),
+    )?;
+    std::fs::write(dir.join("keys.json"), &keys)?;
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_portal"))
+            .arg("verify-report")
+            .arg(&copy)
+            .arg("--keys")
+            .arg(dir.join("keys.json"))
+            .output()
+    };
+    let checked = verify()?;
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        said.starts_with("OK ") && said.contains(&format!("{entries} rows")),
+        "{said}"
+    );
+    let mut altered = bytes.clone();
+    if let Some(last_digit) = altered.iter().rposition(u8::is_ascii_digit) {
+        altered[last_digit] = if altered[last_digit] == b'9' {
+            b'8'
+        } else {
+            b'9'
+        };
+    }
+    std::fs::write(&copy, &altered)?;
+    let checked = verify()?;
+    assert_eq!(checked.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        said.contains("NOT VERIFIED") && said.contains("SHA-256"),
+        "{said}"
+    );
     db.close().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -425,7 +425,13 @@ impl TestPortal {
                         db.clone(),
                         Arc::new(gateway_client.clone()),
                         portal_identity::principals::FromIdentity::new(db.clone()),
-                        files.clone(),
+                        (
+                            files.clone(),
+                            portal_kit::evidence::EvidenceSigner::new(
+                                db.clone(),
+                                settings.data_key.clone(),
+                            ),
+                        ),
                     ),
                 )
                 .handle(
@@ -488,7 +494,7 @@ impl TestPortal {
                 portal::gateway_app(&sdl, clients, &options)?
             }
         };
-        let (addr, task) = serve(router.merge(portal::jwks_router(db.clone()))).await?;
+        let (addr, task) = serve(router.merge(portal::well_known_router(db.clone()))).await?;
         tasks.push(task);
         if mode == Mode::Distributed {
             let key = InternalTokenKey::new(TEST_SECRET.as_bytes());

@@ -31,6 +31,8 @@ pub struct Model {
     pub bytes: Option<i64>,
     /// The full reason it failed (for admins; `error` is what users see).
     pub error_detail: Option<String>,
+    /// The signed integrity manifest of its file (JSON text, exactly as signed and served).
+    pub manifest: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ pub mod db;
 pub mod directives;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod export;
 pub mod federation;
 pub mod files;

@@ -17,6 +17,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_entities::reports::report_definition;
+use portal_kit::evidence::EvidenceSigner;
 use portal_kit::export::Heading;
 use portal_kit::gateway_client::GatewayClient;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
@@ -24,6 +25,7 @@ use portal_kit::principal::{Principal, Standing};
 use portal_kit::storage::FileStore;
 use portal_kit::{ActorKind, ApiError};
 
+use crate::domain::manifest;
 use crate::domain::query::ReportQuery;
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 use crate::engine::{self, Failure};
@@ -35,22 +37,24 @@ pub struct RunReport {
     gateway: Arc<dyn GatewayClient>,
     standing: Arc<dyn Standing>,
     files: FileStore,
+    evidence: EvidenceSigner,
 }
 
 impl RunReport {
     /// The handler, over `db`, reading through `gateway` as owners `standing` vouches for,
-    /// keeping files in `files`.
+    /// keeping files in `files` and signing their manifests with `evidence`.
     pub fn new(
         db: DatabaseConnection,
         gateway: Arc<dyn GatewayClient>,
         standing: Arc<dyn Standing>,
-        files: FileStore,
+        (files, evidence): (FileStore, EvidenceSigner),
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
             gateway,
             standing,
             files,
+            evidence,
         })
     }
 
@@ -206,6 +210,31 @@ impl JobHandler for RunReport {
         };
         let now = Utc::now();
         let key = produced.stored.key.clone();
+        let name = file_name(&definition.name, table.extension(), now);
+        let rows = i64::try_from(produced.rows).unwrap_or(i64::MAX);
+        let facts = manifest::Facts {
+            tenant_id: tenant,
+            run_id: run.id,
+            definition: (definition.id, definition.version),
+            name: &definition.name,
+            cause: &run.cause,
+            run_as: definition.owner_id,
+            generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            file: (
+                &name,
+                table.content_type(),
+                produced.stored.size,
+                &produced.stored.sha256,
+                rows,
+            ),
+        };
+        let signed = match self.evidence.sign(manifest::body(&facts)).await {
+            Ok(signed) => signed.to_string(),
+            Err(err) => {
+                self.files.remove(&key).await.ok();
+                return Err(retry(err));
+            }
+        };
         let recorded = store::complete_run(
             &self.db,
             &actor,
@@ -213,11 +242,12 @@ impl JobHandler for RunReport {
             &run,
             RunFile {
                 id: file_id,
-                name: file_name(&definition.name, table.extension(), now),
+                name,
                 content_type: table.content_type().to_owned(),
                 stored: produced.stored,
-                rows: i64::try_from(produced.rows).unwrap_or(i64::MAX),
+                rows,
                 expires_at: now + self.files.retention(),
+                manifest: signed,
             },
         )
         .await;

@@ -397,6 +397,7 @@ pub async fn request_run(
         file_id: Set(None),
         bytes: Set(None),
         error_detail: Set(None),
+        manifest: Set(None),
     }
     .insert(&txn)
     .await
@@ -475,6 +476,8 @@ pub struct RunFile {
     pub rows: i64,
     /// When it is deleted.
     pub expires_at: chrono::DateTime<Utc>,
+    /// Its signed integrity manifest (JSON text).
+    pub manifest: String,
 }
 
 /// Records a run's file and marks the run `SUCCEEDED` (only if it is still `RUNNING`:
@@ -493,6 +496,7 @@ pub async fn complete_run(
         .col_expr(report_run::Column::RowCount, Expr::value(produced.rows))
         .col_expr(report_run::Column::Bytes, Expr::value(produced.stored.size))
         .col_expr(report_run::Column::FileId, Expr::value(produced.id))
+        .col_expr(report_run::Column::Manifest, Expr::value(produced.manifest))
         .col_expr(report_run::Column::FinishedAt, Expr::value(now))
         .filter(report_run::Column::Id.eq(run.id))
         .filter(report_run::Column::Status.eq("RUNNING"))
@@ -668,6 +672,7 @@ mod tests {
             file_id: Set(None),
             bytes: Set(None),
             error_detail: Set(None),
+            manifest: Set(None),
         }
         .insert(db)
         .await

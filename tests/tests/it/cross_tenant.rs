@@ -70,6 +70,7 @@ async fn acme_ids(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<AcmeI
             file_id: Set(None),
             bytes: Set(None),
             error_detail: Set(None),
+            manifest: Set(None),
         }
         .insert(db)
         .await?;

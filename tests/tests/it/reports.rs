@@ -21,7 +21,7 @@ const CREATE: &str = "mutation($input: CreateReportDefinitionInput!) {
 }";
 const RUN: &str = "mutation($d: ID!) { requestReportRun(definitionId: $d) { id status cause } }";
 const FOLLOW: &str = "query($id: ID!) { reportRun(id: $id) {
-    id status cause error errorDetail rowCount bytes definitionVersion format durationMs
+    id status cause error errorDetail rowCount bytes definitionVersion format durationMs manifest
     runAs { id } requestedBy { id }
     file { name contentType sizeBytes sha256 rowCount download { url } }
 } }";
@@ -628,6 +628,7 @@ async fn subscribers_follow_a_run_from_start_to_file() -> anyhow::Result<()> {
             file_id: Set(None),
             bytes: Set(None),
             error_detail: Set(None),
+            manifest: Set(None),
         },
         &portal.db,
     )
@@ -871,6 +872,87 @@ async fn pdf_reports_are_paginated_tables_that_read_back() -> anyhow::Result<()>
             "{number} {owner}: {words}"
         );
     }
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_file_has_a_signed_manifest_that_verifies_offline_across_key_rotations()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition = define(&portal, balances_report()).await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run = run["data"]["reportRun"].clone();
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let (_, file) = download(
+        &portal,
+        run["file"]["download"]["url"].as_str().unwrap_or(""),
+    )
+    .await?;
+    let manifest_text = run["manifest"].as_str().unwrap_or_default().to_owned();
+    let manifest: Value = serde_json::from_str(&manifest_text)?;
+    assert_eq!(manifest["type"], "portal.report-manifest");
+    assert_eq!(manifest["file"]["sha256"], run["file"]["sha256"]);
+    assert_eq!(manifest["file"]["bytes"], run["bytes"]);
+    assert_eq!(manifest["file"]["rows"], run["rowCount"]);
+    assert_eq!(manifest["file"]["name"], run["file"]["name"]);
+    assert_eq!(manifest["report"]["definitionId"], definition.as_str());
+    assert_eq!(manifest["report"]["definitionVersion"], 1);
+    assert_eq!(manifest["report"]["runId"], run["id"]);
+    assert_eq!(manifest["runAs"], seed.bob_id.to_string());
+    assert_eq!(manifest["tenantId"], seed.tenant_id.to_string());
+    assert_eq!(manifest["signature"]["algorithm"], "Ed25519");
+
+    let base = portal.endpoint.trim_end_matches("/graphql").to_owned();
+    let keys_url = format!("{base}/.well-known/portal-evidence-keys.json");
+    let keys = portal.http().get(&keys_url).send().await?.bytes().await?;
+    let verified = portal::verify_report::verify(&file, manifest_text.as_bytes(), &keys)?;
+    assert_eq!(verified.rows, run["rowCount"].as_i64().unwrap_or(-1));
+    assert_eq!(verified.report, ("Balances by owner".to_owned(), 1));
+    let first_key = verified.key_id.clone();
+    assert_eq!(manifest["signature"]["keyId"], first_key.as_str());
+
+    // A changed file, or a changed manifest, does not verify.
+    let mut changed = file.clone();
+    changed.push(b'\n');
+    let refused = portal::verify_report::verify(&changed, manifest_text.as_bytes(), &keys);
+    assert!(refused.is_err_and(|err| err.to_string().contains("bytes")));
+    let mut claimed = manifest.clone();
+    claimed["file"]["rows"] = json!(1);
+    let refused = portal::verify_report::verify(&file, claimed.to_string().as_bytes(), &keys);
+    assert!(
+        refused.is_err_and(|err| err.to_string().contains("altered")),
+        "forged rows"
+    );
+    let mut reassigned = manifest.clone();
+    reassigned["runAs"] = json!(seed.carol_id);
+    let refused = portal::verify_report::verify(&file, reassigned.to_string().as_bytes(), &keys);
+    assert!(refused.is_err());
+
+    // After a rotation the old file still verifies; new files are signed by the new key.
+    let data_key = portal_tests::identity_settings().data_key;
+    let signer = portal_kit::evidence::EvidenceSigner::new(portal.db.clone(), data_key);
+    let second_key = signer
+        .rotate()
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    assert_ne!(second_key, first_key);
+    let keys = portal.http().get(&keys_url).send().await?.bytes().await?;
+    let set: Value = serde_json::from_slice(&keys)?;
+    assert_eq!(set["keys"].as_array().map(Vec::len), Some(2), "{set}");
+    assert!(set["keys"][0]["retiredAt"].is_string(), "{set}");
+    assert!(set.to_string().contains(&first_key));
+    assert!(!set.to_string().contains("private"), "{set}");
+    portal::verify_report::verify(&file, manifest_text.as_bytes(), &keys)?;
+    let again = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let again: Value = serde_json::from_str(
+        again["data"]["reportRun"]["manifest"]
+            .as_str()
+            .unwrap_or("{}"),
+    )?;
+    assert_eq!(again["signature"]["keyId"], second_key.as_str());
+
     portal.stop().await;
     Ok(())
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub mod kinds;
+pub mod manifest;
 pub mod query;
 pub mod rows;
 pub mod schema;

@@ -273,6 +273,12 @@ pub struct ReportRun {
     /// The full reason it failed, with the gateway's errors and their paths (for admins;
     /// `error` is what everyone sees).
     pub error_detail: Option<String>,
+    /// The signed integrity manifest of its file, once it succeeded: a JSON document (its
+    /// SHA-256, size, rows, report, definition version, when and for whom) signed with the
+    /// portal's evidence key. Save it next to the file as `<file>.manifest.json` and check
+    /// both offline with `portal verify-report` against the keys published at
+    /// `/.well-known/portal-evidence-keys.json`. Kept after the file expires.
+    pub manifest: Option<String>,
     #[graphql(skip)]
     uuid: Uuid,
     #[graphql(skip)]
@@ -305,6 +311,7 @@ impl From<report_run::Model> for ReportRun {
                 .map(|f| ReportFormat::from_db(f).into()),
             bytes: row.bytes,
             error_detail: row.error_detail,
+            manifest: row.manifest,
             uuid: row.id,
             definition_id: row.definition_id,
             tenant_id: row.tenant_id,
