@@ -48,6 +48,7 @@ mod m0039_report_schedules;
 mod m0040_policy_rules_report_updates;
 mod m0041_policy_rules_report_access_log;
 mod m0042_evidence_manifests;
+mod m0043_report_delivery;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0040_policy_rules_report_updates::Migration),
             Box::new(m0041_policy_rules_report_access_log::Migration),
             Box::new(m0042_evidence_manifests::Migration),
+            Box::new(m0043_report_delivery::Migration),
         ]
     }
 }

@@ -64,6 +64,7 @@ pub fn router(
     });
     Router::new()
         .route("/files/{link}", get(download))
+        .route("/files/delivered/{link}", get(delivered))
         .with_state(state)
 }
 
@@ -76,26 +77,67 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     response
 }
 
-async fn download(
-    State(state): State<Arc<Downloads>>,
-    Path(link): Path<String>,
-    parts: Parts,
-) -> Response {
+fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta {
     let headers = &parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-    let meta = RequestMeta {
+    RequestMeta {
         request_id: Some(Uuid::now_v7().to_string()),
         source_ip: portal_gateway::transport::client_ip(
             connect.map(|c| c.0.ip()),
             headers,
-            &state.trusted_proxies,
+            trusted_proxies,
         )
         .map(|ip| ip.to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
+    }
+}
+
+/// `GET /files/delivered/<link>`: a report file delivered by email, for whoever holds the
+/// email's link, until the file expires — as long as the delivery stands: its recipient
+/// is still a recipient, a user recipient is still active (an external one: the owner who
+/// vouched is), and external delivery is still allowed for an external address.
+async fn delivered(
+    State(state): State<Arc<Downloads>>,
+    Path(link): Path<String>,
+    parts: Parts,
+) -> Response {
+    let meta = request_meta(&parts, &state.trusted_proxies);
+    let id = match state.files.store.verify_delivery(&link, Utc::now()) {
+        Ok(id) => id,
+        Err(LinkError::DeliveryExpired(_)) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "LINK_EXPIRED",
+                "this download link has expired",
+            );
+        }
+        Err(_) => {
+            tracing::warn!(source = ?meta.source_ip, "a delivery link that this portal did not sign");
+            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid download link");
+        }
     };
+    match state.serve_delivery(id, &meta).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(?err, delivery = %id, "serving a delivered file failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the file could not be read",
+            )
+        }
+    }
+}
+
+async fn download(
+    State(state): State<Arc<Downloads>>,
+    Path(link): Path<String>,
+    parts: Parts,
+) -> Response {
+    let meta = request_meta(&parts, &state.trusted_proxies);
     let claims = match state.files.store.verify(&link, Utc::now()) {
         Ok(claims) => claims,
         Err(LinkError::Expired(claims)) => {
@@ -106,7 +148,7 @@ async fn download(
                 "this download link has expired: ask for a new one",
             );
         }
-        Err(LinkError::Invalid) => {
+        Err(LinkError::Invalid | LinkError::DeliveryExpired(_)) => {
             // Nobody to attribute it to: a log line, not an audit event.
             tracing::warn!(source = ?meta.source_ip, "a download link that this portal did not sign");
             return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid download link");
@@ -154,19 +196,91 @@ impl Downloads {
                 "you may no longer read this file",
             ));
         };
+        let details = json!({
+            "ownerType": row.owner_type,
+            "ownerId": row.owner_id,
+            "name": row.name,
+            "bytes": row.size_bytes,
+        });
+        self.send(&row, (&actor, meta), details).await
+    }
+
+    /// Serves the file of delivery `id` if the delivery still stands (see [`delivered`]).
+    async fn serve_delivery(&self, id: Uuid, meta: &RequestMeta) -> ApiResult<Response> {
+        let db = &self.files.db;
+        let gone = || {
+            refuse(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "the file does not exist, has expired, or is no longer delivered to you",
+            )
+        };
+        let Some((delivery, recipient, definition)) =
+            portal_reports::store::delivery::standing_delivery(db, id).await?
+        else {
+            return Ok(gone());
+        };
+        // A user downloads as themselves; an external address on the owner's word.
+        let vouching = recipient.user_id.unwrap_or(definition.owner_id);
+        let who = portal_kit::principal::Principal {
+            kind: ActorKind::User,
+            tenant_id: delivery.tenant_id,
+            id: vouching,
+            session: None,
+            key_roles: &[],
+        };
+        let standing = portal_identity::principals::current(db, who).await?;
+        let now = Utc::now();
+        let row = portal_kit::storage::find(db, delivery.tenant_id, delivery.file_id, now).await?;
+        let (Some(actor), Some(row)) = (standing, row) else {
+            let anonymous = Actor {
+                tenant_id: Some(delivery.tenant_id),
+                ..Actor::anonymous()
+            };
+            AuditEvent::failure("file.download", "file", Some(delivery.file_id))
+                .with_details(
+                    json!({ "deliveryId": id, "reason": "the delivery no longer stands" }),
+                )
+                .record(db, &anonymous, meta)
+                .await?;
+            return Ok(gone());
+        };
+        // External recipients act for nobody: recorded as anonymous in the tenant, naming
+        // the delivery (and so the address).
+        let actor = if recipient.email.is_some() {
+            Actor {
+                tenant_id: Some(delivery.tenant_id),
+                ..Actor::anonymous()
+            }
+        } else {
+            actor
+        };
+        let details = json!({
+            "ownerType": row.owner_type,
+            "ownerId": row.owner_id,
+            "name": row.name,
+            "bytes": row.size_bytes,
+            "deliveryId": id,
+            "external": recipient.email.is_some(),
+        });
+        self.send(&row, (&actor, meta), details).await
+    }
+
+    /// The file's contents as a download, audited as `file.download` for `actor`.
+    async fn send(
+        &self,
+        row: &file::Model,
+        (actor, meta): (&Actor, &RequestMeta),
+        details: Value,
+    ) -> ApiResult<Response> {
         // Opened before the download is recorded: a file that cannot be read is not one
         // that was downloaded.
-        let stream = futures::TryStreamExt::map_err(self.files.store.open(&row).await?, |err| {
+        let stream = futures::TryStreamExt::map_err(self.files.store.open(row).await?, |err| {
             std::io::Error::other(format!("{err:?}"))
         });
         AuditEvent::success("file.download", "file", row.id)
-            .with_details(json!({
-                "ownerType": row.owner_type,
-                "ownerId": row.owner_id,
-                "name": row.name,
-                "bytes": row.size_bytes,
-            }))
-            .record(db, &actor, meta)
+            .with_details(details)
+            .record(&self.files.db, actor, meta)
             .await?;
         let mut response = Response::new(Body::from_stream(stream));
         let headers = response.headers_mut();

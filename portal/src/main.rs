@@ -807,11 +807,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .batch(config.jobs.batch)
         .handle(
             portal_kit::mail::DELIVER_KIND,
-            Arc::new(portal_kit::mail::Delivery::new(
-                db.clone(),
-                data_key.clone(),
-                mailer,
-            )),
+            Arc::new(
+                portal_kit::mail::Delivery::new(db.clone(), data_key.clone(), mailer)
+                    .with_files(files.clone()),
+            ),
         )
         .handle(
             portal_accounts::jobs::ExportJob::KIND,
@@ -830,6 +829,7 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
                 (
                     files.clone(),
                     portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+                    data_key.clone(),
                 ),
             ),
         )

@@ -472,6 +472,8 @@ async fn create_report(
         version: Set(1),
         time_zone: Set("UTC".into()),
         paused: Set(false),
+        external_delivery_allowed_by: Set(None),
+        external_delivery_allowed_at: Set(None),
     }
     .insert(txn)
     .await?;

@@ -405,11 +405,14 @@ impl TestPortal {
             portal_kit::jobs::runner::Runner::new(db.clone(), portal_kit::clock::system())
                 .handle(
                     portal_kit::mail::DELIVER_KIND,
-                    Arc::new(portal_kit::mail::Delivery::new(
-                        db.clone(),
-                        settings.data_key.clone(),
-                        mailer,
-                    )),
+                    Arc::new(
+                        portal_kit::mail::Delivery::new(
+                            db.clone(),
+                            settings.data_key.clone(),
+                            mailer,
+                        )
+                        .with_files(files.clone()),
+                    ),
                 )
                 .handle(
                     portal_accounts::jobs::ExportJob::KIND,
@@ -431,6 +434,7 @@ impl TestPortal {
                                 db.clone(),
                                 settings.data_key.clone(),
                             ),
+                            settings.data_key.clone(),
                         ),
                     ),
                 )

@@ -26,6 +26,10 @@ pub struct Model {
     pub time_zone: String,
     /// Whether the schedule is paused (kept, but starts no runs).
     pub paused: bool,
+    /// The tenant admin who allowed delivery to external addresses; `None`: not allowed.
+    pub external_delivery_allowed_by: Option<Uuid>,
+    /// When they allowed it.
+    pub external_delivery_allowed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

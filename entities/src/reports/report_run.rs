@@ -33,6 +33,8 @@ pub struct Model {
     pub error_detail: Option<String>,
     /// The signed integrity manifest of its file (JSON text, exactly as signed and served).
     pub manifest: Option<String>,
+    /// For a `DELIVERY` run: the recipient it is produced for (read as them).
+    pub recipient_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

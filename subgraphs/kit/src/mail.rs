@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
@@ -22,12 +22,13 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_entities::platform::email_outbox;
+use portal_entities::platform::{email_outbox, file};
 
 use crate::error::ApiError;
 use crate::jobs::runner::{JobContext, JobError, JobHandler};
 use crate::jobs::{self, NewJob};
 use crate::secret::DataKey;
+use crate::storage::FileStore;
 
 /// The purpose outbox bodies are sealed for.
 const SEAL_PURPOSE: &str = "mail.body";
@@ -60,6 +61,19 @@ pub async fn enqueue(
     tenant_id: Option<Uuid>,
     email: Email,
 ) -> Result<(), ApiError> {
+    enqueue_with_attachment(db, data_key, tenant_id, email, None).await
+}
+
+/// As [`enqueue`], with the stored file `attachment` (a `files` row) attached when it is
+/// sent — read then, so the outbox holds no copy. A file gone by then is not attached and
+/// the message says so.
+pub async fn enqueue_with_attachment(
+    db: &impl ConnectionTrait,
+    data_key: &DataKey,
+    tenant_id: Option<Uuid>,
+    email: Email,
+    attachment: Option<Uuid>,
+) -> Result<(), ApiError> {
     let now = Utc::now();
     let id = Uuid::now_v7();
     email_outbox::ActiveModel {
@@ -74,6 +88,7 @@ pub async fn enqueue(
         locked_until: Set(None),
         sent_at: Set(None),
         last_error: Set(None),
+        attachment_file_id: Set(attachment),
     }
     .insert(db)
     .await
@@ -157,18 +172,35 @@ impl Mailer {
         Ok(Transport::Smtp(transport))
     }
 
-    async fn send(&self, id: Uuid, to: &str, subject: &str, text: String) -> Result<(), String> {
+    async fn send(
+        &self,
+        id: Uuid,
+        (to, subject): (&str, &str),
+        text: String,
+        attachment: Option<(String, String, Vec<u8>)>,
+    ) -> Result<(), String> {
         let to = to
             .parse::<Mailbox>()
             .map_err(|err| format!("recipient: {err}"))?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
-            .message_id(Some(format!("<{id}@portal>")))
-            .header(ContentType::TEXT_PLAIN)
-            .body(text)
-            .map_err(|err| format!("building message: {err}"))?;
+            .message_id(Some(format!("<{id}@portal>")));
+        let message = match attachment {
+            None => builder.header(ContentType::TEXT_PLAIN).body(text),
+            Some((name, content_type, contents)) => {
+                let content_type = ContentType::parse(&content_type)
+                    .or_else(|_| ContentType::parse("application/octet-stream"))
+                    .map_err(|err| format!("attachment type: {err}"))?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(text))
+                        .singlepart(Attachment::new(name).body(contents, content_type)),
+                )
+            }
+        }
+        .map_err(|err| format!("building message: {err}"))?;
         match &self.transport {
             Transport::Directory(dir) => {
                 // Mail holds live links (password resets, invitations): owner-only files.
@@ -197,6 +229,7 @@ pub struct Delivery {
     db: DatabaseConnection,
     data_key: DataKey,
     mailer: Mailer,
+    files: Option<FileStore>,
 }
 
 impl Delivery {
@@ -206,7 +239,49 @@ impl Delivery {
             db,
             data_key,
             mailer,
+            files: None,
         }
+    }
+
+    /// Reads attachments from `files`.
+    pub fn with_files(mut self, files: FileStore) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// The attachment of `row` (name, media type, contents); `Ok(None)` when it has none
+    /// or the file is gone (expired), in which case `text` says so.
+    async fn attachment(
+        &self,
+        row: &email_outbox::Model,
+        text: &mut String,
+    ) -> Result<Option<(String, String, Vec<u8>)>, JobError> {
+        use futures::TryStreamExt;
+        let Some(file_id) = row.attachment_file_id else {
+            return Ok(None);
+        };
+        let Some(files) = &self.files else {
+            return Err(JobError::Retry(
+                "this worker cannot read stored files".into(),
+            ));
+        };
+        let found = file::Entity::find_by_id(file_id)
+            .one(&self.db)
+            .await
+            .map_err(|err| JobError::Retry(format!("reading the attachment: {err}")))?
+            .filter(|found| found.expires_at.is_none_or(|at| at > Utc::now()));
+        let Some(found) = found else {
+            text.push_str("\n(The attached file has expired and is no longer available.)\n");
+            return Ok(None);
+        };
+        let chunks: Vec<bytes::Bytes> = files
+            .open(&found)
+            .await
+            .map_err(|err| JobError::Retry(format!("{err:?}")))?
+            .try_collect()
+            .await
+            .map_err(|err| JobError::Retry(format!("{err:?}")))?;
+        Ok(Some((found.name, found.content_type, chunks.concat())))
     }
 }
 
@@ -262,10 +337,11 @@ impl JobHandler for Delivery {
             .data_key
             .open(SEAL_PURPOSE, &row.body_sealed)
             .map_err(|_| JobError::Permanent("body cannot be opened with this data key".into()))?;
-        let text = String::from_utf8_lossy(&body).into_owned();
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        let attachment = self.attachment(&row, &mut text).await?;
         let outcome = self
             .mailer
-            .send(row.id, &row.recipient, &row.subject, text)
+            .send(row.id, (&row.recipient, &row.subject), text, attachment)
             .await;
         let update = email_outbox::Entity::update_many()
             .filter(email_outbox::Column::Id.eq(row.id))

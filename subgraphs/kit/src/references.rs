@@ -48,6 +48,15 @@ pub struct Referent {
     pub noun: &'static str,
 }
 
+/// A user of the caller's tenant who is active or invited (identity owns users): what
+/// account owners, thread participants and report recipients must be.
+pub const CURRENT_USER: Referent = Referent {
+    typename: "User",
+    status_field: "status",
+    usable: &["ACTIVE", "INVITED"],
+    noun: "user",
+};
+
 /// The owners of referenced entity types; cheap to clone (shared registry).
 #[derive(Clone, Default)]
 pub struct References {

@@ -36,6 +36,10 @@ use crate::secret::DataKey;
 /// Path prefix of download links.
 pub const LINK_PREFIX: &str = "/files/";
 
+/// Path prefix of delivery links (`/files/delivered/<token>`): a file delivered by email,
+/// downloaded without signing in until the file expires.
+pub const DELIVERY_PREFIX: &str = "/files/delivered/";
+
 /// How long a download link is valid by default.
 pub const DEFAULT_LINK_TTL: Duration = Duration::minutes(5);
 
@@ -153,6 +157,9 @@ pub enum LinkError {
     /// Signed, but past its expiry (its claims, to say whose it was).
     #[error("expired download link")]
     Expired(Box<LinkClaims>),
+    /// A delivery link past its expiry (the delivery it named).
+    #[error("expired delivery link")]
+    DeliveryExpired(Uuid),
 }
 
 impl FileStore {
@@ -399,6 +406,44 @@ impl FileStore {
             return Err(LinkError::Expired(Box::new(claims)));
         }
         Ok(claims)
+    }
+
+    /// A link to the delivery `delivery_id` (a file sent to a recipient by email), good
+    /// until `expires`: whoever holds it may download, as the email's recipient could. The
+    /// server checks the delivery still stands at each download.
+    pub fn delivery_link(&self, delivery_id: Uuid, expires: DateTime<Utc>) -> String {
+        let body = format!("{}.{}", delivery_id.simple(), expires.timestamp());
+        let signature = URL_SAFE_NO_PAD.encode(
+            self.mac(&format!("delivery:{body}"))
+                .finalize()
+                .into_bytes(),
+        );
+        let path = format!("{DELIVERY_PREFIX}{body}.{signature}");
+        match &self.base_url {
+            Some(base) => format!("{base}{path}"),
+            None => path,
+        }
+    }
+
+    /// The delivery a delivery link names, if this portal signed it and it has not expired.
+    pub fn verify_delivery(&self, token: &str, now: DateTime<Utc>) -> Result<Uuid, LinkError> {
+        let mut parts = token.splitn(3, '.');
+        let (Some(id), Some(expires), Some(signature)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(LinkError::Invalid);
+        };
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| LinkError::Invalid)?;
+        self.mac(&format!("delivery:{id}.{expires}"))
+            .verify_slice(&signature)
+            .map_err(|_| LinkError::Invalid)?;
+        let id = Uuid::try_parse(id).map_err(|_| LinkError::Invalid)?;
+        let expires: i64 = expires.parse().map_err(|_| LinkError::Invalid)?;
+        if expires <= now.timestamp() {
+            return Err(LinkError::DeliveryExpired(id));
+        }
+        Ok(id)
     }
 
     fn mac(&self, body: &str) -> Hmac<Sha256> {

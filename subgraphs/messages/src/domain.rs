@@ -8,14 +8,8 @@ use portal_kit::input;
 use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
 
-/// A user a thread may refer to: a user of the caller's tenant who is
-/// active or invited (not deactivated, not deleted).
-pub const CURRENT_USER: Referent = Referent {
-    typename: "User",
-    status_field: "status",
-    usable: &["ACTIVE", "INVITED"],
-    noun: "user",
-};
+/// A user of the caller's tenant who is active or invited.
+pub use portal_kit::references::CURRENT_USER;
 
 /// An account a thread may refer to: visible to the caller in its
 /// tenant (accounts' row rules apply) and open.

@@ -16,20 +16,22 @@ use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_entities::reports::report_definition;
+use portal_entities::reports::{report_definition, report_recipient};
 use portal_kit::evidence::EvidenceSigner;
 use portal_kit::export::Heading;
 use portal_kit::gateway_client::GatewayClient;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
+use portal_kit::mail::Email;
 use portal_kit::principal::{Principal, Standing};
+use portal_kit::secret::DataKey;
 use portal_kit::storage::FileStore;
-use portal_kit::{ActorKind, ApiError};
+use portal_kit::{Actor, ActorKind, ApiError, RequestMeta};
 
 use crate::domain::manifest;
 use crate::domain::query::ReportQuery;
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 use crate::engine::{self, Failure};
-use crate::store::{self, RUN_ATTEMPTS, RunFile};
+use crate::store::{self, RUN_ATTEMPTS, RunFile, delivery};
 
 /// Produces queued report runs.
 pub struct RunReport {
@@ -38,16 +40,18 @@ pub struct RunReport {
     standing: Arc<dyn Standing>,
     files: FileStore,
     evidence: EvidenceSigner,
+    mail_key: DataKey,
 }
 
 impl RunReport {
     /// The handler, over `db`, reading through `gateway` as owners `standing` vouches for,
-    /// keeping files in `files` and signing their manifests with `evidence`.
+    /// keeping files in `files`, signing their manifests with `evidence` and sealing the
+    /// emails that deliver them with `mail_key`.
     pub fn new(
         db: DatabaseConnection,
         gateway: Arc<dyn GatewayClient>,
         standing: Arc<dyn Standing>,
-        (files, evidence): (FileStore, EvidenceSigner),
+        (files, evidence, mail_key): (FileStore, EvidenceSigner, DataKey),
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -55,6 +59,7 @@ impl RunReport {
             standing,
             files,
             evidence,
+            mail_key,
         })
     }
 
@@ -129,23 +134,39 @@ impl JobHandler for RunReport {
             }
             Err(err) => return Err(retry(err)),
         };
-        // The owner as they stand now: a run never uses rights they have lost.
-        let owner = self
+        // A delivery run reads as its recipient, any other as the owner.
+        let recipient = match run.recipient_id {
+            Some(id) => match delivery::recipient(&self.db, tenant, id).await {
+                Ok(found) => Some(found),
+                Err(ApiError::NotFound(_)) => {
+                    let why = "the recipient no longer receives this report".to_owned();
+                    return fail(why.clone(), why).await;
+                }
+                Err(err) => return Err(retry(err)),
+            },
+            None => None,
+        };
+        let (reader, who) = match recipient.as_ref().and_then(|r| r.user_id) {
+            Some(user) => (user, "recipient"),
+            None => (definition.owner_id, "owner"),
+        };
+        // As they stand now: a run never uses rights they have lost.
+        let standing = self
             .standing
             .current(Principal {
                 kind: ActorKind::User,
                 tenant_id: tenant,
-                id: definition.owner_id,
+                id: reader,
                 session: None,
                 key_roles: &[],
             })
             .await
             .map_err(retry)?;
-        let Some(owner) = owner else {
-            let why = "the report's owner is no longer active".to_owned();
+        let Some(standing) = standing else {
+            let why = format!("the report's {who} is no longer active");
             return fail(why.clone(), why).await;
         };
-        let actor = owner.delegated("reports", format!("report run {}", run.id));
+        let actor = standing.delegated("reports", format!("report run {}", run.id));
         let format = ReportFormat::from_db(&definition.format);
         let table = engine::table_format(format);
         let saved: Option<ReportQuery> = match &definition.query {
@@ -218,7 +239,7 @@ impl JobHandler for RunReport {
             definition: (definition.id, definition.version),
             name: &definition.name,
             cause: &run.cause,
-            run_as: definition.owner_id,
+            run_as: reader,
             generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             file: (
                 &name,
@@ -228,8 +249,24 @@ impl JobHandler for RunReport {
                 rows,
             ),
         };
+        let expires_at = now + self.files.retention();
         let signed = match self.evidence.sign(manifest::body(&facts)).await {
             Ok(signed) => signed.to_string(),
+            Err(err) => {
+                self.files.remove(&key).await.ok();
+                return Err(retry(err));
+            }
+        };
+        let sent = Sent {
+            definition: &definition,
+            cause: &run.cause,
+            rows,
+            generated: now,
+            size: produced.stored.size,
+            expires_at,
+        };
+        let planned = match self.plan_deliveries(&actor, &meta, recipient, &sent).await {
+            Ok(planned) => planned,
             Err(err) => {
                 self.files.remove(&key).await.ok();
                 return Err(retry(err));
@@ -246,8 +283,12 @@ impl JobHandler for RunReport {
                 content_type: table.content_type().to_owned(),
                 stored: produced.stored,
                 rows,
-                expires_at: now + self.files.retention(),
+                expires_at,
                 manifest: signed,
+            },
+            store::Deliver {
+                planned,
+                mail_key: &self.mail_key,
             },
         )
         .await;
@@ -260,6 +301,131 @@ impl JobHandler for RunReport {
             }
         }
     }
+}
+
+/// Largest file sent as an email attachment; larger ones are linked.
+pub const ATTACH_MAX_BYTES: i64 = 5 * 1024 * 1024;
+
+/// What a delivery says about the file it delivers.
+struct Sent<'a> {
+    definition: &'a report_definition::Model,
+    cause: &'a str,
+    rows: i64,
+    generated: chrono::DateTime<Utc>,
+    size: i64,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+impl RunReport {
+    /// Who gets this run's file: a delivery run's recipient; for a scheduled run, the
+    /// owner (when a recipient) and the external addresses (when a tenant admin allows
+    /// them); nobody for a run someone asked for. Each user's address is read through the
+    /// gateway as the reader (`me`), as identity shows it to them.
+    async fn plan_deliveries(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        recipient: Option<report_recipient::Model>,
+        sent: &Sent<'_>,
+    ) -> Result<Vec<delivery::Planned>, ApiError> {
+        let definition = sent.definition;
+        let recipients = match (recipient, sent.cause) {
+            (Some(recipient), _) => vec![recipient],
+            (None, "SCHEDULED") => {
+                delivery::recipients_of(&self.db, definition.tenant_id, &[definition.id])
+                    .await?
+                    .into_iter()
+                    .filter(|r| {
+                        r.user_id == Some(definition.owner_id)
+                            || (r.email.is_some()
+                                && definition.external_delivery_allowed_by.is_some())
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let me = self
+            .gateway
+            .query(
+                actor,
+                meta,
+                "{ me { email displayName } }",
+                Default::default(),
+            )
+            .await?;
+        let me = me.data.unwrap_or_default();
+        let reader_email = me["me"]["email"].as_str().map(str::to_owned);
+        let reader_name = me["me"]["displayName"]
+            .as_str()
+            .unwrap_or("A colleague")
+            .to_owned();
+        let via = if sent.size <= ATTACH_MAX_BYTES {
+            delivery::Via::Attachment
+        } else {
+            delivery::Via::Link
+        };
+        Ok(recipients
+            .into_iter()
+            .map(|recipient| {
+                let id = Uuid::now_v7();
+                let link = (via == delivery::Via::Link)
+                    .then(|| self.files.delivery_link(id, sent.expires_at));
+                let (to, shared_by) = match &recipient.email {
+                    Some(address) => (Some(address.clone()), Some(reader_name.as_str())),
+                    None => (reader_email.clone(), None),
+                };
+                let email = to.map(|to| Email {
+                    to,
+                    subject: format!("Report: {}", definition.name),
+                    text: delivery_text(sent, shared_by, link.as_deref()),
+                });
+                delivery::Planned {
+                    id,
+                    recipient,
+                    email,
+                    via,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The text of a delivery email.
+fn delivery_text(sent: &Sent<'_>, shared_by: Option<&str>, link: Option<&str>) -> String {
+    let definition = sent.definition;
+    let zone: chrono_tz::Tz = definition.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let mut text = match shared_by {
+        Some(owner) => format!(
+            "{owner} shares the report \"{}\" with you.\n\n",
+            definition.name
+        ),
+        None => format!("Your report \"{}\" is ready.\n\n", definition.name),
+    };
+    text.push_str(&format!(
+        "Generated: {} ({})\nRows: {}\nDefinition version: {}\n\n",
+        sent.generated.with_timezone(&zone).format("%Y-%m-%d %H:%M"),
+        zone.name(),
+        sent.rows,
+        definition.version
+    ));
+    match link {
+        Some(link) => text.push_str(&format!(
+            "The file is too large to attach. Download it (until {} UTC):\n{link}\n\n",
+            sent.expires_at.format("%Y-%m-%d %H:%M")
+        )),
+        None => text.push_str("The file is attached.\n\n"),
+    }
+    if shared_by.is_none() {
+        text.push_str(
+            "It is also in the portal under your report deliveries, with its signed \
+             integrity manifest.\n",
+        );
+    }
+    text.push_str("You receive this because you are a recipient of this report.\n");
+    text
 }
 
 /// What a PDF says above its table: the report's name, and when (in the report's time

@@ -25,6 +25,8 @@ use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 
+pub mod delivery;
+
 /// Validated fields of a new report definition.
 pub struct NewDefinition {
     /// Display name.
@@ -219,6 +221,8 @@ pub async fn create_definition(
         version: Set(1),
         time_zone: Set(new.time_zone),
         paused: Set(false),
+        external_delivery_allowed_by: Set(None),
+        external_delivery_allowed_at: Set(None),
     }
     .insert(&txn)
     .await
@@ -398,6 +402,7 @@ pub async fn request_run(
         bytes: Set(None),
         error_detail: Set(None),
         manifest: Set(None),
+        recipient_id: Set(None),
     }
     .insert(&txn)
     .await
@@ -410,6 +415,9 @@ pub async fn request_run(
         .with_details(json!({ "definitionId": definition_id, "cause": cause.as_str() }))
         .record(&txn, actor, meta)
         .await?;
+    if cause == Cause::Scheduled {
+        delivery::request_delivery_runs(&txn, actor, meta, &found).await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
 }
@@ -480,6 +488,15 @@ pub struct RunFile {
     pub manifest: String,
 }
 
+/// Where a completed run's file goes besides its run: the deliveries to record with it
+/// and the key that seals their emails.
+pub struct Deliver<'a> {
+    /// The deliveries.
+    pub planned: Vec<delivery::Planned>,
+    /// Seals the emails in the outbox.
+    pub mail_key: &'a portal_kit::secret::DataKey,
+}
+
 /// Records a run's file and marks the run `SUCCEEDED` (only if it is still `RUNNING`:
 /// `false` otherwise), audited as `report_run.complete` for `actor`.
 pub async fn complete_run(
@@ -488,6 +505,7 @@ pub async fn complete_run(
     meta: &RequestMeta,
     run: &report_run::Model,
     produced: RunFile,
+    deliver: Deliver<'_>,
 ) -> ApiResult<bool> {
     let now = Utc::now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
@@ -536,6 +554,14 @@ pub async fn complete_run(
         }))
         .record(&txn, actor, meta)
         .await?;
+    delivery::record_deliveries(
+        &txn,
+        (actor, meta),
+        deliver.mail_key,
+        (run, produced.id),
+        deliver.planned,
+    )
+    .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(true)
 }
@@ -673,6 +699,7 @@ mod tests {
             bytes: Set(None),
             error_detail: Set(None),
             manifest: Set(None),
+            recipient_id: Set(None),
         }
         .insert(db)
         .await

@@ -71,6 +71,7 @@ async fn acme_ids(db: &DatabaseConnection, tenant: Uuid) -> anyhow::Result<AcmeI
             bytes: Set(None),
             error_detail: Set(None),
             manifest: Set(None),
+            recipient_id: Set(None),
         }
         .insert(db)
         .await?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::Utc;
 use portal_entities::platform::audit_event;
+use portal_entities::reports::report_run;
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{Value, json};
@@ -629,6 +630,7 @@ async fn subscribers_follow_a_run_from_start_to_file() -> anyhow::Result<()> {
             bytes: Set(None),
             error_detail: Set(None),
             manifest: Set(None),
+            recipient_id: Set(None),
         },
         &portal.db,
     )
@@ -953,6 +955,329 @@ async fn every_file_has_a_signed_manifest_that_verifies_offline_across_key_rotat
     )?;
     assert_eq!(again["signature"]["keyId"], second_key.as_str());
 
+    portal.stop().await;
+    Ok(())
+}
+
+/// Makes a definition's schedule due now and waits until every run of that occurrence
+/// (the owner's and one per user recipient) has finished; the runs.
+async fn run_occurrence(
+    portal: &TestPortal,
+    definition: Uuid,
+    expected_runs: usize,
+) -> anyhow::Result<Vec<report_run::Model>> {
+    use portal_entities::platform::job_schedule;
+    let mut due: job_schedule::ActiveModel =
+        job_schedule::Entity::find_by_id(format!("report:{definition}"))
+            .one(&portal.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no job schedule"))?
+            .into();
+    due.next_run_at = Set(Utc::now() - chrono::Duration::minutes(1));
+    sea_orm::ActiveModelTrait::update(due, &portal.db).await?;
+    for _ in 0..400 {
+        let runs = report_run::Entity::find()
+            .filter(report_run::Column::DefinitionId.eq(definition))
+            .order_by_asc(report_run::Column::Id)
+            .all(&portal.db)
+            .await?;
+        if runs.len() == expected_runs
+            && runs
+                .iter()
+                .all(|r| r.status == "SUCCEEDED" || r.status == "FAILED")
+        {
+            return Ok(runs);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the occurrence's runs did not all finish")
+}
+
+#[tokio::test]
+async fn scheduled_reports_are_delivered_to_each_recipient_as_they_may_see_them()
+-> anyhow::Result<()> {
+    use portal_entities::platform::email_outbox;
+    use portal_entities::reports::report_delivery;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let mut input = balances_report();
+    input["schedule"] = json!("0 6 1 * *");
+    let id = define(&portal, input).await?;
+    let definition: Uuid = id.parse()?;
+    const ADD: &str = "mutation($d: ID!, $input: AddReportRecipientInput!) {
+        addReportRecipient(definitionId: $d, input: $input) { id email user { id } vouchedBy { id } }
+    }";
+    let add = |user: Uuid, role: &'static str, input: Value| {
+        let id = id.clone();
+        let portal = &portal;
+        async move { as_role(portal, user, role, ADD, json!({ "d": id, "input": input })).await }
+    };
+    // Bob (the owner), Carol (a customer: her own accounts only) and Alice (whose support
+    // role denies balances) receive it.
+    for user in [seed.bob_id, seed.carol_id, seed.alice_id] {
+        let added = add(seed.bob_id, "billing_admin", json!({ "userId": user })).await?;
+        assert_eq!(
+            data(&added, "addReportRecipient")?["user"]["id"],
+            user.to_string()
+        );
+    }
+    let again = add(
+        seed.bob_id,
+        "billing_admin",
+        json!({ "userId": seed.carol_id }),
+    )
+    .await?;
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{again}"
+    );
+    let foreign = add(
+        seed.bob_id,
+        "billing_admin",
+        json!({ "userId": seed.other_user_id }),
+    )
+    .await?;
+    assert_eq!(
+        foreign["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{foreign}"
+    );
+    for bad in [
+        json!({}),
+        json!({ "userId": seed.carol_id, "email": "x@example.com" }),
+        json!({ "email": "Partner <p@example.com>" }),
+    ] {
+        let refused = add(seed.bob_id, "billing_admin", bad).await?;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{refused}"
+        );
+    }
+    // External addresses need a tenant admin's consent for this report, and the owner's word.
+    let external = json!({ "email": "Partner@External.example" });
+    let refused = add(seed.bob_id, "billing_admin", external.clone()).await?;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tenant admin")),
+        "{refused}"
+    );
+    const ALLOW: &str = "mutation($d: ID!, $allowed: Boolean!) {
+        setExternalReportDelivery(definitionId: $d, allowed: $allowed) {
+            externalDelivery { allowedAt allowedBy { id } }
+        }
+    }";
+    let by_bob = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        ALLOW,
+        json!({ "d": id, "allowed": true }),
+    )
+    .await?;
+    assert_eq!(
+        by_bob["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{by_bob}"
+    );
+    let by_alice = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        ALLOW,
+        json!({ "d": id, "allowed": true }),
+    )
+    .await?;
+    let consent = &data(&by_alice, "setExternalReportDelivery")?["externalDelivery"];
+    assert_eq!(consent["allowedBy"]["id"], seed.alice_id.to_string());
+    let not_owner = add(seed.alice_id, "tenant_admin", external.clone()).await?;
+    assert!(
+        not_owner["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("vouch")),
+        "{not_owner}"
+    );
+    let partner = add(seed.bob_id, "billing_admin", external).await?;
+    let partner = data(&partner, "addReportRecipient")?.clone();
+    assert_eq!(partner["email"], "partner@external.example");
+    assert_eq!(partner["vouchedBy"]["id"], seed.bob_id.to_string());
+
+    // Alice's support role denies balances (a deny wins).
+    portal.grant_role(seed.alice_id, "support_agent").await?;
+    let runs = run_occurrence(&portal, definition, 3).await?;
+    let by_reader = |user: Uuid| runs.iter().find(|r| r.run_as == Some(user)).cloned();
+    let owner_run = by_reader(seed.bob_id).ok_or_else(|| anyhow::anyhow!("no owner run"))?;
+    let carol_run = by_reader(seed.carol_id).ok_or_else(|| anyhow::anyhow!("no run for Carol"))?;
+    let alice_run = by_reader(seed.alice_id).ok_or_else(|| anyhow::anyhow!("no run for Alice"))?;
+    assert_eq!(
+        (owner_run.cause.as_str(), owner_run.status.as_str()),
+        ("SCHEDULED", "SUCCEEDED")
+    );
+    assert_eq!(
+        (carol_run.cause.as_str(), carol_run.status.as_str()),
+        ("DELIVERY", "SUCCEEDED")
+    );
+    assert_eq!(alice_run.status, "FAILED", "{alice_run:?}");
+    assert!(
+        alice_run
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("may not read `balance`"))
+    );
+
+    // Carol's delivery is in her inbox: her run, read as her — her accounts only.
+    const INBOX: &str = "{ reportDeliveries(first: 10) { edges { node {
+        via email run { id cause rowCount file { download { url } } definition { name } }
+    } } } }";
+    let inbox = as_role(&portal, seed.carol_id, "customer_user", INBOX, json!({})).await?;
+    let edges = data(&inbox, "reportDeliveries")?["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(edges.len(), 1, "{inbox}");
+    let delivered = &edges[0]["node"];
+    assert_eq!(delivered["via"], "ATTACHMENT");
+    assert_eq!(delivered["run"]["cause"], "DELIVERY");
+    assert_eq!(delivered["run"]["definition"]["name"], "Balances by owner");
+    let own = as_role(
+        &portal,
+        seed.carol_id,
+        "customer_user",
+        "{ accounts(first: 100) { edges { node { number } } } }",
+        json!({}),
+    )
+    .await?;
+    let her_accounts: Vec<String> = data(&own, "accounts")?["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["number"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!her_accounts.is_empty() && Some(her_accounts.len() as i64) < owner_run.row_count);
+    let (status, body) = download(
+        &portal,
+        delivered["run"]["file"]["download"]["url"]
+            .as_str()
+            .unwrap_or(""),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body)?;
+    let numbers: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(numbers, her_accounts);
+    // Nobody else's inbox shows it; Alice's failed run delivered nothing.
+    let alice_inbox = as_role(&portal, seed.alice_id, "tenant_admin", INBOX, json!({})).await?;
+    assert_eq!(data(&alice_inbox, "reportDeliveries")?["edges"], json!([]));
+
+    // Emails: Bob, Carol and the partner each get one, the file attached; Alice none.
+    let deliveries = report_delivery::Entity::find()
+        .filter(report_delivery::Column::DefinitionId.eq(definition))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    let to_partner = deliveries
+        .iter()
+        .find(|d| d.email.as_deref() == Some("partner@external.example"))
+        .ok_or_else(|| anyhow::anyhow!("nothing for the partner"))?;
+    // The partner gets the owner's file: what Bob may see.
+    assert_eq!(Some(to_partner.file_id), owner_run.file_id);
+    let mut sent = Vec::new();
+    for _ in 0..200 {
+        sent = email_outbox::Entity::find()
+            .filter(email_outbox::Column::AttachmentFileId.is_not_null())
+            .filter(email_outbox::Column::SentAt.is_not_null())
+            .all(&portal.db)
+            .await?;
+        if sent.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let partner_mail = sent
+        .iter()
+        .find(|m| m.recipient == "partner@external.example")
+        .ok_or_else(|| anyhow::anyhow!("no mail to the partner"))?;
+    let eml = std::fs::read_to_string(portal.mail_dir.join(format!("{}.eml", partner_mail.id)))?;
+    assert!(eml.contains("Content-Disposition: attachment"), "{eml}");
+    assert!(eml.contains("shares the report"), "{eml}");
+
+    // A delivery link (what a large file's email carries) serves the file while the
+    // delivery stands, and stops once the recipient is removed.
+    let link = portal
+        .files
+        .delivery_link(to_partner.id, Utc::now() + chrono::Duration::hours(1));
+    let (status, linked) = download(&portal, &link).await?;
+    assert_eq!(status, 200);
+    assert_eq!(Some(linked.len() as i64), owner_run.bytes);
+    let (status, _) = download(&portal, &format!("{link}x")).await?;
+    assert_eq!(status, 403);
+    let expired = portal
+        .files
+        .delivery_link(to_partner.id, Utc::now() - chrono::Duration::seconds(1));
+    assert_eq!(download(&portal, &expired).await?.0, 403);
+    let listed = as_role(&portal, seed.bob_id, "billing_admin",
+        "query($id: ID!) { reportDefinition(id: $id) { recipients { email user { id } } externalDelivery { allowedBy { id } } } }",
+        json!({ "id": id })).await?;
+    let listed = data(&listed, "reportDefinition")?;
+    assert_eq!(
+        listed["recipients"].as_array().map(Vec::len),
+        Some(4),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["externalDelivery"]["allowedBy"]["id"],
+        seed.alice_id.to_string()
+    );
+    const REMOVE: &str = "mutation($id: ID!) { removeReportRecipient(id: $id) }";
+    let removed = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        REMOVE,
+        json!({ "id": partner["id"] }),
+    )
+    .await?;
+    assert_eq!(data(&removed, "removeReportRecipient")?, &json!(id));
+    assert_eq!(download(&portal, &link).await?.0, 404);
+
+    // Owners see where each run went.
+    let sent_where = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "query($id: ID!) { reportRun(id: $id) { deliveries { via email user { id } } } }",
+        json!({ "id": owner_run.id }),
+    )
+    .await?;
+    assert_eq!(
+        data(&sent_where, "reportRun")?["deliveries"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let audited = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("report_delivery.send"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(audited.len(), 3);
+    // Another tenant sees none of it.
+    let peek = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["tenant_admin"],
+            INBOX,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        peek["data"]["reportDeliveries"]["edges"],
+        json!([]),
+        "{peek}"
+    );
     portal.stop().await;
     Ok(())
 }

@@ -9,17 +9,10 @@ pub mod series;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
 
-/// A user an account may refer to: a user of the caller's tenant who is
-/// active or invited (not deactivated, not deleted).
-pub const CURRENT_USER: Referent = Referent {
-    typename: "User",
-    status_field: "status",
-    usable: &["ACTIVE", "INVITED"],
-    noun: "user",
-};
+/// A user of the caller's tenant who is active or invited.
+pub use portal_kit::references::CURRENT_USER;
 
 /// Decimal places every amount is stored with.
 pub const MONEY_SCALE: u32 = 4;

@@ -182,6 +182,45 @@ pub fn next_run(cron: &str, time_zone: &str, now: DateTime<Utc>) -> Option<DateT
     portal_kit::jobs::schedule::next_after(cron, time_zone, now).ok()
 }
 
+/// Longest accepted recipient address, in characters (RFC 5321's path limit).
+pub const EMAIL_MAX: usize = 254;
+
+/// An external recipient's address, trimmed and lower-cased: one `@`, a local part and a
+/// dotted domain, no spaces, control characters, quotes, commas or angle brackets (it goes
+/// into a mail header as it is).
+pub fn recipient_email(field: &'static str, raw: &str) -> ApiResult<String> {
+    let address = raw.trim().to_lowercase();
+    let bad = |why: &str| {
+        Err(ApiError::invalid(
+            field,
+            format!("is not a usable email address: {why}"),
+        ))
+    };
+    if address.is_empty() || address.chars().count() > EMAIL_MAX {
+        return bad("empty or too long");
+    }
+    if address
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "\"'<>,;:()[]\\".contains(c))
+    {
+        return bad("it holds spaces or characters an address cannot");
+    }
+    let Some((local, domain)) = address.split_once('@') else {
+        return bad("no @");
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    if local.is_empty()
+        || domain.contains('@')
+        || labels.len() < 2
+        || labels
+            .iter()
+            .any(|label| label.is_empty() || label.starts_with('-'))
+    {
+        return bad("the part after @ is not a domain name");
+    }
+    Ok(address)
+}
+
 /// Report parameters: a JSON object of at most [`PARAMETERS_MAX_BYTES`] bytes when
 /// serialized; an empty object when omitted.
 pub fn parameters(field: &'static str, raw: Option<Value>) -> ApiResult<Value> {
@@ -205,6 +244,31 @@ pub fn parameters(field: &'static str, raw: Option<Value>) -> ApiResult<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn recipient_addresses_are_checked_and_normalized() {
+        assert_eq!(
+            recipient_email("e", "  Ada.Lovelace@Example.COM ")
+                .ok()
+                .as_deref(),
+            Some("ada.lovelace@example.com")
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "ada@exa mple.com",
+            "Ada <ada@example.com>",
+            "a,b@example.com",
+            "ada@example.com\r\nBcc: x@y.z",
+            "ada@.example.com",
+        ] {
+            assert!(recipient_email("e", bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn common_cron_expressions_are_accepted_and_spaces_collapsed() {

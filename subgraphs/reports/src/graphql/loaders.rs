@@ -1,7 +1,7 @@
 //! The batched queries behind the reports subgraph's DataLoaders (see
 //! [`portal_kit::loader`]): each runs once per tenant (and page request) in a request tick.
 
-use portal_entities::reports::{report_definition, report_run};
+use portal_entities::reports::{report_definition, report_delivery, report_recipient, report_run};
 
 use crate::store;
 
@@ -25,4 +25,15 @@ portal_kit::fetch_pages!(
     /// `ReportDefinition.runs` for many definitions (a list of definitions, or an
     /// `_entities` call), batched into one query per distinct `(tenant, page request)`.
     pub RunsByDefinition: report_run::Model = store::pages_by_definition
+);
+
+portal_kit::fetch_by_ids!(
+    /// `ReportDefinition.recipients` for many definitions, in one query per tenant.
+    pub RecipientsByDefinition: Vec<report_recipient::Model> =
+        store::delivery::recipients_by_definition
+);
+
+portal_kit::fetch_by_ids!(
+    /// `ReportRun.deliveries` for many runs, in one query per tenant.
+    pub DeliveriesByRun: Vec<report_delivery::Model> = store::delivery::deliveries_by_run
 );

@@ -3,6 +3,7 @@
 //! queries and mutations.
 
 mod access_log;
+mod delivery;
 mod federation;
 mod loaders;
 mod preview;
@@ -35,6 +36,10 @@ pub use query_input::{
     AggregateFunction, DatasetStep, ReportAggregate, ReportColumn, ReportQueryGql,
 };
 
+pub use delivery::{
+    AddReportRecipientInput, ExternalDeliveryConsent, ReportDelivery, ReportDeliveryConnection,
+    ReportRecipient,
+};
 pub use federation::{Account, User};
 pub use loaders::{DefinitionsByAccount, DefinitionsById, RunsByDefinition, RunsById};
 pub use types::{
@@ -67,6 +72,8 @@ pub fn build_schema(
         .data(batch_loader::<RunsById>(&db))
         .data(batch_loader::<DefinitionsByAccount>(&db))
         .data(batch_loader::<RunsByDefinition>(&db))
+        .data(batch_loader::<loaders::RecipientsByDefinition>(&db))
+        .data(batch_loader::<loaders::DeliveriesByRun>(&db))
         .data(references)
         .data(gateway)
         .data(files)
@@ -116,6 +123,17 @@ impl Query {
         query: Option<ReportQueryGql>,
     ) -> ApiResult<preview::ReportPreview> {
         preview::preview(ctx, definition_id, query).await
+    }
+
+    /// The reports delivered to the caller (scheduled runs of reports they receive, each
+    /// read as them), oldest first: the in-app side of delivery.
+    async fn report_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ReportDeliveryConnection> {
+        delivery::deliveries_to_caller(ctx, first, after).await
     }
 
     /// One report run of the caller's tenant, or null. Reading one is recorded in the
@@ -392,5 +410,47 @@ impl Mutation {
         )
         .await?;
         Ok(run.into())
+    }
+
+    /// Adds a recipient of a report's scheduled runs: a user of the tenant (each run is
+    /// also produced for them, read as them, and delivered in the app and by email) or an
+    /// external address (it gets the owner's file by email; the report must allow external
+    /// delivery, and only the owner may add one: they vouch for it). A recipient already
+    /// there is `CONFLICT`; a report has at most 100.
+    async fn add_report_recipient(
+        &self,
+        ctx: &Context<'_>,
+        definition_id: ID,
+        input: AddReportRecipientInput,
+    ) -> ApiResult<ReportRecipient> {
+        delivery::add(ctx, &definition_id, input).await
+    }
+
+    /// Removes a recipient: it receives nothing more, and links already sent to it stop
+    /// working. Returns the definition's id.
+    async fn remove_report_recipient(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        delivery::remove(ctx, &id).await
+    }
+
+    /// Allows (or stops) delivering one report to external addresses — a tenant admin's
+    /// decision, report by report (the policies say who). Stopping keeps the external
+    /// recipients listed but sends them nothing, and their links stop working.
+    async fn set_external_report_delivery(
+        &self,
+        ctx: &Context<'_>,
+        definition_id: ID,
+        allowed: bool,
+    ) -> ApiResult<ReportDefinition> {
+        let definition_id = input::id("definitionId", &definition_id)?;
+        visibility::require_readable_definition(ctx, definition_id).await?;
+        let updated = store::delivery::set_external_delivery(
+            db(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            definition_id,
+            allowed,
+        )
+        .await?;
+        Ok(updated.into())
     }
 }

@@ -156,10 +156,13 @@ pub struct ReportDefinition {
     account_id: Option<Uuid>,
     #[graphql(skip)]
     owner_id: Uuid,
+    #[graphql(skip)]
+    external: Option<super::delivery::ExternalDeliveryConsent>,
 }
 
 impl From<report_definition::Model> for ReportDefinition {
     fn from(row: report_definition::Model) -> Self {
+        let external = super::delivery::consent(&row);
         Self {
             id: ID(row.id.to_string()),
             name: row.name,
@@ -176,6 +179,7 @@ impl From<report_definition::Model> for ReportDefinition {
             uuid: row.id,
             account_id: row.account_id,
             owner_id: row.owner_id,
+            external,
         }
     }
 }
@@ -197,6 +201,24 @@ impl ReportDefinition {
     /// data as this user, with the roles they hold when the run starts.
     async fn owner(&self) -> User {
         User::stub(self.owner_id)
+    }
+
+    /// Who receives its scheduled runs, oldest first.
+    async fn recipients(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<super::delivery::ReportRecipient>> {
+        let found = load::<super::loaders::RecipientsByDefinition>(ctx, self.uuid).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::delivery::ReportRecipient::from)
+            .collect())
+    }
+
+    /// A tenant admin's consent to deliver it to external addresses; null: not allowed.
+    async fn external_delivery(&self) -> Option<super::delivery::ExternalDeliveryConsent> {
+        self.external.clone()
     }
 
     /// When the schedule next starts a run (null for on-demand or paused reports).
@@ -262,7 +284,8 @@ pub struct ReportRun {
     pub started_at: Option<DateTime<Utc>>,
     /// When it succeeded or failed.
     pub finished_at: Option<DateTime<Utc>>,
-    /// Why it ran: `MANUAL` (asked for) or `SCHEDULED`.
+    /// Why it ran: `MANUAL` (asked for), `SCHEDULED` (its schedule came due; read as the
+    /// owner), or `DELIVERY` (the same occurrence, produced for one recipient, read as them).
     pub cause: String,
     /// The definition version it produced.
     pub definition_version: Option<i32>,
@@ -291,6 +314,8 @@ pub struct ReportRun {
     run_as: Option<Uuid>,
     #[graphql(skip)]
     file_id: Option<Uuid>,
+    #[graphql(skip)]
+    recipient_id: Option<Uuid>,
 }
 
 impl From<report_run::Model> for ReportRun {
@@ -318,6 +343,7 @@ impl From<report_run::Model> for ReportRun {
             requested_by: row.requested_by,
             run_as: row.run_as,
             file_id: row.file_id,
+            recipient_id: row.recipient_id,
         }
     }
 }
@@ -351,6 +377,34 @@ impl ReportRun {
     /// How long it took, once finished.
     async fn duration_ms(&self) -> Option<i64> {
         Some((self.finished_at? - self.started_at?).num_milliseconds())
+    }
+
+    /// Where its file was delivered (to recipients, in the app and by email), oldest first.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<super::delivery::ReportDelivery>> {
+        let found = load::<super::loaders::DeliveriesByRun>(ctx, self.uuid).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::delivery::ReportDelivery::from)
+            .collect())
+    }
+
+    /// For a `DELIVERY` run: the recipient it was produced for (and read as).
+    async fn recipient(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::delivery::ReportRecipient>> {
+        let Some(id) = self.recipient_id else {
+            return Ok(None);
+        };
+        match crate::store::delivery::recipient(db(ctx)?, self.tenant_id, id).await {
+            Ok(found) => Ok(Some(found.into())),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Its file, while it is kept (null before it succeeded and after retention).

@@ -1,7 +1,8 @@
 //! The row rule of reports, applied on every read path (by id, list, entity reference,
 //! `Account.reports`, runs) and before changes: a caller reads the report definitions it
 //! owns — and their runs —, or every definition of its tenant with the
-//! `ReportDefinition.all` grant the policies give staff. Any other reads as missing.
+//! `ReportDefinition.all` grant the policies give staff; and the runs delivered to it. Any
+//! other reads as missing.
 
 use async_graphql::Context;
 use uuid::Uuid;
@@ -53,7 +54,8 @@ pub async fn require_readable_definition(ctx: &Context<'_>, id: Uuid) -> ApiResu
         .ok_or(ApiError::NotFound("report definition"))
 }
 
-/// The run `id` of the caller's tenant, if the caller may read its definition.
+/// The run `id` of the caller's tenant, if the caller may read its definition — or it is
+/// a `DELIVERY` run produced for the caller (read as them).
 pub async fn load_readable_run(
     ctx: &Context<'_>,
     id: Uuid,
@@ -61,6 +63,9 @@ pub async fn load_readable_run(
     let Some(run) = load::<RunsById>(ctx, id).await? else {
         return Ok(None);
     };
+    if run.cause == "DELIVERY" && run.run_as.is_some() && run.run_as == actor(ctx).id {
+        return Ok(Some(run));
+    }
     let definition = load_readable_definition(ctx, run.definition_id).await?;
     Ok(definition.map(|_| run))
 }
