@@ -177,6 +177,52 @@ pub struct Heading {
     pub subtitle: Option<String>,
 }
 
+/// A PDF document of several parts — sections (a title and `label: value` facts, each on
+/// a new page), tables (header repeated on every page they run onto) and lines of text —
+/// written page by page like a table export (statements, for instance).
+pub struct PdfDocument {
+    pdf: pdf::PdfTable,
+}
+
+impl PdfDocument {
+    /// Starts the document at `path` (created; must not exist), A4 portrait.
+    pub fn create(path: &Path, heading: Heading) -> io::Result<Self> {
+        Ok(Self {
+            pdf: pdf::PdfTable::open(create_new(path)?, heading, false)?,
+        })
+    }
+
+    /// Starts a section on a new page (unless the current one is still empty).
+    pub fn section(&mut self, title: &str, facts: &[(String, String)]) -> io::Result<()> {
+        self.pdf.section(title, facts)
+    }
+
+    /// Starts a table of `columns`; [`PdfDocument::row`] adds its rows.
+    pub fn table(&mut self, columns: &[Column]) -> io::Result<()> {
+        self.pdf.begin_table(columns)
+    }
+
+    /// A row of the current table (one cell per column).
+    pub fn row(&mut self, cells: &[Cell]) -> io::Result<()> {
+        self.pdf.row(cells)
+    }
+
+    /// Ends the current table.
+    pub fn end_table(&mut self) {
+        self.pdf.end_table();
+    }
+
+    /// A line of text.
+    pub fn line(&mut self, text: &str, bold: bool) -> io::Result<()> {
+        self.pdf.line(text, bold)
+    }
+
+    /// Finishes the file (flushed and synced).
+    pub fn finish(self) -> io::Result<()> {
+        self.pdf.finish()
+    }
+}
+
 /// Writes rows of one table into a file in one [`Format`].
 pub struct TableWriter {
     inner: Inner,
@@ -643,6 +689,54 @@ mod tests {
         assert!(all.contains("-12.5") || all.contains("1,234,570.88"));
         assert!(all.contains("2026-02-28"));
         assert!(all.contains("2026-03-29 01:30:00 +01:00"));
+        Ok(())
+    }
+
+    #[test]
+    fn pdf_documents_hold_sections_tables_and_lines() -> io::Result<()> {
+        let path = temp("doc.pdf");
+        let mut doc = PdfDocument::create(
+            &path,
+            Heading {
+                title: "Statements".into(),
+                subtitle: None,
+            },
+        )?;
+        for account in ["ACME-0001", "ACME-0002"] {
+            doc.section(
+                &format!("Account {account}"),
+                &[("Opening balance".into(), "1,000.00".into())],
+            )?;
+            doc.table(&columns())?;
+            for n in 0..70 {
+                doc.row(&row(&format!("{account} entry {n}")))?;
+            }
+            doc.end_table();
+            doc.line("Closing balance: 125.00", true)?;
+        }
+        doc.finish()?;
+        let text = pdftotext(&path);
+        std::fs::remove_file(&path)?;
+        let Some(text) = text else { return Ok(()) };
+        let pages: Vec<&str> = text
+            .split('\u{c}')
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        // Each account starts a page; its table runs onto a second with its header.
+        assert_eq!(pages.len(), 4, "{text}");
+        assert!(
+            pages[0].contains("Account ACME-0001")
+                && pages[0].contains("Opening balance: 1,000.00")
+        );
+        assert!(pages[2].contains("Account ACME-0002"), "{}", pages[2]);
+        for page in &pages {
+            let squeezed = page.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(squeezed.contains("name amount count due at"), "{squeezed}");
+        }
+        assert!(
+            pages[1].contains("Closing balance: 125.00") && pages[3].contains("Closing balance")
+        );
+        assert!(!text.contains("No rows."));
         Ok(())
     }
 

@@ -35,7 +35,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn permanent(shown: impl Into<String>, detail: impl Into<String>) -> Self {
+    /// A failure that trying again will not mend.
+    pub(crate) fn permanent(shown: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             shown: shown.into(),
             detail: detail.into(),
@@ -100,7 +101,8 @@ pub async fn compile_now(
     compile(&schema, &query)
 }
 
-fn refusal(errors: &[GraphError]) -> Failure {
+/// The failure of a read the gateway answered with `errors`: the fields refused, named.
+pub(crate) fn refusal(errors: &[GraphError]) -> Failure {
     let detail = errors
         .iter()
         .map(|e| {
@@ -127,9 +129,12 @@ fn refusal(errors: &[GraphError]) -> Failure {
         })
         .collect::<Vec<_>>();
     let shown = if denied.is_empty() {
-        "the data could not be read for the report's owner".to_owned()
+        "the data could not be read as the user the report runs as".to_owned()
     } else {
-        format!("the report's owner may not read {}", quoted(&denied))
+        format!(
+            "the user the report runs as may not read {}",
+            quoted(&denied)
+        )
     };
     Failure {
         denied,

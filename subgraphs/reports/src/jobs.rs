@@ -31,6 +31,7 @@ use crate::domain::manifest;
 use crate::domain::query::ReportQuery;
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 use crate::engine::{self, Failure};
+use crate::monthly;
 use crate::store::{self, RUN_ATTEMPTS, RunFile, delivery};
 
 /// Produces queued report runs.
@@ -169,36 +170,53 @@ impl JobHandler for RunReport {
         let actor = standing.delegated("reports", format!("report run {}", run.id));
         let format = ReportFormat::from_db(&definition.format);
         let table = engine::table_format(format);
-        let saved: Option<ReportQuery> = match &definition.query {
-            Some(value) => match serde_json::from_value(value.clone()) {
-                Ok(query) => Some(query),
+        let kind = ReportKind::from_db(&definition.kind);
+        let compiled = if kind.is_monthly() {
+            None
+        } else {
+            let saved: Option<ReportQuery> = match &definition.query {
+                Some(value) => match serde_json::from_value(value.clone()) {
+                    Ok(query) => Some(query),
+                    Err(err) => {
+                        return fail(
+                            "the report's saved query cannot be read".into(),
+                            err.to_string(),
+                        )
+                        .await;
+                    }
+                },
+                None => None,
+            };
+            match engine::compile_now(
+                self.gateway.as_ref(),
+                kind,
+                saved,
+                definition.account_id,
+                &definition.parameters,
+            )
+            .await
+            {
+                Ok(compiled) => Some(compiled),
                 Err(err) => {
-                    return fail(
-                        "the report's saved query cannot be read".into(),
-                        err.to_string(),
-                    )
-                    .await;
+                    let failure = Failure::from(&err);
+                    if failure.transient && job.attempt < RUN_ATTEMPTS {
+                        return Err(JobError::Retry(failure.detail));
+                    }
+                    return fail(failure.shown, failure.detail).await;
+                }
+            }
+        };
+        let zone: chrono_tz::Tz = definition.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        // The month a monthly document is about: the one before the occurrence's.
+        let month = match kind.is_monthly() {
+            true => match monthly::Month::to_report(run.created_at, zone, &definition.parameters) {
+                Some(month) => Some(month),
+                None => {
+                    let why = "the month to report cannot be worked out".to_owned();
+                    return fail(why.clone(), why).await;
                 }
             },
-            None => None,
-        };
-        let compiled = match engine::compile_now(
-            self.gateway.as_ref(),
-            ReportKind::from_db(&definition.kind),
-            saved,
-            definition.account_id,
-            &definition.parameters,
-        )
-        .await
-        {
-            Ok(compiled) => compiled,
-            Err(err) => {
-                let failure = Failure::from(&err);
-                if failure.transient && job.attempt < RUN_ATTEMPTS {
-                    return Err(JobError::Retry(failure.detail));
-                }
-                return fail(failure.shown, failure.detail).await;
-            }
+            false => None,
         };
         let started = store::start_run(
             &self.db,
@@ -213,15 +231,53 @@ impl JobHandler for RunReport {
             return Ok(());
         }
         let file_id = Uuid::now_v7();
-        let produced = engine::produce(
-            self.gateway.as_ref(),
-            &self.files,
-            (&actor, &meta),
-            &compiled,
-            (table, heading(&definition, Utc::now())),
-            (tenant, file_id),
-        )
-        .await;
+        let mut heading = heading(&definition, Utc::now());
+        let reader_of = (&actor, &meta);
+        let produced = match (compiled, month) {
+            (Some(compiled), _) => {
+                engine::produce(
+                    self.gateway.as_ref(),
+                    &self.files,
+                    reader_of,
+                    &compiled,
+                    (table, heading),
+                    (tenant, file_id),
+                )
+                .await
+            }
+            (None, Some(month)) => {
+                heading.subtitle = Some(format!(
+                    "{} · {}",
+                    month.label(),
+                    heading.subtitle.unwrap_or_default()
+                ));
+                if kind == ReportKind::MonthlyStatements {
+                    monthly::produce_statements(
+                        self.gateway.as_ref(),
+                        &self.files,
+                        reader_of,
+                        (&month, heading),
+                        (tenant, file_id),
+                    )
+                    .await
+                } else {
+                    monthly::produce_usage_summary(
+                        self.gateway.as_ref(),
+                        &self.files,
+                        reader_of,
+                        (&month, heading, table),
+                        (tenant, file_id),
+                    )
+                    .await
+                }
+            }
+            (None, None) => Err(Failure {
+                shown: "the report could not be produced".into(),
+                detail: "neither a query nor a month".into(),
+                transient: false,
+                denied: Vec::new(),
+            }),
+        };
         let produced = match produced {
             Ok(produced) => produced,
             Err(failure) if failure.transient && job.attempt < RUN_ATTEMPTS => {

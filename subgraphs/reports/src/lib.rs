@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod graphql;
 pub mod jobs;
+pub mod monthly;
 pub mod store;
 
 pub use graphql::{ReportsSchema, build_schema};

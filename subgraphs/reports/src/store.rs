@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Select, Set,
+    QueryOrder, Select, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -64,6 +64,63 @@ pub struct DefinitionChanges {
     pub time_zone: Option<String>,
     /// Pauses (`true`) or resumes (`false`) the schedule.
     pub paused: Option<bool>,
+}
+
+/// When a tenant's monthly documents are made: the 1st of each month at 00:00.
+pub const MONTHLY_SCHEDULE: &str = "0 0 1 * *";
+
+/// Switches the tenant's monthly document of `kind` on (creating it, owned by the actor,
+/// the first time) or off (pausing it); `None` when switched off and never on. Marked as
+/// the tenant's by `parameters.automation`.
+pub async fn switch_monthly(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    kind: ReportKind,
+    enabled: bool,
+    time_zone: Option<String>,
+) -> ApiResult<Option<report_definition::Model>> {
+    let tenant_id = actor.tenant()?;
+    let existing = report_definition::Entity::find()
+        .filter(report_definition::Column::TenantId.eq(tenant_id))
+        .filter(report_definition::Column::Kind.eq(kind.as_str()))
+        .order_by_asc(report_definition::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .into_iter()
+        .find(|d| d.parameters["automation"] == Value::Bool(true));
+    match (existing, enabled) {
+        (Some(found), _) => {
+            let changes = DefinitionChanges {
+                paused: Some(!enabled),
+                time_zone,
+                schedule: Some(Some(MONTHLY_SCHEDULE.to_owned())),
+                ..Default::default()
+            };
+            update_definition(db, actor, meta, found.id, changes)
+                .await
+                .map(Some)
+        }
+        (None, false) => Ok(None),
+        (None, true) => {
+            let name = match kind {
+                ReportKind::MonthlyStatements => "Monthly statements",
+                _ => "Monthly usage summary",
+            };
+            let new = NewDefinition {
+                name: name.to_owned(),
+                kind,
+                format: ReportFormat::Pdf,
+                schedule: Some(MONTHLY_SCHEDULE.to_owned()),
+                parameters: serde_json::json!({ "automation": true }),
+                account_id: None,
+                query: None,
+                time_zone: time_zone.unwrap_or_else(|| "UTC".to_owned()),
+            };
+            create_definition(db, actor, meta, new).await.map(Some)
+        }
+    }
 }
 
 /// The job kind a report's schedule enqueues at each occurrence.

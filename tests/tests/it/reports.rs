@@ -1259,7 +1259,7 @@ async fn scheduled_reports_are_delivered_to_each_recipient_as_they_may_see_them(
         Some(2)
     );
     let audited = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq("report_delivery.send"))
+        .filter(audit_event::Column::Action.eq("report_delivery.deliver"))
         .all(&portal.db)
         .await?;
     assert_eq!(audited.len(), 3);
@@ -1277,6 +1277,268 @@ async fn scheduled_reports_are_delivered_to_each_recipient_as_they_may_see_them(
         peek["data"]["reportDeliveries"]["edges"],
         json!([]),
         "{peek}"
+    );
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenants_switch_on_monthly_statements_that_each_recipient_gets_as_they_may_see()
+-> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let zone: chrono_tz::Tz = "Europe/Paris".parse()?;
+    let month = portal_reports::monthly::Month::to_report(Utc::now(), zone, &json!({}))
+        .ok_or_else(|| anyhow::anyhow!("no month"))?;
+    // Carol's first account gets two entries in the month and one after it.
+    let hers = as_role(
+        &portal,
+        seed.carol_id,
+        "customer_user",
+        "{ accounts(first: 100) { edges { node { id number currency } } } }",
+        json!({}),
+    )
+    .await?;
+    let her_accounts: Vec<Value> = data(&hers, "accounts")?["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["node"].clone())
+        .collect();
+    let account = her_accounts
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("Carol has no account"))?;
+    let currency = account["currency"].as_str().unwrap_or("EUR").to_owned();
+    const POST: &str =
+        "mutation($input: PostLedgerEntryInput!) { postLedgerEntry(input: $input) { id } }";
+    for (kind, amount, at, reference) in [
+        (
+            "CREDIT",
+            "100.00",
+            month.start + chrono::Duration::days(9),
+            "M-IN-1",
+        ),
+        (
+            "CHARGE",
+            "15.50",
+            month.start + chrono::Duration::days(12),
+            "M-IN-2",
+        ),
+        (
+            "CHARGE",
+            "40.00",
+            Utc::now() - chrono::Duration::minutes(1),
+            "M-AFTER",
+        ),
+    ] {
+        let posted = as_role(
+            &portal,
+            seed.bob_id,
+            "billing_admin",
+            POST,
+            json!({ "input": {
+            "accountId": account["id"], "kind": kind, "amount": amount, "currency": currency,
+            "postedAt": at.to_rfc3339(), "reference": reference, "idempotencyKey": format!("monthly-{reference}"),
+        } }),
+        )
+        .await?;
+        data(&posted, "postLedgerEntry")?;
+    }
+
+    // Only tenant admins switch them on; the first switch makes the caller the owner.
+    const SWITCH: &str = "mutation($kind: MonthlyReport!, $on: Boolean!, $zone: String) {
+        setMonthlyReport(kind: $kind, enabled: $on, timeZone: $zone) {
+            id kind format schedule timeZone paused owner { id }
+        }
+    }";
+    let switch = |user: Uuid, role: &'static str, kind: &'static str, on: bool| {
+        let portal = &portal;
+        async move {
+            as_role(
+                portal,
+                user,
+                role,
+                SWITCH,
+                json!({ "kind": kind, "on": on, "zone": "Europe/Paris" }),
+            )
+            .await
+        }
+    };
+    let refused = switch(seed.bob_id, "billing_admin", "STATEMENTS", true).await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let on = switch(seed.alice_id, "tenant_admin", "STATEMENTS", true).await?;
+    let statements = data(&on, "setMonthlyReport")?.clone();
+    assert_eq!(statements["kind"], "MONTHLY_STATEMENTS");
+    assert_eq!(statements["format"], "PDF");
+    assert_eq!(statements["schedule"], "0 0 1 * *");
+    assert_eq!(statements["timeZone"], "Europe/Paris");
+    assert_eq!(statements["owner"]["id"], seed.alice_id.to_string());
+    let off = switch(seed.alice_id, "tenant_admin", "STATEMENTS", false).await?;
+    assert_eq!(data(&off, "setMonthlyReport")?["paused"], true);
+    let again = switch(seed.alice_id, "tenant_admin", "STATEMENTS", true).await?;
+    let again = data(&again, "setMonthlyReport")?;
+    assert_eq!(
+        (&again["id"], &again["paused"]),
+        (&statements["id"], &json!(false))
+    );
+    let id = statements["id"].as_str().unwrap_or_default().to_owned();
+    let added = as_role(&portal, seed.alice_id, "tenant_admin",
+        "mutation($d: ID!, $u: ID!) { addReportRecipient(definitionId: $d, input: { userId: $u }) { id } }",
+        json!({ "d": id, "u": seed.carol_id })).await?;
+    data(&added, "addReportRecipient")?;
+
+    let runs = run_occurrence(&portal, id.parse()?, 2).await?;
+    assert!(runs.iter().all(|r| r.status == "SUCCEEDED"), "{runs:?}");
+    let owner_run = runs
+        .iter()
+        .find(|r| r.run_as == Some(seed.alice_id))
+        .ok_or_else(|| anyhow::anyhow!("no run for Alice"))?;
+    let all = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        "{ accounts(first: 100) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await?;
+    let every = data(&all, "accounts")?["edges"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    assert_eq!(
+        owner_run.row_count,
+        Some(every as i64),
+        "one statement per account"
+    );
+
+    // Carol's statement, from her inbox: her accounts only, the month's entries, balances
+    // that add up.
+    const INBOX: &str = "{ reportDeliveries(first: 10) { edges { node {
+        run { rowCount file { contentType download { url } } } } } } }";
+    let inbox = as_role(&portal, seed.carol_id, "customer_user", INBOX, json!({})).await?;
+    let run = &data(&inbox, "reportDeliveries")?["edges"][0]["node"]["run"];
+    assert_eq!(run["rowCount"], her_accounts.len());
+    assert_eq!(run["file"]["contentType"], "application/pdf");
+    let (status, pdf) = download(
+        &portal,
+        run["file"]["download"]["url"].as_str().unwrap_or(""),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let Some(text) = portal_tests::pdf_text(&pdf)? else {
+        portal.stop().await;
+        return Ok(());
+    };
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&month.label()), "{words}");
+    for theirs in &her_accounts {
+        assert!(
+            words.contains(theirs["number"].as_str().unwrap_or("?")),
+            "{words}"
+        );
+    }
+    let everyone = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        "{ accounts(first: 100) { edges { node { number } } } }",
+        json!({}),
+    )
+    .await?;
+    for other in data(&everyone, "accounts")?["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let number = other["node"]["number"].as_str().unwrap_or_default();
+        if !her_accounts.iter().any(|a| a["number"] == number) {
+            assert!(!words.contains(number), "{number} is not Carol's: {words}");
+        }
+    }
+    assert!(
+        words.contains("M-IN-1") && words.contains("M-IN-2"),
+        "{words}"
+    );
+    assert!(
+        !words.contains("M-AFTER"),
+        "posted after the month: {words}"
+    );
+    // Closing = today's balance − what was posted since the month ended; opening = closing −
+    // the month's entries (read independently here).
+    const SUMS: &str = "query($id: ID!, $from: DateTime!, $to: DateTime) { account(id: $id) {
+        balance ledgerEntries(first: 100, filter: { postedFrom: $from, postedTo: $to }) { edges { node { amount } } }
+    } }";
+    let sum = |response: &Value| -> rust_decimal::Decimal {
+        response["data"]["account"]["ledgerEntries"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                e["node"]["amount"]
+                    .as_str()?
+                    .parse::<rust_decimal::Decimal>()
+                    .ok()
+            })
+            .sum()
+    };
+    let after = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        SUMS,
+        json!({ "id": account["id"], "from": month.end.to_rfc3339(), "to": null }),
+    )
+    .await?;
+    let within = as_role(&portal, seed.alice_id, "tenant_admin", SUMS,
+        json!({ "id": account["id"], "from": month.start.to_rfc3339(), "to": month.end.to_rfc3339() })).await?;
+    let balance: rust_decimal::Decimal = after["data"]["account"]["balance"]
+        .as_str()
+        .unwrap_or("0")
+        .parse()?;
+    let closing = balance - sum(&after);
+    let opening = closing - sum(&within);
+    assert!(
+        words.contains(&format!(
+            "Opening balance: {} {currency}",
+            opening.round_dp(2)
+        )),
+        "{opening}: {words}"
+    );
+    assert!(
+        words.contains(&format!(
+            "Closing balance: {} {currency}",
+            closing.round_dp(2)
+        )),
+        "{closing}: {words}"
+    );
+
+    // The usage summary switches on the same way and runs.
+    let usage = switch(seed.alice_id, "tenant_admin", "USAGE_SUMMARY", true).await?;
+    let usage_id: Uuid = data(&usage, "setMonthlyReport")?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let runs = run_occurrence(&portal, usage_id, 1).await?;
+    assert_eq!(runs[0].status, "SUCCEEDED", "{runs:?}");
+    // A statement report must be a PDF.
+    let mut input = balances_report();
+    input["kind"] = json!("MONTHLY_STATEMENTS");
+    input.as_object_mut().map(|i| i.remove("query"));
+    let refused = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        CREATE,
+        json!({ "input": input }),
+    )
+    .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
     );
     portal.stop().await;
     Ok(())

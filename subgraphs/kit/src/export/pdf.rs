@@ -49,6 +49,7 @@ const CELL_PAD_X: f32 = 3.0;
 const CELL_PAD_Y: f32 = 3.0;
 const TITLE: f32 = 14.0;
 const SUBTITLE: f32 = 9.0;
+const SECTION: f32 = 12.0;
 const FOOTER: f32 = 7.5;
 const MAX_LINES: usize = 4;
 const HEADER_LINES: usize = 3;
@@ -211,12 +212,19 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(columns: &[Column]) -> Self {
-        let (width, height) = if columns.len() <= PORTRAIT_COLUMNS {
-            A4
-        } else {
-            (A4.1, A4.0)
-        };
+    /// An A4 page, landscape when `wide`, with no columns yet.
+    fn page(wide: bool) -> Self {
+        let (width, height) = if wide { (A4.1, A4.0) } else { A4 };
+        Self {
+            width,
+            height,
+            columns: Vec::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Shares the page width out among `columns` by what they hold.
+    fn set_columns(&mut self, columns: &[Column]) {
         let weight = |kind: CellKind| match kind {
             CellKind::Text => 3.0,
             CellKind::Decimal => 1.6,
@@ -225,9 +233,9 @@ impl Layout {
             CellKind::Time => 2.4,
         };
         let total: f32 = columns.iter().map(|c| weight(c.kind)).sum::<f32>().max(1.0);
-        let usable = width - 2.0 * MARGIN;
+        let usable = self.width - 2.0 * MARGIN;
         let mut x = MARGIN;
-        let columns_at = columns
+        self.columns = columns
             .iter()
             .map(|column| {
                 let w = usable * weight(column.kind) / total;
@@ -236,12 +244,7 @@ impl Layout {
                 at
             })
             .collect();
-        Self {
-            width,
-            height,
-            columns: columns_at,
-            kinds: columns.iter().map(|c| c.kind).collect(),
-        }
+        self.kinds = columns.iter().map(|c| c.kind).collect();
     }
 
     fn right(&self) -> f32 {
@@ -254,7 +257,7 @@ impl Layout {
     }
 }
 
-/// A PDF table being written.
+/// A PDF document being written: a title, then tables (and sections of text and tables).
 pub(super) struct PdfTable {
     objects: Objects,
     fonts: [Font; 2],
@@ -265,11 +268,25 @@ pub(super) struct PdfTable {
     /// The page being drawn: its content stream and the top of the next row.
     content: Vec<u8>,
     y: f32,
+    /// Where this page's content starts (below the title on the first page).
+    top: f32,
+    /// Rows of the current table.
     rows: u64,
+    /// Whether an empty document says "No rows." (table documents).
+    empty_note: bool,
 }
 
 impl PdfTable {
+    /// A table document: `columns` on every page under the title.
     pub(super) fn create(file: File, columns: &[Column], heading: Heading) -> io::Result<Self> {
+        let mut table = Self::open(file, heading, columns.len() > PORTRAIT_COLUMNS)?;
+        table.begin_table(columns)?;
+        table.empty_note = true;
+        Ok(table)
+    }
+
+    /// A document with nothing on its first page but the title (landscape when `wide`).
+    pub(super) fn open(file: File, heading: Heading, wide: bool) -> io::Result<Self> {
         let [regular, bold] = faces()?;
         let mut objects = Objects {
             out: BufWriter::with_capacity(64 * 1024, file),
@@ -287,33 +304,97 @@ impl PdfTable {
                 FONTS[REGULAR], FONTS[BOLD]
             ),
         )?;
-        let layout = Layout::new(columns);
-        let mut fonts = [Font::new(regular), Font::new(bold)];
-        let header = columns
+        let mut table = Self {
+            objects,
+            fonts: [Font::new(regular), Font::new(bold)],
+            layout: Layout::page(wide),
+            heading,
+            header: Vec::new(),
+            pages: Vec::new(),
+            content: Vec::with_capacity(32 * 1024),
+            y: 0.0,
+            top: 0.0,
+            rows: 0,
+            empty_note: false,
+        };
+        table.start_page();
+        Ok(table)
+    }
+
+    /// Starts a table of `columns` here (its header repeated on each page it runs onto).
+    pub(super) fn begin_table(&mut self, columns: &[Column]) -> io::Result<()> {
+        self.layout.set_columns(columns);
+        let header: Vec<Vec<String>> = columns
             .iter()
-            .zip(&layout.columns)
+            .zip(&self.layout.columns)
             .map(|(column, (_, width))| {
                 wrap(
-                    &mut fonts[BOLD],
+                    &mut self.fonts[BOLD],
                     &column.key,
                     width - 2.0 * CELL_PAD_X,
                     HEADER_LINES,
                 )
             })
             .collect();
-        let mut table = Self {
-            objects,
-            fonts,
-            layout,
-            heading,
-            header,
-            pages: Vec::new(),
-            content: Vec::with_capacity(32 * 1024),
-            y: 0.0,
-            rows: 0,
-        };
-        table.start_page();
-        Ok(table)
+        // The header and a first row stay together.
+        self.header.clear();
+        self.room_for(row_height(&header) + LINE + 2.0 * CELL_PAD_Y)?;
+        self.header = header;
+        self.rows = 0;
+        self.draw_header();
+        Ok(())
+    }
+
+    /// Ends the current table (the next page shows no header).
+    pub(super) fn end_table(&mut self) {
+        self.header.clear();
+        self.y -= 6.0;
+    }
+
+    /// Starts a section on a new page (unless this page is still empty): a bold title and
+    /// `facts` as `label: value` lines.
+    pub(super) fn section(&mut self, title: &str, facts: &[(String, String)]) -> io::Result<()> {
+        self.header.clear();
+        if self.y < self.top {
+            self.finish_page()?;
+            self.start_page();
+        }
+        let room = self.layout.right() - MARGIN;
+        self.y -= SECTION;
+        let title = fit(&mut self.fonts[BOLD], title, room, SECTION);
+        self.text(BOLD, SECTION, (MARGIN, self.y), &title);
+        self.y -= 6.0;
+        for (label, value) in facts {
+            self.y -= LINE + 1.0;
+            let label = format!("{label}: ");
+            let width = self.fonts[BOLD].width(&label, SUBTITLE);
+            self.text(BOLD, SUBTITLE, (MARGIN, self.y), &label);
+            let value = fit(&mut self.fonts[REGULAR], value, room - width, SUBTITLE);
+            self.text(REGULAR, SUBTITLE, (MARGIN + width, self.y), &value);
+        }
+        self.y -= 10.0;
+        Ok(())
+    }
+
+    /// One line of text (after a table, say), bold or not.
+    pub(super) fn line(&mut self, text: &str, bold: bool) -> io::Result<()> {
+        self.room_for(LINE + 4.0)?;
+        self.y -= LINE + 1.0;
+        let room = self.layout.right() - MARGIN;
+        let font = if bold { BOLD } else { REGULAR };
+        let text = fit(&mut self.fonts[font], text, room, SUBTITLE);
+        self.text(font, SUBTITLE, (MARGIN, self.y), &text);
+        self.y -= 3.0;
+        Ok(())
+    }
+
+    /// A new page unless `height` points are left on this one.
+    fn room_for(&mut self, height: f32) -> io::Result<()> {
+        if self.y - height < self.layout.bottom() {
+            self.finish_page()?;
+            self.start_page();
+        }
+        Ok(())
     }
 
     pub(super) fn row(&mut self, cells: &[Cell]) -> io::Result<()> {
@@ -327,10 +408,7 @@ impl PdfTable {
             });
         }
         let height = row_height(&lines);
-        if self.y - height < self.layout.bottom() {
-            self.finish_page()?;
-            self.start_page();
-        }
+        self.room_for(height)?;
         if self.rows % 2 == 1 {
             self.fill(0.96, self.y - height, height);
         }
@@ -341,7 +419,7 @@ impl PdfTable {
     }
 
     pub(super) fn finish(mut self) -> io::Result<()> {
-        if self.rows == 0 {
+        if self.rows == 0 && self.empty_note {
             let y = self.y - CELL_PAD_Y - BODY;
             self.text(REGULAR, BODY, (MARGIN + CELL_PAD_X, y), "No rows.");
         }
@@ -446,6 +524,15 @@ impl PdfTable {
             y -= 10.0;
         }
         self.y = y;
+        self.top = y;
+        self.draw_header();
+    }
+
+    /// The current table's header, if a table is under way.
+    fn draw_header(&mut self) {
+        if self.header.is_empty() {
+            return;
+        }
         let header = self.header.clone();
         let height = row_height(&header);
         self.fill(0.86, self.y - height, height);

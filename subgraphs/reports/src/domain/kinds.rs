@@ -58,6 +58,12 @@ pub fn query_of(
         })
     };
     Ok(match kind {
+        ReportKind::MonthlyStatements | ReportKind::UsageSummary => {
+            return Err(ApiError::invalid(
+                "definitionId",
+                "a monthly document reads no query and has no preview: run it",
+            ));
+        }
         ReportKind::Custom => saved
             .ok_or_else(|| ApiError::invalid("input.query", "a custom report needs a query"))?,
         ReportKind::AccountStatement => ReportQuery {

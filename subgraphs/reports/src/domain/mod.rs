@@ -42,6 +42,10 @@ pub enum ReportKind {
     Activity,
     /// Defined entirely by its parameters.
     Custom,
+    /// Every account's statement of the month before (PDF).
+    MonthlyStatements,
+    /// Every account's usage per metric in the month before.
+    UsageSummary,
 }
 
 impl ReportKind {
@@ -52,7 +56,14 @@ impl ReportKind {
             Self::BalanceSummary => "BALANCE_SUMMARY",
             Self::Activity => "ACTIVITY",
             Self::Custom => "CUSTOM",
+            Self::MonthlyStatements => "MONTHLY_STATEMENTS",
+            Self::UsageSummary => "USAGE_SUMMARY",
         }
+    }
+
+    /// Whether it is one of the monthly documents (no query: see `monthly`).
+    pub fn is_monthly(self) -> bool {
+        matches!(self, Self::MonthlyStatements | Self::UsageSummary)
     }
 
     /// Parses the storage form; unknown values read as `Custom`.
@@ -61,6 +72,8 @@ impl ReportKind {
             "ACCOUNT_STATEMENT" => Self::AccountStatement,
             "BALANCE_SUMMARY" => Self::BalanceSummary,
             "ACTIVITY" => Self::Activity,
+            "MONTHLY_STATEMENTS" => Self::MonthlyStatements,
+            "USAGE_SUMMARY" => Self::UsageSummary,
             _ => Self::Custom,
         }
     }
@@ -180,6 +193,33 @@ pub fn describe_schedule(cron: &str) -> Option<String> {
 /// The next time after `now` that a report scheduled by `cron` in `time_zone` runs.
 pub fn next_run(cron: &str, time_zone: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     portal_kit::jobs::schedule::next_after(cron, time_zone, now).ok()
+}
+
+/// The monthly documents' rules: statements are PDF; `parameters.month`, when given,
+/// is `YYYY-MM` (a past month to make the document of, rather than the month before).
+pub fn check_monthly(kind: ReportKind, format: ReportFormat, parameters: &Value) -> ApiResult<()> {
+    if !kind.is_monthly() {
+        return Ok(());
+    }
+    if kind == ReportKind::MonthlyStatements && format != ReportFormat::Pdf {
+        return Err(ApiError::invalid(
+            "input.format",
+            "statements are PDF documents",
+        ));
+    }
+    match &parameters["month"] {
+        Value::Null => Ok(()),
+        Value::String(text)
+            if text.len() == 7
+                && chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::invalid(
+            "input.parameters",
+            "`month` must be a month as YYYY-MM",
+        )),
+    }
 }
 
 /// Longest accepted recipient address, in characters (RFC 5321's path limit).

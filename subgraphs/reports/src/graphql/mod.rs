@@ -261,6 +261,17 @@ pub struct UpdateReportDefinitionInput {
     pub query: Option<ReportQueryGql>,
 }
 
+/// The monthly documents a tenant can switch on.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "MonthlyReport")]
+pub enum MonthlyReportGql {
+    /// A statement of every account: opening balance, the month's entries, closing
+    /// balance and open invoices (PDF).
+    Statements,
+    /// Every account's usage per metric (PDF).
+    UsageSummary,
+}
+
 /// Reports mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
 pub struct Mutation;
@@ -306,6 +317,7 @@ impl Mutation {
             .name()
             .to_owned(),
         };
+        domain::check_monthly(kind, new.format, &new.parameters)?;
         references(ctx)?
             .require(
                 actor(ctx),
@@ -359,6 +371,13 @@ impl Mutation {
             paused: input.paused,
         };
         let kind = ReportKind::from_db(&current.kind);
+        domain::check_monthly(
+            kind,
+            changes
+                .format
+                .unwrap_or_else(|| ReportFormat::from_db(&current.format)),
+            changes.parameters.as_ref().unwrap_or(&current.parameters),
+        )?;
         let query = input
             .query
             .as_ref()
@@ -430,6 +449,33 @@ impl Mutation {
     /// working. Returns the definition's id.
     async fn remove_report_recipient(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
         delivery::remove(ctx, &id).await
+    }
+
+    /// Switches one of the tenant's monthly documents on or off: statements of every
+    /// account (PDF) or the usage summary, made on the 1st of each month at 00:00 in
+    /// `timeZone` (UTC unless given; kept when omitted) for the month before. Switching on
+    /// makes the caller its owner the first time (the documents read as the owner; pick
+    /// further recipients with `addReportRecipient`) and resumes it afterwards; switching
+    /// off pauses it (null when it was never on). A tenant admin's decision (the policies
+    /// say who).
+    async fn set_monthly_report(
+        &self,
+        ctx: &Context<'_>,
+        kind: MonthlyReportGql,
+        enabled: bool,
+        time_zone: Option<String>,
+    ) -> ApiResult<Option<ReportDefinition>> {
+        let zone = time_zone
+            .as_deref()
+            .map(|zone| input::zone("timeZone", zone).map(|z| z.name().to_owned()))
+            .transpose()?;
+        let kind = match kind {
+            MonthlyReportGql::Statements => ReportKind::MonthlyStatements,
+            MonthlyReportGql::UsageSummary => ReportKind::UsageSummary,
+        };
+        let switched =
+            store::switch_monthly(db(ctx)?, actor(ctx), meta(ctx), kind, enabled, zone).await?;
+        Ok(switched.map(ReportDefinition::from))
     }
 
     /// Allows (or stops) delivering one report to external addresses — a tenant admin's

@@ -31,6 +31,11 @@ pub enum ReportKindGql {
     Activity,
     /// Defined entirely by its parameters.
     Custom,
+    /// Every account's statement of the month before (opening balance, entries, closing
+    /// balance, open invoices), a PDF document with a section per account.
+    MonthlyStatements,
+    /// Every account's usage per metric in the month before, and the month before that.
+    UsageSummary,
 }
 
 impl From<ReportKind> for ReportKindGql {
@@ -40,6 +45,8 @@ impl From<ReportKind> for ReportKindGql {
             ReportKind::BalanceSummary => Self::BalanceSummary,
             ReportKind::Activity => Self::Activity,
             ReportKind::Custom => Self::Custom,
+            ReportKind::MonthlyStatements => Self::MonthlyStatements,
+            ReportKind::UsageSummary => Self::UsageSummary,
         }
     }
 }
@@ -51,6 +58,8 @@ impl From<ReportKindGql> for ReportKind {
             ReportKindGql::BalanceSummary => Self::BalanceSummary,
             ReportKindGql::Activity => Self::Activity,
             ReportKindGql::Custom => Self::Custom,
+            ReportKindGql::MonthlyStatements => Self::MonthlyStatements,
+            ReportKindGql::UsageSummary => Self::UsageSummary,
         }
     }
 }

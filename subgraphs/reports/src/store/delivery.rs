@@ -360,7 +360,7 @@ pub(super) async fn record_deliveries(
             mail::enqueue_with_attachment(txn, mail_key, Some(run.tenant_id), email, attachment)
                 .await?;
         }
-        AuditEvent::success("report_delivery.send", "report_delivery", delivery.id)
+        AuditEvent::success("report_delivery.deliver", "report_delivery", delivery.id)
             .with_details(json!({
                 "runId": run.id,
                 "recipientId": delivery.recipient.id,
