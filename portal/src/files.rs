@@ -1,4 +1,4 @@
-//! `GET /files/<link>`: downloads of stored files (exports today), served by the gateway
+//! `GET /files/<link>`: downloads of stored files (exports, report runs), served by the gateway
 //! process in every deployment mode.
 //!
 //! A link is signed for one file and one principal and expires within minutes (see
@@ -97,8 +97,9 @@ fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta 
 
 /// `GET /files/delivered/<link>`: a report file delivered by email, for whoever holds the
 /// email's link, until the file expires — as long as the delivery stands: its recipient
-/// is still a recipient, a user recipient is still active (an external one: the owner who
-/// vouched is), and external delivery is still allowed for an external address.
+/// is still a recipient, a user recipient is still active and may still read the run and
+/// every field in the file (an external one: the owner who vouched for it may), and
+/// external delivery is still allowed for an external address.
 async fn delivered(
     State(state): State<Arc<Downloads>>,
     Path(link): Path<String>,
@@ -232,7 +233,12 @@ impl Downloads {
         let standing = portal_identity::principals::current(db, who).await?;
         let now = Utc::now();
         let row = portal_kit::storage::find(db, delivery.tenant_id, delivery.file_id, now).await?;
-        let (Some(actor), Some(row)) = (standing, row) else {
+        // The reader the file was made for must still be able to read what is in it.
+        let allowed = match (&standing, &row) {
+            (Some(actor), Some(row)) => self.may_read(actor, meta, row).await,
+            _ => false,
+        };
+        let (Some(actor), Some(row)) = (standing.filter(|_| allowed), row) else {
             let anonymous = Actor {
                 tenant_id: Some(delivery.tenant_id),
                 ..Actor::anonymous()

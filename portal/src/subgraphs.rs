@@ -242,7 +242,12 @@ impl<E: Executor> SubgraphClient for InProcess<E> {
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<SubgraphResponse, SubgraphError>> {
         Box::pin(async move {
-            let response = self.executor.execute(in_process(request, caller)).await;
+            let largest = portal_kit::pagination::largest_page_for(&caller.actor);
+            let response = portal_kit::pagination::with_largest_page_of(
+                largest,
+                self.executor.execute(in_process(request, caller)),
+            )
+            .await;
             convert(&response).ok_or(SubgraphError::InvalidResponse { status: 200 })
         })
     }

@@ -24,6 +24,36 @@ pub mod sorted;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100;
+/// Largest page a report run may ask for: runs read whole datasets, and a worker's
+/// delegated credential (signed with the internal secret) is the only way to get one.
+pub const REPORT_PAGE_SIZE: u64 = 1_000;
+
+tokio::task_local! {
+    /// The largest page the request being executed may ask for (see [`largest_page`]).
+    static LARGEST_PAGE: u64;
+}
+
+/// The largest page `actor` may ask for: [`REPORT_PAGE_SIZE`] when a report run acts for
+/// them (a delegation by `reports`), [`MAX_PAGE_SIZE`] otherwise.
+pub fn largest_page_for(actor: &crate::Actor) -> u64 {
+    match &actor.delegation {
+        Some(delegation) if delegation.by == "reports" => REPORT_PAGE_SIZE,
+        _ => MAX_PAGE_SIZE,
+    }
+}
+
+/// Runs `request` (a subgraph executing one operation) with `largest` (see
+/// [`largest_page_for`]) as the largest page [`PageRequest::parse`] accepts.
+pub async fn with_largest_page_of<F: std::future::Future>(largest: u64, request: F) -> F::Output {
+    LARGEST_PAGE.scope(largest, request).await
+}
+
+/// The largest page of the request being executed ([`MAX_PAGE_SIZE`] outside one).
+pub fn largest_page() -> u64 {
+    LARGEST_PAGE
+        .try_with(|largest| *largest)
+        .unwrap_or(MAX_PAGE_SIZE)
+}
 
 /// Pagination facts of one page, identical in every subgraph (hence shareable).
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
@@ -38,7 +68,7 @@ pub struct PageInfo {
 /// A validated page request: at most `first` rows after the row `after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PageRequest {
-    /// Rows wanted (1..=MAX_PAGE_SIZE).
+    /// Rows wanted (1..=MAX_PAGE_SIZE; up to REPORT_PAGE_SIZE for report runs).
     pub first: u64,
     /// Id of the last row of the previous page.
     pub after: Option<Uuid>,
@@ -47,13 +77,14 @@ pub struct PageRequest {
 impl PageRequest {
     /// Validates the `first` and `after` arguments of a connection field.
     pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Self> {
+        let largest = largest_page();
         let first = match first {
             None => DEFAULT_PAGE_SIZE,
-            Some(n) if n >= 1 && (n as u64) <= MAX_PAGE_SIZE => n as u64,
+            Some(n) if n >= 1 && (n as u64) <= largest => n as u64,
             Some(_) => {
                 return Err(ApiError::invalid(
                     "first",
-                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                    format!("must be between 1 and {largest}"),
                 ));
             }
         };
@@ -285,6 +316,26 @@ macro_rules! connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_report_runs_ask_for_pages_beyond_the_public_maximum() {
+        assert!(PageRequest::parse(Some(100), None).is_ok());
+        assert!(PageRequest::parse(Some(101), None).is_err());
+        let user = crate::Actor::anonymous();
+        let run = crate::Actor::anonymous().delegated("reports", "report run");
+        let other = crate::Actor::anonymous().delegated("integrations", "sync");
+        for (actor, largest) in [(&user, 100), (&run, 1_000), (&other, 100)] {
+            let limit = largest_page_for(actor);
+            let parsed = with_largest_page_of(limit, async {
+                (
+                    PageRequest::parse(Some(largest), None).is_ok(),
+                    PageRequest::parse(Some(largest + 1), None).is_err(),
+                )
+            })
+            .await;
+            assert_eq!(parsed, (true, true), "{largest}");
+        }
+    }
 
     #[test]
     fn cursor_round_trips_and_garbage_is_bad_input() {

@@ -111,6 +111,7 @@ async fn graphql<E: Executor>(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
+    let largest = crate::pagination::largest_page_for(&actor);
     let request = request.into_inner().data(actor).data(meta);
     if wants_event_stream(&headers) {
         // The answer starts once the field follows events: nothing committed later is
@@ -120,7 +121,9 @@ async fn graphql<E: Executor>(
         let responses = crate::subscription::until_ready(responses, opened).await;
         return event_stream(responses, endpoint.closing.clone());
     }
-    GraphQLResponse::from(endpoint.executor.execute(request).await).into_response()
+    let response =
+        crate::pagination::with_largest_page_of(largest, endpoint.executor.execute(request)).await;
+    GraphQLResponse::from(response).into_response()
 }
 
 /// Whether the gateway asks for a subscription's events (`Accept: text/event-stream`).

@@ -17,8 +17,9 @@ use crate::domain::rows::{Groups, cells};
 use crate::domain::schema::SchemaView;
 use crate::domain::{ReportFormat, ReportKind};
 
-/// Rows asked for per page (the public maximum).
-pub const PAGE: u64 = portal_kit::pagination::MAX_PAGE_SIZE;
+/// Rows asked for per page: larger than a client may ask for — the subgraphs allow it to
+/// report runs (a worker's delegated credential) only.
+pub const PAGE: u64 = portal_kit::pagination::REPORT_PAGE_SIZE;
 
 /// Why a report could not be produced: what its requester is told, what admins see, and
 /// whether trying again later may help.

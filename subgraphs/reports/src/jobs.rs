@@ -233,6 +233,11 @@ impl JobHandler for RunReport {
         let file_id = Uuid::now_v7();
         let mut heading = heading(&definition, Utc::now());
         let reader_of = (&actor, &meta);
+        let access_selection = match (&compiled, kind) {
+            (Some(compiled), _) => compiled.access_selection.clone(),
+            (None, ReportKind::MonthlyStatements) => Some(monthly::STATEMENTS_ACCESS.to_owned()),
+            (None, _) => Some(monthly::USAGE_ACCESS.to_owned()),
+        };
         let produced = match (compiled, month) {
             (Some(compiled), _) => {
                 engine::produce(
@@ -341,6 +346,7 @@ impl JobHandler for RunReport {
                 rows,
                 expires_at,
                 manifest: signed,
+                access_selection,
             },
             store::Deliver {
                 planned,

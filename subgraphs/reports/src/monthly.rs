@@ -26,6 +26,16 @@ use portal_kit::{Actor, RequestMeta};
 
 use crate::engine::{Failure, PAGE, Produced, refusal};
 
+/// What a download of a statements file re-checks as the downloader (see
+/// `Compiled::access_selection`): every field the statements read.
+pub const STATEMENTS_ACCESS: &str = "accounts(first: 1) { edges { node { number name currency \
+    balance owner { displayName } \
+    ledgerEntries(first: 1) { edges { node { postedAt kind reference description amount } } } \
+    invoices(first: 1) { edges { node { number issuedAt dueDate amount amountDue status } } } } } }";
+
+/// What a download of a usage summary re-checks as the downloader.
+pub const USAGE_ACCESS: &str = "accounts(first: 1) { edges { node { number name usageMetrics } } }";
+
 /// A calendar month in a time zone: `[start, end)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Month {

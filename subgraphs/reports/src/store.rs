@@ -543,6 +543,9 @@ pub struct RunFile {
     pub expires_at: chrono::DateTime<Utc>,
     /// Its signed integrity manifest (JSON text).
     pub manifest: String,
+    /// What a download re-checks as the downloader besides the run (see
+    /// `Compiled::access_selection`).
+    pub access_selection: Option<String>,
 }
 
 /// Where a completed run's file goes besides its run: the deliveries to record with it
@@ -593,7 +596,7 @@ pub async fn complete_run(
         sha256: Set(produced.stored.sha256.clone()),
         row_count: Set(Some(produced.rows)),
         storage_key: Set(produced.stored.key.clone()),
-        access_selection: Set(None),
+        access_selection: Set(produced.access_selection.clone()),
         created_by: Set(run.requested_by),
         created_at: Set(now),
         expires_at: Set(Some(produced.expires_at)),

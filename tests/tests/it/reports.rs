@@ -1543,3 +1543,36 @@ async fn tenants_switch_on_monthly_statements_that_each_recipient_gets_as_they_m
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_report_file_is_not_downloaded_by_someone_who_lost_a_column() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let definition = define(&portal, balances_report()).await?;
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let run_id = run["data"]["reportRun"]["id"].clone();
+    let url = run["data"]["reportRun"]["file"]["download"]["url"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(download(&portal, &url).await?.0, 200);
+    // Bob's support role now denies balances (a deny wins): the file holds balances.
+    portal.grant_role(seed.bob_id, "support_agent").await?;
+    let again = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        "query($id: ID!) { reportRun(id: $id) { file { download { url } } } }",
+        json!({ "id": run_id }),
+    )
+    .await?;
+    let url = again["data"]["reportRun"]["file"]["download"]["url"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!url.is_empty(), "{again}");
+    let (status, body) = download(&portal, &url).await?;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    portal.stop().await;
+    Ok(())
+}

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
+use super::{DEFAULT_PAGE_SIZE, Page};
 use crate::error::{ApiError, ApiResult};
 
 /// A value a list is sorted by.
@@ -84,7 +84,7 @@ struct Cursor {
 /// A validated page request of a sorted list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SortedPageRequest {
-    /// Rows wanted (1..=MAX_PAGE_SIZE).
+    /// Rows wanted (1..=MAX_PAGE_SIZE; up to REPORT_PAGE_SIZE for report runs).
     pub first: u64,
     /// The order.
     pub order: SortOrder,
@@ -95,7 +95,7 @@ pub struct SortedPageRequest {
 impl SortedPageRequest {
     /// Validates `first` and `after` of a list sorted by `order`.
     pub fn parse(first: Option<i32>, after: Option<&str>, order: SortOrder) -> ApiResult<Self> {
-        Self::parse_up_to(first, after, order, MAX_PAGE_SIZE)
+        Self::parse_up_to(first, after, order, super::largest_page())
     }
 
     /// [`SortedPageRequest::parse`] with another largest page (internal callers such as

@@ -191,6 +191,11 @@ pub struct Compiled {
     pub grouped: bool,
     /// Most rows read.
     pub limit: u64,
+    /// What a download of the report's file re-checks as the downloader: a root selection
+    /// of the dataset (its required arguments inlined, one row) and every field the rows
+    /// read, so a holder who lost a column's field policy can no longer download it.
+    /// `None` when a required argument cannot be written inline.
+    pub access_selection: Option<String>,
 }
 
 fn invalid(field: &'static str, message: String) -> ApiError {
@@ -507,9 +512,11 @@ pub fn compile(schema: &SchemaView, query: &ReportQuery) -> ApiResult<Compiled> 
     }
     let names: Vec<&str> = paths.iter().map(|(p, _)| p.as_str()).collect();
     let (document, variables) = document(&set, &names);
+    let access_selection = access_selection(&set, &names);
     Ok(Compiled {
         document,
         variables,
+        access_selection,
         connection: set.connection,
         kinds: paths.iter().map(|(_, kind)| *kind).collect(),
         paths: paths
@@ -580,6 +587,46 @@ fn document(set: &Dataset, paths: &[&str]) -> (String, Map<String, Value>) {
         format!("query Report({declarations}) {{ {body} }}"),
         variables,
     )
+}
+
+/// See [`Compiled::access_selection`].
+fn access_selection(set: &Dataset, paths: &[&str]) -> Option<String> {
+    const INLINE: [&str; 5] = ["ID", "String", "Int", "Float", "Boolean"];
+    let mut tree = Tree::default();
+    for path in paths {
+        tree.insert(path);
+    }
+    let mut nodes = String::new();
+    tree.render(&mut nodes);
+    let mut body = format!("edges {{ node {{{nodes} }} }}");
+    for (i, step) in set.connection.iter().enumerate().rev() {
+        let mut args = Vec::new();
+        for (_, ty, name, value) in set.arguments.get(i).into_iter().flatten() {
+            let Some(base) = ty.strip_suffix('!') else {
+                continue;
+            };
+            if !INLINE.contains(&base) {
+                return None;
+            }
+            let literal = match value {
+                Value::String(text) => serde_json::to_string(text).ok()?,
+                Value::Number(number) => number.to_string(),
+                Value::Bool(flag) => flag.to_string(),
+                _ => return None,
+            };
+            args.push(format!("{name}: {literal}"));
+        }
+        if i + 1 == set.connection.len() {
+            args.insert(0, "first: 1".to_owned());
+        }
+        let args = if args.is_empty() {
+            String::new()
+        } else {
+            format!("({})", args.join(", "))
+        };
+        body = format!("{step}{args} {{ {body} }}");
+    }
+    Some(body)
 }
 
 /// The value at `path` in a row (`null` where any field on the way is null or missing).
