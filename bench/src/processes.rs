@@ -95,7 +95,15 @@ impl Cluster {
         extras: &Extras,
     ) -> anyhow::Result<Self> {
         let open = extras.open_gateway;
-        let common = &extras.envs;
+        // The gateway's port is chosen first: the subgraphs and the worker reach the
+        // gateway too (report runs read through it as their owners).
+        let port = free_port()?;
+        let mut common = extras.envs.clone();
+        common.push((
+            "PORTAL_GATEWAY_URL".into(),
+            format!("http://127.0.0.1:{port}/graphql"),
+        ));
+        let common = &common;
         let binary = portal_binary()?;
         let mut children = Vec::new();
         let mut subgraph_urls = Vec::new();
@@ -151,7 +159,6 @@ impl Cluster {
             )
             .await?;
         }
-        let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let started = Instant::now();
         let mut gateway_envs = subgraph_urls.clone();

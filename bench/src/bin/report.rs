@@ -41,7 +41,8 @@ const RUN: &str = "mutation($d: ID!) { requestReportRun(definitionId: $d) { id }
 const FOLLOW: &str = "query($id: ID!) { reportRun(id: $id) { status error rowCount bytes } }";
 const EXPORT: &str = "mutation($input: ExportAccountDataInput!) {
     exportAccountData(input: $input) { id } }";
-const FOLLOW_EXPORT: &str = "query($id: ID!) { accountExport(id: $id) { status rowCount error } }";
+const FOLLOW_EXPORT: &str =
+    "query($id: ID!) { accountExport(id: $id) { status rowCount error file { sizeBytes } } }";
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -195,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         what: "baseline: accounts' own CSV export".into(),
         rows: export["rowCount"].as_i64().unwrap_or_default(),
         took: started.elapsed(),
-        bytes: 0,
+        bytes: export["file"]["sizeBytes"].as_i64().unwrap_or_default(),
         worker_growth_mib: mib(rss(worker, "VmHWM:").saturating_sub(worker_before)),
     });
 
