@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, wait_healthy};
-use sea_orm::{ConnectionTrait, Database};
+use common::{database_url, free_port, wait_healthy};
 use serde_json::{Value, json};
 
 const SECRET: &str = "process-test-secret-process-test-secret";
@@ -90,24 +89,6 @@ fn processes_that_send_mail_refuse_to_start_without_a_public_url() -> anyhow::Re
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
-}
-
-async fn database_url(dir: &std::path::Path) -> anyhow::Result<String> {
-    match std::env::var("PORTAL_TEST_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            let name = format!("portal_test_{}", uuid::Uuid::now_v7().simple());
-            let db = Database::connect(&admin).await?;
-            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            db.close().await?;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            Ok(format!("{base}/{name}"))
-        }
-        _ => Ok(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("portal.db").display()
-        )),
-    }
 }
 
 fn value_after<'a>(line: &'a str, label: &str) -> Option<&'a str> {

@@ -1,6 +1,7 @@
 //! A report run survives `kill -9` of the process producing it: the portal is killed while
 //! the run reads its rows, a new portal process on the same database takes the job over
-//! once its lease runs out, and the run ends `SUCCEEDED` once, with one file.
+//! once its lease runs out, and the run ends `SUCCEEDED` once, with one file. On a SQLite
+//! file, or a fresh PostgreSQL database when `PORTAL_TEST_DATABASE_URL` is set.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ async fn a_report_run_survives_kill_9_of_its_worker() -> anyhow::Result<()> {
     portal::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("portal-report-runs-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let url = format!("sqlite://{}?mode=rwc", dir.join("portal.db").display());
+    let url = common::database_url(&dir).await?;
     let db = portal::connect_and_migrate(&url, 2).await?;
     let seed = portal::seed::seed(&db).await?;
     let operating = account::Entity::find()

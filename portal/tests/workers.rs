@@ -65,21 +65,7 @@ async fn a_worker_killed_mid_job_loses_nothing_another_worker_finishes_it() -> a
     portal::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("portal-workers-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let url = match std::env::var("PORTAL_TEST_DATABASE_URL") {
-        Ok(admin) => {
-            let name = format!("portal_test_{}", uuid::Uuid::now_v7().simple());
-            let db = sea_orm::Database::connect(&admin).await?;
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &db,
-                &format!("CREATE DATABASE \"{name}\""),
-            )
-            .await?;
-            db.close().await?;
-            let (base, _) = admin.rsplit_once('/').unwrap_or((&admin, ""));
-            format!("{base}/{name}")
-        }
-        Err(_) => format!("sqlite://{}?mode=rwc", dir.join("portal.db").display()),
-    };
+    let url = common::database_url(&dir).await?;
     let db = portal::connect_and_migrate(&url, 2).await?;
     let key = portal_kit::secret::DataKey::from_secret(SECRET.as_bytes());
     portal_kit::mail::enqueue(

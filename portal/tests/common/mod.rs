@@ -35,3 +35,25 @@ pub async fn wait_healthy(http: &reqwest::Client, port: u16, log: Option<&std::p
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Where a multi-process test keeps its data: a fresh PostgreSQL database (`portal_test_…`,
+/// swept by CI) when `PORTAL_TEST_DATABASE_URL` names a server, else an SQLite file in `dir`.
+#[allow(dead_code)]
+pub async fn database_url(dir: &std::path::Path) -> anyhow::Result<String> {
+    use sea_orm::{ConnectionTrait, Database};
+    match std::env::var("PORTAL_TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("portal_test_{}", uuid::Uuid::now_v7().simple());
+            let db = Database::connect(&admin).await?;
+            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            db.close().await?;
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            Ok(format!("{base}/{name}"))
+        }
+        _ => Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("portal.db").display()
+        )),
+    }
+}
