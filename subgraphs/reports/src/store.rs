@@ -665,6 +665,26 @@ pub const ACCESS_ACTIONS: [&str; 4] = [
     "file.download",
 ];
 
+/// Whether `who` viewed the run `run` of the tenant (`report_run.view`) since `since` (a
+/// range of the tenant's audit index by time).
+pub async fn viewed_since(
+    db: &DatabaseConnection,
+    (tenant_id, who, run): (Uuid, Uuid, Uuid),
+    since: chrono::DateTime<Utc>,
+) -> ApiResult<bool> {
+    use sea_orm::PaginatorTrait;
+    let seen = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant_id))
+        .filter(audit_event::Column::CreatedAt.gte(since))
+        .filter(audit_event::Column::Action.eq("report_run.view"))
+        .filter(audit_event::Column::TargetId.eq(run))
+        .filter(audit_event::Column::ActorId.eq(who))
+        .count(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(seen > 0)
+}
+
 /// A page of the access log of `definition_id`, oldest first: its previews, its runs
 /// requested and viewed, its runs' files downloaded — read from the audit trail, where
 /// each was recorded when it happened.

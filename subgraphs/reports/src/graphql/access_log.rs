@@ -125,14 +125,29 @@ pub async fn access_log(
     Ok(rows.map(ReportAccessEntry::of).into())
 }
 
+/// How long repeated views of a run by the same principal count as one.
+pub const VIEW_WINDOW_SECS: i64 = 60;
+
 /// Records that the caller read `target` (`report.preview` of a definition,
-/// `report_run.view` of a run): an audit row, no domain event.
+/// `report_run.view` of a run): an audit row, no domain event. A run viewed again by the
+/// same principal within [`VIEW_WINDOW_SECS`] (a client polling it) is recorded once.
 pub async fn record(
     ctx: &Context<'_>,
     action: &'static str,
     target: (&'static str, Option<Uuid>),
     details: serde_json::Value,
 ) -> ApiResult<()> {
+    if action == "report_run.view"
+        && let (Some(run), Some(who)) = (target.1, actor(ctx).id)
+        && store::viewed_since(
+            db(ctx)?,
+            (tenant_of(ctx)?, who, run),
+            chrono::Utc::now() - chrono::Duration::seconds(VIEW_WINDOW_SECS),
+        )
+        .await?
+    {
+        return Ok(());
+    }
     AuditEvent::access(action, target.0, target.1)
         .with_details(details)
         .record(db(ctx)?, actor(ctx), meta(ctx))
