@@ -94,6 +94,7 @@ pub async fn switch_monthly(
         (Some(found), _) => {
             let changes = DefinitionChanges {
                 paused: Some(!enabled),
+                // Given explicitly, or the tenant's as it is now.
                 time_zone,
                 schedule: Some(Some(MONTHLY_SCHEDULE.to_owned())),
                 ..Default::default()

@@ -1521,12 +1521,31 @@ async fn tenants_switch_on_monthly_statements_that_each_recipient_gets_as_they_m
         "{closing}: {words}"
     );
 
-    // The usage summary switches on the same way and runs.
-    let usage = switch(seed.alice_id, "tenant_admin", "USAGE_SUMMARY", true).await?;
-    let usage_id: Uuid = data(&usage, "setMonthlyReport")?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()?;
+    // The usage summary switches on the same way and runs; without a zone it takes the
+    // tenant's.
+    let usage = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        SWITCH,
+        json!({ "kind": "USAGE_SUMMARY", "on": true }),
+    )
+    .await?;
+    let usage = data(&usage, "setMonthlyReport")?;
+    let tenant = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        "{ tenant { timeZone } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        usage["timeZone"],
+        data(&tenant, "tenant")?["timeZone"],
+        "{usage}"
+    );
+    let usage_id: Uuid = usage["id"].as_str().unwrap_or_default().parse()?;
     let runs = run_occurrence(&portal, usage_id, 1).await?;
     assert_eq!(runs[0].status, "SUCCEEDED", "{runs:?}");
     // A statement report must be a PDF.

@@ -453,7 +453,7 @@ impl Mutation {
 
     /// Switches one of the tenant's monthly documents on or off: statements of every
     /// account (PDF) or the usage summary, made on the 1st of each month at 00:00 in
-    /// `timeZone` (UTC unless given; kept when omitted) for the month before. Switching on
+    /// `timeZone` (default: the tenant's time zone) for the month before. Switching on
     /// makes the caller its owner the first time (the documents read as the owner; pick
     /// further recipients with `addReportRecipient`) and resumes it afterwards; switching
     /// off pauses it (null when it was never on). A tenant admin's decision (the policies
@@ -465,10 +465,32 @@ impl Mutation {
         enabled: bool,
         time_zone: Option<String>,
     ) -> ApiResult<Option<ReportDefinition>> {
-        let zone = time_zone
+        let mut zone = time_zone
             .as_deref()
             .map(|zone| input::zone("timeZone", zone).map(|z| z.name().to_owned()))
             .transpose()?;
+        if zone.is_none() && enabled {
+            // The tenant's own time zone (identity's setting), read as the caller.
+            let gateway = ctx
+                .data::<LateGateway>()
+                .map_err(|_| portal_kit::ApiError::internal("gateway client missing"))?;
+            let caller = actor(ctx)
+                .clone()
+                .delegated("reports", "reading the tenant's time zone");
+            let read = portal_kit::gateway_client::GatewayClient::query(
+                gateway,
+                &caller,
+                meta(ctx),
+                "{ tenant { timeZone } }",
+                Default::default(),
+            )
+            .await?;
+            zone = read
+                .data
+                .as_ref()
+                .and_then(|data| data["tenant"]["timeZone"].as_str())
+                .map(str::to_owned);
+        }
         let kind = match kind {
             MonthlyReportGql::Statements => ReportKind::MonthlyStatements,
             MonthlyReportGql::UsageSummary => ReportKind::UsageSummary,
