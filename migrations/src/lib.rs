@@ -50,6 +50,7 @@ mod m0041_policy_rules_report_access_log;
 mod m0042_evidence_manifests;
 mod m0043_report_delivery;
 mod m0044_policy_rules_monthly_reports;
+mod m0045_tenant_file_retention;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -105,6 +106,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0042_evidence_manifests::Migration),
             Box::new(m0043_report_delivery::Migration),
             Box::new(m0044_policy_rules_monthly_reports::Migration),
+            Box::new(m0045_tenant_file_retention::Migration),
         ]
     }
 }

@@ -343,6 +343,7 @@ async fn create_tenant(
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         mfa_required_roles: Set(String::new()),
         time_zone: Set(time_zone.into()),
+        file_retention_days: Set(None),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }

@@ -17,6 +17,8 @@ pub struct Model {
     pub mfa_required_roles: String,
     /// IANA time zone (schedules, chart buckets, quiet hours).
     pub time_zone: String,
+    /// Days stored files (exports, report files) are kept; `None`: the platform's default.
+    pub file_retention_days: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -57,6 +57,21 @@ pub struct SessionTimeouts {
 
 /// Session timeouts within sane bounds: idle 5 minutes to a day, absolute 15 minutes to
 /// 30 days. Whether idle ≤ absolute is checked against the stored values by the store.
+/// Longest file retention a tenant may set, in days (ten years).
+pub const RETENTION_DAYS_MAX: i32 = 3650;
+
+/// A file retention in days: 1 to [`RETENTION_DAYS_MAX`].
+pub fn retention_days(field: &'static str, days: i32) -> ApiResult<i32> {
+    if (1..=RETENTION_DAYS_MAX).contains(&days) {
+        Ok(days)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("must be between 1 and {RETENTION_DAYS_MAX} days"),
+        ))
+    }
+}
+
 pub fn session_timeouts(idle: Option<i32>, absolute: Option<i32>) -> ApiResult<SessionTimeouts> {
     if let Some(idle) = idle
         && !(300..=86_400).contains(&idle)

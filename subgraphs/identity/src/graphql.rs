@@ -216,6 +216,9 @@ pub struct UpdateTenantInput {
     pub mfa_required_roles: Option<Vec<String>>,
     /// IANA time zone, e.g. `Europe/Berlin`.
     pub time_zone: Option<String>,
+    /// Days stored files (exports, report files) are kept (1–3650); null returns to the
+    /// platform's default. Applies to files made from then on.
+    pub file_retention_days: MaybeUndefined<i32>,
 }
 
 /// Identity mutations. Each validates all input before writing anything and records an
@@ -373,6 +376,14 @@ impl CoreMutation {
                 .time_zone
                 .map(|zone| input::time_zone("input.timeZone", &zone))
                 .transpose()?,
+            file_retention_days: match input.file_retention_days {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(days) => Some(Some(domain::retention_days(
+                    "input.fileRetentionDays",
+                    days,
+                )?)),
+            },
         };
         Ok(
             store::update_tenant(db(ctx)?, actor(ctx), meta(ctx), changes)

@@ -86,6 +86,8 @@ pub struct TenantChanges {
     pub mfa_required_roles: Option<Vec<String>>,
     /// New IANA time zone.
     pub time_zone: Option<String>,
+    /// New file retention in days: `Some(None)` returns to the platform's default.
+    pub file_retention_days: Option<Option<i32>>,
 }
 
 /// Changes the actor's tenant (tenant admins only).
@@ -128,6 +130,9 @@ pub async fn update_tenant(
     if let Some(zone) = changes.time_zone {
         active.time_zone = Set(zone);
     }
+    if let Some(days) = changes.file_retention_days {
+        active.file_retention_days = Set(days);
+    }
     active.session_idle_timeout_secs = Set(idle);
     active.session_absolute_timeout_secs = Set(absolute);
     active.updated_at = Set(Utc::now());
@@ -147,6 +152,7 @@ fn tenant_settings(tenant: &tenant::Model) -> serde_json::Value {
         "sessionAbsoluteTimeoutSeconds": tenant.session_absolute_timeout_secs,
         "mfaRequiredRoles": tenant.mfa_required_roles,
         "timeZone": tenant.time_zone,
+        "fileRetentionDays": tenant.file_retention_days,
     })
 }
 
@@ -293,6 +299,7 @@ pub async fn create_tenant(
         session_absolute_timeout_secs: Set(DEFAULT_ABSOLUTE_TIMEOUT_SECS),
         mfa_required_roles: Set(String::new()),
         time_zone: Set("UTC".into()),
+        file_retention_days: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -36,6 +36,9 @@ pub struct Tenant {
     /// IANA time zone schedules, chart buckets and quiet hours are read in, unless a
     /// user sets their own.
     pub time_zone: String,
+    /// Days the tenant's stored files (exports, report files) are kept before they are
+    /// deleted; null: the platform's default (`files.retention_days`).
+    pub file_retention_days: Option<i32>,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -49,6 +52,7 @@ impl From<tenant::Model> for Tenant {
             session_absolute_timeout_seconds: row.session_absolute_timeout_secs,
             mfa_required_roles: domain::role_list(&row.mfa_required_roles),
             time_zone: row.time_zone,
+            file_retention_days: row.file_retention_days,
         }
     }
 }

@@ -310,7 +310,14 @@ impl JobHandler for RunReport {
                 rows,
             ),
         };
-        let expires_at = now + self.files.retention();
+        let expires_at = match self.tenant_retention(&actor, &meta).await {
+            Ok(Some(days)) => now + chrono::Duration::days(days),
+            Ok(None) => now + self.files.retention(),
+            Err(err) => {
+                self.files.remove(&key).await.ok();
+                return Err(retry(err));
+            }
+        };
         let signed = match self.evidence.sign(manifest::body(&facts)).await {
             Ok(signed) => signed.to_string(),
             Err(err) => {
@@ -379,6 +386,29 @@ struct Sent<'a> {
 }
 
 impl RunReport {
+    /// The tenant's file retention in days (identity's setting, read as the reader); `None`
+    /// for the platform's default.
+    async fn tenant_retention(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+    ) -> Result<Option<i64>, ApiError> {
+        let read = self
+            .gateway
+            .query(
+                actor,
+                meta,
+                "{ tenant { fileRetentionDays } }",
+                Default::default(),
+            )
+            .await?;
+        Ok(read
+            .data
+            .as_ref()
+            .and_then(|data| data["tenant"]["fileRetentionDays"].as_i64())
+            .filter(|days| *days > 0))
+    }
+
     /// Who gets this run's file: a delivery run's recipient; for a scheduled run, the
     /// owner (when a recipient) and the external addresses (when a tenant admin allows
     /// them); nobody for a run someone asked for. Each user's address is read through the

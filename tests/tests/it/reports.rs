@@ -1600,3 +1600,89 @@ async fn a_report_file_is_not_downloaded_by_someone_who_lost_a_column() -> anyho
     portal.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn report_files_are_kept_for_the_tenants_retention() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    const RETAIN: &str = "mutation($days: Int) { updateTenant(input: { fileRetentionDays: $days }) { fileRetentionDays } }";
+    let refused = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        RETAIN,
+        json!({ "days": 0 }),
+    )
+    .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+    let by_bob = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        RETAIN,
+        json!({ "days": 30 }),
+    )
+    .await?;
+    assert_eq!(
+        by_bob["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{by_bob}"
+    );
+    let set = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        RETAIN,
+        json!({ "days": 30 }),
+    )
+    .await?;
+    assert_eq!(data(&set, "updateTenant")?["fileRetentionDays"], 30);
+    let definition = define(&portal, balances_report()).await?;
+    const EXPIRY: &str = "query($id: ID!) { reportRun(id: $id) { file { expiresAt } } }";
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let read = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        EXPIRY,
+        json!({ "id": run["data"]["reportRun"]["id"] }),
+    )
+    .await?;
+    let expires: chrono::DateTime<Utc> = data(&read, "reportRun")?["file"]["expiresAt"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let days = (expires - Utc::now()).num_hours() as f64 / 24.0;
+    assert!((29.9..=30.0).contains(&days), "{days} days");
+    // Back to the platform's default (seven days here).
+    let reset = as_role(
+        &portal,
+        seed.alice_id,
+        "tenant_admin",
+        RETAIN,
+        json!({ "days": null }),
+    )
+    .await?;
+    assert_eq!(
+        data(&reset, "updateTenant")?["fileRetentionDays"],
+        Value::Null
+    );
+    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
+    let read = as_role(
+        &portal,
+        seed.bob_id,
+        "billing_admin",
+        EXPIRY,
+        json!({ "id": run["data"]["reportRun"]["id"] }),
+    )
+    .await?;
+    let expires: chrono::DateTime<Utc> = data(&read, "reportRun")?["file"]["expiresAt"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    assert!((expires - Utc::now()).num_days() < 8, "{expires}");
+    portal.stop().await;
+    Ok(())
+}
