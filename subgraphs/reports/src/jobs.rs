@@ -171,6 +171,8 @@ impl JobHandler for RunReport {
         let format = ReportFormat::from_db(&definition.format);
         let table = engine::table_format(format);
         let kind = ReportKind::from_db(&definition.kind);
+        // What the report reads, kept to leave out columns a recipient may not read.
+        let mut full_query = None;
         let compiled = if kind.is_monthly() {
             None
         } else {
@@ -187,6 +189,13 @@ impl JobHandler for RunReport {
                 },
                 None => None,
             };
+            full_query = crate::domain::kinds::query_of(
+                kind,
+                saved.clone(),
+                definition.account_id,
+                &definition.parameters,
+            )
+            .ok();
             match engine::compile_now(
                 self.gateway.as_ref(),
                 kind,
@@ -233,22 +242,63 @@ impl JobHandler for RunReport {
         let file_id = Uuid::now_v7();
         let mut heading = heading(&definition, Utc::now());
         let reader_of = (&actor, &meta);
-        let access_selection = match (&compiled, kind) {
+        let mut access_selection = match (&compiled, kind) {
             (Some(compiled), _) => compiled.access_selection.clone(),
             (None, ReportKind::MonthlyStatements) => Some(monthly::STATEMENTS_ACCESS.to_owned()),
             (None, _) => Some(monthly::USAGE_ACCESS.to_owned()),
         };
         let produced = match (compiled, month) {
             (Some(compiled), _) => {
-                engine::produce(
+                let first = engine::produce(
                     self.gateway.as_ref(),
                     &self.files,
                     reader_of,
                     &compiled,
-                    (table, heading),
+                    (table, heading.clone()),
                     (tenant, file_id),
                 )
-                .await
+                .await;
+                // A recipient gets the report without the columns they may not read (the
+                // owner's own run fails instead: its columns are what the owner chose).
+                let trimmed = match (&first, &recipient, &full_query) {
+                    (Err(failure), Some(_), Some(query)) if !failure.denied.is_empty() => {
+                        query.without_fields(&failure.denied)
+                    }
+                    _ => None,
+                };
+                match trimmed {
+                    None => first,
+                    Some((trimmed, left_out)) => {
+                        let again = engine::compile_now(
+                            self.gateway.as_ref(),
+                            ReportKind::Custom,
+                            Some(trimmed),
+                            None,
+                            &serde_json::Value::Null,
+                        )
+                        .await;
+                        match again {
+                            Ok(again) => {
+                                access_selection = again.access_selection.clone();
+                                heading.subtitle = Some(format!(
+                                    "{} · left out, not visible to you: {}",
+                                    heading.subtitle.unwrap_or_default(),
+                                    left_out.join(", ")
+                                ));
+                                engine::produce(
+                                    self.gateway.as_ref(),
+                                    &self.files,
+                                    reader_of,
+                                    &again,
+                                    (table, heading),
+                                    (tenant, file_id),
+                                )
+                                .await
+                            }
+                            Err(err) => Err(Failure::from(&err)),
+                        }
+                    }
+                }
             }
             (None, Some(month)) => {
                 heading.subtitle = Some(format!(

@@ -47,6 +47,62 @@ pub struct ReportQuery {
     pub limit: u64,
 }
 
+impl ReportQuery {
+    /// This query without the columns and aggregates that read any of `fields` (field
+    /// names, as the gateway's refusals name them) — what a recipient who may not read
+    /// them still receives — and the labels of those left out. `None` when nothing would
+    /// be left out, a grouping key reads one of them, or nothing would be left.
+    pub fn without_fields(&self, fields: &[String]) -> Option<(Self, Vec<String>)> {
+        let reads = |path: &str| {
+            path.split('.')
+                .any(|segment| fields.iter().any(|f| f == segment))
+        };
+        if self.group_by.iter().any(|c| reads(&c.path)) {
+            return None;
+        }
+        let mut left_out = Vec::new();
+        let columns: Vec<ColumnSpec> = self
+            .columns
+            .iter()
+            .filter(|c| {
+                let out = reads(&c.path);
+                if out {
+                    left_out.push(c.label.clone().unwrap_or_else(|| c.path.clone()));
+                }
+                !out
+            })
+            .cloned()
+            .collect();
+        let aggregates: Vec<AggregateSpec> = self
+            .aggregates
+            .iter()
+            .filter(|a| {
+                let out = a.path.as_deref().is_some_and(reads);
+                if out {
+                    left_out.push(
+                        a.label
+                            .clone()
+                            .unwrap_or_else(|| a.path.clone().unwrap_or_default()),
+                    );
+                }
+                !out
+            })
+            .cloned()
+            .collect();
+        if left_out.is_empty() || (columns.is_empty() && aggregates.is_empty()) {
+            return None;
+        }
+        let trimmed = Self {
+            dataset: self.dataset.clone(),
+            columns,
+            group_by: self.group_by.clone(),
+            aggregates,
+            limit: self.limit,
+        };
+        Some((trimmed, left_out))
+    }
+}
+
 /// One field on the way to the dataset, with the arguments it is called with (the list
 /// field's own filters and sort among them; `first` and `after` are the runner's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -642,6 +698,37 @@ pub fn value_at<'v>(row: &'v Value, path: &[String]) -> &'v Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_recipient_query_leaves_out_the_columns_they_may_not_read() {
+        let query: ReportQuery = serde_json::from_value(json!({
+            "dataset": [{ "field": "accounts" }],
+            "columns": [{ "path": "number" }, { "path": "balance", "label": "Balance" },
+                        { "path": "owner.displayName" }],
+            "limit": 10
+        }))
+        .unwrap_or_else(|_| unreachable!());
+        let (trimmed, left_out) = query
+            .without_fields(&["balance".into()])
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(left_out, vec!["Balance".to_string()]);
+        let paths: Vec<&str> = trimmed.columns.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["number", "owner.displayName"]);
+        // A field inside a path counts; nothing to leave out, or nothing left: no query.
+        assert!(query.without_fields(&["displayName".into()]).is_some());
+        assert!(query.without_fields(&["name".into()]).is_none());
+        let only: ReportQuery = serde_json::from_value(json!({
+            "dataset": [{ "field": "accounts" }], "columns": [{ "path": "balance" }], "limit": 1
+        }))
+        .unwrap_or_else(|_| unreachable!());
+        assert!(only.without_fields(&["balance".into()]).is_none());
+        let grouped: ReportQuery = serde_json::from_value(json!({
+            "dataset": [{ "field": "accounts" }], "groupBy": [{ "path": "balance" }],
+            "aggregates": [{ "function": "COUNT" }], "limit": 1
+        }))
+        .unwrap_or_else(|_| unreachable!());
+        assert!(grouped.without_fields(&["balance".into()]).is_none());
+    }
 
     const SDL: &str = r#"
         scalar Decimal
