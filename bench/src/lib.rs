@@ -93,3 +93,53 @@ pub async fn drop_scratch_database(admin: Option<&str>, url: &str) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Kibibytes as mebibytes.
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Inserts `rows` charges into `account`, one a second ending now, 1 000 per statement,
+/// each with `description`; the first one's posting time.
+pub async fn load_ledger(
+    db: &DatabaseConnection,
+    account: &portal_entities::accounts::account::Model,
+    rows: i64,
+    description: &str,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use portal_entities::accounts::ledger_entry;
+    use sea_orm::{EntityTrait, Set};
+    let now = chrono::Utc::now();
+    let first = now - chrono::Duration::seconds(rows + 10);
+    let mut batch = Vec::with_capacity(1_000);
+    for i in 0..rows {
+        batch.push(ledger_entry::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            tenant_id: Set(account.tenant_id),
+            account_id: Set(account.id),
+            kind: Set("CHARGE".into()),
+            source: Set("BILLING_SYNC".into()),
+            amount_e4: Set(-12_500),
+            balance_after_e4: Set(-12_500 * (i + 1)),
+            currency: Set(account.currency.clone()),
+            posted_at: Set(first + chrono::Duration::seconds(i)),
+            reference: Set(Some(format!("INV-{i:08}"))),
+            description: Set(Some(description.to_owned())),
+            invoice_id: Set(None),
+            payment_id: Set(None),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
+            created_by: Set(None),
+            created_at: Set(now),
+        });
+        if batch.len() == 1_000 {
+            ledger_entry::Entity::insert_many(std::mem::take(&mut batch))
+                .exec(db)
+                .await?;
+        }
+    }
+    if !batch.is_empty() {
+        ledger_entry::Entity::insert_many(batch).exec(db).await?;
+    }
+    Ok(first)
+}

@@ -14,15 +14,13 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use clap::Parser;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use portal_bench::processes::{Cluster, Extras};
-use portal_entities::accounts::{account, ledger_entry};
+use portal_entities::accounts::account;
 
 /// Export benchmark.
 #[derive(Parser, Debug)]
@@ -40,51 +38,6 @@ const EXPORT: &str = "mutation($input: ExportAccountDataInput!) {
     exportAccountData(input: $input) { id status } }";
 const FOLLOW: &str = "query($id: ID!) { accountExport(id: $id) {
     status rowCount error file { sha256 sizeBytes download { url } } } }";
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-/// Inserts `rows` entries into `account`, one a second ending now, 1 000 per statement.
-async fn load(
-    db: &sea_orm::DatabaseConnection,
-    account: &account::Model,
-    rows: i64,
-) -> anyhow::Result<chrono::DateTime<Utc>> {
-    let now = Utc::now();
-    let first = now - chrono::Duration::seconds(rows + 10);
-    let mut batch = Vec::with_capacity(1_000);
-    for i in 0..rows {
-        batch.push(ledger_entry::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(account.tenant_id),
-            account_id: Set(account.id),
-            kind: Set("CHARGE".into()),
-            source: Set("BILLING_SYNC".into()),
-            amount_e4: Set(-12_500),
-            balance_after_e4: Set(-12_500 * (i + 1)),
-            currency: Set(account.currency.clone()),
-            posted_at: Set(first + chrono::Duration::seconds(i)),
-            reference: Set(Some(format!("INV-{i:08}"))),
-            description: Set(Some("Usage charge, \"standard\" plan".into())),
-            invoice_id: Set(None),
-            payment_id: Set(None),
-            idempotency_key: Set(None),
-            request_hash: Set(None),
-            created_by: Set(None),
-            created_at: Set(now),
-        });
-        if batch.len() == 1_000 {
-            ledger_entry::Entity::insert_many(std::mem::take(&mut batch))
-                .exec(db)
-                .await?;
-        }
-    }
-    if !batch.is_empty() {
-        ledger_entry::Entity::insert_many(batch).exec(db).await?;
-    }
-    Ok(first)
-}
 
 struct Run {
     rows: i64,
@@ -110,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("no demo account ACME-0003"))?;
     let started = Instant::now();
-    let first = load(&db, &payroll, args.rows).await?;
+    let first =
+        portal_bench::load_ledger(&db, &payroll, args.rows, "Usage charge, \"standard\" plan")
+            .await?;
     if url.starts_with("postgres") {
         use sea_orm::ConnectionTrait;
         db.execute_unprepared("VACUUM ANALYZE").await?;
@@ -211,14 +166,18 @@ async fn main() -> anyhow::Result<()> {
             ready,
             download,
             bytes,
-            worker_growth_mib: mib(rss(worker, "VmHWM:").saturating_sub(worker_before)),
-            gateway_growth_mib: mib(rss(gateway, "VmHWM:").saturating_sub(gateway_before)),
+            worker_growth_mib: portal_bench::mib(
+                rss(worker, "VmHWM:").saturating_sub(worker_before),
+            ),
+            gateway_growth_mib: portal_bench::mib(
+                rss(gateway, "VmHWM:").saturating_sub(gateway_before),
+            ),
         });
     }
     println!(
         "Worker resident before: {:.1} MiB; gateway: {:.1} MiB.\n",
-        mib(worker_before),
-        mib(gateway_before)
+        portal_bench::mib(worker_before),
+        portal_bench::mib(gateway_before)
     );
     println!(
         "| rows | file MiB | ready s | download s | worker peak growth MiB | gateway peak growth MiB |"

@@ -36,6 +36,16 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The report file could not be written (scratch space, the writer): worth another try.
+    pub(crate) fn writing(err: std::io::Error) -> Self {
+        Self {
+            shown: "the report file could not be written".into(),
+            detail: err.to_string(),
+            transient: true,
+            denied: Vec::new(),
+        }
+    }
+
     /// A failure that trying again will not mend.
     pub(crate) fn permanent(shown: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
@@ -241,12 +251,7 @@ pub async fn produce(
     (tenant_id, file_id): (Uuid, Uuid),
 ) -> Result<Produced, Failure> {
     let scratch: ScratchFile = files.scratch(format.extension());
-    let writing = |err: std::io::Error| Failure {
-        shown: "the report file could not be written".into(),
-        detail: err.to_string(),
-        transient: true,
-        denied: Vec::new(),
-    };
+    let writing = Failure::writing;
     let mut table = TableWriter::create_with(format, scratch.path(), &columns(compiled), heading)
         .map_err(writing)?;
     let limit = compiled.limit;

@@ -220,12 +220,7 @@ fn date(value: &Value) -> Cell {
 }
 
 fn written(err: std::io::Error) -> Failure {
-    Failure {
-        shown: "the report file could not be written".into(),
-        detail: err.to_string(),
-        transient: true,
-        denied: Vec::new(),
-    }
+    Failure::writing(err)
 }
 
 /// The accounts the reader sees, a page at a time.

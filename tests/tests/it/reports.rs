@@ -1609,6 +1609,22 @@ async fn a_report_file_is_not_downloaded_by_someone_who_lost_a_column() -> anyho
     Ok(())
 }
 
+/// Runs `definition` as Bob and reads when its file expires.
+async fn run_expiry(
+    portal: &TestPortal,
+    definition: &str,
+) -> anyhow::Result<chrono::DateTime<Utc>> {
+    const EXPIRY: &str = "query($id: ID!) { reportRun(id: $id) { file { expiresAt } } }";
+    let bob = portal.seed.bob_id;
+    let run = run_to_end(portal, (bob, "billing_admin"), definition).await?;
+    let id = json!({ "id": run["data"]["reportRun"]["id"] });
+    let read = as_role(portal, bob, "billing_admin", EXPIRY, id).await?;
+    Ok(data(&read, "reportRun")?["file"]["expiresAt"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?)
+}
+
 #[tokio::test]
 async fn report_files_are_kept_for_the_tenants_retention() -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
@@ -1648,20 +1664,7 @@ async fn report_files_are_kept_for_the_tenants_retention() -> anyhow::Result<()>
     .await?;
     assert_eq!(data(&set, "updateTenant")?["fileRetentionDays"], 30);
     let definition = define(&portal, balances_report()).await?;
-    const EXPIRY: &str = "query($id: ID!) { reportRun(id: $id) { file { expiresAt } } }";
-    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
-    let read = as_role(
-        &portal,
-        seed.bob_id,
-        "billing_admin",
-        EXPIRY,
-        json!({ "id": run["data"]["reportRun"]["id"] }),
-    )
-    .await?;
-    let expires: chrono::DateTime<Utc> = data(&read, "reportRun")?["file"]["expiresAt"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()?;
+    let expires = run_expiry(&portal, &definition).await?;
     let days = (expires - Utc::now()).num_hours() as f64 / 24.0;
     assert!((29.9..=30.0).contains(&days), "{days} days");
     // Back to the platform's default (seven days here).
@@ -1677,19 +1680,7 @@ async fn report_files_are_kept_for_the_tenants_retention() -> anyhow::Result<()>
         data(&reset, "updateTenant")?["fileRetentionDays"],
         Value::Null
     );
-    let run = run_to_end(&portal, (seed.bob_id, "billing_admin"), &definition).await?;
-    let read = as_role(
-        &portal,
-        seed.bob_id,
-        "billing_admin",
-        EXPIRY,
-        json!({ "id": run["data"]["reportRun"]["id"] }),
-    )
-    .await?;
-    let expires: chrono::DateTime<Utc> = data(&read, "reportRun")?["file"]["expiresAt"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()?;
+    let expires = run_expiry(&portal, &definition).await?;
     assert!((expires - Utc::now()).num_days() < 8, "{expires}");
     portal.stop().await;
     Ok(())
