@@ -1,5 +1,6 @@
 //! Platform tables written by every subgraph: the audit trail, the domain events outbox,
-//! the email outbox, stored files, jobs, the evidence keys and the field-level RBAC policies.
+//! the email outbox, stored files, jobs, the evidence keys, the tenants' data keys and the
+//! field-level RBAC policies.
 
 pub mod audit_event;
 pub mod casbin_rule;
@@ -11,3 +12,4 @@ pub mod job;
 pub mod job_schedule;
 pub mod policy_coordinate;
 pub mod policy_revision;
+pub mod tenant_key;
