@@ -51,6 +51,7 @@ mod m0042_evidence_manifests;
 mod m0043_report_delivery;
 mod m0044_policy_rules_monthly_reports;
 mod m0045_tenant_file_retention;
+mod m0046_secure_messages;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0043_report_delivery::Migration),
             Box::new(m0044_policy_rules_monthly_reports::Migration),
             Box::new(m0045_tenant_file_retention::Migration),
+            Box::new(m0046_secure_messages::Migration),
         ]
     }
 }

@@ -111,6 +111,9 @@ pub struct GatewayOptions {
     /// How components of this process read through the gateway as a user (report runs,
     /// report checks): the all-in-one app sets it to its gateway once that exists.
     pub gateway_client: portal_kit::gateway_client::LateGateway,
+    /// The tenants' data keys the all-in-one app's subgraphs seal messages with; `None`:
+    /// wrapped with the identity settings' data key.
+    pub keys: Option<portal_kit::envelope::TenantKeys>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -305,6 +308,24 @@ pub async fn watch_sessions(
         .map_err(|err| anyhow::anyhow!("loading token keys and revocations: {err:?}"))
 }
 
+/// The tenant with the slug or id `slug_or_id`.
+pub async fn find_tenant(
+    db: &DatabaseConnection,
+    slug_or_id: &str,
+) -> anyhow::Result<portal_entities::identity::tenant::Model> {
+    use portal_entities::identity::tenant;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let by = match uuid::Uuid::parse_str(slug_or_id) {
+        Ok(id) => tenant::Column::Id.eq(id),
+        Err(_) => tenant::Column::Slug.eq(slug_or_id),
+    };
+    tenant::Entity::find()
+        .filter(by)
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant {slug_or_id}"))
+}
+
 /// The all-in-one app: the gateway with in-process transports to all five subgraphs.
 pub fn all_in_one_app(
     db: &DatabaseConnection,
@@ -323,7 +344,13 @@ pub fn all_in_one_app(
         None => portal_kit::storage::FileStore::in_memory(&authenticator.settings().data_key),
     };
     let late = &options.gateway_client;
-    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files, late);
+    let keys = options.keys.clone().unwrap_or_else(|| {
+        portal_kit::envelope::TenantKeys::local(
+            db.clone(),
+            authenticator.settings().data_key.clone(),
+        )
+    });
+    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files, late, &keys);
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()

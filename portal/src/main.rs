@@ -81,6 +81,15 @@ enum Command {
     /// Start a new evidence key (report manifests are signed with it from now on); the
     /// previous one stops signing but stays published, so what it signed keeps verifying.
     RotateEvidenceKey,
+    /// Destroy every data key of a tenant (off-boarding): its messages become unreadable
+    /// for good — crypto-shredding. Asks for `--yes`.
+    DestroyTenantKeys {
+        /// The tenant's slug or id.
+        tenant: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Check a downloaded report file offline against its signed manifest and the published
     /// evidence keys (exit status 1 when it does not verify).
     VerifyReport {
@@ -222,6 +231,30 @@ async fn main() -> anyhow::Result<()> {
             println!("evidence key {id} signs from now on; earlier keys stay published");
             Ok(())
         }
+        Command::DestroyTenantKeys { tenant, yes } => {
+            anyhow::ensure!(
+                yes,
+                "destroying a tenant's keys makes its messages unreadable for good: \
+                 repeat with --yes"
+            );
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            let tenant = portal::find_tenant(&db, &tenant).await?;
+            let keys = portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?);
+            let meta = portal_kit::RequestMeta {
+                request_id: None,
+                source_ip: None,
+                user_agent: Some("portal destroy-tenant-keys".into()),
+            };
+            let destroyed = keys
+                .destroy(tenant.id, &portal_kit::Actor::anonymous(), &meta)
+                .await
+                .map_err(|err| anyhow::anyhow!("destroying the tenant's keys: {err:?}"))?;
+            println!(
+                "destroyed {destroyed} key version(s) of tenant {}: its sealed data is gone",
+                tenant.slug
+            );
+            Ok(())
+        }
         Command::VerifyReport {
             file,
             manifest,
@@ -344,6 +377,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         events: None,
         files: None,
         gateway_client: Default::default(),
+        keys: None,
     }
 }
 
@@ -547,16 +581,15 @@ async fn serve(
             let gateway = portal_kit::gateway_client::LateGateway::ready(
                 portal::gateway_client::OverHttp::new(&config.gateway_url(), key.clone())?,
             );
-            let subgraph = subgraphs::build(
-                role.name(),
-                &db,
-                authenticator,
-                &references,
-                &feed,
-                &files,
-                &gateway,
-            )
-            .context("unknown subgraph")?;
+            let shared = subgraphs::Shared {
+                references,
+                feed,
+                files,
+                gateway,
+                keys: portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?),
+            };
+            let subgraph = subgraphs::build(role.name(), &db, authenticator, &shared)
+                .context("unknown subgraph")?;
             subgraph.router_until(key, subgraph_closing.subscribe())
         }
     };
@@ -836,6 +869,13 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .handle(
             portal_kit::storage::PURGE_KIND,
             portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
+        )
+        .handle(
+            portal_messages::jobs::Reseal::KIND,
+            portal_messages::jobs::Reseal::new(portal_messages::store::Store {
+                db: db.clone(),
+                keys: portal_kit::envelope::TenantKeys::local(db.clone(), data_key.clone()),
+            }),
         );
     portal_reports::store::adopt_schedules(db)
         .await
@@ -843,6 +883,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     portal_kit::storage::schedule_purge(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the purge of expired files: {err:?}"))?;
+    portal_messages::jobs::schedule_sweep(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("scheduling the re-seal of messages: {err:?}"))?;
     Arc::new(runner).spawn();
     Ok(())
 }

@@ -222,6 +222,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         Some(operating),
         "Welcome to the portal",
         &[carol],
+        &[alice],
     )
     .await?;
     post(
@@ -240,6 +241,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         Some(payroll),
         "Question about an invoice",
         &[bob],
+        &[],
     )
     .await?;
     post(
@@ -256,6 +258,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         gina,
         Some(globex_main),
         "Globex internal",
+        &[],
         &[],
     )
     .await?;
@@ -481,6 +484,9 @@ async fn create_report(
     Ok(id)
 }
 
+/// A thread with its participants (`staff` among them join as staff). Demo text is written
+/// as plaintext from before encryption (the seed holds no keys): the worker's re-seal sweep
+/// seals it at start, the path an upgraded database takes.
 async fn create_thread(
     txn: &DatabaseTransaction,
     tenant_id: Uuid,
@@ -488,6 +494,7 @@ async fn create_thread(
     account: Option<Uuid>,
     subject: &str,
     others: &[Uuid],
+    staff: &[Uuid],
 ) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
     thread::ActiveModel {
@@ -495,10 +502,13 @@ async fn create_thread(
         tenant_id: Set(tenant_id),
         account_id: Set(account),
         created_by: Set(creator),
-        subject: Set(subject.into()),
         status: Set("OPEN".into()),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
+        legacy_subject: Set(Some(subject.into())),
+        subject_sealed: Set(None),
+        key_version: Set(None),
+        assignee_id: Set(None),
     }
     .insert(txn)
     .await?;
@@ -508,6 +518,12 @@ async fn create_thread(
             user_id: Set(*participant),
             tenant_id: Set(tenant_id),
             created_at: Set(Utc::now()),
+            last_read_at: Set(None),
+            kind: Set(if staff.contains(participant) {
+                "STAFF".into()
+            } else {
+                "CUSTOMER".into()
+            }),
         }
         .insert(txn)
         .await?;
@@ -527,9 +543,13 @@ async fn post(
         tenant_id: Set(tenant_id),
         thread_id: Set(thread),
         author_id: Set(author),
-        body: Set(body.into()),
         created_at: Set(Utc::now()),
         edited_at: Set(None),
+        legacy_body: Set(Some(body.into())),
+        body_sealed: Set(None),
+        key_version: Set(None),
+        reply_to_id: Set(None),
+        deleted_at: Set(None),
     }
     .insert(txn)
     .await?;

@@ -15,6 +15,7 @@ use portal_gateway::subgraph::{
     Caller, SubgraphClient, SubgraphError, SubgraphRequest, SubgraphResponse, SubgraphStream,
 };
 use portal_identity::Authenticator;
+use portal_kit::envelope::TenantKeys;
 use portal_kit::events::feed::{DEFAULT_POLL, EventFeed};
 use portal_kit::gateway_client::LateGateway;
 use portal_kit::internal_token::InternalTokenKey;
@@ -81,18 +82,36 @@ fn federation_sdl() -> SDLExportOptions {
     SDLExportOptions::new().federation().compose_directive()
 }
 
-/// Builds the subgraph `name` over `db`; identity needs the sign-in service. Subscription
-/// fields follow `feed`; files (exports) are kept in `files`. `None` for an unknown name,
-/// or identity without `authenticator`.
+/// What the subgraphs work with besides the database.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// Checks references to other subgraphs' entities.
+    pub references: References,
+    /// Committed changes, for subscription fields.
+    pub feed: Arc<EventFeed>,
+    /// Where files (exports, report files) are kept.
+    pub files: FileStore,
+    /// Reads through the gateway as a user (report runs, definition checks).
+    pub gateway: LateGateway,
+    /// The tenants' data keys (messages are sealed with them).
+    pub keys: TenantKeys,
+}
+
+/// Builds the subgraph `name` over `db` with `shared`; identity needs the sign-in
+/// service. `None` for an unknown name, or identity without `authenticator`.
 pub fn build(
     name: &str,
     db: &DatabaseConnection,
     authenticator: Option<Arc<Authenticator>>,
-    references: &References,
-    feed: &Arc<EventFeed>,
-    files: &FileStore,
-    gateway: &LateGateway,
+    shared: &Shared,
 ) -> Option<Subgraph> {
+    let Shared {
+        references,
+        feed,
+        files,
+        gateway,
+        keys,
+    } = shared;
     match name {
         "identity" => {
             let schema = portal_identity::build_schema(db.clone(), authenticator?, feed.clone());
@@ -121,8 +140,12 @@ pub fn build(
             Some(Subgraph::new("reports", schema, sdl))
         }
         "messages" => {
-            let schema =
-                portal_messages::build_schema(db.clone(), references.clone(), feed.clone());
+            let schema = portal_messages::build_schema(
+                db.clone(),
+                references.clone(),
+                feed.clone(),
+                keys.clone(),
+            );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("messages", schema, sdl))
         }
@@ -146,32 +169,32 @@ pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) ->
         &EventFeed::lazy(db.clone(), DEFAULT_POLL),
         &files,
         &LateGateway::default(),
+        &TenantKeys::local(db.clone(), authenticator.settings().data_key.clone()),
     )
 }
 
 /// [`build_all`] on the event feed `feed` (shared with a gateway in the same process),
-/// keeping files in `files`, reading through the gateway as a user with `gateway`.
+/// keeping files in `files`, reading through the gateway as a user with `gateway`,
+/// sealing with the tenants' data keys `keys`.
 pub fn build_all_with(
     db: &DatabaseConnection,
     authenticator: &Arc<Authenticator>,
     feed: &Arc<EventFeed>,
     files: &FileStore,
     gateway: &LateGateway,
+    keys: &TenantKeys,
 ) -> Vec<Subgraph> {
     let references = References::default();
+    let shared = Shared {
+        references: references.clone(),
+        feed: feed.clone(),
+        files: files.clone(),
+        gateway: gateway.clone(),
+        keys: keys.clone(),
+    };
     let subgraphs: Vec<Subgraph> = NAMES
         .iter()
-        .filter_map(|name| {
-            build(
-                name,
-                db,
-                Some(authenticator.clone()),
-                &references,
-                feed,
-                files,
-                gateway,
-            )
-        })
+        .filter_map(|name| build(name, db, Some(authenticator.clone()), &shared))
         .collect();
     register_owners(&references, |name| {
         subgraphs

@@ -219,6 +219,8 @@ pub struct TestPortal {
     pub files: portal_kit::storage::FileStore,
     /// The directory behind `files`.
     pub files_dir: std::path::PathBuf,
+    /// The tenants' data keys the subgraphs seal with.
+    pub keys: portal_kit::envelope::TenantKeys,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     test_db: Option<TestDb>,
@@ -275,6 +277,12 @@ pub fn identity_settings() -> IdentitySettings {
 /// something subscribes).
 pub fn feed(db: &DatabaseConnection) -> Arc<portal_kit::events::feed::EventFeed> {
     portal_kit::events::feed::EventFeed::lazy(db.clone(), std::time::Duration::from_millis(50))
+}
+
+/// The tenants' data keys over `db`, wrapped with the test data key (as the portal under
+/// test wraps them).
+pub fn tenant_keys(db: &DatabaseConnection) -> portal_kit::envelope::TenantKeys {
+    portal_kit::envelope::TenantKeys::local(db.clone(), identity_settings().data_key)
 }
 
 /// A sign-in service over `db` with [`identity_settings`].
@@ -396,6 +404,9 @@ impl TestPortal {
         let files_dir = std::env::temp_dir().join(format!("portal-files-{}", Uuid::now_v7()));
         let files = portal_kit::storage::FileStore::local(&files_dir, &settings.data_key)
             .map_err(|err| anyhow::anyhow!("file store: {err:?}"))?;
+        // The tenants' data keys the subgraphs seal messages with (the tests destroy and
+        // rotate them through this instance, whose cache then forgets at once).
+        let keys = portal_kit::envelope::TenantKeys::local(db.clone(), settings.data_key.clone());
         // Report runs and checks read through this portal's gateway, set once it is up (in
         // process for all-in-one, over HTTP with delegated credentials when distributed).
         let gateway_client = portal_kit::gateway_client::LateGateway::default();
@@ -442,6 +453,13 @@ impl TestPortal {
                     portal_kit::storage::PURGE_KIND,
                     portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
                 )
+                .handle(
+                    portal_messages::jobs::Reseal::KIND,
+                    portal_messages::jobs::Reseal::new(portal_messages::store::Store {
+                        db: db.clone(),
+                        keys: keys.clone(),
+                    }),
+                )
                 .poll(Duration::from_millis(100)),
         )
         .spawn();
@@ -470,6 +488,7 @@ impl TestPortal {
                 db: db.clone(),
             }),
             gateway_client: gateway_client.clone(),
+            keys: Some(keys.clone()),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
@@ -484,6 +503,7 @@ impl TestPortal {
                     &subgraph_feed,
                     &files,
                     &gateway_client,
+                    &keys,
                 );
                 for subgraph in subgraphs {
                     let (addr, task) = serve(subgraph.router(key.clone())).await?;
@@ -514,6 +534,7 @@ impl TestPortal {
             mail_dir,
             files,
             files_dir,
+            keys,
             http: {
                 portal::install_crypto_provider();
                 reqwest::Client::new()
@@ -521,6 +542,12 @@ impl TestPortal {
             tasks,
             test_db: None,
         })
+    }
+
+    /// The URL of the database this portal runs on (`None` when started on a connection
+    /// made elsewhere).
+    pub fn database_url(&self) -> Option<&str> {
+        self.test_db.as_ref().map(|db| db.url.as_str())
     }
 
     /// Sends `query` with `variables` as `user` of `tenant` and returns the JSON response.

@@ -1,4 +1,6 @@
-//! Table `messages`.
+//! Table `messages`. The body is sealed with the tenant's data key (`body_sealed` under
+//! `key_version`); `legacy_body` holds plaintext written before encryption until the
+//! reseal job seals it. A deleted message keeps its row (a tombstone) without a body.
 
 use sea_orm::entity::prelude::*;
 
@@ -11,10 +13,16 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub thread_id: Uuid,
     pub author_id: Uuid,
-    #[sea_orm(column_type = "Text")]
-    pub body: String,
     pub created_at: DateTimeUtc,
     pub edited_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub legacy_body: Option<String>,
+    #[sea_orm(column_type = "Blob", nullable)]
+    pub body_sealed: Option<Vec<u8>>,
+    pub key_version: Option<i32>,
+    /// The message this one replies to (same thread).
+    pub reply_to_id: Option<Uuid>,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,4 @@
-//! Table `thread_participants`.
+//! Table `thread_participants`: who takes part in a thread, as what, and how far they read.
 
 use sea_orm::entity::prelude::*;
 
@@ -12,6 +12,10 @@ pub struct Model {
     pub user_id: Uuid,
     pub tenant_id: Uuid,
     pub created_at: DateTimeUtc,
+    /// Messages posted up to this instant count as read.
+    pub last_read_at: Option<DateTimeUtc>,
+    /// `CUSTOMER` or `STAFF`.
+    pub kind: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

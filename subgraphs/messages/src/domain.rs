@@ -2,6 +2,7 @@
 //! thread and who may post or edit. Pure functions over plain values; no GraphQL, HTTP
 //! or database types.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use portal_kit::input;
@@ -27,11 +28,18 @@ pub const BODY_MAX: usize = 20_000;
 /// Most participants a thread may have, its creator included.
 pub const PARTICIPANTS_MAX: usize = 50;
 
-/// Lifecycle of a thread.
+/// How long after posting its author may still edit or delete a message.
+pub const EDIT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Lifecycle of a thread, as a support desk works it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadStatus {
-    /// Participants may post.
+    /// Waiting on the staff: a customer asked, or wrote again.
     Open,
+    /// Waiting on the customer: the staff answered.
+    WaitingOnCustomer,
+    /// Answered; a new message opens it again.
+    Resolved,
     /// Read-only.
     Closed,
 }
@@ -41,6 +49,8 @@ impl ThreadStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Open => "OPEN",
+            Self::WaitingOnCustomer => "WAITING",
+            Self::Resolved => "RESOLVED",
             Self::Closed => "CLOSED",
         }
     }
@@ -49,7 +59,47 @@ impl ThreadStatus {
     pub fn from_db(value: &str) -> Self {
         match value {
             "OPEN" => Self::Open,
+            "WAITING" => Self::WaitingOnCustomer,
+            "RESOLVED" => Self::Resolved,
             _ => Self::Closed,
+        }
+    }
+
+    /// The status after a message by someone of `kind`: a customer's message waits on the
+    /// staff again, a staff member's waits on the customer. A closed thread takes none.
+    pub fn after_message(self, kind: ParticipantKind) -> Self {
+        match (self, kind) {
+            (Self::Closed, _) => Self::Closed,
+            (_, ParticipantKind::Customer) => Self::Open,
+            (_, ParticipantKind::Staff) => Self::WaitingOnCustomer,
+        }
+    }
+}
+
+/// On which side of the conversation a participant is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A user of the customer.
+    Customer,
+    /// The supplier's staff: whoever the policies let work the tenant's support queue
+    /// (the `Thread.all` grant), or whom a thread was assigned to.
+    Staff,
+}
+
+impl ParticipantKind {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "CUSTOMER",
+            Self::Staff => "STAFF",
+        }
+    }
+
+    /// Parses the storage form (unknown values read as `Customer`: no staff privileges).
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "STAFF" => Self::Staff,
+            _ => Self::Customer,
         }
     }
 }
@@ -87,10 +137,10 @@ pub fn takes_part(user: Uuid, participants: &[Uuid]) -> bool {
     participants.contains(&user)
 }
 
-/// Whether someone may post to a thread: participants only (`FORBIDDEN` otherwise), and
-/// only while it is open (`CONFLICT` otherwise).
-pub fn may_post(is_participant: bool, status: ThreadStatus) -> ApiResult<()> {
-    if !is_participant {
+/// Whether someone may post to a thread: participants and staff (who join by posting)
+/// only (`FORBIDDEN` otherwise), and only while it is not closed (`CONFLICT` otherwise).
+pub fn may_post(may_take_part: bool, status: ThreadStatus) -> ApiResult<()> {
+    if !may_take_part {
         return Err(ApiError::Forbidden);
     }
     if status == ThreadStatus::Closed {
@@ -99,12 +149,57 @@ pub fn may_post(is_participant: bool, status: ThreadStatus) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether `editor` may edit a message by `author` in a thread with `status`: the author
-/// only (`FORBIDDEN` otherwise), and only while the thread is open (`CONFLICT` otherwise).
-pub fn may_edit(editor: Uuid, author: Uuid, status: ThreadStatus) -> ApiResult<()> {
-    if editor != author {
+/// A message as the edit and delete rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Posted {
+    /// Who wrote it.
+    pub author: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Whether it was deleted.
+    pub deleted: bool,
+}
+
+/// Whether `editor` may edit or delete the message `posted` in a thread with `status` at
+/// `now`: the author only (`FORBIDDEN` otherwise), a message not deleted yet, in a thread
+/// that is not closed, within [`EDIT_WINDOW`] of posting (`CONFLICT` otherwise).
+pub fn may_change(
+    editor: Uuid,
+    posted: Posted,
+    status: ThreadStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if editor != posted.author {
         return Err(ApiError::Forbidden);
     }
+    if posted.deleted {
+        return Err(ApiError::Conflict("the message was deleted".into()));
+    }
+    if status == ThreadStatus::Closed {
+        return Err(ApiError::Conflict("the thread is closed".into()));
+    }
+    if now - posted.at > EDIT_WINDOW {
+        return Err(ApiError::Conflict(format!(
+            "messages can be changed for {} minutes after posting",
+            EDIT_WINDOW.num_minutes()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a reply may refer to a message of `parent_thread`: only within its own thread.
+pub fn may_reply_to(field: &'static str, thread: Uuid, parent_thread: Uuid) -> ApiResult<()> {
+    if thread != parent_thread {
+        return Err(ApiError::invalid(
+            field,
+            "a reply refers to a message of the same thread",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a thread with `status` may be assigned: not once closed (`CONFLICT`).
+pub fn may_assign(status: ThreadStatus) -> ApiResult<()> {
     if status == ThreadStatus::Closed {
         return Err(ApiError::Conflict("the thread is closed".into()));
     }
@@ -156,8 +251,9 @@ mod tests {
     }
 
     #[test]
-    fn only_participants_may_post_and_only_to_open_threads() {
+    fn only_participants_and_staff_may_post_and_not_to_closed_threads() {
         assert!(may_post(true, ThreadStatus::Open).is_ok());
+        assert!(may_post(true, ThreadStatus::Resolved).is_ok());
         assert!(matches!(
             may_post(false, ThreadStatus::Open),
             Err(ApiError::Forbidden)
@@ -173,22 +269,66 @@ mod tests {
     }
 
     #[test]
-    fn only_the_author_may_edit_a_message() {
+    fn a_message_moves_the_thread_to_whoever_must_answer_next() {
+        use ParticipantKind::{Customer, Staff};
+        use ThreadStatus::*;
+        assert_eq!(Open.after_message(Staff), WaitingOnCustomer);
+        assert_eq!(WaitingOnCustomer.after_message(Customer), Open);
+        assert_eq!(Resolved.after_message(Customer), Open);
+        assert_eq!(Resolved.after_message(Staff), WaitingOnCustomer);
+        assert_eq!(Open.after_message(Customer), Open);
+        assert_eq!(Closed.after_message(Customer), Closed);
+    }
+
+    #[test]
+    fn only_the_author_may_change_a_message_and_only_within_the_window() {
         let author = Uuid::now_v7();
-        assert!(may_edit(author, author, ThreadStatus::Open).is_ok());
+        let at = Utc::now();
+        let posted = Posted {
+            author,
+            at,
+            deleted: false,
+        };
+        let soon = at + chrono::Duration::minutes(14);
+        assert!(may_change(author, posted, ThreadStatus::Open, soon).is_ok());
         assert!(matches!(
-            may_edit(Uuid::now_v7(), author, ThreadStatus::Open),
+            may_change(Uuid::now_v7(), posted, ThreadStatus::Open, soon),
             Err(ApiError::Forbidden)
         ));
         assert!(matches!(
-            may_edit(author, author, ThreadStatus::Closed),
+            may_change(author, posted, ThreadStatus::Closed, soon),
             Err(ApiError::Conflict(_))
         ));
+        let late = at + EDIT_WINDOW + chrono::Duration::seconds(1);
+        assert!(matches!(
+            may_change(author, posted, ThreadStatus::Open, late),
+            Err(ApiError::Conflict(_))
+        ));
+        let deleted = Posted {
+            deleted: true,
+            ..posted
+        };
+        assert!(matches!(
+            may_change(author, deleted, ThreadStatus::Open, soon),
+            Err(ApiError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn replies_stay_within_their_thread() {
+        let (thread, other) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(may_reply_to("r", thread, thread).is_ok());
+        assert!(may_reply_to("r", thread, other).is_err());
     }
 
     #[test]
     fn unknown_stored_statuses_read_as_closed() {
         assert_eq!(ThreadStatus::from_db("ARCHIVED"), ThreadStatus::Closed);
         assert_eq!(ThreadStatus::from_db("OPEN"), ThreadStatus::Open);
+        assert_eq!(
+            ThreadStatus::from_db("WAITING"),
+            ThreadStatus::WaitingOnCustomer
+        );
+        assert_eq!(ParticipantKind::from_db("ADMIN"), ParticipantKind::Customer);
     }
 }

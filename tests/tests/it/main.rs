@@ -20,6 +20,7 @@ mod layouts;
 mod ledger;
 mod limits;
 mod mail;
+mod messages;
 mod mfa;
 mod migrations;
 mod mutations;

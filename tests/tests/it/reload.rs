@@ -60,6 +60,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
         events: None,
         files: None,
         gateway_client: Default::default(),
+        keys: None,
     };
     let (router, gateway) = portal::gateway_app(&partial, clients, &options)?;
     let source = SupergraphSource::parse(&file.display().to_string());

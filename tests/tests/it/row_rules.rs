@@ -109,7 +109,7 @@ async fn a_customer_reads_no_thread_it_does_not_take_part_in_on_any_path() -> an
         )
         .await?;
         assert_eq!(
-            post["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            post["errors"][0]["extensions"]["code"], "NOT_FOUND",
             "{post}"
         );
 
@@ -141,8 +141,12 @@ async fn the_thread_entity_resolver_applies_the_participation_rule() -> anyhow::
     let test_db = portal_tests::TestDb::new().await?;
     let db = test_db.connect().await?;
     let seed = portal::seed::seed(&db).await?;
-    let schema =
-        portal_messages::build_schema(db.clone(), Default::default(), portal_tests::feed(&db));
+    let schema = portal_messages::build_schema(
+        db.clone(),
+        Default::default(),
+        portal_tests::feed(&db),
+        portal_tests::tenant_keys(&db),
+    );
     let threads = portal_entities::messages::thread::Entity::find()
         .all(&db)
         .await?;

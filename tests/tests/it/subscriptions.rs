@@ -602,8 +602,19 @@ async fn threads_messages_and_jobs_have_live_updates() -> anyhow::Result<()> {
             )
             .await?;
         assert!(posted["errors"].is_null(), "{posted}");
-        let next = ws.next().await?;
+        // Staff answered: the message, and the thread now waiting on the customer (in
+        // either order).
+        let (first, second) = (ws.next().await?, ws.next().await?);
+        let (next, status) = if first["id"] == "posted" {
+            (first, second)
+        } else {
+            (second, first)
+        };
         assert_eq!(next["id"], "posted", "{next}");
+        assert_eq!(
+            status["payload"]["data"]["threadUpdated"]["status"], "WAITING_ON_CUSTOMER",
+            "{status}"
+        );
         let message = &next["payload"]["data"]["messagePosted"];
         assert_eq!(message["body"], "Live now", "{mode:?}: {next}");
         assert_eq!(message["author"]["displayName"], "Alice Admin");

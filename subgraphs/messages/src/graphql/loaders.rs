@@ -1,9 +1,14 @@
 //! The batched queries behind the messages subgraph's DataLoaders (see
 //! [`portal_kit::loader`]): each runs once per tenant (and page request) in a request tick.
 
+use std::collections::{BTreeMap, HashMap};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_entities::messages::{message, thread};
+use portal_entities::messages::{message, message_edit, thread, thread_participant};
+use portal_kit::ApiError;
 
 use crate::store;
 
@@ -19,7 +24,12 @@ portal_kit::fetch_by_ids!(
 
 portal_kit::fetch_by_ids!(
     /// `Thread.participants` by `(tenant, thread id)`, batched into one query per tenant.
-    pub ParticipantsOfThreads: Vec<Uuid> = store::participants_of_threads
+    pub ParticipantsOfThreads: Vec<thread_participant::Model> = store::participants_of_threads
+);
+
+portal_kit::fetch_by_ids!(
+    /// `Message.edits` by `(tenant, message id)`, batched into one query per tenant.
+    pub EditsOfMessages: Vec<message_edit::Model> = store::edits_of_messages
 );
 
 portal_kit::fetch_pages!(
@@ -33,3 +43,55 @@ portal_kit::fetch_pages!(
     /// batched into one query per distinct `(tenant, page request)`.
     pub MessagesByThread: message::Model = store::pages_by_thread
 );
+
+/// `Thread.unreadCount`: whose count, of which thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnreadKey {
+    /// The caller's tenant.
+    pub tenant_id: Uuid,
+    /// Who reads.
+    pub reader: Uuid,
+    /// The thread.
+    pub thread_id: Uuid,
+}
+
+/// Unread counts batched into two queries per `(tenant, reader)`; a thread the reader
+/// does not take part in has none.
+pub struct UnreadCounts {
+    db: DatabaseConnection,
+}
+
+impl UnreadCounts {
+    /// The loader over `db`.
+    pub fn loader(db: &DatabaseConnection) -> DataLoader<Self> {
+        DataLoader::new(Self { db: db.clone() }, tokio::spawn)
+    }
+}
+
+impl Loader<UnreadKey> for UnreadCounts {
+    type Value = i64;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[UnreadKey]) -> Result<HashMap<UnreadKey, i64>, ApiError> {
+        let mut groups: BTreeMap<(Uuid, Uuid), Vec<Uuid>> = BTreeMap::new();
+        for key in keys {
+            groups
+                .entry((key.tenant_id, key.reader))
+                .or_default()
+                .push(key.thread_id);
+        }
+        let mut found = HashMap::new();
+        for ((tenant_id, reader), threads) in groups {
+            let counts = store::unread_counts(&self.db, tenant_id, reader, &threads).await?;
+            found.extend(counts.into_iter().map(|(thread_id, count)| {
+                let key = UnreadKey {
+                    tenant_id,
+                    reader,
+                    thread_id,
+                };
+                (key, count)
+            }));
+        }
+        Ok(found)
+    }
+}

@@ -1,6 +1,6 @@
 //! Messages' GraphQL surface: `Thread` and `Message` (`@key(fields: "id")`), the
-//! `User.threads` field it contributes to identity's `User`, and the thread and message
-//! queries and mutations.
+//! `User.threads` field it contributes to identity's `User`, the thread and message
+//! queries and mutations, and the tenant's data keys.
 
 mod federation;
 mod loaders;
@@ -14,38 +14,43 @@ use async_graphql::{Context, ID, InputObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_kit::context::{actor, db, meta, references};
+use portal_kit::context::{actor, meta, references, tenant};
+use portal_kit::envelope::TenantKeys;
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::events::feed::EventFeed;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load_page};
 use portal_kit::pagination::PageRequest;
+use portal_kit::policy::THREADS_ALL;
 use portal_kit::references::References;
-use portal_kit::{ApiError, ApiResult};
+use portal_kit::{Actor, ApiError, ApiResult};
 
-use crate::domain::{self, ThreadStatus};
-use crate::store;
+use crate::domain::{self, ParticipantKind, ThreadStatus};
+use crate::store::{self, Store};
 use visibility::{load_readable_message, load_readable_thread};
 
 pub use federation::{Account, User};
 pub use loaders::{
-    MessagesById, MessagesByThread, ParticipantsOfThreads, ThreadsById, ThreadsByParticipant,
+    EditsOfMessages, MessagesById, MessagesByThread, ParticipantsOfThreads, ThreadsById,
+    ThreadsByParticipant, UnreadCounts,
 };
 pub use subscriptions::Subscription;
 pub use types::{
-    Message, MessageConnection, MessageEdge, Thread, ThreadConnection, ThreadEdge, ThreadStatusGql,
+    Message, MessageConnection, MessageEdge, MessageEdit, ParticipantKindGql, TenantDataKey,
+    Thread, ThreadConnection, ThreadEdge, ThreadParticipant, ThreadStatusGql,
 };
 
 /// The messages subgraph's executable schema.
 pub type MessagesSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references` and following committed changes through `feed`; no socket needed (tests
-/// call `execute` directly).
+/// `references`, following committed changes through `feed` and sealing text with the
+/// tenants' data keys `keys`; no socket needed (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     feed: Arc<EventFeed>,
+    keys: TenantKeys,
 ) -> MessagesSchema {
     Schema::build(Query, Mutation, Subscription)
         .enable_federation()
@@ -56,10 +61,32 @@ pub fn build_schema(
         .data(batch_loader::<ParticipantsOfThreads>(&db))
         .data(batch_loader::<ThreadsByParticipant>(&db))
         .data(batch_loader::<MessagesByThread>(&db))
+        .data(batch_loader::<EditsOfMessages>(&db))
+        .data(UnreadCounts::loader(&db))
+        .data(Store {
+            db: db.clone(),
+            keys,
+        })
         .data(references)
         .data(feed)
         .data(db)
         .finish()
+}
+
+/// Messages' persistence (database and data keys) from the schema data.
+pub(crate) fn store<'c>(ctx: &Context<'c>) -> ApiResult<&'c Store> {
+    ctx.data::<Store>()
+        .map_err(|_| ApiError::internal("the messages store is not in the schema data"))
+}
+
+/// On which side the caller is: staff when the policies let it work the tenant's support
+/// queue (the `Thread.all` grant), a customer otherwise.
+fn side(actor: &Actor) -> ParticipantKind {
+    if actor.has_grant(THREADS_ALL) {
+        ParticipantKind::Staff
+    } else {
+        ParticipantKind::Customer
+    }
 }
 
 /// Messages queries.
@@ -90,6 +117,13 @@ impl Query {
     async fn message(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Message>> {
         let id = input::id("id", &id)?;
         load_message(ctx, id).await
+    }
+
+    /// The versions of the caller's tenant's data key, oldest first.
+    async fn tenant_data_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<TenantDataKey>> {
+        let tenant_id = tenant(ctx)?;
+        let versions = store(ctx)?.keys.versions(tenant_id).await?;
+        Ok(versions.into_iter().map(TenantDataKey::from).collect())
     }
 
     /// Federation entity resolver for `Thread`: null outside the caller's tenant.
@@ -150,7 +184,8 @@ pub struct CreateThreadInput {
 pub struct UpdateThreadInput {
     /// New subject line.
     pub subject: Option<String>,
-    /// New status (`CLOSED` makes the thread read-only).
+    /// New status (`CLOSED` makes the thread read-only; a message moves an open, waiting or
+    /// resolved thread to whoever answers next).
     pub status: Option<ThreadStatusGql>,
 }
 
@@ -161,6 +196,8 @@ pub struct CreateMessageInput {
     pub thread_id: ID,
     /// Text of the message (at most 20000 characters).
     pub body: String,
+    /// The message of the same thread this one answers.
+    pub reply_to_id: Option<ID>,
 }
 
 /// Input of `editMessage`.
@@ -197,6 +234,7 @@ impl Mutation {
                 .map(|id| input::id("input.accountId", &id))
                 .transpose()?,
             participant_ids: domain::participants("input.participantIds", creator, &others)?,
+            creator_kind: side(actor(ctx)),
         };
         let references = references(ctx)?;
         references
@@ -218,9 +256,11 @@ impl Mutation {
                 new.account_id.as_slice(),
             )
             .await?;
-        Ok(store::create_thread(db(ctx)?, actor(ctx), meta(ctx), new)
-            .await?
-            .into())
+        Ok(
+            store::create_thread(store(ctx)?, actor(ctx), meta(ctx), new)
+                .await?
+                .into(),
+        )
     }
 
     /// Changes a thread's subject or status.
@@ -231,9 +271,6 @@ impl Mutation {
         input: UpdateThreadInput,
     ) -> ApiResult<Thread> {
         let id = input::id("id", &id)?;
-        if load_readable_thread(ctx, id).await?.is_none() {
-            return Err(ApiError::NotFound("thread"));
-        }
         let changes = store::ThreadChanges {
             subject: input
                 .subject
@@ -241,29 +278,101 @@ impl Mutation {
                 .transpose()?,
             status: input.status.map(ThreadStatus::from),
         };
+        if load_readable_thread(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
         Ok(
-            store::update_thread(db(ctx)?, actor(ctx), meta(ctx), id, changes)
+            store::update_thread(store(ctx)?, actor(ctx), meta(ctx), id, changes)
                 .await?
                 .into(),
         )
     }
 
-    /// Posts a message to an open thread the caller takes part in.
+    /// Assigns a thread to a user of the tenant, who joins it as staff; `assigneeId: null`
+    /// unassigns it.
+    async fn assign_thread(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        assignee_id: Option<ID>,
+    ) -> ApiResult<Thread> {
+        let id = input::id("id", &id)?;
+        let assignee = assignee_id
+            .map(|user| input::id("assigneeId", &user))
+            .transpose()?;
+        if load_readable_thread(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
+        references(ctx)?
+            .require(
+                actor(ctx),
+                meta(ctx),
+                "assigneeId",
+                &domain::CURRENT_USER,
+                assignee.as_slice(),
+            )
+            .await?;
+        let db = &store(ctx)?.db;
+        Ok(
+            store::assign_thread(db, actor(ctx), meta(ctx), id, assignee)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Marks a thread the caller takes part in as read, up to the message `upToId` (by
+    /// default: everything until now). Read marks never move backwards.
+    async fn mark_thread_read(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        up_to_id: Option<ID>,
+    ) -> ApiResult<Thread> {
+        let id = input::id("id", &id)?;
+        let up_to = up_to_id
+            .map(|message| input::id("upToId", &message))
+            .transpose()?;
+        if load_readable_thread(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
+        let up_to = match up_to {
+            Some(message) => match load_readable_message(ctx, message).await? {
+                Some(row) if row.thread_id == id => row.created_at,
+                _ => return Err(ApiError::invalid("upToId", "not a message of this thread")),
+            },
+            None => chrono::Utc::now(),
+        };
+        let db = &store(ctx)?.db;
+        Ok(store::mark_read(db, actor(ctx), id, up_to).await?.into())
+    }
+
+    /// Posts a message to a thread that is not closed: its participants may, and staff
+    /// (who join by posting). A customer's message reopens the thread for the staff, a
+    /// staff member's leaves it waiting on the customer.
     async fn post_message(
         &self,
         ctx: &Context<'_>,
         input: CreateMessageInput,
     ) -> ApiResult<Message> {
-        let thread_id = input::id("input.threadId", &input.thread_id)?;
-        let body = domain::body("input.body", &input.body)?;
-        Ok(
-            store::post_message(db(ctx)?, actor(ctx), meta(ctx), thread_id, body)
-                .await?
-                .into(),
-        )
+        let new = store::NewMessage {
+            thread_id: input::id("input.threadId", &input.thread_id)?,
+            body: domain::body("input.body", &input.body)?,
+            reply_to: input
+                .reply_to_id
+                .map(|id| input::id("input.replyToId", &id))
+                .transpose()?,
+            author_kind: side(actor(ctx)),
+        };
+        if load_readable_thread(ctx, new.thread_id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
+        Ok(store::post_message(store(ctx)?, actor(ctx), meta(ctx), new)
+            .await?
+            .into())
     }
 
-    /// Replaces the body of one of the caller's own messages in an open thread.
+    /// Replaces the body of one of the caller's own messages, within 15 minutes of
+    /// posting and while the thread is not closed; the earlier body stays in its `edits`.
     async fn edit_message(
         &self,
         ctx: &Context<'_>,
@@ -272,10 +381,44 @@ impl Mutation {
     ) -> ApiResult<Message> {
         let id = input::id("id", &id)?;
         let body = domain::body("input.body", &input.body)?;
+        if load_readable_message(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("message"));
+        }
         Ok(
-            store::edit_message(db(ctx)?, actor(ctx), meta(ctx), id, body)
+            store::edit_message(store(ctx)?, actor(ctx), meta(ctx), id, body)
                 .await?
                 .into(),
         )
+    }
+
+    /// Deletes one of the caller's own messages, within 15 minutes of posting: its body
+    /// and earlier versions are removed, a tombstone stays in the thread.
+    async fn delete_message(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Message> {
+        let id = input::id("id", &id)?;
+        if load_readable_message(ctx, id).await?.is_none() {
+            return Err(ApiError::NotFound("message"));
+        }
+        let db = &store(ctx)?.db;
+        Ok(store::delete_message(db, actor(ctx), meta(ctx), id)
+            .await?
+            .into())
+    }
+
+    /// Starts a new version of the caller's tenant's data key: new messages are sealed
+    /// with it at once, and a job re-seals the existing ones (older versions stay
+    /// readable meanwhile).
+    async fn rotate_tenant_data_key(&self, ctx: &Context<'_>) -> ApiResult<TenantDataKey> {
+        let tenant_id = tenant(ctx)?;
+        let store = store(ctx)?;
+        let version = store.keys.rotate(tenant_id, actor(ctx), meta(ctx)).await?;
+        crate::jobs::enqueue(&store.db, tenant_id).await?;
+        store
+            .keys
+            .versions(tenant_id)
+            .await?
+            .into_iter()
+            .find(|key| key.version == version)
+            .map(TenantDataKey::from)
+            .ok_or_else(|| ApiError::internal("the new key version vanished"))
     }
 }

@@ -33,8 +33,11 @@ async fn readable(
     Ok(thread_ids
         .into_iter()
         .filter(|id| {
-            let of_thread = participants.get(id).map(Vec::as_slice).unwrap_or_default();
-            domain::takes_part(reader, of_thread)
+            let of_thread: Vec<Uuid> = participants
+                .get(id)
+                .map(|rows| rows.iter().map(|row| row.user_id).collect())
+                .unwrap_or_default();
+            domain::takes_part(reader, &of_thread)
         })
         .collect())
 }

@@ -1,26 +1,33 @@
 //! Messages persistence. Every function takes the tenant and filters by it: a row of
 //! another tenant is indistinguishable from a missing row.
 //!
-//! Audit events of message changes name the thread and message but never copy a body.
+//! Subjects and bodies are sealed ([`sealing`]) before a write transaction begins (sealing
+//! may read or create the tenant's key), so no transaction waits on a key. Audit events of
+//! message changes name the thread and message but never copy a subject or body.
 
-use portal_kit::db::BeginWrite;
+pub mod reseal;
+pub mod sealing;
+
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_entities::messages::{message, thread, thread_participant};
+use portal_entities::messages::{message, message_edit, thread, thread_participant};
 use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
+use portal_kit::envelope::{Sealed, TenantKeys};
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::domain::{self, ThreadStatus};
+use crate::domain::{self, ParticipantKind, Posted, ThreadStatus};
 
 /// Validated fields of a new thread and its first message.
 pub struct NewThread {
@@ -30,8 +37,10 @@ pub struct NewThread {
     pub body: String,
     /// The account the thread is about (accounts' id), if any.
     pub account_id: Option<Uuid>,
-    /// Every participant, the creator included (see [`domain::participants`]).
+    /// Every participant, the creator first (see [`domain::participants`]).
     pub participant_ids: Vec<Uuid>,
+    /// On which side the creator is; the others join as customers.
+    pub creator_kind: ParticipantKind,
 }
 
 /// Validated changes to a thread; `None` leaves a field as it is.
@@ -41,6 +50,31 @@ pub struct ThreadChanges {
     pub subject: Option<String>,
     /// New status.
     pub status: Option<ThreadStatus>,
+}
+
+/// A validated new message.
+pub struct NewMessage {
+    /// The thread it goes to.
+    pub thread_id: Uuid,
+    /// Its text.
+    pub body: String,
+    /// The message of the same thread it answers, if any.
+    pub reply_to: Option<Uuid>,
+    /// On which side the author is (staff who are not participants yet join by posting).
+    pub author_kind: ParticipantKind,
+}
+
+/// What messages' persistence works with: the database and the tenants' data keys.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The tenants' data keys.
+    pub keys: TenantKeys,
+}
+
+fn sealed_parts(sealed: Sealed) -> (Option<Vec<u8>>, Option<i32>) {
+    (Some(sealed.bytes), Some(sealed.version))
 }
 
 /// One thread of the tenant.
@@ -68,7 +102,7 @@ pub async fn participants_of_threads(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     thread_ids: impl IntoIterator<Item = Uuid>,
-) -> ApiResult<HashMap<Uuid, Vec<Uuid>>> {
+) -> ApiResult<HashMap<Uuid, Vec<thread_participant::Model>>> {
     let rows = thread_participant::Entity::find()
         .filter(thread_participant::Column::TenantId.eq(tenant_id))
         .filter(thread_participant::Column::ThreadId.is_in(thread_ids))
@@ -77,14 +111,25 @@ pub async fn participants_of_threads(
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
-    let mut by_thread: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut by_thread: HashMap<Uuid, Vec<thread_participant::Model>> = HashMap::new();
     for row in rows {
-        by_thread
-            .entry(row.thread_id)
-            .or_default()
-            .push(row.user_id);
+        by_thread.entry(row.thread_id).or_default().push(row);
     }
     Ok(by_thread)
+}
+
+/// `user_id`'s participation in the thread `thread_id` of the tenant, if any.
+pub async fn participation(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    thread_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<Option<thread_participant::Model>> {
+    thread_participant::Entity::find_by_id((thread_id, user_id))
+        .filter(thread_participant::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
 }
 
 /// Whether `user_id` takes part in the thread `thread_id` of the tenant.
@@ -94,12 +139,9 @@ pub async fn is_participant(
     thread_id: Uuid,
     user_id: Uuid,
 ) -> ApiResult<bool> {
-    let found = thread_participant::Entity::find_by_id((thread_id, user_id))
-        .filter(thread_participant::Column::TenantId.eq(tenant_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    Ok(found.is_some())
+    Ok(participation(db, tenant_id, thread_id, user_id)
+        .await?
+        .is_some())
 }
 
 /// The same page of threads for each of `user_ids`: the threads each takes part in,
@@ -134,9 +176,71 @@ pub async fn pages_by_participant(
         .collect())
 }
 
+/// For each of `thread_ids` that `reader` takes part in: how many messages by others,
+/// not deleted, were posted after the reader last marked the thread read (all of them
+/// when never). Two queries (participations, then one grouped count).
+pub async fn unread_counts(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    reader: Uuid,
+    thread_ids: &[Uuid],
+) -> ApiResult<HashMap<Uuid, i64>> {
+    let taking_part = thread_participant::Entity::find()
+        .filter(thread_participant::Column::TenantId.eq(tenant_id))
+        .filter(thread_participant::Column::UserId.eq(reader))
+        .filter(thread_participant::Column::ThreadId.is_in(thread_ids.iter().copied()))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if taking_part.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut since = Condition::any();
+    for part in &taking_part {
+        let mut of_thread = Condition::all().add(message::Column::ThreadId.eq(part.thread_id));
+        if let Some(read) = part.last_read_at {
+            of_thread = of_thread.add(message::Column::CreatedAt.gt(read));
+        }
+        since = since.add(of_thread);
+    }
+    let counted: Vec<(Uuid, i64)> = message::Entity::find()
+        .select_only()
+        .column(message::Column::ThreadId)
+        .column_as(message::Column::Id.count(), "unread")
+        .filter(message::Column::TenantId.eq(tenant_id))
+        .filter(message::Column::AuthorId.ne(reader))
+        .filter(message::Column::DeletedAt.is_null())
+        .filter(since)
+        .group_by(message::Column::ThreadId)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut counts: HashMap<Uuid, i64> = taking_part.iter().map(|p| (p.thread_id, 0)).collect();
+    counts.extend(counted);
+    Ok(counts)
+}
+
+fn participant_row(
+    thread_id: Uuid,
+    user_id: Uuid,
+    tenant_id: Uuid,
+    kind: ParticipantKind,
+    now: DateTime<Utc>,
+) -> thread_participant::ActiveModel {
+    thread_participant::ActiveModel {
+        thread_id: Set(thread_id),
+        user_id: Set(user_id),
+        tenant_id: Set(tenant_id),
+        created_at: Set(now),
+        last_read_at: Set(None),
+        kind: Set(kind.as_str().to_owned()),
+    }
+}
+
 /// Opens a thread in the actor's tenant with its participants and first message.
 pub async fn create_thread(
-    db: &DatabaseConnection,
+    store: &Store,
     actor: &Actor,
     meta: &RequestMeta,
     new: NewThread,
@@ -144,35 +248,68 @@ pub async fn create_thread(
     let tenant_id = actor.tenant()?;
     let creator = actor.principal()?;
     let now = Utc::now();
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let (thread_id, message_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let subject = store
+        .keys
+        .seal(
+            sealing::subject_binding(tenant_id, thread_id),
+            new.subject.as_bytes(),
+        )
+        .await?;
+    let body = store
+        .keys
+        .seal_with(
+            sealing::body_binding(tenant_id, message_id),
+            subject.version,
+            new.body.as_bytes(),
+        )
+        .await?;
+    let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
+    let status = ThreadStatus::Open.after_message(new.creator_kind);
+    let (subject_sealed, key_version) = sealed_parts(subject);
     let created = thread::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(thread_id),
         tenant_id: Set(tenant_id),
         account_id: Set(new.account_id),
         created_by: Set(creator),
-        subject: Set(new.subject),
-        status: Set(ThreadStatus::Open.as_str().to_owned()),
+        status: Set(status.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        legacy_subject: Set(None),
+        subject_sealed: Set(subject_sealed),
+        key_version: Set(key_version),
+        assignee_id: Set(None),
     }
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
     let participant_count = new.participant_ids.len();
-    let links = new
-        .participant_ids
-        .into_iter()
-        .map(|user_id| thread_participant::ActiveModel {
-            thread_id: Set(created.id),
-            user_id: Set(user_id),
-            tenant_id: Set(tenant_id),
-            created_at: Set(now),
-        });
+    let links = new.participant_ids.into_iter().map(|user_id| {
+        let kind = if user_id == creator {
+            new.creator_kind
+        } else {
+            ParticipantKind::Customer
+        };
+        let mut row = participant_row(thread_id, user_id, tenant_id, kind, now);
+        if user_id == creator {
+            row.last_read_at = Set(Some(now));
+        }
+        row
+    });
     thread_participant::Entity::insert_many(links)
         .exec_without_returning(&txn)
         .await
         .map_err(ApiError::from_db)?;
-    let first = insert_message(&txn, tenant_id, created.id, creator, new.body).await?;
+    let first = insert_message(
+        &txn,
+        tenant_id,
+        (thread_id, message_id),
+        creator,
+        body,
+        None,
+        now,
+    )
+    .await?;
     AuditEvent::success("thread.create", "thread", created.id)
         .with_details(json!({
             "participantCount": participant_count,
@@ -186,32 +323,106 @@ pub async fn create_thread(
 
 /// Applies `changes` to a thread of the actor's tenant.
 pub async fn update_thread(
-    db: &DatabaseConnection,
+    store: &Store,
     actor: &Actor,
     meta: &RequestMeta,
     id: Uuid,
     changes: ThreadChanges,
 ) -> ApiResult<thread::Model> {
     let tenant_id = actor.tenant()?;
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let subject = match &changes.subject {
+        Some(subject) => Some(
+            store
+                .keys
+                .seal(sealing::subject_binding(tenant_id, id), subject.as_bytes())
+                .await?,
+        ),
+        None => None,
+    };
+    let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, id).await?;
-    let before = json!({ "subject": current.subject, "status": current.status });
+    let before = current.status.clone();
     let mut active: thread::ActiveModel = current.into();
-    if let Some(subject) = changes.subject {
-        active.subject = Set(subject);
+    if let Some(sealed) = subject {
+        let (bytes, version) = sealed_parts(sealed);
+        active.subject_sealed = Set(bytes);
+        active.key_version = Set(version);
+        active.legacy_subject = Set(None);
     }
     if let Some(status) = changes.status {
         active.status = Set(status.as_str().to_owned());
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
-    let after = json!({ "subject": updated.subject, "status": updated.status });
     AuditEvent::success("thread.update", "thread", id)
-        .with_details(json!({ "before": before, "after": after }))
+        .with_details(json!({
+            "subjectChanged": changes.subject.is_some(),
+            "before": { "status": before },
+            "after": { "status": updated.status },
+        }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
+}
+
+/// Assigns a thread of the actor's tenant to `assignee` (who joins it as staff), or
+/// unassigns it (`None`).
+pub async fn assign_thread(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    assignee: Option<Uuid>,
+) -> ApiResult<thread::Model> {
+    let tenant_id = actor.tenant()?;
+    let now = Utc::now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let current = thread(&txn, tenant_id, id).await?;
+    domain::may_assign(ThreadStatus::from_db(&current.status))?;
+    let before = current.assignee_id;
+    if let Some(user) = assignee
+        && participation(&txn, tenant_id, id, user).await?.is_none()
+    {
+        participant_row(id, user, tenant_id, ParticipantKind::Staff, now)
+            .insert(&txn)
+            .await
+            .map_err(ApiError::from_db)?;
+    }
+    let mut active: thread::ActiveModel = current.into();
+    active.assignee_id = Set(assignee);
+    active.updated_at = Set(now);
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    AuditEvent::success("thread.assign", "thread", id)
+        .with_details(json!({ "before": before, "after": assignee }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// Marks the thread read by the actor up to `up_to` (never backwards). `FORBIDDEN` for
+/// someone who does not take part. Not audited: reading changes nothing anyone else sees.
+pub async fn mark_read(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    thread_id: Uuid,
+    up_to: DateTime<Utc>,
+) -> ApiResult<thread::Model> {
+    let tenant_id = actor.tenant()?;
+    let reader = actor.principal()?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let current = thread(&txn, tenant_id, thread_id).await?;
+    let Some(part) = participation(&txn, tenant_id, thread_id, reader).await? else {
+        return Err(ApiError::Forbidden);
+    };
+    if part.last_read_at.is_none_or(|read| read < up_to) {
+        let mut active: thread_participant::ActiveModel = part.into();
+        active.last_read_at = Set(Some(up_to));
+        active.update(&txn).await.map_err(ApiError::from_db)?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(current)
 }
 
 /// One message of the tenant.
@@ -234,6 +445,27 @@ pub async fn messages_by_ids(
     rows_by_ids(db, scoped, message::Column::Id, ids).await
 }
 
+/// The earlier versions of each of `message_ids`, oldest first, in one query.
+pub async fn edits_of_messages(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    message_ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, Vec<message_edit::Model>>> {
+    let rows = message_edit::Entity::find()
+        .filter(message_edit::Column::TenantId.eq(tenant_id))
+        .filter(message_edit::Column::MessageId.is_in(message_ids))
+        .order_by_asc(message_edit::Column::ReplacedAt)
+        .order_by_asc(message_edit::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut by_message: HashMap<Uuid, Vec<message_edit::Model>> = HashMap::new();
+    for row in rows {
+        by_message.entry(row.message_id).or_default().push(row);
+    }
+    Ok(by_message)
+}
+
 /// The same page of messages for each of `thread_ids`, oldest first, in one query.
 ///
 /// Threads gather messages without bound, so unlike [`pages_by_participant`] this does
@@ -252,35 +484,87 @@ pub async fn pages_by_thread(
     Ok(page.pages(rows))
 }
 
-/// Posts a message by the actor to a thread of its tenant (see [`domain::may_post`]).
+/// Posts a message by the actor to a thread of its tenant (see [`domain::may_post`]):
+/// staff who do not take part yet join; the thread moves to whoever answers next; the
+/// author has read the thread up to their own message.
 pub async fn post_message(
-    db: &DatabaseConnection,
+    store: &Store,
     actor: &Actor,
     meta: &RequestMeta,
-    thread_id: Uuid,
-    body: String,
+    new: NewMessage,
 ) -> ApiResult<message::Model> {
     let tenant_id = actor.tenant()?;
     let author = actor.principal()?;
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let id = Uuid::now_v7();
+    let body = store
+        .keys
+        .seal(sealing::body_binding(tenant_id, id), new.body.as_bytes())
+        .await?;
+    let thread_id = new.thread_id;
+    let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, thread_id).await?;
-    let participant = is_participant(&txn, tenant_id, thread_id, author).await?;
-    domain::may_post(participant, ThreadStatus::from_db(&current.status))?;
-    let posted = insert_message(&txn, tenant_id, thread_id, author, body).await?;
+    let part = participation(&txn, tenant_id, thread_id, author).await?;
+    let staff = new.author_kind == ParticipantKind::Staff;
+    let status = ThreadStatus::from_db(&current.status);
+    domain::may_post(part.is_some() || staff, status)?;
+    if let Some(parent) = new.reply_to {
+        let parent = message(&txn, tenant_id, parent)
+            .await
+            .map_err(|_| ApiError::invalid("input.replyToId", "no such message"))?;
+        domain::may_reply_to("input.replyToId", thread_id, parent.thread_id)?;
+    }
+    let now = Utc::now();
+    let kind = part
+        .as_ref()
+        .map_or(new.author_kind, |p| ParticipantKind::from_db(&p.kind));
+    let posted = insert_message(
+        &txn,
+        tenant_id,
+        (thread_id, id),
+        author,
+        body,
+        new.reply_to,
+        now,
+    )
+    .await?;
+    let mut reader = match part {
+        Some(part) => part.into(),
+        None => participant_row(thread_id, author, tenant_id, kind, now)
+            .insert(&txn)
+            .await
+            .map_err(ApiError::from_db)?
+            .into(),
+    };
+    let reader_row: &mut thread_participant::ActiveModel = &mut reader;
+    reader_row.last_read_at = Set(Some(now));
+    reader.update(&txn).await.map_err(ApiError::from_db)?;
+    let next = status.after_message(kind);
     let mut active: thread::ActiveModel = current.into();
-    active.updated_at = Set(posted.created_at);
+    active.updated_at = Set(now);
+    active.status = Set(next.as_str().to_owned());
     active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("message.post", "message", posted.id)
-        .with_details(json!({ "threadId": thread_id }))
+        .with_details(json!({ "threadId": thread_id, "replyToId": new.reply_to }))
         .record(&txn, actor, meta)
         .await?;
+    if next != status {
+        AuditEvent::success("thread.update", "thread", thread_id)
+            .with_details(json!({
+                "before": { "status": status.as_str() },
+                "after": { "status": next.as_str() },
+                "cause": "message",
+            }))
+            .record(&txn, actor, meta)
+            .await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(posted)
 }
 
-/// Replaces the body of a message of the actor's tenant (see [`domain::may_edit`]).
+/// Replaces the body of a message of the actor's tenant (see [`domain::may_change`]),
+/// keeping the earlier body in its history.
 pub async fn edit_message(
-    db: &DatabaseConnection,
+    store: &Store,
     actor: &Actor,
     meta: &RequestMeta,
     id: Uuid,
@@ -288,14 +572,57 @@ pub async fn edit_message(
 ) -> ApiResult<message::Model> {
     let tenant_id = actor.tenant()?;
     let editor = actor.principal()?;
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    // Seal outside the transaction: the earlier body under the edit's own binding, the
+    // new one under the message's. The transaction checks the body did not change since.
+    let before = message(&store.db, tenant_id, id).await?;
+    let earlier = sealing::body(&store.keys, &before)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the message was deleted".into()))?;
+    let edit_id = Uuid::now_v7();
+    let earlier = store
+        .keys
+        .seal(
+            sealing::earlier_body_binding(tenant_id, edit_id),
+            earlier.as_bytes(),
+        )
+        .await?;
+    let replacement = store
+        .keys
+        .seal_with(
+            sealing::body_binding(tenant_id, id),
+            earlier.version,
+            body.as_bytes(),
+        )
+        .await?;
+    let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = message(&txn, tenant_id, id).await?;
+    if current.body_sealed != before.body_sealed || current.legacy_body != before.legacy_body {
+        return Err(ApiError::Conflict(
+            "the message changed meanwhile: try again".into(),
+        ));
+    }
     let status = ThreadStatus::from_db(&thread(&txn, tenant_id, current.thread_id).await?.status);
-    domain::may_edit(editor, current.author_id, status)?;
+    let now = Utc::now();
+    domain::may_change(editor, posted(&current), status, now)?;
     let thread_id = current.thread_id;
+    let (earlier_bytes, earlier_version) = sealed_parts(earlier);
+    message_edit::ActiveModel {
+        id: Set(edit_id),
+        tenant_id: Set(tenant_id),
+        message_id: Set(id),
+        body_sealed: Set(earlier_bytes),
+        key_version: Set(earlier_version),
+        replaced_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    let (bytes, version) = sealed_parts(replacement);
     let mut active: message::ActiveModel = current.into();
-    active.body = Set(body);
-    active.edited_at = Set(Some(Utc::now()));
+    active.body_sealed = Set(bytes);
+    active.key_version = Set(version);
+    active.legacy_body = Set(None);
+    active.edited_at = Set(Some(now));
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("message.edit", "message", id)
         .with_details(json!({ "threadId": thread_id }))
@@ -305,21 +632,98 @@ pub async fn edit_message(
     Ok(updated)
 }
 
+fn posted(row: &message::Model) -> Posted {
+    Posted {
+        author: row.author_id,
+        at: row.created_at,
+        deleted: row.deleted_at.is_some(),
+    }
+}
+
+/// Deletes a message of the actor's tenant (see [`domain::may_change`]): its body and
+/// earlier bodies are removed, the row stays as a tombstone in its thread.
+pub async fn delete_message(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+) -> ApiResult<message::Model> {
+    let tenant_id = actor.tenant()?;
+    let editor = actor.principal()?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let current = message(&txn, tenant_id, id).await?;
+    let status = ThreadStatus::from_db(&thread(&txn, tenant_id, current.thread_id).await?.status);
+    let now = Utc::now();
+    domain::may_change(editor, posted(&current), status, now)?;
+    let thread_id = current.thread_id;
+    let removed = remove_bodies(&txn, tenant_id, &[id], now).await?;
+    AuditEvent::success("message.delete", "message", id)
+        .with_details(json!({ "threadId": thread_id, "earlierVersionsRemoved": removed }))
+        .record(&txn, actor, meta)
+        .await?;
+    let deleted = message(&txn, tenant_id, id).await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(deleted)
+}
+
+/// Removes the bodies (and earlier bodies) of `ids`, leaving tombstones; how many
+/// earlier versions went with them.
+async fn remove_bodies(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> ApiResult<u64> {
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::BodySealed,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            message::Column::LegacyBody,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            message::Column::KeyVersion,
+            Expr::value(Option::<i32>::None),
+        )
+        .col_expr(message::Column::DeletedAt, Expr::value(now))
+        .filter(message::Column::TenantId.eq(tenant_id))
+        .filter(message::Column::Id.is_in(ids.iter().copied()))
+        .exec(txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(message_edit::Entity::delete_many()
+        .filter(message_edit::Column::TenantId.eq(tenant_id))
+        .filter(message_edit::Column::MessageId.is_in(ids.iter().copied()))
+        .exec(txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .rows_affected)
+}
+
 async fn insert_message(
     txn: &impl ConnectionTrait,
     tenant_id: Uuid,
-    thread_id: Uuid,
+    (thread_id, id): (Uuid, Uuid),
     author_id: Uuid,
-    body: String,
+    body: Sealed,
+    reply_to: Option<Uuid>,
+    now: DateTime<Utc>,
 ) -> ApiResult<message::Model> {
+    let (bytes, version) = sealed_parts(body);
     message::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(tenant_id),
         thread_id: Set(thread_id),
         author_id: Set(author_id),
-        body: Set(body),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         edited_at: Set(None),
+        legacy_body: Set(None),
+        body_sealed: Set(bytes),
+        key_version: Set(version),
+        reply_to_id: Set(reply_to),
+        deleted_at: Set(None),
     }
     .insert(txn)
     .await
@@ -347,9 +751,13 @@ mod tests {
             tenant_id: Set(tenant_id),
             thread_id: Set(thread_id),
             author_id: Set(Uuid::now_v7()),
-            body: Set("hello".into()),
             created_at: Set(Utc::now()),
             edited_at: Set(None),
+            legacy_body: Set(Some("hello".into())),
+            body_sealed: Set(None),
+            key_version: Set(None),
+            reply_to_id: Set(None),
+            deleted_at: Set(None),
         }
         .insert(db)
         .await

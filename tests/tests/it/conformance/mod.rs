@@ -267,6 +267,7 @@ impl Supergraph {
             events: None,
             files: None,
             gateway_client: Default::default(),
+            keys: None,
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;

@@ -1,0 +1,613 @@
+//! Secure messaging through the gateway, policies enforced: the support conversation
+//! (assignment, statuses, replies, edits with history, tombstones, read state), what the
+//! database holds (no plaintext), key rotation with re-sealing, and crypto-shredding.
+
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::messages::{message, message_edit, thread};
+use portal_entities::platform::{audit_event, domain_event, job};
+use portal_kit::jobs::runner::{JobContext, JobHandler};
+use portal_tests::{Mode, TestPortal};
+
+async fn as_role(
+    portal: &TestPortal,
+    tenant: Uuid,
+    user: Uuid,
+    role: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    portal
+        .query_with_roles(tenant, user, &[role], query, variables)
+        .await
+}
+
+/// A new user of the demo tenant, created by Alice (tenant admin).
+async fn new_user(portal: &TestPortal, email: &str, name: &str) -> anyhow::Result<Uuid> {
+    let created = as_role(
+        portal,
+        portal.seed.tenant_id,
+        portal.seed.alice_id,
+        "tenant_admin",
+        "mutation($e: String!, $n: String!) { createUser(input: { email: $e, displayName: $n }) { id } }",
+        json!({ "e": email, "n": name }),
+    )
+    .await?;
+    let id = created["data"]["createUser"]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no user: {created}"))?;
+    Ok(id.parse()?)
+}
+
+fn code(response: &Value) -> &Value {
+    &response["errors"][0]["extensions"]["code"]
+}
+
+fn ok(response: &Value) -> anyhow::Result<()> {
+    anyhow::ensure!(response.get("errors").is_none(), "{response}");
+    Ok(())
+}
+
+const THREAD: &str = "query($t: ID!) { thread(id: $t) { status unreadCount
+    assignee { displayName }
+    members { kind user { displayName } }
+    messages { edges { node { id body deletedAt edits { body } replyTo { id } author { displayName } } } } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_support_conversation_runs_from_question_to_closed() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let (tenant, alice, carol) = (
+        portal.seed.tenant_id,
+        portal.seed.alice_id,
+        portal.seed.carol_id,
+    );
+    let dave = new_user(&portal, "dave@acme.example", "Dave Support").await?;
+    let customer =
+        |q: &'static str, v: Value| as_role(&portal, tenant, carol, "customer_user", q, v);
+    let agent = |q: &'static str, v: Value| as_role(&portal, tenant, dave, "support_agent", q, v);
+
+    // A customer asks.
+    let created = customer(
+        "mutation { createThread(input: { subject: \"Card declined\", body: \"My card was declined\" }) { id status unreadCount messages { edges { node { id } } } } }",
+        json!({}),
+    )
+    .await?;
+    ok(&created)?;
+    let thread = created["data"]["createThread"]["id"].clone();
+    let question = created["data"]["createThread"]["messages"]["edges"][0]["node"]["id"].clone();
+    assert_eq!(created["data"]["createThread"]["status"], "OPEN");
+    assert_eq!(created["data"]["createThread"]["unreadCount"], 0);
+
+    // Support sees it in the queue (no read state: not taking part yet); a customer may
+    // not assign, a tenant admin may.
+    let seen = agent(THREAD, json!({ "t": thread })).await?;
+    ok(&seen)?;
+    assert!(seen["data"]["thread"]["unreadCount"].is_null(), "{seen}");
+    let assign = "mutation($t: ID!, $u: ID) { assignThread(id: $t, assigneeId: $u) { assignee { displayName } } }";
+    let refused = customer(assign, json!({ "t": thread, "u": dave })).await?;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    let assigned = as_role(
+        &portal,
+        tenant,
+        alice,
+        "tenant_admin",
+        assign,
+        json!({ "t": thread, "u": dave }),
+    )
+    .await?;
+    ok(&assigned)?;
+    assert_eq!(
+        assigned["data"]["assignThread"]["assignee"]["displayName"],
+        "Dave Support"
+    );
+    let nobody = as_role(
+        &portal,
+        tenant,
+        alice,
+        "tenant_admin",
+        assign,
+        json!({ "t": thread, "u": Uuid::now_v7() }),
+    )
+    .await?;
+    assert_eq!(code(&nobody), "BAD_USER_INPUT", "{nobody}");
+
+    // Support answers, replying to the question: the thread waits on the customer, who has
+    // one unread message.
+    let answered = agent(
+        "mutation($t: ID!, $r: ID) { postMessage(input: { threadId: $t, body: \"Please try again now\", replyToId: $r }) { id replyTo { id } } }",
+        json!({ "t": thread, "r": question }),
+    )
+    .await?;
+    ok(&answered)?;
+    let answer = answered["data"]["postMessage"]["id"].clone();
+    assert_eq!(answered["data"]["postMessage"]["replyTo"]["id"], question);
+    let view = customer(THREAD, json!({ "t": thread })).await?;
+    ok(&view)?;
+    let read = &view["data"]["thread"];
+    assert_eq!(read["status"], "WAITING_ON_CUSTOMER", "{view}");
+    assert_eq!(read["unreadCount"], 1, "{view}");
+    assert_eq!(read["assignee"]["displayName"], "Dave Support");
+    let kinds: Vec<(&str, &str)> = read["members"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|p| Some((p["user"]["displayName"].as_str()?, p["kind"].as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        kinds,
+        [("Carol Customer", "CUSTOMER"), ("Dave Support", "STAFF")],
+        "{view}"
+    );
+
+    // A reply to a message of another thread is refused.
+    let elsewhere = customer(
+        "mutation { createThread(input: { subject: \"Other\", body: \"x\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    let foreign_reply = customer(
+        "mutation($t: ID!, $r: ID) { postMessage(input: { threadId: $t, body: \"y\", replyToId: $r }) { id } }",
+        json!({ "t": elsewhere["data"]["createThread"]["id"], "r": answer }),
+    )
+    .await?;
+    assert_eq!(code(&foreign_reply), "BAD_USER_INPUT", "{foreign_reply}");
+
+    // Reading: marks never move backwards; up to the answer clears the count.
+    let mark = "mutation($t: ID!, $m: ID) { markThreadRead(id: $t, upToId: $m) { unreadCount } }";
+    let marked = customer(mark, json!({ "t": thread, "m": answer })).await?;
+    ok(&marked)?;
+    assert_eq!(marked["data"]["markThreadRead"]["unreadCount"], 0);
+    let back = customer(mark, json!({ "t": thread, "m": question })).await?;
+    assert_eq!(back["data"]["markThreadRead"]["unreadCount"], 0, "{back}");
+
+    // The customer writes again: open for support, who has one unread.
+    let again = customer(
+        "mutation($t: ID!) { postMessage(input: { threadId: $t, body: \"Still declined\" }) { id } }",
+        json!({ "t": thread }),
+    )
+    .await?;
+    ok(&again)?;
+    let follow_up = again["data"]["postMessage"]["id"].clone();
+    let support_view = agent(THREAD, json!({ "t": thread })).await?;
+    assert_eq!(support_view["data"]["thread"]["status"], "OPEN");
+    assert_eq!(
+        support_view["data"]["thread"]["unreadCount"], 1,
+        "{support_view}"
+    );
+
+    // Edits keep history; only the author edits; deleting leaves a tombstone.
+    let edit = "mutation($m: ID!, $b: String!) { editMessage(id: $m, input: { body: $b }) { body editedAt edits { body } } }";
+    let edited = customer(
+        edit,
+        json!({ "m": follow_up, "b": "Still declined (Visa)" }),
+    )
+    .await?;
+    ok(&edited)?;
+    assert_eq!(
+        edited["data"]["editMessage"]["body"],
+        "Still declined (Visa)"
+    );
+    assert_eq!(
+        edited["data"]["editMessage"]["edits"],
+        json!([{ "body": "Still declined" }])
+    );
+    let not_theirs = agent(edit, json!({ "m": follow_up, "b": "hacked" })).await?;
+    assert_eq!(code(&not_theirs), "FORBIDDEN", "{not_theirs}");
+    let delete = "mutation($m: ID!) { deleteMessage(id: $m) { body deletedAt edits { body } } }";
+    let deleted = customer(delete, json!({ "m": follow_up })).await?;
+    ok(&deleted)?;
+    assert!(deleted["data"]["deleteMessage"]["body"].is_null());
+    assert!(deleted["data"]["deleteMessage"]["deletedAt"].is_string());
+    assert_eq!(deleted["data"]["deleteMessage"]["edits"], json!([]));
+    let twice = customer(delete, json!({ "m": follow_up })).await?;
+    assert_eq!(code(&twice), "CONFLICT", "{twice}");
+    let gone = message::Entity::find_by_id(follow_up.as_str().unwrap_or_default().parse::<Uuid>()?)
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the tombstone is gone"))?;
+    assert!(gone.body_sealed.is_none() && gone.legacy_body.is_none());
+    let history = message_edit::Entity::find()
+        .filter(message_edit::Column::MessageId.eq(gone.id))
+        .all(&portal.db)
+        .await?;
+    assert!(history.is_empty(), "earlier bodies go with the message");
+    // The deleted message no longer counts as unread.
+    let support_view = agent(THREAD, json!({ "t": thread })).await?;
+    assert_eq!(
+        support_view["data"]["thread"]["unreadCount"], 0,
+        "{support_view}"
+    );
+
+    // Past the edit window, the author may no longer change a message.
+    let answer_id: Uuid = answer.as_str().unwrap_or_default().parse()?;
+    message::Entity::update(message::ActiveModel {
+        id: Set(answer_id),
+        created_at: Set(Utc::now() - chrono::Duration::minutes(16)),
+        ..Default::default()
+    })
+    .exec(&portal.db)
+    .await?;
+    let late = agent(edit, json!({ "m": answer, "b": "too late" })).await?;
+    assert_eq!(code(&late), "CONFLICT", "{late}");
+
+    // Closed threads are read-only.
+    let closed = as_role(
+        &portal,
+        tenant,
+        alice,
+        "tenant_admin",
+        "mutation($t: ID!) { updateThread(id: $t, input: { status: CLOSED }) { status } }",
+        json!({ "t": thread }),
+    )
+    .await?;
+    ok(&closed)?;
+    let refused = customer(
+        "mutation($t: ID!) { postMessage(input: { threadId: $t, body: \"hello?\" }) { id } }",
+        json!({ "t": thread }),
+    )
+    .await?;
+    assert_eq!(code(&refused), "CONFLICT", "{refused}");
+
+    // Another customer of the tenant, and another tenant, read nothing of it.
+    let erin = new_user(&portal, "erin@acme.example", "Erin").await?;
+    let outsider = as_role(
+        &portal,
+        tenant,
+        erin,
+        "customer_user",
+        THREAD,
+        json!({ "t": thread }),
+    )
+    .await?;
+    assert!(outsider["data"]["thread"].is_null(), "{outsider}");
+    let foreign = as_role(
+        &portal,
+        portal.seed.other_tenant_id,
+        portal.seed.other_user_id,
+        "tenant_admin",
+        THREAD,
+        json!({ "t": thread }),
+    )
+    .await?;
+    assert!(foreign["data"]["thread"].is_null(), "{foreign}");
+
+    // Every change is in the audit trail.
+    let actions: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant))
+        .all(&portal.db)
+        .await?
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    for action in [
+        "thread.create",
+        "thread.assign",
+        "message.post",
+        "thread.update",
+        "message.edit",
+        "message.delete",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "no {action} in {actions:?}"
+        );
+    }
+    portal.stop().await;
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_holds_no_plaintext_subject_or_body() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let (tenant, carol) = (portal.seed.tenant_id, portal.seed.carol_id);
+    let secrets = [
+        "Zebra merger rumours",
+        "pelican passphrase 7781",
+        "walrus replacement text",
+        "narwhal follow-up",
+    ];
+    let created = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($s: String!, $b: String!) { createThread(input: { subject: $s, body: $b }) { id messages { edges { node { id } } } } }",
+        json!({ "s": secrets[0], "b": secrets[1] }),
+    )
+    .await?;
+    ok(&created)?;
+    let thread = created["data"]["createThread"]["id"].clone();
+    let first = created["data"]["createThread"]["messages"]["edges"][0]["node"]["id"].clone();
+    let edited = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($m: ID!, $b: String!) { editMessage(id: $m, input: { body: $b }) { id } }",
+        json!({ "m": first, "b": secrets[2] }),
+    )
+    .await?;
+    ok(&edited)?;
+    let posted = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($t: ID!, $b: String!) { postMessage(input: { threadId: $t, body: $b }) { id } }",
+        json!({ "t": thread, "b": secrets[3] }),
+    )
+    .await?;
+    ok(&posted)?;
+
+    // Read back through the API: all there.
+    let read = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "query($t: ID!) { thread(id: $t) { subject messages { edges { node { body edits { body } } } } } }",
+        json!({ "t": thread }),
+    )
+    .await?;
+    let text = read.to_string();
+    for secret in &secrets {
+        assert!(text.contains(secret), "{secret} not readable: {read}");
+    }
+
+    // Every row that could hold them, read straight from the database.
+    let mut stored = Vec::new();
+    for row in thread::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+        stored.extend(row.subject_sealed);
+    }
+    for row in message::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+        stored.extend(row.body_sealed);
+    }
+    for row in message_edit::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+        stored.extend(row.body_sealed);
+    }
+    for row in audit_event::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+    }
+    for row in domain_event::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+    }
+    for row in job::Entity::find().all(&portal.db).await? {
+        stored.push(format!("{row:?}").into_bytes());
+    }
+    // The scan sees plaintext where there is some: the demo's rows from before
+    // encryption, which no re-seal sweep has sealed yet in this test.
+    let demo = "Thanks Alice, I can see them.";
+    assert!(stored.iter().any(|bytes| contains(bytes, demo)));
+    for secret in &secrets {
+        assert!(
+            !stored.iter().any(|bytes| contains(bytes, secret)),
+            "{secret} is stored in plaintext"
+        );
+    }
+    // On SQLite, the whole database file (and its write-ahead log) too.
+    if let Some(path) = portal
+        .database_url()
+        .and_then(|url| url.strip_prefix("sqlite://"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest).to_owned())
+    {
+        let mut scanned = Vec::new();
+        for file in [path.clone(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                for secret in &secrets {
+                    assert!(!contains(&bytes, secret), "{secret} is in {file}");
+                }
+                scanned.push(contains(&bytes, demo));
+            }
+        }
+        assert!(
+            scanned.contains(&true),
+            "the file scan saw no plaintext at all"
+        );
+    }
+    portal.stop().await;
+    Ok(())
+}
+
+fn job_context(tenant: Option<Uuid>) -> JobContext {
+    JobContext {
+        id: Uuid::now_v7(),
+        kind: portal_messages::jobs::Reseal::KIND.to_owned(),
+        payload: tenant.map_or(json!({}), |t| json!({ "tenantId": t })),
+        tenant_id: tenant,
+        principal: None,
+        attempt: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let (tenant, alice, carol) = (seed.tenant_id, seed.alice_id, seed.carol_id);
+    let admin = |q: &'static str| as_role(&portal, tenant, alice, "tenant_admin", q, json!({}));
+    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
+        db: portal.db.clone(),
+        keys: portal.keys.clone(),
+    });
+
+    // The demo's threads were written before encryption: the sweep seals them.
+    let plaintext = message::Entity::find()
+        .filter(message::Column::LegacyBody.is_not_null())
+        .all(&portal.db)
+        .await?;
+    assert!(!plaintext.is_empty(), "the demo starts with plaintext rows");
+    let listing = "{ threads { edges { node { subject messages { edges { node { body } } } } } } }";
+    let before = as_role(&portal, tenant, carol, "customer_user", listing, json!({})).await?;
+    ok(&before)?;
+    reseal
+        .run(&job_context(None))
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let left = message::Entity::find()
+        .filter(message::Column::LegacyBody.is_not_null())
+        .all(&portal.db)
+        .await?;
+    assert!(left.is_empty(), "plaintext left: {left:?}");
+    let legacy_subjects = thread::Entity::find()
+        .filter(thread::Column::LegacySubject.is_not_null())
+        .all(&portal.db)
+        .await?;
+    assert!(legacy_subjects.is_empty());
+    let sealed = as_role(&portal, tenant, carol, "customer_user", listing, json!({})).await?;
+    assert_eq!(sealed, before, "sealing changes nothing a reader sees");
+
+    // Rotate: new writes use version 2, older rows stay readable, the job re-seals them.
+    let keys = admin("{ tenantDataKeys { version state } }").await?;
+    assert_eq!(
+        keys["data"]["tenantDataKeys"],
+        json!([{ "version": 1, "state": "active" }])
+    );
+    let denied = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation { rotateTenantDataKey { version } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(code(&denied), "FORBIDDEN", "{denied}");
+    let rotated = admin("mutation { rotateTenantDataKey { version state } }").await?;
+    assert_eq!(
+        rotated["data"]["rotateTenantDataKey"],
+        json!({ "version": 2, "state": "active" })
+    );
+    let posted = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation { createThread(input: { subject: \"After rotation\", body: \"sealed with v2\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    ok(&posted)?;
+    let versions = |rows: Vec<message::Model>| {
+        rows.into_iter()
+            .filter(|m| m.deleted_at.is_none())
+            .map(|m| m.key_version)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let acme = message::Entity::find().filter(message::Column::TenantId.eq(tenant));
+    let newest = acme
+        .clone()
+        .all(&portal.db)
+        .await?
+        .into_iter()
+        .max_by_key(|m| m.id)
+        .ok_or_else(|| anyhow::anyhow!("no messages"))?;
+    assert_eq!(newest.key_version, Some(2));
+    let mixed = as_role(&portal, tenant, carol, "customer_user", listing, json!({})).await?;
+    ok(&mixed)?;
+    assert!(mixed.to_string().contains("sealed with v2"));
+    // The rotation enqueued the re-seal job; the portal's worker runs it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let done = job::Entity::find()
+            .filter(job::Column::Kind.eq(portal_messages::jobs::Reseal::KIND))
+            .filter(job::Column::TenantId.eq(tenant))
+            .filter(job::Column::State.eq("succeeded"))
+            .all(&portal.db)
+            .await?;
+        if !done.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the re-seal job did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        versions(acme.clone().all(&portal.db).await?),
+        [Some(2)].into_iter().collect()
+    );
+    let after = as_role(&portal, tenant, carol, "customer_user", listing, json!({})).await?;
+    assert_eq!(after, mixed, "re-sealing changes nothing a reader sees");
+    let resealed = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant))
+        .filter(audit_event::Column::Action.eq("tenant_key.reseal"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(resealed.len(), 2, "sweep and rotation: {resealed:?}");
+
+    // A ciphertext moved to another row does not open there.
+    let rows = acme.clone().all(&portal.db).await?;
+    let (a, b) = (&rows[0], &rows[1]);
+    message::Entity::update(message::ActiveModel {
+        id: Set(b.id),
+        body_sealed: Set(a.body_sealed.clone()),
+        ..Default::default()
+    })
+    .exec(&portal.db)
+    .await?;
+    let swapped = as_role(
+        &portal,
+        tenant,
+        alice,
+        "tenant_admin",
+        "query($m: ID!) { message(id: $m) { body } }",
+        json!({ "m": b.id }),
+    )
+    .await?;
+    assert_eq!(code(&swapped), "INTERNAL", "{swapped}");
+
+    // Off-boarding: the tenant's keys are destroyed; its messages no longer open and
+    // nothing new can be written. The other tenant is untouched.
+    let meta = portal_kit::RequestMeta::default();
+    let destroyed = portal
+        .keys
+        .destroy(tenant, &portal_kit::Actor::anonymous(), &meta)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    assert_eq!(destroyed, 2);
+    let shredded = as_role(&portal, tenant, carol, "customer_user", listing, json!({})).await?;
+    assert_eq!(code(&shredded), "CONFLICT", "{shredded}");
+    let refused = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation { createThread(input: { subject: \"x\", body: \"y\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(code(&refused), "CONFLICT", "{refused}");
+    let other = as_role(
+        &portal,
+        seed.other_tenant_id,
+        seed.other_user_id,
+        "customer_user",
+        listing,
+        json!({}),
+    )
+    .await?;
+    ok(&other)?;
+    assert!(other.to_string().contains("Globex internal"), "{other}");
+    let keys = admin("{ tenantDataKeys { version state } }").await?;
+    assert_eq!(
+        keys["data"]["tenantDataKeys"],
+        json!([{ "version": 1, "state": "destroyed" }, { "version": 2, "state": "destroyed" }])
+    );
+    portal.stop().await;
+    Ok(())
+}
