@@ -1,6 +1,8 @@
 //! Tables owned by the messages subgraph.
 
 pub mod message;
+pub mod message_attachment;
 pub mod message_edit;
+pub mod messaging_setting;
 pub mod thread;
 pub mod thread_participant;

@@ -52,6 +52,7 @@ mod m0043_report_delivery;
 mod m0044_policy_rules_monthly_reports;
 mod m0045_tenant_file_retention;
 mod m0046_secure_messages;
+mod m0047_message_attachments;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -109,6 +110,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0044_policy_rules_monthly_reports::Migration),
             Box::new(m0045_tenant_file_retention::Migration),
             Box::new(m0046_secure_messages::Migration),
+            Box::new(m0047_message_attachments::Migration),
         ]
     }
 }

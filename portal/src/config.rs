@@ -32,6 +32,28 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Stored files (exports).
     pub files: FilesConfig,
+    /// Secure messaging.
+    pub messages: MessagesConfig,
+}
+
+/// Secure messaging (`docs/messages.md`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// A ClamAV daemon (`host:port` of its `TCPSocket`) that scans every attachment before
+    /// anyone may download it. Unset: attachments are not scanned (and say so). Env:
+    /// `PORTAL_CLAMD`.
+    pub clamd: Option<String>,
+}
+
+impl MessagesConfig {
+    /// The malware scanner attachments are judged by.
+    pub fn scanner(&self) -> std::sync::Arc<dyn portal_kit::scan::MalwareScanner> {
+        match &self.clamd {
+            Some(address) => std::sync::Arc::new(portal_kit::scan::Clamd::new(address.clone())),
+            None => std::sync::Arc::new(portal_kit::scan::NotScanned),
+        }
+    }
 }
 
 /// Stored files: exports today (`docs/operations.md`).
@@ -435,6 +457,9 @@ impl Config {
         }
         if let Some(url) = var("PORTAL_PUBLIC_URL") {
             self.identity.public_url = Some(url);
+        }
+        if let Some(address) = var("PORTAL_CLAMD") {
+            self.messages.clamd = Some(address);
         }
         if let Some(dir) = var("PORTAL_FILES_DIR") {
             self.files.dir = Some(dir.into());

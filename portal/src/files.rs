@@ -43,6 +43,8 @@ pub struct FileService {
     pub store: FileStore,
     /// The database (file rows, principals, audit).
     pub db: DatabaseConnection,
+    /// The tenants' data keys: files sealed with them (attachments) are opened to send.
+    pub keys: portal_kit::envelope::TenantKeys,
 }
 
 struct Downloads {
@@ -68,7 +70,7 @@ pub fn router(
         .with_state(state)
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut response = (status, axum::Json(body)).into_response();
     response
@@ -77,7 +79,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     response
 }
 
-fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta {
+pub(crate) fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta {
     let headers = &parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
     RequestMeta {
@@ -281,21 +283,32 @@ impl Downloads {
     ) -> ApiResult<Response> {
         // Opened before the download is recorded: a file that cannot be read is not one
         // that was downloaded.
-        let stream = futures::TryStreamExt::map_err(self.files.store.open(row).await?, |err| {
-            std::io::Error::other(format!("{err:?}"))
-        });
+        let (body, name) = match row.key_version {
+            // Sealed with the tenant's key (attachments): opened whole (they are small).
+            Some(version) => {
+                let (content, name) = self.open_sealed(row, version).await?;
+                (Body::from(content), name)
+            }
+            None => {
+                let stream =
+                    futures::TryStreamExt::map_err(self.files.store.open(row).await?, |err| {
+                        std::io::Error::other(format!("{err:?}"))
+                    });
+                (Body::from_stream(stream), row.name.clone())
+            }
+        };
         AuditEvent::success("file.download", "file", row.id)
             .with_details(details)
             .record(&self.files.db, actor, meta)
             .await?;
-        let mut response = Response::new(Body::from_stream(stream));
+        let mut response = Response::new(body);
         let headers = response.headers_mut();
         let value = |v: &str| HeaderValue::from_str(v).ok();
         if let Some(v) = value(&row.content_type) {
             headers.insert(header::CONTENT_TYPE, v);
         }
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size_bytes));
-        if let Some(v) = value(&content_disposition(&row.name)) {
+        if let Some(v) = value(&content_disposition(&name)) {
             headers.insert(header::CONTENT_DISPOSITION, v);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -314,6 +327,38 @@ impl Downloads {
             headers.insert("x-row-count", HeaderValue::from(rows));
         }
         Ok(response)
+    }
+
+    /// The content and name of a file sealed under the tenant key `version`.
+    async fn open_sealed(&self, row: &file::Model, version: i32) -> ApiResult<(Vec<u8>, String)> {
+        use portal_kit::envelope::Sealed;
+        use portal_kit::storage::{content_binding, name_binding};
+        let stored = self.files.store.read_all(&row.storage_key).await?;
+        let content = self
+            .files
+            .keys
+            .open_blob(
+                content_binding(row.tenant_id, row.id),
+                &Sealed {
+                    version,
+                    bytes: stored.to_vec(),
+                },
+            )
+            .await?;
+        let name = match &row.name_sealed {
+            Some(bytes) => {
+                let sealed = Sealed {
+                    version,
+                    bytes: bytes.clone(),
+                };
+                self.files
+                    .keys
+                    .open_text(name_binding(row.tenant_id, row.id), &sealed)
+                    .await?
+            }
+            None => row.name.clone(),
+        };
+        Ok((content, name))
     }
 
     /// Audits a refused download of the link's file (`file.download`, failure) for the

@@ -10,6 +10,7 @@ pub mod policies;
 pub mod scale;
 pub mod seed;
 pub mod subgraphs;
+pub mod uploads;
 pub mod verify_report;
 
 use std::collections::BTreeMap;
@@ -159,6 +160,12 @@ pub fn gateway_app_for(
             gateway.clone(),
             options.trusted_proxies.clone(),
         ));
+        let messages = portal_messages::store::Store {
+            db: files.db.clone(),
+            keys: files.keys.clone(),
+            files: files.store.clone(),
+        };
+        router = router.merge(uploads::router(messages, options.trusted_proxies.clone()));
     }
     (with_cors(router, &options.cors_origins), gateway)
 }

@@ -417,6 +417,7 @@ async fn serve(
             options.files = Some(portal::files::FileService {
                 store: files,
                 db: db.clone(),
+                keys: portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?),
             });
             if demo {
                 portal::seed::seed_if_empty(&db)
@@ -475,6 +476,10 @@ async fn serve(
                 Ok(store) => Some(portal::files::FileService {
                     store,
                     db: db_for_policies.clone(),
+                    keys: portal_kit::envelope::TenantKeys::local(
+                        db_for_policies.clone(),
+                        config.data_key()?,
+                    ),
                 }),
                 Err(err) => {
                     tracing::warn!(%err, "not serving file downloads");
@@ -831,6 +836,15 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     } = worker;
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
+    let messages = portal_messages::store::Store {
+        db: db.clone(),
+        keys: portal_kit::envelope::TenantKeys::local(db.clone(), data_key.clone()),
+        files: files.clone(),
+    };
+    let scanner = config.messages.scanner();
+    if config.messages.clamd.is_none() {
+        tracing::warn!("attachments are not scanned for malware: set messages.clamd");
+    }
     portal_kit::mail::adopt_pending(db)
         .await
         .map_err(|err| anyhow::anyhow!("adopting queued mail: {err:?}"))?;
@@ -872,10 +886,11 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         )
         .handle(
             portal_messages::jobs::Reseal::KIND,
-            portal_messages::jobs::Reseal::new(portal_messages::store::Store {
-                db: db.clone(),
-                keys: portal_kit::envelope::TenantKeys::local(db.clone(), data_key.clone()),
-            }),
+            portal_messages::jobs::Reseal::new(messages.clone()),
+        )
+        .handle(
+            portal_messages::jobs::ScanAttachment::KIND,
+            portal_messages::jobs::ScanAttachment::new(messages, scanner),
         );
     portal_reports::store::adopt_schedules(db)
         .await

@@ -145,6 +145,7 @@ pub fn build(
                 references.clone(),
                 feed.clone(),
                 keys.clone(),
+                files.clone(),
             );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("messages", schema, sdl))

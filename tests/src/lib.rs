@@ -458,6 +458,7 @@ impl TestPortal {
                     portal_messages::jobs::Reseal::new(portal_messages::store::Store {
                         db: db.clone(),
                         keys: keys.clone(),
+                        files: files.clone(),
                     }),
                 )
                 .poll(Duration::from_millis(100)),
@@ -486,6 +487,7 @@ impl TestPortal {
             files: Some(portal::files::FileService {
                 store: files.clone(),
                 db: db.clone(),
+                keys: keys.clone(),
             }),
             gateway_client: gateway_client.clone(),
             keys: Some(keys.clone()),

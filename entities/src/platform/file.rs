@@ -32,6 +32,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// After this it is deleted (and no longer downloadable).
     pub expires_at: Option<DateTimeUtc>,
+    /// The tenant key version that seals it; `None`: stored in the clear (exports and
+    /// report files). Sealed files keep their content in chunks (`portal_kit::envelope`)
+    /// and their name in `name_sealed` (`name` is then a placeholder).
+    pub key_version: Option<i32>,
+    #[sea_orm(column_type = "Blob", nullable)]
+    pub name_sealed: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

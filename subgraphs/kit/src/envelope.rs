@@ -495,6 +495,82 @@ impl TenantKeys {
     }
 }
 
+/// Plaintext bytes per sealed chunk of a blob.
+pub const CHUNK: usize = 64 * 1024;
+const SEALED_CHUNK: usize = NONCE_LEN + CHUNK + 16;
+
+impl TenantKeys {
+    /// Seals a blob (a file's content) in [`CHUNK`]-sized chunks, each bound to `binding`,
+    /// its index and whether it is the last: chunks cannot be reordered, dropped, or the
+    /// blob cut short without `open_blob` noticing. An empty blob is one empty last chunk.
+    pub async fn seal_blob(&self, binding: Binding<'_>, data: &[u8]) -> ApiResult<Sealed> {
+        let version = self.active_version(binding.tenant_id).await?;
+        self.seal_blob_with(binding, version, data).await
+    }
+
+    /// [`TenantKeys::seal_blob`] under the key version `version`.
+    pub async fn seal_blob_with(
+        &self,
+        binding: Binding<'_>,
+        version: i32,
+        data: &[u8],
+    ) -> ApiResult<Sealed> {
+        let key = self.key(binding.tenant_id, version).await?;
+        let chunks: Vec<&[u8]> = if data.is_empty() {
+            vec![&[]]
+        } else {
+            data.chunks(CHUNK).collect()
+        };
+        let mut bytes = Vec::with_capacity(data.len() + chunks.len() * (NONCE_LEN + 16));
+        let last = chunks.len() - 1;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let nonce = random_bytes::<NONCE_LEN>()?;
+            let mut in_out = chunk.to_vec();
+            let aad = chunk_data(binding, version, index, index == last);
+            key.seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut in_out,
+            )
+            .map_err(|_| ApiError::internal("sealing failed"))?;
+            bytes.extend_from_slice(&nonce);
+            bytes.extend_from_slice(&in_out);
+        }
+        Ok(Sealed { version, bytes })
+    }
+
+    /// Opens what [`TenantKeys::seal_blob`] sealed for the same `binding`.
+    pub async fn open_blob(&self, binding: Binding<'_>, sealed: &Sealed) -> ApiResult<Vec<u8>> {
+        let key = self.key(binding.tenant_id, sealed.version).await?;
+        let altered = || ApiError::internal("a sealed file does not open: altered or truncated");
+        let chunks: Vec<&[u8]> = sealed.bytes.chunks(SEALED_CHUNK).collect();
+        if chunks.is_empty() {
+            return Err(altered());
+        }
+        let last = chunks.len() - 1;
+        let mut plain = Vec::with_capacity(sealed.bytes.len());
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            if chunk.len() < NONCE_LEN + 16 {
+                return Err(altered());
+            }
+            let (nonce, ciphertext) = chunk.split_at(NONCE_LEN);
+            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| altered())?;
+            let mut in_out = ciphertext.to_vec();
+            let aad = chunk_data(binding, sealed.version, index, index == last);
+            let opened = key
+                .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut in_out)
+                .map_err(|_| altered())?;
+            plain.extend_from_slice(opened);
+        }
+        Ok(plain)
+    }
+}
+
+fn chunk_data(binding: Binding<'_>, version: i32, index: usize, last: bool) -> String {
+    let end = if last { "last" } else { "more" };
+    format!("{}/chunk/{index}/{end}", binding.associated_data(version))
+}
+
 /// The store of a sealed column pair (`*_sealed` bytes and `key_version`), if both set.
 pub fn stored(bytes: Option<&Vec<u8>>, version: Option<i32>) -> Option<Sealed> {
     Some(Sealed {
@@ -569,6 +645,36 @@ mod tests {
             .await?;
         assert_ne!(theirs.bytes[12..], sealed.bytes[12..]);
         assert_eq!(keys.versions(tenant).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn blobs_open_whole_and_refuse_reordered_or_truncated_chunks() -> ApiResult<()> {
+        let keys = keys().await?;
+        let (tenant, file) = (Uuid::now_v7(), Uuid::now_v7());
+        let here = binding("file.content", tenant, file);
+        let data: Vec<u8> = (0..(CHUNK * 2 + 100)).map(|i| (i % 251) as u8).collect();
+        let sealed = keys.seal_blob(here, &data).await?;
+        assert_eq!(keys.open_blob(here, &sealed).await?, data);
+        let empty = keys.seal_blob(here, b"").await?;
+        assert_eq!(keys.open_blob(here, &empty).await?, b"");
+        // The last chunk dropped: the new last chunk was not sealed as the last.
+        let cut = Sealed {
+            bytes: sealed.bytes[..SEALED_CHUNK * 2].to_vec(),
+            ..sealed.clone()
+        };
+        assert!(keys.open_blob(here, &cut).await.is_err());
+        // The first two chunks swapped.
+        let mut swapped = sealed.bytes[SEALED_CHUNK..SEALED_CHUNK * 2].to_vec();
+        swapped.extend_from_slice(&sealed.bytes[..SEALED_CHUNK]);
+        swapped.extend_from_slice(&sealed.bytes[SEALED_CHUNK * 2..]);
+        let reordered = Sealed {
+            bytes: swapped,
+            ..sealed.clone()
+        };
+        assert!(keys.open_blob(here, &reordered).await.is_err());
+        let elsewhere = binding("file.content", tenant, Uuid::now_v7());
+        assert!(keys.open_blob(elsewhere, &sealed).await.is_err());
         Ok(())
     }
 

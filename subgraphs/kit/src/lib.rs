@@ -32,6 +32,7 @@ pub mod policy;
 pub mod principal;
 pub mod references;
 pub mod scalars;
+pub mod scan;
 pub mod secret;
 pub mod serve;
 pub mod storage;

@@ -36,6 +36,9 @@ use crate::secret::DataKey;
 /// Path prefix of download links.
 pub const LINK_PREFIX: &str = "/files/";
 
+/// Path prefix of upload links (`PUT /uploads/<token>`).
+pub const UPLOAD_PREFIX: &str = "/uploads/";
+
 /// Path prefix of delivery links (`/files/delivered/<token>`): a file delivered by email,
 /// downloaded without signing in until the file expires.
 pub const DELIVERY_PREFIX: &str = "/files/delivered/";
@@ -160,6 +163,17 @@ pub enum LinkError {
     /// A delivery link past its expiry (the delivery it named).
     #[error("expired delivery link")]
     DeliveryExpired(Uuid),
+}
+
+/// Why an upload link was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UploadLinkError {
+    /// Not a link this portal signed (or altered).
+    #[error("invalid upload link")]
+    Invalid,
+    /// Signed, but past its expiry: `(upload, tenant, principal)`.
+    #[error("expired upload link")]
+    Expired((Uuid, Uuid, Uuid)),
 }
 
 impl FileStore {
@@ -342,6 +356,83 @@ impl FileStore {
         })))
     }
 
+    /// Stores `bytes` as `key` in one request (small objects: sealed attachments).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> ApiResult<()> {
+        let location =
+            ObjectPath::parse(key).map_err(|err| ApiError::internal(format!("file key: {err}")))?;
+        self.objects
+            .put(&location, bytes.into())
+            .await
+            .map_err(|err| ApiError::internal(format!("storing a file: {err}")))?;
+        Ok(())
+    }
+
+    /// The whole object `key`, in memory (small objects: sealed attachments).
+    pub async fn read_all(&self, key: &str) -> ApiResult<Bytes> {
+        let location =
+            ObjectPath::parse(key).map_err(|err| ApiError::internal(format!("file key: {err}")))?;
+        let found = self
+            .objects
+            .get(&location)
+            .await
+            .map_err(|err| ApiError::internal(format!("reading a stored file: {err}")))?;
+        found
+            .bytes()
+            .await
+            .map_err(|err| ApiError::internal(format!("reading a stored file: {err}")))
+    }
+
+    /// A link to upload the contents of `upload_id` (of `tenant_id`, declared by
+    /// `principal`) with one `PUT`, good until `expires`.
+    pub fn upload_link(
+        &self,
+        upload_id: Uuid,
+        tenant_id: Uuid,
+        principal: Uuid,
+        expires: DateTime<Utc>,
+    ) -> String {
+        let body = format!(
+            "{}.{}.{}.{}",
+            upload_id.simple(),
+            tenant_id.simple(),
+            principal.simple(),
+            expires.timestamp()
+        );
+        let signature =
+            URL_SAFE_NO_PAD.encode(self.mac(&format!("upload:{body}")).finalize().into_bytes());
+        let path = format!("{UPLOAD_PREFIX}{body}.{signature}");
+        match &self.base_url {
+            Some(base) => format!("{base}{path}"),
+            None => path,
+        }
+    }
+
+    /// What an upload link names — `(upload, tenant, principal)` — if this portal signed it
+    /// and it has not expired at `now` (`Expired` says whose it was).
+    pub fn verify_upload(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Uuid, Uuid, Uuid), UploadLinkError> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [id, tenant, principal, expires, signature] = parts[..] else {
+            return Err(UploadLinkError::Invalid);
+        };
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| UploadLinkError::Invalid)?;
+        self.mac(&format!("upload:{id}.{tenant}.{principal}.{expires}"))
+            .verify_slice(&signature)
+            .map_err(|_| UploadLinkError::Invalid)?;
+        let parse = |raw: &str| Uuid::try_parse(raw).map_err(|_| UploadLinkError::Invalid);
+        let named = (parse(id)?, parse(tenant)?, parse(principal)?);
+        let expires: i64 = expires.parse().map_err(|_| UploadLinkError::Invalid)?;
+        if expires <= now.timestamp() {
+            return Err(UploadLinkError::Expired(named));
+        }
+        Ok(named)
+    }
+
     /// Removes a stored object (missing is fine).
     pub async fn remove(&self, key: &str) -> ApiResult<()> {
         let location =
@@ -470,6 +561,25 @@ impl ScratchFile {
 impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Where a sealed file's content is bound (its chunks, under the tenant key; see
+/// [`crate::envelope::TenantKeys::seal_blob`]).
+pub fn content_binding(tenant_id: Uuid, file_id: Uuid) -> crate::envelope::Binding<'static> {
+    crate::envelope::Binding {
+        purpose: "file.content",
+        tenant_id,
+        object_id: file_id,
+    }
+}
+
+/// Where a sealed file's name is bound.
+pub fn name_binding(tenant_id: Uuid, file_id: Uuid) -> crate::envelope::Binding<'static> {
+    crate::envelope::Binding {
+        purpose: "file.name",
+        tenant_id,
+        object_id: file_id,
     }
 }
 
@@ -640,6 +750,8 @@ mod tests {
             created_by: None,
             created_at: Utc::now(),
             expires_at: None,
+            key_version: None,
+            name_sealed: None,
         }
     }
 

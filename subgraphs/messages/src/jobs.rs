@@ -1,6 +1,6 @@
 //! Messages' background work: re-sealing subjects and bodies under each tenant's active
 //! key version (after a rotation, and hourly as a sweep that also seals plaintext left
-//! from before encryption).
+//! from before encryption), and the malware scan of received attachments.
 
 use std::sync::Arc;
 
@@ -14,9 +14,12 @@ use portal_kit::audit::AuditEvent;
 use portal_kit::envelope::state;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
 use portal_kit::jobs::{self, NewJob, schedule};
+use portal_kit::scan::MalwareScanner;
 use portal_kit::{Actor, ApiError, ApiResult};
 
+use crate::domain::attachments::AttachmentState;
 use crate::store::Store;
+use crate::store::attachments;
 use crate::store::reseal::{self, Resealed};
 
 /// Rows of each kind re-sealed per batch.
@@ -136,4 +139,57 @@ pub async fn schedule_sweep(db: &impl ConnectionTrait) -> ApiResult<()> {
     .await?;
     jobs::enqueue(db, Utc::now(), NewJob::new(Reseal::KIND, json!({}))).await?;
     Ok(())
+}
+
+/// Scans one received attachment for malware (payload `attachmentId`, the job's tenant)
+/// and records the verdict: clean ones become downloadable, infected ones quarantined.
+pub struct ScanAttachment {
+    store: Store,
+    scanner: Arc<dyn MalwareScanner>,
+}
+
+impl ScanAttachment {
+    /// Its job kind.
+    pub const KIND: &'static str = attachments::SCAN_KIND;
+
+    /// The handler over `store`, asking `scanner`.
+    pub fn new(store: Store, scanner: Arc<dyn MalwareScanner>) -> Arc<Self> {
+        Arc::new(Self { store, scanner })
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ScanAttachment {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
+        let id = job
+            .payload
+            .get("attachmentId")
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or_else(|| JobError::Permanent("no attachmentId".into()))?;
+        let tenant_id = job
+            .tenant_id
+            .ok_or_else(|| JobError::Permanent("no tenant".into()))?;
+        let row = match attachments::attachment(&self.store.db, tenant_id, id).await {
+            Ok(row) => row,
+            // Deleted with its message meanwhile: nothing to judge.
+            Err(ApiError::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(retry(err)),
+        };
+        if AttachmentState::from_db(&row.state) != AttachmentState::Scanning {
+            return Ok(());
+        }
+        let content = attachments::content(&self.store, &row)
+            .await
+            .map_err(retry)?;
+        let verdict = self
+            .scanner
+            .scan(&content)
+            .await
+            .map_err(|err| JobError::Retry(err.to_string()))?;
+        attachments::record_scan(&self.store, &row, &verdict, &job.audit_meta())
+            .await
+            .map_err(retry)
+    }
 }

@@ -601,6 +601,8 @@ pub async fn complete_run(
         created_by: Set(run.requested_by),
         created_at: Set(now),
         expires_at: Set(Some(produced.expires_at)),
+        key_version: Set(None),
+        name_sealed: Set(None),
     }
     .insert(&txn)
     .await

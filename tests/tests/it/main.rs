@@ -2,6 +2,7 @@
 //! (SQLite by default, PostgreSQL when `PORTAL_TEST_DATABASE_URL` is set).
 
 mod api_keys;
+mod attachments;
 mod audit;
 mod auth_helpers;
 mod batching;

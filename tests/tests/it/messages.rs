@@ -442,6 +442,7 @@ async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> any
     let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
         db: portal.db.clone(),
         keys: portal.keys.clone(),
+        files: portal.files.clone(),
     });
 
     // The demo's threads were written before encryption: the sweep seals them.

@@ -146,6 +146,7 @@ async fn the_thread_entity_resolver_applies_the_participation_rule() -> anyhow::
         Default::default(),
         portal_tests::feed(&db),
         portal_tests::tenant_keys(&db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let threads = portal_entities::messages::thread::Entity::find()
         .all(&db)

@@ -116,6 +116,8 @@ async fn files_round_trip_through_an_s3_bucket_in_parts() -> anyhow::Result<()> 
         created_by: None,
         created_at: chrono::Utc::now(),
         expires_at: None,
+        key_version: None,
+        name_sealed: None,
     };
     let chunks: Vec<_> = store
         .open(&row)

@@ -281,6 +281,7 @@ async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Resu
         Default::default(),
         portal_tests::feed(&fx.db),
         portal_tests::tenant_keys(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let alice = Actor::user(fx.seed.alice_id, fx.seed.tenant_id, vec![]);
     let bob = Actor::user(fx.seed.bob_id, fx.seed.tenant_id, vec![]);

@@ -327,6 +327,8 @@ async fn record_ready(
         created_by: Set(Some(export.requested_by)),
         created_at: Set(now),
         expires_at: Set(Some(now + files.retention())),
+        key_version: Set(None),
+        name_sealed: Set(None),
     }
     .insert(&txn)
     .await

@@ -34,6 +34,7 @@ pub fn event_type(action: &str) -> String {
         "sign_in" => "signed_in".to_owned(),
         "sign_out" => "signed_out".to_owned(),
         "step_up" => "stepped_up".to_owned(),
+        "scan" => "scanned".to_owned(),
         "recovery_codes" => "recovery_codes_replaced".to_owned(),
         "refresh_reuse" => "refresh_reuse_detected".to_owned(),
         _ => {
@@ -117,6 +118,7 @@ mod tests {
             ("mfa.recovery_codes", "mfa.recovery_codes_replaced"),
             ("api_key.revoke", "api_key.revoked"),
             ("policy.add", "policy.added"),
+            ("attachment.scan", "attachment.scanned"),
         ] {
             assert_eq!(event_type(action), expected, "{action}");
         }

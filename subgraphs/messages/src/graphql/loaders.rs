@@ -7,7 +7,9 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use portal_entities::messages::{message, message_edit, thread, thread_participant};
+use portal_entities::messages::{
+    message, message_attachment, message_edit, thread, thread_participant,
+};
 use portal_kit::ApiError;
 
 use crate::store;
@@ -95,3 +97,14 @@ impl Loader<UnreadKey> for UnreadCounts {
         Ok(found)
     }
 }
+
+portal_kit::fetch_by_ids!(
+    /// Attachment lookups by `(tenant, id)`, batched into one query per tenant.
+    pub AttachmentsById: message_attachment::Model = store::attachments::attachments_by_ids
+);
+
+portal_kit::fetch_by_ids!(
+    /// `Message.attachments` by `(tenant, message id)`, batched into one query per tenant.
+    pub AttachmentsOfMessages: Vec<message_attachment::Model> =
+        store::attachments::attachments_of_messages
+);

@@ -2,6 +2,7 @@
 //! `User.threads` field it contributes to identity's `User`, the thread and message
 //! queries and mutations, and the tenant's data keys.
 
+mod attachments;
 mod federation;
 mod loaders;
 mod subscriptions;
@@ -23,16 +24,18 @@ use portal_kit::loader::{batch_loader, load_page};
 use portal_kit::pagination::PageRequest;
 use portal_kit::policy::THREADS_ALL;
 use portal_kit::references::References;
+use portal_kit::storage::FileStore;
 use portal_kit::{Actor, ApiError, ApiResult};
 
 use crate::domain::{self, ParticipantKind, ThreadStatus};
 use crate::store::{self, Store};
-use visibility::{load_readable_message, load_readable_thread};
+use visibility::{load_readable_attachment, load_readable_message, load_readable_thread};
 
+pub use attachments::{Attachment, AttachmentStateGql, AttachmentUpload, MessagingSettings};
 pub use federation::{Account, User};
 pub use loaders::{
-    EditsOfMessages, MessagesById, MessagesByThread, ParticipantsOfThreads, ThreadsById,
-    ThreadsByParticipant, UnreadCounts,
+    AttachmentsById, AttachmentsOfMessages, EditsOfMessages, MessagesById, MessagesByThread,
+    ParticipantsOfThreads, ThreadsById, ThreadsByParticipant, UnreadCounts,
 };
 pub use subscriptions::Subscription;
 pub use types::{
@@ -44,13 +47,15 @@ pub use types::{
 pub type MessagesSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`, following committed changes through `feed` and sealing text with the
-/// tenants' data keys `keys`; no socket needed (tests call `execute` directly).
+/// `references`, following committed changes through `feed`, sealing text with the
+/// tenants' data keys `keys` and keeping attachments in `files`; no socket needed (tests
+/// call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     feed: Arc<EventFeed>,
     keys: TenantKeys,
+    files: FileStore,
 ) -> MessagesSchema {
     Schema::build(Query, Mutation, Subscription)
         .enable_federation()
@@ -63,9 +68,12 @@ pub fn build_schema(
         .data(batch_loader::<MessagesByThread>(&db))
         .data(batch_loader::<EditsOfMessages>(&db))
         .data(UnreadCounts::loader(&db))
+        .data(batch_loader::<AttachmentsById>(&db))
+        .data(batch_loader::<AttachmentsOfMessages>(&db))
         .data(Store {
             db: db.clone(),
             keys,
+            files,
         })
         .data(references)
         .data(feed)
@@ -117,6 +125,21 @@ impl Query {
     async fn message(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Message>> {
         let id = input::id("id", &id)?;
         load_message(ctx, id).await
+    }
+
+    /// One attachment, or null: on a message of a thread the caller may read, or uploaded
+    /// by the caller and not posted yet.
+    async fn attachment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Attachment>> {
+        let id = input::id("id", &id)?;
+        Ok(load_readable_attachment(ctx, id)
+            .await?
+            .map(Attachment::from))
+    }
+
+    /// The caller's tenant's messaging settings (attachment size limit, accepted types).
+    async fn messaging_settings(&self, ctx: &Context<'_>) -> ApiResult<MessagingSettings> {
+        let limit = store::attachments::max_bytes(&store(ctx)?.db, tenant(ctx)?).await?;
+        Ok(MessagingSettings::new(limit))
     }
 
     /// The versions of the caller's tenant's data key, oldest first.
@@ -198,6 +221,25 @@ pub struct CreateMessageInput {
     pub body: String,
     /// The message of the same thread this one answers.
     pub reply_to_id: Option<ID>,
+    /// Attachments the caller uploaded to this thread (`createAttachmentUpload`, then the
+    /// `PUT`), at most 10.
+    pub attachment_ids: Option<Vec<ID>>,
+}
+
+/// Input of `createAttachmentUpload`.
+#[derive(InputObject)]
+pub struct CreateAttachmentUploadInput {
+    /// The thread the file is for (the caller must be able to post to it).
+    pub thread_id: ID,
+    /// The file name (with an extension of an accepted type).
+    pub file_name: String,
+}
+
+/// Input of `updateMessagingSettings`.
+#[derive(InputObject)]
+pub struct UpdateMessagingSettingsInput {
+    /// The largest attachment the tenant's users may upload (1 byte to 100 MiB).
+    pub attachment_max_bytes: i64,
 }
 
 /// Input of `editMessage`.
@@ -362,6 +404,12 @@ impl Mutation {
                 .map(|id| input::id("input.replyToId", &id))
                 .transpose()?,
             author_kind: side(actor(ctx)),
+            attachment_ids: input
+                .attachment_ids
+                .unwrap_or_default()
+                .iter()
+                .map(|id| input::id("input.attachmentIds", id))
+                .collect::<ApiResult<Vec<Uuid>>>()?,
         };
         if load_readable_thread(ctx, new.thread_id).await?.is_none() {
             return Err(ApiError::NotFound("thread"));
@@ -398,10 +446,52 @@ impl Mutation {
         if load_readable_message(ctx, id).await?.is_none() {
             return Err(ApiError::NotFound("message"));
         }
+        Ok(
+            store::delete_message(store(ctx)?, actor(ctx), meta(ctx), id)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Declares a file to attach to a message of the thread: returns a short-lived link to
+    /// `PUT` its bytes to (type judged from the content, the tenant's size limit applies),
+    /// after which the attachment is scanned for malware. Post it with
+    /// `postMessage(input: { attachmentIds })`.
+    async fn create_attachment_upload(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAttachmentUploadInput,
+    ) -> ApiResult<AttachmentUpload> {
+        let thread_id = input::id("input.threadId", &input.thread_id)?;
+        let name = crate::domain::attachments::file_name("input.fileName", &input.file_name)?;
+        if load_readable_thread(ctx, thread_id).await?.is_none() {
+            return Err(ApiError::NotFound("thread"));
+        }
+        let declared = store::attachments::declare(
+            store(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            thread_id,
+            &name,
+            side(actor(ctx)),
+        )
+        .await?;
+        Ok(AttachmentUpload::new(declared))
+    }
+
+    /// Changes the caller's tenant's messaging settings.
+    async fn update_messaging_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateMessagingSettingsInput,
+    ) -> ApiResult<MessagingSettings> {
+        let limit = crate::domain::attachments::max_bytes(
+            "input.attachmentMaxBytes",
+            input.attachment_max_bytes,
+        )?;
         let db = &store(ctx)?.db;
-        Ok(store::delete_message(db, actor(ctx), meta(ctx), id)
-            .await?
-            .into())
+        let limit = store::attachments::set_max_bytes(db, actor(ctx), meta(ctx), limit).await?;
+        Ok(MessagingSettings::new(limit))
     }
 
     /// Starts a new version of the caller's tenant's data key: new messages are sealed

@@ -13,9 +13,11 @@ use portal_kit::loader::{load, load_page, registered};
 use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
+use super::attachments::Attachment;
 use super::federation::{Account, User};
 use super::loaders::{
-    EditsOfMessages, MessagesByThread, ParticipantsOfThreads, ThreadsById, UnreadCounts, UnreadKey,
+    AttachmentsOfMessages, EditsOfMessages, MessagesByThread, ParticipantsOfThreads, ThreadsById,
+    UnreadCounts, UnreadKey,
 };
 use super::store;
 use super::visibility::load_readable_message;
@@ -293,6 +295,16 @@ impl Message {
             return Ok(None);
         };
         Ok(load_readable_message(ctx, parent).await?.map(Message::from))
+    }
+
+    /// Its attachments, in the order they were declared (none once deleted).
+    async fn attachments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Attachment>> {
+        let found = load::<AttachmentsOfMessages>(ctx, self.row.id).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Attachment::from)
+            .collect())
     }
 
     /// Its earlier versions, oldest first (empty when never edited, or once deleted).

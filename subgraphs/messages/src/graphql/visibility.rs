@@ -6,13 +6,13 @@
 use async_graphql::Context;
 use uuid::Uuid;
 
-use portal_entities::messages::{message, thread};
+use portal_entities::messages::{message, message_attachment, thread};
 use portal_kit::ApiResult;
 use portal_kit::context::actor;
 use portal_kit::loader::{load, load_many};
 use portal_kit::policy::THREADS_ALL;
 
-use super::loaders::{MessagesById, ParticipantsOfThreads, ThreadsById};
+use super::loaders::{AttachmentsById, MessagesById, ParticipantsOfThreads, ThreadsById};
 use crate::domain;
 
 /// The ids among `thread_ids` whose threads the caller may read (one batched lookup of
@@ -67,6 +67,23 @@ pub async fn load_readable_message(
     let Some(found) = load::<MessagesById>(ctx, id).await? else {
         return Ok(None);
     };
+    let ok = readable(ctx, [found.thread_id]).await?;
+    Ok(ok.contains(&found.thread_id).then_some(found))
+}
+
+/// The attachment `id` of the caller's tenant, if the caller may read it: its thread is
+/// readable, and it is on a message — or the caller uploaded it (not posted yet).
+pub async fn load_readable_attachment(
+    ctx: &Context<'_>,
+    id: Uuid,
+) -> ApiResult<Option<message_attachment::Model>> {
+    let Some(found) = load::<AttachmentsById>(ctx, id).await? else {
+        return Ok(None);
+    };
+    let mine = actor(ctx).id == Some(found.uploaded_by);
+    if found.message_id.is_none() && !mine {
+        return Ok(None);
+    }
     let ok = readable(ctx, [found.thread_id]).await?;
     Ok(ok.contains(&found.thread_id).then_some(found))
 }

@@ -5,6 +5,7 @@
 //! may read or create the tenant's key), so no transaction waits on a key. Audit events of
 //! message changes name the thread and message but never copy a subject or body.
 
+pub mod attachments;
 pub mod reseal;
 pub mod sealing;
 
@@ -24,6 +25,7 @@ use portal_kit::audit::AuditEvent;
 use portal_kit::db::BeginWrite;
 use portal_kit::envelope::{Sealed, TenantKeys};
 use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::storage::FileStore;
 use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
@@ -62,15 +64,20 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
     /// On which side the author is (staff who are not participants yet join by posting).
     pub author_kind: ParticipantKind,
+    /// Attachments the author uploaded to the thread, to go with the message.
+    pub attachment_ids: Vec<Uuid>,
 }
 
-/// What messages' persistence works with: the database and the tenants' data keys.
+/// What messages' persistence works with: the database, the tenants' data keys and the
+/// object store attachments are kept in.
 #[derive(Clone, Debug)]
 pub struct Store {
     /// The database.
     pub db: DatabaseConnection,
     /// The tenants' data keys.
     pub keys: TenantKeys,
+    /// Where attachments' sealed contents are kept (and upload links signed).
+    pub files: FileStore,
 }
 
 fn sealed_parts(sealed: Sealed) -> (Option<Vec<u8>>, Option<i32>) {
@@ -527,6 +534,14 @@ pub async fn post_message(
         now,
     )
     .await?;
+    attachments::attach(
+        &txn,
+        tenant_id,
+        (thread_id, posted.id, author),
+        &new.attachment_ids,
+        "input.attachmentIds",
+    )
+    .await?;
     let mut reader = match part {
         Some(part) => part.into(),
         None => participant_row(thread_id, author, tenant_id, kind, now)
@@ -544,7 +559,11 @@ pub async fn post_message(
     active.status = Set(next.as_str().to_owned());
     active.update(&txn).await.map_err(ApiError::from_db)?;
     AuditEvent::success("message.post", "message", posted.id)
-        .with_details(json!({ "threadId": thread_id, "replyToId": new.reply_to }))
+        .with_details(json!({
+            "threadId": thread_id,
+            "replyToId": new.reply_to,
+            "attachmentIds": new.attachment_ids,
+        }))
         .record(&txn, actor, meta)
         .await?;
     if next != status {
@@ -643,26 +662,37 @@ fn posted(row: &message::Model) -> Posted {
 /// Deletes a message of the actor's tenant (see [`domain::may_change`]): its body and
 /// earlier bodies are removed, the row stays as a tombstone in its thread.
 pub async fn delete_message(
-    db: &DatabaseConnection,
+    store: &Store,
     actor: &Actor,
     meta: &RequestMeta,
     id: Uuid,
 ) -> ApiResult<message::Model> {
     let tenant_id = actor.tenant()?;
     let editor = actor.principal()?;
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = message(&txn, tenant_id, id).await?;
     let status = ThreadStatus::from_db(&thread(&txn, tenant_id, current.thread_id).await?.status);
     let now = Utc::now();
     domain::may_change(editor, posted(&current), status, now)?;
     let thread_id = current.thread_id;
     let removed = remove_bodies(&txn, tenant_id, &[id], now).await?;
+    let objects = attachments::remove_of_messages(&txn, tenant_id, &[id]).await?;
     AuditEvent::success("message.delete", "message", id)
-        .with_details(json!({ "threadId": thread_id, "earlierVersionsRemoved": removed }))
+        .with_details(json!({
+            "threadId": thread_id,
+            "earlierVersionsRemoved": removed,
+            "attachmentsRemoved": objects.len(),
+        }))
         .record(&txn, actor, meta)
         .await?;
     let deleted = message(&txn, tenant_id, id).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
+    for key in objects {
+        // Unreachable already (rows gone); a leftover object is only storage.
+        if let Err(err) = store.files.remove(&key).await {
+            tracing::warn!(?err, "removing a deleted message's attachment failed");
+        }
+    }
     Ok(deleted)
 }
 

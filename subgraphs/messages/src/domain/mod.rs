@@ -2,6 +2,8 @@
 //! thread and who may post or edit. Pure functions over plain values; no GraphQL, HTTP
 //! or database types.
 
+pub mod attachments;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
