@@ -3,6 +3,7 @@
 pub mod message;
 pub mod message_attachment;
 pub mod message_edit;
+pub mod message_search_token;
 pub mod messaging_setting;
 pub mod thread;
 pub mod thread_participant;

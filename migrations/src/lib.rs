@@ -53,6 +53,7 @@ mod m0044_policy_rules_monthly_reports;
 mod m0045_tenant_file_retention;
 mod m0046_secure_messages;
 mod m0047_message_attachments;
+mod m0048_message_search;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -111,6 +112,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0045_tenant_file_retention::Migration),
             Box::new(m0046_secure_messages::Migration),
             Box::new(m0047_message_attachments::Migration),
+            Box::new(m0048_message_search::Migration),
         ]
     }
 }

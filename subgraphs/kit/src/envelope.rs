@@ -147,6 +147,7 @@ struct Cached<T> {
 struct Cache {
     keys: HashMap<(Uuid, i32), Cached<Arc<LessSafeKey>>>,
     active: HashMap<Uuid, Cached<i32>>,
+    index: HashMap<Uuid, Cached<[u8; 32]>>,
 }
 
 /// The tenants' data keys: seals and opens tenant data, rotates and destroys keys.
@@ -214,6 +215,7 @@ impl TenantKeys {
         if let Ok(mut cache) = self.cache.write() {
             cache.keys.retain(|(tenant, _), _| *tenant != tenant_id);
             cache.active.remove(&tenant_id);
+            cache.index.remove(&tenant_id);
         }
     }
 
@@ -367,6 +369,45 @@ impl TenantKeys {
                 (tenant_id, version),
                 Cached {
                     value: key.clone(),
+                    loaded: Instant::now(),
+                },
+            );
+        }
+        Ok(key)
+    }
+
+    /// The tenant's blind-index key (see [`crate::blind_index`]): derived from its first
+    /// key version, so it outlives rotations (the index keeps working) and dies with the
+    /// tenant's keys. Creates the first key when the tenant has none.
+    pub async fn index_key(&self, tenant_id: Uuid) -> ApiResult<[u8; 32]> {
+        if let Some(key) = self.cached(|cache| cache.index.get(&tenant_id)) {
+            return Ok(key);
+        }
+        self.active_version(tenant_id).await?;
+        let mut rows = self.rows(tenant_id).await?;
+        rows.sort_by_key(|row| row.version);
+        let first = rows
+            .into_iter()
+            .find(|row| row.version >= 1)
+            .ok_or_else(destroyed)?;
+        let Some(wrapped) = first.wrapped else {
+            return Err(destroyed());
+        };
+        let raw = self
+            .provider
+            .unwrap(&wrap_context(tenant_id, first.version), &wrapped)
+            .await?;
+        let mac = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw),
+            b"portal blind index v1",
+        );
+        let mut key = [0_u8; 32];
+        key.copy_from_slice(mac.as_ref());
+        if let Ok(mut cache) = self.cache.write() {
+            cache.index.insert(
+                tenant_id,
+                Cached {
+                    value: key,
                     loaded: Instant::now(),
                 },
             );

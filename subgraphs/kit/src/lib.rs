@@ -9,6 +9,7 @@
 pub mod access_token;
 pub mod actor;
 pub mod audit;
+pub mod blind_index;
 pub mod clock;
 pub mod context;
 pub mod db;

@@ -612,3 +612,287 @@ async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> any
     portal.stop().await;
     Ok(())
 }
+
+const SEARCH: &str = "query($q: String!, $f: MessageSearchFilter, $n: Int, $a: String) {
+  searchMessages(query: $q, filter: $f, first: $n, after: $a) {
+    edges { cursor node { body thread { subject } } } pageInfo { hasNextPage } } }";
+
+fn bodies(response: &Value) -> Vec<String> {
+    response["data"]["searchMessages"]["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .filter_map(|e| e["node"]["body"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_words_in_readable_threads_without_storing_them() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let (tenant, carol) = (seed.tenant_id, seed.carol_id);
+    let erin = new_user(&portal, "erin@acme.example", "Erin").await?;
+    let dave = new_user(&portal, "dave@acme.example", "Dave").await?;
+    let ask = |user: Uuid, subject: &'static str, body: &'static str| {
+        let portal = &portal;
+        async move {
+            let created = as_role(
+                portal,
+                tenant,
+                user,
+                "customer_user",
+                "mutation($s: String!, $b: String!) { createThread(input: { subject: $s, body: $b }) { id } }",
+                json!({ "s": subject, "b": body }),
+            )
+            .await?;
+            ok(&created)?;
+            anyhow::Ok(created["data"]["createThread"]["id"].clone())
+        }
+    };
+    let billing = ask(carol, "Billing", "The invoice 2026-118 is overdue").await?;
+    let posted = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($t: ID!) { postMessage(input: { threadId: $t, body: \"Reconciliation finished for March\" }) { id } }",
+        json!({ "t": billing }),
+    )
+    .await?;
+    ok(&posted)?;
+    ask(erin, "Erin's", "An invoice only Erin sees").await?;
+    let globex = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["customer_user"],
+            "mutation { createThread(input: { subject: \"G\", body: \"Globex invoice\" }) { id } }",
+            json!({}),
+        )
+        .await?;
+    ok(&globex)?;
+
+    let search = |user: Uuid, role: &'static str, q: &'static str, f: Value| {
+        let portal = &portal;
+        async move {
+            let found = as_role(
+                portal,
+                tenant,
+                user,
+                role,
+                SEARCH,
+                json!({ "q": q, "f": f }),
+            )
+            .await?;
+            ok(&found)?;
+            anyhow::Ok(bodies(&found))
+        }
+    };
+    // Only the caller's threads; words, prefixes and long words; every word must match.
+    assert_eq!(
+        search(carol, "customer_user", "invoice", json!(null)).await?,
+        ["The invoice 2026-118 is overdue"]
+    );
+    assert_eq!(
+        search(carol, "customer_user", "INVO", json!(null)).await?,
+        ["The invoice 2026-118 is overdue"]
+    );
+    assert_eq!(
+        search(carol, "customer_user", "reconciliation", json!(null)).await?,
+        ["Reconciliation finished for March"]
+    );
+    assert_eq!(
+        search(carol, "customer_user", "invoice overdue", json!(null)).await?,
+        ["The invoice 2026-118 is overdue"]
+    );
+    assert!(
+        search(carol, "customer_user", "invoice march", json!(null))
+            .await?
+            .is_empty()
+    );
+    assert!(
+        search(carol, "customer_user", "voice", json!(null))
+            .await?
+            .is_empty()
+    );
+    // Support reads the whole queue of its tenant, newest first; never another tenant.
+    assert_eq!(
+        search(dave, "support_agent", "invoice", json!(null)).await?,
+        [
+            "An invoice only Erin sees",
+            "The invoice 2026-118 is overdue"
+        ]
+    );
+    // Filters: participant, status, posting time.
+    assert_eq!(
+        search(
+            dave,
+            "support_agent",
+            "invoice",
+            json!({ "participantId": erin })
+        )
+        .await?,
+        ["An invoice only Erin sees"]
+    );
+    assert!(
+        search(
+            dave,
+            "support_agent",
+            "invoice",
+            json!({ "status": "CLOSED" })
+        )
+        .await?
+        .is_empty()
+    );
+    assert!(
+        search(
+            dave,
+            "support_agent",
+            "invoice",
+            json!({ "postedAfter": "2999-01-01T00:00:00Z" })
+        )
+        .await?
+        .is_empty()
+    );
+    // Pages.
+    let first = as_role(
+        &portal,
+        tenant,
+        dave,
+        "support_agent",
+        SEARCH,
+        json!({ "q": "invoice", "n": 1 }),
+    )
+    .await?;
+    assert_eq!(bodies(&first), ["An invoice only Erin sees"]);
+    assert_eq!(
+        first["data"]["searchMessages"]["pageInfo"]["hasNextPage"],
+        true
+    );
+    let cursor = first["data"]["searchMessages"]["edges"][0]["cursor"].clone();
+    let next = as_role(
+        &portal,
+        tenant,
+        dave,
+        "support_agent",
+        SEARCH,
+        json!({ "q": "invoice", "n": 1, "a": cursor }),
+    )
+    .await?;
+    assert_eq!(bodies(&next), ["The invoice 2026-118 is overdue"]);
+    // A query without a word.
+    let empty = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        SEARCH,
+        json!({ "q": "a !" }),
+    )
+    .await?;
+    assert_eq!(code(&empty), "BAD_USER_INPUT", "{empty}");
+
+    // Edits and deletes keep the index true.
+    let message = message::Entity::find()
+        .filter(message::Column::ThreadId.eq(billing.as_str().unwrap_or_default().parse::<Uuid>()?))
+        .all(&portal.db)
+        .await?
+        .into_iter()
+        .min_by_key(|m| m.id)
+        .ok_or_else(|| anyhow::anyhow!("no message"))?;
+    let edited = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($m: ID!) { editMessage(id: $m, input: { body: \"The receipt is settled\" }) { id } }",
+        json!({ "m": message.id }),
+    )
+    .await?;
+    ok(&edited)?;
+    assert!(
+        search(carol, "customer_user", "overdue", json!(null))
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        search(carol, "customer_user", "receipt", json!(null)).await?,
+        ["The receipt is settled"]
+    );
+    let deleted = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($m: ID!) { deleteMessage(id: $m) { id } }",
+        json!({ "m": message.id }),
+    )
+    .await?;
+    ok(&deleted)?;
+    assert!(
+        search(carol, "customer_user", "receipt", json!(null))
+            .await?
+            .is_empty()
+    );
+
+    // The index holds keyed hashes: the same word hashes differently in each tenant.
+    use portal_entities::messages::message_search_token;
+    let acme_key = portal
+        .keys
+        .index_key(tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let globex_key = portal
+        .keys
+        .index_key(seed.other_tenant_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let tokens_of = |t: Uuid| {
+        let db = portal.db.clone();
+        async move {
+            anyhow::Ok(
+                message_search_token::Entity::find()
+                    .filter(message_search_token::Column::TenantId.eq(t))
+                    .all(&db)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.token)
+                    .collect::<std::collections::BTreeSet<i64>>(),
+            )
+        }
+    };
+    let (acme_tokens, globex_tokens) = (
+        tokens_of(tenant).await?,
+        tokens_of(seed.other_tenant_id).await?,
+    );
+    let invoice = |key: &[u8; 32]| portal_kit::blind_index::hash(key, "w:invoice");
+    assert!(acme_tokens.contains(&invoice(&acme_key)));
+    assert!(globex_tokens.contains(&invoice(&globex_key)));
+    assert!(!globex_tokens.contains(&invoice(&acme_key)));
+    assert_ne!(invoice(&acme_key), invoice(&globex_key));
+
+    // Messages from before encryption are indexed when the re-seal sweep seals them.
+    assert!(
+        search(carol, "customer_user", "thanks", json!(null))
+            .await?
+            .is_empty()
+    );
+    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
+        db: portal.db.clone(),
+        keys: portal.keys.clone(),
+        files: portal.files.clone(),
+    });
+    reseal
+        .run(&job_context(None))
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    assert_eq!(
+        search(carol, "customer_user", "thanks", json!(null)).await?,
+        ["Thanks Alice, I can see them."]
+    );
+    portal.stop().await;
+    Ok(())
+}

@@ -127,6 +127,51 @@ impl Query {
         load_message(ctx, id).await
     }
 
+    /// Messages whose text contains every word of `query` (each word matches the words it
+    /// begins, case-insensitively), newest first, among the threads the caller may read
+    /// and narrowed by `filter`. Searched without plaintext in the database (a blind
+    /// index, see docs/messages.md#search).
+    async fn search_messages(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<MessageSearchFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<MessageConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let filter = store::search::SearchFilter {
+            account_id: filter
+                .account_id
+                .map(|id| input::id("filter.accountId", &id))
+                .transpose()?,
+            status: filter.status.map(ThreadStatus::from),
+            participant_id: filter
+                .participant_id
+                .map(|id| input::id("filter.participantId", &id))
+                .transpose()?,
+            posted_after: filter.posted_after,
+            posted_before: filter.posted_before,
+        };
+        let actor = actor(ctx);
+        let reader = if actor.has_grant(THREADS_ALL) {
+            None
+        } else {
+            Some(actor.principal()?)
+        };
+        let found = store::search::search(
+            store(ctx)?,
+            tenant(ctx)?,
+            reader,
+            (&query, "query"),
+            &filter,
+            page,
+        )
+        .await?;
+        Ok(found.map(Message::from).into())
+    }
+
     /// One attachment, or null: on a message of a thread the caller may read, or uploaded
     /// by the caller and not posted yet.
     async fn attachment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Attachment>> {
@@ -224,6 +269,21 @@ pub struct CreateMessageInput {
     /// Attachments the caller uploaded to this thread (`createAttachmentUpload`, then the
     /// `PUT`), at most 10.
     pub attachment_ids: Option<Vec<ID>>,
+}
+
+/// What narrows `searchMessages`; omitted fields do not.
+#[derive(InputObject, Default)]
+pub struct MessageSearchFilter {
+    /// Threads about this account.
+    pub account_id: Option<ID>,
+    /// Threads in this status.
+    pub status: Option<ThreadStatusGql>,
+    /// Threads this user takes part in.
+    pub participant_id: Option<ID>,
+    /// Messages posted at or after this instant.
+    pub posted_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Messages posted before this instant.
+    pub posted_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Input of `createAttachmentUpload`.

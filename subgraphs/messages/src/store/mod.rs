@@ -8,6 +8,7 @@
 pub mod attachments;
 pub mod reseal;
 pub mod sealing;
+pub mod search;
 
 use std::collections::HashMap;
 
@@ -271,6 +272,7 @@ pub async fn create_thread(
             new.body.as_bytes(),
         )
         .await?;
+    let tokens = search::body_tokens(&store.keys, tenant_id, &new.body).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let status = ThreadStatus::Open.after_message(new.creator_kind);
     let (subject_sealed, key_version) = sealed_parts(subject);
@@ -317,6 +319,7 @@ pub async fn create_thread(
         now,
     )
     .await?;
+    search::index(&txn, tenant_id, (message_id, thread_id, now), &tokens).await?;
     AuditEvent::success("thread.create", "thread", created.id)
         .with_details(json!({
             "participantCount": participant_count,
@@ -508,6 +511,7 @@ pub async fn post_message(
         .seal(sealing::body_binding(tenant_id, id), new.body.as_bytes())
         .await?;
     let thread_id = new.thread_id;
+    let tokens = search::body_tokens(&store.keys, tenant_id, &new.body).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, thread_id).await?;
     let part = participation(&txn, tenant_id, thread_id, author).await?;
@@ -534,6 +538,7 @@ pub async fn post_message(
         now,
     )
     .await?;
+    search::index(&txn, tenant_id, (id, thread_id, now), &tokens).await?;
     attachments::attach(
         &txn,
         tenant_id,
@@ -613,6 +618,7 @@ pub async fn edit_message(
             body.as_bytes(),
         )
         .await?;
+    let tokens = search::body_tokens(&store.keys, tenant_id, &body).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = message(&txn, tenant_id, id).await?;
     if current.body_sealed != before.body_sealed || current.legacy_body != before.legacy_body {
@@ -624,6 +630,13 @@ pub async fn edit_message(
     let now = Utc::now();
     domain::may_change(editor, posted(&current), status, now)?;
     let thread_id = current.thread_id;
+    search::index(
+        &txn,
+        tenant_id,
+        (id, thread_id, current.created_at),
+        &tokens,
+    )
+    .await?;
     let (earlier_bytes, earlier_version) = sealed_parts(earlier);
     message_edit::ActiveModel {
         id: Set(edit_id),
@@ -676,6 +689,7 @@ pub async fn delete_message(
     domain::may_change(editor, posted(&current), status, now)?;
     let thread_id = current.thread_id;
     let removed = remove_bodies(&txn, tenant_id, &[id], now).await?;
+    search::unindex(&txn, tenant_id, &[id]).await?;
     let objects = attachments::remove_of_messages(&txn, tenant_id, &[id]).await?;
     AuditEvent::success("message.delete", "message", id)
         .with_details(json!({

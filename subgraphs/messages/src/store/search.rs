@@ -1,0 +1,242 @@
+//! Search over encrypted message bodies through a blind index
+//! ([`portal_kit::blind_index`]): each body is indexed as keyed hashes of its words and
+//! their capped prefixes under the tenant's index key; a query looks up the hashes of its
+//! words (every word must match), newest first, within the threads the reader may see and
+//! the filters, and confirms each candidate against the decrypted body.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use portal_entities::messages::{message, message_search_token};
+use portal_kit::blind_index;
+use portal_kit::envelope::TenantKeys;
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{ApiError, ApiResult};
+
+use super::{Store, messages_by_ids, sealing};
+use crate::domain::ThreadStatus;
+
+/// Candidates read per round; rounds stop once a page is confirmed.
+const BATCH: u64 = 200;
+/// Rounds at most per page (candidates that do not confirm are false positives).
+const ROUNDS: usize = 10;
+
+/// The token hashes that index `body` in the tenant (computed before a transaction: the
+/// index key may have to be read).
+pub async fn body_tokens(keys: &TenantKeys, tenant_id: Uuid, body: &str) -> ApiResult<Vec<i64>> {
+    let key = keys.index_key(tenant_id).await?;
+    let mut hashes: Vec<i64> = blind_index::document_tokens(body)
+        .iter()
+        .map(|token| blind_index::hash(&key, token))
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    Ok(hashes)
+}
+
+/// (Re)indexes one message with `tokens`.
+pub async fn index(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    (message_id, thread_id, created_at): (Uuid, Uuid, DateTime<Utc>),
+    tokens: &[i64],
+) -> ApiResult<()> {
+    unindex(txn, tenant_id, &[message_id]).await?;
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let rows = tokens
+        .iter()
+        .map(|token| message_search_token::ActiveModel {
+            message_id: sea_orm::Set(message_id),
+            token: sea_orm::Set(*token),
+            tenant_id: sea_orm::Set(tenant_id),
+            thread_id: sea_orm::Set(thread_id),
+            created_at: sea_orm::Set(created_at),
+        });
+    message_search_token::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// Removes `message_ids` from the index.
+pub async fn unindex(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    message_ids: &[Uuid],
+) -> ApiResult<()> {
+    message_search_token::Entity::delete_many()
+        .filter(message_search_token::Column::TenantId.eq(tenant_id))
+        .filter(message_search_token::Column::MessageId.is_in(message_ids.iter().copied()))
+        .exec(txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// What narrows a search besides its words.
+#[derive(Clone, Debug, Default)]
+pub struct SearchFilter {
+    /// Threads about this account.
+    pub account_id: Option<Uuid>,
+    /// Threads in this status.
+    pub status: Option<ThreadStatus>,
+    /// Threads this user takes part in.
+    pub participant_id: Option<Uuid>,
+    /// Messages posted at or after.
+    pub posted_after: Option<DateTime<Utc>>,
+    /// Messages posted before.
+    pub posted_before: Option<DateTime<Utc>>,
+}
+
+fn col(table: &str, column: &str) -> Expr {
+    Expr::col((Alias::new(table), Alias::new(column)))
+}
+
+fn threads_of(tenant_id: Uuid, user: Uuid) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(Alias::new("thread_id"))
+        .from(Alias::new("thread_participants"))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
+        .and_where(Expr::col(Alias::new("user_id")).eq(user))
+        .to_owned()
+}
+
+/// One round of candidates: ids of messages whose index holds every hash of `hashes`,
+/// within `reader`'s threads (all of the tenant's with `None`) and `filter`, newest first,
+/// before `before`.
+async fn candidates(
+    store: &Store,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    (hashes, filter): (&[i64], &SearchFilter),
+    before: Option<Uuid>,
+) -> ApiResult<Vec<Uuid>> {
+    let table = Alias::new("message_search_tokens");
+    let mut select = Query::select();
+    select
+        .expr(col("t0", "message_id"))
+        .from_as(table.clone(), Alias::new("t0"))
+        .and_where(col("t0", "tenant_id").eq(tenant_id))
+        .and_where(col("t0", "token").eq(hashes[0]));
+    for (i, hash) in hashes.iter().enumerate().skip(1) {
+        let alias = format!("t{i}");
+        select.join_as(
+            JoinType::InnerJoin,
+            table.clone(),
+            Alias::new(&alias),
+            Condition::all()
+                .add(col(&alias, "message_id").equals((Alias::new("t0"), Alias::new("message_id"))))
+                .add(col(&alias, "token").eq(*hash)),
+        );
+    }
+    if let Some(before) = before {
+        select.and_where(col("t0", "message_id").lt(before));
+    }
+    if let Some(at) = filter.posted_after {
+        select.and_where(col("t0", "created_at").gte(at));
+    }
+    if let Some(at) = filter.posted_before {
+        select.and_where(col("t0", "created_at").lt(at));
+    }
+    if let Some(reader) = reader {
+        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, reader)));
+    }
+    if let Some(participant) = filter.participant_id {
+        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, participant)));
+    }
+    if filter.status.is_some() || filter.account_id.is_some() {
+        let mut threads = Query::select();
+        threads
+            .column(Alias::new("id"))
+            .from(Alias::new("threads"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id));
+        if let Some(status) = filter.status {
+            threads.and_where(Expr::col(Alias::new("status")).eq(status.as_str()));
+        }
+        if let Some(account) = filter.account_id {
+            threads.and_where(Expr::col(Alias::new("account_id")).eq(account));
+        }
+        select.and_where(col("t0", "thread_id").in_subquery(threads.to_owned()));
+    }
+    select
+        .order_by((Alias::new("t0"), Alias::new("message_id")), Order::Desc)
+        .limit(BATCH);
+    let statement = store.db.get_database_backend().build(&select);
+    let rows = store
+        .db
+        .query_all_raw(statement)
+        .await
+        .map_err(ApiError::from_db)?;
+    rows.iter()
+        .map(|row| row.try_get_by_index::<Uuid>(0).map_err(ApiError::from_db))
+        .collect()
+}
+
+/// The page `page` of messages matching `query` (every word begins a word of the body),
+/// newest first, among the threads `reader` takes part in (`None`: every thread of the
+/// tenant, for holders of the queue grant) and `filter`. `BAD_USER_INPUT` on `field` for
+/// a query without a word of two characters or more.
+pub async fn search(
+    store: &Store,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    (query, field): (&str, &'static str),
+    filter: &SearchFilter,
+    page: PageRequest,
+) -> ApiResult<Page<message::Model>> {
+    let mut words: Vec<String> = Vec::new();
+    for word in blind_index::words(query) {
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    if words.is_empty() {
+        return Err(ApiError::invalid(
+            field,
+            "at least one word of two characters",
+        ));
+    }
+    if words.len() > blind_index::QUERY_WORDS_MAX {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {} words", blind_index::QUERY_WORDS_MAX),
+        ));
+    }
+    let key = store.keys.index_key(tenant_id).await?;
+    let mut hashes: Vec<i64> = words
+        .iter()
+        .map(|word| blind_index::hash(&key, &blind_index::query_token(word)))
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let wanted = page.first as usize + 1;
+    let mut found: Vec<message::Model> = Vec::new();
+    let mut before = page.after;
+    for _ in 0..ROUNDS {
+        let ids = candidates(store, tenant_id, reader, (&hashes, filter), before).await?;
+        let exhausted = (ids.len() as u64) < BATCH;
+        before = ids.last().copied();
+        let rows = messages_by_ids(&store.db, tenant_id, ids.iter().copied()).await?;
+        for id in &ids {
+            let Some(row) = rows.get(id) else { continue };
+            let Some(body) = sealing::body(&store.keys, row).await? else {
+                continue;
+            };
+            if blind_index::matches(&words, &body) {
+                found.push(row.clone());
+                if found.len() == wanted {
+                    break;
+                }
+            }
+        }
+        if found.len() == wanted || exhausted {
+            break;
+        }
+    }
+    Ok(page.page(found))
+}
