@@ -219,6 +219,14 @@ pub struct GatewayConfig {
     pub subgraph_errors: ErrorExposure,
     /// Trust the development identity headers (never in production).
     pub dev_headers: bool,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key`); every role. Env:
+    /// `PORTAL_TLS_CERT`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `tls_cert`. Env: `PORTAL_TLS_KEY`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Send `Strict-Transport-Security` although the portal serves plain HTTP (a proxy in
+    /// front terminates TLS); always sent when the portal serves TLS itself.
+    pub hsts: bool,
     /// Most tokens in one GraphQL document.
     pub max_tokens: usize,
     /// Deepest field nesting of an operation.
@@ -370,6 +378,9 @@ impl Default for GatewayConfig {
             subgraph_timeouts_ms: BTreeMap::new(),
             subgraph_errors: ErrorExposure::Mask,
             dev_headers: false,
+            tls_cert: None,
+            tls_key: None,
+            hsts: false,
             max_tokens: limits.max_tokens,
             max_depth: limits.max_depth,
             max_aliases: limits.max_aliases,
@@ -457,6 +468,12 @@ impl Config {
         }
         if let Some(url) = var("PORTAL_PUBLIC_URL") {
             self.identity.public_url = Some(url);
+        }
+        if let Some(path) = var("PORTAL_TLS_CERT") {
+            self.gateway.tls_cert = Some(path.into());
+        }
+        if let Some(path) = var("PORTAL_TLS_KEY") {
+            self.gateway.tls_key = Some(path.into());
         }
         if let Some(address) = var("PORTAL_CLAMD") {
             self.messages.clamd = Some(address);

@@ -10,6 +10,7 @@ pub mod policies;
 pub mod scale;
 pub mod seed;
 pub mod subgraphs;
+pub mod tls;
 pub mod uploads;
 pub mod verify_report;
 

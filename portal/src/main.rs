@@ -59,6 +59,13 @@ enum Command {
         /// data on first start and pre-fills the IDE. Never use in production.
         #[arg(long)]
         demo: bool,
+        /// Serve HTTPS with this PEM certificate chain (with `--tls-key`); overrides
+        /// `gateway.tls_cert`.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of `--tls-cert`; overrides `gateway.tls_key`.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -196,7 +203,16 @@ async fn main() -> anyhow::Result<()> {
             listen,
             supergraph,
             demo,
-        } => serve(&config, role, listen, supergraph, demo).await,
+            tls_cert,
+            tls_key,
+        } => {
+            let mut config = config;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                config.gateway.tls_cert = Some(cert);
+                config.gateway.tls_key = Some(key);
+            }
+            serve(&config, role, listen, supergraph, demo).await
+        }
         Command::Migrate => {
             portal::connect_and_migrate(&config.database.url, 2).await?;
             println!("migrations applied");
@@ -598,16 +614,31 @@ async fn serve(
             subgraph.router_until(key, subgraph_closing.subscribe())
         }
     };
-    let listener = tokio::net::TcpListener::bind(addr)
+    let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
+        (Some(cert), Some(key)) => Some(portal::tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("gateway.tls_cert and gateway.tls_key go together"),
+    };
+    let app = if tls.is_some() || config.gateway.hsts {
+        portal::tls::with_hsts(app)
+    } else {
+        app
+    };
+    let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = match tls {
+        Some(tls) => portal::tls::Listener::tls(tcp, tls)?,
+        None => portal::tls::Listener::plain(tcp)?,
+    };
     let name = role.map_or("portal (all-in-one)", Role::name);
-    tracing::info!("{name} listening; GraphQL endpoint: http://{addr}/graphql");
+    tracing::info!("{name} listening; GraphQL endpoint: {scheme}://{addr}/graphql");
     let ide_on = role.is_none_or(|r| matches!(r, Role::Gateway)) && (demo || config.gateway.ide);
     if ide_on {
-        println!("GraphQL endpoint (and IDE in a browser): http://{addr}/graphql");
+        println!("GraphQL endpoint (and IDE in a browser): {scheme}://{addr}/graphql");
     } else {
-        println!("GraphQL endpoint: http://{addr}/graphql");
+        println!("GraphQL endpoint: {scheme}://{addr}/graphql");
     }
     // On Ctrl-C or SIGTERM: stop accepting, complete every open stream, let requests in
     // flight finish — and give up on stragglers after a grace period.
@@ -615,7 +646,7 @@ async fn serve(
     let signalled = stopping.clone();
     let websockets = streams.clone();
     let server = axum::serve(
-        listener,
+        axum::serve::ListenerExt::tap_io(listener, |_| ()),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {

@@ -40,5 +40,6 @@ mod storage_s3;
 mod subgraph_auth;
 mod subgraphs;
 mod subscriptions;
+mod tls;
 mod transport;
 mod usage;
