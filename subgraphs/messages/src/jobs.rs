@@ -70,6 +70,7 @@ impl Reseal {
             done.subjects += batch.subjects;
             done.bodies += batch.bodies;
             done.earlier_bodies += batch.earlier_bodies;
+            done.attachments += batch.attachments;
             if batch.total() == 0 {
                 more = false;
                 break;
@@ -84,6 +85,7 @@ impl Reseal {
                     "subjects": done.subjects,
                     "bodies": done.bodies,
                     "earlierBodies": done.earlier_bodies,
+                    "attachments": done.attachments,
                     "more": more,
                 }))
                 .record(&self.store.db, &Actor::anonymous(), &job.audit_meta())

@@ -338,9 +338,67 @@ async fn attachments_are_checked_sealed_scanned_and_downloaded_through_checked_l
         assert!(!stored.contains("Flamingo"), "{stored}");
     }
     assert!(!contains(&row.name_sealed, "Flamingo"));
-    let object = std::fs::read(portal.files_dir.join(row.storage_key.unwrap_or_default()))?;
+    let row_key = row.storage_key.clone().unwrap_or_default();
+    let object = std::fs::read(portal.files_dir.join(&row_key))?;
     assert!(!contains(&object, "flamingo"));
     assert!(!contains(&object, "%PDF"));
+
+    // A key rotation re-seals name and content into a new object; downloads go on.
+    let rotated = as_role(
+        &portal,
+        alice,
+        "tenant_admin",
+        "mutation { rotateTenantDataKey { version } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        rotated["data"]["rotateTenantDataKey"]["version"], 2,
+        "{rotated}"
+    );
+    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
+        db: portal.db.clone(),
+        keys: portal.keys.clone(),
+        files: portal.files.clone(),
+    });
+    let job = JobContext {
+        id: Uuid::now_v7(),
+        kind: portal_messages::jobs::Reseal::KIND.to_owned(),
+        payload: json!({ "tenantId": portal.seed.tenant_id }),
+        tenant_id: Some(portal.seed.tenant_id),
+        principal: None,
+        attempt: 1,
+    };
+    reseal
+        .run(&job)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let resealed = message_attachment::Entity::find_by_id(id)
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    assert_eq!(resealed.key_version, 2);
+    let moved = resealed.storage_key.clone().unwrap_or_default();
+    assert!(moved.contains(".v2."), "{moved}");
+    assert!(
+        !portal.files_dir.join(row_key.as_str()).exists(),
+        "the old object is gone"
+    );
+    let read = as_role(
+        &portal,
+        carol,
+        "customer_user",
+        ATTACHMENT,
+        json!({ "a": statement.id }),
+    )
+    .await?;
+    assert_eq!(read["data"]["attachment"]["name"], "Flamingo statement.pdf");
+    let link = read["data"]["attachment"]["downloadUrl"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no link: {read}"))?
+        .to_owned();
+    let again = reqwest::get(format!("{}{link}", base(&portal))).await?;
+    assert_eq!(again.bytes().await?.to_vec(), content);
 
     // Deleting the message takes its attachments with it.
     let deleted = as_role(

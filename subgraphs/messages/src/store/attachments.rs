@@ -293,6 +293,8 @@ pub async fn receive(
         .col_expr(message_attachment::Column::UploadedAt, Expr::value(now))
         .filter(message_attachment::Column::Id.eq(id))
         .filter(message_attachment::Column::State.eq(AttachmentState::AwaitingUpload.as_str()))
+        // Sealed under the version read above: a re-seal meanwhile makes it try again.
+        .filter(message_attachment::Column::KeyVersion.eq(row.key_version))
         .exec(&txn)
         .await
         .map_err(ApiError::from_db)?;
@@ -367,6 +369,8 @@ pub async fn record_scan(
     if updated.rows_affected == 0 {
         return Ok(());
     }
+    // As it is now (a re-seal may have moved its object and key version since it was read).
+    let row = &attachment(&txn, row.tenant_id, row.id).await?;
     if state == AttachmentState::Clean {
         file::ActiveModel {
             id: Set(row.id),

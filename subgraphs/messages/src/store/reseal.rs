@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
+
+use portal_kit::db::BeginWrite;
 use uuid::Uuid;
 
 use portal_entities::messages::{message, message_edit, thread};
@@ -27,12 +29,14 @@ pub struct Resealed {
     pub bodies: u64,
     /// Earlier bodies of edited messages.
     pub earlier_bodies: u64,
+    /// Attachments (name and content).
+    pub attachments: u64,
 }
 
 impl Resealed {
     /// Rows rewritten in all.
     pub fn total(&self) -> u64 {
-        self.subjects + self.bodies + self.earlier_bodies
+        self.subjects + self.bodies + self.earlier_bodies + self.attachments
     }
 }
 
@@ -202,7 +206,104 @@ pub async fn reseal_batch(store: &Store, tenant_id: Uuid, batch: u64) -> ApiResu
             .map_err(ApiError::from_db)?;
         done.earlier_bodies += rewritten.rows_affected;
     }
+    done.attachments = reseal_attachments(store, tenant_id, active, batch).await?;
     Ok(done)
+}
+
+/// Re-seals attachments (name, and content into a new object) under `active`; their
+/// file rows follow. The old object is removed once no row refers to it.
+async fn reseal_attachments(
+    store: &Store,
+    tenant_id: Uuid,
+    active: i32,
+    batch: u64,
+) -> ApiResult<u64> {
+    use portal_entities::messages::message_attachment;
+    use portal_entities::platform::file;
+    use portal_kit::storage::{content_binding, name_binding};
+    let rows = message_attachment::Entity::find()
+        .filter(message_attachment::Column::TenantId.eq(tenant_id))
+        .filter(message_attachment::Column::KeyVersion.lt(active))
+        .limit(batch)
+        .all(&store.db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut done = 0;
+    for row in rows {
+        let name = super::attachments::name(store, &row).await?;
+        let name_sealed = store
+            .keys
+            .seal_with(name_binding(tenant_id, row.id), active, name.as_bytes())
+            .await?;
+        let new_key = match &row.storage_key {
+            Some(_) => {
+                let content = super::attachments::content(store, &row).await?;
+                let sealed = store
+                    .keys
+                    .seal_blob_with(content_binding(tenant_id, row.id), active, &content)
+                    .await?;
+                // A key of its own: two re-sealers of one row never touch each other's object.
+                let key = format!(
+                    "{}.v{active}.{}",
+                    portal_kit::storage::object_key("messages", tenant_id, row.id),
+                    Uuid::now_v7().simple()
+                );
+                store.files.put_bytes(&key, sealed.bytes).await?;
+                Some(key)
+            }
+            None => None,
+        };
+        let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
+        let rewritten = message_attachment::Entity::update_many()
+            .col_expr(
+                message_attachment::Column::NameSealed,
+                Expr::value(name_sealed.bytes.clone()),
+            )
+            .col_expr(message_attachment::Column::KeyVersion, Expr::value(active))
+            .col_expr(
+                message_attachment::Column::StorageKey,
+                Expr::value(new_key.clone().or(row.storage_key.clone())),
+            )
+            .filter(message_attachment::Column::Id.eq(row.id))
+            .filter(message_attachment::Column::KeyVersion.eq(row.key_version))
+            .filter(unchanged_key(row.storage_key.clone()))
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from_db)?;
+        if rewritten.rows_affected == 0 {
+            // Changed meanwhile (uploaded, deleted): the next batch looks again.
+            drop(txn);
+            if let Some(key) = new_key {
+                store.files.remove(&key).await?;
+            }
+            continue;
+        }
+        if let Some(key) = &new_key {
+            file::Entity::update_many()
+                .col_expr(file::Column::StorageKey, Expr::value(key.clone()))
+                .col_expr(file::Column::KeyVersion, Expr::value(active))
+                .col_expr(file::Column::NameSealed, Expr::value(name_sealed.bytes))
+                .filter(file::Column::Id.eq(row.id))
+                .filter(file::Column::TenantId.eq(tenant_id))
+                .exec(&txn)
+                .await
+                .map_err(ApiError::from_db)?;
+        }
+        txn.commit().await.map_err(ApiError::from_db)?;
+        if let (Some(_), Some(old)) = (&new_key, &row.storage_key) {
+            store.files.remove(old).await?;
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+fn unchanged_key(key: Option<String>) -> Condition {
+    use portal_entities::messages::message_attachment::Column;
+    match key {
+        Some(key) => Condition::all().add(Column::StorageKey.eq(key)),
+        None => Condition::all().add(Column::StorageKey.is_null()),
+    }
 }
 
 /// The row still holds `version` and `bytes` (both possibly `NULL`).
