@@ -285,6 +285,23 @@ pub fn tenant_keys(db: &DatabaseConnection) -> portal_kit::envelope::TenantKeys 
     portal_kit::envelope::TenantKeys::local(db.clone(), identity_settings().data_key)
 }
 
+/// A job of `kind` with `payload` for `tenant`, as a worker would hand it to its handler
+/// (first attempt, no principal).
+pub fn job(
+    kind: &str,
+    payload: Value,
+    tenant: Option<Uuid>,
+) -> portal_kit::jobs::runner::JobContext {
+    portal_kit::jobs::runner::JobContext {
+        id: Uuid::now_v7(),
+        kind: kind.to_owned(),
+        payload,
+        tenant_id: tenant,
+        principal: None,
+        attempt: 1,
+    }
+}
+
 /// A sign-in service over `db` with [`identity_settings`].
 pub fn authenticator(db: &DatabaseConnection) -> Arc<Authenticator> {
     Arc::new(Authenticator::new(db.clone(), identity_settings()))
@@ -550,6 +567,32 @@ impl TestPortal {
     /// made elsewhere).
     pub fn database_url(&self) -> Option<&str> {
         self.test_db.as_ref().map(|db| db.url.as_str())
+    }
+
+    /// A new user of the demo tenant, created through the API by Alice (tenant admin).
+    pub async fn create_user(&self, email: &str, name: &str) -> anyhow::Result<Uuid> {
+        let created = self
+            .query_with_roles(
+                self.seed.tenant_id,
+                self.seed.alice_id,
+                &["tenant_admin"],
+                "mutation($e: String!, $n: String!) { createUser(input: { email: $e, displayName: $n }) { id } }",
+                json!({ "e": email, "n": name }),
+            )
+            .await?;
+        let id = created["data"]["createUser"]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no user: {created}"))?;
+        Ok(id.parse()?)
+    }
+
+    /// Messages' store as this portal's subgraphs use it (for running its jobs by hand).
+    pub fn messages_store(&self) -> portal_messages::store::Store {
+        portal_messages::store::Store {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            files: self.files.clone(),
+        }
     }
 
     /// Sends `query` with `variables` as `user` of `tenant` and returns the JSON response.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use portal_entities::messages::message_attachment;
 use portal_entities::platform::{audit_event, file};
-use portal_kit::jobs::runner::{JobContext, JobHandler};
+use portal_kit::jobs::runner::JobHandler;
 use portal_kit::scan::{Clamd, MalwareScanner, NotScanned};
 use portal_tests::{Mode, TestPortal};
 
@@ -94,20 +94,12 @@ async fn scan(
     scanner: Arc<dyn MalwareScanner>,
     id: &str,
 ) -> anyhow::Result<()> {
-    let store = portal_messages::store::Store {
-        db: portal.db.clone(),
-        keys: portal.keys.clone(),
-        files: portal.files.clone(),
-    };
-    let handler = portal_messages::jobs::ScanAttachment::new(store, scanner);
-    let job = JobContext {
-        id: Uuid::now_v7(),
-        kind: portal_messages::jobs::ScanAttachment::KIND.to_owned(),
-        payload: json!({ "attachmentId": id }),
-        tenant_id: Some(portal.seed.tenant_id),
-        principal: None,
-        attempt: 1,
-    };
+    let handler = portal_messages::jobs::ScanAttachment::new(portal.messages_store(), scanner);
+    let job = portal_tests::job(
+        portal_messages::jobs::ScanAttachment::KIND,
+        json!({ "attachmentId": id }),
+        Some(portal.seed.tenant_id),
+    );
     handler
         .run(&job)
         .await
@@ -197,6 +189,21 @@ async fn attachments_are_checked_sealed_scanned_and_downloaded_through_checked_l
     );
     let big = declare(&portal, carol, "customer_user", &thread, "big.txt").await?;
     assert_eq!(big.max_bytes, 1000);
+    // Another tenant's limit is its own.
+    let theirs = portal
+        .query_with_roles(
+            portal.seed.other_tenant_id,
+            portal.seed.other_user_id,
+            &["customer_user"],
+            "{ messagingSettings { attachmentMaxBytes } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        theirs["data"]["messagingSettings"]["attachmentMaxBytes"],
+        25 * 1024 * 1024,
+        "{theirs}"
+    );
     let (status, body) = put(&big.url, vec![b'a'; 2000]).await?;
     assert_eq!(status, 413, "{body}");
 
@@ -290,7 +297,7 @@ async fn attachments_are_checked_sealed_scanned_and_downloaded_through_checked_l
     assert_eq!(downloads.len(), 1);
 
     // Support (the queue grant) reads it too; a customer outside the thread does not.
-    let dave = new_user(&portal, "dave@acme.example", "Dave").await?;
+    let dave = portal.create_user("dave@acme.example", "Dave").await?;
     let support = as_role(
         &portal,
         dave,
@@ -356,19 +363,12 @@ async fn attachments_are_checked_sealed_scanned_and_downloaded_through_checked_l
         rotated["data"]["rotateTenantDataKey"]["version"], 2,
         "{rotated}"
     );
-    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
-        db: portal.db.clone(),
-        keys: portal.keys.clone(),
-        files: portal.files.clone(),
-    });
-    let job = JobContext {
-        id: Uuid::now_v7(),
-        kind: portal_messages::jobs::Reseal::KIND.to_owned(),
-        payload: json!({ "tenantId": portal.seed.tenant_id }),
-        tenant_id: Some(portal.seed.tenant_id),
-        principal: None,
-        attempt: 1,
-    };
+    let reseal = portal_messages::jobs::Reseal::new(portal.messages_store());
+    let job = portal_tests::job(
+        portal_messages::jobs::Reseal::KIND,
+        json!({ "tenantId": portal.seed.tenant_id }),
+        Some(portal.seed.tenant_id),
+    );
     reseal
         .run(&job)
         .await
@@ -424,21 +424,6 @@ async fn attachments_are_checked_sealed_scanned_and_downloaded_through_checked_l
     assert_eq!(gone.status(), 404);
     portal.stop().await;
     Ok(())
-}
-
-async fn new_user(portal: &TestPortal, email: &str, name: &str) -> anyhow::Result<Uuid> {
-    let created = as_role(
-        portal,
-        portal.seed.alice_id,
-        "tenant_admin",
-        "mutation($e: String!, $n: String!) { createUser(input: { email: $e, displayName: $n }) { id } }",
-        json!({ "e": email, "n": name }),
-    )
-    .await?;
-    Ok(created["data"]["createUser"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no user: {created}"))?
-        .parse()?)
 }
 
 /// A ClamAV daemon on a free port with only the tests' signature file, stopped on drop.

@@ -25,23 +25,6 @@ async fn as_role(
         .await
 }
 
-/// A new user of the demo tenant, created by Alice (tenant admin).
-async fn new_user(portal: &TestPortal, email: &str, name: &str) -> anyhow::Result<Uuid> {
-    let created = as_role(
-        portal,
-        portal.seed.tenant_id,
-        portal.seed.alice_id,
-        "tenant_admin",
-        "mutation($e: String!, $n: String!) { createUser(input: { email: $e, displayName: $n }) { id } }",
-        json!({ "e": email, "n": name }),
-    )
-    .await?;
-    let id = created["data"]["createUser"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no user: {created}"))?;
-    Ok(id.parse()?)
-}
-
 fn code(response: &Value) -> &Value {
     &response["errors"][0]["extensions"]["code"]
 }
@@ -64,7 +47,9 @@ async fn a_support_conversation_runs_from_question_to_closed() -> anyhow::Result
         portal.seed.alice_id,
         portal.seed.carol_id,
     );
-    let dave = new_user(&portal, "dave@acme.example", "Dave Support").await?;
+    let dave = portal
+        .create_user("dave@acme.example", "Dave Support")
+        .await?;
     let customer =
         |q: &'static str, v: Value| as_role(&portal, tenant, carol, "customer_user", q, v);
     let agent = |q: &'static str, v: Value| as_role(&portal, tenant, dave, "support_agent", q, v);
@@ -254,7 +239,7 @@ async fn a_support_conversation_runs_from_question_to_closed() -> anyhow::Result
     assert_eq!(code(&refused), "CONFLICT", "{refused}");
 
     // Another customer of the tenant, and another tenant, read nothing of it.
-    let erin = new_user(&portal, "erin@acme.example", "Erin").await?;
+    let erin = portal.create_user("erin@acme.example", "Erin").await?;
     let outsider = as_role(
         &portal,
         tenant,
@@ -423,14 +408,8 @@ async fn the_database_holds_no_plaintext_subject_or_body() -> anyhow::Result<()>
 }
 
 fn job_context(tenant: Option<Uuid>) -> JobContext {
-    JobContext {
-        id: Uuid::now_v7(),
-        kind: portal_messages::jobs::Reseal::KIND.to_owned(),
-        payload: tenant.map_or(json!({}), |t| json!({ "tenantId": t })),
-        tenant_id: tenant,
-        principal: None,
-        attempt: 1,
-    }
+    let payload = tenant.map_or(json!({}), |t| json!({ "tenantId": t }));
+    portal_tests::job(portal_messages::jobs::Reseal::KIND, payload, tenant)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,11 +418,7 @@ async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> any
     let seed = portal.seed.clone();
     let (tenant, alice, carol) = (seed.tenant_id, seed.alice_id, seed.carol_id);
     let admin = |q: &'static str| as_role(&portal, tenant, alice, "tenant_admin", q, json!({}));
-    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
-        db: portal.db.clone(),
-        keys: portal.keys.clone(),
-        files: portal.files.clone(),
-    });
+    let reseal = portal_messages::jobs::Reseal::new(portal.messages_store());
 
     // The demo's threads were written before encryption: the sweep seals them.
     let plaintext = message::Entity::find()
@@ -609,6 +584,21 @@ async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> any
         keys["data"]["tenantDataKeys"],
         json!([{ "version": 1, "state": "destroyed" }, { "version": 2, "state": "destroyed" }])
     );
+    // The other tenant's keys are its own, and untouched.
+    let theirs = as_role(
+        &portal,
+        seed.other_tenant_id,
+        seed.other_user_id,
+        "tenant_admin",
+        "{ tenantDataKeys { version state } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        theirs["data"]["tenantDataKeys"],
+        json!([{ "version": 1, "state": "active" }]),
+        "{theirs}"
+    );
     portal.stop().await;
     Ok(())
 }
@@ -634,8 +624,8 @@ async fn search_finds_words_in_readable_threads_without_storing_them() -> anyhow
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
     let seed = portal.seed.clone();
     let (tenant, carol) = (seed.tenant_id, seed.carol_id);
-    let erin = new_user(&portal, "erin@acme.example", "Erin").await?;
-    let dave = new_user(&portal, "dave@acme.example", "Dave").await?;
+    let erin = portal.create_user("erin@acme.example", "Erin").await?;
+    let dave = portal.create_user("dave@acme.example", "Dave").await?;
     let ask = |user: Uuid, subject: &'static str, body: &'static str| {
         let portal = &portal;
         async move {
@@ -880,11 +870,7 @@ async fn search_finds_words_in_readable_threads_without_storing_them() -> anyhow
             .await?
             .is_empty()
     );
-    let reseal = portal_messages::jobs::Reseal::new(portal_messages::store::Store {
-        db: portal.db.clone(),
-        keys: portal.keys.clone(),
-        files: portal.files.clone(),
-    });
+    let reseal = portal_messages::jobs::Reseal::new(portal.messages_store());
     reseal
         .run(&job_context(None))
         .await

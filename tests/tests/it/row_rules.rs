@@ -11,18 +11,7 @@ use uuid::Uuid;
 /// Alice (tenant admin) invites Dave, a customer of the same tenant who takes part in no
 /// thread and is a member of no account.
 async fn dave(portal: &TestPortal) -> anyhow::Result<Uuid> {
-    let created = as_role(
-        portal,
-        portal.seed.alice_id,
-        "tenant_admin",
-        "mutation { createUser(input: { email: \"dave@acme.example\", displayName: \"Dave\" }) { id } }",
-        json!({}),
-    )
-    .await?;
-    let id = created["data"]["createUser"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no user: {created}"))?;
-    Ok(id.parse()?)
+    portal.create_user("dave@acme.example", "Dave").await
 }
 
 async fn as_role(
