@@ -332,17 +332,15 @@ impl Downloads {
     /// The content and name of a file sealed under the tenant key `version`.
     async fn open_sealed(&self, row: &file::Model, version: i32) -> ApiResult<(Vec<u8>, String)> {
         use portal_kit::envelope::Sealed;
-        use portal_kit::storage::{content_binding, name_binding};
-        let stored = self.files.store.read_all(&row.storage_key).await?;
+        use portal_kit::storage::name_binding;
         let content = self
             .files
-            .keys
-            .open_blob(
-                content_binding(row.tenant_id, row.id),
-                &Sealed {
-                    version,
-                    bytes: stored.to_vec(),
-                },
+            .store
+            .read_sealed(
+                &self.files.keys,
+                (row.tenant_id, row.id),
+                version,
+                &row.storage_key,
             )
             .await?;
         let name = match &row.name_sealed {

@@ -419,11 +419,16 @@ async fn serve(
             let files = config.file_store()?;
             // Report runs read through this process's gateway, set once it is built.
             let gateway_client = portal_kit::gateway_client::LateGateway::default();
+            // One set of tenant keys (and one cache of them) for the subgraphs, downloads
+            // and the worker of this process.
+            let keys =
+                portal_kit::envelope::TenantKeys::local(db.clone(), settings.data_key.clone());
             let worker = Worker {
                 db: &db,
                 data_key: &settings.data_key,
                 files: &files,
                 gateway: gateway_client.clone(),
+                keys: keys.clone(),
             };
             start_worker(config, worker).await?;
             let identity = portal::start_identity(&db, settings).await?;
@@ -433,8 +438,9 @@ async fn serve(
             options.files = Some(portal::files::FileService {
                 store: files,
                 db: db.clone(),
-                keys: portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?),
+                keys: keys.clone(),
             });
+            options.keys = Some(keys);
             if demo {
                 portal::seed::seed_if_empty(&db)
                     .await
@@ -556,9 +562,11 @@ async fn serve(
                     portal_kit::gateway_client::LateGateway::default()
                 }
             };
+            let data_key = config.data_key()?;
             let worker = Worker {
                 db: &db,
-                data_key: &config.data_key()?,
+                keys: portal_kit::envelope::TenantKeys::local(db.clone(), data_key.clone()),
+                data_key: &data_key,
                 files: &config.file_store()?,
                 gateway,
             };
@@ -853,6 +861,8 @@ struct Worker<'a> {
     files: &'a portal_kit::storage::FileStore,
     /// How report runs read through the gateway as their owners.
     gateway: portal_kit::gateway_client::LateGateway,
+    /// The tenants' data keys (messages' re-seal and attachment scans).
+    keys: portal_kit::envelope::TenantKeys,
 }
 
 /// Runs a job worker in this process (all-in-one and the worker role): mail delivery
@@ -864,12 +874,13 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         data_key,
         files,
         gateway,
+        keys,
     } = worker;
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
     let messages = portal_messages::store::Store {
         db: db.clone(),
-        keys: portal_kit::envelope::TenantKeys::local(db.clone(), data_key.clone()),
+        keys,
         files: files.clone(),
     };
     let scanner = config.messages.scanner();

@@ -382,6 +382,23 @@ impl FileStore {
             .map_err(|err| ApiError::internal(format!("reading a stored file: {err}")))
     }
 
+    /// The content of the sealed file `file_id` of `tenant_id`, stored as `key` under the
+    /// tenant key `version` (see [`content_binding`]), opened.
+    pub async fn read_sealed(
+        &self,
+        keys: &crate::envelope::TenantKeys,
+        (tenant_id, file_id): (Uuid, Uuid),
+        version: i32,
+        key: &str,
+    ) -> ApiResult<Vec<u8>> {
+        let sealed = crate::envelope::Sealed {
+            version,
+            bytes: self.read_all(key).await?.to_vec(),
+        };
+        keys.open_blob(content_binding(tenant_id, file_id), &sealed)
+            .await
+    }
+
     /// A link to upload the contents of `upload_id` (of `tenant_id`, declared by
     /// `principal`) with one `PUT`, good until `expires`.
     pub fn upload_link(

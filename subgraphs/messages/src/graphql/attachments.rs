@@ -8,7 +8,10 @@ use portal_entities::messages::message_attachment;
 use portal_kit::ApiResult;
 use portal_kit::context::actor;
 
+use portal_kit::loader::load;
+
 use super::federation::User;
+use super::loaders::AttachmentFiles;
 use super::store;
 use crate::domain::attachments::{ACCEPTED, AttachmentState};
 use crate::store::attachments as stored;
@@ -99,14 +102,10 @@ impl Attachment {
         if AttachmentState::from_db(&self.row.state) != AttachmentState::Clean {
             return Ok(None);
         }
-        let store = store(ctx)?;
-        let now = Utc::now();
-        let Some(file) =
-            portal_kit::storage::find(&store.db, self.row.tenant_id, self.row.id, now).await?
-        else {
+        let Some(file) = load::<AttachmentFiles>(ctx, self.row.id).await? else {
             return Ok(None);
         };
-        let (url, _) = store.files.link(&file, actor(ctx), now)?;
+        let (url, _) = store(ctx)?.files.link(&file, actor(ctx), Utc::now())?;
         Ok(Some(url))
     }
 }

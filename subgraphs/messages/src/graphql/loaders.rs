@@ -108,3 +108,9 @@ portal_kit::fetch_by_ids!(
     pub AttachmentsOfMessages: Vec<message_attachment::Model> =
         store::attachments::attachments_of_messages
 );
+
+portal_kit::fetch_by_ids!(
+    /// `Attachment.downloadUrl`: the file rows of clean attachments, one query per tenant.
+    pub AttachmentFiles: portal_entities::platform::file::Model =
+        store::attachments::files_by_ids
+);

@@ -34,8 +34,8 @@ use visibility::{load_readable_attachment, load_readable_message, load_readable_
 pub use attachments::{Attachment, AttachmentStateGql, AttachmentUpload, MessagingSettings};
 pub use federation::{Account, User};
 pub use loaders::{
-    AttachmentsById, AttachmentsOfMessages, EditsOfMessages, MessagesById, MessagesByThread,
-    ParticipantsOfThreads, ThreadsById, ThreadsByParticipant, UnreadCounts,
+    AttachmentFiles, AttachmentsById, AttachmentsOfMessages, EditsOfMessages, MessagesById,
+    MessagesByThread, ParticipantsOfThreads, ThreadsById, ThreadsByParticipant, UnreadCounts,
 };
 pub use subscriptions::Subscription;
 pub use types::{
@@ -70,6 +70,7 @@ pub fn build_schema(
         .data(UnreadCounts::loader(&db))
         .data(batch_loader::<AttachmentsById>(&db))
         .data(batch_loader::<AttachmentsOfMessages>(&db))
+        .data(batch_loader::<AttachmentFiles>(&db))
         .data(Store {
             db: db.clone(),
             keys,

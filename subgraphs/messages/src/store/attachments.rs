@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -127,6 +127,15 @@ pub async fn attachments_of_messages(
         }
     }
     Ok(by_message)
+}
+
+/// The file rows (downloadable, clean attachments) of those of `ids` that have one.
+pub async fn files_by_ids(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, file::Model>> {
+    portal_kit::storage::find_many(db, tenant_id, ids, Utc::now()).await
 }
 
 /// An attachment's file name.
@@ -324,14 +333,9 @@ pub async fn content(store: &Store, row: &message_attachment::Model) -> ApiResul
         .storage_key
         .as_deref()
         .ok_or_else(|| ApiError::Conflict("the attachment has not been uploaded".into()))?;
-    let bytes = store.files.read_all(key).await?;
-    let sealed = Sealed {
-        version: row.key_version,
-        bytes: bytes.to_vec(),
-    };
     store
-        .keys
-        .open_blob(content_binding(row.tenant_id, row.id), &sealed)
+        .files
+        .read_sealed(&store.keys, (row.tenant_id, row.id), row.key_version, key)
         .await
 }
 
@@ -487,9 +491,4 @@ pub async fn remove_of_messages(
         .await
         .map_err(ApiError::from_db)?;
     Ok(rows.into_iter().filter_map(|row| row.storage_key).collect())
-}
-
-/// Whether `when` is past the upload window of `row`.
-pub fn upload_expired(row: &message_attachment::Model, when: DateTime<Utc>) -> bool {
-    when >= row.upload_expires_at
 }

@@ -547,17 +547,19 @@ pub async fn post_message(
         "input.attachmentIds",
     )
     .await?;
-    let mut reader = match part {
-        Some(part) => part.into(),
-        None => participant_row(thread_id, author, tenant_id, kind, now)
-            .insert(&txn)
-            .await
-            .map_err(ApiError::from_db)?
-            .into(),
-    };
-    let reader_row: &mut thread_participant::ActiveModel = &mut reader;
-    reader_row.last_read_at = Set(Some(now));
-    reader.update(&txn).await.map_err(ApiError::from_db)?;
+    // The author has read the thread up to their own message (staff join by posting).
+    match part {
+        Some(part) => {
+            let mut reader: thread_participant::ActiveModel = part.into();
+            reader.last_read_at = Set(Some(now));
+            reader.update(&txn).await.map_err(ApiError::from_db)?;
+        }
+        None => {
+            let mut joined = participant_row(thread_id, author, tenant_id, kind, now);
+            joined.last_read_at = Set(Some(now));
+            joined.insert(&txn).await.map_err(ApiError::from_db)?;
+        }
+    }
     let next = status.after_message(kind);
     let mut active: thread::ActiveModel = current.into();
     active.updated_at = Set(now);
