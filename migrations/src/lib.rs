@@ -54,6 +54,7 @@ mod m0045_tenant_file_retention;
 mod m0046_secure_messages;
 mod m0047_message_attachments;
 mod m0048_message_search;
+mod m0049_message_search_arrays;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -113,6 +114,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0046_secure_messages::Migration),
             Box::new(m0047_message_attachments::Migration),
             Box::new(m0048_message_search::Migration),
+            Box::new(m0049_message_search_arrays::Migration),
         ]
     }
 }

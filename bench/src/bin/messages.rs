@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use portal_bench::processes::{Cluster, Extras, SECRET};
-use portal_entities::messages::{message, message_search_token, thread, thread_participant};
+use portal_entities::messages::{message, thread, thread_participant};
 use portal_kit::audit::AuditEvent;
 use portal_kit::envelope::TenantKeys;
 use portal_kit::secret::DataKey;
@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::Ok(row.try_get_by_index::<i64>(0)?)
             }
         };
-        let index = size("message_search_tokens").await?;
+        let index = size("message_search_index").await?;
         let messages = size("messages").await?;
         let count = sea_orm::PaginatorTrait::count(message::Entity::find(), &db).await?;
         println!(
@@ -414,7 +414,7 @@ async fn load(
             .await?;
         }
         let mut messages = Vec::with_capacity(100);
-        let mut tokens = Vec::with_capacity(100 * 48);
+        let mut tokens = Vec::with_capacity(100);
         for _ in 0..100.min(count - made) {
             let id = Uuid::now_v7();
             let text = body(vocabulary, made as u64);
@@ -443,27 +443,20 @@ async fn load(
                 .collect();
             hashes.sort_unstable();
             hashes.dedup();
-            tokens.extend(
-                hashes
-                    .into_iter()
-                    .map(|token| message_search_token::ActiveModel {
-                        message_id: Set(id),
-                        token: Set(token),
-                        tenant_id: Set(tenant),
-                        thread_id: Set(thread_id),
-                        created_at: Set(at),
-                    }),
-            );
+            tokens.push(search::Entry {
+                message_id: id,
+                thread_id,
+                created_at: at,
+                tokens: hashes,
+            });
             made += 1;
         }
         message::Entity::insert_many(messages)
             .exec_without_returning(&txn)
             .await?;
-        for chunk in tokens.chunks(5_000) {
-            message_search_token::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        search::insert(&txn, tenant, &tokens)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         txn.commit().await?;
         if t % 1_000 == 999 {
             eprintln!("  {made} messages loaded");

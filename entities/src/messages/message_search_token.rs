@@ -1,5 +1,8 @@
 //! Table `message_search_tokens`: the blind index of message bodies — one row per message
 //! and keyed token hash (never a word), with the thread and posting time to filter on.
+//! SQLite only: on PostgreSQL the index is `message_search_index` (one row per message, the
+//! hashes in a `bigint[]` under GIN; migration m0049), read and written by the messages
+//! store's `search` module.
 
 use sea_orm::entity::prelude::*;
 

@@ -829,7 +829,6 @@ async fn search_finds_words_in_readable_threads_without_storing_them() -> anyhow
     );
 
     // The index holds keyed hashes: the same word hashes differently in each tenant.
-    use portal_entities::messages::message_search_token;
     let acme_key = portal
         .keys
         .index_key(tenant)
@@ -843,15 +842,9 @@ async fn search_finds_words_in_readable_threads_without_storing_them() -> anyhow
     let tokens_of = |t: Uuid| {
         let db = portal.db.clone();
         async move {
-            anyhow::Ok(
-                message_search_token::Entity::find()
-                    .filter(message_search_token::Column::TenantId.eq(t))
-                    .all(&db)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.token)
-                    .collect::<std::collections::BTreeSet<i64>>(),
-            )
+            portal_messages::store::search::indexed_tokens(&db, t)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
         }
     };
     let (acme_tokens, globex_tokens) = (

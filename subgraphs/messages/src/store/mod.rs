@@ -319,7 +319,13 @@ pub async fn create_thread(
         now,
     )
     .await?;
-    search::index(&txn, tenant_id, (message_id, thread_id, now), &tokens).await?;
+    let entry = search::Entry {
+        message_id,
+        thread_id,
+        created_at: now,
+        tokens,
+    };
+    search::insert(&txn, tenant_id, &[entry]).await?;
     AuditEvent::success("thread.create", "thread", created.id)
         .with_details(json!({
             "participantCount": participant_count,
@@ -538,7 +544,13 @@ pub async fn post_message(
         now,
     )
     .await?;
-    search::index(&txn, tenant_id, (id, thread_id, now), &tokens).await?;
+    let entry = search::Entry {
+        message_id: id,
+        thread_id,
+        created_at: now,
+        tokens,
+    };
+    search::insert(&txn, tenant_id, &[entry]).await?;
     attachments::attach(
         &txn,
         tenant_id,

@@ -3,10 +3,14 @@
 //! their capped prefixes under the tenant's index key; a query looks up the hashes of its
 //! words (every word must match), newest first, within the threads the reader may see and
 //! the filters, and confirms each candidate against the decrypted body.
+//!
+//! Storage differs by backend: PostgreSQL keeps one row per message whose hashes are a
+//! `bigint[]` under a GIN index (`message_search_index`: one write per post); SQLite,
+//! without arrays or GIN, one row per message and hash (`message_search_tokens`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use portal_entities::messages::{message, message_search_token};
@@ -36,6 +40,34 @@ pub async fn body_tokens(keys: &TenantKeys, tenant_id: Uuid, body: &str) -> ApiR
     Ok(hashes)
 }
 
+/// One message's entry in the index.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The message.
+    pub message_id: Uuid,
+    /// Its thread (to filter on the reader's threads, an account, a status).
+    pub thread_id: Uuid,
+    /// When it was posted (to filter on dates).
+    pub created_at: DateTime<Utc>,
+    /// Its token hashes ([`body_tokens`]).
+    pub tokens: Vec<i64>,
+}
+
+/// `tokens` as a PostgreSQL array literal (integers only, so nothing to escape), bound as
+/// a parameter and cast.
+fn pg_array(tokens: &[i64]) -> String {
+    let mut text = String::with_capacity(tokens.len() * 21 + 2);
+    text.push('{');
+    for (i, token) in tokens.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&token.to_string());
+    }
+    text.push('}');
+    text
+}
+
 /// (Re)indexes one message with `tokens`.
 pub async fn index(
     txn: &impl ConnectionTrait,
@@ -44,24 +76,76 @@ pub async fn index(
     tokens: &[i64],
 ) -> ApiResult<()> {
     unindex(txn, tenant_id, &[message_id]).await?;
-    if tokens.is_empty() {
+    let entry = Entry {
+        message_id,
+        thread_id,
+        created_at,
+        tokens: tokens.to_vec(),
+    };
+    insert(txn, tenant_id, std::slice::from_ref(&entry)).await
+}
+
+/// Adds messages not indexed yet, in one statement per backend batch (bulk loads).
+pub async fn insert(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    entries: &[Entry],
+) -> ApiResult<()> {
+    let entries: Vec<&Entry> = entries.iter().filter(|e| !e.tokens.is_empty()).collect();
+    if entries.is_empty() {
         return Ok(());
     }
-    let rows = tokens
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // One row per message, its hashes in a `bigint[]` under a GIN index.
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new(PG_TABLE)).columns([
+            Alias::new("tenant_id"),
+            Alias::new("message_id"),
+            Alias::new("thread_id"),
+            Alias::new("created_at"),
+            Alias::new("tokens"),
+        ]);
+        for entry in entries {
+            insert.values_panic([
+                tenant_id.into(),
+                entry.message_id.into(),
+                entry.thread_id.into(),
+                entry.created_at.into(),
+                Expr::cust_with_values("CAST($1 AS bigint[])", [pg_array(&entry.tokens)]),
+            ]);
+        }
+        txn.execute(&insert).await.map_err(ApiError::from_db)?;
+        return Ok(());
+    }
+    // SQLite: one row per message and hash.
+    let rows: Vec<message_search_token::ActiveModel> = entries
         .iter()
-        .map(|token| message_search_token::ActiveModel {
-            message_id: sea_orm::Set(message_id),
-            token: sea_orm::Set(*token),
-            tenant_id: sea_orm::Set(tenant_id),
-            thread_id: sea_orm::Set(thread_id),
-            created_at: sea_orm::Set(created_at),
-        });
-    message_search_token::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await
-        .map_err(ApiError::from_db)?;
+        .flat_map(|entry| {
+            entry
+                .tokens
+                .iter()
+                .map(|token| message_search_token::ActiveModel {
+                    message_id: sea_orm::Set(entry.message_id),
+                    token: sea_orm::Set(*token),
+                    tenant_id: sea_orm::Set(tenant_id),
+                    thread_id: sea_orm::Set(entry.thread_id),
+                    created_at: sea_orm::Set(entry.created_at),
+                })
+        })
+        .collect();
+    // Bound parameters per statement stay under SQLite's limit.
+    for chunk in rows.chunks(2_000) {
+        message_search_token::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(ApiError::from_db)?;
+    }
     Ok(())
 }
+
+/// The index table on PostgreSQL (`message_search_tokens` elsewhere).
+const PG_TABLE: &str = "message_search_index";
 
 /// Removes `message_ids` from the index.
 pub async fn unindex(
@@ -69,6 +153,15 @@ pub async fn unindex(
     tenant_id: Uuid,
     message_ids: &[Uuid],
 ) -> ApiResult<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let delete = Query::delete()
+            .from_table(Alias::new(PG_TABLE))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
+            .and_where(Expr::col(Alias::new("message_id")).is_in(message_ids.iter().copied()))
+            .to_owned();
+        txn.execute(&delete).await.map_err(ApiError::from_db)?;
+        return Ok(());
+    }
     message_search_token::Entity::delete_many()
         .filter(message_search_token::Column::TenantId.eq(tenant_id))
         .filter(message_search_token::Column::MessageId.is_in(message_ids.iter().copied()))
@@ -76,6 +169,34 @@ pub async fn unindex(
         .await
         .map_err(ApiError::from_db)?;
     Ok(())
+}
+
+/// Every token hash indexed in the tenant (for tests and audits of the index's content).
+pub async fn indexed_tokens(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+) -> ApiResult<std::collections::BTreeSet<i64>> {
+    let select = if db.get_database_backend() == DbBackend::Postgres {
+        Query::select()
+            .expr(Expr::cust("unnest(tokens)"))
+            .from(Alias::new(PG_TABLE))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
+            .to_owned()
+    } else {
+        Query::select()
+            .column(Alias::new("token"))
+            .from(Alias::new("message_search_tokens"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
+            .to_owned()
+    };
+    let statement = db.get_database_backend().build(&select);
+    let rows = db
+        .query_all_raw(statement)
+        .await
+        .map_err(ApiError::from_db)?;
+    rows.iter()
+        .map(|row| row.try_get_by_index::<i64>(0).map_err(ApiError::from_db))
+        .collect()
 }
 
 /// What narrows a search besides its words.
@@ -116,23 +237,39 @@ async fn candidates(
     (hashes, filter): (&[i64], &SearchFilter),
     before: Option<Uuid>,
 ) -> ApiResult<Vec<Uuid>> {
-    let table = Alias::new("message_search_tokens");
     let mut select = Query::select();
     select
         .expr(col("t0", "message_id"))
-        .from_as(table.clone(), Alias::new("t0"))
-        .and_where(col("t0", "tenant_id").eq(tenant_id))
-        .and_where(col("t0", "token").eq(hashes[0]));
-    for (i, hash) in hashes.iter().enumerate().skip(1) {
-        let alias = format!("t{i}");
-        select.join_as(
-            JoinType::InnerJoin,
-            table.clone(),
-            Alias::new(&alias),
-            Condition::all()
-                .add(col(&alias, "message_id").equals((Alias::new("t0"), Alias::new("message_id"))))
-                .add(col(&alias, "token").eq(*hash)),
-        );
+        .and_where(col("t0", "tenant_id").eq(tenant_id));
+    if store.db.get_database_backend() == DbBackend::Postgres {
+        // Every hash in the message's array: the GIN index for rare words, or a backward
+        // scan of (tenant, message) filtered on the array when the newest match are near.
+        select
+            .from_as(Alias::new(PG_TABLE), Alias::new("t0"))
+            .and_where(Expr::cust_with_values(
+                "\"t0\".\"tokens\" @> CAST($1 AS bigint[])",
+                [pg_array(hashes)],
+            ));
+    } else {
+        // One join per further hash over (tenant, token, message).
+        let table = Alias::new("message_search_tokens");
+        select
+            .from_as(table.clone(), Alias::new("t0"))
+            .and_where(col("t0", "token").eq(hashes[0]));
+        for (i, hash) in hashes.iter().enumerate().skip(1) {
+            let alias = format!("t{i}");
+            select.join_as(
+                JoinType::InnerJoin,
+                table.clone(),
+                Alias::new(&alias),
+                Condition::all()
+                    .add(
+                        col(&alias, "message_id")
+                            .equals((Alias::new("t0"), Alias::new("message_id"))),
+                    )
+                    .add(col(&alias, "token").eq(*hash)),
+            );
+        }
     }
     if let Some(before) = before {
         select.and_where(col("t0", "message_id").lt(before));
