@@ -11,6 +11,7 @@ pub mod scale;
 pub mod seed;
 pub mod subgraphs;
 pub mod tls;
+pub mod unsubscribe;
 pub mod uploads;
 pub mod verify_report;
 
@@ -166,7 +167,14 @@ pub fn gateway_app_for(
             keys: files.keys.clone(),
             files: files.store.clone(),
         };
-        router = router.merge(uploads::router(messages, options.trusted_proxies.clone()));
+        router = router.merge(uploads::router(
+            messages.clone(),
+            options.trusted_proxies.clone(),
+        ));
+        router = router.merge(unsubscribe::router(
+            messages,
+            options.trusted_proxies.clone(),
+        ));
     }
     (with_cors(router, &options.cors_origins), gateway)
 }

@@ -884,6 +884,12 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         files: files.clone(),
     };
     let scanner = config.messages.scanner();
+    // Notification emails find their recipients' addresses and time zones through the
+    // gateway, as the recipients.
+    let directory = portal_messages::jobs::notifications::GatewayDirectory::new(
+        portal_identity::principals::FromIdentity::new(db.clone()),
+        Arc::new(gateway.clone()),
+    );
     if config.messages.clamd.is_none() {
         tracing::warn!("attachments are not scanned for malware: set messages.clamd");
     }
@@ -932,7 +938,24 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         )
         .handle(
             portal_messages::jobs::ScanAttachment::KIND,
-            portal_messages::jobs::ScanAttachment::new(messages, scanner),
+            portal_messages::jobs::ScanAttachment::new(messages.clone(), scanner),
+        )
+        .handle(
+            portal_messages::jobs::notifications::FanOut::KIND,
+            portal_messages::jobs::notifications::FanOut::new(
+                messages.clone(),
+                directory.clone(),
+                portal_kit::clock::system(),
+            ),
+        )
+        .handle(
+            portal_messages::jobs::notifications::NotificationEmail::KIND,
+            portal_messages::jobs::notifications::NotificationEmail::new(
+                messages,
+                directory,
+                data_key.clone(),
+                portal_kit::clock::system(),
+            ),
         );
     portal_reports::store::adopt_schedules(db)
         .await

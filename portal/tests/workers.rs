@@ -76,6 +76,7 @@ async fn a_worker_killed_mid_job_loses_nothing_another_worker_finishes_it() -> a
             to: "carol@acme.example".into(),
             subject: "Survives a crash".into(),
             text: "Delivered in the end.".into(),
+            unsubscribe: None,
         },
     )
     .await

@@ -221,6 +221,9 @@ pub struct TestPortal {
     pub files_dir: std::path::PathBuf,
     /// The tenants' data keys the subgraphs seal with.
     pub keys: portal_kit::envelope::TenantKeys,
+    /// How platform components (report runs, notifications) query through this portal's
+    /// gateway as a principal.
+    pub gateway_client: portal_kit::gateway_client::LateGateway,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     test_db: Option<TestDb>,
@@ -478,6 +481,23 @@ impl TestPortal {
                         files: files.clone(),
                     }),
                 )
+                // Notification emails are left queued: tests run them by hand, on a clock
+                // they move (quiet hours, digests).
+                .handle(
+                    portal_messages::jobs::notifications::FanOut::KIND,
+                    portal_messages::jobs::notifications::FanOut::new(
+                        portal_messages::store::Store {
+                            db: db.clone(),
+                            keys: keys.clone(),
+                            files: files.clone(),
+                        },
+                        portal_messages::jobs::notifications::GatewayDirectory::new(
+                            portal_identity::principals::FromIdentity::new(db.clone()),
+                            Arc::new(gateway_client.clone()),
+                        ),
+                        portal_kit::clock::system(),
+                    ),
+                )
                 .poll(Duration::from_millis(100)),
         )
         .spawn();
@@ -554,6 +574,7 @@ impl TestPortal {
             files,
             files_dir,
             keys,
+            gateway_client,
             http: {
                 portal::install_crypto_provider();
                 reqwest::Client::new()

@@ -20,6 +20,8 @@ pub struct Model {
     pub last_error: Option<String>,
     /// A stored file sent as the message's attachment.
     pub attachment_file_id: Option<Uuid>,
+    /// The one-click unsubscribe address (RFC 8058), sealed like the body.
+    pub unsubscribe_sealed: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

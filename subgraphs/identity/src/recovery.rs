@@ -124,6 +124,7 @@ pub async fn invite_in(
             to: user.email.clone(),
             subject: format!("Your invitation to {}", tenant.name),
             text,
+            unsubscribe: None,
         },
     )
     .await
@@ -197,6 +198,7 @@ pub async fn request_reset(
             to: user.email.clone(),
             subject: format!("Reset your {} portal password", tenant.name),
             text,
+            unsubscribe: None,
         },
     )
     .await?;
@@ -334,6 +336,7 @@ pub async fn request_email_change(
             tenant = tenant.name,
             link = link(settings, "confirm-email", &token),
         ),
+        unsubscribe: None,
     };
     let notice = Email {
         to: user.email.clone(),
@@ -345,6 +348,7 @@ pub async fn request_email_change(
             name = user.display_name,
             tenant = tenant.name,
         ),
+        unsubscribe: None,
     };
     for email in [confirm, notice] {
         mail::enqueue(&txn, &settings.data_key, Some(tenant.id), email).await?;

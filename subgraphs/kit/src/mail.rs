@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
@@ -52,6 +53,9 @@ pub struct Email {
     pub subject: String,
     /// Plain-text body.
     pub text: String,
+    /// A one-click unsubscribe address (`https://…`, answering RFC 8058's `POST`): the
+    /// message carries `List-Unsubscribe` and `List-Unsubscribe-Post` headers naming it.
+    pub unsubscribe: Option<String>,
 }
 
 /// Writes `email` to the outbox through `db` (pass the transaction of the change).
@@ -89,6 +93,10 @@ pub async fn enqueue_with_attachment(
         sent_at: Set(None),
         last_error: Set(None),
         attachment_file_id: Set(attachment),
+        unsubscribe_sealed: Set(email
+            .unsubscribe
+            .map(|url| data_key.seal(SEAL_PURPOSE, url.as_bytes()))
+            .transpose()?),
     }
     .insert(db)
     .await
@@ -176,17 +184,29 @@ impl Mailer {
         &self,
         id: Uuid,
         (to, subject): (&str, &str),
-        text: String,
+        (text, unsubscribe): (String, Option<String>),
         attachment: Option<(String, String, Vec<u8>)>,
     ) -> Result<(), String> {
         let to = to
             .parse::<Mailbox>()
             .map_err(|err| format!("recipient: {err}"))?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .message_id(Some(format!("<{id}@portal>")));
+        if let Some(url) = unsubscribe {
+            // RFC 8058: one click, a POST the mail client sends (never a GET).
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
         let message = match attachment {
             None => builder.header(ContentType::TEXT_PLAIN).body(text),
             Some((name, content_type, contents)) => {
@@ -338,10 +358,26 @@ impl JobHandler for Delivery {
             .open(SEAL_PURPOSE, &row.body_sealed)
             .map_err(|_| JobError::Permanent("body cannot be opened with this data key".into()))?;
         let mut text = String::from_utf8_lossy(&body).into_owned();
+        let unsubscribe = match &row.unsubscribe_sealed {
+            Some(sealed) => Some(
+                self.data_key
+                    .open(SEAL_PURPOSE, sealed)
+                    .map(|url| String::from_utf8_lossy(&url).into_owned())
+                    .map_err(|_| {
+                        JobError::Permanent("headers cannot be opened with this data key".into())
+                    })?,
+            ),
+            None => None,
+        };
         let attachment = self.attachment(&row, &mut text).await?;
         let outcome = self
             .mailer
-            .send(row.id, (&row.recipient, &row.subject), text, attachment)
+            .send(
+                row.id,
+                (&row.recipient, &row.subject),
+                (text, unsubscribe),
+                attachment,
+            )
             .await;
         let update = email_outbox::Entity::update_many()
             .filter(email_outbox::Column::Id.eq(row.id))

@@ -39,6 +39,9 @@ pub const LINK_PREFIX: &str = "/files/";
 /// Path prefix of upload links (`PUT /uploads/<token>`).
 pub const UPLOAD_PREFIX: &str = "/uploads/";
 
+/// Where one-click unsubscribe links point (`<prefix><token>`).
+pub const UNSUBSCRIBE_PREFIX: &str = "/notifications/unsubscribe/";
+
 /// Path prefix of delivery links (`/files/delivered/<token>`): a file delivered by email,
 /// downloaded without signing in until the file expires.
 pub const DELIVERY_PREFIX: &str = "/files/delivered/";
@@ -448,6 +451,40 @@ impl FileStore {
             return Err(UploadLinkError::Expired(named));
         }
         Ok(named)
+    }
+
+    /// A link that unsubscribes `user` of `tenant_id` from the emails of `topic` (a
+    /// notification event) with one `POST` (RFC 8058). It does not expire: an unsubscribe
+    /// link in an old email must still work.
+    pub fn unsubscribe_link(&self, tenant_id: Uuid, user: Uuid, topic: &str) -> String {
+        let body = format!("{}.{}.{topic}", tenant_id.simple(), user.simple());
+        let signature = URL_SAFE_NO_PAD.encode(
+            self.mac(&format!("unsubscribe:{body}"))
+                .finalize()
+                .into_bytes(),
+        );
+        let path = format!("{UNSUBSCRIBE_PREFIX}{body}.{signature}");
+        match &self.base_url {
+            Some(base) => format!("{base}{path}"),
+            None => path,
+        }
+    }
+
+    /// What an unsubscribe link names — `(tenant, user, topic)` — if this portal signed it.
+    pub fn verify_unsubscribe(&self, token: &str) -> Option<(Uuid, Uuid, String)> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [tenant, user, topic, signature] = parts[..] else {
+            return None;
+        };
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.mac(&format!("unsubscribe:{tenant}.{user}.{topic}"))
+            .verify_slice(&signature)
+            .ok()?;
+        Some((
+            Uuid::try_parse(tenant).ok()?,
+            Uuid::try_parse(user).ok()?,
+            topic.to_owned(),
+        ))
     }
 
     /// Removes a stored object (missing is fine).

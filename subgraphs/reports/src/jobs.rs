@@ -523,6 +523,7 @@ impl RunReport {
                     to,
                     subject: format!("Report: {}", definition.name),
                     text: delivery_text(sent, shared_by, link.as_deref()),
+                    unsubscribe: None,
                 });
                 delivery::Planned {
                     id,

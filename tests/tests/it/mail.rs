@@ -79,6 +79,7 @@ async fn queued_mail_reaches_an_smtp_server_and_failures_are_retried() -> anyhow
         to: "carol@acme.example".into(),
         subject: "Hello over SMTP".into(),
         text: "It works.".into(),
+        unsubscribe: None,
     };
     mail::enqueue(&db, &key, None, email)
         .await

@@ -25,6 +25,7 @@ mod messages;
 mod mfa;
 mod migrations;
 mod mutations;
+mod notifications;
 mod policy;
 mod rbac;
 mod recovery;

@@ -3,6 +3,7 @@
 //! or database types.
 
 pub mod attachments;
+pub mod notifications;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -5,13 +5,14 @@
 mod attachments;
 mod federation;
 mod loaders;
+mod notifications;
 mod subscriptions;
 mod types;
 mod visibility;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, Schema};
+use async_graphql::{Context, ID, InputObject, MergedObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -37,6 +38,11 @@ pub use loaders::{
     AttachmentFiles, AttachmentsById, AttachmentsOfMessages, EditsOfMessages, MessagesById,
     MessagesByThread, ParticipantsOfThreads, ThreadsById, ThreadsByParticipant, UnreadCounts,
 };
+pub use notifications::{
+    ChannelGql, FrequencyGql, Notification, NotificationConnection, NotificationEdge,
+    NotificationEventGql, NotificationMutation, NotificationPreference, NotificationPreferences,
+    NotificationQuery, QuietHours, SourceGql,
+};
 pub use subscriptions::Subscription;
 pub use types::{
     Message, MessageConnection, MessageEdge, MessageEdit, ParticipantKindGql, TenantDataKey,
@@ -57,29 +63,33 @@ pub fn build_schema(
     keys: TenantKeys,
     files: FileStore,
 ) -> MessagesSchema {
-    Schema::build(Query, Mutation, Subscription)
-        .enable_federation()
-        .enable_subscription_in_federation()
-        .extension(MaskInternalErrors)
-        .data(batch_loader::<ThreadsById>(&db))
-        .data(batch_loader::<MessagesById>(&db))
-        .data(batch_loader::<ParticipantsOfThreads>(&db))
-        .data(batch_loader::<ThreadsByParticipant>(&db))
-        .data(batch_loader::<MessagesByThread>(&db))
-        .data(batch_loader::<EditsOfMessages>(&db))
-        .data(UnreadCounts::loader(&db))
-        .data(batch_loader::<AttachmentsById>(&db))
-        .data(batch_loader::<AttachmentsOfMessages>(&db))
-        .data(batch_loader::<AttachmentFiles>(&db))
-        .data(Store {
-            db: db.clone(),
-            keys,
-            files,
-        })
-        .data(references)
-        .data(feed)
-        .data(db)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .enable_federation()
+    .enable_subscription_in_federation()
+    .extension(MaskInternalErrors)
+    .data(batch_loader::<ThreadsById>(&db))
+    .data(batch_loader::<MessagesById>(&db))
+    .data(batch_loader::<ParticipantsOfThreads>(&db))
+    .data(batch_loader::<ThreadsByParticipant>(&db))
+    .data(batch_loader::<MessagesByThread>(&db))
+    .data(batch_loader::<EditsOfMessages>(&db))
+    .data(UnreadCounts::loader(&db))
+    .data(batch_loader::<AttachmentsById>(&db))
+    .data(batch_loader::<AttachmentsOfMessages>(&db))
+    .data(batch_loader::<AttachmentFiles>(&db))
+    .data(Store {
+        db: db.clone(),
+        keys,
+        files,
+    })
+    .data(references)
+    .data(feed)
+    .data(db)
+    .finish()
 }
 
 /// Messages' persistence (database and data keys) from the schema data.
@@ -98,11 +108,16 @@ fn side(actor: &Actor) -> ParticipantKind {
     }
 }
 
-/// Messages queries.
-pub struct Query;
+/// Messages queries: threads, messages, search, attachments and keys, and notifications.
+#[derive(MergedObject, Default)]
+pub struct Query(CoreQuery, NotificationQuery);
+
+/// Threads, messages, search, attachments, keys, and the entity resolvers.
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// One thread of the caller's tenant, or null.
     async fn thread(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Thread>> {
         let id = input::id("id", &id)?;
@@ -312,10 +327,15 @@ pub struct UpdateMessageInput {
 
 /// Messages mutations. Each validates all input before writing anything and records an
 /// audit event in the same transaction as the change.
-pub struct Mutation;
+#[derive(Default)]
+pub struct CoreMutation;
+
+/// Messages mutations: threads, messages, attachments, keys, and notifications.
+#[derive(MergedObject, Default)]
+pub struct Mutation(CoreMutation, NotificationMutation);
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Opens a thread in the caller's tenant with its first message, posted by the caller.
     async fn create_thread(
         &self,

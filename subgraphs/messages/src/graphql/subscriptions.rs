@@ -2,7 +2,7 @@
 //! caller reads a thread's news while it takes part in it (or holds the `Thread.all`
 //! grant); removed from it, the caller gets `NOT_FOUND` and the stream ends.
 
-use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
+use async_graphql::{Context, ID, MergedSubscription, Subscription as SubscriptionRoot};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -12,15 +12,25 @@ use portal_kit::policy::THREADS_ALL;
 use portal_kit::subscription::{Updates, events, follow};
 use portal_kit::{Actor, ApiError, ApiResult, input};
 
+use super::notifications::Notification;
 use super::types::{Message, Thread};
 use super::visibility::load_readable_thread;
-use crate::store;
+use crate::store::{self, notifications};
 
 /// Messages subscriptions.
-pub struct Subscription;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(ThreadSubscription, NotificationSubscription);
+
+/// News of threads and messages.
+#[derive(Default)]
+pub struct ThreadSubscription;
+
+/// The caller's notifications.
+#[derive(Default)]
+pub struct NotificationSubscription;
 
 #[SubscriptionRoot]
-impl Subscription {
+impl ThreadSubscription {
     /// Each message posted to the thread `threadId` from now on, while the caller may
     /// read the thread. `NOT_FOUND` when it may not (now or later: the stream then ends).
     #[graphql(directive = event_source::apply(
@@ -85,6 +95,41 @@ impl Subscription {
                         Err(ApiError::NotFound(_)) => Err(ApiError::NotFound("thread")),
                         Err(err) => Err(err),
                     }
+                }
+            },
+        ))
+    }
+}
+
+#[SubscriptionRoot]
+impl NotificationSubscription {
+    /// Each in-app notification of the caller from now on (only the caller's own: the
+    /// events of other users are never matched).
+    async fn notification_received(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Updates<Notification>, ApiError> {
+        let subscribed = events(ctx)?;
+        let tenant = tenant_of(ctx)?;
+        let user = actor(ctx).principal()?;
+        let db = db(ctx)?.clone();
+        let mine = user.to_string();
+        Ok(follow(
+            subscribed,
+            tenant,
+            move |event| {
+                event.event_type == "notification.created"
+                    && event.payload.get("userId").and_then(|v| v.as_str()) == Some(&mine)
+                    && event.payload.get("inApp").and_then(|v| v.as_bool()) == Some(true)
+            },
+            move |event| {
+                let db = db.clone();
+                async move {
+                    let Some(id) = event.subject_id else {
+                        return Ok(None);
+                    };
+                    let found = notifications::notification(&db, tenant, user, id).await?;
+                    Ok(found.map(Notification::from))
                 }
             },
         ))

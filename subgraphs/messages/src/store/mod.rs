@@ -6,6 +6,7 @@
 //! message changes name the thread and message but never copy a subject or body.
 
 pub mod attachments;
+pub mod notifications;
 pub mod reseal;
 pub mod sealing;
 pub mod search;
@@ -30,6 +31,7 @@ use portal_kit::storage::FileStore;
 use portal_kit::store::{one_or_not_found, ranked_rows_by_parent, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+use crate::domain::notifications::NotificationEvent;
 use crate::domain::{self, ParticipantKind, Posted, ThreadStatus};
 
 /// Validated fields of a new thread and its first message.
@@ -79,6 +81,25 @@ pub struct Store {
     pub keys: TenantKeys,
     /// Where attachments' sealed contents are kept (and upload links signed).
     pub files: FileStore,
+}
+
+/// Queues the notification of the thread's participants (but the actor) of `event`.
+async fn notify(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    event: NotificationEvent,
+    (thread_id, message_id): (Uuid, Option<Uuid>),
+    actor: &Actor,
+) -> ApiResult<()> {
+    let happened = notifications::Happened {
+        event: String::new(),
+        thread_id,
+        message_id,
+        actor_id: actor.id,
+        assignee_id: None,
+        at: Utc::now(),
+    };
+    notifications::enqueue_fan_out(txn, tenant_id, event, happened).await
 }
 
 fn sealed_parts(sealed: Sealed) -> (Option<Vec<u8>>, Option<i32>) {
@@ -333,6 +354,14 @@ pub async fn create_thread(
         }))
         .record(&txn, actor, meta)
         .await?;
+    notify(
+        &txn,
+        tenant_id,
+        NotificationEvent::NewMessage,
+        (thread_id, Some(first.id)),
+        actor,
+    )
+    .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
 }
@@ -378,6 +407,10 @@ pub async fn update_thread(
         }))
         .record(&txn, actor, meta)
         .await?;
+    if updated.status != before {
+        let event = NotificationEvent::ThreadStatusChanged;
+        notify(&txn, tenant_id, event, (id, None), actor).await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
 }
@@ -413,6 +446,18 @@ pub async fn assign_thread(
         .with_details(json!({ "before": before, "after": assignee }))
         .record(&txn, actor, meta)
         .await?;
+    if assignee.is_some() && assignee != before {
+        let happened = notifications::Happened {
+            event: String::new(),
+            thread_id: id,
+            message_id: None,
+            actor_id: actor.id,
+            assignee_id: assignee,
+            at: now,
+        };
+        let event = NotificationEvent::ThreadAssigned;
+        notifications::enqueue_fan_out(&txn, tenant_id, event, happened).await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
 }
@@ -595,6 +640,8 @@ pub async fn post_message(
             .record(&txn, actor, meta)
             .await?;
     }
+    let event = NotificationEvent::NewMessage;
+    notify(&txn, tenant_id, event, (thread_id, Some(posted.id)), actor).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(posted)
 }

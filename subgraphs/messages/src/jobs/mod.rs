@@ -1,6 +1,9 @@
 //! Messages' background work: re-sealing subjects and bodies under each tenant's active
 //! key version (after a rotation, and hourly as a sweep that also seals plaintext left
-//! from before encryption), and the malware scan of received attachments.
+//! from before encryption), the malware scan of received attachments, and notifications
+//! ([`notifications`]).
+
+pub mod notifications;
 
 use std::sync::Arc;
 
