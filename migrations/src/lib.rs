@@ -56,6 +56,7 @@ mod m0047_message_attachments;
 mod m0048_message_search;
 mod m0049_message_search_arrays;
 mod m0050_message_notifications;
+mod m0051_message_retention;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -117,6 +118,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0048_message_search::Migration),
             Box::new(m0049_message_search_arrays::Migration),
             Box::new(m0050_message_notifications::Migration),
+            Box::new(m0051_message_retention::Migration),
         ]
     }
 }

@@ -951,9 +951,16 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .handle(
             portal_messages::jobs::notifications::NotificationEmail::KIND,
             portal_messages::jobs::notifications::NotificationEmail::new(
-                messages,
+                messages.clone(),
                 directory,
                 data_key.clone(),
+                portal_kit::clock::system(),
+            ),
+        )
+        .handle(
+            portal_messages::jobs::retention::RetentionSweep::KIND,
+            portal_messages::jobs::retention::RetentionSweep::new(
+                messages,
                 portal_kit::clock::system(),
             ),
         );
@@ -966,6 +973,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     portal_messages::jobs::schedule_sweep(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the re-seal of messages: {err:?}"))?;
+    portal_messages::jobs::retention::schedule_daily(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("scheduling the retention sweep: {err:?}"))?;
     Arc::new(runner).spawn();
     Ok(())
 }

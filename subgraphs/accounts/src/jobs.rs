@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
-use uuid::Uuid;
 
 use portal_entities::accounts::account;
 use portal_kit::ApiError;
@@ -42,12 +41,7 @@ fn retry(err: ApiError) -> JobError {
 #[async_trait::async_trait]
 impl JobHandler for ExportJob {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let id = job
-            .payload
-            .get("exportId")
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| JobError::Permanent("the job names no export".into()))?;
+        let id = job.required_id("exportId")?;
         let (Some(tenant), Some(actor)) = (job.tenant_id, job.principal.as_ref()) else {
             return Err(JobError::Permanent("the job acts for nobody".into()));
         };

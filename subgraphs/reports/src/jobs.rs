@@ -92,12 +92,7 @@ fn file_name(report: &str, extension: &str, at: chrono::DateTime<Utc>) -> String
 #[async_trait::async_trait]
 impl JobHandler for RunReport {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let id = job
-            .payload
-            .get("runId")
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| JobError::Permanent("the job names no report run".into()))?;
+        let id = job.required_id("runId")?;
         let (Some(tenant), Some(requester)) = (job.tenant_id, job.principal.as_ref()) else {
             return Err(JobError::Permanent("the job acts for nobody".into()));
         };
@@ -611,12 +606,7 @@ impl ScheduledReport {
 #[async_trait::async_trait]
 impl JobHandler for ScheduledReport {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let id = job
-            .payload
-            .get("definitionId")
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| JobError::Permanent("the job names no report definition".into()))?;
+        let id = job.required_id("definitionId")?;
         let (Some(tenant), Some(owner)) = (job.tenant_id, job.principal.as_ref()) else {
             return Err(JobError::Permanent("the job acts for nobody".into()));
         };

@@ -32,6 +32,7 @@ mod recovery;
 mod references;
 mod reload;
 mod reports;
+mod retention;
 mod robustness;
 mod row_rules;
 mod schema_drift;

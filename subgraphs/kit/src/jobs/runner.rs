@@ -48,6 +48,31 @@ impl JobContext {
             user_agent: Some(format!("portal-worker ({})", self.kind)),
         }
     }
+
+    /// The tenant the job belongs to; a permanent failure for a job without one.
+    pub fn tenant(&self) -> Result<Uuid, JobError> {
+        self.tenant_id
+            .ok_or_else(|| JobError::Permanent("the job belongs to no tenant".into()))
+    }
+
+    /// The id the payload holds under `field`, if any; a permanent failure when the field
+    /// is there but holds no id.
+    pub fn payload_id(&self, field: &str) -> Result<Option<Uuid>, JobError> {
+        match self.payload.get(field) {
+            None | Some(Json::Null) => Ok(None),
+            Some(value) => value
+                .as_str()
+                .and_then(|v| Uuid::parse_str(v).ok())
+                .map(Some)
+                .ok_or_else(|| JobError::Permanent(format!("the job's `{field}` is no id"))),
+        }
+    }
+
+    /// The id the payload must hold under `field`; a permanent failure without it.
+    pub fn required_id(&self, field: &str) -> Result<Uuid, JobError> {
+        self.payload_id(field)?
+            .ok_or_else(|| JobError::Permanent(format!("the job names no `{field}`")))
+    }
 }
 
 /// Why a run did not succeed.

@@ -4,6 +4,7 @@
 
 pub mod attachments;
 pub mod notifications;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -6,6 +6,7 @@ mod attachments;
 mod federation;
 mod loaders;
 mod notifications;
+mod retention;
 mod subscriptions;
 mod types;
 mod visibility;
@@ -42,6 +43,10 @@ pub use notifications::{
     ChannelGql, FrequencyGql, Notification, NotificationConnection, NotificationEdge,
     NotificationEventGql, NotificationMutation, NotificationPreference, NotificationPreferences,
     NotificationQuery, QuietHours, SourceGql,
+};
+pub use retention::{
+    HoldTargetGql, LegalHold, MessageRetentionPreview, MessageRetentionRule, RetainedAccountCount,
+    RetainedThreadCount, RetentionActionGql, RetentionMutation, RetentionQuery,
 };
 pub use subscriptions::Subscription;
 pub use types::{
@@ -108,9 +113,10 @@ fn side(actor: &Actor) -> ParticipantKind {
     }
 }
 
-/// Messages queries: threads, messages, search, attachments and keys, and notifications.
+/// Messages queries: threads, messages, search, attachments and keys, notifications, and
+/// retention.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, NotificationQuery);
+pub struct Query(CoreQuery, NotificationQuery, RetentionQuery);
 
 /// Threads, messages, search, attachments, keys, and the entity resolvers.
 #[derive(Default)]
@@ -330,9 +336,9 @@ pub struct UpdateMessageInput {
 #[derive(Default)]
 pub struct CoreMutation;
 
-/// Messages mutations: threads, messages, attachments, keys, and notifications.
+/// Messages mutations: threads, messages, attachments, keys, notifications, and retention.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, NotificationMutation);
+pub struct Mutation(CoreMutation, NotificationMutation, RetentionMutation);
 
 #[Object]
 impl CoreMutation {

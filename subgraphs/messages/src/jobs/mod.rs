@@ -1,9 +1,10 @@
 //! Messages' background work: re-sealing subjects and bodies under each tenant's active
 //! key version (after a rotation, and hourly as a sweep that also seals plaintext left
-//! from before encryption), the malware scan of received attachments, and notifications
-//! ([`notifications`]).
+//! from before encryption), the malware scan of received attachments, notifications
+//! ([`notifications`]) and the retention sweep ([`retention`]).
 
 pub mod notifications;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -102,10 +103,8 @@ impl Reseal {
 impl JobHandler for Reseal {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
-        let tenants = match job.payload.get("tenantId").and_then(|v| v.as_str()) {
-            Some(id) => {
-                vec![Uuid::parse_str(id).map_err(|_| JobError::Permanent("bad tenantId".into()))?]
-            }
+        let tenants = match job.payload_id("tenantId")? {
+            Some(id) => vec![id],
             None => self.tenants().await.map_err(retry)?,
         };
         for tenant_id in tenants {
@@ -167,15 +166,8 @@ impl ScanAttachment {
 impl JobHandler for ScanAttachment {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
-        let id = job
-            .payload
-            .get("attachmentId")
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| JobError::Permanent("no attachmentId".into()))?;
-        let tenant_id = job
-            .tenant_id
-            .ok_or_else(|| JobError::Permanent("no tenant".into()))?;
+        let id = job.required_id("attachmentId")?;
+        let tenant_id = job.tenant()?;
         let row = match attachments::attachment(&self.store.db, tenant_id, id).await {
             Ok(row) => row,
             // Deleted with its message meanwhile: nothing to judge.

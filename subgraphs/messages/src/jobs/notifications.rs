@@ -132,9 +132,7 @@ impl FanOut {
 #[async_trait::async_trait]
 impl JobHandler for FanOut {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let tenant_id = job
-            .tenant_id
-            .ok_or_else(|| JobError::Permanent("no tenant".into()))?;
+        let tenant_id = job.tenant()?;
         let happened: Happened = serde_json::from_value(job.payload.clone())
             .map_err(|err| JobError::Permanent(format!("payload: {err}")))?;
         let event = NotificationEvent::from_db(&happened.event)
@@ -265,15 +263,8 @@ impl NotificationEmail {
 #[async_trait::async_trait]
 impl JobHandler for NotificationEmail {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let tenant_id = job
-            .tenant_id
-            .ok_or_else(|| JobError::Permanent("no tenant".into()))?;
-        let user = job
-            .payload
-            .get("userId")
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| JobError::Permanent("no userId".into()))?;
+        let tenant_id = job.tenant()?;
+        let user = job.required_id("userId")?;
         let db = &self.store.db;
         let now = self.clock.now();
         let due = stored::due_emails(db, (tenant_id, user), now)

@@ -6,8 +6,10 @@
 //! message changes name the thread and message but never copy a subject or body.
 
 pub mod attachments;
+pub mod erasure;
 pub mod notifications;
 pub mod reseal;
+pub mod retention;
 pub mod sealing;
 pub mod search;
 
