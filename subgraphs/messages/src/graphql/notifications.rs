@@ -276,7 +276,6 @@ pub struct UpdateNotificationPreferencesInput {
     #[graphql(default)]
     pub preferences: Vec<NotificationPreferenceInput>,
     /// New quiet hours; null removes them; absent leaves them.
-    #[graphql(default)]
     pub quiet_hours: MaybeUndefined<QuietHoursInput>,
 }
 

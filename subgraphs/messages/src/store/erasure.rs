@@ -19,7 +19,7 @@ use portal_kit::audit::AuditEvent;
 use portal_kit::db::BeginWrite;
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use super::{Store, attachments, search};
+use super::Store;
 
 /// What an erasure removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,13 +54,9 @@ pub async fn erase_user(
         messages: ids.len(),
         ..Erased::default()
     };
-    for chunk in ids.chunks(500) {
-        super::remove_bodies(&txn, tenant_id, chunk, now).await?;
-        search::unindex(&txn, tenant_id, chunk).await?;
-    }
     let mut objects = Vec::new();
     for chunk in ids.chunks(500) {
-        objects.extend(attachments::remove_of_messages(&txn, tenant_id, chunk).await?);
+        objects.extend(super::tombstone(&txn, tenant_id, chunk, now).await?.1);
     }
     // Uploads they declared but never attached.
     let loose = message_attachment::Entity::find()
@@ -149,12 +145,7 @@ pub async fn erase_user(
         .record(&txn, &platform, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
-    for key in objects {
-        // Unreachable already (rows gone); a leftover object is only storage.
-        if let Err(err) = store.files.remove(&key).await {
-            tracing::warn!(?err, "removing an erased user's attachment failed");
-        }
-    }
+    store.remove_objects(objects).await;
     Ok(erased)
 }
 

@@ -751,9 +751,7 @@ pub async fn delete_message(
     let now = Utc::now();
     domain::may_change(editor, posted(&current), status, now)?;
     let thread_id = current.thread_id;
-    let removed = remove_bodies(&txn, tenant_id, &[id], now).await?;
-    search::unindex(&txn, tenant_id, &[id]).await?;
-    let objects = attachments::remove_of_messages(&txn, tenant_id, &[id]).await?;
+    let (removed, objects) = tombstone(&txn, tenant_id, &[id], now).await?;
     AuditEvent::success("message.delete", "message", id)
         .with_details(json!({
             "threadId": thread_id,
@@ -764,13 +762,35 @@ pub async fn delete_message(
         .await?;
     let deleted = message(&txn, tenant_id, id).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
-    for key in objects {
-        // Unreachable already (rows gone); a leftover object is only storage.
-        if let Err(err) = store.files.remove(&key).await {
-            tracing::warn!(?err, "removing a deleted message's attachment failed");
+    store.remove_objects(objects).await;
+    Ok(deleted)
+}
+
+/// Turns `ids` into tombstones: bodies and earlier bodies, search entries and attachment
+/// rows removed. How many earlier versions went, and the attachment objects to remove
+/// once the transaction commits ([`Store::remove_objects`]).
+async fn tombstone(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> ApiResult<(u64, Vec<String>)> {
+    let removed = remove_bodies(txn, tenant_id, ids, now).await?;
+    search::unindex(txn, tenant_id, ids).await?;
+    let objects = attachments::remove_of_messages(txn, tenant_id, ids).await?;
+    Ok((removed, objects))
+}
+
+impl Store {
+    /// Removes stored attachment objects whose rows are gone (call after the commit): they
+    /// are unreachable already, so a failure leaves only storage behind, logged.
+    pub(crate) async fn remove_objects(&self, keys: Vec<String>) {
+        for key in keys {
+            if let Err(err) = self.files.remove(&key).await {
+                tracing::warn!(?err, key, "removing an attachment object failed");
+            }
         }
     }
-    Ok(deleted)
 }
 
 /// Removes the bodies (and earlier bodies) of `ids`, leaving tombstones; how many

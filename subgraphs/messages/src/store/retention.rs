@@ -403,10 +403,10 @@ pub async fn sweep(
                 objects
             }
             (RetentionAction::Delete, false) => {
-                super::remove_bodies(&txn, tenant_id, &t.message_ids, now).await?;
-                search::unindex(&txn, tenant_id, &t.message_ids).await?;
                 swept.messages_deleted += t.message_ids.len();
-                attachments::remove_of_messages(&txn, tenant_id, &t.message_ids).await?
+                super::tombstone(&txn, tenant_id, &t.message_ids, now)
+                    .await?
+                    .1
             }
             (RetentionAction::Anonymize, _) => {
                 anonymize(&txn, tenant_id, &t.message_ids).await?;
@@ -416,12 +416,7 @@ pub async fn sweep(
         };
         txn.commit().await.map_err(ApiError::from_db)?;
         swept.attachments_deleted += objects.len();
-        for key in objects {
-            // Unreachable already (rows gone); a leftover object is only storage.
-            if let Err(err) = store.files.remove(&key).await {
-                tracing::warn!(?err, "removing an expired message's attachment failed");
-            }
-        }
+        store.remove_objects(objects).await;
     }
     let platform = Actor {
         tenant_id: Some(tenant_id),
