@@ -280,7 +280,8 @@ fn variable_definitions(op: &OperationDefinition) -> &[VariableDefinition] {
     }
 }
 
-/// A GraphQL literal as JSON, with variables substituted.
+/// A GraphQL literal as JSON, with variables substituted (an absent variable is `null` as
+/// a value or list item, and leaves its field out of an object).
 pub fn literal_to_json(value: &Gql, variables: &Map<String, Value>) -> Value {
     match value {
         Gql::Variable(name) => variables.get(name).cloned().unwrap_or(Value::Null),
@@ -298,9 +299,11 @@ pub fn literal_to_json(value: &Gql, variables: &Map<String, Value>) -> Value {
                 .map(|v| literal_to_json(v, variables))
                 .collect(),
         ),
+        // A field given only a variable that has no value is left out, not null.
         Gql::Object(fields) => Value::Object(
             fields
                 .iter()
+                .filter(|(_, v)| !matches!(v, Gql::Variable(name) if !variables.contains_key(name)))
                 .map(|(k, v)| (k.clone(), literal_to_json(v, variables)))
                 .collect(),
         ),

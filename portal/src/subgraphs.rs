@@ -305,10 +305,10 @@ impl<E: Executor> SubgraphClient for InProcess<E> {
 
 /// `request` as the schema takes it, with the caller as request data.
 fn in_process(request: SubgraphRequest, caller: &Caller) -> async_graphql::Request {
-    async_graphql::Request::new(request.query)
-        .variables(Variables::from_json(serde_json::Value::Object(
-            request.variables,
-        )))
+    let request = async_graphql::Request::new(request.query).variables(Variables::from_json(
+        serde_json::Value::Object(request.variables),
+    ));
+    portal_kit::variables::leave_out_absent(request)
         .data(caller.actor.clone())
         .data(caller.meta.clone())
 }

@@ -39,6 +39,7 @@ pub mod serve;
 pub mod storage;
 pub mod store;
 pub mod subscription;
+pub mod variables;
 
 pub use actor::{Actor, ActorKind, RequestMeta};
 pub use error::{ApiError, ApiResult, ErrorCode};

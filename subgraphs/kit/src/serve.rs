@@ -112,7 +112,9 @@ async fn graphql<E: Executor>(
     request: GraphQLRequest,
 ) -> Response {
     let largest = crate::pagination::largest_page_for(&actor);
-    let request = request.into_inner().data(actor).data(meta);
+    let request = crate::variables::leave_out_absent(request.into_inner())
+        .data(actor)
+        .data(meta);
     if wants_event_stream(&headers) {
         // The answer starts once the field follows events: nothing committed later is
         // missed by the gateway that asked.

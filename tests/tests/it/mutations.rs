@@ -234,6 +234,77 @@ async fn variables_of_the_wrong_type_are_refused_before_anything_runs() -> anyho
     Ok(())
 }
 
+/// Variables used inside an input-object literal (a whole list of input objects, one
+/// element of a list, a nested object) reach the subgraph with their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_inside_input_literals_reach_the_subgraph() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let (tenant, alice) = (portal.seed.tenant_id, portal.seed.alice_id);
+    let preference = json!({ "event": "NEW_MESSAGE", "channel": "EMAIL", "frequency": "DAILY" });
+    let cases = [
+        (
+            "mutation($p: [NotificationPreferenceInput!]) { updateNotificationPreferences(input: { preferences: $p }) { preferences { event channel frequency source } } }",
+            json!({ "p": [preference] }),
+        ),
+        (
+            "mutation($p: [NotificationPreferenceInput!]!) { updateNotificationPreferences(input: { preferences: $p }) { preferences { event channel frequency source } } }",
+            json!({ "p": [preference] }),
+        ),
+        (
+            "mutation($p: [NotificationPreferenceInput!]!) { updateTenantNotificationDefaults(input: { preferences: $p }) { event channel frequency source } }",
+            json!({ "p": [preference] }),
+        ),
+        (
+            "mutation($one: NotificationPreferenceInput!) { updateNotificationPreferences(input: { preferences: [$one] }) { preferences { event channel frequency source } } }",
+            json!({ "one": preference }),
+        ),
+        (
+            "mutation($q: QuietHoursInput, $f: NotificationFrequency!) { updateNotificationPreferences(input: { quietHours: $q, preferences: [{ event: NEW_MESSAGE, channel: EMAIL, frequency: $f }] }) { preferences { event channel frequency source } quietHours { starts ends } } }",
+            json!({ "q": { "starts": "22:00", "ends": "07:00" }, "f": "DAILY" }),
+        ),
+    ];
+    for (query, variables) in cases {
+        let response = portal
+            .query_with_roles(tenant, alice, &["tenant_admin"], query, variables)
+            .await?;
+        assert!(response.get("errors").is_none(), "{query}: {response}");
+        let data = response["data"]
+            .as_object()
+            .and_then(|data| data.values().next())
+            .cloned()
+            .unwrap_or_default();
+        let chosen = data
+            .get("preferences")
+            .unwrap_or(&data)
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|p| p["event"] == "NEW_MESSAGE" && p["channel"] == "EMAIL")
+                    .cloned()
+            })
+            .unwrap_or_default();
+        assert_eq!(chosen["frequency"], "DAILY", "{query}: {response}");
+        assert_ne!(chosen["source"], "PLATFORM", "{query}: {response}");
+    }
+    // A variable left out inside a literal leaves the field out (quiet hours stay); an
+    // explicit null clears it.
+    let hours = "mutation($q: QuietHoursInput) { updateNotificationPreferences(input: { quietHours: $q }) { quietHours { starts ends } } }";
+    for (variables, expected) in [
+        (json!({}), json!({ "starts": "22:00", "ends": "07:00" })),
+        (json!({ "q": null }), serde_json::Value::Null),
+    ] {
+        let response = portal
+            .query_with_roles(tenant, alice, &["tenant_admin"], hours, variables)
+            .await?;
+        assert_eq!(
+            response["data"]["updateNotificationPreferences"]["quietHours"], expected,
+            "{response}"
+        );
+    }
+    portal.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_and_users_have_iana_time_zones() -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
