@@ -54,6 +54,13 @@ struct Args {
     /// Timed requests per search query.
     #[arg(long, default_value_t = 50)]
     samples: usize,
+    /// Keeps the scratch database (its URL is printed) for a later `--reuse`.
+    #[arg(long)]
+    keep: bool,
+    /// `--database-url` is a database loaded by an earlier `--keep` run: measures search
+    /// only (no posting, no load), and leaves the database.
+    #[arg(long)]
+    reuse: bool,
 }
 
 /// Deterministic words: a few very common, many rare.
@@ -100,11 +107,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     portal::install_crypto_provider();
-    let url = portal_bench::scratch_database(args.database_url.as_deref(), "messages").await?;
+    let url = match (&args.database_url, args.reuse) {
+        (Some(url), true) => url.clone(),
+        (None, true) => anyhow::bail!("--reuse needs --database-url"),
+        (_, false) => {
+            portal_bench::scratch_database(args.database_url.as_deref(), "messages").await?
+        }
+    };
     let db = portal::connect_and_migrate(&url, 16).await?;
     let backend = db.get_database_backend().as_str().to_owned();
     println!("# messages ({backend})");
-    let seed = portal::seed::seed(&db).await?;
+    let seed = if args.reuse {
+        portal::seed::demo_identities(&db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("--reuse: no demo data in {url}"))?
+    } else {
+        portal::seed::seed(&db).await?
+    };
     let keys = TenantKeys::local(db.clone(), DataKey::from_secret(SECRET.as_bytes()));
     let files = portal_kit::storage::FileStore::in_memory(&DataKey::from_secret(SECRET.as_bytes()));
     let store = Store {
@@ -115,70 +134,9 @@ async fn main() -> anyhow::Result<()> {
     let tenant = seed.tenant_id;
     let vocabulary = vocabulary();
 
-    // 1. Posting: sealed and indexed vs plaintext, alternating rounds.
-    let carol = Actor::user(seed.carol_id, tenant, vec!["customer_user".into()]);
-    let thread_id = first_thread_of(&db, tenant, seed.carol_id).await?;
-    let mut sealed_rates = Vec::new();
-    let mut plain_rates = Vec::new();
-    for round in 0..3 {
-        let started = Instant::now();
-        let shared = (store.clone(), carol.clone(), vocabulary.clone());
-        post_many(&args, move |task, i| {
-            let (store, carol, vocabulary) = shared.clone();
-            async move {
-                let new = NewMessage {
-                    thread_id,
-                    body: body(&vocabulary, (round * 1_000_000 + task * 10_000 + i) as u64),
-                    reply_to: None,
-                    author_kind: ParticipantKind::Customer,
-                    attachment_ids: Vec::new(),
-                };
-                store::post_message(&store, &carol, &RequestMeta::default(), new)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                anyhow::Ok(())
-            }
-        })
-        .await?;
-        sealed_rates.push((args.posts * args.concurrency) as f64 / started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        let shared = (db.clone(), carol.clone(), vocabulary.clone());
-        post_many(&args, move |task, i| {
-            let (db, carol, vocabulary) = shared.clone();
-            async move {
-                let text = body(&vocabulary, (round * 1_000_000 + task * 10_000 + i) as u64);
-                plain_post(&db, &carol, thread_id, text).await
-            }
-        })
-        .await?;
-        plain_rates.push((args.posts * args.concurrency) as f64 / started.elapsed().as_secs_f64());
+    if !args.reuse {
+        measure_posting_and_load(&args, &store, &seed, &vocabulary).await?;
     }
-    let median = |rates: &mut Vec<f64>| {
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
-    };
-    let (sealed, plain) = (median(&mut sealed_rates), median(&mut plain_rates));
-    println!(
-        "## posting ({} tasks, median of 3 alternating rounds)\n",
-        args.concurrency
-    );
-    println!("| variant | posts/s |\n|---|---|");
-    println!("| baseline: plaintext, not indexed | {plain:.0} |");
-    println!("| sealed and indexed | {sealed:.0} |");
-    println!(
-        "\ncost of encryption and blind indexing: {:.1} % fewer posts/s\n",
-        (1.0 - sealed / plain) * 100.0
-    );
-
-    // 2. Search over many messages.
-    let started = Instant::now();
-    let threads = load(&store, &seed, args.messages, &vocabulary).await?;
-    println!(
-        "{} messages in {} threads loaded in {:.1} s",
-        args.messages,
-        threads,
-        started.elapsed().as_secs_f64()
-    );
     if url.starts_with("postgres") {
         db.execute_unprepared("VACUUM ANALYZE").await?;
         let size = |relation: &'static str| {
@@ -255,7 +213,87 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(cluster);
-    portal_bench::drop_scratch_database(args.database_url.as_deref(), &url).await?;
+    if args.keep {
+        println!("\nkept for --reuse: {url}");
+    } else if !args.reuse {
+        portal_bench::drop_scratch_database(args.database_url.as_deref(), &url).await?;
+    }
+    Ok(())
+}
+
+/// Measures posting (sealed and indexed vs plaintext), then loads the messages searched.
+async fn measure_posting_and_load(
+    args: &Args,
+    store: &Store,
+    seed: &portal::seed::DemoSeed,
+    vocabulary: &[String],
+) -> anyhow::Result<()> {
+    let db = &store.db;
+    let tenant = seed.tenant_id;
+    // 1. Posting: sealed and indexed vs plaintext, alternating rounds.
+    let carol = Actor::user(seed.carol_id, tenant, vec!["customer_user".into()]);
+    let thread_id = first_thread_of(db, tenant, seed.carol_id).await?;
+    let mut sealed_rates = Vec::new();
+    let mut plain_rates = Vec::new();
+    for round in 0..3 {
+        let started = Instant::now();
+        let shared = (store.clone(), carol.clone(), vocabulary.to_vec());
+        post_many(args, move |task, i| {
+            let (store, carol, vocabulary) = shared.clone();
+            async move {
+                let new = NewMessage {
+                    thread_id,
+                    body: body(&vocabulary, (round * 1_000_000 + task * 10_000 + i) as u64),
+                    reply_to: None,
+                    author_kind: ParticipantKind::Customer,
+                    attachment_ids: Vec::new(),
+                };
+                store::post_message(&store, &carol, &RequestMeta::default(), new)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                anyhow::Ok(())
+            }
+        })
+        .await?;
+        sealed_rates.push((args.posts * args.concurrency) as f64 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let shared = (db.clone(), carol.clone(), vocabulary.to_vec());
+        post_many(args, move |task, i| {
+            let (db, carol, vocabulary) = shared.clone();
+            async move {
+                let text = body(&vocabulary, (round * 1_000_000 + task * 10_000 + i) as u64);
+                plain_post(&db, &carol, thread_id, text).await
+            }
+        })
+        .await?;
+        plain_rates.push((args.posts * args.concurrency) as f64 / started.elapsed().as_secs_f64());
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (sealed, plain) = (median(&mut sealed_rates), median(&mut plain_rates));
+    println!(
+        "## posting ({} tasks, median of 3 alternating rounds)\n",
+        args.concurrency
+    );
+    println!("| variant | posts/s |\n|---|---|");
+    println!("| baseline: plaintext, not indexed | {plain:.0} |");
+    println!("| sealed and indexed | {sealed:.0} |");
+    println!(
+        "\ncost of encryption and blind indexing: {:.1} % fewer posts/s\n",
+        (1.0 - sealed / plain) * 100.0
+    );
+
+    // 2. Search over many messages.
+    let started = Instant::now();
+    let threads = load(store, seed, args.messages, vocabulary).await?;
+    println!(
+        "{} messages in {} threads loaded in {:.1} s",
+        args.messages,
+        threads,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
