@@ -57,6 +57,7 @@ mod m0048_message_search;
 mod m0049_message_search_arrays;
 mod m0050_message_notifications;
 mod m0051_message_retention;
+mod m0052_message_search_planning;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -119,6 +120,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0049_message_search_arrays::Migration),
             Box::new(m0050_message_notifications::Migration),
             Box::new(m0051_message_retention::Migration),
+            Box::new(m0052_message_search_planning::Migration),
         ]
     }
 }

@@ -11,10 +11,12 @@
 //!    does, written in bulk) into one tenant, 100 per thread, from a vocabulary with a
 //!    few common and many rare words; reports the index's bytes per message; starts the
 //!    subgraphs and the gateway as separate processes and times `searchMessages` queries
-//!    through the gateway — as support (every thread) and as a customer taking part in a
-//!    tenth of the threads — reporting p50/p95 per query.
+//!    through the gateway — as support (every thread), as a customer taking part in a
+//!    tenth of the threads and as one taking part in a single thread — reporting p50/p95
+//!    per query.
 //!
 //! `cargo run --release -p portal-bench --bin messages -- --database-url postgres://…/postgres`
+//! (`--keep` keeps the loaded database; `--reuse` with its URL measures search again on it).
 
 use std::time::{Duration, Instant};
 
@@ -179,11 +181,15 @@ async fn main() -> anyhow::Result<()> {
     let rare = vocabulary[vocabulary.len() - 7].clone();
     let prefix = vocabulary[1][..4].to_owned();
     let pair = format!("{} {}", vocabulary[0], vocabulary[3]);
+    // In no message: the whole index must be ruled out.
+    let absent = "quokka".to_owned();
     for (who, user, role) in [
         ("support", seed.alice_id, "support_agent"),
         ("customer", seed.carol_id, "customer_user"),
+        // Alice as a customer: one small thread, none of the loaded messages.
+        ("customer of one thread", seed.alice_id, "customer_user"),
     ] {
-        for q in [&common, &medium, &rare, &prefix, &pair] {
+        for q in [&common, &medium, &rare, &prefix, &pair, &absent] {
             let mut times = Vec::with_capacity(args.samples);
             let mut results = 0;
             for _ in 0..args.samples {
