@@ -58,6 +58,7 @@ mod m0049_message_search_arrays;
 mod m0050_message_notifications;
 mod m0051_message_retention;
 mod m0052_message_search_planning;
+mod m0053_thread_subject_search;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -121,6 +122,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0050_message_notifications::Migration),
             Box::new(m0051_message_retention::Migration),
             Box::new(m0052_message_search_planning::Migration),
+            Box::new(m0053_thread_subject_search::Migration),
         ]
     }
 }

@@ -507,7 +507,7 @@ async fn load(
         }
     }
     // The same computation the subgraph does (a check that the loader indexes alike).
-    let probe = search::body_tokens(&store.keys, tenant, &body(vocabulary, 0))
+    let probe = search::text_tokens(&store.keys, tenant, &body(vocabulary, 0))
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     anyhow::ensure!(!probe.is_empty());

@@ -603,6 +603,165 @@ async fn rotation_reseals_every_row_and_destroyed_keys_shred_one_tenant() -> any
     Ok(())
 }
 
+const SEARCH_THREADS: &str = "query($q: String!, $f: ThreadSearchFilter, $n: Int, $a: String) {
+  searchThreads(query: $q, filter: $f, first: $n, after: $a) {
+    edges { cursor node { id subject } } pageInfo { hasNextPage } } }";
+
+fn subjects(response: &Value) -> Vec<String> {
+    response["data"]["searchThreads"]["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .filter_map(|e| e["node"]["subject"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_search_finds_readable_threads_without_storing_subjects() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let (tenant, carol) = (seed.tenant_id, seed.carol_id);
+    let erin = portal.create_user("erin@acme.example", "Erin").await?;
+    let dave = portal.create_user("dave@acme.example", "Dave").await?;
+    let create = "mutation($s: String!) { createThread(input: { subject: $s, body: \"Details inside\" }) { id } }";
+    let ask = |user: Uuid, subject: &'static str| {
+        let portal = &portal;
+        async move {
+            let created = as_role(
+                portal,
+                tenant,
+                user,
+                "customer_user",
+                create,
+                json!({ "s": subject }),
+            )
+            .await?;
+            ok(&created)?;
+            anyhow::Ok(created["data"]["createThread"]["id"].clone())
+        }
+    };
+    let refund = ask(carol, "Refund for order 77").await?;
+    ask(carol, "Card declined").await?;
+    ask(erin, "Refund of Erin's order").await?;
+    let globex = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["customer_user"],
+            create,
+            json!({ "s": "Refund at Globex" }),
+        )
+        .await?;
+    ok(&globex)?;
+    let search = |user: Uuid, role: &'static str, variables: Value| {
+        let portal = &portal;
+        async move {
+            let found = as_role(portal, tenant, user, role, SEARCH_THREADS, variables).await?;
+            ok(&found)?;
+            anyhow::Ok(found)
+        }
+    };
+
+    // Only the caller's threads; prefixes, case, every word; never another tenant's.
+    let mine = search(carol, "customer_user", json!({ "q": "REFU" })).await?;
+    assert_eq!(subjects(&mine), ["Refund for order 77"]);
+    let both_words = search(carol, "customer_user", json!({ "q": "order refund" })).await?;
+    assert_eq!(subjects(&both_words), ["Refund for order 77"]);
+    let no_match = search(carol, "customer_user", json!({ "q": "refund declined" })).await?;
+    assert!(subjects(&no_match).is_empty());
+    // The body is not the subject.
+    let body_word = search(carol, "customer_user", json!({ "q": "details" })).await?;
+    assert!(subjects(&body_word).is_empty());
+    // Support: the tenant's queue, newest first, with filters and pages.
+    let queue = search(dave, "support_agent", json!({ "q": "refund" })).await?;
+    assert_eq!(
+        subjects(&queue),
+        ["Refund of Erin's order", "Refund for order 77"]
+    );
+    let erins = search(
+        dave,
+        "support_agent",
+        json!({ "q": "refund", "f": { "participantId": erin } }),
+    )
+    .await?;
+    assert_eq!(subjects(&erins), ["Refund of Erin's order"]);
+    let closed = search(
+        dave,
+        "support_agent",
+        json!({ "q": "refund", "f": { "status": "CLOSED" } }),
+    )
+    .await?;
+    assert!(subjects(&closed).is_empty());
+    let first = search(dave, "support_agent", json!({ "q": "refund", "n": 1 })).await?;
+    assert_eq!(subjects(&first), ["Refund of Erin's order"]);
+    assert_eq!(
+        first["data"]["searchThreads"]["pageInfo"]["hasNextPage"],
+        true
+    );
+    let cursor = first["data"]["searchThreads"]["edges"][0]["cursor"].clone();
+    let next = search(
+        dave,
+        "support_agent",
+        json!({ "q": "refund", "n": 1, "a": cursor }),
+    )
+    .await?;
+    assert_eq!(subjects(&next), ["Refund for order 77"]);
+    let empty = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        SEARCH_THREADS,
+        json!({ "q": "?" }),
+    )
+    .await?;
+    assert_eq!(code(&empty), "BAD_USER_INPUT", "{empty}");
+
+    // A new subject re-indexes the thread.
+    let renamed = as_role(
+        &portal,
+        tenant,
+        carol,
+        "customer_user",
+        "mutation($t: ID!) { updateThread(id: $t, input: { subject: \"Chargeback dispute\" }) { id } }",
+        json!({ "t": refund }),
+    )
+    .await?;
+    ok(&renamed)?;
+    let old = search(carol, "customer_user", json!({ "q": "refund" })).await?;
+    assert!(subjects(&old).is_empty(), "{old}");
+    let new = search(carol, "customer_user", json!({ "q": "chargeback" })).await?;
+    assert_eq!(subjects(&new), ["Chargeback dispute"]);
+
+    // The index holds keyed hashes, never words.
+    let key = portal
+        .keys
+        .index_key(tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let tokens = portal_messages::store::subject_search::indexed_tokens(&portal.db, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert!(tokens.contains(&portal_kit::blind_index::hash(&key, "w:chargeback")));
+    assert!(!tokens.contains(&portal_kit::blind_index::hash(&key, "w:77")));
+
+    // Threads from before subjects were searchable (the seed's plaintext ones) are sealed
+    // and indexed by the re-seal sweep.
+    let before = search(carol, "customer_user", json!({ "q": "welcome" })).await?;
+    assert!(subjects(&before).is_empty(), "{before}");
+    portal_messages::jobs::Reseal::new(portal.messages_store())
+        .run(&job_context(None))
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let after = search(carol, "customer_user", json!({ "q": "welcome" })).await?;
+    assert_eq!(subjects(&after), ["Welcome to the portal"]);
+    portal.stop().await;
+    Ok(())
+}
+
 const SEARCH: &str = "query($q: String!, $f: MessageSearchFilter, $n: Int, $a: String) {
   searchMessages(query: $q, filter: $f, first: $n, after: $a) {
     edges { cursor node { body thread { subject } } } pageInfo { hasNextPage } } }";

@@ -1,6 +1,6 @@
 //! Messages' background work: re-sealing subjects and bodies under each tenant's active
 //! key version (after a rotation, and hourly as a sweep that also seals plaintext left
-//! from before encryption), the malware scan of received attachments, notifications
+//! from before encryption and indexes subjects not yet searchable), the malware scan of received attachments, notifications
 //! ([`notifications`]) and the retention sweep ([`retention`]).
 
 pub mod notifications;
@@ -25,6 +25,7 @@ use crate::domain::attachments::AttachmentState;
 use crate::store::Store;
 use crate::store::attachments;
 use crate::store::reseal::{self, Resealed};
+use crate::store::subject_search;
 
 /// Rows of each kind re-sealed per batch.
 const BATCH: u64 = 200;
@@ -58,12 +59,14 @@ impl Reseal {
             .await
             .map_err(ApiError::from_db)?;
         tenants.extend(rotated);
+        tenants.extend(subject_search::tenants_with_unindexed(&self.store.db).await?);
         Ok(tenants.into_iter().collect())
     }
 
     /// Re-seals up to [`BATCHES_PER_RUN`] batches of the tenant; whether rows are left.
     async fn tenant(&self, tenant_id: Uuid, job: &JobContext) -> ApiResult<bool> {
         let mut done = Resealed::default();
+        let mut indexed = 0;
         let mut more = true;
         for _ in 0..BATCHES_PER_RUN {
             let batch = match reseal::reseal_batch(&self.store, tenant_id, BATCH).await {
@@ -75,12 +78,16 @@ impl Reseal {
             done.bodies += batch.bodies;
             done.earlier_bodies += batch.earlier_bodies;
             done.attachments += batch.attachments;
-            if batch.total() == 0 {
+            // Subjects sealed just now, or from before subjects were searchable.
+            let batch_indexed =
+                subject_search::index_missing(&self.store, tenant_id, BATCH).await?;
+            indexed += batch_indexed;
+            if batch.total() == 0 && batch_indexed == 0 {
                 more = false;
                 break;
             }
         }
-        if done.total() > 0 {
+        if done.total() > 0 || indexed > 0 {
             let version = self.store.keys.active_version(tenant_id).await?;
             AuditEvent::success("tenant_key.reseal", "tenant", tenant_id)
                 .in_tenant(tenant_id)
@@ -90,6 +97,7 @@ impl Reseal {
                     "bodies": done.bodies,
                     "earlierBodies": done.earlier_bodies,
                     "attachments": done.attachments,
+                    "subjectsIndexed": indexed,
                     "more": more,
                 }))
                 .record(&self.store.db, &Actor::anonymous(), &job.audit_meta())

@@ -12,6 +12,7 @@ pub mod reseal;
 pub mod retention;
 pub mod sealing;
 pub mod search;
+pub mod subject_search;
 
 use std::collections::HashMap;
 
@@ -295,7 +296,8 @@ pub async fn create_thread(
             new.body.as_bytes(),
         )
         .await?;
-    let tokens = search::body_tokens(&store.keys, tenant_id, &new.body).await?;
+    let tokens = search::text_tokens(&store.keys, tenant_id, &new.body).await?;
+    let subject_tokens = search::text_tokens(&store.keys, tenant_id, &new.subject).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let status = ThreadStatus::Open.after_message(new.creator_kind);
     let (subject_sealed, key_version) = sealed_parts(subject);
@@ -349,6 +351,7 @@ pub async fn create_thread(
         tokens,
     };
     search::insert(&txn, tenant_id, &[entry]).await?;
+    subject_search::index(&txn, tenant_id, thread_id, &subject_tokens).await?;
     AuditEvent::success("thread.create", "thread", created.id)
         .with_details(json!({
             "participantCount": participant_count,
@@ -378,19 +381,21 @@ pub async fn update_thread(
 ) -> ApiResult<thread::Model> {
     let tenant_id = actor.tenant()?;
     let subject = match &changes.subject {
-        Some(subject) => Some(
+        Some(subject) => Some((
             store
                 .keys
                 .seal(sealing::subject_binding(tenant_id, id), subject.as_bytes())
                 .await?,
-        ),
+            search::text_tokens(&store.keys, tenant_id, subject).await?,
+        )),
         None => None,
     };
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, id).await?;
     let before = current.status.clone();
     let mut active: thread::ActiveModel = current.into();
-    if let Some(sealed) = subject {
+    if let Some((sealed, tokens)) = subject {
+        subject_search::index(&txn, tenant_id, id, &tokens).await?;
         let (bytes, version) = sealed_parts(sealed);
         active.subject_sealed = Set(bytes);
         active.key_version = Set(version);
@@ -564,7 +569,7 @@ pub async fn post_message(
         .seal(sealing::body_binding(tenant_id, id), new.body.as_bytes())
         .await?;
     let thread_id = new.thread_id;
-    let tokens = search::body_tokens(&store.keys, tenant_id, &new.body).await?;
+    let tokens = search::text_tokens(&store.keys, tenant_id, &new.body).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = thread(&txn, tenant_id, thread_id).await?;
     let part = participation(&txn, tenant_id, thread_id, author).await?;
@@ -681,7 +686,7 @@ pub async fn edit_message(
             body.as_bytes(),
         )
         .await?;
-    let tokens = search::body_tokens(&store.keys, tenant_id, &body).await?;
+    let tokens = search::text_tokens(&store.keys, tenant_id, &body).await?;
     let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
     let current = message(&txn, tenant_id, id).await?;
     if current.body_sealed != before.body_sealed || current.legacy_body != before.legacy_body {

@@ -167,7 +167,7 @@ pub async fn reseal_batch(store: &Store, tenant_id: Uuid, batch: u64) -> ApiResu
         done.bodies += rewritten.rows_affected;
         // Plaintext from before encryption was never indexed for search: now it is.
         if rewritten.rows_affected > 0 && row.key_version.is_none() {
-            let tokens = super::search::body_tokens(&store.keys, tenant_id, &plain).await?;
+            let tokens = super::search::text_tokens(&store.keys, tenant_id, &plain).await?;
             let at = (row.id, row.thread_id, row.created_at);
             super::search::index(&store.db, tenant_id, at, &tokens).await?;
         }

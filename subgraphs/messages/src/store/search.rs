@@ -23,7 +23,7 @@ use super::{Store, messages_by_ids, sealing};
 use crate::domain::ThreadStatus;
 
 /// Rounds at most per page (candidates that do not confirm are false positives).
-const ROUNDS: u32 = 6;
+pub(super) const ROUNDS: u32 = 6;
 /// Candidates read in one round at most.
 const BATCH_MAX: u64 = 1_000;
 
@@ -32,18 +32,18 @@ const BATCH_MAX: u64 = 1_000;
 /// when the planner walks the newest messages checking arrays (the word is common, or the
 /// reader's threads are few), the rows it reads grow with the limit, and most searches are
 /// answered by the first round.
-fn batch(round: u32, wanted: usize) -> u64 {
+pub(super) fn batch(round: u32, wanted: usize) -> u64 {
     let first = Ord::max(wanted as u64 * 2, 20);
     first
         .saturating_mul(4_u64.saturating_pow(round))
         .clamp(1, BATCH_MAX)
 }
 
-/// The token hashes that index `body` in the tenant (computed before a transaction: the
-/// index key may have to be read).
-pub async fn body_tokens(keys: &TenantKeys, tenant_id: Uuid, body: &str) -> ApiResult<Vec<i64>> {
+/// The token hashes that index `text` (a body or a subject) in the tenant (computed before
+/// a transaction: the index key may have to be read).
+pub async fn text_tokens(keys: &TenantKeys, tenant_id: Uuid, text: &str) -> ApiResult<Vec<i64>> {
     let key = keys.index_key(tenant_id).await?;
-    let mut hashes: Vec<i64> = blind_index::document_tokens(body)
+    let mut hashes: Vec<i64> = blind_index::document_tokens(text)
         .iter()
         .map(|token| blind_index::hash(&key, token))
         .collect();
@@ -61,7 +61,7 @@ pub struct Entry {
     pub thread_id: Uuid,
     /// When it was posted (to filter on dates).
     pub created_at: DateTime<Utc>,
-    /// Its token hashes ([`body_tokens`]).
+    /// Its token hashes ([`text_tokens`]).
     pub tokens: Vec<i64>,
 }
 
@@ -226,17 +226,47 @@ pub struct SearchFilter {
     pub posted_before: Option<DateTime<Utc>>,
 }
 
-fn col(table: &str, column: &str) -> Expr {
+pub(super) fn col(table: &str, column: &str) -> Expr {
     Expr::col((Alias::new(table), Alias::new(column)))
 }
 
-fn threads_of(tenant_id: Uuid, user: Uuid) -> sea_orm::sea_query::SelectStatement {
+pub(super) fn threads_of(tenant_id: Uuid, user: Uuid) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column(Alias::new("thread_id"))
         .from(Alias::new("thread_participants"))
         .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
         .and_where(Expr::col(Alias::new("user_id")).eq(user))
         .to_owned()
+}
+
+/// Narrows `select` (whose `t0.thread_id` is a thread) to `reader`'s threads (all of the
+/// tenant's with `None`) and the thread conditions of `filter`.
+pub(super) fn within_threads(
+    select: &mut sea_orm::sea_query::SelectStatement,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    filter: &SearchFilter,
+) {
+    if let Some(reader) = reader {
+        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, reader)));
+    }
+    if let Some(participant) = filter.participant_id {
+        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, participant)));
+    }
+    if filter.status.is_some() || filter.account_id.is_some() {
+        let mut threads = Query::select();
+        threads
+            .column(Alias::new("id"))
+            .from(Alias::new("threads"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id));
+        if let Some(status) = filter.status {
+            threads.and_where(Expr::col(Alias::new("status")).eq(status.as_str()));
+        }
+        if let Some(account) = filter.account_id {
+            threads.and_where(Expr::col(Alias::new("account_id")).eq(account));
+        }
+        select.and_where(col("t0", "thread_id").in_subquery(threads.to_owned()));
+    }
 }
 
 /// One round of candidates: at most `limit` ids of messages whose index holds every hash
@@ -292,26 +322,7 @@ async fn candidates(
     if let Some(at) = filter.posted_before {
         select.and_where(col("t0", "created_at").lt(at));
     }
-    if let Some(reader) = reader {
-        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, reader)));
-    }
-    if let Some(participant) = filter.participant_id {
-        select.and_where(col("t0", "thread_id").in_subquery(threads_of(tenant_id, participant)));
-    }
-    if filter.status.is_some() || filter.account_id.is_some() {
-        let mut threads = Query::select();
-        threads
-            .column(Alias::new("id"))
-            .from(Alias::new("threads"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id));
-        if let Some(status) = filter.status {
-            threads.and_where(Expr::col(Alias::new("status")).eq(status.as_str()));
-        }
-        if let Some(account) = filter.account_id {
-            threads.and_where(Expr::col(Alias::new("account_id")).eq(account));
-        }
-        select.and_where(col("t0", "thread_id").in_subquery(threads.to_owned()));
-    }
+    within_threads(&mut select, tenant_id, reader, filter);
     select
         .order_by((Alias::new("t0"), Alias::new("message_id")), Order::Desc)
         .limit(limit);
@@ -326,18 +337,13 @@ async fn candidates(
         .collect()
 }
 
-/// The page `page` of messages matching `query` (every word begins a word of the body),
-/// newest first, among the threads `reader` takes part in (`None`: every thread of the
-/// tenant, for holders of the queue grant) and `filter`. `BAD_USER_INPUT` on `field` for
-/// a query without a word of two characters or more.
-pub async fn search(
+/// The distinct words of a search `query` and the hashes to look up, sorted. `BAD_USER_INPUT`
+/// on `field` for a query without a word of two characters or more, or with too many.
+pub(super) async fn query_hashes(
     store: &Store,
     tenant_id: Uuid,
-    reader: Option<Uuid>,
     (query, field): (&str, &'static str),
-    filter: &SearchFilter,
-    page: PageRequest,
-) -> ApiResult<Page<message::Model>> {
+) -> ApiResult<(Vec<String>, Vec<i64>)> {
     let mut words: Vec<String> = Vec::new();
     for word in blind_index::words(query) {
         if !words.contains(&word) {
@@ -363,6 +369,22 @@ pub async fn search(
         .collect();
     hashes.sort_unstable();
     hashes.dedup();
+    Ok((words, hashes))
+}
+
+/// The page `page` of messages matching `query` (every word begins a word of the body),
+/// newest first, among the threads `reader` takes part in (`None`: every thread of the
+/// tenant, for holders of the queue grant) and `filter`. `BAD_USER_INPUT` on `field` for
+/// a query without a word of two characters or more.
+pub async fn search(
+    store: &Store,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    (query, field): (&str, &'static str),
+    filter: &SearchFilter,
+    page: PageRequest,
+) -> ApiResult<Page<message::Model>> {
+    let (words, hashes) = query_hashes(store, tenant_id, (query, field)).await?;
     let wanted = page.first as usize + 1;
     let mut found: Vec<message::Model> = Vec::new();
     let mut before = page.after;
