@@ -3,9 +3,9 @@
 //! mode.
 //!
 //! The link (from `createAttachmentUpload`) is signed for one attachment, its tenant and
-//! the user who declared it, and expires after ten minutes. Before a byte is stored the
-//! user's current standing is read again (a disabled user or suspended tenant uploads
-//! nothing), the size is held to the limit the attachment was declared with, and the type
+//! the user or service account who declared it, and expires after ten minutes. Before a
+//! byte is stored their current standing is read again (a disabled user, a disabled
+//! service account or a suspended tenant uploads nothing), the size is held to the limit the attachment was declared with, and the type
 //! is judged from the content (see `portal_messages::domain::attachments`). Answers:
 //! `201` with the attachment (`SCANNING`), `413` too large, `415` a type not accepted or
 //! not what the name says, `409` already uploaded, `403` an expired or foreign link.
@@ -22,7 +22,6 @@ use axum::routing::put;
 use chrono::Utc;
 use serde_json::json;
 
-use portal_kit::ActorKind;
 use portal_kit::storage::UploadLinkError;
 use portal_messages::store::Store;
 use portal_messages::store::attachments::{self, UploadRefusal};
@@ -53,8 +52,8 @@ async fn upload(
 ) -> Response {
     let meta = request_meta(&parts, &state.trusted_proxies);
     let store = &state.messages;
-    let (id, tenant_id, principal) = match store.files.verify_upload(&link, Utc::now()) {
-        Ok(named) => named,
+    let claims = match store.files.verify_upload(&link, Utc::now()) {
+        Ok(claims) => claims,
         Err(UploadLinkError::Expired(_)) => {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -67,10 +66,13 @@ async fn upload(
             return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "invalid upload link");
         }
     };
+    let (id, tenant_id) = (claims.upload_id, claims.tenant_id);
+    // A service account's roles come from the key it calls with; storing bytes it
+    // declared needs none (what may be declared and posted is decided through the API).
     let who = portal_kit::principal::Principal {
-        kind: ActorKind::User,
+        kind: claims.kind,
         tenant_id,
-        id: principal,
+        id: claims.principal,
         session: None,
         key_roles: &[],
     };

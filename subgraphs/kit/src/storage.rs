@@ -174,9 +174,22 @@ pub enum UploadLinkError {
     /// Not a link this portal signed (or altered).
     #[error("invalid upload link")]
     Invalid,
-    /// Signed, but past its expiry: `(upload, tenant, principal)`.
+    /// Signed, but past its expiry (what it named).
     #[error("expired upload link")]
-    Expired((Uuid, Uuid, Uuid)),
+    Expired(UploadClaims),
+}
+
+/// What an upload link names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadClaims {
+    /// The declared upload.
+    pub upload_id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// Who declared it: a user or a service account.
+    pub kind: crate::ActorKind,
+    /// Their id.
+    pub principal: Uuid,
 }
 
 impl FileStore {
@@ -402,20 +415,19 @@ impl FileStore {
             .await
     }
 
-    /// A link to upload the contents of `upload_id` (of `tenant_id`, declared by
-    /// `principal`) with one `PUT`, good until `expires`.
-    pub fn upload_link(
-        &self,
-        upload_id: Uuid,
-        tenant_id: Uuid,
-        principal: Uuid,
-        expires: DateTime<Utc>,
-    ) -> String {
+    /// A link to `PUT` the bytes of the upload `claims` names until `expires`. A service
+    /// account's id is marked (`s` before it) so the upload is checked against service
+    /// accounts; a user's is bare (as in links signed before services could upload).
+    pub fn upload_link(&self, claims: UploadClaims, expires: DateTime<Utc>) -> String {
+        let marker = match claims.kind {
+            crate::ActorKind::Service => "s",
+            _ => "",
+        };
         let body = format!(
-            "{}.{}.{}.{}",
-            upload_id.simple(),
-            tenant_id.simple(),
-            principal.simple(),
+            "{}.{}.{marker}{}.{}",
+            claims.upload_id.simple(),
+            claims.tenant_id.simple(),
+            claims.principal.simple(),
             expires.timestamp()
         );
         let signature =
@@ -427,13 +439,13 @@ impl FileStore {
         }
     }
 
-    /// What an upload link names — `(upload, tenant, principal)` — if this portal signed it
-    /// and it has not expired at `now` (`Expired` says whose it was).
+    /// What an upload link names, if this portal signed it and it has not expired at `now`
+    /// (`Expired` says whose it was).
     pub fn verify_upload(
         &self,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Uuid, Uuid, Uuid), UploadLinkError> {
+    ) -> Result<UploadClaims, UploadLinkError> {
         let parts: Vec<&str> = token.split('.').collect();
         let [id, tenant, principal, expires, signature] = parts[..] else {
             return Err(UploadLinkError::Invalid);
@@ -445,12 +457,21 @@ impl FileStore {
             .verify_slice(&signature)
             .map_err(|_| UploadLinkError::Invalid)?;
         let parse = |raw: &str| Uuid::try_parse(raw).map_err(|_| UploadLinkError::Invalid);
-        let named = (parse(id)?, parse(tenant)?, parse(principal)?);
+        let (kind, principal) = match principal.strip_prefix('s') {
+            Some(service) => (crate::ActorKind::Service, service),
+            None => (crate::ActorKind::User, principal),
+        };
+        let claims = UploadClaims {
+            upload_id: parse(id)?,
+            tenant_id: parse(tenant)?,
+            kind,
+            principal: parse(principal)?,
+        };
         let expires: i64 = expires.parse().map_err(|_| UploadLinkError::Invalid)?;
         if expires <= now.timestamp() {
-            return Err(UploadLinkError::Expired(named));
+            return Err(UploadLinkError::Expired(claims));
         }
-        Ok(named)
+        Ok(claims)
     }
 
     /// A link that unsubscribes `user` of `tenant_id` from the emails of `topic` (a
@@ -827,6 +848,40 @@ mod tests {
         store.remove(&stored.key).await?;
         drop(scratch);
         std::fs::remove_dir_all(dir).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    #[test]
+    fn upload_links_name_who_declared_them_users_and_service_accounts() -> ApiResult<()> {
+        let (store, dir) = store()?;
+        let now = Utc::now();
+        let token = |link: String| link.trim_start_matches(UPLOAD_PREFIX).to_owned();
+        for kind in [crate::ActorKind::User, crate::ActorKind::Service] {
+            let claims = UploadClaims {
+                upload_id: Uuid::now_v7(),
+                tenant_id: Uuid::now_v7(),
+                kind,
+                principal: Uuid::now_v7(),
+            };
+            let link = token(store.upload_link(claims, now + Duration::minutes(10)));
+            assert_eq!(store.verify_upload(&link, now), Ok(claims));
+            assert_eq!(
+                store.verify_upload(&link, now + Duration::minutes(11)),
+                Err(UploadLinkError::Expired(claims))
+            );
+            // The kind is signed: a user's link cannot be passed off as a service's, nor
+            // the reverse.
+            let mut parts: Vec<String> = link.split('.').map(str::to_owned).collect();
+            parts[2] = match kind {
+                crate::ActorKind::Service => parts[2].trim_start_matches('s').to_owned(),
+                _ => format!("s{}", parts[2]),
+            };
+            assert_eq!(
+                store.verify_upload(&parts.join("."), now),
+                Err(UploadLinkError::Invalid)
+            );
+        }
+        std::fs::remove_dir_all(dir).ok();
+        Ok(())
     }
 
     #[test]

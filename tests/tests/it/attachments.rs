@@ -581,3 +581,79 @@ async fn clamd_quarantines_an_infected_upload_before_anyone_can_download_it() ->
     portal.stop().await;
     Ok(())
 }
+
+/// A service account (an integration) uploads what it declared; once disabled it uploads
+/// nothing more, even with a link it was given before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_accounts_upload_what_they_declared_while_active() -> anyhow::Result<()> {
+    use portal_entities::messages::thread;
+    use portal_messages::domain::ParticipantKind;
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let (tenant, alice) = (portal.seed.tenant_id, portal.seed.alice_id);
+    let created = as_role(
+        &portal,
+        alice,
+        "tenant_admin",
+        "mutation { createServiceAccount(input: { name: \"document-sync\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    let service: Uuid = created["data"]["createServiceAccount"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let thread_id = thread::Entity::find()
+        .filter(thread::Column::TenantId.eq(tenant))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the seed has threads"))?
+        .id;
+    let store = portal.messages_store();
+    let actor = portal_kit::Actor {
+        kind: portal_kit::ActorKind::Service,
+        id: Some(service),
+        tenant_id: Some(tenant),
+        roles: vec!["integrator".into()],
+        session_id: None,
+        grants: Vec::new(),
+        delegation: None,
+    };
+    let meta = portal_kit::RequestMeta::default();
+    let declare = || {
+        portal_messages::store::attachments::declare(
+            &store,
+            &actor,
+            &meta,
+            thread_id,
+            "contract.pdf",
+            ParticipantKind::Staff,
+        )
+    };
+    let first = declare().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let second = declare().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let url = |path: &str| format!("{}{path}", base(&portal));
+    let (status, body) = put(&url(&first.upload_url), pdf("Signed contract")).await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["state"], "SCANNING", "{body}");
+    let disabled = as_role(
+        &portal,
+        alice,
+        "tenant_admin",
+        "mutation($id: ID!) { disableServiceAccount(id: $id) { status } }",
+        json!({ "id": service }),
+    )
+    .await?;
+    assert_eq!(
+        disabled["data"]["disableServiceAccount"]["status"], "DISABLED",
+        "{disabled}"
+    );
+    let (status, body) = put(&url(&second.upload_url), pdf("Signed contract")).await?;
+    assert_eq!(status, 403, "{body}");
+    let row = message_attachment::Entity::find_by_id(second.row.id)
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("declared"))?;
+    assert_eq!(row.state, "AWAITING_UPLOAD");
+    portal.stop().await;
+    Ok(())
+}

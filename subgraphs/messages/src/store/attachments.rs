@@ -213,7 +213,13 @@ pub async fn declare(
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
-    let upload_url = store.files.upload_link(id, tenant_id, uploader, expires);
+    let claims = portal_kit::storage::UploadClaims {
+        upload_id: id,
+        tenant_id,
+        kind: actor.kind,
+        principal: uploader,
+    };
+    let upload_url = store.files.upload_link(claims, expires);
     Ok(Declared { row, upload_url })
 }
 
