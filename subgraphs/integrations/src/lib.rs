@@ -4,10 +4,12 @@
 //! accounts-owned `Account` entity).
 //!
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
-//! framework types) → [`store`] (sea-orm queries, always tenant-scoped).
+//! framework types) → [`store`] (sea-orm queries, always tenant-scoped); [`outbound`] is
+//! the SSRF-safe HTTP client webhook deliveries leave through.
 
 pub mod domain;
 pub mod graphql;
+pub mod outbound;
 pub mod store;
 
 pub use graphql::{IntegrationsSchema, build_schema};

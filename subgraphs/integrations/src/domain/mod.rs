@@ -2,6 +2,8 @@
 //! and external ids. Pure functions over plain values; no GraphQL, HTTP or database
 //! types.
 
+pub mod webhooks;
+
 use portal_kit::input;
 use portal_kit::references::Referent;
 use portal_kit::{ApiError, ApiResult};
