@@ -528,6 +528,7 @@ mod tests {
             occurred_at: chrono::Utc::now(),
             schema_version: 1,
             payload,
+            sequence: None,
         })
     }
 

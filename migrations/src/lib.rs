@@ -59,6 +59,7 @@ mod m0050_message_notifications;
 mod m0051_message_retention;
 mod m0052_message_search_planning;
 mod m0053_thread_subject_search;
+mod m0054_event_sequence;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -123,6 +124,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0051_message_retention::Migration),
             Box::new(m0052_message_search_planning::Migration),
             Box::new(m0053_thread_subject_search::Migration),
+            Box::new(m0054_event_sequence::Migration),
         ]
     }
 }

@@ -17,6 +17,8 @@ pub struct Model {
     pub schema_version: i32,
     pub payload: Json,
     pub occurred_at: DateTimeUtc,
+    /// Commit order, assigned after commit by the sequencer (`None` until then).
+    pub sequence: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -139,3 +139,130 @@ async fn a_subscriber_that_falls_behind_ends_with_slow_consumer_not_a_gap() -> a
     test_db.cleanup().await;
     Ok(())
 }
+
+/// Events are numbered after commit, in one gap-free order, while writers commit out of
+/// order (some hold their transaction open): a consumer reading by its cursor takes every
+/// committed event exactly once, and a rolled-back one never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_are_numbered_after_commit_without_gaps_forks_or_misses() -> anyhow::Result<()> {
+    use portal_entities::platform::domain_event;
+    use portal_kit::db::BeginWrite;
+    use portal_kit::events::sequence;
+    use sea_orm::EntityTrait;
+
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    let other = test_db.connect().await?;
+    let rolled_back = Uuid::now_v7();
+    record(&other, rolled_back, false).await?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Two sequencers at once (two workers): they must not fork the numbering.
+    let sequencers: Vec<_> = [db.clone(), other.clone()]
+        .into_iter()
+        .map(|pool| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    sequence::assign(&pool, 7)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message()))?;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    // A consumer following by its cursor.
+    let consumer = {
+        let (db, done) = (db.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut taken: Vec<Uuid> = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let at = sequence::position(&db, "test")
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message()))?;
+                let events = sequence::after(&db, at, 10)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message()))?;
+                if let Some(last) = events.last() {
+                    let txn = db.begin_write().await?;
+                    sequence::advance(&txn, "test", last.sequence.unwrap_or_default())
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message()))?;
+                    txn.commit().await?;
+                    taken.extend(events.iter().filter_map(|e| e.subject_id));
+                } else if finished {
+                    return anyhow::Ok(taken);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+    };
+    let mut expected = Vec::new();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let subjects: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
+            expected.extend(subjects.iter().copied());
+            let db = other.clone();
+            tokio::spawn(async move {
+                for (i, subject) in subjects.into_iter().enumerate() {
+                    let actor = Actor::user(Uuid::now_v7(), Uuid::now_v7(), vec![]);
+                    let txn = db.begin_write().await?;
+                    AuditEvent::success("account.update", "account", subject)
+                        .record(&txn, &actor, &RequestMeta::default())
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message()))?;
+                    // Some commit well after their event got its id.
+                    if (i + w) % 7 == 0 {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                    txn.commit().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    // Whatever the loops left is numbered before the consumer's last look.
+    sequence::assign_all(&db, 50)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for sequencer in sequencers {
+        sequencer.await??;
+    }
+    sequence::assign_all(&db, 50)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    let taken = consumer.await??;
+
+    let mut numbers: Vec<i64> = domain_event::Entity::find()
+        .all(&db)
+        .await?
+        .iter()
+        .map(|e| {
+            e.sequence
+                .ok_or_else(|| anyhow::anyhow!("an event left unnumbered"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    numbers.sort_unstable();
+    let count = i64::try_from(numbers.len())?;
+    assert_eq!(numbers, (1..=count).collect::<Vec<_>>(), "gaps or forks");
+    let mut seen: HashMap<Uuid, u32> = HashMap::new();
+    for subject in &taken {
+        *seen.entry(*subject).or_default() += 1;
+    }
+    assert!(!seen.contains_key(&rolled_back));
+    for subject in &expected {
+        assert_eq!(seen.get(subject), Some(&1), "{subject} taken once");
+    }
+    db.close().await?;
+    other.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -336,3 +336,58 @@ async fn export_files_made_before_dashboard_exports_keep_their_access_check() ->
     test_db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn events_recorded_before_the_sequence_are_numbered_in_id_order() -> anyhow::Result<()> {
+    use portal_entities::platform::domain_event;
+    use sea_orm::{EntityTrait, QueryOrder};
+    let test_db = TestDb::new().await?;
+    let db = test_db.connect().await?;
+    // Events recorded on the schema before the sequence, then the upgrade.
+    Migrator::down(&db, Some(applied_since("m0054_event_sequence"))).await?;
+    for _ in 0..5 {
+        let mut insert = sea_orm::sea_query::Query::insert();
+        insert
+            .into_table(sea_orm::sea_query::Alias::new("domain_events"))
+            .columns(
+                [
+                    "id",
+                    "tenant_id",
+                    "event_type",
+                    "subject_type",
+                    "subject_id",
+                    "actor_kind",
+                    "actor_id",
+                    "schema_version",
+                    "payload",
+                    "occurred_at",
+                ]
+                .map(sea_orm::sea_query::Alias::new),
+            )
+            .values_panic([
+                uuid::Uuid::now_v7().into(),
+                Some(uuid::Uuid::now_v7()).into(),
+                "account.updated".into(),
+                "account".into(),
+                Some(uuid::Uuid::now_v7()).into(),
+                "system".into(),
+                Option::<uuid::Uuid>::None.into(),
+                1.into(),
+                serde_json::json!({}).into(),
+                chrono::Utc::now().into(),
+            ]);
+        db.execute(&insert).await?;
+    }
+    Migrator::up(&db, None).await?;
+    let events = domain_event::Entity::find()
+        .order_by_asc(domain_event::Column::Id)
+        .all(&db)
+        .await?;
+    assert_eq!(events.len(), 5);
+    let numbers: Vec<Option<i64>> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<Option<i64>> = (1..=i64::try_from(events.len())?).map(Some).collect();
+    assert_eq!(numbers, expected);
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use portal_entities::platform::domain_event;
 
 pub mod feed;
+pub mod sequence;
 
 /// The PostgreSQL channel a committed event is announced on (payload: its id).
 pub const NOTIFY_CHANNEL: &str = "portal_events";
@@ -87,6 +88,8 @@ pub(crate) async fn write<C: ConnectionTrait>(db: &C, event: NewEvent<'_>) -> Re
         schema_version: Set(SCHEMA_VERSION),
         payload: Set(event.payload),
         occurred_at: Set(event.occurred_at),
+        // Assigned after commit, in commit order ([`sequence`]).
+        sequence: sea_orm::ActiveValue::NotSet,
     }
     .insert(db)
     .await
