@@ -202,6 +202,12 @@ impl JobHandler for FanOut {
             .begin_write()
             .await
             .map_err(|e| retry(ApiError::from_db(e)))?;
+        // Someone erased (or removed) since the recipients were read is not told.
+        let users: Vec<Uuid> = new.iter().map(|n| n.user_id).collect();
+        let still = stored::still_participating(&txn, tenant_id, happened.thread_id, &users)
+            .await
+            .map_err(retry)?;
+        new.retain(|n| still.contains(&n.user_id));
         let actor = platform(tenant_id);
         stored::record(&txn, (&actor, &job.audit_meta()), tenant_id, &new, now)
             .await

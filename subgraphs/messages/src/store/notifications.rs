@@ -386,6 +386,33 @@ pub async fn record(
     Ok(made)
 }
 
+/// Which of `users` still take part in `thread_id`, read inside the transaction that
+/// records their notifications: their participation rows are share-locked on PostgreSQL
+/// (SQLite's write transaction holds the whole database), so an erasure that removes
+/// someone from the thread either happened before — they are dropped — or waits for this
+/// transaction and then also removes what it recorded.
+pub async fn still_participating(
+    txn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    thread_id: Uuid,
+    users: &[Uuid],
+) -> ApiResult<std::collections::HashSet<Uuid>> {
+    use portal_entities::messages::thread_participant;
+    use sea_orm::QuerySelect;
+    let rows: Vec<Uuid> = thread_participant::Entity::find()
+        .select_only()
+        .column(thread_participant::Column::UserId)
+        .filter(thread_participant::Column::TenantId.eq(tenant_id))
+        .filter(thread_participant::Column::ThreadId.eq(thread_id))
+        .filter(thread_participant::Column::UserId.is_in(users.iter().copied()))
+        .lock_shared()
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// One notification of `user`.
 pub async fn notification(
     db: &impl ConnectionTrait,
