@@ -147,6 +147,11 @@ pub struct Reply {
     pub latency: Duration,
 }
 
+/// The resolver's refusal: the host has no address a delivery may reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} does not resolve to a public address")]
+struct NotPublic(String);
+
 /// Resolves names to the addresses [`Reach`] permits only.
 struct PermittedOnly(Reach);
 
@@ -164,7 +169,7 @@ impl reqwest::dns::Resolve for PermittedOnly {
                 .collect();
             if permitted.is_empty() {
                 tracing::warn!(%host, addresses = ?found, "webhook host refused: no public address");
-                return Err(format!("{host} does not resolve to a public address").into());
+                return Err(Box::new(NotPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
             let addrs: reqwest::dns::Addrs = Box::new(permitted.into_iter());
             Ok(addrs)
@@ -286,7 +291,14 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Whether the resolver refused the host (rather than the network failing).
 fn is_refused_by_resolver(err: &reqwest::Error) -> bool {
-    err.is_connect() && error_chain(err).contains("does not resolve to a public address")
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<NotPublic>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]

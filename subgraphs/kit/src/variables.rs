@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_graphql::Request;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+    DocumentOperations, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned};
 use async_graphql_value::Value;
@@ -22,11 +22,9 @@ use async_graphql_value::Value;
 /// left out. Requests whose variables are all given (the usual case) are returned as they
 /// are, parsed; a document that does not parse is left for execution to report.
 pub fn leave_out_absent(mut request: Request) -> Request {
-    let operation_name = request.operation_name.clone();
-    let provided: HashSet<String> = request.variables.keys().map(|k| k.to_string()).collect();
-    let Ok(document) = request.parsed_query() else {
-        return request;
-    };
+    // Taken out while the parsed document is borrowed, put back before returning.
+    let provided = std::mem::take(&mut request.variables);
+    let operation_name = request.operation_name.take();
     let absent = |operation: &OperationDefinition| -> HashSet<Name> {
         operation
             .variable_definitions
@@ -35,22 +33,30 @@ pub fn leave_out_absent(mut request: Request) -> Request {
                 let definition = &definition.node;
                 definition.var_type.node.nullable
                     && definition.default_value.is_none()
-                    && !provided.contains(definition.name.node.as_str())
+                    && !provided.contains_key(definition.name.node.as_str())
             })
             .map(|definition| definition.node.name.node.clone())
             .collect()
     };
-    let needed = match &document.operations {
-        DocumentOperations::Single(operation) => !absent(&operation.node).is_empty(),
-        DocumentOperations::Multiple(operations) => operations
-            .iter()
-            .filter(|(name, _)| operation_name.as_deref().is_none_or(|n| n == name.as_str()))
-            .any(|(_, operation)| !absent(&operation.node).is_empty()),
+    let chosen = |name: &Name| operation_name.as_deref().is_none_or(|n| n == name.as_str());
+    let rewritten = match request.parsed_query() {
+        Ok(document) => {
+            let needed = match &document.operations {
+                DocumentOperations::Single(operation) => !absent(&operation.node).is_empty(),
+                DocumentOperations::Multiple(operations) => operations
+                    .iter()
+                    .any(|(name, operation)| chosen(name) && !absent(&operation.node).is_empty()),
+            };
+            needed.then(|| document.clone())
+        }
+        // Left for execution to report.
+        Err(_) => None,
     };
-    if !needed {
+    let Some(mut document) = rewritten else {
+        request.variables = provided;
+        request.operation_name = operation_name;
         return request;
-    }
-    let mut document: ExecutableDocument = document.clone();
+    };
     let mut fragments = std::mem::take(&mut document.fragments);
     let mut rewrite = |operation: &mut OperationDefinition| {
         let names = absent(operation);
@@ -77,7 +83,7 @@ pub fn leave_out_absent(mut request: Request) -> Request {
         DocumentOperations::Single(operation) => rewrite(&mut operation.node),
         DocumentOperations::Multiple(operations) => {
             for (name, operation) in operations.iter_mut() {
-                if operation_name.as_deref().is_none_or(|n| n == name.as_str()) {
+                if chosen(name) {
                     rewrite(&mut operation.node);
                 }
             }
@@ -85,6 +91,8 @@ pub fn leave_out_absent(mut request: Request) -> Request {
     }
     document.fragments = fragments;
     request.set_parsed_query(document);
+    request.variables = provided;
+    request.operation_name = operation_name;
     request
 }
 

@@ -608,12 +608,17 @@ const SEARCH_THREADS: &str = "query($q: String!, $f: ThreadSearchFilter, $n: Int
     edges { cursor node { id subject } } pageInfo { hasNextPage } } }";
 
 fn subjects(response: &Value) -> Vec<String> {
-    response["data"]["searchThreads"]["edges"]
+    found(response, "searchThreads", "subject")
+}
+
+/// The `field` of each node a search `root` found.
+fn found(response: &Value, root: &str, field: &str) -> Vec<String> {
+    response["data"][root]["edges"]
         .as_array()
         .map(|edges| {
             edges
                 .iter()
-                .filter_map(|e| e["node"]["subject"].as_str().map(str::to_owned))
+                .filter_map(|e| e["node"][field].as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default()
@@ -767,15 +772,7 @@ const SEARCH: &str = "query($q: String!, $f: MessageSearchFilter, $n: Int, $a: S
     edges { cursor node { body thread { subject } } } pageInfo { hasNextPage } } }";
 
 fn bodies(response: &Value) -> Vec<String> {
-    response["data"]["searchMessages"]["edges"]
-        .as_array()
-        .map(|edges| {
-            edges
-                .iter()
-                .filter_map(|e| e["node"]["body"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    found(response, "searchMessages", "body")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

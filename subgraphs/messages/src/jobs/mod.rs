@@ -67,6 +67,7 @@ impl Reseal {
     async fn tenant(&self, tenant_id: Uuid, job: &JobContext) -> ApiResult<bool> {
         let mut done = Resealed::default();
         let mut indexed = 0;
+        let mut subjects_left = true;
         let mut more = true;
         for _ in 0..BATCHES_PER_RUN {
             let batch = match reseal::reseal_batch(&self.store, tenant_id, BATCH).await {
@@ -78,9 +79,14 @@ impl Reseal {
             done.bodies += batch.bodies;
             done.earlier_bodies += batch.earlier_bodies;
             done.attachments += batch.attachments;
-            // Subjects sealed just now, or from before subjects were searchable.
-            let batch_indexed =
-                subject_search::index_missing(&self.store, tenant_id, BATCH).await?;
+            // Subjects sealed just now, or from before subjects were searchable (asked
+            // again only while some were found).
+            let batch_indexed = if subjects_left {
+                subject_search::index_missing(&self.store, tenant_id, BATCH).await?
+            } else {
+                0
+            };
+            subjects_left = batch_indexed == BATCH || batch.subjects > 0;
             indexed += batch_indexed;
             if batch.total() == 0 && batch_indexed == 0 {
                 more = false;

@@ -23,7 +23,7 @@ use super::{Store, messages_by_ids, sealing};
 use crate::domain::ThreadStatus;
 
 /// Rounds at most per page (candidates that do not confirm are false positives).
-pub(super) const ROUNDS: u32 = 6;
+const ROUNDS: u32 = 6;
 /// Candidates read in one round at most.
 const BATCH_MAX: u64 = 1_000;
 
@@ -32,7 +32,7 @@ const BATCH_MAX: u64 = 1_000;
 /// when the planner walks the newest messages checking arrays (the word is common, or the
 /// reader's threads are few), the rows it reads grow with the limit, and most searches are
 /// answered by the first round.
-pub(super) fn batch(round: u32, wanted: usize) -> u64 {
+fn batch(round: u32, wanted: usize) -> u64 {
     let first = Ord::max(wanted as u64 * 2, 20);
     first
         .saturating_mul(4_u64.saturating_pow(round))
@@ -294,24 +294,7 @@ async fn candidates(
             ));
     } else {
         // One join per further hash over (tenant, token, message).
-        let table = Alias::new("message_search_tokens");
-        select
-            .from_as(table.clone(), Alias::new("t0"))
-            .and_where(col("t0", "token").eq(hashes[0]));
-        for (i, hash) in hashes.iter().enumerate().skip(1) {
-            let alias = format!("t{i}");
-            select.join_as(
-                JoinType::InnerJoin,
-                table.clone(),
-                Alias::new(&alias),
-                Condition::all()
-                    .add(
-                        col(&alias, "message_id")
-                            .equals((Alias::new("t0"), Alias::new("message_id"))),
-                    )
-                    .add(col(&alias, "token").eq(*hash)),
-            );
-        }
+        every_token(&mut select, ("message_search_tokens", "message_id"), hashes);
     }
     if let Some(before) = before {
         select.and_where(col("t0", "message_id").lt(before));
@@ -326,15 +309,94 @@ async fn candidates(
     select
         .order_by((Alias::new("t0"), Alias::new("message_id")), Order::Desc)
         .limit(limit);
-    let statement = store.db.get_database_backend().build(&select);
-    let rows = store
-        .db
+    ids(&store.db, &select).await
+}
+
+/// Makes `select` read `t0` from a per-token table (`table`, whose rows are keyed by
+/// `key`) with a row for each of `hashes`: the first as `t0`, one join per further hash.
+pub(super) fn every_token(
+    select: &mut sea_orm::sea_query::SelectStatement,
+    (table, key): (&str, &str),
+    hashes: &[i64],
+) {
+    let table = Alias::new(table);
+    select
+        .from_as(table.clone(), Alias::new("t0"))
+        .and_where(col("t0", "token").eq(hashes[0]));
+    for (i, hash) in hashes.iter().enumerate().skip(1) {
+        let alias = format!("t{i}");
+        select.join_as(
+            JoinType::InnerJoin,
+            table.clone(),
+            Alias::new(&alias),
+            Condition::all()
+                .add(col(&alias, key).equals((Alias::new("t0"), Alias::new(key))))
+                .add(col(&alias, "token").eq(*hash)),
+        );
+    }
+}
+
+/// The ids `select` returns (its first column).
+pub(super) async fn ids(
+    db: &impl ConnectionTrait,
+    select: &sea_orm::sea_query::SelectStatement,
+) -> ApiResult<Vec<Uuid>> {
+    let statement = db.get_database_backend().build(select);
+    let rows = db
         .query_all_raw(statement)
         .await
         .map_err(ApiError::from_db)?;
     rows.iter()
         .map(|row| row.try_get_by_index::<Uuid>(0).map_err(ApiError::from_db))
         .collect()
+}
+
+/// One kind of search (bodies, subjects): where its candidates, rows and texts come from.
+pub(super) trait Searched {
+    /// What a hit is.
+    type Row: Clone;
+    /// At most `limit` ids whose index holds every hash, newest first, before `before`.
+    async fn candidates(&self, before: Option<Uuid>, limit: u64) -> ApiResult<Vec<Uuid>>;
+    /// The rows of `ids`.
+    async fn rows(&self, ids: &[Uuid]) -> ApiResult<std::collections::HashMap<Uuid, Self::Row>>;
+    /// A row's decrypted text (`None`: none to search).
+    async fn text(&self, row: &Self::Row) -> ApiResult<Option<String>>;
+}
+
+/// The rounds of a search, shared by bodies and subjects: rows whose text holds every word
+/// of `words` fill the page, round after round ([`batch`]), until it is full or the
+/// candidates run out.
+pub(super) async fn confirmed_page<S: Searched>(
+    searched: &S,
+    page: PageRequest,
+    words: &[String],
+) -> ApiResult<Page<S::Row>> {
+    let wanted = page.first as usize + 1;
+    let mut found = Vec::new();
+    let mut before = page.after;
+    for round in 0..ROUNDS {
+        let limit = batch(round, wanted);
+        let ids = searched.candidates(before, limit).await?;
+        let exhausted = (ids.len() as u64) < limit;
+        before = ids.last().copied();
+        let rows = searched.rows(&ids).await?;
+        for id in &ids {
+            let Some(row) = rows.get(id) else { continue };
+            let Some(text) = searched.text(row).await? else {
+                continue;
+            };
+            if blind_index::matches(words, &text) {
+                found.push(row.clone());
+                if found.len() == wanted {
+                    break;
+                }
+            }
+        }
+        if found.len() == wanted || exhausted {
+            break;
+        }
+    }
+    Ok(page.page(found))
 }
 
 /// The distinct words of a search `query` and the hashes to look up, sorted. `BAD_USER_INPUT`
@@ -385,32 +447,50 @@ pub async fn search(
     page: PageRequest,
 ) -> ApiResult<Page<message::Model>> {
     let (words, hashes) = query_hashes(store, tenant_id, (query, field)).await?;
-    let wanted = page.first as usize + 1;
-    let mut found: Vec<message::Model> = Vec::new();
-    let mut before = page.after;
-    for round in 0..ROUNDS {
-        let limit = batch(round, wanted);
-        let ids = candidates(store, tenant_id, reader, (&hashes, filter), (before, limit)).await?;
-        let exhausted = (ids.len() as u64) < limit;
-        before = ids.last().copied();
-        let rows = messages_by_ids(&store.db, tenant_id, ids.iter().copied()).await?;
-        for id in &ids {
-            let Some(row) = rows.get(id) else { continue };
-            let Some(body) = sealing::body(&store.keys, row).await? else {
-                continue;
-            };
-            if blind_index::matches(&words, &body) {
-                found.push(row.clone());
-                if found.len() == wanted {
-                    break;
-                }
-            }
-        }
-        if found.len() == wanted || exhausted {
-            break;
-        }
+    let bodies = Bodies {
+        store,
+        tenant_id,
+        reader,
+        hashes: &hashes,
+        filter,
+    };
+    confirmed_page(&bodies, page, &words).await
+}
+
+/// A search over message bodies.
+struct Bodies<'a> {
+    store: &'a Store,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    hashes: &'a [i64],
+    filter: &'a SearchFilter,
+}
+
+impl Searched for Bodies<'_> {
+    type Row = message::Model;
+
+    async fn candidates(&self, before: Option<Uuid>, limit: u64) -> ApiResult<Vec<Uuid>> {
+        let wanted = (self.hashes, self.filter);
+        candidates(
+            self.store,
+            self.tenant_id,
+            self.reader,
+            wanted,
+            (before, limit),
+        )
+        .await
     }
-    Ok(page.page(found))
+
+    async fn rows(
+        &self,
+        ids: &[Uuid],
+    ) -> ApiResult<std::collections::HashMap<Uuid, message::Model>> {
+        messages_by_ids(&self.store.db, self.tenant_id, ids.iter().copied()).await
+    }
+
+    async fn text(&self, row: &message::Model) -> ApiResult<Option<String>> {
+        sealing::body(&self.store.keys, row).await
+    }
 }
 
 #[cfg(test)]

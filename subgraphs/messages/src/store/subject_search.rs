@@ -6,16 +6,15 @@
 //! (every word must match), newest thread first, within the threads the reader may see
 //! and the filters, and confirms each candidate against the decrypted subject.
 
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use portal_entities::messages::thread;
-use portal_kit::blind_index;
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{ApiError, ApiResult};
 
-use super::search::{self, SearchFilter, batch, col, within_threads};
+use super::search::{self, SearchFilter, Searched, col, every_token, ids, within_threads};
 use super::{Store, sealing, threads_by_ids};
 
 const TABLE: &str = "thread_search_tokens";
@@ -79,22 +78,30 @@ pub async fn indexed_tokens(
         .collect()
 }
 
-/// Threads of the tenant with a sealed subject and no index entry (made before subjects
-/// were indexed, or sealed since by the re-seal sweep), at most `limit`.
+/// Threads with a sealed subject and no index entry (made before subjects were indexed,
+/// or sealed since by the re-seal sweep), of `tenant_id` or of every tenant.
+fn not_indexed(tenant_id: Option<Uuid>) -> Condition {
+    let mut indexed = Query::select();
+    indexed
+        .column(Alias::new("thread_id"))
+        .from(Alias::new(TABLE));
+    if let Some(tenant_id) = tenant_id {
+        indexed.and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id));
+    }
+    Condition::all()
+        .add(Expr::col(thread::Column::SubjectSealed).is_not_null())
+        .add(Expr::col(thread::Column::Id).not_in_subquery(indexed.to_owned()))
+}
+
+/// Threads of the tenant whose subject is not indexed, at most `limit`.
 pub async fn unindexed(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     limit: u64,
 ) -> ApiResult<Vec<thread::Model>> {
-    let indexed = Query::select()
-        .column(Alias::new("thread_id"))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
-        .to_owned();
     thread::Entity::find()
         .filter(thread::Column::TenantId.eq(tenant_id))
-        .filter(Expr::col(thread::Column::SubjectSealed).is_not_null())
-        .filter(Expr::col(thread::Column::Id).not_in_subquery(indexed))
+        .filter(not_indexed(Some(tenant_id)))
         .limit(limit)
         .all(db)
         .await
@@ -103,16 +110,11 @@ pub async fn unindexed(
 
 /// Tenants with a sealed subject that has no index entry.
 pub async fn tenants_with_unindexed(db: &impl ConnectionTrait) -> ApiResult<Vec<Uuid>> {
-    let indexed = Query::select()
-        .column(Alias::new("thread_id"))
-        .from(Alias::new(TABLE))
-        .to_owned();
     thread::Entity::find()
         .select_only()
         .column(thread::Column::TenantId)
         .distinct()
-        .filter(Expr::col(thread::Column::SubjectSealed).is_not_null())
-        .filter(Expr::col(thread::Column::Id).not_in_subquery(indexed))
+        .filter(not_indexed(None))
         .into_tuple()
         .all(db)
         .await
@@ -142,24 +144,11 @@ async fn candidates(
     (hashes, filter): (&[i64], &SearchFilter),
     (before, limit): (Option<Uuid>, u64),
 ) -> ApiResult<Vec<Uuid>> {
-    let table = Alias::new(TABLE);
     let mut select = Query::select();
     select
         .expr(col("t0", "thread_id"))
-        .from_as(table.clone(), Alias::new("t0"))
-        .and_where(col("t0", "tenant_id").eq(tenant_id))
-        .and_where(col("t0", "token").eq(hashes[0]));
-    for (i, hash) in hashes.iter().enumerate().skip(1) {
-        let alias = format!("t{i}");
-        select.join_as(
-            JoinType::InnerJoin,
-            table.clone(),
-            Alias::new(&alias),
-            Condition::all()
-                .add(col(&alias, "thread_id").equals((Alias::new("t0"), Alias::new("thread_id"))))
-                .add(col(&alias, "token").eq(*hash)),
-        );
-    }
+        .and_where(col("t0", "tenant_id").eq(tenant_id));
+    every_token(&mut select, (TABLE, "thread_id"), hashes);
     if let Some(before) = before {
         select.and_where(col("t0", "thread_id").lt(before));
     }
@@ -167,15 +156,7 @@ async fn candidates(
     select
         .order_by((Alias::new("t0"), Alias::new("thread_id")), Order::Desc)
         .limit(limit);
-    let statement = store.db.get_database_backend().build(&select);
-    let rows = store
-        .db
-        .query_all_raw(statement)
-        .await
-        .map_err(ApiError::from_db)?;
-    rows.iter()
-        .map(|row| row.try_get_by_index::<Uuid>(0).map_err(ApiError::from_db))
-        .collect()
+    ids(&store.db, &select).await
 }
 
 /// The page `page` of threads whose subject matches `query` (every word begins a word of
@@ -190,28 +171,48 @@ pub async fn search(
     page: PageRequest,
 ) -> ApiResult<Page<thread::Model>> {
     let (words, hashes) = search::query_hashes(store, tenant_id, (query, field)).await?;
-    let wanted = page.first as usize + 1;
-    let mut found: Vec<thread::Model> = Vec::new();
-    let mut before = page.after;
-    for round in 0..search::ROUNDS {
-        let limit = batch(round, wanted);
-        let ids = candidates(store, tenant_id, reader, (&hashes, filter), (before, limit)).await?;
-        let exhausted = (ids.len() as u64) < limit;
-        before = ids.last().copied();
-        let rows = threads_by_ids(&store.db, tenant_id, ids.iter().copied()).await?;
-        for id in &ids {
-            let Some(row) = rows.get(id) else { continue };
-            let subject = sealing::subject(&store.keys, row).await?;
-            if blind_index::matches(&words, &subject) {
-                found.push(row.clone());
-                if found.len() == wanted {
-                    break;
-                }
-            }
-        }
-        if found.len() == wanted || exhausted {
-            break;
-        }
+    let subjects = Subjects {
+        store,
+        tenant_id,
+        reader,
+        hashes: &hashes,
+        filter,
+    };
+    search::confirmed_page(&subjects, page, &words).await
+}
+
+/// A search over thread subjects.
+struct Subjects<'a> {
+    store: &'a Store,
+    tenant_id: Uuid,
+    reader: Option<Uuid>,
+    hashes: &'a [i64],
+    filter: &'a SearchFilter,
+}
+
+impl Searched for Subjects<'_> {
+    type Row = thread::Model;
+
+    async fn candidates(&self, before: Option<Uuid>, limit: u64) -> ApiResult<Vec<Uuid>> {
+        let wanted = (self.hashes, self.filter);
+        candidates(
+            self.store,
+            self.tenant_id,
+            self.reader,
+            wanted,
+            (before, limit),
+        )
+        .await
     }
-    Ok(page.page(found))
+
+    async fn rows(
+        &self,
+        ids: &[Uuid],
+    ) -> ApiResult<std::collections::HashMap<Uuid, thread::Model>> {
+        threads_by_ids(&self.store.db, self.tenant_id, ids.iter().copied()).await
+    }
+
+    async fn text(&self, row: &thread::Model) -> ApiResult<Option<String>> {
+        sealing::subject(&self.store.keys, row).await.map(Some)
+    }
 }
