@@ -754,13 +754,17 @@ async fn subject_search_finds_readable_threads_without_storing_subjects() -> any
     assert!(!tokens.contains(&portal_kit::blind_index::hash(&key, "w:77")));
 
     // Threads from before subjects were searchable (the seed's plaintext ones) are sealed
-    // and indexed by the re-seal sweep.
+    // and indexed by the re-seal sweep — two sweeps at once (two workers) included.
     let before = search(carol, "customer_user", json!({ "q": "welcome" })).await?;
     assert!(subjects(&before).is_empty(), "{before}");
-    portal_messages::jobs::Reseal::new(portal.messages_store())
-        .run(&job_context(None))
-        .await
-        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let (one, two) = (
+        portal_messages::jobs::Reseal::new(portal.messages_store()),
+        portal_messages::jobs::Reseal::new(portal.messages_store()),
+    );
+    let (context_one, context_two) = (job_context(None), job_context(None));
+    let (first, second) = tokio::join!(one.run(&context_one), two.run(&context_two));
+    first.map_err(|err| anyhow::anyhow!("{err}"))?;
+    second.map_err(|err| anyhow::anyhow!("{err}"))?;
     let after = search(carol, "customer_user", json!({ "q": "welcome" })).await?;
     assert_eq!(subjects(&after), ["Welcome to the portal"]);
     portal.stop().await;

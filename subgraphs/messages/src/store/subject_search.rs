@@ -6,7 +6,7 @@
 //! (every word must match), newest thread first, within the threads the reader may see
 //! and the filters, and confirms each candidate against the decrypted subject.
 
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -39,6 +39,17 @@ pub async fn index(
     for token in tokens {
         insert.values_panic([thread_id.into(), (*token).into(), tenant_id.into()]);
     }
+    // Two sweeps indexing the same thread at once write the same rows: the second adds
+    // nothing rather than failing.
+    insert.on_conflict(
+        OnConflict::columns([
+            Alias::new("tenant_id"),
+            Alias::new("token"),
+            Alias::new("thread_id"),
+        ])
+        .do_nothing()
+        .to_owned(),
+    );
     txn.execute(&insert).await.map_err(ApiError::from_db)?;
     Ok(())
 }
