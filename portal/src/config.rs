@@ -34,6 +34,36 @@ pub struct Config {
     pub files: FilesConfig,
     /// Secure messaging.
     pub messages: MessagesConfig,
+    /// Outbound webhook delivery.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Outbound webhook delivery (`docs/integrations.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Networks deliveries may reach besides public addresses (CIDRs, e.g.
+    /// `127.0.0.1/32`): for tests, benchmarks or a partner over a private link. Empty by
+    /// default — loopback, private, link-local and metadata addresses are refused — and
+    /// logged loudly when set. Env: `PORTAL_WEBHOOKS_ALLOW_NETWORKS` (comma-separated).
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Whether `http` URLs are called. Default: only with `--demo`.
+    pub allow_http: Option<bool>,
+    /// How long to wait for a receiver's answer, in seconds.
+    pub timeout_secs: u64,
+    /// An endpoint whose every delivery has failed for this many days is disabled.
+    pub disable_after_days: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_networks: Vec::new(),
+            allow_http: None,
+            timeout_secs: 10,
+            disable_after_days: 5,
+        }
+    }
 }
 
 /// Secure messaging (`docs/messages.md`).
@@ -474,6 +504,20 @@ impl Config {
         }
         if let Some(path) = var("PORTAL_TLS_KEY") {
             self.gateway.tls_key = Some(path.into());
+        }
+        if let Some(networks) = var("PORTAL_WEBHOOKS_ALLOW_NETWORKS") {
+            self.webhooks.allow_networks = networks
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse().map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "PORTAL_WEBHOOKS_ALLOW_NETWORKS: `{n}` is not a CIDR like 127.0.0.1/32"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(address) = var("PORTAL_CLAMD") {
             self.messages.clamd = Some(address);

@@ -14,6 +14,7 @@ pub mod tls;
 pub mod unsubscribe;
 pub mod uploads;
 pub mod verify_report;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -429,6 +429,7 @@ async fn serve(
                 files: &files,
                 gateway: gateway_client.clone(),
                 keys: keys.clone(),
+                demo,
             };
             start_worker(config, worker).await?;
             let identity = portal::start_identity(&db, settings).await?;
@@ -569,6 +570,7 @@ async fn serve(
                 data_key: &data_key,
                 files: &config.file_store()?,
                 gateway,
+                demo,
             };
             start_worker(config, worker).await?;
             // Only a health endpoint: the work comes from the database.
@@ -861,13 +863,15 @@ struct Worker<'a> {
     files: &'a portal_kit::storage::FileStore,
     /// How report runs read through the gateway as their owners.
     gateway: portal_kit::gateway_client::LateGateway,
-    /// The tenants' data keys (messages' re-seal and attachment scans).
+    /// The tenants' data keys (messages' re-seal and attachment scans, webhook secrets).
     keys: portal_kit::envelope::TenantKeys,
+    /// Whether this is a demo (`--demo`: webhooks may call `http` URLs).
+    demo: bool,
 }
 
 /// Runs a job worker in this process (all-in-one and the worker role): mail delivery
 /// (every outbox row that still lacks its delivery job gets one), large exports, report
-/// runs, and the removal of expired files.
+/// runs, the removal of expired files, and webhook dispatch and delivery.
 async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()> {
     let Worker {
         db,
@@ -875,7 +879,18 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         files,
         gateway,
         keys,
+        demo,
     } = worker;
+    let reach = portal_integrations::outbound::Reach::with(
+        config.webhooks.allow_networks.clone(),
+        config.webhooks.allow_http.unwrap_or(demo),
+    );
+    let outbound = portal_integrations::outbound::Outbound::new(
+        reach,
+        Duration::from_secs(config.webhooks.timeout_secs.max(1)),
+    )
+    .map_err(|err| anyhow::anyhow!("the webhook client: {err}"))?;
+    let webhook_keys = keys.clone();
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
     let messages = portal_messages::store::Store {
@@ -963,6 +978,16 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
                 messages,
                 portal_kit::clock::system(),
             ),
+        )
+        .handle(
+            portal_integrations::jobs::Deliver::KIND,
+            portal_integrations::jobs::Deliver::new(
+                db.clone(),
+                webhook_keys,
+                outbound,
+                portal_kit::clock::system(),
+                chrono::Duration::days(config.webhooks.disable_after_days.max(1) as i64),
+            ),
         );
     portal_reports::store::adopt_schedules(db)
         .await
@@ -977,6 +1002,11 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the retention sweep: {err:?}"))?;
     Arc::new(runner).spawn();
+    portal_integrations::jobs::Dispatcher::spawn(
+        db.clone(),
+        portal::webhooks::PolicyOwners::new(db.clone()),
+        Duration::from_millis(config.jobs.poll_ms),
+    );
     Ok(())
 }
 

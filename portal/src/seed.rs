@@ -294,10 +294,19 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         tenant_id: Set(acme),
         url: Set("https://hooks.acme.example/portal".into()),
         description: Set("Acme's ERP".into()),
-        event_types: Set(json!(["account.updated", "report.completed"])),
+        event_types: Set(json!(["account.updated", "report_run.completed"])),
         enabled: Set(true),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
+        // No signing secret and no owner: it delivers nothing until an admin rotates its
+        // secret (and so becomes its owner).
+        secret_sealed: Set(None),
+        previous_secret_sealed: Set(None),
+        previous_secret_until: Set(None),
+        owner: Set(None),
+        payload_mode: Set("FULL".into()),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -151,7 +151,8 @@ pub fn build(
             Some(Subgraph::new("messages", schema, sdl))
         }
         "integrations" => {
-            let schema = portal_integrations::build_schema(db.clone(), references.clone());
+            let schema =
+                portal_integrations::build_schema(db.clone(), references.clone(), keys.clone());
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("integrations", schema, sdl))
         }

@@ -15,6 +15,20 @@ pub struct Model {
     pub enabled: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The `whsec_` signing secret, sealed with the data key; null for endpoints made
+    /// before secrets (they get one when it is rotated).
+    pub secret_sealed: Option<String>,
+    /// The secret before the last rotation, still signed with until `previous_secret_until`.
+    pub previous_secret_sealed: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
+    /// Whose policies trim the payloads (a serialized `Actor`: who registered it).
+    pub owner: Option<Json>,
+    /// `FULL` (the event's payload, trimmed) or `THIN` (type, id, time).
+    pub payload_mode: String,
+    /// Why deliveries stopped (410 Gone, failing for too long); null when enabled by hand.
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed; null after a success.
+    pub failing_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,10 +5,12 @@
 //!
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped); [`outbound`] is
-//! the SSRF-safe HTTP client webhook deliveries leave through.
+//! the SSRF-safe HTTP client webhook deliveries leave through; [`jobs`] dispatch events to
+//! endpoints and deliver them.
 
 pub mod domain;
 pub mod graphql;
+pub mod jobs;
 pub mod outbound;
 pub mod store;
 

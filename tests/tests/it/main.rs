@@ -45,3 +45,4 @@ mod subscriptions;
 mod tls;
 mod transport;
 mod usage;
+mod webhooks;

@@ -321,7 +321,11 @@ async fn messages_only_participants_post_and_only_authors_edit() -> anyhow::Resu
 #[tokio::test]
 async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_integrations::build_schema(fx.db.clone(), fx.references());
+    let schema = portal_integrations::build_schema(
+        fx.db.clone(),
+        fx.references(),
+        portal_tests::tenant_keys(&fx.db),
+    );
     let create = "mutation { createIntegration(input: { kind: BILLING, provider: \"chargebee\", name: \"Chargebee\" }) { id status } }";
     let response = run(&schema, &fx.carol(), create, json!({})).await;
     let integration = response["data"]["createIntegration"]["id"].clone();

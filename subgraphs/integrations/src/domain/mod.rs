@@ -2,6 +2,7 @@
 //! and external ids. Pure functions over plain values; no GraphQL, HTTP or database
 //! types.
 
+pub mod catalogue;
 pub mod webhooks;
 
 use portal_kit::input;
@@ -203,7 +204,7 @@ fn is_loopback_name(host: &str) -> bool {
 }
 
 /// Webhook event types: 1 to [`EVENT_TYPES_MAX`] names like `account.updated`
-/// (`[a-z]+(\.[a-z_]+)+`), duplicates dropped, order kept.
+/// (`[a-z]+(\.[a-z_]+)+`) from the webhook [`catalogue`], duplicates dropped, order kept.
 pub fn event_types(field: &'static str, raw: &[String]) -> ApiResult<Vec<String>> {
     if raw.is_empty() || raw.len() > EVENT_TYPES_MAX {
         return Err(ApiError::invalid(
@@ -220,6 +221,14 @@ pub fn event_types(field: &'static str, raw: &[String]) -> ApiResult<Vec<String>
                 format!(
                     "each event type must look like `account.updated` (a-z and _, \
                      dot-separated, at most {EVENT_TYPE_MAX_LEN} characters)"
+                ),
+            ));
+        }
+        if catalogue::find(name).is_none() {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "`{name}` is not an event type webhooks deliver (see docs/integrations.md)"
                 ),
             ));
         }
@@ -320,15 +329,11 @@ mod tests {
     }
 
     #[test]
-    fn event_types_are_dotted_lowercase_names_and_duplicates_are_dropped() {
-        let given = strings(&[
-            "account.updated",
-            "thread.message_posted",
-            "account.updated",
-        ]);
+    fn event_types_are_catalogue_names_and_duplicates_are_dropped() {
+        let given = strings(&["account.updated", "message.posted", "account.updated"]);
         assert_eq!(
             event_types("e", &given).ok(),
-            Some(strings(&["account.updated", "thread.message_posted"]))
+            Some(strings(&["account.updated", "message.posted"]))
         );
         for bad in [
             "account",
@@ -338,6 +343,9 @@ mod tests {
             "account..x",
             "a.b1",
             "report_run.finished",
+            "thread.message_posted",
+            "job.succeeded",
+            "user.password_changed",
         ] {
             assert!(
                 event_types("e", &strings(&[bad])).is_err(),

@@ -1,7 +1,7 @@
 //! The batched queries behind the integrations subgraph's DataLoaders (see
 //! [`portal_kit::loader`]): each runs once per tenant in a request tick.
 
-use portal_entities::integrations::{external_ref, integration, webhook_endpoint};
+use portal_entities::integrations::{external_ref, integration, webhook_attempt, webhook_endpoint};
 
 use crate::store;
 
@@ -19,4 +19,10 @@ portal_kit::fetch_by_ids!(
     /// `Account.externalRefs` by `(tenant, account id)`, batched into one query per tenant
     /// (their integrations then go through [`IntegrationsById`], one more query).
     pub RefsByAccount: Vec<external_ref::Model> = store::refs_by_accounts
+);
+
+portal_kit::fetch_by_ids!(
+    /// `WebhookMessage.attempts` by `(tenant, message id)`, batched into one query per
+    /// tenant.
+    pub AttemptsByMessage: Vec<webhook_attempt::Model> = store::webhooks::attempts_by_messages
 );

@@ -5,14 +5,16 @@
 mod federation;
 mod loaders;
 mod types;
+mod webhooks;
 
-use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
+use async_graphql::{Context, EmptySubscription, ID, InputObject, MergedObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use portal_kit::ApiError;
 use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
+use portal_kit::envelope::TenantKeys;
 use portal_kit::error::MaskInternalErrors;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load};
@@ -23,24 +25,35 @@ use crate::domain::{self, IntegrationKind, IntegrationStatus};
 use crate::store;
 
 pub use federation::Account;
-pub use loaders::{IntegrationsById, RefsByAccount, WebhookEndpointsById};
+pub use loaders::{AttemptsByMessage, IntegrationsById, RefsByAccount, WebhookEndpointsById};
 pub use types::{
     ExternalRef, Integration, IntegrationConnection, IntegrationEdge, IntegrationKindGql,
     IntegrationStatusGql, WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge,
+};
+pub use webhooks::{
+    MessageStatusGql, PayloadModeGql, WebhookAttempt, WebhookEndpointRegistration, WebhookMessage,
+    WebhookMutation,
 };
 
 /// The integrations subgraph's executable schema.
 pub type IntegrationsSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references`; no socket needed (tests call `execute` directly).
-pub fn build_schema(db: DatabaseConnection, references: References) -> IntegrationsSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+/// `references` and sealing webhook secrets with the tenants' `keys`; no socket needed
+/// (tests call `execute` directly).
+pub fn build_schema(
+    db: DatabaseConnection,
+    references: References,
+    keys: TenantKeys,
+) -> IntegrationsSchema {
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .enable_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<IntegrationsById>(&db))
         .data(batch_loader::<WebhookEndpointsById>(&db))
         .data(batch_loader::<RefsByAccount>(&db))
+        .data(batch_loader::<AttemptsByMessage>(&db))
+        .data(keys)
         .data(async_graphql::dataloader::DataLoader::new(
             VisibilityLoader::new(references.clone(), "Account"),
             tokio::spawn,
@@ -164,8 +177,10 @@ pub struct UpdateWebhookEndpointInput {
     pub description: Option<String>,
     /// New event types (replace the current ones).
     pub event_types: Option<Vec<String>>,
-    /// Whether events are delivered.
+    /// Whether events are delivered (enabling clears why the portal disabled it).
     pub enabled: Option<bool>,
+    /// What payloads hold.
+    pub payload_mode: Option<PayloadModeGql>,
 }
 
 /// Input of `linkExternalRef`.
@@ -181,10 +196,15 @@ pub struct CreateExternalRefInput {
 
 /// Integrations mutations. Each validates all input before writing anything and records
 /// an audit event in the same transaction as the change.
-pub struct Mutation;
+#[derive(MergedObject, Default)]
+pub struct Mutation(IntegrationMutation, WebhookMutation);
+
+/// Integrations and external references, and webhook endpoints' settings.
+#[derive(Default)]
+pub struct IntegrationMutation;
 
 #[Object]
-impl Mutation {
+impl IntegrationMutation {
     /// Connects an external system to the caller's tenant (status `ACTIVE`).
     async fn create_integration(
         &self,
@@ -223,7 +243,9 @@ impl Mutation {
         Ok(updated.into())
     }
 
-    /// Registers an enabled webhook endpoint in the caller's tenant.
+    /// Registers an enabled webhook endpoint in the caller's tenant, without showing its
+    /// signing secret (rotate it to get one).
+    #[graphql(deprecation = "Use registerWebhookEndpoint: it returns the signing secret.")]
     async fn create_webhook_endpoint(
         &self,
         ctx: &Context<'_>,
@@ -237,8 +259,13 @@ impl Mutation {
                 .transpose()?
                 .unwrap_or_default(),
             event_types: domain::event_types("input.eventTypes", &input.event_types)?,
+            payload_mode: domain::catalogue::PayloadMode::Full,
         };
-        let created = store::create_webhook_endpoint(db(ctx)?, actor(ctx), meta(ctx), new).await?;
+        let keys = ctx
+            .data::<TenantKeys>()
+            .map_err(|_| ApiError::internal("tenant keys missing from schema data"))?;
+        let (created, _secret) =
+            store::create_webhook_endpoint(db(ctx)?, keys, actor(ctx), meta(ctx), new).await?;
         Ok(created.into())
     }
 
@@ -264,6 +291,7 @@ impl Mutation {
                 .map(|types| domain::event_types("input.eventTypes", &types))
                 .transpose()?,
             enabled: input.enabled,
+            payload_mode: input.payload_mode.map(domain::catalogue::PayloadMode::from),
         };
         let updated =
             store::update_webhook_endpoint(db(ctx)?, actor(ctx), meta(ctx), id, changes).await?;

@@ -121,8 +121,9 @@ impl Node for Integration {
 
 portal_kit::connection!(IntegrationConnection, IntegrationEdge, Integration);
 
-/// A URL the portal delivers events to.
+/// A URL the portal delivers events to (Standard Webhooks: signed, retried, logged).
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct WebhookEndpoint {
     /// Stable id.
     pub id: ID,
@@ -134,12 +135,31 @@ pub struct WebhookEndpoint {
     pub event_types: Vec<String>,
     /// Whether events are delivered.
     pub enabled: bool,
+    /// Why deliveries stopped, when the portal stopped them (410 Gone, failing for too
+    /// long); null when enabled, or disabled by hand.
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed; null after a success.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// What payloads hold.
+    pub payload_mode: super::webhooks::PayloadModeGql,
+    /// Until when the secret replaced by the last rotation still signs deliveries.
+    pub previous_secret_valid_until: Option<DateTime<Utc>>,
+    /// Whether the endpoint has a signing secret (endpoints made with the deprecated
+    /// `createWebhookEndpoint` before secrets need a rotation first).
+    pub has_secret: bool,
     /// When the endpoint was created.
     pub created_at: DateTime<Utc>,
     /// When the endpoint last changed.
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     uuid: Uuid,
+}
+
+impl WebhookEndpoint {
+    /// The endpoint's id.
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
 }
 
 impl From<webhook_endpoint::Model> for WebhookEndpoint {
@@ -150,6 +170,13 @@ impl From<webhook_endpoint::Model> for WebhookEndpoint {
             description: row.description,
             event_types: store::stored_event_types(&row.event_types),
             enabled: row.enabled,
+            disabled_reason: row.disabled_reason,
+            failing_since: row.failing_since,
+            payload_mode: crate::domain::catalogue::PayloadMode::from_db(&row.payload_mode).into(),
+            previous_secret_valid_until: row
+                .previous_secret_until
+                .filter(|_| row.previous_secret_sealed.is_some()),
+            has_secret: row.secret_sealed.is_some(),
             created_at: row.created_at,
             updated_at: row.updated_at,
             uuid: row.id,

@@ -21,7 +21,10 @@ use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
+use crate::domain::catalogue::PayloadMode;
 use crate::domain::{IntegrationKind, IntegrationStatus};
+
+pub mod webhooks;
 
 /// Validated fields of a new integration.
 pub struct NewIntegration {
@@ -50,6 +53,8 @@ pub struct NewWebhookEndpoint {
     pub description: String,
     /// Subscribed event types.
     pub event_types: Vec<String>,
+    /// What its payloads hold.
+    pub payload_mode: PayloadMode,
 }
 
 /// Validated changes to a webhook endpoint; `None` leaves a field as it is.
@@ -63,6 +68,8 @@ pub struct WebhookEndpointChanges {
     pub event_types: Option<Vec<String>>,
     /// Whether deliveries are made.
     pub enabled: Option<bool>,
+    /// What its payloads hold.
+    pub payload_mode: Option<PayloadMode>,
 }
 
 /// Validated fields of a new external reference.
@@ -221,18 +228,24 @@ fn endpoints_in(tenant_id: Uuid) -> Select<webhook_endpoint::Entity> {
     webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
 }
 
-/// Creates an enabled webhook endpoint in the actor's tenant.
+/// Creates an enabled webhook endpoint in the actor's tenant, owned by the actor (its
+/// payloads are trimmed to what they may read), with a new signing secret: the endpoint
+/// and the secret's printed form, which is not kept.
 pub async fn create_webhook_endpoint(
     db: &DatabaseConnection,
+    keys: &portal_kit::envelope::TenantKeys,
     actor: &Actor,
     meta: &RequestMeta,
     new: NewWebhookEndpoint,
-) -> ApiResult<webhook_endpoint::Model> {
+) -> ApiResult<(webhook_endpoint::Model, String)> {
     let tenant_id = actor.tenant()?;
+    let id = Uuid::now_v7();
+    let secret = webhooks::new_secret(keys, tenant_id, id).await?;
+    let owner = webhooks::owner_value(actor)?;
     let now = Utc::now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let created = webhook_endpoint::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(tenant_id),
         url: Set(new.url),
         description: Set(new.description),
@@ -240,16 +253,26 @@ pub async fn create_webhook_endpoint(
         enabled: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
+        secret_sealed: Set(Some(secret.sealed)),
+        previous_secret_sealed: Set(None),
+        previous_secret_until: Set(None),
+        owner: Set(Some(owner)),
+        payload_mode: Set(new.payload_mode.as_str().to_owned()),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
     }
     .insert(&txn)
     .await
     .map_err(ApiError::from_db)?;
     AuditEvent::success("webhook_endpoint.create", "webhook_endpoint", created.id)
-        .with_details(json!({ "eventTypes": created.event_types }))
+        .with_details(json!({
+            "eventTypes": created.event_types,
+            "payloadMode": created.payload_mode,
+        }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
-    Ok(created)
+    Ok((created, secret.printed))
 }
 
 /// Applies `changes` to a webhook endpoint of the actor's tenant.
@@ -267,6 +290,7 @@ pub async fn update_webhook_endpoint(
         "description": current.description,
         "eventTypes": current.event_types,
         "enabled": current.enabled,
+        "payloadMode": current.payload_mode,
     });
     let url_changed = changes.url.as_ref().is_some_and(|url| *url != current.url);
     let mut active: webhook_endpoint::ActiveModel = current.into();
@@ -281,6 +305,13 @@ pub async fn update_webhook_endpoint(
     }
     if let Some(enabled) = changes.enabled {
         active.enabled = Set(enabled);
+        // Switched by hand: whatever disabled it before no longer applies, and failures
+        // count afresh.
+        active.disabled_reason = Set(None);
+        active.failing_since = Set(None);
+    }
+    if let Some(mode) = changes.payload_mode {
+        active.payload_mode = Set(mode.as_str().to_owned());
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
@@ -288,6 +319,7 @@ pub async fn update_webhook_endpoint(
         "description": updated.description,
         "eventTypes": updated.event_types,
         "enabled": updated.enabled,
+        "payloadMode": updated.payload_mode,
     });
     AuditEvent::success("webhook_endpoint.update", "webhook_endpoint", id)
         .with_details(json!({ "before": before, "after": after, "urlChanged": url_changed }))
