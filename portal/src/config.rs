@@ -47,7 +47,8 @@ pub struct WebhooksConfig {
     /// default — loopback, private, link-local and metadata addresses are refused — and
     /// logged loudly when set. Env: `PORTAL_WEBHOOKS_ALLOW_NETWORKS` (comma-separated).
     pub allow_networks: Vec<ipnet::IpNet>,
-    /// Whether `http` URLs are called. Default: only with `--demo`.
+    /// Whether `http` URLs are called. Default: only with `--demo`. Env:
+    /// `PORTAL_WEBHOOKS_ALLOW_HTTP`.
     pub allow_http: Option<bool>,
     /// How long to wait for a receiver's answer, in seconds.
     pub timeout_secs: u64,
@@ -131,7 +132,7 @@ pub struct JobsConfig {
     pub lease_secs: u64,
     /// How often a worker looks for work without a wake-up, in milliseconds.
     pub poll_ms: u64,
-    /// Most jobs a worker claims and runs at once.
+    /// Most jobs a worker claims and runs at once. Env: `PORTAL_JOB_BATCH`.
     pub batch: u64,
 }
 
@@ -518,6 +519,14 @@ impl Config {
                     })
                 })
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(value) = var("PORTAL_WEBHOOKS_ALLOW_HTTP") {
+            self.webhooks.allow_http = Some(matches!(value.as_str(), "1" | "true" | "yes"));
+        }
+        if let Some(batch) = var("PORTAL_JOB_BATCH") {
+            self.jobs.batch = batch.parse().map_err(|_| {
+                ConfigError::Invalid("PORTAL_JOB_BATCH must be a number of jobs".into())
+            })?;
         }
         if let Some(address) = var("PORTAL_CLAMD") {
             self.messages.clamd = Some(address);

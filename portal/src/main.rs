@@ -988,6 +988,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
                 portal_kit::clock::system(),
                 chrono::Duration::days(config.webhooks.disable_after_days.max(1) as i64),
             ),
+        )
+        .handle(
+            portal::webhooks::DisabledNotice::KIND,
+            portal::webhooks::DisabledNotice::new(db.clone(), data_key.clone()),
         );
     portal_reports::store::adopt_schedules(db)
         .await

@@ -93,3 +93,117 @@ impl Owners for PolicyOwners {
         })))
     }
 }
+
+/// Emails the people who may re-enable a webhook endpoint (active users of its tenant
+/// whose roles the policies allow `Mutation.updateWebhookEndpoint`) that the platform
+/// disabled it, and why (job `webhook.disabled_notice`, queued with the disabling).
+pub struct DisabledNotice {
+    db: DatabaseConnection,
+    data_key: portal_kit::secret::DataKey,
+    owners: Arc<PolicyOwners>,
+}
+
+impl DisabledNotice {
+    /// The job kind.
+    pub const KIND: &'static str = portal_integrations::store::webhooks::DISABLED_NOTICE_KIND;
+
+    /// Over `db`, sealing mail with `data_key`.
+    pub fn new(db: DatabaseConnection, data_key: portal_kit::secret::DataKey) -> Arc<Self> {
+        Arc::new(Self {
+            owners: PolicyOwners::new(db.clone()),
+            db,
+            data_key,
+        })
+    }
+
+    /// The addresses of who may re-enable endpoints in `tenant_id`.
+    async fn recipients(&self, tenant_id: uuid::Uuid) -> ApiResult<Vec<String>> {
+        use portal_entities::identity::user;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let users = user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Status.eq("ACTIVE"))
+            .all(&self.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let roles =
+            portal_identity::store::roles_of_users(&self.db, tenant_id, users.iter().map(|u| u.id))
+                .await?;
+        let policies = self.owners.policies().await?;
+        let domain = tenant_id.to_string();
+        Ok(users
+            .into_iter()
+            .filter(|u| {
+                let names: Vec<String> = roles
+                    .get(&u.id)
+                    .map(|list| list.iter().map(|r| r.name.clone()).collect())
+                    .unwrap_or_default();
+                let held = policies.closure(&with_implicit_roles(&names, true), &domain);
+                policies.allows(
+                    &held,
+                    &domain,
+                    "Mutation.updateWebhookEndpoint",
+                    Action::Write,
+                )
+            })
+            .map(|u| u.email)
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl portal_kit::jobs::runner::JobHandler for DisabledNotice {
+    async fn run(
+        &self,
+        job: &portal_kit::jobs::runner::JobContext,
+    ) -> Result<(), portal_kit::jobs::runner::JobError> {
+        use portal_kit::db::BeginWrite;
+        use portal_kit::jobs::runner::JobError;
+        let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
+        let tenant_id = job.tenant()?;
+        let endpoint_id = job.required_id("endpointId")?;
+        let reason = job.payload["reason"].as_str().unwrap_or("it kept failing");
+        let endpoint =
+            match portal_integrations::store::webhook_endpoint(&self.db, tenant_id, endpoint_id)
+                .await
+            {
+                Ok(found) => found,
+                // Deleted since: nobody needs telling.
+                Err(ApiError::NotFound(_)) => return Ok(()),
+                Err(err) => return Err(retry(err)),
+            };
+        // The host only: a URL may carry a token in its path or query.
+        let host = url::Url::parse(&endpoint.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "its receiver".into());
+        let recipients = self.recipients(tenant_id).await.map_err(retry)?;
+        let txn = self
+            .db
+            .begin_write()
+            .await
+            .map_err(|e| retry(ApiError::from_db(e)))?;
+        for to in recipients {
+            let email = portal_kit::mail::Email {
+                to,
+                subject: "A webhook endpoint was disabled".into(),
+                text: format!(
+                    "The portal stopped delivering events to the webhook endpoint {id} ({host}) \
+                     of your organization: {reason}.\n\nEvents that happen while it is disabled \
+                     are not queued for it. When the receiver works again, enable the endpoint \
+                     (updateWebhookEndpoint with enabled: true) and replay the messages that \
+                     failed (replayWebhookMessages).\n",
+                    id = endpoint.id,
+                ),
+                unsubscribe: None,
+            };
+            portal_kit::mail::enqueue(&txn, &self.data_key, Some(tenant_id), email)
+                .await
+                .map_err(retry)?;
+        }
+        txn.commit()
+            .await
+            .map_err(|e| retry(ApiError::from_db(e)))?;
+        Ok(())
+    }
+}

@@ -109,8 +109,14 @@ fn deliverer(portal: &TestPortal, loopback: bool) -> anyhow::Result<Arc<Runner>>
         portal_kit::clock::system(),
         chrono::Duration::days(5),
     );
+    let notice = portal::webhooks::DisabledNotice::new(
+        portal.db.clone(),
+        portal_tests::identity_settings().data_key,
+    );
     Ok(Arc::new(
-        Runner::new(portal.db.clone(), portal_kit::clock::system()).handle(Deliver::KIND, handler),
+        Runner::new(portal.db.clone(), portal_kit::clock::system())
+            .handle(Deliver::KIND, handler)
+            .handle(portal::webhooks::DisabledNotice::KIND, notice),
     ))
 }
 
@@ -436,6 +442,14 @@ async fn failed_deliveries_retry_410_disables_and_rotation_signs_with_both_secre
     let node = &endpoint_of(&log, &endpoint);
     assert_eq!(node["enabled"], false, "{log}");
     assert_eq!(node["disabledReason"], "the receiver answered 410 Gone");
+    // Who may enable it again is told (the tenant admin, by the seed policies), without
+    // the URL's path.
+    let mail = portal.next_mail_to("alice@acme.example").await?;
+    assert!(
+        mail.contains("410 Gone") && mail.contains("127.0.0.1"),
+        "{mail}"
+    );
+    assert!(!mail.contains("/hook"), "{mail}");
     let message = messages_of_endpoint(&log, &endpoint).remove(0);
     assert_eq!(message["status"], "FAILED");
     assert_eq!(message["attempts"][1]["outcome"], "GONE");

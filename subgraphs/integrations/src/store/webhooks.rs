@@ -34,6 +34,9 @@ use crate::domain::webhooks as signing;
 
 /// The job kind that delivers one message.
 pub const DELIVER_KIND: &str = "webhook.deliver";
+/// The job kind that tells the people who may re-enable an endpoint that the platform
+/// disabled it (payload `{ endpointId, reason }`).
+pub const DISABLED_NOTICE_KIND: &str = "webhook.disabled_notice";
 /// The dispatcher's name in `event_cursors`.
 pub const CONSUMER: &str = "webhooks";
 /// What a signing secret is sealed as.
@@ -182,6 +185,11 @@ pub trait Owners: Send + Sync {
 /// endpoints subscribing to them; how many events it took (0: none waiting).
 pub async fn dispatch(db: &DatabaseConnection, owners: &dyn Owners, batch: u64) -> ApiResult<u64> {
     sequence::assign(db, batch.max(1_000)).await?;
+    // Nothing new (the usual answer of an idle poll): no write transaction, no lock.
+    let seen = sequence::position(db, CONSUMER).await?;
+    if sequence::after(db, seen, 1).await?.is_empty() {
+        return Ok(0);
+    }
     let backend = db.get_database_backend();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     if backend == DbBackend::Postgres {
@@ -601,6 +609,12 @@ pub async fn record_attempt(
             .with_details(json!({ "reason": reason, "messageId": message.id }))
             .record(&txn, &Actor::anonymous(), meta)
             .await?;
+        let mut notice = NewJob::new(
+            DISABLED_NOTICE_KIND,
+            json!({ "endpointId": endpoint.id, "reason": reason }),
+        );
+        notice.tenant_id = Some(endpoint.tenant_id);
+        jobs::enqueue(&txn, now, notice).await?;
     }
     active.update(&txn).await.map_err(ApiError::from_db)?;
     txn.commit().await.map_err(ApiError::from_db)?;
