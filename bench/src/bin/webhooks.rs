@@ -135,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
     let demo = portal::seed::seed_if_empty(&db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the scratch database was not empty"))?;
+    // The seed policies (a gateway seeds them on its first start; none runs here): the
+    // endpoint's owner reads what they allow.
+    portal::policies::seed_if_empty(&db).await?;
     println!(
         "# webhook delivery benchmark ({})",
         db.get_database_backend().as_str()

@@ -677,3 +677,62 @@ fn the_webhook_catalogue_names_real_coordinates() -> anyhow::Result<()> {
     assert!(unknown.is_empty(), "not in the supergraph: {unknown:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_longer_than_allowed_is_disabled() -> anyhow::Result<()> {
+    use portal_entities::integrations::webhook_endpoint;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let receiver = Receiver::default();
+    let addr = receiver.start().await?;
+    let as_alice = |query: &'static str, vars: Value| {
+        portal.query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            query,
+            vars,
+        )
+    };
+    let registered = as_alice(
+        REGISTER,
+        json!({ "url": format!("http://127.0.0.1:{}/hook", addr.port()), "types": ["account.updated"] }),
+    )
+    .await?;
+    ok(&registered)?;
+    let endpoint = registered["data"]["registerWebhookEndpoint"]["endpoint"]["id"].clone();
+    let id: uuid::Uuid = endpoint.as_str().unwrap_or_default().parse()?;
+    // It has been failing for six days (more than the five allowed).
+    webhook_endpoint::Entity::update_many()
+        .col_expr(
+            webhook_endpoint::Column::FailingSince,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(6)),
+        )
+        .filter(webhook_endpoint::Column::Id.eq(id))
+        .exec(&portal.db)
+        .await?;
+    receiver.answer_next(500, None);
+    ok(&as_alice(
+        "mutation($id: ID!) { pingWebhookEndpoint(id: $id) { id } }",
+        json!({ "id": endpoint }),
+    )
+    .await?)?;
+    let runner = deliverer(&portal, true)?;
+    deliver(&portal, &runner).await?;
+    assert_eq!(receiver.take().len(), 1);
+    let log = as_alice(MESSAGES, json!({})).await?;
+    let node = endpoint_of(&log, &endpoint);
+    assert_eq!(node["enabled"], false, "{log}");
+    let reason = node["disabledReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("every delivery has failed since"),
+        "{reason}"
+    );
+    let message = messages_of_endpoint(&log, &endpoint).remove(0);
+    assert_eq!(message["status"], "FAILED");
+    assert!(message["attempts"][0]["nextAttemptAt"].is_null());
+    portal.stop().await;
+    Ok(())
+}
