@@ -51,6 +51,30 @@ impl BeginWrite for DatabaseConnection {
     }
 }
 
+/// Starts a write transaction that only one holder of `key` runs at a time: a
+/// transaction-scoped advisory lock on PostgreSQL; on SQLite the write lock
+/// [`BeginWrite::begin_write`] takes already excludes every other writer. For work that
+/// must not run twice at once (numbering events, dispatching them).
+pub async fn begin_exclusive(
+    db: &DatabaseConnection,
+    key: i64,
+) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin_write().await?;
+    let backend = db.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        sea_orm::ConnectionTrait::execute_raw(
+            &txn,
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                "SELECT pg_advisory_xact_lock($1)",
+                [key.into()],
+            ),
+        )
+        .await?;
+    }
+    Ok(txn)
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait, Statement};

@@ -186,6 +186,20 @@ fn endpoint_of(response: &Value, id: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Sends `query` as the demo tenant's admin (alice, `tenant_admin`).
+async fn admin(portal: &TestPortal, query: &str, vars: Value) -> anyhow::Result<Value> {
+    let seed = &portal.seed;
+    portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.alice_id,
+            &["tenant_admin"],
+            query,
+            vars,
+        )
+        .await
+}
+
 fn ok(response: &Value) -> anyhow::Result<()> {
     anyhow::ensure!(response["errors"].is_null(), "{response}");
     Ok(())
@@ -205,15 +219,7 @@ async fn webhooks_deliver_signed_events_trimmed_to_the_owners_policies() -> anyh
     let as_ivy = |query: &'static str, vars: Value| {
         portal.query_with_roles(seed.tenant_id, ivy, &["integrator"], query, vars)
     };
-    let as_alice = |query: &'static str, vars: Value| {
-        portal.query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            query,
-            vars,
-        )
-    };
+    let as_alice = |query: &'static str, vars: Value| admin(&portal, query, vars);
 
     let registered = as_ivy(
         REGISTER,
@@ -359,18 +365,9 @@ async fn webhooks_deliver_signed_events_trimmed_to_the_owners_policies() -> anyh
 async fn failed_deliveries_retry_410_disables_and_rotation_signs_with_both_secrets()
 -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
-    let seed = portal.seed.clone();
     let receiver = Receiver::default();
     let addr = receiver.start().await?;
-    let as_alice = |query: &'static str, vars: Value| {
-        portal.query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            query,
-            vars,
-        )
-    };
+    let as_alice = |query: &'static str, vars: Value| admin(&portal, query, vars);
     let registered = as_alice(
         REGISTER,
         json!({
@@ -542,47 +539,30 @@ async fn failed_deliveries_retry_410_disables_and_rotation_signs_with_both_secre
 #[tokio::test]
 async fn deliveries_to_loopback_are_refused_without_the_allow_list() -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
-    let seed = portal.seed.clone();
     let receiver = Receiver::default();
     let addr = receiver.start().await?;
     // `localhost` resolves to loopback: refused on the resolved address too.
     for host in ["127.0.0.1", "localhost"] {
-        let registered = portal
-            .query_with_roles(
-                seed.tenant_id,
-                seed.alice_id,
-                &["tenant_admin"],
-                REGISTER,
-                json!({
-                    "url": format!("http://{host}:{}/hook", addr.port()),
-                    "types": ["account.updated"],
-                }),
-            )
-            .await?;
+        let url = format!("http://{host}:{}/hook", addr.port());
+        let registered = admin(
+            &portal,
+            REGISTER,
+            json!({ "url": url, "types": ["account.updated"] }),
+        )
+        .await?;
         ok(&registered)?;
     }
     let account = portal.account_id("ACME-0001").await?;
-    ok(&portal
-        .query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Probe\" }) { id } }",
-            json!({ "id": account }),
-        )
-        .await?)?;
+    ok(&admin(
+        &portal,
+        "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Probe\" }) { id } }",
+        json!({ "id": account }),
+    )
+    .await?)?;
     let runner = deliverer(&portal, false)?;
     deliver(&portal, &runner).await?;
     assert!(receiver.take().is_empty(), "a refused address was called");
-    let log = portal
-        .query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            MESSAGES,
-            json!({}),
-        )
-        .await?;
+    let log = admin(&portal, MESSAGES, json!({})).await?;
     let endpoints = log["data"]["webhookEndpoints"]["edges"]
         .as_array()
         .cloned()
@@ -608,28 +588,21 @@ async fn deliveries_to_loopback_are_refused_without_the_allow_list() -> anyhow::
 #[tokio::test]
 async fn one_dispatcher_at_a_time_dispatches_each_event_once() -> anyhow::Result<()> {
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
-    let seed = portal.seed.clone();
-    let registered = portal
-        .query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            REGISTER,
-            json!({ "url": "https://hooks.example.com/portal", "types": ["account.updated"] }),
-        )
-        .await?;
+    let registered = admin(
+        &portal,
+        REGISTER,
+        json!({ "url": "https://hooks.example.com/portal", "types": ["account.updated"] }),
+    )
+    .await?;
     ok(&registered)?;
     let account = portal.account_id("ACME-0001").await?;
     for i in 0..20 {
-        ok(&portal
-            .query_with_roles(
-                seed.tenant_id,
-                seed.alice_id,
-                &["tenant_admin"],
-                "mutation($id: ID!, $n: String!) { updateAccount(id: $id, input: { name: $n }) { id } }",
-                json!({ "id": account, "n": format!("Name {i}") }),
-            )
-            .await?)?;
+        ok(&admin(
+            &portal,
+            "mutation($id: ID!, $n: String!) { updateAccount(id: $id, input: { name: $n }) { id } }",
+            json!({ "id": account, "n": format!("Name {i}") }),
+        )
+        .await?)?;
     }
     let owners = portal::webhooks::PolicyOwners::new(portal.db.clone());
     let run = || async {
@@ -684,18 +657,9 @@ async fn an_endpoint_failing_for_longer_than_allowed_is_disabled() -> anyhow::Re
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
-    let seed = portal.seed.clone();
     let receiver = Receiver::default();
     let addr = receiver.start().await?;
-    let as_alice = |query: &'static str, vars: Value| {
-        portal.query_with_roles(
-            seed.tenant_id,
-            seed.alice_id,
-            &["tenant_admin"],
-            query,
-            vars,
-        )
-    };
+    let as_alice = |query: &'static str, vars: Value| admin(&portal, query, vars);
     let registered = as_alice(
         REGISTER,
         json!({ "url": format!("http://127.0.0.1:{}/hook", addr.port()), "types": ["account.updated"] }),

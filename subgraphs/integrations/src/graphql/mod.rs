@@ -251,19 +251,13 @@ impl IntegrationMutation {
         ctx: &Context<'_>,
         input: CreateWebhookEndpointInput,
     ) -> ApiResult<WebhookEndpoint> {
-        let new = store::NewWebhookEndpoint {
-            url: domain::webhook_url("input.url", &input.url)?,
-            description: input
-                .description
-                .map(|text| domain::description("input.description", &text))
-                .transpose()?
-                .unwrap_or_default(),
-            event_types: domain::event_types("input.eventTypes", &input.event_types)?,
-            payload_mode: domain::catalogue::PayloadMode::Full,
-        };
-        let keys = ctx
-            .data::<TenantKeys>()
-            .map_err(|_| ApiError::internal("tenant keys missing from schema data"))?;
+        let new = webhooks::new_endpoint(
+            &input.url,
+            input.description.as_deref(),
+            &input.event_types,
+            domain::catalogue::PayloadMode::Full,
+        )?;
+        let keys = webhooks::keys(ctx)?;
         let (created, _secret) =
             store::create_webhook_endpoint(db(ctx)?, keys, actor(ctx), meta(ctx), new).await?;
         Ok(created.into())

@@ -25,7 +25,8 @@ const DEFAULT_OVERLAP_SECS: i32 = 24 * 3600;
 /// The longest overlap a rotation accepts (a week).
 const MAX_OVERLAP_SECS: i32 = 7 * 24 * 3600;
 
-fn keys<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c TenantKeys> {
+/// The tenants' data keys webhook secrets are sealed with (schema data).
+pub(super) fn keys<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c TenantKeys> {
     ctx.data::<TenantKeys>()
         .map_err(|_| ApiError::internal("tenant keys missing from schema data"))
 }
@@ -269,6 +270,25 @@ pub struct ReplayWebhookMessagesInput {
     pub failed_only: Option<bool>,
 }
 
+/// A new endpoint's validated fields (`input.url`, `input.description`,
+/// `input.eventTypes`), for both registration mutations.
+pub(super) fn new_endpoint(
+    url: &str,
+    description: Option<&str>,
+    event_types: &[String],
+    payload_mode: PayloadMode,
+) -> ApiResult<store::NewWebhookEndpoint> {
+    Ok(store::NewWebhookEndpoint {
+        url: domain::webhook_url("input.url", url)?,
+        description: description
+            .map(|text| domain::description("input.description", text))
+            .transpose()?
+            .unwrap_or_default(),
+        event_types: domain::event_types("input.eventTypes", event_types)?,
+        payload_mode,
+    })
+}
+
 /// Webhook delivery mutations.
 #[derive(Default)]
 pub struct WebhookMutation;
@@ -282,18 +302,15 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: RegisterWebhookEndpointInput,
     ) -> ApiResult<WebhookEndpointRegistration> {
-        let new = store::NewWebhookEndpoint {
-            url: domain::webhook_url("input.url", &input.url)?,
-            description: input
-                .description
-                .map(|text| domain::description("input.description", &text))
-                .transpose()?
-                .unwrap_or_default(),
-            event_types: domain::event_types("input.eventTypes", &input.event_types)?,
-            payload_mode: input
-                .payload_mode
-                .map_or(PayloadMode::Full, PayloadMode::from),
-        };
+        let mode = input
+            .payload_mode
+            .map_or(PayloadMode::Full, PayloadMode::from);
+        let new = new_endpoint(
+            &input.url,
+            input.description.as_deref(),
+            &input.event_types,
+            mode,
+        )?;
         let (created, secret) =
             store::create_webhook_endpoint(db(ctx)?, keys(ctx)?, actor(ctx), meta(ctx), new)
                 .await?;

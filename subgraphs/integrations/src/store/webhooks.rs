@@ -14,15 +14,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use portal_entities::integrations::{webhook_attempt, webhook_endpoint, webhook_message};
 use portal_kit::audit::AuditEvent;
-use portal_kit::db::BeginWrite;
+use portal_kit::db::{BeginWrite, begin_exclusive};
 use portal_kit::envelope::{Binding, Sealed, TenantKeys};
 use portal_kit::events::sequence;
 use portal_kit::jobs::{self, NewJob};
@@ -190,24 +190,17 @@ pub async fn dispatch(db: &DatabaseConnection, owners: &dyn Owners, batch: u64) 
     if sequence::after(db, seen, 1).await?.is_empty() {
         return Ok(0);
     }
-    let backend = db.get_database_backend();
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    if backend == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_advisory_xact_lock($1)",
-            [DISPATCH_LOCK.into()],
-        ))
+    let txn = begin_exclusive(db, DISPATCH_LOCK)
         .await
         .map_err(ApiError::from_db)?;
-    }
     let position = sequence::position(&txn, CONSUMER).await?;
     let events = sequence::after(&txn, position, batch).await?;
     let Some(last) = events.last().and_then(|e| e.sequence) else {
         txn.commit().await.map_err(ApiError::from_db)?;
         return Ok(0);
     };
-    let tenants: Vec<Uuid> = events.iter().filter_map(|e| e.tenant_id).collect();
+    let tenants: std::collections::BTreeSet<Uuid> =
+        events.iter().filter_map(|e| e.tenant_id).collect();
     let endpoints = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::Enabled.eq(true))
         .filter(webhook_endpoint::Column::TenantId.is_in(tenants))

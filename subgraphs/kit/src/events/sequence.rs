@@ -21,7 +21,7 @@ use sea_orm::{
 
 use portal_entities::platform::domain_event;
 
-use crate::db::BeginWrite;
+use crate::db::begin_exclusive;
 use crate::error::{ApiError, ApiResult};
 
 /// The PostgreSQL advisory lock held while numbering (one sequencer at a time).
@@ -44,16 +44,9 @@ pub async fn assign(db: &DatabaseConnection, limit: u64) -> ApiResult<u64> {
         return Ok(0);
     }
     let backend = db.get_database_backend();
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    if backend == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_advisory_xact_lock($1)",
-            [LOCK_KEY.into()],
-        ))
+    let txn = begin_exclusive(db, LOCK_KEY)
         .await
         .map_err(ApiError::from_db)?;
-    }
     let numbered = txn
         .execute_raw(Statement::from_sql_and_values(
             backend,
