@@ -325,8 +325,9 @@ fn trim_field(
     Some(Value::Object(kept))
 }
 
-/// Every coordinate the catalogue asks about (for the policy lookups of a dispatch, and
-/// the test that keeps them real).
+/// Every coordinate the catalogue names (subjects' `id` and the listed guards; a test
+/// keeps them real fields of the supergraph). Fields of `before`/`after` are the
+/// subject's own and are asked about as they come.
 pub fn coordinates() -> Vec<String> {
     let mut all: Vec<String> = CATALOGUE
         .iter()
