@@ -266,6 +266,7 @@ async fn stream(
         Err(response) => return response,
     };
     let allowed = if caller.actor.delegation.is_some() {
+        // Streams are for people; a delegated caller reads.
         AllowedOperations::StreamingReadOnly
     } else {
         allowed
@@ -349,11 +350,13 @@ async fn run(
             caching,
         );
     }
-    // A component acting for someone absent reads; it never changes anything for them.
-    let allowed = if caller.actor.delegation.is_some() {
-        AllowedOperations::QueriesOnly
-    } else {
+    // A component acting for someone absent reads; it never changes anything for them —
+    // except a service account's own agent (a connector's sync), which writes as the
+    // account's key would.
+    let allowed = if caller.actor.may_write() {
         allowed
+    } else {
+        AllowedOperations::QueriesOnly
     };
     let response = state.gateway.execute(request, &caller, allowed).await;
     respond(&headers, response, Some(&request_id), caching)

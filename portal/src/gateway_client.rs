@@ -27,15 +27,15 @@ impl InProcess {
     }
 }
 
-#[async_trait::async_trait]
-impl GatewayClient for InProcess {
-    async fn query(
+impl InProcess {
+    async fn run(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         query: &str,
         variables: Map<String, Value>,
-    ) -> ApiResult<GraphResponse> {
+        allowed: AllowedOperations,
+    ) -> GraphResponse {
         let request = Request {
             query: query.to_owned(),
             operation_name: None,
@@ -50,10 +50,7 @@ impl GatewayClient for InProcess {
             },
             meta: meta.clone(),
         };
-        let response = self
-            .gateway
-            .execute(request, &caller, AllowedOperations::QueriesOnly)
-            .await;
+        let response = self.gateway.execute(request, &caller, allowed).await;
         // Only the errors change shape; the data is passed on as it is.
         let errors = response
             .errors
@@ -67,10 +64,48 @@ impl GatewayClient for InProcess {
                 extensions: error.extensions.map(|extensions| *extensions),
             })
             .collect();
-        Ok(GraphResponse {
+        GraphResponse {
             data: response.data,
             errors,
-        })
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GatewayClient for InProcess {
+    async fn query(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse> {
+        Ok(self
+            .run(
+                actor,
+                meta,
+                query,
+                variables,
+                AllowedOperations::QueriesOnly,
+            )
+            .await)
+    }
+
+    async fn mutate(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse> {
+        if !actor.may_write() {
+            return Err(ApiError::internal(
+                "a reading delegate cannot send mutations",
+            ));
+        }
+        Ok(self
+            .run(actor, meta, query, variables, AllowedOperations::All)
+            .await)
     }
 
     async fn supergraph_sdl(&self) -> ApiResult<Arc<str>> {
@@ -113,9 +148,8 @@ fn unreachable_gateway(err: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("asking the gateway: {err}"))
 }
 
-#[async_trait::async_trait]
-impl GatewayClient for OverHttp {
-    async fn query(
+impl OverHttp {
+    async fn post(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
@@ -138,6 +172,39 @@ impl GatewayClient for OverHttp {
         // (a proxy's page, a 5xx) is not an answer.
         serde_json::from_slice::<GraphResponse>(&body)
             .map_err(|err| unreachable_gateway(format!("status {status}, unreadable body ({err})")))
+    }
+}
+
+#[async_trait::async_trait]
+impl GatewayClient for OverHttp {
+    async fn query(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse> {
+        // Sent as a reader, so the gateway refuses anything but queries.
+        let mut reader = actor.clone();
+        if let Some(delegation) = reader.delegation.as_mut() {
+            delegation.writes = false;
+        }
+        self.post(&reader, meta, query, variables).await
+    }
+
+    async fn mutate(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse> {
+        if !actor.may_write() {
+            return Err(ApiError::internal(
+                "a reading delegate cannot send mutations",
+            ));
+        }
+        self.post(actor, meta, query, variables).await
     }
 
     async fn supergraph_sdl(&self) -> ApiResult<Arc<str>> {

@@ -52,6 +52,11 @@ pub struct Delegation {
     pub by: String,
     /// What for, naming the entity (`report run 0190…`).
     pub purpose: String,
+    /// Whether it may change things: only a service account's own agent (a connector's
+    /// sync writing as its service account) — a component acting for an absent *user*
+    /// only reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub writes: bool,
 }
 
 impl Actor {
@@ -86,8 +91,33 @@ impl Actor {
         self.delegation = Some(Delegation {
             by: by.to_owned(),
             purpose: purpose.into(),
+            writes: false,
         });
         self
+    }
+
+    /// This service account, acted for by its agent `by` (a connector's sync) for
+    /// `purpose`, allowed to write — as the account's own API key would be: its roles and
+    /// the policies bound what. `None` for anyone but a service account (a component
+    /// acting for a user never changes anything for them).
+    pub fn delegated_writer(self, by: &str, purpose: impl Into<String>) -> Option<Self> {
+        if self.kind != ActorKind::Service {
+            return None;
+        }
+        let mut actor = self.delegated(by, purpose);
+        if let Some(delegation) = actor.delegation.as_mut() {
+            delegation.writes = true;
+        }
+        Some(actor)
+    }
+
+    /// Whether this actor may change things: anyone not delegated, or a service account's
+    /// writing agent ([`Actor::delegated_writer`]).
+    pub fn may_write(&self) -> bool {
+        match &self.delegation {
+            None => true,
+            Some(delegation) => delegation.writes && self.kind == ActorKind::Service,
+        }
     }
 
     /// The tenant this actor is confined to, or `UNAUTHENTICATED` for anonymous callers.
@@ -115,4 +145,30 @@ pub struct RequestMeta {
     pub source_ip: Option<String>,
     /// The client's user agent.
     pub user_agent: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_service_accounts_agent_writes() {
+        let tenant = Uuid::now_v7();
+        let user = Actor::user(Uuid::now_v7(), tenant, vec!["tenant_admin".into()]);
+        assert!(user.may_write());
+        assert!(!user.clone().delegated("reports", "report run").may_write());
+        assert!(user.delegated_writer("integrations", "sync").is_none());
+        let service = Actor {
+            kind: ActorKind::Service,
+            ..Actor::user(Uuid::now_v7(), tenant, vec!["billing_admin".into()])
+        };
+        assert!(
+            !service
+                .clone()
+                .delegated("reports", "report run")
+                .may_write()
+        );
+        let writer = service.delegated_writer("integrations", "sync");
+        assert!(writer.is_some_and(|w| w.may_write()));
+    }
 }

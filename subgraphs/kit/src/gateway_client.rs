@@ -77,6 +77,18 @@ pub trait GatewayClient: Send + Sync {
         variables: Map<String, Value>,
     ) -> ApiResult<GraphResponse>;
 
+    /// Runs the mutation `query` with `variables` as `actor` (a connector's service
+    /// account writing what it synchronizes), through the same authentication,
+    /// authorization and planning as any client's mutation — so the owning domain's
+    /// validation, audit events and domain events apply.
+    async fn mutate(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse>;
+
     /// The supergraph's SDL as the gateway serves it now (for validating documents before
     /// they are stored).
     async fn supergraph_sdl(&self) -> ApiResult<Arc<str>>;
@@ -129,6 +141,16 @@ impl GatewayClient for LateGateway {
         variables: Map<String, Value>,
     ) -> ApiResult<GraphResponse> {
         self.get()?.query(actor, meta, query, variables).await
+    }
+
+    async fn mutate(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> ApiResult<GraphResponse> {
+        self.get()?.mutate(actor, meta, query, variables).await
     }
 
     async fn supergraph_sdl(&self) -> ApiResult<Arc<str>> {
