@@ -61,6 +61,7 @@ mod m0052_message_search_planning;
 mod m0053_thread_subject_search;
 mod m0054_event_sequence;
 mod m0055_webhook_delivery;
+mod m0056_connectors;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -127,6 +128,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0053_thread_subject_search::Migration),
             Box::new(m0054_event_sequence::Migration),
             Box::new(m0055_webhook_delivery::Migration),
+            Box::new(m0056_connectors::Migration),
         ]
     }
 }

@@ -36,6 +36,39 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// Outbound webhook delivery.
     pub webhooks: WebhooksConfig,
+    /// Integrations' connectors.
+    pub connectors: ConnectorsConfig,
+}
+
+/// Where integrations' connectors call (`docs/integrations.md`). A deployment setting,
+/// never a tenant's: the tenant's credentials are sent there.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorsConfig {
+    /// Stripe's API. Env: `PORTAL_STRIPE_API_URL`.
+    pub stripe_url: String,
+    /// HubSpot's API. Env: `PORTAL_HUBSPOT_API_URL`.
+    pub hubspot_url: String,
+}
+
+impl Default for ConnectorsConfig {
+    fn default() -> Self {
+        let defaults = portal_integrations::connectors::Endpoints::default();
+        Self {
+            stripe_url: defaults.stripe,
+            hubspot_url: defaults.hubspot,
+        }
+    }
+}
+
+impl ConnectorsConfig {
+    /// The endpoints connectors call.
+    pub fn endpoints(&self) -> portal_integrations::connectors::Endpoints {
+        portal_integrations::connectors::Endpoints {
+            stripe: self.stripe_url.clone(),
+            hubspot: self.hubspot_url.clone(),
+        }
+    }
 }
 
 /// Outbound webhook delivery (`docs/integrations.md`).
@@ -519,6 +552,12 @@ impl Config {
                     })
                 })
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(url) = var("PORTAL_STRIPE_API_URL") {
+            self.connectors.stripe_url = url;
+        }
+        if let Some(url) = var("PORTAL_HUBSPOT_API_URL") {
+            self.connectors.hubspot_url = url;
         }
         if let Some(value) = var("PORTAL_WEBHOOKS_ALLOW_HTTP") {
             self.webhooks.allow_http = Some(matches!(value.as_str(), "1" | "true" | "yes"));

@@ -6,6 +6,7 @@ pub mod casbin_adapter;
 pub mod config;
 pub mod files;
 pub mod gateway_client;
+pub mod inbound;
 pub mod policies;
 pub mod scale;
 pub mod seed;
@@ -118,6 +119,9 @@ pub struct GatewayOptions {
     /// The tenants' data keys the all-in-one app's subgraphs seal messages with; `None`:
     /// wrapped with the identity settings' data key.
     pub keys: Option<portal_kit::envelope::TenantKeys>,
+    /// Where integrations' connectors call (each provider's API); also what the
+    /// gateway's inbound-webhook route verifies with.
+    pub connectors: portal_integrations::connectors::Endpoints,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -176,6 +180,15 @@ pub fn gateway_app_for(
             messages,
             options.trusted_proxies.clone(),
         ));
+        match inbound::router(
+            files.db.clone(),
+            files.keys.clone(),
+            options.connectors.clone(),
+            options.trusted_proxies.clone(),
+        ) {
+            Ok(inbound) => router = router.merge(inbound),
+            Err(err) => tracing::error!(%err, "inbound integration webhooks are not served"),
+        }
     }
     (with_cors(router, &options.cors_origins), gateway)
 }
@@ -367,7 +380,15 @@ pub fn all_in_one_app(
             authenticator.settings().data_key.clone(),
         )
     });
-    let subgraphs = subgraphs::build_all_with(db, authenticator, &feed, &files, late, &keys);
+    let subgraphs = subgraphs::build_all_with(
+        db,
+        authenticator,
+        &feed,
+        &files,
+        late,
+        &keys,
+        &options.connectors,
+    );
     let supergraph = compose_subgraphs(&subgraphs, &BTreeMap::new())?;
     let clients: SubgraphClients = subgraphs
         .iter()

@@ -394,6 +394,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         files: None,
         gateway_client: Default::default(),
         keys: None,
+        connectors: config.connectors.endpoints(),
     }
 }
 
@@ -618,6 +619,7 @@ async fn serve(
                 files,
                 gateway,
                 keys: portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?),
+                connectors: config.connectors.endpoints(),
             };
             let subgraph = subgraphs::build(role.name(), &db, authenticator, &shared)
                 .context("unknown subgraph")?;
@@ -891,6 +893,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     )
     .map_err(|err| anyhow::anyhow!("the webhook client: {err}"))?;
     let webhook_keys = keys.clone();
+    let sync_keys = keys.clone();
+    let sync_gateway: Arc<dyn portal_kit::gateway_client::GatewayClient> =
+        Arc::new(gateway.clone());
     let mailer = config.mailer().map_err(anyhow::Error::msg)?;
     tracing::info!(?mailer, "running jobs; delivering email");
     let messages = portal_messages::store::Store {
@@ -992,6 +997,23 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .handle(
             portal::webhooks::DisabledNotice::KIND,
             portal::webhooks::DisabledNotice::new(db.clone(), data_key.clone()),
+        )
+        // Sync runs write through the gateway as each connector's service account.
+        .handle(
+            portal_integrations::sync::SyncPages::KIND,
+            portal_integrations::sync::SyncPages::new(
+                db.clone(),
+                sync_keys,
+                sync_gateway,
+                Arc::new(portal_identity::api_keys::DbApiKeys::new(db.clone())),
+                config.connectors.endpoints(),
+                portal_integrations::sync::remote_for_jobs()
+                    .map_err(|err| anyhow::anyhow!("the connectors' client: {err}"))?,
+            ),
+        )
+        .handle(
+            portal_integrations::sync::SyncDue::KIND,
+            portal_integrations::sync::SyncDue::new(db.clone()),
         );
     portal_reports::store::adopt_schedules(db)
         .await
@@ -1005,6 +1027,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     portal_messages::jobs::retention::schedule_daily(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the retention sweep: {err:?}"))?;
+    portal_integrations::sync::SyncDue::schedule(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("scheduling integration syncs: {err:?}"))?;
     Arc::new(runner).spawn();
     portal_integrations::jobs::Dispatcher::spawn(
         db.clone(),

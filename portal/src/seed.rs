@@ -278,17 +278,13 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         .into_iter()
         .enumerate()
     {
-        link(&txn, acme, crm, account, &format!("SF-{:04}", i + 1)).await?;
-        link(
-            &txn,
-            acme,
-            stripe,
-            account,
-            &format!("cus_acme{:04}", i + 1),
-        )
-        .await?;
+        let salesforce = (crm, "account", format!("SF-{:04}", i + 1));
+        link(&txn, acme, salesforce, account).await?;
+        let customer = (stripe, "customer", format!("cus_acme{:04}", i + 1));
+        link(&txn, acme, customer, account).await?;
     }
-    link(&txn, globex, globex_crm, globex_main, "HS-0001").await?;
+    let company = (globex_crm, "company", "HS-0001".to_owned());
+    link(&txn, globex, company, globex_main).await?;
     webhook_endpoint::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(acme),
@@ -583,26 +579,38 @@ async fn create_integration(
         last_sync_at: Set(Some(Utc::now())),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
+        settings: Set(None),
+        credentials_sealed: Set(None),
+        health: Set("UNKNOWN".into()),
+        last_error: Set(None),
+        last_checked_at: Set(None),
+        consecutive_failures: Set(0),
+        circuit_open_until: Set(None),
+        sync_cursor: Set(None),
     }
     .insert(txn)
     .await?;
     Ok(id)
 }
 
+/// Links `account` to `(integration, external type, external id)`.
 async fn link(
     txn: &DatabaseTransaction,
     tenant_id: Uuid,
-    integration: Uuid,
+    (integration, external_type, external_id): (Uuid, &str, String),
     account: Uuid,
-    external_id: &str,
 ) -> Result<(), DbErr> {
     external_ref::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
         integration_id: Set(integration),
-        account_id: Set(account),
-        external_id: Set(external_id.into()),
+        external_type: Set(external_type.into()),
+        external_id: Set(external_id),
+        entity_type: Set("Account".into()),
+        entity_id: Set(account),
+        fingerprint: Set(None),
         created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
     }
     .insert(txn)
     .await?;

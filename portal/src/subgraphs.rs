@@ -95,6 +95,8 @@ pub struct Shared {
     pub gateway: LateGateway,
     /// The tenants' data keys (messages are sealed with them).
     pub keys: TenantKeys,
+    /// Where integrations' connectors call (each provider's API).
+    pub connectors: portal_integrations::connectors::Endpoints,
 }
 
 /// Builds the subgraph `name` over `db` with `shared`; identity needs the sign-in
@@ -111,6 +113,7 @@ pub fn build(
         files,
         gateway,
         keys,
+        connectors,
     } = shared;
     match name {
         "identity" => {
@@ -151,8 +154,22 @@ pub fn build(
             Some(Subgraph::new("messages", schema, sdl))
         }
         "integrations" => {
-            let schema =
-                portal_integrations::build_schema(db.clone(), references.clone(), keys.clone());
+            let remote = match portal_integrations::sync::remote_for_requests() {
+                Ok(remote) => remote,
+                Err(err) => {
+                    tracing::error!(%err, "the connectors' HTTP client cannot be built");
+                    return None;
+                }
+            };
+            let schema = portal_integrations::build_schema(
+                db.clone(),
+                references.clone(),
+                keys.clone(),
+                portal_integrations::graphql::ConnectorContext {
+                    endpoints: connectors.clone(),
+                    remote,
+                },
+            );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("integrations", schema, sdl))
         }
@@ -172,12 +189,13 @@ pub fn build_all(db: &DatabaseConnection, authenticator: &Arc<Authenticator>) ->
         &files,
         &LateGateway::default(),
         &TenantKeys::local(db.clone(), authenticator.settings().data_key.clone()),
+        &portal_integrations::connectors::Endpoints::default(),
     )
 }
 
 /// [`build_all`] on the event feed `feed` (shared with a gateway in the same process),
 /// keeping files in `files`, reading through the gateway as a user with `gateway`,
-/// sealing with the tenants' data keys `keys`.
+/// sealing with the tenants' data keys `keys`, with connectors calling `connectors`.
 pub fn build_all_with(
     db: &DatabaseConnection,
     authenticator: &Arc<Authenticator>,
@@ -185,6 +203,7 @@ pub fn build_all_with(
     files: &FileStore,
     gateway: &LateGateway,
     keys: &TenantKeys,
+    connectors: &portal_integrations::connectors::Endpoints,
 ) -> Vec<Subgraph> {
     let references = References::default();
     let shared = Shared {
@@ -193,6 +212,7 @@ pub fn build_all_with(
         files: files.clone(),
         gateway: gateway.clone(),
         keys: keys.clone(),
+        connectors: connectors.clone(),
     };
     let subgraphs: Vec<Subgraph> = NAMES
         .iter()

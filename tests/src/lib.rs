@@ -5,6 +5,7 @@
 //! template that is migrated once per schema version. Apps are served on real sockets
 //! (`127.0.0.1:0`), and gateway ↔ subgraph traffic in the distributed setup is real HTTP.
 
+pub mod fake_stripe;
 pub mod oidc_provider;
 pub mod streams;
 
@@ -26,6 +27,7 @@ use portal_gateway::authz::Mode as RbacMode;
 use portal_gateway::gateway::Limits;
 use portal_gateway::subgraph::SubgraphSettings;
 use portal_identity::{Authenticator, IdentitySettings};
+use portal_integrations::connectors::Endpoints;
 use portal_kit::internal_token::InternalTokenKey;
 use portal_kit::mail::{Mailer, Transport};
 use portal_kit::secret::DataKey;
@@ -372,12 +374,36 @@ impl TestPortal {
         mode: Mode,
         settings: IdentitySettings,
     ) -> anyhow::Result<Self> {
+        Self::start_enforcing_on(mode, settings, Endpoints::default()).await
+    }
+
+    /// Like [`TestPortal::start_enforcing`], with integrations' connectors calling
+    /// `connectors` (fake remotes).
+    pub async fn start_enforcing_with_connectors(
+        mode: Mode,
+        connectors: Endpoints,
+    ) -> anyhow::Result<Self> {
+        Self::start_enforcing_on(mode, identity_settings(), connectors).await
+    }
+
+    async fn start_enforcing_on(
+        mode: Mode,
+        settings: IdentitySettings,
+        connectors: Endpoints,
+    ) -> anyhow::Result<Self> {
         let test_db = TestDb::new().await?;
         let db = test_db.connect().await?;
         let seed = portal::seed::seed(&db).await?;
         let (authorizer, watcher) = portal::policies::start(&db, RbacMode::Filter, false).await?;
-        let mut portal =
-            Self::start_inner(mode, db.clone(), seed, settings, Some(authorizer)).await?;
+        let mut portal = Self::start_inner_with(
+            mode,
+            db.clone(),
+            seed,
+            settings,
+            Some(authorizer),
+            connectors,
+        )
+        .await?;
         let gateway = portal.gateway.clone().context("no gateway")?;
         portal::policies::publish_coordinates(&db, &gateway).await?;
         portal.tasks.push(watcher);
@@ -429,6 +455,17 @@ impl TestPortal {
         seed: DemoSeed,
         settings: IdentitySettings,
         authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
+    ) -> anyhow::Result<Self> {
+        Self::start_inner_with(mode, db, seed, settings, authorizer, Endpoints::default()).await
+    }
+
+    async fn start_inner_with(
+        mode: Mode,
+        db: DatabaseConnection,
+        seed: DemoSeed,
+        settings: IdentitySettings,
+        authorizer: Option<Arc<portal_gateway::authz::Authorizer>>,
+        connectors: Endpoints,
     ) -> anyhow::Result<Self> {
         let mail_dir = std::env::temp_dir().join(format!("portal-mail-{}", Uuid::now_v7()));
         let mailer = Mailer::new(
@@ -543,6 +580,7 @@ impl TestPortal {
             }),
             gateway_client: gateway_client.clone(),
             keys: Some(keys.clone()),
+            connectors: connectors.clone(),
         };
         let mut tasks = vec![identity.feed, delivery];
         let mut subgraph_endpoints = BTreeMap::new();
@@ -558,6 +596,7 @@ impl TestPortal {
                     &files,
                     &gateway_client,
                     &keys,
+                    &connectors,
                 );
                 for subgraph in subgraphs {
                     let (addr, task) = serve(subgraph.router(key.clone())).await?;

@@ -1,4 +1,5 @@
-//! Table `external_refs`.
+//! Table `external_refs`: a record of an external system (through one integration) and
+//! the portal entity it is synchronized with.
 
 use sea_orm::entity::prelude::*;
 
@@ -10,9 +11,17 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub integration_id: Uuid,
-    pub account_id: Uuid,
+    /// The remote's name for the kind of record (`customer`, `invoice`, `company`).
+    pub external_type: String,
     pub external_id: String,
+    /// The portal's type (`Account`, `Invoice`, `Payment`, `LedgerEntry`, `User`).
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    /// Hash of the remote fields last synchronized (null for a link made by hand):
+    /// a record whose fingerprint is unchanged is skipped.
+    pub fingerprint: Option<String>,
     pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

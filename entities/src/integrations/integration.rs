@@ -1,4 +1,5 @@
-//! Table `integrations`.
+//! Table `integrations`: an external system connected to a tenant, with its connector's
+//! configuration, health and sync position.
 
 use sea_orm::entity::prelude::*;
 
@@ -16,6 +17,21 @@ pub struct Model {
     pub last_sync_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Connector settings: per-field source-of-truth rules (`{"fieldRules": {...}}`).
+    pub settings: Option<Json>,
+    /// The connector's credentials (remote API key, webhook secret, the portal API key
+    /// it writes with), sealed with the tenant's data key; never readable back.
+    pub credentials_sealed: Option<String>,
+    /// `UNKNOWN`, `HEALTHY`, `DEGRADED` or `FAILING`.
+    pub health: String,
+    pub last_error: Option<String>,
+    pub last_checked_at: Option<DateTimeUtc>,
+    /// Remote calls that failed in a row (reset by a success).
+    pub consecutive_failures: i32,
+    /// While in the future, nothing calls the remote (circuit breaker open).
+    pub circuit_open_until: Option<DateTimeUtc>,
+    /// Where incremental sync goes on from (connector-specific).
+    pub sync_cursor: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

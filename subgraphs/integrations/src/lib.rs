@@ -6,13 +6,16 @@
 //! Layers: [`graphql`] (wire types and resolvers) → [`domain`] (validated inputs, no
 //! framework types) → [`store`] (sea-orm queries, always tenant-scoped); [`outbound`] is
 //! the SSRF-safe HTTP client webhook deliveries leave through; [`jobs`] dispatch events to
-//! endpoints and deliver them.
+//! endpoints and deliver them. [`connectors`] speak to external systems (Stripe) and
+//! [`sync`] runs their data into the portal through its own GraphQL API.
 
+pub mod connectors;
 pub mod domain;
 pub mod graphql;
 pub mod jobs;
 pub mod outbound;
 pub mod store;
+pub mod sync;
 
 pub use graphql::{IntegrationsSchema, build_schema};
 

@@ -58,6 +58,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
         files: None,
         gateway_client: Default::default(),
         keys: None,
+        connectors: Default::default(),
     };
     let (router, _) = portal::all_in_one_app(&db, &portal_tests::authenticator(&db), &options)?;
     let (addr, server) = portal_tests::serve(router).await?;

@@ -7,6 +7,7 @@ mod audit;
 mod auth_helpers;
 mod batching;
 mod conformance;
+mod connectors;
 mod cross_tenant;
 mod dashboard;
 mod delegation;

@@ -61,6 +61,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
         files: None,
         gateway_client: Default::default(),
         keys: None,
+        connectors: Default::default(),
     };
     let (router, gateway) = portal::gateway_app(&partial, clients, &options)?;
     let source = SupergraphSource::parse(&file.display().to_string());

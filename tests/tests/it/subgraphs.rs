@@ -325,6 +325,11 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
         fx.db.clone(),
         fx.references(),
         portal_tests::tenant_keys(&fx.db),
+        portal_integrations::graphql::ConnectorContext {
+            endpoints: Default::default(),
+            remote: portal_integrations::sync::remote_for_requests()
+                .map_err(|err| anyhow::anyhow!("{err}"))?,
+        },
     );
     let create = "mutation { createIntegration(input: { kind: BILLING, provider: \"chargebee\", name: \"Chargebee\" }) { id status } }";
     let response = run(&schema, &fx.carol(), create, json!({})).await;

@@ -3,6 +3,7 @@
 //! types.
 
 pub mod catalogue;
+pub mod sync;
 pub mod webhooks;
 
 use portal_kit::input;
@@ -86,6 +87,16 @@ impl IntegrationStatus {
             "PAUSED" => Self::Paused,
             _ => Self::Error,
         }
+    }
+}
+
+/// The remote's name for the record an account is linked to: what a link made by hand
+/// (`linkExternalRef`) is, so that sync finds it.
+pub fn account_type_of(provider: &str) -> &'static str {
+    match provider {
+        "stripe" => "customer",
+        "hubspot" => "company",
+        _ => "account",
     }
 }
 

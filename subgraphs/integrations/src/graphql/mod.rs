@@ -2,6 +2,7 @@
 //! (`@key(fields: "id")`), `ExternalRef`, the `Account.externalRefs` field it contributes
 //! to accounts' `Account`, and the integration queries and mutations.
 
+mod connectors;
 mod federation;
 mod loaders;
 mod types;
@@ -24,6 +25,10 @@ use portal_kit::references::{References, VisibilityLoader};
 use crate::domain::{self, IntegrationKind, IntegrationStatus};
 use crate::store;
 
+pub use connectors::{
+    ConnectorContext, ConnectorMutation, IntegrationConnectionCheck, IntegrationFieldRule,
+    IntegrationSyncFailure, IntegrationSyncRun,
+};
 pub use federation::Account;
 pub use loaders::{AttemptsByMessage, IntegrationsById, RefsByAccount, WebhookEndpointsById};
 pub use types::{
@@ -39,12 +44,14 @@ pub use webhooks::{
 pub type IntegrationsSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
-/// `references` and sealing webhook secrets with the tenants' `keys`; no socket needed
-/// (tests call `execute` directly).
+/// `references`, sealing webhook secrets and connector credentials with the tenants'
+/// `keys` and calling remotes as `connectors` says; no socket needed (tests call
+/// `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     keys: TenantKeys,
+    connectors: ConnectorContext,
 ) -> IntegrationsSchema {
     Schema::build(Query, Mutation::default(), EmptySubscription)
         .enable_federation()
@@ -54,6 +61,7 @@ pub fn build_schema(
         .data(batch_loader::<RefsByAccount>(&db))
         .data(batch_loader::<AttemptsByMessage>(&db))
         .data(keys)
+        .data(connectors)
         .data(async_graphql::dataloader::DataLoader::new(
             VisibilityLoader::new(references.clone(), "Account"),
             tokio::spawn,
@@ -197,7 +205,7 @@ pub struct CreateExternalRefInput {
 /// Integrations mutations. Each validates all input before writing anything and records
 /// an audit event in the same transaction as the change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IntegrationMutation, WebhookMutation);
+pub struct Mutation(IntegrationMutation, WebhookMutation, ConnectorMutation);
 
 /// Integrations and external references, and webhook endpoints' settings.
 #[derive(Default)]

@@ -76,6 +76,7 @@ impl From<IntegrationStatusGql> for IntegrationStatus {
 
 /// A connection to an external CRM or billing system.
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Integration {
     /// Stable id.
     pub id: ID,
@@ -93,12 +94,34 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     /// When the integration last changed.
     pub updated_at: DateTime<Utc>,
+    /// Whether its connector has credentials (`configureIntegration`); they are never
+    /// readable back.
+    pub configured: bool,
+    /// How its remote is doing, from the last calls.
+    pub health: super::connectors::HealthGql,
+    /// The last remote call's error, if it failed.
+    pub last_error: Option<String>,
+    /// When the remote was last called.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// While in the future, nothing calls the remote (it kept failing: the circuit
+    /// breaker is open); the first call after it decides whether it closes.
+    pub circuit_open_until: Option<DateTime<Utc>>,
+    /// Which side wins, per synchronized field.
+    pub field_rules: Vec<super::connectors::IntegrationFieldRule>,
     #[graphql(skip)]
     uuid: Uuid,
 }
 
+impl Integration {
+    /// The integration's id.
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+}
+
 impl From<integration::Model> for Integration {
     fn from(row: integration::Model) -> Self {
+        let configured = store::connectors::is_configured(&row);
         Self {
             id: ID(row.id.to_string()),
             kind: IntegrationKind::from_db(&row.kind).into(),
@@ -108,8 +131,30 @@ impl From<integration::Model> for Integration {
             last_sync_at: row.last_sync_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            configured,
+            health: crate::domain::sync::Health::from_db(&row.health).into(),
+            last_error: row.last_error,
+            last_checked_at: row.last_checked_at,
+            circuit_open_until: row.circuit_open_until,
+            field_rules: crate::domain::sync::FieldRules::from_settings(row.settings.as_ref())
+                .iter()
+                .map(super::connectors::IntegrationFieldRule::from)
+                .collect(),
             uuid: row.id,
         }
+    }
+}
+
+#[ComplexObject]
+impl Integration {
+    /// Its sync runs, newest first.
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<super::connectors::IntegrationSyncRunConnection> {
+        super::connectors::runs_of(ctx, self.uuid, first, after).await
     }
 }
 
@@ -196,16 +241,26 @@ portal_kit::connection!(
     WebhookEndpoint
 );
 
-/// The id of a portal account in an external system.
+/// A record in an external system and the portal entity it is linked to (by hand with
+/// `linkExternalRef`, or by a sync run).
 #[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct ExternalRef {
     /// Stable id.
     pub id: ID,
-    /// The external system's id of the account.
+    /// The external system's id of the record.
     pub external_id: String,
+    /// The external system's kind of record (`customer`, `invoice`, `company`).
+    pub external_type: String,
+    /// The portal's type of the linked entity (`Account`, `Invoice`, `Payment`,
+    /// `LedgerEntry`).
+    pub entity_type: String,
+    /// The linked entity's id.
+    pub entity_id: ID,
     /// When the link was made.
     pub created_at: DateTime<Utc>,
+    /// When a sync last changed it.
+    pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     integration_id: Uuid,
 }
@@ -215,7 +270,11 @@ impl From<external_ref::Model> for ExternalRef {
         Self {
             id: ID(row.id.to_string()),
             external_id: row.external_id,
+            external_type: row.external_type,
+            entity_type: row.entity_type,
+            entity_id: ID(row.entity_id.to_string()),
             created_at: row.created_at,
+            updated_at: row.updated_at,
             integration_id: row.integration_id,
         }
     }

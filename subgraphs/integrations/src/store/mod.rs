@@ -24,6 +24,10 @@ use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 use crate::domain::catalogue::PayloadMode;
 use crate::domain::{IntegrationKind, IntegrationStatus};
 
+pub mod connectors;
+
+/// The entity type of account links.
+pub const ACCOUNT_ENTITY: &str = "Account";
 pub mod webhooks;
 
 /// Validated fields of a new integration.
@@ -150,6 +154,14 @@ pub async fn create_integration(
         last_sync_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        settings: Set(None),
+        credentials_sealed: Set(None),
+        health: Set(crate::domain::sync::Health::Unknown.as_str().to_owned()),
+        last_error: Set(None),
+        last_checked_at: Set(None),
+        consecutive_failures: Set(0),
+        circuit_open_until: Set(None),
+        sync_cursor: Set(None),
     }
     .insert(&txn)
     .await
@@ -337,14 +349,15 @@ pub async fn refs_by_accounts(
 ) -> ApiResult<HashMap<Uuid, Vec<external_ref::Model>>> {
     let rows = external_ref::Entity::find()
         .filter(external_ref::Column::TenantId.eq(tenant_id))
-        .filter(external_ref::Column::AccountId.is_in(account_ids))
+        .filter(external_ref::Column::EntityType.eq(ACCOUNT_ENTITY))
+        .filter(external_ref::Column::EntityId.is_in(account_ids))
         .order_by_asc(external_ref::Column::Id)
         .all(db)
         .await
         .map_err(ApiError::from_db)?;
     let mut by_account: HashMap<Uuid, Vec<external_ref::Model>> = HashMap::new();
     for row in rows {
-        by_account.entry(row.account_id).or_default().push(row);
+        by_account.entry(row.entity_id).or_default().push(row);
     }
     Ok(by_account)
 }
@@ -363,14 +376,19 @@ pub async fn link_external_ref(
 ) -> ApiResult<external_ref::Model> {
     let tenant_id = actor.tenant()?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    integration(&txn, tenant_id, new.integration_id).await?;
+    let owner = integration(&txn, tenant_id, new.integration_id).await?;
+    let now = Utc::now();
     let created = external_ref::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
         integration_id: Set(new.integration_id),
-        account_id: Set(new.account_id),
+        external_type: Set(crate::domain::account_type_of(&owner.provider).to_owned()),
         external_id: Set(new.external_id),
-        created_at: Set(Utc::now()),
+        entity_type: Set(ACCOUNT_ENTITY.to_owned()),
+        entity_id: Set(new.account_id),
+        fingerprint: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
     }
     .insert(&txn)
     .await
@@ -378,7 +396,8 @@ pub async fn link_external_ref(
     AuditEvent::success("external_ref.link", "external_ref", created.id)
         .with_details(json!({
             "integrationId": created.integration_id,
-            "accountId": created.account_id,
+            "accountId": created.entity_id,
+            "externalType": created.external_type,
         }))
         .record(&txn, actor, meta)
         .await?;
@@ -395,7 +414,7 @@ mod tests {
 
     use super::*;
 
-    /// The integrations tables, with the unique indexes of migrations m0006 and m0007.
+    /// The integrations tables, with the unique indexes of migration m0056.
     async fn integrations_tables() -> DatabaseConnection {
         let db = Database::connect("sqlite::memory:").await.expect("sqlite");
         let schema = Schema::new(DbBackend::Sqlite);
@@ -413,18 +432,27 @@ mod tests {
         )
         .await
         .expect("domain_events");
-        for (name, column) in [
-            ("ux_external_refs_integration_account", "account_id"),
-            ("ux_external_refs_integration_external", "external_id"),
+        for (name, columns) in [
+            (
+                "ux_external_refs_entity",
+                &[
+                    "integration_id",
+                    "external_type",
+                    "entity_type",
+                    "entity_id",
+                ][..],
+            ),
+            (
+                "ux_external_refs_external",
+                &["integration_id", "external_type", "external_id"][..],
+            ),
         ] {
-            let index = Index::create()
-                .name(name)
-                .table("external_refs")
-                .col("integration_id")
-                .col(column)
-                .unique()
-                .to_owned();
-            db.execute(&index).await.expect("index");
+            let mut index = Index::create();
+            index.name(name).table("external_refs").unique();
+            for column in columns {
+                index.col(*column);
+            }
+            db.execute(&index.to_owned()).await.expect("index");
         }
         db
     }

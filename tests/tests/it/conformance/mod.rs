@@ -268,6 +268,7 @@ impl Supergraph {
             files: None,
             gateway_client: Default::default(),
             keys: None,
+            connectors: Default::default(),
         };
         let (router, _) = portal::gateway_app(&supergraph, clients, &options)?;
         let (addr, gateway_task) = portal_tests::serve(router).await?;

@@ -1,0 +1,181 @@
+//! Connectors: how the portal talks to an external system. Each provider implements
+//! [`Connector`] — test the connection, pull changed records since a cursor, push a
+//! change, verify an inbound webhook — over a [`remote::Remote`], which retries transient
+//! failures with backoff and honours `Retry-After`. The sync engine
+//! ([`crate::sync`]) drives a connector page by page and applies what it pulls through
+//! the portal's own GraphQL API; the circuit breaker lives with the integration's state
+//! ([`crate::domain::sync::Breaker`]), so it holds across jobs and processes.
+
+pub mod remote;
+pub mod stripe;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use remote::{Remote, RemoteError};
+
+/// The secrets a connector works with, sealed together with the tenant's data key.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    /// The remote's API key (Stripe's secret or restricted key, a HubSpot private-app
+    /// token).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// The secret inbound webhooks from the remote are signed with.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// The portal API key the sync writes with: its service account and roles are the
+    /// connector's identity in the portal.
+    #[serde(default)]
+    pub portal_api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("api_key", &self.api_key.is_some())
+            .field("webhook_secret", &self.webhook_secret.is_some())
+            .field("portal_api_key", &self.portal_api_key.is_some())
+            .finish()
+    }
+}
+
+/// One record pulled from the remote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The remote's kind of record (`customer`, `invoice`).
+    pub external_type: String,
+    /// Its id there.
+    pub external_id: String,
+    /// Removed at the remote.
+    pub deleted: bool,
+    /// The record as the remote sent it.
+    pub body: Value,
+}
+
+/// A page of changes and where to go on from.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// Records in the order to apply them.
+    pub records: Vec<Record>,
+    /// The cursor after this page.
+    pub next: Value,
+    /// Whether more pages follow now (otherwise the run is done; `next` is where the
+    /// next incremental run starts).
+    pub more: bool,
+}
+
+/// What a connection test found.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The remote account connected to (its name or id).
+    pub account: String,
+    /// Round-trip time of the check.
+    pub latency: Duration,
+}
+
+/// A change the portal sends to the remote.
+#[derive(Clone, Debug)]
+pub struct Push {
+    /// The remote's kind of record.
+    pub external_type: String,
+    /// Its id there.
+    pub external_id: String,
+    /// Fields to set (remote names).
+    pub fields: Vec<(String, String)>,
+    /// Makes a retried push a no-op at the remote.
+    pub idempotency_key: String,
+}
+
+/// Why an inbound webhook was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRejection {
+    /// No signature header.
+    #[error("the request is not signed")]
+    NotSigned,
+    /// The header could not be read.
+    #[error("the signature header is malformed")]
+    Malformed,
+    /// Signed too long ago (a replay).
+    #[error("the signature is too old")]
+    TooOld,
+    /// No signature matches the secret.
+    #[error("no signature matches")]
+    Mismatch,
+    /// The integration has no webhook secret configured.
+    #[error("the integration has no webhook secret")]
+    NoSecret,
+}
+
+/// An external system, as the sync engine sees it.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Checks the credentials and the remote: the account connected to.
+    async fn test_connection(&self) -> Result<ConnectionInfo, RemoteError>;
+
+    /// Where a backfill starts: also remembers where incremental sync will go on from,
+    /// so that nothing changed during the backfill is missed.
+    async fn backfill_cursor(&self) -> Result<Value, RemoteError>;
+
+    /// Where incremental sync starts when it never ran (now).
+    async fn incremental_cursor(&self) -> Result<Value, RemoteError>;
+
+    /// The page of changes after `cursor`.
+    async fn pull(&self, cursor: &Value) -> Result<Page, RemoteError>;
+
+    /// Sends a change to the remote.
+    async fn push(&self, change: &Push) -> Result<(), RemoteError>;
+
+    /// Checks an inbound webhook's signature (`now` in Unix seconds).
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), WebhookRejection>;
+}
+
+/// Where each provider's API is (deployment configuration, never a tenant's choice: the
+/// credentials go there).
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// Stripe's API base URL.
+    pub stripe: String,
+    /// HubSpot's API base URL.
+    pub hubspot: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            stripe: stripe::BASE_URL.to_owned(),
+            hubspot: "https://api.hubapi.com".to_owned(),
+        }
+    }
+}
+
+/// Providers with a connector.
+pub const PROVIDERS: [&str; 1] = [stripe::PROVIDER];
+
+/// The connector of `provider` with `credentials`, or `None` when the portal has none for
+/// that provider.
+pub fn connector_for(
+    provider: &str,
+    credentials: &Credentials,
+    endpoints: &Endpoints,
+    remote: &Remote,
+) -> Option<Box<dyn Connector>> {
+    match provider {
+        stripe::PROVIDER => Some(Box::new(stripe::Stripe::new(
+            &endpoints.stripe,
+            credentials,
+            remote.clone(),
+        ))),
+        _ => None,
+    }
+}

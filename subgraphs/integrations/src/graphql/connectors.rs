@@ -1,0 +1,491 @@
+//! Connectors on the wire: configuring an integration's credentials and field rules
+//! (never readable back), testing the connection, starting a sync run (or replaying from
+//! a cursor), and the run log (`Integration.syncRuns`, `IntegrationSyncRun.failures`).
+
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use portal_entities::integrations::{sync_failure, sync_run};
+use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::{ApiError, ApiResult, input};
+
+use super::types::Integration;
+use super::webhooks::keys;
+use crate::connectors::{self, Endpoints, Remote};
+use crate::domain::sync::{FieldRules, Health, RunMode, RunStatus, SourceOfTruth};
+use crate::store::{self, connectors as state};
+
+/// Longest accepted secret or key, in characters.
+const SECRET_MAX: usize = 500;
+/// Skipped records listed per run, at most.
+const FAILURES_MAX: i32 = 500;
+
+/// Where connectors call, and how (schema data).
+#[derive(Clone, Debug)]
+pub struct ConnectorContext {
+    /// Each provider's API.
+    pub endpoints: Endpoints,
+    /// The client calls go through (one attempt: a person is waiting).
+    pub remote: Remote,
+}
+
+fn connector_context<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c ConnectorContext> {
+    ctx.data::<ConnectorContext>()
+        .map_err(|_| ApiError::internal("connector settings missing from schema data"))
+}
+
+/// How an integration's remote is doing.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationHealth")]
+pub enum HealthGql {
+    /// Not called yet (or credentials just changed).
+    Unknown,
+    /// The last call succeeded.
+    Healthy,
+    /// Recent calls failed; retries go on.
+    Degraded,
+    /// The circuit breaker is open, or the credentials were refused.
+    Failing,
+}
+
+impl From<Health> for HealthGql {
+    fn from(health: Health) -> Self {
+        match health {
+            Health::Unknown => Self::Unknown,
+            Health::Healthy => Self::Healthy,
+            Health::Degraded => Self::Degraded,
+            Health::Failing => Self::Failing,
+        }
+    }
+}
+
+/// Which side wins when a synchronized field differs.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "SourceOfTruth")]
+pub enum SourceOfTruthGql {
+    /// The portal's value stands and is pushed to the remote.
+    Portal,
+    /// The remote's value is written into the portal.
+    Remote,
+}
+
+impl From<SourceOfTruth> for SourceOfTruthGql {
+    fn from(rule: SourceOfTruth) -> Self {
+        match rule {
+            SourceOfTruth::Portal => Self::Portal,
+            SourceOfTruth::Remote => Self::Remote,
+        }
+    }
+}
+
+impl From<SourceOfTruthGql> for SourceOfTruth {
+    fn from(rule: SourceOfTruthGql) -> Self {
+        match rule {
+            SourceOfTruthGql::Portal => Self::Portal,
+            SourceOfTruthGql::Remote => Self::Remote,
+        }
+    }
+}
+
+/// A synchronized field and which side wins.
+#[derive(SimpleObject, Clone)]
+pub struct IntegrationFieldRule {
+    /// The portal field, as `Type.field`.
+    pub field: String,
+    /// The side whose value wins.
+    pub source_of_truth: SourceOfTruthGql,
+}
+
+impl From<(&str, SourceOfTruth)> for IntegrationFieldRule {
+    fn from((field, rule): (&str, SourceOfTruth)) -> Self {
+        Self {
+            field: field.to_owned(),
+            source_of_truth: rule.into(),
+        }
+    }
+}
+
+/// How a sync run starts.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationSyncMode")]
+pub enum RunModeGql {
+    /// Everything the remote has, then on as incremental.
+    Backfill,
+    /// Changes since the last run (or since `fromCursor`: a replay).
+    Incremental,
+}
+
+impl From<RunModeGql> for RunMode {
+    fn from(mode: RunModeGql) -> Self {
+        match mode {
+            RunModeGql::Backfill => Self::Backfill,
+            RunModeGql::Incremental => Self::Incremental,
+        }
+    }
+}
+
+impl From<RunMode> for RunModeGql {
+    fn from(mode: RunMode) -> Self {
+        match mode {
+            RunMode::Backfill => Self::Backfill,
+            RunMode::Incremental => Self::Incremental,
+        }
+    }
+}
+
+/// Where a sync run is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationSyncStatus")]
+pub enum RunStatusGql {
+    /// Pulling pages.
+    Running,
+    /// Done; records that failed are listed and were skipped.
+    Succeeded,
+    /// Stopped (see `error`).
+    Failed,
+}
+
+impl From<RunStatus> for RunStatusGql {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Running => Self::Running,
+            RunStatus::Succeeded => Self::Succeeded,
+            RunStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One synchronization run: a job per page of remote records.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct IntegrationSyncRun {
+    /// Stable id.
+    pub id: ID,
+    /// How it started.
+    pub mode: RunModeGql,
+    /// Where it is.
+    pub status: RunStatusGql,
+    /// Portal records created (or linked).
+    pub created_count: i32,
+    /// Portal records changed.
+    pub updated_count: i32,
+    /// Remote records with nothing to do.
+    pub unchanged_count: i32,
+    /// Links removed because the remote record was deleted.
+    pub deleted_count: i32,
+    /// Remote records skipped after an error (see `failures`).
+    pub failed_count: i32,
+    /// Pages pulled.
+    pub pages: i32,
+    /// The cursor it started from (JSON; pass it as `fromCursor` to replay).
+    pub from_cursor: Option<String>,
+    /// Where it is now (JSON).
+    pub cursor: Option<String>,
+    /// Why it stopped, when it failed.
+    pub error: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How long it took (so far, while running), in milliseconds.
+    pub duration_ms: i64,
+    #[graphql(skip)]
+    uuid: Uuid,
+}
+
+impl From<sync_run::Model> for IntegrationSyncRun {
+    fn from(row: sync_run::Model) -> Self {
+        let end = row.finished_at.unwrap_or_else(Utc::now);
+        Self {
+            id: ID(row.id.to_string()),
+            mode: RunMode::from_db(&row.mode).into(),
+            status: RunStatus::from_db(&row.status).into(),
+            created_count: row.created,
+            updated_count: row.updated,
+            unchanged_count: row.unchanged,
+            deleted_count: row.deleted,
+            failed_count: row.failed,
+            pages: row.pages,
+            from_cursor: row.from_cursor.map(|c| c.to_string()),
+            cursor: row.cursor.map(|c| c.to_string()),
+            error: row.error,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            duration_ms: (end - row.started_at).num_milliseconds().max(0),
+            uuid: row.id,
+        }
+    }
+}
+
+impl Node for IntegrationSyncRun {
+    fn cursor_id(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+portal_kit::connection!(
+    IntegrationSyncRunConnection,
+    IntegrationSyncRunEdge,
+    IntegrationSyncRun
+);
+
+#[ComplexObject]
+impl IntegrationSyncRun {
+    /// Remote records the run skipped, and why (oldest first, at most `first`, up to
+    /// 500).
+    async fn failures(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> ApiResult<Vec<IntegrationSyncFailure>> {
+        if !(1..=FAILURES_MAX).contains(&first) {
+            return Err(ApiError::invalid(
+                "first",
+                format!("must be between 1 and {FAILURES_MAX}"),
+            ));
+        }
+        let rows = state::failures_of_run(
+            db(ctx)?,
+            tenant_of(ctx)?,
+            self.uuid,
+            u64::try_from(first).unwrap_or(50),
+        )
+        .await?;
+        Ok(rows.into_iter().map(IntegrationSyncFailure::from).collect())
+    }
+}
+
+/// A remote record a sync run could not apply and skipped.
+#[derive(SimpleObject, Clone)]
+pub struct IntegrationSyncFailure {
+    /// The remote's kind of record.
+    pub external_type: String,
+    /// Its id there.
+    pub external_id: String,
+    /// Why it was skipped.
+    pub error: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<sync_failure::Model> for IntegrationSyncFailure {
+    fn from(row: sync_failure::Model) -> Self {
+        Self {
+            external_type: row.external_type,
+            external_id: row.external_id,
+            error: row.error,
+            at: row.created_at,
+        }
+    }
+}
+
+/// What a connection test found.
+#[derive(SimpleObject, Clone)]
+pub struct IntegrationConnectionCheck {
+    /// Whether the remote accepted the credentials and answered.
+    pub ok: bool,
+    /// The remote account connected to, or what went wrong.
+    pub message: String,
+    /// Round-trip time of the check, in milliseconds.
+    pub latency_ms: i32,
+    /// The integration, with its health as the test left it.
+    pub integration: Integration,
+}
+
+/// One field rule to set.
+#[derive(InputObject)]
+pub struct IntegrationFieldRuleInput {
+    /// The portal field, as `Type.field` (see `Integration.fieldRules`).
+    pub field: String,
+    /// The side whose value wins.
+    pub source_of_truth: SourceOfTruthGql,
+}
+
+/// Input of `configureIntegration`: omitted fields stay as they are, an empty string
+/// removes a secret. Secrets are sealed with the tenant's data key and never shown again.
+#[derive(InputObject)]
+pub struct ConfigureIntegrationInput {
+    /// The remote's API key (Stripe: a secret `sk_` or restricted `rk_` key).
+    pub api_key: Option<String>,
+    /// The secret the remote signs its webhooks with (Stripe: `whsec_…`); inbound
+    /// webhooks go to `/integrations/<id>/webhook`.
+    pub webhook_secret: Option<String>,
+    /// A portal API key (of a service account) that sync writes with: its roles' policies
+    /// decide what the connector may change.
+    pub portal_api_key: Option<String>,
+    /// Per-field source-of-truth rules to change.
+    pub field_rules: Option<Vec<IntegrationFieldRuleInput>>,
+}
+
+/// A secret change: `None` keeps it, blank removes it.
+fn secret(field: &'static str, raw: Option<String>) -> ApiResult<Option<Option<String>>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(Some(None));
+    }
+    if value.chars().count() > SECRET_MAX || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be one line of at most {SECRET_MAX} characters"),
+        ));
+    }
+    Ok(Some(Some(value.to_owned())))
+}
+
+/// The runs of an integration (for `Integration.syncRuns`).
+pub(super) async fn runs_of(
+    ctx: &Context<'_>,
+    integration_id: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<IntegrationSyncRunConnection> {
+    let page = PageRequest::parse(first, after.as_deref())?;
+    let rows = state::runs_of_integration(db(ctx)?, tenant_of(ctx)?, integration_id, page).await?;
+    Ok(rows.map(IntegrationSyncRun::from).into())
+}
+
+/// Connector mutations.
+#[derive(Default)]
+pub struct ConnectorMutation;
+
+#[Object]
+impl ConnectorMutation {
+    /// Sets an integration's connector credentials and field rules. `BAD_USER_INPUT`
+    /// for a provider the portal has no connector for.
+    async fn configure_integration(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ConfigureIntegrationInput,
+    ) -> ApiResult<Integration> {
+        let id = input::id("id", &id)?;
+        let tenant_id = tenant_of(ctx)?;
+        let row = store::integration(db(ctx)?, tenant_id, id).await?;
+        if !connectors::PROVIDERS.contains(&row.provider.as_str()) {
+            return Err(ApiError::invalid(
+                "id",
+                format!(
+                    "the portal has no connector for `{}` (it has: {})",
+                    row.provider,
+                    connectors::PROVIDERS.join(", ")
+                ),
+            ));
+        }
+        let changes = state::CredentialChanges {
+            api_key: secret("input.apiKey", input.api_key)?,
+            webhook_secret: secret("input.webhookSecret", input.webhook_secret)?,
+            portal_api_key: secret("input.portalApiKey", input.portal_api_key)?,
+        };
+        let rules = match input.field_rules {
+            Some(rules) => {
+                let changes: Vec<(String, SourceOfTruth)> = rules
+                    .into_iter()
+                    .map(|rule| (rule.field.trim().to_owned(), rule.source_of_truth.into()))
+                    .collect();
+                Some(
+                    FieldRules::from_settings(row.settings.as_ref())
+                        .with_changes("input.fieldRules", &changes)?,
+                )
+            }
+            None => None,
+        };
+        let updated = state::configure(
+            db(ctx)?,
+            keys(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            id,
+            changes,
+            rules,
+        )
+        .await?;
+        Ok(updated.into())
+    }
+
+    /// Calls the integration's remote with its credentials and records the outcome in
+    /// its health (a refused key makes it `FAILING`).
+    async fn test_integration_connection(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<IntegrationConnectionCheck> {
+        let id = input::id("id", &id)?;
+        let tenant_id = tenant_of(ctx)?;
+        let db = db(ctx)?;
+        let row = store::integration(db, tenant_id, id).await?;
+        let creds = state::credentials(keys(ctx)?, &row).await?;
+        let settings = connector_context(ctx)?;
+        let connector =
+            connectors::connector_for(&row.provider, &creds, &settings.endpoints, &settings.remote)
+                .ok_or_else(|| {
+                    ApiError::invalid("id", "the portal has no connector for this provider")
+                })?;
+        let started = std::time::Instant::now();
+        let tested = connector.test_connection().await;
+        let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        let outcome = tested.as_ref().map(|_| ());
+        let updated = state::record_remote(db, &row, outcome, Utc::now(), meta(ctx)).await?;
+        state::record_connection_test(db, actor(ctx), meta(ctx), &updated, tested.is_ok()).await?;
+        let (ok, message) = match tested {
+            Ok(info) => (true, format!("connected to {}", info.account)),
+            Err(err) => (false, err.to_string()),
+        };
+        Ok(IntegrationConnectionCheck {
+            ok,
+            message,
+            latency_ms,
+            integration: updated.into(),
+        })
+    }
+
+    /// Starts a sync run: `BACKFILL` (everything, then on as incremental) or
+    /// `INCREMENTAL` (since the last run, or from `fromCursor` — a run's `cursor` or
+    /// `fromCursor` — to replay). `CONFLICT` while a run is in progress.
+    async fn start_integration_sync(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        mode: RunModeGql,
+        from_cursor: Option<String>,
+    ) -> ApiResult<IntegrationSyncRun> {
+        let id = input::id("id", &id)?;
+        let from_cursor = match from_cursor {
+            None => None,
+            Some(raw) => {
+                let parsed: Value = serde_json::from_str(&raw).map_err(|_| {
+                    ApiError::invalid("fromCursor", "must be a cursor a run reported (JSON)")
+                })?;
+                if !parsed.is_object() || raw.len() > 2000 {
+                    return Err(ApiError::invalid(
+                        "fromCursor",
+                        "must be a cursor a run reported (a JSON object)",
+                    ));
+                }
+                if mode == RunModeGql::Backfill {
+                    return Err(ApiError::invalid(
+                        "fromCursor",
+                        "a backfill starts from the beginning: replay with INCREMENTAL",
+                    ));
+                }
+                Some(parsed)
+            }
+        };
+        let run = state::start_run(
+            db(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            tenant_of(ctx)?,
+            id,
+            mode.into(),
+            from_cursor,
+        )
+        .await?;
+        Ok(run.into())
+    }
+}

@@ -1,0 +1,620 @@
+//! Connector state: the sealed credentials and settings of an integration, its health
+//! and circuit breaker, sync runs (a chain of jobs, one page of remote records each) with
+//! their counts and skipped records, and the external references sync keeps.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::integrations::{external_ref, integration, sync_failure, sync_run};
+use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
+use portal_kit::envelope::{Binding, Sealed, TenantKeys};
+use portal_kit::jobs::{self, NewJob};
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::connectors::{Credentials, RemoteError};
+use crate::domain::sync::{Breaker, FieldRules, Health, RunMode, RunStatus};
+
+/// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
+pub const SYNC_KIND: &str = "integration.sync";
+/// What credentials are sealed as.
+const CREDENTIALS_PURPOSE: &str = "integration.credentials";
+/// Longest error text kept on a run or a skipped record.
+const ERROR_MAX: usize = 1000;
+
+/// The credential changes of a configuration: `Some(None)` clears one, `None` keeps it.
+#[derive(Default)]
+pub struct CredentialChanges {
+    /// The remote's API key.
+    pub api_key: Option<Option<String>>,
+    /// The secret of the remote's webhooks.
+    pub webhook_secret: Option<Option<String>>,
+    /// The portal API key the sync writes with.
+    pub portal_api_key: Option<Option<String>>,
+}
+
+/// Seals `credentials` of integration `id`.
+async fn seal(
+    keys: &TenantKeys,
+    tenant_id: Uuid,
+    id: Uuid,
+    credentials: &Credentials,
+) -> ApiResult<String> {
+    let plain = serde_json::to_vec(credentials)
+        .map_err(|_| ApiError::internal("credentials cannot be encoded"))?;
+    let sealed = keys.seal(binding(tenant_id, id), &plain).await?;
+    Ok(format!(
+        "{}.{}",
+        sealed.version,
+        STANDARD.encode(sealed.bytes)
+    ))
+}
+
+/// The credentials of `row` (none configured: all empty).
+pub async fn credentials(keys: &TenantKeys, row: &integration::Model) -> ApiResult<Credentials> {
+    let Some(stored) = row.credentials_sealed.as_deref() else {
+        return Ok(Credentials::default());
+    };
+    let unreadable = || ApiError::internal("an integration's credentials cannot be read");
+    let (version, bytes) = stored.split_once('.').ok_or_else(unreadable)?;
+    let sealed = Sealed {
+        version: version.parse().map_err(|_| unreadable())?,
+        bytes: STANDARD.decode(bytes).map_err(|_| unreadable())?,
+    };
+    let plain = keys.open(binding(row.tenant_id, row.id), &sealed).await?;
+    serde_json::from_slice(&plain).map_err(|_| unreadable())
+}
+
+fn binding(tenant_id: Uuid, id: Uuid) -> Binding<'static> {
+    Binding {
+        purpose: CREDENTIALS_PURPOSE,
+        tenant_id,
+        object_id: id,
+    }
+}
+
+/// Sets an integration's credentials and field rules. The audit event says which
+/// credentials changed, never their values.
+pub async fn configure(
+    db: &DatabaseConnection,
+    keys: &TenantKeys,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: CredentialChanges,
+    rules: Option<FieldRules>,
+) -> ApiResult<integration::Model> {
+    let tenant_id = actor.tenant()?;
+    let current = super::integration(db, tenant_id, id).await?;
+    let mut creds = credentials(keys, &current).await?;
+    let mut changed = Vec::new();
+    for (name, change, slot) in [
+        ("apiKey", changes.api_key, &mut creds.api_key),
+        (
+            "webhookSecret",
+            changes.webhook_secret,
+            &mut creds.webhook_secret,
+        ),
+        (
+            "portalApiKey",
+            changes.portal_api_key,
+            &mut creds.portal_api_key,
+        ),
+    ] {
+        if let Some(value) = change {
+            *slot = value;
+            changed.push(name);
+        }
+    }
+    let sealed = seal(keys, tenant_id, id, &creds).await?;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let current = super::integration(&txn, tenant_id, id).await?;
+    let mut active: integration::ActiveModel = current.clone().into();
+    active.credentials_sealed = Set(Some(sealed));
+    if let Some(rules) = &rules {
+        active.settings = Set(Some(rules.to_settings()));
+    }
+    if !changed.is_empty() {
+        // New credentials deserve a fresh start: the breaker closes, health is unknown
+        // until the next call.
+        active.health = Set(Health::Unknown.as_str().to_owned());
+        active.consecutive_failures = Set(0);
+        active.circuit_open_until = Set(None);
+        active.last_error = Set(None);
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    AuditEvent::success("integration.configure", "integration", id)
+        .with_details(json!({
+            "credentialsChanged": changed,
+            "fieldRules": rules.map(|r| r.to_settings()["fieldRules"].clone()),
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// Whether `row` has what a connector needs to call its remote.
+pub fn is_configured(row: &integration::Model) -> bool {
+    row.credentials_sealed.is_some()
+}
+
+/// Records the outcome of calls to the remote of `row` at `now`: the breaker and health
+/// move, and a change of health is audited (and so becomes an
+/// `integration.health_changed` event).
+pub async fn record_remote(
+    db: &DatabaseConnection,
+    row: &integration::Model,
+    outcome: Result<(), &RemoteError>,
+    now: DateTime<Utc>,
+    meta: &RequestMeta,
+) -> ApiResult<integration::Model> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let current = super::integration(&txn, row.tenant_id, row.id).await?;
+    let (breaker, error) = match outcome {
+        Ok(()) => (Breaker::closed(), None),
+        Err(err @ RemoteError::Unauthorized(_)) => (
+            Breaker::refused(current.consecutive_failures),
+            Some(err.to_string()),
+        ),
+        Err(err) if err.is_outage() => (
+            Breaker::after_outage(current.consecutive_failures, now),
+            Some(err.to_string()),
+        ),
+        // A refusal of one request says nothing about the remote's health.
+        Err(err) => (
+            Breaker {
+                failures: current.consecutive_failures,
+                open_until: current.circuit_open_until,
+                health: Health::from_db(&current.health),
+            },
+            Some(err.to_string()),
+        ),
+    };
+    let before = current.health.clone();
+    let mut active: integration::ActiveModel = current.into();
+    active.consecutive_failures = Set(breaker.failures);
+    active.circuit_open_until = Set(breaker.open_until);
+    active.health = Set(breaker.health.as_str().to_owned());
+    active.last_checked_at = Set(Some(now));
+    active.last_error = Set(error.map(|e| truncate(&e)));
+    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
+    if before != updated.health {
+        AuditEvent::success("integration.health_change", "integration", updated.id)
+            .in_tenant(updated.tenant_id)
+            .with_details(json!({
+                "before": before,
+                "after": updated.health,
+                "circuitOpenUntil": updated.circuit_open_until,
+                "error": updated.last_error,
+            }))
+            .record(&txn, &Actor::anonymous(), meta)
+            .await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(updated)
+}
+
+/// Integrations an incremental run should start for now: configured, active, of a
+/// provider with a connector, circuit closed, and having finished a run before (a first
+/// run is a person's choice: backfill or not).
+pub async fn due_for_sync(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<integration::Model>> {
+    let rows = integration::Entity::find()
+        .filter(integration::Column::CredentialsSealed.is_not_null())
+        .filter(integration::Column::Status.eq(crate::domain::IntegrationStatus::Active.as_str()))
+        .filter(integration::Column::Provider.is_in(crate::connectors::PROVIDERS))
+        .filter(integration::Column::SyncCursor.is_not_null())
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.circuit_open_until.is_none_or(|until| until <= now))
+        .collect())
+}
+
+/// The integration an inbound webhook names, in whichever tenant: the URL's id is only
+/// an address — the signature, checked with that integration's secret, is what is
+/// trusted.
+pub async fn integration_for_webhook(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> ApiResult<Option<integration::Model>> {
+    integration::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// Audits an inbound webhook of `row` that was refused, and why (an accepted one is
+/// audited as the run it starts).
+pub async fn record_refused_webhook(
+    db: &DatabaseConnection,
+    row: &integration::Model,
+    meta: &RequestMeta,
+    reason: &str,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    AuditEvent::failure("integration.webhook_receive", "integration", Some(row.id))
+        .with_details(json!({ "reason": reason }))
+        .in_tenant(row.tenant_id)
+        .record(&txn, &Actor::anonymous(), meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)
+}
+
+/// Audits a connection test by `actor`.
+pub async fn record_connection_test(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    row: &integration::Model,
+    ok: bool,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    AuditEvent::success("integration.connection_test", "integration", row.id)
+        .with_details(json!({ "ok": ok, "health": row.health }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)
+}
+
+/// Starts a sync run of an integration of the actor's tenant (from `from_cursor` when
+/// given: a replay) and queues its first job. `CONFLICT` while another run is in
+/// progress; `BAD_USER_INPUT` for an integration that is not configured or is paused.
+pub async fn start_run(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    tenant_id: Uuid,
+    integration_id: Uuid,
+    mode: RunMode,
+    from_cursor: Option<Value>,
+) -> ApiResult<sync_run::Model> {
+    let now = Utc::now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let row = super::integration(&txn, tenant_id, integration_id).await?;
+    if !is_configured(&row) {
+        return Err(ApiError::invalid(
+            "id",
+            "the integration has no credentials: configure it first",
+        ));
+    }
+    if row.status == crate::domain::IntegrationStatus::Paused.as_str() {
+        return Err(ApiError::invalid("id", "the integration is paused"));
+    }
+    let running = sync_run::Entity::find()
+        .filter(sync_run::Column::IntegrationId.eq(integration_id))
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if running.is_some() {
+        return Err(ApiError::Conflict(
+            "a sync run of this integration is in progress".into(),
+        ));
+    }
+    let requested_by = match actor.id {
+        Some(id) => json!({ "kind": format!("{:?}", actor.kind).to_lowercase(), "id": id }),
+        None => json!({ "kind": "scheduler" }),
+    };
+    let run = sync_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        integration_id: Set(integration_id),
+        mode: Set(mode.as_str().to_owned()),
+        status: Set(RunStatus::Running.as_str().to_owned()),
+        from_cursor: Set(from_cursor.clone()),
+        cursor: Set(None),
+        created: Set(0),
+        updated: Set(0),
+        unchanged: Set(0),
+        deleted: Set(0),
+        failed: Set(0),
+        pages: Set(0),
+        requested_by: Set(requested_by),
+        started_at: Set(now),
+        finished_at: Set(None),
+        error: Set(None),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    jobs::enqueue(&txn, now, next_page_job(&run)).await?;
+    AuditEvent::success("integration_sync.start", "integration", integration_id)
+        .in_tenant(tenant_id)
+        .with_details(json!({
+            "runId": run.id,
+            "mode": run.mode,
+            "fromCursor": from_cursor,
+        }))
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(run)
+}
+
+/// The job that pulls the next page of `run` (at most once per page number).
+fn next_page_job(run: &sync_run::Model) -> NewJob {
+    let mut job = NewJob::new(SYNC_KIND, json!({ "runId": run.id }))
+        .idempotency_key(format!("{}:{}", run.id, run.pages))
+        .max_attempts(8);
+    job.tenant_id = Some(run.tenant_id);
+    job
+}
+
+/// One sync run of the tenant.
+pub async fn sync_run(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Option<sync_run::Model>> {
+    sync_run::Entity::find_by_id(id)
+        .filter(sync_run::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// A page of an integration's runs, newest first.
+pub async fn runs_of_integration(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    integration_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Page<sync_run::Model>> {
+    let mut query = sync_run::Entity::find()
+        .filter(sync_run::Column::TenantId.eq(tenant_id))
+        .filter(sync_run::Column::IntegrationId.eq(integration_id));
+    if let Some(after) = page.after {
+        query = query.filter(sync_run::Column::Id.lt(after));
+    }
+    let rows = query
+        .order_by_desc(sync_run::Column::Id)
+        .limit(page.first + 1)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(page.page(rows))
+}
+
+/// The first `limit` records a run skipped, oldest first.
+pub async fn failures_of_run(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    run_id: Uuid,
+    limit: u64,
+) -> ApiResult<Vec<sync_failure::Model>> {
+    sync_failure::Entity::find()
+        .filter(sync_failure::Column::TenantId.eq(tenant_id))
+        .filter(sync_failure::Column::RunId.eq(run_id))
+        .order_by_asc(sync_failure::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// What applying one page did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Portal entities created (or links made).
+    pub created: i32,
+    /// Changed.
+    pub updated: i32,
+    /// Nothing to do.
+    pub unchanged: i32,
+    /// Links removed after a remote delete.
+    pub deleted: i32,
+    /// Skipped after an error (each listed).
+    pub failed: i32,
+}
+
+/// A record a run skipped.
+pub struct Skipped {
+    /// Its type at the remote.
+    pub external_type: String,
+    /// Its id there.
+    pub external_id: String,
+    /// Why.
+    pub error: String,
+}
+
+/// What follows a saved page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The same job pulls the next page.
+    Continue,
+    /// A new job pulls the next page (queued with this page).
+    NextJob,
+    /// The run is done: it succeeded, and its cursor becomes the integration's (where
+    /// the next incremental run starts).
+    Done,
+}
+
+/// Records a page of `run`: its counts and skipped records, the cursor after it, and
+/// what follows (see [`Step`]), all in one transaction.
+pub async fn save_page(
+    db: &DatabaseConnection,
+    run: &sync_run::Model,
+    cursor: &Value,
+    counts: &Counts,
+    skipped: Vec<Skipped>,
+    step: Step,
+) -> ApiResult<sync_run::Model> {
+    let done = step == Step::Done;
+    let now = Utc::now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    for skip in skipped {
+        sync_failure::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(run.tenant_id),
+            run_id: Set(run.id),
+            external_type: Set(truncate_to(&skip.external_type, 64)),
+            external_id: Set(truncate_to(&skip.external_id, 200)),
+            error: Set(truncate(&skip.error)),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    }
+    let mut active: sync_run::ActiveModel = run.clone().into();
+    active.cursor = Set(Some(cursor.clone()));
+    active.created = Set(run.created + counts.created);
+    active.updated = Set(run.updated + counts.updated);
+    active.unchanged = Set(run.unchanged + counts.unchanged);
+    active.deleted = Set(run.deleted + counts.deleted);
+    active.failed = Set(run.failed + counts.failed);
+    active.pages = Set(run.pages + 1);
+    if done {
+        active.status = Set(RunStatus::Succeeded.as_str().to_owned());
+        active.finished_at = Set(Some(now));
+    }
+    let saved = active.update(&txn).await.map_err(ApiError::from_db)?;
+    if done {
+        integration::Entity::update_many()
+            .col_expr(integration::Column::SyncCursor, Expr::value(cursor.clone()))
+            .col_expr(integration::Column::LastSyncAt, Expr::value(now))
+            .filter(integration::Column::Id.eq(run.integration_id))
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from_db)?;
+        finished_event(&saved)
+            .record(&txn, &Actor::anonymous(), &RequestMeta::default())
+            .await?;
+    } else if step == Step::NextJob {
+        jobs::enqueue(&txn, now, next_page_job(&saved)).await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(saved)
+}
+
+/// Ends `run` as failed with `error`.
+pub async fn fail_run(
+    db: &DatabaseConnection,
+    run: &sync_run::Model,
+    error: &str,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let mut active: sync_run::ActiveModel = run.clone().into();
+    active.status = Set(RunStatus::Failed.as_str().to_owned());
+    active.finished_at = Set(Some(Utc::now()));
+    active.error = Set(Some(truncate(error)));
+    let saved = active.update(&txn).await.map_err(ApiError::from_db)?;
+    finished_event(&saved)
+        .record(&txn, &Actor::anonymous(), &RequestMeta::default())
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)
+}
+
+fn finished_event(run: &sync_run::Model) -> AuditEvent {
+    AuditEvent::success("integration_sync.finish", "integration", run.integration_id)
+        .in_tenant(run.tenant_id)
+        .with_details(json!({
+            "runId": run.id,
+            "mode": run.mode,
+            "status": run.status,
+            "created": run.created,
+            "updated": run.updated,
+            "unchanged": run.unchanged,
+            "deleted": run.deleted,
+            "failed": run.failed,
+            "error": run.error,
+        }))
+}
+
+/// The link of a remote record, if sync (or a person) made one.
+pub async fn link(
+    db: &DatabaseConnection,
+    integration_id: Uuid,
+    external_type: &str,
+    external_id: &str,
+) -> ApiResult<Option<external_ref::Model>> {
+    external_ref::Entity::find()
+        .filter(external_ref::Column::IntegrationId.eq(integration_id))
+        .filter(external_ref::Column::ExternalType.eq(external_type))
+        .filter(external_ref::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// A link to make or refresh.
+pub struct LinkTo<'a> {
+    /// The integration's tenant.
+    pub tenant_id: Uuid,
+    /// The integration.
+    pub integration_id: Uuid,
+    /// The remote's type.
+    pub external_type: &'a str,
+    /// The remote's id.
+    pub external_id: &'a str,
+    /// The portal's type.
+    pub entity_type: &'a str,
+    /// The portal's id.
+    pub entity_id: Uuid,
+    /// What was synchronized.
+    pub fingerprint: String,
+}
+
+/// Makes the link, or moves an existing one to the new entity and fingerprint. Links are
+/// sync's bookkeeping: audited once per run (`integration_sync.finish`), not one by one.
+pub async fn upsert_link(db: &DatabaseConnection, to: LinkTo<'_>) -> ApiResult<()> {
+    let now = Utc::now();
+    if let Some(existing) = link(db, to.integration_id, to.external_type, to.external_id).await? {
+        let mut active: external_ref::ActiveModel = existing.into();
+        active.entity_type = Set(to.entity_type.to_owned());
+        active.entity_id = Set(to.entity_id);
+        active.fingerprint = Set(Some(to.fingerprint));
+        active.updated_at = Set(now);
+        active.update(db).await.map_err(ApiError::from_db)?;
+        return Ok(());
+    }
+    external_ref::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(to.tenant_id),
+        integration_id: Set(to.integration_id),
+        external_type: Set(to.external_type.to_owned()),
+        external_id: Set(to.external_id.to_owned()),
+        entity_type: Set(to.entity_type.to_owned()),
+        entity_id: Set(to.entity_id),
+        fingerprint: Set(Some(to.fingerprint)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// Removes a link (the remote record was deleted; the portal entity stays).
+pub async fn remove_link(db: &DatabaseConnection, id: Uuid) -> ApiResult<()> {
+    external_ref::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+fn truncate(text: &str) -> String {
+    truncate_to(text, ERROR_MAX)
+}
+
+fn truncate_to(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
