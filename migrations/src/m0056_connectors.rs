@@ -134,6 +134,7 @@ impl MigrationTrait for Migration {
                 ("IntegrationSyncRunEdge.*", "read"),
                 ("IntegrationSyncFailure.*", "read"),
                 ("IntegrationFieldRule.*", "read"),
+                ("Subscription.integrationStatusChanged", "read"),
             ] {
                 rules.push((role, object, action));
             }

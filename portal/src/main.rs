@@ -1014,6 +1014,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .handle(
             portal_integrations::sync::SyncDue::KIND,
             portal_integrations::sync::SyncDue::new(db.clone()),
+        )
+        .handle(
+            portal::webhooks::IntegrationFailingNotice::KIND,
+            portal::webhooks::IntegrationFailingNotice::new(db.clone(), data_key.clone()),
         );
     portal_reports::store::adopt_schedules(db)
         .await

@@ -169,6 +169,7 @@ pub fn build(
                     endpoints: connectors.clone(),
                     remote,
                 },
+                feed.clone(),
             );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("integrations", schema, sdl))

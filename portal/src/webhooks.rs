@@ -1,7 +1,9 @@
 //! What webhook dispatch asks of identity and the policies: the rights an endpoint's
 //! owner has now (their current roles for a user, the key's roles for a service account,
 //! under the stored policies of their tenant). The integrations subgraph holds only the
-//! [`Owners`] trait; it never reads identity's tables.
+//! [`Owners`] trait; it never reads identity's tables. Also the integrations' notices by
+//! email — a webhook endpoint disabled, an integration failing — to the people the
+//! policies let act on them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -118,6 +120,21 @@ impl DisabledNotice {
 
     /// The addresses of who may re-enable endpoints in `tenant_id`.
     async fn recipients(&self, tenant_id: uuid::Uuid) -> ApiResult<Vec<String>> {
+        self.owners
+            .people_allowed(tenant_id, "Mutation.updateWebhookEndpoint")
+            .await
+    }
+}
+
+impl PolicyOwners {
+    /// The addresses of the active users of `tenant_id` whose roles the stored policies
+    /// allow to call `coordinate` (a mutation): who to tell when something needs one of
+    /// them.
+    pub async fn people_allowed(
+        &self,
+        tenant_id: uuid::Uuid,
+        coordinate: &str,
+    ) -> ApiResult<Vec<String>> {
         use portal_entities::identity::user;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let users = user::Entity::find()
@@ -129,7 +146,7 @@ impl DisabledNotice {
         let roles =
             portal_identity::store::roles_of_users(&self.db, tenant_id, users.iter().map(|u| u.id))
                 .await?;
-        let policies = self.owners.policies().await?;
+        let policies = self.policies().await?;
         let domain = tenant_id.to_string();
         Ok(users
             .into_iter()
@@ -139,12 +156,7 @@ impl DisabledNotice {
                     .map(|list| list.iter().map(|r| r.name.clone()).collect())
                     .unwrap_or_default();
                 let held = policies.closure(&with_implicit_roles(&names, true), &domain);
-                policies.allows(
-                    &held,
-                    &domain,
-                    "Mutation.updateWebhookEndpoint",
-                    Action::Write,
-                )
+                policies.allows(&held, &domain, coordinate, Action::Write)
             })
             .map(|u| u.email)
             .collect())
@@ -194,6 +206,97 @@ impl portal_kit::jobs::runner::JobHandler for DisabledNotice {
                      (updateWebhookEndpoint with enabled: true) and replay the messages that \
                      failed (replayWebhookMessages).\n",
                     id = endpoint.id,
+                ),
+                unsubscribe: None,
+            };
+            portal_kit::mail::enqueue(&txn, &self.data_key, Some(tenant_id), email)
+                .await
+                .map_err(retry)?;
+        }
+        txn.commit()
+            .await
+            .map_err(|e| retry(ApiError::from_db(e)))?;
+        Ok(())
+    }
+}
+
+/// Emails the people who may configure an integration (active users of its tenant whose
+/// roles the policies allow `Mutation.configureIntegration`) that its remote is failing —
+/// the circuit breaker opened or the credentials were refused — and what to do (job
+/// `integration.failing_notice`, queued when its health becomes `FAILING`).
+pub struct IntegrationFailingNotice {
+    db: DatabaseConnection,
+    data_key: portal_kit::secret::DataKey,
+    owners: Arc<PolicyOwners>,
+}
+
+impl IntegrationFailingNotice {
+    /// The job kind.
+    pub const KIND: &'static str = portal_integrations::store::connectors::FAILING_NOTICE_KIND;
+
+    /// Over `db`, sealing mail with `data_key`.
+    pub fn new(db: DatabaseConnection, data_key: portal_kit::secret::DataKey) -> Arc<Self> {
+        Arc::new(Self {
+            owners: PolicyOwners::new(db.clone()),
+            db,
+            data_key,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl portal_kit::jobs::runner::JobHandler for IntegrationFailingNotice {
+    async fn run(
+        &self,
+        job: &portal_kit::jobs::runner::JobContext,
+    ) -> Result<(), portal_kit::jobs::runner::JobError> {
+        use portal_kit::db::BeginWrite;
+        use portal_kit::jobs::runner::JobError;
+        let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
+        let tenant_id = job.tenant()?;
+        let id = job.required_id("integrationId")?;
+        let integration =
+            match portal_integrations::store::integration(&self.db, tenant_id, id).await {
+                Ok(found) => found,
+                Err(ApiError::NotFound(_)) => return Ok(()),
+                Err(err) => return Err(retry(err)),
+            };
+        // Recovered before anyone was told: nothing to say.
+        if integration.health != "FAILING" {
+            return Ok(());
+        }
+        let error = job.payload["error"]
+            .as_str()
+            .unwrap_or("its remote keeps failing");
+        let what_next = match integration.circuit_open_until {
+            Some(until) => format!(
+                "The portal stops calling it until {until} and then tries again; runs wait \
+                 meanwhile. If the remote is down, nothing needs doing."
+            ),
+            None => "The remote refused the credentials: configure new ones \
+                     (configureIntegration) and test the connection (testIntegrationConnection)."
+                .to_owned(),
+        };
+        let recipients = self
+            .owners
+            .people_allowed(tenant_id, "Mutation.configureIntegration")
+            .await
+            .map_err(retry)?;
+        let txn = self
+            .db
+            .begin_write()
+            .await
+            .map_err(|e| retry(ApiError::from_db(e)))?;
+        for to in recipients {
+            let email = portal_kit::mail::Email {
+                to,
+                subject: format!("The {} integration is failing", integration.provider),
+                text: format!(
+                    "The integration \"{name}\" ({provider}, {id}) of your organization is \
+                     failing: {error}.\n\n{what_next}\n",
+                    name = integration.name,
+                    provider = integration.provider,
+                    id = integration.id,
                 ),
                 unsubscribe: None,
             };

@@ -82,7 +82,7 @@ async fn connector_key(portal: &TestPortal) -> anyhow::Result<String> {
     Ok(text(&key["data"]["createApiKey"]["key"]))
 }
 
-/// A worker that runs sync jobs only.
+/// A worker that runs sync jobs and integrations' failure notices.
 fn worker(portal: &TestPortal, fake: &FakeStripe) -> anyhow::Result<Arc<Runner>> {
     let handler = SyncPages::new(
         portal.db.clone(),
@@ -92,9 +92,14 @@ fn worker(portal: &TestPortal, fake: &FakeStripe) -> anyhow::Result<Arc<Runner>>
         endpoints(fake),
         remote_for_jobs().map_err(|err| anyhow::anyhow!("{err}"))?,
     );
+    let notice = portal::webhooks::IntegrationFailingNotice::new(
+        portal.db.clone(),
+        portal_tests::identity_settings().data_key,
+    );
     Ok(Arc::new(
         Runner::new(portal.db.clone(), portal_kit::clock::system())
-            .handle(SyncPages::KIND, handler),
+            .handle(SyncPages::KIND, handler)
+            .handle(portal::webhooks::IntegrationFailingNotice::KIND, notice),
     ))
 }
 
@@ -574,6 +579,25 @@ async fn refused_credentials_and_outages_show_in_health_and_runs() -> anyhow::Re
         ..
     } = setup().await?;
 
+    // Admins watch the integration's state.
+    let seed = &portal.seed;
+    let mut payload = serde_json::Map::new();
+    payload.insert(
+        "x-portal-tenant-id".into(),
+        json!(seed.tenant_id.to_string()),
+    );
+    payload.insert("x-portal-user-id".into(), json!(seed.alice_id.to_string()));
+    payload.insert("x-portal-roles".into(), json!("tenant_admin"));
+    let mut ws =
+        portal_tests::streams::WsClient::connect(&portal.endpoint, Value::Object(payload)).await?;
+    ws.subscribe(
+        "1",
+        "subscription($id: ID!) { integrationStatusChanged(id: $id) { health circuitOpenUntil } }",
+        json!({ "id": integration }),
+    )
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
     // A remote that keeps failing opens the circuit after five failures in a row.
     fake.fail_next(5, Fault::ServerError);
     let mut healths = Vec::new();
@@ -598,6 +622,28 @@ async fn refused_credentials_and_outages_show_in_health_and_runs() -> anyhow::Re
         !integration_state["data"]["integration"]["circuitOpenUntil"].is_null(),
         "{integration_state}"
     );
+    // The subscription saw it happen…
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("FAILING") {
+        let next = ws.next().await?;
+        let state = &next["payload"]["data"]["integrationStatusChanged"];
+        anyhow::ensure!(state.is_object(), "{next}");
+        seen.push(text(&state["health"]));
+    }
+    assert!(seen.contains(&"DEGRADED".to_owned()), "{seen:?}");
+    // …and the people who may configure it are told by email.
+    drain(&runner).await?;
+    let mut told = false;
+    for _ in 0..5 {
+        let Ok(mail) = portal.next_mail_to("alice@acme.example").await else {
+            break;
+        };
+        if mail.contains("integration is failing") {
+            told = mail.contains("Stripe EU");
+            break;
+        }
+    }
+    assert!(told, "the tenant admin was told");
     // While it is open, a run calls nothing and waits.
     ok(&admin(
         &portal,

@@ -330,6 +330,7 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
             remote: portal_integrations::sync::remote_for_requests()
                 .map_err(|err| anyhow::anyhow!("{err}"))?,
         },
+        portal_tests::feed(&fx.db),
     );
     let create = "mutation { createIntegration(input: { kind: BILLING, provider: \"chargebee\", name: \"Chargebee\" }) { id status } }";
     let response = run(&schema, &fx.carol(), create, json!({})).await;

@@ -5,10 +5,13 @@
 mod connectors;
 mod federation;
 mod loaders;
+mod subscriptions;
 mod types;
 mod webhooks;
 
-use async_graphql::{Context, EmptySubscription, ID, InputObject, MergedObject, Object, Schema};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, MergedObject, Object, Schema};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -17,6 +20,7 @@ use portal_kit::ApiResult;
 use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::envelope::TenantKeys;
 use portal_kit::error::MaskInternalErrors;
+use portal_kit::events::feed::EventFeed;
 use portal_kit::input;
 use portal_kit::loader::{batch_loader, load};
 use portal_kit::pagination::PageRequest;
@@ -40,21 +44,25 @@ pub use webhooks::{
     WebhookMutation,
 };
 
+pub use subscriptions::Subscription;
+
 /// The integrations subgraph's executable schema.
-pub type IntegrationsSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type IntegrationsSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
 /// `references`, sealing webhook secrets and connector credentials with the tenants'
-/// `keys` and calling remotes as `connectors` says; no socket needed (tests call
-/// `execute` directly).
+/// `keys`, calling remotes as `connectors` says and following committed events on `feed`
+/// (subscriptions); no socket needed (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     keys: TenantKeys,
     connectors: ConnectorContext,
+    feed: Arc<EventFeed>,
 ) -> IntegrationsSchema {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+    Schema::build(Query, Mutation::default(), Subscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .extension(MaskInternalErrors)
         .data(batch_loader::<IntegrationsById>(&db))
         .data(batch_loader::<WebhookEndpointsById>(&db))
@@ -62,6 +70,7 @@ pub fn build_schema(
         .data(batch_loader::<AttemptsByMessage>(&db))
         .data(keys)
         .data(connectors)
+        .data(feed)
         .data(async_graphql::dataloader::DataLoader::new(
             VisibilityLoader::new(references.clone(), "Account"),
             tokio::spawn,

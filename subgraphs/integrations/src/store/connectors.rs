@@ -26,6 +26,9 @@ use crate::domain::sync::{Breaker, FieldRules, Health, RunMode, RunStatus};
 
 /// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
 pub const SYNC_KIND: &str = "integration.sync";
+/// The job kind that tells the people who may configure an integration that it is
+/// failing (payload `{ integrationId, error }`).
+pub const FAILING_NOTICE_KIND: &str = "integration.failing_notice";
 /// What credentials are sealed as.
 const CREDENTIALS_PURPOSE: &str = "integration.credentials";
 /// Longest error text kept on a run or a skipped record.
@@ -200,6 +203,14 @@ pub async fn record_remote(
             }))
             .record(&txn, &Actor::anonymous(), meta)
             .await?;
+        if breaker.health == Health::Failing {
+            let mut notice = NewJob::new(
+                FAILING_NOTICE_KIND,
+                json!({ "integrationId": updated.id, "error": updated.last_error }),
+            );
+            notice.tenant_id = Some(updated.tenant_id);
+            jobs::enqueue(&txn, now, notice).await?;
+        }
     }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
