@@ -82,7 +82,7 @@ async fn connector_key(portal: &TestPortal) -> anyhow::Result<String> {
     Ok(text(&key["data"]["createApiKey"]["key"]))
 }
 
-/// A worker that runs sync jobs and integrations' failure notices.
+/// A worker that runs sync jobs, the sync schedule and integrations' failure notices.
 fn worker(portal: &TestPortal, fake: &FakeStripe) -> anyhow::Result<Arc<Runner>> {
     let handler = SyncPages::new(
         portal.db.clone(),
@@ -99,7 +99,11 @@ fn worker(portal: &TestPortal, fake: &FakeStripe) -> anyhow::Result<Arc<Runner>>
     Ok(Arc::new(
         Runner::new(portal.db.clone(), portal_kit::clock::system())
             .handle(SyncPages::KIND, handler)
-            .handle(portal::webhooks::IntegrationFailingNotice::KIND, notice),
+            .handle(portal::webhooks::IntegrationFailingNotice::KIND, notice)
+            .handle(
+                portal_integrations::sync::SyncDue::KIND,
+                portal_integrations::sync::SyncDue::new(portal.db.clone()),
+            ),
     ))
 }
 
@@ -823,6 +827,86 @@ async fn an_empty_account_backfills_then_takes_every_later_event_in_order() -> a
     )
     .await?;
     assert_eq!(books["data"]["account"]["balance"], "-1200.0000", "{books}");
+
+    portal.stop().await;
+    Ok(())
+}
+
+/// Queues the five-minute sweep now.
+async fn sweep(portal: &TestPortal) -> anyhow::Result<()> {
+    let job = portal_kit::jobs::NewJob::new(portal_integrations::sync::SyncDue::KIND, json!({}));
+    portal_kit::jobs::enqueue(&portal.db, chrono::Utc::now(), job)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    Ok(())
+}
+
+async fn run_count(portal: &TestPortal, id: &str) -> anyhow::Result<usize> {
+    let runs = admin(portal, RUNS, json!({ "id": id })).await?;
+    Ok(runs["data"]["integration"]["syncRuns"]["edges"]
+        .as_array()
+        .map_or(0, Vec::len))
+}
+
+#[tokio::test]
+async fn the_schedule_runs_active_integrations_that_synced_before() -> anyhow::Result<()> {
+    let Setup {
+        portal,
+        fake: _fake,
+        integration,
+        runner,
+        ..
+    } = setup().await?;
+    // Never synced: the first run is a person's choice (backfill or not).
+    sweep(&portal).await?;
+    drain(&runner).await?;
+    assert_eq!(run_count(&portal, &integration).await?, 0);
+
+    ok(&admin(
+        &portal,
+        START,
+        json!({ "id": integration, "mode": "BACKFILL" }),
+    )
+    .await?)?;
+    drain(&runner).await?;
+    sweep(&portal).await?;
+    drain(&runner).await?;
+    assert_eq!(run_count(&portal, &integration).await?, 2);
+    let run = last_run(&portal, &integration).await?;
+    assert_eq!(
+        (run["mode"].clone(), run["status"].clone()),
+        (json!("INCREMENTAL"), json!("SUCCEEDED")),
+        "{run}"
+    );
+    let started_by = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("integration_sync.start"))
+        .filter(audit_event::Column::ActorKind.eq("anonymous"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(
+        started_by.len(),
+        1,
+        "the scheduler's run is audited as the system's"
+    );
+
+    // Paused: left alone.
+    let paused = admin(
+        &portal,
+        "mutation($id: ID!) { updateIntegration(id: $id, input: { status: PAUSED }) { status } }",
+        json!({ "id": integration }),
+    )
+    .await?;
+    ok(&paused)?;
+    sweep(&portal).await?;
+    drain(&runner).await?;
+    assert_eq!(run_count(&portal, &integration).await?, 2);
+    let refused = admin(
+        &portal,
+        START,
+        json!({ "id": integration, "mode": "INCREMENTAL" }),
+    )
+    .await?;
+    assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
 
     portal.stop().await;
     Ok(())
