@@ -5,9 +5,10 @@
 //! (for Stripe, `Stripe-Signature`); a verified webhook starts an incremental sync run,
 //! which reads the changes from the remote's API itself — the payload is a nudge, never
 //! data the portal applies, so a replayed or reordered webhook can do no harm. Answers:
-//! `200` accepted (also when a run is already in progress: it reads the change), `400`
-//! refused signature (audited), `404` an integration that does not exist or has no
-//! connector configured.
+//! `200` accepted (a run in progress reads the change unless it is already finishing, in
+//! which case the five-minute schedule does; an integration never synced starts nothing
+//! until a person backfills it), `400` refused signature (audited), `404` an integration
+//! that does not exist or takes no webhooks (no connector, no webhook secret).
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 use uuid::Uuid;
 
-use portal_integrations::connectors::{self, Endpoints};
+use portal_integrations::connectors::{self, Endpoints, WebhookRejection};
 use portal_integrations::domain::sync::RunMode;
 use portal_integrations::store::connectors as state;
 use portal_kit::envelope::TenantKeys;
@@ -103,11 +104,20 @@ async fn receive(
     let meta = request_meta(&parts, &inbound.trusted_proxies);
     let now = chrono::Utc::now().timestamp();
     if let Err(rejection) = connector.verify_webhook(&parts.headers, &body, now) {
+        // No secret: it takes no webhooks — as if there were nothing here (and nothing
+        // audited for every stray request).
+        if rejection == WebhookRejection::NoSecret {
+            return unknown();
+        }
         let reason = rejection.to_string();
         if let Err(err) = state::record_refused_webhook(&inbound.db, &row, &meta, &reason).await {
             tracing::warn!(error = ?err, "auditing a refused webhook");
         }
         return refuse(StatusCode::BAD_REQUEST, "INVALID_SIGNATURE", &reason);
+    }
+    // Never synced: a person starts with a backfill; until then webhooks change nothing.
+    if row.sync_cursor.is_none() {
+        return (StatusCode::OK, axum::Json(json!({ "received": true }))).into_response();
     }
     let started = state::start_run(
         &inbound.db,

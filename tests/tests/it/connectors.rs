@@ -218,6 +218,13 @@ async fn stripe_syncs_into_the_ledger_through_the_gateway() -> anyhow::Result<()
     // Stripe: a customer naming the account, one naming nothing; invoices open, paid
     // (with its payment and a partial refund), a draft, and one of the unlinked customer.
     let start = fake.now();
+    // An older customer naming the same account: skipped (Stripe lists newest first, so
+    // the newer one is linked), and the run goes on.
+    let twin = fake.add_customer(
+        "Initech Twin",
+        "twin@initech.example",
+        &[("portal_account_id", &account)],
+    );
     let customer = fake.add_customer(
         "Initech GmbH",
         "billing@initech.example",
@@ -282,7 +289,7 @@ async fn stripe_syncs_into_the_ledger_through_the_gateway() -> anyhow::Result<()
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
     // Linked customer, two invoices, the payment and the refund.
     assert_eq!(run["createdCount"], 5, "{run}");
-    assert_eq!(run["failedCount"], 2, "{run}");
+    assert_eq!(run["failedCount"], 3, "{run}");
     let failures: Vec<(String, String)> = run["failures"]
         .as_array()
         .into_iter()
@@ -299,6 +306,12 @@ async fn stripe_syncs_into_the_ledger_through_the_gateway() -> anyhow::Result<()
         failures
             .iter()
             .any(|(id, why)| *id == orphan && why.contains("not linked")),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|(id, why)| *id == twin && why.contains("already linked to customer")),
         "{failures:?}"
     );
     let requests = fake.requests();
@@ -506,8 +519,9 @@ async fn stripe_syncs_into_the_ledger_through_the_gateway() -> anyhow::Result<()
 async fn inbound_stripe_webhooks_are_verified_and_start_a_run() -> anyhow::Result<()> {
     let Setup {
         portal,
-        fake: _,
+        fake: _fake,
         integration,
+        runner,
         ..
     } = setup().await?;
     let url = portal
@@ -541,6 +555,18 @@ async fn inbound_stripe_webhooks_are_verified_and_start_a_run() -> anyhow::Resul
         json!([]),
         "{runs}"
     );
+
+    // Never synced: accepted, but nothing starts until a person backfills.
+    let early = send(fake_stripe::sign(WEBHOOK_SECRET, now, body)).await?;
+    assert_eq!(early.status(), 200);
+    assert_eq!(run_count(&portal, &integration).await?, 0);
+    ok(&admin(
+        &portal,
+        START,
+        json!({ "id": integration, "mode": "BACKFILL" }),
+    )
+    .await?)?;
+    drain(&runner).await?;
 
     let genuine = send(fake_stripe::sign(WEBHOOK_SECRET, now, body)).await?;
     assert_eq!(genuine.status(), 200);

@@ -14,7 +14,10 @@
 //!   SHA-256 of `"{t}.{body}"` under the whole `whsec_…` string, any `v1` matching,
 //!   at most five minutes old.
 //!
-//! Every request pins `Stripe-Version`, so the objects have the shapes the sync reads.
+//! Every request pins `Stripe-Version`. Events carry their object as rendered in the API
+//! version current when the event was made, so the sync reads only fields whose shape
+//! has not changed since `2025-03-31.basil` (ids, amounts, currency, status, number,
+//! periods, due date, metadata, name, email).
 
 use std::time::Instant;
 
@@ -106,14 +109,19 @@ impl Stripe {
         self.request(Method::GET, path, query, None, None).await
     }
 
-    /// The newest event now, if any.
-    async fn newest_event(&self) -> Result<Option<String>, RemoteError> {
+    /// The newest event now, if any: its id and when it was made.
+    async fn newest_event(&self) -> Result<(Option<String>, Option<i64>), RemoteError> {
         let page = self.get("/v1/events", &[pair("limit", "1")]).await?;
-        Ok(list(&page)?
-            .first()
-            .and_then(|event| event.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned))
+        let newest = list(&page)?.first();
+        Ok((
+            newest
+                .and_then(|event| event.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            newest
+                .and_then(|event| event.get("created"))
+                .and_then(Value::as_i64),
+        ))
     }
 
     async fn pull_list(
@@ -162,17 +170,33 @@ impl Stripe {
         for (at, kind) in EVENT_TYPES.iter().enumerate() {
             query.push((format!("types[{at}]"), (*kind).to_owned()));
         }
-        let last = cursor.get("events").and_then(Value::as_str);
+        let mut last = cursor.get("events").and_then(Value::as_str);
+        // When the last event applied was made (Unix seconds): where to go on from if
+        // Stripe no longer keeps that event (events are kept 30 days).
+        let last_at = cursor.get("eventsAt").and_then(Value::as_i64);
         // Whether newer pages than the one applied exist (found walking back to the
         // oldest).
         let mut walked = false;
-        let page = if let Some(last) = last {
-            query.push(pair("ending_before", last));
-            self.get("/v1/events", &query).await?
+        let mut answered = None;
+        if let Some(id) = last {
+            let mut after = query.clone();
+            after.push(pair("ending_before", id));
+            match self.get("/v1/events", &after).await {
+                Ok(page) => answered = Some(page),
+                // The cursor's event aged out: go on from its time instead (writes are
+                // idempotent, so the events of that second again change nothing).
+                Err(RemoteError::Rejected { .. }) if last_at.is_some() => last = None,
+                Err(err) => return Err(err),
+            }
+        }
+        let page = if let Some(page) = answered {
+            page
         } else {
-            // There was no event when the cursor was made, so every event there is now
-            // came after it: start from the oldest page (pages come newest first, so
-            // walk to the last one).
+            // Every event there is now (or since `eventsAt`) came after the cursor:
+            // start from the oldest page (pages come newest first, so walk to the last).
+            if let Some(at) = last_at {
+                query.push((String::from("created[gte]"), at.to_string()));
+            }
             let mut page = self.get("/v1/events", &query).await?;
             while page.get("has_more").and_then(Value::as_bool) == Some(true) {
                 let Some(oldest) = list(&page)?
@@ -203,12 +227,13 @@ impl Stripe {
         }
         let mut next = cursor.clone();
         next["phase"] = json!("events");
-        if let Some(newest) = events
-            .first()
-            .and_then(|e| e.get("id"))
-            .and_then(Value::as_str)
-        {
-            next["events"] = json!(newest);
+        if let Some(newest) = events.first() {
+            if let Some(id) = newest.get("id").and_then(Value::as_str) {
+                next["events"] = json!(id);
+            }
+            if let Some(at) = newest.get("created").and_then(Value::as_i64) {
+                next["eventsAt"] = json!(at);
+            }
         }
         // Pages after `ending_before` are the ones just newer; `has_more` says more
         // newer ones exist.
@@ -268,13 +293,13 @@ impl Connector for Stripe {
     }
 
     async fn backfill_cursor(&self) -> Result<Value, RemoteError> {
-        let newest = self.newest_event().await?;
-        Ok(json!({ "phase": PHASES[0], "after": null, "events": newest }))
+        let (newest, at) = self.newest_event().await?;
+        Ok(json!({ "phase": PHASES[0], "after": null, "events": newest, "eventsAt": at }))
     }
 
     async fn incremental_cursor(&self) -> Result<Value, RemoteError> {
-        let newest = self.newest_event().await?;
-        Ok(json!({ "phase": "events", "events": newest }))
+        let (newest, at) = self.newest_event().await?;
+        Ok(json!({ "phase": "events", "events": newest, "eventsAt": at }))
     }
 
     async fn pull(&self, cursor: &Value) -> Result<Page, RemoteError> {
@@ -362,7 +387,7 @@ pub fn verify_signature(
     if signatures.is_empty() {
         return Err(WebhookRejection::Mismatch);
     }
-    if now - timestamp > TOLERANCE_SECS {
+    if now.saturating_sub(timestamp) > TOLERANCE_SECS {
         return Err(WebhookRejection::TooOld);
     }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());

@@ -26,6 +26,8 @@ use crate::domain::sync::{Breaker, FieldRules, Health, RunMode, RunStatus};
 
 /// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
 pub const SYNC_KIND: &str = "integration.sync";
+/// Attempts of a sync job (its handler fails the run on the last one).
+pub const SYNC_ATTEMPTS: i32 = 8;
 /// The job kind that tells the people who may configure an integration that it is
 /// failing (payload `{ integrationId, error }`).
 pub const FAILING_NOTICE_KIND: &str = "integration.failing_notice";
@@ -118,11 +120,18 @@ pub async fn configure(
             changed.push(name);
         }
     }
-    let sealed = seal(keys, tenant_id, id, &creds).await?;
+    let sealed = if creds.api_key.is_none()
+        && creds.webhook_secret.is_none()
+        && creds.portal_api_key.is_none()
+    {
+        None
+    } else {
+        Some(seal(keys, tenant_id, id, &creds).await?)
+    };
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = super::integration(&txn, tenant_id, id).await?;
     let mut active: integration::ActiveModel = current.clone().into();
-    active.credentials_sealed = Set(Some(sealed));
+    active.credentials_sealed = Set(sealed);
     if let Some(rules) = &rules {
         active.settings = Set(Some(rules.to_settings()));
     }
@@ -360,9 +369,9 @@ pub async fn start_run(
 
 /// The job that pulls the next page of `run` (at most once per page number).
 fn next_page_job(run: &sync_run::Model) -> NewJob {
-    let mut job = NewJob::new(SYNC_KIND, json!({ "runId": run.id }))
+    let mut job = NewJob::new(SYNC_KIND, json!({ "runId": run.id, "page": run.pages }))
         .idempotency_key(format!("{}:{}", run.id, run.pages))
-        .max_attempts(8);
+        .max_attempts(SYNC_ATTEMPTS);
     job.tenant_id = Some(run.tenant_id);
     job
 }
@@ -483,19 +492,45 @@ pub async fn save_page(
         .await
         .map_err(ApiError::from_db)?;
     }
-    let mut active: sync_run::ActiveModel = run.clone().into();
-    active.cursor = Set(Some(cursor.clone()));
-    active.created = Set(run.created + counts.created);
-    active.updated = Set(run.updated + counts.updated);
-    active.unchanged = Set(run.unchanged + counts.unchanged);
-    active.deleted = Set(run.deleted + counts.deleted);
-    active.failed = Set(run.failed + counts.failed);
-    active.pages = Set(run.pages + 1);
-    if done {
-        active.status = Set(RunStatus::Succeeded.as_str().to_owned());
-        active.finished_at = Set(Some(now));
+    let saved = sync_run::Model {
+        cursor: Some(cursor.clone()),
+        created: run.created + counts.created,
+        updated: run.updated + counts.updated,
+        unchanged: run.unchanged + counts.unchanged,
+        deleted: run.deleted + counts.deleted,
+        failed: run.failed + counts.failed,
+        pages: run.pages + 1,
+        status: if done {
+            RunStatus::Succeeded.as_str().to_owned()
+        } else {
+            run.status.clone()
+        },
+        finished_at: if done { Some(now) } else { run.finished_at },
+        ..run.clone()
+    };
+    // Only from the page this job read: a second job on the same run (one that died
+    // after handing over, claimed again) changes nothing.
+    let moved = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Cursor, Expr::value(saved.cursor.clone()))
+        .col_expr(sync_run::Column::Created, Expr::value(saved.created))
+        .col_expr(sync_run::Column::Updated, Expr::value(saved.updated))
+        .col_expr(sync_run::Column::Unchanged, Expr::value(saved.unchanged))
+        .col_expr(sync_run::Column::Deleted, Expr::value(saved.deleted))
+        .col_expr(sync_run::Column::Failed, Expr::value(saved.failed))
+        .col_expr(sync_run::Column::Pages, Expr::value(saved.pages))
+        .col_expr(sync_run::Column::Status, Expr::value(saved.status.clone()))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(saved.finished_at))
+        .filter(sync_run::Column::Id.eq(run.id))
+        .filter(sync_run::Column::Pages.eq(run.pages))
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if moved.rows_affected == 0 {
+        return Err(ApiError::Conflict(
+            "the run moved on without this job".into(),
+        ));
     }
-    let saved = active.update(&txn).await.map_err(ApiError::from_db)?;
     if done {
         integration::Entity::update_many()
             .col_expr(integration::Column::SyncCursor, Expr::value(cursor.clone()))
@@ -521,11 +556,25 @@ pub async fn fail_run(
     error: &str,
 ) -> ApiResult<()> {
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    let mut active: sync_run::ActiveModel = run.clone().into();
-    active.status = Set(RunStatus::Failed.as_str().to_owned());
-    active.finished_at = Set(Some(Utc::now()));
-    active.error = Set(Some(truncate(error)));
-    let saved = active.update(&txn).await.map_err(ApiError::from_db)?;
+    let saved = sync_run::Model {
+        status: RunStatus::Failed.as_str().to_owned(),
+        finished_at: Some(Utc::now()),
+        error: Some(truncate(error)),
+        ..run.clone()
+    };
+    let ended = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, Expr::value(saved.status.clone()))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(saved.finished_at))
+        .col_expr(sync_run::Column::Error, Expr::value(saved.error.clone()))
+        .filter(sync_run::Column::Id.eq(run.id))
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if ended.rows_affected == 0 {
+        // Ended already (by the job that moved it on).
+        return Ok(());
+    }
     finished_event(&saved)
         .record(&txn, &Actor::anonymous(), &RequestMeta::default())
         .await?;
@@ -559,6 +608,24 @@ pub async fn link(
         .filter(external_ref::Column::IntegrationId.eq(integration_id))
         .filter(external_ref::Column::ExternalType.eq(external_type))
         .filter(external_ref::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// The link of a portal entity through an integration, for records of `external_type`.
+pub async fn link_of_entity(
+    db: &DatabaseConnection,
+    integration_id: Uuid,
+    external_type: &str,
+    entity_type: &str,
+    entity_id: Uuid,
+) -> ApiResult<Option<external_ref::Model>> {
+    external_ref::Entity::find()
+        .filter(external_ref::Column::IntegrationId.eq(integration_id))
+        .filter(external_ref::Column::ExternalType.eq(external_type))
+        .filter(external_ref::Column::EntityType.eq(entity_type))
+        .filter(external_ref::Column::EntityId.eq(entity_id))
         .one(db)
         .await
         .map_err(ApiError::from_db)

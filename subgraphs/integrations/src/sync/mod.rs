@@ -37,9 +37,23 @@ use crate::domain::sync::{FieldRules, RunMode, RunStatus};
 use crate::store::{self, connectors as state};
 
 /// Pages one job pulls before it hands over to the next.
-const PAGES_PER_JOB: usize = 10;
+const PAGES_PER_JOB: i32 = 10;
 /// Job attempts after which a remote that stays down fails the run.
 const OUTAGE_ATTEMPTS: i32 = 6;
+/// The job attempt after which any failure fails the run (the job's own limit is one
+/// more: a run is never left `RUNNING` by a dead-lettered job).
+const LAST_ATTEMPT: i32 = state::SYNC_ATTEMPTS - 1;
+/// Longest wait for a remote's `Retry-After`.
+const RETRY_AFTER_MAX: Duration = Duration::hours(6);
+/// GraphQL error codes that are about the record written, not the portal: the record is
+/// recorded as failed and skipped.
+const RECORD_CODES: [&str; 5] = [
+    "BAD_USER_INPUT",
+    "NOT_FOUND",
+    "FORBIDDEN",
+    "CONFLICT",
+    "STEP_UP_REQUIRED",
+];
 
 /// What applying one record did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,10 +108,12 @@ impl Portal<'_> {
         let response = answered.map_err(|err| ApplyError::Retry(format!("{err:?}")))?;
         if let Some(error) = response.errors.first() {
             let code = error.code().unwrap_or("ERROR");
-            if code == "INTERNAL_SERVER_ERROR" || code == "SUBGRAPH_UNAVAILABLE" {
-                return Err(ApplyError::Retry(error.message.clone()));
+            // Only answers about this record skip it; anything else (a timeout, an
+            // overloaded gateway, an internal error) is tried again.
+            if RECORD_CODES.contains(&code) {
+                return Err(ApplyError::Record(format!("{code}: {}", error.message)));
             }
-            return Err(ApplyError::Record(format!("{code}: {}", error.message)));
+            return Err(ApplyError::Retry(format!("{code}: {}", error.message)));
         }
         response
             .data
@@ -194,7 +210,10 @@ impl SyncPages {
                 retry_after: Some(after),
             } => Err(JobError::RetryAt {
                 reason: err.to_string(),
-                at: Utc::now() + Duration::from_std(*after).unwrap_or(Duration::seconds(60)),
+                at: Utc::now()
+                    + Duration::from_std(*after)
+                        .unwrap_or(RETRY_AFTER_MAX)
+                        .min(RETRY_AFTER_MAX),
             }),
             _ => match updated.circuit_open_until {
                 Some(until) => Err(JobError::RetryAt {
@@ -235,7 +254,7 @@ impl JobHandler for SyncPages {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let tenant_id = job.tenant()?;
         let run_id = job.required_id("runId")?;
-        let Some(mut run) = state::sync_run(&self.db, tenant_id, run_id)
+        let Some(run) = state::sync_run(&self.db, tenant_id, run_id)
             .await
             .map_err(retry)?
         else {
@@ -244,6 +263,48 @@ impl JobHandler for SyncPages {
         if RunStatus::from_db(&run.status) != RunStatus::Running {
             return Ok(());
         }
+        // A job whose successor was queued (it died after handing over) leaves the run
+        // to it: one job works on a run at a time.
+        let first_page = job
+            .payload
+            .get("page")
+            .and_then(Value::as_i64)
+            .and_then(|page| i32::try_from(page).ok())
+            .unwrap_or(run.pages);
+        if run.pages >= first_page + PAGES_PER_JOB {
+            return Ok(());
+        }
+        let outcome = self.run_pages(job, run.clone(), first_page).await;
+        match outcome {
+            Err(JobError::Retry(reason) | JobError::RetryAt { reason, .. })
+                if job.attempt >= LAST_ATTEMPT =>
+            {
+                // Reread: pages may have been saved before the failure.
+                let now = state::sync_run(&self.db, tenant_id, run_id)
+                    .await
+                    .map_err(retry)?
+                    .unwrap_or(run);
+                self.fail(
+                    &now,
+                    &format!("gave up after {} attempts: {reason}", job.attempt),
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+}
+
+impl SyncPages {
+    /// Pulls and applies pages of `run` from its saved cursor, up to this job's share
+    /// (pages `first_page` to `first_page + PAGES_PER_JOB`).
+    async fn run_pages(
+        &self,
+        job: &JobContext,
+        mut run: sync_run::Model,
+        first_page: i32,
+    ) -> Result<(), JobError> {
+        let tenant_id = run.tenant_id;
         let row = match store::integration(&self.db, tenant_id, run.integration_id).await {
             Ok(row) => row,
             Err(portal_kit::ApiError::NotFound(_)) => return Ok(()),
@@ -285,14 +346,20 @@ impl JobHandler for SyncPages {
                 )
                 .await;
         };
-        let Some(actor) = self.api_keys.resolve(portal_key).await else {
-            return self
-                .fail(
-                    &run,
-                    "the portal API key is unknown, revoked or expired, or its service account \
-                     is disabled",
-                )
-                .await;
+        let actor = match self.api_keys.resolve(portal_key).await {
+            // A key of another tenant would write there: refused like a revoked one.
+            Some(actor) if actor.tenant_id == Some(row.tenant_id) => actor,
+            _ => {
+                let refused = RemoteError::Unauthorized(
+                    "the portal API key is unknown, revoked or expired, belongs to another \
+                     tenant, or its service account is disabled"
+                        .into(),
+                );
+                state::record_remote(&self.db, &row, Err(&refused), Utc::now(), &job.audit_meta())
+                    .await
+                    .map_err(retry)?;
+                return self.fail(&run, &refused.to_string()).await;
+            }
         };
         let Some(actor) = actor.delegated_writer("integrations", format!("sync run {}", run.id))
         else {
@@ -321,7 +388,7 @@ impl JobHandler for SyncPages {
             },
         };
         let mut healthy = row.health == crate::domain::sync::Health::Healthy.as_str();
-        for page_at in 0..PAGES_PER_JOB {
+        while run.pages < first_page + PAGES_PER_JOB {
             let page = match connector.pull(&cursor).await {
                 Ok(page) => page,
                 Err(err) => return self.remote_failed(job, &run, &row, err).await,
@@ -358,14 +425,17 @@ impl JobHandler for SyncPages {
             }
             let step = if !page.more {
                 state::Step::Done
-            } else if page_at + 1 == PAGES_PER_JOB {
+            } else if run.pages + 1 >= first_page + PAGES_PER_JOB {
                 state::Step::NextJob
             } else {
                 state::Step::Continue
             };
-            run = state::save_page(&self.db, &run, &page.next, &counts, skipped, step)
-                .await
-                .map_err(retry)?;
+            run = match state::save_page(&self.db, &run, &page.next, &counts, skipped, step).await {
+                Ok(saved) => saved,
+                // Another job moved the run on (or ended it): it is theirs now.
+                Err(portal_kit::ApiError::Conflict(_)) => return Ok(()),
+                Err(err) => return Err(retry(err)),
+            };
             if step != state::Step::Continue {
                 return Ok(());
             }

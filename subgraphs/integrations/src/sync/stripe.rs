@@ -36,7 +36,16 @@ pub(super) async fn apply(target: &Target<'_>, record: &Record) -> Result<Applie
 }
 
 fn db_error(err: portal_kit::ApiError) -> ApplyError {
-    ApplyError::Retry(format!("{err:?}"))
+    match err {
+        // A unique key of the links: the remote record names a portal entity another
+        // record is already linked to (two customers naming one account).
+        portal_kit::ApiError::Conflict(_) => ApplyError::Record(
+            "the portal entity it names is already linked to another record of this \
+             integration"
+                .into(),
+        ),
+        other => ApplyError::Retry(format!("{other:?}")),
+    }
 }
 
 fn text<'v>(body: &'v Value, field: &str) -> Option<&'v str> {
@@ -172,6 +181,22 @@ async fn customer(target: &Target<'_>, record: &Record) -> Result<Applied, Apply
                             .into(),
                     )
                 })?;
+            // One customer per account: another one linked to it wins.
+            if let Some(other) = state::link_of_entity(
+                target.db,
+                target.integration.id,
+                CUSTOMER,
+                "Account",
+                account_id,
+            )
+            .await
+            .map_err(db_error)?
+            {
+                return Err(ApplyError::Record(format!(
+                    "account {account_id} is already linked to customer {}",
+                    other.external_id
+                )));
+            }
             (account_id, Applied::Created)
         }
     };
@@ -205,7 +230,8 @@ async fn customer(target: &Target<'_>, record: &Record) -> Result<Applied, Apply
                     external_id: record.external_id.clone(),
                     fields: vec![("name".into(), portal_name.to_owned())],
                     idempotency_key: format!(
-                        "portal-{account_id}-{}",
+                        "portal-{}-{}",
+                        record.external_id,
                         fingerprint(&json!(portal_name))
                     ),
                 };
