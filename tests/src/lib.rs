@@ -5,6 +5,7 @@
 //! template that is migrated once per schema version. Apps are served on real sockets
 //! (`127.0.0.1:0`), and gateway ↔ subgraph traffic in the distributed setup is real HTTP.
 
+pub mod fake_hubspot;
 pub mod fake_stripe;
 pub mod oidc_provider;
 pub mod streams;
