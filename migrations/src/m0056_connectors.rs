@@ -128,6 +128,7 @@ impl MigrationTrait for Migration {
             for (object, action) in [
                 ("Mutation.testIntegrationConnection", "write"),
                 ("Mutation.startIntegrationSync", "write"),
+                ("Mutation.cancelIntegrationSync", "write"),
                 ("IntegrationConnectionCheck.*", "read"),
                 ("IntegrationSyncRun.*", "read"),
                 ("IntegrationSyncRunConnection.*", "read"),

@@ -915,6 +915,42 @@ async fn the_schedule_runs_active_integrations_that_synced_before() -> anyhow::R
         "the scheduler's run is audited as the system's"
     );
 
+    // A person stops a run before its job ran: it ends, and its job changes nothing.
+    let started = admin(
+        &portal,
+        START,
+        json!({ "id": integration, "mode": "INCREMENTAL" }),
+    )
+    .await?;
+    ok(&started)?;
+    let run_id = text(&started["data"]["startIntegrationSync"]["id"]);
+    let cancel = "mutation($id: ID!) { cancelIntegrationSync(runId: $id) { status error } }";
+    let cancelled = admin(&portal, cancel, json!({ "id": run_id })).await?;
+    ok(&cancelled)?;
+    assert_eq!(
+        cancelled["data"]["cancelIntegrationSync"]["status"], "FAILED",
+        "{cancelled}"
+    );
+    drain(&runner).await?;
+    let run = last_run(&portal, &integration).await?;
+    assert_eq!(
+        (run["status"].clone(), run["pages"].clone()),
+        (json!("FAILED"), json!(0)),
+        "{run}"
+    );
+    let again = admin(&portal, cancel, json!({ "id": run_id })).await?;
+    assert_eq!(code(&again), "CONFLICT", "{again}");
+    let elsewhere = portal
+        .query_with_roles(
+            portal.seed.other_tenant_id,
+            portal.seed.other_user_id,
+            &["tenant_admin"],
+            cancel,
+            json!({ "id": run_id }),
+        )
+        .await?;
+    assert_eq!(code(&elsewhere), "NOT_FOUND", "{elsewhere}");
+
     // Paused: left alone.
     let paused = admin(
         &portal,
@@ -925,7 +961,7 @@ async fn the_schedule_runs_active_integrations_that_synced_before() -> anyhow::R
     ok(&paused)?;
     sweep(&portal).await?;
     drain(&runner).await?;
-    assert_eq!(run_count(&portal, &integration).await?, 2);
+    assert_eq!(run_count(&portal, &integration).await?, 3);
     let refused = admin(
         &portal,
         START,

@@ -444,6 +444,19 @@ impl ConnectorMutation {
         })
     }
 
+    /// Stops a sync run in progress: it ends `FAILED` ("cancelled by a person") and its
+    /// job stops at its next page (what it already wrote stays). `CONFLICT` once it has
+    /// ended.
+    async fn cancel_integration_sync(
+        &self,
+        ctx: &Context<'_>,
+        run_id: ID,
+    ) -> ApiResult<IntegrationSyncRun> {
+        let run_id = input::id("runId", &run_id)?;
+        let run = state::cancel_run(db(ctx)?, actor(ctx), meta(ctx), run_id).await?;
+        Ok(run.into())
+    }
+
     /// Starts a sync run: `BACKFILL` (everything, then on as incremental) or
     /// `INCREMENTAL` (since the last run, or from `fromCursor` — a run's `cursor` or
     /// `fromCursor` — to replay). `CONFLICT` while a run is in progress.

@@ -549,13 +549,45 @@ pub async fn save_page(
     Ok(saved)
 }
 
-/// Ends `run` as failed with `error`.
-pub async fn fail_run(
+/// Stops a run of the actor's tenant in progress (`NOT_FOUND` outside it, `CONFLICT`
+/// once it has ended): it ends as failed, saying who stopped it; its job stops at its
+/// next page.
+pub async fn cancel_run(
     db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    run_id: Uuid,
+) -> ApiResult<sync_run::Model> {
+    let tenant_id = actor.tenant()?;
+    let run = sync_run(db, tenant_id, run_id)
+        .await?
+        .ok_or(ApiError::NotFound("sync run"))?;
+    if run.status != RunStatus::Running.as_str() {
+        return Err(ApiError::Conflict("the sync run has ended".into()));
+    }
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let ended = end_run(&txn, &run, "cancelled by a person").await?;
+    let Some(ended) = ended else {
+        return Err(ApiError::Conflict("the sync run has ended".into()));
+    };
+    AuditEvent::success("integration_sync.cancel", "integration", run.integration_id)
+        .with_details(json!({ "runId": run.id }))
+        .record(&txn, actor, meta)
+        .await?;
+    finished_event(&ended)
+        .record(&txn, &Actor::anonymous(), &RequestMeta::default())
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(ended)
+}
+
+/// Marks `run` failed with `error` if it is still running: the run as it ended, or
+/// `None` when it had ended already.
+async fn end_run(
+    txn: &impl ConnectionTrait,
     run: &sync_run::Model,
     error: &str,
-) -> ApiResult<()> {
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+) -> ApiResult<Option<sync_run::Model>> {
     let saved = sync_run::Model {
         status: RunStatus::Failed.as_str().to_owned(),
         finished_at: Some(Utc::now()),
@@ -568,13 +600,23 @@ pub async fn fail_run(
         .col_expr(sync_run::Column::Error, Expr::value(saved.error.clone()))
         .filter(sync_run::Column::Id.eq(run.id))
         .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
-        .exec(&txn)
+        .exec(txn)
         .await
         .map_err(ApiError::from_db)?;
-    if ended.rows_affected == 0 {
-        // Ended already (by the job that moved it on).
+    Ok((ended.rows_affected > 0).then_some(saved))
+}
+
+/// Ends `run` as failed with `error`.
+pub async fn fail_run(
+    db: &DatabaseConnection,
+    run: &sync_run::Model,
+    error: &str,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let Some(saved) = end_run(&txn, run, error).await? else {
+        // Ended already (by the job that moved it on, or a person).
         return Ok(());
-    }
+    };
     finished_event(&saved)
         .record(&txn, &Actor::anonymous(), &RequestMeta::default())
         .await?;
