@@ -436,10 +436,10 @@ mod tests {
             (
                 "ux_external_refs_entity",
                 &[
+                    "entity_id",
                     "integration_id",
                     "external_type",
                     "entity_type",
-                    "entity_id",
                 ][..],
             ),
             (
