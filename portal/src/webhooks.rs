@@ -169,7 +169,6 @@ impl portal_kit::jobs::runner::JobHandler for DisabledNotice {
         &self,
         job: &portal_kit::jobs::runner::JobContext,
     ) -> Result<(), portal_kit::jobs::runner::JobError> {
-        use portal_kit::db::BeginWrite;
         use portal_kit::jobs::runner::JobError;
         let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
         let tenant_id = job.tenant()?;
@@ -190,33 +189,24 @@ impl portal_kit::jobs::runner::JobHandler for DisabledNotice {
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "its receiver".into());
         let recipients = self.recipients(tenant_id).await.map_err(retry)?;
-        let txn = self
-            .db
-            .begin_write()
-            .await
-            .map_err(|e| retry(ApiError::from_db(e)))?;
-        for to in recipients {
-            let email = portal_kit::mail::Email {
-                to,
-                subject: "A webhook endpoint was disabled".into(),
-                text: format!(
-                    "The portal stopped delivering events to the webhook endpoint {id} ({host}) \
-                     of your organization: {reason}.\n\nEvents that happen while it is disabled \
-                     are not queued for it. When the receiver works again, enable the endpoint \
-                     (updateWebhookEndpoint with enabled: true) and replay the messages that \
-                     failed (replayWebhookMessages).\n",
-                    id = endpoint.id,
-                ),
-                unsubscribe: None,
-            };
-            portal_kit::mail::enqueue(&txn, &self.data_key, Some(tenant_id), email)
-                .await
-                .map_err(retry)?;
-        }
-        txn.commit()
-            .await
-            .map_err(|e| retry(ApiError::from_db(e)))?;
-        Ok(())
+        let text = format!(
+            "The portal stopped delivering events to the webhook endpoint {id} ({host}) \
+             of your organization: {reason}.\n\nEvents that happen while it is disabled \
+             are not queued for it. When the receiver works again, enable the endpoint \
+             (updateWebhookEndpoint with enabled: true) and replay the messages that \
+             failed (replayWebhookMessages).\n",
+            id = endpoint.id,
+        );
+        mail_all(
+            &self.db,
+            &self.data_key,
+            tenant_id,
+            recipients,
+            "A webhook endpoint was disabled",
+            &text,
+        )
+        .await
+        .map_err(retry)
     }
 }
 
@@ -250,7 +240,6 @@ impl portal_kit::jobs::runner::JobHandler for IntegrationFailingNotice {
         &self,
         job: &portal_kit::jobs::runner::JobContext,
     ) -> Result<(), portal_kit::jobs::runner::JobError> {
-        use portal_kit::db::BeginWrite;
         use portal_kit::jobs::runner::JobError;
         let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
         let tenant_id = job.tenant()?;
@@ -282,31 +271,47 @@ impl portal_kit::jobs::runner::JobHandler for IntegrationFailingNotice {
             .people_allowed(tenant_id, "Mutation.configureIntegration")
             .await
             .map_err(retry)?;
-        let txn = self
-            .db
-            .begin_write()
-            .await
-            .map_err(|e| retry(ApiError::from_db(e)))?;
-        for to in recipients {
-            let email = portal_kit::mail::Email {
-                to,
-                subject: format!("The {} integration is failing", integration.provider),
-                text: format!(
-                    "The integration \"{name}\" ({provider}, {id}) of your organization is \
-                     failing: {error}.\n\n{what_next}\n",
-                    name = integration.name,
-                    provider = integration.provider,
-                    id = integration.id,
-                ),
-                unsubscribe: None,
-            };
-            portal_kit::mail::enqueue(&txn, &self.data_key, Some(tenant_id), email)
-                .await
-                .map_err(retry)?;
-        }
-        txn.commit()
-            .await
-            .map_err(|e| retry(ApiError::from_db(e)))?;
-        Ok(())
+        let subject = format!("The {} integration is failing", integration.provider);
+        let text = format!(
+            "The integration \"{name}\" ({provider}, {id}) of your organization is \
+             failing: {error}.\n\n{what_next}\n",
+            name = integration.name,
+            provider = integration.provider,
+            id = integration.id,
+        );
+        mail_all(
+            &self.db,
+            &self.data_key,
+            tenant_id,
+            recipients,
+            &subject,
+            &text,
+        )
+        .await
+        .map_err(retry)
     }
+}
+
+/// Queues `subject` and `text` to each of `recipients` (of `tenant_id`) in one
+/// transaction: all of them are sent, or the job runs again.
+async fn mail_all(
+    db: &DatabaseConnection,
+    data_key: &portal_kit::secret::DataKey,
+    tenant_id: uuid::Uuid,
+    recipients: Vec<String>,
+    subject: &str,
+    text: &str,
+) -> ApiResult<()> {
+    use portal_kit::db::BeginWrite;
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    for to in recipients {
+        let email = portal_kit::mail::Email {
+            to,
+            subject: subject.to_owned(),
+            text: text.to_owned(),
+            unsubscribe: None,
+        };
+        portal_kit::mail::enqueue(&txn, data_key, Some(tenant_id), email).await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)
 }

@@ -2,8 +2,6 @@
 //! and circuit breaker, sync runs (a chain of jobs, one page of remote records each) with
 //! their counts and skipped records, and the external references sync keeps.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -16,7 +14,7 @@ use uuid::Uuid;
 use portal_entities::integrations::{external_ref, integration, sync_failure, sync_run};
 use portal_kit::audit::AuditEvent;
 use portal_kit::db::BeginWrite;
-use portal_kit::envelope::{Binding, Sealed, TenantKeys};
+use portal_kit::envelope::{Binding, TenantKeys};
 use portal_kit::jobs::{self, NewJob};
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
@@ -57,11 +55,7 @@ async fn seal(
     let plain = serde_json::to_vec(credentials)
         .map_err(|_| ApiError::internal("credentials cannot be encoded"))?;
     let sealed = keys.seal(binding(tenant_id, id), &plain).await?;
-    Ok(format!(
-        "{}.{}",
-        sealed.version,
-        STANDARD.encode(sealed.bytes)
-    ))
+    Ok(super::sealed_to_text(&sealed))
 }
 
 /// The credentials of `row` (none configured: all empty).
@@ -70,11 +64,7 @@ pub async fn credentials(keys: &TenantKeys, row: &integration::Model) -> ApiResu
         return Ok(Credentials::default());
     };
     let unreadable = || ApiError::internal("an integration's credentials cannot be read");
-    let (version, bytes) = stored.split_once('.').ok_or_else(unreadable)?;
-    let sealed = Sealed {
-        version: version.parse().map_err(|_| unreadable())?,
-        bytes: STANDARD.decode(bytes).map_err(|_| unreadable())?,
-    };
+    let sealed = super::sealed_from_text(stored).ok_or_else(unreadable)?;
     let plain = keys.open(binding(row.tenant_id, row.id), &sealed).await?;
     serde_json::from_slice(&plain).map_err(|_| unreadable())
 }

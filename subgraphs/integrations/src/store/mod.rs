@@ -26,6 +26,28 @@ use crate::domain::{IntegrationKind, IntegrationStatus};
 
 pub mod connectors;
 
+/// A sealed value as the integrations tables store it: `<key version>.<base64>`.
+pub(crate) fn sealed_to_text(sealed: &portal_kit::envelope::Sealed) -> String {
+    use base64::Engine;
+    format!(
+        "{}.{}",
+        sealed.version,
+        base64::engine::general_purpose::STANDARD.encode(&sealed.bytes)
+    )
+}
+
+/// The sealed value of [`sealed_to_text`]'s text, or `None` when it is not one.
+pub(crate) fn sealed_from_text(stored: &str) -> Option<portal_kit::envelope::Sealed> {
+    use base64::Engine;
+    let (version, bytes) = stored.split_once('.')?;
+    Some(portal_kit::envelope::Sealed {
+        version: version.parse().ok()?,
+        bytes: base64::engine::general_purpose::STANDARD
+            .decode(bytes)
+            .ok()?,
+    })
+}
+
 /// The entity type of account links.
 pub const ACCOUNT_ENTITY: &str = "Account";
 pub mod webhooks;

@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -23,7 +21,7 @@ use uuid::Uuid;
 use portal_entities::integrations::{webhook_attempt, webhook_endpoint, webhook_message};
 use portal_kit::audit::AuditEvent;
 use portal_kit::db::{BeginWrite, begin_exclusive};
-use portal_kit::envelope::{Binding, Sealed, TenantKeys};
+use portal_kit::envelope::{Binding, TenantKeys};
 use portal_kit::events::sequence;
 use portal_kit::jobs::{self, NewJob};
 use portal_kit::pagination::{Page, PageRequest};
@@ -95,7 +93,7 @@ pub async fn new_secret(
     let sealed = keys.seal(binding(tenant_id, endpoint_id), &bytes).await?;
     Ok(NewSecret {
         printed: signing::secret_to_string(&bytes),
-        sealed: format!("{}.{}", sealed.version, STANDARD.encode(sealed.bytes)),
+        sealed: super::sealed_to_text(&sealed),
     })
 }
 
@@ -106,12 +104,8 @@ pub async fn open_secret(
     endpoint_id: Uuid,
     stored: &str,
 ) -> ApiResult<Vec<u8>> {
-    let unreadable = || ApiError::internal("a webhook signing secret cannot be read");
-    let (version, bytes) = stored.split_once('.').ok_or_else(unreadable)?;
-    let sealed = Sealed {
-        version: version.parse().map_err(|_| unreadable())?,
-        bytes: STANDARD.decode(bytes).map_err(|_| unreadable())?,
-    };
+    let sealed = super::sealed_from_text(stored)
+        .ok_or_else(|| ApiError::internal("a webhook signing secret cannot be read"))?;
     keys.open(binding(tenant_id, endpoint_id), &sealed).await
 }
 
