@@ -48,6 +48,8 @@ pub async fn prepare(url: &str, accounts: usize) -> anyhow::Result<Demo> {
             status: Set("OPEN".into()),
             currency: Set("USD".into()),
             balance_e4: Set(i as i64 * 12_345),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

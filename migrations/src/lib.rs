@@ -62,6 +62,7 @@ mod m0053_thread_subject_search;
 mod m0054_event_sequence;
 mod m0055_webhook_delivery;
 mod m0056_connectors;
+mod m0057_account_idempotency;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -129,6 +130,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0054_event_sequence::Migration),
             Box::new(m0055_webhook_delivery::Migration),
             Box::new(m0056_connectors::Migration),
+            Box::new(m0057_account_idempotency::Migration),
         ]
     }
 }

@@ -96,6 +96,8 @@ pub async fn seed_scale(
             status: Set("OPEN".into()),
             currency: Set("USD".into()),
             balance_e4: Set(0),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
             created_at: Set(opened),
             updated_at: Set(opened),
         }

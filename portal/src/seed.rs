@@ -441,6 +441,8 @@ async fn create_account(
         status: Set("OPEN".into()),
         currency: Set(currency.into()),
         balance_e4: Set(balance_e4),
+        idempotency_key: Set(None),
+        request_hash: Set(None),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }

@@ -16,6 +16,10 @@ pub struct Model {
     pub currency: String,
     /// The balance times 10^4: exact on every database (SQLite has no exact decimal).
     pub balance_e4: i64,
+    /// The client's idempotency key for `createAccount`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the request that first used the key.
+    pub request_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -60,6 +60,8 @@ async fn add_users(
             status: Set("OPEN".into()),
             currency: Set("USD".into()),
             balance_e4: Set(0),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
             created_at: Set(now()),
             updated_at: Set(now()),
         }

@@ -38,6 +38,8 @@ async fn add_accounts(
             status: Set("OPEN".into()),
             currency: Set("USD".into()),
             balance_e4: Set(10_000),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
             created_at: Set(Utc::now()),
             updated_at: Set(Utc::now()),
         }

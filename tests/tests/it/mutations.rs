@@ -94,6 +94,69 @@ async fn duplicate_account_number_is_a_conflict_and_writes_nothing() -> anyhow::
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_account_with_an_idempotency_key_creates_once() -> anyhow::Result<()> {
+    let portal = TestPortal::start(Mode::AllInOne).await?;
+    let (accounts_before, audits_before) = counts(&portal).await?;
+    let carol = portal.seed.carol_id.to_string();
+    let input = json!({
+        "ownerId": carol, "number": "ACME-0200", "name": "Retried", "currency": "EUR",
+        "idempotencyKey": "crm:company:4711",
+    });
+    // Concurrent retries of one request: one account, the same answer for each.
+    let (first, second) = tokio::join!(
+        portal.query_as_carol(CREATE_ACCOUNT, json!({ "input": input })),
+        portal.query_as_carol(CREATE_ACCOUNT, json!({ "input": input })),
+    );
+    let (first, second) = (first?, second?);
+    assert_eq!(first.get("errors"), None, "{first}");
+    assert_eq!(first, second);
+    let again = portal
+        .query_as_carol(CREATE_ACCOUNT, json!({ "input": input }))
+        .await?;
+    assert_eq!(again, first);
+    assert_eq!(
+        counts(&portal).await?,
+        (accounts_before + 1, audits_before + 1),
+        "a retry writes nothing"
+    );
+
+    // The same key with other input is refused; so is a malformed key.
+    let mut other = input.clone();
+    other["name"] = json!("Someone else");
+    other["number"] = json!("ACME-0201");
+    let refused = portal
+        .query_as_carol(CREATE_ACCOUNT, json!({ "input": other }))
+        .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{refused}"
+    );
+    let mut bad = input.clone();
+    bad["idempotencyKey"] = json!("short");
+    let refused = portal
+        .query_as_carol(CREATE_ACCOUNT, json!({ "input": bad }))
+        .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"], "input.idempotencyKey",
+        "{refused}"
+    );
+
+    // The key is kept with the account it made.
+    let key = account::Entity::find()
+        .filter(account::Column::Number.eq("ACME-0200"))
+        .one(&portal.db)
+        .await?
+        .and_then(|row| row.idempotency_key);
+    assert_eq!(key.as_deref(), Some("crm:company:4711"));
+    assert_eq!(
+        counts(&portal).await?,
+        (accounts_before + 1, audits_before + 1)
+    );
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_mutation_writes_the_row_and_an_audit_event() -> anyhow::Result<()> {
     let portal = TestPortal::start(Mode::Distributed).await?;
     let (accounts_before, audits_before) = counts(&portal).await?;

@@ -180,6 +180,10 @@ pub struct CreateAccountInput {
     pub currency: String,
     /// Opening balance (at most four decimal places); zero when omitted.
     pub opening_balance: Option<DecimalArg>,
+    /// Makes a retry safe: the same key with the same input answers with the account it
+    /// created; with other input it is a `CONFLICT`. 8-64 characters of A-Z, a-z, 0-9,
+    /// `.`, `_`, `:` and `-`.
+    pub idempotency_key: Option<String>,
 }
 
 /// Input of `updateAccount`; omitted fields stay as they are.
@@ -214,7 +218,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         input: CreateAccountInput,
     ) -> ApiResult<Account> {
-        let new = store::NewAccount {
+        let mut new = store::NewAccount {
             owner_id: input::id("input.ownerId", &input.owner_id)?,
             number: domain::account_number("input.number", &input.number)?,
             name: input::text("input.name", &input.name, 200)?,
@@ -227,7 +231,20 @@ impl AccountMutation {
                     .transpose()?
                     .unwrap_or_default(),
             )?,
+            idempotency: None,
         };
+        if let Some(raw) = &input.idempotency_key {
+            let key = domain::ledger::idempotency_key("input.idempotencyKey", raw)?;
+            let hash = domain::ledger::request_hash(&serde_json::json!({
+                "op": "createAccount",
+                "ownerId": new.owner_id,
+                "number": new.number,
+                "name": new.name,
+                "currency": new.currency,
+                "openingBalanceE4": new.balance_e4,
+            }));
+            new.idempotency = Some((key, hash));
+        }
         references(ctx)?
             .require(
                 actor(ctx),

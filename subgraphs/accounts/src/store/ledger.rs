@@ -650,7 +650,7 @@ fn postable(account: &account::Model, currency: &str) -> ApiResult<()> {
 
 /// Runs `attempt`; when it loses a race on the idempotency key's unique index (another
 /// transaction committed the same key first), answers from the row that won.
-async fn idempotent<T, F, Fut>(
+pub(super) async fn idempotent<T, F, Fut>(
     hash: &str,
     by_key: F,
     attempt: impl Future<Output = ApiResult<T>>,
@@ -669,7 +669,7 @@ where
 }
 
 /// A retry is answered with the first result only when it is the same request.
-fn replay(stored: Option<&str>, hash: &str) -> ApiResult<()> {
+pub(super) fn replay(stored: Option<&str>, hash: &str) -> ApiResult<()> {
     if stored == Some(hash) {
         Ok(())
     } else {

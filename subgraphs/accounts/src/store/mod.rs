@@ -7,7 +7,6 @@ pub mod layout;
 pub mod ledger;
 pub mod series;
 
-use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 
 use portal_entities::accounts::{account, account_member};
 use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::store::{one_or_not_found, rows_by_ids, rows_by_parent};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
@@ -38,6 +38,8 @@ pub struct NewAccount {
     pub currency: String,
     /// Opening balance in 10^-4 units.
     pub balance_e4: i64,
+    /// The client's idempotency key and the hash of its request, if it sent one.
+    pub idempotency: Option<(String, String)>,
 }
 
 /// Validated changes to an account; `None` leaves a field as it is.
@@ -234,8 +236,33 @@ pub async fn create_account(
     new: NewAccount,
 ) -> ApiResult<account::Model> {
     let tenant_id = actor.tenant()?;
+    let Some((key, hash)) = new.idempotency.clone() else {
+        return insert_account(db, actor, meta, new).await;
+    };
+    let by_key = || async {
+        let found = account_by_key(db, tenant_id, &key).await?;
+        Ok(found.map(|row| (row.request_hash.clone(), row)))
+    };
+    ledger::idempotent(&hash, by_key, insert_account(db, actor, meta, new)).await
+}
+
+/// Inserts an account and its opening balance, or answers a retry of the same key with
+/// the account it created.
+async fn insert_account(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &RequestMeta,
+    new: NewAccount,
+) -> ApiResult<account::Model> {
+    let tenant_id = actor.tenant()?;
     let now = Utc::now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    if let Some((key, hash)) = &new.idempotency
+        && let Some(row) = account_by_key(&txn, tenant_id, key).await?
+    {
+        return ledger::replay(row.request_hash.as_deref(), hash).map(|()| row);
+    }
+    let (key, hash) = new.idempotency.unzip();
     let created = account::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -245,6 +272,8 @@ pub async fn create_account(
         status: Set(AccountStatus::Open.as_str().to_owned()),
         currency: Set(new.currency),
         balance_e4: Set(0),
+        idempotency_key: Set(key),
+        request_hash: Set(hash),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -259,6 +288,19 @@ pub async fn create_account(
     let created = account(&txn, tenant_id, created.id).await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(created)
+}
+
+async fn account_by_key(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    key: &str,
+) -> ApiResult<Option<account::Model>> {
+    account::Entity::find()
+        .filter(account::Column::TenantId.eq(tenant_id))
+        .filter(account::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
 }
 
 /// Applies `changes` to an account of the actor's tenant.
