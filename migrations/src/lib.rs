@@ -63,6 +63,7 @@ mod m0054_event_sequence;
 mod m0055_webhook_delivery;
 mod m0056_connectors;
 mod m0057_account_idempotency;
+mod m0058_policy_rules_crm;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -131,6 +132,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0055_webhook_delivery::Migration),
             Box::new(m0056_connectors::Migration),
             Box::new(m0057_account_idempotency::Migration),
+            Box::new(m0058_policy_rules_crm::Migration),
         ]
     }
 }

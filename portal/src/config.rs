@@ -67,6 +67,7 @@ impl ConnectorsConfig {
         portal_integrations::connectors::Endpoints {
             stripe: self.stripe_url.clone(),
             hubspot: self.hubspot_url.clone(),
+            public_url: None,
         }
     }
 }
@@ -491,6 +492,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Where connectors call, and the public URL inbound webhooks are addressed to.
+    pub fn connector_endpoints(&self) -> portal_integrations::connectors::Endpoints {
+        portal_integrations::connectors::Endpoints {
+            public_url: self.identity.public_url.clone(),
+            ..self.connectors.endpoints()
+        }
+    }
+
     /// Loads `path` (if given, else `portal.toml` when present, else defaults), then applies
     /// environment overrides, then validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {

@@ -1,8 +1,9 @@
-//! `POST /integrations/<id>/webhook`: webhooks from an integration's remote (Stripe),
-//! served by the gateway process in every deployment mode.
+//! `POST /integrations/<id>/webhook`: webhooks from an integration's remote (Stripe,
+//! HubSpot), served by the gateway process in every deployment mode.
 //!
 //! The body is checked against the integration's webhook secret the way the remote signs
-//! (for Stripe, `Stripe-Signature`); a verified webhook starts an incremental sync run,
+//! (Stripe's `Stripe-Signature`; HubSpot's `X-HubSpot-Signature-v3`, which covers the
+//! public URL too: configure `identity.public_url`); a verified webhook starts an incremental sync run,
 //! which reads the changes from the remote's API itself — the payload is a nudge, never
 //! data the portal applies, so a replayed or reordered webhook can do no harm. Answers:
 //! `200` accepted (a run in progress reads the change unless it is already finishing, in
@@ -76,6 +77,24 @@ fn unavailable() -> Response {
     )
 }
 
+/// The URL the remote sent the request to: the configured public URL (behind a proxy
+/// that terminates TLS, the request's own scheme and host are not what the remote used),
+/// else the request's `Host` over plain HTTP.
+fn public_url(endpoints: &Endpoints, parts: &Parts) -> String {
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    match &endpoints.public_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => {
+            let host = parts
+                .headers
+                .get(axum::http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}{path}")
+        }
+    }
+}
+
 async fn receive(
     State(inbound): State<Arc<Inbound>>,
     Path(id): Path<String>,
@@ -96,14 +115,25 @@ async fn receive(
     let Ok(creds) = state::credentials(&inbound.keys, &row).await else {
         return unavailable();
     };
-    let Some(connector) =
-        connectors::connector_for(&row.provider, &creds, &inbound.endpoints, &inbound.remote)
-    else {
+    let Some(connector) = connectors::connector_for(
+        &row.provider,
+        &creds,
+        row.settings.as_ref(),
+        &inbound.endpoints,
+        &inbound.remote,
+    ) else {
         return unknown();
     };
     let meta = request_meta(&parts, &inbound.trusted_proxies);
-    let now = chrono::Utc::now().timestamp();
-    if let Err(rejection) = connector.verify_webhook(&parts.headers, &body, now) {
+    let url = public_url(&inbound.endpoints, &parts);
+    let request = connectors::Inbound {
+        method: parts.method.as_str(),
+        url: &url,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Err(rejection) = connector.verify_webhook(&request, now) {
         // No secret: it takes no webhooks — as if there were nothing here (and nothing
         // audited for every stray request).
         if rejection == WebhookRejection::NoSecret {

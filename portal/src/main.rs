@@ -394,7 +394,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         files: None,
         gateway_client: Default::default(),
         keys: None,
-        connectors: config.connectors.endpoints(),
+        connectors: config.connector_endpoints(),
     }
 }
 
@@ -619,7 +619,7 @@ async fn serve(
                 files,
                 gateway,
                 keys: portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?),
-                connectors: config.connectors.endpoints(),
+                connectors: config.connector_endpoints(),
             };
             let subgraph = subgraphs::build(role.name(), &db, authenticator, &shared)
                 .context("unknown subgraph")?;
@@ -1006,7 +1006,7 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
                 sync_keys,
                 sync_gateway,
                 Arc::new(portal_identity::api_keys::DbApiKeys::new(db.clone())),
-                config.connectors.endpoints(),
+                config.connector_endpoints(),
                 portal_integrations::sync::remote_for_jobs()
                     .map_err(|err| anyhow::anyhow!("the connectors' client: {err}"))?,
             ),

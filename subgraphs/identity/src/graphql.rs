@@ -104,15 +104,18 @@ impl CoreQuery {
         load_user(ctx, id).await
     }
 
-    /// Users of the caller's tenant, oldest first.
+    /// Users of the caller's tenant, oldest first; with `email`, the one signing in
+    /// with that address (compared case-insensitively), if any.
     async fn users(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        email: Option<String>,
     ) -> ApiResult<UserConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_users(db(ctx)?, tenant_of(ctx)?, page).await?;
+        let email = email.map(|raw| domain::email("email", &raw)).transpose()?;
+        let rows = store::list_users(db(ctx)?, tenant_of(ctx)?, email.as_deref(), page).await?;
         Ok(rows.map(User::from).into())
     }
 

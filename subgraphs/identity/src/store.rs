@@ -176,9 +176,13 @@ pub async fn users_by_ids(
 pub async fn list_users(
     db: &DatabaseConnection,
     tenant_id: Uuid,
+    email: Option<&str>,
     page: PageRequest,
 ) -> ApiResult<Page<user::Model>> {
-    let select = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    let mut select = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    if let Some(email) = email {
+        select = select.filter(user::Column::Email.eq(email));
+    }
     page.fetch(db, select, user::Column::Id).await
 }
 

@@ -26,11 +26,11 @@ const WEBHOOK_SECRET: &str = "whsec_portal_test_secret";
 const CREATE_INTEGRATION: &str = "mutation { createIntegration(input: { kind: BILLING, provider: \"stripe\", name: \"Stripe EU\" }) { id } }";
 const CONFIGURE: &str = "mutation($id: ID!, $input: ConfigureIntegrationInput!) { configureIntegration(id: $id, input: $input) { id configured health fieldRules { field sourceOfTruth } } }";
 const TEST_CONNECTION: &str = "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok message integration { health lastError circuitOpenUntil } } }";
-const START: &str = "mutation($id: ID!, $mode: IntegrationSyncMode!, $from: String) { startIntegrationSync(id: $id, mode: $mode, fromCursor: $from) { id status } }";
-const RUNS: &str = "query($id: ID!) { integration(id: $id) { health lastSyncAt syncRuns(first: 5) { edges { node { id mode status createdCount updatedCount unchangedCount deletedCount failedCount pages error cursor durationMs failures { externalType externalId error } } } } } }";
+pub(crate) const START: &str = "mutation($id: ID!, $mode: IntegrationSyncMode!, $from: String) { startIntegrationSync(id: $id, mode: $mode, fromCursor: $from) { id status } }";
+pub(crate) const RUNS: &str = "query($id: ID!) { integration(id: $id) { health lastSyncAt syncRuns(first: 5) { edges { node { id mode status createdCount updatedCount unchangedCount deletedCount failedCount pages error cursor durationMs failures { externalType externalId error } } } } } }";
 const ACCOUNT: &str = "query($id: ID!) { account(id: $id) { name balance externalRefs { externalType externalId entityType } invoices(first: 10) { edges { node { number amount status currency } } } ledgerEntries(first: 20) { edges { node { kind amount } } } } }";
 
-async fn admin(portal: &TestPortal, query: &str, vars: Value) -> anyhow::Result<Value> {
+pub(crate) async fn admin(portal: &TestPortal, query: &str, vars: Value) -> anyhow::Result<Value> {
     let seed = &portal.seed;
     portal
         .query_with_roles(
@@ -43,24 +43,30 @@ async fn admin(portal: &TestPortal, query: &str, vars: Value) -> anyhow::Result<
         .await
 }
 
-fn ok(response: &Value) -> anyhow::Result<()> {
+pub(crate) fn ok(response: &Value) -> anyhow::Result<()> {
     anyhow::ensure!(response["errors"].is_null(), "{response}");
     Ok(())
 }
 
-fn code(response: &Value) -> &str {
+pub(crate) fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_default()
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
 
 /// A service account with a `billing_admin` API key, made by the tenant admin through
 /// the API (a second factor first): the identity sync writes with.
 async fn connector_key(portal: &TestPortal) -> anyhow::Result<String> {
+    service_key(portal, "billing_admin").await
+}
+
+/// A service account with an API key of `role`, made by the tenant admin through the API
+/// (a second factor first).
+pub(crate) async fn service_key(portal: &TestPortal, role: &str) -> anyhow::Result<String> {
     let (alice, _, _) = session_of(portal, "alice@acme.example").await?;
     enroll_mfa(portal, &alice).await?;
     let (_, account) = post(
@@ -74,8 +80,8 @@ async fn connector_key(portal: &TestPortal) -> anyhow::Result<String> {
     let (_, key) = post(
         portal,
         Some(&alice),
-        "mutation($a: ID!) { createApiKey(input: { serviceAccountId: $a, name: \"sync\", roles: [\"billing_admin\"] }) { key } }",
-        json!({ "a": account["data"]["createServiceAccount"]["id"] }),
+        "mutation($a: ID!, $role: String!) { createApiKey(input: { serviceAccountId: $a, name: \"sync\", roles: [$role] }) { key } }",
+        json!({ "a": account["data"]["createServiceAccount"]["id"], "role": role }),
     )
     .await?;
     ok(&key)?;
@@ -84,12 +90,21 @@ async fn connector_key(portal: &TestPortal) -> anyhow::Result<String> {
 
 /// A worker that runs sync jobs, the sync schedule and integrations' failure notices.
 fn worker(portal: &TestPortal, fake: &FakeStripe) -> anyhow::Result<Arc<Runner>> {
+    sync_worker(portal, endpoints(fake))
+}
+
+/// A worker that runs sync jobs calling `endpoints`, the sync schedule and integrations'
+/// failure notices.
+pub(crate) fn sync_worker(
+    portal: &TestPortal,
+    endpoints: Endpoints,
+) -> anyhow::Result<Arc<Runner>> {
     let handler = SyncPages::new(
         portal.db.clone(),
         portal_tests::tenant_keys(&portal.db),
         Arc::new(portal.gateway_client.clone()),
         Arc::new(portal_identity::api_keys::DbApiKeys::new(portal.db.clone())),
-        endpoints(fake),
+        endpoints,
         remote_for_jobs().map_err(|err| anyhow::anyhow!("{err}"))?,
     );
     let notice = portal::webhooks::IntegrationFailingNotice::new(
@@ -115,7 +130,7 @@ fn endpoints(fake: &FakeStripe) -> Endpoints {
 }
 
 /// Runs every sync job that is due.
-async fn drain(runner: &Arc<Runner>) -> anyhow::Result<()> {
+pub(crate) async fn drain(runner: &Arc<Runner>) -> anyhow::Result<()> {
     while runner
         .run_once()
         .await
@@ -126,7 +141,7 @@ async fn drain(runner: &Arc<Runner>) -> anyhow::Result<()> {
 }
 
 /// The newest run of the integration.
-async fn last_run(portal: &TestPortal, id: &str) -> anyhow::Result<Value> {
+pub(crate) async fn last_run(portal: &TestPortal, id: &str) -> anyhow::Result<Value> {
     let runs = admin(portal, RUNS, json!({ "id": id })).await?;
     ok(&runs)?;
     Ok(runs["data"]["integration"]["syncRuns"]["edges"][0]["node"].clone())

@@ -16,6 +16,7 @@ mod docs_examples;
 mod event_feed;
 mod exports;
 mod federation;
+mod hubspot;
 mod isolation;
 mod jobs;
 mod layouts;

@@ -6,6 +6,7 @@
 //! the portal's own GraphQL API; the circuit breaker lives with the integration's state
 //! ([`crate::domain::sync::Breaker`]), so it holds across jobs and processes.
 
+pub mod hubspot;
 pub mod remote;
 pub mod stripe;
 
@@ -131,13 +132,22 @@ pub trait Connector: Send + Sync {
     /// Sends a change to the remote.
     async fn push(&self, change: &Push) -> Result<(), RemoteError>;
 
-    /// Checks an inbound webhook's signature (`now` in Unix seconds).
-    fn verify_webhook(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), WebhookRejection>;
+    /// Checks an inbound webhook's signature (`now` in Unix milliseconds).
+    fn verify_webhook(&self, request: &Inbound<'_>, now_ms: i64) -> Result<(), WebhookRejection>;
+}
+
+/// An inbound webhook request, as its signature covers it.
+#[derive(Clone, Copy, Debug)]
+pub struct Inbound<'a> {
+    /// `POST`.
+    pub method: &'a str,
+    /// The public URL it was sent to (scheme, host, path and query), as configured at the
+    /// remote.
+    pub url: &'a str,
+    /// Its headers.
+    pub headers: &'a HeaderMap,
+    /// Its raw body.
+    pub body: &'a [u8],
 }
 
 /// Where each provider's API is (deployment configuration, never a tenant's choice: the
@@ -148,25 +158,31 @@ pub struct Endpoints {
     pub stripe: String,
     /// HubSpot's API base URL.
     pub hubspot: String,
+    /// The portal's public URL (`https://portal.example.com`), which inbound webhooks are
+    /// addressed to: HubSpot's signature covers the whole URL. `None`: the request's own
+    /// `Host`, over plain HTTP.
+    pub public_url: Option<String>,
 }
 
 impl Default for Endpoints {
     fn default() -> Self {
         Self {
             stripe: stripe::BASE_URL.to_owned(),
-            hubspot: "https://api.hubapi.com".to_owned(),
+            hubspot: hubspot::BASE_URL.to_owned(),
+            public_url: None,
         }
     }
 }
 
 /// Providers with a connector.
-pub const PROVIDERS: [&str; 1] = [stripe::PROVIDER];
+pub const PROVIDERS: [&str; 2] = [hubspot::PROVIDER, stripe::PROVIDER];
 
-/// The connector of `provider` with `credentials`, or `None` when the portal has none for
-/// that provider.
+/// The connector of `provider` with `credentials` and the integration's `settings`, or
+/// `None` when the portal has none for that provider.
 pub fn connector_for(
     provider: &str,
     credentials: &Credentials,
+    settings: Option<&Value>,
     endpoints: &Endpoints,
     remote: &Remote,
 ) -> Option<Box<dyn Connector>> {
@@ -174,6 +190,12 @@ pub fn connector_for(
         stripe::PROVIDER => Some(Box::new(stripe::Stripe::new(
             &endpoints.stripe,
             credentials,
+            remote.clone(),
+        ))),
+        hubspot::PROVIDER => Some(Box::new(hubspot::HubSpot::new(
+            &endpoints.hubspot,
+            credentials,
+            hubspot::Objects::from_settings(settings),
             remote.clone(),
         ))),
         _ => None,

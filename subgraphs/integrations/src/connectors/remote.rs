@@ -91,11 +91,22 @@ pub struct Call<'a> {
     pub query: &'a [(String, String)],
     /// A form body (`POST`).
     pub form: Option<&'a [(String, String)]>,
+    /// A JSON body (`POST`, `PATCH`).
+    pub json: Option<&'a Value>,
     /// Extra headers (authorization, versions, idempotency keys).
     pub headers: &'a [(&'static str, String)],
     /// A header by which the remote says whether to retry (`true`/`false`).
     pub should_retry_header: Option<&'static str>,
+    /// The remote's own reading of a failed answer (its status, headers and body), where
+    /// status codes alone do not say enough: which rate limit was hit and for how long,
+    /// a lock to wait out.
+    pub classify: Option<Classify>,
 }
+
+/// A remote's reading of a failed answer: the error and how long to wait before trying
+/// again (`None` for the usual backoff), or `None` to classify by status code.
+pub type Classify =
+    fn(StatusCode, &reqwest::header::HeaderMap, &[u8]) -> Option<(RemoteError, Option<Duration>)>;
 
 /// A remote HTTP client (cheap to clone; clones share connections).
 #[derive(Clone, Debug)]
@@ -164,6 +175,9 @@ impl Remote {
         if let Some(form) = call.form {
             request = request.form(form);
         }
+        if let Some(json) = call.json {
+            request = request.json(json);
+        }
         for (name, value) in call.headers {
             request = request.header(*name, value);
         }
@@ -188,6 +202,7 @@ impl Remote {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let headers = response.headers().clone();
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(err) => {
@@ -203,6 +218,17 @@ impl Remote {
                     "status {status}, {}",
                     truncate(&err.to_string())
                 )))
+            });
+        }
+        if let Some((error, after)) = call.classify.and_then(|read| read(status, &headers, &body)) {
+            return Err(match error {
+                RemoteError::Unauthorized(_) | RemoteError::Rejected { .. } => {
+                    Failure::Final(error)
+                }
+                _ => Failure::Retry {
+                    error,
+                    after: after.or(retry_after),
+                },
             });
         }
         let message = error_message(&body);

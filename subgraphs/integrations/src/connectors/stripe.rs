@@ -22,12 +22,13 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::remote::{Call, Remote, RemoteError};
-use super::{ConnectionInfo, Connector, Credentials, Page, Push, Record, WebhookRejection};
+use super::{
+    ConnectionInfo, Connector, Credentials, Inbound, Page, Push, Record, WebhookRejection,
+};
 
 /// The provider name.
 pub const PROVIDER: &str = "stripe";
@@ -99,8 +100,10 @@ impl Stripe {
             url: format!("{}{path}", self.base),
             query,
             form,
+            json: None,
             headers: &headers,
             should_retry_header: Some("stripe-should-retry"),
+            classify: None,
         };
         self.remote.send(&call).await
     }
@@ -334,22 +337,18 @@ impl Connector for Stripe {
         .map(|_| ())
     }
 
-    fn verify_webhook(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), WebhookRejection> {
+    fn verify_webhook(&self, request: &Inbound<'_>, now_ms: i64) -> Result<(), WebhookRejection> {
         let secret = self
             .webhook_secret
             .as_deref()
             .ok_or(WebhookRejection::NoSecret)?;
-        let header = headers
+        let header = request
+            .headers
             .get("stripe-signature")
             .ok_or(WebhookRejection::NotSigned)?
             .to_str()
             .map_err(|_| WebhookRejection::Malformed)?;
-        verify_signature(secret, header, body, now)
+        verify_signature(secret, header, request.body, now_ms.div_euclid(1000))
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use portal_kit::{ApiError, ApiResult};
 
@@ -254,15 +255,66 @@ impl FieldRules {
         self.0.iter().map(|(field, rule)| (field.as_str(), *rule))
     }
 
-    /// The settings JSON holding them.
-    pub fn to_settings(&self) -> Value {
+    /// Their settings JSON (the value of `fieldRules`).
+    pub fn to_value(&self) -> Value {
         let rules: serde_json::Map<String, Value> = self
             .0
             .iter()
             .map(|(field, rule)| (field.clone(), json!(rule.as_str())))
             .collect();
-        json!({ "fieldRules": rules })
+        Value::Object(rules)
     }
+}
+
+/// What a connector creates portal accounts with when a CRM company links to none: the
+/// owner (a user of the tenant) and the currency. Without them, an unlinked company is
+/// recorded as failed until someone links it by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccounts {
+    /// The owner of created accounts.
+    pub owner_id: Uuid,
+    /// Their currency (ISO 4217).
+    pub currency: String,
+}
+
+impl NewAccounts {
+    /// The defaults in `settings` (`{"newAccounts": {"ownerId", "currency"}}`).
+    pub fn from_settings(settings: Option<&Value>) -> Option<Self> {
+        let stored = settings?.get("newAccounts")?;
+        Some(Self {
+            owner_id: stored
+                .get("ownerId")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok())?,
+            currency: stored.get("currency").and_then(Value::as_str)?.to_owned(),
+        })
+    }
+
+    /// Their settings JSON.
+    pub fn to_value(&self) -> Value {
+        json!({ "ownerId": self.owner_id, "currency": self.currency })
+    }
+}
+
+/// Whether a CRM integration syncs contacts with users (`{"syncContacts": true}`).
+pub fn syncs_contacts(settings: Option<&Value>) -> bool {
+    settings
+        .and_then(|s| s.get("syncContacts"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// `settings` with `key` set to `value` (`None`: removed).
+pub fn with_setting(settings: Option<&Value>, key: &str, value: Option<Value>) -> Value {
+    let mut map = settings
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match value {
+        Some(value) => map.insert(key.to_owned(), value),
+        None => map.remove(key),
+    };
+    Value::Object(map)
 }
 
 /// A short stable hash of `value` (the remote fields a sync acted on): a record whose
@@ -334,7 +386,7 @@ mod tests {
             "input.fieldRules",
             &[("Account.name".into(), SourceOfTruth::Remote)],
         )?;
-        let stored = changed.to_settings();
+        let stored = with_setting(None, "fieldRules", Some(changed.to_value()));
         assert_eq!(
             FieldRules::from_settings(Some(&stored)).of("Account.name"),
             SourceOfTruth::Remote

@@ -2,20 +2,25 @@
 //! (never readable back), testing the connection, starting a sync run (or replaying from
 //! a cursor), and the run log (`Integration.syncRuns`, `IntegrationSyncRun.failures`).
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use portal_entities::integrations::{sync_failure, sync_run};
-use portal_kit::context::{actor, db, meta, tenant as tenant_of};
+use portal_kit::context::{actor, db, meta, references, tenant as tenant_of};
 use portal_kit::pagination::{Node, PageRequest};
+use portal_kit::references::CURRENT_USER;
 use portal_kit::{ApiError, ApiResult, input};
 
 use super::types::Integration;
 use super::webhooks::keys;
 use crate::connectors::{self, Endpoints, Remote};
-use crate::domain::sync::{FieldRules, Health, RunMode, RunStatus, SourceOfTruth};
+use crate::domain::sync::{
+    FieldRules, Health, NewAccounts, RunMode, RunStatus, SourceOfTruth, with_setting,
+};
 use crate::store::{self, connectors as state};
 
 /// Longest accepted secret or key, in characters.
@@ -106,6 +111,33 @@ impl From<(&str, SourceOfTruth)> for IntegrationFieldRule {
             source_of_truth: rule.into(),
         }
     }
+}
+
+/// What a CRM connector creates accounts with when a company is linked to none.
+#[derive(SimpleObject, Clone)]
+pub struct IntegrationNewAccounts {
+    /// The owner (a user of the tenant) of the accounts created.
+    pub owner_id: ID,
+    /// Their currency (ISO 4217).
+    pub currency: String,
+}
+
+impl From<NewAccounts> for IntegrationNewAccounts {
+    fn from(new: NewAccounts) -> Self {
+        Self {
+            owner_id: ID(new.owner_id.to_string()),
+            currency: new.currency,
+        }
+    }
+}
+
+/// Input of `ConfigureIntegrationInput.newAccounts`.
+#[derive(InputObject)]
+pub struct IntegrationNewAccountsInput {
+    /// The owner of the accounts created: a user of the tenant.
+    pub owner_id: ID,
+    /// Their currency (ISO 4217).
+    pub currency: String,
 }
 
 /// How a sync run starts.
@@ -318,6 +350,25 @@ pub struct ConfigureIntegrationInput {
     pub portal_api_key: Option<String>,
     /// Per-field source-of-truth rules to change.
     pub field_rules: Option<Vec<IntegrationFieldRuleInput>>,
+    /// HubSpot: also sync contacts with users (invited by email, linked to the
+    /// accounts of their companies).
+    pub sync_contacts: Option<bool>,
+    /// HubSpot: what accounts created from companies linked to none get; `null` stops
+    /// creating them (an unlinked company is then skipped until linked by hand).
+    pub new_accounts: MaybeUndefined<IntegrationNewAccountsInput>,
+}
+
+/// An ISO 4217 currency code (three letters), upper-cased.
+fn currency(field: &'static str, raw: &str) -> ApiResult<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(code)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be an ISO 4217 code such as EUR",
+        ))
+    }
 }
 
 /// A secret change: `None` keeps it, blank removes it.
@@ -382,19 +433,50 @@ impl ConnectorMutation {
             webhook_secret: secret("input.webhookSecret", input.webhook_secret)?,
             portal_api_key: secret("input.portalApiKey", input.portal_api_key)?,
         };
-        let rules = match input.field_rules {
-            Some(rules) => {
-                let changes: Vec<(String, SourceOfTruth)> = rules
-                    .into_iter()
-                    .map(|rule| (rule.field.trim().to_owned(), rule.source_of_truth.into()))
-                    .collect();
-                Some(
-                    FieldRules::from_settings(row.settings.as_ref())
-                        .with_changes("input.fieldRules", &changes)?,
-                )
+        let mut settings = None;
+        if let Some(rules) = input.field_rules {
+            let changes: Vec<(String, SourceOfTruth)> = rules
+                .into_iter()
+                .map(|rule| (rule.field.trim().to_owned(), rule.source_of_truth.into()))
+                .collect();
+            let rules = FieldRules::from_settings(row.settings.as_ref())
+                .with_changes("input.fieldRules", &changes)?;
+            settings = Some(with_setting(
+                row.settings.as_ref(),
+                "fieldRules",
+                Some(rules.to_value()),
+            ));
+        }
+        if let Some(contacts) = input.sync_contacts {
+            let current = settings.take().or_else(|| row.settings.clone());
+            settings = Some(with_setting(
+                current.as_ref(),
+                "syncContacts",
+                Some(contacts.into()),
+            ));
+        }
+        let new_accounts = match input.new_accounts {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(new) => {
+                let owner_id = input::id("input.newAccounts.ownerId", &new.owner_id)?;
+                let currency = currency("input.newAccounts.currency", &new.currency)?;
+                references(ctx)?
+                    .require(
+                        actor(ctx),
+                        meta(ctx),
+                        "input.newAccounts.ownerId",
+                        &CURRENT_USER,
+                        &[owner_id],
+                    )
+                    .await?;
+                Some(Some(NewAccounts { owner_id, currency }.to_value()))
             }
-            None => None,
         };
+        if let Some(value) = new_accounts {
+            let current = settings.take().or_else(|| row.settings.clone());
+            settings = Some(with_setting(current.as_ref(), "newAccounts", value));
+        }
         let updated = state::configure(
             db(ctx)?,
             keys(ctx)?,
@@ -402,7 +484,7 @@ impl ConnectorMutation {
             meta(ctx),
             id,
             changes,
-            rules,
+            settings,
         )
         .await?;
         Ok(updated.into())
@@ -421,11 +503,14 @@ impl ConnectorMutation {
         let row = store::integration(db, tenant_id, id).await?;
         let creds = state::credentials(keys(ctx)?, &row).await?;
         let settings = connector_context(ctx)?;
-        let connector =
-            connectors::connector_for(&row.provider, &creds, &settings.endpoints, &settings.remote)
-                .ok_or_else(|| {
-                    ApiError::invalid("id", "the portal has no connector for this provider")
-                })?;
+        let connector = connectors::connector_for(
+            &row.provider,
+            &creds,
+            row.settings.as_ref(),
+            &settings.endpoints,
+            &settings.remote,
+        )
+        .ok_or_else(|| ApiError::invalid("id", "the portal has no connector for this provider"))?;
         let started = std::time::Instant::now();
         let tested = connector.test_connection().await;
         let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);

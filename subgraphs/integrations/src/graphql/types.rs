@@ -108,6 +108,10 @@ pub struct Integration {
     pub circuit_open_until: Option<DateTime<Utc>>,
     /// Which side wins, per synchronized field.
     pub field_rules: Vec<super::connectors::IntegrationFieldRule>,
+    /// HubSpot: whether contacts sync with users too.
+    pub sync_contacts: bool,
+    /// HubSpot: what accounts created from companies get; null: none are created.
+    pub new_accounts: Option<super::connectors::IntegrationNewAccounts>,
     #[graphql(skip)]
     uuid: Uuid,
 }
@@ -140,6 +144,9 @@ impl From<integration::Model> for Integration {
                 .iter()
                 .map(super::connectors::IntegrationFieldRule::from)
                 .collect(),
+            sync_contacts: crate::domain::sync::syncs_contacts(row.settings.as_ref()),
+            new_accounts: crate::domain::sync::NewAccounts::from_settings(row.settings.as_ref())
+                .map(Into::into),
             uuid: row.id,
         }
     }

@@ -20,7 +20,7 @@ use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::connectors::{Credentials, RemoteError};
-use crate::domain::sync::{Breaker, FieldRules, Health, RunMode, RunStatus};
+use crate::domain::sync::{Breaker, Health, RunMode, RunStatus};
 
 /// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
 pub const SYNC_KIND: &str = "integration.sync";
@@ -86,7 +86,7 @@ pub async fn configure(
     meta: &RequestMeta,
     id: Uuid,
     changes: CredentialChanges,
-    rules: Option<FieldRules>,
+    settings: Option<Value>,
 ) -> ApiResult<integration::Model> {
     let tenant_id = actor.tenant()?;
     let current = super::integration(db, tenant_id, id).await?;
@@ -122,8 +122,8 @@ pub async fn configure(
     let current = super::integration(&txn, tenant_id, id).await?;
     let mut active: integration::ActiveModel = current.clone().into();
     active.credentials_sealed = Set(sealed);
-    if let Some(rules) = &rules {
-        active.settings = Set(Some(rules.to_settings()));
+    if let Some(settings) = &settings {
+        active.settings = Set(Some(settings.clone()));
     }
     if !changed.is_empty() {
         // New credentials deserve a fresh start: the breaker closes, health is unknown
@@ -138,7 +138,7 @@ pub async fn configure(
     AuditEvent::success("integration.configure", "integration", id)
         .with_details(json!({
             "credentialsChanged": changed,
-            "fieldRules": rules.map(|r| r.to_settings()["fieldRules"].clone()),
+            "settings": settings,
         }))
         .record(&txn, actor, meta)
         .await?;

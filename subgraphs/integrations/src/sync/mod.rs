@@ -14,6 +14,8 @@
 //!   `Retry-After`, or while the circuit breaker is open, at its end); refused
 //!   credentials or an expired cursor end the run as failed, saying so.
 
+mod hubspot;
+mod links;
 mod stripe;
 
 use std::sync::Arc;
@@ -139,6 +141,7 @@ pub struct Target<'a> {
 async fn apply(target: &Target<'_>, record: &connectors::Record) -> Result<Applied, ApplyError> {
     match target.integration.provider.as_str() {
         connectors::stripe::PROVIDER => stripe::apply(target, record).await,
+        connectors::hubspot::PROVIDER => hubspot::apply(target, record).await,
         other => Err(ApplyError::Record(format!("no sync for provider {other}"))),
     }
 }
@@ -331,9 +334,13 @@ impl SyncPages {
             });
         }
         let creds = state::credentials(&self.keys, &row).await.map_err(retry)?;
-        let Some(connector) =
-            connectors::connector_for(&row.provider, &creds, &self.endpoints, &self.remote)
-        else {
+        let Some(connector) = connectors::connector_for(
+            &row.provider,
+            &creds,
+            row.settings.as_ref(),
+            &self.endpoints,
+            &self.remote,
+        ) else {
             return self
                 .fail(&run, "the portal has no connector for this provider")
                 .await;

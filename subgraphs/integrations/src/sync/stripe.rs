@@ -13,10 +13,11 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::links::{db_error, entity_id, follow_account_name, linked, save_link, unlink};
 use super::{Applied, ApplyError, Target};
-use crate::connectors::{Push, Record};
-use crate::domain::sync::{SourceOfTruth, fingerprint, from_minor_units};
-use crate::store::connectors::{self as state, LinkTo};
+use crate::connectors::Record;
+use crate::domain::sync::{fingerprint, from_minor_units};
+use crate::store::connectors as state;
 
 const CUSTOMER: &str = "customer";
 const INVOICE: &str = "invoice";
@@ -32,19 +33,6 @@ pub(super) async fn apply(target: &Target<'_>, record: &Record) -> Result<Applie
         REFUND => refund(target, record).await,
         // Other objects carry nothing the portal keeps.
         _ => Ok(Applied::Unchanged),
-    }
-}
-
-fn db_error(err: portal_kit::ApiError) -> ApplyError {
-    match err {
-        // A unique key of the links: the remote record names a portal entity another
-        // record is already linked to (two customers naming one account).
-        portal_kit::ApiError::Conflict(_) => ApplyError::Record(
-            "the portal entity it names is already linked to another record of this \
-             integration"
-                .into(),
-        ),
-        other => ApplyError::Retry(format!("{other:?}")),
     }
 }
 
@@ -86,47 +74,6 @@ fn instant(seconds: i64) -> Result<String, ApplyError> {
         .ok_or_else(|| ApplyError::Record(format!("{seconds} is not a time")))
 }
 
-/// The portal entity a remote record is linked to.
-async fn linked(
-    target: &Target<'_>,
-    external_type: &str,
-    external_id: &str,
-) -> Result<Option<portal_entities::integrations::external_ref::Model>, ApplyError> {
-    state::link(target.db, target.integration.id, external_type, external_id)
-        .await
-        .map_err(db_error)
-}
-
-async fn save_link(
-    target: &Target<'_>,
-    record: &Record,
-    entity_type: &str,
-    entity_id: Uuid,
-    print: String,
-) -> Result<(), ApplyError> {
-    state::upsert_link(
-        target.db,
-        LinkTo {
-            tenant_id: target.integration.tenant_id,
-            integration_id: target.integration.id,
-            external_type: &record.external_type,
-            external_id: &record.external_id,
-            entity_type,
-            entity_id,
-            fingerprint: print,
-        },
-    )
-    .await
-    .map_err(db_error)
-}
-
-fn entity_id(data: &Value, pointer: &str) -> Result<Uuid, ApplyError> {
-    data.pointer(pointer)
-        .and_then(Value::as_str)
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| ApplyError::Retry(format!("the portal answered no {pointer}")))
-}
-
 /// The account a linked customer stands for.
 async fn account_of_customer(
     target: &Target<'_>,
@@ -146,28 +93,22 @@ async fn account_of_customer(
 async fn customer(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyError> {
     let link = linked(target, CUSTOMER, &record.external_id).await?;
     if record.deleted {
-        return match link {
-            Some(link) => {
-                state::remove_link(target.db, link.id)
-                    .await
-                    .map_err(db_error)?;
-                Ok(Applied::Deleted)
-            }
-            None => Ok(Applied::Unchanged),
-        };
+        return unlink(target, link).await;
     }
     let body = &record.body;
     let name = text(body, "name").unwrap_or_default();
     let named = body
         .pointer("/metadata/portal_account_id")
         .and_then(Value::as_str);
-    let print = fingerprint(&json!({
-        "name": name,
-        "email": text(body, "email"),
-        "portalAccountId": named,
-    }));
+    let print = |name: &str| {
+        fingerprint(&json!({
+            "name": name,
+            "email": text(body, "email"),
+            "portalAccountId": named,
+        }))
+    };
     let (account_id, outcome) = match &link {
-        Some(link) if link.fingerprint.as_deref() == Some(print.as_str()) => {
+        Some(link) if link.fingerprint.as_deref() == Some(print(name).as_str()) => {
             return Ok(Applied::Unchanged);
         }
         Some(link) => (link.entity_id, Applied::Updated),
@@ -200,55 +141,8 @@ async fn customer(target: &Target<'_>, record: &Record) -> Result<Applied, Apply
             (account_id, Applied::Created)
         }
     };
-    let data = target
-        .portal
-        .run(
-            "query StripeCustomerAccount($id: ID!) { account(id: $id) { id name } }",
-            json!({ "id": account_id }),
-        )
-        .await?;
-    let Some(portal_name) = data.pointer("/account/name").and_then(Value::as_str) else {
-        return Err(ApplyError::Record(format!(
-            "account {account_id} does not exist or the connector may not see it"
-        )));
-    };
-    if !name.is_empty() && name != portal_name {
-        match target.rules.of("Account.name") {
-            SourceOfTruth::Remote => {
-                target
-                    .portal
-                    .run(
-                        "mutation StripeCustomerName($id: ID!, $name: String!) { \
-                         updateAccount(id: $id, input: { name: $name }) { id } }",
-                        json!({ "id": account_id, "name": name }),
-                    )
-                    .await?;
-            }
-            SourceOfTruth::Portal => {
-                let change = Push {
-                    external_type: CUSTOMER.into(),
-                    external_id: record.external_id.clone(),
-                    fields: vec![("name".into(), portal_name.to_owned())],
-                    idempotency_key: format!(
-                        "portal-{}-{}",
-                        record.external_id,
-                        fingerprint(&json!(portal_name))
-                    ),
-                };
-                target
-                    .connector
-                    .push(&change)
-                    .await
-                    .map_err(|err| match err {
-                        crate::connectors::RemoteError::Rejected { .. } => {
-                            ApplyError::Record(format!("pushing the portal's name: {err}"))
-                        }
-                        other => ApplyError::Remote(other),
-                    })?;
-            }
-        }
-    }
-    save_link(target, record, "Account", account_id, print).await?;
+    let agreed = follow_account_name(target, record, account_id, name).await?;
+    save_link(target, record, "Account", account_id, print(&agreed)).await?;
     Ok(outcome)
 }
 
