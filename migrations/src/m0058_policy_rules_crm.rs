@@ -2,7 +2,8 @@
 //! create accounts from CRM companies, add a contact's user to the accounts of its
 //! companies, and find a user by email (ids only: `User.email` stays denied to them);
 //! everyone who reads integrations reads the new-account defaults. Inviting users
-//! (`createUser`) stays the tenant admins' unless a policy grants it.
+//! (`createUser`) stays the tenant admins' unless a policy grants it, and so does
+//! connecting an integration with OAuth (it hands over credentials, as configuring does).
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +22,18 @@ impl MigrationTrait for Migration {
             manager,
             &[
                 ("tenant_admin", "IntegrationNewAccounts.*", "read"),
+                // Connecting with OAuth hands over credentials: the tenant admins'.
+                (
+                    "tenant_admin",
+                    "Mutation.startIntegrationAuthorization",
+                    "write",
+                ),
+                (
+                    "tenant_admin",
+                    "Mutation.completeIntegrationAuthorization",
+                    "write",
+                ),
+                ("tenant_admin", "IntegrationAuthorizationStart.*", "read"),
                 ("integrator", "IntegrationNewAccounts.*", "read"),
                 ("integrator", "Mutation.createAccount", "write"),
                 ("integrator", "Mutation.addAccountMember", "write"),

@@ -49,6 +49,8 @@ pub struct ConnectorsConfig {
     pub stripe_url: String,
     /// HubSpot's API. Env: `PORTAL_HUBSPOT_API_URL`.
     pub hubspot_url: String,
+    /// HubSpot's OAuth consent page. Env: `PORTAL_HUBSPOT_AUTHORIZE_URL`.
+    pub hubspot_authorize_url: String,
 }
 
 impl Default for ConnectorsConfig {
@@ -57,6 +59,7 @@ impl Default for ConnectorsConfig {
         Self {
             stripe_url: defaults.stripe,
             hubspot_url: defaults.hubspot,
+            hubspot_authorize_url: defaults.hubspot_authorize,
         }
     }
 }
@@ -67,6 +70,7 @@ impl ConnectorsConfig {
         portal_integrations::connectors::Endpoints {
             stripe: self.stripe_url.clone(),
             hubspot: self.hubspot_url.clone(),
+            hubspot_authorize: self.hubspot_authorize_url.clone(),
             public_url: None,
         }
     }
@@ -567,6 +571,9 @@ impl Config {
         }
         if let Some(url) = var("PORTAL_HUBSPOT_API_URL") {
             self.connectors.hubspot_url = url;
+        }
+        if let Some(url) = var("PORTAL_HUBSPOT_AUTHORIZE_URL") {
+            self.connectors.hubspot_authorize_url = url;
         }
         if let Some(value) = var("PORTAL_WEBHOOKS_ALLOW_HTTP") {
             self.webhooks.allow_http = Some(matches!(value.as_str(), "1" | "true" | "yes"));

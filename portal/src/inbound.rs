@@ -121,6 +121,7 @@ async fn receive(
         row.settings.as_ref(),
         &inbound.endpoints,
         &inbound.remote,
+        None,
     ) else {
         return unknown();
     };

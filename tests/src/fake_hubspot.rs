@@ -199,8 +199,30 @@ impl FakeHubSpot {
         self.backend
             .lock()
             .codes
-            .insert(code.clone(), redirect_uri.to_owned());
+            .insert(code.clone(), (redirect_uri.to_owned(), None));
         code
+    }
+
+    /// What consent at `authorize_url` (HubSpot's page, with the app's `redirect_uri`,
+    /// `state` and an S256 `code_challenge`) redirects back with: a code, exchanged only
+    /// with that redirect URI and the verifier of that challenge, and the state.
+    pub fn consent(&self, authorize_url: &str) -> anyhow::Result<(String, String)> {
+        let url = url::Url::parse(authorize_url)?;
+        let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let get = |name: &str| {
+            query
+                .get(name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("the consent URL has no {name}"))
+        };
+        anyhow::ensure!(get("client_id")? == CLIENT_ID, "another app's consent URL");
+        anyhow::ensure!(get("code_challenge_method")? == "S256", "no S256 challenge");
+        let code = format!("fake-code-{}", Uuid::new_v4().simple());
+        self.backend.lock().codes.insert(
+            code.clone(),
+            (get("redirect_uri")?, Some(get("code_challenge")?)),
+        );
+        Ok((code, get("state")?))
     }
 
     /// Revokes [`REFRESH_TOKEN`]: refreshing then answers 400 `invalid_grant`. Access
@@ -642,8 +664,8 @@ struct Backend {
     /// Access tokens and when they expire (fake-clock ms).
     access_tokens: HashMap<String, i64>,
     refresh_revoked: bool,
-    /// Authorization codes and the redirect URI each was minted for.
-    codes: HashMap<String, String>,
+    /// Authorization codes, the redirect URI each was minted for and its PKCE challenge.
+    codes: HashMap<String, (String, Option<String>)>,
     token_ttl: u64,
     token_requests: usize,
     rate_max: u32,
@@ -1726,7 +1748,10 @@ impl Backend {
         pairs.extend(Params::parse(&String::from_utf8_lossy(body)).0);
         let form = Params(pairs);
         let grant = form.get("grant_type").unwrap_or_default();
-        if !matches!(grant, "refresh_token" | "authorization_code") {
+        if !matches!(
+            grant,
+            "refresh_token" | "authorization_code" | "client_credentials"
+        ) {
             return oauth_error(
                 "unsupported_grant_type",
                 "BAD_GRANT_TYPE",
@@ -1755,9 +1780,9 @@ impl Backend {
                     "refresh token is invalid, expired or revoked",
                 );
             }
-        } else {
+        } else if grant == "authorization_code" {
             let code = form.get("code").unwrap_or_default();
-            let Some(redirect) = self.codes.remove(code) else {
+            let Some((redirect, challenge)) = self.codes.remove(code) else {
                 return oauth_error(
                     "invalid_grant",
                     "BAD_AUTH_CODE",
@@ -1771,23 +1796,39 @@ impl Backend {
                     "redirect_uri does not match the one the authorization code was issued for",
                 );
             }
+            if let Some(challenge) = challenge {
+                let verifier = form.get("code_verifier").unwrap_or_default();
+                let derived = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(verifier.as_bytes()));
+                if derived != challenge {
+                    return oauth_error(
+                        "invalid_grant",
+                        "BAD_AUTH_CODE",
+                        "code_verifier does not match the code challenge",
+                    );
+                }
+            }
             self.refresh_revoked = false;
         }
         let access_token = format!("CJfake{}", Uuid::new_v4().simple());
         let ttl = i64::try_from(self.token_ttl).unwrap_or(i64::MAX / 2_000);
         let expires = self.now().saturating_add(ttl.saturating_mul(1000));
         self.access_tokens.insert(access_token.clone(), expires);
-        Reply::json(
-            StatusCode::OK,
-            &json!({
-                "token_type": "bearer",
-                "refresh_token": REFRESH_TOKEN,
-                "access_token": access_token,
-                "hub_id": HUB_ID,
-                "scopes": SCOPES,
-                "expires_in": self.token_ttl
-            }),
-        )
+        let mut granted = json!({
+            "token_type": "bearer",
+            "refresh_token": REFRESH_TOKEN,
+            "access_token": access_token,
+            "hub_id": HUB_ID,
+            "scopes": SCOPES,
+            "expires_in": self.token_ttl
+        });
+        // The app's own token: nothing to refresh it with (RFC 6749 §4.4.3).
+        if grant == "client_credentials"
+            && let Some(map) = granted.as_object_mut()
+        {
+            map.remove("refresh_token");
+        }
+        Reply::json(StatusCode::OK, &granted)
     }
 
     fn route(

@@ -169,8 +169,8 @@ async fn main() -> anyhow::Result<()> {
         integration.id,
         CredentialChanges {
             api_key: Some(Some(fake_stripe::API_KEY.into())),
-            webhook_secret: None,
             portal_api_key: Some(Some(key.clone())),
+            ..CredentialChanges::default()
         },
         None,
     )

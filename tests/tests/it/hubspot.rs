@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use portal_entities::accounts::account;
 use portal_entities::platform::audit_event;
-use portal_integrations::connectors::hubspot::{HubSpot, LAG_MS, Objects};
-use portal_integrations::connectors::{Connector, Credentials, Endpoints};
+use portal_integrations::connectors::hubspot::{Auth, HubSpot, LAG_MS, Objects};
+use portal_integrations::connectors::{Connector, Endpoints};
 use portal_tests::fake_hubspot::{self, FakeHubSpot, Fault};
 use portal_tests::{Mode, TestPortal};
 
@@ -364,13 +364,10 @@ async fn hubspot_search_pages_past_the_result_cap_and_waits_out_limits() -> anyh
     fake.set_search_rate_limit(50);
     let remote =
         portal_integrations::sync::remote_for_jobs().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let credentials = Credentials {
-        api_key: Some(fake_hubspot::PRIVATE_APP_TOKEN.into()),
-        ..Credentials::default()
-    };
     let hubspot = HubSpot::new(
         &fake.base_url(),
-        &credentials,
+        Auth::Token(Some(fake_hubspot::PRIVATE_APP_TOKEN.into())),
+        None,
         Objects::from_settings(None),
         remote,
     );
@@ -521,6 +518,200 @@ async fn hubspot_webhooks_are_verified_and_start_a_run() -> anyhow::Result<()> {
         .all(&portal.db)
         .await?;
     assert_eq!(rows.len(), 1);
+    setup.portal.stop().await;
+    Ok(())
+}
+
+const START_AUTHORIZATION: &str = "mutation($id: ID!, $redirect: String!) { startIntegrationAuthorization(id: $id, redirectUri: $redirect) { authorizeUrl expiresAt } }";
+const COMPLETE_AUTHORIZATION: &str = "mutation($id: ID!, $code: String!, $state: String!) { completeIntegrationAuthorization(id: $id, code: $code, state: $state) { authMethod health } }";
+
+#[tokio::test]
+async fn hubspot_connects_with_oauth_and_renews_its_tokens() -> anyhow::Result<()> {
+    let setup = setup(Mode::AllInOne).await?;
+    let (portal, fake) = (&setup.portal, &setup.fake.clone());
+    let id = setup.integration.clone();
+    // The app's own credentials instead of a private-app token: client credentials.
+    let configured = admin(
+        portal,
+        "mutation($id: ID!, $input: ConfigureIntegrationInput!) { configureIntegration(id: $id, input: $input) { authMethod } }",
+        json!({ "id": id, "input": {
+            "apiKey": "",
+            "oauthClientId": fake_hubspot::CLIENT_ID,
+            "oauthClientSecret": fake_hubspot::CLIENT_SECRET,
+            "newAccounts": { "ownerId": portal.seed.alice_id, "currency": "EUR" },
+        }}),
+    )
+    .await?;
+    ok(&configured)?;
+    assert_eq!(
+        configured["data"]["configureIntegration"]["authMethod"],
+        "OAUTH_CLIENT_CREDENTIALS"
+    );
+    let tested = admin(
+        portal,
+        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok message } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    assert_eq!(
+        tested["data"]["testIntegrationConnection"]["ok"], true,
+        "{tested}"
+    );
+    assert_eq!(fake.token_requests(), 1);
+
+    // A person authorizes: only tenant admins may start it.
+    let redirect = "https://portal.example/integrations/hubspot/callback";
+    let seed = &portal.seed;
+    let integrator = portal
+        .query_with_roles(
+            seed.tenant_id,
+            seed.bob_id,
+            &["integrator"],
+            START_AUTHORIZATION,
+            json!({ "id": id, "redirect": redirect }),
+        )
+        .await?;
+    assert_eq!(code(&integrator), "FORBIDDEN", "{integrator}");
+    let insecure = admin(
+        portal,
+        START_AUTHORIZATION,
+        json!({ "id": id, "redirect": "http://portal.example/callback" }),
+    )
+    .await?;
+    assert_eq!(code(&insecure), "BAD_USER_INPUT", "{insecure}");
+    // A code HubSpot refuses: refused here too (audited), and the authorization is over.
+    let started = admin(
+        portal,
+        START_AUTHORIZATION,
+        json!({ "id": id, "redirect": redirect }),
+    )
+    .await?;
+    ok(&started)?;
+    let url = text(&started["data"]["startIntegrationAuthorization"]["authorizeUrl"]);
+    let (_, state) = fake.consent(&url)?;
+    let refused = admin(
+        portal,
+        COMPLETE_AUTHORIZATION,
+        json!({ "id": id, "code": "not-a-code", "state": state }),
+    )
+    .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"], "code",
+        "{refused}"
+    );
+    let failed = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("integration.authorize"))
+        .filter(audit_event::Column::Outcome.eq("failure"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(failed.len(), 1);
+
+    let started = admin(
+        portal,
+        START_AUTHORIZATION,
+        json!({ "id": id, "redirect": redirect }),
+    )
+    .await?;
+    ok(&started)?;
+    let url = text(&started["data"]["startIntegrationAuthorization"]["authorizeUrl"]);
+    assert!(url.contains("scope=crm.objects.companies.read"), "{url}");
+    let (consent_code, state) = fake.consent(&url)?;
+    let forged = admin(
+        portal,
+        COMPLETE_AUTHORIZATION,
+        json!({ "id": id, "code": consent_code, "state": "forged" }),
+    )
+    .await?;
+    assert_eq!(
+        forged["errors"][0]["extensions"]["field"], "state",
+        "{forged}"
+    );
+    let completed = admin(
+        portal,
+        COMPLETE_AUTHORIZATION,
+        json!({ "id": id, "code": consent_code, "state": state }),
+    )
+    .await?;
+    ok(&completed)?;
+    assert_eq!(
+        completed["data"]["completeIntegrationAuthorization"]["authMethod"],
+        "OAUTH_AUTHORIZATION_CODE"
+    );
+    // The state is good once.
+    let again = admin(
+        portal,
+        COMPLETE_AUTHORIZATION,
+        json!({ "id": id, "code": consent_code, "state": state }),
+    )
+    .await?;
+    assert_eq!(code(&again), "BAD_USER_INPUT", "{again}");
+    let row =
+        portal_entities::integrations::integration::Entity::find_by_id(uuid::Uuid::parse_str(&id)?)
+            .one(&portal.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the integration"))?;
+    let sealed = row.credentials_sealed.unwrap_or_default();
+    assert!(!sealed.contains(fake_hubspot::REFRESH_TOKEN) && !sealed.contains("CJfake"));
+    let authorized = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("integration.authorize"))
+        .filter(audit_event::Column::Outcome.eq("success"))
+        .all(&portal.db)
+        .await?;
+    assert_eq!(authorized.len(), 1);
+
+    // Sync calls with the authorized token.
+    fake.add_company("Initech", "initech.example");
+    fake.clear_requests();
+    let run = sync(&setup, "BACKFILL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(counts(&run)[0], 1, "{run}");
+    assert!(
+        fake.requests().iter().all(|r| r
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Bearer CJfake"))),
+        "every call carries an OAuth token"
+    );
+
+    // A token HubSpot says expired: renewed once (kept for the next job), the call made
+    // again, the run unharmed.
+    let before = fake.token_requests();
+    fake.expire_access_tokens();
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(fake.token_requests(), before + 1);
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(
+        fake.token_requests(),
+        before + 1,
+        "the renewed token was kept"
+    );
+
+    // Short-lived tokens are renewed in the second half of their life (not at every
+    // call: the unit tests pin that down).
+    fake.set_token_ttl(2);
+    fake.expire_access_tokens();
+    sync(&setup, "INCREMENTAL").await?;
+    let before = fake.token_requests();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(
+        fake.token_requests(),
+        before + 1,
+        "renewed in the second half of its life"
+    );
+
+    // Access revoked in HubSpot: the run fails saying to reconnect, and the integration
+    // is FAILING.
+    fake.revoke_refresh_token();
+    fake.expire_access_tokens();
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert!(text(&run["error"]).contains("reconnect"), "{run}");
+    let state = admin(portal, RUNS, json!({ "id": id })).await?;
+    assert_eq!(state["data"]["integration"]["health"], "FAILING", "{state}");
     setup.portal.stop().await;
     Ok(())
 }

@@ -27,6 +27,7 @@
 //! Property values are strings (or null); ids are strings.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -37,14 +38,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::remote::{Call, Remote, RemoteError};
-use super::{
-    ConnectionInfo, Connector, Credentials, Inbound, Page, Push, Record, WebhookRejection,
-};
+use super::{ConnectionInfo, Connector, Inbound, Page, Push, Record, WebhookRejection, oauth};
 
 /// The provider name.
 pub const PROVIDER: &str = "hubspot";
 /// HubSpot's API.
 pub const BASE_URL: &str = "https://api.hubapi.com";
+/// HubSpot's OAuth consent page.
+pub const AUTHORIZE_URL: &str = "https://app.hubspot.com/oauth/authorize";
 /// Records per list page (HubSpot's largest).
 const LIST_LIMIT: u64 = 100;
 /// Records per search page (HubSpot's largest).
@@ -125,6 +126,18 @@ impl Objects {
         }
     }
 
+    /// The OAuth scopes syncing these needs (names pushed back: companies' write).
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes = vec![
+            "crm.objects.companies.read".to_owned(),
+            "crm.objects.companies.write".to_owned(),
+        ];
+        if self.0.contains(&Object::Contact) {
+            scopes.push("crm.objects.contacts.read".to_owned());
+        }
+        scopes
+    }
+
     fn first(&self) -> Object {
         self.0.first().copied().unwrap_or(Object::Company)
     }
@@ -188,22 +201,48 @@ impl Cursor {
     }
 }
 
-/// A HubSpot account, through a private-app token.
+/// How calls authenticate.
+pub enum Auth {
+    /// A private-app token (or none configured).
+    Token(Option<String>),
+    /// OAuth access tokens, renewed as needed.
+    OAuth(Arc<oauth::Session>),
+}
+
+impl Auth {
+    async fn token(&self) -> Result<String, RemoteError> {
+        match self {
+            Self::Token(token) => token
+                .clone()
+                .ok_or_else(|| RemoteError::Unauthorized("no access token is configured".into())),
+            Self::OAuth(session) => session.token().await,
+        }
+    }
+}
+
+/// A HubSpot account.
 pub struct HubSpot {
     base: String,
-    token: Option<String>,
+    auth: Auth,
     client_secret: Option<String>,
     objects: Objects,
     remote: Remote,
 }
 
 impl HubSpot {
-    /// HubSpot at `base` with `credentials`, syncing `objects`.
-    pub fn new(base: &str, credentials: &Credentials, objects: Objects, remote: Remote) -> Self {
+    /// HubSpot at `base`, called with `auth`, its webhooks signed with `client_secret`,
+    /// syncing `objects`.
+    pub fn new(
+        base: &str,
+        auth: Auth,
+        client_secret: Option<String>,
+        objects: Objects,
+        remote: Remote,
+    ) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            token: credentials.api_key.clone(),
-            client_secret: credentials.webhook_secret.clone(),
+            auth,
+            client_secret,
             objects,
             remote,
         }
@@ -216,10 +255,29 @@ impl HubSpot {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Value, RemoteError> {
-        let token = self
-            .token
-            .as_deref()
-            .ok_or_else(|| RemoteError::Unauthorized("no access token is configured".into()))?;
+        let token = self.auth.token().await?;
+        match self.send(&token, method.clone(), path, query, body).await {
+            // An OAuth token HubSpot says expired (clocks differ, or it was revoked):
+            // renewed once, and the call made again.
+            Err(RemoteError::Unauthorized(message)) if message.starts_with(EXPIRED) => {
+                let Auth::OAuth(session) = &self.auth else {
+                    return Err(RemoteError::Unauthorized(message));
+                };
+                let renewed = session.renew(&token).await?;
+                self.send(&renewed, method, path, query, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, RemoteError> {
         let headers = [("authorization", format!("Bearer {token}"))];
         let call = Call {
             method,
@@ -749,6 +807,9 @@ fn decode_uri(url: &str) -> String {
     out
 }
 
+/// The start of the error of a 401 `EXPIRED_AUTHENTICATION`.
+const EXPIRED: &str = "EXPIRED_AUTHENTICATION";
+
 /// HubSpot's reading of a failed answer (see the module documentation).
 fn classify(
     status: StatusCode,
@@ -758,6 +819,10 @@ fn classify(
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |name: &str| parsed.get(name).and_then(Value::as_str).unwrap_or_default();
     match status.as_u16() {
+        401 if field("category") == EXPIRED => Some((
+            RemoteError::Unauthorized(format!("{EXPIRED}: {}", field("message"))),
+            None,
+        )),
         429 => {
             let policy = field("policyName").to_ascii_uppercase();
             let message = field("message").to_ascii_lowercase();

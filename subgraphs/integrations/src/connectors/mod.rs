@@ -7,6 +7,7 @@
 //! ([`crate::domain::sync::Breaker`]), so it holds across jobs and processes.
 
 pub mod hubspot;
+pub mod oauth;
 pub mod remote;
 pub mod stripe;
 
@@ -34,6 +35,83 @@ pub struct Credentials {
     /// connector's identity in the portal.
     #[serde(default)]
     pub portal_api_key: Option<String>,
+    /// The OAuth app's client id (connecting with OAuth instead of an API key).
+    #[serde(default)]
+    pub oauth_client_id: Option<String>,
+    /// The OAuth app's client secret.
+    #[serde(default)]
+    pub oauth_client_secret: Option<String>,
+    /// Tokens the remote granted.
+    #[serde(default)]
+    pub oauth: Option<oauth::Tokens>,
+    /// An authorization started and not completed yet.
+    #[serde(default)]
+    pub pending: Option<oauth::Pending>,
+}
+
+impl Credentials {
+    /// Whether nothing is configured.
+    pub fn is_empty(&self) -> bool {
+        self.api_key.is_none()
+            && self.webhook_secret.is_none()
+            && self.portal_api_key.is_none()
+            && self.oauth_client_id.is_none()
+            && self.oauth_client_secret.is_none()
+            && self.oauth.is_none()
+            && self.pending.is_none()
+    }
+
+    /// How the connector authenticates at the remote, as far as these credentials say.
+    pub fn auth_method(&self) -> AuthMethod {
+        if self.api_key.is_some() {
+            AuthMethod::ApiKey
+        } else if self
+            .oauth
+            .as_ref()
+            .is_some_and(|tokens| tokens.refresh_token.is_some())
+        {
+            AuthMethod::OAuthAuthorizationCode
+        } else if self.oauth_client_id.is_some() && self.oauth_client_secret.is_some() {
+            AuthMethod::OAuthClientCredentials
+        } else {
+            AuthMethod::None
+        }
+    }
+}
+
+/// How a connector authenticates at its remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Nothing configured.
+    None,
+    /// A static API key or private-app token.
+    ApiKey,
+    /// OAuth tokens a person authorized (refreshed as needed).
+    OAuthAuthorizationCode,
+    /// OAuth tokens the app obtains itself (client credentials).
+    OAuthClientCredentials,
+}
+
+impl AuthMethod {
+    /// Storage form (in the integration's settings, where the API reads it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::ApiKey => "API_KEY",
+            Self::OAuthAuthorizationCode => "OAUTH_AUTHORIZATION_CODE",
+            Self::OAuthClientCredentials => "OAUTH_CLIENT_CREDENTIALS",
+        }
+    }
+
+    /// Parses the storage form.
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "API_KEY" => Self::ApiKey,
+            "OAUTH_AUTHORIZATION_CODE" => Self::OAuthAuthorizationCode,
+            "OAUTH_CLIENT_CREDENTIALS" => Self::OAuthClientCredentials,
+            _ => Self::None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -42,6 +120,10 @@ impl std::fmt::Debug for Credentials {
             .field("api_key", &self.api_key.is_some())
             .field("webhook_secret", &self.webhook_secret.is_some())
             .field("portal_api_key", &self.portal_api_key.is_some())
+            .field("oauth_client_id", &self.oauth_client_id.is_some())
+            .field("oauth_client_secret", &self.oauth_client_secret.is_some())
+            .field("oauth", &self.oauth)
+            .field("pending", &self.pending.is_some())
             .finish()
     }
 }
@@ -158,6 +240,8 @@ pub struct Endpoints {
     pub stripe: String,
     /// HubSpot's API base URL.
     pub hubspot: String,
+    /// HubSpot's OAuth consent page.
+    pub hubspot_authorize: String,
     /// The portal's public URL (`https://portal.example.com`), which inbound webhooks are
     /// addressed to: HubSpot's signature covers the whole URL. `None`: the request's own
     /// `Host`, over plain HTTP.
@@ -169,6 +253,7 @@ impl Default for Endpoints {
         Self {
             stripe: stripe::BASE_URL.to_owned(),
             hubspot: hubspot::BASE_URL.to_owned(),
+            hubspot_authorize: hubspot::AUTHORIZE_URL.to_owned(),
             public_url: None,
         }
     }
@@ -177,14 +262,46 @@ impl Default for Endpoints {
 /// Providers with a connector.
 pub const PROVIDERS: [&str; 2] = [hubspot::PROVIDER, stripe::PROVIDER];
 
+/// The OAuth app an integration of `provider` connects with, when its credentials name
+/// one (and the provider takes OAuth).
+pub fn oauth_app(
+    provider: &str,
+    credentials: &Credentials,
+    endpoints: &Endpoints,
+) -> Option<oauth::App> {
+    let (client_id, client_secret) = (
+        credentials.oauth_client_id.clone()?,
+        credentials.oauth_client_secret.clone()?,
+    );
+    match provider {
+        hubspot::PROVIDER => Some(oauth::App {
+            client_id,
+            client_secret,
+            authorize_url: endpoints.hubspot_authorize.clone(),
+            token_url: format!("{}/oauth/v1/token", endpoints.hubspot.trim_end_matches('/')),
+        }),
+        _ => None,
+    }
+}
+
+/// The scopes an integration of `provider` with `settings` asks for.
+pub fn oauth_scopes(provider: &str, settings: Option<&Value>) -> Vec<String> {
+    match provider {
+        hubspot::PROVIDER => hubspot::Objects::from_settings(settings).scopes(),
+        _ => Vec::new(),
+    }
+}
+
 /// The connector of `provider` with `credentials` and the integration's `settings`, or
-/// `None` when the portal has none for that provider.
+/// `None` when the portal has none for that provider. OAuth tokens it renews go to
+/// `tokens`.
 pub fn connector_for(
     provider: &str,
     credentials: &Credentials,
     settings: Option<&Value>,
     endpoints: &Endpoints,
     remote: &Remote,
+    tokens: Option<std::sync::Arc<dyn oauth::TokenSink>>,
 ) -> Option<Box<dyn Connector>> {
     match provider {
         stripe::PROVIDER => Some(Box::new(stripe::Stripe::new(
@@ -192,12 +309,41 @@ pub fn connector_for(
             credentials,
             remote.clone(),
         ))),
-        hubspot::PROVIDER => Some(Box::new(hubspot::HubSpot::new(
-            &endpoints.hubspot,
-            credentials,
-            hubspot::Objects::from_settings(settings),
-            remote.clone(),
-        ))),
+        hubspot::PROVIDER => {
+            let auth = match (
+                credentials.auth_method(),
+                oauth_app(provider, credentials, endpoints),
+            ) {
+                (AuthMethod::OAuthAuthorizationCode, Some(app)) => {
+                    hubspot::Auth::OAuth(std::sync::Arc::new(oauth::Session::new(
+                        app,
+                        oauth::Grant::AuthorizationCode,
+                        oauth_scopes(provider, settings),
+                        remote.http().clone(),
+                        credentials.oauth.clone().unwrap_or_default(),
+                        tokens,
+                    )))
+                }
+                (AuthMethod::OAuthClientCredentials, Some(app)) => {
+                    hubspot::Auth::OAuth(std::sync::Arc::new(oauth::Session::new(
+                        app,
+                        oauth::Grant::ClientCredentials,
+                        oauth_scopes(provider, settings),
+                        remote.http().clone(),
+                        credentials.oauth.clone().unwrap_or_default(),
+                        tokens,
+                    )))
+                }
+                _ => hubspot::Auth::Token(credentials.api_key.clone()),
+            };
+            Some(Box::new(hubspot::HubSpot::new(
+                &endpoints.hubspot,
+                auth,
+                credentials.webhook_secret.clone(),
+                hubspot::Objects::from_settings(settings),
+                remote.clone(),
+            )))
+        }
         _ => None,
     }
 }

@@ -130,6 +130,12 @@ impl Remote {
         Ok(Self { http, policy })
     }
 
+    /// The underlying client (for calls made through another library, such as OAuth
+    /// token requests): same timeout, no redirects, no proxies.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Sends `call`, retrying as the policy says; the JSON body of a 2xx answer.
     pub async fn send(&self, call: &Call<'_>) -> Result<Value, RemoteError> {
         let mut attempt = 0;

@@ -5,6 +5,8 @@
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
 };
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,7 +19,7 @@ use portal_kit::{ApiError, ApiResult, input};
 
 use super::types::Integration;
 use super::webhooks::keys;
-use crate::connectors::{self, Endpoints, Remote};
+use crate::connectors::{self, AuthMethod, Endpoints, Remote, oauth};
 use crate::domain::sync::{
     FieldRules, Health, NewAccounts, RunMode, RunStatus, SourceOfTruth, with_setting,
 };
@@ -356,6 +358,67 @@ pub struct ConfigureIntegrationInput {
     /// HubSpot: what accounts created from companies linked to none get; `null` stops
     /// creating them (an unlinked company is then skipped until linked by hand).
     pub new_accounts: MaybeUndefined<IntegrationNewAccountsInput>,
+    /// OAuth (HubSpot): the app's client id. Connect with
+    /// `startIntegrationAuthorization`; with no authorization, the app's own token
+    /// (client credentials) is used. An API key, when set, is used instead.
+    pub oauth_client_id: Option<String>,
+    /// OAuth: the app's client secret (HubSpot also signs the app's webhooks with it).
+    pub oauth_client_secret: Option<String>,
+}
+
+/// A started OAuth authorization: send the person to `authorizeUrl`; the remote
+/// redirects back with `code` and `state` for `completeIntegrationAuthorization`.
+#[derive(SimpleObject, Clone)]
+pub struct IntegrationAuthorizationStart {
+    /// The remote's consent page, with the state and a PKCE challenge.
+    pub authorize_url: String,
+    /// Until when the authorization may complete.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How an integration's connector authenticates at its remote.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationAuthMethod")]
+pub enum AuthMethodGql {
+    /// Nothing configured.
+    None,
+    /// A static API key or private-app token.
+    ApiKey,
+    /// OAuth tokens a person authorized (renewed as needed).
+    OauthAuthorizationCode,
+    /// OAuth tokens the app obtains itself (client credentials).
+    OauthClientCredentials,
+}
+
+impl From<AuthMethod> for AuthMethodGql {
+    fn from(method: AuthMethod) -> Self {
+        match method {
+            AuthMethod::None => Self::None,
+            AuthMethod::ApiKey => Self::ApiKey,
+            AuthMethod::OAuthAuthorizationCode => Self::OauthAuthorizationCode,
+            AuthMethod::OAuthClientCredentials => Self::OauthClientCredentials,
+        }
+    }
+}
+
+/// A redirect URI: an absolute https URL (http only to this machine), no fragment.
+fn redirect_uri(field: &'static str, raw: &str) -> ApiResult<String> {
+    let parsed = url::Url::parse(raw.trim())
+        .map_err(|_| ApiError::invalid(field, "must be an absolute URL"))?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && local)) {
+        return Err(ApiError::invalid(
+            field,
+            "must be https (http only for localhost)",
+        ));
+    }
+    if parsed.fragment().is_some() || raw.len() > 2000 {
+        return Err(ApiError::invalid(
+            field,
+            "must have no fragment and at most 2000 characters",
+        ));
+    }
+    Ok(parsed.to_string())
 }
 
 /// An ISO 4217 currency code (three letters), upper-cased.
@@ -432,6 +495,8 @@ impl ConnectorMutation {
             api_key: secret("input.apiKey", input.api_key)?,
             webhook_secret: secret("input.webhookSecret", input.webhook_secret)?,
             portal_api_key: secret("input.portalApiKey", input.portal_api_key)?,
+            oauth_client_id: secret("input.oauthClientId", input.oauth_client_id)?,
+            oauth_client_secret: secret("input.oauthClientSecret", input.oauth_client_secret)?,
         };
         let mut settings = None;
         if let Some(rules) = input.field_rules {
@@ -490,6 +555,85 @@ impl ConnectorMutation {
         Ok(updated.into())
     }
 
+    /// Starts connecting an integration with OAuth (its `oauthClientId` and
+    /// `oauthClientSecret` configured): the remote's consent URL, with a state and a PKCE
+    /// challenge kept sealed for ten minutes. A new start replaces one not completed.
+    async fn start_integration_authorization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        redirect_uri: String,
+    ) -> ApiResult<IntegrationAuthorizationStart> {
+        let id = input::id("id", &id)?;
+        let redirect = self::redirect_uri("redirectUri", &redirect_uri)?;
+        let row = store::integration(db(ctx)?, tenant_of(ctx)?, id).await?;
+        let creds = state::credentials(keys(ctx)?, &row).await?;
+        let endpoints = &connector_context(ctx)?.endpoints;
+        let app = connectors::oauth_app(&row.provider, &creds, endpoints).ok_or_else(|| {
+            ApiError::invalid(
+                "id",
+                "configure the integration's oauthClientId and oauthClientSecret first (and \
+                 only HubSpot connects with OAuth)",
+            )
+        })?;
+        let scopes = connectors::oauth_scopes(&row.provider, row.settings.as_ref());
+        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let now = Utc::now();
+        let (url, pending) = oauth::start(&app, &redirect, &scopes, now.timestamp_millis())
+            .map_err(|err| ApiError::invalid("redirectUri", err.to_string()))?;
+        let expires_at = DateTime::from_timestamp_millis(pending.expires_at).unwrap_or(now);
+        state::start_authorization(db(ctx)?, keys(ctx)?, actor(ctx), meta(ctx), &row, pending)
+            .await?;
+        Ok(IntegrationAuthorizationStart {
+            authorize_url: url,
+            expires_at,
+        })
+    }
+
+    /// Completes an OAuth authorization with the `code` and `state` the remote redirected
+    /// back with: the code is traded for tokens (sealed; never readable back), and sync
+    /// uses them from then on. `BAD_USER_INPUT` for a state that does not match, an
+    /// authorization not started or older than ten minutes, or a code the remote refused
+    /// (a code is good once: start again).
+    async fn complete_integration_authorization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        code: String,
+        state: String,
+    ) -> ApiResult<Integration> {
+        let id = input::id("id", &id)?;
+        let code = input::text("code", &code, 2000)?;
+        let row = store::integration(db(ctx)?, tenant_of(ctx)?, id).await?;
+        let creds = state::credentials(keys(ctx)?, &row).await?;
+        let context = connector_context(ctx)?;
+        oauth::check_state(
+            creds.pending.as_ref(),
+            state.trim(),
+            Utc::now().timestamp_millis(),
+        )
+        .map_err(|err| ApiError::invalid("state", err.to_string()))?;
+        let (Some(app), Some(pending)) = (
+            connectors::oauth_app(&row.provider, &creds, &context.endpoints),
+            creds.pending.as_ref(),
+        ) else {
+            return Err(ApiError::invalid("id", "no OAuth app is configured"));
+        };
+        let tokens = oauth::exchange_code(&app, context.remote.http(), pending, &code)
+            .await
+            .map_err(|err| err.to_string());
+        let updated = state::complete_authorization(
+            db(ctx)?,
+            keys(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            &row,
+            tokens,
+        )
+        .await?;
+        Ok(updated.into())
+    }
+
     /// Calls the integration's remote with its credentials and records the outcome in
     /// its health (a refused key makes it `FAILING`).
     async fn test_integration_connection(
@@ -509,6 +653,12 @@ impl ConnectorMutation {
             row.settings.as_ref(),
             &settings.endpoints,
             &settings.remote,
+            Some(Arc::new(state::TokenSaver::new(
+                db.clone(),
+                keys(ctx)?.clone(),
+                row.tenant_id,
+                row.id,
+            ))),
         )
         .ok_or_else(|| ApiError::invalid("id", "the portal has no connector for this provider"))?;
         let started = std::time::Instant::now();

@@ -110,6 +110,9 @@ pub struct Integration {
     pub field_rules: Vec<super::connectors::IntegrationFieldRule>,
     /// HubSpot: whether contacts sync with users too.
     pub sync_contacts: bool,
+    /// How its connector authenticates at the remote (the credentials themselves are
+    /// never readable).
+    pub auth_method: super::connectors::AuthMethodGql,
     /// HubSpot: what accounts created from companies get; null: none are created.
     pub new_accounts: Option<super::connectors::IntegrationNewAccounts>,
     #[graphql(skip)]
@@ -145,6 +148,14 @@ impl From<integration::Model> for Integration {
                 .map(super::connectors::IntegrationFieldRule::from)
                 .collect(),
             sync_contacts: crate::domain::sync::syncs_contacts(row.settings.as_ref()),
+            auth_method: crate::connectors::AuthMethod::from_db(
+                row.settings
+                    .as_ref()
+                    .and_then(|s| s.get("authMethod"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("NONE"),
+            )
+            .into(),
             new_accounts: crate::domain::sync::NewAccounts::from_settings(row.settings.as_ref())
                 .map(Into::into),
             uuid: row.id,

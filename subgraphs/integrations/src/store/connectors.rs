@@ -19,8 +19,8 @@ use portal_kit::jobs::{self, NewJob};
 use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
-use crate::connectors::{Credentials, RemoteError};
-use crate::domain::sync::{Breaker, Health, RunMode, RunStatus};
+use crate::connectors::{Credentials, RemoteError, oauth};
+use crate::domain::sync::{Breaker, Health, RunMode, RunStatus, with_setting};
 
 /// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
 pub const SYNC_KIND: &str = "integration.sync";
@@ -43,6 +43,10 @@ pub struct CredentialChanges {
     pub webhook_secret: Option<Option<String>>,
     /// The portal API key the sync writes with.
     pub portal_api_key: Option<Option<String>>,
+    /// The OAuth app's client id.
+    pub oauth_client_id: Option<Option<String>>,
+    /// The OAuth app's client secret.
+    pub oauth_client_secret: Option<Option<String>>,
 }
 
 /// Seals `credentials` of integration `id`.
@@ -104,30 +108,91 @@ pub async fn configure(
             changes.portal_api_key,
             &mut creds.portal_api_key,
         ),
+        (
+            "oauthClientId",
+            changes.oauth_client_id,
+            &mut creds.oauth_client_id,
+        ),
+        (
+            "oauthClientSecret",
+            changes.oauth_client_secret,
+            &mut creds.oauth_client_secret,
+        ),
     ] {
         if let Some(value) = change {
             *slot = value;
             changed.push(name);
         }
     }
-    let sealed = if creds.api_key.is_none()
-        && creds.webhook_secret.is_none()
-        && creds.portal_api_key.is_none()
-    {
+    // Another OAuth app: what the old one was granted does not carry over.
+    if changed.iter().any(|name| name.starts_with("oauth")) {
+        creds.oauth = None;
+        creds.pending = None;
+    }
+    let settings = (settings.is_some() || !changed.is_empty()).then(|| {
+        with_setting(
+            settings.as_ref().or(current.settings.as_ref()),
+            "authMethod",
+            Some(creds.auth_method().as_str().into()),
+        )
+    });
+    save_credentials(
+        db,
+        keys,
+        actor,
+        meta,
+        &current,
+        &creds,
+        Saved {
+            action: "integration.configure",
+            settings,
+            fresh_start: !changed.is_empty(),
+            details: json!({ "credentialsChanged": changed }),
+            refused: false,
+        },
+    )
+    .await
+}
+
+/// What [`save_credentials`] records besides the credentials.
+struct Saved {
+    action: &'static str,
+    settings: Option<Value>,
+    /// The breaker closes and health is unknown until the next call (new credentials).
+    fresh_start: bool,
+    details: Value,
+    /// Audited as refused (the action did not happen, though something was saved).
+    refused: bool,
+}
+
+/// Seals and stores `creds` of `current`, audited as `saved.action`.
+async fn save_credentials(
+    db: &DatabaseConnection,
+    keys: &TenantKeys,
+    actor: &Actor,
+    meta: &RequestMeta,
+    current: &integration::Model,
+    creds: &Credentials,
+    saved: Saved,
+) -> ApiResult<integration::Model> {
+    let (tenant_id, id) = (current.tenant_id, current.id);
+    let sealed = if creds.is_empty() {
         None
     } else {
-        Some(seal(keys, tenant_id, id, &creds).await?)
+        Some(seal(keys, tenant_id, id, creds).await?)
     };
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = super::integration(&txn, tenant_id, id).await?;
     let mut active: integration::ActiveModel = current.clone().into();
     active.credentials_sealed = Set(sealed);
-    if let Some(settings) = &settings {
+    let mut details = saved.details;
+    if let Some(settings) = &saved.settings {
         active.settings = Set(Some(settings.clone()));
+        if let Some(map) = details.as_object_mut() {
+            map.insert("settings".into(), settings.clone());
+        }
     }
-    if !changed.is_empty() {
-        // New credentials deserve a fresh start: the breaker closes, health is unknown
-        // until the next call.
+    if saved.fresh_start {
         active.health = Set(Health::Unknown.as_str().to_owned());
         active.consecutive_failures = Set(0);
         active.circuit_open_until = Set(None);
@@ -135,15 +200,140 @@ pub async fn configure(
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
-    AuditEvent::success("integration.configure", "integration", id)
-        .with_details(json!({
-            "credentialsChanged": changed,
-            "settings": settings,
-        }))
+    let event = if saved.refused {
+        AuditEvent::failure(saved.action, "integration", Some(id))
+    } else {
+        AuditEvent::success(saved.action, "integration", id)
+    };
+    event
+        .with_details(details)
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
+}
+
+/// Keeps an OAuth authorization just started (its state and PKCE verifier, sealed);
+/// audited as `integration.authorization_start`.
+pub async fn start_authorization(
+    db: &DatabaseConnection,
+    keys: &TenantKeys,
+    actor: &Actor,
+    meta: &RequestMeta,
+    current: &integration::Model,
+    pending: oauth::Pending,
+) -> ApiResult<integration::Model> {
+    let mut creds = credentials(keys, current).await?;
+    let redirect_uri = pending.redirect_uri.clone();
+    creds.pending = Some(pending);
+    save_credentials(
+        db,
+        keys,
+        actor,
+        meta,
+        current,
+        &creds,
+        Saved {
+            action: "integration.authorization_start",
+            settings: None,
+            fresh_start: false,
+            details: json!({ "redirectUri": redirect_uri }),
+            refused: false,
+        },
+    )
+    .await
+}
+
+/// Ends a started authorization: with the tokens granted (audited as
+/// `integration.authorize`), or refused (audited as a failed `integration.authorize`;
+/// `BAD_USER_INPUT` about the code). The waiting authorization is dropped either way: a
+/// code is good once.
+pub async fn complete_authorization(
+    db: &DatabaseConnection,
+    keys: &TenantKeys,
+    actor: &Actor,
+    meta: &RequestMeta,
+    current: &integration::Model,
+    tokens: Result<oauth::Tokens, String>,
+) -> ApiResult<integration::Model> {
+    let mut creds = credentials(keys, current).await?;
+    creds.pending = None;
+    let (refused, settings) = match tokens {
+        Ok(tokens) => {
+            creds.oauth = Some(tokens);
+            let settings = with_setting(
+                current.settings.as_ref(),
+                "authMethod",
+                Some(creds.auth_method().as_str().into()),
+            );
+            (None, Some(settings))
+        }
+        Err(error) => (Some(error), None),
+    };
+    let saved = save_credentials(
+        db,
+        keys,
+        actor,
+        meta,
+        current,
+        &creds,
+        Saved {
+            action: "integration.authorize",
+            settings,
+            fresh_start: refused.is_none(),
+            details: json!({ "refused": refused }),
+            refused: refused.is_some(),
+        },
+    )
+    .await?;
+    match refused {
+        Some(error) => Err(ApiError::invalid("code", error)),
+        None => Ok(saved),
+    }
+}
+
+/// Keeps tokens a connector's OAuth session renewed (sealed, not audited: a machine
+/// credential's routine rotation).
+pub struct TokenSaver {
+    db: DatabaseConnection,
+    keys: TenantKeys,
+    tenant_id: Uuid,
+    id: Uuid,
+}
+
+impl TokenSaver {
+    /// A sink for the tokens of integration `id`.
+    pub fn new(db: DatabaseConnection, keys: TenantKeys, tenant_id: Uuid, id: Uuid) -> Self {
+        Self {
+            db,
+            keys,
+            tenant_id,
+            id,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl oauth::TokenSink for TokenSaver {
+    async fn save(&self, tokens: &oauth::Tokens) -> Result<(), String> {
+        let failed = |err: ApiError| format!("{err:?}");
+        let current = super::integration(&self.db, self.tenant_id, self.id)
+            .await
+            .map_err(failed)?;
+        let mut creds = credentials(&self.keys, &current).await.map_err(failed)?;
+        creds.oauth = Some(tokens.clone());
+        let sealed = seal(&self.keys, self.tenant_id, self.id, &creds)
+            .await
+            .map_err(failed)?;
+        integration::Entity::update_many()
+            .col_expr(integration::Column::CredentialsSealed, Expr::value(sealed))
+            .filter(integration::Column::Id.eq(self.id))
+            .filter(integration::Column::TenantId.eq(self.tenant_id))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
 }
 
 /// Whether `row` has what a connector needs to call its remote.

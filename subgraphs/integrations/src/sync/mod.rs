@@ -340,6 +340,12 @@ impl SyncPages {
             row.settings.as_ref(),
             &self.endpoints,
             &self.remote,
+            Some(Arc::new(state::TokenSaver::new(
+                self.db.clone(),
+                self.keys.clone(),
+                row.tenant_id,
+                row.id,
+            ))),
         ) else {
             return self
                 .fail(&run, "the portal has no connector for this provider")
