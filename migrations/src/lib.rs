@@ -64,6 +64,7 @@ mod m0055_webhook_delivery;
 mod m0056_connectors;
 mod m0057_account_idempotency;
 mod m0058_policy_rules_crm;
+mod m0059_integration_monitoring;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -133,6 +134,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0056_connectors::Migration),
             Box::new(m0057_account_idempotency::Migration),
             Box::new(m0058_policy_rules_crm::Migration),
+            Box::new(m0059_integration_monitoring::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use portal_gateway::subgraph::{ErrorExposure, SubgraphSettings};
 use portal_identity::IdentitySettings;
+use portal_integrations::connectors::Pacing;
+use portal_integrations::connectors::limits::Rate;
 use portal_kit::mail::{Mailer, Transport};
 use portal_kit::secret::DataKey;
 use serde::Deserialize;
@@ -51,6 +53,19 @@ pub struct ConnectorsConfig {
     pub hubspot_url: String,
     /// HubSpot's OAuth consent page. Env: `PORTAL_HUBSPOT_AUTHORIZE_URL`.
     pub hubspot_authorize_url: String,
+    /// The public base URL of this gateway as remotes call it (`https://api.example.com`):
+    /// inbound webhooks go to `<it>/integrations/<id>/webhook`, and HubSpot's signature
+    /// covers that URL. Unset: `identity.public_url`, else the request's `Host` over
+    /// plain HTTP. Env: `PORTAL_WEBHOOK_BASE_URL`.
+    pub webhook_base_url: Option<String>,
+    /// Calls (other than search) to one HubSpot account per ten seconds, per process:
+    /// 100 suits every plan; Professional and Enterprise allow 190.
+    pub hubspot_calls_per_10s: u32,
+    /// Searches of one HubSpot account per second, per process (HubSpot allows five).
+    pub hubspot_searches_per_second: u32,
+    /// Calls to one Stripe account per second, per process (Stripe allows 100 live, 25
+    /// in test mode).
+    pub stripe_calls_per_second: u32,
 }
 
 impl Default for ConnectorsConfig {
@@ -60,6 +75,10 @@ impl Default for ConnectorsConfig {
             stripe_url: defaults.stripe,
             hubspot_url: defaults.hubspot,
             hubspot_authorize_url: defaults.hubspot_authorize,
+            webhook_base_url: None,
+            hubspot_calls_per_10s: 100,
+            hubspot_searches_per_second: 4,
+            stripe_calls_per_second: 25,
         }
     }
 }
@@ -72,6 +91,23 @@ impl ConnectorsConfig {
             hubspot: self.hubspot_url.clone(),
             hubspot_authorize: self.hubspot_authorize_url.clone(),
             public_url: None,
+            pacing: Pacing {
+                hubspot: Rate::within(
+                    self.hubspot_calls_per_10s.max(1),
+                    Duration::from_secs(10),
+                    10,
+                ),
+                hubspot_search: Rate::within(
+                    self.hubspot_searches_per_second.max(1),
+                    Duration::from_secs(1),
+                    1,
+                ),
+                stripe: Rate::within(
+                    self.stripe_calls_per_second.max(1),
+                    Duration::from_secs(1),
+                    5,
+                ),
+            },
         }
     }
 }
@@ -499,7 +535,11 @@ impl Config {
     /// Where connectors call, and the public URL inbound webhooks are addressed to.
     pub fn connector_endpoints(&self) -> portal_integrations::connectors::Endpoints {
         portal_integrations::connectors::Endpoints {
-            public_url: self.identity.public_url.clone(),
+            public_url: self
+                .connectors
+                .webhook_base_url
+                .clone()
+                .or_else(|| self.identity.public_url.clone()),
             ..self.connectors.endpoints()
         }
     }
@@ -574,6 +614,9 @@ impl Config {
         }
         if let Some(url) = var("PORTAL_HUBSPOT_AUTHORIZE_URL") {
             self.connectors.hubspot_authorize_url = url;
+        }
+        if let Some(url) = var("PORTAL_WEBHOOK_BASE_URL") {
+            self.connectors.webhook_base_url = Some(url);
         }
         if let Some(value) = var("PORTAL_WEBHOOKS_ALLOW_HTTP") {
             self.webhooks.allow_http = Some(matches!(value.as_str(), "1" | "true" | "yes"));
@@ -751,6 +794,13 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "identity.public_url must be an http(s) URL".into(),
+            ));
+        }
+        if let Some(url) = &self.connectors.webhook_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "connectors.webhook_base_url must be an http(s) URL".into(),
             ));
         }
         self.mailer().map(|_| ()).map_err(ConfigError::Invalid)?;

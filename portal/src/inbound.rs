@@ -115,14 +115,9 @@ async fn receive(
     let Ok(creds) = state::credentials(&inbound.keys, &row).await else {
         return unavailable();
     };
-    let Some(connector) = connectors::connector_for(
-        &row.provider,
-        &creds,
-        row.settings.as_ref(),
-        &inbound.endpoints,
-        &inbound.remote,
-        None,
-    ) else {
+    let Some(connector) =
+        connectors::connector_for(&row, &creds, &inbound.endpoints, &inbound.remote, None)
+    else {
         return unknown();
     };
     let meta = request_meta(&parts, &inbound.trusted_proxies);

@@ -589,6 +589,9 @@ async fn create_integration(
         consecutive_failures: Set(0),
         circuit_open_until: Set(None),
         sync_cursor: Set(None),
+        last_success_at: Set(None),
+        last_error_kind: Set(None),
+        synced_through: Set(None),
     }
     .insert(txn)
     .await?;

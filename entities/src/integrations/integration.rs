@@ -17,7 +17,9 @@ pub struct Model {
     pub last_sync_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    /// Connector settings: per-field source-of-truth rules (`{"fieldRules": {...}}`).
+    /// Connector settings: per-field source-of-truth rules (`{"fieldRules": {...}}`), what
+    /// a CRM connector creates and syncs (`newAccounts`, `syncContacts`) and how it
+    /// authenticates (`authMethod`).
     pub settings: Option<Json>,
     /// The connector's credentials (remote API key, webhook secret, the portal API key
     /// it writes with), sealed with the tenant's data key; never readable back.
@@ -32,6 +34,14 @@ pub struct Model {
     pub circuit_open_until: Option<DateTimeUtc>,
     /// Where incremental sync goes on from (connector-specific).
     pub sync_cursor: Option<Json>,
+    /// When the remote last answered a call well.
+    pub last_success_at: Option<DateTimeUtc>,
+    /// What kind of error the last failed call was: `AUTH_REVOKED`, `RATE_LIMITED`,
+    /// `REMOTE_DOWN` or `BAD_DATA` (`None` after a success).
+    pub last_error_kind: Option<String>,
+    /// When the last successful sync run started: remote changes made before it are in
+    /// the portal.
+    pub synced_through: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use portal_entities::accounts::account;
 use portal_entities::platform::audit_event;
-use portal_integrations::connectors::hubspot::{Auth, HubSpot, LAG_MS, Objects};
+use portal_integrations::connectors::hubspot::{Auth, HubSpot, LAG_MS, Objects, Paced};
+use portal_integrations::connectors::limits::Rate;
 use portal_integrations::connectors::{Connector, Endpoints};
 use portal_tests::fake_hubspot::{self, FakeHubSpot, Fault};
 use portal_tests::{Mode, TestPortal};
@@ -203,6 +204,39 @@ async fn hubspot_companies_become_accounts_and_follow_their_rules() -> anyhow::R
     assert_eq!(counts(&run)[..2], [0, 0], "{run}");
     assert_eq!(counts(&run)[3..], [0, 0], "{run}");
     assert!(counts(&run)[2] >= 3, "{run}");
+
+    // Links lost after their accounts were made (a crash between the two): the retry
+    // gets the same account back — by its idempotency key, or, the company renamed
+    // meanwhile (another request under that key), by its number — never a second one.
+    for company in [&globex, &nameless] {
+        portal_entities::integrations::external_ref::Entity::delete_many()
+            .filter(
+                portal_entities::integrations::external_ref::Column::ExternalId
+                    .eq(company.as_str()),
+            )
+            .exec(&portal.db)
+            .await?;
+    }
+    fake.update_company(&nameless, &[("name", "Named At Last")]);
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(counts(&run)[0], 2, "{run}");
+    assert_eq!(counts(&run)[4], 0, "{run}");
+    let relinked = hubspot_accounts(portal).await?;
+    assert_eq!(relinked.len(), 3, "{relinked:?}");
+    for company in [&globex, &nameless] {
+        let account = relinked
+            .iter()
+            .find(|a| a["number"] == format!("HS-{company}"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            account["externalRefs"],
+            json!([{ "externalType": "company", "externalId": company }]),
+            "{relinked:?}"
+        );
+    }
+    fake.clear_requests();
     assert_eq!(hubspot_accounts(portal).await?.len(), 3);
 
     // Renamed in HubSpot while the portal owns the name: the portal's goes back.
@@ -282,7 +316,6 @@ async fn hubspot_contacts_join_their_companies_accounts() -> anyhow::Result<()> 
         portal,
         CONFIGURE,
         json!({ "id": setup.integration, "input": {
-            "syncContacts": true,
             "newAccounts": { "ownerId": portal.seed.alice_id, "currency": "USD" },
         }}),
     )
@@ -295,11 +328,27 @@ async fn hubspot_contacts_join_their_companies_accounts() -> anyhow::Result<()> 
     fake.associate(&bob, &initech);
     fake.associate(&peter, &initech);
 
+    // Companies only, at first: no contact is read.
     let run = sync(&setup, "BACKFILL").await?;
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
-    // The company and Bob; Peter would need an invitation, which the integrator role
-    // may not send (deny by default), and a contact without email is no user.
-    assert_eq!(counts(&run)[0], 2, "{run}");
+    assert_eq!(counts(&run)[0], 1, "{run}");
+    assert!(
+        fake.requests().iter().all(|r| !r.path.contains("contacts")),
+        "contacts read before contact sync was on"
+    );
+
+    // Turned on later: the next run lists the contacts there are, then goes on.
+    ok(&admin(
+        portal,
+        CONFIGURE,
+        json!({ "id": setup.integration, "input": { "syncContacts": true } }),
+    )
+    .await?)?;
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    // Bob; Peter would need an invitation, which the integrator role may not send
+    // (deny by default), and a contact without email is no user.
+    assert_eq!(counts(&run)[0], 1, "{run}");
     assert_eq!(
         failed_ids(&run),
         BTreeSet::from([peter.clone(), no_email.clone()])
@@ -364,12 +413,19 @@ async fn hubspot_search_pages_past_the_result_cap_and_waits_out_limits() -> anyh
     fake.set_search_rate_limit(50);
     let remote =
         portal_integrations::sync::remote_for_jobs().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Paced faster than HubSpot allows (the fake's search limit is raised to match).
+    let paced = Paced {
+        key: "cap-test".into(),
+        calls: Rate::within(1000, std::time::Duration::from_secs(1), 100),
+        searches: Rate::within(40, std::time::Duration::from_secs(1), 10),
+    };
     let hubspot = HubSpot::new(
         &fake.base_url(),
         Auth::Token(Some(fake_hubspot::PRIVATE_APP_TOKEN.into())),
         None,
         Objects::from_settings(None),
         remote,
+        paced,
     );
     // 10 100 companies changed in one millisecond (past the cap at one time: read by id),
     // then 250 more, all longer ago than the search index lag.
@@ -407,7 +463,28 @@ async fn hubspot_search_pages_past_the_result_cap_and_waits_out_limits() -> anyh
     // The watermark moved to the newest change read.
     assert_eq!(cursor["since"]["companies"], json!(then + 5), "{cursor}");
     assert_eq!(cursor["phase"], "search");
-    // No search asked for a page past the cap.
+    // Paced: never more searches in a second than the pace allows (40 a second, 10 at
+    // once).
+    let searches: Vec<std::time::Instant> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/search"))
+        .map(|r| r.at)
+        .collect();
+    let busiest = searches
+        .iter()
+        .map(|start| {
+            searches
+                .iter()
+                .filter(|at| {
+                    **at >= *start && at.duration_since(*start) < std::time::Duration::from_secs(1)
+                })
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(busiest <= 50, "{busiest} searches in one second");
+    // Pages go by time: no search pages by position, so none nears the cap.
     for request in fake
         .requests()
         .iter()
@@ -439,6 +516,68 @@ async fn hubspot_search_pages_past_the_result_cap_and_waits_out_limits() -> anyh
         251,
         "only the boundary millisecond is read again"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn hubspot_search_reads_records_changed_between_pages() -> anyhow::Result<()> {
+    let fake = FakeHubSpot::start().await?;
+    fake.set_search_rate_limit(50);
+    let remote =
+        portal_integrations::sync::remote_for_jobs().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hubspot = HubSpot::new(
+        &fake.base_url(),
+        Auth::Token(Some(fake_hubspot::PRIVATE_APP_TOKEN.into())),
+        None,
+        Objects::from_settings(None),
+        remote,
+        Paced {
+            key: "moving".into(),
+            calls: Rate::within(1000, std::time::Duration::from_secs(1), 100),
+            searches: Rate::within(40, std::time::Duration::from_secs(1), 10),
+        },
+    );
+    // 450 companies a millisecond apart.
+    let start = fake.now_ms();
+    fake.add_companies_bulk(450);
+    let mut cursor = hubspot
+        .incremental_cursor()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    cursor["since"]["companies"] = json!(start - 10_000);
+    let first = hubspot
+        .pull(&cursor)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(first.records.len(), 200);
+    let mut seen: BTreeSet<String> = first
+        .records
+        .iter()
+        .map(|r| r.external_id.clone())
+        .collect();
+    // A company of the first page changes before the second is read: it moves to the end
+    // of the order, and every other slides up one place.
+    let moved = first.records[10].external_id.clone();
+    fake.update_company(&moved, &[("name", "Moved Along")]);
+    cursor = first.next;
+    let mut moved_again = false;
+    loop {
+        let page = hubspot
+            .pull(&cursor)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for record in &page.records {
+            moved_again |=
+                record.external_id == moved && record.body["properties"]["name"] == "Moved Along";
+            seen.insert(record.external_id.clone());
+        }
+        cursor = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 450, "a company slid past the pages");
+    assert!(moved_again, "the change itself is read");
     Ok(())
 }
 
@@ -712,6 +851,197 @@ async fn hubspot_connects_with_oauth_and_renews_its_tokens() -> anyhow::Result<(
     assert!(text(&run["error"]).contains("reconnect"), "{run}");
     let state = admin(portal, RUNS, json!({ "id": id })).await?;
     assert_eq!(state["data"]["integration"]["health"], "FAILING", "{state}");
+    setup.portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn hubspot_health_says_what_failed_and_how_far_behind_sync_is() -> anyhow::Result<()> {
+    let setup = setup(Mode::AllInOne).await?;
+    let (portal, fake) = (&setup.portal, &setup.fake.clone());
+    let id = setup.integration.clone();
+    const HEALTH: &str = "query($id: ID!) { integration(id: $id) { health lastSuccessAt lastErrorKind lastError syncLagSeconds errorRate } }";
+    let health = |vars: Value| async move { admin(portal, HEALTH, vars).await };
+    let before = health(json!({ "id": id })).await?;
+    ok(&before)?;
+    assert_eq!(
+        before["data"]["integration"],
+        json!({ "health": "UNKNOWN", "lastSuccessAt": null, "lastErrorKind": null, "lastError": null, "syncLagSeconds": null, "errorRate": null })
+    );
+
+    // One company of two fails (no new-account defaults, one linked by hand).
+    let linked = fake.add_company("Linked", "linked.example");
+    fake.add_company("Unlinked", "unlinked.example");
+    let account = admin(
+        portal,
+        "mutation($owner: ID!) { createAccount(input: { name: \"Linked\", number: \"LINK-0001\", currency: \"EUR\", ownerId: $owner }) { id } }",
+        json!({ "owner": portal.seed.alice_id }),
+    )
+    .await?;
+    ok(&account)?;
+    ok(&admin(
+        portal,
+        "mutation($i: ID!, $a: ID!, $e: String!) { linkExternalRef(input: { integrationId: $i, accountId: $a, externalId: $e }) { id } }",
+        json!({ "i": id, "a": account["data"]["createAccount"]["id"], "e": linked }),
+    )
+    .await?)?;
+    let run = sync(&setup, "BACKFILL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let after = health(json!({ "id": id })).await?;
+    let state = &after["data"]["integration"];
+    assert!(state["lastSuccessAt"].is_string(), "{after}");
+    assert!(
+        state["syncLagSeconds"]
+            .as_i64()
+            .is_some_and(|lag| (0..60).contains(&lag)),
+        "{after}"
+    );
+    // Half the records read failed (each is read twice: listed, then searched again).
+    assert_eq!(state["errorRate"], json!(0.5), "{after}");
+
+    // Revoked: classified so an admin knows to reconnect.
+    ok(&admin(
+        portal,
+        CONFIGURE,
+        json!({ "id": id, "input": { "apiKey": "pat-na1-revoked" } }),
+    )
+    .await?)?;
+    let run = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let failed = health(json!({ "id": id })).await?;
+    let state = &failed["data"]["integration"];
+    assert_eq!(state["health"], "FAILING", "{failed}");
+    assert_eq!(state["lastErrorKind"], "AUTH_REVOKED", "{failed}");
+
+    // Outages are told apart from refusals.
+    ok(&admin(
+        portal,
+        CONFIGURE,
+        json!({ "id": id, "input": { "apiKey": fake_hubspot::PRIVATE_APP_TOKEN } }),
+    )
+    .await?)?;
+    fake.fail_next(1, Fault::ServerError);
+    let tested = admin(
+        portal,
+        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    assert_eq!(
+        tested["data"]["testIntegrationConnection"]["ok"], false,
+        "{tested}"
+    );
+    let down = health(json!({ "id": id })).await?;
+    assert_eq!(
+        down["data"]["integration"]["lastErrorKind"], "REMOTE_DOWN",
+        "{down}"
+    );
+    setup.portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn runs_whose_job_is_gone_are_ended_and_quiet_runs_leave_no_trail() -> anyhow::Result<()> {
+    use portal_integrations::store::connectors as state;
+    let setup = setup(Mode::AllInOne).await?;
+    let (portal, fake) = (&setup.portal, &setup.fake.clone());
+    ok(&admin(
+        portal,
+        CONFIGURE,
+        json!({ "id": setup.integration, "input": { "newAccounts": { "ownerId": portal.seed.alice_id, "currency": "EUR" } } }),
+    )
+    .await?)?;
+    fake.add_company("Vandelay", "vandelay.example");
+    let run = sync(&setup, "BACKFILL").await?;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+
+    // Runs the schedule starts that change nothing write no audit rows (nor events).
+    let trail = || async {
+        Ok::<_, anyhow::Error>(
+            audit_event::Entity::find()
+                .filter(audit_event::Column::Action.starts_with("integration_sync."))
+                .all(&portal.db)
+                .await?
+                .len(),
+        )
+    };
+    let before = trail().await?;
+    let integration_id = uuid::Uuid::parse_str(&setup.integration)?;
+    let meta = portal_kit::RequestMeta::default();
+    let quiet = state::start_run(
+        &portal.db,
+        &portal_kit::Actor::anonymous(),
+        &meta,
+        portal.seed.tenant_id,
+        integration_id,
+        portal_integrations::domain::sync::RunMode::Incremental,
+        None,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    drain(&setup.runner).await?;
+    let ran = last_run(portal, &setup.integration).await?;
+    assert_eq!(ran["id"], quiet.id.to_string());
+    assert_eq!(ran["status"], "SUCCEEDED", "{ran}");
+    assert_eq!(
+        trail().await?,
+        before,
+        "a quiet scheduled run left audit rows"
+    );
+    // One that changes something is told.
+    fake.add_company("Kramerica", "kramerica.example");
+    state::start_run(
+        &portal.db,
+        &portal_kit::Actor::anonymous(),
+        &meta,
+        portal.seed.tenant_id,
+        integration_id,
+        portal_integrations::domain::sync::RunMode::Incremental,
+        None,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    drain(&setup.runner).await?;
+    assert_eq!(trail().await?, before + 1);
+
+    // A run whose job an administrator cancelled is ended by the sweep, so the
+    // integration can sync again.
+    let started = admin(
+        portal,
+        START,
+        json!({ "id": setup.integration, "mode": "INCREMENTAL" }),
+    )
+    .await?;
+    ok(&started)?;
+    let job = portal_entities::platform::job::Entity::find()
+        .filter(portal_entities::platform::job::Column::Kind.eq("integration.sync"))
+        .filter(portal_entities::platform::job::Column::State.eq("queued"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the run's job"))?;
+    let now = chrono::Utc::now();
+    portal_kit::jobs::cancel(&portal.db, now, job.tenant_id, job.id)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    assert_eq!(
+        state::fail_orphaned_runs(&portal.db, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        0,
+        "too soon"
+    );
+    let later = now + chrono::Duration::minutes(11);
+    assert_eq!(
+        state::fail_orphaned_runs(&portal.db, later)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        1
+    );
+    let ended = last_run(portal, &setup.integration).await?;
+    assert_eq!(ended["status"], "FAILED", "{ended}");
+    assert!(text(&ended["error"]).contains("cancelled"), "{ended}");
+    let again = sync(&setup, "INCREMENTAL").await?;
+    assert_eq!(again["status"], "SUCCEEDED", "{again}");
     setup.portal.stop().await;
     Ok(())
 }

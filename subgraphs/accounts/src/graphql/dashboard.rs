@@ -143,7 +143,7 @@ impl Dashboard {
         after: Option<String>,
     ) -> ApiResult<AccountConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, self.viewer, page).await?;
+        let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, self.viewer, None, page).await?;
         Ok(rows.map(Account::from).into())
     }
 

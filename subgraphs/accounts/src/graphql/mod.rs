@@ -96,15 +96,26 @@ impl AccountQuery {
     }
 
     /// Accounts of the caller's tenant that the caller may see (those it owns or is a
-    /// member of; staff: all), oldest first.
+    /// member of; staff: all), oldest first; with `number`, the one with that number.
     async fn accounts(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        number: Option<String>,
     ) -> ApiResult<AccountConnection> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let rows = store::list_accounts(db(ctx)?, tenant_of(ctx)?, viewer(ctx), page).await?;
+        let number = number
+            .map(|raw| domain::account_number("number", &raw))
+            .transpose()?;
+        let rows = store::list_accounts(
+            db(ctx)?,
+            tenant_of(ctx)?,
+            viewer(ctx),
+            number.as_deref(),
+            page,
+        )
+        .await?;
         Ok(rows.map(Account::from).into())
     }
 

@@ -89,10 +89,17 @@ pub async fn list_accounts(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     viewer: Viewer,
+    number: Option<&str>,
     page: PageRequest,
 ) -> ApiResult<Page<account::Model>> {
     match visible_accounts(tenant_id, viewer) {
-        Some(scoped) => page.fetch(db, scoped, account::Column::Id).await,
+        Some(scoped) => {
+            let scoped = match number {
+                Some(number) => scoped.filter(account::Column::Number.eq(number)),
+                None => scoped,
+            };
+            page.fetch(db, scoped, account::Column::Id).await
+        }
         None => Ok(page.page(Vec::new())),
     }
 }

@@ -6,9 +6,11 @@
 //!   the backfill is missed.
 //! - **Incremental** searches each type by last-modified time (`POST …/search`,
 //!   `hs_lastmodifieddate` for companies, `lastmodifieddate` for contacts, `GTE` the
-//!   watermark, oldest first, 200 a page). Search stops at 10 000 results per query: the
-//!   window then starts again from the last time read; when one millisecond holds more
-//!   than a page can reach, that millisecond is read by object id. Search is eventually
+//!   watermark, oldest first, 200 a page). Pages go by time, never by position: each is
+//!   a new query from the last time the previous one read, so no query comes near
+//!   search's 10 000-result cap, and a record changed while the window is read moves
+//!   behind and is read then (paging by position would skip the one that slid into its
+//!   place). A page that is all one millisecond goes on through it by object id. Search is eventually
 //!   consistent, so a window's watermark never passes its start minus [`LAG_MS`]: the
 //!   next window reads those minutes again (unchanged records cost a lookup, no write).
 //! - **Deletions** never show in search: each incremental run then lists the recycle bin
@@ -19,7 +21,8 @@
 //!   base64 HMAC-SHA256 of method, public URL, body and `X-HubSpot-Request-Timestamp`
 //!   under the app's client secret, at most five minutes old. The v1 and v2 signatures
 //!   carry no time (a captured request could be replayed forever) and are not accepted.
-//! - **Rate limits**: a 429 says which limit (`policyName`): the ten-second window is
+//! - **Rate limits**: calls are paced per account below HubSpot's limits
+//!   ([`super::Pacing`]); a 429 all the same says which limit (`policyName`): the ten-second window is
 //!   waited out (`X-HubSpot-RateLimit-Interval-Milliseconds`), search's per-second limit
 //!   one second, the daily limit an hour — the job comes back then. `423 Locked` is
 //!   waited two seconds, `477` as its `Retry-After` says.
@@ -37,6 +40,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::limits::{Limit, Rate};
 use super::remote::{Call, Remote, RemoteError};
 use super::{ConnectionInfo, Connector, Inbound, Page, Push, Record, WebhookRejection, oauth};
 
@@ -50,8 +54,6 @@ pub const AUTHORIZE_URL: &str = "https://app.hubspot.com/oauth/authorize";
 const LIST_LIMIT: u64 = 100;
 /// Records per search page (HubSpot's largest).
 const SEARCH_LIMIT: u64 = 200;
-/// Search answers no query past this many results.
-const SEARCH_CAP: u64 = 10_000;
 /// How far behind writes the search index may be: a window's watermark stays this far
 /// behind its start.
 pub const LAG_MS: i64 = 120_000;
@@ -220,6 +222,17 @@ impl Auth {
     }
 }
 
+/// How fast one HubSpot account is called.
+#[derive(Clone, Debug)]
+pub struct Paced {
+    /// The account (the integration's id).
+    pub key: String,
+    /// Calls other than search.
+    pub calls: Rate,
+    /// Searches.
+    pub searches: Rate,
+}
+
 /// A HubSpot account.
 pub struct HubSpot {
     base: String,
@@ -227,6 +240,7 @@ pub struct HubSpot {
     client_secret: Option<String>,
     objects: Objects,
     remote: Remote,
+    paced: Paced,
 }
 
 impl HubSpot {
@@ -238,6 +252,7 @@ impl HubSpot {
         client_secret: Option<String>,
         objects: Objects,
         remote: Remote,
+        paced: Paced,
     ) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
@@ -245,6 +260,7 @@ impl HubSpot {
             client_secret,
             objects,
             remote,
+            paced,
         }
     }
 
@@ -279,6 +295,12 @@ impl HubSpot {
         body: Option<&Value>,
     ) -> Result<Value, RemoteError> {
         let headers = [("authorization", format!("Bearer {token}"))];
+        // Search has a limit of its own.
+        let (bucket, rate) = if path.ends_with("/search") {
+            ("hubspot-search", self.paced.searches)
+        } else {
+            ("hubspot", self.paced.calls)
+        };
         let call = Call {
             method,
             url: format!("{}{path}", self.base),
@@ -288,6 +310,11 @@ impl HubSpot {
             headers: &headers,
             should_retry_header: None,
             classify: Some(classify),
+            limit: Some(Limit {
+                bucket,
+                key: &self.paced.key,
+                rate,
+            }),
         };
         self.remote.send(&call).await
     }
@@ -327,8 +354,7 @@ impl HubSpot {
         object: Object,
         from: i64,
         pinned: Option<&(i64, String)>,
-        after: Option<&str>,
-    ) -> Result<(Vec<Value>, Option<String>), RemoteError> {
+    ) -> Result<Vec<Value>, RemoteError> {
         let (filters, sort) = match pinned {
             Some((at, last_id)) => (
                 json!([
@@ -342,15 +368,12 @@ impl HubSpot {
                 object.modified(),
             ),
         };
-        let mut body = json!({
+        let body = json!({
             "filterGroups": [{ "filters": filters }],
             "sorts": [{ "propertyName": sort, "direction": "ASCENDING" }],
             "properties": object.properties(),
             "limit": SEARCH_LIMIT,
         });
-        if let (Some(after), Some(map)) = (after, body.as_object_mut()) {
-            map.insert("after".into(), json!(after));
-        }
         let page = self
             .request(
                 Method::POST,
@@ -359,7 +382,7 @@ impl HubSpot {
                 Some(&body),
             )
             .await?;
-        Ok((results(&page)?, next_after(&page)))
+        results(&page)
     }
 
     /// Adds to each contact the ids of its companies (`companyIds`), with one batch read
@@ -459,21 +482,17 @@ impl HubSpot {
         let watermark = cursor.since.get(object.plural()).copied().unwrap_or(0);
         let from = *cursor.window_from.get_or_insert(watermark);
         cursor.started_at.get_or_insert_with(now_ms);
-        let (rows, next) = self
-            .search(
-                object,
-                from,
-                cursor.pinned.as_ref(),
-                cursor.after.as_deref(),
-            )
-            .await?;
+        cursor.after = None;
+        let rows = self.search(object, from, cursor.pinned.as_ref()).await?;
         let full = rows.len() as u64 >= SEARCH_LIMIT;
+        let mut first: Option<i64> = None;
         let mut last: Option<(i64, String)> = None;
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             let record = Self::record(object, row, false)?;
             let modified = modified_ms(object, &record.body)?;
             cursor.max_seen = Some(cursor.max_seen.map_or(modified, |m| m.max(modified)));
+            first.get_or_insert(modified);
             last = Some((modified, record.external_id.clone()));
             records.push(record);
         }
@@ -493,29 +512,25 @@ impl HubSpot {
                 more: true,
             });
         }
-        let reachable = next
-            .as_deref()
-            .and_then(|after| after.parse::<u64>().ok())
-            .filter(|after| after + SEARCH_LIMIT <= SEARCH_CAP);
-        match (next.is_some(), reachable, last) {
-            (true, Some(after), _) => cursor.after = Some(after.to_string()),
-            (true, None, Some((at, _))) => {
-                // The cap: a new query from the last time read (those records again are
-                // unchanged), or, when one millisecond fills it, that millisecond by id.
-                cursor.after = None;
-                if at > from {
-                    cursor.window_from = Some(at);
-                } else {
+        match last {
+            // A full page: the next is a new query from the last time read (its records
+            // are read again, unchanged), so no query pages far enough to meet the cap,
+            // and a record changed meanwhile moves behind and is read then. A page that
+            // is all one millisecond goes on through that millisecond by id.
+            Some((at, _)) if full => {
+                if first == Some(at) {
                     cursor.pinned = Some((at, "0".into()));
+                } else {
+                    cursor.window_from = Some(at);
                 }
+                Ok(Page {
+                    records,
+                    next: cursor.to_value(),
+                    more: true,
+                })
             }
-            _ => return Ok(self.window_done(object, cursor, records)),
+            _ => Ok(self.window_done(object, cursor, records)),
         }
-        Ok(Page {
-            records,
-            next: cursor.to_value(),
-            more: true,
-        })
     }
 
     /// A search window read to its end: the watermark moves on (never past the window's
@@ -662,21 +677,33 @@ impl Connector for HubSpot {
                 more: true,
             });
         };
-        let fallback = cursor
-            .since
-            .values()
-            .copied()
-            .min()
-            .unwrap_or_else(|| now_ms() - LAG_MS);
+        // A type synced only since the last run (contacts turned on): its records so far
+        // are listed first, then it goes on with the others.
+        if cursor.phase != "list"
+            && let Some(new) = self
+                .objects
+                .0
+                .iter()
+                .copied()
+                .find(|o| !cursor.since.contains_key(o.plural()))
+        {
+            let at = now_ms() - LAG_MS;
+            cursor.since.insert(new.plural().into(), at);
+            cursor.deleted_since.insert(new.plural().into(), at);
+            let listing = Cursor {
+                phase: "list".into(),
+                object: new.plural().into(),
+                ..Cursor::changes(&self.objects, cursor.since, cursor.deleted_since)
+            };
+            return self.pull_list(new, listing).await;
+        }
         for object in &self.objects.0 {
-            cursor
-                .since
-                .entry(object.plural().into())
-                .or_insert(fallback);
-            cursor
-                .deleted_since
-                .entry(object.plural().into())
-                .or_insert(fallback);
+            if let Some(since) = cursor.since.get(object.plural()).copied() {
+                cursor
+                    .deleted_since
+                    .entry(object.plural().into())
+                    .or_insert(since);
+            }
         }
         match cursor.phase.as_str() {
             "list" => self.pull_list(object, cursor).await,
@@ -1001,7 +1028,7 @@ mod tests {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             "x-hubspot-ratelimit-interval-milliseconds",
-            reqwest::header::HeaderValue::from_static("10000"),
+            reqwest::header::HeaderValue::from_static("7000"),
         );
         let daily = br#"{"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","policyName":"DAILY"}"#;
         let ten = br#"{"status":"error","message":"You have reached your ten_secondly_rolling limit.","errorType":"RATE_LIMIT","policyName":"TEN_SECONDLY_ROLLING"}"#;
@@ -1010,7 +1037,7 @@ mod tests {
             classify(StatusCode::TOO_MANY_REQUESTS, &headers, body).and_then(|(_, after)| after)
         };
         assert_eq!(wait(daily), Some(Duration::from_secs(3600)));
-        assert_eq!(wait(ten), Some(Duration::from_secs(10)));
+        assert_eq!(wait(ten), Some(Duration::from_secs(7)));
         assert_eq!(wait(search), Some(Duration::from_secs(1)));
         assert!(matches!(
             classify(StatusCode::from_u16(423).expect("status"), &headers, b""),

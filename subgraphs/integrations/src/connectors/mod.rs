@@ -7,6 +7,7 @@
 //! ([`crate::domain::sync::Breaker`]), so it holds across jobs and processes.
 
 pub mod hubspot;
+pub mod limits;
 pub mod oauth;
 pub mod remote;
 pub mod stripe;
@@ -242,10 +243,36 @@ pub struct Endpoints {
     pub hubspot: String,
     /// HubSpot's OAuth consent page.
     pub hubspot_authorize: String,
-    /// The portal's public URL (`https://portal.example.com`), which inbound webhooks are
-    /// addressed to: HubSpot's signature covers the whole URL. `None`: the request's own
-    /// `Host`, over plain HTTP.
+    /// The public base URL inbound webhooks are addressed to
+    /// (`https://api.portal.example.com`): HubSpot's signature covers the whole URL.
+    /// `None`: the request's own `Host`, over plain HTTP.
     pub public_url: Option<String>,
+    /// How fast connectors call each remote account.
+    pub pacing: Pacing,
+}
+
+/// How fast connectors call each remote account (client-side, per integration and
+/// process), below the remotes' published limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// HubSpot's calls other than search (its limit: 100 to 190 per ten seconds by plan,
+    /// 110 for public apps).
+    pub hubspot: limits::Rate,
+    /// HubSpot's searches (its limit: five per second per account).
+    pub hubspot_search: limits::Rate,
+    /// Stripe's calls (its limit: 100 per second live, 25 in test mode).
+    pub stripe: limits::Rate,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            hubspot: limits::Rate::within(100, Duration::from_secs(10), 10),
+            hubspot_search: limits::Rate::within(4, Duration::from_secs(1), 1),
+            stripe: limits::Rate::within(25, Duration::from_secs(1), 5),
+        }
+    }
 }
 
 impl Default for Endpoints {
@@ -255,6 +282,7 @@ impl Default for Endpoints {
             hubspot: hubspot::BASE_URL.to_owned(),
             hubspot_authorize: hubspot::AUTHORIZE_URL.to_owned(),
             public_url: None,
+            pacing: Pacing::default(),
         }
     }
 }
@@ -292,42 +320,36 @@ pub fn oauth_scopes(provider: &str, settings: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// The connector of `provider` with `credentials` and the integration's `settings`, or
-/// `None` when the portal has none for that provider. OAuth tokens it renews go to
-/// `tokens`.
+/// The connector of integration `row` with `credentials`, or `None` when the portal has
+/// none for its provider. OAuth tokens it renews go to `tokens`.
 pub fn connector_for(
-    provider: &str,
+    row: &portal_entities::integrations::integration::Model,
     credentials: &Credentials,
-    settings: Option<&Value>,
     endpoints: &Endpoints,
     remote: &Remote,
     tokens: Option<std::sync::Arc<dyn oauth::TokenSink>>,
 ) -> Option<Box<dyn Connector>> {
+    let (provider, settings) = (row.provider.as_str(), row.settings.as_ref());
+    // Limits apply per remote account: one integration is one account.
+    let key = row.id.to_string();
     match provider {
         stripe::PROVIDER => Some(Box::new(stripe::Stripe::new(
             &endpoints.stripe,
             credentials,
             remote.clone(),
+            (key, endpoints.pacing.stripe),
         ))),
         hubspot::PROVIDER => {
-            let auth = match (
-                credentials.auth_method(),
-                oauth_app(provider, credentials, endpoints),
-            ) {
-                (AuthMethod::OAuthAuthorizationCode, Some(app)) => {
+            let grant = match credentials.auth_method() {
+                AuthMethod::OAuthAuthorizationCode => Some(oauth::Grant::AuthorizationCode),
+                AuthMethod::OAuthClientCredentials => Some(oauth::Grant::ClientCredentials),
+                AuthMethod::ApiKey | AuthMethod::None => None,
+            };
+            let auth = match (grant, oauth_app(provider, credentials, endpoints)) {
+                (Some(grant), Some(app)) => {
                     hubspot::Auth::OAuth(std::sync::Arc::new(oauth::Session::new(
                         app,
-                        oauth::Grant::AuthorizationCode,
-                        oauth_scopes(provider, settings),
-                        remote.http().clone(),
-                        credentials.oauth.clone().unwrap_or_default(),
-                        tokens,
-                    )))
-                }
-                (AuthMethod::OAuthClientCredentials, Some(app)) => {
-                    hubspot::Auth::OAuth(std::sync::Arc::new(oauth::Session::new(
-                        app,
-                        oauth::Grant::ClientCredentials,
+                        grant,
                         oauth_scopes(provider, settings),
                         remote.http().clone(),
                         credentials.oauth.clone().unwrap_or_default(),
@@ -339,9 +361,18 @@ pub fn connector_for(
             Some(Box::new(hubspot::HubSpot::new(
                 &endpoints.hubspot,
                 auth,
-                credentials.webhook_secret.clone(),
+                // A public app signs its webhooks with its client secret.
+                credentials
+                    .webhook_secret
+                    .clone()
+                    .or_else(|| credentials.oauth_client_secret.clone()),
                 hubspot::Objects::from_settings(settings),
                 remote.clone(),
+                hubspot::Paced {
+                    key,
+                    calls: endpoints.pacing.hubspot,
+                    searches: endpoints.pacing.hubspot_search,
+                },
             )))
         }
         _ => None,

@@ -344,8 +344,10 @@ fn tokens(answer: TokenAnswer, kept_refresh: Option<&str>) -> Result<Tokens, Rem
 /// Keeps the tokens a [`Session`] obtains (sealed, with the integration).
 #[async_trait]
 pub trait TokenSink: Send + Sync {
-    /// Stores `tokens`; an error is logged and the tokens used anyway.
-    async fn save(&self, tokens: &Tokens) -> Result<(), String>;
+    /// Stores `tokens`, renewed from `renewed_from` — unless the stored grant is no longer
+    /// that one (another authorization, another app), which then stands. An error is
+    /// logged and the tokens used anyway.
+    async fn save(&self, renewed_from: &Tokens, tokens: &Tokens) -> Result<(), String>;
 }
 
 /// How a session gets its tokens.
@@ -424,9 +426,9 @@ impl Session {
                 client_credentials(&self.app, &self.http, &scopes).await?
             }
         };
-        *tokens = granted.clone();
+        let previous = std::mem::replace(tokens, granted.clone());
         if let Some(sink) = &self.sink
-            && let Err(err) = sink.save(&granted).await
+            && let Err(err) = sink.save(&previous, &granted).await
         {
             tracing::warn!(%err, "keeping renewed OAuth tokens");
         }

@@ -11,6 +11,8 @@ use rand::Rng as _;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::limits::{Limit, Limiter};
+
 /// Longest remote error message kept.
 const MESSAGE_MAX: usize = 300;
 
@@ -101,6 +103,8 @@ pub struct Call<'a> {
     /// status codes alone do not say enough: which rate limit was hit and for how long,
     /// a lock to wait out.
     pub classify: Option<Classify>,
+    /// The client-side limit the call is paced by (every attempt counts).
+    pub limit: Option<Limit<'a>>,
 }
 
 /// A remote's reading of a failed answer: the error and how long to wait before trying
@@ -108,11 +112,12 @@ pub struct Call<'a> {
 pub type Classify =
     fn(StatusCode, &reqwest::header::HeaderMap, &[u8]) -> Option<(RemoteError, Option<Duration>)>;
 
-/// A remote HTTP client (cheap to clone; clones share connections).
+/// A remote HTTP client (cheap to clone; clones share connections and pacing).
 #[derive(Clone, Debug)]
 pub struct Remote {
     http: reqwest::Client,
     policy: RetryPolicy,
+    limiter: Limiter,
 }
 
 impl Remote {
@@ -127,7 +132,11 @@ impl Remote {
             .user_agent(concat!("portal/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| RemoteError::Unavailable(err.to_string()))?;
-        Ok(Self { http, policy })
+        Ok(Self {
+            http,
+            policy,
+            limiter: Limiter::default(),
+        })
     }
 
     /// The underlying client (for calls made through another library, such as OAuth
@@ -141,6 +150,9 @@ impl Remote {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(limit) = &call.limit {
+                self.limiter.acquire(limit).await;
+            }
             let (failure, wait) = match self.once(call).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Final(err)) => return Err(err),

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::limits::{Limit, Rate};
 use super::remote::{Call, Remote, RemoteError};
 use super::{
     ConnectionInfo, Connector, Credentials, Inbound, Page, Push, Record, WebhookRejection,
@@ -63,16 +64,24 @@ pub struct Stripe {
     api_key: Option<String>,
     webhook_secret: Option<String>,
     remote: Remote,
+    /// The account's key and pace (client-side).
+    paced: (String, Rate),
 }
 
 impl Stripe {
-    /// Stripe at `base` with `credentials`.
-    pub fn new(base: &str, credentials: &Credentials, remote: Remote) -> Self {
+    /// Stripe at `base` with `credentials`, paced as `paced` says.
+    pub fn new(
+        base: &str,
+        credentials: &Credentials,
+        remote: Remote,
+        paced: (String, Rate),
+    ) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             api_key: credentials.api_key.clone(),
             webhook_secret: credentials.webhook_secret.clone(),
             remote,
+            paced,
         }
     }
 
@@ -104,6 +113,11 @@ impl Stripe {
             headers: &headers,
             should_retry_header: Some("stripe-should-retry"),
             classify: None,
+            limit: Some(Limit {
+                bucket: "stripe",
+                key: &self.paced.0,
+                rate: self.paced.1,
+            }),
         };
         self.remote.send(&call).await
     }

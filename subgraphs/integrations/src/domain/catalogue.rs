@@ -142,6 +142,33 @@ pub const CATALOGUE: &[WebhookEvent] = &[
         fields: &[],
     },
     WebhookEvent {
+        event_type: "integration.health_changed",
+        subject: "Integration",
+        rows: None,
+        fields: &[
+            ("before", "Integration.health"),
+            ("after", "Integration.health"),
+            ("circuitOpenUntil", "Integration.circuitOpenUntil"),
+            ("error", "Integration.lastError"),
+        ],
+    },
+    WebhookEvent {
+        event_type: "integration_sync.finished",
+        subject: "Integration",
+        rows: None,
+        fields: &[
+            ("runId", "IntegrationSyncRun.id"),
+            ("mode", "IntegrationSyncRun.mode"),
+            ("status", "IntegrationSyncRun.status"),
+            ("created", "IntegrationSyncRun.createdCount"),
+            ("updated", "IntegrationSyncRun.updatedCount"),
+            ("unchanged", "IntegrationSyncRun.unchangedCount"),
+            ("deleted", "IntegrationSyncRun.deletedCount"),
+            ("failed", "IntegrationSyncRun.failedCount"),
+            ("error", "IntegrationSyncRun.error"),
+        ],
+    },
+    WebhookEvent {
         event_type: "user.created",
         subject: "User",
         rows: None,

@@ -166,6 +166,53 @@ impl Breaker {
     }
 }
 
+/// What kind of error a remote call ended with: what a person can do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The credentials were refused or the authorization revoked: reconnect.
+    AuthRevoked,
+    /// The remote is limiting our calls: it passes by itself.
+    RateLimited,
+    /// The remote failed or could not be reached.
+    RemoteDown,
+    /// The remote refused a request, or answered something unreadable.
+    BadData,
+}
+
+impl ErrorKind {
+    /// The kind of `err`.
+    pub fn of(err: &crate::connectors::RemoteError) -> Self {
+        use crate::connectors::RemoteError;
+        match err {
+            RemoteError::Unauthorized(_) => Self::AuthRevoked,
+            RemoteError::RateLimited { .. } => Self::RateLimited,
+            RemoteError::Unavailable(_) => Self::RemoteDown,
+            RemoteError::Rejected { .. } | RemoteError::Malformed(_) => Self::BadData,
+        }
+    }
+
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthRevoked => "AUTH_REVOKED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::RemoteDown => "REMOTE_DOWN",
+            Self::BadData => "BAD_DATA",
+        }
+    }
+
+    /// Parses the storage form.
+    pub fn from_db(value: &str) -> Option<Self> {
+        match value {
+            "AUTH_REVOKED" => Some(Self::AuthRevoked),
+            "RATE_LIMITED" => Some(Self::RateLimited),
+            "REMOTE_DOWN" => Some(Self::RemoteDown),
+            "BAD_DATA" => Some(Self::BadData),
+            _ => None,
+        }
+    }
+}
+
 /// Who wins when a field differs between the portal and the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceOfTruth {

@@ -21,7 +21,7 @@ use super::types::Integration;
 use super::webhooks::keys;
 use crate::connectors::{self, AuthMethod, Endpoints, Remote, oauth};
 use crate::domain::sync::{
-    FieldRules, Health, NewAccounts, RunMode, RunStatus, SourceOfTruth, with_setting,
+    ErrorKind, FieldRules, Health, NewAccounts, RunMode, RunStatus, SourceOfTruth, with_setting,
 };
 use crate::store::{self, connectors as state};
 
@@ -376,6 +376,33 @@ pub struct IntegrationAuthorizationStart {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What kind of error a remote call ended with.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IntegrationErrorKind")]
+pub enum ErrorKindGql {
+    /// The credentials were refused or the authorization revoked: reconnect (new
+    /// credentials, or authorize again).
+    AuthRevoked,
+    /// The remote is limiting the portal's calls: sync waits and goes on by itself.
+    RateLimited,
+    /// The remote failed or could not be reached: retried, then the circuit breaker
+    /// stops calling it for a while.
+    RemoteDown,
+    /// The remote refused a request or answered something unreadable.
+    BadData,
+}
+
+impl From<ErrorKind> for ErrorKindGql {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::AuthRevoked => Self::AuthRevoked,
+            ErrorKind::RateLimited => Self::RateLimited,
+            ErrorKind::RemoteDown => Self::RemoteDown,
+            ErrorKind::BadData => Self::BadData,
+        }
+    }
+}
+
 /// How an integration's connector authenticates at its remote.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "IntegrationAuthMethod")]
@@ -605,21 +632,23 @@ impl ConnectorMutation {
         let id = input::id("id", &id)?;
         let code = input::text("code", &code, 2000)?;
         let row = store::integration(db(ctx)?, tenant_of(ctx)?, id).await?;
-        let creds = state::credentials(keys(ctx)?, &row).await?;
         let context = connector_context(ctx)?;
-        oauth::check_state(
-            creds.pending.as_ref(),
+        // Taken once: of two completions racing, only one exchanges the code.
+        let pending = state::take_authorization(
+            db(ctx)?,
+            keys(ctx)?,
+            actor(ctx),
+            meta(ctx),
+            &row,
             state.trim(),
             Utc::now().timestamp_millis(),
         )
-        .map_err(|err| ApiError::invalid("state", err.to_string()))?;
-        let (Some(app), Some(pending)) = (
-            connectors::oauth_app(&row.provider, &creds, &context.endpoints),
-            creds.pending.as_ref(),
-        ) else {
+        .await?;
+        let creds = state::credentials(keys(ctx)?, &row).await?;
+        let Some(app) = connectors::oauth_app(&row.provider, &creds, &context.endpoints) else {
             return Err(ApiError::invalid("id", "no OAuth app is configured"));
         };
-        let tokens = oauth::exchange_code(&app, context.remote.http(), pending, &code)
+        let tokens = oauth::exchange_code(&app, context.remote.http(), &pending, &code)
             .await
             .map_err(|err| err.to_string());
         let updated = state::complete_authorization(
@@ -648,9 +677,8 @@ impl ConnectorMutation {
         let creds = state::credentials(keys(ctx)?, &row).await?;
         let settings = connector_context(ctx)?;
         let connector = connectors::connector_for(
-            &row.provider,
+            &row,
             &creds,
-            row.settings.as_ref(),
             &settings.endpoints,
             &settings.remote,
             Some(Arc::new(state::TokenSaver::new(

@@ -26,3 +26,10 @@ portal_kit::fetch_by_ids!(
     /// tenant.
     pub AttemptsByMessage: Vec<webhook_attempt::Model> = store::webhooks::attempts_by_messages
 );
+
+portal_kit::fetch_by_ids!(
+    /// `Integration.errorRate` by `(tenant, integration id)`: the last day's runs, one
+    /// query per tenant.
+    pub RunStatsByIntegration: crate::store::connectors::RunStats =
+        crate::store::connectors::recent_run_stats
+);

@@ -34,7 +34,9 @@ pub use connectors::{
     IntegrationSyncFailure, IntegrationSyncRun,
 };
 pub use federation::Account;
-pub use loaders::{AttemptsByMessage, IntegrationsById, RefsByAccount, WebhookEndpointsById};
+pub use loaders::{
+    AttemptsByMessage, IntegrationsById, RefsByAccount, RunStatsByIntegration, WebhookEndpointsById,
+};
 pub use types::{
     ExternalRef, Integration, IntegrationConnection, IntegrationEdge, IntegrationKindGql,
     IntegrationStatusGql, WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge,
@@ -68,6 +70,7 @@ pub fn build_schema(
         .data(batch_loader::<WebhookEndpointsById>(&db))
         .data(batch_loader::<RefsByAccount>(&db))
         .data(batch_loader::<AttemptsByMessage>(&db))
+        .data(batch_loader::<RunStatsByIntegration>(&db))
         .data(keys)
         .data(connectors)
         .data(feed)

@@ -113,6 +113,15 @@ pub struct Integration {
     /// How its connector authenticates at the remote (the credentials themselves are
     /// never readable).
     pub auth_method: super::connectors::AuthMethodGql,
+    /// When the remote last answered a call well (a page pulled, a connection test).
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What kind of error the last failed call was — what to do about it; null after a
+    /// success.
+    pub last_error_kind: Option<super::connectors::ErrorKindGql>,
+    /// How far behind the remote the portal may be, in seconds: the time since the last
+    /// successful sync run started (changes made before it are in the portal). Null
+    /// before the first.
+    pub sync_lag_seconds: Option<i64>,
     /// HubSpot: what accounts created from companies get; null: none are created.
     pub new_accounts: Option<super::connectors::IntegrationNewAccounts>,
     #[graphql(skip)]
@@ -148,6 +157,15 @@ impl From<integration::Model> for Integration {
                 .map(super::connectors::IntegrationFieldRule::from)
                 .collect(),
             sync_contacts: crate::domain::sync::syncs_contacts(row.settings.as_ref()),
+            last_success_at: row.last_success_at,
+            last_error_kind: row
+                .last_error_kind
+                .as_deref()
+                .and_then(crate::domain::sync::ErrorKind::from_db)
+                .map(Into::into),
+            sync_lag_seconds: row
+                .synced_through
+                .map(|at| (Utc::now() - at).num_seconds().max(0)),
             auth_method: crate::connectors::AuthMethod::from_db(
                 row.settings
                     .as_ref()
@@ -173,6 +191,13 @@ impl Integration {
         after: Option<String>,
     ) -> ApiResult<super::connectors::IntegrationSyncRunConnection> {
         super::connectors::runs_of(ctx, self.uuid, first, after).await
+    }
+
+    /// The share of records that failed among those its sync runs of the last 24 hours
+    /// read (0 to 1); null when they read none.
+    async fn error_rate(&self, ctx: &Context<'_>) -> ApiResult<Option<f64>> {
+        let stats = load::<super::loaders::RunStatsByIntegration>(ctx, self.uuid).await?;
+        Ok(stats.and_then(|stats| stats.error_rate()))
     }
 }
 

@@ -20,7 +20,7 @@ use portal_kit::pagination::{Page, PageRequest};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use crate::connectors::{Credentials, RemoteError, oauth};
-use crate::domain::sync::{Breaker, Health, RunMode, RunStatus, with_setting};
+use crate::domain::sync::{Breaker, ErrorKind, Health, RunMode, RunStatus, with_setting};
 
 /// The job kind that pulls and applies pages of one sync run (payload `{ runId }`).
 pub const SYNC_KIND: &str = "integration.sync";
@@ -81,7 +81,7 @@ fn binding(tenant_id: Uuid, id: Uuid) -> Binding<'static> {
     }
 }
 
-/// Sets an integration's credentials and field rules. The audit event says which
+/// Sets an integration's credentials and settings. The audit event says which
 /// credentials changed, never their values.
 pub async fn configure(
     db: &DatabaseConnection,
@@ -93,70 +93,63 @@ pub async fn configure(
     settings: Option<Value>,
 ) -> ApiResult<integration::Model> {
     let tenant_id = actor.tenant()?;
-    let current = super::integration(db, tenant_id, id).await?;
-    let mut creds = credentials(keys, &current).await?;
-    let mut changed = Vec::new();
-    for (name, change, slot) in [
-        ("apiKey", changes.api_key, &mut creds.api_key),
-        (
-            "webhookSecret",
-            changes.webhook_secret,
-            &mut creds.webhook_secret,
-        ),
-        (
-            "portalApiKey",
-            changes.portal_api_key,
-            &mut creds.portal_api_key,
-        ),
-        (
-            "oauthClientId",
-            changes.oauth_client_id,
-            &mut creds.oauth_client_id,
-        ),
-        (
-            "oauthClientSecret",
-            changes.oauth_client_secret,
-            &mut creds.oauth_client_secret,
-        ),
-    ] {
-        if let Some(value) = change {
-            *slot = value;
-            changed.push(name);
+    let writes = |current: &integration::Model, creds: &mut Credentials| {
+        let mut changed = Vec::new();
+        for (name, change, slot) in [
+            ("apiKey", &changes.api_key, &mut creds.api_key),
+            (
+                "webhookSecret",
+                &changes.webhook_secret,
+                &mut creds.webhook_secret,
+            ),
+            (
+                "portalApiKey",
+                &changes.portal_api_key,
+                &mut creds.portal_api_key,
+            ),
+            (
+                "oauthClientId",
+                &changes.oauth_client_id,
+                &mut creds.oauth_client_id,
+            ),
+            (
+                "oauthClientSecret",
+                &changes.oauth_client_secret,
+                &mut creds.oauth_client_secret,
+            ),
+        ] {
+            if let Some(value) = change {
+                slot.clone_from(value);
+                changed.push(name);
+            }
         }
-    }
-    // Another OAuth app: what the old one was granted does not carry over.
-    if changed.iter().any(|name| name.starts_with("oauth")) {
-        creds.oauth = None;
-        creds.pending = None;
-    }
-    let settings = (settings.is_some() || !changed.is_empty()).then(|| {
-        with_setting(
-            settings.as_ref().or(current.settings.as_ref()),
-            "authMethod",
-            Some(creds.auth_method().as_str().into()),
-        )
-    });
-    save_credentials(
-        db,
-        keys,
-        actor,
-        meta,
-        &current,
-        &creds,
-        Saved {
-            action: "integration.configure",
+        // Another OAuth app: what the old one was granted does not carry over.
+        if changed.iter().any(|name| name.starts_with("oauth")) {
+            creds.oauth = None;
+            creds.pending = None;
+        }
+        let settings = (settings.is_some() || !changed.is_empty()).then(|| {
+            with_setting(
+                settings.as_ref().or(current.settings.as_ref()),
+                "authMethod",
+                Some(creds.auth_method().as_str().into()),
+            )
+        });
+        Ok(Some(Saved {
+            action: Some("integration.configure"),
             settings,
             fresh_start: !changed.is_empty(),
             details: json!({ "credentialsChanged": changed }),
             refused: false,
-        },
-    )
-    .await
+        }))
+    };
+    save_credentials(db, keys, actor, meta, tenant_id, id, writes).await
 }
 
 /// What [`save_credentials`] records besides the credentials.
 struct Saved {
-    action: &'static str,
+    /// The audit action (`None`: not audited).
+    action: Option<&'static str>,
     settings: Option<Value>,
     /// The breaker closes and health is unknown until the next call (new credentials).
     fresh_start: bool,
@@ -165,56 +158,102 @@ struct Saved {
     refused: bool,
 }
 
-/// Seals and stores `creds` of `current`, audited as `saved.action`.
-async fn save_credentials(
+/// Attempts of [`save_credentials`] against writers racing it.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// Changes the sealed credentials of integration `id` with `change` (which sees the row
+/// and the credentials as they are, changes them and says what else to record, or
+/// `None` to leave them) and seals and stores them — only if no one stored others
+/// meanwhile; `change` runs again on what they stored (a configuration racing a token
+/// renewal loses neither).
+async fn save_credentials<F>(
     db: &DatabaseConnection,
     keys: &TenantKeys,
     actor: &Actor,
     meta: &RequestMeta,
-    current: &integration::Model,
-    creds: &Credentials,
-    saved: Saved,
-) -> ApiResult<integration::Model> {
-    let (tenant_id, id) = (current.tenant_id, current.id);
-    let sealed = if creds.is_empty() {
-        None
-    } else {
-        Some(seal(keys, tenant_id, id, creds).await?)
-    };
-    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    let current = super::integration(&txn, tenant_id, id).await?;
-    let mut active: integration::ActiveModel = current.clone().into();
-    active.credentials_sealed = Set(sealed);
-    let mut details = saved.details;
-    if let Some(settings) = &saved.settings {
-        active.settings = Set(Some(settings.clone()));
-        if let Some(map) = details.as_object_mut() {
-            map.insert("settings".into(), settings.clone());
+    tenant_id: Uuid,
+    id: Uuid,
+    mut change: F,
+) -> ApiResult<integration::Model>
+where
+    F: FnMut(&integration::Model, &mut Credentials) -> ApiResult<Option<Saved>>,
+{
+    for _ in 0..SAVE_ATTEMPTS {
+        let current = super::integration(db, tenant_id, id).await?;
+        let mut creds = credentials(keys, &current).await?;
+        let Some(saved) = change(&current, &mut creds)? else {
+            return Ok(current);
+        };
+        let sealed = if creds.is_empty() {
+            None
+        } else {
+            Some(seal(keys, tenant_id, id, &creds).await?)
+        };
+        let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+        let mut update = integration::Entity::update_many()
+            .col_expr(integration::Column::CredentialsSealed, Expr::value(sealed))
+            .col_expr(integration::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(integration::Column::Id.eq(id))
+            .filter(integration::Column::TenantId.eq(tenant_id));
+        update = match &current.credentials_sealed {
+            Some(stored) => {
+                update.filter(integration::Column::CredentialsSealed.eq(stored.clone()))
+            }
+            None => update.filter(integration::Column::CredentialsSealed.is_null()),
+        };
+        let mut details = saved.details;
+        if let Some(settings) = &saved.settings {
+            update = update.col_expr(integration::Column::Settings, Expr::value(settings.clone()));
+            if let Some(map) = details.as_object_mut() {
+                map.insert("settings".into(), settings.clone());
+            }
         }
+        if saved.fresh_start {
+            update = update
+                .col_expr(
+                    integration::Column::Health,
+                    Expr::value(Health::Unknown.as_str()),
+                )
+                .col_expr(integration::Column::ConsecutiveFailures, Expr::value(0))
+                .col_expr(
+                    integration::Column::CircuitOpenUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    integration::Column::LastError,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    integration::Column::LastErrorKind,
+                    Expr::value(Option::<String>::None),
+                );
+        }
+        let moved = update.exec(&txn).await.map_err(ApiError::from_db)?;
+        if moved.rows_affected == 0 {
+            // Someone stored other credentials meanwhile: start again from theirs.
+            continue;
+        }
+        if let Some(action) = saved.action {
+            let event = if saved.refused {
+                AuditEvent::failure(action, "integration", Some(id))
+            } else {
+                AuditEvent::success(action, "integration", id)
+            };
+            event
+                .with_details(details)
+                .record(&txn, actor, meta)
+                .await?;
+        }
+        txn.commit().await.map_err(ApiError::from_db)?;
+        return super::integration(db, tenant_id, id).await;
     }
-    if saved.fresh_start {
-        active.health = Set(Health::Unknown.as_str().to_owned());
-        active.consecutive_failures = Set(0);
-        active.circuit_open_until = Set(None);
-        active.last_error = Set(None);
-    }
-    active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
-    let event = if saved.refused {
-        AuditEvent::failure(saved.action, "integration", Some(id))
-    } else {
-        AuditEvent::success(saved.action, "integration", id)
-    };
-    event
-        .with_details(details)
-        .record(&txn, actor, meta)
-        .await?;
-    txn.commit().await.map_err(ApiError::from_db)?;
-    Ok(updated)
+    Err(ApiError::Conflict(
+        "the integration's credentials kept changing meanwhile: try again".into(),
+    ))
 }
 
-/// Keeps an OAuth authorization just started (its state and PKCE verifier, sealed);
-/// audited as `integration.authorization_start`.
+/// Keeps an OAuth authorization just started (its state and PKCE verifier, sealed;
+/// one started before is replaced); audited as `integration.authorization_start`.
 pub async fn start_authorization(
     db: &DatabaseConnection,
     keys: &TenantKeys,
@@ -223,31 +262,69 @@ pub async fn start_authorization(
     current: &integration::Model,
     pending: oauth::Pending,
 ) -> ApiResult<integration::Model> {
-    let mut creds = credentials(keys, current).await?;
     let redirect_uri = pending.redirect_uri.clone();
-    creds.pending = Some(pending);
     save_credentials(
         db,
         keys,
         actor,
         meta,
-        current,
-        &creds,
-        Saved {
-            action: "integration.authorization_start",
-            settings: None,
-            fresh_start: false,
-            details: json!({ "redirectUri": redirect_uri }),
-            refused: false,
+        current.tenant_id,
+        current.id,
+        |_, creds| {
+            creds.pending = Some(pending.clone());
+            Ok(Some(Saved {
+                action: Some("integration.authorization_start"),
+                settings: None,
+                fresh_start: false,
+                details: json!({ "redirectUri": redirect_uri }),
+                refused: false,
+            }))
         },
     )
     .await
 }
 
-/// Ends a started authorization: with the tokens granted (audited as
-/// `integration.authorize`), or refused (audited as a failed `integration.authorize`;
-/// `BAD_USER_INPUT` about the code). The waiting authorization is dropped either way: a
-/// code is good once.
+/// Takes the waiting authorization of `current` if `state` is its state (constant time)
+/// and it has not expired: it is gone once taken, so of two completions racing, one gets
+/// it. A state that does not match leaves it waiting.
+pub async fn take_authorization(
+    db: &DatabaseConnection,
+    keys: &TenantKeys,
+    actor: &Actor,
+    meta: &RequestMeta,
+    current: &integration::Model,
+    state: &str,
+    now_ms: i64,
+) -> ApiResult<oauth::Pending> {
+    let mut taken = None;
+    save_credentials(
+        db,
+        keys,
+        actor,
+        meta,
+        current.tenant_id,
+        current.id,
+        |_, creds| {
+            oauth::check_state(creds.pending.as_ref(), state, now_ms)
+                .map_err(|err| ApiError::invalid("state", err.to_string()))?;
+            taken = creds.pending.take();
+            Ok(Some(Saved {
+                action: None,
+                settings: None,
+                fresh_start: false,
+                details: Value::Null,
+                refused: false,
+            }))
+        },
+    )
+    .await?;
+    taken.ok_or_else(|| ApiError::invalid("state", oauth::CompleteError::NotStarted.to_string()))
+}
+
+/// Ends an authorization taken with [`take_authorization`]: the tokens granted are kept
+/// (audited as `integration.authorize`), or the refusal is audited as a failed
+/// `integration.authorize` and is `BAD_USER_INPUT` about the code (start again: a code
+/// is good once).
 pub async fn complete_authorization(
     db: &DatabaseConnection,
     keys: &TenantKeys,
@@ -256,33 +333,33 @@ pub async fn complete_authorization(
     current: &integration::Model,
     tokens: Result<oauth::Tokens, String>,
 ) -> ApiResult<integration::Model> {
-    let mut creds = credentials(keys, current).await?;
-    creds.pending = None;
-    let (refused, settings) = match tokens {
-        Ok(tokens) => {
-            creds.oauth = Some(tokens);
-            let settings = with_setting(
-                current.settings.as_ref(),
-                "authMethod",
-                Some(creds.auth_method().as_str().into()),
-            );
-            (None, Some(settings))
-        }
-        Err(error) => (Some(error), None),
-    };
+    let refused = tokens.as_ref().err().cloned();
     let saved = save_credentials(
         db,
         keys,
         actor,
         meta,
-        current,
-        &creds,
-        Saved {
-            action: "integration.authorize",
-            settings,
-            fresh_start: refused.is_none(),
-            details: json!({ "refused": refused }),
-            refused: refused.is_some(),
+        current.tenant_id,
+        current.id,
+        |row, creds| {
+            let settings = match &tokens {
+                Ok(granted) => {
+                    creds.oauth = Some(granted.clone());
+                    Some(with_setting(
+                        row.settings.as_ref(),
+                        "authMethod",
+                        Some(creds.auth_method().as_str().into()),
+                    ))
+                }
+                Err(_) => None,
+            };
+            Ok(Some(Saved {
+                action: Some("integration.authorize"),
+                settings,
+                fresh_start: refused.is_none(),
+                details: json!({ "refused": refused }),
+                refused: refused.is_some(),
+            }))
         },
     )
     .await?;
@@ -293,7 +370,8 @@ pub async fn complete_authorization(
 }
 
 /// Keeps tokens a connector's OAuth session renewed (sealed, not audited: a machine
-/// credential's routine rotation).
+/// credential's routine rotation) — unless the integration was given another OAuth app
+/// or authorized again meanwhile, whose credentials stand.
 pub struct TokenSaver {
     db: DatabaseConnection,
     keys: TenantKeys,
@@ -315,24 +393,38 @@ impl TokenSaver {
 
 #[async_trait::async_trait]
 impl oauth::TokenSink for TokenSaver {
-    async fn save(&self, tokens: &oauth::Tokens) -> Result<(), String> {
-        let failed = |err: ApiError| format!("{err:?}");
-        let current = super::integration(&self.db, self.tenant_id, self.id)
-            .await
-            .map_err(failed)?;
-        let mut creds = credentials(&self.keys, &current).await.map_err(failed)?;
-        creds.oauth = Some(tokens.clone());
-        let sealed = seal(&self.keys, self.tenant_id, self.id, &creds)
-            .await
-            .map_err(failed)?;
-        integration::Entity::update_many()
-            .col_expr(integration::Column::CredentialsSealed, Expr::value(sealed))
-            .filter(integration::Column::Id.eq(self.id))
-            .filter(integration::Column::TenantId.eq(self.tenant_id))
-            .exec(&self.db)
-            .await
-            .map(|_| ())
-            .map_err(|err| err.to_string())
+    async fn save(
+        &self,
+        renewed_from: &oauth::Tokens,
+        tokens: &oauth::Tokens,
+    ) -> Result<(), String> {
+        save_credentials(
+            &self.db,
+            &self.keys,
+            &Actor::anonymous(),
+            &RequestMeta::default(),
+            self.tenant_id,
+            self.id,
+            |_, creds| {
+                let same_grant = creds.oauth.as_ref().map(|t| &t.refresh_token)
+                    == Some(&renewed_from.refresh_token)
+                    || creds.oauth.is_none() && renewed_from.refresh_token.is_none();
+                if !same_grant || creds.oauth_client_id.is_none() {
+                    return Ok(None);
+                }
+                creds.oauth = Some(tokens.clone());
+                Ok(Some(Saved {
+                    action: None,
+                    settings: None,
+                    fresh_start: false,
+                    details: Value::Null,
+                    refused: false,
+                }))
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|err| format!("{err:?}"))
     }
 }
 
@@ -380,6 +472,13 @@ pub async fn record_remote(
     active.health = Set(breaker.health.as_str().to_owned());
     active.last_checked_at = Set(Some(now));
     active.last_error = Set(error.map(|e| truncate(&e)));
+    match outcome {
+        Ok(()) => {
+            active.last_success_at = Set(Some(now));
+            active.last_error_kind = Set(None);
+        }
+        Err(err) => active.last_error_kind = Set(Some(ErrorKind::of(err).as_str().to_owned())),
+    }
     let updated = active.update(&txn).await.map_err(ApiError::from_db)?;
     if before != updated.health {
         AuditEvent::success("integration.health_change", "integration", updated.id)
@@ -403,6 +502,46 @@ pub async fn record_remote(
     }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(updated)
+}
+
+/// How long a run may be without a live job before [`fail_orphaned_runs`] ends it.
+const ORPHANED_AFTER: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Ends runs left `RUNNING` without a job to move them on — their job was cancelled by
+/// an administrator (`cancelJob`), dead-lettered, or ended without finishing them — so
+/// that the integration can sync again; how many. Each ends `FAILED`, saying why.
+pub async fn fail_orphaned_runs(db: &DatabaseConnection, now: DateTime<Utc>) -> ApiResult<usize> {
+    use portal_entities::platform::job;
+    let running = sync_run::Entity::find()
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .filter(sync_run::Column::StartedAt.lt(now - ORPHANED_AFTER))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut ended = 0;
+    for run in running {
+        let key = next_page_job(&run).idempotency_key.unwrap_or_default();
+        let current = job::Entity::find()
+            .filter(job::Column::Kind.eq(SYNC_KIND))
+            .filter(job::Column::IdempotencyKey.eq(key))
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let why = match current {
+            None => "its job is gone",
+            Some(job) => match jobs::JobState::from_db(&job.state) {
+                jobs::JobState::Queued | jobs::JobState::Running => continue,
+                // Ended a moment ago: its successor may be committing.
+                _ if job.updated_at > now - ORPHANED_AFTER => continue,
+                jobs::JobState::Cancelled => "its job was cancelled",
+                jobs::JobState::Dead => "its job gave up",
+                jobs::JobState::Succeeded => "its job ended without finishing it",
+            },
+        };
+        fail_run(db, &run, &format!("stopped: {why}")).await?;
+        ended += 1;
+    }
+    Ok(ended)
 }
 
 /// Integrations an incremental run should start for now: configured, active, of a
@@ -534,15 +673,19 @@ pub async fn start_run(
     .await
     .map_err(ApiError::from_db)?;
     jobs::enqueue(&txn, now, next_page_job(&run)).await?;
-    AuditEvent::success("integration_sync.start", "integration", integration_id)
-        .in_tenant(tenant_id)
-        .with_details(json!({
-            "runId": run.id,
-            "mode": run.mode,
-            "fromCursor": from_cursor,
-        }))
-        .record(&txn, actor, meta)
-        .await?;
+    // A person's start is audited; the scheduler's and webhooks' (every few minutes)
+    // only when they finish having changed something or failed.
+    if actor.id.is_some() {
+        AuditEvent::success("integration_sync.start", "integration", integration_id)
+            .in_tenant(tenant_id)
+            .with_details(json!({
+                "runId": run.id,
+                "mode": run.mode,
+                "fromCursor": from_cursor,
+            }))
+            .record(&txn, actor, meta)
+            .await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(run)
 }
@@ -567,6 +710,51 @@ pub async fn sync_run(
         .one(db)
         .await
         .map_err(ApiError::from_db)
+}
+
+/// What an integration's recent runs did (for its error rate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Records the runs applied, skipped ones included.
+    pub records: i64,
+    /// Records skipped because they failed.
+    pub failed: i64,
+}
+
+impl RunStats {
+    /// The share of records that failed (`None` without records).
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.records > 0).then(|| self.failed as f64 / self.records as f64)
+    }
+}
+
+/// How long [`recent_run_stats`] looks back.
+pub const STATS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// What the runs started in the last [`STATS_WINDOW`] did, by integration (one query).
+pub async fn recent_run_stats(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    integration_ids: Vec<Uuid>,
+) -> ApiResult<std::collections::HashMap<Uuid, RunStats>> {
+    let rows = sync_run::Entity::find()
+        .filter(sync_run::Column::TenantId.eq(tenant_id))
+        .filter(sync_run::Column::IntegrationId.is_in(integration_ids))
+        .filter(sync_run::Column::StartedAt.gte(Utc::now() - STATS_WINDOW))
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut stats: std::collections::HashMap<Uuid, RunStats> = std::collections::HashMap::new();
+    for run in rows {
+        let entry = stats.entry(run.integration_id).or_default();
+        entry.records += i64::from(run.created)
+            + i64::from(run.updated)
+            + i64::from(run.unchanged)
+            + i64::from(run.deleted)
+            + i64::from(run.failed);
+        entry.failed += i64::from(run.failed);
+    }
+    Ok(stats)
 }
 
 /// A page of an integration's runs, newest first.
@@ -711,17 +899,26 @@ pub async fn save_page(
             "the run moved on without this job".into(),
         ));
     }
+    // The page was pulled: the remote answered well.
+    let mut integration = integration::Entity::update_many()
+        .col_expr(integration::Column::LastSuccessAt, Expr::value(now))
+        .filter(integration::Column::Id.eq(run.integration_id));
     if done {
-        integration::Entity::update_many()
+        integration = integration
             .col_expr(integration::Column::SyncCursor, Expr::value(cursor.clone()))
             .col_expr(integration::Column::LastSyncAt, Expr::value(now))
-            .filter(integration::Column::Id.eq(run.integration_id))
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        finished_event(&saved)
-            .record(&txn, &Actor::anonymous(), &RequestMeta::default())
-            .await?;
+            .col_expr(
+                integration::Column::SyncedThrough,
+                Expr::value(run.started_at),
+            );
+    }
+    integration.exec(&txn).await.map_err(ApiError::from_db)?;
+    if done {
+        if !is_quiet(&saved) {
+            finished_event(&saved)
+                .record(&txn, &Actor::anonymous(), &RequestMeta::default())
+                .await?;
+        }
     } else if step == Step::NextJob {
         jobs::enqueue(&txn, now, next_page_job(&saved)).await?;
     }
@@ -801,6 +998,15 @@ pub async fn fail_run(
         .record(&txn, &Actor::anonymous(), &RequestMeta::default())
         .await?;
     txn.commit().await.map_err(ApiError::from_db)
+}
+
+/// A run nobody asked for (the schedule, a webhook) that succeeded and changed nothing:
+/// not worth an audit row and an event every few minutes.
+fn is_quiet(run: &sync_run::Model) -> bool {
+    let scheduled = run.requested_by.get("kind").and_then(Value::as_str) == Some("scheduler");
+    scheduled
+        && run.status == RunStatus::Succeeded.as_str()
+        && run.created + run.updated + run.deleted + run.failed == 0
 }
 
 fn finished_event(run: &sync_run::Model) -> AuditEvent {

@@ -11,11 +11,12 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::links::{entity_id, follow_account_name, linked, save_link, unlink};
+use super::links::{db_error, entity_id, follow_account_name, linked, save_link, unlink};
 use super::{Applied, ApplyError, Target};
 use crate::connectors::Record;
 use crate::connectors::hubspot::{COMPANY, CONTACT};
 use crate::domain::sync::{NewAccounts, fingerprint};
+use crate::store::connectors as state;
 
 /// Applies one HubSpot object.
 pub(super) async fn apply(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyError> {
@@ -69,14 +70,15 @@ async fn company(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
                 .or(domain)
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("HubSpot company {}", record.external_id));
-            let data = target
+            let number = format!("HS-{}", record.external_id);
+            let created = target
                 .portal
                 .run(
                     "mutation HubSpotCompanyAccount($input: CreateAccountInput!) { \
                      createAccount(input: $input) { id } }",
                     json!({ "input": {
                         "ownerId": defaults.owner_id,
-                        "number": format!("HS-{}", record.external_id),
+                        "number": number,
                         "name": name,
                         "currency": defaults.currency,
                         // Per integration: two HubSpot accounts may share company ids.
@@ -87,12 +89,64 @@ async fn company(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
                         ),
                     }}),
                 )
-                .await?;
-            let account_id = entity_id(&data, "/createAccount/id")?;
-            save_link(target, record, "Account", account_id, print(name_given)).await?;
+                .await;
+            let (account_id, found) = match created {
+                Ok(data) => (entity_id(&data, "/createAccount/id")?, false),
+                // The number is taken: by this company's account, created before its
+                // link was saved (a crash, then a renamed company or changed defaults
+                // made the retry another request), or by hand for it. Linked to it —
+                // unless another company is.
+                Err(ApplyError::Record(message)) if message.starts_with("CONFLICT") => (
+                    account_numbered(target, &number)
+                        .await?
+                        .ok_or(ApplyError::Record(message))?,
+                    true,
+                ),
+                Err(err) => return Err(err),
+            };
+            if let Some(other) = state::link_of_entity(
+                target.db,
+                target.integration.id,
+                COMPANY,
+                "Account",
+                account_id,
+            )
+            .await
+            .map_err(db_error)?
+            {
+                return Err(ApplyError::Record(format!(
+                    "account {number} is already linked to company {}",
+                    other.external_id
+                )));
+            }
+            // An account found, not made: its name may differ.
+            let agreed = if found {
+                follow_account_name(target, record, account_id, name_given.unwrap_or_default())
+                    .await?
+            } else {
+                name_given.unwrap_or_default().to_owned()
+            };
+            let agreed = Some(agreed.as_str()).filter(|n| !n.is_empty());
+            save_link(target, record, "Account", account_id, print(agreed)).await?;
             Ok(Applied::Created)
         }
     }
+}
+
+/// The account numbered `number`, if the connector sees one.
+async fn account_numbered(target: &Target<'_>, number: &str) -> Result<Option<Uuid>, ApplyError> {
+    let found = target
+        .portal
+        .run(
+            "query HubSpotAccountNumbered($number: String!) { \
+             accounts(number: $number, first: 1) { edges { node { id } } } }",
+            json!({ "number": number }),
+        )
+        .await?;
+    Ok(found
+        .pointer("/accounts/edges/0/node/id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok()))
 }
 
 async fn contact(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyError> {
@@ -114,18 +168,23 @@ async fn contact(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
     } else {
         display
     };
-    let mut companies: Vec<String> = body
+    let companies: Vec<&str> = body
         .get("companyIds")
         .and_then(Value::as_array)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    companies.sort();
-    let print = fingerprint(&json!({ "email": email, "companies": companies }));
+    // The accounts of its companies that are linked: those it joins. A company not
+    // linked (yet) is left out of the fingerprint too, so the contact is applied again
+    // once it is.
+    let mut accounts = Vec::new();
+    for company in companies {
+        if let Some(account) = linked(target, COMPANY, company).await? {
+            accounts.push(account.entity_id);
+        }
+    }
+    accounts.sort();
+    accounts.dedup();
+    let print = fingerprint(&json!({ "email": email, "accounts": accounts }));
     let (user_id, outcome) = match &link {
         Some(link) if link.fingerprint.as_deref() == Some(print.as_str()) => {
             return Ok(Applied::Unchanged);
@@ -136,12 +195,8 @@ async fn contact(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
             Applied::Created,
         ),
     };
-    for company in &companies {
-        // Companies not linked to an account (yet) are left out; a later change of the
-        // contact tries again.
-        if let Some(account) = linked(target, COMPANY, company).await? {
-            add_member(target, account.entity_id, user_id).await?;
-        }
+    for account in accounts {
+        add_member(target, account, user_id).await?;
     }
     save_link(target, record, "User", user_id, print).await?;
     Ok(outcome)

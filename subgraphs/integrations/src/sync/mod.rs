@@ -335,9 +335,8 @@ impl SyncPages {
         }
         let creds = state::credentials(&self.keys, &row).await.map_err(retry)?;
         let Some(connector) = connectors::connector_for(
-            &row.provider,
+            &row,
             &creds,
-            row.settings.as_ref(),
             &self.endpoints,
             &self.remote,
             Some(Arc::new(state::TokenSaver::new(
@@ -476,7 +475,9 @@ pub fn remote_for_requests() -> Result<Remote, RemoteError> {
 /// Starts an incremental run of every configured, active integration with a connector
 /// that has no run in progress and whose circuit is closed (job kind
 /// `integration.sync_due`, every five minutes): how changes arrive when the remote's
-/// webhooks are not set up, or one was missed.
+/// webhooks are not set up, or one was missed. First it ends runs whose job is gone
+/// (cancelled by an administrator, or dead-lettered), which would otherwise keep their
+/// integration from syncing for good.
 pub struct SyncDue {
     db: DatabaseConnection,
 }
@@ -514,6 +515,12 @@ impl SyncDue {
 #[async_trait]
 impl JobHandler for SyncDue {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let ended = state::fail_orphaned_runs(&self.db, Utc::now())
+            .await
+            .map_err(retry)?;
+        if ended > 0 {
+            tracing::warn!(ended, "ended sync runs whose job was gone");
+        }
         let due = state::due_for_sync(&self.db, Utc::now())
             .await
             .map_err(retry)?;
