@@ -65,6 +65,7 @@ mod m0056_connectors;
 mod m0057_account_idempotency;
 mod m0058_policy_rules_crm;
 mod m0059_integration_monitoring;
+mod m0060_webhook_attempt_stats;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -135,6 +136,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0057_account_idempotency::Migration),
             Box::new(m0058_policy_rules_crm::Migration),
             Box::new(m0059_integration_monitoring::Migration),
+            Box::new(m0060_webhook_attempt_stats::Migration),
         ]
     }
 }

@@ -936,6 +936,23 @@ async fn hubspot_health_says_what_failed_and_how_far_behind_sync_is() -> anyhow:
         down["data"]["integration"]["lastErrorKind"], "REMOTE_DOWN",
         "{down}"
     );
+    // And an answer that is not what HubSpot documents (cut short) is bad data.
+    fake.fail_next(1, Fault::Malformed);
+    let tested = admin(
+        portal,
+        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    assert_eq!(
+        tested["data"]["testIntegrationConnection"]["ok"], false,
+        "{tested}"
+    );
+    let bad = health(json!({ "id": id })).await?;
+    assert_eq!(
+        bad["data"]["integration"]["lastErrorKind"], "BAD_DATA",
+        "{bad}"
+    );
     setup.portal.stop().await;
     Ok(())
 }

@@ -413,6 +413,25 @@ async fn failed_deliveries_retry_410_disables_and_rotation_signs_with_both_secre
     assert!(next >= before + chrono::Duration::seconds(119), "{attempt}");
     let failing = &endpoint_of(&log, &endpoint)["failingSince"];
     assert!(failing.is_string(), "{log}");
+    // Its health says what is wrong and how far behind deliveries are.
+    const HEALTH: &str = "query { webhookEndpoints { edges { node { id lastDeliveredAt lastError lastErrorKind errorRate deliveryLagSeconds } } } }";
+    let health = as_alice(HEALTH, json!({})).await?;
+    let state = endpoint_of(&health, &endpoint);
+    assert_eq!(state["lastErrorKind"], "RECEIVER_DOWN", "{health}");
+    assert!(
+        state["lastError"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("503")),
+        "{health}"
+    );
+    assert_eq!(state["errorRate"], json!(1.0), "{health}");
+    assert_eq!(state["lastDeliveredAt"], Value::Null, "{health}");
+    assert!(
+        state["deliveryLagSeconds"]
+            .as_i64()
+            .is_some_and(|lag| lag >= 0),
+        "{health}"
+    );
     // Not due yet: nothing is sent.
     deliver(&portal, &runner).await?;
     assert!(receiver.take().is_empty());
@@ -450,6 +469,10 @@ async fn failed_deliveries_retry_410_disables_and_rotation_signs_with_both_secre
     let message = messages_of_endpoint(&log, &endpoint).remove(0);
     assert_eq!(message["status"], "FAILED");
     assert_eq!(message["attempts"][1]["outcome"], "GONE");
+    let health = as_alice(HEALTH, json!({})).await?;
+    let state = endpoint_of(&health, &endpoint);
+    assert_eq!(state["lastErrorKind"], "GONE", "{health}");
+    assert_eq!(state["deliveryLagSeconds"], 0, "nothing waits: {health}");
     // A disabled endpoint gets no new events.
     ok(&as_alice(update, json!({ "id": account, "n": "Renamed twice" })).await?)?;
     deliver(&portal, &runner).await?;

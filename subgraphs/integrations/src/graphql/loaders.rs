@@ -33,3 +33,10 @@ portal_kit::fetch_by_ids!(
     pub RunStatsByIntegration: crate::store::connectors::RunStats =
         crate::store::connectors::recent_run_stats
 );
+
+portal_kit::fetch_by_ids!(
+    /// An endpoint's health by `(tenant, endpoint id)`: one counting query per tenant,
+    /// then a few indexed lookups per endpoint.
+    pub EndpointStatsById: crate::store::webhooks::EndpointStats =
+        crate::store::webhooks::endpoint_stats
+);

@@ -35,7 +35,8 @@ pub use connectors::{
 };
 pub use federation::Account;
 pub use loaders::{
-    AttemptsByMessage, IntegrationsById, RefsByAccount, RunStatsByIntegration, WebhookEndpointsById,
+    AttemptsByMessage, EndpointStatsById, IntegrationsById, RefsByAccount, RunStatsByIntegration,
+    WebhookEndpointsById,
 };
 pub use types::{
     ExternalRef, Integration, IntegrationConnection, IntegrationEdge, IntegrationKindGql,
@@ -71,6 +72,7 @@ pub fn build_schema(
         .data(batch_loader::<RefsByAccount>(&db))
         .data(batch_loader::<AttemptsByMessage>(&db))
         .data(batch_loader::<RunStatsByIntegration>(&db))
+        .data(batch_loader::<EndpointStatsById>(&db))
         .data(keys)
         .data(connectors)
         .data(feed)

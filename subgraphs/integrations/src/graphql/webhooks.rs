@@ -15,7 +15,7 @@ use portal_kit::pagination::{Node, PageRequest};
 use portal_kit::scalars::DateTimeArg;
 use portal_kit::{ApiError, ApiResult, input};
 
-use super::loaders::AttemptsByMessage;
+use super::loaders::{AttemptsByMessage, EndpointStatsById};
 use super::types::WebhookEndpoint;
 use crate::domain::{self, catalogue::PayloadMode};
 use crate::store::{self, webhooks::MessageStatus};
@@ -241,6 +241,87 @@ impl WebhookEndpoint {
         )
         .await?;
         Ok(rows.map(WebhookMessage::from).into())
+    }
+
+    /// When a delivery here last succeeded.
+    async fn last_delivered_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
+        Ok(self.stats(ctx).await?.last_delivered_at)
+    }
+
+    /// The last failed attempt's error (status code and what went wrong), if any.
+    async fn last_error(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        Ok(self
+            .stats(ctx)
+            .await?
+            .last_failure
+            .map(|(outcome, status, error)| {
+                let status = status.map(|code| format!("{code} ")).unwrap_or_default();
+                format!("{status}{}", error.unwrap_or(outcome))
+            }))
+    }
+
+    /// What kind of failure the last failed attempt was.
+    async fn last_error_kind(&self, ctx: &Context<'_>) -> ApiResult<Option<WebhookFailureKind>> {
+        Ok(self
+            .stats(ctx)
+            .await?
+            .last_failure
+            .map(|(outcome, status, _)| WebhookFailureKind::of(&outcome, status)))
+    }
+
+    /// The share of the last 24 hours' attempts that did not deliver (0 to 1); null
+    /// without attempts.
+    async fn error_rate(&self, ctx: &Context<'_>) -> ApiResult<Option<f64>> {
+        Ok(self.stats(ctx).await?.error_rate())
+    }
+
+    /// How far behind deliveries are, in seconds: the age of the oldest message still
+    /// waiting to be delivered (0 when none waits).
+    async fn delivery_lag_seconds(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(self
+            .stats(ctx)
+            .await?
+            .oldest_pending
+            .map_or(0, |at| (Utc::now() - at).num_seconds().max(0)))
+    }
+}
+
+impl WebhookEndpoint {
+    async fn stats(&self, ctx: &Context<'_>) -> ApiResult<store::webhooks::EndpointStats> {
+        Ok(load::<EndpointStatsById>(ctx, self.uuid())
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// What kind of failure a delivery attempt was.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum WebhookFailureKind {
+    /// The receiver failed (5xx) or could not be reached in time: retried.
+    ReceiverDown,
+    /// The receiver refused the delivery (another 4xx): check what it expects.
+    Rejected,
+    /// The receiver refused our credentials or signature (401, 403).
+    AuthRejected,
+    /// The receiver is limiting deliveries (429): retried.
+    RateLimited,
+    /// The receiver said the endpoint is gone (410): it was disabled.
+    Gone,
+    /// Not sent: the address is not permitted (SSRF protection), or the endpoint is
+    /// disabled.
+    NotPermitted,
+}
+
+impl WebhookFailureKind {
+    fn of(outcome: &str, status: Option<i32>) -> Self {
+        match (outcome, status) {
+            ("GONE", _) => Self::Gone,
+            ("REFUSED", _) => Self::NotPermitted,
+            (_, Some(429)) => Self::RateLimited,
+            (_, Some(401 | 403)) => Self::AuthRejected,
+            (_, Some(code)) if (400..500).contains(&code) => Self::Rejected,
+            _ => Self::ReceiverDown,
+        }
     }
 }
 

@@ -607,3 +607,94 @@ pub async fn record_attempt(
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(())
 }
+
+/// How an endpoint's deliveries have been going (its health).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointStats {
+    /// Attempts in the last day.
+    pub attempts: i64,
+    /// Of those, the ones that did not deliver.
+    pub failed: i64,
+    /// The last delivery.
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// The last attempt that did not deliver: its outcome, status code and error.
+    pub last_failure: Option<(String, Option<i32>, Option<String>)>,
+    /// When the oldest message still waiting to be delivered was made.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+impl EndpointStats {
+    /// The share of the last day's attempts that did not deliver.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.attempts > 0).then(|| self.failed as f64 / self.attempts as f64)
+    }
+}
+
+/// How far back [`endpoint_stats`] counts attempts.
+pub const STATS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// The health of each endpoint in `endpoint_ids`: the last day's attempts counted in
+/// one query (by the index on an endpoint's attempts by time), then per endpoint its last
+/// delivery, its last failure and its oldest waiting message (by the partial index on
+/// waiting messages).
+pub async fn endpoint_stats(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    endpoint_ids: Vec<Uuid>,
+) -> ApiResult<HashMap<Uuid, EndpointStats>> {
+    use sea_orm::sea_query::Expr;
+    let since = Utc::now() - STATS_WINDOW;
+    let counted: Vec<(Uuid, i64, i64)> = webhook_attempt::Entity::find()
+        .select_only()
+        .column(webhook_attempt::Column::EndpointId)
+        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "attempts")
+        .expr_as(
+            Expr::cust("CAST(SUM(CASE WHEN outcome = 'DELIVERED' THEN 0 ELSE 1 END) AS BIGINT)"),
+            "failed",
+        )
+        .filter(webhook_attempt::Column::TenantId.eq(tenant_id))
+        .filter(webhook_attempt::Column::EndpointId.is_in(endpoint_ids.clone()))
+        .filter(webhook_attempt::Column::StartedAt.gte(since))
+        .group_by(webhook_attempt::Column::EndpointId)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let mut stats: HashMap<Uuid, EndpointStats> = HashMap::new();
+    for (endpoint_id, attempts, failed) in counted {
+        let entry = stats.entry(endpoint_id).or_default();
+        entry.attempts = attempts;
+        entry.failed = failed;
+    }
+    for endpoint_id in endpoint_ids {
+        let entry = stats.entry(endpoint_id).or_default();
+        let attempts = || {
+            webhook_attempt::Entity::find()
+                .filter(webhook_attempt::Column::TenantId.eq(tenant_id))
+                .filter(webhook_attempt::Column::EndpointId.eq(endpoint_id))
+                .order_by_desc(webhook_attempt::Column::StartedAt)
+        };
+        entry.last_delivered_at = attempts()
+            .filter(webhook_attempt::Column::Outcome.eq(Outcome::Delivered.as_str()))
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .map(|attempt| attempt.started_at);
+        entry.last_failure = attempts()
+            .filter(webhook_attempt::Column::Outcome.ne(Outcome::Delivered.as_str()))
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .map(|attempt| (attempt.outcome, attempt.status_code, attempt.error));
+        entry.oldest_pending = webhook_message::Entity::find()
+            .filter(webhook_message::Column::TenantId.eq(tenant_id))
+            .filter(webhook_message::Column::EndpointId.eq(endpoint_id))
+            .filter(webhook_message::Column::Status.eq(MessageStatus::Pending.as_str()))
+            .order_by_asc(webhook_message::Column::Id)
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .map(|message| message.created_at);
+    }
+    Ok(stats)
+}
