@@ -438,9 +438,16 @@ async fn hubspot_search_pages_past_the_result_cap_and_waits_out_limits() -> anyh
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     cursor["since"]["companies"] = json!(then - 1000);
     cursor["deletedSince"]["companies"] = json!(then - 1000);
-    // An outage and a rate limit on the way are waited out within the calls.
+    // An outage and rate limits on the way (search's, and the ten-second one with a
+    // `Retry-After`) are waited out within the calls.
     fake.fail_next(1, Fault::ServerError);
     fake.fail_next(1, Fault::SearchSecondly);
+    fake.fail_next(
+        1,
+        Fault::TenSecondly {
+            retry_after: Some(1),
+        },
+    );
     let mut seen = BTreeSet::new();
     let mut pages = 0;
     loop {
