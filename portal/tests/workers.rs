@@ -115,9 +115,15 @@ async fn a_worker_killed_mid_job_loses_nothing_another_worker_finishes_it() -> a
     let second_port = free_port();
     let _second = Killed(vec![worker(&url, &dir, None, second_port)?]);
     wait_healthy(&http, second_port, None).await;
+    // Delivered, and its job finished (the worker records the two one after the other).
     wait_for("the second worker to deliver", async || {
         let row = email_outbox::Entity::find().one(&db).await?;
-        Ok(row.is_some_and(|r| r.sent_at.is_some()))
+        let finished = job::Entity::find()
+            .filter(job::Column::Kind.eq(portal_kit::mail::DELIVER_KIND))
+            .filter(job::Column::State.is_in(["succeeded", "dead"]))
+            .one(&db)
+            .await?;
+        Ok(row.is_some_and(|r| r.sent_at.is_some()) && finished.is_some())
     })
     .await?;
     // Only the delivery: a scheduled job (the quarter-hourly purge of expired files) may

@@ -1043,7 +1043,27 @@ async fn runs_whose_job_is_gone_are_ended_and_quiet_runs_leave_no_trail() -> any
         .one(&portal.db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the run's job"))?;
+    // A run in the middle of a job (its pages moved on, the job keyed by its first page)
+    // is alive however long it has run.
+    let run_id =
+        uuid::Uuid::parse_str(text(&started["data"]["startIntegrationSync"]["id"]).as_str())?;
+    portal_entities::integrations::sync_run::Entity::update_many()
+        .col_expr(
+            portal_entities::integrations::sync_run::Column::Pages,
+            sea_orm::sea_query::Expr::value(3),
+        )
+        .filter(portal_entities::integrations::sync_run::Column::Id.eq(run_id))
+        .exec(&portal.db)
+        .await?;
     let now = chrono::Utc::now();
+    let much_later = now + chrono::Duration::hours(3);
+    assert_eq!(
+        state::fail_orphaned_runs(&portal.db, much_later)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        0,
+        "a run whose job is queued is alive"
+    );
     portal_kit::jobs::cancel(&portal.db, now, job.tenant_id, job.id)
         .await
         .map_err(|err| anyhow::anyhow!("{err:?}"))?;

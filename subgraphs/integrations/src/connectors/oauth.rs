@@ -61,6 +61,9 @@ pub struct Tokens {
     /// When it was granted (Unix ms).
     #[serde(default)]
     pub granted_at: Option<i64>,
+    /// The OAuth app (client id) it was granted to.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 impl Tokens {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Tokens {
             .field("access_token", &self.access_token.is_some())
             .field("refresh_token", &self.refresh_token.is_some())
             .field("expires_at", &self.expires_at)
+            .field("client_id", &self.client_id)
             .finish()
     }
 }
@@ -192,7 +196,7 @@ pub async fn exchange_code(
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
         .request_async(&call)
         .await;
-    tokens(answer, None)
+    tokens(answer, None, app)
 }
 
 async fn refresh(
@@ -207,7 +211,7 @@ async fn refresh(
         .request_async(&call)
         .await;
     // A remote may keep the refresh token (HubSpot does) and send it back or not.
-    tokens(answer, Some(refresh_token))
+    tokens(answer, Some(refresh_token), app)
 }
 
 async fn client_credentials(
@@ -222,7 +226,7 @@ async fn client_credentials(
         .add_scopes(scopes.iter().map(|scope| Scope::new((*scope).to_owned())))
         .request_async(&call)
         .await;
-    tokens(answer, None)
+    tokens(answer, None, app)
 }
 
 fn token_client(
@@ -299,7 +303,11 @@ type TokenAnswer = Result<
     RequestTokenError<CallFailed, StandardErrorResponse<BasicErrorResponseType>>,
 >;
 
-fn tokens(answer: TokenAnswer, kept_refresh: Option<&str>) -> Result<Tokens, RemoteError> {
+fn tokens(
+    answer: TokenAnswer,
+    kept_refresh: Option<&str>,
+    app: &App,
+) -> Result<Tokens, RemoteError> {
     let now = Utc::now().timestamp_millis();
     match answer {
         Ok(granted) => Ok(Tokens {
@@ -312,6 +320,7 @@ fn tokens(answer: TokenAnswer, kept_refresh: Option<&str>) -> Result<Tokens, Rem
                 .expires_in()
                 .map(|ttl| now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)),
             granted_at: Some(now),
+            client_id: Some(app.client_id.clone()),
         }),
         Err(RequestTokenError::ServerResponse(refused)) => {
             let said = refused
@@ -488,6 +497,7 @@ mod tests {
             refresh_token: None,
             expires_at: Some(expires),
             granted_at: Some(granted),
+            client_id: None,
         };
         // Thirty minutes (HubSpot's): renewed in its last five.
         let long = token(0, minutes(30));

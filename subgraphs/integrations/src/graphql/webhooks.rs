@@ -243,12 +243,13 @@ impl WebhookEndpoint {
         Ok(rows.map(WebhookMessage::from).into())
     }
 
-    /// When a delivery here last succeeded.
+    /// When a delivery here last succeeded (in the last 7 days).
     async fn last_delivered_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
         Ok(self.stats(ctx).await?.last_delivered_at)
     }
 
-    /// The last failed attempt's error (status code and what went wrong), if any.
+    /// The last failed attempt's error (status code and what went wrong) in the last 7
+    /// days, if any.
     async fn last_error(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
         Ok(self
             .stats(ctx)
@@ -276,7 +277,8 @@ impl WebhookEndpoint {
     }
 
     /// How far behind deliveries are, in seconds: the age of the oldest message still
-    /// waiting to be delivered (0 when none waits).
+    /// waiting to be delivered (0 when none waits; a replayed message counts from when
+    /// it was first made).
     async fn delivery_lag_seconds(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         Ok(self
             .stats(ctx)

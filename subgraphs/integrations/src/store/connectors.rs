@@ -342,6 +342,14 @@ pub async fn complete_authorization(
         current.tenant_id,
         current.id,
         |row, creds| {
+            // Granted to an app the integration no longer has: not kept.
+            if let Ok(granted) = &tokens
+                && granted.client_id != creds.oauth_client_id
+            {
+                return Err(ApiError::Conflict(
+                    "the integration's OAuth app changed meanwhile: start again".into(),
+                ));
+            }
             let settings = match &tokens {
                 Ok(granted) => {
                     creds.oauth = Some(granted.clone());
@@ -406,10 +414,13 @@ impl oauth::TokenSink for TokenSaver {
             self.tenant_id,
             self.id,
             |_, creds| {
+                // Renewed under the app the integration has now, from the grant it keeps.
+                let same_app =
+                    tokens.client_id.is_some() && tokens.client_id == creds.oauth_client_id;
                 let same_grant = creds.oauth.as_ref().map(|t| &t.refresh_token)
                     == Some(&renewed_from.refresh_token)
                     || creds.oauth.is_none() && renewed_from.refresh_token.is_none();
-                if !same_grant || creds.oauth_client_id.is_none() {
+                if !same_app || !same_grant {
                     return Ok(None);
                 }
                 creds.oauth = Some(tokens.clone());
@@ -504,7 +515,8 @@ pub async fn record_remote(
     Ok(updated)
 }
 
-/// How long a run may be without a live job before [`fail_orphaned_runs`] ends it.
+/// How long a run's last job must have ended (and the run have run) before
+/// [`fail_orphaned_runs`] ends it.
 const ORPHANED_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Ends runs left `RUNNING` without a job to move them on — their job was cancelled by
@@ -520,22 +532,31 @@ pub async fn fail_orphaned_runs(db: &DatabaseConnection, now: DateTime<Utc>) -> 
         .map_err(ApiError::from_db)?;
     let mut ended = 0;
     for run in running {
-        let key = next_page_job(&run).idempotency_key.unwrap_or_default();
-        let current = job::Entity::find()
+        // Its jobs: one per batch of pages, keyed `<run id>:<first page>`.
+        let jobs_of_run = job::Entity::find()
             .filter(job::Column::Kind.eq(SYNC_KIND))
-            .filter(job::Column::IdempotencyKey.eq(key))
-            .one(db)
+            .filter(job::Column::IdempotencyKey.starts_with(format!("{}:", run.id)))
+            .order_by_desc(job::Column::UpdatedAt)
+            .all(db)
             .await
             .map_err(ApiError::from_db)?;
-        let why = match current {
+        let live = jobs_of_run.iter().any(|job| {
+            matches!(
+                jobs::JobState::from_db(&job.state),
+                jobs::JobState::Queued | jobs::JobState::Running
+            )
+        });
+        if live {
+            continue;
+        }
+        let why = match jobs_of_run.first() {
             None => "its job is gone",
+            // Ended a moment ago: its successor may be committing.
+            Some(job) if job.updated_at > now - ORPHANED_AFTER => continue,
             Some(job) => match jobs::JobState::from_db(&job.state) {
-                jobs::JobState::Queued | jobs::JobState::Running => continue,
-                // Ended a moment ago: its successor may be committing.
-                _ if job.updated_at > now - ORPHANED_AFTER => continue,
                 jobs::JobState::Cancelled => "its job was cancelled",
                 jobs::JobState::Dead => "its job gave up",
-                jobs::JobState::Succeeded => "its job ended without finishing it",
+                _ => "its job ended without finishing it",
             },
         };
         fail_run(db, &run, &format!("stopped: {why}")).await?;
@@ -1054,6 +1075,25 @@ pub async fn link_of_entity(
         .filter(external_ref::Column::ExternalType.eq(external_type))
         .filter(external_ref::Column::EntityType.eq(entity_type))
         .filter(external_ref::Column::EntityId.eq(entity_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
+/// A link of any of the tenant's integrations from a record of `external_type` to
+/// the entity.
+pub async fn any_link_of_entity(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    external_type: &str,
+    entity_type: &str,
+    entity_id: Uuid,
+) -> ApiResult<Option<external_ref::Model>> {
+    external_ref::Entity::find()
+        .filter(external_ref::Column::TenantId.eq(tenant_id))
+        .filter(external_ref::Column::EntityType.eq(entity_type))
+        .filter(external_ref::Column::EntityId.eq(entity_id))
+        .filter(external_ref::Column::ExternalType.eq(external_type))
         .one(db)
         .await
         .map_err(ApiError::from_db)

@@ -632,6 +632,8 @@ impl EndpointStats {
 
 /// How far back [`endpoint_stats`] counts attempts.
 pub const STATS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+/// How far back [`endpoint_stats`] looks for the last delivery and the last failure.
+pub const LOOKBACK: chrono::Duration = chrono::Duration::days(7);
 
 /// The health of each endpoint in `endpoint_ids`: the last day's attempts counted in
 /// one query (by the index on an endpoint's attempts by time), then per endpoint its last
@@ -668,10 +670,13 @@ pub async fn endpoint_stats(
     }
     for endpoint_id in endpoint_ids {
         let entry = stats.entry(endpoint_id).or_default();
+        // Bounded: an endpoint that never failed (or never delivered) is not read back
+        // to its first attempt.
         let attempts = || {
             webhook_attempt::Entity::find()
                 .filter(webhook_attempt::Column::TenantId.eq(tenant_id))
                 .filter(webhook_attempt::Column::EndpointId.eq(endpoint_id))
+                .filter(webhook_attempt::Column::StartedAt.gte(Utc::now() - LOOKBACK))
                 .order_by_desc(webhook_attempt::Column::StartedAt)
         };
         entry.last_delivered_at = attempts()
@@ -689,7 +694,9 @@ pub async fn endpoint_stats(
         entry.oldest_pending = webhook_message::Entity::find()
             .filter(webhook_message::Column::TenantId.eq(tenant_id))
             .filter(webhook_message::Column::EndpointId.eq(endpoint_id))
-            .filter(webhook_message::Column::Status.eq(MessageStatus::Pending.as_str()))
+            // A literal, as the partial index says it: a bound value would not let
+            // PostgreSQL's generic plans use it.
+            .filter(Expr::cust("status = 'PENDING'"))
             .order_by_asc(webhook_message::Column::Id)
             .one(db)
             .await

@@ -104,9 +104,11 @@ async fn company(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
                 ),
                 Err(err) => return Err(err),
             };
-            if let Some(other) = state::link_of_entity(
+            // One company per account, across the tenant's CRM integrations (two
+            // HubSpot accounts may share company ids, and so account numbers).
+            if let Some(other) = state::any_link_of_entity(
                 target.db,
-                target.integration.id,
+                target.integration.tenant_id,
                 COMPANY,
                 "Account",
                 account_id,
@@ -114,8 +116,13 @@ async fn company(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
             .await
             .map_err(db_error)?
             {
+                let of = if other.integration_id == target.integration.id {
+                    String::new()
+                } else {
+                    format!(" of integration {}", other.integration_id)
+                };
                 return Err(ApplyError::Record(format!(
-                    "account {number} is already linked to company {}",
+                    "account {number} is already linked to company {}{of}",
                     other.external_id
                 )));
             }
