@@ -11,7 +11,6 @@ use std::time::Duration;
 use portal_gateway::subgraph::{ErrorExposure, SubgraphSettings};
 use portal_identity::IdentitySettings;
 use portal_integrations::connectors::Pacing;
-use portal_integrations::connectors::limits::Rate;
 use portal_kit::mail::{Mailer, Transport};
 use portal_kit::secret::DataKey;
 use serde::Deserialize;
@@ -76,9 +75,9 @@ impl Default for ConnectorsConfig {
             hubspot_url: defaults.hubspot,
             hubspot_authorize_url: defaults.hubspot_authorize,
             webhook_base_url: None,
-            hubspot_calls_per_10s: 100,
-            hubspot_searches_per_second: 4,
-            stripe_calls_per_second: 25,
+            hubspot_calls_per_10s: Pacing::HUBSPOT_CALLS_PER_10S,
+            hubspot_searches_per_second: Pacing::HUBSPOT_SEARCHES_PER_SECOND,
+            stripe_calls_per_second: Pacing::STRIPE_CALLS_PER_SECOND,
         }
     }
 }
@@ -91,23 +90,11 @@ impl ConnectorsConfig {
             hubspot: self.hubspot_url.clone(),
             hubspot_authorize: self.hubspot_authorize_url.clone(),
             public_url: None,
-            pacing: Pacing {
-                hubspot: Rate::within(
-                    self.hubspot_calls_per_10s.max(1),
-                    Duration::from_secs(10),
-                    10,
-                ),
-                hubspot_search: Rate::within(
-                    self.hubspot_searches_per_second.max(1),
-                    Duration::from_secs(1),
-                    1,
-                ),
-                stripe: Rate::within(
-                    self.stripe_calls_per_second.max(1),
-                    Duration::from_secs(1),
-                    5,
-                ),
-            },
+            pacing: Pacing::new(
+                self.hubspot_calls_per_10s,
+                self.hubspot_searches_per_second,
+                self.stripe_calls_per_second,
+            ),
         }
     }
 }

@@ -94,6 +94,18 @@ fn counts(run: &Value) -> [i64; 5] {
     .map(|field| run[field].as_i64().unwrap_or(-1))
 }
 
+/// Whether `testIntegrationConnection` of integration `id` succeeds.
+async fn connects(portal: &TestPortal, id: &str) -> anyhow::Result<bool> {
+    let tested = admin(
+        portal,
+        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    ok(&tested)?;
+    Ok(tested["data"]["testIntegrationConnection"]["ok"] == true)
+}
+
 /// The ids of the records a run skipped.
 fn failed_ids(run: &Value) -> BTreeSet<String> {
     run["failures"]
@@ -693,16 +705,7 @@ async fn hubspot_connects_with_oauth_and_renews_its_tokens() -> anyhow::Result<(
         configured["data"]["configureIntegration"]["authMethod"],
         "OAUTH_CLIENT_CREDENTIALS"
     );
-    let tested = admin(
-        portal,
-        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok message } }",
-        json!({ "id": id }),
-    )
-    .await?;
-    assert_eq!(
-        tested["data"]["testIntegrationConnection"]["ok"], true,
-        "{tested}"
-    );
+    assert!(connects(portal, &id).await?);
     assert_eq!(fake.token_requests(), 1);
 
     // A person authorizes: only tenant admins may start it.
@@ -718,6 +721,17 @@ async fn hubspot_connects_with_oauth_and_renews_its_tokens() -> anyhow::Result<(
         )
         .await?;
     assert_eq!(code(&integrator), "FORBIDDEN", "{integrator}");
+    // Another tenant's admin does not find the integration at all.
+    let stranger = portal
+        .query_with_roles(
+            seed.other_tenant_id,
+            seed.other_user_id,
+            &["tenant_admin"],
+            START_AUTHORIZATION,
+            json!({ "id": id, "redirect": redirect }),
+        )
+        .await?;
+    assert_eq!(code(&stranger), "NOT_FOUND", "{stranger}");
     let insecure = admin(
         portal,
         START_AUTHORIZATION,
@@ -928,16 +942,7 @@ async fn hubspot_health_says_what_failed_and_how_far_behind_sync_is() -> anyhow:
     )
     .await?)?;
     fake.fail_next(1, Fault::ServerError);
-    let tested = admin(
-        portal,
-        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok } }",
-        json!({ "id": id }),
-    )
-    .await?;
-    assert_eq!(
-        tested["data"]["testIntegrationConnection"]["ok"], false,
-        "{tested}"
-    );
+    assert!(!connects(portal, &id).await?);
     let down = health(json!({ "id": id })).await?;
     assert_eq!(
         down["data"]["integration"]["lastErrorKind"], "REMOTE_DOWN",
@@ -945,16 +950,7 @@ async fn hubspot_health_says_what_failed_and_how_far_behind_sync_is() -> anyhow:
     );
     // And an answer that is not what HubSpot documents (cut short) is bad data.
     fake.fail_next(1, Fault::Malformed);
-    let tested = admin(
-        portal,
-        "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok } }",
-        json!({ "id": id }),
-    )
-    .await?;
-    assert_eq!(
-        tested["data"]["testIntegrationConnection"]["ok"], false,
-        "{tested}"
-    );
+    assert!(!connects(portal, &id).await?);
     let bad = health(json!({ "id": id })).await?;
     assert_eq!(
         bad["data"]["integration"]["lastErrorKind"], "BAD_DATA",

@@ -264,14 +264,44 @@ pub struct Pacing {
     pub stripe: limits::Rate,
 }
 
-impl Default for Pacing {
-    fn default() -> Self {
+impl Pacing {
+    /// HubSpot calls per ten seconds by default (every plan allows 100).
+    pub const HUBSPOT_CALLS_PER_10S: u32 = 100;
+    /// HubSpot searches per second by default (HubSpot allows five).
+    pub const HUBSPOT_SEARCHES_PER_SECOND: u32 = 4;
+    /// Stripe calls per second by default (test mode allows 25).
+    pub const STRIPE_CALLS_PER_SECOND: u32 = 25;
+
+    /// Never more than these in any window (each at least one).
+    pub fn new(
+        hubspot_calls_per_10s: u32,
+        hubspot_searches_per_second: u32,
+        stripe_calls_per_second: u32,
+    ) -> Self {
         use std::time::Duration;
         Self {
-            hubspot: limits::Rate::within(100, Duration::from_secs(10), 10),
-            hubspot_search: limits::Rate::within(4, Duration::from_secs(1), 1),
-            stripe: limits::Rate::within(25, Duration::from_secs(1), 5),
+            hubspot: limits::Rate::within(
+                hubspot_calls_per_10s.max(1),
+                Duration::from_secs(10),
+                10,
+            ),
+            hubspot_search: limits::Rate::within(
+                hubspot_searches_per_second.max(1),
+                Duration::from_secs(1),
+                1,
+            ),
+            stripe: limits::Rate::within(stripe_calls_per_second.max(1), Duration::from_secs(1), 5),
         }
+    }
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self::new(
+            Self::HUBSPOT_CALLS_PER_10S,
+            Self::HUBSPOT_SEARCHES_PER_SECOND,
+            Self::STRIPE_CALLS_PER_SECOND,
+        )
     }
 }
 

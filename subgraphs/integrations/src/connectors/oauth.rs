@@ -185,10 +185,7 @@ pub async fn exchange_code(
     pending: &Pending,
     code: &str,
 ) -> Result<Tokens, RemoteError> {
-    let client = BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_client_secret(ClientSecret::new(app.client_secret.clone()))
-        .set_auth_type(AuthType::RequestBody)
-        .set_token_uri(TokenUrl::new(app.token_url.clone()).map_err(config)?)
+    let client = token_client(app)?
         .set_redirect_uri(RedirectUrl::new(pending.redirect_uri.clone()).map_err(config)?);
     let call = caller(http);
     let answer = client

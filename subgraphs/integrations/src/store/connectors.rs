@@ -1062,38 +1062,35 @@ pub async fn link(
         .map_err(ApiError::from_db)
 }
 
-/// The link of a portal entity through an integration, for records of `external_type`.
-pub async fn link_of_entity(
-    db: &DatabaseConnection,
-    integration_id: Uuid,
-    external_type: &str,
-    entity_type: &str,
-    entity_id: Uuid,
-) -> ApiResult<Option<external_ref::Model>> {
-    external_ref::Entity::find()
-        .filter(external_ref::Column::IntegrationId.eq(integration_id))
-        .filter(external_ref::Column::ExternalType.eq(external_type))
-        .filter(external_ref::Column::EntityType.eq(entity_type))
-        .filter(external_ref::Column::EntityId.eq(entity_id))
-        .one(db)
-        .await
-        .map_err(ApiError::from_db)
+/// Where [`link_of_entity`] looks.
+#[derive(Clone, Copy, Debug)]
+pub enum Within {
+    /// One integration's links.
+    Integration(Uuid),
+    /// Every integration of a tenant.
+    Tenant(Uuid),
 }
 
-/// A link of any of the tenant's integrations from a record of `external_type` to
-/// the entity.
-pub async fn any_link_of_entity(
+/// A link to the portal entity from a record of `external_type`, within `scope`.
+pub async fn link_of_entity(
     db: &DatabaseConnection,
-    tenant_id: Uuid,
+    scope: Within,
     external_type: &str,
     entity_type: &str,
     entity_id: Uuid,
 ) -> ApiResult<Option<external_ref::Model>> {
-    external_ref::Entity::find()
-        .filter(external_ref::Column::TenantId.eq(tenant_id))
+    let query = match scope {
+        Within::Integration(id) => {
+            external_ref::Entity::find().filter(external_ref::Column::IntegrationId.eq(id))
+        }
+        Within::Tenant(id) => {
+            external_ref::Entity::find().filter(external_ref::Column::TenantId.eq(id))
+        }
+    };
+    query
+        .filter(external_ref::Column::ExternalType.eq(external_type))
         .filter(external_ref::Column::EntityType.eq(entity_type))
         .filter(external_ref::Column::EntityId.eq(entity_id))
-        .filter(external_ref::Column::ExternalType.eq(external_type))
         .one(db)
         .await
         .map_err(ApiError::from_db)

@@ -106,9 +106,9 @@ async fn company(target: &Target<'_>, record: &Record) -> Result<Applied, ApplyE
             };
             // One company per account, across the tenant's CRM integrations (two
             // HubSpot accounts may share company ids, and so account numbers).
-            if let Some(other) = state::any_link_of_entity(
+            if let Some(other) = state::link_of_entity(
                 target.db,
-                target.integration.tenant_id,
+                state::Within::Tenant(target.integration.tenant_id),
                 COMPANY,
                 "Account",
                 account_id,

@@ -125,7 +125,7 @@ async fn customer(target: &Target<'_>, record: &Record) -> Result<Applied, Apply
             // One customer per account: another one linked to it wins.
             if let Some(other) = state::link_of_entity(
                 target.db,
-                target.integration.id,
+                state::Within::Integration(target.integration.id),
                 CUSTOMER,
                 "Account",
                 account_id,
