@@ -1,6 +1,7 @@
 //! Tables owned by the identity subgraph.
 
 pub mod api_key;
+pub mod audit_evidence_export;
 pub mod auth_throttle;
 pub mod credential;
 pub mod email_change;

@@ -2,7 +2,11 @@
 //! the email outbox, stored files, jobs, the evidence keys, the tenants' data keys and the
 //! field-level RBAC policies.
 
+pub mod audit_checkpoint;
+pub mod audit_escrow_key;
 pub mod audit_event;
+pub mod audit_guard_lift;
+pub mod audit_subject_key;
 pub mod casbin_rule;
 pub mod domain_event;
 pub mod email_outbox;

@@ -66,6 +66,9 @@ mod m0057_account_idempotency;
 mod m0058_policy_rules_crm;
 mod m0059_integration_monitoring;
 mod m0060_webhook_attempt_stats;
+mod m0061_audit_chain;
+mod m0062_audit_evidence_exports;
+mod m0063_policy_rules_audit_evidence;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -137,6 +140,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0058_policy_rules_crm::Migration),
             Box::new(m0059_integration_monitoring::Migration),
             Box::new(m0060_webhook_attempt_stats::Migration),
+            Box::new(m0061_audit_chain::Migration),
+            Box::new(m0062_audit_evidence_exports::Migration),
+            Box::new(m0063_policy_rules_audit_evidence::Migration),
         ]
     }
 }

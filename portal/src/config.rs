@@ -39,6 +39,40 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Integrations' connectors.
     pub connectors: ConnectorsConfig,
+    /// The tamper-evident audit log.
+    pub audit: AuditConfig,
+}
+
+/// The tamper-evident audit log (`docs/compliance.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A chain that grew is checkpointed (its head signed) at least this often, in seconds.
+    pub checkpoint_every_secs: u64,
+    /// … or as soon as this many events were chained since its last checkpoint.
+    pub checkpoint_events: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let policy = portal_kit::audit::chain::CheckpointPolicy::default();
+        Self {
+            checkpoint_every_secs: policy.every.num_seconds().unsigned_abs(),
+            checkpoint_events: policy.events.unsigned_abs(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// When chains are checkpointed.
+    pub fn checkpoints(&self) -> portal_kit::audit::chain::CheckpointPolicy {
+        portal_kit::audit::chain::CheckpointPolicy {
+            every: chrono::Duration::seconds(
+                i64::try_from(self.checkpoint_every_secs.max(1)).unwrap_or(i64::MAX),
+            ),
+            events: i64::try_from(self.checkpoint_events.max(1)).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 /// Where integrations' connectors call (`docs/integrations.md`). A deployment setting,

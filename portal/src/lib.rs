@@ -2,6 +2,7 @@
 //! seed. `main.rs` only parses the command line and calls in here, so tests can build the
 //! very same apps without a socket or a process.
 
+pub mod audit;
 pub mod casbin_adapter;
 pub mod config;
 pub mod files;
@@ -72,6 +73,18 @@ pub async fn connect_and_migrate(
         .await
         .context("applying migrations")?;
     Ok(db)
+}
+
+/// Prepares what every process holding the data key makes sure of at start: the escrow
+/// key that audit events' personal data is sealed to (concurrent starts agree on one).
+pub async fn prepare_keys(
+    db: &DatabaseConnection,
+    data_key: &portal_kit::secret::DataKey,
+) -> anyhow::Result<()> {
+    let provider = portal_kit::envelope::LocalKeyProvider::new(data_key.clone());
+    portal_kit::audit::personal::ensure_escrow(db, &provider)
+        .await
+        .map_err(|err| anyhow::anyhow!("preparing the audit escrow key: {err:?}"))
 }
 
 /// Composes the subgraphs into a supergraph whose `join__graph` URLs are `urls` (by
@@ -312,6 +325,7 @@ pub async fn start_identity(
     settings: IdentitySettings,
 ) -> anyhow::Result<IdentityRuntime> {
     let verifier = Arc::new(AccessTokenVerifier::new(&settings.issuer));
+    prepare_keys(db, &settings.data_key).await?;
     let authenticator = Arc::new(Authenticator::new(db.clone(), settings));
     authenticator
         .keys()

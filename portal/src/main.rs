@@ -110,6 +110,11 @@ enum Command {
         #[arg(long)]
         keys: PathBuf,
     },
+    /// The tamper-evident audit log: verify it, export evidence packs.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Field-level RBAC policies: lint, test assertions, explain a decision.
     Policy {
         #[command(subcommand)]
@@ -123,6 +128,37 @@ enum Command {
         /// The supergraph to check coordinates against.
         #[arg(long, global = true, default_value = "schema/supergraph.graphql")]
         supergraph: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check audit chains (exit status 1 when one does not verify): every chain in the
+    /// database, one tenant's, or an evidence pack offline (no database needed).
+    Verify {
+        /// Only this tenant's chain (slug or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Verify an evidence pack instead of the database: its directory, or the zip
+        /// archive `auditEvidenceExport` downloads.
+        #[arg(long)]
+        pack: Option<PathBuf>,
+        /// Report events left unchained for longer than this, in seconds.
+        #[arg(long, default_value_t = 300)]
+        unchained_secs: u64,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a tenant's evidence pack (the chain, signed checkpoints, public keys, a signed
+    /// manifest and a README) into a directory.
+    Export {
+        /// The tenant (slug or id).
+        #[arg(long)]
+        tenant: String,
+        /// The directory to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -214,7 +250,10 @@ async fn main() -> anyhow::Result<()> {
             serve(&config, role, listen, supergraph, demo).await
         }
         Command::Migrate => {
-            portal::connect_and_migrate(&config.database.url, 2).await?;
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            if let Ok(data_key) = config.data_key() {
+                portal::prepare_keys(&db, &data_key).await?;
+            }
             println!("migrations applied");
             Ok(())
         }
@@ -254,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
                  repeat with --yes"
             );
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            portal::prepare_keys(&db, &config.data_key()?).await?;
             let tenant = portal::find_tenant(&db, &tenant).await?;
             let keys = portal_kit::envelope::TenantKeys::local(db.clone(), config.data_key()?);
             let meta = portal_kit::RequestMeta {
@@ -276,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
             manifest,
             keys,
         } => verify_report(&file, manifest, &keys),
+        Command::Audit { command } => audit(&config, command).await,
         Command::Seed { scale: None } => {
             let db = portal::connect_and_migrate(&config.database.url, 2).await?;
             let seed = portal::seed::seed(&db).await.context("seeding demo data")?;
@@ -416,6 +457,7 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
+            portal::prepare_keys(&db, &config.data_key()?).await?;
             let settings = config.identity_settings_for_mail(demo, addr)?;
             let files = config.file_store()?;
             // Report runs read through this process's gateway, set once it is built.
@@ -551,6 +593,7 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
+            portal::prepare_keys(&db, &config.data_key()?).await?;
             // Report runs read through the gateway over HTTP, as their owners: that needs
             // the internal secret (without it they fail, saying they could not be produced).
             let gateway = match config.require_token_secret() {
@@ -582,6 +625,7 @@ async fn serve(
             let db =
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
+            portal::prepare_keys(&db, &config.data_key()?).await?;
             let authenticator = match role {
                 Role::Identity => {
                     // Identity writes mail (with links to the public URL); workers send it.
@@ -830,6 +874,60 @@ async fn policy(
     }
 }
 
+async fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify {
+            tenant,
+            pack,
+            unchained_secs,
+            json,
+        } => {
+            let reports = match pack {
+                Some(dir) => vec![portal::audit::verify_pack(&dir)?],
+                None => {
+                    let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+                    let tenant = match tenant {
+                        Some(tenant) => Some(portal::find_tenant(&db, &tenant).await?.id),
+                        None => None,
+                    };
+                    let bound = chrono::Duration::seconds(
+                        i64::try_from(unchained_secs).unwrap_or(i64::MAX),
+                    );
+                    portal::audit::verify_database(&db, tenant, bound).await?
+                }
+            };
+            for report in &reports {
+                if json {
+                    println!("{}", serde_json::to_string(report)?);
+                } else {
+                    print!("{}", portal_kit::audit::pack::describe(report));
+                }
+            }
+            if reports.iter().any(|r| !r.ok()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        AuditCommand::Export { tenant, out } => {
+            let db = portal::connect_and_migrate(&config.database.url, 2).await?;
+            let data_key = config.data_key()?;
+            portal::prepare_keys(&db, &data_key).await?;
+            let tenant = portal::find_tenant(&db, &tenant).await?;
+            let signer = portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key);
+            let files = portal_kit::audit::pack::build(&db, &signer, Some(tenant.id))
+                .await
+                .map_err(|err| anyhow::anyhow!("building the evidence pack: {err:?}"))?;
+            portal::audit::write_pack(&out, &files)?;
+            println!(
+                "wrote the evidence pack of {} to {}",
+                tenant.slug,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
 fn verify_report(file: &Path, manifest: Option<PathBuf>, keys: &Path) -> anyhow::Result<()> {
     let manifest = manifest.unwrap_or_else(|| {
         let mut name = file.as_os_str().to_owned();
@@ -953,6 +1051,14 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
             portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
         )
         .handle(
+            portal_identity::evidence_export::EvidenceExportJob::KIND,
+            portal_identity::evidence_export::EvidenceExportJob::new(
+                db.clone(),
+                portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+                files.clone(),
+            ),
+        )
+        .handle(
             portal_messages::jobs::Reseal::KIND,
             portal_messages::jobs::Reseal::new(messages.clone()),
         )
@@ -1039,6 +1145,13 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         db.clone(),
         portal::webhooks::PolicyOwners::new(db.clone()),
         Duration::from_millis(config.jobs.poll_ms),
+    );
+    // The audit log's sequencer: chains committed events, signs checkpoints.
+    portal_kit::audit::chain::spawn(
+        db.clone(),
+        portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+        Duration::from_millis(config.jobs.poll_ms),
+        config.audit.checkpoints(),
     );
     Ok(())
 }

@@ -321,6 +321,13 @@ pub async fn seed(db: &DatabaseConnection) -> Result<DemoSeed, DbErr> {
         user_agent: Set(None),
         details: Set(Some(json!({ "tenants": ["acme", "globex"] }))),
         created_at: Set(Utc::now()),
+        chain_seq: Set(None),
+        chain_prev: Set(None),
+        chain_hash: Set(None),
+        // No personal data: the platform's unattributed subject.
+        subject_id: Set(Some(portal_kit::audit::personal::unattributed(None))),
+        actor_personal: Set(None),
+        subject_personal: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -117,7 +117,12 @@ pub fn build(
     } = shared;
     match name {
         "identity" => {
-            let schema = portal_identity::build_schema(db.clone(), authenticator?, feed.clone());
+            let schema = portal_identity::build_schema(
+                db.clone(),
+                authenticator?,
+                feed.clone(),
+                files.clone(),
+            );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("identity", schema, sdl))
         }
@@ -138,6 +143,7 @@ pub fn build(
                 gateway.clone(),
                 files.clone(),
                 feed.clone(),
+                keys.provider(),
             );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("reports", schema, sdl))

@@ -63,7 +63,9 @@ impl TestDb {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{}.db", Uuid::now_v7()));
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        portal::connect_and_migrate(&url, 1).await?.close().await?;
+        let db = portal::connect_and_migrate(&url, 1).await?;
+        portal::prepare_keys(&db, &identity_settings().data_key).await?;
+        db.close().await?;
         Ok(Self {
             url,
             cleanup: Cleanup::SqliteFile(path),
@@ -155,10 +157,9 @@ async fn create_template(
     admin
         .execute_unprepared(&format!("CREATE DATABASE {building}"))
         .await?;
-    portal::connect_and_migrate(&with_database(admin_url, &building), 1)
-        .await?
-        .close()
-        .await?;
+    let db = portal::connect_and_migrate(&with_database(admin_url, &building), 1).await?;
+    portal::prepare_keys(&db, &identity_settings().data_key).await?;
+    db.close().await?;
     admin
         .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {template}"))
         .await?;
@@ -525,6 +526,17 @@ impl TestPortal {
                 .handle(
                     portal_kit::storage::PURGE_KIND,
                     portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
+                )
+                .handle(
+                    portal_identity::evidence_export::EvidenceExportJob::KIND,
+                    portal_identity::evidence_export::EvidenceExportJob::new(
+                        db.clone(),
+                        portal_kit::evidence::EvidenceSigner::new(
+                            db.clone(),
+                            settings.data_key.clone(),
+                        ),
+                        files.clone(),
+                    ),
                 )
                 .handle(
                     portal_messages::jobs::Reseal::KIND,

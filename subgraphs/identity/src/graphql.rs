@@ -19,7 +19,7 @@ use portal_kit::loader::{BatchLoader, batch_loader, load, registered};
 use portal_kit::pagination::PageRequest;
 
 use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
-use crate::audit::AuditQuery;
+use crate::audit::{AuditQuery, EvidenceMutation, EvidenceQuery};
 use crate::domain;
 use crate::jobs_api::{JobMutation, JobQuery, JobSubscription};
 use crate::oidc_api::{OidcMutation, OidcQuery};
@@ -35,12 +35,14 @@ pub use crate::types::{
 /// The identity subgraph's executable schema.
 pub type IdentitySchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over `db`, signing in through `authenticator` and following
-/// committed changes through `feed`; no socket needed (tests call `execute` directly).
+/// Builds the schema over `db`, signing in through `authenticator`, following committed
+/// changes through `feed` and linking evidence packs kept in `files`; no socket needed
+/// (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     authenticator: Arc<Authenticator>,
     feed: Arc<EventFeed>,
+    files: portal_kit::storage::FileStore,
 ) -> IdentitySchema {
     Schema::build_with_ignore_name_conflicts(
         Query::default(),
@@ -53,6 +55,7 @@ pub fn build_schema(
     .extension(MaskInternalErrors)
     .data(authenticator)
     .data(feed)
+    .data(files)
     .data(batch_loader::<UsersById>(&db))
     .data(batch_loader::<RolesOfUsers>(&db))
     .data(db)
@@ -64,6 +67,7 @@ pub fn build_schema(
 pub struct Query(
     CoreQuery,
     AuditQuery,
+    EvidenceQuery,
     SessionQuery,
     ApiKeyQuery,
     JobQuery,
@@ -229,6 +233,7 @@ pub struct UpdateTenantInput {
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     CoreMutation,
+    EvidenceMutation,
     SessionMutation,
     ApiKeyMutation,
     JobMutation,

@@ -198,6 +198,11 @@ impl TenantKeys {
         Self::new(db, Arc::new(LocalKeyProvider::new(data_key)))
     }
 
+    /// The master key's provider that wraps these keys (and the audit escrow key).
+    pub fn provider(&self) -> Arc<dyn KeyProvider> {
+        self.provider.clone()
+    }
+
     /// How long unwrapped keys stay cached in this process (zero: not at all).
     pub fn with_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.ttl = ttl;

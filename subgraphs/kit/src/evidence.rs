@@ -157,23 +157,14 @@ impl EvidenceSigner {
     /// `document` (a JSON object without `signature`) with `signedAt` (now) and its
     /// `signature` added.
     pub async fn sign(&self, document: Map<String, Value>) -> ApiResult<Value> {
+        Ok(self.active_key().await?.sign(document))
+    }
+
+    /// The active key (the first one made when there is none), to sign with later without
+    /// reading the database — inside a transaction that holds the write lock, say.
+    pub async fn active_key(&self) -> ApiResult<ActiveKey> {
         let (key_id, key) = self.active().await?;
-        let mut document = document;
-        document.insert(
-            "signedAt".into(),
-            Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
-        document.remove("signature");
-        let signature = key.sign(&canonical(&Value::Object(document.clone())));
-        document.insert(
-            "signature".into(),
-            json!({
-                "algorithm": ALGORITHM,
-                "keyId": key_id,
-                "value": URL_SAFE_NO_PAD.encode(signature.to_bytes()),
-            }),
-        );
-        Ok(Value::Object(document))
+        Ok(ActiveKey { key_id, key })
     }
 
     /// Retires the active key and starts a new one; the new key's id. Retired keys stay
@@ -261,6 +252,43 @@ impl EvidenceSigner {
             .record(txn, &Actor::anonymous(), &RequestMeta::default())
             .await?;
         Ok((id.to_string(), key))
+    }
+}
+
+/// An evidence key read once, signing without the database.
+pub struct ActiveKey {
+    key_id: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for ActiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveKey")
+            .field("key_id", &self.key_id)
+            .finish()
+    }
+}
+
+impl ActiveKey {
+    /// `document` (a JSON object without `signature`) with `signedAt` (now) and its
+    /// `signature` added.
+    pub fn sign(&self, document: Map<String, Value>) -> Value {
+        let mut document = document;
+        document.insert(
+            "signedAt".into(),
+            Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+        );
+        document.remove("signature");
+        let signature = self.key.sign(&canonical(&Value::Object(document.clone())));
+        document.insert(
+            "signature".into(),
+            json!({
+                "algorithm": ALGORITHM,
+                "keyId": self.key_id,
+                "value": URL_SAFE_NO_PAD.encode(signature.to_bytes()),
+            }),
+        );
+        Value::Object(document)
     }
 }
 

@@ -2,6 +2,7 @@
 //! tenant, and append-only in the database itself.
 
 use portal_entities::identity::role;
+use portal_kit::db::BeginWrite;
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -261,7 +262,7 @@ async fn a_committed_change_has_its_event_and_a_refused_one_has_none() -> anyhow
 #[tokio::test]
 async fn a_rolled_back_change_leaves_neither_audit_row_nor_event() -> anyhow::Result<()> {
     use portal_entities::platform::{audit_event, domain_event};
-    use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
+    use sea_orm::{EntityTrait, PaginatorTrait};
     let test_db = portal_tests::TestDb::new().await?;
     let db = test_db.connect().await?;
     let actor = portal_kit::Actor::user(uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), vec![]);
@@ -272,14 +273,14 @@ async fn a_rolled_back_change_leaves_neither_audit_row_nor_event() -> anyhow::Re
             domain_event::Entity::find().count(&db).await?,
         ))
     };
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     portal_kit::audit::AuditEvent::success("account.update", "account", uuid::Uuid::now_v7())
         .record(&txn, &actor, &meta)
         .await
         .map_err(|e| anyhow::anyhow!(e.message()))?;
     txn.rollback().await?;
     assert_eq!(counts().await?, (0, 0));
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     portal_kit::audit::AuditEvent::success("account.update", "account", uuid::Uuid::now_v7())
         .record(&txn, &actor, &meta)
         .await

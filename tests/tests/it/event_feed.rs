@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
 use portal_kit::events::feed::EventFeed;
 use portal_kit::{Actor, RequestMeta};
 use portal_tests::TestDb;
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 async fn record(
@@ -18,7 +18,7 @@ async fn record(
     commit: bool,
 ) -> anyhow::Result<()> {
     let actor = Actor::user(Uuid::now_v7(), Uuid::now_v7(), vec![]);
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     AuditEvent::success("account.update", "account", subject)
         .record(&txn, &actor, &RequestMeta::default())
         .await
@@ -146,7 +146,6 @@ async fn a_subscriber_that_falls_behind_ends_with_slow_consumer_not_a_gap() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_are_numbered_after_commit_without_gaps_forks_or_misses() -> anyhow::Result<()> {
     use portal_entities::platform::domain_event;
-    use portal_kit::db::BeginWrite;
     use portal_kit::events::sequence;
     use sea_orm::EntityTrait;
 

@@ -4,6 +4,7 @@
 //! re-check membership and roles at download time; SHA-256 and row count on every file;
 //! every step audited.
 
+use portal_kit::db::BeginWrite;
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
@@ -12,9 +13,7 @@ use portal_entities::accounts::{account_export, account_member, ledger_entry};
 use portal_entities::identity::user_role;
 use portal_entities::platform::{audit_event, file};
 use portal_tests::{Mode, TestPortal};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -598,7 +597,7 @@ async fn only_members_export_and_downloads_recheck_access() -> anyhow::Result<()
     assert_eq!(download(&portal, &kpi_url).await?.0, 403);
     assert_eq!(download(&portal, &activity_url).await?.0, 200);
     // Without any role she reads no export at all.
-    let txn = portal.db.begin().await?;
+    let txn = portal.db.begin_write().await?;
     user_role::Entity::delete_many()
         .filter(user_role::Column::UserId.eq(seed.carol_id))
         .exec(&txn)

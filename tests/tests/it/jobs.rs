@@ -3,6 +3,7 @@
 //! dead letters, idempotency, concurrent workers and cron schedules — time moved by a
 //! manual clock, never slept through.
 
+use portal_kit::db::BeginWrite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use portal_kit::jobs::runner::{JobContext, JobError, JobHandler, Runner};
 use portal_kit::jobs::schedule::{self, NewSchedule};
 use portal_kit::jobs::{JobState, NewJob, enqueue};
 use portal_tests::TestDb;
-use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -81,7 +82,7 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() -> anyhow::Res
     let clock = ManualClock::starting_at(start());
     let recorder = Arc::new(Recorder::default());
     let worker = runner(&db, &clock, recorder.clone());
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     enqueue(
         &txn,
         clock.now(),
@@ -97,7 +98,7 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() -> anyhow::Res
             .map_err(|e| anyhow::anyhow!(e.message()))?,
         0
     );
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let id = enqueue(
         &txn,
         clock.now(),
@@ -566,8 +567,16 @@ async fn audit_events_a_job_causes_name_its_principal_and_the_job() -> anyhow::R
         rows[0].request_id.as_deref(),
         Some(format!("job:{id}").as_str())
     );
+    // The agent is sealed to the actor's key (personal data); opened with the master key.
+    assert_eq!(rows[0].user_agent, None);
+    let mut reader =
+        portal_kit::audit::personal::Reader::new(portal_tests::tenant_keys(&db).provider());
+    let opened = reader
+        .open(&db, &rows[0])
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
     assert_eq!(
-        rows[0].user_agent.as_deref(),
+        opened.user_agent.as_deref(),
         Some("portal-worker (test.audit)")
     );
     db.close().await?;

@@ -4,6 +4,7 @@
 mod api_keys;
 mod attachments;
 mod audit;
+mod audit_chain;
 mod auth_helpers;
 mod batching;
 mod conformance;

@@ -81,6 +81,7 @@ async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> any
         fx.db.clone(),
         portal_tests::authenticator(&fx.db),
         portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let unknown = Uuid::now_v7().to_string();
     let representations = json!({ "r": [
@@ -109,6 +110,7 @@ async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result
         fx.db.clone(),
         portal_tests::authenticator(&fx.db),
         portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
     let response = run(&schema, &fx.alice(), create, json!({ "e": "dan@" })).await;
@@ -238,6 +240,7 @@ async fn reports_queues_runs_of_readable_definitions_only() -> anyhow::Result<()
             portal_tests::TEST_SECRET.as_bytes(),
         )),
         portal_tests::feed(&fx.db),
+        portal_tests::tenant_keys(&fx.db).provider(),
     );
     let owned = report_definition::Entity::find()
         .filter(report_definition::Column::OwnerId.eq(fx.seed.carol_id))
@@ -400,6 +403,7 @@ async fn tenant_slugs_are_checked_and_unique() -> anyhow::Result<()> {
         fx.db.clone(),
         portal_tests::authenticator(&fx.db),
         portal_tests::feed(&fx.db),
+        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
     );
     let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
     // Who may create tenants is the gateway's policy decision (only platform_admin holds

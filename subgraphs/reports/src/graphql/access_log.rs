@@ -58,7 +58,7 @@ pub struct ReportAccessEntry {
 }
 
 impl ReportAccessEntry {
-    fn of(row: audit_event::Model) -> Self {
+    fn of(row: audit_event::Model, opened: portal_kit::audit::personal::Opened) -> Self {
         let action = match row.action.as_str() {
             "report.preview" => AccessAction::Preview,
             "report_run.request" => AccessAction::Run,
@@ -69,7 +69,7 @@ impl ReportAccessEntry {
             .then_some(row.target_id)
             .flatten()
             .map(|id| ID(id.to_string()));
-        let delegated_by = row
+        let delegated_by = opened
             .details
             .as_ref()
             .and_then(|d| d["delegation"]["by"].as_str())
@@ -81,8 +81,8 @@ impl ReportAccessEntry {
             at: row.created_at,
             actor_kind: row.actor_kind,
             run_id,
-            source_ip: row.source_ip,
-            user_agent: row.user_agent,
+            source_ip: opened.source_ip,
+            user_agent: opened.user_agent,
             delegated_by,
             uuid: row.id,
             actor_id: row.actor_id,
@@ -122,7 +122,14 @@ pub async fn access_log(
     let (db, tenant) = (db(ctx)?, tenant_of(ctx)?);
     store::definition(db, tenant, id).await?;
     let rows = store::access_log(db, tenant, id, page).await?;
-    Ok(rows.map(ReportAccessEntry::of).into())
+    let keys = ctx
+        .data::<std::sync::Arc<dyn portal_kit::envelope::KeyProvider>>()
+        .map_err(|_| portal_kit::ApiError::internal("no key provider in the schema"))?;
+    let mut reader = portal_kit::audit::personal::Reader::new(keys.clone());
+    Ok(reader
+        .open_page(db, rows, ReportAccessEntry::of)
+        .await?
+        .into())
 }
 
 /// How long repeated views of a run by the same principal count as one.

@@ -55,14 +55,16 @@ pub use subscriptions::Subscription;
 
 /// Builds the schema over `db`, checking references to other subgraphs' entities through
 /// `references`, validating report queries against the supergraph through `gateway`,
-/// linking run files kept in `files`, and following runs' changes through `feed`; no
-/// socket needed (tests call `execute` directly).
+/// linking run files kept in `files`, following runs' changes through `feed`, and opening
+/// the personal data of its access log with the master key's `keys`; no socket needed
+/// (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     references: References,
     gateway: LateGateway,
     files: FileStore,
     feed: Arc<portal_kit::events::feed::EventFeed>,
+    keys: Arc<dyn portal_kit::envelope::KeyProvider>,
 ) -> ReportsSchema {
     Schema::build(Query, Mutation, Subscription)
         .enable_federation()
@@ -78,6 +80,7 @@ pub fn build_schema(
         .data(gateway)
         .data(files)
         .data(feed)
+        .data(keys)
         .data(db)
         .finish()
 }

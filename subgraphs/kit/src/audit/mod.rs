@@ -2,6 +2,15 @@
 //! transaction as the change it records, so an acknowledged change always has its event.
 //! The same call writes the change's domain event ([`crate::events`]) for successful
 //! changes: no mutation can write one without the other.
+//!
+//! Each row is chained into its tenant's tamper-evident log after commit ([`chain`], checked
+//! by [`verify`]); the personal data it holds is sealed per data subject ([`personal`]).
+
+pub mod chain;
+pub mod legacy;
+pub mod pack;
+pub mod personal;
+pub mod verify;
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -137,8 +146,32 @@ impl AuditEvent {
             )
             .await?;
         }
+        let id = Uuid::now_v7();
+        let actor_subject = personal::actor_subject(kind, actor.id, tenant_id);
+        let (details, personal_details) = match self.details {
+            Some(details) => personal::split(self.action, self.target_type, details),
+            None => (None, None),
+        };
+        let actor_personal = personal::seal_request(
+            db,
+            tenant_id,
+            actor_subject,
+            id,
+            meta.source_ip.as_deref(),
+            meta.user_agent.as_deref(),
+        )
+        .await?;
+        let (subject_id, subject_personal) = match personal_details {
+            Some(value) => {
+                let subject = subject_of(self.target_type, self.target_id, actor_subject);
+                let context = format!("subject:{id}");
+                let sealed = personal::seal_for(db, tenant_id, subject, &context, &value).await?;
+                (subject, sealed)
+            }
+            None => (actor_subject, None),
+        };
         audit_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             tenant_id: Set(tenant_id),
             actor_kind: Set(kind.to_owned()),
             actor_id: Set(actor.id),
@@ -147,14 +180,30 @@ impl AuditEvent {
             target_id: Set(self.target_id),
             outcome: Set(self.outcome.to_owned()),
             request_id: Set(meta.request_id.clone()),
-            source_ip: Set(meta.source_ip.clone()),
-            user_agent: Set(meta.user_agent.clone()),
-            details: Set(self.details),
+            // Sealed in `actor_personal` instead.
+            source_ip: Set(None),
+            user_agent: Set(None),
+            details: Set(details),
             created_at: Set(now),
+            chain_seq: Set(None),
+            chain_prev: Set(None),
+            chain_hash: Set(None),
+            subject_id: Set(Some(subject_id)),
+            actor_personal: Set(actor_personal),
+            subject_personal: Set(subject_personal),
         }
         .insert(db)
         .await
         .map_err(ApiError::from_db)?;
         Ok(())
+    }
+}
+
+/// Whose personal data the details of an event about `target` are: the user it is about,
+/// else the actor's subject.
+pub(crate) fn subject_of(target_type: &str, target_id: Option<Uuid>, actor_subject: Uuid) -> Uuid {
+    match (target_type, target_id) {
+        ("user", Some(user)) => user,
+        _ => actor_subject,
     }
 }
