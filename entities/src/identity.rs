@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod audit_evidence_export;
 pub mod auth_throttle;
 pub mod credential;
+pub mod data_subject_request;
 pub mod email_change;
 pub mod mfa_challenge;
 pub mod mfa_factor;

@@ -69,6 +69,8 @@ mod m0060_webhook_attempt_stats;
 mod m0061_audit_chain;
 mod m0062_audit_evidence_exports;
 mod m0063_policy_rules_audit_evidence;
+mod m0064_data_subject_requests;
+mod m0065_policy_rules_data_subject_requests;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -143,6 +145,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0061_audit_chain::Migration),
             Box::new(m0062_audit_evidence_exports::Migration),
             Box::new(m0063_policy_rules_audit_evidence::Migration),
+            Box::new(m0064_data_subject_requests::Migration),
+            Box::new(m0065_policy_rules_data_subject_requests::Migration),
         ]
     }
 }

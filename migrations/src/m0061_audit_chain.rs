@@ -16,7 +16,9 @@
 //!   done.
 //!
 //! The guard now lets exactly one kind of update through without a lift: setting a row's
-//! chain fields once, with nothing else changed.
+//! chain fields once, with nothing else changed, to the next place of its chain (the
+//! sequence after the chain's highest, `prev` the hash there). On PostgreSQL a lift left
+//! open fails its transaction at commit, and TRUNCATE is refused.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -29,6 +31,9 @@ impl MigrationName for Migration {
         "m0061_audit_chain"
     }
 }
+
+/// The `prev` of a chain's first event.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every column of `audit_events` apart from the chain fields.
 const CONTENT_COLUMNS: [&str; 16] = [
@@ -49,6 +54,30 @@ const CONTENT_COLUMNS: [&str; 16] = [
     "actor_personal",
     "subject_personal",
 ];
+
+/// The highest sequence of the updated row's (`NEW`) chain, in a form both databases serve
+/// from the partial chain indexes (`tenant_id = …` for a tenant's chain, `IS NULL` for the
+/// platform's; `IS NOT DISTINCT FROM` would not use them).
+fn chain_head() -> String {
+    "(CASE WHEN NEW.tenant_id IS NULL \
+       THEN (SELECT max(chain_seq) FROM audit_events WHERE tenant_id IS NULL \
+             AND chain_seq IS NOT NULL) \
+       ELSE (SELECT max(chain_seq) FROM audit_events WHERE tenant_id = NEW.tenant_id \
+             AND chain_seq IS NOT NULL) \
+     END)"
+        .to_owned()
+}
+
+/// The hash of the event before the updated row's new place in its chain.
+fn previous_hash() -> String {
+    "(CASE WHEN NEW.tenant_id IS NULL \
+       THEN (SELECT chain_hash FROM audit_events WHERE tenant_id IS NULL \
+             AND chain_seq = NEW.chain_seq - 1) \
+       ELSE (SELECT chain_hash FROM audit_events WHERE tenant_id = NEW.tenant_id \
+             AND chain_seq = NEW.chain_seq - 1) \
+     END)"
+        .to_owned()
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -157,6 +186,7 @@ impl MigrationTrait for Migration {
                     })
                     .collect::<Vec<_>>()
                     .join(" AND ");
+                let (head, prev) = (chain_head(), previous_hash());
                 db.execute_unprepared(&format!(
                     "CREATE OR REPLACE FUNCTION portal_audit_events_append_only() RETURNS trigger AS $$ \
                      BEGIN \
@@ -166,7 +196,9 @@ impl MigrationTrait for Migration {
                        END IF; \
                        IF TG_OP = 'UPDATE' AND OLD.chain_seq IS NULL AND NEW.chain_seq IS NOT NULL \
                           AND NEW.chain_hash IS NOT NULL AND NEW.chain_prev IS NOT NULL \
-                          AND {unchanged} THEN \
+                          AND {unchanged} \
+                          AND NEW.chain_seq = 1 + COALESCE({head}, 0) \
+                          AND NEW.chain_prev = COALESCE({prev}, '{GENESIS}') THEN \
                          RETURN NEW; \
                        END IF; \
                        RAISE EXCEPTION 'audit events are append-only'; \
@@ -175,7 +207,7 @@ impl MigrationTrait for Migration {
                 .await?;
                 db.execute_unprepared(
                     "CREATE FUNCTION portal_audit_append_only() RETURNS trigger AS $$ \
-                     BEGIN RAISE EXCEPTION 'audit checkpoints and guard lifts are append-only'; END \
+                     BEGIN RAISE EXCEPTION 'the audit log is append-only'; END \
                      $$ LANGUAGE plpgsql",
                 )
                 .await?;
@@ -195,6 +227,32 @@ impl MigrationTrait for Migration {
                      END $$ LANGUAGE plpgsql",
                 )
                 .await?;
+                // TRUNCATE skips row triggers: refused on all three tables.
+                for table in ["audit_events", "audit_checkpoints", "audit_guard_lifts"] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION portal_audit_append_only()"
+                    ))
+                    .await?;
+                }
+                // A lift must be closed by the transaction that opened it: checked at commit.
+                db.execute_unprepared(
+                    "CREATE FUNCTION portal_audit_guard_lifts_closed() RETURNS trigger AS $$ \
+                     BEGIN \
+                       IF EXISTS (SELECT 1 FROM audit_guard_lifts WHERE id = NEW.id \
+                                  AND finished_at IS NULL) THEN \
+                         RAISE EXCEPTION 'an audit guard lift must be closed before commit'; \
+                       END IF; \
+                       RETURN NULL; \
+                     END $$ LANGUAGE plpgsql",
+                )
+                .await?;
+                db.execute_unprepared(
+                    "CREATE CONSTRAINT TRIGGER audit_guard_lifts_closed AFTER INSERT \
+                     ON audit_guard_lifts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+                     EXECUTE FUNCTION portal_audit_guard_lifts_closed()",
+                )
+                .await?;
                 db.execute_unprepared(
                     "CREATE TRIGGER audit_guard_lifts_append_only BEFORE UPDATE OR DELETE \
                      ON audit_guard_lifts FOR EACH ROW \
@@ -209,13 +267,16 @@ impl MigrationTrait for Migration {
                     .collect::<Vec<_>>()
                     .join(" AND ");
                 let lifted = "EXISTS (SELECT 1 FROM audit_guard_lifts WHERE finished_at IS NULL)";
+                let (head, prev) = (chain_head(), previous_hash());
                 let mut batch = vec![
                     "DROP TRIGGER audit_events_no_update".to_owned(),
                     "DROP TRIGGER audit_events_no_delete".to_owned(),
                     format!(
                         "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events \
                          WHEN NOT ({lifted} OR (OLD.chain_seq IS NULL AND NEW.chain_seq IS NOT NULL \
-                           AND NEW.chain_hash IS NOT NULL AND NEW.chain_prev IS NOT NULL AND {unchanged})) \
+                           AND NEW.chain_hash IS NOT NULL AND NEW.chain_prev IS NOT NULL AND {unchanged} \
+                           AND NEW.chain_seq = 1 + COALESCE({head}, 0) \
+                           AND NEW.chain_prev = COALESCE({prev}, '{GENESIS}'))) \
                          BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END"
                     ),
                     format!(
@@ -260,6 +321,11 @@ impl MigrationTrait for Migration {
         match manager.get_database_backend() {
             DbBackend::Postgres => {
                 for sql in [
+                    "DROP TRIGGER audit_events_no_truncate ON audit_events",
+                    "DROP TRIGGER audit_checkpoints_no_truncate ON audit_checkpoints",
+                    "DROP TRIGGER audit_guard_lifts_no_truncate ON audit_guard_lifts",
+                    "DROP TRIGGER audit_guard_lifts_closed ON audit_guard_lifts",
+                    "DROP FUNCTION portal_audit_guard_lifts_closed()",
                     "DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints",
                     "DROP TRIGGER audit_guard_lifts_append_only ON audit_guard_lifts",
                     "DROP FUNCTION portal_audit_append_only()",

@@ -40,9 +40,22 @@ pub fn write_pack(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Resu
     Ok(())
 }
 
-/// Verifies the pack in `dir` (a directory or a zip archive).
-pub fn verify_pack(dir: &Path) -> anyhow::Result<Report> {
-    pack::verify_files(&read_pack(dir)?).map_err(anyhow::Error::msg)
+/// Verifies the pack in `dir` (a directory or a zip archive) with the evidence keys in the
+/// file `keys` (as saved from the portal's `/.well-known/portal-evidence-keys.json`), else
+/// with the pack's own.
+pub fn verify_pack(dir: &Path, keys: Option<&Path>) -> anyhow::Result<Report> {
+    let trusted = match keys {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                serde_json::from_slice::<portal_kit::evidence::KeySet>(&bytes)
+                    .with_context(|| format!("{} is not an evidence key set", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    pack::verify_files(&read_pack(dir)?, trusted.as_ref()).map_err(anyhow::Error::msg)
 }
 
 /// Verifies the chains in the database: `tenant`'s, or every chain when `None`.

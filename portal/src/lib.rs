@@ -9,6 +9,7 @@ pub mod files;
 pub mod gateway_client;
 pub mod inbound;
 pub mod policies;
+pub mod privacy;
 pub mod scale;
 pub mod seed;
 pub mod subgraphs;
@@ -85,6 +86,30 @@ pub async fn prepare_keys(
     portal_kit::audit::personal::ensure_escrow(db, &provider)
         .await
         .map_err(|err| anyhow::anyhow!("preparing the audit escrow key: {err:?}"))
+}
+
+/// Every domain's side of the privacy contract, in archive order.
+pub fn privacy_domains(
+    db: &DatabaseConnection,
+    keys: &portal_kit::envelope::TenantKeys,
+    files: &portal_kit::storage::FileStore,
+) -> Vec<Arc<dyn portal_kit::privacy::PrivacyDomain>> {
+    vec![
+        Arc::new(portal_identity::privacy::Privacy::new(
+            db.clone(),
+            keys.provider(),
+        )),
+        Arc::new(portal_accounts::privacy::Privacy::new(db.clone())),
+        Arc::new(portal_reports::privacy::Privacy::new(db.clone())),
+        Arc::new(portal_messages::privacy::Privacy::new(
+            portal_messages::store::Store {
+                db: db.clone(),
+                keys: keys.clone(),
+                files: files.clone(),
+            },
+        )),
+        Arc::new(portal_integrations::privacy::Privacy::new(db.clone())),
+    ]
 }
 
 /// Composes the subgraphs into a supergraph whose `join__graph` URLs are `urls` (by

@@ -143,6 +143,11 @@ enum AuditCommand {
         /// archive `auditEvidenceExport` downloads.
         #[arg(long)]
         pack: Option<PathBuf>,
+        /// With `--pack`: the evidence keys to trust, as saved from the portal's
+        /// `/.well-known/portal-evidence-keys.json` (without it, the pack's own `keys.json`
+        /// is used, which shows the pack is consistent but not who signed it).
+        #[arg(long)]
+        keys: Option<PathBuf>,
         /// Report events left unchained for longer than this, in seconds.
         #[arg(long, default_value_t = 300)]
         unchained_secs: u64,
@@ -879,11 +884,21 @@ async fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify {
             tenant,
             pack,
+            keys,
             unchained_secs,
             json,
         } => {
             let reports = match pack {
-                Some(dir) => vec![portal::audit::verify_pack(&dir)?],
+                Some(dir) => {
+                    if keys.is_none() {
+                        eprintln!(
+                            "note: checking signatures with the pack's own keys.json; pass \
+                             --keys with the portal's published evidence keys to know who \
+                             signed it"
+                        );
+                    }
+                    vec![portal::audit::verify_pack(&dir, keys.as_deref())?]
+                }
                 None => {
                     let db = portal::connect_and_migrate(&config.database.url, 2).await?;
                     let tenant = match tenant {
@@ -998,7 +1013,7 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     tracing::info!(?mailer, "running jobs; delivering email");
     let messages = portal_messages::store::Store {
         db: db.clone(),
-        keys,
+        keys: keys.clone(),
         files: files.clone(),
     };
     let scanner = config.messages.scanner();
@@ -1049,6 +1064,15 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .handle(
             portal_kit::storage::PURGE_KIND,
             portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
+        )
+        .handle(
+            portal::privacy::AccessRequestJob::KIND,
+            portal::privacy::AccessRequestJob::new(
+                db.clone(),
+                (files.clone(), keys.clone()),
+                data_key.clone(),
+                portal::privacy_domains(db, &keys, files),
+            ),
         )
         .handle(
             portal_identity::evidence_export::EvidenceExportJob::KIND,

@@ -528,6 +528,15 @@ impl TestPortal {
                     portal_kit::storage::PurgeExpired::new(db.clone(), files.clone()),
                 )
                 .handle(
+                    portal::privacy::AccessRequestJob::KIND,
+                    portal::privacy::AccessRequestJob::new(
+                        db.clone(),
+                        (files.clone(), keys.clone()),
+                        settings.data_key.clone(),
+                        portal::privacy_domains(&db, &keys, &files),
+                    ),
+                )
+                .handle(
                     portal_identity::evidence_export::EvidenceExportJob::KIND,
                     portal_identity::evidence_export::EvidenceExportJob::new(
                         db.clone(),

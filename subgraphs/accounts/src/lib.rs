@@ -8,6 +8,7 @@
 pub mod domain;
 pub mod graphql;
 pub mod jobs;
+pub mod privacy;
 pub mod store;
 
 pub use graphql::{AccountsSchema, build_schema};

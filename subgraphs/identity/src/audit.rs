@@ -294,15 +294,7 @@ impl EvidenceQuery {
         let page = PageRequest::parse(first, after.as_deref())?;
         let db = db(ctx)?;
         let rows = evidence_export::list(db, actor(ctx).tenant()?, page).await?;
-        let mut items = Vec::with_capacity(rows.items.len());
-        for row in rows.items {
-            items.push(with_file(db, row).await?);
-        }
-        Ok(portal_kit::pagination::Page {
-            items,
-            has_next_page: rows.has_next_page,
-        }
-        .into())
+        Ok(rows.try_map(|row| with_file(db, row)).await?.into())
     }
 }
 

@@ -27,6 +27,7 @@ use crate::policy_api::{PolicyMutation, PolicyQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
 use crate::sessions::Authenticator;
 use crate::store;
+use crate::subject_request_api::{SubjectRequestMutation, SubjectRequestQuery};
 pub use crate::types::{
     DELETED_USER_NAME, Role, RoleConnection, RoleEdge, RolesOfUsers, Tenant, User, UserConnection,
     UserEdge, UserStatusGql, UsersById,
@@ -68,6 +69,7 @@ pub struct Query(
     CoreQuery,
     AuditQuery,
     EvidenceQuery,
+    SubjectRequestQuery,
     SessionQuery,
     ApiKeyQuery,
     JobQuery,
@@ -234,6 +236,7 @@ pub struct UpdateTenantInput {
 pub struct Mutation(
     CoreMutation,
     EvidenceMutation,
+    SubjectRequestMutation,
     SessionMutation,
     ApiKeyMutation,
     JobMutation,

@@ -20,11 +20,14 @@ pub mod password;
 pub mod policy_api;
 pub mod policy_store;
 pub mod principals;
+pub mod privacy;
 pub mod recovery;
 pub mod session_api;
 pub mod sessions;
 pub mod settings;
 pub mod store;
+pub mod subject_request_api;
+pub mod subject_requests;
 pub mod throttle;
 pub mod types;
 

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod graphql;
 pub mod jobs;
 pub mod outbound;
+pub mod privacy;
 pub mod store;
 pub mod sync;
 

@@ -85,9 +85,35 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
+        Value::Number(number) if number.is_f64() => {
+            out.extend_from_slice(number_text(number.as_f64().unwrap_or(0.0)).as_bytes());
+        }
         // serde_json escapes strings as RFC 8785 does (`\b \t \n \f \r \" \\`, other
         // controls as lower-case `\u00xx`, everything else literal); integers are plain.
         scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
+}
+
+/// A non-integer number as RFC 8785 writes it (ECMAScript's `Number.prototype.toString`):
+/// the shortest digits that read back to the same value, plain between 1e-6 and 1e21,
+/// else in exponent form with a signed exponent (`1e+21`, `1.5e-7`); `-0` is `0`.
+fn number_text(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        // JSON has no infinities or NaN; serde_json never holds them.
+        return "0".to_owned();
+    }
+    let magnitude = value.abs();
+    if (1e-6..1e21).contains(&magnitude) {
+        // Rust's shortest round-trip form, never in exponent notation in this range;
+        // an integral value prints without `.0`, as ECMAScript does.
+        let text = format!("{value}");
+        return text.strip_suffix(".0").map(str::to_owned).unwrap_or(text);
+    }
+    // `{:e}` gives the shortest digits as `d.ddde-7` / `1e21`: add the exponent's sign.
+    let text = format!("{value:e}");
+    match text.split_once('e') {
+        Some((digits, exponent)) if !exponent.starts_with('-') => format!("{digits}e+{exponent}"),
+        _ => text,
     }
 }
 
@@ -377,6 +403,23 @@ pub fn verify(document: &Value, keys: &KeySet) -> Result<String, EvidenceError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_integers_are_written_as_ecmascript_does() {
+        let cases = [
+            (1.5, "1.5"),
+            (1.0, "1"),
+            (-0.0, "0"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-7"),
+            (0.000001, "0.000001"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(number_text(value), text, "{value}");
+        }
+    }
 
     #[test]
     fn canonical_form_sorts_members_and_drops_whitespace() {

@@ -31,6 +31,7 @@ pub mod notify;
 pub mod pagination;
 pub mod policy;
 pub mod principal;
+pub mod privacy;
 pub mod references;
 pub mod scalars;
 pub mod scan;

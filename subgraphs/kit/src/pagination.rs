@@ -177,6 +177,23 @@ impl<T> Page<T> {
             has_next_page: self.has_next_page,
         }
     }
+
+    /// The same page with each row converted, in order, by the fallible async `f` (rows
+    /// that need one more read each: a file row, an opened seal).
+    pub async fn try_map<U, F, Fut>(self, mut f: F) -> ApiResult<Page<U>>
+    where
+        F: FnMut(T) -> Fut,
+        Fut: std::future::Future<Output = ApiResult<U>>,
+    {
+        let mut items = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            items.push(f(item).await?);
+        }
+        Ok(Page {
+            items,
+            has_next_page: self.has_next_page,
+        })
+    }
 }
 
 /// Pages read at most, looking for a row a row rule lets through, before a page is cut.

@@ -26,6 +26,10 @@ pub const ACCOUNTS_ALL: &str = "Account.all";
 pub const REPORTS_ALL: &str = "ReportDefinition.all";
 /// Write policy rules for every tenant, and grant what one does not hold (platform).
 pub const POLICIES_ALL_TENANTS: &str = "Policy.allTenants";
+/// See every data-subject request of the tenant, not only one's own (admins, auditors).
+pub const SUBJECT_REQUESTS_ALL: &str = "DataSubjectRequest.all";
+/// File a data-subject request on a user's behalf (admins).
+pub const SUBJECT_REQUESTS_ON_BEHALF: &str = "DataSubjectRequest.onBehalf";
 
 /// Grants: powers beyond field coordinates that subgraphs' row rules consult. A policy
 /// gives one with a rule on the object `grant:<name>` and the action shown (e.g.
@@ -52,6 +56,16 @@ pub const GRANTS: &[(&str, Action, &str)] = &[
         POLICIES_ALL_TENANTS,
         Action::Write,
         "write policy rules for every tenant and grant beyond one's own rights",
+    ),
+    (
+        SUBJECT_REQUESTS_ALL,
+        Action::Read,
+        "see every data-subject request of the tenant, not only those about or by oneself",
+    ),
+    (
+        SUBJECT_REQUESTS_ON_BEHALF,
+        Action::Write,
+        "file a data-subject request on a user's behalf (the user still confirms it)",
     ),
 ];
 

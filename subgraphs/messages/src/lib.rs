@@ -13,6 +13,7 @@
 pub mod domain;
 pub mod graphql;
 pub mod jobs;
+pub mod privacy;
 pub mod store;
 
 pub use graphql::{MessagesSchema, build_schema};

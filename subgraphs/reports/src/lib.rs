@@ -13,6 +13,7 @@ pub mod engine;
 pub mod graphql;
 pub mod jobs;
 pub mod monthly;
+pub mod privacy;
 pub mod store;
 
 pub use graphql::{ReportsSchema, build_schema};

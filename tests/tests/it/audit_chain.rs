@@ -298,21 +298,66 @@ async fn the_database_refuses_edits_and_names_one_made_past_its_guard() -> anyho
             "{sql} was allowed"
         );
     }
+    // An unchained event cannot be given any place but the next one of its chain (which
+    // would hide it from both the chain and the unchained count).
+    write(&db, &Actor::user(Uuid::now_v7(), tenant, vec![]), 1).await?;
+    let waiting = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant))
+        .filter(audit_event::Column::ChainSeq.is_null())
+        .one(&db)
+        .await?
+        .expect("an unchained event");
+    for (seq, prev) in [
+        (-1i64, "x".to_owned()),
+        (99, "x".to_owned()),
+        (11, "x".to_owned()),
+    ] {
+        let sql = if backend == sea_orm::DbBackend::Postgres {
+            "UPDATE audit_events SET chain_seq = $1, chain_prev = $2, chain_hash = 'h' WHERE id = $3"
+        } else {
+            "UPDATE audit_events SET chain_seq = ?, chain_prev = ?, chain_hash = 'h' WHERE id = ?"
+        };
+        let refused = db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [seq.into(), prev.into(), waiting.id.into()],
+            ))
+            .await;
+        assert!(refused.is_err(), "chaining at {seq} was allowed");
+    }
+    chain::chain_all(&db, &signer(&db), 10)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
     // The guard lifted, as only a recorded rewrite does (or someone with the database's
     // owner rights): the edit is made — and named by verify.
+    let lift = Uuid::now_v7();
+    let lift_sql = if backend == sea_orm::DbBackend::Postgres {
+        "INSERT INTO audit_guard_lifts (id, reason, rows_changed, started_at) VALUES ($1, 'test', 1, $2)"
+    } else {
+        "INSERT INTO audit_guard_lifts (id, reason, rows_changed, started_at) VALUES (?, 'test', 1, ?)"
+    };
+    let close_sql = if backend == sea_orm::DbBackend::Postgres {
+        "UPDATE audit_guard_lifts SET finished_at = $1 WHERE id = $2"
+    } else {
+        "UPDATE audit_guard_lifts SET finished_at = ? WHERE id = ?"
+    };
     let txn = db.begin().await?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
-        if backend == sea_orm::DbBackend::Postgres {
-            "INSERT INTO audit_guard_lifts (id, reason, rows_changed, started_at) VALUES ($1, 'test', 1, $2)"
-        } else {
-            "INSERT INTO audit_guard_lifts (id, reason, rows_changed, started_at) VALUES (?, 'test', 1, ?)"
-        },
-        [Uuid::now_v7().into(), chrono::Utc::now().into()],
+        lift_sql,
+        [lift.into(), chrono::Utc::now().into()],
     ))
     .await?;
     txn.execute_raw(by_id(
         "UPDATE audit_events SET action = 'account.delete' WHERE id = $ID",
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        close_sql,
+        [chrono::Utc::now().into(), lift.into()],
     ))
     .await?;
     txn.commit().await?;
@@ -325,6 +370,36 @@ async fn the_database_refuses_edits_and_names_one_made_past_its_guard() -> anyho
     .await
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     assert_eq!(report.findings, vec![Finding::Edited { sequence: 3, id }]);
+
+    // A lift left open: PostgreSQL refuses the commit; on SQLite verify names it.
+    let txn = db.begin().await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        lift_sql,
+        [Uuid::now_v7().into(), chrono::Utc::now().into()],
+    ))
+    .await?;
+    let committed = txn.commit().await;
+    if backend == sea_orm::DbBackend::Postgres {
+        assert!(committed.is_err(), "an open lift was committed");
+    } else {
+        committed?;
+        let report = pack::verify_database(
+            &db,
+            Some(tenant),
+            chrono::Duration::minutes(5),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        assert!(
+            report.findings.contains(&Finding::GuardLifted { count: 1 }),
+            "{report:?}"
+        );
+        db.close().await?;
+        test_db.cleanup().await;
+        return Ok(());
+    }
 
     // Events left unchained past the bound are reported.
     write(&db, &Actor::user(Uuid::now_v7(), tenant, vec![]), 1).await?;
@@ -354,7 +429,7 @@ async fn an_evidence_pack_verifies_offline_and_a_changed_file_is_named() -> anyh
     // Written out and read back the way `portal audit verify --pack` does.
     let dir = std::env::temp_dir().join(format!("portal-pack-{}", Uuid::now_v7()));
     portal::audit::write_pack(&dir, &files)?;
-    let report = portal::audit::verify_pack(&dir)?;
+    let report = portal::audit::verify_pack(&dir, None)?;
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.events, 10);
     // No personal data in the clear: the address is only ciphertext.
@@ -364,7 +439,7 @@ async fn an_evidence_pack_verifies_offline_and_a_changed_file_is_named() -> anyh
     let mut changed: BTreeMap<String, Vec<u8>> = files.clone();
     let edited = events.replacen("account.update", "account.delete", 1);
     changed.insert("events.jsonl".into(), edited.into_bytes());
-    let report = pack::verify_files(&changed).map_err(anyhow::Error::msg)?;
+    let report = pack::verify_files(&changed, None).map_err(anyhow::Error::msg)?;
     assert!(kinds(&report).contains(&"edited".to_owned()), "{report:?}");
     assert!(
         report.findings.iter().any(|f| matches!(f, Finding::BadCheckpoint { reason, .. } if reason.contains("events.jsonl"))),
@@ -677,8 +752,19 @@ async fn auditors_download_an_evidence_pack_that_verifies_offline() -> anyhow::R
     let bytes = response.bytes().await?.to_vec();
     let path = std::env::temp_dir().join(format!("portal-pack-{}.zip", Uuid::now_v7()));
     std::fs::write(&path, &bytes)?;
-    let report = portal::audit::verify_pack(&path)?;
+    // With the keys the portal publishes, not the pack's own.
+    let keys = portal
+        .http()
+        .get(format!("{base}{}", portal_kit::evidence::KEYS_PATH))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let keys_path = path.with_extension("keys.json");
+    std::fs::write(&keys_path, &keys)?;
+    let report = portal::audit::verify_pack(&path, Some(&keys_path))?;
     std::fs::remove_file(&path)?;
+    std::fs::remove_file(&keys_path)?;
     assert!(report.ok(), "{report:?}");
     assert_eq!(Some(report.head_sequence), export["sequence"].as_i64());
     assert_eq!(

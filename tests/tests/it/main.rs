@@ -30,6 +30,7 @@ mod migrations;
 mod mutations;
 mod notifications;
 mod policy;
+mod privacy;
 mod rbac;
 mod recovery;
 mod references;

@@ -147,6 +147,9 @@ pub async fn chain(db: &DatabaseConnection, signer: &EvidenceSigner, limit: u64)
         .map_err(ApiError::from_db)?;
     let rows = audit_event::Entity::find()
         .filter(audit_event::Column::ChainSeq.is_null())
+        // A row an older binary wrote after the sealing above keeps its plaintext until
+        // the next round seals it: never chained unsealed.
+        .filter(audit_event::Column::SubjectId.is_not_null())
         .order_by_asc(audit_event::Column::Id)
         .limit(limit)
         .all(&txn)
@@ -238,6 +241,24 @@ pub async fn checkpoints(
         .map_err(ApiError::from_db)
 }
 
+/// The latest checkpoint of a chain.
+pub async fn last_checkpoint(
+    db: &impl ConnectionTrait,
+    tenant_id: Option<Uuid>,
+) -> ApiResult<Option<audit_checkpoint::Model>> {
+    let condition = match tenant_id {
+        Some(tenant) => audit_checkpoint::Column::TenantId.eq(tenant),
+        None => audit_checkpoint::Column::TenantId.is_null(),
+    };
+    audit_checkpoint::Entity::find()
+        .filter(condition)
+        .order_by_desc(audit_checkpoint::Column::Sequence)
+        .order_by_desc(audit_checkpoint::Column::CreatedAt)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
 async fn write_checkpoint(
     db: &impl ConnectionTrait,
     key: &ActiveKey,
@@ -299,23 +320,35 @@ pub async fn checkpoint(
     policy: CheckpointPolicy,
     now: DateTime<Utc>,
 ) -> ApiResult<u64> {
+    // Which chains are due is read without the lock; only those are checkpointed under
+    // it (after a second look: another process may have just done it).
+    let mut due = Vec::new();
+    for tenant in chained_tenants(db).await? {
+        if is_due(db, tenant, policy, now).await?.is_some() {
+            due.push(tenant);
+        }
+    }
+    if due.is_empty() {
+        return Ok(0);
+    }
     let key = signer.active_key().await?;
     // One checkpointer at a time (no duplicate checkpoints from two processes).
     let txn = begin_exclusive(db, LOCK_KEY)
         .await
         .map_err(ApiError::from_db)?;
-    let written = checkpoint_in(&txn, &key, policy, now).await?;
+    let mut written = 0;
+    for tenant in due {
+        if let Some((sequence, head_hash)) = is_due(&txn, tenant, policy, now).await? {
+            write_checkpoint(&txn, &key, tenant, sequence, &head_hash, kind::PERIODIC).await?;
+            written += 1;
+        }
+    }
     txn.commit().await.map_err(ApiError::from_db)?;
     Ok(written)
 }
 
-async fn checkpoint_in(
-    db: &impl ConnectionTrait,
-    key: &ActiveKey,
-    policy: CheckpointPolicy,
-    now: DateTime<Utc>,
-) -> ApiResult<u64> {
-    let tenants = audit_event::Entity::find()
+async fn chained_tenants(db: &impl ConnectionTrait) -> ApiResult<Vec<Option<Uuid>>> {
+    audit_event::Entity::find()
         .select_only()
         .column(audit_event::Column::TenantId)
         .distinct()
@@ -323,24 +356,25 @@ async fn checkpoint_in(
         .into_tuple::<Option<Uuid>>()
         .all(db)
         .await
-        .map_err(ApiError::from_db)?;
-    let mut written = 0;
-    for tenant in tenants {
-        let (sequence, head_hash) = head(db, tenant).await?;
-        let last = checkpoints(db, tenant).await?.pop();
-        let due = match &last {
-            None => true,
-            Some(last) if last.sequence >= sequence => false,
-            Some(last) => {
-                sequence - last.sequence >= policy.events || now - last.created_at >= policy.every
-            }
-        };
-        if due {
-            write_checkpoint(db, key, tenant, sequence, &head_hash, kind::PERIODIC).await?;
-            written += 1;
+        .map_err(ApiError::from_db)
+}
+
+/// The head to sign when `tenant_id`'s chain is due for a checkpoint under `policy`.
+async fn is_due(
+    db: &impl ConnectionTrait,
+    tenant_id: Option<Uuid>,
+    policy: CheckpointPolicy,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<(i64, String)>> {
+    let (sequence, head_hash) = head(db, tenant_id).await?;
+    let due = match last_checkpoint(db, tenant_id).await? {
+        None => true,
+        Some(last) if last.sequence >= sequence => false,
+        Some(last) => {
+            sequence - last.sequence >= policy.events || now - last.created_at >= policy.every
         }
-    }
-    Ok(written)
+    };
+    Ok(due.then_some((sequence, head_hash)))
 }
 
 /// Chains what is waiting and signs a checkpoint of `tenant_id`'s head now, whatever the

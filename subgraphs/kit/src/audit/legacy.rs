@@ -7,7 +7,8 @@
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -28,6 +29,20 @@ const LOCK_KEY: i64 = 0x706f_7274_616c_4143;
 /// `subject_id`: every event recorded since has one); how many rows it changed. Cheap when
 /// there are none.
 pub async fn seal_once(db: &DatabaseConnection) -> ApiResult<u64> {
+    let mut total = 0;
+    loop {
+        let sealed = seal_batch(db).await?;
+        total += sealed;
+        if sealed < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Rows sealed per transaction (each its own lift): the write lock is held briefly.
+const BATCH: u64 = 500;
+
+async fn seal_batch(db: &DatabaseConnection) -> ApiResult<u64> {
     let legacy = || {
         audit_event::Entity::find()
             .filter(audit_event::Column::ChainSeq.is_null())
@@ -41,6 +56,7 @@ pub async fn seal_once(db: &DatabaseConnection) -> ApiResult<u64> {
         .map_err(ApiError::from_db)?;
     let rows = legacy()
         .order_by_asc(audit_event::Column::Id)
+        .limit(BATCH)
         .all(&txn)
         .await
         .map_err(ApiError::from_db)?;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -34,6 +34,9 @@ pub const FILES: [&str; 5] = [
 
 /// The `type` of a pack's signed manifest.
 pub const MANIFEST_TYPE: &str = "portal.audit.evidence-pack";
+
+/// The largest file a zipped pack may hold (its events file grows with the log).
+const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Rows read per query.
 const PAGE: u64 = 2_000;
@@ -168,15 +171,20 @@ pub fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         .map_err(|e| format!("not a zip archive: {e}"))?;
     let mut files = BTreeMap::new();
     for name in FILES {
-        let Ok(mut file) = archive.by_name(name) else {
+        let Ok(file) = archive.by_name(name) else {
             continue;
         };
-        // A pack's files are text of bounded size; refuse a zip bomb.
+        // Refuse what would not fit rather than cut it short (a zip bomb, a forged size).
+        if file.size() > MAX_FILE_BYTES {
+            return Err(format!("{name} is larger than a pack file may be"));
+        }
         let mut content = Vec::new();
-        (&mut file)
-            .take(2 * 1024 * 1024 * 1024)
+        file.take(MAX_FILE_BYTES + 1)
             .read_to_end(&mut content)
             .map_err(|e| format!("reading {name}: {e}"))?;
+        if content.len() as u64 > MAX_FILE_BYTES {
+            return Err(format!("{name} is larger than a pack file may be"));
+        }
         files.insert(name.to_owned(), content);
     }
     Ok(files)
@@ -195,16 +203,23 @@ fn parse_lines(name: &str, bytes: &[u8]) -> Result<Vec<Value>, String> {
 }
 
 /// Verifies a pack's files: the manifest's signature and digests, then the chain against
-/// its checkpoints. An error is a pack that cannot be read at all; a report with findings
-/// is a pack that was read and is wrong.
-pub fn verify_files(files: &BTreeMap<String, Vec<u8>>) -> Result<Report, String> {
+/// its checkpoints — with the `trusted` evidence keys (the portal's published ones, fetched
+/// by the verifier), else with the pack's own `keys.json`, which proves only that the pack
+/// is consistent, not who signed it. An error is a pack that cannot be read at all; a
+/// report with findings is a pack that was read and is wrong.
+pub fn verify_files(
+    files: &BTreeMap<String, Vec<u8>>,
+    trusted: Option<&KeySet>,
+) -> Result<Report, String> {
     let get = |name: &str| {
         files
             .get(name)
             .ok_or_else(|| format!("the pack has no {name}"))
     };
-    let keys: KeySet =
-        serde_json::from_slice(get("keys.json")?).map_err(|e| format!("keys.json: {e}"))?;
+    let keys: KeySet = match trusted {
+        Some(keys) => keys.clone(),
+        None => serde_json::from_slice(get("keys.json")?).map_err(|e| format!("keys.json: {e}"))?,
+    };
     let manifest: Value =
         serde_json::from_slice(get("manifest.json")?).map_err(|e| format!("manifest.json: {e}"))?;
     let records = parse_lines("events.jsonl", get("events.jsonl")?)?;
@@ -222,7 +237,12 @@ pub fn verify_files(files: &BTreeMap<String, Vec<u8>>) -> Result<Report, String>
             .findings
             .push(bad("the manifest is not an evidence pack's".into()));
     } else {
-        for name in ["events.jsonl", "checkpoints.jsonl", "keys.json"] {
+        for name in [
+            "README.md",
+            "events.jsonl",
+            "checkpoints.jsonl",
+            "keys.json",
+        ] {
             let expected = manifest
                 .pointer(&format!("/files/{name}"))
                 .and_then(Value::as_str);
@@ -259,6 +279,16 @@ pub async fn verify_database(
     let keys = evidence::published(db).await?;
     let tenant = tenant_id.map(|t| t.to_string());
     let mut report = verify(tenant.as_deref(), &records, &checkpoints, &keys);
+    let open_lifts = portal_entities::platform::audit_guard_lift::Entity::find()
+        .filter(portal_entities::platform::audit_guard_lift::Column::FinishedAt.is_null())
+        .count(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if open_lifts > 0 {
+        report
+            .findings
+            .push(Finding::GuardLifted { count: open_lifts });
+    }
     let (count, oldest) = chain::unchained(db, tenant_id).await?;
     if let Some(oldest) = oldest
         && now - oldest > bound
@@ -290,7 +320,7 @@ pub fn describe(report: &Report) -> String {
         "chain {chain}: {} event(s), head {} ({}), {} checkpoint(s) verified{}\n",
         report.events,
         report.head_sequence,
-        &report.head_hash[..report.head_hash.len().min(16)],
+        report.head_hash.chars().take(16).collect::<String>(),
         report.checkpoints_verified,
         report
             .last_checkpoint

@@ -376,7 +376,7 @@ pub struct Opened {
 /// the subject keys it opened for its own lifetime (one page, one export).
 pub struct Reader {
     provider: Arc<dyn KeyProvider>,
-    escrow: Option<Option<StaticSecret>>,
+    escrows: HashMap<String, StaticSecret>,
     subjects: HashMap<Uuid, Option<StaticSecret>>,
 }
 
@@ -391,7 +391,7 @@ impl Reader {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Self {
         Self {
             provider,
-            escrow: None,
+            escrows: HashMap::new(),
             subjects: HashMap::new(),
         }
     }
@@ -399,23 +399,30 @@ impl Reader {
     async fn escrow_secret(
         &mut self,
         db: &impl ConnectionTrait,
-    ) -> ApiResult<Option<StaticSecret>> {
-        if self.escrow.is_none() {
-            let secret = match escrow(db).await? {
-                Some(row) => self
-                    .provider
-                    .unwrap(&escrow_context(&row.id), &row.private_key_sealed)
-                    .await
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .map(StaticSecret::from),
-                None => None,
-            };
-            self.escrow = Some(secret);
+        id: &str,
+    ) -> ApiResult<StaticSecret> {
+        if let Some(secret) = self.escrows.get(id) {
+            return Ok(secret.clone());
         }
-        Ok(self.escrow.clone().flatten())
+        let row = audit_escrow_key::Entity::find_by_id(id.to_owned())
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .ok_or_else(|| ApiError::internal("a subject key names an unknown escrow key"))?;
+        // A key that does not unwrap is a wrong master key or an unreachable key service:
+        // an error, never "erased".
+        let bytes = self
+            .provider
+            .unwrap(&escrow_context(&row.id), &row.private_key_sealed)
+            .await?;
+        let secret = <[u8; 32]>::try_from(bytes)
+            .map(StaticSecret::from)
+            .map_err(|_| ApiError::internal("the audit escrow key is malformed"))?;
+        self.escrows.insert(id.to_owned(), secret.clone());
+        Ok(secret)
     }
 
+    /// The subject's private key; `None` only when it was shredded.
     async fn subject_secret(
         &mut self,
         db: &impl ConnectionTrait,
@@ -427,14 +434,27 @@ impl Reader {
         let row = audit_subject_key::Entity::find_by_id(subject)
             .one(db)
             .await
-            .map_err(ApiError::from_db)?;
-        let secret = match row.and_then(|r| r.private_key_sealed) {
-            Some(sealed) => self.escrow_secret(db).await?.and_then(|escrow| {
-                open_with(&escrow, &format!("subject-key:{subject}"), &sealed)
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .map(StaticSecret::from)
-            }),
-            None => None,
+            .map_err(ApiError::from_db)?
+            .ok_or_else(|| {
+                ApiError::internal("personal data is sealed to a subject with no key")
+            })?;
+        let secret = match (
+            &row.shredded_at,
+            &row.private_key_sealed,
+            &row.escrow_key_id,
+        ) {
+            (Some(_), _, _) => None,
+            (None, Some(sealed), Some(escrow_id)) => {
+                let escrow = self.escrow_secret(db, escrow_id).await?;
+                let bytes = open_with(&escrow, &format!("subject-key:{subject}"), sealed)
+                    .ok_or_else(|| ApiError::internal("a subject key does not open"))?;
+                Some(
+                    <[u8; 32]>::try_from(bytes)
+                        .map(StaticSecret::from)
+                        .map_err(|_| ApiError::internal("a subject key is malformed"))?,
+                )
+            }
+            _ => return Err(ApiError::internal("a subject key row is incomplete")),
         };
         self.subjects.insert(subject, secret.clone());
         Ok(secret)
@@ -450,10 +470,14 @@ impl Reader {
         let Some(secret) = self.subject_secret(db, subject).await? else {
             return Ok(None);
         };
-        Ok(open_with(&secret, context, sealed).and_then(|b| serde_json::from_slice(&b).ok()))
+        open_with(&secret, context, sealed)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::internal("sealed personal data does not open: altered?"))
     }
 
-    /// `row`'s personal data, opened where its subjects' keys still exist.
+    /// `row`'s personal data, opened where its subjects' keys still exist (`erased` where a
+    /// key was shredded). A key or ciphertext that should open and does not is an error.
     pub async fn open(
         &mut self,
         db: &impl ConnectionTrait,

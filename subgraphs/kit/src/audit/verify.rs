@@ -24,6 +24,10 @@ use crate::evidence::{KeySet, verify as verify_signature};
 /// How far from its position a displaced record is looked for.
 const DISPLACEMENT_WINDOW: i64 = 64;
 
+/// How many records that do not hash where they sit are looked for elsewhere; the rest are
+/// named edited (a hostile pack cannot make the check quadratic).
+const MAX_DISPLACED_SEARCHES: usize = 10_000;
+
 /// One thing found wrong with a chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -84,6 +88,12 @@ pub enum Finding {
         line: usize,
         /// Why.
         reason: String,
+    },
+    /// A lift of the append-only guard was left open: anyone may rewrite the log while it
+    /// is (database check only).
+    GuardLifted {
+        /// Open lifts.
+        count: u64,
     },
     /// Events recorded but still not chained after the bound (the sequencer is not running).
     Unchained {
@@ -149,7 +159,10 @@ pub fn verify(
             reason: reason.to_owned(),
         };
         let (Some(sequence), Some(id), Some(stored)) = (
-            record.get("sequence").and_then(Value::as_i64),
+            record
+                .get("sequence")
+                .and_then(Value::as_i64)
+                .filter(|s| (1..i64::MAX - DISPLACEMENT_WINDOW).contains(s)),
             record.get("id").and_then(Value::as_str),
             record.get("hash").and_then(Value::as_str),
         ) else {
@@ -176,6 +189,7 @@ pub fn verify(
 
     // Where each record hashes, when not where it sits.
     let mut displaced: BTreeMap<usize, i64> = BTreeMap::new();
+    let mut searches = 0usize;
     let mut previous: Option<(i64, &str)> = None;
     for (n, line) in lines.iter().enumerate() {
         if let Some((seq, _)) = previous
@@ -195,7 +209,13 @@ pub fn verify(
             });
         }
         if hash(&line.record) != line.hash {
-            match chained_at(&line.record, &line.hash) {
+            searches += 1;
+            let elsewhere = if searches <= MAX_DISPLACED_SEARCHES {
+                chained_at(&line.record, &line.hash)
+            } else {
+                None
+            };
+            match elsewhere {
                 Some(at) => {
                     displaced.insert(n, at);
                 }
@@ -205,14 +225,22 @@ pub fn verify(
                 }),
             }
         } else if line.sequence == first {
-            // Consistent in itself: it must link to the record before it.
-            let expected = previous.map_or(GENESIS_HASH, |(_, h)| h);
+            // Consistent in itself: it must link to the record before it (the first of a
+            // chain to the genesis hash).
             let prev = line.record.get("prev").and_then(Value::as_str);
-            if previous.is_some() && prev != Some(expected) && !displaced.contains_key(&(n - 1)) {
-                report.findings.push(Finding::Inserted {
-                    sequence: line.sequence,
-                    id: line.id.clone(),
-                });
+            match previous {
+                Some((_, expected))
+                    if prev != Some(expected) && !displaced.contains_key(&(n - 1)) =>
+                {
+                    report.findings.push(Finding::Inserted {
+                        sequence: line.sequence,
+                        id: line.id.clone(),
+                    });
+                }
+                None if line.sequence == 1 && prev != Some(GENESIS_HASH) => {
+                    report.findings.push(Finding::Rewritten { checkpoint: 0 });
+                }
+                _ => {}
             }
         }
         previous = Some((line.sequence, line.hash.as_str()));
@@ -284,6 +312,12 @@ pub fn verify(
         report.checkpoints_verified += 1;
         report.last_checkpoint = Some(report.last_checkpoint.map_or(sequence, |l| l.max(sequence)));
     }
+    if report.checkpoints_verified == 0 {
+        report.findings.push(Finding::BadCheckpoint {
+            sequence: None,
+            reason: "no verified checkpoint: nothing signed vouches for this chain".into(),
+        });
+    }
     if let Some(first) = first_present
         && first > 1
         && !checkpoints
@@ -304,10 +338,10 @@ fn chained_at(record: &Value, stored: &str) -> Option<i64> {
     let sequence = record.get("sequence").and_then(Value::as_i64)?;
     let mut moved = record.clone();
     for offset in 1..=DISPLACEMENT_WINDOW {
-        for candidate in [sequence - offset, sequence + offset] {
-            if candidate < 1 {
+        for candidate in [sequence.checked_sub(offset), sequence.checked_add(offset)] {
+            let Some(candidate) = candidate.filter(|c| *c >= 1) else {
                 continue;
-            }
+            };
             moved["sequence"] = Value::from(candidate);
             if hash(&moved) == stored {
                 return Some(candidate);
@@ -326,13 +360,18 @@ fn classify_displaced(
     findings: &mut Vec<Finding>,
 ) {
     let mut named = std::collections::BTreeSet::new();
+    let index: std::collections::HashMap<i64, usize> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, l)| (l.sequence, n))
+        .collect();
     for (&n, &at) in displaced {
         if named.contains(&n) {
             continue;
         }
         let here = lines[n].sequence;
         // A swap: the record at `at` hashes here.
-        if let Some(m) = lines.iter().position(|l| l.sequence == at)
+        if let Some(&m) = index.get(&at)
             && displaced.get(&m) == Some(&here)
         {
             for k in [n, m] {
@@ -345,7 +384,7 @@ fn classify_displaced(
             }
             continue;
         }
-        let shift = here - at;
+        let shift = here.saturating_sub(at);
         // The start of a run shifted by `shift`: what lies between is what changed.
         let mut end = n;
         while displaced
@@ -359,7 +398,7 @@ fn classify_displaced(
         }
         if shift > 0 {
             // Sits later than chained: `shift` records were inserted before it.
-            let start = n.saturating_sub(shift as usize);
+            let start = n.saturating_sub(usize::try_from(shift).unwrap_or(usize::MAX));
             for line in &lines[start..n] {
                 findings.push(Finding::Inserted {
                     sequence: line.sequence,
@@ -368,8 +407,8 @@ fn classify_displaced(
             }
         } else {
             findings.push(Finding::Deleted {
-                from: at + shift,
-                to: at - 1,
+                from: at.saturating_add(shift),
+                to: at.saturating_sub(1),
             });
         }
     }

@@ -1,0 +1,284 @@
+//! The privacy job of data-subject access requests (`privacy.access`): asks every domain
+//! for what it holds about the person ([`portal_kit::privacy`]), puts one JSON document per
+//! domain and the person's files into one zip archive, stores it as a file of the request
+//! and completes the request. Only workers run it; no client reaches the domains' exports.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use portal_entities::platform::file;
+use portal_identity::subject_requests;
+use portal_kit::db::BeginWrite;
+use portal_kit::envelope::TenantKeys;
+use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
+use portal_kit::privacy::{DataSubject, PrivacyDomain};
+use portal_kit::secret::DataKey;
+use portal_kit::storage::{FileStore, object_key};
+use portal_kit::{ApiError, ApiResult};
+
+/// What the archive's README says.
+const README: &str = "# Your personal data\n\n\
+This archive holds a copy of the personal data the portal keeps about you (GDPR Articles \
+15 and 20), as it was when it was prepared.\n\n\
+- `<part>.json`: one JSON document per part of the portal (identity, accounts, reports, \
+messages, integrations): collections by name, each a list of records.\n\
+- `files/<part>/…`: your files: attachments you uploaded, report files made for you, \
+exports you asked for.\n\n\
+Secrets (password hashes, keys, tokens) are not personal information about you and are not \
+included. Data about other people is not included either.\n";
+
+/// Builds the archives of access requests.
+pub struct AccessRequestJob {
+    db: DatabaseConnection,
+    files: FileStore,
+    keys: TenantKeys,
+    data_key: DataKey,
+    domains: Vec<Arc<dyn PrivacyDomain>>,
+}
+
+impl AccessRequestJob {
+    /// The handler over `db`, asking `domains`, reading and keeping files in `files`
+    /// (sealed ones opened with `keys`), mailing the person (sealed with `data_key`).
+    pub fn new(
+        db: DatabaseConnection,
+        (files, keys): (FileStore, TenantKeys),
+        data_key: DataKey,
+        domains: Vec<Arc<dyn PrivacyDomain>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            files,
+            keys,
+            data_key,
+            domains,
+        })
+    }
+
+    /// The job kind it handles.
+    pub const KIND: &'static str = subject_requests::ACCESS_JOB;
+
+    /// Every domain's export of the person, each file's content read, as archive entries
+    /// by path; and what each domain held (records by collection, files).
+    async fn gather(&self, subject: DataSubject) -> ApiResult<(BTreeMap<String, Vec<u8>>, Value)> {
+        let mut entries = BTreeMap::new();
+        entries.insert("README.md".to_owned(), README.as_bytes().to_vec());
+        let mut summary = Map::new();
+        for domain in &self.domains {
+            let export = domain.export(subject).await?;
+            let name = domain.name();
+            let mut counts = Map::new();
+            if let Value::Object(collections) = &export.data {
+                for (collection, value) in collections {
+                    let count = match value {
+                        Value::Array(items) => items.len(),
+                        Value::Null => 0,
+                        _ => 1,
+                    };
+                    counts.insert(collection.clone(), count.into());
+                }
+            }
+            let mut files = 0usize;
+            for theirs in &export.files {
+                let Some(row) = portal_kit::storage::find(
+                    &self.db,
+                    subject.tenant_id,
+                    theirs.file_id,
+                    Utc::now(),
+                )
+                .await?
+                else {
+                    continue;
+                };
+                let content = match row.key_version {
+                    Some(version) => {
+                        self.files
+                            .read_sealed(
+                                &self.keys,
+                                (row.tenant_id, row.id),
+                                version,
+                                &row.storage_key,
+                            )
+                            .await?
+                    }
+                    None => self.files.read_all(&row.storage_key).await?.to_vec(),
+                };
+                entries.insert(format!("files/{name}/{}", safe_path(&theirs.path)), content);
+                files += 1;
+            }
+            counts.insert("files".into(), files.into());
+            summary.insert(name.to_owned(), Value::Object(counts));
+            let document = json!({
+                "part": name,
+                "subject": { "tenantId": subject.tenant_id, "userId": subject.user_id },
+                "preparedAt": Utc::now(),
+                "data": export.data,
+                "files": export.files,
+            });
+            entries.insert(
+                format!("{name}.json"),
+                serde_json::to_vec_pretty(&document)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+        }
+        Ok((entries, Value::Object(summary)))
+    }
+}
+
+/// A path inside the archive: no absolute paths, no `..`, only plain characters.
+fn safe_path(path: &str) -> String {
+    let cleaned: Vec<String> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != "." && *part != "..")
+        .map(|part| {
+            part.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "file".to_owned()
+    } else {
+        cleaned.join("/")
+    }
+}
+
+fn zip(entries: &BTreeMap<String, Vec<u8>>) -> ApiResult<Vec<u8>> {
+    let failed =
+        |err: &dyn std::fmt::Display| ApiError::internal(format!("zipping an archive: {err}"));
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, bytes) in entries {
+        writer.start_file(name, options).map_err(|e| failed(&e))?;
+        writer.write_all(bytes).map_err(|e| failed(&e))?;
+    }
+    Ok(writer.finish().map_err(|e| failed(&e))?.into_inner())
+}
+
+#[async_trait::async_trait]
+impl JobHandler for AccessRequestJob {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
+        let id = job.required_id("requestId")?;
+        let (Some(tenant), Some(actor)) = (job.tenant_id, job.principal.as_ref()) else {
+            return Err(JobError::Permanent("the job acts for nobody".into()));
+        };
+        let meta = job.audit_meta();
+        let request = match subject_requests::for_job(&self.db, tenant, id).await {
+            Ok(request) => request,
+            Err(ApiError::NotFound(_)) => {
+                return Err(JobError::Permanent("the request no longer exists".into()));
+            }
+            Err(err) => return Err(retry(err)),
+        };
+        if !subject_requests::start(&self.db, request.id)
+            .await
+            .map_err(retry)?
+        {
+            // Done, failed or never confirmed: nothing to do.
+            return Ok(());
+        }
+        let subject = DataSubject {
+            tenant_id: tenant,
+            user_id: request.subject_id,
+        };
+        let outcome = async {
+            let (entries, summary) = self.gather(subject).await?;
+            let files_in = entries.keys().filter(|k| k.starts_with("files/")).count();
+            let zipped = tokio::task::spawn_blocking(move || zip(&entries))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let scratch = self.files.scratch("zip");
+            tokio::fs::write(scratch.path(), &zipped)
+                .await
+                .map_err(|e| ApiError::internal(format!("writing an archive: {e}")))?;
+            let file_id = Uuid::now_v7();
+            let stored = self
+                .files
+                .put(&object_key("identity", tenant, file_id), scratch.path())
+                .await?;
+            drop(scratch);
+            let now = Utc::now();
+            let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
+            file::ActiveModel {
+                id: Set(file_id),
+                tenant_id: Set(tenant),
+                domain: Set("identity".to_owned()),
+                owner_type: Set(subject_requests::FILE_OWNER.to_owned()),
+                owner_id: Set(request.id),
+                name: Set(format!("personal-data-{}.zip", now.format("%Y%m%d"))),
+                content_type: Set("application/zip".to_owned()),
+                size_bytes: Set(stored.size),
+                sha256: Set(stored.sha256.clone()),
+                row_count: Set(Some(i64::try_from(files_in).unwrap_or(i64::MAX))),
+                storage_key: Set(stored.key.clone()),
+                access_selection: Set(None),
+                created_by: Set(Some(request.subject_id)),
+                created_at: Set(now),
+                expires_at: Set(Some(now + self.files.retention())),
+                key_version: Set(None),
+                name_sealed: Set(None),
+            }
+            .insert(&txn)
+            .await
+            .map_err(ApiError::from_db)?;
+            let archive = subject_requests::Archive {
+                file_id,
+                kept_until: now + self.files.retention(),
+                result: json!({ "parts": summary, "sha256": stored.sha256 }),
+            };
+            if subject_requests::complete(&txn, &request, archive, (actor, &meta), &self.data_key)
+                .await?
+            {
+                txn.commit().await.map_err(ApiError::from_db)?;
+            } else {
+                drop(txn);
+                self.files.remove(&stored.key).await.ok();
+            }
+            ApiResult::Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(err) if job.attempt >= subject_requests::JOB_ATTEMPTS => {
+                tracing::error!(request = %request.id, error = ?err, "a data export failed");
+                subject_requests::fail(
+                    &self.db,
+                    &request,
+                    "the archive could not be prepared",
+                    actor,
+                    &meta,
+                )
+                .await
+                .map_err(retry)?;
+                Ok(())
+            }
+            Err(err) => Err(retry(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_paths_stay_inside_their_folder() {
+        assert_eq!(safe_path("../../etc/passwd"), "etc/passwd");
+        assert_eq!(safe_path("/abs/x y.txt"), "abs/x_y.txt");
+        assert_eq!(safe_path(".."), "file");
+    }
+}

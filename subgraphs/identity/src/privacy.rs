@@ -1,0 +1,190 @@
+//! Identity's side of the privacy contract ([`portal_kit::privacy`]): the person's
+//! profile, roles, sessions (with the addresses and agents they signed in from), second
+//! factors and single sign-on links, the API keys they created, and the audit events that
+//! hold their personal data — opened, as the audit API shows them.
+//!
+//! Left out: password hashes, TOTP secrets, recovery codes and token hashes (secrets, not
+//! information about the person), and other people's data in audit events about them (an
+//! admin's address stays sealed to the admin).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::identity::{
+    api_key, mfa_factor, oidc_provider, role, session, user, user_identity, user_role,
+};
+use portal_entities::platform::audit_event;
+use portal_kit::audit::personal;
+use portal_kit::envelope::KeyProvider;
+use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain};
+use portal_kit::{ApiError, ApiResult};
+
+/// Identity's export of a data subject.
+pub struct Privacy {
+    db: DatabaseConnection,
+    keys: Arc<dyn KeyProvider>,
+}
+
+impl Privacy {
+    /// Over `db`, opening audit events' personal data with the master key's `keys`.
+    pub fn new(db: DatabaseConnection, keys: Arc<dyn KeyProvider>) -> Self {
+        Self { db, keys }
+    }
+
+    async fn audit_events(&self, subject: DataSubject) -> ApiResult<Vec<Value>> {
+        let rows = audit_event::Entity::find()
+            .filter(audit_event::Column::TenantId.eq(subject.tenant_id))
+            .filter(audit_event::Column::SubjectId.eq(subject.user_id))
+            .order_by_asc(audit_event::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut reader = personal::Reader::new(self.keys.clone());
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let opened = reader.open(&self.db, &row).await?;
+            // The address and agent are the actor's: theirs only when they acted.
+            let own = row.actor_id == Some(subject.user_id);
+            out.push(json!({
+                "id": row.id.to_string(),
+                "at": row.created_at,
+                "action": row.action,
+                "outcome": row.outcome,
+                "actorKind": row.actor_kind,
+                "actorId": row.actor_id.map(|a| a.to_string()),
+                "targetType": row.target_type,
+                "targetId": row.target_id.map(|t| t.to_string()),
+                "sourceIp": if own { opened.source_ip } else { None },
+                "userAgent": if own { opened.user_agent } else { None },
+                "details": opened.details,
+            }));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl PrivacyDomain for Privacy {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
+        let db = &self.db;
+        let (tenant, person) = (subject.tenant_id, subject.user_id);
+        let profile = user::Entity::find_by_id(person)
+            .filter(user::Column::TenantId.eq(tenant))
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .ok_or(ApiError::NotFound("user"))?;
+        let held = user_role::Entity::find()
+            .filter(user_role::Column::TenantId.eq(tenant))
+            .filter(user_role::Column::UserId.eq(person))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let role_names: HashMap<Uuid, String> = role::Entity::find()
+            .filter(role::Column::TenantId.eq(tenant))
+            .filter(role::Column::Id.is_in(held.iter().map(|h| h.role_id)))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect();
+        let sessions = session::Entity::find()
+            .filter(session::Column::TenantId.eq(tenant))
+            .filter(session::Column::UserId.eq(person))
+            .order_by_asc(session::Column::CreatedAt)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let factors = mfa_factor::Entity::find()
+            .filter(mfa_factor::Column::TenantId.eq(tenant))
+            .filter(mfa_factor::Column::UserId.eq(person))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let identities = user_identity::Entity::find()
+            .filter(user_identity::Column::TenantId.eq(tenant))
+            .filter(user_identity::Column::UserId.eq(person))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let providers: HashMap<Uuid, String> = oidc_provider::Entity::find()
+            .filter(oidc_provider::Column::TenantId.eq(tenant))
+            .filter(oidc_provider::Column::Id.is_in(identities.iter().map(|i| i.provider_id)))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let keys = api_key::Entity::find()
+            .filter(api_key::Column::TenantId.eq(tenant))
+            .filter(api_key::Column::CreatedBy.eq(person))
+            .order_by_asc(api_key::Column::CreatedAt)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let data = json!({
+            "profile": {
+                "id": profile.id.to_string(),
+                "email": profile.email,
+                "displayName": profile.display_name,
+                "status": profile.status,
+                "timeZone": profile.time_zone,
+                "createdAt": profile.created_at,
+                "updatedAt": profile.updated_at,
+            },
+            "roles": held.into_iter().map(|held| json!({
+                "roleId": held.role_id.to_string(),
+                "name": role_names.get(&held.role_id),
+                "since": held.created_at,
+            })).collect::<Vec<_>>(),
+            "sessions": sessions.into_iter().map(|s| json!({
+                "id": s.id.to_string(),
+                "method": s.auth_method,
+                "sourceIp": s.source_ip,
+                "userAgent": s.user_agent,
+                "createdAt": s.created_at,
+                "lastSeenAt": s.last_seen_at,
+                "mfaVerifiedAt": s.mfa_verified_at,
+                "revokedAt": s.revoked_at,
+                "revokedReason": s.revoked_reason,
+            })).collect::<Vec<_>>(),
+            "secondFactors": factors.into_iter().map(|f| json!({
+                "kind": "totp",
+                "status": f.status,
+                "createdAt": f.created_at,
+                "activatedAt": f.activated_at,
+            })).collect::<Vec<_>>(),
+            "singleSignOn": identities.into_iter().map(|link| json!({
+                "providerId": link.provider_id.to_string(),
+                "provider": providers.get(&link.provider_id),
+                "subject": link.subject,
+                "linkedAt": link.created_at,
+            })).collect::<Vec<_>>(),
+            "apiKeysCreated": keys.into_iter().map(|k| json!({
+                "id": k.id.to_string(),
+                "name": k.name,
+                "prefix": k.prefix,
+                "serviceAccountId": k.service_account_id.to_string(),
+                "createdAt": k.created_at,
+                "expiresAt": k.expires_at,
+                "lastUsedAt": k.last_used_at,
+                "revokedAt": k.revoked_at,
+            })).collect::<Vec<_>>(),
+            "auditEvents": self.audit_events(subject).await?,
+        });
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+}

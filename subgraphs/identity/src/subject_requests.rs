@@ -1,0 +1,430 @@
+//! Data-subject requests (GDPR Art. 12, 15, 20): a person asks for their data — or a
+//! tenant admin files the request on their behalf — the person confirms it through a
+//! one-time link sent to their address (so a stolen session or a mistaken admin cannot
+//! take someone's data), a privacy job gathers every domain's export into one archive, and
+//! the person downloads it through a short-lived, re-checked link. Every step is audited;
+//! the answer is due 30 days after the request.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::identity::{data_subject_request, tenant, user};
+use portal_kit::audit::AuditEvent;
+use portal_kit::db::BeginWrite;
+use portal_kit::jobs::{self, NewJob};
+use portal_kit::mail::{self, Email};
+use portal_kit::pagination::{Page, PageRequest};
+use portal_kit::secret::{opaque_token, token_hash};
+use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
+
+use crate::settings::IdentitySettings;
+
+/// The job that gathers an access request's archive.
+pub const ACCESS_JOB: &str = "privacy.access";
+
+/// The grant to file a request for someone else.
+pub const ON_BEHALF: &str = portal_kit::policy::SUBJECT_REQUESTS_ON_BEHALF;
+
+/// The grant to see every request of the tenant.
+pub const ALL: &str = portal_kit::policy::SUBJECT_REQUESTS_ALL;
+
+/// The owner type of an access archive's stored file (its query field:
+/// `dataSubjectRequest`).
+pub const FILE_OWNER: &str = "DataSubjectRequest";
+
+/// When the answer is due (GDPR Art. 12(3): one month).
+pub const DUE_AFTER_DAYS: i64 = 30;
+
+/// How long the confirmation link works.
+pub const VERIFICATION_HOURS: i64 = 72;
+
+/// Attempts of the privacy job before it gives up.
+pub const JOB_ATTEMPTS: i32 = 5;
+
+/// Kinds of request (storage form).
+pub mod kind {
+    /// A copy of their data (Art. 15, 20).
+    pub const ACCESS: &str = "ACCESS";
+}
+
+/// Where a request is (storage form).
+pub mod status {
+    /// Waiting for the person to confirm through the link sent to them.
+    pub const AWAITING_VERIFICATION: &str = "AWAITING_VERIFICATION";
+    /// Confirmed; waiting for a worker.
+    pub const QUEUED: &str = "QUEUED";
+    /// Being carried out.
+    pub const RUNNING: &str = "RUNNING";
+    /// Done: the archive can be downloaded.
+    pub const COMPLETED: &str = "COMPLETED";
+    /// It could not be carried out (`failure` says why).
+    pub const FAILED: &str = "FAILED";
+    /// Not confirmed in time.
+    pub const EXPIRED: &str = "EXPIRED";
+}
+
+/// Files an access request for `subject` (the caller when `None`): the person gets a
+/// confirmation link by email. Filing for someone else needs the [`ON_BEHALF`] grant;
+/// `CONFLICT` while another access request of the person is open.
+pub async fn request_access(
+    db: &DatabaseConnection,
+    settings: &IdentitySettings,
+    actor: &Actor,
+    meta: &RequestMeta,
+    subject: Option<Uuid>,
+) -> ApiResult<data_subject_request::Model> {
+    let tenant_id = actor.tenant()?;
+    let me = actor.principal()?;
+    let subject = subject.unwrap_or(me);
+    if subject != me && !actor.has_grant(ON_BEHALF) {
+        return Err(ApiError::Forbidden);
+    }
+    let person = user::Entity::find_by_id(subject)
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("user"))?;
+    let org = tenant::Entity::find_by_id(tenant_id)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    let now = settings.clock.now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    expire_unconfirmed(&txn, now).await?;
+    let open = data_subject_request::Entity::find()
+        .filter(data_subject_request::Column::TenantId.eq(tenant_id))
+        .filter(data_subject_request::Column::SubjectId.eq(subject))
+        .filter(data_subject_request::Column::Kind.eq(kind::ACCESS))
+        .filter(data_subject_request::Column::Status.is_in([
+            status::AWAITING_VERIFICATION,
+            status::QUEUED,
+            status::RUNNING,
+        ]))
+        .count(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if open > 0 {
+        return Err(ApiError::Conflict(
+            "an access request of this person is open already".into(),
+        ));
+    }
+    let token = opaque_token("dsr")?;
+    let row = data_subject_request::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        subject_id: Set(subject),
+        kind: Set(kind::ACCESS.to_owned()),
+        requested_by: Set(Some(me)),
+        status: Set(status::AWAITING_VERIFICATION.to_owned()),
+        verification_hash: Set(Some(token_hash(&token))),
+        verification_expires_at: Set(Some(now + Duration::hours(VERIFICATION_HOURS))),
+        verified_at: Set(None),
+        due_at: Set(now + Duration::days(DUE_AFTER_DAYS)),
+        completed_at: Set(None),
+        file_id: Set(None),
+        result: Set(None),
+        failure: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(ApiError::from_db)?;
+    let on_behalf = if subject == me {
+        String::new()
+    } else {
+        " An administrator of your organisation asked for it on your behalf.".to_owned()
+    };
+    let link = format!(
+        "{}/confirm-data-request?token={token}",
+        settings.public_url.trim_end_matches('/')
+    );
+    let text = format!(
+        "Hello {name},\n\nA copy of the personal data your {org} portal holds about you \
+         was requested.{on_behalf} Confirm that you want it here (the link works once, for \
+         {hours} hours):\n\n{link}\n\nOnce confirmed, the copy is prepared and you can \
+         download it after signing in. If you did not ask for it, ignore this email: \
+         nothing is prepared without your confirmation.\n",
+        name = person.display_name,
+        org = org.name,
+        hours = VERIFICATION_HOURS,
+    );
+    mail::enqueue(
+        &txn,
+        &settings.data_key,
+        Some(tenant_id),
+        Email {
+            to: person.email.clone(),
+            subject: format!("Confirm your data request at {}", org.name),
+            text,
+            unsubscribe: None,
+        },
+    )
+    .await?;
+    AuditEvent::success("data_subject_request.create", "user", subject)
+        .with_details(
+            json!({ "requestId": row.id, "kind": kind::ACCESS, "onBehalf": subject != me }),
+        )
+        .record(&txn, actor, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(row)
+}
+
+/// Requests whose confirmation link lapsed become `EXPIRED`.
+async fn expire_unconfirmed(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<()> {
+    data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::EXPIRED),
+        )
+        .col_expr(
+            data_subject_request::Column::VerificationHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(data_subject_request::Column::Status.eq(status::AWAITING_VERIFICATION))
+        .filter(data_subject_request::Column::VerificationExpiresAt.lt(now))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// Confirms a request with the token from its link: it is queued for the privacy job.
+/// An unknown, used or lapsed token is `NOT_FOUND` (nothing tells them apart).
+pub async fn verify(
+    db: &DatabaseConnection,
+    settings: &IdentitySettings,
+    meta: &RequestMeta,
+    token: &str,
+) -> ApiResult<data_subject_request::Model> {
+    let now = settings.clock.now();
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    expire_unconfirmed(&txn, now).await?;
+    let found = data_subject_request::Entity::find()
+        .filter(data_subject_request::Column::VerificationHash.eq(token_hash(token)))
+        .filter(data_subject_request::Column::Status.eq(status::AWAITING_VERIFICATION))
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("data-subject request"))?;
+    let mut active: data_subject_request::ActiveModel = found.clone().into();
+    active.status = Set(status::QUEUED.to_owned());
+    active.verification_hash = Set(None);
+    active.verified_at = Set(Some(now));
+    let row = active.update(&txn).await.map_err(ApiError::from_db)?;
+    // The person proved they hold the address: the request now acts for them.
+    let person = Actor::user(row.subject_id, row.tenant_id, Vec::new());
+    let job = NewJob::new(ACCESS_JOB, json!({ "requestId": row.id }))
+        .acting_for(&person)
+        .max_attempts(JOB_ATTEMPTS);
+    jobs::enqueue(&txn, now, job).await?;
+    AuditEvent::success("data_subject_request.confirm", "user", row.subject_id)
+        .with_details(json!({ "requestId": row.id, "kind": row.kind }))
+        .record(&txn, &person, meta)
+        .await?;
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(row)
+}
+
+/// The request `id` if the caller may see it: their own (as the person or the one who
+/// asked), or any of the tenant's with the [`ALL`] grant. `NOT_FOUND` otherwise.
+pub async fn find(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> ApiResult<data_subject_request::Model> {
+    let row = data_subject_request::Entity::find_by_id(id)
+        .filter(data_subject_request::Column::TenantId.eq(actor.tenant()?))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("data-subject request"))?;
+    let own =
+        actor.id.is_some() && (actor.id == Some(row.subject_id) || actor.id == row.requested_by);
+    if own || actor.has_grant(ALL) {
+        Ok(row)
+    } else {
+        Err(ApiError::NotFound("data-subject request"))
+    }
+}
+
+/// The caller's requests (as the person or the one who asked), or all of the tenant's
+/// with the [`ALL`] grant; oldest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    page: PageRequest,
+) -> ApiResult<Page<data_subject_request::Model>> {
+    let mut query = data_subject_request::Entity::find()
+        .filter(data_subject_request::Column::TenantId.eq(actor.tenant()?));
+    if !actor.has_grant(ALL) {
+        let me = actor.principal()?;
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(data_subject_request::Column::SubjectId.eq(me))
+                .add(data_subject_request::Column::RequestedBy.eq(me)),
+        );
+    }
+    page.fetch(db, query, data_subject_request::Column::Id)
+        .await
+}
+
+/// The request `id` of `tenant_id`, for the privacy job.
+pub async fn for_job(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<data_subject_request::Model> {
+    data_subject_request::Entity::find_by_id(id)
+        .filter(data_subject_request::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound("data-subject request"))
+}
+
+/// Marks a queued request `RUNNING` (the privacy job took it); whether it was queued or
+/// running already (a retry).
+pub async fn start(db: &DatabaseConnection, id: Uuid) -> ApiResult<bool> {
+    data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::RUNNING),
+        )
+        .filter(data_subject_request::Column::Id.eq(id))
+        .filter(data_subject_request::Column::Status.eq(status::QUEUED))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let row = data_subject_request::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(row.is_some_and(|r| r.status == status::RUNNING))
+}
+
+/// A finished access request's archive.
+#[derive(Debug)]
+pub struct Archive {
+    /// Its `files` row.
+    pub file_id: Uuid,
+    /// Until when it can be downloaded.
+    pub kept_until: DateTime<Utc>,
+    /// What each domain held.
+    pub result: Value,
+}
+
+/// Records a finished access request (in the transaction that records its archive's file
+/// row): `COMPLETED` with the archive and what each domain held, audited as the person,
+/// who is told by email (sealed with `data_key`) that it is ready.
+pub async fn complete(
+    db: &impl ConnectionTrait,
+    request: &data_subject_request::Model,
+    archive: Archive,
+    (actor, meta): (&Actor, &RequestMeta),
+    data_key: &portal_kit::secret::DataKey,
+) -> ApiResult<bool> {
+    let Archive {
+        file_id,
+        kept_until,
+        result,
+    } = archive;
+    let now = Utc::now();
+    let done = data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::COMPLETED),
+        )
+        .col_expr(data_subject_request::Column::FileId, Expr::value(file_id))
+        .col_expr(
+            data_subject_request::Column::Result,
+            Expr::value(result.clone()),
+        )
+        .col_expr(data_subject_request::Column::CompletedAt, Expr::value(now))
+        .filter(data_subject_request::Column::Id.eq(request.id))
+        .filter(data_subject_request::Column::Status.eq(status::RUNNING))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if done.rows_affected != 1 {
+        return Ok(false);
+    }
+    AuditEvent::success("data_subject_request.complete", "user", request.subject_id)
+        .with_details(json!({
+            "requestId": request.id,
+            "kind": request.kind,
+            "fileId": file_id,
+            "result": result,
+        }))
+        .record(db, actor, meta)
+        .await?;
+    let person = user::Entity::find_by_id(request.subject_id)
+        .filter(user::Column::TenantId.eq(request.tenant_id))
+        .one(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if let Some(person) = person {
+        let text = format!(
+            "Hello {name},\n\nThe copy of your personal data that you confirmed is ready. \
+             Sign in to the portal and open your data requests to download it; it can be \
+             downloaded until {until}.\n",
+            name = person.display_name,
+            until = kept_until.format("%Y-%m-%d %H:%M UTC"),
+        );
+        mail::enqueue(
+            db,
+            data_key,
+            Some(request.tenant_id),
+            Email {
+                to: person.email,
+                subject: "Your personal data is ready to download".to_owned(),
+                text,
+                unsubscribe: None,
+            },
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Records that a request could not be carried out.
+pub async fn fail(
+    db: &DatabaseConnection,
+    request: &data_subject_request::Model,
+    reason: &str,
+    actor: &Actor,
+    meta: &RequestMeta,
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::FAILED),
+        )
+        .col_expr(data_subject_request::Column::Failure, Expr::value(reason))
+        .col_expr(
+            data_subject_request::Column::CompletedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(data_subject_request::Column::Id.eq(request.id))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    AuditEvent::failure(
+        "data_subject_request.complete",
+        "user",
+        Some(request.subject_id),
+    )
+    .with_details(json!({ "requestId": request.id, "kind": request.kind, "reason": reason }))
+    .record(&txn, actor, meta)
+    .await?;
+    txn.commit().await.map_err(ApiError::from_db)
+}

@@ -1,0 +1,321 @@
+//! Messages' side of the privacy contract ([`portal_kit::privacy`]): the threads the person
+//! takes part in, opened or is assigned (subject opened, their part and how far they
+//! read), the messages they wrote with their earlier versions (opened), the attachments
+//! they uploaded (name opened) and, for those still stored, the files themselves, their
+//! notifications, notification preferences and quiet hours. Sealed text is opened with
+//! the store's own readers ([`sealing`], [`attachments::name`]), as the API shows it.
+//!
+//! Left out: messages by others in the same threads, the other participants, who caused
+//! a notification and who opened or was assigned a thread when it was not the person
+//! (other people's words and ids); sealed bytes, key versions, search tokens, storage keys
+//! and hashes (how the data is kept, not information about the person). A message deleted
+//! (a tombstone) or text sealed under a destroyed tenant key is listed without it (`null`
+//! and a `…Unavailable` reason) rather than failing the whole export.
+
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use portal_entities::messages::{
+    message, message_attachment, notification, notification_preference, notification_quiet_hours,
+    thread, thread_participant,
+};
+use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain, SubjectFile};
+use portal_kit::{ApiError, ApiResult};
+
+use crate::store::{self, Store, attachments, sealing};
+
+/// Why a text is missing: the message was deleted (or erased).
+const DELETED: &str = "deleted";
+/// Why a text is missing: the tenant's key that sealed it was destroyed.
+const KEY_DESTROYED: &str = "keyDestroyed";
+
+/// Messages' export of a data subject.
+pub struct Privacy {
+    store: Store,
+}
+
+impl Privacy {
+    /// Over the messages `store` (its database and tenant keys open the sealed text).
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn threads(&self, subject: DataSubject) -> ApiResult<Vec<Value>> {
+        let (db, person) = (&self.store.db, subject.user_id);
+        let parts: HashMap<Uuid, thread_participant::Model> = thread_participant::Entity::find()
+            .filter(thread_participant::Column::TenantId.eq(subject.tenant_id))
+            .filter(thread_participant::Column::UserId.eq(person))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .into_iter()
+            .map(|part| (part.thread_id, part))
+            .collect();
+        let theirs = Condition::any()
+            .add(thread::Column::Id.is_in(parts.keys().copied()))
+            .add(thread::Column::CreatedBy.eq(person))
+            .add(thread::Column::AssigneeId.eq(person));
+        let rows = thread::Entity::find()
+            .filter(thread::Column::TenantId.eq(subject.tenant_id))
+            .filter(theirs)
+            .order_by_asc(thread::Column::CreatedAt)
+            .order_by_asc(thread::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let opened = sealing::subject(&self.store.keys, &row).await.map(Some);
+            let (text, why) = readable(opened, KEY_DESTROYED)?;
+            let part = parts.get(&row.id);
+            out.push(json!({
+                "id": row.id.to_string(),
+                "subject": text,
+                "subjectUnavailable": why,
+                "status": row.status,
+                "accountId": row.account_id.map(|a| a.to_string()),
+                "createdAt": row.created_at,
+                "updatedAt": row.updated_at,
+                "openedByThem": row.created_by == person,
+                "assignedToThem": row.assignee_id == Some(person),
+                "takesPart": part.is_some(),
+                "participantKind": part.map(|p| p.kind.clone()),
+                "joinedAt": part.map(|p| p.created_at),
+                "lastReadAt": part.and_then(|p| p.last_read_at),
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn messages(&self, subject: DataSubject) -> ApiResult<Vec<Value>> {
+        let (db, keys) = (&self.store.db, &self.store.keys);
+        let rows = message::Entity::find()
+            .filter(message::Column::TenantId.eq(subject.tenant_id))
+            .filter(message::Column::AuthorId.eq(subject.user_id))
+            .order_by_asc(message::Column::CreatedAt)
+            .order_by_asc(message::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        // Only the author edits a message: its earlier versions are their own words.
+        let ids = rows.iter().map(|row| row.id);
+        let mut edits = store::edits_of_messages(db, subject.tenant_id, ids).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (body, why) = readable(sealing::body(keys, &row).await, DELETED)?;
+            let mut earlier = Vec::new();
+            for edit in edits.remove(&row.id).unwrap_or_default() {
+                let opened = sealing::earlier_body(keys, &edit).await.map(Some);
+                let (text, why) = readable(opened, KEY_DESTROYED)?;
+                earlier.push(json!({
+                    "id": edit.id.to_string(),
+                    "body": text,
+                    "bodyUnavailable": why,
+                    "replacedAt": edit.replaced_at,
+                }));
+            }
+            out.push(json!({
+                "id": row.id.to_string(),
+                "threadId": row.thread_id.to_string(),
+                "replyToId": row.reply_to_id.map(|r| r.to_string()),
+                "body": body,
+                "bodyUnavailable": why,
+                "createdAt": row.created_at,
+                "editedAt": row.edited_at,
+                "deletedAt": row.deleted_at,
+                "earlierVersions": earlier,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The attachments they uploaded, and the stored files among them.
+    async fn attachments(&self, subject: DataSubject) -> ApiResult<(Vec<Value>, Vec<SubjectFile>)> {
+        let db = &self.store.db;
+        let rows = message_attachment::Entity::find()
+            .filter(message_attachment::Column::TenantId.eq(subject.tenant_id))
+            .filter(message_attachment::Column::UploadedBy.eq(subject.user_id))
+            .order_by_asc(message_attachment::Column::CreatedAt)
+            .order_by_asc(message_attachment::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let ids = rows.iter().map(|row| row.id);
+        let stored = attachments::files_by_ids(db, subject.tenant_id, ids).await?;
+        let (mut out, mut files) = (Vec::with_capacity(rows.len()), Vec::new());
+        for row in rows {
+            let opened = attachments::name(&self.store, &row).await.map(Some);
+            let (name, why) = readable(opened, KEY_DESTROYED)?;
+            // Its file is sealed under the same key: without the name it does not open either.
+            let kept = stored
+                .get(&row.id)
+                .is_some_and(|file| file.domain == crate::SUBGRAPH_NAME);
+            if let Some(name) = &name
+                && kept
+            {
+                let about = match row.message_id {
+                    Some(id) => format!("attachment of message {id}"),
+                    None => format!("attachment uploaded to thread {}", row.thread_id),
+                };
+                files.push(SubjectFile {
+                    file_id: row.id,
+                    path: format!("{}-{}", row.id, path_safe(name)),
+                    about,
+                });
+            }
+            out.push(json!({
+                "id": row.id.to_string(),
+                "threadId": row.thread_id.to_string(),
+                "messageId": row.message_id.map(|m| m.to_string()),
+                "fileName": name,
+                "fileNameUnavailable": why,
+                "sizeBytes": row.size_bytes,
+                "contentType": row.content_type,
+                "scanStatus": row.state,
+                "createdAt": row.created_at,
+                "uploadedAt": row.uploaded_at,
+                "scannedAt": row.scanned_at,
+                "inArchive": name.is_some() && kept,
+            }));
+        }
+        Ok((out, files))
+    }
+
+    /// Their notifications, preferences and quiet hours.
+    async fn notifications(&self, subject: DataSubject) -> ApiResult<[Vec<Value>; 3]> {
+        let (db, tenant, person) = (&self.store.db, subject.tenant_id, subject.user_id);
+        let notes = notification::Entity::find()
+            .filter(notification::Column::TenantId.eq(tenant))
+            .filter(notification::Column::UserId.eq(person))
+            .order_by_asc(notification::Column::CreatedAt)
+            .order_by_asc(notification::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let preferences = notification_preference::Entity::find()
+            .filter(notification_preference::Column::TenantId.eq(tenant))
+            .filter(notification_preference::Column::UserId.eq(person))
+            .order_by_asc(notification_preference::Column::Event)
+            .order_by_asc(notification_preference::Column::Channel)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let quiet = notification_quiet_hours::Entity::find()
+            .filter(notification_quiet_hours::Column::TenantId.eq(tenant))
+            .filter(notification_quiet_hours::Column::UserId.eq(person))
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let notes = notes.into_iter().map(|n| {
+            json!({
+                "id": n.id.to_string(),
+                "event": n.event,
+                "threadId": n.thread_id.to_string(),
+                "messageId": n.message_id.map(|m| m.to_string()),
+                "createdAt": n.created_at,
+                "inApp": n.in_app,
+                "read": n.read_at.is_some(),
+                "readAt": n.read_at,
+                "emailDueAt": n.email_due_at,
+                "emailedAt": n.emailed_at,
+            })
+        });
+        let preferences = preferences.into_iter().map(|p| {
+            json!({
+                "event": p.event,
+                "channel": p.channel,
+                "frequency": p.frequency,
+                "updatedAt": p.updated_at,
+            })
+        });
+        let quiet = quiet.into_iter().map(|q| {
+            json!({
+                "starts": q.starts,
+                "ends": q.ends,
+                "updatedAt": q.updated_at,
+            })
+        });
+        Ok([
+            notes.collect::<Vec<_>>(),
+            preferences.collect::<Vec<_>>(),
+            quiet.collect::<Vec<_>>(),
+        ])
+    }
+}
+
+#[async_trait::async_trait]
+impl PrivacyDomain for Privacy {
+    fn name(&self) -> &'static str {
+        crate::SUBGRAPH_NAME
+    }
+
+    async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
+        let (attachments, files) = self.attachments(subject).await?;
+        let [notifications, preferences, quiet_hours] = self.notifications(subject).await?;
+        let data = json!({
+            "threads": self.threads(subject).await?,
+            "messages": self.messages(subject).await?,
+            "attachments": attachments,
+            "notificationPreferences": preferences,
+            "quietHours": quiet_hours,
+            "notifications": notifications,
+        });
+        Ok(DomainExport { data, files })
+    }
+}
+
+/// An opened text, or why it is missing: `missing` when there is none, [`KEY_DESTROYED`]
+/// when its key version was destroyed (`CONFLICT` from the envelope). Any other failure
+/// (altered or misplaced bytes) fails the export.
+fn readable(
+    opened: ApiResult<Option<String>>,
+    missing: &'static str,
+) -> ApiResult<(Option<String>, Option<&'static str>)> {
+    match opened {
+        Ok(Some(text)) => Ok((Some(text), None)),
+        Ok(None) => Ok((None, Some(missing))),
+        Err(ApiError::Conflict(_)) => Ok((None, Some(KEY_DESTROYED))),
+        Err(err) => Err(err),
+    }
+}
+
+/// `name` as one archive path segment: `[A-Za-z0-9._-]` kept, anything else `_`.
+fn path_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_safe_keeps_only_portable_characters() {
+        assert_eq!(path_safe("Q3 report (final).pdf"), "Q3_report__final_.pdf");
+        assert_eq!(path_safe("../é.txt"), "..__.txt");
+    }
+
+    #[test]
+    fn a_destroyed_key_is_a_reason_not_a_failure() {
+        let gone = Err(ApiError::Conflict("destroyed".into()));
+        assert_eq!(
+            readable(gone, DELETED).ok(),
+            Some((None, Some(KEY_DESTROYED)))
+        );
+        assert_eq!(
+            readable(Ok(None), DELETED).ok(),
+            Some((None, Some(DELETED)))
+        );
+        assert!(readable(Err(ApiError::internal("altered")), DELETED).is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Reports' side of the privacy contract ([`portal_kit::privacy`]): the report definitions
+//! the person owns (with their saved queries, parameters and schedules), the runs they
+//! asked for or that were read as them, the reports of others they receive (the report's id
+//! and name only) and the deliveries made to them — and, as files, the stored files of the
+//! runs read as them that have not expired.
+//!
+//! Left out: the recipients of their reports (other users' ids and external addresses are
+//! other people's data), who else requested a run or allowed a report's external delivery
+//! (other users' ids), a run's internal failure detail (for admins; the error they were
+//! shown is in) and its signed integrity manifest (a signature, not information about the
+//! person), and the files of runs they asked for that were read as someone else (the
+//! owner's view of the data, not theirs).
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use uuid::Uuid;
+
+use portal_entities::reports::{report_definition, report_delivery, report_recipient, report_run};
+use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain, SubjectFile};
+use portal_kit::{ApiError, ApiResult};
+
+/// Reports' export of a data subject.
+pub struct Privacy {
+    db: DatabaseConnection,
+}
+
+impl Privacy {
+    /// Over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl PrivacyDomain for Privacy {
+    fn name(&self) -> &'static str {
+        "reports"
+    }
+
+    async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
+        let db = &self.db;
+        let (tenant, person) = (subject.tenant_id, subject.user_id);
+        let owned = report_definition::Entity::find()
+            .filter(report_definition::Column::TenantId.eq(tenant))
+            .filter(report_definition::Column::OwnerId.eq(person))
+            .order_by_asc(report_definition::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        // Asked for by them (`MANUAL`), or read as them: their own definitions' runs and
+        // the `DELIVERY` runs produced for them as a recipient.
+        let runs = report_run::Entity::find()
+            .filter(report_run::Column::TenantId.eq(tenant))
+            .filter(
+                Condition::any()
+                    .add(report_run::Column::RequestedBy.eq(person))
+                    .add(report_run::Column::RunAs.eq(person)),
+            )
+            .order_by_asc(report_run::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        // By user id: an external address's rows are someone else's.
+        let receiving = report_recipient::Entity::find()
+            .filter(report_recipient::Column::TenantId.eq(tenant))
+            .filter(report_recipient::Column::UserId.eq(person))
+            .order_by_asc(report_recipient::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let received = report_delivery::Entity::find()
+            .filter(report_delivery::Column::TenantId.eq(tenant))
+            .filter(report_delivery::Column::UserId.eq(person))
+            .order_by_asc(report_delivery::Column::Id)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        // The names of the reports they receive or were delivered (nothing else of them).
+        let names: HashMap<Uuid, String> = report_definition::Entity::find()
+            .filter(report_definition::Column::TenantId.eq(tenant))
+            .filter(
+                report_definition::Column::Id.is_in(
+                    receiving
+                        .iter()
+                        .map(|r| r.definition_id)
+                        .chain(received.iter().map(|d| d.definition_id)),
+                ),
+            )
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
+        // Only the files read as them: a run they asked for of someone else's report holds
+        // what its owner may read.
+        let theirs: Vec<(Uuid, Uuid, Uuid)> = runs
+            .iter()
+            .filter(|run| run.run_as == Some(person))
+            .filter_map(|run| run.file_id.map(|file| (run.id, run.definition_id, file)))
+            .collect();
+        let stored = portal_kit::storage::find_many(
+            db,
+            tenant,
+            theirs.iter().map(|(_, _, file)| *file),
+            Utc::now(),
+        )
+        .await?;
+        let files: Vec<SubjectFile> = theirs
+            .into_iter()
+            .filter_map(|(run, definition, file)| {
+                stored.get(&file).map(|found| SubjectFile {
+                    file_id: file,
+                    path: format!("{run}-{}", found.name),
+                    about: format!("report run {run} of definition {definition}"),
+                })
+            })
+            .collect();
+        let data = json!({
+            "reportDefinitions": owned.into_iter().map(|d| json!({
+                "id": d.id.to_string(),
+                "name": d.name,
+                "kind": d.kind,
+                "format": d.format,
+                "accountId": d.account_id.map(|a| a.to_string()),
+                "query": d.query,
+                "parameters": d.parameters,
+                "version": d.version,
+                "schedule": d.schedule,
+                "timeZone": d.time_zone,
+                "paused": d.paused,
+                "externalDeliveryAllowedAt": d.external_delivery_allowed_at,
+                "createdAt": d.created_at,
+                "updatedAt": d.updated_at,
+            })).collect::<Vec<_>>(),
+            "reportRuns": runs.into_iter().map(|run| json!({
+                "id": run.id.to_string(),
+                "definitionId": run.definition_id.to_string(),
+                "cause": run.cause,
+                "requestedByYou": run.requested_by == Some(person),
+                "readAsYou": run.run_as == Some(person),
+                "status": run.status,
+                "format": run.format,
+                "definitionVersion": run.definition_version,
+                "requestedAt": run.created_at,
+                "startedAt": run.started_at,
+                "finishedAt": run.finished_at,
+                "rowCount": run.row_count,
+                "bytes": run.bytes,
+                "error": run.error,
+                "fileId": run.file_id.map(|f| f.to_string()),
+            })).collect::<Vec<_>>(),
+            "reportRecipients": receiving.into_iter().map(|r| json!({
+                "id": r.id.to_string(),
+                "definitionId": r.definition_id.to_string(),
+                "definitionName": names.get(&r.definition_id),
+                "since": r.created_at,
+            })).collect::<Vec<_>>(),
+            "deliveries": received.into_iter().map(|d| json!({
+                "id": d.id.to_string(),
+                "definitionId": d.definition_id.to_string(),
+                "definitionName": names.get(&d.definition_id),
+                "runId": d.run_id.to_string(),
+                "deliveredAt": d.created_at,
+                "via": d.via,
+                "emailedTo": d.email,
+                "fileId": d.file_id.to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        Ok(DomainExport { data, files })
+    }
+}
