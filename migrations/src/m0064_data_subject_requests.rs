@@ -48,6 +48,15 @@ impl MigrationTrait for Migration {
                  ON data_subject_requests (verification_hash) WHERE verification_hash IS NOT NULL",
             )
             .await?;
+        // One open request of a kind per person, whatever races.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX ux_data_subject_requests_open \
+                 ON data_subject_requests (tenant_id, subject_id, kind) \
+                 WHERE status IN ('AWAITING_VERIFICATION', 'QUEUED', 'RUNNING')",
+            )
+            .await?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use portal_entities::platform::file;
@@ -19,7 +20,7 @@ use portal_kit::envelope::TenantKeys;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
 use portal_kit::privacy::{DataSubject, PrivacyDomain};
 use portal_kit::secret::DataKey;
-use portal_kit::storage::{FileStore, object_key};
+use portal_kit::storage::{FileStore, content_binding, object_key};
 use portal_kit::{ApiError, ApiResult};
 
 /// What the archive's README says.
@@ -83,7 +84,7 @@ impl AccessRequestJob {
                     counts.insert(collection.clone(), count.into());
                 }
             }
-            let mut files = 0usize;
+            let mut included = Vec::new();
             for theirs in &export.files {
                 let Some(row) = portal_kit::storage::find(
                     &self.db,
@@ -108,17 +109,26 @@ impl AccessRequestJob {
                     }
                     None => self.files.read_all(&row.storage_key).await?.to_vec(),
                 };
-                entries.insert(format!("files/{name}/{}", safe_path(&theirs.path)), content);
-                files += 1;
+                // Paths are unique within a domain by contract; a clash is kept apart.
+                let mut path = format!("files/{name}/{}", safe_path(&theirs.path));
+                if entries.contains_key(&path) {
+                    path = format!(
+                        "files/{name}/{}-{}",
+                        theirs.file_id,
+                        safe_path(&theirs.path)
+                    );
+                }
+                entries.insert(path, content);
+                included.push(theirs.clone());
             }
-            counts.insert("files".into(), files.into());
+            counts.insert("files".into(), included.len().into());
             summary.insert(name.to_owned(), Value::Object(counts));
             let document = json!({
                 "part": name,
                 "subject": { "tenantId": subject.tenant_id, "userId": subject.user_id },
                 "preparedAt": Utc::now(),
                 "data": export.data,
-                "files": export.files,
+                "files": included,
             });
             entries.insert(
                 format!("{name}.json"),
@@ -127,6 +137,55 @@ impl AccessRequestJob {
             );
         }
         Ok((entries, Value::Object(summary)))
+    }
+
+    /// Records the stored archive and completes the request, in one transaction; whether
+    /// it did (not when another run completed it first).
+    async fn record(
+        &self,
+        request: &portal_entities::identity::data_subject_request::Model,
+        (file_id, key_version, key): (Uuid, i32, &str),
+        (size, sha256): (i64, &str),
+        summary: Value,
+        (actor, meta): (&portal_kit::Actor, &portal_kit::RequestMeta),
+    ) -> ApiResult<bool> {
+        let now = Utc::now();
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
+        file::ActiveModel {
+            id: Set(file_id),
+            tenant_id: Set(request.tenant_id),
+            domain: Set("identity".to_owned()),
+            owner_type: Set(subject_requests::FILE_OWNER.to_owned()),
+            owner_id: Set(request.id),
+            name: Set(format!("personal-data-{}.zip", now.format("%Y%m%d"))),
+            content_type: Set("application/zip".to_owned()),
+            size_bytes: Set(size),
+            sha256: Set(sha256.to_owned()),
+            row_count: Set(None),
+            storage_key: Set(key.to_owned()),
+            // Only the person downloads it: the archive field answers them alone.
+            access_selection: Set(Some(subject_requests::ARCHIVE_ACCESS.to_owned())),
+            created_by: Set(Some(request.subject_id)),
+            created_at: Set(now),
+            expires_at: Set(Some(now + self.files.retention())),
+            key_version: Set(Some(key_version)),
+            name_sealed: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+        let archive = subject_requests::Archive {
+            file_id,
+            kept_until: now + self.files.retention(),
+            result: json!({ "parts": summary, "sha256": sha256 }),
+        };
+        if subject_requests::complete(&txn, request, archive, (actor, meta), &self.data_key).await?
+        {
+            txn.commit().await.map_err(ApiError::from_db)?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 }
 
@@ -197,58 +256,36 @@ impl JobHandler for AccessRequestJob {
         };
         let outcome = async {
             let (entries, summary) = self.gather(subject).await?;
-            let files_in = entries.keys().filter(|k| k.starts_with("files/")).count();
             let zipped = tokio::task::spawn_blocking(move || zip(&entries))
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))??;
-            let scratch = self.files.scratch("zip");
-            tokio::fs::write(scratch.path(), &zipped)
-                .await
-                .map_err(|e| ApiError::internal(format!("writing an archive: {e}")))?;
+            // The archive holds opened seals (message bodies, attachments): it is stored
+            // sealed under the tenant's key, like what it was made from.
             let file_id = Uuid::now_v7();
-            let stored = self
-                .files
-                .put(&object_key("identity", tenant, file_id), scratch.path())
+            let sha256 = hex::encode(Sha256::digest(&zipped));
+            let size = i64::try_from(zipped.len()).unwrap_or(i64::MAX);
+            let sealed = self
+                .keys
+                .seal_blob(content_binding(tenant, file_id), &zipped)
                 .await?;
-            drop(scratch);
-            let now = Utc::now();
-            let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
-            file::ActiveModel {
-                id: Set(file_id),
-                tenant_id: Set(tenant),
-                domain: Set("identity".to_owned()),
-                owner_type: Set(subject_requests::FILE_OWNER.to_owned()),
-                owner_id: Set(request.id),
-                name: Set(format!("personal-data-{}.zip", now.format("%Y%m%d"))),
-                content_type: Set("application/zip".to_owned()),
-                size_bytes: Set(stored.size),
-                sha256: Set(stored.sha256.clone()),
-                row_count: Set(Some(i64::try_from(files_in).unwrap_or(i64::MAX))),
-                storage_key: Set(stored.key.clone()),
-                access_selection: Set(None),
-                created_by: Set(Some(request.subject_id)),
-                created_at: Set(now),
-                expires_at: Set(Some(now + self.files.retention())),
-                key_version: Set(None),
-                name_sealed: Set(None),
+            drop(zipped);
+            let key = object_key("identity", tenant, file_id);
+            self.files.put_bytes(&key, sealed.bytes).await?;
+            let recorded = self
+                .record(
+                    &request,
+                    (file_id, sealed.version, &key),
+                    (size, &sha256),
+                    summary,
+                    (actor, &meta),
+                )
+                .await;
+            if !matches!(recorded, Ok(true)) {
+                // Not recorded (an error, or another run finished first): the object would
+                // have no row, so nothing would ever remove it.
+                self.files.remove(&key).await.ok();
             }
-            .insert(&txn)
-            .await
-            .map_err(ApiError::from_db)?;
-            let archive = subject_requests::Archive {
-                file_id,
-                kept_until: now + self.files.retention(),
-                result: json!({ "parts": summary, "sha256": stored.sha256 }),
-            };
-            if subject_requests::complete(&txn, &request, archive, (actor, &meta), &self.data_key)
-                .await?
-            {
-                txn.commit().await.map_err(ApiError::from_db)?;
-            } else {
-                drop(txn);
-                self.files.remove(&stored.key).await.ok();
-            }
-            ApiResult::Ok(())
+            recorded.map(|_| ())
         }
         .await;
         match outcome {

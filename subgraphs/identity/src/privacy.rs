@@ -10,12 +10,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use portal_entities::identity::{
-    api_key, mfa_factor, oidc_provider, role, session, user, user_identity, user_role,
+    api_key, data_subject_request, email_change, mfa_factor, oidc_provider, role, session, user,
+    user_identity, user_role,
 };
 use portal_entities::platform::audit_event;
 use portal_kit::audit::personal;
@@ -38,7 +39,17 @@ impl Privacy {
     async fn audit_events(&self, subject: DataSubject) -> ApiResult<Vec<Value>> {
         let rows = audit_event::Entity::find()
             .filter(audit_event::Column::TenantId.eq(subject.tenant_id))
-            .filter(audit_event::Column::SubjectId.eq(subject.user_id))
+            // What holds their personal data, what they did, and what was done to them.
+            .filter(
+                Condition::any()
+                    .add(audit_event::Column::SubjectId.eq(subject.user_id))
+                    .add(audit_event::Column::ActorId.eq(subject.user_id))
+                    .add(
+                        Condition::all()
+                            .add(audit_event::Column::TargetType.eq("user"))
+                            .add(audit_event::Column::TargetId.eq(subject.user_id)),
+                    ),
+            )
             .order_by_asc(audit_event::Column::Id)
             .all(&self.db)
             .await
@@ -47,8 +58,14 @@ impl Privacy {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let opened = reader.open(&self.db, &row).await?;
-            // The address and agent are the actor's: theirs only when they acted.
+            // The address and agent are the actor's: theirs only when they acted. Personal
+            // details belong to the event's subject: theirs only when it is them.
             let own = row.actor_id == Some(subject.user_id);
+            let details = if row.subject_id == Some(subject.user_id) {
+                opened.details
+            } else {
+                row.details.clone()
+            };
             out.push(json!({
                 "id": row.id.to_string(),
                 "at": row.created_at,
@@ -60,7 +77,7 @@ impl Privacy {
                 "targetId": row.target_id.map(|t| t.to_string()),
                 "sourceIp": if own { opened.source_ip } else { None },
                 "userAgent": if own { opened.user_agent } else { None },
-                "details": opened.details,
+                "details": details,
             }));
         }
         Ok(out)
@@ -132,6 +149,20 @@ impl PrivacyDomain for Privacy {
             .all(db)
             .await
             .map_err(ApiError::from_db)?;
+        let email_changes = email_change::Entity::find()
+            .filter(email_change::Column::TenantId.eq(tenant))
+            .filter(email_change::Column::UserId.eq(person))
+            .order_by_asc(email_change::Column::CreatedAt)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let requests = data_subject_request::Entity::find()
+            .filter(data_subject_request::Column::TenantId.eq(tenant))
+            .filter(data_subject_request::Column::SubjectId.eq(person))
+            .order_by_asc(data_subject_request::Column::CreatedAt)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
         let data = json!({
             "profile": {
                 "id": profile.id.to_string(),
@@ -179,6 +210,22 @@ impl PrivacyDomain for Privacy {
                 "expiresAt": k.expires_at,
                 "lastUsedAt": k.last_used_at,
                 "revokedAt": k.revoked_at,
+            })).collect::<Vec<_>>(),
+            "emailChanges": email_changes.into_iter().map(|c| json!({
+                "newEmail": c.new_email,
+                "requestedAt": c.created_at,
+                "expiresAt": c.expires_at,
+                "confirmedAt": c.used_at,
+            })).collect::<Vec<_>>(),
+            "dataSubjectRequests": requests.into_iter().map(|r| json!({
+                "id": r.id.to_string(),
+                "kind": r.kind,
+                "status": r.status,
+                "requestedBy": r.requested_by.map(|b| b.to_string()),
+                "requestedAt": r.created_at,
+                "verifiedAt": r.verified_at,
+                "dueAt": r.due_at,
+                "completedAt": r.completed_at,
             })).collect::<Vec<_>>(),
             "auditEvents": self.audit_events(subject).await?,
         });

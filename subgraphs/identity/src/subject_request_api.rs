@@ -77,6 +77,14 @@ impl DataSubjectRequest {
     /// Where it is.
     async fn status(&self) -> DataSubjectRequestStatus {
         match self.row.status.as_str() {
+            status::AWAITING_VERIFICATION
+                if self
+                    .row
+                    .verification_expires_at
+                    .is_some_and(|at| at < Utc::now()) =>
+            {
+                DataSubjectRequestStatus::Expired
+            }
             status::AWAITING_VERIFICATION => DataSubjectRequestStatus::AwaitingVerification,
             status::QUEUED => DataSubjectRequestStatus::Queued,
             status::RUNNING => DataSubjectRequestStatus::Running,
@@ -116,9 +124,14 @@ impl DataSubjectRequest {
         self.row.failure.as_deref()
     }
 
-    /// The archive of a completed access request, while it is kept.
-    async fn file(&self) -> Option<DataExportFile> {
-        self.file.clone().map(|row| DataExportFile { row })
+    /// The archive of a completed access request, while it is kept — for the person only:
+    /// those who filed for them or oversee requests see that it exists, not what is in it
+    /// (`FORBIDDEN`).
+    async fn file(&self, ctx: &Context<'_>) -> ApiResult<Option<DataExportFile>> {
+        if actor(ctx).id != Some(self.row.subject_id) {
+            return Err(portal_kit::ApiError::Forbidden);
+        }
+        Ok(self.file.clone().map(|row| DataExportFile { row }))
     }
 }
 

@@ -38,6 +38,13 @@ pub const ALL: &str = portal_kit::policy::SUBJECT_REQUESTS_ALL;
 /// `dataSubjectRequest`).
 pub const FILE_OWNER: &str = "DataSubjectRequest";
 
+/// The access check of an archive's download: only the person's `file` resolves.
+pub const ARCHIVE_ACCESS: &str = "archive: dataSubjectRequest(id: $id) { file { sha256 } }";
+
+/// How long a confirmed request may stay queued or running before it counts as failed
+/// (its job died) and the person may ask again.
+pub const STALE_AFTER_HOURS: i64 = 24;
+
 /// When the answer is due (GDPR Art. 12(3): one month).
 pub const DUE_AFTER_DAYS: i64 = 30;
 
@@ -99,6 +106,7 @@ pub async fn request_access(
     let now = settings.clock.now();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     expire_unconfirmed(&txn, now).await?;
+    fail_stale(&txn, now).await?;
     let open = data_subject_request::Entity::find()
         .filter(data_subject_request::Column::TenantId.eq(tenant_id))
         .filter(data_subject_request::Column::SubjectId.eq(subject))
@@ -197,6 +205,29 @@ async fn expire_unconfirmed(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Ap
     Ok(())
 }
 
+/// Confirmed requests still queued or running long after they were confirmed (their job
+/// died with its worker) become `FAILED`, so the person may ask again.
+async fn fail_stale(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<()> {
+    data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::FAILED),
+        )
+        .col_expr(
+            data_subject_request::Column::Failure,
+            Expr::value("the request did not finish; ask again"),
+        )
+        .col_expr(data_subject_request::Column::CompletedAt, Expr::value(now))
+        .filter(data_subject_request::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .filter(
+            data_subject_request::Column::VerifiedAt.lt(now - Duration::hours(STALE_AFTER_HOURS)),
+        )
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
 /// Confirms a request with the token from its link: it is queued for the privacy job.
 /// An unknown, used or lapsed token is `NOT_FOUND` (nothing tells them apart).
 pub async fn verify(
@@ -215,11 +246,31 @@ pub async fn verify(
         .await
         .map_err(ApiError::from_db)?
         .ok_or(ApiError::NotFound("data-subject request"))?;
-    let mut active: data_subject_request::ActiveModel = found.clone().into();
-    active.status = Set(status::QUEUED.to_owned());
-    active.verification_hash = Set(None);
-    active.verified_at = Set(Some(now));
-    let row = active.update(&txn).await.map_err(ApiError::from_db)?;
+    // Single use even when two confirmations race: only the one that moves the row on.
+    let moved = data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::QUEUED),
+        )
+        .col_expr(
+            data_subject_request::Column::VerificationHash,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(data_subject_request::Column::VerifiedAt, Expr::value(now))
+        .filter(data_subject_request::Column::Id.eq(found.id))
+        .filter(data_subject_request::Column::Status.eq(status::AWAITING_VERIFICATION))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if moved.rows_affected != 1 {
+        return Err(ApiError::NotFound("data-subject request"));
+    }
+    let row = data_subject_request::Model {
+        status: status::QUEUED.to_owned(),
+        verification_hash: None,
+        verified_at: Some(now),
+        ..found
+    };
     // The person proved they hold the address: the request now acts for them.
     let person = Actor::user(row.subject_id, row.tenant_id, Vec::new());
     let job = NewJob::new(ACCESS_JOB, json!({ "requestId": row.id }))
@@ -415,6 +466,7 @@ pub async fn fail(
             Expr::value(Utc::now()),
         )
         .filter(data_subject_request::Column::Id.eq(request.id))
+        .filter(data_subject_request::Column::Status.is_in([status::QUEUED, status::RUNNING]))
         .exec(&txn)
         .await
         .map_err(ApiError::from_db)?;

@@ -140,6 +140,12 @@ async fn a_person_confirms_and_downloads_every_subgraphs_data_and_nobody_else_se
         admin["data"]["dataSubjectRequest"]["status"], "COMPLETED",
         "{admin}"
     );
+    // … that it exists and how it went, not what is in it: the archive is hers alone.
+    assert!(
+        admin["data"]["dataSubjectRequest"]["file"].is_null(),
+        "{admin}"
+    );
+    assert_eq!(code(&admin), "FORBIDDEN", "{admin}");
     // Nor does another tenant's admin.
     let other = portal
         .query_with_roles(
