@@ -4,7 +4,6 @@
 //! and completes the request. Only workers run it; no client reaches the domains' exports.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -213,20 +212,6 @@ fn safe_path(path: &str) -> String {
     }
 }
 
-fn zip(entries: &BTreeMap<String, Vec<u8>>) -> ApiResult<Vec<u8>> {
-    let failed =
-        |err: &dyn std::fmt::Display| ApiError::internal(format!("zipping an archive: {err}"));
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
-    for (name, bytes) in entries {
-        writer.start_file(name, options).map_err(|e| failed(&e))?;
-        writer.write_all(bytes).map_err(|e| failed(&e))?;
-    }
-    Ok(writer.finish().map_err(|e| failed(&e))?.into_inner())
-}
-
 #[async_trait::async_trait]
 impl JobHandler for AccessRequestJob {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
@@ -256,7 +241,7 @@ impl JobHandler for AccessRequestJob {
         };
         let outcome = async {
             let (entries, summary) = self.gather(subject).await?;
-            let zipped = tokio::task::spawn_blocking(move || zip(&entries))
+            let zipped = tokio::task::spawn_blocking(move || portal_kit::archive::zip(&entries))
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))??;
             // The archive holds opened seals (message bodies, attachments): it is stored

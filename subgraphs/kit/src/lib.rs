@@ -8,6 +8,7 @@
 
 pub mod access_token;
 pub mod actor;
+pub mod archive;
 pub mod audit;
 pub mod blind_index;
 pub mod clock;

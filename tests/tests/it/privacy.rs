@@ -2,9 +2,6 @@
 //! them), confirms through the link mailed to them, and downloads one archive holding
 //! every subgraph's export and their files; nobody else sees or files their request.
 
-use std::collections::BTreeMap;
-use std::io::Read;
-
 use portal_entities::platform::audit_event;
 use portal_tests::{Mode, TestPortal};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -22,19 +19,6 @@ fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_default()
-}
-
-fn unzip(bytes: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
-    let mut files = BTreeMap::new();
-    for n in 0..archive.len() {
-        let mut file = archive.by_index(n)?;
-        let mut content = Vec::new();
-        file.read_to_end(&mut content)?;
-        let name = file.name()?.into_owned();
-        files.insert(name, content);
-    }
-    Ok(files)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +149,8 @@ async fn a_person_confirms_and_downloads_every_subgraphs_data_and_nobody_else_se
     let base = portal.endpoint.trim_end_matches("/graphql");
     let response = portal.http().get(format!("{base}{url}")).send().await?;
     assert_eq!(response.status().as_u16(), 200, "{followed}");
-    let files = unzip(&response.bytes().await?)?;
+    let files = portal_kit::archive::unzip(&response.bytes().await?, 1 << 30, |_| true)
+        .map_err(anyhow::Error::msg)?;
     let part = |name: &str| -> anyhow::Result<Value> {
         let bytes = files
             .get(&format!("{name}.json"))

@@ -147,47 +147,14 @@ pub async fn build(
     Ok(files)
 }
 
-/// The pack's files in one zip archive (deflated, in [`FILES`] order).
+/// The pack's files in one zip archive.
 pub fn zip(files: &BTreeMap<String, Vec<u8>>) -> ApiResult<Vec<u8>> {
-    use std::io::Write;
-    let failed = |err: &dyn std::fmt::Display| ApiError::internal(format!("zipping a pack: {err}"));
-    let mut writer = ::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = ::zip::write::SimpleFileOptions::default()
-        .compression_method(::zip::CompressionMethod::Deflated);
-    for name in FILES {
-        let Some(bytes) = files.get(name) else {
-            continue;
-        };
-        writer.start_file(name, options).map_err(|e| failed(&e))?;
-        writer.write_all(bytes).map_err(|e| failed(&e))?;
-    }
-    Ok(writer.finish().map_err(|e| failed(&e))?.into_inner())
+    crate::archive::zip(files)
 }
 
 /// The files of a zipped pack (only the pack's own names are read).
 pub fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    use std::io::Read;
-    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| format!("not a zip archive: {e}"))?;
-    let mut files = BTreeMap::new();
-    for name in FILES {
-        let Ok(file) = archive.by_name(name) else {
-            continue;
-        };
-        // Refuse what would not fit rather than cut it short (a zip bomb, a forged size).
-        if file.size() > MAX_FILE_BYTES {
-            return Err(format!("{name} is larger than a pack file may be"));
-        }
-        let mut content = Vec::new();
-        file.take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut content)
-            .map_err(|e| format!("reading {name}: {e}"))?;
-        if content.len() as u64 > MAX_FILE_BYTES {
-            return Err(format!("{name} is larger than a pack file may be"));
-        }
-        files.insert(name.to_owned(), content);
-    }
-    Ok(files)
+    crate::archive::unzip(bytes, MAX_FILE_BYTES, |path| FILES.contains(&path))
 }
 
 fn parse_lines(name: &str, bytes: &[u8]) -> Result<Vec<Value>, String> {
