@@ -71,6 +71,7 @@ mod m0062_audit_evidence_exports;
 mod m0063_policy_rules_audit_evidence;
 mod m0064_data_subject_requests;
 mod m0065_policy_rules_data_subject_requests;
+mod m0066_policy_rules_data_erasure;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -147,6 +148,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0063_policy_rules_audit_evidence::Migration),
             Box::new(m0064_data_subject_requests::Migration),
             Box::new(m0065_policy_rules_data_subject_requests::Migration),
+            Box::new(m0066_policy_rules_data_erasure::Migration),
         ]
     }
 }

@@ -99,8 +99,14 @@ pub fn privacy_domains(
             db.clone(),
             keys.provider(),
         )),
-        Arc::new(portal_accounts::privacy::Privacy::new(db.clone())),
-        Arc::new(portal_reports::privacy::Privacy::new(db.clone())),
+        Arc::new(portal_accounts::privacy::Privacy::new(
+            db.clone(),
+            files.clone(),
+        )),
+        Arc::new(portal_reports::privacy::Privacy::new(
+            db.clone(),
+            files.clone(),
+        )),
         Arc::new(portal_messages::privacy::Privacy::new(
             portal_messages::store::Store {
                 db: db.clone(),

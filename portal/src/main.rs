@@ -1075,6 +1075,10 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
             ),
         )
         .handle(
+            portal::privacy::ErasureJob::KIND,
+            portal::privacy::ErasureJob::new(db.clone(), portal::privacy_domains(db, &keys, files)),
+        )
+        .handle(
             portal_identity::evidence_export::EvidenceExportJob::KIND,
             portal_identity::evidence_export::EvidenceExportJob::new(
                 db.clone(),

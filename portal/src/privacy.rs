@@ -1,7 +1,15 @@
-//! The privacy job of data-subject access requests (`privacy.access`): asks every domain
-//! for what it holds about the person ([`portal_kit::privacy`]), puts one JSON document per
-//! domain and the person's files into one zip archive, stores it as a file of the request
-//! and completes the request. Only workers run it; no client reaches the domains' exports.
+//! The privacy jobs of data-subject requests. Only workers run them; no client reaches
+//! the domains' exports or erasures ([`portal_kit::privacy`]).
+//!
+//! - Access (`privacy.access`, [`AccessRequestJob`]): asks every domain for what it holds
+//!   about the person, puts one JSON document per domain and the person's files into one
+//!   zip archive, stores it as a file of the request and completes the request.
+//! - Erasure (`privacy.erase`, [`ErasureJob`]): gathers the person's identifiers and ties
+//!   from every domain, then the legal holds covering them — any hold blocks the request,
+//!   with the holds named — and otherwise has every domain erase or anonymize its part,
+//!   the platform scrub the copies that travelled and shred their audit key, and identity
+//!   close the account last (so a retry still finds the person until everything else is
+//!   done). The result lists, per part, what was erased, anonymized and kept, and why.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +25,7 @@ use portal_identity::subject_requests;
 use portal_kit::db::BeginWrite;
 use portal_kit::envelope::TenantKeys;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
-use portal_kit::privacy::{DataSubject, PrivacyDomain};
+use portal_kit::privacy::{DataSubject, DomainErasure, Erasure, PrivacyDomain};
 use portal_kit::secret::DataKey;
 use portal_kit::storage::{FileStore, content_binding, object_key};
 use portal_kit::{ApiError, ApiResult};
@@ -281,6 +289,165 @@ impl JobHandler for AccessRequestJob {
                     &self.db,
                     &request,
                     "the archive could not be prepared",
+                    actor,
+                    &meta,
+                )
+                .await
+                .map_err(retry)?;
+                Ok(())
+            }
+            Err(err) => Err(retry(err)),
+        }
+    }
+}
+
+/// The domain that keeps the person's account: it erases last.
+const ACCOUNT_DOMAIN: &str = "identity";
+
+/// Carries out confirmed erasure requests.
+pub struct ErasureJob {
+    db: DatabaseConnection,
+    domains: Vec<Arc<dyn PrivacyDomain>>,
+}
+
+impl ErasureJob {
+    /// The handler over `db`, erasing through `domains`.
+    pub fn new(db: DatabaseConnection, domains: Vec<Arc<dyn PrivacyDomain>>) -> Arc<Self> {
+        Arc::new(Self { db, domains })
+    }
+
+    /// The job kind it handles.
+    pub const KIND: &'static str = subject_requests::ERASURE_JOB;
+
+    /// The holds of every domain covering `subject` or anything any domain ties them to.
+    async fn holds(&self, subject: DataSubject) -> ApiResult<Vec<Value>> {
+        let mut ties = Vec::new();
+        for domain in &self.domains {
+            ties.extend(domain.ties(subject).await?);
+        }
+        ties.sort();
+        ties.dedup();
+        let mut holds = Vec::new();
+        for domain in &self.domains {
+            for hold in domain.holds(subject, &ties).await? {
+                holds.push(json!({
+                    "part": domain.name(),
+                    "id": hold.id,
+                    "targetType": hold.target_type,
+                    "targetId": hold.target_id,
+                }));
+            }
+        }
+        Ok(holds)
+    }
+
+    /// Every domain's identifiers of `subject`, deduplicated.
+    async fn identifiers(&self, subject: DataSubject) -> ApiResult<Vec<String>> {
+        let mut all: Vec<String> = Vec::new();
+        for domain in &self.domains {
+            for id in domain.identifiers(subject).await? {
+                let id = id.trim().to_owned();
+                if !id.is_empty() && !all.iter().any(|a| a.eq_ignore_ascii_case(&id)) {
+                    all.push(id);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Erases `subject` everywhere: the other domains, the platform's copies, then the
+    /// account. What each part did, by part.
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<Value> {
+        let mut parts = Map::new();
+        let record = |parts: &mut Map<String, Value>, name: &str, done: DomainErasure| {
+            parts.insert(
+                name.to_owned(),
+                serde_json::to_value(done.items).unwrap_or(Value::Null),
+            );
+        };
+        for domain in self.domains.iter().filter(|d| d.name() != ACCOUNT_DOMAIN) {
+            let done = domain.erase(subject, erasure).await?;
+            record(&mut parts, domain.name(), done);
+        }
+        let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
+        let done = portal_kit::privacy::platform::erase(&txn, subject, erasure).await?;
+        portal_kit::audit::AuditEvent::success("user_platform.erase", "user", subject.user_id)
+            .with_details(json!({
+                "items": done.items.iter().map(|i| json!({
+                    "collection": i.collection,
+                    "disposition": i.disposition,
+                    "count": i.count,
+                })).collect::<Vec<_>>(),
+            }))
+            .record(&txn, &erasure.actor, &erasure.meta)
+            .await?;
+        txn.commit().await.map_err(ApiError::from_db)?;
+        record(&mut parts, "platform", done);
+        for domain in self.domains.iter().filter(|d| d.name() == ACCOUNT_DOMAIN) {
+            let done = domain.erase(subject, erasure).await?;
+            record(&mut parts, domain.name(), done);
+        }
+        Ok(json!({ "parts": parts }))
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ErasureJob {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let retry = |err: ApiError| JobError::Retry(format!("{err:?}"));
+        let id = job.required_id("requestId")?;
+        let (Some(tenant), Some(actor)) = (job.tenant_id, job.principal.as_ref()) else {
+            return Err(JobError::Permanent("the job acts for nobody".into()));
+        };
+        let meta = job.audit_meta();
+        let request = match subject_requests::for_job(&self.db, tenant, id).await {
+            Ok(request) => request,
+            Err(ApiError::NotFound(_)) => {
+                return Err(JobError::Permanent("the request no longer exists".into()));
+            }
+            Err(err) => return Err(retry(err)),
+        };
+        if request.kind != subject_requests::kind::ERASURE {
+            return Err(JobError::Permanent("not an erasure request".into()));
+        }
+        if !subject_requests::start(&self.db, request.id)
+            .await
+            .map_err(retry)?
+        {
+            return Ok(());
+        }
+        let subject = DataSubject {
+            tenant_id: tenant,
+            user_id: request.subject_id,
+        };
+        let outcome = async {
+            let holds = self.holds(subject).await?;
+            if !holds.is_empty() {
+                subject_requests::block(&self.db, &request, Value::Array(holds), (actor, &meta))
+                    .await?;
+                return Ok(());
+            }
+            let erasure = Erasure {
+                identifiers: self.identifiers(subject).await?,
+                actor: actor.clone(),
+                meta: meta.clone(),
+            };
+            let result = self.erase(subject, &erasure).await?;
+            let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
+            if subject_requests::complete_erasure(&txn, &request, result, (actor, &meta)).await? {
+                txn.commit().await.map_err(ApiError::from_db)?;
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(err) if job.attempt >= subject_requests::JOB_ATTEMPTS => {
+                tracing::error!(request = %request.id, error = ?err, "an erasure failed");
+                subject_requests::fail(
+                    &self.db,
+                    &request,
+                    "the erasure could not be completed; ask again (what was erased stays erased)",
                     actor,
                     &meta,
                 )

@@ -537,6 +537,13 @@ impl TestPortal {
                     ),
                 )
                 .handle(
+                    portal::privacy::ErasureJob::KIND,
+                    portal::privacy::ErasureJob::new(
+                        db.clone(),
+                        portal::privacy_domains(&db, &keys, &files),
+                    ),
+                )
+                .handle(
                     portal_identity::evidence_export::EvidenceExportJob::KIND,
                     portal_identity::evidence_export::EvidenceExportJob::new(
                         db.clone(),

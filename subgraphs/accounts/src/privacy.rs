@@ -1,5 +1,6 @@
-//! The accounts domain's side of data-subject requests (GDPR Articles 15 and 20): what it
-//! holds about one user of a tenant, as one JSON object of collections.
+//! The accounts domain's side of data-subject requests (GDPR Articles 15, 17 and 20): what
+//! it holds about one user of a tenant, as one JSON object of collections; the accounts
+//! they are tied to (member or owner), which a legal hold may cover; and their erasure.
 //!
 //! Exported: the accounts they are a member of (the account's id, number and name and when
 //! they joined), the accounts they own, their own dashboard layouts, the exports they
@@ -11,6 +12,12 @@
 //! (no owner). Left out, because they are internals or not theirs to see: idempotency
 //! keys and request hashes, client keys, an export's failure text, who added them to an
 //! account (another user's id), storage keys. This domain holds no secrets or sealed text.
+//!
+//! Erased (see [`crate::store::erasure`]): their memberships, dashboard layouts, exports and
+//! export files. Anonymized: the accounts they own (the tenant's customer records, now
+//! owned by the deleted user) and the memberships they granted. Kept unchanged, as
+//! bookkeeping and tax law require: the ledger entries, invoices, payments and usage events
+//! they recorded.
 
 use std::collections::HashMap;
 
@@ -23,24 +30,38 @@ use portal_entities::accounts::{
     account, account_export, account_member, dashboard_layout, invoice, ledger_entry, payment,
     usage_event,
 };
-use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain, SubjectFile};
+use portal_kit::privacy::{
+    DataSubject, DomainErasure, DomainExport, Erasure, PrivacyDomain, SubjectFile, Tie, tie,
+};
+use portal_kit::storage::FileStore;
 use portal_kit::{ApiError, ApiResult};
 
 use crate::SUBGRAPH_NAME;
 use crate::domain::amount_from_e4;
 use crate::domain::export::ExportStatus;
+use crate::store::erasure::{accounts_of, erase_user};
 use crate::store::export::FILE_OWNER;
 
 /// What the accounts subgraph holds about a data subject.
 pub struct Privacy {
     db: DatabaseConnection,
+    files: FileStore,
 }
 
 impl Privacy {
-    /// The accounts domain over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// The accounts domain over `db`, its export files in `files`.
+    pub fn new(db: DatabaseConnection, files: FileStore) -> Self {
+        Self { db, files }
     }
+}
+
+/// Why the bookkeeping records `what` (they made) are kept: the legal basis.
+fn retained(what: &str) -> String {
+    format!(
+        "{what} are kept unchanged: bookkeeping and tax law require the tenant to retain them \
+         (GDPR Art. 17(3)(b) and Art. 6(1)(c)); who recorded them now reads as the deleted \
+         user"
+    )
 }
 
 /// A timestamp as RFC 3339, UTC.
@@ -297,5 +318,83 @@ impl PrivacyDomain for Privacy {
             }),
             files,
         })
+    }
+
+    async fn ties(&self, subject: DataSubject) -> ApiResult<Vec<Tie>> {
+        let ids = accounts_of(&self.db, subject.tenant_id, subject.user_id).await?;
+        Ok(ids
+            .into_iter()
+            .map(|id| Tie {
+                kind: tie::ACCOUNT,
+                id,
+            })
+            .collect())
+    }
+
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure> {
+        let done = erase_user(
+            &self.db,
+            &self.files,
+            (subject.tenant_id, subject.user_id),
+            Utc::now(),
+            &erasure.actor,
+            &erasure.meta,
+        )
+        .await?;
+        let mut result = DomainErasure::default();
+        result
+            .erased(
+                "memberships",
+                done.memberships,
+                "Their access to these accounts was removed; the accounts remain",
+            )
+            .anonymized(
+                "ownedAccounts",
+                done.owned_accounts,
+                "The accounts are the tenant's customer records and remain; their owner is now \
+                 the deleted user",
+            )
+            .anonymized(
+                "membersAdded",
+                done.members_added,
+                "Memberships they granted to others remain; who granted them now reads as the \
+                 deleted user",
+            )
+            .erased(
+                "dashboardLayouts",
+                done.dashboard_layouts,
+                "Their saved dashboard layouts were deleted",
+            )
+            .erased(
+                "exports",
+                done.exports,
+                "The exports they requested were deleted",
+            )
+            .erased(
+                "exportFiles",
+                done.export_files,
+                "The files of their exports were deleted from storage",
+            )
+            .kept(
+                "ledgerEntries",
+                done.ledger_entries,
+                &retained("Ledger entries they recorded"),
+            )
+            .kept(
+                "invoices",
+                done.invoices,
+                &retained("Invoices they recorded"),
+            )
+            .kept(
+                "payments",
+                done.payments,
+                &retained("Payments they recorded"),
+            )
+            .kept(
+                "usageEvents",
+                done.usage_events,
+                &retained("Usage events they recorded (what invoices are billed from)"),
+            );
+        Ok(result)
     }
 }

@@ -2,6 +2,7 @@
 //! Pure functions over plain values; no GraphQL, HTTP or database types.
 
 use portal_kit::{ApiError, ApiResult};
+use uuid::Uuid;
 
 /// The role that may manage tenants across the platform.
 pub const PLATFORM_ADMIN: &str = "platform_admin";
@@ -18,6 +19,10 @@ pub enum UserStatus {
     Active,
     /// Deactivated: may not sign in.
     Disabled,
+    /// Erased (GDPR Art. 17): the row stays, anonymized, as the deleted user other
+    /// records point to. Final: nobody signs in as it, and no admin re-enables, re-invites
+    /// or changes it.
+    Erased,
 }
 
 impl UserStatus {
@@ -27,6 +32,7 @@ impl UserStatus {
             Self::Invited => "INVITED",
             Self::Active => "ACTIVE",
             Self::Disabled => "DISABLED",
+            Self::Erased => "ERASED",
         }
     }
 
@@ -35,9 +41,35 @@ impl UserStatus {
         match value {
             "INVITED" => Self::Invited,
             "ACTIVE" => Self::Active,
+            "ERASED" => Self::Erased,
             _ => Self::Disabled,
         }
     }
+
+    /// Whether a reset or invitation link may be sent to and redeemed by the user.
+    pub fn may_recover(self) -> bool {
+        matches!(self, Self::Invited | Self::Active)
+    }
+}
+
+/// Refuses (`CONFLICT`) any change to a user whose stored status is `ERASED`: erasure is
+/// final.
+pub fn not_erased(stored_status: &str) -> ApiResult<()> {
+    if UserStatus::from_db(stored_status) == UserStatus::Erased {
+        return Err(ApiError::Conflict(
+            "this user was erased: the account cannot be changed or used again".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Name an erased (or otherwise deleted) user is shown with.
+pub const DELETED_USER_NAME: &str = "Deleted user";
+
+/// The sign-in email an erased user is left with: unique in the tenant, on a reserved
+/// domain no mail reaches (RFC 2606), saying nothing about the person.
+pub fn erased_email(user_id: Uuid) -> String {
+    format!("erased-{user_id}@erased.invalid")
 }
 
 /// Default seconds without activity after which a session ends.
@@ -188,6 +220,8 @@ pub enum RevokeReason {
     PasswordChanged,
     /// The user was deactivated.
     UserDeactivated,
+    /// The user was erased (GDPR Art. 17).
+    UserErased,
 }
 
 impl RevokeReason {
@@ -201,6 +235,7 @@ impl RevokeReason {
             Self::AbsoluteTimeout => "absolute_timeout",
             Self::PasswordChanged => "password_changed",
             Self::UserDeactivated => "user_deactivated",
+            Self::UserErased => "user_erased",
         }
     }
 }
@@ -226,6 +261,20 @@ mod tests {
         ] {
             assert!(email("e", bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn erased_is_a_status_of_its_own_and_final() {
+        assert_eq!(UserStatus::from_db("ERASED"), UserStatus::Erased);
+        assert_eq!(UserStatus::Erased.as_str(), "ERASED");
+        assert!(!UserStatus::Erased.may_recover());
+        assert!(!UserStatus::Disabled.may_recover());
+        assert!(UserStatus::Invited.may_recover());
+        assert!(not_erased("ERASED").is_err());
+        assert!(not_erased("DISABLED").is_ok());
+        // A valid address, so that nothing choking on invalid ones trips over it.
+        let erased = erased_email(Uuid::now_v7());
+        assert_eq!(email("e", &erased).ok(), Some(erased));
     }
 
     #[test]

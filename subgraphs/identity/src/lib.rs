@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod credentials;
 pub mod domain;
+pub mod erasure;
 pub mod evidence_export;
 pub mod feed;
 pub mod graphql;

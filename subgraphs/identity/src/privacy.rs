@@ -6,6 +6,12 @@
 //! Left out: password hashes, TOTP secrets, recovery codes and token hashes (secrets, not
 //! information about the person), and other people's data in audit events about them (an
 //! admin's address stays sealed to the admin).
+//!
+//! Erasure ([`crate::erasure`]): identity keeps the person's profile, so it names their
+//! identifiers — addresses, past and present, and names. It erases what lets them sign
+//! in, ends their sessions, revokes the API keys they created, keeps the requests about
+//! them, and leaves their user row anonymized and `ERASED`, as the deleted user the other
+//! domains' records point to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,10 +27,12 @@ use portal_entities::identity::{
 use portal_entities::platform::audit_event;
 use portal_kit::audit::personal;
 use portal_kit::envelope::KeyProvider;
-use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain};
+use portal_kit::privacy::{DataSubject, DomainErasure, DomainExport, Erasure, PrivacyDomain};
 use portal_kit::{ApiError, ApiResult};
 
-/// Identity's export of a data subject.
+use crate::erasure::{self, Erased};
+
+/// Identity's side of the privacy contract: export and erasure of a data subject.
 pub struct Privacy {
     db: DatabaseConnection,
     keys: Arc<dyn KeyProvider>,
@@ -234,4 +242,110 @@ impl PrivacyDomain for Privacy {
             files: Vec::new(),
         })
     }
+
+    async fn identifiers(&self, subject: DataSubject) -> ApiResult<Vec<String>> {
+        erasure::identifiers(&self.db, self.keys.clone(), subject).await
+    }
+
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure> {
+        let done = erasure::erase_user(&self.db, subject, erasure).await?;
+        Ok(report(&done))
+    }
+}
+
+/// What an erasure did, as the request's result says it.
+fn report(done: &Erased) -> DomainErasure {
+    let mut out = DomainErasure::default();
+    out.anonymized(
+        "profile",
+        done.profile,
+        "their user row stays as the deleted user other records point to: address, name \
+         and time zone replaced, status ERASED; it can never sign in again",
+    )
+    .erased(
+        "sessions",
+        done.sessions_deleted,
+        "their past sign-ins, with the addresses and user agents they came from",
+    )
+    .anonymized(
+        "recentSessions",
+        done.sessions_stripped,
+        "their recent sign-ins, the open ones revoked: addresses and user agents removed; \
+         the bare revoked row stays for the two hours gateways need to go on refusing its \
+         tokens",
+    )
+    .erased(
+        "refreshTokens",
+        done.refresh_tokens,
+        "the tokens that kept their sign-ins going",
+    )
+    .erased(
+        "signInChallenges",
+        done.mfa_challenges,
+        "sign-ins waiting for their second factor",
+    )
+    .erased(
+        "passwordResetLinks",
+        done.reset_links,
+        "their password reset and invitation links",
+    )
+    .erased(
+        "emailChanges",
+        done.email_changes,
+        "their email changes, with the addresses",
+    )
+    .erased("credentials", done.credentials, "their password hash")
+    .erased(
+        "secondFactors",
+        done.mfa_factors,
+        "their authenticator (TOTP) secret",
+    )
+    .erased("recoveryCodes", done.recovery_codes, "their recovery codes")
+    .erased(
+        "singleSignOn",
+        done.sso_links,
+        "the links between their accounts at identity providers and the portal",
+    )
+    .erased("roles", done.role_grants, "the roles they held")
+    .erased(
+        "signInThrottles",
+        done.throttles,
+        "failed sign-in and reset counters kept under their addresses",
+    )
+    .erased(
+        "apiKeysRevoked",
+        done.api_keys_revoked,
+        "API keys they created that still worked: revoked, since they knew the secrets",
+    )
+    .anonymized(
+        "apiKeysCreated",
+        done.api_keys_unlinked,
+        "API keys they created stay with their service accounts, no longer naming who \
+         created them",
+    )
+    .anonymized(
+        "auditEvidenceExports",
+        done.evidence_exports,
+        "evidence packs of the tenant's audit log they asked for stay the tenant's, no \
+         longer naming who asked",
+    )
+    .anonymized(
+        "dataSubjectRequestsFiled",
+        done.requests_filed,
+        "requests they filed for other people stay those people's record, no longer naming \
+         who filed them",
+    )
+    .erased(
+        "accessArchives",
+        done.access_archives,
+        "copies of their data prepared for their access requests: expired, and deleted \
+         from storage by the scheduled purge",
+    )
+    .kept(
+        "dataSubjectRequests",
+        done.requests_kept,
+        "what they asked for and what was done, this erasure included: the controller \
+         must be able to show it (GDPR Art. 5(2) accountability, Art. 12)",
+    );
+    out
 }

@@ -141,7 +141,7 @@ pub async fn request_reset(
 ) -> ApiResult<()> {
     let slug = tenant_slug.trim().to_lowercase();
     let email = email.trim().to_lowercase();
-    let account_key = format!("reset:{slug}:{email}");
+    let account_key = throttle::reset_key(&slug, &email);
     let source_key = meta
         .source_ip
         .as_ref()
@@ -171,8 +171,7 @@ pub async fn request_reset(
         .one(db)
         .await
         .map_err(ApiError::from_db)?;
-    let Some(user) = found.filter(|u| UserStatus::from_db(&u.status) != UserStatus::Disabled)
-    else {
+    let Some(user) = found.filter(|u| UserStatus::from_db(&u.status).may_recover()) else {
         AuditEvent::failure("auth.password_reset_request", "user", None)
             .in_tenant(tenant.id)
             .with_details(json!({ "email": email, "reason": "unknown_account" }))
@@ -232,7 +231,7 @@ pub async fn complete_reset(
         .one(db)
         .await
         .map_err(ApiError::from_db)?
-        .filter(|u| UserStatus::from_db(&u.status) != UserStatus::Disabled)
+        .filter(|u| UserStatus::from_db(&u.status).may_recover())
         .ok_or_else(invalid)?;
     password::check(new_password, &user.email, &user.display_name)
         .map_err(|violation| ApiError::invalid("newPassword", violation.message()))?;

@@ -232,6 +232,8 @@ pub async fn update_user(
     let tenant_id = actor.tenant()?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let current = user(&txn, tenant_id, id).await?;
+    // Erasure is final: no admin re-enables, renames or otherwise revives an erased user.
+    crate::domain::not_erased(&current.status)?;
     let before = json!({
         "displayName": current.display_name,
         "status": current.status,
@@ -462,6 +464,7 @@ pub async fn assign_role(
     let tenant_id = actor.tenant()?;
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let target = user(&txn, tenant_id, user_id).await?;
+    crate::domain::not_erased(&target.status)?;
     let role = role_in_tenant(&txn, tenant_id, role_id).await?;
     let existing = user_role::Entity::find_by_id((user_id, role_id))
         .one(&txn)

@@ -1,6 +1,6 @@
-//! Data-subject requests through GraphQL: ask for a copy of one's data (or, for tenant
-//! admins, a user's), confirm it through the link sent to the person, follow it and
-//! download the archive.
+//! Data-subject requests through GraphQL: ask for a copy of one's data or for its
+//! erasure (or, for tenant admins, a user's), confirm it through the link sent to the
+//! person, follow it, download the archive or read what was erased, anonymized and kept.
 
 use async_graphql::{Context, Enum, ID, Json, Object};
 use chrono::{DateTime, Utc};
@@ -27,6 +27,8 @@ portal_kit::file_object!(
 pub enum DataSubjectRequestKind {
     /// A copy of the person's data, in a machine-readable archive (GDPR Art. 15, 20).
     Access,
+    /// The person's data erased or anonymized, their account closed (GDPR Art. 17).
+    Erasure,
 }
 
 /// Where a data-subject request is.
@@ -42,6 +44,9 @@ pub enum DataSubjectRequestStatus {
     Completed,
     /// It could not be carried out (`failure` says why).
     Failed,
+    /// Refused: a legal hold covers the person or records they are tied to (`result`
+    /// lists the holds; nothing was erased). Ask again once they are released.
+    Blocked,
     /// Not confirmed in time.
     Expired,
 }
@@ -61,7 +66,11 @@ impl DataSubjectRequest {
 
     /// What it asks for.
     async fn kind(&self) -> DataSubjectRequestKind {
-        DataSubjectRequestKind::Access
+        if self.row.kind == subject_requests::kind::ERASURE {
+            DataSubjectRequestKind::Erasure
+        } else {
+            DataSubjectRequestKind::Access
+        }
     }
 
     /// The person it is about.
@@ -90,6 +99,7 @@ impl DataSubjectRequest {
             status::RUNNING => DataSubjectRequestStatus::Running,
             status::COMPLETED => DataSubjectRequestStatus::Completed,
             status::EXPIRED => DataSubjectRequestStatus::Expired,
+            status::BLOCKED => DataSubjectRequestStatus::Blocked,
             _ => DataSubjectRequestStatus::Failed,
         }
     }
@@ -114,7 +124,10 @@ impl DataSubjectRequest {
         self.row.completed_at
     }
 
-    /// What each part of the portal held: records by collection, and files.
+    /// What was done. Access: what each part of the portal held (records by collection,
+    /// and files). Erasure: per part, each collection `ERASED`, `ANONYMIZED` or `KEPT`,
+    /// with a count and why (for kept records, the legal basis); when blocked, the legal
+    /// holds that block it.
     async fn result(&self) -> Option<Json<serde_json::Value>> {
         self.row.result.clone().map(Json)
     }
@@ -204,6 +217,19 @@ impl SubjectRequestQuery {
     }
 }
 
+/// Files a request of `kind` for `user_id` (the caller when `None`).
+async fn request(
+    ctx: &Context<'_>,
+    user_id: Option<ID>,
+    kind: &'static str,
+) -> ApiResult<DataSubjectRequest> {
+    let subject = user_id.map(|id| input::id("userId", &id)).transpose()?;
+    let settings = crate::sessions::authenticator(ctx)?.settings();
+    let row = subject_requests::request(db(ctx)?, settings, (actor(ctx), meta(ctx)), subject, kind)
+        .await?;
+    Ok(DataSubjectRequest { row, file: None })
+}
+
 /// Data-subject request mutations.
 #[derive(Default)]
 pub struct SubjectRequestMutation;
@@ -220,12 +246,25 @@ impl SubjectRequestMutation {
         ctx: &Context<'_>,
         user_id: Option<ID>,
     ) -> ApiResult<DataSubjectRequest> {
-        let subject = user_id.map(|id| input::id("userId", &id)).transpose()?;
-        let settings = crate::sessions::authenticator(ctx)?.settings();
-        let row =
-            subject_requests::request_access(db(ctx)?, settings, actor(ctx), meta(ctx), subject)
-                .await?;
-        Ok(DataSubjectRequest { row, file: None })
+        request(ctx, user_id, subject_requests::kind::ACCESS).await
+    }
+
+    /// Asks for the personal data the portal holds about the caller — or, with `userId`,
+    /// about a user of the tenant on their behalf (for those the policies grant it) — to be
+    /// erased (GDPR Art. 17). The person confirms through a link sent to their address;
+    /// then a job checks the legal holds (any hold covering them, their accounts or their
+    /// threads blocks it: `BLOCKED`), and otherwise every part of the portal erases or
+    /// anonymizes what it holds, their sessions and API keys are revoked and their account
+    /// is closed; `result` lists what was erased, anonymized and kept, and why. Records
+    /// the law requires (ledger entries, the audit trail) are kept without anything more
+    /// than needed. `CONFLICT` while another erasure request of the person is open, or
+    /// when they are erased already.
+    async fn request_data_erasure(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Option<ID>,
+    ) -> ApiResult<DataSubjectRequest> {
+        request(ctx, user_id, subject_requests::kind::ERASURE).await
     }
 
     /// Confirms a data-subject request with the token from the link sent to the person.

@@ -1,9 +1,13 @@
-//! Data-subject requests (GDPR Art. 12, 15, 20): a person asks for their data — or a
-//! tenant admin files the request on their behalf — the person confirms it through a
-//! one-time link sent to their address (so a stolen session or a mistaken admin cannot
-//! take someone's data), a privacy job gathers every domain's export into one archive, and
-//! the person downloads it through a short-lived, re-checked link. Every step is audited;
-//! the answer is due 30 days after the request.
+//! Data-subject requests (GDPR Art. 12, 15, 17, 20): a person asks for their data, or for
+//! it to be erased — or a tenant admin files the request on their behalf — and the person
+//! confirms it through a one-time link sent to their address (so a stolen session or a
+//! mistaken admin can neither take nor destroy someone's data). Then a privacy job acts:
+//! for access, it gathers every domain's export into one archive, which the person
+//! downloads through a short-lived, re-checked link; for erasure, it checks the legal
+//! holds (any hold covering the person or what they are tied to blocks the request, with
+//! the reason), and otherwise has every domain erase or anonymize its part and records
+//! what was erased, anonymized and kept, and why. Every step is audited; the answer is due
+//! 30 days after the request.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -27,6 +31,9 @@ use crate::settings::IdentitySettings;
 
 /// The job that gathers an access request's archive.
 pub const ACCESS_JOB: &str = "privacy.access";
+
+/// The job that carries out an erasure request.
+pub const ERASURE_JOB: &str = "privacy.erase";
 
 /// The grant to file a request for someone else.
 pub const ON_BEHALF: &str = portal_kit::policy::SUBJECT_REQUESTS_ON_BEHALF;
@@ -58,6 +65,17 @@ pub const JOB_ATTEMPTS: i32 = 5;
 pub mod kind {
     /// A copy of their data (Art. 15, 20).
     pub const ACCESS: &str = "ACCESS";
+    /// Their data erased or anonymized (Art. 17).
+    pub const ERASURE: &str = "ERASURE";
+
+    /// The privacy job that carries out a request of `kind`.
+    pub fn job(kind: &str) -> &'static str {
+        if kind == ERASURE {
+            super::ERASURE_JOB
+        } else {
+            super::ACCESS_JOB
+        }
+    }
 }
 
 /// Where a request is (storage form).
@@ -72,19 +90,23 @@ pub mod status {
     pub const COMPLETED: &str = "COMPLETED";
     /// It could not be carried out (`failure` says why).
     pub const FAILED: &str = "FAILED";
+    /// Refused because a legal hold covers the person or what they are tied to (`result`
+    /// lists the holds); the person may ask again once they are released.
+    pub const BLOCKED: &str = "BLOCKED";
     /// Not confirmed in time.
     pub const EXPIRED: &str = "EXPIRED";
 }
 
-/// Files an access request for `subject` (the caller when `None`): the person gets a
-/// confirmation link by email. Filing for someone else needs the [`ON_BEHALF`] grant;
-/// `CONFLICT` while another access request of the person is open.
-pub async fn request_access(
+/// Files a request of `kind` ([`kind::ACCESS`] or [`kind::ERASURE`]) for `subject` (the
+/// caller when `None`): the person gets a confirmation link by email. Filing for someone
+/// else needs the [`ON_BEHALF`] grant; `CONFLICT` while another request of that kind of
+/// the person is open, or when they are erased already.
+pub async fn request(
     db: &DatabaseConnection,
     settings: &IdentitySettings,
-    actor: &Actor,
-    meta: &RequestMeta,
+    (actor, meta): (&Actor, &RequestMeta),
     subject: Option<Uuid>,
+    kind: &'static str,
 ) -> ApiResult<data_subject_request::Model> {
     let tenant_id = actor.tenant()?;
     let me = actor.principal()?;
@@ -98,6 +120,11 @@ pub async fn request_access(
         .await
         .map_err(ApiError::from_db)?
         .ok_or(ApiError::NotFound("user"))?;
+    if crate::domain::UserStatus::from_db(&person.status) == crate::domain::UserStatus::Erased {
+        return Err(ApiError::Conflict(
+            "this person's data is erased already".into(),
+        ));
+    }
     let org = tenant::Entity::find_by_id(tenant_id)
         .one(db)
         .await
@@ -110,7 +137,7 @@ pub async fn request_access(
     let open = data_subject_request::Entity::find()
         .filter(data_subject_request::Column::TenantId.eq(tenant_id))
         .filter(data_subject_request::Column::SubjectId.eq(subject))
-        .filter(data_subject_request::Column::Kind.eq(kind::ACCESS))
+        .filter(data_subject_request::Column::Kind.eq(kind))
         .filter(data_subject_request::Column::Status.is_in([
             status::AWAITING_VERIFICATION,
             status::QUEUED,
@@ -120,16 +147,16 @@ pub async fn request_access(
         .await
         .map_err(ApiError::from_db)?;
     if open > 0 {
-        return Err(ApiError::Conflict(
-            "an access request of this person is open already".into(),
-        ));
+        return Err(ApiError::Conflict(format!(
+            "a request of this kind ({kind}) of this person is open already"
+        )));
     }
     let token = opaque_token("dsr")?;
     let row = data_subject_request::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
         subject_id: Set(subject),
-        kind: Set(kind::ACCESS.to_owned()),
+        kind: Set(kind.to_owned()),
         requested_by: Set(Some(me)),
         status: Set(status::AWAITING_VERIFICATION.to_owned()),
         verification_hash: Set(Some(token_hash(&token))),
@@ -154,32 +181,46 @@ pub async fn request_access(
         "{}/confirm-data-request?token={token}",
         settings.public_url.trim_end_matches('/')
     );
+    let what = if kind == kind::ERASURE {
+        "Your personal data at your {org} portal is to be erased"
+    } else {
+        "A copy of the personal data your {org} portal holds about you was requested"
+    }
+    .replace("{org}", &org.name);
+    let after = if kind == kind::ERASURE {
+        "Once confirmed, your account is closed for good: you are signed out everywhere, \
+         your personal data is erased or anonymized (records the law requires us to keep \
+         are kept, without anything more than needed), and you cannot sign in again. This \
+         cannot be undone."
+    } else {
+        "Once confirmed, the copy is prepared and you can download it after signing in."
+    };
     let text = format!(
-        "Hello {name},\n\nA copy of the personal data your {org} portal holds about you \
-         was requested.{on_behalf} Confirm that you want it here (the link works once, for \
-         {hours} hours):\n\n{link}\n\nOnce confirmed, the copy is prepared and you can \
-         download it after signing in. If you did not ask for it, ignore this email: \
-         nothing is prepared without your confirmation.\n",
+        "Hello {name},\n\n{what}.{on_behalf} Confirm that you want this here (the link \
+         works once, for {hours} hours):\n\n{link}\n\n{after} If you did not ask for \
+         it, ignore this email: nothing happens without your confirmation.\n",
         name = person.display_name,
-        org = org.name,
         hours = VERIFICATION_HOURS,
     );
+    let subject_line = if kind == kind::ERASURE {
+        format!("Confirm the erasure of your data at {}", org.name)
+    } else {
+        format!("Confirm your data request at {}", org.name)
+    };
     mail::enqueue(
         &txn,
         &settings.data_key,
         Some(tenant_id),
         Email {
             to: person.email.clone(),
-            subject: format!("Confirm your data request at {}", org.name),
+            subject: subject_line,
             text,
             unsubscribe: None,
         },
     )
     .await?;
     AuditEvent::success("data_subject_request.create", "user", subject)
-        .with_details(
-            json!({ "requestId": row.id, "kind": kind::ACCESS, "onBehalf": subject != me }),
-        )
+        .with_details(json!({ "requestId": row.id, "kind": kind, "onBehalf": subject != me }))
         .record(&txn, actor, meta)
         .await?;
     txn.commit().await.map_err(ApiError::from_db)?;
@@ -273,7 +314,7 @@ pub async fn verify(
     };
     // The person proved they hold the address: the request now acts for them.
     let person = Actor::user(row.subject_id, row.tenant_id, Vec::new());
-    let job = NewJob::new(ACCESS_JOB, json!({ "requestId": row.id }))
+    let job = NewJob::new(kind::job(&row.kind), json!({ "requestId": row.id }))
         .acting_for(&person)
         .max_attempts(JOB_ATTEMPTS);
     jobs::enqueue(&txn, now, job).await?;
@@ -444,6 +485,95 @@ pub async fn complete(
         .await?;
     }
     Ok(true)
+}
+
+/// Records a carried-out erasure request (in the transaction of identity's part, the
+/// last): `COMPLETED` with what every domain erased, anonymized and kept, audited. No
+/// mail: the person's address is gone; whoever filed the request follows it here.
+pub async fn complete_erasure(
+    db: &impl ConnectionTrait,
+    request: &data_subject_request::Model,
+    result: Value,
+    (actor, meta): (&Actor, &RequestMeta),
+) -> ApiResult<bool> {
+    let done = data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::COMPLETED),
+        )
+        .col_expr(
+            data_subject_request::Column::Result,
+            Expr::value(result.clone()),
+        )
+        .col_expr(
+            data_subject_request::Column::CompletedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(data_subject_request::Column::Id.eq(request.id))
+        .filter(data_subject_request::Column::Status.eq(status::RUNNING))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    if done.rows_affected != 1 {
+        return Ok(false);
+    }
+    AuditEvent::success("data_subject_request.complete", "user", request.subject_id)
+        .with_details(json!({
+            "requestId": request.id,
+            "kind": request.kind,
+            "result": result,
+        }))
+        .record(db, actor, meta)
+        .await?;
+    Ok(true)
+}
+
+/// Refuses an erasure request because legal holds cover the person or what they are tied
+/// to: `BLOCKED`, the holds (ids and targets, not their confidential reasons) in `result`,
+/// audited. The person may ask again once the holds are released.
+pub async fn block(
+    db: &DatabaseConnection,
+    request: &data_subject_request::Model,
+    holds: Value,
+    (actor, meta): (&Actor, &RequestMeta),
+) -> ApiResult<()> {
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let moved = data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::Status,
+            Expr::value(status::BLOCKED),
+        )
+        .col_expr(
+            data_subject_request::Column::Failure,
+            Expr::value(
+                "a legal hold covers this person or records they are tied to: nothing was \
+                 erased; ask again once it is released",
+            ),
+        )
+        .col_expr(
+            data_subject_request::Column::Result,
+            Expr::value(json!({ "holds": holds })),
+        )
+        .col_expr(
+            data_subject_request::Column::CompletedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(data_subject_request::Column::Id.eq(request.id))
+        .filter(data_subject_request::Column::Status.eq(status::RUNNING))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if moved.rows_affected == 1 {
+        AuditEvent::success("data_subject_request.block", "user", request.subject_id)
+            .with_details(json!({
+                "requestId": request.id,
+                "kind": request.kind,
+                "holds": holds,
+            }))
+            .record(&txn, actor, meta)
+            .await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)
 }
 
 /// Records that a request could not be carried out.

@@ -42,6 +42,12 @@ pub fn account_key(tenant_slug: &str, email: &str) -> String {
     format!("account:{tenant_slug}:{email}")
 }
 
+/// The throttle key of an account's password reset requests (tenant + email, whether or
+/// not the account exists).
+pub fn reset_key(tenant_slug: &str, email: &str) -> String {
+    format!("reset:{tenant_slug}:{email}")
+}
+
 /// The throttle key of a source address.
 pub fn source_key(source_ip: &str) -> String {
     format!("source:{source_ip}")

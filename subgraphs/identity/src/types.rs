@@ -79,6 +79,8 @@ impl From<UserStatus> for UserStatusGql {
             UserStatus::Invited => Self::Invited,
             UserStatus::Active => Self::Active,
             UserStatus::Disabled => Self::Disabled,
+            // An erased user reads as one that no longer exists: nothing of them is left.
+            UserStatus::Erased => Self::Deleted,
         }
     }
 }
@@ -123,6 +125,10 @@ pub struct User {
 
 impl From<user::Model> for User {
     fn from(row: user::Model) -> Self {
+        // The anonymized row of an erased user reads as the tombstone of a deleted one.
+        if UserStatus::from_db(&row.status) == UserStatus::Erased {
+            return Self::tombstone(row.id, row.tenant_id);
+        }
         Self {
             id: ID(row.id.to_string()),
             email: Some(row.email),
@@ -137,7 +143,7 @@ impl From<user::Model> for User {
 }
 
 /// Name a deleted user is shown with.
-pub const DELETED_USER_NAME: &str = "Deleted user";
+pub const DELETED_USER_NAME: &str = domain::DELETED_USER_NAME;
 
 impl User {
     /// The tombstone of a user that no longer exists, as the caller's tenant sees it.

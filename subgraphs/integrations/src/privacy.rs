@@ -9,6 +9,12 @@
 //! person); sync failures (keyed by remote record, not by portal user) and link
 //! fingerprints (sync's bookkeeping hashes). Who configured an integration is not stored
 //! here (`integrations` has no creator column): identity's audit events hold it.
+//!
+//! Erasure ([`crate::store::erasure`]) deletes their links to remote records (the remote
+//! records stay in the tenant's systems: the portal does not delete them), keeps the
+//! endpoints and sync runs that are the tenant's without naming them, and scrubs their
+//! identifiers from the webhook messages, delivery log and sync errors it keeps for the
+//! tenant. Nothing here is kept for a legal obligation, so no line is `KEPT`.
 
 use std::collections::HashMap;
 
@@ -22,16 +28,12 @@ use uuid::Uuid;
 use portal_entities::integrations::{
     external_ref, integration, sync_run, webhook_endpoint, webhook_message,
 };
-use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain};
+use portal_kit::privacy::{DataSubject, DomainErasure, DomainExport, Erasure, PrivacyDomain};
 use portal_kit::{Actor, ActorKind, ApiError, ApiResult};
 
-use crate::store::stored_event_types;
+use crate::store::{USER_ENTITY, stored_event_types};
 
-/// The portal type of a user in `external_refs.entity_type` (as HubSpot contact sync
-/// links them).
-const USER_ENTITY: &str = "User";
-
-/// Integrations' export of a data subject.
+/// Integrations' export and erasure of a data subject.
 pub struct Privacy {
     db: DatabaseConnection,
 }
@@ -187,5 +189,60 @@ impl PrivacyDomain for Privacy {
             data,
             files: Vec::new(),
         })
+    }
+
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure> {
+        let done = crate::store::erasure::erase_user(&self.db, subject, erasure).await?;
+        let mut result = DomainErasure::default();
+        result
+            .erased(
+                "externalReferences",
+                done.external_refs,
+                "The links between them and records of connected systems (CRM contacts, \
+                 billing customers) were deleted. The portal does not delete remote records: \
+                 those copies are the tenant's, in its own systems, to erase there; \
+                 while they remain there, a later sync may link or invite them again",
+            )
+            .anonymized(
+                "webhookEndpoints",
+                done.webhook_endpoints,
+                "Webhook endpoints they registered remain as the tenant's configuration, \
+                 no longer naming them as owner (they deliver again once an administrator \
+                 takes one over by rotating its secret); descriptions that mentioned them had \
+                 their address or name replaced",
+            )
+            .anonymized(
+                "syncRuns",
+                done.sync_runs,
+                "Sync runs they started remain in the connection's history without saying \
+                 who started them; run errors that mentioned them had their address or name \
+                 replaced",
+            )
+            .anonymized(
+                "syncFailures",
+                done.sync_failures,
+                "Records a sync skipped whose error mentioned them had their address or name \
+                 replaced",
+            )
+            .anonymized(
+                "webhookMessages",
+                done.webhook_messages,
+                "The tenant's deliveries to its own endpoints that mentioned them had \
+                 their id, address and name replaced; copies already delivered are in the \
+                 tenant's receiving systems, outside the portal",
+            )
+            .anonymized(
+                "webhookAttempts",
+                done.webhook_attempts,
+                "Delivery log entries whose response or error mentioned them had their \
+                 address or name replaced",
+            )
+            .anonymized(
+                "integrations",
+                done.integrations,
+                "Connections whose last error mentioned them had their address or name \
+                 replaced",
+            );
+        Ok(result)
     }
 }

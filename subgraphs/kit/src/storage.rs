@@ -711,9 +711,67 @@ pub async fn purge_expired(
     now: DateTime<Utc>,
     limit: u64,
 ) -> ApiResult<usize> {
+    purge_where(db, store, now, limit, sea_orm::Condition::all()).await
+}
+
+/// Makes the tenant's files among `ids` unreachable at once, in the caller's transaction:
+/// they expire at `now` (no link or download works any more), and [`purge`] — or, should
+/// that fail, the scheduled purge — deletes them. How many there were.
+pub async fn expire_now(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> ApiResult<u64> {
+    let mut count = 0;
+    for chunk in ids.chunks(500) {
+        count += file::Entity::update_many()
+            .col_expr(
+                file::Column::ExpiresAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(file::Column::TenantId.eq(tenant_id))
+            .filter(file::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .rows_affected;
+    }
+    Ok(count)
+}
+
+/// Deletes the tenant's files among `ids` that have expired by `now` (after
+/// [`expire_now`] committed) — objects first, then rows; how many went. What cannot be
+/// removed now is left to the scheduled purge.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    store: &FileStore,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> ApiResult<usize> {
+    let mut count = 0;
+    for chunk in ids.chunks(500) {
+        let only = sea_orm::Condition::all()
+            .add(file::Column::TenantId.eq(tenant_id))
+            .add(file::Column::Id.is_in(chunk.iter().copied()));
+        count += purge_where(db, store, now, chunk.len() as u64, only).await?;
+    }
+    Ok(count)
+}
+
+/// Deletes at most `limit` files expired by `now` that match `only`.
+async fn purge_where(
+    db: &impl ConnectionTrait,
+    store: &FileStore,
+    now: DateTime<Utc>,
+    limit: u64,
+    only: sea_orm::Condition,
+) -> ApiResult<usize> {
     use sea_orm::{QueryOrder, QuerySelect};
     let expired = file::Entity::find()
         .filter(file::Column::ExpiresAt.lte(now))
+        .filter(only)
         .order_by_asc(file::Column::ExpiresAt)
         .limit(limit)
         .all(db)

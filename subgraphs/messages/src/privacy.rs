@@ -11,6 +11,12 @@
 //! and hashes (how the data is kept, not information about the person). A message deleted
 //! (a tombstone) or text sealed under a destroyed tenant key is listed without it (`null`
 //! and a `…Unavailable` reason) rather than failing the whole export.
+//!
+//! Erasure ([`erasure::erase_user`]): their messages become deleted-user tombstones, their
+//! attachments, memberships, notifications and preferences go. Their ties are the threads
+//! they are in and the accounts those threads are about; messages keeps the legal holds,
+//! so it answers which holds cover the person (a `USER` hold), one of their threads, or an
+//! account they are tied to by any domain.
 
 use std::collections::HashMap;
 
@@ -22,10 +28,13 @@ use portal_entities::messages::{
     message, message_attachment, notification, notification_preference, notification_quiet_hours,
     thread, thread_participant,
 };
-use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain, SubjectFile};
+use portal_kit::privacy::{
+    DataSubject, DomainErasure, DomainExport, Erasure, Hold, PrivacyDomain, SubjectFile, Tie, tie,
+};
 use portal_kit::{ApiError, ApiResult};
 
-use crate::store::{self, Store, attachments, sealing};
+use crate::domain::retention::HoldTarget;
+use crate::store::{self, Store, attachments, erasure, retention, sealing};
 
 /// Why a text is missing: the message was deleted (or erased).
 const DELETED: &str = "deleted";
@@ -264,6 +273,86 @@ impl PrivacyDomain for Privacy {
             "notifications": notifications,
         });
         Ok(DomainExport { data, files })
+    }
+
+    async fn ties(&self, subject: DataSubject) -> ApiResult<Vec<Tie>> {
+        let threads =
+            erasure::threads_of(&self.store.db, subject.tenant_id, subject.user_id).await?;
+        let mut ties: Vec<Tie> = threads
+            .iter()
+            .map(|(id, _)| Tie {
+                kind: tie::THREAD,
+                id: *id,
+            })
+            .chain(threads.iter().filter_map(|(_, account)| {
+                account.map(|id| Tie {
+                    kind: tie::ACCOUNT,
+                    id,
+                })
+            }))
+            .collect();
+        ties.sort();
+        ties.dedup();
+        Ok(ties)
+    }
+
+    async fn holds(&self, subject: DataSubject, ties: &[Tie]) -> ApiResult<Vec<Hold>> {
+        let tied = |kind: &str, id: Uuid| ties.iter().any(|t| t.kind == kind && t.id == id);
+        let active = retention::active_holds(&self.store.db, subject.tenant_id).await?;
+        Ok(active
+            .into_iter()
+            .filter(|hold| match HoldTarget::from_db(&hold.target_type) {
+                Some(HoldTarget::User) => hold.target_id == subject.user_id,
+                Some(HoldTarget::Account) => tied(tie::ACCOUNT, hold.target_id),
+                Some(HoldTarget::Thread) => tied(tie::THREAD, hold.target_id),
+                None => false,
+            })
+            .map(|hold| Hold {
+                id: hold.id,
+                target_type: hold.target_type,
+                target_id: hold.target_id,
+            })
+            .collect())
+    }
+
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure> {
+        let done = erasure::erase_user(
+            &self.store,
+            (subject.tenant_id, subject.user_id),
+            chrono::Utc::now(),
+            (&erasure.actor, &erasure.meta),
+        )
+        .await?;
+        let mut out = DomainErasure::default();
+        out.anonymized(
+            "messages",
+            done.messages as u64,
+            "the messages they wrote: text, earlier versions and search entries deleted; \
+             each stays in its thread as a message by a deleted user, so the conversation \
+             keeps its shape",
+        )
+        .erased(
+            "attachments",
+            done.attachments as u64,
+            "the files they uploaded, with their stored content",
+        )
+        .erased(
+            "threadMemberships",
+            done.threads_left as u64,
+            "they left every thread",
+        )
+        .anonymized(
+            "threads",
+            done.threads_untied as u64,
+            "threads they opened lose the subject they wrote; those they opened or were \
+             assigned, and notifications they caused, no longer name them",
+        )
+        .erased(
+            "notifications",
+            done.notifications as u64,
+            "their notifications, notification preferences and quiet hours",
+        );
+        Ok(out)
     }
 }
 

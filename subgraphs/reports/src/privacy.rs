@@ -10,6 +10,13 @@
 //! shown is in) and its signed integrity manifest (a signature, not information about the
 //! person), and the files of runs they asked for that were read as someone else (the
 //! owner's view of the data, not theirs).
+//!
+//! Erasure ([`erasure::erase_user`]): the definitions they own go, with their schedules,
+//! runs, files, recipients and deliveries; they stop receiving other people's reports;
+//! the runs of other people's reports they asked for or that were read as them stay in
+//! those reports' history without naming them (the files read as them are deleted); what
+//! they allowed or added for others stays, by a deleted user; and text kept for others is
+//! scrubbed of their addresses and name.
 
 use std::collections::HashMap;
 
@@ -19,18 +26,24 @@ use serde_json::json;
 use uuid::Uuid;
 
 use portal_entities::reports::{report_definition, report_delivery, report_recipient, report_run};
-use portal_kit::privacy::{DataSubject, DomainExport, PrivacyDomain, SubjectFile};
+use portal_kit::privacy::{
+    DataSubject, DomainErasure, DomainExport, Erasure, PrivacyDomain, SubjectFile,
+};
+use portal_kit::storage::FileStore;
 use portal_kit::{ApiError, ApiResult};
 
-/// Reports' export of a data subject.
+use crate::store::erasure;
+
+/// Reports' side of the privacy contract: export and erasure of a data subject.
 pub struct Privacy {
     db: DatabaseConnection,
+    files: FileStore,
 }
 
 impl Privacy {
-    /// Over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// Over `db`, deleting erased report files from `files`.
+    pub fn new(db: DatabaseConnection, files: FileStore) -> Self {
+        Self { db, files }
     }
 }
 
@@ -171,5 +184,107 @@ impl PrivacyDomain for Privacy {
             })).collect::<Vec<_>>(),
         });
         Ok(DomainExport { data, files })
+    }
+
+    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure> {
+        let done = erasure::erase_user(
+            (&self.db, &self.files),
+            (subject.tenant_id, subject.user_id),
+            &erasure.identifiers,
+            (&erasure.actor, &erasure.meta),
+            Utc::now(),
+        )
+        .await?;
+        let mut out = DomainErasure::default();
+        out.erased(
+            "reportDefinitions",
+            done.definitions,
+            "the reports they saved (names, queries, parameters and schedules): their own \
+             work, deleted; the people they shared them with receive nothing more from them",
+        )
+        .erased(
+            "reportSchedules",
+            done.schedules,
+            "the schedules that ran their reports as them",
+        )
+        .erased(
+            "reportRuns",
+            done.runs,
+            "every run of their reports, including the copies made for the people they \
+             shared them with",
+        )
+        .erased(
+            "reportRecipients",
+            done.recipients,
+            "who received their reports: the colleagues and addresses they shared them \
+             with lose their future deliveries",
+        )
+        .erased(
+            "reportDeliveries",
+            done.deliveries,
+            "the deliveries of their reports, to them and to the people they shared them \
+             with (emails already sent are not recalled)",
+        )
+        .erased(
+            "reportFiles",
+            done.files,
+            "the stored files of those runs and of the runs of other people's reports read \
+             as them (the data as they saw it), deleted from storage",
+        )
+        .erased(
+            "reportsReceived",
+            done.receiving,
+            "their place as a recipient of other people's reports, as a user or at one of \
+             their addresses: they receive them no more",
+        )
+        .erased(
+            "deliveriesReceived",
+            done.received,
+            "the deliveries of other people's reports made to them or to one of their \
+             addresses",
+        )
+        .anonymized(
+            "runsReadAsThem",
+            done.read_as_them,
+            "runs of other people's reports made for them as a recipient: their files and \
+             signed manifests deleted and whom they were read as removed (any not yet made \
+             cancelled); each stays in its report's history",
+        )
+        .anonymized(
+            "runsRequested",
+            done.requested,
+            "runs of other people's reports they asked for: they no longer say who asked; \
+             the run and its file stay with the report's owner",
+        )
+        .anonymized(
+            "requestedFiles",
+            done.requested_files,
+            "the stored files of those runs: they no longer say who asked for them",
+        )
+        .anonymized(
+            "externalDeliveryApprovals",
+            done.approvals,
+            "reports they allowed, as a tenant admin, to be delivered outside the tenant: \
+             the approval stays, given by a deleted user",
+        )
+        .anonymized(
+            "recipientsAdded",
+            done.recipients_added,
+            "recipients they added to, or vouched for on, other people's reports: they \
+             keep receiving them, added by a deleted user",
+        )
+        .anonymized(
+            "reportsMentioningThem",
+            done.definitions_scrubbed,
+            "other people's reports whose name, parameters or saved query held their \
+             address or name: replaced with [erased]",
+        )
+        .anonymized(
+            "runsMentioningThem",
+            done.runs_scrubbed,
+            "runs whose errors held their address or name: replaced with [erased]; a signed \
+             manifest naming them is deleted, since an edited one would no longer verify",
+        );
+        Ok(out)
     }
 }

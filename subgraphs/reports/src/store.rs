@@ -26,6 +26,7 @@ use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 use crate::domain::{ReportFormat, ReportKind, ReportRunStatus};
 
 pub mod delivery;
+pub mod erasure;
 
 /// Validated fields of a new report definition.
 pub struct NewDefinition {

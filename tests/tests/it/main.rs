@@ -14,6 +14,7 @@ mod dashboard;
 mod delegation;
 mod demo;
 mod docs_examples;
+mod erasure;
 mod event_feed;
 mod exports;
 mod federation;

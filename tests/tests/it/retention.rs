@@ -341,7 +341,13 @@ async fn erasing_a_user_leaves_deleted_user_tombstones_and_nothing_they_wrote() 
         &portal.messages_store(),
         (tenant, carol),
         Utc::now(),
-        &portal_kit::RequestMeta::default(),
+        (
+            &portal_kit::Actor {
+                tenant_id: Some(tenant),
+                ..portal_kit::Actor::anonymous()
+            },
+            &portal_kit::RequestMeta::default(),
+        ),
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -2,6 +2,7 @@
 //! another tenant is indistinguishable from a missing row.
 
 pub mod dashboard;
+pub mod erasure;
 pub mod export;
 pub mod layout;
 pub mod ledger;

@@ -25,6 +25,7 @@ use crate::domain::catalogue::PayloadMode;
 use crate::domain::{IntegrationKind, IntegrationStatus};
 
 pub mod connectors;
+pub mod erasure;
 
 /// A sealed value as the integrations tables store it: `<key version>.<base64>`.
 pub(crate) fn sealed_to_text(sealed: &portal_kit::envelope::Sealed) -> String {
@@ -50,6 +51,8 @@ pub(crate) fn sealed_from_text(stored: &str) -> Option<portal_kit::envelope::Sea
 
 /// The entity type of account links.
 pub const ACCOUNT_ENTITY: &str = "Account";
+/// The entity type of user links (HubSpot contact sync links contacts to users).
+pub const USER_ENTITY: &str = "User";
 pub mod webhooks;
 
 /// Validated fields of a new integration.

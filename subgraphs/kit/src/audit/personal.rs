@@ -358,6 +358,26 @@ pub async fn shred(
     }
 }
 
+/// How many of the tenant's audit events are about `subject` (theirs to read: as the
+/// subject of their details, or as the actor of their request facts).
+pub async fn count_about(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    subject: Uuid,
+) -> ApiResult<u64> {
+    use sea_orm::{Condition, PaginatorTrait};
+    audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant_id))
+        .filter(
+            Condition::any()
+                .add(audit_event::Column::SubjectId.eq(subject))
+                .add(audit_event::Column::ActorId.eq(subject)),
+        )
+        .count(db)
+        .await
+        .map_err(ApiError::from_db)
+}
+
 /// An event's personal data, opened.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Opened {

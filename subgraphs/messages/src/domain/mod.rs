@@ -16,6 +16,16 @@ use portal_kit::{ApiError, ApiResult};
 /// A user of the caller's tenant who is active or invited.
 pub use portal_kit::references::CURRENT_USER;
 
+/// A person a legal hold may be placed on: a user of the caller's tenant, whatever their
+/// state — a disabled former employee is who holds are often about — but not one erased
+/// already (or never existing: identity answers both as `DELETED`).
+pub const HOLDABLE_USER: Referent = Referent {
+    typename: "User",
+    status_field: "status",
+    usable: &["ACTIVE", "INVITED", "DISABLED"],
+    noun: "user",
+};
+
 /// An account a thread may refer to: visible to the caller in its
 /// tenant (accounts' row rules apply) and open.
 pub const OPEN_ACCOUNT: Referent = Referent {

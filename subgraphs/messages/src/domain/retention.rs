@@ -64,6 +64,8 @@ pub enum HoldTarget {
     Account,
     /// One thread.
     Thread,
+    /// Every message a person wrote (and blocks their erasure).
+    User,
 }
 
 impl HoldTarget {
@@ -72,6 +74,7 @@ impl HoldTarget {
         match self {
             Self::Account => "ACCOUNT",
             Self::Thread => "THREAD",
+            Self::User => "USER",
         }
     }
 
@@ -80,6 +83,7 @@ impl HoldTarget {
         match value {
             "ACCOUNT" => Some(Self::Account),
             "THREAD" => Some(Self::Thread),
+            "USER" => Some(Self::User),
             _ => None,
         }
     }
@@ -138,7 +142,7 @@ mod tests {
         for action in [RetentionAction::Delete, RetentionAction::Anonymize] {
             assert_eq!(RetentionAction::from_db(action.as_str()), Some(action));
         }
-        for target in [HoldTarget::Account, HoldTarget::Thread] {
+        for target in [HoldTarget::Account, HoldTarget::Thread, HoldTarget::User] {
             assert_eq!(HoldTarget::from_db(target.as_str()), Some(target));
         }
         assert_eq!(RetentionAction::from_db("SHRED"), None);

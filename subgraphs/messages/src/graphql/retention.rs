@@ -115,10 +115,13 @@ pub enum HoldTargetGql {
     Account,
     /// One thread.
     Thread,
+    /// A person: every message they wrote; their data cannot be erased while it holds.
+    User,
 }
 
 /// A legal hold: while active, retention neither deletes nor anonymizes the messages it
-/// covers.
+/// covers, and nobody it covers — the person held, the members of the account held, those
+/// taking part in the thread held — can be erased.
 pub struct LegalHold {
     row: legal_hold::Model,
 }
@@ -135,7 +138,13 @@ impl LegalHold {
         HoldTarget::from_db(&self.row.target_type).map(|t| match t {
             HoldTarget::Account => HoldTargetGql::Account,
             HoldTarget::Thread => HoldTargetGql::Thread,
+            HoldTarget::User => HoldTargetGql::User,
         })
+    }
+
+    /// The person held, for user holds.
+    async fn user(&self) -> Option<User> {
+        (self.row.target_type == HoldTarget::User.as_str()).then(|| User::stub(self.row.target_id))
     }
 
     /// The account held, for account holds.
@@ -205,6 +214,8 @@ pub struct PlaceLegalHoldInput {
     pub account_id: Option<ID>,
     /// This thread.
     pub thread_id: Option<ID>,
+    /// This person (a user of the tenant).
+    pub user_id: Option<ID>,
     /// Why (a matter, a request).
     pub reason: String,
 }
@@ -320,15 +331,16 @@ impl RetentionMutation {
         Ok(true)
     }
 
-    /// Places a legal hold on an account (every thread about it) or on one thread.
+    /// Places a legal hold on an account (every thread about it), on one thread, or on a
+    /// person (every message they wrote) — exactly one of them.
     async fn place_legal_hold(
         &self,
         ctx: &Context<'_>,
         input: PlaceLegalHoldInput,
     ) -> ApiResult<LegalHold> {
         let reason = rules::hold_reason("input.reason", &input.reason)?;
-        let target = match (&input.account_id, &input.thread_id) {
-            (Some(account), None) => {
+        let target = match (&input.account_id, &input.thread_id, &input.user_id) {
+            (Some(account), None, None) => {
                 let id = input::id("input.accountId", account)?;
                 let visible = references(ctx)?
                     .visible(actor(ctx), "Account", &[id])
@@ -338,17 +350,30 @@ impl RetentionMutation {
                 }
                 (HoldTarget::Account, id)
             }
-            (None, Some(thread)) => {
+            (None, Some(thread), None) => {
                 let id = input::id("input.threadId", thread)?;
                 crate::store::thread(&store(ctx)?.db, tenant(ctx)?, id)
                     .await
                     .map_err(|_| ApiError::invalid("input.threadId", "no such thread"))?;
                 (HoldTarget::Thread, id)
             }
+            (None, None, Some(user)) => {
+                let id = input::id("input.userId", user)?;
+                references(ctx)?
+                    .require(
+                        actor(ctx),
+                        meta(ctx),
+                        "input.userId",
+                        &crate::domain::HOLDABLE_USER,
+                        &[id],
+                    )
+                    .await?;
+                (HoldTarget::User, id)
+            }
             _ => {
                 return Err(ApiError::invalid(
                     "input",
-                    "give either accountId or threadId",
+                    "give exactly one of accountId, threadId and userId",
                 ));
             }
         };

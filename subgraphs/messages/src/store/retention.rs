@@ -2,7 +2,7 @@
 //! now (the preview), and the sweep that applies them. Both the preview and the sweep
 //! come from one [`plan`], so the preview says exactly what a sweep at that moment does.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Query};
@@ -200,6 +200,8 @@ pub struct ThreadPlan {
     pub whole: bool,
     /// The messages it touches.
     pub message_ids: Vec<Uuid>,
+    /// Who wrote its messages past their time (a hold on one of them keeps the thread).
+    pub authors: BTreeSet<Uuid>,
 }
 
 /// What the rules do at one moment.
@@ -242,27 +244,58 @@ impl Plan {
     }
 }
 
-/// Threads and accounts under an active legal hold in the tenant.
-async fn held(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-) -> ApiResult<(HashSet<Uuid>, HashSet<Uuid>)> {
-    let active = legal_hold::Entity::find()
-        .filter(legal_hold::Column::TenantId.eq(tenant_id))
-        .filter(legal_hold::Column::ReleasedAt.is_null())
-        .all(db)
-        .await
-        .map_err(ApiError::from_db)?;
-    let mut threads = HashSet::new();
-    let mut accounts = HashSet::new();
+/// What the tenant's active legal holds cover.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    /// Threads held one by one.
+    pub threads: HashSet<Uuid>,
+    /// Accounts held: every thread about them.
+    pub accounts: HashSet<Uuid>,
+    /// People held: every message they wrote.
+    pub users: HashSet<Uuid>,
+}
+
+impl Held {
+    /// Whether a hold covers `thread_id` (about `account_id`) or one of `authors`.
+    pub fn covers(
+        &self,
+        thread_id: Uuid,
+        account_id: Option<Uuid>,
+        authors: &BTreeSet<Uuid>,
+    ) -> bool {
+        self.threads.contains(&thread_id)
+            || account_id.is_some_and(|a| self.accounts.contains(&a))
+            || authors.iter().any(|a| self.users.contains(a))
+    }
+}
+
+/// What the tenant's active legal holds cover.
+pub async fn held(db: &impl ConnectionTrait, tenant_id: Uuid) -> ApiResult<Held> {
+    let active = active_holds(db, tenant_id).await?;
+    let mut held = Held::default();
     for hold in active {
         match HoldTarget::from_db(&hold.target_type) {
-            Some(HoldTarget::Thread) => threads.insert(hold.target_id),
-            Some(HoldTarget::Account) => accounts.insert(hold.target_id),
+            Some(HoldTarget::Thread) => held.threads.insert(hold.target_id),
+            Some(HoldTarget::Account) => held.accounts.insert(hold.target_id),
+            Some(HoldTarget::User) => held.users.insert(hold.target_id),
             None => false,
         };
     }
-    Ok((threads, accounts))
+    Ok(held)
+}
+
+/// The tenant's active legal holds.
+pub async fn active_holds(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+) -> ApiResult<Vec<legal_hold::Model>> {
+    legal_hold::Entity::find()
+        .filter(legal_hold::Column::TenantId.eq(tenant_id))
+        .filter(legal_hold::Column::ReleasedAt.is_null())
+        .order_by_asc(legal_hold::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)
 }
 
 /// What the tenant's rules do at `now`: for each rule, the threads in its status holding
@@ -274,7 +307,7 @@ pub async fn plan(
     now: DateTime<Utc>,
 ) -> ApiResult<Plan> {
     let rules = rules(db, tenant_id).await?;
-    let (held_threads, held_accounts) = held(db, tenant_id).await?;
+    let held = held(db, tenant_id).await?;
     let mut plan = Plan::default();
     for rule in rules {
         let before = cutoff(now, rule.older_than_days);
@@ -302,7 +335,9 @@ pub async fn plan(
             .await
             .map_err(ApiError::from_db)?;
         let mut per_thread: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        let mut authors: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
         for (id, thread_id, deleted_at, author) in old {
+            authors.entry(thread_id).or_default().insert(author);
             let ids = per_thread.entry(thread_id).or_default();
             // What is left to do: content to delete, or a person to untie.
             let pending = match rule.action {
@@ -339,9 +374,8 @@ pub async fn plan(
             if message_ids.is_empty() && !whole {
                 continue;
             }
-            if held_threads.contains(&thread_id)
-                || t.account_id.is_some_and(|a| held_accounts.contains(&a))
-            {
+            let authors = authors.remove(&thread_id).unwrap_or_default();
+            if held.covers(thread_id, t.account_id, &authors) {
                 plan.held_threads.push(thread_id);
                 continue;
             }
@@ -351,6 +385,7 @@ pub async fn plan(
                 action: rule.action,
                 whole,
                 message_ids,
+                authors,
             });
         }
     }
@@ -388,9 +423,9 @@ pub async fn sweep(
     for t in &plan.threads {
         // Re-checked inside the transaction: a hold placed since the plan wins.
         let txn = store.db.begin_write().await.map_err(ApiError::from_db)?;
-        let (held_threads, held_accounts) = held(&txn, tenant_id).await?;
-        if held_threads.contains(&t.thread_id)
-            || t.account_id.is_some_and(|a| held_accounts.contains(&a))
+        if held(&txn, tenant_id)
+            .await?
+            .covers(t.thread_id, t.account_id, &t.authors)
         {
             swept.threads_held += 1;
             continue;
