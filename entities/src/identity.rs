@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod audit_evidence_export;
 pub mod auth_throttle;
+pub mod compliance_report;
 pub mod credential;
 pub mod data_subject_request;
 pub mod email_change;

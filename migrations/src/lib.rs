@@ -72,6 +72,9 @@ mod m0063_policy_rules_audit_evidence;
 mod m0064_data_subject_requests;
 mod m0065_policy_rules_data_subject_requests;
 mod m0066_policy_rules_data_erasure;
+mod m0067_data_subject_request_erasure_state;
+mod m0068_compliance_reports;
+mod m0069_policy_rules_compliance_reports;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -149,6 +152,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0064_data_subject_requests::Migration),
             Box::new(m0065_policy_rules_data_subject_requests::Migration),
             Box::new(m0066_policy_rules_data_erasure::Migration),
+            Box::new(m0067_data_subject_request_erasure_state::Migration),
+            Box::new(m0068_compliance_reports::Migration),
+            Box::new(m0069_policy_rules_compliance_reports::Migration),
         ]
     }
 }

@@ -1076,7 +1076,19 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         )
         .handle(
             portal::privacy::ErasureJob::KIND,
-            portal::privacy::ErasureJob::new(db.clone(), portal::privacy_domains(db, &keys, files)),
+            portal::privacy::ErasureJob::new(
+                db.clone(),
+                data_key.clone(),
+                portal::privacy_domains(db, &keys, files),
+            ),
+        )
+        .handle(
+            portal_identity::compliance_reports::ComplianceReportJob::KIND,
+            portal_identity::compliance_reports::ComplianceReportJob::new(
+                db.clone(),
+                portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+                files.clone(),
+            ),
         )
         .handle(
             portal_identity::evidence_export::EvidenceExportJob::KIND,

@@ -6,10 +6,12 @@
 //!   zip archive, stores it as a file of the request and completes the request.
 //! - Erasure (`privacy.erase`, [`ErasureJob`]): gathers the person's identifiers and ties
 //!   from every domain, then the legal holds covering them — any hold blocks the request,
-//!   with the holds named — and otherwise has every domain erase or anonymize its part,
-//!   the platform scrub the copies that travelled and shred their audit key, and identity
-//!   close the account last (so a retry still finds the person until everything else is
-//!   done). The result lists, per part, what was erased, anonymized and kept, and why.
+//!   with the holds named — and otherwise keeps the identifiers sealed on the request
+//!   (retries finish the work with them, without checking the holds again over a
+//!   half-erased person), has identity close the account first (no sign-in; sessions and
+//!   API keys revoked), every other domain erase or anonymize its part, and the platform
+//!   scrub the copies that travelled and shred their audit key last. The result lists,
+//!   per part, what was erased, anonymized and kept, and why, summed over attempts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use portal_identity::subject_requests;
 use portal_kit::db::BeginWrite;
 use portal_kit::envelope::TenantKeys;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
-use portal_kit::privacy::{DataSubject, DomainErasure, Erasure, PrivacyDomain};
+use portal_kit::privacy::{DataSubject, Disposition, DomainErasure, Erasure, PrivacyDomain};
 use portal_kit::secret::DataKey;
 use portal_kit::storage::{FileStore, content_binding, object_key};
 use portal_kit::{ApiError, ApiResult};
@@ -301,19 +303,35 @@ impl JobHandler for AccessRequestJob {
     }
 }
 
-/// The domain that keeps the person's account: it erases last.
+/// The domain that keeps the person's account: it erases first, so the account is
+/// closed — no sign-in, sessions and API keys revoked — before anything else goes.
 const ACCOUNT_DOMAIN: &str = "identity";
+
+/// What the sealed identifiers of an erasure are sealed for.
+fn erasure_purpose(request: Uuid) -> String {
+    format!("data-subject erasure identifiers/{request}")
+}
 
 /// Carries out confirmed erasure requests.
 pub struct ErasureJob {
     db: DatabaseConnection,
+    data_key: DataKey,
     domains: Vec<Arc<dyn PrivacyDomain>>,
 }
 
 impl ErasureJob {
-    /// The handler over `db`, erasing through `domains`.
-    pub fn new(db: DatabaseConnection, domains: Vec<Arc<dyn PrivacyDomain>>) -> Arc<Self> {
-        Arc::new(Self { db, domains })
+    /// The handler over `db`, erasing through `domains`, keeping an erasure's identifiers
+    /// between attempts sealed with `data_key`.
+    pub fn new(
+        db: DatabaseConnection,
+        data_key: DataKey,
+        domains: Vec<Arc<dyn PrivacyDomain>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            data_key,
+            domains,
+        })
     }
 
     /// The job kind it handles.
@@ -355,19 +373,34 @@ impl ErasureJob {
         Ok(all)
     }
 
-    /// Erases `subject` everywhere: the other domains, the platform's copies, then the
-    /// account. What each part did, by part.
-    async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<Value> {
-        let mut parts = Map::new();
-        let record = |parts: &mut Map<String, Value>, name: &str, done: DomainErasure| {
-            parts.insert(
-                name.to_owned(),
-                serde_json::to_value(done.items).unwrap_or(Value::Null),
-            );
-        };
-        for domain in self.domains.iter().filter(|d| d.name() != ACCOUNT_DOMAIN) {
+    /// The identifiers kept by an earlier attempt of `request`.
+    fn kept_identifiers(&self, request: Uuid, sealed: &str) -> ApiResult<Vec<String>> {
+        let opened = self
+            .data_key
+            .open(&erasure_purpose(request), sealed)
+            .map_err(|_| ApiError::internal("an erasure's identifiers do not open"))?;
+        serde_json::from_slice(&opened).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Erases `subject` everywhere — the account first, the other domains, then the
+    /// platform's copies (last, so that what the other steps wrote is scrubbed too) —
+    /// adding each part's report to `result` and keeping it after each step.
+    async fn erase(
+        &self,
+        request: Uuid,
+        subject: DataSubject,
+        erasure: &Erasure,
+        result: &mut Value,
+    ) -> ApiResult<()> {
+        let ordered = self
+            .domains
+            .iter()
+            .filter(|d| d.name() == ACCOUNT_DOMAIN)
+            .chain(self.domains.iter().filter(|d| d.name() != ACCOUNT_DOMAIN));
+        for domain in ordered {
             let done = domain.erase(subject, erasure).await?;
-            record(&mut parts, domain.name(), done);
+            merge(result, domain.name(), done);
+            subject_requests::save_progress(&self.db, request, result.clone()).await?;
         }
         let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let done = portal_kit::privacy::platform::erase(&txn, subject, erasure).await?;
@@ -382,12 +415,42 @@ impl ErasureJob {
             .record(&txn, &erasure.actor, &erasure.meta)
             .await?;
         txn.commit().await.map_err(ApiError::from_db)?;
-        record(&mut parts, "platform", done);
-        for domain in self.domains.iter().filter(|d| d.name() == ACCOUNT_DOMAIN) {
-            let done = domain.erase(subject, erasure).await?;
-            record(&mut parts, domain.name(), done);
+        merge(result, "platform", done);
+        Ok(())
+    }
+}
+
+/// Adds `done` to `result.parts[part]`: what was erased or anonymized adds up over
+/// attempts; what is kept is as the latest attempt found it.
+fn merge(result: &mut Value, part: &str, done: DomainErasure) {
+    if !result["parts"].is_object() {
+        result["parts"] = json!({});
+    }
+    let lines = &mut result["parts"][part];
+    if !lines.is_array() {
+        *lines = json!([]);
+    }
+    let Some(lines) = lines.as_array_mut() else {
+        return;
+    };
+    for item in done.items {
+        let Ok(new) = serde_json::to_value(&item) else {
+            continue;
+        };
+        let same = lines.iter_mut().find(|line| {
+            line["collection"] == new["collection"] && line["disposition"] == new["disposition"]
+        });
+        match same {
+            Some(line) if item.disposition == Disposition::Kept => *line = new,
+            Some(line) => {
+                let total = line["count"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .saturating_add(item.count);
+                line["count"] = total.into();
+            }
+            None => lines.push(new),
         }
-        Ok(json!({ "parts": parts }))
     }
 }
 
@@ -421,18 +484,38 @@ impl JobHandler for ErasureJob {
             user_id: request.subject_id,
         };
         let outcome = async {
-            let holds = self.holds(subject).await?;
-            if !holds.is_empty() {
-                subject_requests::block(&self.db, &request, Value::Array(holds), (actor, &meta))
-                    .await?;
-                return Ok(());
-            }
+            let identifiers = match &request.erasure_sealed {
+                // Erasing began in an earlier attempt: finish it, with what was gathered
+                // then (the holds were checked then; the account may be closed now).
+                Some(sealed) => self.kept_identifiers(request.id, sealed)?,
+                None => {
+                    let holds = self.holds(subject).await?;
+                    if !holds.is_empty() {
+                        subject_requests::block(
+                            &self.db,
+                            &request,
+                            Value::Array(holds),
+                            (actor, &meta),
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                    let identifiers = self.identifiers(subject).await?;
+                    let plain = serde_json::to_vec(&identifiers)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let sealed = self.data_key.seal(&erasure_purpose(request.id), &plain)?;
+                    subject_requests::begin_erasure(&self.db, request.id, sealed).await?;
+                    identifiers
+                }
+            };
             let erasure = Erasure {
-                identifiers: self.identifiers(subject).await?,
+                identifiers,
                 actor: actor.clone(),
                 meta: meta.clone(),
             };
-            let result = self.erase(subject, &erasure).await?;
+            let mut result = request.result.clone().unwrap_or_else(|| json!({}));
+            self.erase(request.id, subject, &erasure, &mut result)
+                .await?;
             let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
             if subject_requests::complete_erasure(&txn, &request, result, (actor, &meta)).await? {
                 txn.commit().await.map_err(ApiError::from_db)?;
@@ -463,6 +546,24 @@ impl JobHandler for ErasureJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_add_up_what_they_erased_and_keep_the_latest_of_what_is_kept() {
+        let mut result = json!({});
+        let mut first = DomainErasure::default();
+        first.erased("sessions", 2, "r").kept("ledger", 5, "law");
+        merge(&mut result, "identity", first);
+        let mut second = DomainErasure::default();
+        second
+            .erased("sessions", 1, "r")
+            .kept("ledger", 5, "law")
+            .anonymized("x", 3, "r");
+        merge(&mut result, "identity", second);
+        let lines = &result["parts"]["identity"];
+        assert_eq!(lines[0]["count"], 3);
+        assert_eq!(lines[1]["count"], 5);
+        assert_eq!(lines[2]["disposition"], "ANONYMIZED");
+    }
 
     #[test]
     fn archive_paths_stay_inside_their_folder() {

@@ -540,7 +540,19 @@ impl TestPortal {
                     portal::privacy::ErasureJob::KIND,
                     portal::privacy::ErasureJob::new(
                         db.clone(),
+                        settings.data_key.clone(),
                         portal::privacy_domains(&db, &keys, &files),
+                    ),
+                )
+                .handle(
+                    portal_identity::compliance_reports::ComplianceReportJob::KIND,
+                    portal_identity::compliance_reports::ComplianceReportJob::new(
+                        db.clone(),
+                        portal_kit::evidence::EvidenceSigner::new(
+                            db.clone(),
+                            settings.data_key.clone(),
+                        ),
+                        files.clone(),
                     ),
                 )
                 .handle(

@@ -30,6 +30,9 @@ pub struct Model {
     pub result: Option<Json>,
     pub failure: Option<String>,
     pub created_at: DateTimeUtc,
+    /// An erasure in progress: the person's identifiers, sealed under the data key (set
+    /// when erasing begins, cleared when it completes).
+    pub erasure_sealed: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

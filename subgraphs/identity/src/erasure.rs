@@ -9,7 +9,7 @@
 //!   revocation feed ([`crate::feed`]) reads `revoked_at`. A revoked row must therefore
 //!   outlive every token of it: sessions revoked longer ago than gateways remember
 //!   ([`VERIFY_AFTER_RETIREMENT`]) are deleted; the others stay as bare revoked rows —
-//!   no address, no user agent — until a later run deletes them.
+//!   no address, no user agent — that hold nothing but ids, times and the sign-in method.
 //! - **What is the tenant's stays, without naming them**: the API keys they created
 //!   belong to service accounts, but the person knew their secrets, so the keys still
 //!   working are revoked (a key's revocation reaches every gateway within seconds); the
@@ -172,11 +172,18 @@ pub async fn identifiers(
         .collect();
     let others = held_by_others(db, subject, &addresses).await?;
     addresses.retain(|a| !others.contains(a));
+    // A name another user of the tenant goes by is theirs too: not scrubbed.
+    let names: Vec<String> = names.into_iter().collect();
+    let others_names = names_of_others(db, subject, &names).await?;
     let mut seen: BTreeSet<String> = addresses.iter().cloned().collect();
     let mut found = addresses;
     for name in names {
         let name = name.trim();
-        if !name.is_empty() && name != domain::DELETED_USER_NAME && seen.insert(name.to_lowercase())
+        let lower = name.to_lowercase();
+        if !name.is_empty()
+            && name != domain::DELETED_USER_NAME
+            && !others_names.contains(&lower)
+            && seen.insert(lower)
         {
             found.push(name.to_owned());
         }
@@ -203,6 +210,34 @@ async fn email_changes_of(
         .all(db)
         .await
         .map_err(ApiError::from_db)
+}
+
+/// Which of `names` (compared lower-cased) another user of the tenant goes by.
+async fn names_of_others(
+    db: &impl ConnectionTrait,
+    subject: DataSubject,
+    names: &[String],
+) -> ApiResult<BTreeSet<String>> {
+    use sea_orm::sea_query::{ExprTrait, Func};
+    let lowered: Vec<String> = names.iter().map(|n| n.trim().to_lowercase()).collect();
+    let mut held = BTreeSet::new();
+    for chunk in lowered.chunks(CHUNK) {
+        let found: Vec<String> = user::Entity::find()
+            .select_only()
+            .column(user::Column::DisplayName)
+            .filter(user::Column::TenantId.eq(subject.tenant_id))
+            .filter(user::Column::Id.ne(subject.user_id))
+            .filter(
+                Expr::expr(Func::lower(Expr::col(user::Column::DisplayName)))
+                    .is_in(chunk.iter().cloned()),
+            )
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        held.extend(found.into_iter().map(|n| n.trim().to_lowercase()));
+    }
+    Ok(held)
 }
 
 /// Which of `addresses` (lower-cased) another user of the tenant signs in with.

@@ -20,6 +20,7 @@ use portal_kit::pagination::PageRequest;
 
 use crate::api_key_api::{ApiKeyMutation, ApiKeyQuery};
 use crate::audit::{AuditQuery, EvidenceMutation, EvidenceQuery};
+use crate::compliance_report_api::{ComplianceReportMutation, ComplianceReportQuery};
 use crate::domain;
 use crate::jobs_api::{JobMutation, JobQuery, JobSubscription};
 use crate::oidc_api::{OidcMutation, OidcQuery};
@@ -69,6 +70,7 @@ pub struct Query(
     CoreQuery,
     AuditQuery,
     EvidenceQuery,
+    ComplianceReportQuery,
     SubjectRequestQuery,
     SessionQuery,
     ApiKeyQuery,
@@ -236,6 +238,7 @@ pub struct UpdateTenantInput {
 pub struct Mutation(
     CoreMutation,
     EvidenceMutation,
+    ComplianceReportMutation,
     SubjectRequestMutation,
     SessionMutation,
     ApiKeyMutation,

@@ -6,6 +6,8 @@
 pub mod api_key_api;
 pub mod api_keys;
 pub mod audit;
+pub mod compliance_report_api;
+pub mod compliance_reports;
 pub mod credentials;
 pub mod domain;
 pub mod erasure;

@@ -99,8 +99,8 @@ pub mod status {
 
 /// Files a request of `kind` ([`kind::ACCESS`] or [`kind::ERASURE`]) for `subject` (the
 /// caller when `None`): the person gets a confirmation link by email. Filing for someone
-/// else needs the [`ON_BEHALF`] grant; `CONFLICT` while another request of that kind of
-/// the person is open, or when they are erased already.
+/// else needs the [`ON_BEHALF`] grant; `CONFLICT` while another request of the person is
+/// open (of any kind), or when they are erased already.
 pub async fn request(
     db: &DatabaseConnection,
     settings: &IdentitySettings,
@@ -134,10 +134,11 @@ pub async fn request(
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     expire_unconfirmed(&txn, now).await?;
     fail_stale(&txn, now).await?;
+    // One open request per person, whatever its kind: an access request running beside
+    // an erasure would keep a copy of what is being erased.
     let open = data_subject_request::Entity::find()
         .filter(data_subject_request::Column::TenantId.eq(tenant_id))
         .filter(data_subject_request::Column::SubjectId.eq(subject))
-        .filter(data_subject_request::Column::Kind.eq(kind))
         .filter(data_subject_request::Column::Status.is_in([
             status::AWAITING_VERIFICATION,
             status::QUEUED,
@@ -147,9 +148,9 @@ pub async fn request(
         .await
         .map_err(ApiError::from_db)?;
     if open > 0 {
-        return Err(ApiError::Conflict(format!(
-            "a request of this kind ({kind}) of this person is open already"
-        )));
+        return Err(ApiError::Conflict(
+            "a data-subject request of this person is open already".into(),
+        ));
     }
     let token = opaque_token("dsr")?;
     let row = data_subject_request::ActiveModel {
@@ -168,6 +169,7 @@ pub async fn request(
         result: Set(None),
         failure: Set(None),
         created_at: Set(now),
+        erasure_sealed: Set(None),
     }
     .insert(&txn)
     .await
@@ -246,8 +248,8 @@ async fn expire_unconfirmed(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Ap
     Ok(())
 }
 
-/// Confirmed requests still queued or running long after they were confirmed (their job
-/// died with its worker) become `FAILED`, so the person may ask again.
+/// Confirmed access requests still queued or running long after they were confirmed
+/// (their job died with its worker) become `FAILED`, so the person may ask again.
 async fn fail_stale(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<()> {
     data_subject_request::Entity::update_many()
         .col_expr(
@@ -260,6 +262,9 @@ async fn fail_stale(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<
         )
         .col_expr(data_subject_request::Column::CompletedAt, Expr::value(now))
         .filter(data_subject_request::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        // An erasure is never given up this way: once it began, only finishing it is
+        // right; its job retries, and fails it itself when it must.
+        .filter(data_subject_request::Column::Kind.eq(kind::ACCESS))
         .filter(
             data_subject_request::Column::VerifiedAt.lt(now - Duration::hours(STALE_AFTER_HOURS)),
         )
@@ -287,6 +292,17 @@ pub async fn verify(
         .await
         .map_err(ApiError::from_db)?
         .ok_or(ApiError::NotFound("data-subject request"))?;
+    // Nobody confirms anything about a person erased since the link was sent.
+    let person = user::Entity::find_by_id(found.subject_id)
+        .filter(user::Column::TenantId.eq(found.tenant_id))
+        .one(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
+    if person.is_none_or(|p| {
+        crate::domain::UserStatus::from_db(&p.status) == crate::domain::UserStatus::Erased
+    }) {
+        return Err(ApiError::NotFound("data-subject request"));
+    }
     // Single use even when two confirmations race: only the one that moves the row on.
     let moved = data_subject_request::Entity::update_many()
         .col_expr(
@@ -487,9 +503,38 @@ pub async fn complete(
     Ok(true)
 }
 
-/// Records a carried-out erasure request (in the transaction of identity's part, the
-/// last): `COMPLETED` with what every domain erased, anonymized and kept, audited. No
-/// mail: the person's address is gone; whoever filed the request follows it here.
+/// Marks that erasing began for the running request `id`, keeping the person's
+/// identifiers sealed (`sealed`) for the attempts after this one.
+pub async fn begin_erasure(db: &DatabaseConnection, id: Uuid, sealed: String) -> ApiResult<()> {
+    data_subject_request::Entity::update_many()
+        .col_expr(
+            data_subject_request::Column::ErasureSealed,
+            Expr::value(sealed),
+        )
+        .filter(data_subject_request::Column::Id.eq(id))
+        .filter(data_subject_request::Column::Status.eq(status::RUNNING))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// Keeps what the running erasure `id` did so far (`result`), so a later attempt reports
+/// it all.
+pub async fn save_progress(db: &DatabaseConnection, id: Uuid, result: Value) -> ApiResult<()> {
+    data_subject_request::Entity::update_many()
+        .col_expr(data_subject_request::Column::Result, Expr::value(result))
+        .filter(data_subject_request::Column::Id.eq(id))
+        .filter(data_subject_request::Column::Status.eq(status::RUNNING))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    Ok(())
+}
+
+/// Records a carried-out erasure request: `COMPLETED` with what every domain erased,
+/// anonymized and kept, its sealed identifiers cleared, audited. No mail: the person's
+/// address is gone; whoever filed the request follows it here.
 pub async fn complete_erasure(
     db: &impl ConnectionTrait,
     request: &data_subject_request::Model,
@@ -508,6 +553,10 @@ pub async fn complete_erasure(
         .col_expr(
             data_subject_request::Column::CompletedAt,
             Expr::value(Utc::now()),
+        )
+        .col_expr(
+            data_subject_request::Column::ErasureSealed,
+            Expr::value(Option::<String>::None),
         )
         .filter(data_subject_request::Column::Id.eq(request.id))
         .filter(data_subject_request::Column::Status.eq(status::RUNNING))
@@ -585,7 +634,7 @@ pub async fn fail(
     meta: &RequestMeta,
 ) -> ApiResult<()> {
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
-    data_subject_request::Entity::update_many()
+    let moved = data_subject_request::Entity::update_many()
         .col_expr(
             data_subject_request::Column::Status,
             Expr::value(status::FAILED),
@@ -600,13 +649,15 @@ pub async fn fail(
         .exec(&txn)
         .await
         .map_err(ApiError::from_db)?;
-    AuditEvent::failure(
-        "data_subject_request.complete",
-        "user",
-        Some(request.subject_id),
-    )
-    .with_details(json!({ "requestId": request.id, "kind": request.kind, "reason": reason }))
-    .record(&txn, actor, meta)
-    .await?;
+    if moved.rows_affected == 1 {
+        AuditEvent::failure(
+            "data_subject_request.complete",
+            "user",
+            Some(request.subject_id),
+        )
+        .with_details(json!({ "requestId": request.id, "kind": request.kind, "reason": reason }))
+        .record(&txn, actor, meta)
+        .await?;
+    }
     txn.commit().await.map_err(ApiError::from_db)
 }

@@ -224,6 +224,9 @@ async fn an_erased_person_leaves_nothing_readable_and_the_audit_log_still_verifi
     let id = request["id"].as_str().unwrap_or_default().to_owned();
     let again = carol(ERASE, json!({})).await?;
     assert_eq!(code(&again), "CONFLICT", "{again}");
+    // Nor a copy of what is about to be erased, while the erasure is open.
+    let copy = carol("mutation { requestDataExport { id } }", json!({})).await?;
+    assert_eq!(code(&copy), "CONFLICT", "{copy}");
     confirm(&portal, "carol@acme.example").await?;
     let done = settled(&portal, &id).await?;
     assert_eq!(done["status"], "COMPLETED", "{done}");

@@ -7,6 +7,7 @@ mod audit;
 mod audit_chain;
 mod auth_helpers;
 mod batching;
+mod compliance_reports;
 mod conformance;
 mod connectors;
 mod cross_tenant;

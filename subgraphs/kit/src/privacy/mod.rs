@@ -215,69 +215,162 @@ pub struct Erasure {
 /// What replaces a scrubbed identifier.
 pub const ERASED: &str = "[erased]";
 
-/// `value` with every string that is, or contains, one of `identifiers` scrubbed: a
-/// string equal to one (ignoring case and surrounding space) becomes [`ERASED`]; one
-/// containing an address (anything with an `@`) has the address replaced. Names are
-/// matched whole only (a short name inside other words is not the person). Whether
-/// anything changed.
+/// JSON members whose value is a person's name: where a string equal to one of the
+/// person's names is theirs (anywhere else, an equal string — "Support", a report's name —
+/// is somebody else's words and stays).
+pub const NAME_MEMBERS: [&str; 10] = [
+    "name",
+    "displayName",
+    "fullName",
+    "firstName",
+    "lastName",
+    "contactName",
+    "userName",
+    "ownerName",
+    "authorName",
+    "recipientName",
+];
+
+/// `value` with the person's identifiers scrubbed: every occurrence of one of their
+/// addresses (anything with an `@`), in any string, as a whole address — not inside a
+/// longer one — is replaced with [`ERASED`], ignoring case; a string under a
+/// [`NAME_MEMBERS`] member that equals one of their names (ignoring case and surrounding
+/// space) becomes [`ERASED`]. Whether anything changed.
 pub fn scrub(value: &mut Value, identifiers: &[String]) -> bool {
+    let addresses: Vec<Vec<char>> = identifiers
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| id.contains('@'))
+        .map(folded)
+        .filter(|id| !id.is_empty())
+        .collect();
+    let names: Vec<String> = identifiers
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty() && !id.contains('@'))
+        .map(str::to_lowercase)
+        .collect();
+    scrub_in(value, None, &addresses, &names)
+}
+
+/// [`scrub`] of `value`, found under member `key`.
+fn scrub_in(
+    value: &mut Value,
+    key: Option<&str>,
+    addresses: &[Vec<char>],
+    names: &[String],
+) -> bool {
     match value {
         Value::String(text) => {
-            let trimmed = text.trim();
-            if identifiers
-                .iter()
-                .any(|id| !id.trim().is_empty() && id.trim().eq_ignore_ascii_case(trimmed))
-            {
+            let named = key.is_some_and(|k| NAME_MEMBERS.iter().any(|m| m.eq_ignore_ascii_case(k)));
+            if named && names.iter().any(|n| *n == text.trim().to_lowercase()) {
                 *text = ERASED.to_owned();
                 return true;
             }
-            let mut changed = false;
-            for id in identifiers.iter().filter(|id| id.contains('@')) {
-                let lower = text.to_lowercase();
-                let needle = id.trim().to_lowercase();
-                if needle.is_empty() || !lower.contains(&needle) {
-                    continue;
+            match replace_addresses(text, addresses) {
+                Some(replaced) => {
+                    *text = replaced;
+                    true
                 }
-                // Lower-casing can change byte lengths outside ASCII: rebuild from the
-                // lower-cased text's match positions only when lengths agree.
-                if lower.len() == text.len() {
-                    let mut out = String::with_capacity(text.len());
-                    let mut rest = 0;
-                    for (at, _) in lower.match_indices(&needle) {
-                        out.push_str(&text[rest..at]);
-                        out.push_str(ERASED);
-                        rest = at + needle.len();
-                    }
-                    out.push_str(&text[rest..]);
-                    *text = out;
-                } else {
-                    *text = ERASED.to_owned();
-                }
-                changed = true;
+                None => false,
             }
-            changed
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, item| scrub(item, identifiers) | changed),
-        Value::Object(members) => members
-            .values_mut()
-            .fold(false, |changed, item| scrub(item, identifiers) | changed),
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            scrub_in(item, key, addresses, names) | changed
+        }),
+        Value::Object(members) => members.iter_mut().fold(false, |changed, (k, item)| {
+            scrub_in(item, Some(k), addresses, names) | changed
+        }),
         _ => false,
     }
 }
 
+/// `text` lower-cased character by character (how matching compares).
+fn folded(text: &str) -> Vec<char> {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// A character that can be part of an address next to a match (so the match is inside a
+/// longer address, not the address itself).
+fn address_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@')
+}
+
+/// `text` with every whole occurrence of `addresses` (folded) replaced by [`ERASED`], or
+/// `None` when there is none. Matching runs over the folded characters, each tied to the
+/// original character it came from, so replacements always cut at character boundaries.
+fn replace_addresses(text: &str, addresses: &[Vec<char>]) -> Option<String> {
+    if addresses.is_empty() || !text.contains('@') {
+        return None;
+    }
+    // Folded characters, each with the byte range of the original character.
+    let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len());
+    for (at, c) in text.char_indices() {
+        for lower in c.to_lowercase() {
+            chars.push((lower, at, at + c.len_utf8()));
+        }
+    }
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    'scan: while i < chars.len() {
+        for needle in addresses {
+            let end = i + needle.len();
+            if end > chars.len() || !chars[i..end].iter().map(|c| c.0).eq(needle.iter().copied()) {
+                continue;
+            }
+            // Whole original characters only, and a whole address: no address character
+            // right before, none right after (a dot counts only when the address goes on).
+            let starts_clean = i == 0 || chars[i - 1].1 != chars[i].1;
+            let ends_clean = end == chars.len() || chars[end].1 != chars[end - 1].1;
+            let before = (i > 0).then(|| chars[i - 1].0);
+            let after = chars.get(end).map(|c| c.0);
+            let after_next = chars.get(end + 1).map(|c| c.0);
+            let continues = match after {
+                Some('.') => after_next.is_some_and(char::is_alphanumeric),
+                Some(c) => address_char(c),
+                None => false,
+            };
+            if starts_clean && ends_clean && !before.is_some_and(address_char) && !continues {
+                cuts.push((chars[i].1, chars[end - 1].2));
+                i = end;
+                continue 'scan;
+            }
+        }
+        i += 1;
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (from, to) in cuts {
+        out.push_str(&text[rest..from]);
+        out.push_str(ERASED);
+        rest = to;
+    }
+    out.push_str(&text[rest..]);
+    Some(out)
+}
+
 /// `column`, as lower-case text, contains `needle` — the coarse database filter before
-/// [`scrub`] decides: (lower-cased; `%`, `_` and `\`
-/// escaped).
-pub fn contains(column: Expr, needle: &str) -> Expr {
-    let escaped = needle
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    Expr::expr(Func::lower(Func::cast_as(column, "TEXT")))
-        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+/// [`scrub`] decides. SQLite lower-cases ASCII only and PostgreSQL every letter, so a
+/// needle with capitals beyond ASCII is looked for both ways.
+pub fn contains(column: Expr, needle: &str) -> Condition {
+    let pattern = |lowered: String| {
+        let escaped = lowered
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        Expr::expr(Func::lower(Func::cast_as(column.clone(), "TEXT")))
+            .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    };
+    let full = needle.to_lowercase();
+    let ascii = needle.to_ascii_lowercase();
+    let mut any = Condition::any().add(pattern(full.clone()));
+    if ascii != full {
+        any = any.add(pattern(ascii));
+    }
+    any
 }
 
 /// A condition matching `column` when it contains any of `needles` (blank ones left
@@ -292,8 +385,63 @@ pub fn mentioning(column: &Expr, needles: &[String]) -> Condition {
         })
 }
 
-/// Whether `text` mentions any of `identifiers` (as [`scrub`] would find it).
+/// Whether free `text` mentions any of the addresses among `identifiers` (as [`scrub`]
+/// would find them; names count only under a name member, never in free text).
 pub fn mentions(text: &str, identifiers: &[String]) -> bool {
     let mut probe = Value::String(text.to_owned());
     scrub(&mut probe, identifiers)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ids() -> Vec<String> {
+        vec!["Al@X.example".into(), "Bob Builder".into()]
+    }
+
+    #[test]
+    fn addresses_are_replaced_whole_and_only_whole() {
+        let mut v = json!({
+            "note": "mail AL@x.example, not hal@x.example nor al@x.example.org",
+            "list": ["al@x.example"],
+            "end": "to al@x.example."
+        });
+        assert!(scrub(&mut v, &ids()));
+        assert_eq!(
+            v,
+            json!({
+                "note": format!("mail {ERASED}, not hal@x.example nor al@x.example.org"),
+                "list": [ERASED],
+                "end": format!("to {ERASED}.")
+            })
+        );
+    }
+
+    #[test]
+    fn names_are_replaced_only_under_name_members() {
+        let mut v =
+            json!({ "displayName": " bob builder ", "title": "Bob Builder", "x": "Bob Builder's" });
+        assert!(scrub(&mut v, &ids()));
+        assert_eq!(
+            v,
+            json!({ "displayName": ERASED, "title": "Bob Builder", "x": "Bob Builder's" })
+        );
+        assert!(!mentions("Bob Builder wrote", &ids()));
+        assert!(mentions("rejected: al@x.example", &ids()));
+    }
+
+    #[test]
+    fn case_folding_that_changes_lengths_never_cuts_a_character() {
+        // 'İ' lower-cases to two characters; 'é' and 'Ω' are multi-byte.
+        let ids = vec!["bob@acme.example".to_owned(), "İx@y.example".to_owned()];
+        let mut v = json!("İbob@acme.exampleéΩ and İX@Y.EXAMPLE, then (bob@acme.example)");
+        scrub(&mut v, &ids);
+        assert_eq!(
+            v,
+            json!(format!("İbob@acme.exampleéΩ and {ERASED}, then ({ERASED})"))
+        );
+    }
 }

@@ -259,7 +259,8 @@ mod tests {
     fn scrubs_mentions_in_events_about_others() {
         let mut payload = json!({
             "note": "invited bob@acme.example today",
-            "who": " bob builder ",
+            "name": " bob builder ",
+            "who": "Bob Builder",
             "other": "Bobby",
         });
         assert!(scrub_event(&mut payload, false, &ids()));
@@ -267,7 +268,8 @@ mod tests {
             payload,
             json!({
                 "note": format!("invited {ERASED} today"),
-                "who": ERASED,
+                "name": ERASED,
+                "who": "Bob Builder",
                 "other": "Bobby",
             })
         );
