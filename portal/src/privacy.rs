@@ -26,6 +26,7 @@ use portal_entities::platform::file;
 use portal_identity::subject_requests;
 use portal_kit::db::BeginWrite;
 use portal_kit::envelope::TenantKeys;
+use portal_kit::jobs::NewJob;
 use portal_kit::jobs::runner::{JobContext, JobError, JobHandler};
 use portal_kit::privacy::{DataSubject, Disposition, DomainErasure, Erasure, PrivacyDomain};
 use portal_kit::secret::DataKey;
@@ -307,6 +308,9 @@ impl JobHandler for AccessRequestJob {
 /// closed — no sign-in, sessions and API keys revoked — before anything else goes.
 const ACCOUNT_DOMAIN: &str = "identity";
 
+/// When an erasure that keeps failing after it began is taken up again.
+const RESUME_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
 /// What the sealed identifiers of an erasure are sealed for.
 fn erasure_purpose(request: Uuid) -> String {
     format!("data-subject erasure identifiers/{request}")
@@ -416,6 +420,7 @@ impl ErasureJob {
             .await?;
         txn.commit().await.map_err(ApiError::from_db)?;
         merge(result, "platform", done);
+        subject_requests::save_progress(&self.db, request, result.clone()).await?;
         Ok(())
     }
 }
@@ -526,11 +531,34 @@ impl JobHandler for ErasureJob {
         match outcome {
             Ok(()) => Ok(()),
             Err(err) if job.attempt >= subject_requests::JOB_ATTEMPTS => {
+                let begun = subject_requests::for_job(&self.db, tenant, request.id)
+                    .await
+                    .map_err(retry)?
+                    .erasure_sealed
+                    .is_some();
+                if begun {
+                    // Erasing began: the account may be closed already, so nobody could
+                    // ask again. The request stays running and a fresh job takes it up
+                    // later, until it completes.
+                    tracing::error!(
+                        request = %request.id, error = ?err,
+                        "an erasure keeps failing; it is tried again in an hour"
+                    );
+                    let now = Utc::now();
+                    let again = NewJob::new(Self::KIND, json!({ "requestId": request.id }))
+                        .acting_for(actor)
+                        .max_attempts(subject_requests::JOB_ATTEMPTS)
+                        .at(now + RESUME_AFTER);
+                    portal_kit::jobs::enqueue(&self.db, now, again)
+                        .await
+                        .map_err(retry)?;
+                    return Ok(());
+                }
                 tracing::error!(request = %request.id, error = ?err, "an erasure failed");
                 subject_requests::fail(
                     &self.db,
                     &request,
-                    "the erasure could not be completed; ask again (what was erased stays erased)",
+                    "the erasure could not be started; nothing was erased; ask again",
                     actor,
                     &meta,
                 )

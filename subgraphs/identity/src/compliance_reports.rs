@@ -19,8 +19,8 @@
 //! SHA-256, size, rows, period, the audit chain's head when it was made — signed with the
 //! evidence key, the published keys and a README into one zip, stored like evidence
 //! packs and downloaded through a link checked again when used (`complianceReport(id)`).
-//! Audit events appear as the audit API shows them to auditors: pseudonymous subject ids,
-//! personal data sealed.
+//! Audit events are listed with their readable details only: the personal data sealed in
+//! them (addresses, user agents, names) is left out, subjects appear as pseudonymous ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -71,6 +71,9 @@ pub const MANIFEST_TYPE: &str = "portal.compliance.report";
 
 /// Attempts before the job gives up.
 const JOB_ATTEMPTS: i32 = 4;
+
+/// How long a report may stay queued or running before it counts as failed.
+pub const STALE_AFTER_HOURS: i64 = 6;
 
 /// Lifecycle of a report (storage form).
 pub mod status {
@@ -161,8 +164,18 @@ impl ReportKind {
 
 /// Audit actions that change who may do what, or how the tenant is configured (a prefix
 /// ending in `.` takes every action of that subject).
-const PRIVILEGED: [&str; 22] = [
+const PRIVILEGED: [&str; 32] = [
     "policy.",
+    "user.provision",
+    "user.email_change",
+    "mfa.enable",
+    "mfa.recovery_codes",
+    "integration.create",
+    "integration.update",
+    "webhook_endpoint.create",
+    "webhook_endpoint.update",
+    "webhook_endpoint.disable",
+    "account.member.",
     "role.",
     "api_key.",
     "service_account.",
@@ -220,6 +233,9 @@ pub async fn request(
     if from > now {
         return Err(ApiError::invalid("input.from", "must not be in the future"));
     }
+    // A period that has not ended is reported up to now: the manifest signs what the
+    // report covers, not more.
+    let to = to.min(now);
     if to - from > Duration::days(MAX_PERIOD_DAYS) {
         return Err(ApiError::invalid(
             "input.to",
@@ -227,6 +243,24 @@ pub async fn request(
         ));
     }
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    // A report whose job died (its worker gone, the job cancelled) must not hold a place
+    // for ever.
+    compliance_report::Entity::update_many()
+        .col_expr(
+            compliance_report::Column::Status,
+            Expr::value(status::FAILED),
+        )
+        .col_expr(
+            compliance_report::Column::Failure,
+            Expr::value("the report did not finish; ask again"),
+        )
+        .col_expr(compliance_report::Column::FinishedAt, Expr::value(now))
+        .filter(compliance_report::Column::TenantId.eq(tenant))
+        .filter(compliance_report::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .filter(compliance_report::Column::CreatedAt.lt(now - Duration::hours(STALE_AFTER_HOURS)))
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?;
     let pending = compliance_report::Entity::find()
         .filter(compliance_report::Column::TenantId.eq(tenant))
         .filter(compliance_report::Column::Status.is_in([status::QUEUED, status::RUNNING]))
@@ -439,6 +473,8 @@ fn audit_filter(kind: ReportKind, tenant: Uuid) -> Condition {
         ReportKind::PolicyChanges => Condition::all()
             .add(of_tenant)
             .add(audit_event::Column::Action.starts_with("policy.")),
+        // Lockouts are failed sign-ins whose reason is `locked`; a refresh token used twice
+        // is recorded as detected theft.
         ReportKind::SignInFailures => Condition::all().add(of_tenant).add(
             Condition::any()
                 .add(
@@ -450,7 +486,7 @@ fn audit_filter(kind: ReportKind, tenant: Uuid) -> Condition {
                         )
                         .add(audit_event::Column::Outcome.ne("success")),
                 )
-                .add(audit_event::Column::Action.contains("lock")),
+                .add(audit_event::Column::Action.eq("auth.refresh_reuse")),
         ),
         // The platform's evidence keys sign every tenant's evidence: theirs too.
         ReportKind::KeyRotations => Condition::all().add(prefixed(&KEY_ACTIONS)).add(
@@ -463,29 +499,34 @@ fn audit_filter(kind: ReportKind, tenant: Uuid) -> Condition {
     }
 }
 
-/// The audit events of the period a report of `kind` takes, as the audit API shows them
-/// to auditors (personal data sealed, subjects pseudonymous).
+/// The audit events of the period a report of `kind` takes, with their readable details
+/// (the sealed personal data left out, subjects as pseudonymous ids).
 async fn audit_rows(
     db: &DatabaseConnection,
     report: &compliance_report::Model,
     kind: ReportKind,
 ) -> ApiResult<Table> {
-    let rows = audit_event::Entity::find()
+    let selected = audit_event::Entity::find()
         .filter(audit_filter(kind, report.tenant_id))
         .filter(audit_event::Column::CreatedAt.gte(report.period_from))
-        .filter(audit_event::Column::CreatedAt.lt(report.period_to))
-        .order_by_asc(audit_event::Column::CreatedAt)
-        .order_by_asc(audit_event::Column::Id)
-        .limit(MAX_EVENTS + 1)
-        .all(db)
+        .filter(audit_event::Column::CreatedAt.lt(report.period_to));
+    let count = selected
+        .clone()
+        .count(db)
         .await
         .map_err(ApiError::from_db)?;
-    if rows.len() as u64 > MAX_EVENTS {
+    if count > MAX_EVENTS {
         return Err(ApiError::invalid(
-            "to",
+            "input.to",
             format!("more than {MAX_EVENTS} events in the period: ask for a shorter one"),
         ));
     }
+    let rows = selected
+        .order_by_asc(audit_event::Column::CreatedAt)
+        .order_by_asc(audit_event::Column::Id)
+        .all(db)
+        .await
+        .map_err(ApiError::from_db)?;
     let columns = vec![
         Column::new("at", CellKind::Time),
         Column::new("sequence", CellKind::Integer),
@@ -498,13 +539,19 @@ async fn audit_rows(
         Column::new("targetId", CellKind::Text),
         Column::new("requestId", CellKind::Text),
         Column::new("details", CellKind::Text),
-        Column::new("personalDataSealed", CellKind::Text),
+        Column::new("chain", CellKind::Text),
         Column::new("chainHash", CellKind::Text),
     ];
     let rows = rows
         .into_iter()
         .map(|e| {
-            let sealed = e.subject_personal.is_some() || e.actor_personal.is_some();
+            // The platform's own events (its evidence keys) sit in the platform's chain,
+            // not the tenant's: their sequence and hash are that chain's.
+            let chain = if e.tenant_id.is_some() {
+                "tenant"
+            } else {
+                "platform"
+            };
             vec![
                 at(e.created_at),
                 e.chain_seq.map_or(Cell::Empty, Cell::Integer),
@@ -519,7 +566,7 @@ async fn audit_rows(
                 e.details.map_or(Cell::Empty, |d| {
                     Cell::Text(String::from_utf8_lossy(&evidence::canonical(&d)).into_owned())
                 }),
-                text(if sealed { "yes" } else { "no" }),
+                text(chain),
                 Cell::from(e.chain_hash),
             ]
         })
@@ -657,6 +704,35 @@ impl ComplianceReportJob {
         let size = i64::try_from(zipped.len()).unwrap_or(i64::MAX);
         let sha256 = hex::encode(Sha256::digest(&zipped));
         self.files.put_bytes(&key, zipped).await?;
+        let recorded = self
+            .record(
+                actor,
+                meta,
+                report,
+                kind,
+                (file_id, &key, size, &sha256),
+                (rows, now),
+            )
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            // Not recorded (an error, or another run finished first): the object would
+            // have no row, so nothing would ever remove it.
+            self.files.remove(&key).await.ok();
+        }
+        recorded.map(|_| ())
+    }
+
+    /// Records the stored report and makes it `READY`, in one transaction; whether it did
+    /// (not when another run finished it first).
+    async fn record(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        report: &compliance_report::Model,
+        kind: ReportKind,
+        (file_id, key, size, sha256): (Uuid, &str, i64, &str),
+        (rows, now): (u64, DateTime<Utc>),
+    ) -> ApiResult<bool> {
         let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
         let claimed = compliance_report::Entity::update_many()
@@ -673,9 +749,7 @@ impl ComplianceReportJob {
             .await
             .map_err(ApiError::from_db)?;
         if claimed.rows_affected != 1 {
-            drop(txn);
-            self.files.remove(&key).await.ok();
-            return Ok(());
+            return Ok(false);
         }
         file::ActiveModel {
             id: Set(file_id),
@@ -690,9 +764,9 @@ impl ComplianceReportJob {
             )),
             content_type: Set("application/zip".to_owned()),
             size_bytes: Set(size),
-            sha256: Set(sha256.clone()),
+            sha256: Set(sha256.to_owned()),
             row_count: Set(Some(rows)),
-            storage_key: Set(key.clone()),
+            storage_key: Set(key.to_owned()),
             access_selection: Set(None),
             created_by: Set(report.requested_by),
             created_at: Set(now),
@@ -712,7 +786,8 @@ impl ComplianceReportJob {
             }))
             .record(&txn, actor, meta)
             .await?;
-        txn.commit().await.map_err(ApiError::from_db)
+        txn.commit().await.map_err(ApiError::from_db)?;
+        Ok(true)
     }
 
     async fn fail(

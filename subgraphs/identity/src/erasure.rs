@@ -37,9 +37,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use portal_entities::identity::{
-    api_key, audit_evidence_export, auth_throttle, credential, data_subject_request, email_change,
-    mfa_challenge, mfa_factor, password_reset_token, recovery_code, refresh_token, session, tenant,
-    user, user_identity, user_role,
+    api_key, audit_evidence_export, auth_throttle, compliance_report, credential,
+    data_subject_request, email_change, mfa_challenge, mfa_factor, password_reset_token,
+    recovery_code, refresh_token, session, tenant, user, user_identity, user_role,
 };
 use portal_entities::platform::{audit_event, file};
 use portal_kit::audit::{AuditEvent, personal};
@@ -98,7 +98,7 @@ pub struct Erased {
     pub api_keys_revoked: u64,
     /// API keys they created, no longer naming them.
     pub api_keys_unlinked: u64,
-    /// Evidence pack exports they asked for, no longer naming them.
+    /// Evidence pack exports and compliance reports they asked for, no longer naming them.
     pub evidence_exports: u64,
     /// Data-subject requests they filed for other people, no longer naming them.
     pub requests_filed: u64,
@@ -364,12 +364,27 @@ pub async fn erase_in(
         .await
         .map_err(ApiError::from_db)?
         .rows_affected;
-    // The packs' stored files name who asked too.
+    // So do the compliance reports they asked for.
+    erased.evidence_exports += compliance_report::Entity::update_many()
+        .col_expr(
+            compliance_report::Column::RequestedBy,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(compliance_report::Column::TenantId.eq(tenant_id))
+        .filter(compliance_report::Column::RequestedBy.eq(person))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .rows_affected;
+    // The packs' and reports' stored files name who asked too.
     file::Entity::update_many()
         .col_expr(file::Column::CreatedBy, Expr::value(Option::<Uuid>::None))
         .filter(file::Column::TenantId.eq(tenant_id))
         .filter(file::Column::Domain.eq(SUBGRAPH_NAME))
-        .filter(file::Column::OwnerType.eq(evidence_export::FILE_OWNER))
+        .filter(file::Column::OwnerType.is_in([
+            evidence_export::FILE_OWNER,
+            crate::compliance_reports::FILE_OWNER,
+        ]))
         .filter(file::Column::CreatedBy.eq(person))
         .exec(db)
         .await

@@ -326,8 +326,10 @@ fn report(done: &Erased) -> DomainErasure {
     .anonymized(
         "auditEvidenceExports",
         done.evidence_exports,
-        "evidence packs of the tenant's audit log they asked for stay the tenant's, no \
-         longer naming who asked",
+        "evidence packs and compliance reports they asked for stay the tenant's audit \
+         evidence, no longer naming who asked (access reviews made before the erasure \
+         still list them as they were: SOC 2 evidence kept for its retention, Art. \
+         17(3)(b), (e))",
     )
     .anonymized(
         "dataSubjectRequestsFiled",

@@ -171,8 +171,11 @@ pub async fn request_reset(
         .one(db)
         .await
         .map_err(ApiError::from_db)?;
+    // The address of an account that exists is that person's data, whatever its state:
+    // the event is about them, so it is sealed to them (and erased with them).
+    let about = found.as_ref().map(|u| u.id);
     let Some(user) = found.filter(|u| UserStatus::from_db(&u.status).may_recover()) else {
-        AuditEvent::failure("auth.password_reset_request", "user", None)
+        AuditEvent::failure("auth.password_reset_request", "user", about)
             .in_tenant(tenant.id)
             .with_details(json!({ "email": email, "reason": "unknown_account" }))
             .record(db, &Actor::anonymous(), meta)

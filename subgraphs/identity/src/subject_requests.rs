@@ -641,6 +641,10 @@ pub async fn fail(
         )
         .col_expr(data_subject_request::Column::Failure, Expr::value(reason))
         .col_expr(
+            data_subject_request::Column::ErasureSealed,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
             data_subject_request::Column::CompletedAt,
             Expr::value(Utc::now()),
         )

@@ -104,6 +104,28 @@ pub async fn enqueue_with_attachment(
     enqueue_delivery(db, id, tenant_id).await
 }
 
+/// Deletes the tenant's outbox mail — sent or waiting — that carries one of the stored
+/// files `file_ids` (a report shared by someone being erased: the mail names them, and
+/// its attachment goes with their files); how many. A waiting mail's delivery job then
+/// finds nothing to send.
+pub async fn forget_attachments(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    file_ids: &[Uuid],
+) -> Result<u64, ApiError> {
+    let mut deleted = 0;
+    for chunk in file_ids.chunks(500) {
+        deleted += email_outbox::Entity::delete_many()
+            .filter(email_outbox::Column::TenantId.eq(tenant_id))
+            .filter(email_outbox::Column::AttachmentFileId.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .rows_affected;
+    }
+    Ok(deleted)
+}
+
 /// The delivery job of outbox row `id` (at most one per row).
 async fn enqueue_delivery(
     db: &impl ConnectionTrait,

@@ -203,6 +203,12 @@ impl PrivacyDomain for Privacy {
              work, deleted; the people they shared them with receive nothing more from them",
         )
         .erased(
+            "reportMail",
+            done.mail,
+            "mail that shared their reports with others (it named them and carried the \
+             files), sent or waiting",
+        )
+        .erased(
             "reportSchedules",
             done.schedules,
             "the schedules that ran their reports as them",

@@ -30,9 +30,17 @@ async fn auditors_get_signed_reports_of_access_and_sign_in_failures() -> anyhow:
                 .await
         }
     };
-    // Something to report: a failed sign-in.
+    // Something to report: a failed sign-in here, and one in another tenant.
     let failed = sign_in(&portal, "acme", "carol@acme.example", "not her password 1").await?;
     assert!(!failed["errors"].is_null(), "{failed}");
+    let elsewhere = sign_in(
+        &portal,
+        "globex",
+        "gina@globex.example",
+        "not hers either 1",
+    )
+    .await?;
+    assert!(!elsewhere["errors"].is_null(), "{elsewhere}");
     let now = chrono::Utc::now();
     let period = |kind: &str, format: &str| {
         json!({ "i": {
@@ -137,6 +145,11 @@ async fn auditors_get_signed_reports_of_access_and_sign_in_failures() -> anyhow:
         "{failures}"
     );
     assert!(!failures.contains("carol@acme.example"), "{failures}");
+    assert!(
+        failures.contains(&seed.carol_id.to_string())
+            && !failures.contains(&seed.other_user_id.to_string()),
+        "only this tenant's events: {failures}"
+    );
     assert!(reports[2].1.ends_with(".pdf") && reports[2].2.starts_with(b"%PDF"));
 
     // Another tenant's auditor does not find them.

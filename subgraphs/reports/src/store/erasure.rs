@@ -96,6 +96,9 @@ pub struct Erased {
     pub definitions_scrubbed: u64,
     /// Runs whose errors or manifest mentioned them, scrubbed.
     pub runs_scrubbed: u64,
+    /// Mail carrying those files (their reports shared with others, sent or waiting),
+    /// deleted from the outbox.
+    pub mail: u64,
 }
 
 /// Erases `user` of `tenant_id` from reports at `now`, in one transaction audited as
@@ -142,6 +145,7 @@ pub async fn erase_user(
         .collect();
     let mut erased = Erased {
         files: storage::expire_now(&txn, tenant_id, &file_ids, now).await?,
+        mail: portal_kit::mail::forget_attachments(&txn, tenant_id, &file_ids).await?,
         ..Erased::default()
     };
     own_reports(&txn, (tenant_id, user), &owned, &mut erased).await?;
@@ -168,6 +172,7 @@ pub async fn erase_user(
             "recipientsAdded": erased.recipients_added,
             "definitionsScrubbed": erased.definitions_scrubbed,
             "runsScrubbed": erased.runs_scrubbed,
+            "mail": erased.mail,
         }))
         .record(&txn, actor, meta)
         .await?;
