@@ -237,7 +237,23 @@ async fn reseal_attachments(
             .await?;
         let new_key = match &row.storage_key {
             Some(_) => {
-                let content = super::attachments::content(store, &row).await?;
+                let content = match super::attachments::content(store, &row).await {
+                    Ok(content) => content,
+                    Err(err) => {
+                        // Another re-sealer may have moved it meanwhile, and removed the
+                        // object this row pointed to: then it is done, not failed.
+                        let current = message_attachment::Entity::find_by_id(row.id)
+                            .one(&store.db)
+                            .await
+                            .map_err(ApiError::from_db)?;
+                        if current.is_none_or(|c| {
+                            c.key_version != row.key_version || c.storage_key != row.storage_key
+                        }) {
+                            continue;
+                        }
+                        return Err(err);
+                    }
+                };
                 let sealed = store
                     .keys
                     .seal_blob_with(content_binding(tenant_id, row.id), active, &content)
