@@ -183,8 +183,9 @@ async fn an_erased_person_leaves_nothing_readable_and_the_audit_log_still_verifi
     let integration = portal_entities::integrations::integration::Entity::find()
         .filter(portal_entities::integrations::integration::Column::TenantId.eq(seed.tenant_id))
         .one(&portal.db)
-        .await?;
-    if let Some(integration) = integration {
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the seed has integrations"))?;
+    {
         use sea_orm::{ActiveModelTrait, Set};
         portal_entities::integrations::external_ref::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -249,6 +250,7 @@ async fn an_erased_person_leaves_nothing_readable_and_the_audit_log_still_verifi
         ("accounts", "ownedAccounts", "ANONYMIZED"),
         ("accounts", "dashboardLayouts", "ERASED"),
         ("messages", "messages", "ANONYMIZED"),
+        ("integrations", "externalReferences", "ERASED"),
         ("platform", "auditEvents", "KEPT"),
         ("platform", "auditSubjectKey", "ERASED"),
         ("platform", "domainEvents", "ANONYMIZED"),

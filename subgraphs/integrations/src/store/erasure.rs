@@ -33,7 +33,6 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, UpdateMany,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -44,13 +43,12 @@ use portal_entities::integrations::{
 };
 use portal_kit::audit::AuditEvent;
 use portal_kit::db::BeginWrite;
-use portal_kit::privacy::{DataSubject, ERASED, Erasure, contains, mentioning, scrub};
+use portal_kit::privacy::{
+    DataSubject, ERASED, Erasure, contains, mentioning, rewrite, scrub, scrubbed,
+};
 use portal_kit::{Actor, ActorKind, ApiError, ApiResult};
 
 use super::USER_ENTITY;
-
-/// Rows read per batch.
-const BATCH: u64 = 500;
 
 /// What an erasure did, table by table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -402,63 +400,6 @@ async fn integrations(
         },
     )
     .await
-}
-
-/// Walks the rows of `select` in batches of [`BATCH`] by their id (`id`, read from a row
-/// by `id_of`) and runs the update `change` makes of each row, restricted to that row;
-/// how many rows it changed.
-async fn rewrite<E, I, F>(
-    txn: &DatabaseTransaction,
-    select: Select<E>,
-    id: E::Column,
-    id_of: I,
-    mut change: F,
-) -> ApiResult<u64>
-where
-    E: EntityTrait,
-    I: Fn(&E::Model) -> Uuid,
-    F: FnMut(&E::Model) -> Option<UpdateMany<E>>,
-{
-    let mut changed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut query = select.clone();
-        if let Some(last) = after {
-            query = query.filter(id.gt(last));
-        }
-        let rows = query
-            .order_by_asc(id)
-            .limit(BATCH)
-            .all(txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(id_of(last));
-        let full = rows.len() as u64 == BATCH;
-        for row in &rows {
-            if let Some(update) = change(row) {
-                update
-                    .filter(id.eq(id_of(row)))
-                    .exec(txn)
-                    .await
-                    .map_err(ApiError::from_db)?;
-                changed += 1;
-            }
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(changed)
-}
-
-/// `text` scrubbed of `identifiers` (see [`scrub`]), or `None` when it mentions none.
-fn scrubbed(text: &str, identifiers: &[String]) -> Option<String> {
-    let mut value = Value::String(text.to_owned());
-    if !scrub(&mut value, identifiers) {
-        return None;
-    }
-    value.as_str().map(str::to_owned)
 }
 
 /// A webhook message's `body` scrubbed of `identifiers`, and every string in it equal to

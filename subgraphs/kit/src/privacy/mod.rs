@@ -385,6 +385,68 @@ pub fn mentioning(column: &Expr, needles: &[String]) -> Condition {
         })
 }
 
+/// Free `text` scrubbed of `identifiers` (see [`scrub`]), or `None` when it mentions
+/// none of them.
+pub fn scrubbed(text: &str, identifiers: &[String]) -> Option<String> {
+    let mut value = Value::String(text.to_owned());
+    if !scrub(&mut value, identifiers) {
+        return None;
+    }
+    value.as_str().map(str::to_owned)
+}
+
+/// Rows scrubbed per batch by [`rewrite`].
+const REWRITE_BATCH: u64 = 500;
+
+/// Walks the rows of `select` in batches by their id (`id`, read from a row by `id_of`)
+/// and runs the update `change` makes of each row, restricted to that row; how many rows
+/// it changed. How erasures scrub the copies of a person's data kept in other rows.
+pub async fn rewrite<E, I, F>(
+    db: &impl sea_orm::ConnectionTrait,
+    select: sea_orm::Select<E>,
+    id: E::Column,
+    id_of: I,
+    mut change: F,
+) -> ApiResult<u64>
+where
+    E: sea_orm::EntityTrait,
+    I: Fn(&E::Model) -> Uuid,
+    F: FnMut(&E::Model) -> Option<sea_orm::UpdateMany<E>>,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut changed = 0;
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut query = select.clone();
+        if let Some(last) = after {
+            query = query.filter(id.gt(last));
+        }
+        let rows = query
+            .order_by_asc(id)
+            .limit(REWRITE_BATCH)
+            .all(db)
+            .await
+            .map_err(crate::ApiError::from_db)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(id_of(last));
+        let full = rows.len() as u64 == REWRITE_BATCH;
+        for row in &rows {
+            if let Some(update) = change(row) {
+                update
+                    .filter(id.eq(id_of(row)))
+                    .exec(db)
+                    .await
+                    .map_err(crate::ApiError::from_db)?;
+                changed += 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(changed)
+}
+
 /// Whether free `text` mentions any of the addresses among `identifiers` (as [`scrub`]
 /// would find them; names count only under a name member, never in free text).
 pub fn mentions(text: &str, identifiers: &[String]) -> bool {

@@ -6,19 +6,13 @@
 //! events unreadable.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
-use uuid::Uuid;
 
 use portal_entities::platform::{domain_event, email_outbox, job};
 
-use super::{DataSubject, DomainErasure, ERASED, Erasure, mentioning, scrub};
+use super::{DataSubject, DomainErasure, ERASED, Erasure, mentioning, rewrite, scrub, scrubbed};
 use crate::error::{ApiError, ApiResult};
-
-/// Rows scrubbed per batch.
-const BATCH: u64 = 500;
 
 /// Members of an event about the person that hold their profile, whatever their value.
 const PROFILE_MEMBERS: [&str; 5] = ["email", "displayName", "name", "to", "from"];
@@ -64,42 +58,24 @@ async fn events(
         &Expr::col(domain_event::Column::Payload),
         identifiers,
     ));
-    let mut scrubbed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut query = domain_event::Entity::find()
-            .filter(domain_event::Column::TenantId.eq(subject.tenant_id))
-            .filter(candidates.clone());
-        if let Some(last) = after {
-            query = query.filter(domain_event::Column::Id.gt(last));
-        }
-        let rows = query
-            .order_by_asc(domain_event::Column::Id)
-            .limit(BATCH)
-            .all(db)
-            .await
-            .map_err(ApiError::from_db)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
-        let full = rows.len() as u64 == BATCH;
-        for row in rows {
+    let select = domain_event::Entity::find()
+        .filter(domain_event::Column::TenantId.eq(subject.tenant_id))
+        .filter(candidates);
+    rewrite(
+        db,
+        select,
+        domain_event::Column::Id,
+        |row: &domain_event::Model| row.id,
+        |row: &domain_event::Model| {
             let about_them = row.subject_type == "user" && row.subject_id == Some(subject.user_id);
             let mut payload = row.payload.clone();
-            if scrub_event(&mut payload, about_them, identifiers) {
+            scrub_event(&mut payload, about_them, identifiers).then(|| {
                 domain_event::Entity::update_many()
                     .col_expr(domain_event::Column::Payload, Expr::value(payload))
-                    .filter(domain_event::Column::Id.eq(row.id))
-                    .exec(db)
-                    .await
-                    .map_err(ApiError::from_db)?;
-                scrubbed += 1;
-            }
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(scrubbed)
+            })
+        },
+    )
+    .await
 }
 
 /// Scrubs the tenant's jobs whose arguments or last error mention the person; how many.
@@ -111,50 +87,33 @@ async fn jobs(
     let candidates = Condition::any()
         .add(mentioning(&Expr::col(job::Column::Payload), identifiers))
         .add(mentioning(&Expr::col(job::Column::LastError), identifiers));
-    let mut scrubbed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut query = job::Entity::find()
-            .filter(job::Column::TenantId.eq(subject.tenant_id))
-            .filter(candidates.clone());
-        if let Some(last) = after {
-            query = query.filter(job::Column::Id.gt(last));
-        }
-        let rows = query
-            .order_by_asc(job::Column::Id)
-            .limit(BATCH)
-            .all(db)
-            .await
-            .map_err(ApiError::from_db)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
-        let full = rows.len() as u64 == BATCH;
-        for row in rows {
+    let select = job::Entity::find()
+        .filter(job::Column::TenantId.eq(subject.tenant_id))
+        .filter(candidates);
+    rewrite(
+        db,
+        select,
+        job::Column::Id,
+        |row: &job::Model| row.id,
+        |row: &job::Model| {
             let mut payload = row.payload.clone();
-            let mut changed = scrub(&mut payload, identifiers);
-            let mut error = row.last_error.clone().map(Value::String);
-            if let Some(error) = error.as_mut() {
-                changed |= scrub(error, identifiers);
+            let changed = scrub(&mut payload, identifiers);
+            let error = row
+                .last_error
+                .as_deref()
+                .and_then(|error| scrubbed(error, identifiers));
+            if !changed && error.is_none() {
+                return None;
             }
-            if changed {
-                job::Entity::update_many()
-                    .col_expr(job::Column::Payload, Expr::value(payload))
-                    .col_expr(
-                        job::Column::LastError,
-                        Expr::value(error.and_then(|e| e.as_str().map(str::to_owned))),
-                    )
-                    .filter(job::Column::Id.eq(row.id))
-                    .exec(db)
-                    .await
-                    .map_err(ApiError::from_db)?;
-                scrubbed += 1;
+            let mut update =
+                job::Entity::update_many().col_expr(job::Column::Payload, Expr::value(payload));
+            if let Some(error) = error {
+                update = update.col_expr(job::Column::LastError, Expr::value(error));
             }
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(scrubbed)
+            Some(update)
+        },
+    )
+    .await
 }
 
 /// Deletes the tenant's outbox mail to the person (sent, or not yet: they are gone); how

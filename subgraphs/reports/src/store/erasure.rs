@@ -29,9 +29,7 @@
 //! scheduled purge.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{
-    Expr, ExprTrait as _, Func, IntoColumnRef, LikeExpr, Query, SelectStatement,
-};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -43,15 +41,12 @@ use portal_entities::platform::{file, job_schedule};
 use portal_entities::reports::{report_definition, report_delivery, report_recipient, report_run};
 use portal_kit::audit::AuditEvent;
 use portal_kit::db::BeginWrite;
-use portal_kit::privacy::scrub;
+use portal_kit::privacy::{mentioning, rewrite, scrub, scrubbed};
 use portal_kit::storage::{self, FileStore};
 use portal_kit::{Actor, ApiError, ApiResult, RequestMeta};
 
 use super::{FILE_OWNER, SCHEDULE_JOB, schedule_name};
 use crate::domain::ReportRunStatus;
-
-/// Rows read per batch while scrubbing.
-const BATCH: u64 = 500;
 
 /// The error of a run read as them that was cancelled before it was produced (the one a
 /// run job shows when its recipient is gone).
@@ -433,38 +428,9 @@ async fn attributions(
     Ok(())
 }
 
-/// Matches rows whose `column`, as lower-case text, contains one of `identifiers` (a
-/// coarse filter: [`scrub`] decides). Never empty: callers check there is an identifier.
-fn mentioning(column: impl IntoColumnRef + Copy, identifiers: &[String]) -> Condition {
-    identifiers
-        .iter()
-        .map(|id| id.trim())
-        .filter(|id| !id.is_empty())
-        .fold(Condition::any(), |any, id| {
-            let escaped = id
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            any.add(
-                Func::lower(Func::cast_as(Expr::col(column), "TEXT"))
-                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-            )
-        })
-}
-
 /// Whether there is anything to look for.
 fn any_identifier(identifiers: &[String]) -> bool {
     identifiers.iter().any(|id| !id.trim().is_empty())
-}
-
-/// `text` scrubbed of `identifiers`, when it mentioned any.
-fn scrubbed_text(text: &str, identifiers: &[String]) -> Option<String> {
-    let mut value = Value::String(text.to_owned());
-    match scrub(&mut value, identifiers) {
-        true => value.as_str().map(str::to_owned),
-        false => None,
-    }
 }
 
 /// Scrubs the names, parameters and saved queries of the tenant's report definitions
@@ -480,32 +446,28 @@ async fn scrub_definitions(
         return Ok(0);
     }
     let candidates = Condition::any()
-        .add(mentioning(report_definition::Column::Name, identifiers))
         .add(mentioning(
-            report_definition::Column::Parameters,
+            &Expr::col(report_definition::Column::Name),
             identifiers,
         ))
-        .add(mentioning(report_definition::Column::Query, identifiers));
-    let mut scrubbed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut query = report_definition::Entity::find()
-            .filter(report_definition::Column::TenantId.eq(tenant_id))
-            .filter(candidates.clone());
-        if let Some(last) = after {
-            query = query.filter(report_definition::Column::Id.gt(last));
-        }
-        let rows = query
-            .order_by_asc(report_definition::Column::Id)
-            .limit(BATCH)
-            .all(txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
-        let full = rows.len() as u64 == BATCH;
-        for row in rows {
-            let name = scrubbed_text(&row.name, identifiers);
+        .add(mentioning(
+            &Expr::col(report_definition::Column::Parameters),
+            identifiers,
+        ))
+        .add(mentioning(
+            &Expr::col(report_definition::Column::Query),
+            identifiers,
+        ));
+    let select = report_definition::Entity::find()
+        .filter(report_definition::Column::TenantId.eq(tenant_id))
+        .filter(candidates);
+    rewrite(
+        txn,
+        select,
+        report_definition::Column::Id,
+        |row: &report_definition::Model| row.id,
+        |row: &report_definition::Model| {
+            let name = scrubbed(&row.name, identifiers);
             let mut parameters = row.parameters.clone();
             let mut saved = row.query.clone();
             let mut changed = scrub(&mut parameters, identifiers);
@@ -513,12 +475,11 @@ async fn scrub_definitions(
                 changed |= scrub(saved, identifiers);
             }
             if name.is_none() && !changed {
-                continue;
+                return None;
             }
             let mut update = report_definition::Entity::update_many()
                 .col_expr(report_definition::Column::UpdatedAt, Expr::value(now))
-                .filter(report_definition::Column::TenantId.eq(tenant_id))
-                .filter(report_definition::Column::Id.eq(row.id));
+                .filter(report_definition::Column::TenantId.eq(tenant_id));
             if let Some(name) = name {
                 update = update.col_expr(report_definition::Column::Name, Expr::value(name));
             }
@@ -536,14 +497,10 @@ async fn scrub_definitions(
                     update = update.col_expr(report_definition::Column::Query, Expr::value(saved));
                 }
             }
-            update.exec(txn).await.map_err(ApiError::from_db)?;
-            scrubbed += 1;
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(scrubbed)
+            Some(update)
+        },
+    )
+    .await
 }
 
 /// Whether the signed manifest `text` mentions one of `identifiers` (read as JSON, so a
@@ -567,46 +524,44 @@ async fn scrub_runs(
         return Ok(0);
     }
     let candidates = Condition::any()
-        .add(mentioning(report_run::Column::Error, identifiers))
-        .add(mentioning(report_run::Column::ErrorDetail, identifiers))
-        .add(mentioning(report_run::Column::Manifest, identifiers));
-    let mut scrubbed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut query = report_run::Entity::find()
-            .filter(report_run::Column::TenantId.eq(tenant_id))
-            .filter(candidates.clone());
-        if let Some(last) = after {
-            query = query.filter(report_run::Column::Id.gt(last));
-        }
-        let rows = query
-            .order_by_asc(report_run::Column::Id)
-            .limit(BATCH)
-            .all(txn)
-            .await
-            .map_err(ApiError::from_db)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
-        let full = rows.len() as u64 == BATCH;
-        for row in rows {
+        .add(mentioning(
+            &Expr::col(report_run::Column::Error),
+            identifiers,
+        ))
+        .add(mentioning(
+            &Expr::col(report_run::Column::ErrorDetail),
+            identifiers,
+        ))
+        .add(mentioning(
+            &Expr::col(report_run::Column::Manifest),
+            identifiers,
+        ));
+    let select = report_run::Entity::find()
+        .filter(report_run::Column::TenantId.eq(tenant_id))
+        .filter(candidates);
+    rewrite(
+        txn,
+        select,
+        report_run::Column::Id,
+        |row: &report_run::Model| row.id,
+        |row: &report_run::Model| {
             let error = row
                 .error
                 .as_deref()
-                .and_then(|text| scrubbed_text(text, identifiers));
+                .and_then(|text| scrubbed(text, identifiers));
             let detail = row
                 .error_detail
                 .as_deref()
-                .and_then(|text| scrubbed_text(text, identifiers));
+                .and_then(|text| scrubbed(text, identifiers));
             let unsigned = row
                 .manifest
                 .as_deref()
                 .is_some_and(|text| manifest_names(text, identifiers));
             if error.is_none() && detail.is_none() && !unsigned {
-                continue;
+                return None;
             }
             let mut update = report_run::Entity::update_many()
-                .filter(report_run::Column::TenantId.eq(tenant_id))
-                .filter(report_run::Column::Id.eq(row.id));
+                .filter(report_run::Column::TenantId.eq(tenant_id));
             if let Some(error) = error {
                 update = update.col_expr(report_run::Column::Error, Expr::value(error));
             }
@@ -619,14 +574,10 @@ async fn scrub_runs(
                     Expr::value(Option::<String>::None),
                 );
             }
-            update.exec(txn).await.map_err(ApiError::from_db)?;
-            scrubbed += 1;
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(scrubbed)
+            Some(update)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -645,12 +596,12 @@ mod tests {
     #[test]
     fn text_is_scrubbed_only_when_it_mentions_them() {
         assert_eq!(
-            scrubbed_text("sent to bob@acme.example", &ids()).as_deref(),
+            scrubbed("sent to bob@acme.example", &ids()).as_deref(),
             Some("sent to [erased]")
         );
         // A name in free text is not matched (only under a name member of JSON).
-        assert_eq!(scrubbed_text("Bob Builder", &ids()), None);
-        assert_eq!(scrubbed_text("Balances by Bob Builder", &ids()), None);
+        assert_eq!(scrubbed("Bob Builder", &ids()), None);
+        assert_eq!(scrubbed("Balances by Bob Builder", &ids()), None);
         assert!(!any_identifier(&[" ".into()]));
     }
 
