@@ -19,6 +19,7 @@ pub mod service_account;
 pub mod session;
 pub mod signing_key;
 pub mod tenant;
+pub mod tenant_offboarding;
 pub mod user;
 pub mod user_identity;
 pub mod user_role;

@@ -16,4 +16,5 @@ pub mod job;
 pub mod job_schedule;
 pub mod policy_coordinate;
 pub mod policy_revision;
+pub mod retention_setting;
 pub mod tenant_key;

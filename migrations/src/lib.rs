@@ -75,6 +75,10 @@ mod m0066_policy_rules_data_erasure;
 mod m0067_data_subject_request_erasure_state;
 mod m0068_compliance_reports;
 mod m0069_policy_rules_compliance_reports;
+mod m0070_tenant_offboardings;
+mod m0071_policy_rules_tenant_offboarding;
+mod m0072_retention_settings;
+mod m0073_policy_rules_retention;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -155,6 +159,10 @@ impl MigratorTrait for Migrator {
             Box::new(m0067_data_subject_request_erasure_state::Migration),
             Box::new(m0068_compliance_reports::Migration),
             Box::new(m0069_policy_rules_compliance_reports::Migration),
+            Box::new(m0070_tenant_offboardings::Migration),
+            Box::new(m0071_policy_rules_tenant_offboarding::Migration),
+            Box::new(m0072_retention_settings::Migration),
+            Box::new(m0073_policy_rules_retention::Migration),
         ]
     }
 }

@@ -331,32 +331,7 @@ impl Downloads {
 
     /// The content and name of a file sealed under the tenant key `version`.
     async fn open_sealed(&self, row: &file::Model, version: i32) -> ApiResult<(Vec<u8>, String)> {
-        use portal_kit::envelope::Sealed;
-        use portal_kit::storage::name_binding;
-        let content = self
-            .files
-            .store
-            .read_sealed(
-                &self.files.keys,
-                (row.tenant_id, row.id),
-                version,
-                &row.storage_key,
-            )
-            .await?;
-        let name = match &row.name_sealed {
-            Some(bytes) => {
-                let sealed = Sealed {
-                    version,
-                    bytes: bytes.clone(),
-                };
-                self.files
-                    .keys
-                    .open_text(name_binding(row.tenant_id, row.id), &sealed)
-                    .await?
-            }
-            None => row.name.clone(),
-        };
-        Ok((content, name))
+        opened(&self.files.store, &self.files.keys, row, version).await
     }
 
     /// Audits a refused download of the link's file (`file.download`, failure) for the
@@ -419,6 +394,48 @@ impl Downloads {
                 .and_then(Value::as_str)
                 == Some(owner.as_str())
     }
+}
+
+/// The whole content and the name of the stored file `row`, opened when it is sealed
+/// under its tenant's key (attachments, archives), in memory.
+pub async fn contents(
+    store: &FileStore,
+    keys: &portal_kit::envelope::TenantKeys,
+    row: &file::Model,
+) -> ApiResult<(Vec<u8>, String)> {
+    match row.key_version {
+        Some(version) => opened(store, keys, row, version).await,
+        None => Ok((
+            store.read_all(&row.storage_key).await?.to_vec(),
+            row.name.clone(),
+        )),
+    }
+}
+
+/// The content and name of `row`, sealed under its tenant's key `version`.
+async fn opened(
+    store: &FileStore,
+    keys: &portal_kit::envelope::TenantKeys,
+    row: &file::Model,
+    version: i32,
+) -> ApiResult<(Vec<u8>, String)> {
+    use portal_kit::envelope::Sealed;
+    use portal_kit::storage::name_binding;
+    let content = store
+        .read_sealed(keys, (row.tenant_id, row.id), version, &row.storage_key)
+        .await?;
+    let name = match &row.name_sealed {
+        Some(bytes) => {
+            let sealed = Sealed {
+                version,
+                bytes: bytes.clone(),
+            };
+            keys.open_text(name_binding(row.tenant_id, row.id), &sealed)
+                .await?
+        }
+        None => row.name.clone(),
+    };
+    Ok((content, name))
 }
 
 /// The link's principal as it stands now: an active user of an active tenant with the

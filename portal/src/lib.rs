@@ -8,6 +8,7 @@ pub mod config;
 pub mod files;
 pub mod gateway_client;
 pub mod inbound;
+pub mod offboarding;
 pub mod policies;
 pub mod privacy;
 pub mod scale;
@@ -86,6 +87,25 @@ pub async fn prepare_keys(
     portal_kit::audit::personal::ensure_escrow(db, &provider)
         .await
         .map_err(|err| anyhow::anyhow!("preparing the audit escrow key: {err:?}"))
+}
+
+/// The retention engine: every class of records with its sweeper, the legal holds of
+/// every domain respected.
+pub fn retention_engine(
+    db: &DatabaseConnection,
+    keys: &portal_kit::envelope::TenantKeys,
+    files: &portal_kit::storage::FileStore,
+) -> portal_kit::retention::Engine {
+    portal_kit::retention::Engine::new(
+        db.clone(),
+        vec![
+            portal_identity::retention::Sessions::new(db.clone()),
+            portal_kit::retention::SentMail::new(db.clone()),
+            portal_kit::retention::JobHistory::new(db.clone()),
+            portal_integrations::retention::WebhookDeliveries::new(db.clone()),
+        ],
+        privacy_domains(db, keys, files),
+    )
 }
 
 /// Every domain's side of the privacy contract, in archive order.

@@ -1083,6 +1083,19 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
             ),
         )
         .handle(
+            portal_kit::retention::SWEEP_KIND,
+            portal_kit::retention::SweepJob::new(portal::retention_engine(db, &keys, files)),
+        )
+        .handle(
+            portal::offboarding::OffboardingJob::KIND,
+            portal::offboarding::OffboardingJob::new(
+                db.clone(),
+                (files.clone(), keys.clone()),
+                portal_kit::evidence::EvidenceSigner::new(db.clone(), data_key.clone()),
+                portal::privacy_domains(db, &keys, files),
+            ),
+        )
+        .handle(
             portal_identity::compliance_reports::ComplianceReportJob::KIND,
             portal_identity::compliance_reports::ComplianceReportJob::new(
                 db.clone(),
@@ -1175,6 +1188,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the re-seal of messages: {err:?}"))?;
     portal_messages::jobs::retention::schedule_daily(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("scheduling the message retention sweep: {err:?}"))?;
+    portal_kit::retention::schedule_daily(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the retention sweep: {err:?}"))?;
     portal_integrations::sync::SyncDue::schedule(db)

@@ -106,19 +106,7 @@ impl AccessRequestJob {
                 else {
                     continue;
                 };
-                let content = match row.key_version {
-                    Some(version) => {
-                        self.files
-                            .read_sealed(
-                                &self.keys,
-                                (row.tenant_id, row.id),
-                                version,
-                                &row.storage_key,
-                            )
-                            .await?
-                    }
-                    None => self.files.read_all(&row.storage_key).await?.to_vec(),
-                };
+                let (content, _) = crate::files::contents(&self.files, &self.keys, &row).await?;
                 // Paths are unique within a domain by contract; a clash is kept apart.
                 let mut path = format!("files/{name}/{}", safe_path(&theirs.path));
                 if entries.contains_key(&path) {

@@ -121,7 +121,7 @@ pub fn build(
                 db.clone(),
                 authenticator?,
                 feed.clone(),
-                files.clone(),
+                (files.clone(), crate::retention_engine(db, keys, files)),
             );
             let sdl = schema.sdl_with_options(federation_sdl());
             Some(Subgraph::new("identity", schema, sdl))

@@ -324,6 +324,19 @@ pub fn job(
     }
 }
 
+/// Identity's schema over `db` (files in memory; the full retention engine), for tests
+/// that execute against it directly.
+pub fn identity_schema(db: &DatabaseConnection) -> portal_identity::IdentitySchema {
+    let files = portal_kit::storage::FileStore::in_memory(&identity_settings().data_key);
+    let keys = tenant_keys(db);
+    portal_identity::build_schema(
+        db.clone(),
+        authenticator(db),
+        feed(db),
+        (files.clone(), portal::retention_engine(db, &keys, &files)),
+    )
+}
+
 /// A sign-in service over `db` with [`identity_settings`].
 pub fn authenticator(db: &DatabaseConnection) -> Arc<Authenticator> {
     Arc::new(Authenticator::new(db.clone(), identity_settings()))
@@ -541,6 +554,24 @@ impl TestPortal {
                     portal::privacy::ErasureJob::new(
                         db.clone(),
                         settings.data_key.clone(),
+                        portal::privacy_domains(&db, &keys, &files),
+                    ),
+                )
+                .handle(
+                    portal_kit::retention::SWEEP_KIND,
+                    portal_kit::retention::SweepJob::new(portal::retention_engine(
+                        &db, &keys, &files,
+                    )),
+                )
+                .handle(
+                    portal::offboarding::OffboardingJob::KIND,
+                    portal::offboarding::OffboardingJob::new(
+                        db.clone(),
+                        (files.clone(), keys.clone()),
+                        portal_kit::evidence::EvidenceSigner::new(
+                            db.clone(),
+                            settings.data_key.clone(),
+                        ),
                         portal::privacy_domains(&db, &keys, &files),
                     ),
                 )

@@ -85,6 +85,29 @@ impl PrivacyDomain for Privacy {
         SUBGRAPH_NAME
     }
 
+    async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
+        let data =
+            portal_kit::privacy::tenant::export_tables(&self.db, tenant, &tenant_tables()).await?;
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+
+    async fn erase_tenant(
+        &self,
+        tenant: Uuid,
+        by: &portal_kit::privacy::TenantErasure,
+    ) -> ApiResult<DomainErasure> {
+        portal_kit::privacy::tenant::erase_tables(
+            &self.db,
+            ("accounts.tenant_erase", tenant),
+            &tenant_tables(),
+            by,
+        )
+        .await
+    }
+
     async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
         let db = &self.db;
         let (tenant, user) = (subject.tenant_id, subject.user_id);
@@ -397,4 +420,23 @@ impl PrivacyDomain for Privacy {
             );
         Ok(result)
     }
+}
+
+/// Accounts' tables of a tenant, children before parents.
+fn tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_entities::accounts::{ledger_rollup, usage_daily_rollup, usage_rollup};
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<account_member::Entity>(account_member::Column::TenantId, &[]),
+        table::<dashboard_layout::Entity>(dashboard_layout::Column::TenantId, &[]),
+        table::<account_export::Entity>(account_export::Column::TenantId, &[]),
+        table::<usage_event::Entity>(usage_event::Column::TenantId, &[]),
+        table::<usage_rollup::Entity>(usage_rollup::Column::TenantId, &[]),
+        table::<usage_daily_rollup::Entity>(usage_daily_rollup::Column::TenantId, &[]),
+        table::<ledger_rollup::Entity>(ledger_rollup::Column::TenantId, &[]),
+        table::<ledger_entry::Entity>(ledger_entry::Column::TenantId, &[]),
+        table::<invoice::Entity>(invoice::Column::TenantId, &[]),
+        table::<payment::Entity>(payment::Column::TenantId, &[]),
+        table::<account::Entity>(account::Column::TenantId, &[]),
+    ]
 }

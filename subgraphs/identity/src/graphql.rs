@@ -23,8 +23,10 @@ use crate::audit::{AuditQuery, EvidenceMutation, EvidenceQuery};
 use crate::compliance_report_api::{ComplianceReportMutation, ComplianceReportQuery};
 use crate::domain;
 use crate::jobs_api::{JobMutation, JobQuery, JobSubscription};
+use crate::offboarding_api::{OffboardingMutation, OffboardingQuery};
 use crate::oidc_api::{OidcMutation, OidcQuery};
 use crate::policy_api::{PolicyMutation, PolicyQuery};
+use crate::retention_api::{RetentionMutation, RetentionQuery};
 use crate::session_api::{SessionMutation, SessionQuery};
 use crate::sessions::Authenticator;
 use crate::store;
@@ -38,13 +40,16 @@ pub use crate::types::{
 pub type IdentitySchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `db`, signing in through `authenticator`, following committed
-/// changes through `feed` and linking evidence packs kept in `files`; no socket needed
-/// (tests call `execute` directly).
+/// changes through `feed`, linking evidence packs kept in `files` and keeping records for
+/// as long as `retention` says; no socket needed (tests call `execute` directly).
 pub fn build_schema(
     db: DatabaseConnection,
     authenticator: Arc<Authenticator>,
     feed: Arc<EventFeed>,
-    files: portal_kit::storage::FileStore,
+    (files, retention): (
+        portal_kit::storage::FileStore,
+        portal_kit::retention::Engine,
+    ),
 ) -> IdentitySchema {
     Schema::build_with_ignore_name_conflicts(
         Query::default(),
@@ -58,6 +63,7 @@ pub fn build_schema(
     .data(authenticator)
     .data(feed)
     .data(files)
+    .data(retention)
     .data(batch_loader::<UsersById>(&db))
     .data(batch_loader::<RolesOfUsers>(&db))
     .data(db)
@@ -71,6 +77,8 @@ pub struct Query(
     AuditQuery,
     EvidenceQuery,
     ComplianceReportQuery,
+    OffboardingQuery,
+    RetentionQuery,
     SubjectRequestQuery,
     SessionQuery,
     ApiKeyQuery,
@@ -239,6 +247,8 @@ pub struct Mutation(
     CoreMutation,
     EvidenceMutation,
     ComplianceReportMutation,
+    OffboardingMutation,
+    RetentionMutation,
     SubjectRequestMutation,
     SessionMutation,
     ApiKeyMutation,

@@ -98,6 +98,23 @@ impl PrivacyDomain for Privacy {
         "identity"
     }
 
+    async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
+        let data =
+            portal_kit::privacy::tenant::export_tables(&self.db, tenant, &tenant_tables()).await?;
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+
+    async fn erase_tenant(
+        &self,
+        tenant: Uuid,
+        by: &portal_kit::privacy::TenantErasure,
+    ) -> ApiResult<DomainErasure> {
+        crate::offboarding::erase_tenant(&self.db, tenant, &tenant_tables(), by).await
+    }
+
     async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
         let db = &self.db;
         let (tenant, person) = (subject.tenant_id, subject.user_id);
@@ -350,4 +367,44 @@ fn report(done: &Erased) -> DomainErasure {
          must be able to show it (GDPR Art. 5(2) accountability, Art. 12)",
     );
     out
+}
+
+/// Identity's tables of a tenant, children before parents (the tenant's own row stays, as
+/// the off-boarded tombstone its audit log and off-boarding record name). Secrets — hashes,
+/// sealed keys and tokens — are left out of exports.
+fn tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_entities::identity::{
+        audit_evidence_export, compliance_report, credential, mfa_challenge, oidc_login,
+        password_reset_token, recovery_code, service_account,
+    };
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<user_role::Entity>(user_role::Column::TenantId, &[]),
+        table::<credential::Entity>(credential::Column::TenantId, &["password_hash"]),
+        table::<recovery_code::Entity>(recovery_code::Column::TenantId, &["code_hash"]),
+        table::<mfa_challenge::Entity>(mfa_challenge::Column::TenantId, &["token_hash"]),
+        table::<mfa_factor::Entity>(mfa_factor::Column::TenantId, &["secret_sealed"]),
+        table::<password_reset_token::Entity>(
+            password_reset_token::Column::TenantId,
+            &["token_hash"],
+        ),
+        table::<email_change::Entity>(email_change::Column::TenantId, &["token_hash"]),
+        table::<user_identity::Entity>(user_identity::Column::TenantId, &[]),
+        table::<oidc_login::Entity>(
+            oidc_login::Column::TenantId,
+            &["state_hash", "code_verifier_sealed"],
+        ),
+        table::<session::Entity>(session::Column::TenantId, &[]),
+        table::<api_key::Entity>(api_key::Column::TenantId, &["secret_hash"]),
+        table::<service_account::Entity>(service_account::Column::TenantId, &[]),
+        table::<oidc_provider::Entity>(oidc_provider::Column::TenantId, &["client_secret_sealed"]),
+        table::<data_subject_request::Entity>(
+            data_subject_request::Column::TenantId,
+            &["verification_hash", "erasure_sealed"],
+        ),
+        table::<compliance_report::Entity>(compliance_report::Column::TenantId, &[]),
+        table::<audit_evidence_export::Entity>(audit_evidence_export::Column::TenantId, &[]),
+        table::<user::Entity>(user::Column::TenantId, &[]),
+        table::<role::Entity>(role::Column::TenantId, &[]),
+    ]
 }

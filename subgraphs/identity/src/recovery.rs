@@ -159,6 +159,9 @@ pub async fn request_reset(
     }
     let Some(tenant) = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(slug.as_str()))
+        // An off-boarded tenant's tombstone is no tenant: nothing is recorded in its
+        // closed audit log.
+        .filter(tenant::Column::Status.ne(crate::offboarding::TENANT_DELETED))
         .one(db)
         .await
         .map_err(ApiError::from_db)?

@@ -216,6 +216,9 @@ impl Authenticator {
         }
         let tenant = tenant::Entity::find()
             .filter(tenant::Column::Slug.eq(slug.as_str()))
+            // An off-boarded tenant's tombstone is no tenant: nothing is recorded in its
+            // closed audit log.
+            .filter(tenant::Column::Status.ne(crate::offboarding::TENANT_DELETED))
             .one(&self.db)
             .await
             .map_err(ApiError::from_db)?;

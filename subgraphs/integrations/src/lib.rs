@@ -15,6 +15,7 @@ pub mod graphql;
 pub mod jobs;
 pub mod outbound;
 pub mod privacy;
+pub mod retention;
 pub mod store;
 pub mod sync;
 

@@ -176,6 +176,29 @@ impl PrivacyDomain for Privacy {
         crate::SUBGRAPH_NAME
     }
 
+    async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
+        let data =
+            portal_kit::privacy::tenant::export_tables(&self.db, tenant, &tenant_tables()).await?;
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+
+    async fn erase_tenant(
+        &self,
+        tenant: Uuid,
+        by: &portal_kit::privacy::TenantErasure,
+    ) -> ApiResult<DomainErasure> {
+        portal_kit::privacy::tenant::erase_tables(
+            &self.db,
+            ("integrations.tenant_erase", tenant),
+            &tenant_tables(),
+            by,
+        )
+        .await
+    }
+
     async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
         // `integrationsConfigured` is absent: no column records who created or configured
         // an integration (see the module comment).
@@ -245,4 +268,23 @@ impl PrivacyDomain for Privacy {
             );
         Ok(result)
     }
+}
+
+/// Integrations' tables of a tenant, children before parents; connector credentials and
+/// webhook signing secrets are left out of exports.
+fn tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_entities::integrations::{sync_failure, webhook_attempt};
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<webhook_attempt::Entity>(webhook_attempt::Column::TenantId, &[]),
+        table::<webhook_message::Entity>(webhook_message::Column::TenantId, &[]),
+        table::<webhook_endpoint::Entity>(
+            webhook_endpoint::Column::TenantId,
+            &["secret_sealed", "previous_secret_sealed"],
+        ),
+        table::<external_ref::Entity>(external_ref::Column::TenantId, &[]),
+        table::<sync_failure::Entity>(sync_failure::Column::TenantId, &[]),
+        table::<sync_run::Entity>(sync_run::Column::TenantId, &[]),
+        table::<integration::Entity>(integration::Column::TenantId, &["credentials_sealed"]),
+    ]
 }

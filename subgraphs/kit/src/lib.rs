@@ -34,6 +34,7 @@ pub mod policy;
 pub mod principal;
 pub mod privacy;
 pub mod references;
+pub mod retention;
 pub mod scalars;
 pub mod scan;
 pub mod secret;

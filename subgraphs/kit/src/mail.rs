@@ -42,7 +42,7 @@ pub const DELIVER_KIND: &str = "mail.deliver";
 const SENDING: chrono::Duration = chrono::Duration::seconds(25);
 
 /// Attempts before an undeliverable message is dead-lettered (about two days of backoff).
-const MAX_ATTEMPTS: i32 = 60;
+pub(crate) const MAX_ATTEMPTS: i32 = 60;
 
 /// One email to send.
 #[derive(Clone, Debug)]

@@ -760,6 +760,39 @@ pub async fn purge(
     Ok(count)
 }
 
+/// Deletes every stored file of `tenant` — objects first, then rows — whatever its expiry
+/// (the tenant is being off-boarded); how many. A file whose object cannot be removed
+/// fails the call, so a retry finds it again.
+pub async fn purge_tenant(
+    db: &impl ConnectionTrait,
+    store: &FileStore,
+    tenant_id: Uuid,
+) -> ApiResult<u64> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut count = 0;
+    loop {
+        let rows = file::Entity::find()
+            .filter(file::Column::TenantId.eq(tenant_id))
+            .order_by_asc(file::Column::Id)
+            .limit(PURGE_BATCH)
+            .all(db)
+            .await
+            .map_err(ApiError::from_db)?;
+        if rows.is_empty() {
+            return Ok(count);
+        }
+        for row in &rows {
+            store.remove(&row.storage_key).await?;
+        }
+        count += file::Entity::delete_many()
+            .filter(file::Column::Id.is_in(rows.iter().map(|row| row.id)))
+            .exec(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .rows_affected;
+    }
+}
+
 /// Deletes at most `limit` files expired by `now` that match `only`.
 async fn purge_where(
     db: &impl ConnectionTrait,

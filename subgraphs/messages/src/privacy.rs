@@ -261,6 +261,111 @@ impl PrivacyDomain for Privacy {
         crate::SUBGRAPH_NAME
     }
 
+    async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
+        let db = &self.store.db;
+        let mut data =
+            portal_kit::privacy::tenant::export_tables(db, tenant, &plain_tenant_tables()).await?;
+        if let Value::Object(collections) = &mut data {
+            collections.insert(
+                "threads".into(),
+                Value::Array(self.tenant_threads(tenant).await?),
+            );
+            collections.insert(
+                "messages".into(),
+                Value::Array(self.tenant_messages(tenant).await?),
+            );
+            collections.insert(
+                "message_edits".into(),
+                Value::Array(self.tenant_edits(tenant).await?),
+            );
+            collections.insert(
+                "message_attachments".into(),
+                Value::Array(self.tenant_attachments(tenant).await?),
+            );
+        }
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+
+    async fn tenant_holds(&self, tenant: Uuid) -> ApiResult<Vec<Hold>> {
+        Ok(retention::active_holds(&self.store.db, tenant)
+            .await?
+            .into_iter()
+            .map(|hold| Hold {
+                id: hold.id,
+                target_type: hold.target_type,
+                target_id: hold.target_id,
+            })
+            .collect())
+    }
+
+    async fn erase_tenant(
+        &self,
+        tenant: Uuid,
+        by: &portal_kit::privacy::TenantErasure,
+    ) -> ApiResult<DomainErasure> {
+        use portal_kit::db::BeginWrite;
+        use portal_kit::privacy::tenant;
+        use sea_orm::ConnectionTrait;
+        let db = &self.store.db;
+        let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+        // The blind indexes first (they point at messages and threads); PostgreSQL keeps
+        // message hashes in an array table of its own, SQLite one row per hash.
+        let backend = txn.get_database_backend();
+        let mut deleted = Vec::new();
+        let mut index_tables = vec!["thread_search_tokens"];
+        if backend == sea_orm::DbBackend::Postgres {
+            index_tables.push("message_search_index");
+        }
+        for table in index_tables {
+            let sql = match backend {
+                sea_orm::DbBackend::Postgres => format!("DELETE FROM {table} WHERE tenant_id = $1"),
+                _ => format!("DELETE FROM {table} WHERE tenant_id = ?"),
+            };
+            let count = txn
+                .execute_raw(sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [tenant.into()],
+                ))
+                .await
+                .map_err(ApiError::from_db)?
+                .rows_affected();
+            if count > 0 {
+                deleted.push((table.to_owned(), count));
+            }
+        }
+        let mut tables = Vec::new();
+        if backend != sea_orm::DbBackend::Postgres {
+            use portal_entities::messages::message_search_token;
+            tables.push(tenant::table::<message_search_token::Entity>(
+                message_search_token::Column::TenantId,
+                &[],
+            ));
+        }
+        tables.extend(plain_tenant_tables());
+        tables.extend(sealed_tenant_tables());
+        // Attachments' objects: those never scanned clean have no file row for the
+        // platform's purge to find.
+        let objects: Vec<String> = message_attachment::Entity::find()
+            .filter(message_attachment::Column::TenantId.eq(tenant))
+            .all(&txn)
+            .await
+            .map_err(ApiError::from_db)?
+            .into_iter()
+            .filter_map(|row| row.storage_key)
+            .collect();
+        deleted.extend(tenant::delete_tables(&txn, tenant, &tables).await?);
+        if !deleted.is_empty() {
+            tenant::record(&txn, ("messages.tenant_erase", tenant), &deleted, by).await?;
+        }
+        txn.commit().await.map_err(ApiError::from_db)?;
+        self.store.remove_objects(objects).await;
+        Ok(tenant::erasure_of(&deleted))
+    }
+
     async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
         let (attachments, files) = self.attachments(subject).await?;
         let [notifications, preferences, quiet_hours] = self.notifications(subject).await?;
@@ -382,6 +487,131 @@ fn path_safe(name: &str) -> String {
             }
         })
         .collect()
+}
+
+impl Privacy {
+    /// The tenant's threads, subjects opened.
+    async fn tenant_threads(&self, tenant: Uuid) -> ApiResult<Vec<Value>> {
+        let rows = thread::Entity::find()
+            .filter(thread::Column::TenantId.eq(tenant))
+            .order_by_asc(thread::Column::Id)
+            .all(&self.store.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let opened = sealing::subject(&self.store.keys, &row).await.map(Some);
+            let (text, why) = readable(opened, KEY_DESTROYED)?;
+            out.push(opened_row(&row, SEALED_COLUMNS, [("subject", text, why)]));
+        }
+        Ok(out)
+    }
+
+    /// The tenant's messages, bodies opened.
+    async fn tenant_messages(&self, tenant: Uuid) -> ApiResult<Vec<Value>> {
+        let rows = message::Entity::find()
+            .filter(message::Column::TenantId.eq(tenant))
+            .order_by_asc(message::Column::Id)
+            .all(&self.store.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (body, why) = readable(sealing::body(&self.store.keys, &row).await, DELETED)?;
+            out.push(opened_row(&row, SEALED_COLUMNS, [("body", body, why)]));
+        }
+        Ok(out)
+    }
+
+    /// The earlier versions of the tenant's messages, opened.
+    async fn tenant_edits(&self, tenant: Uuid) -> ApiResult<Vec<Value>> {
+        use portal_entities::messages::message_edit;
+        let rows = message_edit::Entity::find()
+            .filter(message_edit::Column::TenantId.eq(tenant))
+            .order_by_asc(message_edit::Column::Id)
+            .all(&self.store.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let opened = sealing::earlier_body(&self.store.keys, &row)
+                .await
+                .map(Some);
+            let (body, why) = readable(opened, KEY_DESTROYED)?;
+            out.push(opened_row(&row, SEALED_COLUMNS, [("body", body, why)]));
+        }
+        Ok(out)
+    }
+
+    /// The tenant's attachments, names opened (their files are in the archive's files).
+    async fn tenant_attachments(&self, tenant: Uuid) -> ApiResult<Vec<Value>> {
+        let rows = message_attachment::Entity::find()
+            .filter(message_attachment::Column::TenantId.eq(tenant))
+            .order_by_asc(message_attachment::Column::Id)
+            .all(&self.store.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let opened = attachments::name(&self.store, &row).await.map(Some);
+            let (name, why) = readable(opened, KEY_DESTROYED)?;
+            out.push(opened_row(&row, SEALED_COLUMNS, [("name", name, why)]));
+        }
+        Ok(out)
+    }
+}
+
+/// Columns of sealed text, left out of tenant exports (the opened text is there instead).
+const SEALED_COLUMNS: &[&str] = &["subject_sealed", "body_sealed", "name_sealed"];
+
+/// `row` as exported (without `omit`), with each opened text under its name and, when it
+/// could not be opened, why under `<name>_unavailable`.
+fn opened_row<M: sea_orm::ModelTrait, const N: usize>(
+    row: &M,
+    omit: &[&str],
+    opened: [(&str, Option<String>, Option<&'static str>); N],
+) -> Value {
+    let mut value = portal_kit::privacy::tenant::row_json(row, omit);
+    if let Value::Object(members) = &mut value {
+        for (name, text, why) in opened {
+            members.insert(name.to_owned(), text.map_or(Value::Null, Value::String));
+            if let Some(why) = why {
+                members.insert(format!("{name}_unavailable"), Value::String(why.to_owned()));
+            }
+        }
+    }
+    value
+}
+
+/// Messages' tables of a tenant holding no sealed text, children before parents.
+fn plain_tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_entities::messages::{
+        legal_hold, message_retention_rule, messaging_setting, notification_default,
+    };
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<notification::Entity>(notification::Column::TenantId, &[]),
+        table::<notification_preference::Entity>(notification_preference::Column::TenantId, &[]),
+        table::<notification_quiet_hours::Entity>(notification_quiet_hours::Column::TenantId, &[]),
+        table::<notification_default::Entity>(notification_default::Column::TenantId, &[]),
+        table::<messaging_setting::Entity>(messaging_setting::Column::TenantId, &[]),
+        table::<message_retention_rule::Entity>(message_retention_rule::Column::TenantId, &[]),
+        table::<legal_hold::Entity>(legal_hold::Column::TenantId, &[]),
+        table::<thread_participant::Entity>(thread_participant::Column::TenantId, &[]),
+    ]
+}
+
+/// Messages' tables of a tenant holding sealed text (exported opened, by hand), children
+/// before parents.
+fn sealed_tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_entities::messages::message_edit;
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<message_edit::Entity>(message_edit::Column::TenantId, &[]),
+        table::<message_attachment::Entity>(message_attachment::Column::TenantId, &[]),
+        table::<message::Entity>(message::Column::TenantId, &[]),
+        table::<thread::Entity>(thread::Column::TenantId, &[]),
+    ]
 }
 
 #[cfg(test)]

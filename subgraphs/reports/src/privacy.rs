@@ -53,6 +53,29 @@ impl PrivacyDomain for Privacy {
         "reports"
     }
 
+    async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
+        let data =
+            portal_kit::privacy::tenant::export_tables(&self.db, tenant, &tenant_tables()).await?;
+        Ok(DomainExport {
+            data,
+            files: Vec::new(),
+        })
+    }
+
+    async fn erase_tenant(
+        &self,
+        tenant: Uuid,
+        by: &portal_kit::privacy::TenantErasure,
+    ) -> ApiResult<DomainErasure> {
+        portal_kit::privacy::tenant::erase_tables(
+            &self.db,
+            ("reports.tenant_erase", tenant),
+            &tenant_tables(),
+            by,
+        )
+        .await
+    }
+
     async fn export(&self, subject: DataSubject) -> ApiResult<DomainExport> {
         let db = &self.db;
         let (tenant, person) = (subject.tenant_id, subject.user_id);
@@ -293,4 +316,15 @@ impl PrivacyDomain for Privacy {
         );
         Ok(out)
     }
+}
+
+/// Reports' tables of a tenant, children before parents (their files are the platform's).
+fn tenant_tables() -> Vec<Box<dyn portal_kit::privacy::tenant::TenantTable>> {
+    use portal_kit::privacy::tenant::table;
+    vec![
+        table::<report_delivery::Entity>(report_delivery::Column::TenantId, &[]),
+        table::<report_recipient::Entity>(report_recipient::Column::TenantId, &[]),
+        table::<report_run::Entity>(report_run::Column::TenantId, &[]),
+        table::<report_definition::Entity>(report_definition::Column::TenantId, &[]),
+    ]
 }

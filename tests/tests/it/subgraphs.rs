@@ -77,12 +77,7 @@ const USER_ENTITIES: &str =
 #[tokio::test]
 async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(
-        fx.db.clone(),
-        portal_tests::authenticator(&fx.db),
-        portal_tests::feed(&fx.db),
-        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
-    );
+    let schema = portal_tests::identity_schema(&fx.db);
     let unknown = Uuid::now_v7().to_string();
     let representations = json!({ "r": [
         { "__typename": "User", "id": fx.seed.carol_id.to_string() },
@@ -106,12 +101,7 @@ async fn identity_resolves_user_entities_only_inside_the_callers_tenant() -> any
 #[tokio::test]
 async fn identity_refuses_invalid_emails_and_duplicate_users() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(
-        fx.db.clone(),
-        portal_tests::authenticator(&fx.db),
-        portal_tests::feed(&fx.db),
-        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
-    );
+    let schema = portal_tests::identity_schema(&fx.db);
     let create = "mutation($e: String!) { createUser(input: { email: $e, displayName: \"Dan\" }) { email status } }";
     let response = run(&schema, &fx.alice(), create, json!({ "e": "dan@" })).await;
     assert_eq!(
@@ -399,12 +389,7 @@ async fn integrations_links_external_refs_once_per_account() -> anyhow::Result<(
 #[tokio::test]
 async fn tenant_slugs_are_checked_and_unique() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
-    let schema = portal_identity::build_schema(
-        fx.db.clone(),
-        portal_tests::authenticator(&fx.db),
-        portal_tests::feed(&fx.db),
-        portal_kit::storage::FileStore::in_memory(&portal_tests::identity_settings().data_key),
-    );
+    let schema = portal_tests::identity_schema(&fx.db);
     let create = "mutation($s: String!) { createTenant(input: { slug: $s, name: \"Initech\" }) { slug name } }";
     // Who may create tenants is the gateway's policy decision (only platform_admin holds
     // `Mutation.createTenant`; see rbac.rs): the subgraph checks the input.

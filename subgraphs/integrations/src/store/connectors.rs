@@ -565,14 +565,16 @@ pub async fn fail_orphaned_runs(db: &DatabaseConnection, now: DateTime<Utc>) -> 
     Ok(ended)
 }
 
-/// Integrations an incremental run should start for now: configured, active, of a
-/// provider with a connector, circuit closed, and having finished a run before (a first
-/// run is a person's choice: backfill or not).
+/// Integrations an incremental run should start for now: configured, active, of an
+/// active tenant (not one being off-boarded), of a provider with a connector, circuit
+/// closed, and having finished a run before (a first run is a person's choice: backfill or
+/// not).
 pub async fn due_for_sync(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<integration::Model>> {
     let rows = integration::Entity::find()
+        .filter(integration::Column::TenantId.in_subquery(active_tenants()))
         .filter(integration::Column::CredentialsSealed.is_not_null())
         .filter(integration::Column::Status.eq(crate::domain::IntegrationStatus::Active.as_str()))
         .filter(integration::Column::Provider.is_in(crate::connectors::PROVIDERS))
@@ -586,14 +588,25 @@ pub async fn due_for_sync(
         .collect())
 }
 
-/// The integration an inbound webhook names, in whichever tenant: the URL's id is only
-/// an address — the signature, checked with that integration's secret, is what is
+/// The ids of active tenants (a frozen or off-boarded tenant's integrations take nothing).
+fn active_tenants() -> sea_orm::sea_query::SelectStatement {
+    use portal_entities::identity::tenant;
+    sea_orm::sea_query::Query::select()
+        .column(tenant::Column::Id)
+        .from(tenant::Entity)
+        .and_where(tenant::Column::Status.eq("ACTIVE"))
+        .to_owned()
+}
+
+/// The integration an inbound webhook names, in whichever active tenant: the URL's id is
+/// only an address — the signature, checked with that integration's secret, is what is
 /// trusted.
 pub async fn integration_for_webhook(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> ApiResult<Option<integration::Model>> {
     integration::Entity::find_by_id(id)
+        .filter(integration::Column::TenantId.in_subquery(active_tenants()))
         .one(db)
         .await
         .map_err(ApiError::from_db)

@@ -108,7 +108,18 @@ pub async fn build(
     signer: &EvidenceSigner,
     tenant_id: Option<Uuid>,
 ) -> ApiResult<BTreeMap<String, Vec<u8>>> {
-    let head = chain::checkpoint_now(db, signer, tenant_id, chain::kind::PERIODIC).await?;
+    build_to(db, signer, tenant_id, chain::kind::PERIODIC).await
+}
+
+/// Builds the evidence pack of `tenant_id`'s chain like [`build`], its head checkpoint of
+/// `kind` ([`chain::kind::FINAL`] when a tenant is off-boarded).
+pub async fn build_to(
+    db: &DatabaseConnection,
+    signer: &EvidenceSigner,
+    tenant_id: Option<Uuid>,
+    kind: &str,
+) -> ApiResult<BTreeMap<String, Vec<u8>>> {
+    let head = chain::checkpoint_now(db, signer, tenant_id, kind).await?;
     let records = records(db, tenant_id).await?;
     // Only what the pack's checkpoint covers: events chained since are in the next pack.
     let records: Vec<Value> = records

@@ -36,6 +36,7 @@ pub fn event_type(action: &str) -> String {
         "sign_out" => "signed_out".to_owned(),
         "step_up" => "stepped_up".to_owned(),
         "scan" => "scanned".to_owned(),
+        "sweep" => "swept".to_owned(),
         "recovery_codes" => "recovery_codes_replaced".to_owned(),
         "refresh_reuse" => "refresh_reuse_detected".to_owned(),
         _ => {
@@ -117,6 +118,7 @@ mod tests {
             ("sso.provider_configure", "sso.provider_configured"),
             ("user.email_change_request", "user.email_change_requested"),
             ("auth.password_reset", "auth.password_reset"),
+            ("retention.sweep", "retention.swept"),
             ("auth.sign_in", "auth.signed_in"),
             ("mfa.recovery_codes", "mfa.recovery_codes_replaced"),
             ("api_key.revoke", "api_key.revoked"),

@@ -25,6 +25,7 @@ use crate::error::ApiResult;
 use crate::{Actor, RequestMeta};
 
 pub mod platform;
+pub mod tenant;
 
 /// The person a request is about: a user of a tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,36 @@ pub trait PrivacyDomain: Send + Sync {
     /// it did, collection by collection. Idempotent: a retry after a partial run finishes
     /// the work and reports what it found left. Audited as `erasure.actor`.
     async fn erase(&self, subject: DataSubject, erasure: &Erasure) -> ApiResult<DomainErasure>;
+
+    /// Everything this domain holds for a whole tenant (its off-boarding archive): every
+    /// row of its tables, secrets left out, sealed text opened where the domain can, and
+    /// the tenant's stored files of this domain.
+    async fn export_tenant(&self, _tenant: Uuid) -> ApiResult<DomainExport> {
+        Ok(DomainExport::default())
+    }
+
+    /// The active legal holds this domain keeps anywhere in `tenant`: while there is one,
+    /// the tenant is not deleted.
+    async fn tenant_holds(&self, _tenant: Uuid) -> ApiResult<Vec<Hold>> {
+        Ok(Vec::new())
+    }
+
+    /// Deletes every row this domain keeps for `tenant`, in one transaction audited in the
+    /// tenant's log as `<domain>.tenant_erase`, and says what went. Idempotent.
+    async fn erase_tenant(&self, _tenant: Uuid, _by: &TenantErasure) -> ApiResult<DomainErasure> {
+        Ok(DomainErasure::default())
+    }
+}
+
+/// Who deletes a tenant's data, for the audit events of each domain's part.
+#[derive(Clone, Debug)]
+pub struct TenantErasure {
+    /// The operator carrying out the off-boarding.
+    pub actor: Actor,
+    /// The request facts of those audit events.
+    pub meta: RequestMeta,
+    /// The off-boarding.
+    pub offboarding_id: Uuid,
 }
 
 /// Something a person is tied to that a legal hold may cover: an account they belong to,

@@ -5,14 +5,28 @@
 //! every audit event about them in place and verifying, and their personal data in those
 //! events unreadable.
 
+use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter,
+};
 use serde_json::Value;
+use uuid::Uuid;
 
-use portal_entities::platform::{domain_event, email_outbox, job};
+use portal_entities::platform::{
+    audit_subject_key, domain_event, email_outbox, job, job_schedule, retention_setting, tenant_key,
+};
 
-use super::{DataSubject, DomainErasure, ERASED, Erasure, mentioning, rewrite, scrub, scrubbed};
+use super::tenant::{TenantTable, delete_tables, erasure_of, table};
+use super::{
+    DataSubject, DomainErasure, ERASED, Erasure, TenantErasure, mentioning, rewrite, scrub,
+    scrubbed,
+};
+use crate::db::BeginWrite;
+use crate::envelope::TenantKeys;
 use crate::error::{ApiError, ApiResult};
+use crate::storage::FileStore;
 
 /// Members of an event about the person that hold their profile, whatever their value.
 const PROFILE_MEMBERS: [&str; 5] = ["email", "displayName", "name", "to", "from"];
@@ -182,6 +196,107 @@ pub async fn erase(
         "their audit key: what it sealed can no longer be read",
     );
     Ok(done)
+}
+
+/// The platform's tables of a tenant, deleted when it is off-boarded.
+fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
+    vec![
+        table::<domain_event::Entity>(domain_event::Column::TenantId, &[]),
+        table::<job::Entity>(job::Column::TenantId, &[]),
+        table::<job_schedule::Entity>(job_schedule::Column::TenantId, &[]),
+        table::<email_outbox::Entity>(email_outbox::Column::TenantId, &[]),
+        table::<retention_setting::Entity>(retention_setting::Column::TenantId, &[]),
+    ]
+}
+
+/// Stops the work of `tenant` before its data is deleted: its queued and finished jobs and
+/// its schedules are deleted, so nothing starts that could write rows back (a job running
+/// now finishes; the deletion after it finds what it wrote). How many of each.
+pub async fn halt_tenant(db: &DatabaseConnection, tenant: Uuid) -> ApiResult<(u64, u64)> {
+    let schedules = job_schedule::Entity::delete_many()
+        .filter(job_schedule::Column::TenantId.eq(tenant))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .rows_affected;
+    let jobs = job::Entity::delete_many()
+        .filter(job::Column::TenantId.eq(tenant))
+        .filter(job::Column::State.ne(crate::jobs::JobState::Running.as_str()))
+        .exec(db)
+        .await
+        .map_err(ApiError::from_db)?
+        .rows_affected;
+    Ok((jobs, schedules))
+}
+
+/// The platform's part of off-boarding `tenant`, after every domain deleted its rows: the
+/// tenant's stored files (objects, then rows) and its data keys destroyed (crypto-shredding:
+/// whatever they sealed — a stray copy, a backup — no longer opens, and nothing new can be
+/// sealed for the tenant; the destroyed versions stay as markers), then in one transaction
+/// — audited in the tenant's log as `platform.tenant_erase` — its domain events, jobs,
+/// schedules and outbox mail deleted, and every audit subject key of the tenant shredded:
+/// the audit events stay and verify, and say nothing readable about anyone. Idempotent.
+pub async fn erase_tenant(
+    db: &DatabaseConnection,
+    (files, keys): (&FileStore, &TenantKeys),
+    tenant: Uuid,
+    by: &TenantErasure,
+) -> ApiResult<DomainErasure> {
+    let removed = crate::storage::purge_tenant(db, files, tenant).await?;
+    let live_keys = tenant_key::Entity::find()
+        .filter(tenant_key::Column::TenantId.eq(tenant))
+        .filter(tenant_key::Column::DestroyedAt.is_null())
+        .count(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    let any_key = tenant_key::Entity::find()
+        .filter(tenant_key::Column::TenantId.eq(tenant))
+        .count(db)
+        .await
+        .map_err(ApiError::from_db)?;
+    // Destroyed once (a retry finds the markers); a tenant that never sealed anything gets
+    // a marker so nothing can be sealed for it later.
+    let destroyed = if live_keys > 0 || any_key == 0 {
+        keys.destroy(tenant, &by.actor, &by.meta).await?
+    } else {
+        0
+    };
+    let txn = db.begin_write().await.map_err(ApiError::from_db)?;
+    let mut deleted = vec![
+        ("files".to_owned(), removed),
+        ("tenant_keys (destroyed)".to_owned(), destroyed),
+    ];
+    let shredded = audit_subject_key::Entity::update_many()
+        .col_expr(
+            audit_subject_key::Column::PublicKey,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            audit_subject_key::Column::PrivateKeySealed,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            audit_subject_key::Column::ShreddedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(audit_subject_key::Column::TenantId.eq(tenant))
+        .filter(audit_subject_key::Column::ShreddedAt.is_null())
+        .exec(&txn)
+        .await
+        .map_err(ApiError::from_db)?
+        .rows_affected;
+    deleted.push(("audit_subject_keys".to_owned(), shredded));
+    // Attempts at the tenant from nobody in particular (an address that is no account)
+    // are sealed to its shared subject: shredded too, even if it never had a key.
+    let unattributed = crate::audit::personal::unattributed(Some(tenant));
+    crate::audit::personal::shred(&txn, Some(tenant), unattributed).await?;
+    deleted.extend(delete_tables(&txn, tenant, &tenant_tables()).await?);
+    deleted.retain(|(_, count)| *count > 0);
+    if !deleted.is_empty() {
+        super::tenant::record(&txn, ("platform.tenant_erase", tenant), &deleted, by).await?;
+    }
+    txn.commit().await.map_err(ApiError::from_db)?;
+    Ok(erasure_of(&deleted))
 }
 
 #[cfg(test)]

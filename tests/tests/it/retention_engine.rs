@@ -1,0 +1,394 @@
+//! The retention engine through the gateway: auditors read each class's period and the
+//! platform's bounds and a dry run of what a sweep would delete; tenant admins set periods
+//! within the bounds and sweep now; the sweep deletes exactly what ended before each
+//! class's cutoff in that tenant — nothing waiting, nothing under a legal hold, nothing of
+//! another tenant — and is audited with its counts.
+
+use chrono::{Duration, Utc};
+use portal_entities::identity::session;
+use portal_entities::integrations::{webhook_endpoint, webhook_message};
+use portal_entities::platform::{audit_event, email_outbox, job};
+use portal_tests::{Mode, TestPortal};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth_helpers::code;
+
+const PERIODS: &str = "{ retentionPeriods { class days setByTenant defaultDays minimumDays maximumDays description } }";
+const PREVIEW: &str = "{ retentionPreview { class days cutoff due } }";
+const SET: &str = "mutation($i: SetRetentionPeriodInput!) { setRetentionPeriod(input: $i) { class days setByTenant } }";
+const SWEEP: &str = "mutation { runRetentionSweep { id kind state } }";
+
+/// A revoked session of `user` in `tenant`, revoked `days` ago.
+async fn ended_session(
+    portal: &TestPortal,
+    (tenant, user): (Uuid, Uuid),
+    days: i64,
+) -> anyhow::Result<Uuid> {
+    let at = Utc::now() - Duration::days(days);
+    let row = session::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant),
+        user_id: Set(user),
+        auth_method: Set("password".into()),
+        user_agent: Set(Some("old browser".into())),
+        source_ip: Set(Some("192.0.2.7".into())),
+        created_at: Set(at - Duration::hours(1)),
+        last_seen_at: Set(at),
+        mfa_verified_at: Set(None),
+        revoked_at: Set(Some(at)),
+        revoked_reason: Set(Some("sign_out".into())),
+    }
+    .insert(&portal.db)
+    .await?;
+    Ok(row.id)
+}
+
+/// Outbox mail of `tenant`, created `days` ago, sent then or never, after `attempts`.
+async fn mail(
+    portal: &TestPortal,
+    tenant: Uuid,
+    days: i64,
+    (sent, attempts): (bool, i32),
+) -> anyhow::Result<Uuid> {
+    let at = Utc::now() - Duration::days(days);
+    let row = email_outbox::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(Some(tenant)),
+        recipient: Set("old@acme.example".into()),
+        subject: Set("Old news".into()),
+        body_sealed: Set("sealed".into()),
+        attempts: Set(attempts),
+        created_at: Set(at),
+        next_attempt_at: Set(at),
+        locked_until: Set(None),
+        sent_at: Set(sent.then_some(at)),
+        last_error: Set(None),
+        attachment_file_id: Set(None),
+        unsubscribe_sealed: Set(None),
+    }
+    .insert(&portal.db)
+    .await?;
+    Ok(row.id)
+}
+
+/// A job of `tenant` in `state`, finished `days` ago when it is finished.
+async fn old_job(
+    portal: &TestPortal,
+    tenant: Uuid,
+    days: i64,
+    state: &str,
+) -> anyhow::Result<Uuid> {
+    let at = Utc::now() - Duration::days(days);
+    let finished = matches!(state, "succeeded" | "dead");
+    let row = job::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(Some(tenant)),
+        kind: Set("test.never_registered".into()),
+        payload: Set(json!({})),
+        principal: Set(None),
+        state: Set(state.into()),
+        attempts: Set(1),
+        max_attempts: Set(1),
+        // A waiting job runs in a year: no worker takes it during the test.
+        run_at: Set(if finished {
+            at
+        } else {
+            Utc::now() + Duration::days(365)
+        }),
+        lease_until: Set(None),
+        worker: Set(None),
+        idempotency_key: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        finished_at: Set(finished.then_some(at)),
+    }
+    .insert(&portal.db)
+    .await?;
+    Ok(row.id)
+}
+
+/// A webhook message of `tenant` in `status`, created `days` ago.
+async fn delivery(
+    portal: &TestPortal,
+    tenant: Uuid,
+    days: i64,
+    status: &str,
+) -> anyhow::Result<Uuid> {
+    let endpoint = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the seed has a webhook endpoint"))?;
+    let at = Utc::now() - Duration::days(days);
+    let row = webhook_message::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant),
+        endpoint_id: Set(endpoint.id),
+        event_id: Set(None),
+        event_type: Set("account.updated".into()),
+        body: Set(json!({ "old": true })),
+        status: Set(status.into()),
+        attempts: Set(1),
+        created_at: Set(at),
+        delivered_at: Set((status == "DELIVERED").then_some(at)),
+    }
+    .insert(&portal.db)
+    .await?;
+    Ok(row.id)
+}
+
+fn by_class(list: &Value, class: &str) -> Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|i| i["class"] == class))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> anyhow::Result<()> {
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let acme = seed.tenant_id;
+    let as_role = |role: &'static str, query: &'static str, variables: Value| {
+        let portal = &portal;
+        async move {
+            let user = match role {
+                "customer_user" => seed.carol_id,
+                "auditor" => seed.bob_id,
+                _ => seed.alice_id,
+            };
+            portal
+                .query_with_roles(acme, user, &[role], query, variables)
+                .await
+        }
+    };
+
+    // Records on either side of each cutoff, one held, one of another tenant.
+    let carol_old = ended_session(&portal, (acme, seed.carol_id), 100).await?;
+    let carol_recent = ended_session(&portal, (acme, seed.carol_id), 10).await?;
+    let bob_old = ended_session(&portal, (acme, seed.bob_id), 100).await?;
+    let globex_old =
+        ended_session(&portal, (seed.other_tenant_id, seed.other_user_id), 100).await?;
+    let sent_old = mail(&portal, acme, 40, (true, 1)).await?;
+    let sent_recent = mail(&portal, acme, 5, (true, 1)).await?;
+    let waiting_old = mail(&portal, acme, 400, (false, 3)).await?;
+    // Mail given up after every attempt goes with its dead delivery job (else the next
+    // start would queue it again); a dead delivery of mail still being tried stays.
+    let given_up = mail(&portal, acme, 40, (false, 60)).await?;
+    let given_up_job = old_job(&portal, acme, 39, "dead").await?;
+    job::Entity::update_many()
+        .col_expr(
+            job::Column::Kind,
+            sea_orm::sea_query::Expr::value("mail.deliver"),
+        )
+        .col_expr(
+            job::Column::IdempotencyKey,
+            sea_orm::sea_query::Expr::value(given_up.to_string()),
+        )
+        .filter(job::Column::Id.eq(given_up_job))
+        .exec(&portal.db)
+        .await?;
+    let job_old = old_job(&portal, acme, 40, "succeeded").await?;
+    let job_waiting = old_job(&portal, acme, 400, "queued").await?;
+    let delivered_old = delivery(&portal, acme, 40, "DELIVERED").await?;
+    let pending_old = delivery(&portal, acme, 40, "PENDING").await?;
+    let held = as_role(
+        "tenant_admin",
+        "mutation($i: PlaceLegalHoldInput!) { placeLegalHold(input: $i) { id } }",
+        json!({ "i": { "userId": seed.bob_id.to_string(), "reason": "Matter 11" } }),
+    )
+    .await?;
+    assert!(held["errors"].is_null(), "{held}");
+
+    // Auditors read the periods and bounds; customers do not.
+    let periods = as_role("auditor", PERIODS, json!({})).await?;
+    let list = &periods["data"]["retentionPeriods"];
+    assert_eq!(list.as_array().map(Vec::len), Some(4), "{periods}");
+    let sessions = by_class(list, "SESSIONS");
+    assert_eq!(sessions["days"], 90, "{periods}");
+    assert_eq!(sessions["setByTenant"], false);
+    assert_eq!(sessions["minimumDays"], 30);
+    let refused = as_role("customer_user", PERIODS, json!({})).await?;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+
+    // Tenant admins set periods within the bounds; auditors and customers cannot.
+    let set = |class: &str, days: Value| json!({ "i": { "class": class, "days": days } });
+    let by_auditor = as_role("auditor", SET, set("SESSIONS", json!(60))).await?;
+    assert_eq!(code(&by_auditor), "FORBIDDEN", "{by_auditor}");
+    let too_short = as_role("tenant_admin", SET, set("SESSIONS", json!(29))).await?;
+    assert_eq!(code(&too_short), "BAD_USER_INPUT", "{too_short}");
+    let too_long = as_role("tenant_admin", SET, set("MAIL_OUTBOX", json!(366))).await?;
+    assert_eq!(code(&too_long), "BAD_USER_INPUT", "{too_long}");
+    let changed = as_role("tenant_admin", SET, set("SESSIONS", json!(60))).await?;
+    assert_eq!(
+        changed["data"]["setRetentionPeriod"]["days"], 60,
+        "{changed}"
+    );
+    assert_eq!(changed["data"]["setRetentionPeriod"]["setByTenant"], true);
+    let back = as_role("tenant_admin", SET, set("JOB_HISTORY", Value::Null)).await?;
+    assert_eq!(back["data"]["setRetentionPeriod"]["days"], 30, "{back}");
+    assert_eq!(back["data"]["setRetentionPeriod"]["setByTenant"], false);
+
+    // The dry run counts what would go, and changes nothing.
+    let preview = as_role("auditor", PREVIEW, json!({})).await?;
+    let items = &preview["data"]["retentionPreview"];
+    assert_eq!(by_class(items, "SESSIONS")["days"], 60, "{preview}");
+    assert_eq!(
+        by_class(items, "SESSIONS")["due"],
+        1,
+        "Bob is held: {preview}"
+    );
+    assert_eq!(by_class(items, "MAIL_OUTBOX")["due"], 2, "{preview}");
+    assert!(
+        by_class(items, "JOB_HISTORY")["due"].as_i64() >= Some(1),
+        "{preview}"
+    );
+    assert_eq!(by_class(items, "WEBHOOK_DELIVERIES")["due"], 1, "{preview}");
+    assert!(
+        session::Entity::find_by_id(carol_old)
+            .one(&portal.db)
+            .await?
+            .is_some()
+    );
+
+    // Only tenant admins sweep now; the sweep is a job.
+    let by_customer = as_role("customer_user", SWEEP, json!({})).await?;
+    assert_eq!(code(&by_customer), "FORBIDDEN", "{by_customer}");
+    let swept = as_role("tenant_admin", SWEEP, json!({})).await?;
+    let job_id = swept["data"]["runRetentionSweep"]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("{swept}"))?
+        .to_owned();
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        let followed = as_role(
+            "tenant_admin",
+            "query($id: ID!) { job(id: $id) { state lastError } }",
+            json!({ "id": job_id }),
+        )
+        .await?;
+        state = followed["data"]["job"].clone();
+        if state["state"] != "QUEUED" && state["state"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "SUCCEEDED", "{state}");
+
+    // Exactly what outlived its period went.
+    let gone = |found: bool| !found;
+    assert!(gone(
+        session::Entity::find_by_id(carol_old)
+            .one(&portal.db)
+            .await?
+            .is_some()
+    ));
+    for (what, kept) in [
+        (
+            "a recent session",
+            session::Entity::find_by_id(carol_recent)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "a held person's session",
+            session::Entity::find_by_id(bob_old)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "another tenant's session",
+            session::Entity::find_by_id(globex_old)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "recent mail",
+            email_outbox::Entity::find_by_id(sent_recent)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "waiting mail",
+            email_outbox::Entity::find_by_id(waiting_old)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "a waiting job",
+            job::Entity::find_by_id(job_waiting)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+        (
+            "a delivery under way",
+            webhook_message::Entity::find_by_id(pending_old)
+                .one(&portal.db)
+                .await?
+                .is_some(),
+        ),
+    ] {
+        assert!(kept, "{what} stays");
+    }
+    assert!(
+        email_outbox::Entity::find_by_id(sent_old)
+            .one(&portal.db)
+            .await?
+            .is_none()
+    );
+    assert!(
+        job::Entity::find_by_id(job_old)
+            .one(&portal.db)
+            .await?
+            .is_none()
+    );
+    assert!(
+        webhook_message::Entity::find_by_id(delivered_old)
+            .one(&portal.db)
+            .await?
+            .is_none()
+    );
+    let after = as_role("auditor", PREVIEW, json!({})).await?;
+    assert_eq!(
+        by_class(&after["data"]["retentionPreview"], "SESSIONS")["due"],
+        0,
+        "{after}"
+    );
+
+    // The sweep and the change of period are in the tenant's audit log.
+    let actions: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(acme))
+        .all(&portal.db)
+        .await?
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "retention.sweep"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "retention.update"),
+        "{actions:?}"
+    );
+    let sweep = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(acme))
+        .filter(audit_event::Column::Action.eq("retention.sweep"))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no sweep audited"))?;
+    let details = sweep.details.unwrap_or_default();
+    assert_eq!(details["classes"]["SESSIONS"]["deleted"], 1, "{details}");
+    assert_eq!(details["classes"]["MAIL_OUTBOX"]["deleted"], 2, "{details}");
+    portal.stop().await;
+    Ok(())
+}
