@@ -103,6 +103,7 @@ pub fn retention_engine(
             portal_kit::retention::SentMail::new(db.clone()),
             portal_kit::retention::JobHistory::new(db.clone()),
             portal_integrations::retention::WebhookDeliveries::new(db.clone()),
+            portal_kit::audit::retention::AuditSegments::new(db.clone()),
         ],
         privacy_domains(db, keys, files),
     )

@@ -27,6 +27,8 @@ pub enum RetentionClass {
     JobHistory,
     /// Webhook messages delivered or given up, with their attempts.
     WebhookDeliveries,
+    /// Audit events, deleted in whole segments ending at a signed checkpoint.
+    AuditEvents,
 }
 
 impl RetentionClass {
@@ -36,6 +38,7 @@ impl RetentionClass {
             Self::MailOutbox => retention::MAIL_OUTBOX,
             Self::JobHistory => retention::JOB_HISTORY,
             Self::WebhookDeliveries => retention::WEBHOOK_DELIVERIES,
+            Self::AuditEvents => retention::AUDIT_EVENTS,
         }
     }
 
@@ -45,6 +48,7 @@ impl RetentionClass {
             Self::MailOutbox,
             Self::JobHistory,
             Self::WebhookDeliveries,
+            Self::AuditEvents,
         ]
         .into_iter()
         .find(|c| c.class() == class)

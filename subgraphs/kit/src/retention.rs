@@ -88,8 +88,25 @@ pub const WEBHOOK_DELIVERIES: Class = Class {
     max_days: 365,
 };
 
+/// Audit events, deleted in whole segments ending at a signed checkpoint.
+pub const AUDIT_EVENTS: Class = Class {
+    name: "AUDIT_EVENTS",
+    about: "audit events, from when they were recorded, deleted only in whole segments \
+            ending at a signed checkpoint so that the rest still verifies; kept whole while \
+            any legal hold exists in the tenant",
+    min_days: 365,
+    default_days: 2555,
+    max_days: 3650,
+};
+
 /// Every class, in the order they are listed and swept.
-pub const CLASSES: [Class; 4] = [SESSIONS, MAIL_OUTBOX, JOB_HISTORY, WEBHOOK_DELIVERIES];
+pub const CLASSES: [Class; 5] = [
+    SESSIONS,
+    MAIL_OUTBOX,
+    JOB_HISTORY,
+    WEBHOOK_DELIVERIES,
+    AUDIT_EVENTS,
+];
 
 /// The class named `name`.
 pub fn class(name: &str) -> Option<Class> {
@@ -108,6 +125,11 @@ pub struct Held {
 }
 
 impl Held {
+    /// Whether no hold exists.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.accounts.is_empty() && self.threads.is_empty()
+    }
+
     /// What `holds` cover.
     pub fn from_holds(holds: &[Hold]) -> Self {
         let mut held = Self::default();

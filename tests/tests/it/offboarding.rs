@@ -210,6 +210,7 @@ async fn an_offboarded_tenant_is_handed_over_and_deleted_everywhere_while_its_lo
         "report_definitions",
         "messages",
         "integrations",
+        "retention_settings",
     ] {
         assert!(
             before.iter().any(|(t, _)| t == table),

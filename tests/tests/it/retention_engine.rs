@@ -206,7 +206,7 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
     // Auditors read the periods and bounds; customers do not.
     let periods = as_role("auditor", PERIODS, json!({})).await?;
     let list = &periods["data"]["retentionPeriods"];
-    assert_eq!(list.as_array().map(Vec::len), Some(4), "{periods}");
+    assert_eq!(list.as_array().map(Vec::len), Some(5), "{periods}");
     let sessions = by_class(list, "SESSIONS");
     assert_eq!(sessions["days"], 90, "{periods}");
     assert_eq!(sessions["setByTenant"], false);
@@ -389,6 +389,166 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
     let details = sweep.details.unwrap_or_default();
     assert_eq!(details["classes"]["SESSIONS"]["deleted"], 1, "{details}");
     assert_eq!(details["classes"]["MAIL_OUTBOX"]["deleted"], 2, "{details}");
+    portal.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_go_in_whole_segments_and_what_remains_still_verifies() -> anyhow::Result<()> {
+    use portal_entities::platform::{audit_checkpoint, audit_guard_lift};
+    use portal_kit::audit::{chain, pack};
+    use sea_orm::QueryOrder;
+    let portal = TestPortal::start_enforcing(Mode::AllInOne).await?;
+    let seed = portal.seed.clone();
+    let acme = seed.tenant_id;
+    let admin = |query: &'static str, variables: Value| {
+        let portal = &portal;
+        async move {
+            portal
+                .query_with_roles(acme, seed.alice_id, &["tenant_admin"], query, variables)
+                .await
+        }
+    };
+    let signer = portal_kit::evidence::EvidenceSigner::new(
+        portal.db.clone(),
+        portal_tests::identity_settings().data_key,
+    );
+    let set = |class: &str, days: i64| json!({ "i": { "class": class, "days": days } });
+
+    // Events, a signed checkpoint over them, and one more event after it.
+    let shortest = admin(SET, set("AUDIT_EVENTS", 365)).await?;
+    assert_eq!(
+        shortest["data"]["setRetentionPeriod"]["days"], 365,
+        "{shortest}"
+    );
+    let below = admin(SET, set("AUDIT_EVENTS", 364)).await?;
+    assert_eq!(
+        code(&below),
+        "BAD_USER_INPUT",
+        "the legal minimum holds: {below}"
+    );
+    let more = admin(SET, set("MAIL_OUTBOX", 20)).await?;
+    assert!(more["errors"].is_null(), "{more}");
+    let checkpoint = chain::checkpoint_now(&portal.db, &signer, Some(acme), chain::kind::PERIODIC)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert!(checkpoint.sequence >= 2, "{checkpoint:?}");
+    let after = admin(SET, set("SESSIONS", 45)).await?;
+    assert!(after["errors"].is_null(), "{after}");
+    chain::chain_all(&portal.db, &signer, 1_000)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
+    let engine = portal::retention_engine(&portal.db, &portal.keys, &portal.files);
+    let due = |outcomes: &[portal_kit::retention::Outcome]| {
+        outcomes
+            .iter()
+            .find(|o| o.setting.class == portal_kit::retention::AUDIT_EVENTS)
+            .map_or(0, |o| o.count)
+    };
+    let today = engine
+        .preview(acme, Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(due(&today), 0, "nothing is a year old yet");
+
+    // A year and a day on, everything up to the checkpoint goes — not one event after it.
+    let later = Utc::now() + Duration::days(366);
+    let preview = engine
+        .preview(acme, later)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(
+        due(&preview),
+        u64::try_from(checkpoint.sequence)?,
+        "{preview:?}"
+    );
+    let actor = portal_kit::Actor::user(seed.alice_id, acme, vec!["tenant_admin".into()]);
+    engine
+        .sweep(acme, later, (&actor, &portal_kit::RequestMeta::default()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let remaining = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(acme))
+        .filter(audit_event::Column::ChainSeq.is_not_null())
+        .order_by_asc(audit_event::Column::ChainSeq)
+        .all(&portal.db)
+        .await?;
+    assert_eq!(
+        remaining.first().and_then(|e| e.chain_seq),
+        Some(checkpoint.sequence + 1)
+    );
+    assert_eq!(
+        remaining.first().and_then(|e| e.chain_prev.clone()),
+        Some(checkpoint.head_hash.clone())
+    );
+    let unchained_or_all = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(acme))
+        .all(&portal.db)
+        .await?;
+    assert!(
+        unchained_or_all
+            .iter()
+            .any(|e| e.action == "retention.update"
+                && e.details
+                    .as_ref()
+                    .is_some_and(|d| d.to_string().contains("SESSIONS"))),
+        "the event after the checkpoint stays"
+    );
+    let segment = unchained_or_all
+        .iter()
+        .find(|e| e.action == "audit.segment_delete")
+        .ok_or_else(|| anyhow::anyhow!("the deletion is recorded"))?;
+    let details = segment.details.clone().unwrap_or_default();
+    assert_eq!(details["throughSequence"], checkpoint.sequence, "{details}");
+    assert_eq!(details["headHash"], checkpoint.head_hash, "{details}");
+    let lift = audit_guard_lift::Entity::find()
+        .filter(audit_guard_lift::Column::Reason.eq(portal_kit::audit::retention::REASON))
+        .one(&portal.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the guard lift is recorded"))?;
+    assert!(lift.finished_at.is_some(), "and closed");
+    assert_eq!(lift.rows_changed, checkpoint.sequence);
+
+    // What remains verifies, in the database and as an evidence pack; the checkpoints stay.
+    let report = pack::verify_database(&portal.db, Some(acme), Duration::minutes(5), Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert!(report.ok(), "{}", pack::describe(&report));
+    let files = pack::build(&portal.db, &signer, Some(acme))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let verified = pack::verify_files(&files, None).map_err(anyhow::Error::msg)?;
+    assert!(verified.ok(), "{}", pack::describe(&verified));
+    assert!(
+        audit_checkpoint::Entity::find_by_id(checkpoint.id)
+            .one(&portal.db)
+            .await?
+            .is_some()
+    );
+    // Without a lift, the guard still refuses deleting an audit event.
+    let refused = audit_event::Entity::delete_many()
+        .filter(audit_event::Column::TenantId.eq(acme))
+        .exec(&portal.db)
+        .await;
+    assert!(refused.is_err(), "the append-only guard is back");
+
+    // A legal hold in the tenant keeps the whole log.
+    let held = admin(
+        "mutation($i: PlaceLegalHoldInput!) { placeLegalHold(input: $i) { id } }",
+        json!({ "i": { "userId": seed.carol_id.to_string(), "reason": "Matter 12" } }),
+    )
+    .await?;
+    assert!(held["errors"].is_null(), "{held}");
+    chain::checkpoint_now(&portal.db, &signer, Some(acme), chain::kind::PERIODIC)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let much_later = Utc::now() + Duration::days(800);
+    let kept = engine
+        .preview(acme, much_later)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(due(&kept), 0, "held: {kept:?}");
     portal.stop().await;
     Ok(())
 }

@@ -42,7 +42,7 @@ pub const RECORD_VERSION: i64 = 1;
 pub const CHECKPOINT_TYPE: &str = "portal.audit.checkpoint";
 
 /// The PostgreSQL advisory lock held while chaining and checkpointing.
-const LOCK_KEY: i64 = 0x706f_7274_616c_4143; // "portalAC"
+pub(crate) const LOCK_KEY: i64 = 0x706f_7274_616c_4143; // "portalAC"
 
 /// Kinds of checkpoint.
 pub mod kind {

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod legacy;
 pub mod pack;
 pub mod personal;
+pub mod retention;
 pub mod verify;
 
 use chrono::Utc;
