@@ -103,10 +103,17 @@ pub fn retention_engine(
             portal_kit::retention::SentMail::new(db.clone()),
             portal_kit::retention::JobHistory::new(db.clone()),
             portal_integrations::retention::WebhookDeliveries::new(db.clone()),
+            portal_kit::retention::MadeFiles::new(db.clone(), files.clone()),
+            portal_messages::retention::Messages::new(portal_messages::store::Store {
+                db: db.clone(),
+                keys: keys.clone(),
+                files: files.clone(),
+            }),
             portal_kit::audit::retention::AuditSegments::new(db.clone()),
         ],
         privacy_domains(db, keys, files),
     )
+    .with_file_default(i32::try_from(files.retention().num_days()).unwrap_or(i32::MAX))
 }
 
 /// Every domain's side of the privacy contract, in archive order.

@@ -1187,9 +1187,9 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     portal_messages::jobs::schedule_sweep(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the re-seal of messages: {err:?}"))?;
-    portal_messages::jobs::retention::schedule_daily(db)
+    portal_messages::jobs::retention::unschedule(db)
         .await
-        .map_err(|err| anyhow::anyhow!("scheduling the message retention sweep: {err:?}"))?;
+        .map_err(|err| anyhow::anyhow!("unscheduling the message retention sweep: {err:?}"))?;
     portal_kit::retention::schedule_daily(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling the retention sweep: {err:?}"))?;

@@ -27,6 +27,12 @@ pub enum RetentionClass {
     JobHistory,
     /// Webhook messages delivered or given up, with their attempts.
     WebhookDeliveries,
+    /// Files the portal made (exports, report files, archives, evidence packs); the same
+    /// setting as `Tenant.fileRetentionDays`.
+    StoredFiles,
+    /// Messages and whole threads, by the tenant's message retention rules per thread
+    /// status (`setMessageRetentionRule`).
+    Messages,
     /// Audit events, deleted in whole segments ending at a signed checkpoint.
     AuditEvents,
 }
@@ -38,6 +44,8 @@ impl RetentionClass {
             Self::MailOutbox => retention::MAIL_OUTBOX,
             Self::JobHistory => retention::JOB_HISTORY,
             Self::WebhookDeliveries => retention::WEBHOOK_DELIVERIES,
+            Self::StoredFiles => retention::STORED_FILES,
+            Self::Messages => retention::MESSAGES,
             Self::AuditEvents => retention::AUDIT_EVENTS,
         }
     }
@@ -48,6 +56,8 @@ impl RetentionClass {
             Self::MailOutbox,
             Self::JobHistory,
             Self::WebhookDeliveries,
+            Self::StoredFiles,
+            Self::Messages,
             Self::AuditEvents,
         ]
         .into_iter()
@@ -62,8 +72,9 @@ pub struct RetentionPeriod {
     pub class: RetentionClass,
     /// What it holds and when a record of it counts as ended.
     pub description: String,
-    /// The period in force: records that ended longer ago are deleted.
-    pub days: i32,
+    /// The period in force: records that ended longer ago are deleted (`null` for a class
+    /// kept by rules of its own: see `configuredBy`).
+    pub days: Option<i32>,
     /// Whether the tenant set it (else it is the platform's default).
     pub set_by_tenant: bool,
     /// The platform's default.
@@ -72,6 +83,9 @@ pub struct RetentionPeriod {
     pub minimum_days: i32,
     /// The longest period the platform allows.
     pub maximum_days: i32,
+    /// For a class kept by rules of its own (messages: per thread status), the mutation
+    /// that sets them.
+    pub configured_by: Option<String>,
 }
 
 impl RetentionPeriod {
@@ -79,11 +93,12 @@ impl RetentionPeriod {
         Some(Self {
             class: RetentionClass::of(setting.class)?,
             description: setting.class.about.to_owned(),
-            days: setting.days,
+            days: setting.class.rules.is_none().then_some(setting.days),
             set_by_tenant: setting.set_by_tenant,
-            default_days: setting.class.default_days,
+            default_days: setting.default_days,
             minimum_days: setting.class.min_days,
             maximum_days: setting.class.max_days,
+            configured_by: setting.class.rules.map(str::to_owned),
         })
     }
 }
@@ -93,8 +108,8 @@ impl RetentionPeriod {
 pub struct RetentionPreviewItem {
     /// The class.
     pub class: RetentionClass,
-    /// Its period.
-    pub days: i32,
+    /// Its period (`null` for a class kept by rules of its own).
+    pub days: Option<i32>,
     /// Records that ended before this are due.
     pub cutoff: DateTime<Utc>,
     /// How many are due (records under a legal hold are not counted: they stay).
@@ -105,7 +120,12 @@ impl RetentionPreviewItem {
     fn of(outcome: Outcome) -> Option<Self> {
         Some(Self {
             class: RetentionClass::of(outcome.setting.class)?,
-            days: outcome.setting.days,
+            days: outcome
+                .setting
+                .class
+                .rules
+                .is_none()
+                .then_some(outcome.setting.days),
             cutoff: outcome.cutoff,
             due: i64::try_from(outcome.count).unwrap_or(i64::MAX),
         })

@@ -44,6 +44,10 @@ pub struct Class {
     pub default_days: i32,
     /// The longest period a tenant may set.
     pub max_days: i32,
+    /// For a class whose periods are rules of its own (messages: per thread status), the
+    /// mutation that sets them; the engine lists, previews and sweeps it, the period is
+    /// not one number, and its sweeper takes the sweep's *now* as `cutoff`.
+    pub rules: Option<&'static str>,
 }
 
 /// Sign-in sessions (with their refresh tokens), counted from when they ended.
@@ -54,6 +58,7 @@ pub const SESSIONS: Class = Class {
     min_days: 30,
     default_days: 90,
     max_days: 730,
+    rules: None,
 };
 
 /// Mail sent from the outbox.
@@ -65,6 +70,7 @@ pub const MAIL_OUTBOX: Class = Class {
     min_days: 1,
     default_days: 30,
     max_days: 365,
+    rules: None,
 };
 
 /// Jobs that finished.
@@ -75,6 +81,7 @@ pub const JOB_HISTORY: Class = Class {
     min_days: 7,
     default_days: 30,
     max_days: 365,
+    rules: None,
 };
 
 /// Webhook messages whose delivery ended, with their attempts.
@@ -86,6 +93,33 @@ pub const WEBHOOK_DELIVERIES: Class = Class {
     min_days: 7,
     default_days: 30,
     max_days: 365,
+    rules: None,
+};
+
+/// Files the portal made (exports, report files, archives, evidence packs, compliance
+/// reports). The period is the tenant's `fileRetentionDays` (the same setting), and its
+/// default the platform's configured file retention ([`Engine::with_file_default`]).
+pub const STORED_FILES: Class = Class {
+    name: "STORED_FILES",
+    about: "files the portal made (exports, report files, data archives, evidence packs, \
+            compliance reports), from when they were made; attachments stay with their \
+            messages",
+    min_days: 1,
+    default_days: 30,
+    max_days: 3650,
+    rules: None,
+};
+
+/// Messages, by the tenant's message retention rules (per thread status, delete or
+/// anonymize; `setMessageRetentionRule`), legal holds respected.
+pub const MESSAGES: Class = Class {
+    name: "MESSAGES",
+    about: "messages and whole threads, by the tenant's message retention rules per thread \
+            status (delete or anonymize); threads under a legal hold stay",
+    min_days: 1,
+    default_days: 0,
+    max_days: 36_500,
+    rules: Some("setMessageRetentionRule"),
 };
 
 /// Audit events, deleted in whole segments ending at a signed checkpoint.
@@ -97,14 +131,17 @@ pub const AUDIT_EVENTS: Class = Class {
     min_days: 365,
     default_days: 2555,
     max_days: 3650,
+    rules: None,
 };
 
 /// Every class, in the order they are listed and swept.
-pub const CLASSES: [Class; 5] = [
+pub const CLASSES: [Class; 7] = [
     SESSIONS,
     MAIL_OUTBOX,
     JOB_HISTORY,
     WEBHOOK_DELIVERIES,
+    STORED_FILES,
+    MESSAGES,
     AUDIT_EVENTS,
 ];
 
@@ -176,6 +213,8 @@ pub struct Setting {
     pub days: i32,
     /// Whether the tenant set it (else it is the platform's default).
     pub set_by_tenant: bool,
+    /// The platform's default for the class.
+    pub default_days: i32,
 }
 
 /// What a sweep of one class would delete now, or did.
@@ -199,6 +238,7 @@ pub struct Engine {
     db: DatabaseConnection,
     sweepers: Arc<Vec<Arc<dyn Sweeper>>>,
     holds: Arc<Vec<Arc<dyn PrivacyDomain>>>,
+    file_default_days: i32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -228,12 +268,40 @@ impl Engine {
             db,
             sweepers: Arc::new(sweepers),
             holds: Arc::new(holds),
+            file_default_days: STORED_FILES.default_days,
         }
+    }
+
+    /// With `days` as the default of [`STORED_FILES`] (the platform's configured file
+    /// retention, which files made without a tenant setting expire by).
+    pub fn with_file_default(mut self, days: i32) -> Self {
+        self.file_default_days = days.clamp(STORED_FILES.min_days, STORED_FILES.max_days);
+        self
+    }
+
+    /// The platform's default for `class`.
+    fn default_days(&self, class: Class) -> i32 {
+        if class == STORED_FILES {
+            self.file_default_days
+        } else {
+            class.default_days
+        }
+    }
+
+    /// The tenant's file retention (`tenants.file_retention_days`): the period of
+    /// [`STORED_FILES`], kept where files are made from.
+    async fn file_days(&self, db: &impl ConnectionTrait, tenant: Uuid) -> ApiResult<Option<i32>> {
+        use portal_entities::identity::tenant;
+        Ok(tenant::Entity::find_by_id(tenant)
+            .one(db)
+            .await
+            .map_err(ApiError::from_db)?
+            .and_then(|t| t.file_retention_days))
     }
 
     /// The tenant's period for every class.
     pub async fn settings(&self, tenant: Uuid) -> ApiResult<Vec<Setting>> {
-        let stored: BTreeMap<String, i32> = retention_setting::Entity::find()
+        let mut stored: BTreeMap<String, i32> = retention_setting::Entity::find()
             .filter(retention_setting::Column::TenantId.eq(tenant))
             .all(&self.db)
             .await
@@ -241,6 +309,10 @@ impl Engine {
             .into_iter()
             .map(|row| (row.class, row.days))
             .collect();
+        stored.remove(STORED_FILES.name);
+        if let Some(days) = self.file_days(&self.db, tenant).await? {
+            stored.insert(STORED_FILES.name.to_owned(), days);
+        }
         Ok(CLASSES
             .iter()
             .map(|class| match stored.get(class.name) {
@@ -249,11 +321,13 @@ impl Engine {
                     class: *class,
                     days: (*days).clamp(class.min_days, class.max_days),
                     set_by_tenant: true,
+                    default_days: self.default_days(*class),
                 },
                 None => Setting {
                     class: *class,
-                    days: class.default_days,
+                    days: self.default_days(*class),
                     set_by_tenant: false,
+                    default_days: self.default_days(*class),
                 },
             })
             .collect())
@@ -268,6 +342,15 @@ impl Engine {
         days: Option<i32>,
     ) -> ApiResult<Setting> {
         let tenant = actor.tenant()?;
+        if let Some(mutation) = class.rules {
+            return Err(ApiError::invalid(
+                "input.class",
+                format!(
+                    "{} is kept by rules of its own: set them with {mutation}",
+                    class.name
+                ),
+            ));
+        }
         if let Some(days) = days
             && !(class.min_days..=class.max_days).contains(&days)
         {
@@ -284,9 +367,26 @@ impl Engine {
             .await?
             .into_iter()
             .find(|s| s.class == class)
-            .map_or(class.default_days, |s| s.days);
+            .map_or(self.default_days(class), |s| s.days);
         let txn = self.db.begin_write().await.map_err(ApiError::from_db)?;
         match days {
+            // Files' period is the tenant's file retention: one setting, wherever it is set.
+            _ if class == STORED_FILES => {
+                use portal_entities::identity::tenant;
+                tenant::Entity::update_many()
+                    .col_expr(
+                        tenant::Column::FileRetentionDays,
+                        sea_orm::sea_query::Expr::value(days),
+                    )
+                    .col_expr(
+                        tenant::Column::UpdatedAt,
+                        sea_orm::sea_query::Expr::value(Utc::now()),
+                    )
+                    .filter(tenant::Column::Id.eq(tenant))
+                    .exec(&txn)
+                    .await
+                    .map_err(ApiError::from_db)?;
+            }
             Some(days) => {
                 retention_setting::Entity::insert(retention_setting::ActiveModel {
                     tenant_id: Set(tenant),
@@ -320,7 +420,7 @@ impl Engine {
                     .map_err(ApiError::from_db)?;
             }
         }
-        let after = days.unwrap_or(class.default_days);
+        let after = days.unwrap_or(self.default_days(class));
         AuditEvent::success("retention.update", "tenant", tenant)
             .with_details(json!({
                 "class": class.name,
@@ -334,6 +434,7 @@ impl Engine {
             class,
             days: after,
             set_by_tenant: days.is_some(),
+            default_days: self.default_days(class),
         })
     }
 
@@ -396,8 +497,9 @@ impl Engine {
             .iter()
             .map(|class| Setting {
                 class: *class,
-                days: class.default_days,
+                days: self.default_days(*class),
                 set_by_tenant: false,
+                default_days: self.default_days(*class),
             })
             .collect();
         self.sweep_scope(None, (settings, &Held::default()), now, (actor, meta))
@@ -765,13 +867,80 @@ impl Sweeper for JobHistory {
     }
 }
 
+/// Files the portal made (they have an expiry; attachments have none and go with their
+/// messages).
+pub struct MadeFiles {
+    db: DatabaseConnection,
+    store: crate::storage::FileStore,
+}
+
+impl MadeFiles {
+    /// The sweeper over `db`, deleting objects from `store`.
+    pub fn new(db: DatabaseConnection, store: crate::storage::FileStore) -> Arc<Self> {
+        Arc::new(Self { db, store })
+    }
+
+    fn ended(tenant: Uuid, cutoff: DateTime<Utc>) -> Condition {
+        use portal_entities::platform::file;
+        Condition::all()
+            .add(file::Column::TenantId.eq(tenant))
+            .add(file::Column::ExpiresAt.is_not_null())
+            .add(file::Column::CreatedAt.lt(cutoff))
+    }
+}
+
+#[async_trait::async_trait]
+impl Sweeper for MadeFiles {
+    fn class(&self) -> Class {
+        STORED_FILES
+    }
+
+    async fn due(
+        &self,
+        tenant: Option<Uuid>,
+        cutoff: DateTime<Utc>,
+        _held: &Held,
+    ) -> ApiResult<u64> {
+        let Some(tenant) = tenant else { return Ok(0) };
+        count::<portal_entities::platform::file::Entity>(&self.db, Self::ended(tenant, cutoff))
+            .await
+    }
+
+    async fn sweep(
+        &self,
+        tenant: Option<Uuid>,
+        cutoff: DateTime<Utc>,
+        _held: &Held,
+        limit: u64,
+    ) -> ApiResult<u64> {
+        use portal_entities::platform::file;
+        let Some(tenant) = tenant else { return Ok(0) };
+        let ids = oldest::<file::Entity>(
+            &self.db,
+            (file::Column::Id, file::Column::CreatedAt),
+            Self::ended(tenant, cutoff),
+            limit,
+        )
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Unreachable at once (no link works), then objects and rows deleted; what cannot
+        // be removed now the scheduled purge finishes.
+        let now = Utc::now();
+        crate::storage::expire_now(&self.db, tenant, &ids, now).await?;
+        crate::storage::purge(&self.db, &self.store, tenant, &ids, now).await?;
+        Ok(ids.len() as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_default_lies_within_its_bounds() {
-        for class in CLASSES {
+        for class in CLASSES.iter().filter(|c| c.rules.is_none()) {
             assert!(
                 class.min_days >= 1
                     && class.min_days <= class.default_days

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod graphql;
 pub mod jobs;
 pub mod privacy;
+pub mod retention;
 pub mod store;
 
 pub use graphql::{MessagesSchema, build_schema};

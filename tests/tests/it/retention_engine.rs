@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth_helpers::code;
 
-const PERIODS: &str = "{ retentionPeriods { class days setByTenant defaultDays minimumDays maximumDays description } }";
+const PERIODS: &str = "{ retentionPeriods { class days setByTenant defaultDays minimumDays maximumDays configuredBy description } }";
 const PREVIEW: &str = "{ retentionPreview { class days cutoff due } }";
 const SET: &str = "mutation($i: SetRetentionPeriodInput!) { setRetentionPeriod(input: $i) { class days setByTenant } }";
 const SWEEP: &str = "mutation { runRetentionSweep { id kind state } }";
@@ -140,6 +140,52 @@ async fn delivery(
     Ok(row.id)
 }
 
+/// A stored file of `tenant` made `days` ago: one the portal made (with an expiry), or an
+/// attachment (none); its id and storage key.
+async fn made_file(
+    portal: &TestPortal,
+    tenant: Uuid,
+    days: i64,
+    made: bool,
+) -> anyhow::Result<(Uuid, String)> {
+    use portal_entities::platform::file;
+    let id = Uuid::now_v7();
+    let key = portal_kit::storage::object_key("reports", tenant, id);
+    portal
+        .files
+        .put_bytes(&key, b"old report".to_vec())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let at = Utc::now() - Duration::days(days);
+    file::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant),
+        domain: Set(if made { "reports" } else { "messages" }.into()),
+        owner_type: Set(if made {
+            "ReportRun"
+        } else {
+            "MessageAttachment"
+        }
+        .into()),
+        owner_id: Set(Uuid::now_v7()),
+        name: Set("old.csv".into()),
+        content_type: Set("text/csv".into()),
+        size_bytes: Set(10),
+        sha256: Set("00".into()),
+        row_count: Set(None),
+        storage_key: Set(key.clone()),
+        access_selection: Set(None),
+        created_by: Set(None),
+        created_at: Set(at),
+        expires_at: Set(made.then(|| Utc::now() + Duration::days(30))),
+        key_version: Set(None),
+        name_sealed: Set(None),
+    }
+    .insert(&portal.db)
+    .await?;
+    Ok((id, key))
+}
+
 fn by_class(list: &Value, class: &str) -> Value {
     list.as_array()
         .and_then(|items| items.iter().find(|i| i["class"] == class))
@@ -195,6 +241,39 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
     let job_waiting = old_job(&portal, acme, 400, "queued").await?;
     let delivered_old = delivery(&portal, acme, 40, "DELIVERED").await?;
     let pending_old = delivery(&portal, acme, 40, "PENDING").await?;
+    // A thread whose only message is sixty days old, under a rule of thirty.
+    let thread = as_role(
+        "customer_user",
+        "mutation { createThread(input: { subject: \"Old question\", body: \"Sixty days ago\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    let thread_id = Uuid::parse_str(
+        thread["data"]["createThread"]["id"]
+            .as_str()
+            .unwrap_or_default(),
+    )?;
+    {
+        use portal_entities::messages::message;
+        message::Entity::update_many()
+            .col_expr(
+                message::Column::CreatedAt,
+                sea_orm::sea_query::Expr::value(Utc::now() - Duration::days(60)),
+            )
+            .filter(message::Column::ThreadId.eq(thread_id))
+            .exec(&portal.db)
+            .await?;
+    }
+    let rule = as_role(
+        "tenant_admin",
+        "mutation { setMessageRetentionRule(input: { threadStatus: OPEN, action: DELETE, olderThanDays: 30 }) { olderThanDays } }",
+        json!({}),
+    )
+    .await?;
+    assert!(rule["errors"].is_null(), "{rule}");
+    let made_old = made_file(&portal, acme, 10, true).await?;
+    let made_recent = made_file(&portal, acme, 2, true).await?;
+    let attachment_old = made_file(&portal, acme, 400, false).await?;
     let held = as_role(
         "tenant_admin",
         "mutation($i: PlaceLegalHoldInput!) { placeLegalHold(input: $i) { id } }",
@@ -206,7 +285,16 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
     // Auditors read the periods and bounds; customers do not.
     let periods = as_role("auditor", PERIODS, json!({})).await?;
     let list = &periods["data"]["retentionPeriods"];
-    assert_eq!(list.as_array().map(Vec::len), Some(5), "{periods}");
+    assert_eq!(list.as_array().map(Vec::len), Some(7), "{periods}");
+    let messages = by_class(list, "MESSAGES");
+    assert!(messages["days"].is_null(), "{periods}");
+    assert_eq!(
+        messages["configuredBy"], "setMessageRetentionRule",
+        "{periods}"
+    );
+    let files = by_class(list, "STORED_FILES");
+    assert_eq!(files["setByTenant"], false, "{periods}");
+    assert_eq!(files["days"], files["defaultDays"], "{periods}");
     let sessions = by_class(list, "SESSIONS");
     assert_eq!(sessions["days"], 90, "{periods}");
     assert_eq!(sessions["setByTenant"], false);
@@ -228,6 +316,25 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
         "{changed}"
     );
     assert_eq!(changed["data"]["setRetentionPeriod"]["setByTenant"], true);
+    // Files' period is the tenant's file retention: one setting, set either way.
+    let files_set = as_role("tenant_admin", SET, set("STORED_FILES", json!(7))).await?;
+    assert_eq!(
+        files_set["data"]["setRetentionPeriod"]["days"], 7,
+        "{files_set}"
+    );
+    let tenant = as_role(
+        "tenant_admin",
+        "{ tenant { fileRetentionDays } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(tenant["data"]["tenant"]["fileRetentionDays"], 7, "{tenant}");
+    let by_rules = as_role("tenant_admin", SET, set("MESSAGES", json!(30))).await?;
+    assert_eq!(
+        code(&by_rules),
+        "BAD_USER_INPUT",
+        "messages keep their rules: {by_rules}"
+    );
     let back = as_role("tenant_admin", SET, set("JOB_HISTORY", Value::Null)).await?;
     assert_eq!(back["data"]["setRetentionPeriod"]["days"], 30, "{back}");
     assert_eq!(back["data"]["setRetentionPeriod"]["setByTenant"], false);
@@ -247,6 +354,9 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
         "{preview}"
     );
     assert_eq!(by_class(items, "WEBHOOK_DELIVERIES")["due"], 1, "{preview}");
+    assert_eq!(by_class(items, "STORED_FILES")["due"], 1, "{preview}");
+    assert_eq!(by_class(items, "MESSAGES")["due"], 1, "{preview}");
+    assert!(by_class(items, "MESSAGES")["days"].is_null(), "{preview}");
     assert!(
         session::Entity::find_by_id(carol_old)
             .one(&portal.db)
@@ -345,6 +455,38 @@ async fn a_sweep_deletes_exactly_what_outlived_its_period_and_is_audited() -> an
             .await?
             .is_none()
     );
+    assert!(
+        portal_entities::messages::thread::Entity::find_by_id(thread_id)
+            .one(&portal.db)
+            .await?
+            .is_none(),
+        "the old thread went by its rule"
+    );
+    {
+        use portal_entities::platform::file;
+        assert!(
+            file::Entity::find_by_id(made_old.0)
+                .one(&portal.db)
+                .await?
+                .is_none()
+        );
+        assert!(
+            portal.files.read_all(&made_old.1).await.is_err(),
+            "its object is gone"
+        );
+        assert!(
+            file::Entity::find_by_id(made_recent.0)
+                .one(&portal.db)
+                .await?
+                .is_some()
+        );
+        assert!(
+            file::Entity::find_by_id(attachment_old.0)
+                .one(&portal.db)
+                .await?
+                .is_some()
+        );
+    }
     assert!(
         job::Entity::find_by_id(job_old)
             .one(&portal.db)

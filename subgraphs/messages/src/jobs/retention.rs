@@ -1,10 +1,9 @@
-//! The retention sweep (`messages.retention`): daily, and on demand for one tenant, each
-//! tenant's rules are applied as they stand (see [`crate::store::retention`]); every
+//! The retention sweep (`messages.retention`): on demand for one tenant or every tenant
+//! with rules (daily, the retention engine applies them: `portal_kit::retention::MESSAGES`),
+//! each tenant's rules are applied as they stand (see [`crate::store::retention`]); every
 //! sweep of a tenant is audited with its counts.
 
 use std::sync::Arc;
-
-use serde_json::json;
 
 use portal_kit::ApiResult;
 use portal_kit::clock::SharedClock;
@@ -51,22 +50,9 @@ impl JobHandler for RetentionSweep {
     }
 }
 
-/// Makes sure the daily retention sweep is scheduled (one schedule for the deployment).
-pub async fn schedule_daily(db: &impl ConnectionTrait) -> ApiResult<()> {
-    schedule::upsert(
-        db,
-        chrono::Utc::now(),
-        RetentionSweep::KIND,
-        schedule::NewSchedule {
-            name: RetentionSweep::KIND.to_owned(),
-            kind: RetentionSweep::KIND.to_owned(),
-            payload: json!({}),
-            tenant_id: None,
-            principal: None,
-            cron: "41 2 * * *".to_owned(),
-            time_zone: "UTC".to_owned(),
-        },
-    )
-    .await
-    .map(|_| ())
+/// Removes the daily schedule this sweep once had: the retention engine's daily sweep
+/// (`retention.sweep`, class `MESSAGES`) applies the rules now, so they are not applied
+/// twice. The job itself still runs when queued (one tenant, or every tenant with rules).
+pub async fn unschedule(db: &impl ConnectionTrait) -> ApiResult<()> {
+    schedule::remove(db, RetentionSweep::KIND).await
 }
