@@ -100,15 +100,11 @@ impl OffboardingJob {
     async fn holds(&self, tenant: Uuid) -> ApiResult<Vec<Value>> {
         let mut holds = Vec::new();
         for domain in &self.domains {
-            for hold in domain.tenant_holds(tenant).await? {
-                holds.push(json!({
-                    "id": hold.id,
-                    "targetType": hold.target_type,
-                    "targetId": hold.target_id,
-                }));
-            }
+            holds.extend(domain.tenant_holds(tenant).await?);
         }
-        Ok(holds)
+        serde_json::to_value(holds)
+            .map(|v| v.as_array().cloned().unwrap_or_default())
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// The archive's entries, and what it holds.

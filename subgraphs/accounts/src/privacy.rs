@@ -86,12 +86,7 @@ impl PrivacyDomain for Privacy {
     }
 
     async fn export_tenant(&self, tenant: Uuid) -> ApiResult<DomainExport> {
-        let data =
-            portal_kit::privacy::tenant::export_tables(&self.db, tenant, &tenant_tables()).await?;
-        Ok(DomainExport {
-            data,
-            files: Vec::new(),
-        })
+        portal_kit::privacy::tenant::export(&self.db, tenant, &tenant_tables()).await
     }
 
     async fn erase_tenant(
