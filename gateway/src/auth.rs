@@ -108,40 +108,58 @@ impl Authentication {
         self.dev_headers
     }
 
-    /// The actor of a request with `headers`.
+    /// The actor of a request with `headers` (a failure is counted by its reason).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Actor, GraphQLError> {
+        self.identify(headers).await.map_err(|(reason, error)| {
+            crate::metrics::auth_failure(reason);
+            error
+        })
+    }
+
+    async fn identify(&self, headers: &HeaderMap) -> Result<Actor, (&'static str, GraphQLError)> {
         if let Some(value) = headers.get(DELEGATION_HEADER) {
-            return self.delegated(value.to_str().unwrap_or("").trim());
+            return self
+                .delegated(value.to_str().unwrap_or("").trim())
+                .map_err(|error| ("delegation_invalid", error));
         }
         if let Some(value) = headers.get(API_KEY_HEADER) {
-            return self.api_key(value.to_str().unwrap_or("").trim()).await;
+            return self
+                .api_key(value.to_str().unwrap_or("").trim())
+                .await
+                .map_err(|error| ("api_key_invalid", error));
         }
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             return self.bearer(value.to_str().unwrap_or("")).await;
         }
         if self.dev_headers {
-            return dev_actor(headers);
+            return dev_actor(headers).map_err(|error| ("dev_headers_malformed", error));
         }
         Ok(Actor::anonymous())
     }
 
-    async fn bearer(&self, value: &str) -> Result<Actor, GraphQLError> {
+    async fn bearer(&self, value: &str) -> Result<Actor, (&'static str, GraphQLError)> {
         let invalid = || GraphQLError::new("invalid or expired access token", "UNAUTHENTICATED");
         let Some(token) = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
         else {
-            return Err(GraphQLError::new(
-                "the Authorization header must be `Bearer <token>`",
-                "UNAUTHENTICATED",
+            return Err((
+                "authorization_malformed",
+                GraphQLError::new(
+                    "the Authorization header must be `Bearer <token>`",
+                    "UNAUTHENTICATED",
+                ),
             ));
         };
         if token.starts_with(API_KEY_PREFIX) {
-            return self.api_key(token).await;
+            return self
+                .api_key(token)
+                .await
+                .map_err(|error| ("api_key_invalid", error));
         }
         let Some(verifier) = &self.tokens else {
-            return Err(invalid());
+            return Err(("token_not_accepted", invalid()));
         };
         let verified = match verifier.verify(token) {
             Err(TokenError::UnknownKey) => {
@@ -152,7 +170,15 @@ impl Authentication {
             }
             other => other,
         };
-        verified.map(|claims| claims.actor()).map_err(|_| invalid())
+        verified.map(|claims| claims.actor()).map_err(|err| {
+            let reason = match err {
+                TokenError::Expired => "token_expired",
+                TokenError::Revoked => "session_revoked",
+                TokenError::UnknownKey => "token_unknown_key",
+                TokenError::Invalid => "token_invalid",
+            };
+            (reason, invalid())
+        })
     }
 }
 

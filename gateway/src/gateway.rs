@@ -151,6 +151,7 @@ pub struct Gateway {
     websockets: crate::ws::Connections,
     closing: tokio::sync::watch::Sender<bool>,
     events: Option<Arc<crate::events::EventRouter>>,
+    operation_names: crate::metrics::OperationNames,
 }
 
 impl Gateway {
@@ -176,6 +177,7 @@ impl Gateway {
             websockets: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
             events: None,
+            operation_names: Default::default(),
         }
     }
 
@@ -252,14 +254,25 @@ impl Gateway {
     /// Waits (first come, first served) for one of the `max_concurrent_operations` slots;
     /// `None` after `wait` without one. The transport takes the slot before reading the
     /// request body, so queued requests hold no parsed input.
-    pub async fn admit(
-        &self,
-        wait: std::time::Duration,
-    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        tokio::time::timeout(wait, self.admission.acquire())
+    pub async fn admit(&self, wait: std::time::Duration) -> Option<Admitted<'_>> {
+        // The common case costs no queue bookkeeping.
+        if let Ok(permit) = self.admission.try_acquire() {
+            return Some(Admitted::new(permit));
+        }
+        let began = std::time::Instant::now();
+        crate::metrics::Admission::waiting();
+        let permit = tokio::time::timeout(wait, self.admission.acquire())
             .await
             .ok()
-            .and_then(Result::ok)
+            .and_then(Result::ok);
+        crate::metrics::Admission::waited(began.elapsed(), permit.is_some());
+        permit.map(Admitted::new)
+    }
+
+    /// Whether the gateway is shutting down (it finishes what it started, and its
+    /// readiness check fails so that balancers stop sending it work).
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// The limits in force.
@@ -274,9 +287,36 @@ impl Gateway {
         caller: &Caller,
         allowed: AllowedOperations,
     ) -> Response {
+        let began = std::time::Instant::now();
         match self.start(request, caller, allowed).await {
-            Ok(started) => self.run(&started).await,
-            Err(response) => response,
+            Ok(started) => {
+                let response = self.run(&started).await;
+                if !crate::metrics::operations_observed() {
+                    return response;
+                }
+                let prepared = &started.operation.prepared;
+                crate::metrics::operation(
+                    self.operation_names.label(prepared.name.as_deref()),
+                    prepared.kind.as_str(),
+                    crate::metrics::outcome(&response),
+                    began.elapsed(),
+                );
+                response
+            }
+            Err(response) => {
+                // Refused before it ran: its name is the client's word, not a valid
+                // operation's, so it gets no series of its own.
+                if !crate::metrics::operations_observed() {
+                    return response;
+                }
+                crate::metrics::operation(
+                    "refused".to_owned(),
+                    "unknown",
+                    "error",
+                    began.elapsed(),
+                );
+                response
+            }
         }
     }
 
@@ -311,7 +351,9 @@ impl Gateway {
         let supergraph = &served.supergraph;
         let name = request.operation_name.as_deref();
         let variant = supergraph.overrides.draw();
-        let operation = match supergraph.operations.get(&request.query, name) {
+        let cached = supergraph.operations.get(&request.query, name);
+        crate::metrics::plan_cache(cached.is_some());
+        let operation = match cached {
             Some(operation) => operation,
             None => {
                 // Parsing, validation and planning are CPU work: off the reactor, and a
@@ -417,6 +459,24 @@ impl Gateway {
             denied,
             grants,
         })
+    }
+}
+
+/// An execution slot held (counted in the metrics while held).
+pub struct Admitted<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl<'a> Admitted<'a> {
+    fn new(permit: tokio::sync::SemaphorePermit<'a>) -> Self {
+        crate::metrics::Admission::started();
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        crate::metrics::Admission::finished();
     }
 }
 
@@ -560,6 +620,7 @@ impl Gateway {
         if denied.is_empty() {
             return Ok(None);
         }
+        crate::metrics::denied(&denied);
         let names: Vec<String> = denied.iter().map(|(t, f)| format!("{t}.{f}")).collect();
         let refuse = || {
             GraphQLError::new(format!("not allowed: {}", names.join(", ")), "FORBIDDEN")

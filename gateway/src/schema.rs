@@ -59,6 +59,17 @@ pub enum OperationKind {
     Subscription,
 }
 
+impl OperationKind {
+    /// The keyword: `query`, `mutation` or `subscription`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Mutation => "mutation",
+            Self::Subscription => "subscription",
+        }
+    }
+}
+
 /// What kind of type a named type is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeKind {

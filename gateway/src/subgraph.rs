@@ -174,13 +174,23 @@ impl SubgraphSettings {
                 "SUBGRAPH_UNAVAILABLE",
             ));
         };
-        tokio::time::timeout(self.timeout_for(service), call(client))
-            .await
-            .unwrap_or(Err(SubgraphError::Timeout))
-            .map_err(|err| {
-                tracing::warn!(service, error = ?err, "subgraph request failed");
-                failed(format!("subgraph `{service}` failed: {err}"), err.code())
-            })
+        let began = std::time::Instant::now();
+        let span = tracing::info_span!("subgraph_fetch", subgraph = service);
+        let answered = tracing::Instrument::instrument(
+            tokio::time::timeout(self.timeout_for(service), call(client)),
+            span,
+        )
+        .await
+        .unwrap_or(Err(SubgraphError::Timeout));
+        crate::metrics::subgraph_fetch(
+            service,
+            began,
+            answered.as_ref().err().map(SubgraphError::code),
+        );
+        answered.map_err(|err| {
+            tracing::warn!(service, error = ?err, "subgraph request failed");
+            failed(format!("subgraph `{service}` failed: {err}"), err.code())
+        })
     }
 
     /// `error` as clients may see it.
@@ -307,6 +317,11 @@ impl HttpSubgraph {
         if let Some(key) = &self.key {
             let token = key.sign(&self.name, &caller.actor, &caller.meta);
             post = post.header(internal_token::HEADER, token);
+        }
+        // The subgraph's work joins the client's trace, as a child of this fetch.
+        post = post.header("traceparent", caller.meta.trace().child().header());
+        if let Some(id) = &caller.meta.request_id {
+            post = post.header("x-request-id", id);
         }
         post.header(reqwest::header::ACCEPT, accept).json(request)
     }

@@ -71,7 +71,8 @@ impl OpenSubscriptions {
         if self.total.load(Ordering::Acquire) >= limits.max_subscriptions {
             return Err(too_many("on this gateway"));
         }
-        self.total.fetch_add(1, Ordering::AcqRel);
+        let open = self.total.fetch_add(1, Ordering::AcqRel) + 1;
+        crate::metrics::subscriptions(open);
         if let Some(principal) = &principal {
             *by_principal.entry(principal.clone()).or_default() += 1;
         }
@@ -90,7 +91,12 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.open.total.fetch_sub(1, Ordering::AcqRel);
+        let open = self
+            .open
+            .total
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
+        crate::metrics::subscriptions(open);
         if let Some(principal) = &self.principal {
             let mut by_principal = self.open.by_principal.lock();
             if let Some(count) = by_principal.get_mut(principal) {

@@ -18,12 +18,13 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use portal_kit::RequestMeta;
+use portal_kit::telemetry::RequestContext;
 
 use crate::auth::Authentication;
 use crate::gateway::{AllowedOperations, Gateway};
+use crate::rate_limit::{Allowance, Limiter as RateLimiter, Refusal, Scope};
 use crate::response::{GraphQLError, Request, Response};
 use crate::streaming::{self, StreamingMode};
 use crate::subgraph::Caller;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub ide: Option<Vec<(String, String)>>,
     /// Proxies (load balancers) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Rate limits per client address, user, API key and tenant (`None`: none).
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy — then the
@@ -117,10 +120,15 @@ async fn graphql_get(
     parts: Parts,
     Query(params): Query<GetParams>,
 ) -> HttpResponse {
+    let context = RequestContext::of(&parts.extensions, &parts.headers);
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
+    if let Err(refused) = limit_address(&state, &headers, connect.as_ref()).await {
+        return refused;
+    }
     if let Ok(websocket) = websocket {
-        let meta = request_meta(&state, &headers, connect, None);
+        let mut meta = request_meta(&state, &headers, connect, None);
+        meta.traceparent = Some(context.trace.header());
         return crate::ws::upgrade(state.clone(), websocket, &headers, meta);
     }
     let Some(_admitted) = state.gateway.admit(ADMISSION_WAIT).await else {
@@ -157,7 +165,7 @@ async fn graphql_get(
     };
     answer(
         &state,
-        (headers, connect),
+        (headers, connect, context),
         request,
         AllowedOperations::QueriesOnly,
         _admitted,
@@ -180,6 +188,10 @@ async fn graphql_post(
     parts: Parts,
     body: Body,
 ) -> HttpResponse {
+    let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
+    if let Err(refused) = limit_address(&state, &parts.headers, connect.as_ref()).await {
+        return refused;
+    }
     let Some(_admitted) = state.gateway.admit(ADMISSION_WAIT).await else {
         return overloaded();
     };
@@ -190,6 +202,7 @@ async fn graphql_post(
             return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(response)).into_response();
         }
     };
+    let context = RequestContext::of(&parts.extensions, &parts.headers);
     let headers = parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
     let is_json = headers
@@ -220,7 +233,7 @@ async fn graphql_post(
     };
     answer(
         &state,
-        (headers, connect),
+        (headers, connect, context),
         request,
         AllowedOperations::All,
         _admitted,
@@ -232,13 +245,13 @@ async fn graphql_post(
 /// stream in the negotiated mode (which holds no execution slot while it lasts).
 async fn answer(
     state: &Arc<AppState>,
-    (headers, connect): (HeaderMap, Option<ConnectInfo<SocketAddr>>),
+    (headers, connect, context): (HeaderMap, Option<ConnectInfo<SocketAddr>>, RequestContext),
     request: Request,
     allowed: AllowedOperations,
-    admitted: tokio::sync::SemaphorePermit<'_>,
+    admitted: crate::gateway::Admitted<'_>,
 ) -> HttpResponse {
     let Some(mode) = StreamingMode::negotiate(&headers) else {
-        let response = run(state, headers, connect, request, allowed).await;
+        let response = run(state, (headers, connect, context), request, allowed).await;
         drop(admitted);
         return response;
     };
@@ -248,23 +261,23 @@ async fn answer(
     } else {
         AllowedOperations::Streaming
     };
-    stream(state, headers, connect, request, streaming, mode).await
+    stream(state, (headers, connect, context), request, streaming, mode).await
 }
 
 /// Runs `request` as a stream of responses in the negotiated `mode`. A request refused
 /// before it runs gets a JSON error response with a 4xx status.
 async fn stream(
     state: &Arc<AppState>,
-    headers: HeaderMap,
-    connect: Option<ConnectInfo<SocketAddr>>,
+    (headers, connect, context): (HeaderMap, Option<ConnectInfo<SocketAddr>>, RequestContext),
     mut request: Request,
     allowed: AllowedOperations,
     mode: StreamingMode,
 ) -> HttpResponse {
-    let (caller, request_id) = match authenticated(state, &headers, connect).await {
-        Ok(authenticated) => authenticated,
-        Err(response) => return response,
-    };
+    let (caller, request_id, allowance) =
+        match authenticated(state, &headers, connect, context).await {
+            Ok(authenticated) => authenticated,
+            Err(response) => return response,
+        };
     let allowed = if caller.actor.delegation.is_some() {
         // Streams are for people; a delegated caller reads.
         AllowedOperations::StreamingReadOnly
@@ -296,6 +309,7 @@ async fn stream(
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", id);
     }
+    with_allowance(&mut http, allowance);
     http
 }
 
@@ -326,15 +340,15 @@ pub fn recheck(authentication: &Authentication, credentials: Arc<HeaderMap>) -> 
 
 async fn run(
     state: &AppState,
-    headers: HeaderMap,
-    connect: Option<ConnectInfo<SocketAddr>>,
+    (headers, connect, context): (HeaderMap, Option<ConnectInfo<SocketAddr>>, RequestContext),
     mut request: Request,
     allowed: AllowedOperations,
 ) -> HttpResponse {
-    let (caller, request_id) = match authenticated(state, &headers, connect).await {
-        Ok(authenticated) => authenticated,
-        Err(response) => return response,
-    };
+    let (caller, request_id, allowance) =
+        match authenticated(state, &headers, connect, context).await {
+            Ok(authenticated) => authenticated,
+            Err(response) => return response,
+        };
     // Answers to signed-in callers, and to anything but a GET query, may carry personal
     // data: no cache (browser, proxy or CDN) may keep them.
     let caching = if caller.actor.tenant_id.is_none() && allowed == AllowedOperations::QueriesOnly {
@@ -359,21 +373,20 @@ async fn run(
         AllowedOperations::QueriesOnly
     };
     let response = state.gateway.execute(request, &caller, allowed).await;
-    respond(&headers, response, Some(&request_id), caching)
+    let mut http = respond(&headers, response, Some(&request_id), caching);
+    with_allowance(&mut http, allowance);
+    http
 }
 
-/// The caller of a request and its request id, or the `401` that refuses it.
+/// The caller of a request, its request id and the rate limit it was let in under, or
+/// the `401` or `429` that refuses it.
 async fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
     connect: Option<ConnectInfo<SocketAddr>>,
-) -> Result<(Caller, String), HttpResponse> {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    context: RequestContext,
+) -> Result<(Caller, String, Option<Allowance>), HttpResponse> {
+    let RequestContext { request_id, trace } = context;
     let actor = match state.authentication.authenticate(headers).await {
         Ok(actor) => actor,
         Err(error) => {
@@ -386,8 +399,136 @@ async fn authenticated(
             return Err(http);
         }
     };
-    let meta = request_meta(state, headers, connect, Some(request_id.clone()));
-    Ok((Caller { actor, meta }, request_id))
+    let allowance = match &state.rate_limiter {
+        Some(limiter) => limiter
+            .check(&principal_limits(&actor, headers))
+            .await
+            .map_err(|refusal| too_many_requests(refusal, &request_id))?,
+        None => None,
+    };
+    let mut meta = request_meta(state, headers, connect, Some(request_id.clone()));
+    meta.traceparent = Some(trace.header());
+    Ok((Caller { actor, meta }, request_id, allowance))
+}
+
+/// The limits an authenticated caller is counted against: its API key or its user, and
+/// its tenant. Components acting for someone absent (delegated credentials: the portal's
+/// own workers) are not limited.
+fn principal_limits(actor: &portal_kit::Actor, headers: &HeaderMap) -> Vec<(Scope, String)> {
+    use sha2::Digest;
+    if actor.delegation.is_some() {
+        return Vec::new();
+    }
+    let mut checks = Vec::with_capacity(2);
+    let presented_key = headers
+        .get(crate::auth::API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|token| token.starts_with(portal_kit::access_token::API_KEY_PREFIX))
+        });
+    if let Some(key) = presented_key {
+        // Keyed by a digest: the limiter's store (Redis) never holds a key.
+        let digest = sha2::Sha256::digest(key.trim().as_bytes());
+        checks.push((Scope::ApiKey, hex::encode(&digest[..16])));
+    } else if let Some(user) = actor.id {
+        checks.push((Scope::User, user.to_string()));
+    }
+    if let Some(tenant) = actor.tenant_id {
+        checks.push((Scope::Tenant, tenant.to_string()));
+    }
+    checks
+}
+
+/// Counts the request against its client address's limit, before anything else is done
+/// for it; `Err` is the `429`.
+async fn limit_address(
+    state: &AppState,
+    headers: &HeaderMap,
+    connect: Option<&ConnectInfo<SocketAddr>>,
+) -> Result<(), HttpResponse> {
+    let Some(limiter) = &state.rate_limiter else {
+        return Ok(());
+    };
+    let Some(ip) = client_ip(
+        connect.map(|ConnectInfo(addr)| addr.ip()),
+        headers,
+        &state.trusted_proxies,
+    ) else {
+        return Ok(());
+    };
+    limiter
+        .check(&[(Scope::Ip, ip.to_string())])
+        .await
+        .map(|_| ())
+        .map_err(|refusal| too_many_requests(refusal, ""))
+}
+
+/// `429 Too Many Requests` with `Retry-After` and the limit's `RateLimit` headers.
+fn too_many_requests(refusal: Refusal, request_id: &str) -> HttpResponse {
+    let retry = crate::rate_limit::retry_after_secs(refusal.retry_after);
+    let response = Response::request_error(
+        GraphQLError::new(
+            format!(
+                "too many requests for this {}; retry in {retry} s",
+                refusal.scope.name().replace('_', " ")
+            ),
+            "RATE_LIMITED",
+        )
+        .with_extension("scope", Value::from(refusal.scope.name()))
+        .with_extension("retryAfter", Value::from(retry)),
+    );
+    let mut http = (StatusCode::TOO_MANY_REQUESTS, axum::Json(response)).into_response();
+    let headers = http.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    if let Ok(value) = HeaderValue::from_str(&crate::rate_limit::policy_header(
+        refusal.scope,
+        refusal.quota,
+    )) {
+        headers.insert("ratelimit-policy", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&crate::rate_limit::limit_header(
+        refusal.scope,
+        0,
+        refusal.retry_after,
+    )) {
+        headers.insert("ratelimit", value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id)
+        && !request_id.is_empty()
+    {
+        headers.insert("x-request-id", id);
+    }
+    http
+}
+
+/// The `RateLimit` headers of the tightest limit a request was let in under.
+fn with_allowance(http: &mut HttpResponse, allowance: Option<Allowance>) {
+    let Some(allowance) = allowance else {
+        return;
+    };
+    let headers = http.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&crate::rate_limit::policy_header(
+        allowance.scope,
+        allowance.quota,
+    )) {
+        headers.insert("ratelimit-policy", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&crate::rate_limit::limit_header(
+        allowance.scope,
+        allowance.remaining,
+        allowance.reset,
+    )) {
+        headers.insert("ratelimit", value);
+    }
 }
 
 /// The audit facts of a request: its id, the client's address and user agent.
@@ -409,6 +550,7 @@ fn request_meta(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
+        traceparent: None,
     }
 }
 

@@ -41,6 +41,39 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     /// The tamper-evident audit log.
     pub audit: AuditConfig,
+    /// Logs, metrics and shutdown.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Logs, metrics and shutdown (`docs/operations.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `text` (default) or `json`. Env: `PORTAL_LOG_FORMAT`; `--log-format` overrides.
+    pub log_format: crate::telemetry::LogFormat,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9464`; unset:
+    /// no metrics are kept. Keep it off the public network. Env: `PORTAL_METRICS_LISTEN`;
+    /// `--metrics-listen` overrides.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for requests, streams and jobs in
+    /// flight before it gives the jobs' leases back and exits. Env:
+    /// `PORTAL_SHUTDOWN_GRACE_SECS`.
+    pub shutdown_grace_secs: u64,
+    /// How long a shutdown keeps serving with `/ready` failing before it stops accepting,
+    /// so that balancers take the process out first (about two of their probe intervals).
+    /// Env: `PORTAL_SHUTDOWN_DELAY_SECS`.
+    pub shutdown_delay_secs: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: Default::default(),
+            metrics_listen: None,
+            shutdown_grace_secs: 25,
+            shutdown_delay_secs: 0,
+        }
+    }
 }
 
 /// The tamper-evident audit log (`docs/compliance.md`).
@@ -327,6 +360,10 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size per process.
     pub max_connections: u32,
+    /// SQLite only: `full` (default: every acknowledged commit survives a power loss) or
+    /// `normal` (faster writes; a power loss can lose the last commits). Env:
+    /// `PORTAL_SQLITE_SYNCHRONOUS`.
+    pub sqlite_synchronous: portal_kit::db::SqliteDurability,
 }
 
 /// Gateway settings.
@@ -395,6 +432,60 @@ pub struct GatewayConfig {
     pub override_labels: Vec<String>,
     /// Subscription limits (`docs/subscriptions.md`).
     pub subscriptions: SubscriptionsConfig,
+    /// Rate limits (`docs/operations.md#rate-limits`).
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// Rate limits of the gateway (`[gateway.rate_limits]`). A quota whose `per_second` is 0
+/// turns that limit off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Whether any limit applies. Env: `PORTAL_RATE_LIMITS` (`on`/`off`).
+    pub enabled: bool,
+    /// Share the limits between gateway replicas through this Redis (`redis://host:6379`);
+    /// unset: each process limits alone. Env: `PORTAL_REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// Per client address (before authentication).
+    pub per_ip: Quota,
+    /// Per signed-in user.
+    pub per_user: Quota,
+    /// Per API key.
+    pub per_api_key: Quota,
+    /// Per tenant: all its users and keys together.
+    pub per_tenant: Quota,
+}
+
+use portal_gateway::rate_limit::Quota;
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        let quota = |per_second: f64, burst: u32| Quota { per_second, burst };
+        Self {
+            enabled: true,
+            redis_url: None,
+            per_ip: quota(100.0, 200),
+            per_user: quota(50.0, 100),
+            per_api_key: quota(100.0, 200),
+            per_tenant: quota(500.0, 1_000),
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    /// The limits in force (`None` when off).
+    pub fn limits(&self) -> Option<portal_gateway::rate_limit::RateLimits> {
+        if !self.enabled {
+            return None;
+        }
+        let on = |quota: Quota| (quota.per_second > 0.0 && quota.burst > 0).then_some(quota);
+        Some(portal_gateway::rate_limit::RateLimits {
+            per_ip: on(self.per_ip),
+            per_user: on(self.per_user),
+            per_api_key: on(self.per_api_key),
+            per_tenant: on(self.per_tenant),
+        })
+    }
 }
 
 /// Subscription limits of one gateway (`[gateway.subscriptions]`).
@@ -491,6 +582,7 @@ impl Default for DatabaseConfig {
         Self {
             url: "sqlite://data/portal.db?mode=rwc".into(),
             max_connections: 16,
+            sqlite_synchronous: Default::default(),
         }
     }
 }
@@ -524,6 +616,7 @@ impl Default for GatewayConfig {
             override_labels: Vec::new(),
             cors_origins: Vec::new(),
             subscriptions: SubscriptionsConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -595,6 +688,17 @@ impl Config {
         if let Some(url) = var("DATABASE_URL") {
             self.database.url = url;
         }
+        if let Some(mode) = var("PORTAL_SQLITE_SYNCHRONOUS") {
+            self.database.sqlite_synchronous = match mode.as_str() {
+                "full" => portal_kit::db::SqliteDurability::Full,
+                "normal" => portal_kit::db::SqliteDurability::Normal,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "PORTAL_SQLITE_SYNCHRONOUS must be full or normal".into(),
+                    ));
+                }
+            };
+        }
         if let Some(url) = var("PORTAL_GATEWAY_URL") {
             self.internal.gateway_url = Some(url);
         }
@@ -641,6 +745,52 @@ impl Config {
         }
         if let Some(value) = var("PORTAL_WEBHOOKS_ALLOW_HTTP") {
             self.webhooks.allow_http = Some(matches!(value.as_str(), "1" | "true" | "yes"));
+        }
+        if let Some(format) = var("PORTAL_LOG_FORMAT") {
+            self.telemetry.log_format = match format.as_str() {
+                "text" => crate::telemetry::LogFormat::Text,
+                "json" => crate::telemetry::LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "PORTAL_LOG_FORMAT must be text or json".into(),
+                    ));
+                }
+            };
+        }
+        if let Some(listen) = var("PORTAL_METRICS_LISTEN") {
+            self.telemetry.metrics_listen = Some(listen.parse().map_err(|_| {
+                ConfigError::Invalid(
+                    "PORTAL_METRICS_LISTEN must be an address like 127.0.0.1:9464".into(),
+                )
+            })?);
+        }
+        if let Some(secs) = var("PORTAL_SHUTDOWN_GRACE_SECS") {
+            self.telemetry.shutdown_grace_secs = secs.parse().map_err(|_| {
+                ConfigError::Invalid(
+                    "PORTAL_SHUTDOWN_GRACE_SECS must be a number of seconds".into(),
+                )
+            })?;
+        }
+        if let Some(value) = var("PORTAL_RATE_LIMITS") {
+            self.gateway.rate_limits.enabled = match value.as_str() {
+                "1" | "true" | "on" => true,
+                "0" | "false" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "PORTAL_RATE_LIMITS must be on or off".into(),
+                    ));
+                }
+            };
+        }
+        if let Some(url) = var("PORTAL_REDIS_URL") {
+            self.gateway.rate_limits.redis_url = Some(url);
+        }
+        if let Some(secs) = var("PORTAL_SHUTDOWN_DELAY_SECS") {
+            self.telemetry.shutdown_delay_secs = secs.parse().map_err(|_| {
+                ConfigError::Invalid(
+                    "PORTAL_SHUTDOWN_DELAY_SECS must be a number of seconds".into(),
+                )
+            })?;
         }
         if let Some(batch) = var("PORTAL_JOB_BATCH") {
             self.jobs.batch = batch.parse().map_err(|_| {

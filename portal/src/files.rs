@@ -82,8 +82,9 @@ pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response 
 pub(crate) fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta {
     let headers = &parts.headers;
     let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    let context = portal_kit::telemetry::RequestContext::of(&parts.extensions, headers);
     RequestMeta {
-        request_id: Some(Uuid::now_v7().to_string()),
+        request_id: Some(context.request_id),
         source_ip: portal_gateway::transport::client_ip(
             connect.map(|c| c.0.ip()),
             headers,
@@ -94,6 +95,7 @@ pub(crate) fn request_meta(parts: &Parts, trusted_proxies: &[ipnet::IpNet]) -> R
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
+        traceparent: Some(context.trace.header()),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod scale;
 pub mod seed;
 pub mod subgraphs;
+pub mod telemetry;
 pub mod tls;
 pub mod unsubscribe;
 pub mod uploads;
@@ -194,6 +195,8 @@ pub struct GatewayOptions {
     /// Where integrations' connectors call (each provider's API); also what the
     /// gateway's inbound-webhook route verifies with.
     pub connectors: portal_integrations::connectors::Endpoints,
+    /// Rate limits per client address, user, API key and tenant (`None`: none).
+    pub rate_limiter: Option<portal_gateway::rate_limit::Limiter>,
 }
 
 /// The HTTP app of a gateway serving `supergraph_sdl` through `clients`.
@@ -231,6 +234,7 @@ pub fn gateway_app_for(
         authentication: options.authentication.clone(),
         ide: options.ide.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
+        rate_limiter: options.rate_limiter.clone(),
     });
     let mut router = transport::router(state);
     if let Some(files) = &options.files {

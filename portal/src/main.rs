@@ -35,6 +35,10 @@ struct Cli {
     /// Configuration file (TOML). Defaults to ./portal.toml when present.
     #[arg(long, global = true, env = "PORTAL_CONFIG")]
     config: Option<PathBuf>,
+    /// Log line format: `text` or `json` (overrides `telemetry.log_format` and
+    /// `PORTAL_LOG_FORMAT`).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<portal::telemetry::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,10 @@ enum Command {
         /// The PEM private key of `--tls-cert`; overrides `gateway.tls_key`.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Serve Prometheus metrics at `GET /metrics` on this address (its own listener;
+        /// overrides `telemetry.metrics_listen`).
+        #[arg(long, value_parser = parse_listen)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -229,15 +237,11 @@ impl Role {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
-        )
-        .init();
     portal::install_crypto_provider();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
+    portal::telemetry::init_logging(cli.log_format.unwrap_or(config.telemetry.log_format));
+    portal_kit::db::set_sqlite_durability(config.database.sqlite_synchronous);
     match cli.command {
         Command::Serve {
             role,
@@ -246,11 +250,15 @@ async fn main() -> anyhow::Result<()> {
             demo,
             tls_cert,
             tls_key,
+            metrics_listen,
         } => {
             let mut config = config;
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.gateway.tls_cert = Some(cert);
                 config.gateway.tls_key = Some(key);
+            }
+            if metrics_listen.is_some() {
+                config.telemetry.metrics_listen = metrics_listen;
             }
             serve(&config, role, listen, supergraph, demo).await
         }
@@ -305,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
                 request_id: None,
                 source_ip: None,
                 user_agent: Some("portal destroy-tenant-keys".into()),
+                traceparent: None,
             };
             let destroyed = keys
                 .destroy(tenant.id, &portal_kit::Actor::anonymous(), &meta)
@@ -428,6 +437,7 @@ fn options(config: &Config, demo: bool, mut authentication: Authentication) -> G
         authentication = authentication.with_dev_headers();
     }
     GatewayOptions {
+        rate_limiter: None,
         authentication,
         limits: config.limits(),
         subgraphs: config.subgraph_settings(),
@@ -457,6 +467,16 @@ async fn serve(
     let mut streams: Option<Arc<portal_gateway::gateway::Gateway>> = None;
     // A subgraph process's open event streams, ended on shutdown.
     let subgraph_closing = tokio::sync::watch::Sender::new(false);
+    // Metrics are kept only when someone scrapes them.
+    let metrics = match config.telemetry.metrics_listen {
+        Some(_) => Some(portal::telemetry::install_recorder()?),
+        None => None,
+    };
+    // What `/ready` checks, what a scrape reads, and the job worker a shutdown stops.
+    let mut readiness = portal::telemetry::Readiness::default();
+    let collector;
+    let mut runner: Option<Arc<portal_kit::jobs::runner::Runner>> = None;
+    let max_connections = config.database.max_connections;
     let app = match role {
         None => {
             let db =
@@ -479,9 +499,12 @@ async fn serve(
                 keys: keys.clone(),
                 demo,
             };
-            start_worker(config, worker).await?;
+            runner = Some(start_worker(config, worker).await?);
+            readiness = readiness.database(db.clone());
+            collector = portal::telemetry::Collector::new(db.clone(), max_connections, true);
             let identity = portal::start_identity(&db, settings).await?;
             let mut options = options(config, demo, identity.authentication());
+            options.rate_limiter = rate_limiter(config).await?;
             options.gateway_client = gateway_client;
             options.authorizer = authorizer(config, &db, true, demo).await?;
             options.files = Some(portal::files::FileService {
@@ -527,6 +550,8 @@ async fn serve(
                 .map(|secret| InternalTokenKey::new(secret.as_bytes()));
             let verifier = Arc::new(AccessTokenVerifier::new(&config.identity.issuer));
             let db = watch_sessions_when_ready(config, verifier.clone()).await?;
+            readiness = readiness.database(db.clone());
+            collector = portal::telemetry::Collector::new(db.clone(), max_connections, false);
             let jwks = portal::well_known_router(db.clone());
             let db_for_policies = db.clone();
             let mut authentication = Authentication::tokens(verifier)
@@ -537,6 +562,7 @@ async fn serve(
                 authentication = authentication.with_delegation(key.clone());
             }
             let mut options = options(config, demo, authentication);
+            options.rate_limiter = rate_limiter(config).await?;
             // Event-driven subscriptions follow the committed events in the database.
             options.events = Some(portal_kit::events::feed::EventFeed::lazy(
                 db_for_policies.clone(),
@@ -581,6 +607,7 @@ async fn serve(
                 }
                 None => {
                     let urls = config.subgraph_urls();
+                    readiness = readiness.subgraphs(urls.clone());
                     options.authorizer = authorizer(config, &db_for_policies, true, demo).await?;
                     // The portal's own subgraphs: they only answer signed requests.
                     let key = InternalTokenKey::new(secret?.as_bytes());
@@ -621,7 +648,9 @@ async fn serve(
                 gateway,
                 demo,
             };
-            start_worker(config, worker).await?;
+            runner = Some(start_worker(config, worker).await?);
+            readiness = readiness.database(db.clone());
+            collector = portal::telemetry::Collector::new(db.clone(), max_connections, true);
             // Only a health endpoint: the work comes from the database.
             axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }))
         }
@@ -631,6 +660,8 @@ async fn serve(
                 portal::connect_and_migrate(&config.database.url, config.database.max_connections)
                     .await?;
             portal::prepare_keys(&db, &config.data_key()?).await?;
+            readiness = readiness.database(db.clone());
+            collector = portal::telemetry::Collector::new(db.clone(), max_connections, false);
             let authenticator = match role {
                 Role::Identity => {
                     // Identity writes mail (with links to the public URL); workers send it.
@@ -685,6 +716,17 @@ async fn serve(
     } else {
         app
     };
+    // Every request of every role gets a request id and a trace context, runs in its
+    // span, and is counted.
+    let app = app
+        .merge(readiness.clone().routes())
+        .layer(axum::middleware::from_fn(portal_kit::telemetry::observe));
+    if let (Some(listen), Some(handle)) = (config.telemetry.metrics_listen, metrics) {
+        portal::telemetry::serve_metrics(listen, handle, collector).await?;
+    }
+    // The job worker stops claiming on shutdown, and finishes (or gives back) what it runs.
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let jobs = runner.map(|runner| (runner.clone(), runner.spawn_until(jobs_stopped)));
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -701,18 +743,33 @@ async fn serve(
     } else {
         println!("GraphQL endpoint: {scheme}://{addr}/graphql");
     }
-    // On Ctrl-C or SIGTERM: stop accepting, complete every open stream, let requests in
-    // flight finish — and give up on stragglers after a grace period.
+    // On Ctrl-C or SIGTERM: answer `/ready` with 503 (for `shutdown_delay_secs`, while
+    // balancers notice), then stop accepting, complete every open stream, stop claiming
+    // jobs, let requests and jobs in flight finish — and give up on stragglers after the
+    // grace period (giving the jobs' leases back for another worker).
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
     let websockets = streams.clone();
+    let grace = Duration::from_secs(config.telemetry.shutdown_grace_secs);
+    let delay = Duration::from_secs(config.telemetry.shutdown_delay_secs);
+    // When everything must be done: the signal, plus the delay, plus the grace period.
+    let deadline = Arc::new(std::sync::OnceLock::new());
+    let deadline_set = deadline.clone();
     let server = axum::serve(
         axum::serve::ListenerExt::tap_io(listener, |_| ()),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        let _ = deadline_set.set(tokio::time::Instant::now() + delay + grace);
+        tracing::info!(
+            delay_secs = delay.as_secs(),
+            grace_secs = grace.as_secs(),
+            "shutting down"
+        );
+        readiness.stop();
+        stop_jobs.send_replace(true);
+        tokio::time::sleep(delay).await;
         if let Some(gateway) = streams {
             gateway.close_streams();
         }
@@ -730,20 +787,68 @@ async fn serve(
         }
         anyhow::Ok(())
     };
-    tokio::select! {
+    let ends_at = || {
+        deadline
+            .get()
+            .copied()
+            .unwrap_or_else(|| tokio::time::Instant::now() + grace)
+    };
+    let served = tokio::select! {
         served = drained => served,
         () = async {
             stopping.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tokio::time::sleep_until(ends_at()).await;
         } => {
             tracing::warn!("connections still open after the grace period; exiting");
             Ok(())
         }
+    };
+    if let Some((runner, task)) = jobs {
+        // The server is done; the jobs in flight get what is left of the grace period.
+        match tokio::time::timeout_at(ends_at(), task).await {
+            Ok(_) => tracing::info!("jobs in flight finished"),
+            Err(_) => match runner.release_leases().await {
+                Ok(released) => {
+                    tracing::warn!(
+                        released,
+                        "jobs still running after the grace period; their leases were given back"
+                    )
+                }
+                Err(err) => {
+                    tracing::error!(error = ?err, "giving back job leases failed; they expire on their own")
+                }
+            },
+        }
     }
+    tracing::info!("stopped");
+    served
 }
 
-/// How long a shutdown waits for open requests and streams to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The gateway's rate limiter: shared through Redis when configured (a Redis that does
+/// not answer at start is an error: limits that silently stop being shared would let N
+/// replicas admit N times the limit), else this process's own.
+async fn rate_limiter(
+    config: &Config,
+) -> anyhow::Result<Option<portal_gateway::rate_limit::Limiter>> {
+    use portal_gateway::rate_limit::{Limiter, Redis};
+    let Some(limits) = config.gateway.rate_limits.limits() else {
+        tracing::warn!("rate limits are off");
+        return Ok(None);
+    };
+    match &config.gateway.rate_limits.redis_url {
+        Some(url) => {
+            let redis = Redis::connect(url, "portal:ratelimit:")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(?limits, "rate limits shared through Redis");
+            Ok(Some(Limiter::new(limits, Arc::new(redis))))
+        }
+        None => {
+            tracing::info!(?limits, "rate limits per process");
+            Ok(Some(Limiter::local(limits)))
+        }
+    }
+}
 
 /// Ctrl-C, or SIGTERM (what process managers send).
 async fn shutdown_signal() {
@@ -987,7 +1092,12 @@ struct Worker<'a> {
 /// Runs a job worker in this process (all-in-one and the worker role): mail delivery
 /// (every outbox row that still lacks its delivery job gets one), large exports, report
 /// runs, the removal of expired files, and webhook dispatch and delivery.
-async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()> {
+/// Prepares this process's job worker (its handlers, schedules, the webhook dispatcher and
+/// the audit sequencer, which start now); the caller starts the worker itself, to stop it.
+async fn start_worker(
+    config: &Config,
+    worker: Worker<'_>,
+) -> anyhow::Result<Arc<portal_kit::jobs::runner::Runner>> {
     let Worker {
         db,
         data_key,
@@ -1196,7 +1306,6 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
     portal_integrations::sync::SyncDue::schedule(db)
         .await
         .map_err(|err| anyhow::anyhow!("scheduling integration syncs: {err:?}"))?;
-    Arc::new(runner).spawn();
     portal_integrations::jobs::Dispatcher::spawn(
         db.clone(),
         portal::webhooks::PolicyOwners::new(db.clone()),
@@ -1209,7 +1318,7 @@ async fn start_worker(config: &Config, worker: Worker<'_>) -> anyhow::Result<()>
         Duration::from_millis(config.jobs.poll_ms),
         config.audit.checkpoints(),
     );
-    Ok(())
+    Ok(Arc::new(runner))
 }
 
 /// The gateway's database connection, with the session feed (keys and revocations that

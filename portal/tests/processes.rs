@@ -41,6 +41,8 @@ fn portal() -> Command {
         .env("PORTAL_DATA_KEY", SECRET)
         .env("PORTAL_PUBLIC_URL", "http://127.0.0.1:4000")
         .env("RUST_LOG", "warn")
+        // The fault test's clients ask as fast as they can, from one address.
+        .env("PORTAL_RATE_LIMITS", "off")
         .stdin(Stdio::null());
     command
 }
@@ -157,6 +159,7 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
         composer.env(variable, url);
     }
     let gateway_port = free_port();
+    let metrics_port = free_port();
     processes.0.push(
         gateway
             .args([
@@ -165,7 +168,11 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
                 "--demo",
                 "--listen",
                 &format!("127.0.0.1:{gateway_port}"),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics_port}"),
             ])
+            // Its warnings while a subgraph is killed are many: kept in the test's dir.
+            .stderr(std::fs::File::create(dir.join("gateway.log"))?)
             .spawn()?,
     );
 
@@ -211,8 +218,187 @@ async fn gateway_and_subgraphs_as_separate_processes_answer_one_operation() -> a
     )
     .await?;
 
+    // Messages' process is killed (SIGKILL) under load, and started again.
+    let messages = ROLES.iter().position(|r| *r == "messages").unwrap_or(3);
+    let messages_port = ports[messages].1;
+    let restart = || {
+        portal()
+            .env("DATABASE_URL", &url)
+            .envs(peers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(["serve", "messages", "--listen"])
+            .arg(format!("127.0.0.1:{messages_port}"))
+            .spawn()
+    };
+    a_killed_subgraph_degrades_answers_and_recovers(
+        &http,
+        (gateway_port, metrics_port),
+        &ids,
+        &mut processes.0[messages],
+        restart,
+    )
+    .await?;
+
     drop(processes);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `kill -9` of the messages subgraph while four clients keep asking for data of two
+/// subgraphs: the gateway keeps answering (identity's part, with an error naming
+/// messages for the rest), says it is not ready, and answers in full again once the
+/// subgraph is back — no request fails outright at any point.
+async fn a_killed_subgraph_degrades_answers_and_recovers(
+    http: &reqwest::Client,
+    (gateway_port, metrics_port): (u16, u16),
+    ids: &Ids<'_>,
+    messages: &mut Child,
+    restart: impl Fn() -> std::io::Result<Child>,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let endpoint = format!("http://127.0.0.1:{gateway_port}/graphql");
+    let ready = format!("http://127.0.0.1:{gateway_port}/ready");
+    let query = "{ me { email } inbox: me { threads(first: 1) { edges { node { subject } } } } }";
+    #[derive(Default)]
+    struct Tally {
+        full: AtomicUsize,
+        partial: AtomicUsize,
+        full_after_restart: AtomicUsize,
+        /// Unexpected answers, kept for the assertion message.
+        failed: std::sync::Mutex<Vec<String>>,
+    }
+    impl Tally {
+        fn fail(&self, what: String) {
+            if let Ok(mut failed) = self.failed.lock() {
+                failed.push(what);
+            }
+        }
+    }
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, endpoint, tally, stop, restarted) = (
+                http.clone(),
+                endpoint.clone(),
+                tally.clone(),
+                stop.clone(),
+                restarted.clone(),
+            );
+            let (tenant, carol) = (ids.tenant.to_owned(), ids.carol.to_owned());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Acquire) {
+                    let answer = http
+                        .post(&endpoint)
+                        .header("x-portal-tenant-id", &tenant)
+                        .header("x-portal-user-id", &carol)
+                        .header("x-portal-roles", "customer_user")
+                        .json(&json!({ "query": query }))
+                        .send()
+                        .await;
+                    let body: Value = match answer {
+                        Ok(answer) if answer.status() == 200 => {
+                            answer.json().await.unwrap_or_default()
+                        }
+                        Ok(answer) => {
+                            tally.fail(format!("HTTP {}", answer.status()));
+                            continue;
+                        }
+                        Err(err) => {
+                            tally.fail(format!("no answer: {err}"));
+                            continue;
+                        }
+                    };
+                    let email_ok = body["data"]["me"]["email"] == "carol@acme.example";
+                    if email_ok && body["errors"].is_null() && body["data"]["inbox"].is_object() {
+                        tally.full.fetch_add(1, Ordering::Relaxed);
+                        if restarted.load(Ordering::Acquire) {
+                            tally.full_after_restart.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else if email_ok
+                        && body["data"]["inbox"].is_null()
+                        && body["errors"].as_array().is_some_and(|errors| {
+                            errors
+                                .iter()
+                                .all(|e| e["extensions"]["serviceName"] == "messages")
+                        })
+                    {
+                        tally.partial.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        tally.fail(body.to_string());
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for = |what: &'static str, done: Box<dyn Fn() -> bool>| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            anyhow::ensure!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::Ok(())
+    };
+    let seen = tally.clone();
+    wait_for(
+        "full answers",
+        Box::new(move || seen.full.load(Ordering::Relaxed) > 4),
+    )
+    .await?;
+    assert_eq!(http.get(&ready).send().await?.status(), 200);
+
+    messages.kill()?;
+    messages.wait()?;
+    let seen = tally.clone();
+    wait_for(
+        "partial answers",
+        Box::new(move || seen.partial.load(Ordering::Relaxed) > 4),
+    )
+    .await?;
+    let unready = http.get(&ready).send().await?;
+    assert_eq!(unready.status(), 503);
+    let said: Value = unready.json().await?;
+    assert!(said["failed"]["subgraph messages"].is_string(), "{said}");
+
+    *messages = restart()?;
+    restarted.store(true, Ordering::Release);
+    let seen = tally.clone();
+    wait_for(
+        "full answers after the restart",
+        Box::new(move || seen.full_after_restart.load(Ordering::Relaxed) > 4),
+    )
+    .await?;
+    stop.store(true, Ordering::Release);
+    for client in clients {
+        client.await?;
+    }
+    assert_eq!(http.get(&ready).send().await?.status(), 200);
+    let failed = tally.failed.lock().map(|f| f.clone()).unwrap_or_default();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+
+    // The gateway's metrics saw it: fetch errors for messages, operations by outcome.
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for series in [
+        "portal_subgraph_fetch_errors_total{subgraph=\"messages\",code=\"SUBGRAPH_UNAVAILABLE\"}",
+        "portal_graphql_operations_total{operation=\"anonymous\",type=\"query\",outcome=\"partial\"}",
+        "portal_graphql_operations_total{operation=\"anonymous\",type=\"query\",outcome=\"ok\"}",
+        "portal_subgraph_fetch_duration_seconds_count{subgraph=\"identity\",outcome=\"ok\"}",
+        "portal_http_requests_total{route=\"/graphql\",status=\"200\"}",
+        "portal_db_connections{state=\"max\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
     Ok(())
 }
 

@@ -627,6 +627,7 @@ impl TestPortal {
         .spawn();
         let identity = portal::start_identity(&db, settings).await?;
         let options = GatewayOptions {
+            rate_limiter: None,
             authentication: identity
                 .authentication()
                 .with_dev_headers()
@@ -897,6 +898,8 @@ pub async fn serve(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // As `portal serve` does: request ids, trace contexts, request spans.
+    let router = router.layer(axum::middleware::from_fn(portal_kit::telemetry::observe));
     let task = tokio::spawn(async move {
         let _ = axum::serve(
             listener,

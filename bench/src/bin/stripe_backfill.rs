@@ -191,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
         .env("PORTAL_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env("PORTAL_STRIPE_API_URL", fake.base_url())
         .env("RUST_LOG", "error")
+        .env("PORTAL_RATE_LIMITS", "off")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)

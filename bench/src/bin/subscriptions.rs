@@ -206,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
         // A throw-away key for the scratch database (PostgreSQL requires one).
         .env("PORTAL_DATA_KEY", Uuid::now_v7().to_string())
         .env("RUST_LOG", "warn")
+        .env("PORTAL_RATE_LIMITS", "off")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log)

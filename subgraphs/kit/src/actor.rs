@@ -145,6 +145,17 @@ pub struct RequestMeta {
     pub source_ip: Option<String>,
     /// The client's user agent.
     pub user_agent: Option<String>,
+    /// The W3C `traceparent` of the span that made this request (the gateway's subgraph
+    /// fetch), so a subgraph's work joins the client's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl RequestMeta {
+    /// The trace this request belongs to (a new one when it came without).
+    pub fn trace(&self) -> crate::telemetry::TraceContext {
+        crate::telemetry::TraceContext::continue_or_root(self.traceparent.as_deref())
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,41 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+/// How SQLite makes a commit durable (its `synchronous` setting, in WAL mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteDurability {
+    /// `FULL` (the default): every commit is on disk before it is acknowledged, so
+    /// nothing acknowledged is lost when the machine loses power.
+    #[default]
+    Full,
+    /// `NORMAL`: commits are on disk at each WAL checkpoint; a power loss (not a crash of
+    /// the process) can lose the last commits. Faster writes.
+    Normal,
+}
+
+static SQLITE_DURABILITY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets how SQLite pools opened from now on make commits durable (the process's
+/// configuration; `FULL` unless set).
+pub fn set_sqlite_durability(durability: SqliteDurability) {
+    SQLITE_DURABILITY.store(
+        durability == SqliteDurability::Full,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 /// Opens a pool to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///
-/// SQLite connections get WAL journaling, enforced foreign keys and a busy timeout, so
-/// that concurrent writers wait for each other instead of failing.
+/// SQLite connections get WAL journaling, enforced foreign keys, a busy timeout (so that
+/// concurrent writers wait for each other instead of failing) and the durability set by
+/// [`set_sqlite_durability`].
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let synchronous = if SQLITE_DURABILITY.load(std::sync::atomic::Ordering::Relaxed) {
+        SqliteSynchronous::Full
+    } else {
+        SqliteSynchronous::Normal
+    };
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)
@@ -20,9 +50,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
         });

@@ -42,6 +42,7 @@ pub mod serve;
 pub mod storage;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;
 pub mod variables;
 
 pub use actor::{Actor, ActorKind, RequestMeta};

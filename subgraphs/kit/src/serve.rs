@@ -111,6 +111,11 @@ async fn graphql<E: Executor>(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
+    tracing::debug!(
+        actor_kind = ?actor.kind,
+        streaming = wants_event_stream(&headers),
+        "subgraph request"
+    );
     let largest = crate::pagination::largest_page_for(&actor);
     let request = crate::variables::leave_out_absent(request.into_inner())
         .data(actor)

@@ -28,6 +28,7 @@ fn meta() -> RequestMeta {
         request_id: Some("req-1".into()),
         source_ip: Some("203.0.113.7".into()),
         user_agent: Some("audit-tests/1".into()),
+        traceparent: None,
     }
 }
 

@@ -46,6 +46,7 @@ async fn the_ide_starts_with_the_configured_headers() -> anyhow::Result<()> {
     let test_db = TestDb::new().await?;
     let db = test_db.connect().await?;
     let options = portal::GatewayOptions {
+        rate_limiter: None,
         authentication: portal_gateway::auth::Authentication::anonymous_only().with_dev_headers(),
         limits: Default::default(),
         subgraphs: Default::default(),

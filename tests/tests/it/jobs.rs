@@ -583,3 +583,95 @@ async fn audit_events_a_job_causes_name_its_principal_and_the_job() -> anyhow::R
     test_db.cleanup().await;
     Ok(())
 }
+
+/// Waits on a gate the test opens; counts the runs that started.
+#[derive(Default)]
+struct Gated {
+    started: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Gated {
+    async fn run(&self, _job: &JobContext) -> Result<(), JobError> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.gate.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_claims_nothing_more_and_gives_back_the_leases_it_holds()
+-> anyhow::Result<()> {
+    let (test_db, db) = database().await?;
+    let clock = ManualClock::starting_at(start());
+    let shared: SharedClock = clock.clone();
+    let gated = Arc::new(Gated::default());
+    let worker = Arc::new(
+        Runner::new(db.clone(), shared.clone())
+            .poll(std::time::Duration::from_millis(20))
+            .handle("test.gated", gated.clone()),
+    );
+    let id = enqueue(&db, clock.now(), NewJob::new("test.gated", json!({})))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = worker.clone().spawn_until(stopped);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gated.started.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let running = state(&db, id).await?;
+    assert_eq!(JobState::from_db(&running.state), JobState::Running);
+    assert_eq!(running.attempts, 1);
+
+    // Asked to stop, it claims nothing more: a second job stays queued.
+    stop.send_replace(true);
+    let second = enqueue(&db, clock.now(), NewJob::new("test.gated", json!({})))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!task.is_finished(), "it waits for the job it runs");
+    assert_eq!(
+        JobState::from_db(&state(&db, second).await?.state),
+        JobState::Queued
+    );
+
+    // The grace period is over: the lease goes back, uncounted, due at once.
+    let released = worker
+        .release_leases()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    assert_eq!(released, 1);
+    let back = state(&db, id).await?;
+    assert_eq!(JobState::from_db(&back.state), JobState::Queued);
+    assert_eq!(back.attempts, 0);
+    assert!(back.worker.is_none() && back.lease_until.is_none());
+    assert!(back.run_at <= clock.now());
+
+    // Another worker takes both at once; the stopped one's late finish records nothing.
+    let recorder = Arc::new(Recorder::default());
+    let other = Arc::new(Runner::new(db.clone(), shared).handle("test.gated", recorder.clone()));
+    assert_eq!(
+        other
+            .run_once()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message()))?,
+        2
+    );
+    gated.gate.notify_waiters();
+    task.await?;
+    for job in [id, second] {
+        let done = state(&db, job).await?;
+        assert_eq!(JobState::from_db(&done.state), JobState::Succeeded);
+        assert_eq!(done.attempts, 1);
+    }
+    db.close().await?;
+    test_db.cleanup().await;
+    Ok(())
+}

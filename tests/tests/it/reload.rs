@@ -49,6 +49,7 @@ async fn changed_supergraph_file_is_hot_reloaded_and_a_broken_one_ignored() -> a
     let file = dir.join("supergraph.graphql");
     std::fs::write(&file, &partial)?;
     let options = portal::GatewayOptions {
+        rate_limiter: None,
         authentication: Authentication::anonymous_only().with_dev_headers(),
         limits: Limits::default(),
         subgraphs: SubgraphSettings::default(),

@@ -491,6 +491,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How the attempt is counted in metrics.
+    fn metric_label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Gone => "gone",
+            Self::Refused => "refused",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "DELIVERED",
@@ -539,6 +549,7 @@ pub async fn record_attempt(
     effect: EndpointEffect,
     meta: &RequestMeta,
 ) -> ApiResult<()> {
+    let outcome_label = attempt.outcome.metric_label();
     let txn = db.begin_write().await.map_err(ApiError::from_db)?;
     let number = message.attempts + 1;
     webhook_attempt::ActiveModel {
@@ -605,6 +616,7 @@ pub async fn record_attempt(
     }
     active.update(&txn).await.map_err(ApiError::from_db)?;
     txn.commit().await.map_err(ApiError::from_db)?;
+    portal_kit::telemetry::webhook_delivery(outcome_label);
     Ok(())
 }
 

@@ -196,6 +196,11 @@ impl AuditEvent {
         .insert(db)
         .await
         .map_err(ApiError::from_db)?;
+        if self.outcome == "failure"
+            && let Some(reason) = self.action.strip_prefix("auth.")
+        {
+            crate::telemetry::auth_failure(reason);
+        }
         Ok(())
     }
 }

@@ -46,6 +46,7 @@ impl JobContext {
             request_id: Some(format!("job:{}", self.id)),
             source_ip: None,
             user_agent: Some(format!("portal-worker ({})", self.kind)),
+            traceparent: None,
         }
     }
 
@@ -274,11 +275,24 @@ impl Runner {
             attempt: job.attempts,
         };
         let heartbeat = self.clone().heartbeat(job.id);
+        let began = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "job",
+            job_id = %job.id,
+            kind = %job.kind,
+            attempt = job.attempts,
+            tenant_id = job.tenant_id.map(tracing::field::display),
+        );
         // A panicking handler is a failed attempt, not a lost job.
-        let outcome = tokio::spawn(async move { handler.run(&context).await })
-            .await
-            .unwrap_or_else(|err| Err(JobError::Retry(format!("the handler panicked: {err}"))));
+        let outcome = tokio::spawn(tracing::Instrument::instrument(
+            async move { handler.run(&context).await },
+            span,
+        ))
+        .await
+        .unwrap_or_else(|err| Err(JobError::Retry(format!("the handler panicked: {err}"))));
         heartbeat.abort();
+        metrics::histogram!(crate::telemetry::metric::JOB_DURATION, "kind" => job.kind.clone())
+            .record(began.elapsed().as_secs_f64());
         self.finish(&job, outcome).await
     }
 
@@ -380,15 +394,68 @@ impl Runner {
             .await?;
         }
         txn.commit().await.map_err(ApiError::from_db)?;
+        if updated.rows_affected == 1 {
+            let outcome = match event {
+                "job.succeeded" => "succeeded",
+                "job.dead_lettered" => "dead",
+                _ => "retried",
+            };
+            metrics::counter!(
+                crate::telemetry::metric::JOB_OUTCOMES,
+                "kind" => job.kind.clone(),
+                "outcome" => outcome
+            )
+            .increment(1);
+        }
         Ok(())
+    }
+
+    /// Gives back the leases of this worker's running jobs, uncounted, for another worker
+    /// to take at once: what a worker that stops before its jobs finish does. (A job whose
+    /// handler still finishes afterwards records nothing: the lease is no longer this
+    /// worker's.)
+    pub async fn release_leases(&self) -> ApiResult<u64> {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let now = self.clock.now();
+        let released = job::Entity::update_many()
+            .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
+            .col_expr(
+                job::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .col_expr(job::Column::Worker, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::RunAt, Expr::value(now))
+            .col_expr(job::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                job::Column::Attempts,
+                Expr::col(job::Column::Attempts).sub(1),
+            )
+            .filter(job::Column::Worker.eq(self.worker.as_str()))
+            .filter(job::Column::State.eq(JobState::Running.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(ApiError::from_db)?;
+        Ok(released.rows_affected)
     }
 
     /// Runs this worker until the process ends: enqueues due schedules, claims and runs
     /// batches, and waits for a `NOTIFY` (PostgreSQL) or the poll interval between them.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.spawn_until(tokio::sync::watch::channel(false).1)
+    }
+
+    /// [`Runner::spawn`] until `stop` turns `true`: then it claims nothing more, and the
+    /// task ends once the batch it is running has finished.
+    pub fn spawn_until(
+        self: Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let wake = crate::notify::wake_on_notify(&self.db, NOTIFY_CHANNEL);
         tokio::spawn(async move {
             loop {
+                if *stop.borrow() {
+                    return;
+                }
                 if let Err(err) = super::schedule::enqueue_due(&self.db, self.clock.now()).await {
                     tracing::warn!(error = ?err, "enqueueing scheduled jobs failed");
                 }
@@ -400,6 +467,12 @@ impl Runner {
                 tokio::select! {
                     () = tokio::time::sleep(self.poll) => {}
                     () = wake.notified() => {}
+                    () = async {
+                        // A dropped sender never stops the worker.
+                        if stop.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
                 }
             }
         })

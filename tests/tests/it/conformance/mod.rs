@@ -253,6 +253,7 @@ impl Supergraph {
         let key = InternalTokenKey::new(b"0123456789abcdef0123456789abcdef");
         let clients = portal::http_clients(&urls, &key)?;
         let options = GatewayOptions {
+            rate_limiter: None,
             authentication: Authentication::anonymous_only(),
             limits: self.limits,
             subgraphs: SubgraphSettings {
