@@ -290,6 +290,13 @@ impl Gateway {
         let began = std::time::Instant::now();
         match self.start(request, caller, allowed).await {
             Ok(started) => {
+                // Names only: never the document or its variables.
+                let prepared = &started.operation.prepared;
+                let span = tracing::Span::current();
+                if let Some(name) = prepared.name.as_deref() {
+                    span.record("graphql.operation.name", name);
+                }
+                span.record("graphql.operation.type", prepared.kind.as_str());
                 let response = self.run(&started).await;
                 if !crate::metrics::operations_observed() {
                     return response;
@@ -322,6 +329,12 @@ impl Gateway {
 
     /// Runs a started operation to its response.
     pub(crate) async fn run(&self, started: &Started<'_>) -> Response {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("graphql.execute");
+        self.run_plan(started).instrument(span).await
+    }
+
+    async fn run_plan(&self, started: &Started<'_>) -> Response {
         let served = &started.served;
         let execution = Execution::new(
             &served.supergraph.index,
@@ -353,6 +366,10 @@ impl Gateway {
         let variant = supergraph.overrides.draw();
         let cached = supergraph.operations.get(&request.query, name);
         crate::metrics::plan_cache(cached.is_some());
+        let prepare_span = tracing::info_span!(
+            "graphql.prepare",
+            cache = if cached.is_some() { "hit" } else { "miss" }
+        );
         let operation = match cached {
             Some(operation) => operation,
             None => {
@@ -363,7 +380,9 @@ impl Gateway {
                 let operation_name = request.operation_name.clone();
                 let limits = self.limits.clone();
                 let labels = self.override_labels.clone();
+                let span = prepare_span.clone();
                 let prepared = tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
                     prepare(
                         &for_task.supergraph,
                         &query,
@@ -395,10 +414,13 @@ impl Gateway {
                 "GRAPHQL_VALIDATION_FAILED",
             )));
         }
-        let granted = self
-            .authorized_plan(&served, &operation, caller, variant)
-            .await
-            .map_err(Response::request_error)?;
+        drop(prepare_span);
+        let granted = tracing::Instrument::instrument(
+            self.authorized_plan(&served, &operation, caller, variant),
+            tracing::info_span!("graphql.authorize"),
+        )
+        .await
+        .map_err(Response::request_error)?;
         // The caller's grants (powers the subgraphs' row rules consult) go with the actor.
         let caller = match granted.grants {
             Some(grants) => {
@@ -693,8 +715,11 @@ fn prepare(
     limits: &Limits,
     (variant, labels): (Variant, &BTreeSet<String>),
 ) -> Result<CachedOperation, Vec<GraphQLError>> {
+    let validating = tracing::info_span!("graphql.validate").entered();
     let document = request::parse(query, limits.max_tokens).map_err(|e| vec![e])?;
     let prepared = request::prepare(&supergraph.api_schema, document, operation_name, limits)?;
+    drop(validating);
+    let _planning = tracing::info_span!("graphql.plan").entered();
     let plan = plan::plan(
         &supergraph.planner,
         &prepared.document,

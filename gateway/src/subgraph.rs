@@ -175,13 +175,25 @@ impl SubgraphSettings {
             ));
         };
         let began = std::time::Instant::now();
-        let span = tracing::info_span!("subgraph_fetch", subgraph = service);
+        let span = tracing::info_span!(
+            "subgraph_fetch",
+            otel.name = %format_args!("subgraph {service}"),
+            otel.kind = "client",
+            subgraph = service,
+            attempt = 1,
+            outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
         let answered = tracing::Instrument::instrument(
             tokio::time::timeout(self.timeout_for(service), call(client)),
-            span,
+            span.clone(),
         )
         .await
         .unwrap_or(Err(SubgraphError::Timeout));
+        span.record(
+            "outcome",
+            answered.as_ref().err().map_or("ok", SubgraphError::code),
+        );
         crate::metrics::subgraph_fetch(
             service,
             began,
@@ -262,6 +274,7 @@ impl SubgraphClient for HttpSubgraph {
                 .await
                 .map_err(classify)?;
             let status = sent.status().as_u16();
+            tracing::Span::current().record("http.response.status_code", status);
             let graphql_response = sent
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
@@ -319,7 +332,8 @@ impl HttpSubgraph {
             post = post.header(internal_token::HEADER, token);
         }
         // The subgraph's work joins the client's trace, as a child of this fetch.
-        post = post.header("traceparent", caller.meta.trace().child().header());
+        let trace = portal_kit::telemetry::current_trace().unwrap_or_else(|| caller.meta.trace());
+        post = post.header("traceparent", trace.header());
         if let Some(id) = &caller.meta.request_id {
             post = post.header("x-request-id", id);
         }

@@ -79,6 +79,7 @@ mod m0070_tenant_offboardings;
 mod m0071_policy_rules_tenant_offboarding;
 mod m0072_retention_settings;
 mod m0073_policy_rules_retention;
+mod m0074_job_traceparent;
 mod seed_rules;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -163,6 +164,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0071_policy_rules_tenant_offboarding::Migration),
             Box::new(m0072_retention_settings::Migration),
             Box::new(m0073_policy_rules_retention::Migration),
+            Box::new(m0074_job_traceparent::Migration),
         ]
     }
 }

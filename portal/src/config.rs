@@ -63,6 +63,30 @@ pub struct TelemetryConfig {
     /// so that balancers take the process out first (about two of their probe intervals).
     /// Env: `PORTAL_SHUTDOWN_DELAY_SECS`.
     pub shutdown_delay_secs: u64,
+    /// Export traces to this OpenTelemetry collector (OTLP over HTTP, e.g.
+    /// `http://collector:4318`); unset: nothing is exported. Env:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans (default `portal`, or `portal-<role>`). Env:
+    /// `OTEL_SERVICE_NAME`.
+    pub service_name: Option<String>,
+    /// Share of new traces exported, 0–1 (default 1); a caller's `traceparent` sampling
+    /// decision is followed. Env: `OTEL_TRACES_SAMPLER_ARG`.
+    pub trace_sample_ratio: f64,
+}
+
+impl TelemetryConfig {
+    /// Where spans go, for a process whose role is `role` (`None`: all-in-one).
+    pub fn trace_export(&self, role: Option<&str>) -> Option<crate::telemetry::TraceExport> {
+        let endpoint = self.otlp_endpoint.clone()?;
+        Some(crate::telemetry::TraceExport {
+            endpoint,
+            service: self.service_name.clone().unwrap_or_else(|| {
+                role.map_or_else(|| "portal".to_owned(), |r| format!("portal-{r}"))
+            }),
+            sample_ratio: self.trace_sample_ratio,
+        })
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -72,6 +96,9 @@ impl Default for TelemetryConfig {
             metrics_listen: None,
             shutdown_grace_secs: 25,
             shutdown_delay_secs: 0,
+            otlp_endpoint: None,
+            service_name: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -784,6 +811,23 @@ impl Config {
         }
         if let Some(url) = var("PORTAL_REDIS_URL") {
             self.gateway.rate_limits.redis_url = Some(url);
+        }
+        if let Some(endpoint) = var("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty()) {
+            self.telemetry.otlp_endpoint = Some(endpoint);
+        }
+        if let Some(name) = var("OTEL_SERVICE_NAME").filter(|n| !n.is_empty()) {
+            self.telemetry.service_name = Some(name);
+        }
+        if let Some(ratio) = var("OTEL_TRACES_SAMPLER_ARG") {
+            self.telemetry.trace_sample_ratio = ratio
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1".into(),
+                    )
+                })?;
         }
         if let Some(secs) = var("PORTAL_SHUTDOWN_DELAY_SECS") {
             self.telemetry.shutdown_delay_secs = secs.parse().map_err(|_| {

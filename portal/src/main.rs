@@ -240,7 +240,24 @@ async fn main() -> anyhow::Result<()> {
     portal::install_crypto_provider();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
-    portal::telemetry::init_logging(cli.log_format.unwrap_or(config.telemetry.log_format));
+    let role = match &cli.command {
+        Command::Serve { role, .. } => role.map(Role::name),
+        _ => None,
+    };
+    // Only serving processes export spans; commands log.
+    let export = matches!(cli.command, Command::Serve { .. })
+        .then(|| config.telemetry.trace_export(role))
+        .flatten();
+    let telemetry = portal::telemetry::init(
+        cli.log_format.unwrap_or(config.telemetry.log_format),
+        export.as_ref(),
+    )?;
+    let ran = run(cli, config).await;
+    telemetry.shutdown();
+    ran
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     portal_kit::db::set_sqlite_durability(config.database.sqlite_synchronous);
     match cli.command {
         Command::Serve {

@@ -36,23 +36,170 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the process's log subscriber: `RUST_LOG` filters (default: `info`, with the
-/// database drivers at `warn`); lines go to standard error.
-pub fn init_logging(format: LogFormat) {
+/// Where and how spans are exported (OTLP over HTTP, protobuf).
+#[derive(Clone, Debug)]
+pub struct TraceExport {
+    /// The collector's base URL (`http://collector:4318`); spans go to `/v1/traces`.
+    pub endpoint: String,
+    /// `service.name` of this process's spans.
+    pub service: String,
+    /// Share of new traces kept (0–1); a caller's sampling decision is followed.
+    pub sample_ratio: f64,
+}
+
+/// The process's telemetry pipeline; [`Telemetry::shutdown`] flushes spans not yet sent.
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still buffered (waits for the exporter, at most its timeout).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(err) = provider.force_flush()
+        {
+            tracing::warn!(%err, "flushing spans failed");
+        }
+    }
+
+    /// Flushes and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("stopping the span exporter failed: {err}");
+        }
+    }
+}
+
+/// Installs the process's subscriber: log lines to standard error in `format`, filtered by
+/// `RUST_LOG` (default: `info`, with the database drivers at `warn`), and — with `export`
+/// — spans exported over OTLP, each request's joined to its caller's trace.
+pub fn init(format: LogFormat, export: Option<&TraceExport>) -> anyhow::Result<Telemetry> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines
             .json()
             .with_current_span(false)
             .with_span_list(true)
             .flatten_event(true)
-            .init(),
+            .boxed(),
+    };
+    let (spans, provider) = match export {
+        Some(export) => {
+            let (layer, provider) = span_exporter(export)?;
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .with(filter)
+        .try_init()
+        .context("installing the log subscriber")?;
+    if let Some(export) = export {
+        portal_kit::telemetry::install_bridge(Box::new(OtelBridge));
+        tracing::info!(endpoint = %export.endpoint, service = %export.service, "exporting traces over OTLP");
     }
+    Ok(Telemetry { provider })
+}
+
+type SpanLayer<S> = tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>;
+
+/// The layer that turns spans into OpenTelemetry spans, and the provider that batches
+/// them to the collector (on a thread of its own).
+fn span_exporter<S>(
+    export: &TraceExport,
+) -> anyhow::Result<(SpanLayer<S>, opentelemetry_sdk::trace::SdkTracerProvider)>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use opentelemetry_sdk::trace::Sampler;
+    let endpoint = format!("{}/v1/traces", export.endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .context("the OTLP span exporter")?;
+    let ratio = export.sample_ratio.clamp(0.0, 1.0);
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            ratio,
+        ))))
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(export.service.clone())
+                .build(),
+        )
+        .build();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("portal"))
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false);
+    Ok((layer, provider))
+}
+
+/// Joins spans to OpenTelemetry traces for the kit ([`portal_kit::telemetry::TraceBridge`]).
+struct OtelBridge;
+
+impl portal_kit::telemetry::TraceBridge for OtelBridge {
+    fn adopt(
+        &self,
+        span: &tracing::Span,
+        parent: Option<portal_kit::telemetry::TraceContext>,
+    ) -> Option<portal_kit::telemetry::TraceContext> {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        if let Some(parent) = parent {
+            let flags = if parent.sampled() {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let remote = SpanContext::new(
+                TraceId::from_bytes(parent.trace_id_bytes()),
+                SpanId::from_bytes(parent.span_id_bytes()),
+                flags,
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        context_of(span)
+    }
+
+    fn current(&self) -> Option<portal_kit::telemetry::TraceContext> {
+        context_of(&tracing::Span::current())
+    }
+}
+
+fn context_of(span: &tracing::Span) -> Option<portal_kit::telemetry::TraceContext> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = span.context();
+    let otel = context.span();
+    let span_context = otel.span_context();
+    span_context.is_valid().then(|| {
+        portal_kit::telemetry::TraceContext::from_parts(
+            span_context.trace_id().to_bytes(),
+            span_context.span_id().to_bytes(),
+            span_context.is_sampled(),
+        )
+    })
 }
 
 /// Latency buckets (seconds) for every duration histogram: 1 ms to 30 s.

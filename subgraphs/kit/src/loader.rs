@@ -185,16 +185,23 @@ impl<Q: FetchByIds> Loader<(Uuid, Uuid)> for BatchLoader<Q> {
         &self,
         keys: &[(Uuid, Uuid)],
     ) -> Result<HashMap<(Uuid, Uuid), Q::Value>, ApiError> {
-        let mut found = HashMap::new();
-        for (tenant_id, ids) in group_by_tenant(keys) {
-            let values = Q::fetch(&self.db, tenant_id, ids).await?;
-            found.extend(
-                values
-                    .into_iter()
-                    .map(|(id, value)| ((tenant_id, id), value)),
-            );
-        }
-        Ok(found)
+        let span = batch_span::<Q>(keys.len());
+        tracing::Instrument::instrument(
+            async {
+                let mut found = HashMap::new();
+                for (tenant_id, ids) in group_by_tenant(keys) {
+                    let values = Q::fetch(&self.db, tenant_id, ids).await?;
+                    found.extend(
+                        values
+                            .into_iter()
+                            .map(|(id, value)| ((tenant_id, id), value)),
+                    );
+                }
+                Ok(found)
+            },
+            span,
+        )
+        .await
     }
 }
 
@@ -206,19 +213,26 @@ impl<Q: FetchPages> Loader<ParentPage> for BatchLoader<Q> {
         &self,
         keys: &[ParentPage],
     ) -> Result<HashMap<ParentPage, Page<Q::Row>>, ApiError> {
-        let mut found = HashMap::new();
-        for ((tenant_id, page), parents) in group_by_tenant_and_page(keys) {
-            let pages = Q::fetch(&self.db, tenant_id, &parents, page).await?;
-            found.extend(pages.into_iter().map(|(parent, rows)| {
-                let key = ParentPage {
-                    tenant_id,
-                    parent,
-                    page,
-                };
-                (key, rows)
-            }));
-        }
-        Ok(found)
+        let span = batch_span::<Q>(keys.len());
+        tracing::Instrument::instrument(
+            async {
+                let mut found = HashMap::new();
+                for ((tenant_id, page), parents) in group_by_tenant_and_page(keys) {
+                    let pages = Q::fetch(&self.db, tenant_id, &parents, page).await?;
+                    found.extend(pages.into_iter().map(|(parent, rows)| {
+                        let key = ParentPage {
+                            tenant_id,
+                            parent,
+                            page,
+                        };
+                        (key, rows)
+                    }));
+                }
+                Ok(found)
+            },
+            span,
+        )
+        .await
     }
 }
 
@@ -246,9 +260,22 @@ pub fn group_by_tenant_and_page(keys: &[ParentPage]) -> BTreeMap<(Uuid, PageRequ
 }
 
 /// The `DataLoader` of the batched query `Q` on `db`, spawning its batches on the tokio
-/// runtime: register one per query as schema data.
+/// runtime within the request's span: register one per query as schema data.
 pub fn batch_loader<Q>(db: &DatabaseConnection) -> DataLoader<BatchLoader<Q>> {
-    DataLoader::new(BatchLoader::new(db.clone()), tokio::spawn)
+    DataLoader::new(BatchLoader::new(db.clone()), crate::telemetry::spawn_traced)
+}
+
+/// The span of one batched query group: the query's name and how many keys it serves.
+fn batch_span<Q>(keys: usize) -> tracing::Span {
+    let full = std::any::type_name::<Q>();
+    let query = full.rsplit("::").next().unwrap_or(full);
+    tracing::info_span!(
+        "db.batch",
+        otel.name = %format_args!("db {query}"),
+        otel.kind = "client",
+        db.query = query,
+        keys,
+    )
 }
 
 /// The value of `id` in the caller's tenant, through the schema's

@@ -1,6 +1,6 @@
 //! What every part of the portal shares to be observable: the W3C trace context a request
 //! carries ([`TraceContext`]), the span each request's log lines are written in
-//! ([`request_span`]), and the names of the metrics it records ([`metric`]).
+//! ([`request_span`]), how spans join exported traces ([`TraceBridge`]), and the names of the metrics it records ([`metric`]).
 //!
 //! Metrics are recorded through the `metrics` facade: with no recorder installed (no
 //! metrics listener configured) a recording is a no-op.
@@ -98,6 +98,25 @@ impl TraceContext {
         self.sampled
     }
 
+    /// A context from its parts (an exporter's span context).
+    pub fn from_parts(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            sampled,
+        }
+    }
+
+    /// The trace id's bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span id's bytes.
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
     /// The `traceparent` header value for this context.
     pub fn header(&self) -> String {
         let mut out = String::with_capacity(55);
@@ -109,6 +128,71 @@ impl TraceContext {
             u8::from(self.sampled)
         );
         out
+    }
+}
+
+/// How spans join exported traces. The binary installs one when it exports traces
+/// (OpenTelemetry, `portal/src/telemetry.rs`); without one, trace contexts are propagated
+/// and logged, and nothing is exported.
+pub trait TraceBridge: Send + Sync {
+    /// Makes `span` a child of the remote `parent` (when given) and returns the span's own
+    /// context; `None` when the span is not exported.
+    fn adopt(&self, span: &tracing::Span, parent: Option<TraceContext>) -> Option<TraceContext>;
+
+    /// The context of the exported span the caller is in.
+    fn current(&self) -> Option<TraceContext>;
+}
+
+static BRIDGE: std::sync::OnceLock<Box<dyn TraceBridge>> = std::sync::OnceLock::new();
+
+/// Installs the process's [`TraceBridge`] (once; later calls are ignored).
+pub fn install_bridge(bridge: Box<dyn TraceBridge>) {
+    let _ = BRIDGE.set(bridge);
+}
+
+fn bridge() -> Option<&'static dyn TraceBridge> {
+    BRIDGE.get().map(|bridge| bridge.as_ref())
+}
+
+tokio::task_local! {
+    /// The trace of the request (or job) the task works for.
+    static CURRENT_TRACE: TraceContext;
+}
+
+/// The trace context of the work being done now: the current exported span's when traces
+/// are exported, else that of the request or job being served (`None` outside them).
+pub fn current_trace() -> Option<TraceContext> {
+    bridge()
+        .and_then(|bridge| bridge.current())
+        .or_else(|| CURRENT_TRACE.try_with(|trace| *trace).ok())
+}
+
+/// A span for work continuing `parent` (a remote caller's, or the request that enqueued a
+/// job): joined to the exported trace when there is one, and its context, which the span
+/// records as `trace_id`.
+pub fn adopt(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+    let trace = bridge()
+        .and_then(|bridge| bridge.adopt(span, parent))
+        .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |parent| parent.child()));
+    span.record("trace_id", tracing::field::display(trace.trace_id()));
+    trace
+}
+
+/// Runs `future` as work of `trace` ([`current_trace`] answers it inside).
+pub async fn in_trace<F: std::future::Future>(trace: TraceContext, future: F) -> F::Output {
+    CURRENT_TRACE.scope(trace, future).await
+}
+
+/// Spawns `future` on the runtime as part of the caller's span and trace (what a
+/// DataLoader spawns its batches with, so its queries belong to the request).
+pub fn spawn_traced(
+    future: futures::future::BoxFuture<'static, ()>,
+) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument as _;
+    let span = tracing::Span::current();
+    match CURRENT_TRACE.try_with(|trace| *trace) {
+        Ok(trace) => tokio::spawn(CURRENT_TRACE.scope(trace, future).instrument(span)),
+        Err(_) => tokio::spawn(future.instrument(span)),
     }
 }
 
@@ -169,11 +253,21 @@ pub async fn observe(
     } else {
         String::new()
     };
-    let context = RequestContext::from_headers(request.headers());
-    let span = request_span("http", &context.request_id, &context.trace);
+    let mut context = RequestContext::from_headers(request.headers());
+    let span = request_span(&request, &context.request_id);
+    let incoming = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    context.trace = adopt(&span, incoming);
+    let trace = context.trace;
     let id = axum::http::HeaderValue::from_str(&context.request_id).ok();
     request.extensions_mut().insert(context);
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = in_trace(trace, next.run(request))
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", response.status().as_u16());
     if let Some(id) = id {
         response.headers_mut().entry("x-request-id").or_insert(id);
     }
@@ -189,13 +283,25 @@ pub async fn observe(
 }
 
 /// The span a request's work is done in: every log line written inside it carries the
-/// request id and the trace id (the JSON log format writes them as fields of the line).
-pub fn request_span(kind: &'static str, request_id: &str, trace: &TraceContext) -> tracing::Span {
+/// request id and the trace id (recorded by [`adopt`]); as an exported span, a server
+/// span named after the method and route, with the GraphQL operation's name and type
+/// recorded by the gateway. Never a variable, header or token.
+pub fn request_span(request: &axum::extract::Request, request_id: &str) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str());
     tracing::info_span!(
         "request",
-        kind,
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
         request_id = %request_id,
-        trace_id = %trace.trace_id(),
+        trace_id = tracing::field::Empty,
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
     )
 }
 

@@ -104,6 +104,7 @@ async fn old_job(
         created_at: Set(at),
         updated_at: Set(at),
         finished_at: Set(finished.then_some(at)),
+        traceparent: Set(None),
     }
     .insert(&portal.db)
     .await?;

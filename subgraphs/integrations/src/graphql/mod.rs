@@ -78,7 +78,7 @@ pub fn build_schema(
         .data(feed)
         .data(async_graphql::dataloader::DataLoader::new(
             VisibilityLoader::new(references.clone(), "Account"),
-            tokio::spawn,
+            portal_kit::telemetry::spawn_traced,
         ))
         .data(references)
         .data(db)

@@ -161,6 +161,8 @@ pub async fn enqueue<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
+        // The job's spans join the trace of the work that enqueued it.
+        traceparent: Set(crate::telemetry::current_trace().map(|trace| trace.header())),
     };
     let inserted = job::Entity::insert(row)
         .on_conflict(

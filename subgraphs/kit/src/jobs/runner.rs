@@ -278,14 +278,23 @@ impl Runner {
         let began = std::time::Instant::now();
         let span = tracing::info_span!(
             "job",
+            otel.name = %format_args!("job {}", job.kind),
+            otel.kind = "consumer",
             job_id = %job.id,
             kind = %job.kind,
             attempt = job.attempts,
             tenant_id = job.tenant_id.map(tracing::field::display),
+            trace_id = tracing::field::Empty,
         );
+        // The job continues the trace of the request that enqueued it.
+        let enqueued_by = job
+            .traceparent
+            .as_deref()
+            .and_then(crate::telemetry::TraceContext::parse);
+        let trace = crate::telemetry::adopt(&span, enqueued_by);
         // A panicking handler is a failed attempt, not a lost job.
         let outcome = tokio::spawn(tracing::Instrument::instrument(
-            async move { handler.run(&context).await },
+            crate::telemetry::in_trace(trace, async move { handler.run(&context).await }),
             span,
         ))
         .await

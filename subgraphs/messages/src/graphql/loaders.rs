@@ -66,7 +66,7 @@ pub struct UnreadCounts {
 impl UnreadCounts {
     /// The loader over `db`.
     pub fn loader(db: &DatabaseConnection) -> DataLoader<Self> {
-        DataLoader::new(Self { db: db.clone() }, tokio::spawn)
+        DataLoader::new(Self { db: db.clone() }, portal_kit::telemetry::spawn_traced)
     }
 }
 
