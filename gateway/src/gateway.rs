@@ -259,13 +259,13 @@ impl Gateway {
         if let Ok(permit) = self.admission.try_acquire() {
             return Some(Admitted::new(permit));
         }
-        let began = std::time::Instant::now();
-        crate::metrics::Admission::waiting();
+        // Counted while it waits, also when the client gives up (the future is dropped).
+        let waiting = crate::metrics::Waiting::start();
         let permit = tokio::time::timeout(wait, self.admission.acquire())
             .await
             .ok()
             .and_then(Result::ok);
-        crate::metrics::Admission::waited(began.elapsed(), permit.is_some());
+        waiting.end(permit.is_some());
         permit.map(Admitted::new)
     }
 
@@ -303,7 +303,8 @@ impl Gateway {
                 }
                 let prepared = &started.operation.prepared;
                 crate::metrics::operation(
-                    self.operation_names.label(prepared.name.as_deref()),
+                    self.operation_names
+                        .label(prepared.name.as_deref(), caller.actor.id.is_some()),
                     prepared.kind.as_str(),
                     crate::metrics::outcome(&response),
                     began.elapsed(),

@@ -38,8 +38,9 @@ impl OperationNames {
 
     /// The label for the operation `name` of a valid document: the name itself while
     /// there is room (or it already has one), `other` once the set is full, `anonymous`
-    /// for an unnamed operation.
-    pub fn label(&self, name: Option<&str>) -> String {
+    /// for an unnamed operation. Only `authenticated` callers add names, so that
+    /// anonymous traffic cannot fill the set with names of its own.
+    pub fn label(&self, name: Option<&str>, authenticated: bool) -> String {
         let Some(name) = name else {
             return "anonymous".to_owned();
         };
@@ -47,7 +48,7 @@ impl OperationNames {
         if known.contains(name) {
             return name.to_owned();
         }
-        if known.len() < self.capacity {
+        if authenticated && known.len() < self.capacity {
             known.insert(name.to_owned());
             return name.to_owned();
         }
@@ -133,39 +134,59 @@ pub fn auth_failure(reason: &'static str) {
     portal_kit::telemetry::auth_failure(reason);
 }
 
-/// The number of subscriptions open now.
-pub fn subscriptions(open: usize) {
+/// A subscription opened (`+1`) or ended (`-1`).
+pub fn subscriptions(change: f64) {
     if !portal_kit::telemetry::metrics_on() {
         return;
     }
-    gauge!(metric::SUBSCRIPTIONS).set(open as f64);
+    gauge!(metric::SUBSCRIPTIONS).increment(change);
 }
 
-/// Admission to an execution slot: a request starts waiting, and is let in (after
-/// `waited`) or turned away.
-pub struct Admission;
+/// A request waiting for an execution slot: counted in `portal_admission_waiting` until
+/// it ends or is dropped (a client that gave up).
+pub struct Waiting {
+    began: Instant,
+    ended: bool,
+}
 
-impl Admission {
-    /// A request starts waiting for a slot.
-    pub fn waiting() {
-        if !portal_kit::telemetry::metrics_on() {
-            return;
+impl Waiting {
+    /// A request starts waiting.
+    pub fn start() -> Self {
+        if portal_kit::telemetry::metrics_on() {
+            gauge!(metric::ADMISSION_WAITING).increment(1.0);
         }
-        gauge!(metric::ADMISSION_WAITING).increment(1.0);
+        Self {
+            began: Instant::now(),
+            ended: false,
+        }
     }
 
-    /// The request stopped waiting: admitted after `waited`, or not.
-    pub fn waited(waited: Duration, admitted: bool) {
+    /// It stopped waiting: admitted, or turned away.
+    pub fn end(mut self, admitted: bool) {
+        self.ended = true;
         if !portal_kit::telemetry::metrics_on() {
             return;
         }
         gauge!(metric::ADMISSION_WAITING).decrement(1.0);
-        histogram!(metric::ADMISSION_WAIT).record(waited.as_secs_f64());
+        histogram!(metric::ADMISSION_WAIT).record(self.began.elapsed().as_secs_f64());
         if !admitted {
             counter!(metric::ADMISSION_REJECTED).increment(1);
         }
     }
+}
 
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.ended && portal_kit::telemetry::metrics_on() {
+            gauge!(metric::ADMISSION_WAITING).decrement(1.0);
+        }
+    }
+}
+
+/// Operations holding an execution slot (`portal_admission_running`).
+pub struct Admission;
+
+impl Admission {
     /// An operation took an execution slot.
     pub fn started() {
         if !portal_kit::telemetry::metrics_on() {
@@ -190,10 +211,12 @@ mod tests {
     #[test]
     fn operation_names_beyond_the_capacity_are_grouped() {
         let names = OperationNames::new(2);
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(Some("B")), "B");
-        assert_eq!(names.label(Some("C")), "other");
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(None), "anonymous");
+        assert_eq!(names.label(Some("X"), false), "other");
+        assert_eq!(names.label(Some("A"), true), "A");
+        assert_eq!(names.label(Some("A"), false), "A");
+        assert_eq!(names.label(Some("B"), true), "B");
+        assert_eq!(names.label(Some("C"), true), "other");
+        assert_eq!(names.label(Some("A"), true), "A");
+        assert_eq!(names.label(None, true), "anonymous");
     }
 }

@@ -220,7 +220,13 @@ pub struct Redis {
     script: redis::Script,
     fallback: Local,
     prefix: String,
+    /// While Redis fails, checks skip it until this instant (a circuit breaker: no
+    /// per-request wait and no per-request warning during an outage).
+    open_until: Mutex<Option<Instant>>,
 }
+
+/// How long the breaker keeps Redis out after a failure.
+const BREAKER: Duration = Duration::from_secs(5);
 
 /// How long a limit check waits for Redis before the process's own limiter decides.
 const REDIS_PATIENCE: Duration = Duration::from_millis(50);
@@ -241,13 +247,39 @@ impl Redis {
             script: redis::Script::new(SCRIPT),
             fallback: Local::default(),
             prefix: prefix.to_owned(),
+            open_until: Mutex::new(None),
         })
+    }
+}
+
+impl Redis {
+    /// Redis failed: this process decides, and keeps deciding for [`BREAKER`].
+    fn trip(&self, why: &str, key: &str, quota: Quota) -> Decision {
+        let mut open = self.open_until.lock();
+        if open.is_none_or(|until| Instant::now() >= until) {
+            tracing::warn!(
+                reason = why,
+                "rate limit checks in Redis failed; this process decides alone for 5 s"
+            );
+        }
+        *open = Some(Instant::now() + BREAKER);
+        drop(open);
+        metrics::counter!(portal_kit::telemetry::metric::RATE_LIMIT_FALLBACKS).increment(1);
+        self.fallback.decide(key, quota)
     }
 }
 
 impl Store for Redis {
     fn check<'a>(&'a self, key: &'a str, quota: Quota) -> BoxFuture<'a, Decision> {
         Box::pin(async move {
+            if self
+                .open_until
+                .lock()
+                .is_some_and(|until| Instant::now() < until)
+            {
+                metrics::counter!(portal_kit::telemetry::metric::RATE_LIMIT_FALLBACKS).increment(1);
+                return self.fallback.decide(key, quota);
+            }
             let mut connection = self.connection.clone();
             let mut invocation = self.script.key(format!("{}{key}", self.prefix));
             invocation.arg(quota.interval_ms()).arg(quota.burst());
@@ -264,20 +296,8 @@ impl Store for Redis {
                 Ok(Ok((_, retry_ms, _))) => Decision::Limited {
                     retry_after: Duration::from_millis(u64::try_from(retry_ms.max(0)).unwrap_or(0)),
                 },
-                Ok(Err(err)) => {
-                    tracing::warn!(%err, "rate limit check in Redis failed; this process decides");
-                    metrics::counter!(portal_kit::telemetry::metric::RATE_LIMIT_FALLBACKS)
-                        .increment(1);
-                    self.fallback.decide(key, quota)
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "Redis did not answer a rate limit check in time; this process decides"
-                    );
-                    metrics::counter!(portal_kit::telemetry::metric::RATE_LIMIT_FALLBACKS)
-                        .increment(1);
-                    self.fallback.decide(key, quota)
-                }
+                Ok(Err(err)) => self.trip(&err.to_string(), key, quota),
+                Err(_) => self.trip("no answer within 50 ms", key, quota),
             }
         })
     }
@@ -390,10 +410,12 @@ impl Limiter {
 /// sustained rate).
 pub fn policy_header(scope: Scope, quota: Quota) -> String {
     let window = (quota.burst() / quota.per_second.max(1e-3)).ceil().max(1.0);
+    // What the window really admits: the burst, or the sustained rate over it if more.
+    let admitted = (quota.per_second * window).floor().max(quota.burst());
     format!(
         "\"{}\";q={};w={}",
         scope.name(),
-        quota.burst.max(1),
+        admitted as u64,
         window as u64
     )
 }
@@ -406,6 +428,25 @@ pub fn limit_header(scope: Scope, remaining: u32, reset: Duration) -> String {
         remaining,
         reset.as_secs_f64().ceil() as u64
     )
+}
+
+/// The key a client address is limited under: an IPv4 address itself (IPv4-mapped IPv6
+/// addresses too), an IPv6 address by its /64 — a host is given a whole /64 and could
+/// otherwise use a fresh address, and a fresh limit, for every request.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let segments = v6.segments();
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                )
+            }
+        },
+    }
 }
 
 /// Whole seconds to wait (`Retry-After`), at least one.
@@ -497,8 +538,24 @@ mod tests {
     }
 
     #[test]
+    fn addresses_are_keyed_by_host_or_by_ipv6_prefix() {
+        let key =
+            |ip: &str| address_key(ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])));
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
+    #[test]
     fn headers_follow_the_draft() {
-        assert_eq!(policy_header(Scope::User, QUOTA), "\"user\";q=3;w=1");
+        assert_eq!(policy_header(Scope::User, QUOTA), "\"user\";q=10;w=1");
+        let slow = Quota {
+            per_second: 0.5,
+            burst: 3,
+        };
+        assert_eq!(policy_header(Scope::User, slow), "\"user\";q=3;w=6");
         assert_eq!(
             limit_header(Scope::User, 2, Duration::from_millis(250)),
             "\"user\";r=2;t=1"

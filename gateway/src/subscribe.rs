@@ -71,8 +71,8 @@ impl OpenSubscriptions {
         if self.total.load(Ordering::Acquire) >= limits.max_subscriptions {
             return Err(too_many("on this gateway"));
         }
-        let open = self.total.fetch_add(1, Ordering::AcqRel) + 1;
-        crate::metrics::subscriptions(open);
+        self.total.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::subscriptions(1.0);
         if let Some(principal) = &principal {
             *by_principal.entry(principal.clone()).or_default() += 1;
         }
@@ -91,12 +91,8 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let open = self
-            .open
-            .total
-            .fetch_sub(1, Ordering::AcqRel)
-            .saturating_sub(1);
-        crate::metrics::subscriptions(open);
+        self.open.total.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::subscriptions(-1.0);
         if let Some(principal) = &self.principal {
             let mut by_principal = self.open.by_principal.lock();
             if let Some(count) = by_principal.get_mut(principal) {

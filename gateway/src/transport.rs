@@ -414,7 +414,10 @@ async fn authenticated(
 /// The limits an authenticated caller is counted against: its API key or its user, and
 /// its tenant. Components acting for someone absent (delegated credentials: the portal's
 /// own workers) are not limited.
-fn principal_limits(actor: &portal_kit::Actor, headers: &HeaderMap) -> Vec<(Scope, String)> {
+pub(crate) fn principal_limits(
+    actor: &portal_kit::Actor,
+    headers: &HeaderMap,
+) -> Vec<(Scope, String)> {
     use sha2::Digest;
     if actor.delegation.is_some() {
         return Vec::new();
@@ -465,26 +468,30 @@ async fn limit_address(
         return Ok(());
     };
     limiter
-        .check(&[(Scope::Ip, ip.to_string())])
+        .check(&[(Scope::Ip, crate::rate_limit::address_key(ip))])
         .await
         .map(|_| ())
         .map_err(|refusal| too_many_requests(refusal, ""))
 }
 
+/// The error a request refused by a rate limit gets.
+pub(crate) fn rate_limited_error(refusal: &Refusal) -> GraphQLError {
+    let retry = crate::rate_limit::retry_after_secs(refusal.retry_after);
+    GraphQLError::new(
+        format!(
+            "too many requests for this {}; retry in {retry} s",
+            refusal.scope.name().replace('_', " ")
+        ),
+        "RATE_LIMITED",
+    )
+    .with_extension("scope", Value::from(refusal.scope.name()))
+    .with_extension("retryAfter", Value::from(retry))
+}
+
 /// `429 Too Many Requests` with `Retry-After` and the limit's `RateLimit` headers.
 fn too_many_requests(refusal: Refusal, request_id: &str) -> HttpResponse {
     let retry = crate::rate_limit::retry_after_secs(refusal.retry_after);
-    let response = Response::request_error(
-        GraphQLError::new(
-            format!(
-                "too many requests for this {}; retry in {retry} s",
-                refusal.scope.name().replace('_', " ")
-            ),
-            "RATE_LIMITED",
-        )
-        .with_extension("scope", Value::from(refusal.scope.name()))
-        .with_extension("retryAfter", Value::from(retry)),
-    );
+    let response = Response::request_error(rate_limited_error(&refusal));
     let mut http = (StatusCode::TOO_MANY_REQUESTS, axum::Json(response)).into_response();
     let headers = http.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));

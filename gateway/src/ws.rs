@@ -411,6 +411,24 @@ async fn open(
         .authenticate(&credentials)
         .await
         .map_err(|error| vec![error])?;
+    // Each operation on a socket counts against the same limits as a request would.
+    if let Some(limiter) = &state.rate_limiter {
+        let mut checks = crate::transport::principal_limits(&actor, &credentials);
+        if let Some(ip) = &meta.source_ip {
+            checks.insert(
+                0,
+                (
+                    crate::rate_limit::Scope::Ip,
+                    ip.parse()
+                        .map(crate::rate_limit::address_key)
+                        .unwrap_or_else(|_| ip.clone()),
+                ),
+            );
+        }
+        if let Err(refusal) = limiter.check(&checks).await {
+            return Err(vec![crate::transport::rate_limited_error(&refusal)]);
+        }
+    }
     let caller = Caller { actor, meta };
     state
         .gateway

@@ -79,29 +79,39 @@ pub fn init(format: LogFormat, export: Option<&TraceExport>) -> anyhow::Result<T
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into());
+    // Each layer filters for itself: `RUST_LOG=warn` quiets the lines, not the traces.
+    // (The request and job spans are created at ERROR level, so that every line keeps
+    // its request and trace ids whatever the level.)
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into())
+    };
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let lines = match format {
-        LogFormat::Text => lines.boxed(),
+        LogFormat::Text => lines.with_filter(filter()).boxed(),
         LogFormat::Json => lines
             .json()
             .with_current_span(false)
             .with_span_list(true)
             .flatten_event(true)
+            .with_filter(filter())
             .boxed(),
     };
     let (spans, provider) = match export {
         Some(export) => {
             let (layer, provider) = span_exporter(export)?;
-            (Some(layer), Some(provider))
+            // The portal's spans; not the HTTP and database libraries' own (nor the
+            // exporter's, which would trace itself).
+            let traced = tracing_subscriber::EnvFilter::new(
+                "info,sqlx=off,sea_orm=off,hyper=off,hyper_util=off,h2=off,reqwest=off,tower=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off",
+            );
+            (Some(layer.with_filter(traced)), Some(provider))
         }
         None => (None, None),
     };
     tracing_subscriber::registry()
         .with(lines)
         .with(spans)
-        .with(filter)
         .try_init()
         .context("installing the log subscriber")?;
     if let Some(export) = export {
@@ -303,6 +313,14 @@ fn describe() {
         metric::WEBHOOK_DELIVERIES,
         "Webhook delivery attempts by outcome"
     );
+    describe_counter!(
+        metric::RATE_LIMITED,
+        "Requests refused by a rate limit, by scope"
+    );
+    describe_counter!(
+        metric::RATE_LIMIT_FALLBACKS,
+        "Rate limit checks decided by this process because Redis did not answer"
+    );
 }
 
 /// Reads gauges of state kept elsewhere (the database, the pool) when metrics are
@@ -453,7 +471,16 @@ pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send +
 pub struct Readiness {
     checks: Vec<(String, Check)>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// The last answer, reused for a second: probes from many balancers cost one round of
+    /// checks.
+    last: Arc<std::sync::Mutex<Option<Checked>>>,
 }
+
+/// When a round of checks ran, and the checks that failed.
+type Checked = (std::time::Instant, Vec<String>);
+
+/// How long one round of readiness checks answers for.
+const READY_FOR: Duration = Duration::from_secs(1);
 
 impl Readiness {
     /// Also checks `name` with `check`.
@@ -528,22 +555,37 @@ async fn ready(State(readiness): State<Arc<Readiness>>) -> Response {
         .stopping
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        return unready(vec![("process".to_owned(), "shutting down".to_owned())]);
+        return unready(&["process".to_owned()], "shutting down");
     }
-    let checks = readiness.checks.iter().map(|(name, check)| async move {
-        let result = tokio::time::timeout(Duration::from_secs(3), check())
-            .await
-            .unwrap_or_else(|_| Err("no answer within 3 s".to_owned()));
-        (name.clone(), result)
-    });
-    let failed: Vec<(String, String)> = futures::future::join_all(checks)
-        .await
-        .into_iter()
-        .filter_map(|(name, result)| result.err().map(|err| (name, err)))
-        .collect();
-    for (name, why) in &failed {
-        tracing::warn!(check = %name, reason = %why, "not ready");
-    }
+    let cached = readiness
+        .last
+        .lock()
+        .ok()
+        .and_then(|last| last.clone())
+        .filter(|(at, _)| at.elapsed() < READY_FOR);
+    let failed = match cached {
+        Some((_, failed)) => failed,
+        None => {
+            let checks = readiness.checks.iter().map(|(name, check)| async move {
+                let result = tokio::time::timeout(Duration::from_secs(3), check())
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 3 s".to_owned()));
+                (name.clone(), result)
+            });
+            let mut failed = Vec::new();
+            for (name, result) in futures::future::join_all(checks).await {
+                if let Err(why) = result {
+                    // The reasons (addresses, driver errors) go to the log, not to callers.
+                    tracing::warn!(check = %name, reason = %why, "not ready");
+                    failed.push(name);
+                }
+            }
+            if let Ok(mut last) = readiness.last.lock() {
+                *last = Some((std::time::Instant::now(), failed.clone()));
+            }
+            failed
+        }
+    };
     if failed.is_empty() {
         return (
             [(header::CACHE_CONTROL, "no-store")],
@@ -551,13 +593,13 @@ async fn ready(State(readiness): State<Arc<Readiness>>) -> Response {
         )
             .into_response();
     }
-    unready(failed)
+    unready(&failed, "unavailable")
 }
 
-fn unready(failed: Vec<(String, String)>) -> Response {
+fn unready(failed: &[String], why: &str) -> Response {
     let failed: serde_json::Map<String, serde_json::Value> = failed
-        .into_iter()
-        .map(|(name, why)| (name, serde_json::Value::from(why)))
+        .iter()
+        .map(|name| (name.clone(), serde_json::Value::from(why)))
         .collect();
     (
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,8 @@
 //! Faults the portal must survive without losing what it acknowledged: PostgreSQL restarting
 //! under write load. The test runs a private PostgreSQL cluster of its own (`initdb`,
 //! `pg_ctl`) — never the shared server other tests use — and an all-in-one `portal`
-//! process on it; while clients keep creating threads, the cluster is restarted. The pool
+//! process on it; while clients keep creating threads, the cluster is restarted as if it
+//! crashed (an immediate shutdown). The pool
 //! recovers (writes succeed again after the restart), and every thread whose creation was
 //! acknowledged is in the database afterwards, checked by id.
 
@@ -114,7 +115,7 @@ impl Cluster {
             .arg(&self.data)
             .arg("-l")
             .arg(&log)
-            .args(["-o", &options, "-w", "-t", "60", "-m", "fast"])
+            .args(["-o", &options, "-w", "-t", "60"])
             .args(action)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -135,7 +136,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.ctl(&["stop"]);
+        let _ = self.ctl(&["stop", "-m", "fast"]);
     }
 }
 
@@ -264,9 +265,10 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() -> anyhow::
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Restart the cluster under load (a fast shutdown: connections are cut).
+    // Restart the cluster under load as if it crashed (an immediate shutdown: no
+    // checkpoint, connections cut; it recovers from its WAL at start).
     let restarted_at = Instant::now();
-    cluster.ctl(&["restart"])?;
+    cluster.ctl(&["restart", "-m", "immediate"])?;
     let back = Instant::now();
 
     // The pool recovers: writes are acknowledged again after the restart.
@@ -308,6 +310,7 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() -> anyhow::
             .any(|(at, _)| *at < restarted_at),
         "writes before the restart"
     );
+    assert!(outcomes.refused > 0, "the restart interrupted nothing");
 
     // Every acknowledged thread is in the database.
     use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};

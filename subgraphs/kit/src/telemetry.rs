@@ -291,7 +291,8 @@ pub fn request_span(request: &axum::extract::Request, request_id: &str) -> traci
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or("unmatched", |path| path.as_str());
-    tracing::info_span!(
+    // ERROR level: always enabled, so that lines at any level carry the request's ids.
+    tracing::error_span!(
         "request",
         otel.name = %format_args!("{} {route}", request.method()),
         otel.kind = "server",

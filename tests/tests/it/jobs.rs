@@ -642,7 +642,8 @@ async fn a_stopping_worker_claims_nothing_more_and_gives_back_the_leases_it_hold
         JobState::Queued
     );
 
-    // The grace period is over: the lease goes back, uncounted, due at once.
+    // The grace period is over: the handler is stopped, the lease goes back, due at once
+    // (the attempt counts).
     let released = worker
         .release_leases()
         .await
@@ -650,11 +651,11 @@ async fn a_stopping_worker_claims_nothing_more_and_gives_back_the_leases_it_hold
     assert_eq!(released, 1);
     let back = state(&db, id).await?;
     assert_eq!(JobState::from_db(&back.state), JobState::Queued);
-    assert_eq!(back.attempts, 0);
+    assert_eq!(back.attempts, 1);
     assert!(back.worker.is_none() && back.lease_until.is_none());
     assert!(back.run_at <= clock.now());
 
-    // Another worker takes both at once; the stopped one's late finish records nothing.
+    // Another worker takes both at once; the stopped worker records nothing more.
     let recorder = Arc::new(Recorder::default());
     let other = Arc::new(Runner::new(db.clone(), shared).handle("test.gated", recorder.clone()));
     assert_eq!(
@@ -664,13 +665,21 @@ async fn a_stopping_worker_claims_nothing_more_and_gives_back_the_leases_it_hold
             .map_err(|e| anyhow::anyhow!(e.message()))?,
         2
     );
-    gated.gate.notify_waiters();
     task.await?;
-    for job in [id, second] {
+    assert_eq!(gated.started.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for (job, attempts) in [(id, 2), (second, 1)] {
         let done = state(&db, job).await?;
         assert_eq!(JobState::from_db(&done.state), JobState::Succeeded);
-        assert_eq!(done.attempts, 1);
+        assert_eq!(done.attempts, attempts);
     }
+    // One outcome per job: the stopped handler's attempt recorded none.
+    let finished = portal_entities::platform::domain_event::Entity::find()
+        .all(&db)
+        .await?
+        .into_iter()
+        .filter(|e| e.event_type == "job.succeeded" || e.event_type == "job.failed")
+        .count();
+    assert_eq!(finished, 2);
     db.close().await?;
     test_db.cleanup().await;
     Ok(())

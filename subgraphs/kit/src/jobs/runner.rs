@@ -112,6 +112,8 @@ pub struct Runner {
     lease: Duration,
     batch: u64,
     poll: std::time::Duration,
+    /// The handlers running now, to stop them when their leases are given back.
+    running: parking_lot::Mutex<HashMap<Uuid, tokio::task::AbortHandle>>,
 }
 
 impl Runner {
@@ -126,6 +128,7 @@ impl Runner {
             lease: Duration::seconds(30),
             batch: 16,
             poll: std::time::Duration::from_millis(250),
+            running: Default::default(),
         }
     }
 
@@ -276,7 +279,8 @@ impl Runner {
         };
         let heartbeat = self.clone().heartbeat(job.id);
         let began = std::time::Instant::now();
-        let span = tracing::info_span!(
+        // ERROR level: always enabled, like the request span (see `telemetry`).
+        let span = tracing::error_span!(
             "job",
             otel.name = %format_args!("job {}", job.kind),
             otel.kind = "consumer",
@@ -292,14 +296,21 @@ impl Runner {
             .as_deref()
             .and_then(crate::telemetry::TraceContext::parse);
         let trace = crate::telemetry::adopt(&span, enqueued_by);
-        // A panicking handler is a failed attempt, not a lost job.
-        let outcome = tokio::spawn(tracing::Instrument::instrument(
+        let task = tokio::spawn(tracing::Instrument::instrument(
             crate::telemetry::in_trace(trace, async move { handler.run(&context).await }),
             span,
-        ))
-        .await
-        .unwrap_or_else(|err| Err(JobError::Retry(format!("the handler panicked: {err}"))));
+        ));
+        self.running.lock().insert(job.id, task.abort_handle());
+        let joined = task.await;
+        self.running.lock().remove(&job.id);
         heartbeat.abort();
+        let outcome = match joined {
+            Ok(outcome) => outcome,
+            // Stopped by `release_leases`: its lease was given back, nothing to record.
+            Err(err) if err.is_cancelled() => return Ok(()),
+            // A panicking handler is a failed attempt, not a lost job.
+            Err(err) => Err(JobError::Retry(format!("the handler panicked: {err}"))),
+        };
         metrics::histogram!(crate::telemetry::metric::JOB_DURATION, "kind" => job.kind.clone())
             .record(began.elapsed().as_secs_f64());
         self.finish(&job, outcome).await
@@ -419,12 +430,16 @@ impl Runner {
         Ok(())
     }
 
-    /// Gives back the leases of this worker's running jobs, uncounted, for another worker
-    /// to take at once: what a worker that stops before its jobs finish does. (A job whose
-    /// handler still finishes afterwards records nothing: the lease is no longer this
-    /// worker's.)
+    /// Stops this worker's running handlers and gives their leases back, for another
+    /// worker to take at once: what a worker that stops before its jobs finish does. The
+    /// attempt counts (a job that never finishes within a shutdown's grace period is
+    /// dead-lettered after its attempts, not retried for ever); jobs are at least once, so
+    /// a stopped handler's work is done again by the next one.
     pub async fn release_leases(&self) -> ApiResult<u64> {
-        use sea_orm::sea_query::{Expr, ExprTrait};
+        use sea_orm::sea_query::Expr;
+        for (_, handler) in self.running.lock().drain() {
+            handler.abort();
+        }
         let now = self.clock.now();
         let released = job::Entity::update_many()
             .col_expr(job::Column::State, Expr::value(JobState::Queued.as_str()))
@@ -435,10 +450,6 @@ impl Runner {
             .col_expr(job::Column::Worker, Expr::value(Option::<String>::None))
             .col_expr(job::Column::RunAt, Expr::value(now))
             .col_expr(job::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                job::Column::Attempts,
-                Expr::col(job::Column::Attempts).sub(1),
-            )
             .filter(job::Column::Worker.eq(self.worker.as_str()))
             .filter(job::Column::State.eq(JobState::Running.as_str()))
             .exec(&self.db)
