@@ -34,6 +34,7 @@ mod notifications;
 mod offboarding;
 mod policy;
 mod privacy;
+mod rate_limits;
 mod rbac;
 mod recovery;
 mod references;
