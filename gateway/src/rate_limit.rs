@@ -128,6 +128,8 @@ pub trait Store: Send + Sync {
 /// State in this process: per-process limits (with N replicas, N times the limit).
 pub struct Local {
     shards: Vec<Mutex<HashMap<String, f64>>>,
+    /// Spreads keys over the shards.
+    hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
 }
 
@@ -139,6 +141,7 @@ impl Default for Local {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
             epoch: Instant::now(),
         }
     }
@@ -149,10 +152,8 @@ impl Local {
     pub fn decide(&self, key: &str, quota: Quota) -> Decision {
         let now_ms = self.epoch.elapsed().as_secs_f64() * 1e3;
         let shard = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = FixedHasher::default();
-            key.hash(&mut hasher);
-            (hasher.finish() as usize) % SHARDS
+            use std::hash::BuildHasher as _;
+            (self.hasher.hash_one(key) as usize) % SHARDS
         };
         let mut map = self.shards[shard].lock();
         if map.len() >= SWEEP_AT {
@@ -163,29 +164,6 @@ impl Local {
             map.insert(key.to_owned(), tat);
         }
         decision
-    }
-}
-
-/// FNV-1a: spreads keys over shards (not a defence against anything).
-#[derive(Default)]
-struct FixedHasher(u64);
-
-impl std::hash::Hasher for FixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, wait_healthy};
+use common::{free_port, value_after, wait_healthy};
 use serde_json::{Value, json};
 
 /// The newest PostgreSQL server binaries installed (Debian's layout), if any.
@@ -197,14 +197,7 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() -> anyhow::
         .lines()
         .find(|l| l.contains("carol@acme.example") && l.contains("x-portal-user-id:"))
         .ok_or_else(|| anyhow::anyhow!("no demo identities: {stdout}"))?;
-    let value_after = |label: &str| -> String {
-        carol
-            .split(label)
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let value_after = |label: &str| value_after(carol, label).unwrap_or_default().to_owned();
     let (tenant, user) = (
         value_after("x-portal-tenant-id:"),
         value_after("x-portal-user-id:"),

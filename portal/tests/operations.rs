@@ -8,13 +8,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{database_url, free_port, wait_healthy};
+use common::{database_url, free_port, value_after, wait_healthy};
 use serde_json::{Value, json};
-
-fn value_after<'a>(line: &'a str, label: &str) -> Option<&'a str> {
-    let start = line.find(label)? + label.len();
-    line[start..].split_whitespace().next()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_reports_readiness_and_metrics_and_stops_gracefully() -> anyhow::Result<()> {

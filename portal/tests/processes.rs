@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{database_url, free_port, wait_healthy};
+use common::{database_url, free_port, value_after, wait_healthy};
 use serde_json::{Value, json};
 
 const SECRET: &str = "process-test-secret-process-test-secret";
@@ -91,11 +91,6 @@ fn processes_that_send_mail_refuse_to_start_without_a_public_url() -> anyhow::Re
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
-}
-
-fn value_after<'a>(line: &'a str, label: &str) -> Option<&'a str> {
-    let start = line.find(label)? + label.len();
-    line[start..].split_whitespace().next()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,3 +57,10 @@ pub async fn database_url(dir: &std::path::Path) -> anyhow::Result<String> {
         )),
     }
 }
+
+/// The first word after `label` in `line` (the demo identities a process prints).
+#[allow(dead_code)]
+pub fn value_after<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    let start = line.find(label)? + label.len();
+    line[start..].split_whitespace().next()
+}

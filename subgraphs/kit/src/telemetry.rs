@@ -218,22 +218,30 @@ impl RequestContext {
 
     /// The context of a request with `headers`.
     pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
-        let request_id = headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                !v.is_empty()
-                    && v.len() <= 64
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            })
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
         Self {
-            request_id,
-            trace: TraceContext::continue_or_root(traceparent).child(),
+            request_id: request_id(headers),
+            trace: TraceContext::continue_or_root(traceparent(headers)).child(),
         }
     }
+}
+
+/// The client's `x-request-id` when it is a plain token of at most 64 characters, else
+/// a new one.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn traceparent(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok())
 }
 
 /// Middleware for every HTTP app of the portal: gives the request its [`RequestContext`],
@@ -253,15 +261,11 @@ pub async fn observe(
     } else {
         String::new()
     };
-    let mut context = RequestContext::from_headers(request.headers());
-    let span = request_span(&request, &context.request_id);
-    let incoming = request
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse);
-    context.trace = adopt(&span, incoming);
-    let trace = context.trace;
+    let request_id = request_id(request.headers());
+    let span = request_span(&request, &request_id);
+    let incoming = traceparent(request.headers()).and_then(TraceContext::parse);
+    let trace = adopt(&span, incoming);
+    let context = RequestContext { request_id, trace };
     let id = axum::http::HeaderValue::from_str(&context.request_id).ok();
     request.extensions_mut().insert(context);
     let mut response = in_trace(trace, next.run(request))
